@@ -1,0 +1,60 @@
+// siftd: the sift broker process. See `siftd --help` and docs/configuration.md.
+#include <signal.h>
+#include <zmq.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "broker/config/config.h"
+#include "broker/log/log.h"
+#include "broker/server/server.h"
+
+namespace {
+
+sift::Server* g_server = nullptr;
+
+void OnSignal(int) {
+  if (g_server != nullptr) g_server->Shutdown();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto cli = sift::ParseCommandLine(argc, argv, sift::ServerVersion());
+  if (!cli.ok()) {
+    std::fprintf(stderr, "siftd: %s\n", std::string(cli.status().message()).c_str());
+    return 2;
+  }
+  if (cli->action == sift::CommandLine::Action::kExit) {
+    std::fputs(cli->output.c_str(), cli->exit_code == 0 ? stdout : stderr);
+    return cli->exit_code;
+  }
+  if (auto level = sift::ParseLogLevel(cli->config.log_level); level.ok()) {
+    sift::SetLogLevel(*level);
+  }
+
+  void* context = zmq_ctx_new();
+  auto server = sift::Server::Create(cli->config, context);
+  if (!server.ok()) {
+    sift::Log(sift::LogLevel::kError, "cannot start",
+              {{"error", std::string(server.status().message())}});
+    zmq_ctx_term(context);
+    return 1;
+  }
+  g_server = server->get();
+  struct sigaction action;
+  std::memset(&action, 0, sizeof(action));
+  action.sa_handler = OnSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  (*server)->Run();
+  g_server = nullptr;
+  server->reset();
+  zmq_ctx_term(context);
+  sift::Log(sift::LogLevel::kInfo, "stopped", {});
+  return 0;
+}

@@ -1,0 +1,298 @@
+#include "broker/router/router.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "broker/protocol/codec.h"
+
+namespace sift {
+namespace {
+
+constexpr std::string_view kInboxRoot = "_INBOX";
+
+absl::string_view AbslView(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
+
+// Re-labels a validation error with the wire code the client should see.
+absl::Status WithWireCode(const absl::Status& status, wire::ErrorCode code) {
+  return protocol::WireError(code, status.message());
+}
+
+// The second token of a topic or pattern whose first token is "_INBOX", or
+// an empty view if it is not an inbox name.
+std::string_view InboxToken(std::string_view name) {
+  if (name.size() <= kInboxRoot.size() + 1 ||
+      name.compare(0, kInboxRoot.size(), kInboxRoot) != 0 ||
+      name[kInboxRoot.size()] != '.') {
+    return {};
+  }
+  std::string_view rest = name.substr(kInboxRoot.size() + 1);
+  return rest.substr(0, rest.find('.'));
+}
+
+}  // namespace
+
+std::string_view DropReasonName(DropReason reason) {
+  switch (reason) {
+    case DropReason::kNoSubscribers: return "no_subscribers";
+    case DropReason::kSlowConsumer: return "slow_consumer";
+    case DropReason::kClientGone: return "client_gone";
+    case DropReason::kPayloadTooLarge: return "payload_too_large";
+    case DropReason::kInvalidTopic: return "invalid_topic";
+    case DropReason::kNotConnected: return "not_connected";
+    case DropReason::kBadFrame: return "bad_frame";
+    case DropReason::kCount: break;
+  }
+  return "unknown";
+}
+
+Router::Router(const RouterLimits& limits)
+    : limits_(limits), tree_(limits.match_cache_size) {}
+
+Router::ClientHandle Router::AddClient(std::string_view name) {
+  ClientHandle handle;
+  if (!free_clients_.empty()) {
+    handle = free_clients_.back();
+    free_clients_.pop_back();
+  } else {
+    handle = static_cast<ClientHandle>(clients_.size());
+    clients_.emplace_back();
+  }
+  Client& c = clients_[handle];
+  c.live = true;
+  c.id = absl::StrCat("c", next_client_number_++);
+  c.inbox_prefix = absl::StrCat(AbslView(kInboxRoot), ".", c.id);
+  c.name = std::string(name);
+  c.subs.clear();
+  client_by_id_[c.id] = handle;
+  ++live_clients_;
+  return handle;
+}
+
+void Router::RemoveClient(ClientHandle client) {
+  Client& c = clients_[client];
+  for (const auto& [sid, sub] : c.subs) RemoveSubscription(sub);
+  c.subs.clear();
+  client_by_id_.erase(c.id);
+  c.live = false;
+  c.id.clear();
+  c.inbox_prefix.clear();
+  c.name.clear();
+  free_clients_.push_back(client);
+  --live_clients_;
+}
+
+bool Router::IsLive(ClientHandle client) const {
+  return client < clients_.size() && clients_[client].live;
+}
+
+const std::string& Router::client_id(ClientHandle client) const {
+  return clients_[client].id;
+}
+
+const std::string& Router::inbox_prefix(ClientHandle client) const {
+  return clients_[client].inbox_prefix;
+}
+
+const std::string& Router::client_name(ClientHandle client) const {
+  return clients_[client].name;
+}
+
+absl::Status Router::Subscribe(ClientHandle client, uint64_t sid,
+                               std::string_view pattern,
+                               std::string_view queue_group) {
+  Client& c = clients_[client];
+  if (sid == 0) {
+    return protocol::WireError(wire::INVALID_REQUEST,
+                               "SUB needs a non-zero sid");
+  }
+  if (absl::Status s = topic::ValidatePattern(pattern, limits_.topic);
+      !s.ok()) {
+    return WithWireCode(s, wire::INVALID_PATTERN);
+  }
+  if (absl::Status s = topic::ValidateQueueGroup(queue_group); !s.ok()) {
+    return WithWireCode(s, wire::INVALID_QUEUE_GROUP);
+  }
+  // Inboxes are private: only their owner may name one in a pattern.
+  // (Wildcards that would reach into inboxes are filtered in Publish.)
+  std::string_view inbox = InboxToken(pattern);
+  if (!inbox.empty() && inbox != "*" && inbox != ">" &&
+      inbox != std::string_view(c.id)) {
+    return protocol::WireError(
+        wire::FORBIDDEN,
+        absl::StrCat("pattern \"", AbslView(pattern),
+                     "\" names the inbox of another client; subscribe under "
+                     "your own inbox prefix \"",
+                     c.inbox_prefix, "\""));
+  }
+  if (c.subs.contains(sid)) {
+    return protocol::WireError(
+        wire::DUPLICATE_SID,
+        absl::StrCat("sid ", sid, " is already used by this client"));
+  }
+  if (c.subs.size() >= limits_.max_subscriptions_per_client) {
+    return protocol::WireError(
+        wire::TOO_MANY_SUBSCRIPTIONS,
+        absl::StrCat("client holds ", c.subs.size(),
+                     " subscriptions, the limit is ",
+                     limits_.max_subscriptions_per_client));
+  }
+  SubHandle handle;
+  if (!free_subs_.empty()) {
+    handle = free_subs_.back();
+    free_subs_.pop_back();
+  } else {
+    handle = static_cast<SubHandle>(subs_.size());
+    subs_.emplace_back();
+  }
+  Subscription& s = subs_[handle];
+  s.client = client;
+  s.sid = sid;
+  s.pattern.assign(pattern.data(), pattern.size());
+  s.queue_group.assign(queue_group.data(), queue_group.size());
+  tree_.Insert(s.pattern, s.queue_group, handle);
+  c.subs.emplace(sid, handle);
+  ++live_subscriptions_;
+  return absl::OkStatus();
+}
+
+absl::Status Router::Unsubscribe(ClientHandle client, uint64_t sid) {
+  Client& c = clients_[client];
+  auto it = c.subs.find(sid);
+  if (it == c.subs.end()) {
+    return protocol::WireError(
+        wire::UNKNOWN_SID,
+        absl::StrCat("no subscription with sid ", sid, " on this client"));
+  }
+  RemoveSubscription(it->second);
+  c.subs.erase(it);
+  return absl::OkStatus();
+}
+
+void Router::RemoveSubscription(SubHandle handle) {
+  Subscription& s = subs_[handle];
+  tree_.Remove(s.pattern, s.queue_group, handle);
+  // Release the strings so a churn of long patterns does not pin memory.
+  std::string().swap(s.pattern);
+  std::string().swap(s.queue_group);
+  free_subs_.push_back(handle);
+  --live_subscriptions_;
+}
+
+bool Router::InboxOwner(std::string_view topic, ClientHandle* owner) const {
+  std::string_view inbox = InboxToken(topic);
+  if (inbox.empty()) return false;
+  auto it = client_by_id_.find(AbslView(inbox));
+  *owner = it == client_by_id_.end() ? ~ClientHandle{0} : it->second;
+  return true;
+}
+
+Router::TopicCounters& Router::CountersFor(std::string_view topic) {
+  auto it = topics_.find(AbslView(topic));
+  if (it != topics_.end()) return it->second;
+  if (topics_.size() >= limits_.max_tracked_topics) return other_topics_;
+  return topics_[AbslView(topic)];
+}
+
+absl::Status Router::Publish(std::string_view topic, std::string_view reply_to,
+                             size_t payload_size,
+                             std::vector<Target>* targets) {
+  targets->clear();
+  if (absl::Status s = topic::ValidateTopic(topic, limits_.topic); !s.ok()) {
+    RecordDrop(DropReason::kInvalidTopic);
+    return WithWireCode(s, wire::INVALID_TOPIC);
+  }
+  if (!reply_to.empty()) {
+    if (absl::Status s = topic::ValidateTopic(reply_to, limits_.topic);
+        !s.ok()) {
+      RecordDrop(DropReason::kInvalidTopic);
+      return protocol::WireError(
+          wire::INVALID_TOPIC,
+          absl::StrCat("reply_to: ", s.message()));
+    }
+  }
+  if (payload_size > limits_.max_payload_bytes) {
+    RecordDrop(DropReason::kPayloadTooLarge);
+    return protocol::WireError(
+        wire::PAYLOAD_TOO_LARGE,
+        absl::StrCat("payload of ", payload_size,
+                     " bytes exceeds max_payload_bytes (",
+                     limits_.max_payload_bytes, ")"));
+  }
+  ++messages_in_;
+  bytes_in_ += payload_size;
+
+  const topic::SubjectTree::MatchResult& match = tree_.Match(topic);
+  for (SubHandle h : match.plain) {
+    const Subscription& s = subs_[h];
+    targets->push_back(Target{s.client, s.sid});
+  }
+  for (const topic::SubjectTree::Group& g : match.groups) {
+    const Subscription& s = subs_[topic::SubjectTree::PickMember(g)];
+    targets->push_back(Target{s.client, s.sid});
+  }
+  // A message in a client's inbox reaches only that client, whatever
+  // wildcards others hold.
+  ClientHandle owner;
+  if (!targets->empty() && InboxOwner(topic, &owner)) {
+    targets->erase(std::remove_if(targets->begin(), targets->end(),
+                                  [owner](const Target& t) {
+                                    return t.client != owner;
+                                  }),
+                   targets->end());
+  }
+
+  TopicCounters& counters = CountersFor(topic);
+  ++counters.in;
+  counters.out += targets->size();
+  if (targets->empty()) RecordDrop(DropReason::kNoSubscribers);
+  return absl::OkStatus();
+}
+
+void Router::FillStats(size_t top_topics, wire::StatsReply* out) const {
+  out->set_messages_in(messages_in_);
+  out->set_messages_out(messages_out_);
+  out->set_bytes_in(bytes_in_);
+  out->set_bytes_out(bytes_out_);
+  out->set_clients(live_clients_);
+  out->set_subscriptions(live_subscriptions_);
+  out->set_errors_sent(errors_sent_);
+  for (int i = 0; i < static_cast<int>(DropReason::kCount); ++i) {
+    wire::DropCount* d = out->add_drops();
+    std::string_view name = DropReasonName(static_cast<DropReason>(i));
+    d->set_reason(name.data(), name.size());
+    d->set_count(drops_[i]);
+  }
+  // Busiest topics first (by messages in), bounded.
+  std::vector<std::pair<const std::string*, const TopicCounters*>> sorted;
+  sorted.reserve(topics_.size());
+  for (const auto& [name, counters] : topics_) {
+    sorted.emplace_back(&name, &counters);
+  }
+  size_t n = std::min(top_topics, sorted.size());
+  std::partial_sort(sorted.begin(), sorted.begin() + n, sorted.end(),
+                    [](const auto& a, const auto& b) {
+                      if (a.second->in != b.second->in) {
+                        return a.second->in > b.second->in;
+                      }
+                      return *a.first < *b.first;
+                    });
+  for (size_t i = 0; i < n; ++i) {
+    wire::TopicCount* t = out->add_topics();
+    t->set_topic(*sorted[i].first);
+    t->set_messages_in(sorted[i].second->in);
+    t->set_messages_out(sorted[i].second->out);
+  }
+  if (other_topics_.in > 0) {
+    wire::TopicCount* t = out->add_topics();
+    t->set_topic("(other)");
+    t->set_messages_in(other_topics_.in);
+    t->set_messages_out(other_topics_.out);
+  }
+  out->set_topics_tracked(topics_.size());
+}
+
+}  // namespace sift

@@ -1,0 +1,165 @@
+#include "broker/router/router.h"
+
+#include <algorithm>
+#include <map>
+#include <vector>
+
+#include "broker/protocol/codec.h"
+#include "gtest/gtest.h"
+
+namespace sift {
+namespace {
+
+using Target = Router::Target;
+
+std::vector<std::pair<Router::ClientHandle, uint64_t>> Sorted(
+    const std::vector<Target>& targets) {
+  std::vector<std::pair<Router::ClientHandle, uint64_t>> out;
+  for (const Target& t : targets) out.emplace_back(t.client, t.sid);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(RouterTest, RoutesToEveryMatchingSubscription) {
+  Router router(RouterLimits{});
+  auto a = router.AddClient("a");
+  auto b = router.AddClient("b");
+  ASSERT_TRUE(router.Subscribe(a, 1, "orders.*.created", "").ok());
+  ASSERT_TRUE(router.Subscribe(a, 2, "orders.>", "").ok());
+  ASSERT_TRUE(router.Subscribe(b, 1, "orders.eu.created", "").ok());
+  ASSERT_TRUE(router.Subscribe(b, 2, "payments.>", "").ok());
+  std::vector<Target> targets;
+  ASSERT_TRUE(router.Publish("orders.eu.created", "", 10, &targets).ok());
+  using P = std::pair<Router::ClientHandle, uint64_t>;
+  EXPECT_EQ(Sorted(targets), (std::vector<P>{{a, 1}, {a, 2}, {b, 1}}));
+  ASSERT_TRUE(router.Publish("orders.eu", "", 10, &targets).ok());
+  EXPECT_EQ(Sorted(targets), (std::vector<P>{{a, 2}}));
+  ASSERT_TRUE(router.Publish("other", "", 10, &targets).ok());
+  EXPECT_TRUE(targets.empty());
+  EXPECT_EQ(router.drops(DropReason::kNoSubscribers), 1u);
+}
+
+TEST(RouterTest, QueueGroupGetsOneMemberPerMessageEvenly) {
+  Router router(RouterLimits{});
+  std::vector<Router::ClientHandle> members;
+  for (int i = 0; i < 4; ++i) {
+    members.push_back(router.AddClient("w"));
+    ASSERT_TRUE(router.Subscribe(members.back(), 1, "jobs.*", "workers").ok());
+  }
+  auto plain = router.AddClient("p");
+  ASSERT_TRUE(router.Subscribe(plain, 9, "jobs.>", "").ok());
+  std::map<Router::ClientHandle, int> counts;
+  std::vector<Target> targets;
+  for (int i = 0; i < 400; ++i) {
+    ASSERT_TRUE(router.Publish("jobs.resize", "", 1, &targets).ok());
+    ASSERT_EQ(targets.size(), 2u);
+    for (const Target& t : targets) ++counts[t.client];
+  }
+  EXPECT_EQ(counts[plain], 400);
+  for (auto m : members) EXPECT_EQ(counts[m], 100);
+}
+
+TEST(RouterTest, SubscribeErrorsCarryWireCodes) {
+  RouterLimits limits;
+  limits.max_subscriptions_per_client = 2;
+  Router router(limits);
+  auto c = router.AddClient("c");
+  EXPECT_EQ(protocol::WireCodeOf(router.Subscribe(c, 0, "a", "")),
+            wire::INVALID_REQUEST);
+  EXPECT_EQ(protocol::WireCodeOf(router.Subscribe(c, 1, "a..b", "")),
+            wire::INVALID_PATTERN);
+  EXPECT_EQ(protocol::WireCodeOf(router.Subscribe(c, 1, "a", "bad group")),
+            wire::INVALID_QUEUE_GROUP);
+  ASSERT_TRUE(router.Subscribe(c, 1, "a", "").ok());
+  EXPECT_EQ(protocol::WireCodeOf(router.Subscribe(c, 1, "b", "")),
+            wire::DUPLICATE_SID);
+  ASSERT_TRUE(router.Subscribe(c, 2, "b", "").ok());
+  absl::Status full = router.Subscribe(c, 3, "c", "");
+  EXPECT_EQ(protocol::WireCodeOf(full), wire::TOO_MANY_SUBSCRIPTIONS);
+  EXPECT_NE(full.message().find("limit is 2"), absl::string_view::npos);
+  EXPECT_EQ(protocol::WireCodeOf(router.Unsubscribe(c, 7)), wire::UNKNOWN_SID);
+  EXPECT_TRUE(router.Unsubscribe(c, 1).ok());
+  EXPECT_EQ(router.subscription_count(), 1u);
+}
+
+TEST(RouterTest, PublishErrors) {
+  RouterLimits limits;
+  limits.max_payload_bytes = 100;
+  Router router(limits);
+  std::vector<Target> targets;
+  EXPECT_EQ(protocol::WireCodeOf(router.Publish("a.*", "", 1, &targets)),
+            wire::INVALID_TOPIC);
+  EXPECT_EQ(protocol::WireCodeOf(router.Publish("a", "bad..reply", 1, &targets)),
+            wire::INVALID_TOPIC);
+  EXPECT_EQ(protocol::WireCodeOf(router.Publish("a", "", 101, &targets)),
+            wire::PAYLOAD_TOO_LARGE);
+  EXPECT_TRUE(router.Publish("a", "", 100, &targets).ok());
+  EXPECT_EQ(router.drops(DropReason::kInvalidTopic), 2u);
+  EXPECT_EQ(router.drops(DropReason::kPayloadTooLarge), 1u);
+}
+
+TEST(RouterTest, InboxesArePrivate) {
+  Router router(RouterLimits{});
+  auto a = router.AddClient("a");
+  auto snoop = router.AddClient("snoop");
+  EXPECT_EQ(router.inbox_prefix(a), "_INBOX." + router.client_id(a));
+  ASSERT_TRUE(router.Subscribe(a, 1, router.inbox_prefix(a) + ".>", "").ok());
+  EXPECT_EQ(protocol::WireCodeOf(router.Subscribe(
+                snoop, 1, router.inbox_prefix(a) + ".>", "")),
+            wire::FORBIDDEN);
+  ASSERT_TRUE(router.Subscribe(snoop, 2, ">", "").ok());
+  ASSERT_TRUE(router.Subscribe(snoop, 3, "_INBOX.*.*", "").ok());
+  std::vector<Target> targets;
+  ASSERT_TRUE(
+      router.Publish(router.inbox_prefix(a) + ".7", "", 1, &targets).ok());
+  ASSERT_EQ(targets.size(), 1u);
+  EXPECT_EQ(targets[0].client, a);
+}
+
+TEST(RouterTest, RemoveClientDropsItsSubscriptions) {
+  Router router(RouterLimits{});
+  auto a = router.AddClient("a");
+  for (uint64_t sid = 1; sid <= 100; ++sid) {
+    ASSERT_TRUE(router.Subscribe(a, sid, "t." + std::to_string(sid), "g").ok());
+  }
+  EXPECT_EQ(router.subscription_count(), 100u);
+  router.RemoveClient(a);
+  EXPECT_EQ(router.subscription_count(), 0u);
+  EXPECT_EQ(router.client_count(), 0u);
+  std::vector<Target> targets;
+  ASSERT_TRUE(router.Publish("t.5", "", 1, &targets).ok());
+  EXPECT_TRUE(targets.empty());
+  // The slot is reused with a fresh id.
+  auto b = router.AddClient("b");
+  EXPECT_NE(router.client_id(b), "c1");
+}
+
+TEST(RouterTest, StatsCountTopicsAndDrops) {
+  RouterLimits limits;
+  limits.max_tracked_topics = 2;
+  Router router(limits);
+  auto a = router.AddClient("a");
+  ASSERT_TRUE(router.Subscribe(a, 1, ">", "").ok());
+  std::vector<Target> targets;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(router.Publish("x", "", 5, &targets).ok());
+  ASSERT_TRUE(router.Publish("y", "", 5, &targets).ok());
+  ASSERT_TRUE(router.Publish("z", "", 5, &targets).ok());
+  router.RecordDelivered(5);
+  wire::StatsReply stats;
+  router.FillStats(10, &stats);
+  EXPECT_EQ(stats.messages_in(), 5u);
+  EXPECT_EQ(stats.messages_out(), 1u);
+  EXPECT_EQ(stats.bytes_in(), 25u);
+  EXPECT_EQ(stats.subscriptions(), 1u);
+  EXPECT_EQ(stats.clients(), 1u);
+  ASSERT_EQ(stats.topics_size(), 3);
+  EXPECT_EQ(stats.topics(0).topic(), "x");
+  EXPECT_EQ(stats.topics(0).messages_in(), 3u);
+  EXPECT_EQ(stats.topics(2).topic(), "(other)");
+  bool found = false;
+  for (const auto& d : stats.drops()) found |= d.reason() == "no_subscribers";
+  EXPECT_TRUE(found);
+}
+
+}  // namespace
+}  // namespace sift

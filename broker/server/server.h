@@ -1,0 +1,54 @@
+// Server is siftd's event loop: one ZeroMQ ROUTER socket bound to every
+// configured endpoint (tcp://, ipc://, inproc://), a Router behind it, and the
+// sessions' liveness. It decodes each request, answers it, and sends the
+// deliveries the Router computes, forwarding the payload frame by reference.
+//
+// Thread-safety: Create() may run on any thread; Run() then owns the socket
+// and must be called once, on one thread. Shutdown() may be called from any
+// thread and from a signal handler (it only writes to an eventfd).
+#ifndef SIFT_BROKER_SERVER_SERVER_H_
+#define SIFT_BROKER_SERVER_SERVER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "broker/config/config.h"
+
+namespace sift {
+
+class Server {
+ public:
+  // Binds all endpoints of `config` on the ZeroMQ context `zmq_context`
+  // (which must outlive the Server). Fails with a message naming the
+  // endpoint that could not be bound.
+  static absl::StatusOr<std::unique_ptr<Server>> Create(const Config& config,
+                                                        void* zmq_context);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The endpoints as bound (a tcp port of 0 or * resolved to the real one).
+  const std::vector<std::string>& endpoints() const;
+
+  // Serves until Shutdown(). Returns after closing the socket (pending
+  // deliveries get up to one second to flush).
+  void Run();
+
+  // Asks Run() to return. Async-signal-safe.
+  void Shutdown();
+
+ private:
+  class Loop;
+  explicit Server(std::unique_ptr<Loop> loop);
+  std::unique_ptr<Loop> loop_;
+};
+
+// The version string siftd reports ("siftd 0.1.0").
+const char* ServerVersion();
+
+}  // namespace sift
+
+#endif  // SIFT_BROKER_SERVER_SERVER_H_

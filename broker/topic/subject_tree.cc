@@ -1,0 +1,581 @@
+// Run //bench:subject_tree_bench before changing this file: Match is on the
+// path of every publish, and the node layout decides the memory footprint of
+// every subscription.
+//
+// Layout. A node is one token of some pattern's path. It holds the
+// subscriptions whose pattern ends at it (plain handles inline, queue groups
+// out of line) and, when it has children, an `Extra` with a hash set of
+// literal children plus at most one "*" and one ">" child. Most nodes are
+// leaves holding one subscription, so a leaf is kept to 56 bytes (one 64-byte
+// malloc chunk) and allocates nothing else: the Extra, queue groups and large
+// handle sets are paid for only by the nodes that need them.
+//
+// Matching walks the topic's tokens from the root. At each node it collects
+// the ">" child (matches the rest of the topic), recurses into the "*" child
+// with the next token, and follows the literal child for this token, so the
+// work is bounded by the topic depth times the wildcard branching, never by the
+// number of subscriptions.
+
+#include "broker/topic/subject_tree.h"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
+#include "broker/topic/topic.h"
+
+namespace sift::topic {
+namespace {
+
+using TokenArray = std::array<std::string_view, kHardMaxTokens>;
+
+[[noreturn]] ABSL_ATTRIBUTE_NOINLINE void Die(const char* what,
+                                             std::string_view name) {
+  std::fprintf(stderr, "SubjectTree: %s: \"%.*s\"\n", what,
+               static_cast<int>(std::min<size_t>(name.size(), 200)),
+               name.data());
+  std::abort();
+}
+
+// Splits a validated name into tokens on the stack (like sublist.go's
+// `tokens [32]string` array): no heap allocation per publish. Returns the
+// token count.
+size_t Tokenize(std::string_view s, TokenArray& out) {
+  size_t n = 0;
+  size_t start = 0;
+  for (;;) {
+    const void* dot = std::memchr(s.data() + start, '.', s.size() - start);
+    const size_t end =
+        dot == nullptr ? s.size() : static_cast<const char*>(dot) - s.data();
+    if (ABSL_PREDICT_FALSE(n == kHardMaxTokens)) {
+      Die("name has more than kHardMaxTokens tokens (not validated?)", s);
+    }
+    out[n++] = s.substr(start, end - start);
+    if (dot == nullptr) return n;
+    start = end + 1;
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// HandleSet: the handles subscribed at one node (or one queue group of it).
+//
+// An unordered array, sized for the common case: most nodes hold one or two
+// subscriptions, so up to kInline handles live inside the 16-byte object and
+// need no allocation. Larger sets use a heap array with linear search (a scan
+// of up to kIndexAt uint32s is cheaper than hashing). Past kIndexAt handles, a
+// position index keeps Insert/Erase O(1), because a fan-out topic may have
+// 100k subscribers and linear duplicate checks would make subscribing them
+// quadratic. Matching always iterates one contiguous array.
+class SubjectTree::HandleSet {
+ public:
+  HandleSet() { u_.in_place[0] = u_.in_place[1] = 0; }
+  ~HandleSet() { Release(); }
+  HandleSet(HandleSet&& o) noexcept : size_(o.size_), cap_(o.cap_), u_(o.u_) {
+    o.size_ = 0;
+    o.cap_ = kInline;
+  }
+  HandleSet& operator=(HandleSet&& o) noexcept {
+    if (this != &o) {
+      Release();
+      size_ = o.size_;
+      cap_ = o.cap_;
+      u_ = o.u_;
+      o.size_ = 0;
+      o.cap_ = kInline;
+    }
+    return *this;
+  }
+
+  bool empty() const { return size_ == 0; }
+  uint32_t size() const { return size_; }
+  const Handle* begin() const { return data(); }
+  const Handle* end() const { return data() + size_; }
+
+  // Returns false if `h` is already present.
+  bool Insert(Handle h) {
+    if (Find(h) >= 0) return false;
+    if (size_ == cap_) Grow();  // may switch to indexed
+    if (cap_ == kIndexed) {
+      u_.indexed->position.emplace(h, size_);
+      u_.indexed->handles.push_back(h);
+    } else {
+      mutable_data()[size_] = h;
+    }
+    ++size_;
+    return true;
+  }
+
+  // Returns false if `h` is not present. Moves the last handle into the gap.
+  bool Erase(Handle h) {
+    const int64_t i = Find(h);
+    if (i < 0) return false;
+    Handle* d = mutable_data();
+    const Handle last = d[size_ - 1];
+    d[i] = last;
+    if (cap_ == kIndexed) {
+      u_.indexed->handles.pop_back();
+      u_.indexed->position.erase(h);
+      if (last != h) u_.indexed->position[last] = static_cast<uint32_t>(i);
+    }
+    --size_;
+    MaybeShrink();
+    return true;
+  }
+
+ private:
+  static constexpr uint32_t kInline = 2;
+  static constexpr uint32_t kIndexAt = 32;          // largest unindexed array
+  static constexpr uint32_t kIndexed = UINT32_MAX;  // cap_ when indexed
+
+  struct Indexed {
+    std::vector<Handle> handles;
+    absl::flat_hash_map<Handle, uint32_t> position;  // handle -> index
+  };
+  union Storage {
+    Handle in_place[kInline];  // cap_ == kInline
+    Handle* array;            // kInline < cap_ <= kIndexAt
+    Indexed* indexed;         // cap_ == kIndexed
+  };
+
+  const Handle* data() const {
+    if (cap_ == kInline) return u_.in_place;
+    if (cap_ == kIndexed) return u_.indexed->handles.data();
+    return u_.array;
+  }
+  Handle* mutable_data() { return const_cast<Handle*>(data()); }
+
+  int64_t Find(Handle h) const {
+    if (cap_ == kIndexed) {
+      auto it = u_.indexed->position.find(h);
+      if (it == u_.indexed->position.end()) return -1;
+      return it->second;
+    }
+    const Handle* d = data();
+    for (uint32_t i = 0; i < size_; ++i) {
+      if (d[i] == h) return i;
+    }
+    return -1;
+  }
+
+  void Grow() {
+    const uint32_t new_cap = cap_ * 2;
+    if (new_cap <= kIndexAt) {
+      MoveTo(new_cap);
+      return;
+    }
+    auto* ix = new Indexed;
+    ix->handles.assign(data(), data() + size_);
+    ix->position.reserve(size_ + 1);
+    for (uint32_t i = 0; i < size_; ++i) ix->position.emplace(ix->handles[i], i);
+    Release();
+    u_.indexed = ix;
+    cap_ = kIndexed;
+  }
+
+  // Shrinks when a quarter full (a half-full indexed set becomes an array),
+  // so alternating Insert/Erase at a boundary does not reallocate each time.
+  void MaybeShrink() {
+    if (cap_ == kIndexed) {
+      if (size_ <= kIndexAt / 2) MoveTo(kIndexAt);
+    } else if (cap_ > kInline && size_ <= cap_ / 4) {
+      MoveTo(size_ <= kInline ? kInline : cap_ / 2);
+    }
+  }
+
+  // Moves the handles into inline storage (new_cap == kInline) or a fresh
+  // heap array of new_cap. REQUIRES: size_ <= new_cap <= kIndexAt.
+  void MoveTo(uint32_t new_cap) {
+    Storage next;
+    Handle* dst = new_cap == kInline ? next.in_place : (next.array = new Handle[new_cap]);
+    std::copy(data(), data() + size_, dst);
+    Release();
+    u_ = next;
+    cap_ = new_cap;
+  }
+
+  void Release() {
+    if (cap_ == kIndexed) {
+      delete u_.indexed;
+    } else if (cap_ != kInline) {
+      delete[] u_.array;
+    }
+  }
+
+  uint32_t size_ = 0;
+  uint32_t cap_ = kInline;
+  Storage u_;
+};
+
+// ---------------------------------------------------------------------------
+// Nodes.
+
+struct SubjectTree::Node {
+  explicit Node(std::string_view t) : token(t) {}
+
+  bool Empty() const { return plain.empty() && extra == nullptr; }
+
+  // This node's token ("*" or ">" for wildcard children). Stored here rather
+  // than as a map key so that the parent's set holds 8-byte pointers (see
+  // NodeSet); tokens up to 15 bytes fit std::string's inline buffer.
+  std::string token;
+  HandleSet plain;               // subscriptions without a queue group
+  std::unique_ptr<Extra> extra;  // null for a leaf without queue groups
+};
+
+// Hash and equality over a node's token, transparent so that lookups take the
+// topic's string_view tokens without building a std::string.
+struct SubjectTree::TokenHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return StringViewHash{}(s); }
+  size_t operator()(const std::unique_ptr<Node>& n) const {
+    return StringViewHash{}(n->token);
+  }
+};
+struct SubjectTree::TokenEq {
+  using is_transparent = void;
+  static std::string_view Key(std::string_view s) { return s; }
+  static std::string_view Key(const std::unique_ptr<Node>& n) {
+    return n->token;
+  }
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return Key(a) == Key(b);
+  }
+};
+
+struct SubjectTree::QueueEntry {
+  GroupMap::value_type* group;  // name and round-robin cursor
+  HandleSet members;
+};
+
+// Everything a plain leaf does not need, allocated on first use and freed
+// when empty again.
+struct SubjectTree::Extra {
+  bool Empty() const {
+    return literals.empty() && star == nullptr && gt == nullptr &&
+           queues.empty();
+  }
+
+  // Literal children. A set of node pointers keyed by the node's own token,
+  // not a map<std::string, Node*>: an 8-byte slot instead of 40 saves ~40
+  // bytes per subscription at typical load factors, and the lookup
+  // dereferences the node it is about to descend into anyway.
+  absl::flat_hash_set<std::unique_ptr<Node>, TokenHash, TokenEq> literals;
+  std::unique_ptr<Node> star;  // "*": one token
+  std::unique_ptr<Node> gt;    // ">": the rest; always a leaf
+  // Queue groups subscribed at this node. A vector, not a map: a node rarely
+  // has more than a few groups, and Match iterates all of them.
+  std::vector<QueueEntry> queues;
+};
+
+// ---------------------------------------------------------------------------
+
+namespace {
+
+// The result for topics nobody listens to, shared so that a miss on an
+// uncached topic costs no allocation. Never destroyed.
+const SubjectTree::MatchResult& EmptyResult() {
+  static const auto* const kEmpty = new SubjectTree::MatchResult;
+  return *kEmpty;
+}
+
+size_t HandleCount(const SubjectTree::MatchResult& r) {
+  size_t n = r.plain.size();
+  for (const auto& g : r.groups) n += g.members.size();
+  return n;
+}
+
+bool IsEmpty(const SubjectTree::MatchResult& r) {
+  return r.plain.empty() && r.groups.empty();
+}
+
+void SortUnique(std::vector<SubjectTree::Handle>& v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+}
+
+// Cached results may hold at most this many handles per unit of capacity in
+// total (1M handles, 4 MB, at the default capacity), so that caching many
+// topics of a large fan-out cannot use unbounded memory.
+constexpr size_t kCachedHandlesPerEntry = 256;
+
+}  // namespace
+
+SubjectTree::SubjectTree(size_t cache_capacity)
+    : cache_capacity_(cache_capacity),
+      cache_max_handles_(cache_capacity * kCachedHandlesPerEntry),
+      root_(std::make_unique<Node>("")) {
+  // The memory budget per subscription depends on these (see the top of the
+  // file); a 56-byte node is one 64-byte malloc chunk.
+  static_assert(sizeof(HandleSet) == 16, "keep HandleSet compact");
+  static_assert(sizeof(Node) <= 56, "keep leaf nodes in a 64-byte chunk");
+}
+
+SubjectTree::~SubjectTree() = default;
+
+SubjectTree::Node* SubjectTree::GetOrAddChild(Node* node,
+                                             std::string_view token) {
+  if (node->extra == nullptr) node->extra = std::make_unique<Extra>();
+  Extra& x = *node->extra;
+  std::unique_ptr<Node>* wildcard = token == "*"   ? &x.star
+                                    : token == ">" ? &x.gt
+                                                   : nullptr;
+  if (wildcard != nullptr) {
+    if (*wildcard == nullptr) {
+      *wildcard = std::make_unique<Node>(token);
+      ++node_count_;
+    }
+    return wildcard->get();
+  }
+  auto it = x.literals.find(token);
+  if (it == x.literals.end()) {
+    it = x.literals.insert(std::make_unique<Node>(token)).first;
+    ++node_count_;
+  }
+  return it->get();
+}
+
+SubjectTree::Node* SubjectTree::FindChild(const Node* node,
+                                          std::string_view token) {
+  const Extra* x = node->extra.get();
+  if (x == nullptr) return nullptr;
+  if (token == "*") return x->star.get();
+  if (token == ">") return x->gt.get();
+  auto it = x->literals.find(token);
+  return it == x->literals.end() ? nullptr : it->get();
+}
+
+void SubjectTree::EraseChild(Node* parent, std::string_view token) {
+  Extra& x = *parent->extra;
+  if (token == "*") {
+    x.star.reset();
+  } else if (token == ">") {
+    x.gt.reset();
+  } else {
+    x.literals.erase(token);
+    // flat_hash_set never shrinks by itself; after a mass unsubscribe give
+    // the memory back (rehash(0) shrinks to fit). Amortized O(1): the set
+    // must lose 3/4 of its entries between shrinks.
+    if (x.literals.capacity() > 64 &&
+        x.literals.size() < x.literals.capacity() / 4) {
+      x.literals.rehash(0);
+    }
+  }
+  --node_count_;
+  if (x.Empty()) parent->extra.reset();
+}
+
+bool SubjectTree::InsertQueued(Node* node, std::string_view group, Handle h) {
+  if (node->extra == nullptr) node->extra = std::make_unique<Extra>();
+  std::vector<QueueEntry>& queues = node->extra->queues;
+  for (QueueEntry& q : queues) {
+    if (q.group->first == group) {
+      if (!q.members.Insert(h)) return false;
+      ++q.group->second.members;
+      return true;
+    }
+  }
+  auto it = groups_.find(group);
+  if (it == groups_.end()) it = groups_.emplace(group, GroupState{}).first;
+  ++it->second.members;
+  queues.push_back(QueueEntry{&*it, HandleSet()});
+  queues.back().members.Insert(h);
+  return true;
+}
+
+bool SubjectTree::EraseQueued(Node* node, std::string_view group, Handle h) {
+  if (node->extra == nullptr) return false;
+  std::vector<QueueEntry>& queues = node->extra->queues;
+  for (size_t i = 0; i < queues.size(); ++i) {
+    QueueEntry& q = queues[i];
+    if (q.group->first != group) continue;
+    if (!q.members.Erase(h)) return false;
+    if (--q.group->second.members == 0) groups_.erase(groups_.find(group));
+    if (q.members.empty()) {
+      if (i + 1 != queues.size()) q = std::move(queues.back());
+      queues.pop_back();
+      if (queues.empty()) queues.shrink_to_fit();
+    }
+    if (node->extra->Empty()) node->extra.reset();
+    return true;
+  }
+  return false;
+}
+
+bool SubjectTree::Insert(std::string_view pattern,
+                         std::string_view queue_group, Handle h) {
+  TokenArray tokens;
+  const size_t n = Tokenize(pattern, tokens);
+  Node* node = root_.get();
+  for (size_t i = 0; i < n; ++i) node = GetOrAddChild(node, tokens[i]);
+  // A duplicate finds every node already present, so nothing was created.
+  const bool added = queue_group.empty() ? node->plain.Insert(h)
+                                         : InsertQueued(node, queue_group, h);
+  if (!added) return false;
+  ++subscription_count_;
+  // Invalidate the cache in O(1). Clearing it here instead would make a bulk
+  // subscribe pay for the cache once per call; the lazy clear in Match runs
+  // once per batch of changes.
+  ++generation_;
+  return true;
+}
+
+bool SubjectTree::Remove(std::string_view pattern,
+                         std::string_view queue_group, Handle h) {
+  TokenArray tokens;
+  const size_t n = Tokenize(pattern, tokens);
+  std::array<Node*, kHardMaxTokens + 1> path;  // path[i + 1] is tokens[i]'s node
+  path[0] = root_.get();
+  for (size_t i = 0; i < n; ++i) {
+    path[i + 1] = FindChild(path[i], tokens[i]);
+    if (path[i + 1] == nullptr) return false;
+  }
+  Node* node = path[n];
+  const bool removed = queue_group.empty() ? node->plain.Erase(h)
+                                           : EraseQueued(node, queue_group, h);
+  if (!removed) return false;
+  --subscription_count_;
+  ++generation_;
+  // Prune bottom-up: a node with no subscriptions and no children goes; each
+  // deletion may leave its parent empty in turn. The root stays.
+  for (size_t i = n; i > 0 && path[i]->Empty(); --i) {
+    EraseChild(path[i - 1], tokens[i - 1]);
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Matching.
+
+const SubjectTree::MatchResult& SubjectTree::Match(std::string_view topic) {
+  if (cache_capacity_ != 0) {
+    if (ABSL_PREDICT_FALSE(cache_generation_ != generation_)) ResetCache();
+    // Heterogeneous lookup: the string_view is hashed as is, so a hit
+    // allocates nothing.
+    auto it = cache_.find(topic);
+    if (ABSL_PREDICT_TRUE(it != cache_.end())) {
+      ++cache_hits_;
+      return it->second;
+    }
+  }
+  return MatchSlow(topic);
+}
+
+const SubjectTree::MatchResult& SubjectTree::MatchSlow(
+    std::string_view topic) {
+  ++cache_misses_;
+  TokenArray tokens;
+  const size_t n = Tokenize(topic, tokens);
+  ResetScratch();
+  Collect(root_.get(), tokens.data(), n, 0);
+
+  // A handle can reach the result twice only through two different nodes
+  // (a HandleSet has no duplicates), so sort only when several nodes fed a
+  // vector.
+  if (plain_sources_ > 1) SortUnique(scratch_.plain);
+  for (size_t g = 0; g < scratch_.groups.size(); ++g) {
+    if (group_sources_[g] > 1) SortUnique(scratch_.groups[g].members);
+  }
+
+  const bool empty = IsEmpty(scratch_);
+  if (cache_capacity_ == 0) return empty ? EmptyResult() : scratch_;
+  const size_t cost = HandleCount(scratch_);
+  // A result too large for the budget is not cached: recomputing it costs
+  // about what copying it would, and delivering it costs far more.
+  if (cost > cache_max_handles_) return scratch_;
+  while (cache_.size() >= cache_capacity_ ||
+         cached_handles_ + cost > cache_max_handles_) {
+    EvictSome();
+  }
+  // Empty results are cached too: publishing to a topic nobody listens to is
+  // common and should cost one lookup. Their copy allocates nothing.
+  auto it = cache_.emplace(std::string(topic),
+                           empty ? MatchResult() : scratch_).first;
+  cached_handles_ += cost;
+  return it->second;
+}
+
+void SubjectTree::ResetScratch() {
+  for (Group& g : scratch_.groups) {
+    g.members.clear();
+    spare_members_.push_back(std::move(g.members));
+  }
+  scratch_.groups.clear();
+  scratch_.plain.clear();
+  group_sources_.clear();
+  plain_sources_ = 0;
+}
+
+// Collects the subscriptions under `node` that match tokens[i..n). Recursion
+// happens only at "*" children, so its depth is at most the topic's depth.
+void SubjectTree::Collect(const Node* node, const std::string_view* tokens,
+                          size_t n, size_t i) {
+  for (; i < n; ++i) {
+    const Extra* x = node->extra.get();
+    if (x == nullptr) return;
+    if (x->gt != nullptr) AddNode(*x->gt);  // ">" takes tokens[i..n), n > i
+    if (x->star != nullptr) Collect(x->star.get(), tokens, n, i + 1);
+    auto it = x->literals.find(tokens[i]);
+    if (it == x->literals.end()) return;
+    node = it->get();
+  }
+  AddNode(*node);
+}
+
+void SubjectTree::AddNode(const Node& node) {
+  if (!node.plain.empty()) {
+    scratch_.plain.insert(scratch_.plain.end(), node.plain.begin(),
+                          node.plain.end());
+    ++plain_sources_;
+  }
+  if (node.extra == nullptr) return;
+  for (const QueueEntry& q : node.extra->queues) {
+    uint64_t* cursor = &q.group->second.cursor;
+    // Few groups match any one topic; a linear scan by identity beats a map.
+    size_t g = 0;
+    while (g < scratch_.groups.size() && scratch_.groups[g].cursor != cursor) {
+      ++g;
+    }
+    if (g == scratch_.groups.size()) {
+      std::vector<Handle> members;
+      if (!spare_members_.empty()) {
+        members = std::move(spare_members_.back());
+        spare_members_.pop_back();
+      }
+      scratch_.groups.push_back(
+          Group{q.group->first, std::move(members), cursor});
+      group_sources_.push_back(0);
+    }
+    std::vector<Handle>& members = scratch_.groups[g].members;
+    members.insert(members.end(), q.members.begin(), q.members.end());
+    ++group_sources_[g];
+  }
+}
+
+void SubjectTree::ResetCache() {
+  cache_.clear();
+  cached_handles_ = 0;
+  cache_generation_ = generation_;
+}
+
+// Evicts an eighth of the cache (at least one entry) in hash order, which is
+// unrelated to recency or topic: random eviction, like sublist.go's, without
+// an LRU list's per-hit bookkeeping.
+void SubjectTree::EvictSome() {
+  size_t budget = std::max<size_t>(1, cache_capacity_ / 8);
+  for (auto it = cache_.begin(); it != cache_.end() && budget > 0; --budget) {
+    cached_handles_ -= HandleCount(it->second);
+    cache_.erase(it++);
+  }
+}
+
+}  // namespace sift::topic

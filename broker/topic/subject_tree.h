@@ -1,0 +1,179 @@
+// The routing index: which subscriptions does a published topic reach?
+
+#ifndef SIFT_BROKER_TOPIC_SUBJECT_TREE_H_
+#define SIFT_BROKER_TOPIC_SUBJECT_TREE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
+#include "absl/hash/hash.h"
+#include "absl/strings/string_view.h"
+
+namespace sift::topic {
+
+// SubjectTree maps topic patterns to subscription handles. Not thread-safe:
+// owned by the router thread.
+//
+// The cost of Match grows with the depth of the topic (and the number of
+// wildcard branches it meets), not with the number of subscriptions, and a
+// bounded cache answers repeated topics with one hash lookup and no heap
+// allocation. Modelled on nats-server's sublist.go.
+//
+//   SubjectTree tree;
+//   tree.Insert("orders.*.created", "", 7);
+//   tree.Insert("orders.>", "billing", 8);
+//   const SubjectTree::MatchResult& r = tree.Match("orders.eu.created");
+//   // r.plain == {7}; r.groups == {{"billing", {8}, ...}}
+//   for (const auto& g : r.groups) Deliver(SubjectTree::PickMember(g));
+class SubjectTree {
+ public:
+  using Handle = uint32_t;  // opaque to the tree; the router's subscription index
+
+  // One queue group among the matches.
+  struct Group {
+    std::string_view name;        // valid while any member is subscribed
+    std::vector<Handle> members;  // every member whose pattern matched (deduplicated)
+    uint64_t* cursor;  // stable round-robin counter for this group name (lives
+                       // as long as the group has members)
+  };
+
+  struct MatchResult {
+    std::vector<Handle> plain;  // subscriptions without a queue group
+    // One entry per group name with >= 1 matching member, members merged
+    // across all matching patterns.
+    std::vector<Group> groups;
+  };
+
+  // cache_capacity bounds the number of cached topics; 0 disables the cache.
+  explicit SubjectTree(size_t cache_capacity = 4096);
+  ~SubjectTree();
+
+  SubjectTree(const SubjectTree&) = delete;
+  SubjectTree& operator=(const SubjectTree&) = delete;
+
+  // Adds subscription `h` on `pattern`, in `queue_group` (empty = none).
+  // Returns false, changing nothing, if (pattern, queue_group, h) is already
+  // present.
+  // REQUIRES: pattern passed ValidatePattern; queue_group passed
+  // ValidateQueueGroup.
+  bool Insert(std::string_view pattern, std::string_view queue_group,
+              Handle h);
+
+  // Returns false if (pattern, queue_group, h) was not present. Prunes nodes
+  // left empty, so subscribe/unsubscribe churn leaves nothing behind.
+  bool Remove(std::string_view pattern, std::string_view queue_group,
+              Handle h);
+
+  // Returns every subscription whose pattern matches `topic`. A handle
+  // appears at most once in `plain` and at most once in each group. Order
+  // within the vectors is unspecified.
+  // REQUIRES: topic passed ValidateTopic. The reference is valid until the
+  // next call of any non-const method.
+  const MatchResult& Match(std::string_view topic);
+
+  // Round-robin choice of one member (even spread).
+  // REQUIRES: !g.members.empty().
+  static Handle PickMember(const Group& g) {
+    return g.members[(*g.cursor)++ % g.members.size()];
+  }
+
+  // Number of (pattern, queue_group, handle) entries.
+  size_t subscription_count() const { return subscription_count_; }
+  // Number of tree nodes, including the root (1 for an empty tree).
+  size_t node_count() const { return node_count_; }
+  // Matches answered from the cache, and matches computed by walking the tree
+  // (every Match when the cache is disabled).
+  uint64_t cache_hits() const { return cache_hits_; }
+  uint64_t cache_misses() const { return cache_misses_; }
+  // Topics currently cached (0 right after an Insert or Remove).
+  size_t cache_size() const {
+    return cache_generation_ == generation_ ? cache_.size() : 0;
+  }
+  size_t cache_capacity() const { return cache_capacity_; }
+
+ private:
+  class HandleSet;
+  struct Node;
+  struct Extra;
+  struct QueueEntry;
+  struct TokenHash;
+  struct TokenEq;
+
+  // Transparent hash and equality for std::string keys looked up by
+  // std::string_view, so that lookups never build a std::string. Needed
+  // because Debian's abseil has its own absl::string_view (not an alias), which
+  // the default StringHash accepts but std::string_view does not convert to.
+  struct StringViewHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const {
+      return absl::Hash<absl::string_view>{}(
+          absl::string_view(s.data(), s.size()));
+    }
+  };
+  struct StringViewEq {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const {
+      return a == b;
+    }
+  };
+
+  struct GroupState {
+    uint64_t cursor = 0;  // PickMember's round-robin counter
+    size_t members = 0;   // (node, handle) memberships across the tree
+  };
+  // node_hash_map: Group::name and Group::cursor point into it, so entries
+  // must not move when the table grows.
+  using GroupMap = absl::node_hash_map<std::string, GroupState, StringViewHash,
+                                       StringViewEq>;
+
+  Node* GetOrAddChild(Node* node, std::string_view token);
+  static Node* FindChild(const Node* node, std::string_view token);
+  void EraseChild(Node* parent, std::string_view token);
+  bool InsertQueued(Node* node, std::string_view group, Handle h);
+  bool EraseQueued(Node* node, std::string_view group, Handle h);
+
+  const MatchResult& MatchSlow(std::string_view topic);
+  void ResetScratch();
+  void Collect(const Node* node, const std::string_view* tokens, size_t n,
+               size_t i);
+  void AddNode(const Node& node);
+  void ResetCache();
+  void EvictSome();
+
+  // Constant after construction.
+  const size_t cache_capacity_;
+  const size_t cache_max_handles_;  // bound on handles held by cached results
+
+  // The tree.
+  std::unique_ptr<Node> root_;
+  GroupMap groups_;
+  size_t subscription_count_ = 0;
+  size_t node_count_ = 1;
+  uint64_t generation_ = 0;  // bumped by every Insert/Remove that changes the tree
+
+  // The match cache: topic -> result, valid while cache_generation_ ==
+  // generation_.
+  absl::flat_hash_map<std::string, MatchResult, StringViewHash, StringViewEq>
+      cache_;
+  uint64_t cache_generation_ = 0;
+  size_t cached_handles_ = 0;
+  uint64_t cache_hits_ = 0;
+  uint64_t cache_misses_ = 0;
+
+  // Scratch space for computing a match, reused so that a miss with the cache
+  // disabled allocates nothing once warm.
+  MatchResult scratch_;
+  std::vector<std::vector<Handle>> spare_members_;  // recycled Group::members
+  std::vector<uint32_t> group_sources_;  // per scratch_.groups[i]: nodes that fed it
+  uint32_t plain_sources_ = 0;           // nodes that fed scratch_.plain
+};
+
+}  // namespace sift::topic
+
+#endif  // SIFT_BROKER_TOPIC_SUBJECT_TREE_H_

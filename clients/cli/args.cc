@@ -1,0 +1,489 @@
+#include "clients/cli/args.h"
+
+#include <array>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+
+namespace sift::cli {
+namespace {
+
+constexpr char kDefaultServer[] = "tcp://127.0.0.1:7440";
+
+// Bit per runnable command, for the flag table.
+constexpr unsigned Bit(Command c) { return 1u << static_cast<unsigned>(c); }
+constexpr unsigned kGlobal = 0;  // every command takes it
+
+struct FlagSpec {
+  const char* name;  // without "--", words joined by '_'
+  bool takes_value;
+  unsigned commands;  // Bit()s of the commands that take it, or kGlobal
+};
+
+// Every flag of every command. A flag has the same arity everywhere, which
+// lets the tokenizer consume values before it knows the command (global flags
+// may come first).
+constexpr std::array<FlagSpec, 11> kFlags = {{
+    {"server", true, kGlobal},
+    {"connect_timeout", true, kGlobal},
+    {"help", false, kGlobal},
+    {"version", false, kGlobal},
+    {"count", true, Bit(Command::kPub) | Bit(Command::kSub) |
+                        Bit(Command::kReply)},
+    {"confirm", false, Bit(Command::kPub)},
+    {"queue", true, Bit(Command::kSub) | Bit(Command::kReply)},
+    {"timeout", true, Bit(Command::kSub) | Bit(Command::kReq)},
+    {"echo", false, Bit(Command::kReply)},
+    {"response", true, Bit(Command::kReply)},
+    {"json", false, Bit(Command::kStats)},
+}};
+
+const FlagSpec* FindFlag(std::string_view name) {
+  for (const FlagSpec& spec : kFlags) {
+    if (name == spec.name) return &spec;
+  }
+  return nullptr;
+}
+
+struct CommandInfo {
+  Command command;
+  const char* name;
+  // Positional argument names, e.g. {"TOPIC", "MESSAGE"}.
+  std::vector<const char*> positionals;
+};
+
+const std::vector<CommandInfo>& Commands() {
+  static const auto* const kCommands = new std::vector<CommandInfo>{
+      {Command::kPub, "pub", {"TOPIC", "MESSAGE"}},
+      {Command::kSub, "sub", {"PATTERN"}},
+      {Command::kReq, "req", {"TOPIC", "MESSAGE"}},
+      {Command::kReply, "reply", {"TOPIC"}},
+      {Command::kStats, "stats", {}},
+  };
+  return *kCommands;
+}
+
+const CommandInfo* FindCommand(std::string_view name) {
+  for (const CommandInfo& info : Commands()) {
+    if (name == info.name) return &info;
+  }
+  return nullptr;
+}
+
+absl::Status UsageError(std::string_view message) {
+  return absl::InvalidArgumentError(std::string(message));
+}
+
+// A flag as written on the command line, after tokenizing.
+struct FlagUse {
+  const FlagSpec* spec;
+  std::string written;  // as the user spelled it, e.g. "--connect-timeout"
+  std::optional<std::string> value;  // after '=' or the next argument
+};
+
+struct Tokens {
+  std::vector<std::string> positionals;
+  std::vector<FlagUse> flags;
+  bool help = false;
+  bool version = false;
+};
+
+absl::StatusOr<Tokens> Tokenize(const std::vector<std::string>& argv) {
+  Tokens tokens;
+  bool flags_ended = false;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    const std::string& arg = argv[i];
+    if (flags_ended || arg == "-" || arg.empty() || arg[0] != '-') {
+      tokens.positionals.push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      flags_ended = true;
+      continue;
+    }
+    if (arg == "-h") {
+      tokens.help = true;
+      continue;
+    }
+    if (arg.rfind("--", 0) != 0) {
+      return UsageError(absl::StrCat(
+          "unknown flag ", arg,
+          " (flags start with --; put -- before arguments that start "
+          "with '-')"));
+    }
+    std::string_view body = std::string_view(arg).substr(2);
+    std::optional<std::string> value;
+    if (size_t eq = body.find('='); eq != std::string_view::npos) {
+      value = std::string(body.substr(eq + 1));
+      body = body.substr(0, eq);
+    }
+    // --connect-timeout and --connect_timeout are the same flag.
+    std::string name = absl::StrReplaceAll(std::string(body), {{"-", "_"}});
+    const FlagSpec* spec = FindFlag(name);
+    std::string written = "--" + std::string(body);
+    if (spec == nullptr) {
+      return UsageError(
+          absl::StrCat("unknown flag ", written, " (see sift --help)"));
+    }
+    if (spec->takes_value && !value.has_value()) {
+      if (i + 1 >= argv.size()) {
+        return UsageError(absl::StrCat("flag ", written, " needs a value"));
+      }
+      value = argv[++i];
+    }
+    if (name == "help" || name == "version") {
+      if (value.has_value()) {
+        return UsageError(absl::StrCat("flag ", written, " takes no value"));
+      }
+      (name == "help" ? tokens.help : tokens.version) = true;
+      continue;
+    }
+    tokens.flags.push_back({spec, std::move(written), std::move(value)});
+  }
+  return tokens;
+}
+
+absl::StatusOr<absl::Duration> ParseDurationFlag(const FlagUse& flag) {
+  absl::Duration d;
+  if (!absl::ParseDuration(*flag.value, &d) || d <= absl::ZeroDuration()) {
+    return UsageError(absl::StrCat("invalid duration '", *flag.value, "' for ",
+                                   flag.written,
+                                   " (use e.g. 500ms, 2s, 1m30s; must be > 0)"));
+  }
+  return d;
+}
+
+absl::StatusOr<int64_t> ParseCountFlag(const FlagUse& flag) {
+  int64_t n;
+  if (!absl::SimpleAtoi(*flag.value, &n) || n < 0) {
+    return UsageError(absl::StrCat("invalid count '", *flag.value, "' for ",
+                                   flag.written,
+                                   " (a whole number, 0 or more)"));
+  }
+  return n;
+}
+
+absl::StatusOr<bool> ParseBoolFlag(const FlagUse& flag) {
+  if (!flag.value.has_value()) return true;
+  const std::string& v = *flag.value;
+  if (v == "true" || v == "1") return true;
+  if (v == "false" || v == "0") return false;
+  return UsageError(absl::StrCat("invalid value '", v, "' for ", flag.written,
+                                 " (a switch: give it alone, or =true/=false)"));
+}
+
+// Sets the field of `args` that `flag` names.
+absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
+  const std::string_view name = flag.spec->name;
+  if (name == "server") {
+    if (flag.value->empty()) {
+      return UsageError(absl::StrCat("flag ", flag.written,
+                                     " needs an endpoint, e.g. ",
+                                     kDefaultServer));
+    }
+    args.server = *flag.value;
+  } else if (name == "connect_timeout") {
+    absl::StatusOr<absl::Duration> d = ParseDurationFlag(flag);
+    if (!d.ok()) return d.status();
+    args.connect_timeout = *d;
+  } else if (name == "timeout") {
+    absl::StatusOr<absl::Duration> d = ParseDurationFlag(flag);
+    if (!d.ok()) return d.status();
+    args.timeout = *d;
+  } else if (name == "count") {
+    absl::StatusOr<int64_t> n = ParseCountFlag(flag);
+    if (!n.ok()) return n.status();
+    args.count = *n;
+  } else if (name == "queue") {
+    args.queue_group = *flag.value;
+  } else if (name == "response") {
+    args.response = *flag.value;
+  } else {
+    absl::StatusOr<bool> b = ParseBoolFlag(flag);
+    if (!b.ok()) return b.status();
+    if (name == "confirm") {
+      args.confirm = *b;
+    } else if (name == "echo") {
+      args.echo = *b;
+    } else if (name == "json") {
+      args.json = *b;
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string SeeHelp(const CommandInfo& info) {
+  return absl::StrCat(" (see sift ", info.name, " --help)");
+}
+
+}  // namespace
+
+std::string_view CommandName(Command command) {
+  switch (command) {
+    case Command::kPub:
+      return "pub";
+    case Command::kSub:
+      return "sub";
+    case Command::kReq:
+      return "req";
+    case Command::kReply:
+      return "reply";
+    case Command::kStats:
+      return "stats";
+    case Command::kHelp:
+      return "help";
+    case Command::kVersion:
+      return "version";
+  }
+  return "?";
+}
+
+absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
+                               std::string_view env_server) {
+  absl::StatusOr<Tokens> tokens_or = Tokenize(argv);
+  if (!tokens_or.ok()) return tokens_or.status();
+  Tokens& tokens = *tokens_or;
+
+  Args args;
+  if (tokens.version) {
+    args.command = Command::kVersion;
+    return args;
+  }
+
+  std::vector<std::string>& pos = tokens.positionals;
+  if (!pos.empty() && pos[0] == "help") {
+    // `sift help [COMMAND]`.
+    args.command = Command::kHelp;
+    if (pos.size() > 2) {
+      return UsageError("help takes at most one command (see sift --help)");
+    }
+    if (pos.size() == 2) {
+      const CommandInfo* info = FindCommand(pos[1]);
+      if (info == nullptr) {
+        return UsageError(absl::StrCat("unknown command '", pos[1],
+                                       "' (see sift --help)"));
+      }
+      args.help_for = info->command;
+    }
+    return args;
+  }
+  if (pos.empty()) {
+    if (tokens.help) return args;  // kHelp, overview
+    return UsageError("missing command (see sift --help)");
+  }
+  const CommandInfo* info = FindCommand(pos[0]);
+  if (info == nullptr) {
+    return UsageError(
+        absl::StrCat("unknown command '", pos[0], "' (see sift --help)"));
+  }
+  if (tokens.help) {
+    args.command = Command::kHelp;
+    args.help_for = info->command;
+    return args;
+  }
+  args.command = info->command;
+  const std::string cmd = info->name;
+
+  // Flags: each must belong to this command (or be global).
+  bool timeout_given = false;
+  bool count_given = false;
+  for (const FlagUse& flag : tokens.flags) {
+    if (flag.spec->commands != kGlobal &&
+        (flag.spec->commands & Bit(info->command)) == 0) {
+      return UsageError(absl::StrCat(cmd, ": ", cmd, " does not take ",
+                                     flag.written, SeeHelp(*info)));
+    }
+    if (absl::Status s = ApplyFlag(flag, args); !s.ok()) {
+      return UsageError(absl::StrCat(cmd, ": ", s.message()));
+    }
+    timeout_given |= std::string_view(flag.spec->name) == "timeout";
+    count_given |= std::string_view(flag.spec->name) == "count";
+  }
+
+  // Positional arguments.
+  const size_t want = info->positionals.size();
+  const size_t got = pos.size() - 1;
+  if (got < want) {
+    return UsageError(absl::StrCat(cmd, ": missing ", info->positionals[got],
+                                   SeeHelp(*info)));
+  }
+  if (got > want) {
+    return UsageError(absl::StrCat(
+        cmd, ": unexpected argument '", pos[want + 1], "'",
+        want >= 2 ? " (quote a MESSAGE that contains spaces)" : "",
+        SeeHelp(*info)));
+  }
+  if (want >= 1) args.topic = pos[1];
+  if (want >= 2) args.message = pos[2];
+
+  // Per-command defaults and checks.
+  switch (args.command) {
+    case Command::kPub:
+      if (args.count < 1) {
+        return UsageError(
+            absl::StrCat(cmd, ": --count must be at least 1", SeeHelp(*info)));
+      }
+      break;
+    case Command::kSub:
+    case Command::kReply:
+      if (!count_given) args.count = 0;
+      break;
+    case Command::kReq:
+      if (!timeout_given) args.timeout = absl::Seconds(5);
+      break;
+    default:
+      break;
+  }
+  if (args.command == Command::kReply &&
+      args.echo == args.response.has_value()) {
+    return UsageError(absl::StrCat(
+        cmd, ": give either --echo or --response TEXT", SeeHelp(*info)));
+  }
+
+  if (args.server.empty()) {
+    args.server = env_server.empty() ? kDefaultServer : std::string(env_server);
+  }
+  return args;
+}
+
+std::string Usage() {
+  return absl::StrCat(
+      "sift - command-line client for the sift pub/sub broker\n"
+      "\n"
+      "Usage:\n"
+      "  sift [--server ENDPOINT] COMMAND ARGS... [FLAGS]\n"
+      "\n"
+      "Commands:\n"
+      "  pub TOPIC MESSAGE     publish MESSAGE on TOPIC\n"
+      "  sub PATTERN           print the messages whose topic matches "
+      "PATTERN\n"
+      "  req TOPIC MESSAGE     send a request on TOPIC and print the reply\n"
+      "  reply TOPIC           answer requests on TOPIC\n"
+      "  stats                 show the broker's counters\n"
+      "  help [COMMAND]        show this overview, or how to use COMMAND\n"
+      "\n"
+      "Global flags:\n"
+      "  --server ENDPOINT     broker to talk to: tcp://HOST:PORT, ipc://PATH\n"
+      "                        (default: $SIFT_SERVER, else ",
+      kDefaultServer,
+      ")\n"
+      "  --connect_timeout D   how long to wait for the broker to answer\n"
+      "                        (default 5s)\n"
+      "  -h, --help            show help; sift COMMAND --help for a command\n"
+      "  --version             print the version\n"
+      "\n"
+      "Flags may appear anywhere, as --flag VALUE or --flag=VALUE; -- ends\n"
+      "the flags. Durations look like 500ms, 2s, 1m30s.\n"
+      "Topics are dot-separated (orders.eu.created); in patterns * matches\n"
+      "one token and > one or more trailing tokens (orders.*, orders.>).\n"
+      "Exit status: 0 success, 1 runtime error (e.g. no broker, timeout),\n"
+      "2 usage error.\n");
+}
+
+std::string CommandUsage(Command command) {
+  constexpr char kGlobalNote[] =
+      "\nGlobal flags --server and --connect_timeout also apply "
+      "(see sift --help).\n";
+  switch (command) {
+    case Command::kPub:
+      return absl::StrCat(
+          "Usage: sift pub TOPIC MESSAGE [--count N] [--confirm]\n"
+          "\n"
+          "Publishes MESSAGE on TOPIC, a literal topic (no wildcards).\n"
+          "Prints \"published N message(s) to TOPIC\".\n"
+          "\n"
+          "Flags:\n"
+          "  --count N    publish N times (default 1). With N > 1, every {n}\n"
+          "               in MESSAGE becomes the sequence number 1..N.\n"
+          "  --confirm    wait until the broker has routed each message, and\n"
+          "               fail on the first one it refuses\n"
+          "\n"
+          "Examples:\n"
+          "  sift pub orders.eu.created '{\"id\": 7}'\n"
+          "  sift pub load.test 'message {n}' --count 1000 --confirm\n",
+          kGlobalNote);
+    case Command::kSub:
+      return absl::StrCat(
+          "Usage: sift sub PATTERN [--queue GROUP] [--count N] "
+          "[--timeout D]\n"
+          "\n"
+          "Subscribes to PATTERN and prints each message as one line,\n"
+          "  [TOPIC] PAYLOAD\n"
+          "with non-printable payload bytes escaped (\\n, \\t, \\\\, "
+          "\\xHH).\n"
+          "Runs until N messages arrived, --timeout passed, or SIGINT/SIGTERM\n"
+          "(which exits 0).\n"
+          "\n"
+          "Flags:\n"
+          "  --queue GROUP  join queue group GROUP: each message goes to one\n"
+          "                 member of the group\n"
+          "  --count N      exit 0 after N messages (default 0: no limit)\n"
+          "  --timeout D    stop after D; exit 1 if fewer than N messages\n"
+          "                 arrived (with no --count, D just bounds the wait\n"
+          "                 and the exit status is 0)\n"
+          "\n"
+          "Examples:\n"
+          "  sift sub 'orders.>'\n"
+          "  sift sub 'orders.*.created' --queue billing --count 10 "
+          "--timeout 30s\n",
+          kGlobalNote);
+    case Command::kReq:
+      return absl::StrCat(
+          "Usage: sift req TOPIC MESSAGE [--timeout D]\n"
+          "\n"
+          "Publishes MESSAGE on TOPIC with a reply address in this client's\n"
+          "inbox, waits for the first reply and prints its payload (escaped\n"
+          "like sub's).\n"
+          "\n"
+          "Flags:\n"
+          "  --timeout D  how long to wait for the reply (default 5s); exit 1\n"
+          "               if none came\n"
+          "\n"
+          "Example:\n"
+          "  sift req time.now ''\n",
+          kGlobalNote);
+    case Command::kReply:
+      return absl::StrCat(
+          "Usage: sift reply TOPIC (--echo | --response TEXT) [--count N] "
+          "[--queue GROUP]\n"
+          "\n"
+          "Answers requests published on TOPIC (a pattern may be used) and\n"
+          "prints one line per request handled:\n"
+          "  [TOPIC] REQUEST -> RESPONSE\n"
+          "Messages without a reply address are reported on stderr and not\n"
+          "answered. Runs until N requests were answered or SIGINT/SIGTERM.\n"
+          "\n"
+          "Flags:\n"
+          "  --echo           reply with the request's payload\n"
+          "  --response TEXT  reply with TEXT\n"
+          "  --count N        exit 0 after N replies (default 0: no limit)\n"
+          "  --queue GROUP    share the requests with the other members of\n"
+          "                   queue group GROUP\n"
+          "\n"
+          "Examples:\n"
+          "  sift reply echo.svc --echo\n"
+          "  sift reply time.now --response 'noon' --queue timekeepers\n",
+          kGlobalNote);
+    case Command::kStats:
+      return absl::StrCat(
+          "Usage: sift stats [--json]\n"
+          "\n"
+          "Prints the broker's counters: traffic, clients, subscriptions,\n"
+          "messages dropped by reason, and the busiest topics.\n"
+          "\n"
+          "Flags:\n"
+          "  --json  print the STATS_REPLY message as JSON (protobuf's JSON\n"
+          "          mapping with the .proto field names; 64-bit counters are\n"
+          "          strings)\n",
+          kGlobalNote);
+    case Command::kHelp:
+    case Command::kVersion:
+      break;
+  }
+  return Usage();
+}
+
+}  // namespace sift::cli

@@ -1,0 +1,85 @@
+// Command-line parsing for the `sift` command: which command to run, with
+// which arguments, plus the help and version texts.
+//
+// The grammar is `sift [GLOBAL FLAGS] COMMAND ARGS... [FLAGS]`: flags may
+// appear anywhere (before or after the command, between its arguments), as
+// `--flag value` or `--flag=value`; `--` ends the flags, so a later argument
+// that starts with '-' is taken literally. Each command accepts the global
+// flags and its own; a flag of another command is a usage error. The parser
+// does no I/O and reads no environment, so it is fully unit-testable.
+//
+// Thread-safety: free functions, no shared state.
+#ifndef SIFT_CLIENTS_CLI_ARGS_H_
+#define SIFT_CLIENTS_CLI_ARGS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace sift::cli {
+
+// The version printed by `sift --version`.
+inline constexpr char kSiftVersion[] = "0.1.0";
+
+enum class Command {
+  kPub,
+  kSub,
+  kReq,
+  kReply,
+  kStats,
+  kHelp,     // print usage: overall, or of `help_for`
+  kVersion,  // print the version
+};
+
+// The parsed command line. Fields that a command does not take keep their
+// defaults.
+struct Args {
+  Command command = Command::kHelp;
+  // For kHelp: the command whose usage to print; empty for the overview.
+  std::optional<Command> help_for;
+
+  // Global flags.
+  std::string server;  // --server, else $SIFT_SERVER, else the default
+  absl::Duration connect_timeout = absl::Seconds(5);
+
+  // Positional arguments.
+  std::string topic;    // pub, req, reply: TOPIC; sub: PATTERN
+  std::string message;  // pub, req: MESSAGE
+
+  // Command flags.
+  int64_t count = 1;          // pub: default 1; sub, reply: 0 = no limit
+  bool confirm = false;       // pub
+  std::string queue_group;    // sub, reply
+  // sub: how long to wait for messages (infinite by default);
+  // req: how long to wait for the reply (5s by default).
+  absl::Duration timeout = absl::InfiniteDuration();
+  bool echo = false;          // reply
+  std::optional<std::string> response;  // reply: --response TEXT
+  bool json = false;          // stats
+};
+
+// Parses `argv` without the program name, e.g. {"pub", "a.b", "hi"}.
+// `env_server` is the value of $SIFT_SERVER ("" if unset); --server overrides
+// it. Usage errors are InvalidArgument with a one-line message meant to
+// follow "sift: ", e.g. "unknown command 'pbu' (see sift --help)".
+// --help (or -h) anywhere wins over every other argument except an unknown
+// command; --version wins over everything.
+absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
+                               std::string_view env_server);
+
+// The overview printed by `sift --help`: every command and the global flags.
+std::string Usage();
+// The usage of one command: its arguments, flags and defaults, and examples.
+// REQUIRES: command is not kHelp or kVersion.
+std::string CommandUsage(Command command);
+// "pub", "sub", ...
+std::string_view CommandName(Command command);
+
+}  // namespace sift::cli
+
+#endif  // SIFT_CLIENTS_CLI_ARGS_H_

@@ -1,0 +1,303 @@
+#include "clients/cli/args.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace sift::cli {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+absl::StatusOr<Args> Parse(std::vector<std::string> argv,
+                           std::string_view env_server = "") {
+  return ParseArgs(argv, env_server);
+}
+
+// The usage error for `argv`, or "" if it parsed.
+std::string ErrorOf(std::vector<std::string> argv) {
+  absl::StatusOr<Args> args = Parse(std::move(argv));
+  if (args.ok()) return "";
+  EXPECT_EQ(args.status().code(), absl::StatusCode::kInvalidArgument);
+  return std::string(args.status().message());
+}
+
+TEST(ParseArgsTest, PubWithDefaults) {
+  absl::StatusOr<Args> args = Parse({"pub", "orders.eu", "hello"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kPub);
+  EXPECT_EQ(args->topic, "orders.eu");
+  EXPECT_EQ(args->message, "hello");
+  EXPECT_EQ(args->count, 1);
+  EXPECT_FALSE(args->confirm);
+  EXPECT_EQ(args->server, "tcp://127.0.0.1:7440");
+  EXPECT_EQ(args->connect_timeout, absl::Seconds(5));
+}
+
+TEST(ParseArgsTest, FlagsAnywhereInBothForms) {
+  absl::StatusOr<Args> args =
+      Parse({"--server", "ipc:///tmp/s", "pub", "--count=3", "t", "--confirm",
+             "m {n}", "--connect_timeout", "750ms"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kPub);
+  EXPECT_EQ(args->server, "ipc:///tmp/s");
+  EXPECT_EQ(args->count, 3);
+  EXPECT_TRUE(args->confirm);
+  EXPECT_EQ(args->topic, "t");
+  EXPECT_EQ(args->message, "m {n}");
+  EXPECT_EQ(args->connect_timeout, absl::Milliseconds(750));
+}
+
+TEST(ParseArgsTest, DashedFlagNamesAndSwitchValues) {
+  absl::StatusOr<Args> args =
+      Parse({"pub", "t", "m", "--connect-timeout=2s", "--confirm=false"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->connect_timeout, absl::Seconds(2));
+  EXPECT_FALSE(args->confirm);
+}
+
+TEST(ParseArgsTest, DoubleDashEndsFlags) {
+  absl::StatusOr<Args> args = Parse({"pub", "t", "--", "--count"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->message, "--count");
+  EXPECT_EQ(args->count, 1);
+}
+
+TEST(ParseArgsTest, LastFlagWins) {
+  absl::StatusOr<Args> args = Parse({"pub", "t", "m", "--count", "2",
+                                     "--count", "5"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->count, 5);
+}
+
+TEST(ParseArgsTest, ServerFromEnvironmentUnlessFlagGiven) {
+  absl::StatusOr<Args> args = Parse({"stats"}, "tcp://10.0.0.1:7440");
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->server, "tcp://10.0.0.1:7440");
+
+  args = Parse({"stats", "--server=tcp://b:1"}, "tcp://10.0.0.1:7440");
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->server, "tcp://b:1");
+}
+
+TEST(ParseArgsTest, Sub) {
+  absl::StatusOr<Args> args = Parse({"sub", "orders.>"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kSub);
+  EXPECT_EQ(args->topic, "orders.>");
+  EXPECT_EQ(args->count, 0);  // no limit
+  EXPECT_EQ(args->timeout, absl::InfiniteDuration());
+  EXPECT_EQ(args->queue_group, "");
+
+  args = Parse({"sub", "a.*", "--queue", "workers", "--count", "10",
+                "--timeout=2s"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->queue_group, "workers");
+  EXPECT_EQ(args->count, 10);
+  EXPECT_EQ(args->timeout, absl::Seconds(2));
+}
+
+TEST(ParseArgsTest, ReqDefaultsToFiveSecondTimeout) {
+  absl::StatusOr<Args> args = Parse({"req", "time.now", ""});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kReq);
+  EXPECT_EQ(args->topic, "time.now");
+  EXPECT_EQ(args->message, "");
+  EXPECT_EQ(args->timeout, absl::Seconds(5));
+
+  args = Parse({"req", "time.now", "x", "--timeout", "1.5s"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->timeout, absl::Milliseconds(1500));
+}
+
+TEST(ParseArgsTest, Reply) {
+  absl::StatusOr<Args> args = Parse({"reply", "svc", "--echo"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kReply);
+  EXPECT_EQ(args->topic, "svc");
+  EXPECT_TRUE(args->echo);
+  EXPECT_FALSE(args->response.has_value());
+  EXPECT_EQ(args->count, 0);
+
+  args = Parse({"reply", "svc", "--response", "", "--count=2", "--queue=q"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_FALSE(args->echo);
+  ASSERT_TRUE(args->response.has_value());
+  EXPECT_EQ(*args->response, "");  // an empty response is allowed
+  EXPECT_EQ(args->count, 2);
+  EXPECT_EQ(args->queue_group, "q");
+}
+
+TEST(ParseArgsTest, ReplyNeedsExactlyOneOfEchoAndResponse) {
+  EXPECT_THAT(ErrorOf({"reply", "svc"}),
+              HasSubstr("give either --echo or --response TEXT"));
+  EXPECT_THAT(ErrorOf({"reply", "svc", "--echo", "--response", "x"}),
+              HasSubstr("give either --echo or --response TEXT"));
+}
+
+TEST(ParseArgsTest, Stats) {
+  absl::StatusOr<Args> args = Parse({"stats", "--json"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kStats);
+  EXPECT_TRUE(args->json);
+}
+
+TEST(ParseArgsTest, UnknownCommand) {
+  EXPECT_EQ(ErrorOf({"pbu", "t", "m"}),
+            "unknown command 'pbu' (see sift --help)");
+  EXPECT_EQ(ErrorOf({"pbu", "--help"}),
+            "unknown command 'pbu' (see sift --help)");
+  EXPECT_EQ(ErrorOf({"help", "pbu"}),
+            "unknown command 'pbu' (see sift --help)");
+}
+
+TEST(ParseArgsTest, MissingCommand) {
+  EXPECT_EQ(ErrorOf({"--server", "tcp://x:1"}),
+            "missing command (see sift --help)");
+}
+
+TEST(ParseArgsTest, UnknownFlags) {
+  EXPECT_EQ(ErrorOf({"pub", "t", "m", "--bogus"}),
+            "unknown flag --bogus (see sift --help)");
+  EXPECT_THAT(ErrorOf({"pub", "t", "-x"}), HasSubstr("unknown flag -x"));
+  // A flag of another command.
+  EXPECT_EQ(ErrorOf({"pub", "t", "m", "--queue", "q"}),
+            "pub: pub does not take --queue (see sift pub --help)");
+  EXPECT_EQ(ErrorOf({"stats", "--echo"}),
+            "stats: stats does not take --echo (see sift stats --help)");
+}
+
+TEST(ParseArgsTest, BadFlagValues) {
+  EXPECT_EQ(ErrorOf({"sub", "a", "--count"}), "flag --count needs a value");
+  EXPECT_THAT(ErrorOf({"sub", "a", "--count", "many"}),
+              HasSubstr("invalid count 'many' for --count"));
+  EXPECT_THAT(ErrorOf({"sub", "a", "--count=-1"}),
+              HasSubstr("invalid count '-1'"));
+  EXPECT_THAT(ErrorOf({"pub", "t", "m", "--count", "0"}),
+              HasSubstr("--count must be at least 1"));
+  EXPECT_THAT(ErrorOf({"sub", "a", "--timeout", "5"}),
+              HasSubstr("invalid duration '5' for --timeout"));
+  EXPECT_THAT(ErrorOf({"sub", "a", "--timeout", "0s"}),
+              HasSubstr("invalid duration '0s'"));
+  EXPECT_THAT(ErrorOf({"stats", "--connect_timeout=soon"}),
+              HasSubstr("invalid duration 'soon' for --connect_timeout"));
+  EXPECT_THAT(ErrorOf({"stats", "--json=maybe"}),
+              HasSubstr("invalid value 'maybe' for --json"));
+  EXPECT_THAT(ErrorOf({"stats", "--server="}),
+              HasSubstr("--server needs an endpoint"));
+  EXPECT_EQ(ErrorOf({"stats", "--version=2"}),
+            "flag --version takes no value");
+}
+
+TEST(ParseArgsTest, WrongNumberOfArguments) {
+  EXPECT_EQ(ErrorOf({"pub"}), "pub: missing TOPIC (see sift pub --help)");
+  EXPECT_EQ(ErrorOf({"pub", "t"}),
+            "pub: missing MESSAGE (see sift pub --help)");
+  EXPECT_THAT(ErrorOf({"pub", "t", "hello", "world"}),
+              HasSubstr("unexpected argument 'world' (quote a MESSAGE"));
+  EXPECT_EQ(ErrorOf({"sub"}), "sub: missing PATTERN (see sift sub --help)");
+  EXPECT_EQ(ErrorOf({"stats", "now"}),
+            "stats: unexpected argument 'now' (see sift stats --help)");
+  EXPECT_THAT(ErrorOf({"help", "pub", "sub"}),
+              HasSubstr("help takes at most one command"));
+}
+
+TEST(ParseArgsTest, Help) {
+  absl::StatusOr<Args> args = Parse({"--help"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kHelp);
+  EXPECT_FALSE(args->help_for.has_value());
+
+  args = Parse({"help"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kHelp);
+  EXPECT_FALSE(args->help_for.has_value());
+
+  args = Parse({"help", "sub"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kHelp);
+  EXPECT_EQ(args->help_for, Command::kSub);
+
+  // --help wins over missing or bad arguments of the command.
+  args = Parse({"reply", "-h"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kHelp);
+  EXPECT_EQ(args->help_for, Command::kReply);
+
+  args = Parse({"pub", "--help", "--count", "0"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->help_for, Command::kPub);
+}
+
+TEST(ParseArgsTest, Version) {
+  absl::StatusOr<Args> args = Parse({"--version"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kVersion);
+
+  args = Parse({"sub", "x", "--version", "--help"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kVersion);
+}
+
+TEST(UsageTest, OverviewListsEveryCommandAndGlobalFlag) {
+  const std::string usage = Usage();
+  for (const char* text :
+       {"pub TOPIC MESSAGE", "sub PATTERN", "req TOPIC MESSAGE",
+        "reply TOPIC", "stats", "help [COMMAND]", "--server ENDPOINT",
+        "$SIFT_SERVER", "tcp://127.0.0.1:7440", "--connect_timeout",
+        "--help", "--version", "Exit status"}) {
+    EXPECT_THAT(usage, HasSubstr(text));
+  }
+}
+
+TEST(UsageTest, EachCommandDocumentsItsFlags) {
+  struct Case {
+    Command command;
+    std::vector<const char*> texts;
+  };
+  const std::vector<Case> cases = {
+      {Command::kPub,
+       {"Usage: sift pub TOPIC MESSAGE", "--count N", "{n}", "--confirm"}},
+      {Command::kSub,
+       {"Usage: sift sub PATTERN", "--queue GROUP", "--count N",
+        "--timeout D", "[TOPIC] PAYLOAD", "SIGINT"}},
+      {Command::kReq, {"Usage: sift req TOPIC MESSAGE", "--timeout D", "5s"}},
+      {Command::kReply,
+       {"Usage: sift reply TOPIC", "--echo", "--response TEXT", "--count N",
+        "--queue GROUP"}},
+      {Command::kStats, {"Usage: sift stats", "--json"}},
+  };
+  for (const Case& c : cases) {
+    const std::string usage = CommandUsage(c.command);
+    for (const char* text : c.texts) {
+      EXPECT_THAT(usage, HasSubstr(text)) << CommandName(c.command);
+    }
+    EXPECT_THAT(usage, HasSubstr("--server")) << CommandName(c.command);
+    EXPECT_THAT(usage, Not(HasSubstr("Commands:")));
+  }
+}
+
+TEST(UsageTest, FitsIn80Columns) {
+  std::vector<std::string> texts = {Usage()};
+  for (Command c : {Command::kPub, Command::kSub, Command::kReq,
+                    Command::kReply, Command::kStats}) {
+    texts.push_back(CommandUsage(c));
+  }
+  for (const std::string& text : texts) {
+    size_t start = 0;
+    while (start < text.size()) {
+      size_t end = text.find('\n', start);
+      if (end == std::string::npos) end = text.size();
+      EXPECT_LE(end - start, 80u) << text.substr(start, end - start);
+      start = end + 1;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sift::cli

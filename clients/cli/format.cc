@@ -1,0 +1,152 @@
+#include "clients/cli/format.h"
+
+#include <algorithm>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/time.h"
+
+namespace sift::cli {
+namespace {
+
+// Length of the well-formed, printable UTF-8 sequence (2 to 4 bytes) at the
+// start of `s`, or 0 if there is none: bad lead or continuation bytes,
+// overlong forms, surrogates, code points past U+10FFFF and the C1 control
+// characters U+0080..U+009F all give 0, and are then escaped byte by byte.
+size_t PrintableUtf8Length(std::string_view s) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char lead = byte(0);
+  size_t len;
+  uint32_t cp;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    len = 2;
+    cp = lead & 0x1F;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    len = 3;
+    cp = lead & 0x0F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    len = 4;
+    cp = lead & 0x07;
+  } else {
+    return 0;
+  }
+  if (s.size() < len) return 0;
+  for (size_t i = 1; i < len; ++i) {
+    if ((byte(i) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (byte(i) & 0x3F);
+  }
+  static constexpr uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMinForLength[len] || cp > 0x10FFFF) return 0;  // overlong, range
+  if (cp >= 0xD800 && cp <= 0xDFFF) return 0;               // surrogate
+  if (cp < 0xA0) return 0;                                  // C1 control
+  return len;
+}
+
+}  // namespace
+
+std::string Escape(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  for (size_t i = 0; i < bytes.size();) {
+    const unsigned char c = static_cast<unsigned char>(bytes[i]);
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c >= 0x20 && c < 0x7F) {
+      out += static_cast<char>(c);
+    } else if (size_t len = PrintableUtf8Length(bytes.substr(i)); len > 0) {
+      out.append(bytes.data() + i, len);
+      i += len;
+      continue;
+    } else {
+      absl::StrAppendFormat(&out, "\\x%02x", c);
+    }
+    ++i;
+  }
+  return out;
+}
+
+std::string ExpandSequence(std::string_view message, int64_t n) {
+  return absl::StrReplaceAll(std::string(message), {{"{n}", absl::StrCat(n)}});
+}
+
+std::string Messages(int64_t n) {
+  return absl::StrCat(n, n == 1 ? " message" : " messages");
+}
+
+std::string FormatStats(const wire::StatsReply& stats) {
+  std::string out;
+  const auto row = [&out](std::string_view label, std::string_view value) {
+    absl::StrAppendFormat(&out, "%-15s %s\n", std::string(label),
+                          std::string(value));
+  };
+  absl::Duration uptime = absl::Milliseconds(stats.uptime_ms());
+  if (uptime >= absl::Seconds(1)) uptime = absl::Trunc(uptime, absl::Seconds(1));
+
+  row("server", stats.server_version().empty() ? "(unknown)"
+                                                : Escape(stats.server_version()));
+  row("uptime", absl::FormatDuration(uptime));
+  row("clients", absl::StrCat(stats.clients()));
+  row("subscriptions", absl::StrCat(stats.subscriptions()));
+  row("messages", absl::StrFormat("in %d, out %d", stats.messages_in(),
+                                  stats.messages_out()));
+  row("bytes", absl::StrFormat("in %d, out %d", stats.bytes_in(),
+                               stats.bytes_out()));
+  row("errors sent", absl::StrCat(stats.errors_sent()));
+
+  uint64_t dropped = 0;
+  size_t reason_width = 0;
+  for (const wire::DropCount& drop : stats.drops()) {
+    dropped += drop.count();
+    reason_width = std::max(reason_width, Escape(drop.reason()).size());
+  }
+  row("drops", absl::StrCat(dropped));
+  for (const wire::DropCount& drop : stats.drops()) {
+    absl::StrAppendFormat(&out, "  %-*s  %d\n", static_cast<int>(reason_width),
+                          Escape(drop.reason()), drop.count());
+  }
+
+  if (stats.topics().empty()) {
+    row("topics", absl::StrCat(stats.topics_tracked(), " tracked"));
+    return out;
+  }
+  row("topics", absl::StrFormat("busiest %d of %d tracked",
+                                stats.topics().size(), stats.topics_tracked()));
+  size_t topic_width = 5;  // "TOPIC"
+  for (const wire::TopicCount& topic : stats.topics()) {
+    topic_width = std::max(topic_width, Escape(topic.topic()).size());
+  }
+  absl::StrAppendFormat(&out, "  %-*s  %12s  %12s\n",
+                        static_cast<int>(topic_width), "TOPIC", "IN", "OUT");
+  for (const wire::TopicCount& topic : stats.topics()) {
+    absl::StrAppendFormat(&out, "  %-*s  %12d  %12d\n",
+                          static_cast<int>(topic_width), Escape(topic.topic()),
+                          topic.messages_in(), topic.messages_out());
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> StatsToJson(const wire::StatsReply& stats) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  auto status =
+      google::protobuf::util::MessageToJsonString(stats, &json, options);
+  if (!status.ok()) {
+    return absl::InternalError(
+        absl::StrCat("cannot print stats as JSON: ", status.ToString()));
+  }
+  return json;
+}
+
+}  // namespace sift::cli

@@ -1,0 +1,282 @@
+// sift: the command-line client of the sift broker. Publishes, subscribes,
+// makes and answers requests, and shows the broker's stats. `sift --help`
+// lists the commands; args.h has the grammar.
+//
+// Exit status: 0 success, 1 runtime error (no broker, timeout, refused by the
+// broker), 2 usage error. Errors go to stderr as one line starting "sift: ".
+
+#include <signal.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "clients/cli/args.h"
+#include "clients/cli/format.h"
+#include "clients/cpp/client.h"
+#include "proto/sift.pb.h"
+
+namespace sift::cli {
+namespace {
+
+// How often the receive loops look for SIGINT/SIGTERM and the deadline.
+constexpr absl::Duration kPollSlice = absl::Milliseconds(100);
+
+int Fail(absl::string_view message) {
+  std::fprintf(stderr, "sift: %.*s\n", static_cast<int>(message.size()),
+               message.data());
+  return 1;
+}
+
+void PrintLine(std::string_view line) {
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+// Turns SIGINT and SIGTERM into a flag the receive loops poll, so that they
+// end with exit status 0 and close the client cleanly (BYE).
+//
+// The constructor blocks both signals in the calling thread; it must run
+// before the client (and ZeroMQ) start their threads, which inherit the
+// mask. A blocked signal stays pending for the process until Requested()
+// takes it with a zero-timeout sigtimedwait. Used from one thread.
+class StopSignals {
+ public:
+  StopSignals() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+  bool Requested() {
+    if (!requested_) {
+      const timespec zero = {0, 0};
+      requested_ = sigtimedwait(&set_, nullptr, &zero) > 0;
+    }
+    return requested_;
+  }
+
+ private:
+  sigset_t set_;
+  bool requested_ = false;
+};
+
+absl::StatusOr<std::unique_ptr<Client>> ConnectOrExplain(const Args& args) {
+  ClientOptions options;
+  options.endpoint = args.server;
+  options.name = absl::StrCat("sift ", std::string(CommandName(args.command)));
+  options.connect_timeout = args.connect_timeout;
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(options);
+  if (client.ok()) return client;
+  const std::string reason =
+      client.status().code() == absl::StatusCode::kDeadlineExceeded
+          ? absl::StrCat("no answer within ",
+                         absl::FormatDuration(args.connect_timeout))
+          : std::string(client.status().message());
+  return absl::Status(client.status().code(),
+                      absl::StrCat("cannot connect to ", args.server, ": ",
+                                   reason));
+}
+
+int RunPub(const Args& args) {
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
+  if (!client.ok()) return Fail(client.status().message());
+  for (int64_t n = 1; n <= args.count; ++n) {
+    const std::string payload =
+        args.count > 1 ? ExpandSequence(args.message, n) : args.message;
+    absl::Status status =
+        args.confirm ? (*client)->PublishConfirmed(args.topic, payload,
+                                                   args.connect_timeout)
+                     : (*client)->Publish(args.topic, payload);
+    if (!status.ok()) {
+      return Fail(absl::StrCat("publish to ", args.topic, " failed after ",
+                               Messages(n - 1), ": ", status.message()));
+    }
+  }
+  (*client)->Close();  // flushes what Publish() queued
+  PrintLine(absl::StrCat("published ", Messages(args.count), " to ",
+                         args.topic));
+  return 0;
+}
+
+// Shared by sub and reply: subscribes to args.topic and hands each message to
+// `handle` until args.count messages were handled (0: no limit), the
+// deadline passed, or a stop signal came. `handle` returns whether the
+// message counts. Returns the exit status.
+template <typename Handler>
+int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
+                absl::Duration timeout, const char* what,
+                Handler handle) {
+  SubscribeOptions options;
+  options.queue_group = args.queue_group;
+  options.timeout = args.connect_timeout;
+  absl::StatusOr<std::unique_ptr<Subscription>> sub =
+      client.Subscribe(args.topic, options);
+  if (!sub.ok()) {
+    return Fail(absl::StrCat("cannot subscribe to ", args.topic, ": ",
+                             sub.status().message()));
+  }
+  const absl::Time deadline = timeout == absl::InfiniteDuration()
+                                  ? absl::InfiniteFuture()
+                                  : absl::Now() + timeout;
+  int64_t handled = 0;
+  while (args.count == 0 || handled < args.count) {
+    if (stop.Requested()) return 0;
+    const absl::Time now = absl::Now();
+    if (now >= deadline) {
+      if (args.count == 0) return 0;  // the timeout only bounded the wait
+      return Fail(absl::StrCat("timed out after ",
+                               absl::FormatDuration(timeout), ": ", handled,
+                               " of ", Messages(args.count), " ", what));
+    }
+    absl::StatusOr<Message> message =
+        (*sub)->Next(std::min(kPollSlice, deadline - now));
+    if (!message.ok()) {
+      if (message.status().code() == absl::StatusCode::kDeadlineExceeded) {
+        continue;
+      }
+      return Fail(absl::StrCat("subscription to ", args.topic, " failed: ",
+                               message.status().message()));
+    }
+    if (handle(*message)) ++handled;
+  }
+  return 0;
+}
+
+int RunSub(const Args& args) {
+  StopSignals stop;  // before Connect: see StopSignals
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
+  if (!client.ok()) return Fail(client.status().message());
+  return ReceiveLoop(args, stop, **client, args.timeout, "received",
+                     [](const Message& message) {
+                       PrintLine(absl::StrCat("[", Escape(message.topic()),
+                                              "] ",
+                                              Escape(message.payload())));
+                       return true;
+                     });
+}
+
+int RunReply(const Args& args) {
+  StopSignals stop;
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
+  if (!client.ok()) return Fail(client.status().message());
+  Client& c = **client;
+  return ReceiveLoop(
+      args, stop, c, absl::InfiniteDuration(), "answered",
+      [&args, &c](const Message& request) {
+        if (request.reply_to().empty()) {
+          std::fprintf(stderr,
+                       "sift: not answering a message on %s: it has no "
+                       "reply_to\n",
+                       Escape(request.topic()).c_str());
+          return false;
+        }
+        const std::string_view response =
+            args.echo ? request.payload() : std::string_view(*args.response);
+        if (absl::Status status = c.Publish(request.reply_to(), response);
+            !status.ok()) {
+          std::fprintf(stderr, "sift: cannot reply to %s: %s\n",
+                       Escape(request.reply_to()).c_str(),
+                       std::string(status.message()).c_str());
+          return false;
+        }
+        PrintLine(absl::StrCat("[", Escape(request.topic()), "] ",
+                               Escape(request.payload()), " -> ",
+                               Escape(response)));
+        return true;
+      });
+}
+
+int RunReq(const Args& args) {
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
+  if (!client.ok()) return Fail(client.status().message());
+  absl::StatusOr<Message> reply =
+      (*client)->Request(args.topic, args.message, args.timeout);
+  if (!reply.ok()) {
+    if (reply.status().code() == absl::StatusCode::kDeadlineExceeded) {
+      return Fail(absl::StrCat("no reply on ", args.topic, " within ",
+                               absl::FormatDuration(args.timeout)));
+    }
+    return Fail(absl::StrCat("request on ", args.topic, " failed: ",
+                             reply.status().message()));
+  }
+  PrintLine(Escape(reply->payload()));
+  return 0;
+}
+
+int RunStats(const Args& args) {
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
+  if (!client.ok()) return Fail(client.status().message());
+  absl::StatusOr<BrokerStats> stats = (*client)->Stats(args.connect_timeout);
+  if (!stats.ok()) {
+    return Fail(absl::StrCat("cannot get stats from ", args.server, ": ",
+                             stats.status().message()));
+  }
+  if (!args.json) {
+    const std::string text = FormatStats(*stats);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return 0;
+  }
+  absl::StatusOr<std::string> json = StatsToJson(*stats);
+  if (!json.ok()) return Fail(json.status().message());
+  PrintLine(*json);
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  const std::vector<std::string> words(argv + 1, argv + argc);
+  if (words.empty()) {
+    std::fputs(Usage().c_str(), stderr);
+    return 2;
+  }
+  const char* env_server = std::getenv("SIFT_SERVER");
+  absl::StatusOr<Args> args =
+      ParseArgs(words, env_server == nullptr ? "" : env_server);
+  if (!args.ok()) {
+    std::fprintf(stderr, "sift: %s\n",
+                 std::string(args.status().message()).c_str());
+    return 2;
+  }
+  switch (args->command) {
+    case Command::kHelp:
+      std::fputs(args->help_for.has_value()
+                     ? CommandUsage(*args->help_for).c_str()
+                     : Usage().c_str(),
+                 stdout);
+      return 0;
+    case Command::kVersion:
+      std::printf("sift %s (protocol %d)\n", kSiftVersion,
+                  static_cast<int>(wire::PROTOCOL_VERSION_CURRENT));
+      return 0;
+    case Command::kPub:
+      return RunPub(*args);
+    case Command::kSub:
+      return RunSub(*args);
+    case Command::kReq:
+      return RunReq(*args);
+    case Command::kReply:
+      return RunReply(*args);
+    case Command::kStats:
+      return RunStats(*args);
+  }
+  return 2;
+}
+
+}  // namespace
+}  // namespace sift::cli
+
+int main(int argc, char** argv) { return sift::cli::Main(argc, argv); }

@@ -1,0 +1,919 @@
+#include "clients/cpp/client.h"
+
+#include <errno.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include <atomic>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "broker/protocol/codec.h"
+#include "broker/topic/topic.h"
+
+namespace sift {
+namespace {
+
+absl::string_view AbslView(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
+
+// A zmq_msg_t that closes itself; movable.
+class Frame {
+ public:
+  Frame() { zmq_msg_init(&msg_); }
+  explicit Frame(size_t size) { zmq_msg_init_size(&msg_, size); }
+  Frame(const void* data, size_t size) {
+    zmq_msg_init_size(&msg_, size);
+    if (size > 0) std::memcpy(zmq_msg_data(&msg_), data, size);
+  }
+  ~Frame() { zmq_msg_close(&msg_); }
+  Frame(Frame&& other) noexcept {
+    zmq_msg_init(&msg_);
+    zmq_msg_move(&msg_, &other.msg_);
+  }
+  Frame& operator=(Frame&& other) noexcept {
+    zmq_msg_move(&msg_, &other.msg_);
+    return *this;
+  }
+  zmq_msg_t* get() { return &msg_; }
+  char* data() { return static_cast<char*>(zmq_msg_data(&msg_)); }
+  size_t size() const { return zmq_msg_size(&msg_); }
+  std::string_view view() const {
+    auto* m = const_cast<zmq_msg_t*>(&msg_);
+    return std::string_view(static_cast<const char*>(zmq_msg_data(m)),
+                            zmq_msg_size(m));
+  }
+
+ private:
+  zmq_msg_t msg_;
+};
+
+// One message waiting to be sent by the I/O thread.
+struct Outgoing {
+  Frame header;
+  Frame payload;
+  bool has_payload = false;
+};
+
+using Reply = absl::StatusOr<wire::Header>;
+
+absl::Status ErrorFromWire(const wire::Error& error) {
+  return protocol::WireError(error.code(), error.message());
+}
+
+std::string NextMonitorName() {
+  static std::atomic<uint64_t> counter{0};
+  return absl::StrCat("inproc://sift-client-monitor-", getpid(), "-",
+                      counter.fetch_add(1));
+}
+
+}  // namespace
+
+struct Message::Frame {
+  sift::Frame frame;
+};
+
+Message::Message() = default;
+Message::~Message() = default;
+Message::Message(Message&&) noexcept = default;
+Message& Message::operator=(Message&&) noexcept = default;
+
+std::string_view Message::payload() const {
+  return payload_ ? payload_->frame.view() : std::string_view();
+}
+
+// Messages waiting for Subscription::Next().
+struct Subscription::Queue {
+  absl::Mutex mu;
+  std::deque<Message> messages ABSL_GUARDED_BY(mu);
+  bool closed ABSL_GUARDED_BY(mu) = false;
+};
+
+// ClientCore holds everything the public objects share with the I/O thread.
+// Public methods run on user threads and talk to the I/O thread through
+// outbox_ (under mu_) and an eventfd; the I/O thread alone touches the
+// sockets.
+class ClientCore : public std::enable_shared_from_this<ClientCore> {
+ public:
+  explicit ClientCore(ClientOptions options) : options_(std::move(options)) {}
+
+  ~ClientCore() {
+    Close();
+    if (wake_fd_ >= 0) close(wake_fd_);
+    if (owns_context_ && context_ != nullptr) zmq_ctx_term(context_);
+  }
+
+  // Creates the sockets, starts the I/O thread and waits for WELCOME.
+  absl::Status Start() {
+    if (options_.zmq_context != nullptr) {
+      context_ = options_.zmq_context;
+    } else {
+      context_ = zmq_ctx_new();
+      owns_context_ = true;
+    }
+    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    socket_ = zmq_socket(context_, ZMQ_DEALER);
+    if (socket_ == nullptr || wake_fd_ < 0) {
+      return absl::InternalError(
+          absl::StrCat("cannot create socket: ", zmq_strerror(zmq_errno())));
+    }
+    const int hwm = 1000000;
+    const int linger = 0;
+    const int heartbeat_ivl = 1000, heartbeat_timeout = 3000;
+    const int reconnect_ivl = 100, reconnect_max = 1000;
+    zmq_setsockopt(socket_, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(socket_, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(socket_, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(socket_, ZMQ_HEARTBEAT_IVL, &heartbeat_ivl,
+                   sizeof(heartbeat_ivl));
+    zmq_setsockopt(socket_, ZMQ_HEARTBEAT_TIMEOUT, &heartbeat_timeout,
+                   sizeof(heartbeat_timeout));
+    zmq_setsockopt(socket_, ZMQ_RECONNECT_IVL, &reconnect_ivl,
+                   sizeof(reconnect_ivl));
+    zmq_setsockopt(socket_, ZMQ_RECONNECT_IVL_MAX, &reconnect_max,
+                   sizeof(reconnect_max));
+    const std::string monitor_name = NextMonitorName();
+    if (zmq_socket_monitor(socket_, monitor_name.c_str(),
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) ==
+        0) {
+      monitor_ = zmq_socket(context_, ZMQ_PAIR);
+      if (monitor_ != nullptr &&
+          zmq_connect(monitor_, monitor_name.c_str()) != 0) {
+        zmq_close(monitor_);
+        monitor_ = nullptr;
+      }
+    }
+    if (zmq_connect(socket_, options_.endpoint.c_str()) != 0) {
+      const int err = zmq_errno();
+      CloseSockets();
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot connect to \"", options_.endpoint,
+                       "\": ", zmq_strerror(err),
+                       " (endpoints look like tcp://127.0.0.1:7440, "
+                       "ipc:///path or inproc://name)"));
+    }
+    std::future<Reply> welcome;
+    {
+      absl::MutexLock lock(&mu_);
+      hello_id_ = NextId();
+      welcome = AddWaiterLocked(hello_id_);
+    }
+    SendHello();  // before the I/O thread exists, so it owns the socket next
+    io_thread_ = std::thread([this] { IoLoop(); });
+
+    auto ready = WaitFor(std::move(welcome), hello_id_,
+                         options_.connect_timeout);
+    if (!ready.ok()) {
+      Close();
+      if (absl::IsDeadlineExceeded(ready.status())) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "cannot connect to ", options_.endpoint, ": no answer within ",
+            absl::FormatDuration(options_.connect_timeout),
+            " (is siftd running there?)"));
+      }
+      return ready.status();
+    }
+    return absl::OkStatus();
+  }
+
+  void Close() {
+    {
+      absl::MutexLock lock(&mu_);
+      closing_ = true;  // a second Close() just waits for the first
+    }
+    Wake();
+    absl::MutexLock join_lock(&join_mu_);
+    if (io_thread_.joinable()) io_thread_.join();
+    if (socket_ != nullptr) CloseSockets();
+    // Wake everything still waiting.
+    std::vector<std::shared_ptr<Subscription::Queue>> queues;
+    absl::flat_hash_map<uint64_t, std::promise<Reply>> waiters;
+    {
+      absl::MutexLock lock(&mu_);
+      waiters.swap(waiters_);
+      for (auto& [sid, sub] : subs_) {
+        if (sub.queue) queues.push_back(sub.queue);
+      }
+    }
+    for (auto& [id, promise] : waiters) {
+      promise.set_value(absl::FailedPreconditionError("client closed"));
+    }
+    for (auto& q : queues) {
+      absl::MutexLock lock(&q->mu);
+      q->closed = true;
+    }
+  }
+
+  absl::Status Publish(std::string_view topic, std::string_view payload,
+                       std::string_view reply_to, uint64_t request_id,
+                       bool confirm) {
+    if (absl::Status s = CheckPublish(topic, payload, reply_to); !s.ok()) {
+      return s;
+    }
+    Outgoing out;
+    out.header = Frame(protocol::PubSize(request_id, topic, reply_to, confirm));
+    protocol::EncodePub(request_id, topic, reply_to, confirm,
+                        out.header.data());
+    out.payload = Frame(payload.data(), payload.size());
+    out.has_payload = true;
+    return Enqueue(std::move(out));
+  }
+
+  absl::Status PublishConfirmed(std::string_view topic,
+                                std::string_view payload,
+                                absl::Duration timeout) {
+    const uint64_t id = NextIdAtomic();
+    std::future<Reply> reply;
+    {
+      absl::MutexLock lock(&mu_);
+      reply = AddWaiterLocked(id);
+    }
+    if (absl::Status s = Publish(topic, payload, {}, id, true); !s.ok()) {
+      DropWaiter(id);
+      return s;
+    }
+    return WaitFor(std::move(reply), id, timeout).status();
+  }
+
+  absl::StatusOr<uint64_t> Subscribe(
+      std::string_view pattern, const SubscribeOptions& options,
+      std::shared_ptr<Subscription::Queue> queue, bool inbox) {
+    if (absl::Status s = topic::ValidatePattern(pattern, TopicLimits());
+        !s.ok()) {
+      return protocol::WireError(wire::INVALID_PATTERN, s.message());
+    }
+    if (absl::Status s = topic::ValidateQueueGroup(options.queue_group);
+        !s.ok()) {
+      return protocol::WireError(wire::INVALID_QUEUE_GROUP, s.message());
+    }
+    const uint64_t sid = NextIdAtomic();
+    const uint64_t id = NextIdAtomic();
+    std::future<Reply> reply;
+    {
+      absl::MutexLock lock(&mu_);
+      if (closing_) return absl::FailedPreconditionError("client closed");
+      SubEntry& entry = subs_[sid];
+      entry.pattern = std::string(pattern);
+      entry.queue_group = options.queue_group;
+      entry.callback = options.callback;
+      entry.queue = std::move(queue);
+      entry.inbox = inbox;
+      reply = AddWaiterLocked(id);
+    }
+    wire::Header h;
+    h.set_request_id(id);
+    h.mutable_sub()->set_sid(sid);
+    h.mutable_sub()->set_pattern(std::string(pattern));
+    h.mutable_sub()->set_queue_group(options.queue_group);
+    if (absl::Status s = EnqueueHeader(h); !s.ok()) {
+      DropWaiter(id);
+      ForgetSub(sid);
+      return s;
+    }
+    auto answer = WaitFor(std::move(reply), id, options.timeout);
+    // DUPLICATE_SID: a resubscription after a reconnect got there first; sids
+    // are unique per client, so the broker holds exactly this subscription.
+    if (!answer.ok() &&
+        protocol::WireCodeOf(answer.status()) != wire::DUPLICATE_SID) {
+      ForgetSub(sid);
+      if (!absl::IsInvalidArgument(answer.status()) &&
+          !absl::IsPermissionDenied(answer.status())) {
+        SendUnsub(sid, 0).IgnoreError();  // in case the broker did take it after all
+      }
+      return answer.status();
+    }
+    return sid;
+  }
+
+  absl::Status Unsubscribe(uint64_t sid) {
+    ForgetSub(sid);
+    const uint64_t id = NextIdAtomic();
+    std::future<Reply> reply;
+    {
+      absl::MutexLock lock(&mu_);
+      if (closing_) return absl::OkStatus();
+      reply = AddWaiterLocked(id);
+    }
+    if (absl::Status s = SendUnsub(sid, id); !s.ok()) {
+      DropWaiter(id);
+      return s;
+    }
+    return WaitFor(std::move(reply), id, options_.connect_timeout).status();
+  }
+
+  absl::StatusOr<Message> Request(std::string_view topic,
+                                  std::string_view payload,
+                                  absl::Duration timeout) {
+    if (absl::Status s = EnsureInbox(); !s.ok()) return s;
+    const uint64_t token = NextIdAtomic();
+    std::future<Reply> unused;
+    std::shared_ptr<std::promise<Message>> promise =
+        std::make_shared<std::promise<Message>>();
+    std::future<Message> reply = promise->get_future();
+    std::string reply_to;
+    {
+      absl::MutexLock lock(&mu_);
+      reply_to = absl::StrCat(inbox_prefix_, ".", token);
+      requests_[token] = promise;
+    }
+    if (absl::Status s = Publish(topic, payload, reply_to, 0, false);
+        !s.ok()) {
+      absl::MutexLock lock(&mu_);
+      requests_.erase(token);
+      return s;
+    }
+    if (reply.wait_for(absl::ToChronoNanoseconds(timeout)) !=
+        std::future_status::ready) {
+      absl::MutexLock lock(&mu_);
+      requests_.erase(token);
+      return absl::DeadlineExceededError(
+          absl::StrCat("no reply to request on \"", AbslView(topic),
+                       "\" within ", absl::FormatDuration(timeout)));
+    }
+    return reply.get();
+  }
+
+  absl::StatusOr<BrokerStats> Stats(absl::Duration timeout) {
+    const uint64_t id = NextIdAtomic();
+    std::future<Reply> reply;
+    {
+      absl::MutexLock lock(&mu_);
+      reply = AddWaiterLocked(id);
+    }
+    wire::Header h;
+    h.set_request_id(id);
+    h.mutable_stats();
+    if (absl::Status s = EnqueueHeader(h); !s.ok()) {
+      DropWaiter(id);
+      return s;
+    }
+    auto answer = WaitFor(std::move(reply), id, timeout);
+    if (!answer.ok()) return answer.status();
+    return answer->stats_reply();
+  }
+
+  absl::StatusOr<Message> Next(Subscription::Queue* q, absl::Duration timeout) {
+    absl::MutexLock lock(&q->mu);
+    auto ready = [q]() ABSL_SHARED_LOCKS_REQUIRED(q->mu) {
+      return !q->messages.empty() || q->closed;
+    };
+    q->mu.AwaitWithTimeout(absl::Condition(&ready), timeout);
+    if (!q->messages.empty()) {
+      Message m = std::move(q->messages.front());
+      q->messages.pop_front();
+      return m;
+    }
+    if (q->closed) return absl::CancelledError("subscription ended");
+    return absl::DeadlineExceededError(absl::StrCat(
+        "no message within ", absl::FormatDuration(timeout)));
+  }
+
+  std::string client_id() const {
+    absl::MutexLock lock(&mu_);
+    return client_id_;
+  }
+  std::string inbox_prefix() const {
+    absl::MutexLock lock(&mu_);
+    return inbox_prefix_;
+  }
+  uint64_t reconnects() const { return reconnects_.load(); }
+
+ private:
+  struct SubEntry {
+    std::string pattern;
+    std::string queue_group;
+    MessageCallback callback;
+    std::shared_ptr<Subscription::Queue> queue;
+    bool inbox = false;  // the client's own request/reply inbox
+  };
+
+  uint64_t NextId() { return ++next_id_; }
+  uint64_t NextIdAtomic() { return next_id_.fetch_add(1) + 1; }
+
+  topic::Limits TopicLimits() const {
+    return topic::Limits{max_topic_length_.load(), max_topic_tokens_.load()};
+  }
+
+  absl::Status CheckPublish(std::string_view topic, std::string_view payload,
+                            std::string_view reply_to) const {
+    if (absl::Status s = topic::ValidateTopic(topic, TopicLimits()); !s.ok()) {
+      return protocol::WireError(wire::INVALID_TOPIC, s.message());
+    }
+    if (!reply_to.empty()) {
+      if (absl::Status s = topic::ValidateTopic(reply_to, TopicLimits());
+          !s.ok()) {
+        return protocol::WireError(wire::INVALID_TOPIC,
+                                   absl::StrCat("reply_to: ", s.message()));
+      }
+    }
+    if (payload.size() > max_payload_.load()) {
+      return protocol::WireError(
+          wire::PAYLOAD_TOO_LARGE,
+          absl::StrCat("payload of ", payload.size(),
+                       " bytes exceeds the broker's max_payload_bytes (",
+                       max_payload_.load(), ")"));
+    }
+    return absl::OkStatus();
+  }
+
+  std::future<Reply> AddWaiterLocked(uint64_t id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return waiters_[id].get_future();
+  }
+
+  void DropWaiter(uint64_t id) {
+    absl::MutexLock lock(&mu_);
+    waiters_.erase(id);
+  }
+
+  void ForgetSub(uint64_t sid) {
+    std::shared_ptr<Subscription::Queue> queue;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = subs_.find(sid);
+      if (it == subs_.end()) return;
+      queue = std::move(it->second.queue);
+      subs_.erase(it);
+    }
+    if (queue) {
+      absl::MutexLock lock(&queue->mu);
+      queue->closed = true;
+    }
+  }
+
+  Reply WaitFor(std::future<Reply> reply, uint64_t id,
+                absl::Duration timeout) {
+    if (reply.wait_for(absl::ToChronoNanoseconds(timeout)) !=
+        std::future_status::ready) {
+      DropWaiter(id);
+      return absl::DeadlineExceededError(absl::StrCat(
+          "no answer from the broker within ", absl::FormatDuration(timeout)));
+    }
+    return reply.get();
+  }
+
+  absl::Status SendUnsub(uint64_t sid, uint64_t request_id) {
+    wire::Header h;
+    h.set_request_id(request_id);
+    h.mutable_unsub()->set_sid(sid);
+    return EnqueueHeader(h);
+  }
+
+  // Subscribes the client's inbox (once) so Request() can get replies.
+  absl::Status EnsureInbox() {
+    absl::MutexLock inbox_lock(&inbox_mu_);
+    if (inbox_sid_ != 0) return absl::OkStatus();
+    auto sid = Subscribe(absl::StrCat(AbslView(inbox_prefix()), ".>"),
+                         SubscribeOptions{}, nullptr, /*inbox=*/true);
+    if (!sid.ok()) return sid.status();
+    inbox_sid_ = *sid;
+    return absl::OkStatus();
+  }
+
+  absl::Status EnqueueHeader(const wire::Header& h) {
+    Outgoing out;
+    const std::string bytes = protocol::EncodeHeader(h);
+    out.header = Frame(bytes.data(), bytes.size());
+    return Enqueue(std::move(out));
+  }
+
+  absl::Status Enqueue(Outgoing out) {
+    bool wake;
+    {
+      absl::MutexLock lock(&mu_);
+      if (closing_) return absl::FailedPreconditionError("client closed");
+      if (outbox_.size() + sending_count_.load(std::memory_order_relaxed) >=
+          options_.max_pending) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            options_.max_pending,
+            " messages are already waiting to be sent (broker unreachable "
+            "or too slow); not queued"));
+      }
+      wake = outbox_.empty();
+      outbox_.push_back(std::move(out));
+    }
+    if (wake) Wake();
+    return absl::OkStatus();
+  }
+
+  void Wake() {
+    const uint64_t one = 1;
+    ssize_t ignored = write(wake_fd_, &one, sizeof(one));
+    (void)ignored;
+  }
+
+  // ---- I/O thread below ----
+
+  void SendHello() {
+    wire::Header h;
+    h.set_request_id(hello_id_);
+    h.mutable_hello()->set_protocol_version(wire::PROTOCOL_VERSION_CURRENT);
+    h.mutable_hello()->set_client_name(options_.name);
+    const std::string bytes = protocol::EncodeHeader(h);
+    zmq_send(socket_, bytes.data(), bytes.size(), ZMQ_DONTWAIT);
+  }
+
+  void IoLoop() {
+    int64_t next_ping = NowMs() + absl::ToInt64Milliseconds(options_.ping_interval);
+    bool flushing = false;
+    int64_t flush_deadline = 0;
+    while (true) {
+      zmq_pollitem_t items[3] = {
+          {socket_, 0, ZMQ_POLLIN, 0},
+          {nullptr, wake_fd_, ZMQ_POLLIN, 0},
+          {monitor_, 0, ZMQ_POLLIN, 0}};
+      if (ready_ && !sending_.empty()) items[0].events |= ZMQ_POLLOUT;
+      int64_t wait = next_ping - NowMs();
+      if (flushing) wait = std::min<int64_t>(wait, 10);
+      if (wait < 0) wait = 0;
+      int rc = zmq_poll(items, monitor_ != nullptr ? 3 : 2, wait);
+      if (rc < 0) {
+        if (zmq_errno() == ETERM) break;
+        if (zmq_errno() != EINTR) break;
+      }
+      if (items[1].revents & ZMQ_POLLIN) {
+        uint64_t count;
+        ssize_t ignored = read(wake_fd_, &count, sizeof(count));
+        (void)ignored;
+      }
+      TakeOutbox();
+      if (monitor_ != nullptr && (items[2].revents & ZMQ_POLLIN)) {
+        ReadMonitor();
+      }
+      if (items[0].revents & ZMQ_POLLIN) {
+        if (!ReadAll()) break;
+      }
+      if (ready_) FlushSending();
+
+      const int64_t now = NowMs();
+      if (now >= next_ping) {
+        next_ping = now + absl::ToInt64Milliseconds(options_.ping_interval);
+        if (ready_) {
+          wire::Header h;
+          h.mutable_ping();
+          const std::string bytes = protocol::EncodeHeader(h);
+          zmq_send(socket_, bytes.data(), bytes.size(), ZMQ_DONTWAIT);
+        }
+      }
+      bool closing;
+      {
+        absl::MutexLock lock(&mu_);
+        closing = closing_;
+      }
+      if (closing && !flushing) {
+        flushing = true;
+        flush_deadline = now + 2000;  // bounded flush of queued messages
+      }
+      if (flushing && (sending_.empty() || !ready_ || now >= flush_deadline)) {
+        if (ready_) {
+          wire::Header h;
+          h.mutable_bye();
+          const std::string bytes = protocol::EncodeHeader(h);
+          zmq_send(socket_, bytes.data(), bytes.size(), ZMQ_DONTWAIT);
+        }
+        break;
+      }
+    }
+  }
+
+  static int64_t NowMs() {
+    return absl::ToUnixMillis(absl::Now());
+  }
+
+  void TakeOutbox() {
+    absl::MutexLock lock(&mu_);
+    if (outbox_.empty()) return;
+    for (Outgoing& o : outbox_) sending_.push_back(std::move(o));
+    sending_count_.store(sending_.size(), std::memory_order_relaxed);
+    outbox_.clear();
+  }
+
+  // Sends queued messages until the socket would block.
+  void FlushSending() {
+    while (!sending_.empty()) {
+      Outgoing& o = sending_.front();
+      const int flags = ZMQ_DONTWAIT | (o.has_payload ? ZMQ_SNDMORE : 0);
+      if (zmq_msg_send(o.header.get(), socket_, flags) < 0) {
+        break;  // EAGAIN: wait for POLLOUT
+      }
+      if (o.has_payload) zmq_msg_send(o.payload.get(), socket_, ZMQ_DONTWAIT);
+      sending_.pop_front();
+    }
+    sending_count_.store(sending_.size(), std::memory_order_relaxed);
+  }
+
+  void ReadMonitor() {
+    while (true) {
+      Frame event;
+      if (zmq_msg_recv(event.get(), monitor_, ZMQ_DONTWAIT) < 0) return;
+      uint16_t id = 0;
+      if (event.size() >= 2) std::memcpy(&id, event.data(), sizeof(id));
+      while (zmq_msg_more(event.get())) {
+        Frame rest;
+        if (zmq_msg_recv(rest.get(), monitor_, ZMQ_DONTWAIT) < 0) break;
+        event = std::move(rest);
+      }
+      if (id == ZMQ_EVENT_DISCONNECTED) {
+        if (ready_ || had_session_) lost_connection_ = true;
+        ready_ = false;
+      } else if (id == ZMQ_EVENT_CONNECTED && lost_connection_) {
+        lost_connection_ = false;
+        Rehello();
+      }
+    }
+  }
+
+  void Rehello() {
+    ready_ = false;
+    {
+      absl::MutexLock lock(&mu_);
+      hello_id_ = NextId();
+    }
+    SendHello();
+  }
+
+  // Reads every message available. Returns false if the context is ending.
+  bool ReadAll() {
+    for (int i = 0; i < 4096; ++i) {
+      Frame header;
+      if (zmq_msg_recv(header.get(), socket_, ZMQ_DONTWAIT) < 0) {
+        return zmq_errno() != ETERM;
+      }
+      Frame payload;
+      bool has_payload = false;
+      if (zmq_msg_more(header.get())) {
+        zmq_msg_recv(payload.get(), socket_, 0);
+        has_payload = true;
+        while (zmq_msg_more(payload.get())) {  // tolerate extra frames
+          Frame extra;
+          if (zmq_msg_recv(extra.get(), socket_, 0) < 0) break;
+        }
+      }
+      auto decoded = decoder_.Decode(header.data(), header.size());
+      if (!decoded.ok()) continue;  // not from a sift broker; ignore
+      Dispatch(**decoded, has_payload ? &payload : nullptr);
+    }
+    return true;
+  }
+
+  void Dispatch(const wire::Header& h, Frame* payload) {
+    switch (h.command_case()) {
+      case wire::Header::kDeliver:
+        if (payload != nullptr) Deliver(h.deliver(), std::move(*payload));
+        return;
+      case wire::Header::kWelcome:
+        return OnWelcome(h);
+      case wire::Header::kError:
+        if (h.error().code() == wire::HELLO_REQUIRED) {
+          // The broker lost our session (restart): start a new one.
+          Fulfil(h.request_id(), ErrorFromWire(h.error()));
+          if (had_session_ && h.request_id() != hello_id_) Rehello();
+          return;
+        }
+        Fulfil(h.request_id(), ErrorFromWire(h.error()));
+        return;
+      case wire::Header::kOk:
+      case wire::Header::kPong:
+      case wire::Header::kStatsReply:
+        Fulfil(h.request_id(), h);
+        return;
+      default:
+        return;
+    }
+  }
+
+  void OnWelcome(const wire::Header& h) {
+    std::vector<wire::Header> resubscribe;
+    {
+      absl::MutexLock lock(&mu_);
+      if (h.request_id() != hello_id_) return;  // answer to an older HELLO
+      const wire::Welcome& w = h.welcome();
+      client_id_ = w.client_id();
+      inbox_prefix_ = w.inbox_prefix();
+      max_payload_.store(w.max_payload_bytes());
+      max_topic_length_.store(w.max_topic_length());
+      max_topic_tokens_.store(w.max_topic_tokens());
+      if (w.client_timeout_ms() > 0) {
+        options_.ping_interval = std::min(
+            options_.ping_interval, absl::Milliseconds(w.client_timeout_ms() / 3));
+      }
+      if (had_session_) {
+        // A new session after losing the broker: subscribe again, the inbox
+        // under its new prefix.
+        for (auto& [sid, sub] : subs_) {
+          if (sub.inbox) sub.pattern = absl::StrCat(inbox_prefix_, ".>");
+          wire::Header s;
+          s.mutable_sub()->set_sid(sid);
+          s.mutable_sub()->set_pattern(sub.pattern);
+          s.mutable_sub()->set_queue_group(sub.queue_group);
+          resubscribe.push_back(std::move(s));
+        }
+      }
+    }
+    if (had_session_) reconnects_.fetch_add(1);
+    had_session_ = true;
+    for (const wire::Header& s : resubscribe) {
+      const std::string bytes = protocol::EncodeHeader(s);
+      zmq_send(socket_, bytes.data(), bytes.size(), ZMQ_DONTWAIT);
+    }
+    ready_ = true;
+    Fulfil(h.request_id(), h);
+  }
+
+  void Fulfil(uint64_t id, Reply reply) {
+    if (id == 0) return;
+    std::promise<Reply> promise;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = waiters_.find(id);
+      if (it == waiters_.end()) return;
+      promise = std::move(it->second);
+      waiters_.erase(it);
+    }
+    promise.set_value(std::move(reply));
+  }
+
+  void Deliver(const wire::Deliver& d, Frame payload) {
+    Message m;
+    m.topic_ = d.topic();
+    m.reply_to_ = d.reply_to();
+    m.sid_ = d.sid();
+    m.payload_ = std::make_unique<Message::Frame>();
+    m.payload_->frame = std::move(payload);
+
+    MessageCallback callback;
+    std::shared_ptr<Subscription::Queue> queue;
+    std::shared_ptr<std::promise<Message>> request;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = subs_.find(d.sid());
+      if (it == subs_.end()) return;  // unsubscribed meanwhile
+      if (it->second.inbox) {
+        // The last token of an inbox topic is the request's token.
+        std::string_view topic = m.topic();
+        uint64_t token = 0;
+        auto dot = topic.rfind('.');
+        if (dot != std::string_view::npos &&
+            absl::SimpleAtoi(AbslView(topic.substr(dot + 1)), &token)) {
+          auto r = requests_.find(token);
+          if (r != requests_.end()) {
+            request = std::move(r->second);
+            requests_.erase(r);
+          }
+        }
+        if (!request) return;  // late reply to a request that timed out
+      } else {
+        callback = it->second.callback;
+        queue = it->second.queue;
+      }
+    }
+    if (request) {
+      request->set_value(std::move(m));
+    } else if (callback) {
+      callback(m);
+    } else if (queue) {
+      absl::MutexLock lock(&queue->mu);
+      queue->messages.push_back(std::move(m));
+    }
+  }
+
+  void CloseSockets() {
+    if (monitor_ != nullptr) {
+      zmq_socket_monitor(socket_, nullptr, 0);
+      zmq_close(monitor_);
+      monitor_ = nullptr;
+    }
+    if (socket_ != nullptr) {
+      zmq_close(socket_);
+      socket_ = nullptr;
+    }
+  }
+
+  // Constant after Start() (options_.ping_interval: I/O thread only).
+  ClientOptions options_;
+  void* context_ = nullptr;
+  bool owns_context_ = false;
+  int wake_fd_ = -1;
+
+  // Owned by the I/O thread once it runs.
+  void* socket_ = nullptr;
+  void* monitor_ = nullptr;
+  std::thread io_thread_;
+  std::deque<Outgoing> sending_;
+  protocol::HeaderDecoder decoder_;
+  bool ready_ = false;            // session established (WELCOME received)
+  bool had_session_ = false;      // a WELCOME was ever received
+  bool lost_connection_ = false;  // disconnected; HELLO again on connect
+
+  std::atomic<uint64_t> next_id_{0};
+  std::atomic<uint64_t> reconnects_{0};
+  std::atomic<size_t> sending_count_{0};
+  std::atomic<uint64_t> max_payload_{1 << 20};
+  std::atomic<uint32_t> max_topic_length_{256};
+  std::atomic<uint32_t> max_topic_tokens_{16};
+
+  mutable absl::Mutex mu_;
+  std::vector<Outgoing> outbox_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, std::promise<Reply>> waiters_
+      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, SubEntry> subs_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, std::shared_ptr<std::promise<Message>>>
+      requests_ ABSL_GUARDED_BY(mu_);
+  std::string client_id_ ABSL_GUARDED_BY(mu_);
+  std::string inbox_prefix_ ABSL_GUARDED_BY(mu_);
+  uint64_t hello_id_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+
+  absl::Mutex join_mu_;
+  absl::Mutex inbox_mu_;
+  uint64_t inbox_sid_ ABSL_GUARDED_BY(inbox_mu_) = 0;
+};
+
+// ---- Subscription ----
+
+Subscription::Subscription(std::shared_ptr<ClientCore> core, uint64_t sid,
+                           std::string pattern, std::shared_ptr<Queue> queue)
+    : core_(std::move(core)),
+      sid_(sid),
+      pattern_(std::move(pattern)),
+      queue_(std::move(queue)) {}
+
+Subscription::~Subscription() {
+  if (active_) Unsubscribe().IgnoreError();
+}
+
+absl::StatusOr<Message> Subscription::Next(absl::Duration timeout) {
+  if (!queue_) {
+    return absl::FailedPreconditionError(
+        "this subscription delivers to its callback; Next() is not used");
+  }
+  return core_->Next(queue_.get(), timeout);
+}
+
+absl::Status Subscription::Unsubscribe() {
+  if (!active_) return absl::OkStatus();
+  active_ = false;
+  return core_->Unsubscribe(sid_);
+}
+
+// ---- Client ----
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
+  auto core = std::make_shared<ClientCore>(std::move(options));
+  if (absl::Status s = core->Start(); !s.ok()) return s;
+  return std::unique_ptr<Client>(new Client(std::move(core)));
+}
+
+Client::Client(std::shared_ptr<ClientCore> core) : core_(std::move(core)) {}
+Client::~Client() { Close(); }
+
+absl::Status Client::Publish(std::string_view topic, std::string_view payload,
+                             std::string_view reply_to) {
+  return core_->Publish(topic, payload, reply_to, 0, false);
+}
+
+absl::Status Client::PublishConfirmed(std::string_view topic,
+                                      std::string_view payload,
+                                      absl::Duration timeout) {
+  return core_->PublishConfirmed(topic, payload, timeout);
+}
+
+absl::StatusOr<std::unique_ptr<Subscription>> Client::Subscribe(
+    std::string_view pattern, SubscribeOptions options) {
+  std::shared_ptr<Subscription::Queue> queue;
+  if (!options.callback) queue = std::make_shared<Subscription::Queue>();
+  auto sid = core_->Subscribe(pattern, options, queue, /*inbox=*/false);
+  if (!sid.ok()) return sid.status();
+  return std::unique_ptr<Subscription>(
+      new Subscription(core_, *sid, std::string(pattern), std::move(queue)));
+}
+
+absl::StatusOr<Message> Client::Request(std::string_view topic,
+                                        std::string_view payload,
+                                        absl::Duration timeout) {
+  return core_->Request(topic, payload, timeout);
+}
+
+absl::StatusOr<BrokerStats> Client::Stats(absl::Duration timeout) {
+  return core_->Stats(timeout);
+}
+
+void Client::Close() { core_->Close(); }
+
+std::string Client::client_id() const { return core_->client_id(); }
+std::string Client::inbox_prefix() const { return core_->inbox_prefix(); }
+uint64_t Client::reconnects() const { return core_->reconnects(); }
+
+}  // namespace sift

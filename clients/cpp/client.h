@@ -1,0 +1,167 @@
+// The sift C++ client library: connect to a broker, publish, subscribe,
+// request/reply. The same API talks to a standalone siftd (tcp://, ipc://) and
+// to a broker embedded in the process (inproc://, see broker/embedded).
+//
+// Thread-safety: a Client is safe to use from any number of threads at once.
+// Each Client runs one background I/O thread that owns its ZeroMQ socket;
+// subscription callbacks run on that thread, one at a time, in arrival order,
+// and must not block for long (they may call Publish, but not a blocking call
+// such as Request or PublishConfirmed on the same Client). A Subscription's
+// Next() may be called from one thread at a time.
+#ifndef SIFT_CLIENTS_CPP_CLIENT_H_
+#define SIFT_CLIENTS_CPP_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "proto/sift.pb.h"
+
+namespace sift {
+
+// The default endpoint of siftd's embedded configuration.
+inline constexpr char kDefaultEndpoint[] = "tcp://127.0.0.1:7440";
+
+struct ClientOptions {
+  std::string endpoint = kDefaultEndpoint;
+  // Free text the broker shows in logs.
+  std::string name;
+  // How long Connect() waits for the broker's WELCOME.
+  absl::Duration connect_timeout = absl::Seconds(5);
+  // After losing the broker (restart, network), reconnect and resubscribe.
+  bool reconnect = true;
+  // Interval of client PINGs; the broker drops clients silent for longer
+  // than its client_timeout_ms.
+  absl::Duration ping_interval = absl::Seconds(5);
+  // Messages the client may hold while it is not connected; beyond this,
+  // Publish fails with ResourceExhausted (nothing is dropped silently).
+  size_t max_pending = 100000;
+  // For inproc:// endpoints: the embedded broker's ZeroMQ context
+  // (EmbeddedBroker::zmq_context()). Null: the client makes its own.
+  void* zmq_context = nullptr;
+};
+
+// A received message. Cheap to move; the payload is not copied out of the
+// ZeroMQ frame it arrived in.
+class Message {
+ public:
+  Message();
+  ~Message();
+  Message(Message&&) noexcept;
+  Message& operator=(Message&&) noexcept;
+
+  std::string_view topic() const { return topic_; }
+  std::string_view reply_to() const { return reply_to_; }
+  std::string_view payload() const;
+  uint64_t sid() const { return sid_; }
+
+ private:
+  friend class ClientCore;
+  struct Frame;
+  std::string topic_;
+  std::string reply_to_;
+  uint64_t sid_ = 0;
+  std::unique_ptr<Frame> payload_;
+};
+
+using MessageCallback = std::function<void(const Message&)>;
+
+struct SubscribeOptions {
+  // Members of one queue group share the messages: each goes to one of them.
+  std::string queue_group;
+  // If set, messages are passed to it on the client's I/O thread and Next()
+  // is not used. If empty, messages queue up for Next().
+  MessageCallback callback;
+  // How long Subscribe() waits for the broker to accept the subscription.
+  absl::Duration timeout = absl::Seconds(5);
+};
+
+class Client;
+
+// A live subscription. Destroying it unsubscribes (best effort).
+class Subscription {
+ public:
+  ~Subscription();
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+
+  // Waits up to `timeout` for the next message (subscriptions without a
+  // callback). DeadlineExceeded if none came; Cancelled after Unsubscribe().
+  absl::StatusOr<Message> Next(absl::Duration timeout);
+  // Stops deliveries; waits for the broker's answer up to the client's
+  // connect timeout.
+  absl::Status Unsubscribe();
+
+  uint64_t sid() const { return sid_; }
+  const std::string& pattern() const { return pattern_; }
+
+ private:
+  friend class Client;
+  friend class ClientCore;
+  struct Queue;
+  Subscription(std::shared_ptr<class ClientCore> core, uint64_t sid,
+               std::string pattern, std::shared_ptr<Queue> queue);
+  std::shared_ptr<class ClientCore> core_;
+  uint64_t sid_;
+  std::string pattern_;
+  std::shared_ptr<Queue> queue_;
+  bool active_ = true;
+};
+
+// The broker's counters, as answered to STATS.
+using BrokerStats = wire::StatsReply;
+
+class Client {
+ public:
+  // Connects and completes the HELLO/WELCOME handshake within
+  // options.connect_timeout. Errors: DeadlineExceeded (no broker answered),
+  // InvalidArgument (bad endpoint), FailedPrecondition (protocol version).
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(
+      ClientOptions options = {});
+  ~Client();  // Close()s.
+
+  // Fire-and-forget publish. Validates the topic and size locally first
+  // (InvalidArgument, ResourceExhausted). Returns once the message is queued
+  // for sending; the broker reports later errors to the log and its stats.
+  absl::Status Publish(std::string_view topic, std::string_view payload,
+                       std::string_view reply_to = {});
+  // Publish and wait until the broker has routed the message (OK) or
+  // refused it (its ERROR as a Status), up to `timeout`.
+  absl::Status PublishConfirmed(std::string_view topic,
+                                std::string_view payload,
+                                absl::Duration timeout = absl::Seconds(5));
+
+  absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(
+      std::string_view pattern, SubscribeOptions options = {});
+
+  // Publishes to `topic` with a reply_to in this client's inbox and waits up
+  // to `timeout` for the first reply.
+  absl::StatusOr<Message> Request(std::string_view topic,
+                                  std::string_view payload,
+                                  absl::Duration timeout = absl::Seconds(5));
+
+  absl::StatusOr<BrokerStats> Stats(absl::Duration timeout = absl::Seconds(5));
+
+  // Sends BYE, flushes queued messages (bounded wait) and stops the I/O
+  // thread. Further calls fail with FailedPrecondition.
+  void Close();
+
+  // The id the broker gave this connection, and its inbox prefix.
+  std::string client_id() const;
+  std::string inbox_prefix() const;
+  // How many times the client has re-established its session.
+  uint64_t reconnects() const;
+
+ private:
+  explicit Client(std::shared_ptr<ClientCore> core);
+  std::shared_ptr<ClientCore> core_;
+};
+
+}  // namespace sift
+
+#endif  // SIFT_CLIENTS_CPP_CLIENT_H_

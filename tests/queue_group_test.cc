@@ -1,0 +1,227 @@
+// Queue groups through a real siftd: every message goes to exactly one member
+// of each matching group (spread evenly), while plain subscribers get all.
+#include <cstdint>
+#include <iostream>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "clients/cpp/client.h"
+#include "gtest/gtest.h"
+#include "tests/siftd_process.h"
+#include "tests/test_util.h"
+
+namespace sift::test {
+namespace {
+
+constexpr absl::Duration kWaitAll = absl::Seconds(30);
+
+class QueueGroupTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto siftd = SiftdProcess::Start();
+    ASSERT_TRUE(siftd.ok()) << siftd.status();
+    siftd_ = *std::move(siftd);
+  }
+  void TearDown() override {
+    if (HasFailure() && siftd_ != nullptr) {
+      std::cerr << "--- siftd log tail ---\n" << siftd_->LogTail() << "\n";
+    }
+  }
+
+  absl::StatusOr<std::unique_ptr<Client>> NewClient(const std::string& name) {
+    ClientOptions options;
+    options.endpoint = siftd_->endpoint();
+    options.name = name;
+    return Client::Connect(options);
+  }
+
+  std::unique_ptr<SiftdProcess> siftd_;
+};
+
+// A subscription whose callback feeds a Collector.
+struct Member {
+  // Shared with the callback, which may still run on the client's I/O thread
+  // while the Member is destroyed.
+  std::shared_ptr<Collector> received = std::make_shared<Collector>();
+  std::unique_ptr<Subscription> sub;
+};
+
+absl::StatusOr<Member> Join(Client& client, const std::string& pattern,
+                            const std::string& group) {
+  Member member;
+  SubscribeOptions options;
+  options.queue_group = group;
+  std::shared_ptr<Collector> sink = member.received;
+  options.callback = [sink](const Message& msg) {
+    sink->Add(std::string(msg.payload()));
+  };
+  absl::StatusOr<std::unique_ptr<Subscription>> sub =
+      client.Subscribe(pattern, options);
+  if (!sub.ok()) return sub.status();
+  member.sub = *std::move(sub);
+  return member;
+}
+
+size_t Total(const std::vector<Member*>& members) {
+  size_t total = 0;
+  for (Member* m : members) total += m->received->size();
+  return total;
+}
+
+// Waits (bounded) until the members together hold at least `n` messages.
+size_t WaitForTotal(const std::vector<Member*>& members, size_t n) {
+  const absl::Time deadline = absl::Now() + kWaitAll;
+  size_t total = Total(members);
+  for (int i = 0; i < 10000 && total < n && absl::Now() < deadline; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+    total = Total(members);
+  }
+  return total;
+}
+
+// Checks that the members' messages together are exactly `expected`, each
+// once, and returns how many each got.
+std::vector<size_t> CheckPartition(const std::vector<Member*>& members,
+                                   const std::set<std::string>& expected,
+                                   const std::string& group) {
+  SCOPED_TRACE(absl::StrCat("group ", group));
+  std::set<std::string> seen;
+  std::vector<size_t> shares;
+  size_t duplicates = 0;
+  for (Member* m : members) {
+    std::vector<std::string> values = m->received->values();
+    shares.push_back(values.size());
+    for (std::string& v : values) {
+      if (!seen.insert(std::move(v)).second) ++duplicates;
+    }
+  }
+  EXPECT_EQ(duplicates, 0u) << "messages delivered to more than one member";
+  EXPECT_EQ(seen, expected);
+  return shares;
+}
+
+TEST_F(QueueGroupTest, EachMessageReachesExactlyOneMemberEvenly) {
+  constexpr int kMessages = 4000;
+  constexpr int kMembers = 4;
+  SIFT_ASSERT_OK_AND_ASSIGN(auto publisher, NewClient("publisher"));
+  std::vector<std::unique_ptr<Client>> clients;
+  std::vector<Member> members;
+  for (int i = 0; i < kMembers; ++i) {
+    SIFT_ASSERT_OK_AND_ASSIGN(auto client,
+                              NewClient(absl::StrCat("worker", i)));
+    SIFT_ASSERT_OK_AND_ASSIGN(Member member,
+                              Join(*client, "jobs.>", "workers"));
+    clients.push_back(std::move(client));
+    members.push_back(std::move(member));
+  }
+  SIFT_ASSERT_OK_AND_ASSIGN(auto watcher, NewClient("watcher"));
+  SIFT_ASSERT_OK_AND_ASSIGN(Member plain, Join(*watcher, "jobs.>", ""));
+  SIFT_ASSERT_OK_AND_ASSIGN(BrokerStats before, publisher->Stats());
+
+  std::set<std::string> all;
+  for (int i = 0; i < kMessages; ++i) {
+    const std::string payload = absl::StrCat(i);
+    const std::string topic = absl::StrCat("jobs.kind", i % 7);
+    all.insert(payload);
+    const absl::Status status = i + 1 == kMessages
+                                    ? publisher->PublishConfirmed(topic, payload)
+                                    : publisher->Publish(topic, payload);
+    ASSERT_TRUE(status.ok()) << "message " << i << ": " << status;
+  }
+
+  std::vector<Member*> group;
+  for (Member& m : members) group.push_back(&m);
+  EXPECT_EQ(WaitForTotal(group, kMessages), static_cast<size_t>(kMessages));
+  EXPECT_EQ(plain.received->WaitFor(kMessages, kWaitAll),
+            static_cast<size_t>(kMessages));
+
+  // The broker's own count is exact (the last publish was confirmed before
+  // STATS): one DELIVER per message to the group and one to the watcher,
+  // so no member got a duplicate that is still in flight.
+  SIFT_ASSERT_OK_AND_ASSIGN(BrokerStats after, publisher->Stats());
+  EXPECT_EQ(after.messages_in() - before.messages_in(),
+            static_cast<uint64_t>(kMessages));
+  EXPECT_EQ(after.messages_out() - before.messages_out(),
+            static_cast<uint64_t>(2 * kMessages));
+
+  std::vector<size_t> shares = CheckPartition(group, all, "workers");
+  for (size_t i = 0; i < shares.size(); ++i) {
+    EXPECT_GE(shares[i], kMessages * 15 / 100) << "member " << i;
+    EXPECT_LE(shares[i], kMessages * 35 / 100) << "member " << i;
+  }
+  std::set<std::string> plain_got;
+  for (std::string& v : plain.received->values()) plain_got.insert(v);
+  EXPECT_EQ(plain_got, all);
+  EXPECT_EQ(plain.received->size(), static_cast<size_t>(kMessages));
+}
+
+TEST_F(QueueGroupTest, TwoGroupsOnOverlappingPatterns) {
+  constexpr int kPerTopic = 300;
+  SIFT_ASSERT_OK_AND_ASSIGN(auto publisher, NewClient("publisher"));
+  SIFT_ASSERT_OK_AND_ASSIGN(auto a1, NewClient("a1"));
+  SIFT_ASSERT_OK_AND_ASSIGN(auto a2, NewClient("a2"));
+  SIFT_ASSERT_OK_AND_ASSIGN(auto b1, NewClient("b1"));
+  SIFT_ASSERT_OK_AND_ASSIGN(auto b2, NewClient("b2"));
+  // "alpha" on jobs.* (a1, a2); "beta" on jobs.> (b1, b2, and a1 again: one
+  // client may be a member of two groups).
+  SIFT_ASSERT_OK_AND_ASSIGN(Member alpha1, Join(*a1, "jobs.*", "alpha"));
+  SIFT_ASSERT_OK_AND_ASSIGN(Member alpha2, Join(*a2, "jobs.*", "alpha"));
+  SIFT_ASSERT_OK_AND_ASSIGN(Member beta1, Join(*b1, "jobs.>", "beta"));
+  SIFT_ASSERT_OK_AND_ASSIGN(Member beta2, Join(*b2, "jobs.>", "beta"));
+  SIFT_ASSERT_OK_AND_ASSIGN(Member beta3, Join(*a1, "jobs.>", "beta"));
+  SIFT_ASSERT_OK_AND_ASSIGN(BrokerStats before, publisher->Stats());
+
+  std::set<std::string> one_token, all;  // jobs.x (both groups), jobs.x.y
+  for (int i = 0; i < 2 * kPerTopic; ++i) {
+    const bool short_topic = i % 2 == 0;
+    const std::string payload = absl::StrCat(i);
+    const std::string topic = short_topic ? "jobs.x" : "jobs.x.y";
+    if (short_topic) one_token.insert(payload);
+    all.insert(payload);
+    const absl::Status status =
+        i + 1 == 2 * kPerTopic ? publisher->PublishConfirmed(topic, payload)
+                               : publisher->Publish(topic, payload);
+    ASSERT_TRUE(status.ok()) << "message " << i << ": " << status;
+  }
+  std::vector<Member*> alpha = {&alpha1, &alpha2};
+  std::vector<Member*> beta = {&beta1, &beta2, &beta3};
+  EXPECT_EQ(WaitForTotal(alpha, one_token.size()), one_token.size());
+  EXPECT_EQ(WaitForTotal(beta, all.size()), all.size());
+  SIFT_ASSERT_OK_AND_ASSIGN(BrokerStats after, publisher->Stats());
+  EXPECT_EQ(after.messages_out() - before.messages_out(),
+            one_token.size() + all.size());
+
+  std::vector<size_t> alpha_shares = CheckPartition(alpha, one_token, "alpha");
+  std::vector<size_t> beta_shares = CheckPartition(beta, all, "beta");
+  for (size_t share : alpha_shares) EXPECT_GT(share, 0u);
+  for (size_t share : beta_shares) EXPECT_GT(share, 0u);
+}
+
+TEST_F(QueueGroupTest, RemainingMembersTakeOverWhenOneLeaves) {
+  constexpr int kMessages = 100;
+  SIFT_ASSERT_OK_AND_ASSIGN(auto publisher, NewClient("publisher"));
+  SIFT_ASSERT_OK_AND_ASSIGN(auto c1, NewClient("c1"));
+  SIFT_ASSERT_OK_AND_ASSIGN(auto c2, NewClient("c2"));
+  SIFT_ASSERT_OK_AND_ASSIGN(Member stays, Join(*c1, "work", "pool"));
+  SIFT_ASSERT_OK_AND_ASSIGN(Member leaves, Join(*c2, "work", "pool"));
+  SIFT_ASSERT_OK(leaves.sub->Unsubscribe());
+
+  std::set<std::string> all;
+  for (int i = 0; i < kMessages; ++i) {
+    const std::string payload = absl::StrCat(i);
+    all.insert(payload);
+    SIFT_ASSERT_OK(i + 1 == kMessages ? publisher->PublishConfirmed("work", payload)
+                                      : publisher->Publish("work", payload));
+  }
+  EXPECT_EQ(stays.received->WaitFor(kMessages, kWaitAll),
+            static_cast<size_t>(kMessages));
+  CheckPartition({&stays}, all, "pool");
+  EXPECT_EQ(leaves.received->size(), 0u);
+}
+
+}  // namespace
+}  // namespace sift::test

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian (bookworm) machine lacks to build and test sift:
+# Bazel and the system libraries //third_party wraps. Only missing packages
+# are installed, so this is quick when everything is there.
+set -euo pipefail
+
+PACKAGES=(
+  bazel-bootstrap      # Bazel 4.2.3 (pulls in Java)
+  g++
+  libzmq3-dev cppzmq-dev
+  libprotobuf-dev protobuf-compiler
+  libabsl-dev
+  libtomlplusplus-dev
+  libgtest-dev libgmock-dev
+  libbenchmark-dev
+  python3              # tools/test_summary.py
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "deps: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -38,6 +38,7 @@ namespace sift::test {
 namespace {
 
 constexpr uint64_t kMaxPayload = 1024;
+constexpr uint64_t kMaxSubs = 50;
 constexpr absl::Duration kReplyTimeout = absl::Seconds(10);
 
 // The next ERROR the dealer receives (skipping DELIVER, PING, ...).
@@ -97,7 +98,9 @@ class BadInputTest : public ::testing::Test {
  protected:
   void SetUp() override {
     SiftdOptions options;
-    options.extra_flags = {absl::StrCat("--max_payload_bytes=", kMaxPayload)};
+    options.extra_flags = {
+        absl::StrCat("--max_payload_bytes=", kMaxPayload),
+        absl::StrCat("--max_subscriptions_per_client=", kMaxSubs)};
     auto siftd = SiftdProcess::Start(options);
     ASSERT_TRUE(siftd.ok()) << siftd.status();
     siftd_ = *std::move(siftd);
@@ -135,7 +138,9 @@ class BadInputTest : public ::testing::Test {
     // siftd survived everything.
     EXPECT_TRUE(siftd_->IsRunning()) << "siftd died: exit "
                                      << siftd_->exit_code().value_or(-1);
-    if (siftd_->IsRunning()) EXPECT_EQ(kill(siftd_->pid(), 0), 0);
+    if (siftd_->IsRunning()) {
+      EXPECT_EQ(kill(siftd_->pid(), 0), 0);
+    }
     if (healthy_pub_ != nullptr && healthy_sub_ != nullptr) {
       CheckHealthyTraffic();
     }
@@ -542,6 +547,52 @@ class BadInputTest : public ::testing::Test {
     EXPECT_EQ(msg.payload(), "fine");
   }
 
+  void TooManySubscriptions() {
+    auto dealer = Greeted();
+    uint64_t rid = 600;
+    for (uint64_t sid = 1; sid <= kMaxSubs; ++sid) {
+      ++rid;
+      absl::StatusOr<wire::Header> ok =
+          dealer->Call(SubHeader(rid, sid, absl::StrCat("many.", sid)));
+      ASSERT_TRUE(ok.ok() && ok->has_ok())
+          << "SUB " << sid << ": "
+          << (ok.ok() ? ok->DebugString() : ok.status().ToString());
+    }
+    ++rid;
+    ExpectError(dealer->Call(SubHeader(rid, kMaxSubs + 1, "many.more")),
+                wire::TOO_MANY_SUBSCRIPTIONS, rid, "one SUB over the limit");
+    // Freeing one makes room for one.
+    ++rid;
+    wire::Header unsub;
+    unsub.set_request_id(rid);
+    unsub.mutable_unsub()->set_sid(1);
+    absl::StatusOr<wire::Header> ok = dealer->Call(unsub);
+    ASSERT_TRUE(ok.ok() && ok->has_ok());
+    ++rid;
+    ok = dealer->Call(SubHeader(rid, kMaxSubs + 1, "many.more"));
+    ASSERT_TRUE(ok.ok() && ok->has_ok())
+        << (ok.ok() ? ok->DebugString() : ok.status().ToString());
+    ExpectAlive(*dealer, 908);
+
+    // Through the client library: ResourceExhausted once the limit is hit
+    // (the library may hold one subscription of its own, for its inbox).
+    SIFT_ASSERT_OK_AND_ASSIGN(auto client, NewClient("hoarder"));
+    std::vector<std::unique_ptr<Subscription>> subs;
+    absl::Status last;
+    for (uint64_t i = 0; i < kMaxSubs + 5; ++i) {
+      absl::StatusOr<std::unique_ptr<Subscription>> sub =
+          client->Subscribe(absl::StrCat("hoard.", i));
+      if (!sub.ok()) {
+        last = sub.status();
+        break;
+      }
+      subs.push_back(*std::move(sub));
+    }
+    EXPECT_EQ(last.code(), absl::StatusCode::kResourceExhausted) << last;
+    EXPECT_GE(subs.size(), kMaxSubs - 1);
+    EXPECT_LE(subs.size(), kMaxSubs);
+  }
+
   static constexpr int kMaxHealthy = 200000;
   std::unique_ptr<SiftdProcess> siftd_;
   std::unique_ptr<Client> healthy_pub_;
@@ -566,6 +617,7 @@ TEST_F(BadInputTest, PayloadTooLarge) { PayloadTooLarge(); }
 TEST_F(BadInputTest, RawTcpGarbage) { RawTcpGarbage(); }
 TEST_F(BadInputTest, VanishingClient) { VanishingClient(); }
 TEST_F(BadInputTest, ClientLibraryValidation) { ClientLibraryValidation(); }
+TEST_F(BadInputTest, TooManySubscriptions) { TooManySubscriptions(); }
 
 // All of it against one broker, with the healthy pair running throughout.
 TEST_F(BadInputTest, EverythingAtOnce) {
@@ -582,6 +634,7 @@ TEST_F(BadInputTest, EverythingAtOnce) {
   RawTcpGarbage();
   VanishingClient();
   ClientLibraryValidation();
+  TooManySubscriptions();
   EXPECT_NE(siftd_->ReadLog().find("BAD_FRAME"), std::string::npos);
 }
 

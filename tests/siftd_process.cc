@@ -219,8 +219,6 @@ absl::Status SiftdProcess::Spawn() {
   close(log_fd);
   close(null_fd);
   pid_ = pid;
-  exit_code_.reset();
-  was_killed_ = false;
   absl::Status ready = WaitReady();
   if (!ready.ok()) {
     if (pid_ > 0) {
@@ -291,6 +289,7 @@ bool SiftdProcess::WaitExit(absl::Duration timeout) {
 
 absl::Status SiftdProcess::Stop() {
   if (pid_ <= 0 || Reap(/*block=*/false)) return absl::OkStatus();
+  was_killed_ = false;
   kill(pid_, SIGTERM);
   if (WaitExit(options_.stop_timeout)) return absl::OkStatus();
   const pid_t pid = pid_;

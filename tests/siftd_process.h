@@ -76,10 +76,11 @@ class SiftdProcess {
   // "tcp://127.0.0.1:<port>".
   std::string endpoint() const;
 
-  // After the process was reaped: its exit code if it exited normally, or
-  // -signal if a signal killed it. nullopt while it runs.
+  // How the most recent run that ended, ended: its exit code if it exited
+  // normally, or -signal if a signal killed it. Kept across Restart(), so
+  // after Restart() it describes the stopped run. nullopt if no run ended.
   std::optional<int> exit_code() const { return exit_code_; }
-  // True if the last run ended by SIGKILL from Stop() (it ignored SIGTERM).
+  // True if the last Stop() had to SIGKILL (siftd ignored SIGTERM).
   bool was_killed() const { return was_killed_; }
 
   // The file that receives siftd's stdout and stderr (all runs, appended).

@@ -51,7 +51,9 @@ TEST(SiftdProcessTest, RestartKeepsThePortAndFlags) {
   const int port = siftd->port();
   const pid_t first_pid = siftd->pid();
   SIFT_ASSERT_OK(siftd->Restart());
-  ASSERT_TRUE(siftd->exit_code().has_value() || siftd->IsRunning());
+  // The first run was stopped with SIGTERM and exited 0.
+  EXPECT_EQ(siftd->exit_code().value_or(-1000), 0);
+  EXPECT_FALSE(siftd->was_killed());
   EXPECT_EQ(siftd->port(), port);
   EXPECT_NE(siftd->pid(), first_pid);
   EXPECT_TRUE(siftd->IsRunning());

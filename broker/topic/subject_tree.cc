@@ -3,12 +3,19 @@
 // every subscription.
 //
 // Layout. A node is one token of some pattern's path. It holds the
-// subscriptions whose pattern ends at it (plain handles inline, queue groups
-// out of line) and, when it has children, an `Extra` with a hash set of
-// literal children plus at most one "*" and one ">" child. Most nodes are
-// leaves holding one subscription, so a leaf is kept to 56 bytes (one 64-byte
-// malloc chunk) and allocates nothing else: the Extra, queue groups and large
-// handle sets are paid for only by the nodes that need them.
+// subscriptions whose pattern ends at it and a tagged `children` word. Most
+// nodes are leaves holding one subscription, or links in a chain with a single
+// literal child (the "<id>" in "user.<id>.inbox"), so those two shapes are kept
+// small and allocate nothing besides the node itself:
+//   - the token is stored inline after the 32-byte node header (one malloc
+//     chunk of 48 bytes for tokens up to 8 bytes, 64 up to 24);
+//   - up to two handles live inside the node (HandleSet);
+//   - a single literal child is a direct pointer in `children`.
+// Everything else (several children, "*" and ">" children, queue groups) lives
+// in an `Extra` allocated on demand and folded back when no longer needed.
+// 1M distinct three-token subscriptions take about 57 bytes each, or 115 when
+// each adds two levels of its own with a 17-byte token (heap in use, measured by
+// BM_MemoryPerSubscription in //bench:subject_tree_bench).
 //
 // Matching walks the topic's tokens from the root. At each node it collects
 // the ">" child (matches the rest of the topic), recurses into the "*" child
@@ -23,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <utility>
 
 #include "absl/base/attributes.h"
@@ -218,17 +226,60 @@ class SubjectTree::HandleSet {
 // ---------------------------------------------------------------------------
 // Nodes.
 
+// A node is allocated as one block: this 32-byte header followed by the token's
+// bytes (a variable-sized object, hence New/Delete instead of new/delete).
+// Storing the token inline saves std::string's 32 bytes, and the separate
+// allocation std::string would make for tokens over 15 bytes (UUIDs).
 struct SubjectTree::Node {
-  explicit Node(std::string_view t) : token(t) {}
+  static Node* New(std::string_view token) {
+    void* mem = ::operator new(sizeof(Node) + token.size());
+    Node* n = new (mem) Node(static_cast<uint32_t>(token.size()));
+    if (!token.empty()) {
+      std::memcpy(reinterpret_cast<char*>(n + 1), token.data(), token.size());
+    }
+    return n;
+  }
+  static void Delete(Node* n) {
+    if (n == nullptr) return;
+    n->~Node();
+    ::operator delete(n);
+  }
+  struct Deleter {
+    void operator()(Node* n) const { Delete(n); }
+  };
 
-  bool Empty() const { return plain.empty() && extra == nullptr; }
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
 
-  // This node's token ("*" or ">" for wildcard children). Stored here rather
-  // than as a map key so that the parent's set holds 8-byte pointers (see
-  // NodeSet); tokens up to 15 bytes fit std::string's inline buffer.
-  std::string token;
-  HandleSet plain;               // subscriptions without a queue group
-  std::unique_ptr<Extra> extra;  // null for a leaf without queue groups
+  // This node's token in its parent ("*" or ">" for wildcard children).
+  std::string_view token() const {
+    return {reinterpret_cast<const char*>(this + 1), token_size};
+  }
+  bool Empty() const { return plain.empty() && children == 0; }
+
+  // The Extra, if `children` holds one; else null.
+  Extra* extra() const {
+    return (children & kExtraTag) != 0
+               ? reinterpret_cast<Extra*>(children & ~kExtraTag)
+               : nullptr;
+  }
+  // The only child, if `children` holds a plain node pointer; else null.
+  Node* only_child() const {
+    return (children & kExtraTag) == 0 ? reinterpret_cast<Node*>(children)
+                                       : nullptr;
+  }
+
+  static constexpr uintptr_t kExtraTag = 1;  // Node and Extra are 8-aligned
+
+  HandleSet plain;  // subscriptions without a queue group
+  // 0: a leaf without queue groups. A Node*: exactly one child, a literal,
+  // and no queue groups. An Extra* | kExtraTag: anything else. Owning.
+  uintptr_t children = 0;
+  const uint32_t token_size;
+
+ private:
+  explicit Node(uint32_t size) : token_size(size) {}
+  ~Node();
 };
 
 // Hash and equality over a node's token, transparent so that lookups take the
@@ -236,16 +287,12 @@ struct SubjectTree::Node {
 struct SubjectTree::TokenHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const { return StringViewHash{}(s); }
-  size_t operator()(const std::unique_ptr<Node>& n) const {
-    return StringViewHash{}(n->token);
-  }
+  size_t operator()(const Node* n) const { return StringViewHash{}(n->token()); }
 };
 struct SubjectTree::TokenEq {
   using is_transparent = void;
   static std::string_view Key(std::string_view s) { return s; }
-  static std::string_view Key(const std::unique_ptr<Node>& n) {
-    return n->token;
-  }
+  static std::string_view Key(const Node* n) { return n->token(); }
   template <typename A, typename B>
   bool operator()(const A& a, const B& b) const {
     return Key(a) == Key(b);
@@ -257,25 +304,43 @@ struct SubjectTree::QueueEntry {
   HandleSet members;
 };
 
-// Everything a plain leaf does not need, allocated on first use and freed
-// when empty again.
+// Everything a leaf or a single-child link does not need.
 struct SubjectTree::Extra {
+  Extra() = default;
+  Extra(const Extra&) = delete;
+  Extra& operator=(const Extra&) = delete;
+  ~Extra() {
+    for (Node* n : literals) Node::Delete(n);
+  }
+
   bool Empty() const {
     return literals.empty() && star == nullptr && gt == nullptr &&
            queues.empty();
   }
+  // True if a plain pointer to the one literal child can replace this.
+  bool OnlyOneLiteral() const {
+    return literals.size() == 1 && star == nullptr && gt == nullptr &&
+           queues.empty();
+  }
 
-  // Literal children. A set of node pointers keyed by the node's own token,
-  // not a map<std::string, Node*>: an 8-byte slot instead of 40 saves ~40
-  // bytes per subscription at typical load factors, and the lookup
-  // dereferences the node it is about to descend into anyway.
-  absl::flat_hash_set<std::unique_ptr<Node>, TokenHash, TokenEq> literals;
-  std::unique_ptr<Node> star;  // "*": one token
-  std::unique_ptr<Node> gt;    // ">": the rest; always a leaf
+  // Literal children, owned. A set of node pointers keyed by the node's own
+  // token, not a map<std::string, Node*>: an 8-byte slot instead of 40, and
+  // the lookup dereferences the node it is about to descend into anyway.
+  absl::flat_hash_set<Node*, TokenHash, TokenEq> literals;
+  std::unique_ptr<Node, Node::Deleter> star;  // "*": one token
+  std::unique_ptr<Node, Node::Deleter> gt;    // ">": the rest; always a leaf
   // Queue groups subscribed at this node. A vector, not a map: a node rarely
   // has more than a few groups, and Match iterates all of them.
   std::vector<QueueEntry> queues;
 };
+
+SubjectTree::Node::~Node() {
+  if (Extra* x = extra()) {
+    delete x;
+  } else {
+    Delete(only_child());
+  }
+}
 
 // ---------------------------------------------------------------------------
 
@@ -313,55 +378,101 @@ constexpr size_t kCachedHandlesPerEntry = 256;
 SubjectTree::SubjectTree(size_t cache_capacity)
     : cache_capacity_(cache_capacity),
       cache_max_handles_(cache_capacity * kCachedHandlesPerEntry),
-      root_(std::make_unique<Node>("")) {
-  // The memory budget per subscription depends on these (see the top of the
-  // file); a 56-byte node is one 64-byte malloc chunk.
+      root_(Node::New("")) {
+  // The memory per subscription depends on these (see the top of the file).
   static_assert(sizeof(HandleSet) == 16, "keep HandleSet compact");
-  static_assert(sizeof(Node) <= 56, "keep leaf nodes in a 64-byte chunk");
+  static_assert(sizeof(Node) == 32, "keep the node header at 32 bytes");
+  static_assert(alignof(Extra) > Node::kExtraTag, "tag bit must be free");
+  static_assert(alignof(Node) > Node::kExtraTag, "tag bit must be free");
 }
 
-SubjectTree::~SubjectTree() = default;
+SubjectTree::~SubjectTree() { Node::Delete(root_); }
+
+// Returns the node's Extra, creating it (and moving a single child into it)
+// if the node has none.
+SubjectTree::Extra& SubjectTree::EnsureExtra(Node* node) {
+  if (Extra* x = node->extra()) return *x;
+  auto* x = new Extra;
+  if (Node* only = node->only_child()) x->literals.insert(only);
+  node->children = reinterpret_cast<uintptr_t>(x) | Node::kExtraTag;
+  return *x;
+}
+
+// Folds an Extra that is no longer needed back into the compact forms.
+void SubjectTree::Compact(Node* node) {
+  Extra* x = node->extra();
+  if (x == nullptr) return;
+  if (x->Empty()) {
+    node->children = 0;
+    delete x;
+  } else if (x->OnlyOneLiteral()) {
+    Node* only = *x->literals.begin();
+    x->literals.clear();  // so that ~Extra does not delete it
+    node->children = reinterpret_cast<uintptr_t>(only);
+    delete x;
+  }
+}
 
 SubjectTree::Node* SubjectTree::GetOrAddChild(Node* node,
                                              std::string_view token) {
-  if (node->extra == nullptr) node->extra = std::make_unique<Extra>();
-  Extra& x = *node->extra;
-  std::unique_ptr<Node>* wildcard = token == "*"   ? &x.star
-                                    : token == ">" ? &x.gt
-                                                   : nullptr;
-  if (wildcard != nullptr) {
-    if (*wildcard == nullptr) {
-      *wildcard = std::make_unique<Node>(token);
+  if (token == "*" || token == ">") {
+    Extra& x = EnsureExtra(node);
+    auto& wildcard = token == "*" ? x.star : x.gt;
+    if (wildcard == nullptr) {
+      wildcard.reset(Node::New(token));
       ++node_count_;
     }
-    return wildcard->get();
+    return wildcard.get();
   }
+  if (node->children == 0) {  // first child: link it directly
+    Node* child = Node::New(token);
+    node->children = reinterpret_cast<uintptr_t>(child);
+    ++node_count_;
+    return child;
+  }
+  if (Node* only = node->only_child(); only != nullptr && only->token() == token) {
+    return only;
+  }
+  Extra& x = EnsureExtra(node);
   auto it = x.literals.find(token);
   if (it == x.literals.end()) {
-    it = x.literals.insert(std::make_unique<Node>(token)).first;
+    it = x.literals.insert(Node::New(token)).first;
     ++node_count_;
   }
-  return it->get();
+  return *it;
 }
 
 SubjectTree::Node* SubjectTree::FindChild(const Node* node,
                                           std::string_view token) {
-  const Extra* x = node->extra.get();
+  if (Node* only = node->only_child()) {
+    return only->token() == token ? only : nullptr;
+  }
+  const Extra* x = node->extra();
   if (x == nullptr) return nullptr;
   if (token == "*") return x->star.get();
   if (token == ">") return x->gt.get();
   auto it = x->literals.find(token);
-  return it == x->literals.end() ? nullptr : it->get();
+  return it == x->literals.end() ? nullptr : *it;
 }
 
+// REQUIRES: `parent` has a child for `token`.
 void SubjectTree::EraseChild(Node* parent, std::string_view token) {
-  Extra& x = *parent->extra;
+  --node_count_;
+  if (Node* only = parent->only_child()) {
+    parent->children = 0;
+    Node::Delete(only);
+    return;
+  }
+  Extra& x = *parent->extra();
   if (token == "*") {
     x.star.reset();
   } else if (token == ">") {
     x.gt.reset();
   } else {
-    x.literals.erase(token);
+    auto it = x.literals.find(token);
+    Node* child = *it;
+    x.literals.erase(it);
+    Node::Delete(child);
     // flat_hash_set never shrinks by itself; after a mass unsubscribe give
     // the memory back (rehash(0) shrinks to fit). Amortized O(1): the set
     // must lose 3/4 of its entries between shrinks.
@@ -370,13 +481,11 @@ void SubjectTree::EraseChild(Node* parent, std::string_view token) {
       x.literals.rehash(0);
     }
   }
-  --node_count_;
-  if (x.Empty()) parent->extra.reset();
+  Compact(parent);
 }
 
 bool SubjectTree::InsertQueued(Node* node, std::string_view group, Handle h) {
-  if (node->extra == nullptr) node->extra = std::make_unique<Extra>();
-  std::vector<QueueEntry>& queues = node->extra->queues;
+  std::vector<QueueEntry>& queues = EnsureExtra(node).queues;
   for (QueueEntry& q : queues) {
     if (q.group->first == group) {
       if (!q.members.Insert(h)) return false;
@@ -393,8 +502,9 @@ bool SubjectTree::InsertQueued(Node* node, std::string_view group, Handle h) {
 }
 
 bool SubjectTree::EraseQueued(Node* node, std::string_view group, Handle h) {
-  if (node->extra == nullptr) return false;
-  std::vector<QueueEntry>& queues = node->extra->queues;
+  Extra* x = node->extra();
+  if (x == nullptr) return false;
+  std::vector<QueueEntry>& queues = x->queues;
   for (size_t i = 0; i < queues.size(); ++i) {
     QueueEntry& q = queues[i];
     if (q.group->first != group) continue;
@@ -405,7 +515,7 @@ bool SubjectTree::EraseQueued(Node* node, std::string_view group, Handle h) {
       queues.pop_back();
       if (queues.empty()) queues.shrink_to_fit();
     }
-    if (node->extra->Empty()) node->extra.reset();
+    Compact(node);
     return true;
   }
   return false;
@@ -415,7 +525,7 @@ bool SubjectTree::Insert(std::string_view pattern,
                          std::string_view queue_group, Handle h) {
   TokenArray tokens;
   const size_t n = Tokenize(pattern, tokens);
-  Node* node = root_.get();
+  Node* node = root_;
   for (size_t i = 0; i < n; ++i) node = GetOrAddChild(node, tokens[i]);
   // A duplicate finds every node already present, so nothing was created.
   const bool added = queue_group.empty() ? node->plain.Insert(h)
@@ -434,7 +544,7 @@ bool SubjectTree::Remove(std::string_view pattern,
   TokenArray tokens;
   const size_t n = Tokenize(pattern, tokens);
   std::array<Node*, kHardMaxTokens + 1> path;  // path[i + 1] is tokens[i]'s node
-  path[0] = root_.get();
+  path[0] = root_;
   for (size_t i = 0; i < n; ++i) {
     path[i + 1] = FindChild(path[i], tokens[i]);
     if (path[i + 1] == nullptr) return false;
@@ -476,7 +586,7 @@ const SubjectTree::MatchResult& SubjectTree::MatchSlow(
   TokenArray tokens;
   const size_t n = Tokenize(topic, tokens);
   ResetScratch();
-  Collect(root_.get(), tokens.data(), n, 0);
+  Collect(root_, tokens.data(), n, 0);
 
   // A handle can reach the result twice only through two different nodes
   // (a HandleSet has no duplicates), so sort only when several nodes fed a
@@ -520,13 +630,18 @@ void SubjectTree::ResetScratch() {
 void SubjectTree::Collect(const Node* node, const std::string_view* tokens,
                           size_t n, size_t i) {
   for (; i < n; ++i) {
-    const Extra* x = node->extra.get();
-    if (x == nullptr) return;
+    if (node->children == 0) return;
+    if (const Node* only = node->only_child()) {
+      if (only->token() != tokens[i]) return;
+      node = only;
+      continue;
+    }
+    const Extra* x = node->extra();
     if (x->gt != nullptr) AddNode(*x->gt);  // ">" takes tokens[i..n), n > i
     if (x->star != nullptr) Collect(x->star.get(), tokens, n, i + 1);
     auto it = x->literals.find(tokens[i]);
     if (it == x->literals.end()) return;
-    node = it->get();
+    node = *it;
   }
   AddNode(*node);
 }
@@ -537,8 +652,9 @@ void SubjectTree::AddNode(const Node& node) {
                           node.plain.end());
     ++plain_sources_;
   }
-  if (node.extra == nullptr) return;
-  for (const QueueEntry& q : node.extra->queues) {
+  const Extra* x = node.extra();
+  if (x == nullptr) return;
+  for (const QueueEntry& q : x->queues) {
     uint64_t* cursor = &q.group->second.cursor;
     // Few groups match any one topic; a linear scan by identity beats a map.
     size_t g = 0;

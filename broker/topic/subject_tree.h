@@ -135,6 +135,8 @@ class SubjectTree {
   Node* GetOrAddChild(Node* node, std::string_view token);
   static Node* FindChild(const Node* node, std::string_view token);
   void EraseChild(Node* parent, std::string_view token);
+  static Extra& EnsureExtra(Node* node);
+  static void Compact(Node* node);
   bool InsertQueued(Node* node, std::string_view group, Handle h);
   bool EraseQueued(Node* node, std::string_view group, Handle h);
 
@@ -151,7 +153,7 @@ class SubjectTree {
   const size_t cache_max_handles_;  // bound on handles held by cached results
 
   // The tree.
-  std::unique_ptr<Node> root_;
+  Node* const root_;  // owned; nodes are variable-sized, see Node::New
   GroupMap groups_;
   size_t subscription_count_ = 0;
   size_t node_count_ = 1;

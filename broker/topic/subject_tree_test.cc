@@ -228,6 +228,46 @@ TEST(SubjectTreeTest, RemoveAndPrune) {
   EXPECT_THAT(tree.Match("a.x.c").groups, IsEmpty());
 }
 
+TEST(SubjectTreeTest, ChainsBranchAndFoldBack) {
+  // A node with one literal child links it directly; a second child, a
+  // wildcard child or a queue group moves it into the node's Extra, and
+  // removing them folds it back. Matches must be right in every shape.
+  SubjectTree tree;
+  tree.Insert("user.u1.inbox", "", 1);
+  EXPECT_EQ(tree.node_count(), 4u);
+  tree.Insert("user.u1", "mail", 2);  // queue group on a chain link
+  tree.Insert("user.u1.outbox", "", 3);
+  tree.Insert("user.*.inbox", "", 4);
+  tree.Insert("user.u1.>", "", 5);
+  EXPECT_THAT(Plain(tree, "user.u1.inbox"), ElementsAre(1u, 4u, 5u));
+  EXPECT_THAT(MatchOf(tree, "user.u1").groups["mail"], ElementsAre(2u));
+
+  EXPECT_TRUE(tree.Remove("user.u1.>", "", 5));
+  EXPECT_TRUE(tree.Remove("user.u1", "mail", 2));
+  EXPECT_THAT(MatchOf(tree, "user.u1").groups, IsEmpty());
+  EXPECT_TRUE(tree.Remove("user.u1.outbox", "", 3));
+  EXPECT_THAT(Plain(tree, "user.u1.inbox"), ElementsAre(1u, 4u));
+  EXPECT_TRUE(tree.Remove("user.*.inbox", "", 4));
+  EXPECT_EQ(tree.node_count(), 4u);
+  EXPECT_THAT(Plain(tree, "user.u1.inbox"), ElementsAre(1u));
+  EXPECT_THAT(Plain(tree, "user.u2.inbox"), IsEmpty());
+  EXPECT_TRUE(tree.Remove("user.u1.inbox", "", 1));
+  EXPECT_EQ(tree.node_count(), 1u);
+}
+
+TEST(SubjectTreeTest, LongTokens) {
+  SubjectTree tree;
+  const std::string id(200, 'x');
+  tree.Insert("user." + id + ".inbox", "", 1);
+  tree.Insert("user." + id + "y.inbox", "", 2);
+  EXPECT_THAT(Plain(tree, "user." + id + ".inbox"), ElementsAre(1u));
+  EXPECT_THAT(Plain(tree, "user." + id + "y.inbox"), ElementsAre(2u));
+  EXPECT_THAT(Plain(tree, "user." + id.substr(1) + ".inbox"), IsEmpty());
+  EXPECT_TRUE(tree.Remove("user." + id + ".inbox", "", 1));
+  EXPECT_TRUE(tree.Remove("user." + id + "y.inbox", "", 2));
+  EXPECT_EQ(tree.node_count(), 1u);
+}
+
 TEST(SubjectTreeTest, LargeFanOutOnOneNode) {
   // Exercises the HandleSet growth (inline -> array -> indexed) and shrink
   // paths, with removals in random order.

@@ -526,7 +526,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   }
 
   void IoLoop() {
-    int64_t next_ping = NowMs() + absl::ToInt64Milliseconds(options_.ping_interval);
+    next_ping_ms_ = NowMs() + absl::ToInt64Milliseconds(options_.ping_interval);
     bool flushing = false;
     int64_t flush_deadline = 0;
     while (true) {
@@ -535,7 +535,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
           {nullptr, wake_fd_, ZMQ_POLLIN, 0},
           {monitor_, 0, ZMQ_POLLIN, 0}};
       if (ready_ && !sending_.empty()) items[0].events |= ZMQ_POLLOUT;
-      int64_t wait = next_ping - NowMs();
+      int64_t wait = next_ping_ms_ - NowMs();
       if (flushing) wait = std::min<int64_t>(wait, 10);
       if (wait < 0) wait = 0;
       int rc = zmq_poll(items, monitor_ != nullptr ? 3 : 2, wait);
@@ -558,8 +558,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       if (ready_) FlushSending();
 
       const int64_t now = NowMs();
-      if (now >= next_ping) {
-        next_ping = now + absl::ToInt64Milliseconds(options_.ping_interval);
+      if (now >= next_ping_ms_) {
+        next_ping_ms_ = now + absl::ToInt64Milliseconds(options_.ping_interval);
         if (ready_) {
           wire::Header h;
           h.mutable_ping();
@@ -708,6 +708,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       if (w.client_timeout_ms() > 0) {
         options_.ping_interval = std::min(
             options_.ping_interval, absl::Milliseconds(w.client_timeout_ms() / 3));
+        next_ping_ms_ = std::min(
+            next_ping_ms_,
+            NowMs() + absl::ToInt64Milliseconds(options_.ping_interval));
       }
       if (had_session_) {
         // A new session after losing the broker: subscribe again, the inbox
@@ -816,6 +819,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   bool ready_ = false;            // session established (WELCOME received)
   bool had_session_ = false;      // a WELCOME was ever received
   bool lost_connection_ = false;  // disconnected; HELLO again on connect
+  int64_t next_ping_ms_ = 0;
 
   std::atomic<uint64_t> next_id_{0};
   std::atomic<uint64_t> reconnects_{0};

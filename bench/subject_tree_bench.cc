@@ -87,7 +87,8 @@ std::vector<std::string> Topics(uint32_t n, bool hit, size_t count) {
   std::vector<std::string> topics;
   for (size_t k = 0; k < count; ++k) {
     const uint32_t i = rng() % n;
-    topics.push_back(hit ? HitTopic(i) : MissTopic(i, static_cast<uint32_t>(k)));
+    topics.push_back(hit ? HitTopic(i)
+                         : MissTopic(i, static_cast<uint32_t>(k)));
   }
   return topics;
 }
@@ -103,7 +104,8 @@ void RunMatch(benchmark::State& state, bool cached, size_t topic_count) {
   size_t matched = 0;
   size_t k = 0;
   for (auto _ : state) {
-    const SubjectTree::MatchResult& r = tree.Match(topics[k++ & (topic_count - 1)]);
+    const SubjectTree::MatchResult& r =
+        tree.Match(topics[k++ & (topic_count - 1)]);
     matched += r.plain.size();
     benchmark::DoNotOptimize(r.plain.data());
   }
@@ -111,7 +113,8 @@ void RunMatch(benchmark::State& state, bool cached, size_t topic_count) {
   state.counters["handles/match"] = matched / lookups;
   state.counters["cache_hit%"] =
       100.0 * (tree.cache_hits() - hits0) /
-      std::max<double>(1, tree.cache_hits() - hits0 + tree.cache_misses() - misses0);
+      std::max<double>(
+          1, tree.cache_hits() - hits0 + tree.cache_misses() - misses0);
   state.counters["nodes"] = static_cast<double>(tree.node_count());
 }
 
@@ -159,7 +162,9 @@ void BM_MemoryPerSubscription(benchmark::State& state) {
     for (uint32_t i = 0; i < n; ++i) {
       PatternFor(i, &p);
       // Long tokens (> 15 bytes) no longer fit std::string's inline buffer.
-      if (long_tokens) p = "tenant-0123456789abcdef." + p + ".suffix-0123456789";
+      if (long_tokens) {
+        p = "tenant-0123456789abcdef." + p + ".suffix-0123456789";
+      }
       tree->Insert(p, "", i);
     }
     const size_t heap1 = HeapInUse(), rss1 = Rss();
@@ -211,7 +216,10 @@ BENCHMARK(BM_MemoryPerSubscription)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MatchCached)->Apply(MatchArgs);
 BENCHMARK(BM_MatchUncached)->Apply(MatchArgs);
-BENCHMARK(BM_MatchCacheThrash)->Args({1000000, 1})->Args({1000000, 0})->ArgNames({"subs", "hit"});
+BENCHMARK(BM_MatchCacheThrash)
+    ->Args({1000000, 1})
+    ->Args({1000000, 0})
+    ->ArgNames({"subs", "hit"});
 BENCHMARK(BM_InsertRemove);
 BENCHMARK(BM_ValidateTopic)->Arg(0)->Arg(1);
 BENCHMARK(BM_ValidatePattern);

@@ -29,6 +29,7 @@
 #include "absl/time/time.h"
 #include "clients/cpp/client.h"
 #include "gtest/gtest.h"
+#include "broker/protocol/batch.h"
 #include "proto/sift.pb.h"
 #include "tests/raw_dealer.h"
 #include "tests/siftd_process.h"
@@ -55,6 +56,20 @@ absl::StatusOr<wire::Header> NextError(RawDealer& dealer,
     }
   }
   return absl::DeadlineExceededError("no ERROR received");
+}
+
+// Protobuf wire encoding by hand, for headers protobuf would not produce.
+std::string Varint(uint64_t value) {
+  std::string out;
+  while (value >= 0x80) {
+    out.push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out.push_back(static_cast<char>(value));
+  return out;
+}
+std::string Tag(uint32_t field, uint32_t wire_type) {
+  return Varint((uint64_t{field} << 3) | wire_type);
 }
 
 // Expects `reply` to be an ERROR with `code` that echoes `request_id`.
@@ -270,15 +285,17 @@ class BadInputTest : public ::testing::Test {
 
   void UnknownCommand() {
     auto dealer = Greeted();
-    // Only field 100 (varint 1): parses, names no command.
-    dealer->SendFrames({std::string("\xa0\x06\x01", 3)});
+    // Only field 1000 (varint 1): parses, names no command. (A high field
+    // number, so that commands added to the oneof later do not collide.)
+    dealer->SendFrames({Tag(1000, 0) + Varint(1)});
     ExpectError(NextError(*dealer), wire::UNKNOWN_COMMAND, 0,
-                "unknown field 100");
-    // request_id 77 and an unknown length-delimited field 15 (a command a
+                "unknown varint field 1000");
+    // request_id 77 and an unknown length-delimited field 1001 (a command a
     // newer protocol might add).
-    dealer->SendFrames({std::string("\x08\x4d\x7a\x03" "abc", 7)});
+    dealer->SendFrames({Tag(1, 0) + Varint(77) + Tag(1001, 2) + Varint(3) +
+                        "abc"});
     ExpectError(dealer->AwaitReply(77, kReplyTimeout), wire::UNKNOWN_COMMAND,
-                77, "unknown field 15 with request_id");
+                77, "unknown message field 1001 with request_id");
     // A Header with only a request_id.
     wire::Header bare;
     bare.set_request_id(78);
@@ -593,6 +610,97 @@ class BadInputTest : public ::testing::Test {
     EXPECT_LE(subs.size(), kMaxSubs);
   }
 
+  // BATCH (many PUBs in frame 1): good batches route, malformed ones are
+  // refused, and the count a header claims is not trusted.
+  void Batches() {
+    auto dealer = Greeted();
+    auto watcher = Greeted();
+    ASSERT_TRUE(watcher->Call(SubHeader(70, 1, "batch.>")).ok());
+
+    // A good batch of three; the last entry asks for confirmation.
+    std::string body;
+    protocol::BatchWriter writer(&body);
+    writer.AppendPub(0, "batch.a", "", false, "one");
+    writer.AppendPub(0, "batch.b", "", false, "two");
+    writer.AppendPub(71, "batch.c", "", true, "three");
+    wire::Header batch;
+    batch.set_request_id(72);
+    batch.mutable_batch()->set_count(3);
+    // The confirmation answers the entry's request id.
+    dealer->Send(batch, body);
+    absl::StatusOr<wire::Header> ok = dealer->AwaitReply(71, kReplyTimeout);
+    ASSERT_TRUE(ok.ok()) << ok.status();
+    EXPECT_TRUE(ok->has_ok()) << ok->DebugString();
+    std::vector<std::string> got;
+    for (int i = 0; i < 100 && got.size() < 3; ++i) {
+      std::optional<RawReply> reply = watcher->Recv(kReplyTimeout);
+      if (!reply.has_value()) break;
+      if (reply->header.has_value() && reply->header->has_deliver() &&
+          reply->frames.size() == 2) {
+        got.push_back(reply->frames[1]);
+      }
+    }
+    EXPECT_EQ(got, (std::vector<std::string>{"one", "two", "three"}));
+
+    // Malformed bodies: a length running past the end, an entry that is
+    // not a PUB header, no body frame at all.
+    batch.set_request_id(73);
+    batch.mutable_batch()->set_count(1);
+    dealer->Send(batch, Varint(1000) + "short");
+    ExpectError(dealer->AwaitReply(73, kReplyTimeout), wire::BAD_FRAME, 73,
+                "BATCH entry length past the end");
+    std::string sub_entry;
+    const std::string sub_header = Serialize(SubHeader(0, 9, "x.y"));
+    sub_entry = Varint(sub_header.size()) + sub_header + Varint(1) + "p";
+    batch.set_request_id(74);
+    dealer->Send(batch, sub_entry);
+    ExpectError(dealer->AwaitReply(74, kReplyTimeout), wire::BAD_FRAME, 74,
+                "BATCH entry that is a SUB");
+    batch.set_request_id(75);
+    dealer->Send(batch);
+    ExpectError(dealer->AwaitReply(75, kReplyTimeout), wire::BAD_FRAME, 75,
+                "BATCH without a body frame");
+    ExpectAlive(*dealer, 909);
+  }
+
+  // The count in a BATCH header is a claim by the client, not a fact: a
+  // single header claiming 2^32-1 entries must neither stall the broker nor
+  // add billions to its drop counters.
+  void HugeBatchCount() {
+    wire::Header batch;
+    batch.mutable_batch()->set_count(0xFFFFFFFFu);
+    std::string one_entry;
+    protocol::BatchWriter(&one_entry).AppendPub(0, "huge.count", "", false,
+                                                "x");
+    {
+      RawDealer early(siftd_->endpoint());  // no HELLO
+      batch.set_request_id(81);
+      // Generous timeout: a broker that loops over the claimed count takes
+      // seconds here (and stalls every other client meanwhile).
+      const absl::Time start = absl::Now();
+      ExpectError(early.Call(batch, one_entry, absl::Seconds(60)),
+                  wire::HELLO_REQUIRED, 81, "huge BATCH before HELLO");
+      std::cerr << "huge BATCH before HELLO answered after "
+                << absl::Now() - start << "\n";
+      early.CloseNow();
+    }
+    auto dealer = Greeted();
+    batch.set_request_id(82);
+    const absl::Time start = absl::Now();
+    ExpectError(dealer->Call(batch, std::string((1 << 20) + 16, 'x'),
+                             absl::Seconds(60)),
+                wire::PAYLOAD_TOO_LARGE, 82, "huge BATCH, oversized body");
+    std::cerr << "huge oversized BATCH answered after " << absl::Now() - start
+              << "\n";
+    ExpectAlive(*dealer, 910);
+    SIFT_ASSERT_OK_AND_ASSIGN(BrokerStats stats, healthy_pub_->Stats());
+    for (const wire::DropCount& drop : stats.drops()) {
+      EXPECT_LT(drop.count(), 1000000u)
+          << "drop counter \"" << drop.reason()
+          << "\" inflated by a BATCH header's claimed count";
+    }
+  }
+
   static constexpr int kMaxHealthy = 200000;
   std::unique_ptr<SiftdProcess> siftd_;
   std::unique_ptr<Client> healthy_pub_;
@@ -618,6 +726,8 @@ TEST_F(BadInputTest, RawTcpGarbage) { RawTcpGarbage(); }
 TEST_F(BadInputTest, VanishingClient) { VanishingClient(); }
 TEST_F(BadInputTest, ClientLibraryValidation) { ClientLibraryValidation(); }
 TEST_F(BadInputTest, TooManySubscriptions) { TooManySubscriptions(); }
+TEST_F(BadInputTest, Batches) { Batches(); }
+TEST_F(BadInputTest, HugeBatchCount) { HugeBatchCount(); }
 
 // All of it against one broker, with the healthy pair running throughout.
 TEST_F(BadInputTest, EverythingAtOnce) {
@@ -635,6 +745,8 @@ TEST_F(BadInputTest, EverythingAtOnce) {
   VanishingClient();
   ClientLibraryValidation();
   TooManySubscriptions();
+  Batches();
+  HugeBatchCount();
   EXPECT_NE(siftd_->ReadLog().find("BAD_FRAME"), std::string::npos);
 }
 

@@ -11,6 +11,8 @@
 #include "absl/time/time.h"
 #include "clients/cpp/client.h"
 #include "gtest/gtest.h"
+#include "proto/sift.pb.h"
+#include "tests/raw_dealer.h"
 #include "tests/siftd_process.h"
 #include "tests/test_util.h"
 
@@ -221,6 +223,63 @@ TEST_F(QueueGroupTest, RemainingMembersTakeOverWhenOneLeaves) {
             static_cast<size_t>(kMessages));
   CheckPartition({&stays}, all, "pool");
   EXPECT_EQ(leaves.received->size(), 0u);
+}
+
+uint64_t Drops(const BrokerStats& stats, const std::string& reason) {
+  uint64_t count = 0;
+  for (const wire::DropCount& d : stats.drops()) {
+    if (d.reason() == reason) count += d.count();
+  }
+  return count;
+}
+
+// A member that vanishes without BYE (linger-0 close) stops getting work once
+// the broker has noticed; until then, what went to it is counted as dropped.
+TEST_F(QueueGroupTest, VanishedMemberIsSkippedAndItsLossesCounted) {
+  SIFT_ASSERT_OK_AND_ASSIGN(auto publisher, NewClient("publisher"));
+  SIFT_ASSERT_OK_AND_ASSIGN(auto live_client, NewClient("live"));
+  SIFT_ASSERT_OK_AND_ASSIGN(Member live, Join(*live_client, "task", "pool"));
+  {
+    RawDealer doomed(siftd_->endpoint());
+    ASSERT_TRUE(doomed.Hello().ok());
+    absl::StatusOr<wire::Header> ok =
+        doomed.Call(SubHeader(2, 1, "task", "pool"));
+    ASSERT_TRUE(ok.ok() && ok->has_ok());
+    doomed.CloseNow();
+  }
+  // Publish (bounded) until the broker has noticed the dead member, i.e. a
+  // delivery to it failed and was counted.
+  int probes = 0;
+  uint64_t gone = 0;
+  for (; probes < 500 && gone == 0; ++probes) {
+    SIFT_ASSERT_OK(publisher->PublishConfirmed("task", absl::StrCat("p", probes)));
+    SIFT_ASSERT_OK_AND_ASSIGN(BrokerStats stats, publisher->Stats());
+    gone = Drops(stats, "client_gone");
+    if (gone == 0) absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_GT(gone, 0u) << "the broker never noticed the vanished member";
+  // Every probe went to the live member or was counted as a drop.
+  EXPECT_EQ(live.received->WaitFor(probes - gone, kWaitAll),
+            static_cast<size_t>(probes - gone));
+
+  // From now on the live member gets everything.
+  constexpr int kMessages = 100;
+  std::set<std::string> all;
+  for (int i = 0; i < kMessages; ++i) {
+    const std::string payload = absl::StrCat("m", i);
+    all.insert(payload);
+    SIFT_ASSERT_OK(i + 1 == kMessages ? publisher->PublishConfirmed("task", payload)
+                                      : publisher->Publish("task", payload));
+  }
+  const size_t want = probes - gone + kMessages;
+  EXPECT_EQ(live.received->WaitFor(want, kWaitAll), want);
+  std::set<std::string> got;
+  for (std::string& v : live.received->values()) {
+    if (v[0] == 'm') got.insert(v);
+  }
+  EXPECT_EQ(got, all);
+  SIFT_ASSERT_OK_AND_ASSIGN(BrokerStats stats, publisher->Stats());
+  EXPECT_EQ(Drops(stats, "client_gone"), gone) << stats.DebugString();
 }
 
 }  // namespace

@@ -215,6 +215,7 @@ const char* CommandName(const wire::Header& header) {
     case wire::Header::kStats: return "STATS";
     case wire::Header::kStatsReply: return "STATS_REPLY";
     case wire::Header::kBye: return "BYE";
+    case wire::Header::kBatch: return "BATCH";
     case wire::Header::COMMAND_NOT_SET: break;
   }
   return "UNKNOWN";

@@ -96,8 +96,12 @@ class Router {
     ++messages_out_;
     bytes_out_ += payload_size;
   }
-  void RecordDrop(DropReason reason) {
-    ++drops_[static_cast<int>(reason)];
+  void RecordDeliveredBatch(uint64_t count, uint64_t payload_bytes) {
+    messages_out_ += count;
+    bytes_out_ += payload_bytes;
+  }
+  void RecordDrop(DropReason reason, uint64_t count = 1) {
+    drops_[static_cast<int>(reason)] += count;
   }
   void RecordErrorSent() { ++errors_sent_; }
 

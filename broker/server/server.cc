@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "broker/log/log.h"
+#include "broker/protocol/batch.h"
 #include "broker/protocol/codec.h"
 #include "broker/router/router.h"
 #include "broker/server/log_limiter.h"
@@ -27,6 +28,17 @@ constexpr char kVersion[] = "siftd 0.1.0";
 // shutdown signal and timers again; bounds latency of housekeeping under load.
 constexpr int kMaxDrainPerWake = 4096;
 constexpr int64_t kHousekeepingIntervalMs = 1000;
+
+// Batching (see Batch in proto/sift.proto). DELIVERs for a session are
+// coalesced while the loop drains its input and flushed as soon as there is
+// nothing more to read, so a lone message is never held back. A batch is sent
+// early once it reaches kFlushBatchBytes. Payloads above kBatchPayloadLimit
+// travel in their own frame, forwarded by reference instead of copied.
+// Run bench/run_matrix.sh before changing these.
+constexpr size_t kFlushBatchBytes = 64 * 1024;
+constexpr size_t kBatchPayloadLimit = 16 * 1024;
+// Largest BATCH body the broker accepts from a client (WELCOME says so).
+constexpr size_t kMaxInboundBatchBytes = 1 << 20;
 
 int64_t NowMs() {
   timespec ts;
@@ -174,6 +186,12 @@ class Server::Loop {
   struct Session {
     std::string routing_id;
     int64_t last_seen_ms = 0;
+    bool batches = false;  // the client accepts BATCH (said so in HELLO)
+    // DELIVERs waiting to go out as one BATCH.
+    std::unique_ptr<std::string> out;
+    uint32_t out_count = 0;
+    uint64_t out_payload_bytes = 0;
+    bool dirty = false;  // listed in dirty_
   };
 
   // Reads and handles queued messages, up to kMaxDrainPerWake.
@@ -200,6 +218,7 @@ class Server::Loop {
       }
       HandleMessage(frames);
     }
+    FlushBatches();
     FlushGoneClients();
   }
 
@@ -215,6 +234,15 @@ class Server::Loop {
       return RejectFrame(routing_id, known, client, 0,
                          "message has no header frame (frame 0 is empty)");
     }
+    // The common case, a PUB from a live session, skips protobuf entirely.
+    protocol::PubView fast;
+    if (known && frames == 2 &&
+        protocol::DecodePubFast(
+            static_cast<const char*>(zmq_msg_data(header_.get())),
+            zmq_msg_size(header_.get()), &fast)) {
+      return HandlePub(routing_id, client, fast, MsgView(payload_.get()),
+                       payload_.get());
+    }
     auto decoded =
         decoder_.Decode(zmq_msg_data(header_.get()), zmq_msg_size(header_.get()));
     if (!decoded.ok()) {
@@ -223,7 +251,7 @@ class Server::Loop {
     }
     const wire::Header& h = **decoded;
     const uint64_t rid = h.request_id();
-    const bool wants_payload = h.has_pub();
+    const bool wants_payload = h.has_pub() || h.has_batch();
     if (h.command_case() != wire::Header::COMMAND_NOT_SET &&
         frames != (wants_payload ? 2 : 1)) {
       return RejectFrame(
@@ -247,6 +275,10 @@ class Server::Loop {
     }
     if (!known) {
       if (h.has_pub()) router_.RecordDrop(DropReason::kNotConnected);
+      if (h.has_batch()) {
+        router_.RecordDrop(DropReason::kNotConnected,
+                           CountEntries(MsgView(payload_.get())));
+      }
       return SendClientError(
           routing_id, known, client, rid, wire::HELLO_REQUIRED,
           absl::StrCat(protocol::CommandName(h),
@@ -254,8 +286,17 @@ class Server::Loop {
                        "(the broker may have restarted)"));
     }
     switch (h.command_case()) {
-      case wire::Header::kPub:
-        return HandlePub(routing_id, client, h);
+      case wire::Header::kPub: {
+        protocol::PubView pub;
+        pub.request_id = rid;
+        pub.topic = h.pub().topic();
+        pub.reply_to = h.pub().reply_to();
+        pub.confirm = h.pub().confirm();
+        return HandlePub(routing_id, client, pub, MsgView(payload_.get()),
+                         payload_.get());
+      }
+      case wire::Header::kBatch:
+        return HandleBatch(routing_id, client, h);
       case wire::Header::kSub: {
         absl::Status s = router_.Subscribe(client, h.sub().sid(),
                                            h.sub().pattern(),
@@ -299,6 +340,7 @@ class Server::Loop {
     if (sessions_.size() <= c) sessions_.resize(c + 1);
     sessions_[c].routing_id.assign(routing_id.data(), routing_id.size());
     sessions_[c].last_seen_ms = now_ms_;
+    sessions_[c].batches = h.hello().accepts_batches();
     by_routing_id_[absl::string_view(routing_id.data(), routing_id.size())] = c;
 
     wire::Header reply;
@@ -313,63 +355,195 @@ class Server::Loop {
     w->set_max_topic_tokens(config_.max_topic_tokens);
     w->set_max_subscriptions(config_.max_subscriptions_per_client);
     w->set_client_timeout_ms(config_.client_timeout_ms);
+    w->set_max_batch_bytes(kMaxInboundBatchBytes);
     SendHeader(routing_id, reply);
     Log(LogLevel::kInfo, "client connected",
         {{"client", router_.client_id(c)},
          {"name", h.hello().client_name()}});
   }
 
+  // Routes one PUB. `payload_msg` is its own frame (forwarded by reference
+  // when it goes out unbatched), or null for a PUB that came in a BATCH.
   void HandlePub(std::string_view routing_id, Router::ClientHandle client,
-                 const wire::Header& h) {
-    const wire::Pub& pub = h.pub();
-    const size_t size = zmq_msg_size(payload_.get());
-    absl::Status s = router_.Publish(pub.topic(), pub.reply_to(), size,
-                                     &targets_);
+                 const protocol::PubView& pub, std::string_view payload,
+                 zmq_msg_t* payload_msg) {
+    absl::Status s =
+        router_.Publish(pub.topic, pub.reply_to, payload.size(), &targets_);
     if (!s.ok()) {
-      return SendClientError(routing_id, true, client, h.request_id(),
+      return SendClientError(routing_id, true, client, pub.request_id,
                              protocol::WireCodeOf(s), s.message());
     }
-    for (const Router::Target& t : targets_) Deliver(t, pub, size);
-    if (pub.confirm()) {
+    for (const Router::Target& t : targets_) {
+      Deliver(t, pub, payload, payload_msg);
+    }
+    if (pub.confirm) {
       wire::Header reply;
-      reply.set_request_id(h.request_id());
+      reply.set_request_id(pub.request_id);
       reply.mutable_ok();
       SendHeader(routing_id, reply);
     }
   }
 
-  // Sends one DELIVER: [routing id][header][payload by reference].
-  void Deliver(const Router::Target& t, const wire::Pub& pub, size_t size) {
+  void HandleBatch(std::string_view routing_id, Router::ClientHandle client,
+                   const wire::Header& h) {
+    const std::string_view body = MsgView(payload_.get());
+    if (body.size() > kMaxInboundBatchBytes) {
+      router_.RecordDrop(DropReason::kPayloadTooLarge, CountEntries(body));
+      return SendClientError(
+          routing_id, true, client, h.request_id(), wire::PAYLOAD_TOO_LARGE,
+          absl::StrCat("BATCH of ", body.size(),
+                       " bytes exceeds max_batch_bytes (",
+                       kMaxInboundBatchBytes, ")"));
+    }
+    const uint64_t batch_request_id = h.request_id();
+    protocol::BatchReader reader(body.data(), body.size());
+    std::string_view header, payload;
+    uint32_t seen = 0;
+    while (reader.Next(&header, &payload)) {
+      ++seen;
+      protocol::PubView pub;
+      if (protocol::DecodePubFast(header.data(), header.size(), &pub)) {
+        HandlePub(routing_id, client, pub, payload, nullptr);
+        if (!router_.IsLive(client)) return;
+        continue;
+      }
+      // Not a plain PUB: the full decoder tells what it is. (`h` lives in
+      // the decoder's arena, so it must not be used past this point.)
+      auto decoded = decoder_.Decode(header.data(), header.size());
+      if (!decoded.ok() || !(*decoded)->has_pub()) {
+        router_.RecordDrop(DropReason::kBadFrame);
+        SendClientError(
+            routing_id, true, client, batch_request_id, wire::BAD_FRAME,
+            absl::StrCat("BATCH entry ", seen, " is not a PUB header"));
+        continue;
+      }
+      const wire::Header& e = **decoded;
+      pub.request_id = e.request_id();
+      pub.topic = e.pub().topic();
+      pub.reply_to = e.pub().reply_to();
+      pub.confirm = e.pub().confirm();
+      HandlePub(routing_id, client, pub, payload, nullptr);
+    }
+    if (reader.error()) {
+      router_.RecordDrop(DropReason::kBadFrame);
+      SendClientError(routing_id, true, client, batch_request_id,
+                      wire::BAD_FRAME,
+                      absl::StrCat("BATCH body is malformed after entry ",
+                                   seen));
+    }
+  }
+
+  // The entries a BATCH body really holds (its header's count is only a
+  // claim), at least 1 so a refused batch is never counted as nothing.
+  static uint64_t CountEntries(std::string_view body) {
+    protocol::BatchReader reader(body.data(), body.size());
+    std::string_view header, payload;
+    uint64_t n = 0;
+    while (reader.Next(&header, &payload)) ++n;
+    return n > 0 ? n : 1;
+  }
+
+  // Makes one delivery: into the session's pending BATCH, or (large payloads,
+  // clients without batches) as [routing id][DELIVER][payload], the payload
+  // frame shared by reference.
+  void Deliver(const Router::Target& t, const protocol::PubView& pub,
+               std::string_view payload, zmq_msg_t* payload_msg) {
     if (!router_.IsLive(t.client)) {
       router_.RecordDrop(DropReason::kClientGone);
       return;
     }
-    const std::string& rid = sessions_[t.client].routing_id;
+    Session& session = sessions_[t.client];
+    if (session.batches && payload.size() <= kBatchPayloadLimit) {
+      if (!session.out) {
+        session.out = std::make_unique<std::string>();
+        session.out->reserve(kFlushBatchBytes + kBatchPayloadLimit + 1024);
+      }
+      protocol::BatchWriter(session.out.get())
+          .AppendDeliver(t.sid, pub.topic, pub.reply_to, payload);
+      ++session.out_count;
+      session.out_payload_bytes += payload.size();
+      if (!session.dirty) {
+        session.dirty = true;
+        dirty_.push_back(t.client);
+      }
+      if (session.out->size() >= kFlushBatchBytes) FlushSession(t.client);
+      return;
+    }
+    FlushSession(t.client);  // keep this session's deliveries in order
+    const std::string& rid = session.routing_id;
     zmq_msg_t part;
     zmq_msg_init_size(&part, rid.size());
     std::memcpy(zmq_msg_data(&part), rid.data(), rid.size());
-    if (zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-      const int err = zmq_errno();
-      zmq_msg_close(&part);
-      if (err == EHOSTUNREACH) {
-        router_.RecordDrop(DropReason::kClientGone);
-        gone_.push_back(t.client);
-      } else {
-        router_.RecordDrop(DropReason::kSlowConsumer);
-      }
-      return;
-    }
+    if (!SendRoutingFrame(&part, t.client, 1)) return;
     // Once the routing frame is accepted, ZeroMQ takes the rest of the
     // message whole, so the remaining sends cannot fail on the water mark.
-    zmq_msg_init_size(&part, protocol::DeliverSize(t.sid, pub.topic(),
-                                                   pub.reply_to()));
-    protocol::EncodeDeliver(t.sid, pub.topic(), pub.reply_to(),
+    zmq_msg_init_size(&part, protocol::DeliverSize(t.sid, pub.topic,
+                                                   pub.reply_to));
+    protocol::EncodeDeliver(t.sid, pub.topic, pub.reply_to,
                             static_cast<char*>(zmq_msg_data(&part)));
     zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_msg_init(&part);
-    zmq_msg_copy(&part, payload_.get());
+    if (payload_msg != nullptr) {
+      zmq_msg_init(&part);
+      zmq_msg_copy(&part, payload_msg);
+    } else {
+      zmq_msg_init_size(&part, payload.size());
+      std::memcpy(zmq_msg_data(&part), payload.data(), payload.size());
+    }
     zmq_msg_send(&part, socket_, ZMQ_DONTWAIT);
-    router_.RecordDelivered(size);
+    router_.RecordDelivered(payload.size());
+  }
+
+  // Sends the routing frame of a message to `client`, which carries
+  // `deliveries` deliveries. On failure counts them as dropped (and notes a
+  // vanished peer) and returns false.
+  bool SendRoutingFrame(zmq_msg_t* part, Router::ClientHandle client,
+                        uint32_t deliveries) {
+    if (zmq_msg_send(part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
+      return true;
+    }
+    const int err = zmq_errno();
+    zmq_msg_close(part);
+    const DropReason reason = err == EHOSTUNREACH ? DropReason::kClientGone
+                                                  : DropReason::kSlowConsumer;
+    router_.RecordDrop(reason, deliveries);
+    if (err == EHOSTUNREACH) gone_.push_back(client);
+    return false;
+  }
+
+  // Sends the session's pending BATCH, if any. The body's buffer is handed
+  // to ZeroMQ (freed when sent), not copied.
+  void FlushSession(Router::ClientHandle client) {
+    Session& session = sessions_[client];
+    if (session.out_count == 0) return;
+    const uint32_t count = session.out_count;
+    const uint64_t bytes = session.out_payload_bytes;
+    session.out_count = 0;
+    session.out_payload_bytes = 0;
+    std::unique_ptr<std::string> body = std::move(session.out);
+
+    zmq_msg_t part;
+    zmq_msg_init_size(&part, session.routing_id.size());
+    std::memcpy(zmq_msg_data(&part), session.routing_id.data(),
+                session.routing_id.size());
+    if (!SendRoutingFrame(&part, client, count)) return;
+    zmq_msg_init_size(&part, protocol::BatchHeaderSize(count));
+    protocol::EncodeBatchHeader(count, static_cast<char*>(zmq_msg_data(&part)));
+    zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    std::string* raw = body.release();
+    zmq_msg_init_data(
+        &part, raw->data(), raw->size(),
+        [](void*, void* hint) { delete static_cast<std::string*>(hint); },
+        raw);
+    zmq_msg_send(&part, socket_, ZMQ_DONTWAIT);
+    router_.RecordDeliveredBatch(count, bytes);
+  }
+
+  void FlushBatches() {
+    for (Router::ClientHandle c : dirty_) {
+      sessions_[c].dirty = false;
+      if (router_.IsLive(c)) FlushSession(c);
+    }
+    dirty_.clear();
   }
 
   void HandleStats(std::string_view routing_id, uint64_t rid) {
@@ -425,6 +599,10 @@ class Server::Loop {
   // Sends a header-only reply. Replies are never dropped silently: a full
   // queue is counted like any other slow-consumer drop.
   void SendHeader(std::string_view routing_id, const wire::Header& header) {
+    // Replies must not overtake deliveries already batched for this client.
+    auto session = by_routing_id_.find(
+        absl::string_view(routing_id.data(), routing_id.size()));
+    if (session != by_routing_id_.end()) FlushSession(session->second);
     const std::string bytes = protocol::EncodeHeader(header);
     if (zmq_send(socket_, routing_id.data(), routing_id.size(),
                  ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
@@ -440,6 +618,11 @@ class Server::Loop {
     Log(LogLevel::kInfo, "client disconnected",
         {{"client", router_.client_id(client)}, {"reason", reason}});
     Session& s = sessions_[client];
+    router_.RecordDrop(DropReason::kClientGone, s.out_count);
+    s.out.reset();
+    s.out_count = 0;
+    s.out_payload_bytes = 0;
+    s.batches = false;
     by_routing_id_.erase(s.routing_id);
     s.routing_id.clear();
     router_.RemoveClient(client);
@@ -481,6 +664,7 @@ class Server::Loop {
   std::vector<Session> sessions_;
   absl::flat_hash_map<std::string, Router::ClientHandle> by_routing_id_;
   std::vector<Router::ClientHandle> gone_;
+  std::vector<Router::ClientHandle> dirty_;  // sessions with a pending BATCH
 
   // Reused per message, so the hot path allocates nothing of its own.
   ZmqMsg id_, header_, payload_, extra_;

@@ -14,8 +14,8 @@
 // Everything else (several children, "*" and ">" children, queue groups) lives
 // in an `Extra` allocated on demand and folded back when no longer needed.
 // 1M distinct three-token subscriptions take about 57 bytes each, or 115 when
-// each adds two levels of its own with a 17-byte token (heap in use, measured by
-// BM_MemoryPerSubscription in //bench:subject_tree_bench).
+// each adds two levels of its own with a 17-byte token (heap in use, measured
+// by BM_MemoryPerSubscription in //bench:subject_tree_bench).
 //
 // Matching walks the topic's tokens from the root. At each node it collects
 // the ">" child (matches the rest of the topic), recurses into the "*" child
@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <utility>
 
@@ -45,7 +46,7 @@ namespace {
 using TokenArray = std::array<std::string_view, kHardMaxTokens>;
 
 [[noreturn]] ABSL_ATTRIBUTE_NOINLINE void Die(const char* what,
-                                             std::string_view name) {
+                                              std::string_view name) {
   std::fprintf(stderr, "SubjectTree: %s: \"%.*s\"\n", what,
                static_cast<int>(std::min<size_t>(name.size(), 200)),
                name.data());
@@ -150,8 +151,8 @@ class SubjectTree::HandleSet {
   };
   union Storage {
     Handle in_place[kInline];  // cap_ == kInline
-    Handle* array;            // kInline < cap_ <= kIndexAt
-    Indexed* indexed;         // cap_ == kIndexed
+    Handle* array;             // kInline < cap_ <= kIndexAt
+    Indexed* indexed;          // cap_ == kIndexed
   };
 
   const Handle* data() const {
@@ -183,7 +184,9 @@ class SubjectTree::HandleSet {
     auto* ix = new Indexed;
     ix->handles.assign(data(), data() + size_);
     ix->position.reserve(size_ + 1);
-    for (uint32_t i = 0; i < size_; ++i) ix->position.emplace(ix->handles[i], i);
+    for (uint32_t i = 0; i < size_; ++i) {
+      ix->position.emplace(ix->handles[i], i);
+    }
     Release();
     u_.indexed = ix;
     cap_ = kIndexed;
@@ -203,7 +206,8 @@ class SubjectTree::HandleSet {
   // heap array of new_cap. REQUIRES: size_ <= new_cap <= kIndexAt.
   void MoveTo(uint32_t new_cap) {
     Storage next;
-    Handle* dst = new_cap == kInline ? next.in_place : (next.array = new Handle[new_cap]);
+    Handle* dst =
+        new_cap == kInline ? next.in_place : (next.array = new Handle[new_cap]);
     std::copy(data(), data() + size_, dst);
     Release();
     u_ = next;
@@ -287,7 +291,9 @@ struct SubjectTree::Node {
 struct SubjectTree::TokenHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const { return StringViewHash{}(s); }
-  size_t operator()(const Node* n) const { return StringViewHash{}(n->token()); }
+  size_t operator()(const Node* n) const {
+    return StringViewHash{}(n->token());
+  }
 };
 struct SubjectTree::TokenEq {
   using is_transparent = void;
@@ -414,7 +420,7 @@ void SubjectTree::Compact(Node* node) {
 }
 
 SubjectTree::Node* SubjectTree::GetOrAddChild(Node* node,
-                                             std::string_view token) {
+                                              std::string_view token) {
   if (token == "*" || token == ">") {
     Extra& x = EnsureExtra(node);
     auto& wildcard = token == "*" ? x.star : x.gt;
@@ -430,7 +436,8 @@ SubjectTree::Node* SubjectTree::GetOrAddChild(Node* node,
     ++node_count_;
     return child;
   }
-  if (Node* only = node->only_child(); only != nullptr && only->token() == token) {
+  if (Node* only = node->only_child();
+      only != nullptr && only->token() == token) {
     return only;
   }
   Extra& x = EnsureExtra(node);
@@ -521,8 +528,8 @@ bool SubjectTree::EraseQueued(Node* node, std::string_view group, Handle h) {
   return false;
 }
 
-bool SubjectTree::Insert(std::string_view pattern,
-                         std::string_view queue_group, Handle h) {
+bool SubjectTree::Insert(std::string_view pattern, std::string_view queue_group,
+                         Handle h) {
   TokenArray tokens;
   const size_t n = Tokenize(pattern, tokens);
   Node* node = root_;
@@ -539,11 +546,12 @@ bool SubjectTree::Insert(std::string_view pattern,
   return true;
 }
 
-bool SubjectTree::Remove(std::string_view pattern,
-                         std::string_view queue_group, Handle h) {
+bool SubjectTree::Remove(std::string_view pattern, std::string_view queue_group,
+                         Handle h) {
   TokenArray tokens;
   const size_t n = Tokenize(pattern, tokens);
-  std::array<Node*, kHardMaxTokens + 1> path;  // path[i + 1] is tokens[i]'s node
+  // path[i + 1] is the node for tokens[i].
+  std::array<Node*, kHardMaxTokens + 1> path;
   path[0] = root_;
   for (size_t i = 0; i < n; ++i) {
     path[i + 1] = FindChild(path[i], tokens[i]);
@@ -580,8 +588,7 @@ const SubjectTree::MatchResult& SubjectTree::Match(std::string_view topic) {
   return MatchSlow(topic);
 }
 
-const SubjectTree::MatchResult& SubjectTree::MatchSlow(
-    std::string_view topic) {
+const SubjectTree::MatchResult& SubjectTree::MatchSlow(std::string_view topic) {
   ++cache_misses_;
   TokenArray tokens;
   const size_t n = Tokenize(topic, tokens);
@@ -608,8 +615,8 @@ const SubjectTree::MatchResult& SubjectTree::MatchSlow(
   }
   // Empty results are cached too: publishing to a topic nobody listens to is
   // common and should cost one lookup. Their copy allocates nothing.
-  auto it = cache_.emplace(std::string(topic),
-                           empty ? MatchResult() : scratch_).first;
+  auto it = cache_.emplace(std::string(topic), empty ? MatchResult() : scratch_)
+                .first;
   cached_handles_ += cost;
   return it->second;
 }

@@ -5,7 +5,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,14 +32,18 @@ namespace sift::topic {
 //   for (const auto& g : r.groups) Deliver(SubjectTree::PickMember(g));
 class SubjectTree {
  public:
-  using Handle = uint32_t;  // opaque to the tree; the router's subscription index
+  // Opaque to the tree; the router's subscription index.
+  using Handle = uint32_t;
 
   // One queue group among the matches.
   struct Group {
-    std::string_view name;        // valid while any member is subscribed
-    std::vector<Handle> members;  // every member whose pattern matched (deduplicated)
-    uint64_t* cursor;  // stable round-robin counter for this group name (lives
-                       // as long as the group has members)
+    // Valid while any member is subscribed.
+    std::string_view name;
+    // Every member whose pattern matched (deduplicated).
+    std::vector<Handle> members;
+    // Stable round-robin counter for this group name (lives as long as the
+    // group has members).
+    uint64_t* cursor;
   };
 
   struct MatchResult {
@@ -62,13 +65,11 @@ class SubjectTree {
   // present.
   // REQUIRES: pattern passed ValidatePattern; queue_group passed
   // ValidateQueueGroup.
-  bool Insert(std::string_view pattern, std::string_view queue_group,
-              Handle h);
+  bool Insert(std::string_view pattern, std::string_view queue_group, Handle h);
 
   // Returns false if (pattern, queue_group, h) was not present. Prunes nodes
   // left empty, so subscribe/unsubscribe churn leaves nothing behind.
-  bool Remove(std::string_view pattern, std::string_view queue_group,
-              Handle h);
+  bool Remove(std::string_view pattern, std::string_view queue_group, Handle h);
 
   // Returns every subscription whose pattern matches `topic`. A handle
   // appears at most once in `plain` and at most once in each group. Order
@@ -157,7 +158,8 @@ class SubjectTree {
   GroupMap groups_;
   size_t subscription_count_ = 0;
   size_t node_count_ = 1;
-  uint64_t generation_ = 0;  // bumped by every Insert/Remove that changes the tree
+  // Bumped by every Insert/Remove that changes the tree.
+  uint64_t generation_ = 0;
 
   // The match cache: topic -> result, valid while cache_generation_ ==
   // generation_.
@@ -172,8 +174,9 @@ class SubjectTree {
   // disabled allocates nothing once warm.
   MatchResult scratch_;
   std::vector<std::vector<Handle>> spare_members_;  // recycled Group::members
-  std::vector<uint32_t> group_sources_;  // per scratch_.groups[i]: nodes that fed it
-  uint32_t plain_sources_ = 0;           // nodes that fed scratch_.plain
+  // Number of nodes that fed scratch_.groups[i] and scratch_.plain.
+  std::vector<uint32_t> group_sources_;
+  uint32_t plain_sources_ = 0;
 };
 
 }  // namespace sift::topic

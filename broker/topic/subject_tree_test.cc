@@ -365,7 +365,8 @@ TEST(SubjectTreeTest, CacheDisabled) {
 // exercise deduplication.
 class RandomizedTest : public ::testing::Test {
  protected:
-  using Sub = std::tuple<std::string, std::string, Handle>;  // pattern, group, h
+  // (pattern, queue group, handle)
+  using Sub = std::tuple<std::string, std::string, Handle>;
 
   std::string RandomPattern() {
     static const char* const kTokens[] = {"a", "b", "c", "d"};
@@ -403,15 +404,14 @@ class RandomizedTest : public ::testing::Test {
 
   void AddRandom(int n) {
     for (int i = 0; i < n; ++i) {
-      Sub s{RandomPattern(), RandomGroup(),
-            static_cast<Handle>(rng_() % 2500)};
+      Sub s{RandomPattern(), RandomGroup(), static_cast<Handle>(rng_() % 2500)};
       ASSERT_TRUE(ValidatePattern(std::get<0>(s), Limits{}).ok());
       const bool fresh = model_.insert(s).second;
       ASSERT_EQ(cached_.Insert(std::get<0>(s), std::get<1>(s), std::get<2>(s)),
                 fresh);
-      ASSERT_EQ(uncached_.Insert(std::get<0>(s), std::get<1>(s),
-                                 std::get<2>(s)),
-                fresh);
+      ASSERT_EQ(
+          uncached_.Insert(std::get<0>(s), std::get<1>(s), std::get<2>(s)),
+          fresh);
     }
   }
 
@@ -421,11 +421,13 @@ class RandomizedTest : public ::testing::Test {
       std::advance(it, rng_() % model_.size());
       const Sub s = *it;
       model_.erase(it);
-      ASSERT_TRUE(cached_.Remove(std::get<0>(s), std::get<1>(s), std::get<2>(s)));
+      ASSERT_TRUE(
+          cached_.Remove(std::get<0>(s), std::get<1>(s), std::get<2>(s)));
       ASSERT_TRUE(
           uncached_.Remove(std::get<0>(s), std::get<1>(s), std::get<2>(s)));
       // Removing a subscription that is not there fails.
-      ASSERT_FALSE(cached_.Remove(std::get<0>(s), std::get<1>(s), std::get<2>(s)));
+      ASSERT_FALSE(
+          cached_.Remove(std::get<0>(s), std::get<1>(s), std::get<2>(s)));
     }
   }
 

@@ -18,11 +18,11 @@ namespace {
 // branch-light; the rare classes (dot, wildcards, bad bytes) fall out of it.
 
 enum CharClass : uint8_t {
-  kBad = 0,       // not allowed anywhere in a name
-  kToken = 1,     // ordinary token character
-  kDot = 2,       // token separator
-  kStar = 3,      // '*' wildcard
-  kGreater = 4,   // '>' wildcard
+  kBad = 0,      // not allowed anywhere in a name
+  kToken = 1,    // ordinary token character
+  kDot = 2,      // token separator
+  kStar = 3,     // '*' wildcard
+  kGreater = 4,  // '>' wildcard
 };
 
 constexpr std::array<uint8_t, 256> MakeTopicClasses() {
@@ -97,9 +97,9 @@ ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD absl::Status BadLength(
     return Invalid(what, input,
                    absl::StrCat("empty (must be 1 to ", max_length, " bytes)"));
   }
-  return Invalid(what, input,
-                 absl::StrCat(input.size(), " bytes exceeds the limit of ",
-                              max_length));
+  return Invalid(
+      what, input,
+      absl::StrCat(input.size(), " bytes exceeds the limit of ", max_length));
 }
 
 ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD absl::Status EmptyToken(
@@ -112,9 +112,9 @@ ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD absl::Status EmptyToken(
 ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD absl::Status TooManyTokens(
     std::string_view what, std::string_view input, uint32_t max_tokens) {
   const size_t tokens = std::count(input.begin(), input.end(), '.') + 1;
-  return Invalid(what, input,
-                 absl::StrCat(tokens, " tokens exceeds the limit of ",
-                              max_tokens));
+  return Invalid(
+      what, input,
+      absl::StrCat(tokens, " tokens exceeds the limit of ", max_tokens));
 }
 
 ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD absl::Status BadByte(
@@ -127,11 +127,11 @@ ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD absl::Status BadByte(
 
 ABSL_ATTRIBUTE_NOINLINE ABSL_ATTRIBUTE_COLD absl::Status WildcardInTopic(
     std::string_view input, size_t offset) {
-  return Invalid("topic", input,
-                 absl::StrCat("wildcards are only allowed in subscription "
-                              "patterns ('",
-                              Av(input.substr(offset, 1)), "' at offset ", offset,
-                              ")"));
+  return Invalid(
+      "topic", input,
+      absl::StrCat("wildcards are only allowed in subscription "
+                   "patterns ('",
+                   Av(input.substr(offset, 1)), "' at offset ", offset, ")"));
 }
 
 // `offset` is the wildcard's byte offset; the offending token is the one
@@ -188,7 +188,8 @@ absl::Status Validate(std::string_view s, const Limits& limits) {
         if constexpr (!kPattern) {
           return WildcardInTopic(s, i);
         } else {
-          const bool whole = i == token_start && (i + 1 == n || s[i + 1] == '.');
+          const bool whole =
+              i == token_start && (i + 1 == n || s[i + 1] == '.');
           if (ABSL_PREDICT_FALSE(!whole)) return PartialWildcard(s, i, tokens);
           if (ABSL_PREDICT_FALSE(cls == kGreater && i + 1 != n)) {
             return GreaterNotLast(s, tokens);

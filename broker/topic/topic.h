@@ -1,11 +1,12 @@
 // Topic names and subscription patterns: the rules every name must follow
 // before it reaches the subject tree.
 //
-// A topic is a sequence of tokens separated by single dots ("orders.eu.created").
-// Tokens are non-empty and consist of printable ASCII (0x21..0x7E) other than
-// '.'. A subscription pattern may additionally use two wildcards, each only as a
-// whole token: "*" matches exactly one token and ">" matches one or more
-// trailing tokens, so ">" may only be the last token (the NATS convention).
+// A topic is a sequence of tokens separated by single dots
+// ("orders.eu.created"). Tokens are non-empty and consist of printable ASCII
+// (0x21..0x7E) other than '.'. A subscription pattern may additionally use two
+// wildcards, each only as a whole token: "*" matches exactly one token and
+// ">" matches one or more trailing tokens, so ">" may only be the last token
+// (the NATS convention).
 //
 // All functions are pure and thread-safe. Validation runs on every publish, so
 // the success path performs no heap allocation; only building an error message
@@ -35,7 +36,7 @@ inline constexpr uint32_t kHardMaxTokens = 64;
 // Queue group names are 1..kMaxQueueGroupLength characters.
 inline constexpr uint32_t kMaxQueueGroupLength = 64;
 
-// Checks a configuration: max_length >= 1 and 1 <= max_tokens <= kHardMaxTokens.
+// Checks a configuration: max_length >= 1, 1 <= max_tokens <= kHardMaxTokens.
 absl::Status ValidateLimits(const Limits& limits);
 
 // Checks a literal topic (the subject of a PUB, a reply_to): no wildcards.

@@ -90,7 +90,8 @@ TEST(ValidateTopicTest, BadCharacters) {
 }
 
 TEST(ValidateTopicTest, Length) {
-  EXPECT_EQ(TopicError(""), "invalid topic \"\": empty (must be 1 to 256 bytes)");
+  EXPECT_EQ(TopicError(""),
+            "invalid topic \"\": empty (must be 1 to 256 bytes)");
   EXPECT_THAT(TopicError(std::string(256, 'a')), IsEmpty());
   // The quoted input is truncated to 80 bytes.
   EXPECT_EQ(TopicError(std::string(300, 'a')),
@@ -204,18 +205,18 @@ TEST(PatternMatchesTest, Table) {
     bool match;
   };
   const Case cases[] = {
-      {"a", "a", true},          {"a", "b", false},
-      {"a", "a.b", false},       {"a.b", "a", false},
-      {"a.b", "a.b", true},      {"*", "a", true},
-      {"*", "a.b", false},       {"a.*", "a.b", true},
-      {"a.*", "a", false},       {"a.*", "a.b.c", false},
-      {"*.b.*", "a.b.c", true},  {"*.b.*", "a.c.c", false},
-      {">", "a", true},          {">", "a.b.c", true},
-      {"a.>", "a", false},       {"a.>", "a.b", true},
-      {"a.>", "a.b.c", true},    {"a.>", "b.c", false},
-      {"*.>", "a", false},       {"*.>", "a.b", true},
-      {"a.b.>", "a.b", false},   {"orders.*.created", "orders.eu.created", true},
-      {"ab", "a", false},        {"a", "ab", false},
+      {"a", "a", true},         {"a", "b", false},
+      {"a", "a.b", false},      {"a.b", "a", false},
+      {"a.b", "a.b", true},     {"*", "a", true},
+      {"*", "a.b", false},      {"a.*", "a.b", true},
+      {"a.*", "a", false},      {"a.*", "a.b.c", false},
+      {"*.b.*", "a.b.c", true}, {"*.b.*", "a.c.c", false},
+      {">", "a", true},         {">", "a.b.c", true},
+      {"a.>", "a", false},      {"a.>", "a.b", true},
+      {"a.>", "a.b.c", true},   {"a.>", "b.c", false},
+      {"*.>", "a", false},      {"*.>", "a.b", true},
+      {"a.b.>", "a.b", false},  {"orders.*.created", "orders.eu.created", true},
+      {"ab", "a", false},       {"a", "ab", false},
   };
   for (const Case& c : cases) {
     EXPECT_EQ(PatternMatches(c.pattern, c.topic), c.match)

@@ -31,8 +31,8 @@ constexpr std::array<FlagSpec, 11> kFlags = {{
     {"connect_timeout", true, kGlobal},
     {"help", false, kGlobal},
     {"version", false, kGlobal},
-    {"count", true, Bit(Command::kPub) | Bit(Command::kSub) |
-                        Bit(Command::kReply)},
+    {"count", true,
+     Bit(Command::kPub) | Bit(Command::kSub) | Bit(Command::kReply)},
     {"confirm", false, Bit(Command::kPub)},
     {"queue", true, Bit(Command::kSub) | Bit(Command::kReply)},
     {"timeout", true, Bit(Command::kSub) | Bit(Command::kReq)},
@@ -149,9 +149,9 @@ absl::StatusOr<Tokens> Tokenize(const std::vector<std::string>& argv) {
 absl::StatusOr<absl::Duration> ParseDurationFlag(const FlagUse& flag) {
   absl::Duration d;
   if (!absl::ParseDuration(*flag.value, &d) || d <= absl::ZeroDuration()) {
-    return UsageError(absl::StrCat("invalid duration '", *flag.value, "' for ",
-                                   flag.written,
-                                   " (use e.g. 500ms, 2s, 1m30s; must be > 0)"));
+    return UsageError(
+        absl::StrCat("invalid duration '", *flag.value, "' for ", flag.written,
+                     " (use e.g. 500ms, 2s, 1m30s; must be > 0)"));
   }
   return d;
 }
@@ -171,8 +171,9 @@ absl::StatusOr<bool> ParseBoolFlag(const FlagUse& flag) {
   const std::string& v = *flag.value;
   if (v == "true" || v == "1") return true;
   if (v == "false" || v == "0") return false;
-  return UsageError(absl::StrCat("invalid value '", v, "' for ", flag.written,
-                                 " (a switch: give it alone, or =true/=false)"));
+  return UsageError(
+      absl::StrCat("invalid value '", v, "' for ", flag.written,
+                   " (a switch: give it alone, or =true/=false)"));
 }
 
 // Sets the field of `args` that `flag` names.
@@ -180,9 +181,8 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
   const std::string_view name = flag.spec->name;
   if (name == "server") {
     if (flag.value->empty()) {
-      return UsageError(absl::StrCat("flag ", flag.written,
-                                     " needs an endpoint, e.g. ",
-                                     kDefaultServer));
+      return UsageError(absl::StrCat(
+          "flag ", flag.written, " needs an endpoint, e.g. ", kDefaultServer));
     }
     args.server = *flag.value;
   } else if (name == "connect_timeout") {
@@ -263,8 +263,8 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
     if (pos.size() == 2) {
       const CommandInfo* info = FindCommand(pos[1]);
       if (info == nullptr) {
-        return UsageError(absl::StrCat("unknown command '", pos[1],
-                                       "' (see sift --help)"));
+        return UsageError(
+            absl::StrCat("unknown command '", pos[1], "' (see sift --help)"));
       }
       args.help_for = info->command;
     }
@@ -311,10 +311,10 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
                                    SeeHelp(*info)));
   }
   if (got > want) {
-    return UsageError(absl::StrCat(
-        cmd, ": unexpected argument '", pos[want + 1], "'",
-        want >= 2 ? " (quote a MESSAGE that contains spaces)" : "",
-        SeeHelp(*info)));
+    return UsageError(
+        absl::StrCat(cmd, ": unexpected argument '", pos[want + 1], "'",
+                     want >= 2 ? " (quote a MESSAGE that contains spaces)" : "",
+                     SeeHelp(*info)));
   }
   if (want >= 1) args.topic = pos[1];
   if (want >= 2) args.message = pos[2];

@@ -52,15 +52,15 @@ struct Args {
   std::string message;  // pub, req: MESSAGE
 
   // Command flags.
-  int64_t count = 1;          // pub: default 1; sub, reply: 0 = no limit
-  bool confirm = false;       // pub
-  std::string queue_group;    // sub, reply
+  int64_t count = 1;        // pub: default 1; sub, reply: 0 = no limit
+  bool confirm = false;     // pub
+  std::string queue_group;  // sub, reply
   // sub: how long to wait for messages (infinite by default);
   // req: how long to wait for the reply (5s by default).
   absl::Duration timeout = absl::InfiniteDuration();
-  bool echo = false;          // reply
+  bool echo = false;                    // reply
   std::optional<std::string> response;  // reply: --response TEXT
-  bool json = false;          // stats
+  bool json = false;                    // stats
 };
 
 // Parses `argv` without the program name, e.g. {"pub", "a.b", "hi"}.

@@ -69,8 +69,8 @@ TEST(ParseArgsTest, DoubleDashEndsFlags) {
 }
 
 TEST(ParseArgsTest, LastFlagWins) {
-  absl::StatusOr<Args> args = Parse({"pub", "t", "m", "--count", "2",
-                                     "--count", "5"});
+  absl::StatusOr<Args> args =
+      Parse({"pub", "t", "m", "--count", "2", "--count", "5"});
   ASSERT_TRUE(args.ok()) << args.status();
   EXPECT_EQ(args->count, 5);
 }
@@ -94,8 +94,8 @@ TEST(ParseArgsTest, Sub) {
   EXPECT_EQ(args->timeout, absl::InfiniteDuration());
   EXPECT_EQ(args->queue_group, "");
 
-  args = Parse({"sub", "a.*", "--queue", "workers", "--count", "10",
-                "--timeout=2s"});
+  args = Parse(
+      {"sub", "a.*", "--queue", "workers", "--count", "10", "--timeout=2s"});
   ASSERT_TRUE(args.ok()) << args.status();
   EXPECT_EQ(args->queue_group, "workers");
   EXPECT_EQ(args->count, 10);
@@ -190,8 +190,7 @@ TEST(ParseArgsTest, BadFlagValues) {
               HasSubstr("invalid value 'maybe' for --json"));
   EXPECT_THAT(ErrorOf({"stats", "--server="}),
               HasSubstr("--server needs an endpoint"));
-  EXPECT_EQ(ErrorOf({"stats", "--version=2"}),
-            "flag --version takes no value");
+  EXPECT_EQ(ErrorOf({"stats", "--version=2"}), "flag --version takes no value");
 }
 
 TEST(ParseArgsTest, WrongNumberOfArguments) {
@@ -247,10 +246,10 @@ TEST(ParseArgsTest, Version) {
 TEST(UsageTest, OverviewListsEveryCommandAndGlobalFlag) {
   const std::string usage = Usage();
   for (const char* text :
-       {"pub TOPIC MESSAGE", "sub PATTERN", "req TOPIC MESSAGE",
-        "reply TOPIC", "stats", "help [COMMAND]", "--server ENDPOINT",
-        "$SIFT_SERVER", "tcp://127.0.0.1:7440", "--connect_timeout",
-        "--help", "--version", "Exit status"}) {
+       {"pub TOPIC MESSAGE", "sub PATTERN", "req TOPIC MESSAGE", "reply TOPIC",
+        "stats", "help [COMMAND]", "--server ENDPOINT", "$SIFT_SERVER",
+        "tcp://127.0.0.1:7440", "--connect_timeout", "--help", "--version",
+        "Exit status"}) {
     EXPECT_THAT(usage, HasSubstr(text));
   }
 }
@@ -264,8 +263,8 @@ TEST(UsageTest, EachCommandDocumentsItsFlags) {
       {Command::kPub,
        {"Usage: sift pub TOPIC MESSAGE", "--count N", "{n}", "--confirm"}},
       {Command::kSub,
-       {"Usage: sift sub PATTERN", "--queue GROUP", "--count N",
-        "--timeout D", "[TOPIC] PAYLOAD", "SIGINT"}},
+       {"Usage: sift sub PATTERN", "--queue GROUP", "--count N", "--timeout D",
+        "[TOPIC] PAYLOAD", "SIGINT"}},
       {Command::kReq, {"Usage: sift req TOPIC MESSAGE", "--timeout D", "5s"}},
       {Command::kReply,
        {"Usage: sift reply TOPIC", "--echo", "--response TEXT", "--count N",

@@ -1,8 +1,8 @@
 #include "clients/cli/format.h"
 
-#include <algorithm>
-
 #include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -41,8 +41,8 @@ size_t PrintableUtf8Length(std::string_view s) {
   }
   static constexpr uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
   if (cp < kMinForLength[len] || cp > 0x10FFFF) return 0;  // overlong, range
-  if (cp >= 0xD800 && cp <= 0xDFFF) return 0;               // surrogate
-  if (cp < 0xA0) return 0;                                  // C1 control
+  if (cp >= 0xD800 && cp <= 0xDFFF) return 0;              // surrogate
+  if (cp < 0xA0) return 0;                                 // C1 control
   return len;
 }
 
@@ -90,17 +90,19 @@ std::string FormatStats(const wire::StatsReply& stats) {
                           std::string(value));
   };
   absl::Duration uptime = absl::Milliseconds(stats.uptime_ms());
-  if (uptime >= absl::Seconds(1)) uptime = absl::Trunc(uptime, absl::Seconds(1));
+  if (uptime >= absl::Seconds(1))
+    uptime = absl::Trunc(uptime, absl::Seconds(1));
 
-  row("server", stats.server_version().empty() ? "(unknown)"
-                                                : Escape(stats.server_version()));
+  row("server", stats.server_version().empty()
+                    ? "(unknown)"
+                    : Escape(stats.server_version()));
   row("uptime", absl::FormatDuration(uptime));
   row("clients", absl::StrCat(stats.clients()));
   row("subscriptions", absl::StrCat(stats.subscriptions()));
   row("messages", absl::StrFormat("in %d, out %d", stats.messages_in(),
                                   stats.messages_out()));
-  row("bytes", absl::StrFormat("in %d, out %d", stats.bytes_in(),
-                               stats.bytes_out()));
+  row("bytes",
+      absl::StrFormat("in %d, out %d", stats.bytes_in(), stats.bytes_out()));
   row("errors sent", absl::StrCat(stats.errors_sent()));
 
   uint64_t dropped = 0;

@@ -28,11 +28,11 @@ TEST(EscapeTest, WellFormedUtf8PassesThrough) {
 
 TEST(EscapeTest, MalformedUtf8IsEscapedByteByByte) {
   EXPECT_EQ(Escape("\xff\xfe"), "\\xff\\xfe");
-  EXPECT_EQ(Escape("\xc3"), "\\xc3");              // truncated
-  EXPECT_EQ(Escape("\xc0\xaf"), "\\xc0\\xaf");     // overlong '/'
+  EXPECT_EQ(Escape("\xc3"), "\\xc3");                    // truncated
+  EXPECT_EQ(Escape("\xc0\xaf"), "\\xc0\\xaf");           // overlong '/'
   EXPECT_EQ(Escape("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // surrogate
-  EXPECT_EQ(Escape("\xc2\x85"), "\\xc2\\x85");     // C1 control NEL
-  EXPECT_EQ(Escape("\xc3x"), "\\xc3x");            // bad continuation
+  EXPECT_EQ(Escape("\xc2\x85"), "\\xc2\\x85");           // C1 control NEL
+  EXPECT_EQ(Escape("\xc3x"), "\\xc3x");                  // bad continuation
 }
 
 TEST(ExpandSequenceTest, ReplacesEveryPlaceholder) {
@@ -85,8 +85,10 @@ TEST(FormatStatsTest, ShowsEveryCounter) {
   EXPECT_THAT(text, HasSubstr("  slow_consumer   12\n"));
   EXPECT_THAT(text, HasSubstr("  no_subscribers  3\n"));
   EXPECT_THAT(text, HasSubstr("topics          busiest 1 of 57 tracked\n"));
-  EXPECT_THAT(text, HasSubstr("  TOPIC                        IN           OUT\n"));
-  EXPECT_THAT(text, HasSubstr("  orders.eu.created          1000          3000\n"));
+  EXPECT_THAT(text,
+              HasSubstr("  TOPIC                        IN           OUT\n"));
+  EXPECT_THAT(text,
+              HasSubstr("  orders.eu.created          1000          3000\n"));
 }
 
 TEST(FormatStatsTest, EmptyReply) {

@@ -87,9 +87,9 @@ absl::StatusOr<std::unique_ptr<Client>> ConnectOrExplain(const Args& args) {
           ? absl::StrCat("no answer within ",
                          absl::FormatDuration(args.connect_timeout))
           : std::string(client.status().message());
-  return absl::Status(client.status().code(),
-                      absl::StrCat("cannot connect to ", args.server, ": ",
-                                   reason));
+  return absl::Status(
+      client.status().code(),
+      absl::StrCat("cannot connect to ", args.server, ": ", reason));
 }
 
 int RunPub(const Args& args) {
@@ -98,18 +98,22 @@ int RunPub(const Args& args) {
   for (int64_t n = 1; n <= args.count; ++n) {
     const std::string payload =
         args.count > 1 ? ExpandSequence(args.message, n) : args.message;
-    absl::Status status =
-        args.confirm ? (*client)->PublishConfirmed(args.topic, payload,
-                                                   args.connect_timeout)
-                     : (*client)->Publish(args.topic, payload);
+    absl::Status status = args.confirm
+                              ? (*client)->PublishConfirmed(
+                                    args.topic, payload, args.connect_timeout)
+                              : (*client)->Publish(args.topic, payload);
     if (!status.ok()) {
-      return Fail(absl::StrCat("publish to ", args.topic, " failed after ",
-                               Messages(n - 1), ": ", status.message()));
+      return Fail(absl::StrCat(
+          "publish to ", args.topic, " failed",
+          args.count > 1
+              ? absl::StrCat(" after ", n - 1, " of ", Messages(args.count))
+              : "",
+          ": ", status.message()));
     }
   }
   (*client)->Close();  // flushes what Publish() queued
-  PrintLine(absl::StrCat("published ", Messages(args.count), " to ",
-                         args.topic));
+  PrintLine(
+      absl::StrCat("published ", Messages(args.count), " to ", args.topic));
   return 0;
 }
 
@@ -119,8 +123,7 @@ int RunPub(const Args& args) {
 // message counts. Returns the exit status.
 template <typename Handler>
 int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
-                absl::Duration timeout, const char* what,
-                Handler handle) {
+                absl::Duration timeout, const char* what, Handler handle) {
   SubscribeOptions options;
   options.queue_group = args.queue_group;
   options.timeout = args.connect_timeout;
@@ -149,8 +152,8 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
       if (message.status().code() == absl::StatusCode::kDeadlineExceeded) {
         continue;
       }
-      return Fail(absl::StrCat("subscription to ", args.topic, " failed: ",
-                               message.status().message()));
+      return Fail(absl::StrCat("subscription to ", args.topic,
+                               " failed: ", message.status().message()));
     }
     if (handle(*message)) ++handled;
   }
@@ -164,8 +167,7 @@ int RunSub(const Args& args) {
   return ReceiveLoop(args, stop, **client, args.timeout, "received",
                      [](const Message& message) {
                        PrintLine(absl::StrCat("[", Escape(message.topic()),
-                                              "] ",
-                                              Escape(message.payload())));
+                                              "] ", Escape(message.payload())));
                        return true;
                      });
 }
@@ -211,8 +213,8 @@ int RunReq(const Args& args) {
       return Fail(absl::StrCat("no reply on ", args.topic, " within ",
                                absl::FormatDuration(args.timeout)));
     }
-    return Fail(absl::StrCat("request on ", args.topic, " failed: ",
-                             reply.status().message()));
+    return Fail(absl::StrCat("request on ", args.topic,
+                             " failed: ", reply.status().message()));
   }
   PrintLine(Escape(reply->payload()));
   return 0;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <deque>
@@ -19,24 +20,51 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "broker/protocol/batch.h"
 #include "broker/protocol/codec.h"
 #include "broker/topic/topic.h"
 
 namespace sift {
 namespace {
 
+// Client-side batching (see Batch in proto/sift.proto): Publish appends to
+// the open batch at the back of the outbox, and the I/O thread sends what has
+// accumulated as soon as it can, so batches form only while it is busy and a
+// lone message is never held back. Run bench/run_matrix.sh before changing.
+constexpr size_t kFlushBatchBytes = 64 * 1024;
+constexpr size_t kBatchPayloadLimit = 16 * 1024;
+
+// First byte of a Header whose command is BATCH (field 15, length-delimited).
+constexpr char kBatchTag = static_cast<char>((15 << 3) | 2);
+
 absl::string_view AbslView(std::string_view s) {
   return absl::string_view(s.data(), s.size());
 }
+
+int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
 
 // A zmq_msg_t that closes itself; movable.
 class Frame {
  public:
   Frame() { zmq_msg_init(&msg_); }
-  explicit Frame(size_t size) { zmq_msg_init_size(&msg_, size); }
   Frame(const void* data, size_t size) {
     zmq_msg_init_size(&msg_, size);
     if (size > 0) std::memcpy(zmq_msg_data(&msg_), data, size);
+  }
+  // An uninitialized frame of `size` bytes, to be written in place.
+  static Frame OfSize(size_t size) {
+    Frame f;
+    zmq_msg_close(&f.msg_);
+    zmq_msg_init_size(&f.msg_, size);
+    return f;
+  }
+  // Takes ownership of *body without copying.
+  explicit Frame(std::unique_ptr<std::string> body) {
+    std::string* raw = body.release();
+    zmq_msg_init_data(
+        &msg_, raw->data(), raw->size(),
+        [](void*, void* hint) { delete static_cast<std::string*>(hint); },
+        raw);
   }
   ~Frame() { zmq_msg_close(&msg_); }
   Frame(Frame&& other) noexcept {
@@ -48,30 +76,29 @@ class Frame {
     return *this;
   }
   zmq_msg_t* get() { return &msg_; }
-  char* data() { return static_cast<char*>(zmq_msg_data(&msg_)); }
-  size_t size() const { return zmq_msg_size(&msg_); }
-  std::string_view view() const {
-    auto* m = const_cast<zmq_msg_t*>(&msg_);
-    return std::string_view(static_cast<const char*>(zmq_msg_data(m)),
-                            zmq_msg_size(m));
+  const char* data() const {
+    return static_cast<const char*>(zmq_msg_data(const_cast<zmq_msg_t*>(&msg_)));
   }
+  char* mutable_data() { return static_cast<char*>(zmq_msg_data(&msg_)); }
+  size_t size() const { return zmq_msg_size(const_cast<zmq_msg_t*>(&msg_)); }
+  std::string_view view() const { return std::string_view(data(), size()); }
 
  private:
   zmq_msg_t msg_;
 };
 
-// One message waiting to be sent by the I/O thread.
+// One item the I/O thread must send: a message of its own (header frame,
+// optional payload frame) or a batch of PUBs (body only).
 struct Outgoing {
   Frame header;
   Frame payload;
   bool has_payload = false;
+  std::unique_ptr<std::string> batch;
+  uint32_t batch_count = 0;
+  size_t messages() const { return batch ? batch_count : 1; }
 };
 
 using Reply = absl::StatusOr<wire::Header>;
-
-absl::Status ErrorFromWire(const wire::Error& error) {
-  return protocol::WireError(error.code(), error.message());
-}
 
 std::string NextMonitorName() {
   static std::atomic<uint64_t> counter{0};
@@ -81,19 +108,6 @@ std::string NextMonitorName() {
 
 }  // namespace
 
-struct Message::Frame {
-  sift::Frame frame;
-};
-
-Message::Message() = default;
-Message::~Message() = default;
-Message::Message(Message&&) noexcept = default;
-Message& Message::operator=(Message&&) noexcept = default;
-
-std::string_view Message::payload() const {
-  return payload_ ? payload_->frame.view() : std::string_view();
-}
-
 // Messages waiting for Subscription::Next().
 struct Subscription::Queue {
   absl::Mutex mu;
@@ -101,11 +115,10 @@ struct Subscription::Queue {
   bool closed ABSL_GUARDED_BY(mu) = false;
 };
 
-// ClientCore holds everything the public objects share with the I/O thread.
-// Public methods run on user threads and talk to the I/O thread through
-// outbox_ (under mu_) and an eventfd; the I/O thread alone touches the
-// sockets.
-class ClientCore : public std::enable_shared_from_this<ClientCore> {
+// ClientCore holds what the public objects share with the I/O thread. User
+// threads talk to the I/O thread through outbox_ (under mu_) and an eventfd;
+// only the I/O thread touches the sockets.
+class ClientCore {
  public:
   explicit ClientCore(ClientOptions options) : options_(std::move(options)) {}
 
@@ -164,17 +177,17 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                        " (endpoints look like tcp://127.0.0.1:7440, "
                        "ipc:///path or inproc://name)"));
     }
+    uint64_t hello_id;
     std::future<Reply> welcome;
     {
       absl::MutexLock lock(&mu_);
-      hello_id_ = NextId();
-      welcome = AddWaiterLocked(hello_id_);
+      hello_id = hello_id_ = NextId();
+      welcome = waiters_[hello_id].get_future();
     }
-    SendHello();  // before the I/O thread exists, so it owns the socket next
+    SendHello(hello_id);  // before the I/O thread exists, which owns it next
     io_thread_ = std::thread([this] { IoLoop(); });
 
-    auto ready = WaitFor(std::move(welcome), hello_id_,
-                         options_.connect_timeout);
+    auto ready = WaitFor(std::move(welcome), hello_id, options_.connect_timeout);
     if (!ready.ok()) {
       Close();
       if (absl::IsDeadlineExceeded(ready.status())) {
@@ -196,24 +209,20 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     Wake();
     absl::MutexLock join_lock(&join_mu_);
     if (io_thread_.joinable()) io_thread_.join();
-    if (socket_ != nullptr) CloseSockets();
+    CloseSockets();
     // Wake everything still waiting.
-    std::vector<std::shared_ptr<Subscription::Queue>> queues;
     absl::flat_hash_map<uint64_t, std::promise<Reply>> waiters;
+    absl::flat_hash_map<uint64_t, std::shared_ptr<SubTarget>> subs;
     {
       absl::MutexLock lock(&mu_);
       waiters.swap(waiters_);
-      for (auto& [sid, sub] : subs_) {
-        if (sub.queue) queues.push_back(sub.queue);
-      }
+      subs.swap(subs_);
+      requests_.clear();
     }
     for (auto& [id, promise] : waiters) {
       promise.set_value(absl::FailedPreconditionError("client closed"));
     }
-    for (auto& q : queues) {
-      absl::MutexLock lock(&q->mu);
-      q->closed = true;
-    }
+    for (auto& [sid, sub] : subs) CloseQueue(sub->queue.get());
   }
 
   absl::Status Publish(std::string_view topic, std::string_view payload,
@@ -222,24 +231,46 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     if (absl::Status s = CheckPublish(topic, payload, reply_to); !s.ok()) {
       return s;
     }
-    Outgoing out;
-    out.header = Frame(protocol::PubSize(request_id, topic, reply_to, confirm));
-    protocol::EncodePub(request_id, topic, reply_to, confirm,
-                        out.header.data());
-    out.payload = Frame(payload.data(), payload.size());
-    out.has_payload = true;
-    return Enqueue(std::move(out));
+    bool wake;
+    {
+      absl::MutexLock lock(&mu_);
+      if (absl::Status s = CheckQueueLocked(); !s.ok()) return s;
+      wake = outbox_.empty();
+      if (batching_ && payload.size() <= kBatchPayloadLimit) {
+        // Append to the open batch, or open one.
+        if (outbox_.empty() || !outbox_.back().batch ||
+            outbox_.back().batch->size() >= kFlushBatchBytes) {
+          Outgoing out;
+          out.batch = std::make_unique<std::string>();
+          out.batch->reserve(std::min(kFlushBatchBytes + kBatchPayloadLimit,
+                                      size_t{4096} + payload.size()));
+          outbox_.push_back(std::move(out));
+        }
+        Outgoing& batch = outbox_.back();
+        protocol::BatchWriter(batch.batch.get())
+            .AppendPub(request_id, topic, reply_to, confirm, payload);
+        ++batch.batch_count;
+      } else {
+        Outgoing out;
+        out.header = Frame::OfSize(
+            protocol::PubSize(request_id, topic, reply_to, confirm));
+        protocol::EncodePub(request_id, topic, reply_to, confirm,
+                            out.header.mutable_data());
+        out.payload = Frame(payload.data(), payload.size());
+        out.has_payload = true;
+        outbox_.push_back(std::move(out));
+      }
+      ++queued_;
+    }
+    if (wake) Wake();
+    return absl::OkStatus();
   }
 
   absl::Status PublishConfirmed(std::string_view topic,
                                 std::string_view payload,
                                 absl::Duration timeout) {
-    const uint64_t id = NextIdAtomic();
-    std::future<Reply> reply;
-    {
-      absl::MutexLock lock(&mu_);
-      reply = AddWaiterLocked(id);
-    }
+    const uint64_t id = NextId();
+    std::future<Reply> reply = AddWaiter(id);
     if (absl::Status s = Publish(topic, payload, {}, id, true); !s.ok()) {
       DropWaiter(id);
       return s;
@@ -247,9 +278,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     return WaitFor(std::move(reply), id, timeout).status();
   }
 
-  absl::StatusOr<uint64_t> Subscribe(
-      std::string_view pattern, const SubscribeOptions& options,
-      std::shared_ptr<Subscription::Queue> queue, bool inbox) {
+  absl::StatusOr<uint64_t> Subscribe(std::string_view pattern,
+                                     const SubscribeOptions& options,
+                                     std::shared_ptr<Subscription::Queue> queue,
+                                     bool inbox) {
     if (absl::Status s = topic::ValidatePattern(pattern, TopicLimits());
         !s.ok()) {
       return protocol::WireError(wire::INVALID_PATTERN, s.message());
@@ -258,26 +290,23 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         !s.ok()) {
       return protocol::WireError(wire::INVALID_QUEUE_GROUP, s.message());
     }
-    const uint64_t sid = NextIdAtomic();
-    const uint64_t id = NextIdAtomic();
+    const uint64_t sid = NextId();
+    const uint64_t id = NextId();
+    auto target = std::make_shared<SubTarget>();
+    target->pattern = std::string(pattern);
+    target->queue_group = options.queue_group;
+    target->callback = options.callback;
+    target->queue = std::move(queue);
+    target->inbox = inbox;
     std::future<Reply> reply;
     {
       absl::MutexLock lock(&mu_);
       if (closing_) return absl::FailedPreconditionError("client closed");
-      SubEntry& entry = subs_[sid];
-      entry.pattern = std::string(pattern);
-      entry.queue_group = options.queue_group;
-      entry.callback = options.callback;
-      entry.queue = std::move(queue);
-      entry.inbox = inbox;
-      reply = AddWaiterLocked(id);
+      subs_[sid] = target;
+      subs_generation_.fetch_add(1, std::memory_order_release);
+      reply = waiters_[id].get_future();
     }
-    wire::Header h;
-    h.set_request_id(id);
-    h.mutable_sub()->set_sid(sid);
-    h.mutable_sub()->set_pattern(std::string(pattern));
-    h.mutable_sub()->set_queue_group(options.queue_group);
-    if (absl::Status s = EnqueueHeader(h); !s.ok()) {
+    if (absl::Status s = EnqueueHeader(SubHeader(id, sid, *target)); !s.ok()) {
       DropWaiter(id);
       ForgetSub(sid);
       return s;
@@ -288,9 +317,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     if (!answer.ok() &&
         protocol::WireCodeOf(answer.status()) != wire::DUPLICATE_SID) {
       ForgetSub(sid);
-      if (!absl::IsInvalidArgument(answer.status()) &&
-          !absl::IsPermissionDenied(answer.status())) {
-        SendUnsub(sid, 0).IgnoreError();  // in case the broker did take it after all
+      if (absl::IsDeadlineExceeded(answer.status())) {
+        // The broker may take it after all: take it back.
+        EnqueueHeader(UnsubHeader(0, sid)).IgnoreError();
       }
       return answer.status();
     }
@@ -299,14 +328,14 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   absl::Status Unsubscribe(uint64_t sid) {
     ForgetSub(sid);
-    const uint64_t id = NextIdAtomic();
+    const uint64_t id = NextId();
     std::future<Reply> reply;
     {
       absl::MutexLock lock(&mu_);
       if (closing_) return absl::OkStatus();
-      reply = AddWaiterLocked(id);
+      reply = waiters_[id].get_future();
     }
-    if (absl::Status s = SendUnsub(sid, id); !s.ok()) {
+    if (absl::Status s = EnqueueHeader(UnsubHeader(id, sid)); !s.ok()) {
       DropWaiter(id);
       return s;
     }
@@ -317,10 +346,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                                   std::string_view payload,
                                   absl::Duration timeout) {
     if (absl::Status s = EnsureInbox(); !s.ok()) return s;
-    const uint64_t token = NextIdAtomic();
-    std::future<Reply> unused;
-    std::shared_ptr<std::promise<Message>> promise =
-        std::make_shared<std::promise<Message>>();
+    const uint64_t token = NextId();
+    auto promise = std::make_shared<std::promise<Message>>();
     std::future<Message> reply = promise->get_future();
     std::string reply_to;
     {
@@ -346,12 +373,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   }
 
   absl::StatusOr<BrokerStats> Stats(absl::Duration timeout) {
-    const uint64_t id = NextIdAtomic();
-    std::future<Reply> reply;
-    {
-      absl::MutexLock lock(&mu_);
-      reply = AddWaiterLocked(id);
-    }
+    const uint64_t id = NextId();
+    std::future<Reply> reply = AddWaiter(id);
     wire::Header h;
     h.set_request_id(id);
     h.mutable_stats();
@@ -376,8 +399,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       return m;
     }
     if (q->closed) return absl::CancelledError("subscription ended");
-    return absl::DeadlineExceededError(absl::StrCat(
-        "no message within ", absl::FormatDuration(timeout)));
+    return absl::DeadlineExceededError(
+        absl::StrCat("no message within ", absl::FormatDuration(timeout)));
   }
 
   std::string client_id() const {
@@ -391,16 +414,17 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   uint64_t reconnects() const { return reconnects_.load(); }
 
  private:
-  struct SubEntry {
-    std::string pattern;
+  // A subscription as the client remembers it (to resubscribe after a
+  // reconnect) and as the I/O thread delivers to it.
+  struct SubTarget {
+    std::string pattern;  // the inbox's pattern changes with the session
     std::string queue_group;
     MessageCallback callback;
     std::shared_ptr<Subscription::Queue> queue;
     bool inbox = false;  // the client's own request/reply inbox
   };
 
-  uint64_t NextId() { return ++next_id_; }
-  uint64_t NextIdAtomic() { return next_id_.fetch_add(1) + 1; }
+  uint64_t NextId() { return next_id_.fetch_add(1) + 1; }
 
   topic::Limits TopicLimits() const {
     return topic::Limits{max_topic_length_.load(), max_topic_tokens_.load()};
@@ -428,8 +452,19 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     return absl::OkStatus();
   }
 
-  std::future<Reply> AddWaiterLocked(uint64_t id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  absl::Status CheckQueueLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (closing_) return absl::FailedPreconditionError("client closed");
+    if (queued_ >= options_.max_pending) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          queued_,
+          " messages are already waiting to be sent (broker unreachable or "
+          "too slow); not queued, try again later"));
+    }
+    return absl::OkStatus();
+  }
+
+  std::future<Reply> AddWaiter(uint64_t id) {
+    absl::MutexLock lock(&mu_);
     return waiters_[id].get_future();
   }
 
@@ -438,19 +473,23 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     waiters_.erase(id);
   }
 
+  static void CloseQueue(Subscription::Queue* queue) {
+    if (queue == nullptr) return;
+    absl::MutexLock lock(&queue->mu);
+    queue->closed = true;
+  }
+
   void ForgetSub(uint64_t sid) {
-    std::shared_ptr<Subscription::Queue> queue;
+    std::shared_ptr<SubTarget> sub;
     {
       absl::MutexLock lock(&mu_);
       auto it = subs_.find(sid);
       if (it == subs_.end()) return;
-      queue = std::move(it->second.queue);
+      sub = std::move(it->second);
       subs_.erase(it);
+      subs_generation_.fetch_add(1, std::memory_order_release);
     }
-    if (queue) {
-      absl::MutexLock lock(&queue->mu);
-      queue->closed = true;
-    }
+    CloseQueue(sub->queue.get());
   }
 
   Reply WaitFor(std::future<Reply> reply, uint64_t id,
@@ -464,11 +503,21 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     return reply.get();
   }
 
-  absl::Status SendUnsub(uint64_t sid, uint64_t request_id) {
+  static wire::Header SubHeader(uint64_t request_id, uint64_t sid,
+                                const SubTarget& sub) {
+    wire::Header h;
+    h.set_request_id(request_id);
+    h.mutable_sub()->set_sid(sid);
+    h.mutable_sub()->set_pattern(sub.pattern);
+    h.mutable_sub()->set_queue_group(sub.queue_group);
+    return h;
+  }
+
+  static wire::Header UnsubHeader(uint64_t request_id, uint64_t sid) {
     wire::Header h;
     h.set_request_id(request_id);
     h.mutable_unsub()->set_sid(sid);
-    return EnqueueHeader(h);
+    return h;
   }
 
   // Subscribes the client's inbox (once) so Request() can get replies.
@@ -483,26 +532,16 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   }
 
   absl::Status EnqueueHeader(const wire::Header& h) {
-    Outgoing out;
     const std::string bytes = protocol::EncodeHeader(h);
-    out.header = Frame(bytes.data(), bytes.size());
-    return Enqueue(std::move(out));
-  }
-
-  absl::Status Enqueue(Outgoing out) {
     bool wake;
     {
       absl::MutexLock lock(&mu_);
       if (closing_) return absl::FailedPreconditionError("client closed");
-      if (outbox_.size() + sending_count_.load(std::memory_order_relaxed) >=
-          options_.max_pending) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            options_.max_pending,
-            " messages are already waiting to be sent (broker unreachable "
-            "or too slow); not queued"));
-      }
       wake = outbox_.empty();
+      Outgoing out;
+      out.header = Frame(bytes.data(), bytes.size());
       outbox_.push_back(std::move(out));
+      ++queued_;
     }
     if (wake) Wake();
     return absl::OkStatus();
@@ -514,13 +553,19 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     (void)ignored;
   }
 
-  // ---- I/O thread below ----
+  // ---- Below: the I/O thread ----
 
-  void SendHello() {
+  void SendHello(uint64_t id) {
     wire::Header h;
-    h.set_request_id(hello_id_);
+    h.set_request_id(id);
     h.mutable_hello()->set_protocol_version(wire::PROTOCOL_VERSION_CURRENT);
     h.mutable_hello()->set_client_name(options_.name);
+    h.mutable_hello()->set_accepts_batches(true);
+    SendNow(h);
+  }
+
+  // Sends a header-only message at once (control traffic of the I/O thread).
+  void SendNow(const wire::Header& h) {
     const std::string bytes = protocol::EncodeHeader(h);
     zmq_send(socket_, bytes.data(), bytes.size(), ZMQ_DONTWAIT);
   }
@@ -530,88 +575,93 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     bool flushing = false;
     int64_t flush_deadline = 0;
     while (true) {
-      zmq_pollitem_t items[3] = {
-          {socket_, 0, ZMQ_POLLIN, 0},
-          {nullptr, wake_fd_, ZMQ_POLLIN, 0},
-          {monitor_, 0, ZMQ_POLLIN, 0}};
+      zmq_pollitem_t items[3] = {{socket_, 0, ZMQ_POLLIN, 0},
+                                 {nullptr, wake_fd_, ZMQ_POLLIN, 0},
+                                 {monitor_, 0, ZMQ_POLLIN, 0}};
       if (ready_ && !sending_.empty()) items[0].events |= ZMQ_POLLOUT;
       int64_t wait = next_ping_ms_ - NowMs();
       if (flushing) wait = std::min<int64_t>(wait, 10);
       if (wait < 0) wait = 0;
-      int rc = zmq_poll(items, monitor_ != nullptr ? 3 : 2, wait);
-      if (rc < 0) {
-        if (zmq_errno() == ETERM) break;
-        if (zmq_errno() != EINTR) break;
+      if (zmq_poll(items, monitor_ != nullptr ? 3 : 2, wait) < 0 &&
+          zmq_errno() != EINTR) {
+        break;  // ETERM: the context is going away
       }
       if (items[1].revents & ZMQ_POLLIN) {
         uint64_t count;
         ssize_t ignored = read(wake_fd_, &count, sizeof(count));
         (void)ignored;
       }
-      TakeOutbox();
       if (monitor_ != nullptr && (items[2].revents & ZMQ_POLLIN)) {
         ReadMonitor();
       }
-      if (items[0].revents & ZMQ_POLLIN) {
-        if (!ReadAll()) break;
-      }
-      if (ready_) FlushSending();
+      if ((items[0].revents & ZMQ_POLLIN) && !ReadAll()) break;
+      if (ready_) SendQueued();
 
       const int64_t now = NowMs();
       if (now >= next_ping_ms_) {
-        next_ping_ms_ = now + absl::ToInt64Milliseconds(options_.ping_interval);
+        next_ping_ms_ =
+            now + absl::ToInt64Milliseconds(options_.ping_interval);
         if (ready_) {
           wire::Header h;
           h.mutable_ping();
-          const std::string bytes = protocol::EncodeHeader(h);
-          zmq_send(socket_, bytes.data(), bytes.size(), ZMQ_DONTWAIT);
+          SendNow(h);
         }
       }
-      bool closing;
-      {
+      if (!flushing) {
         absl::MutexLock lock(&mu_);
-        closing = closing_;
-      }
-      if (closing && !flushing) {
-        flushing = true;
-        flush_deadline = now + 2000;  // bounded flush of queued messages
-      }
-      if (flushing && (sending_.empty() || !ready_ || now >= flush_deadline)) {
-        if (ready_) {
-          wire::Header h;
-          h.mutable_bye();
-          const std::string bytes = protocol::EncodeHeader(h);
-          zmq_send(socket_, bytes.data(), bytes.size(), ZMQ_DONTWAIT);
+        if (closing_) {
+          flushing = true;
+          flush_deadline = now + 2000;  // bounded flush of queued messages
         }
-        break;
+      }
+      if (flushing) {
+        bool empty;
+        {
+          absl::MutexLock lock(&mu_);
+          empty = outbox_.empty() && sending_.empty();
+        }
+        if (empty || !ready_ || now >= flush_deadline) {
+          if (ready_) {
+            wire::Header h;
+            h.mutable_bye();
+            SendNow(h);
+          }
+          break;
+        }
       }
     }
   }
 
-  static int64_t NowMs() {
-    return absl::ToUnixMillis(absl::Now());
-  }
-
-  void TakeOutbox() {
-    absl::MutexLock lock(&mu_);
-    if (outbox_.empty()) return;
-    for (Outgoing& o : outbox_) sending_.push_back(std::move(o));
-    sending_count_.store(sending_.size(), std::memory_order_relaxed);
-    outbox_.clear();
-  }
-
-  // Sends queued messages until the socket would block.
-  void FlushSending() {
+  // Moves the outbox into sending_ and sends until the socket would block.
+  void SendQueued() {
+    {
+      absl::MutexLock lock(&mu_);
+      for (Outgoing& o : outbox_) sending_.push_back(std::move(o));
+      outbox_.clear();
+    }
+    size_t sent = 0;
     while (!sending_.empty()) {
       Outgoing& o = sending_.front();
-      const int flags = ZMQ_DONTWAIT | (o.has_payload ? ZMQ_SNDMORE : 0);
-      if (zmq_msg_send(o.header.get(), socket_, flags) < 0) {
-        break;  // EAGAIN: wait for POLLOUT
+      if (o.batch) {
+        char header[16];
+        const size_t n = protocol::EncodeBatchHeader(o.batch_count, header);
+        if (zmq_send(socket_, header, n, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) {
+          break;  // EAGAIN: wait for POLLOUT
+        }
+        Frame body(std::move(o.batch));
+        zmq_msg_send(body.get(), socket_, ZMQ_DONTWAIT);
+      } else {
+        const int flags = ZMQ_DONTWAIT | (o.has_payload ? ZMQ_SNDMORE : 0);
+        if (zmq_msg_send(o.header.get(), socket_, flags) < 0) break;
+        if (o.has_payload) zmq_msg_send(o.payload.get(), socket_, ZMQ_DONTWAIT);
       }
-      if (o.has_payload) zmq_msg_send(o.payload.get(), socket_, ZMQ_DONTWAIT);
+      sent += o.messages();
       sending_.pop_front();
     }
-    sending_count_.store(sending_.size(), std::memory_order_relaxed);
+    if (sent > 0) {
+      absl::MutexLock lock(&mu_);
+      queued_ -= sent;
+    }
   }
 
   void ReadMonitor() {
@@ -626,7 +676,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         event = std::move(rest);
       }
       if (id == ZMQ_EVENT_DISCONNECTED) {
-        if (ready_ || had_session_) lost_connection_ = true;
+        if (had_session_) lost_connection_ = true;
         ready_ = false;
       } else if (id == ZMQ_EVENT_CONNECTED && lost_connection_) {
         lost_connection_ = false;
@@ -637,14 +687,15 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   void Rehello() {
     ready_ = false;
+    uint64_t id;
     {
       absl::MutexLock lock(&mu_);
-      hello_id_ = NextId();
+      id = hello_id_ = NextId();
     }
-    SendHello();
+    SendHello(id);
   }
 
-  // Reads every message available. Returns false if the context is ending.
+  // Reads every message available (bounded). False if the context is ending.
   bool ReadAll() {
     for (int i = 0; i < 4096; ++i) {
       Frame header;
@@ -661,34 +712,57 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
           if (zmq_msg_recv(extra.get(), socket_, 0) < 0) break;
         }
       }
+      if (has_payload && header.size() > 0 && header.data()[0] == kBatchTag) {
+        ReadBatch(payload);
+        continue;
+      }
+      protocol::DeliverView d;
+      if (has_payload &&
+          protocol::DecodeDeliverFast(header.data(), header.size(), &d)) {
+        Deliver(d, payload.view(), [&] {
+          auto frames = std::make_shared<std::pair<Frame, Frame>>(
+              std::move(header), std::move(payload));
+          return std::shared_ptr<const void>(frames);
+        });
+        continue;
+      }
       auto decoded = decoder_.Decode(header.data(), header.size());
       if (!decoded.ok()) continue;  // not from a sift broker; ignore
-      Dispatch(**decoded, has_payload ? &payload : nullptr);
+      Dispatch(**decoded);
     }
     return true;
   }
 
-  void Dispatch(const wire::Header& h, Frame* payload) {
+  void ReadBatch(const Frame& body) {
+    protocol::BatchReader reader(body.data(), body.size());
+    std::string_view header, payload;
+    while (reader.Next(&header, &payload)) {
+      protocol::DeliverView d;
+      if (!protocol::DecodeDeliverFast(header.data(), header.size(), &d)) {
+        continue;  // only DELIVERs travel in batches to clients
+      }
+      Deliver(d, payload, [] { return std::shared_ptr<const void>(); });
+    }
+  }
+
+  void Dispatch(const wire::Header& h) {
     switch (h.command_case()) {
-      case wire::Header::kDeliver:
-        if (payload != nullptr) Deliver(h.deliver(), std::move(*payload));
-        return;
       case wire::Header::kWelcome:
         return OnWelcome(h);
-      case wire::Header::kError:
-        if (h.error().code() == wire::HELLO_REQUIRED) {
-          // The broker lost our session (restart): start a new one.
-          Fulfil(h.request_id(), ErrorFromWire(h.error()));
-          if (had_session_ && h.request_id() != hello_id_) Rehello();
-          return;
+      case wire::Header::kError: {
+        const bool lost_session = h.error().code() == wire::HELLO_REQUIRED;
+        Fulfil(h.request_id(),
+               protocol::WireError(h.error().code(), h.error().message()));
+        // The broker lost our session (restart): start a new one.
+        if (lost_session && had_session_ && h.request_id() != hello_id_) {
+          Rehello();
         }
-        Fulfil(h.request_id(), ErrorFromWire(h.error()));
         return;
+      }
       case wire::Header::kOk:
       case wire::Header::kPong:
       case wire::Header::kStatsReply:
-        Fulfil(h.request_id(), h);
-        return;
+        return Fulfil(h.request_id(), h);
       default:
         return;
     }
@@ -702,35 +776,31 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       const wire::Welcome& w = h.welcome();
       client_id_ = w.client_id();
       inbox_prefix_ = w.inbox_prefix();
+      batching_ = w.max_batch_bytes() >= kFlushBatchBytes + kBatchPayloadLimit +
+                                             4096;
       max_payload_.store(w.max_payload_bytes());
       max_topic_length_.store(w.max_topic_length());
       max_topic_tokens_.store(w.max_topic_tokens());
-      if (w.client_timeout_ms() > 0) {
-        options_.ping_interval = std::min(
-            options_.ping_interval, absl::Milliseconds(w.client_timeout_ms() / 3));
-        next_ping_ms_ = std::min(
-            next_ping_ms_,
-            NowMs() + absl::ToInt64Milliseconds(options_.ping_interval));
-      }
       if (had_session_) {
         // A new session after losing the broker: subscribe again, the inbox
         // under its new prefix.
         for (auto& [sid, sub] : subs_) {
-          if (sub.inbox) sub.pattern = absl::StrCat(inbox_prefix_, ".>");
-          wire::Header s;
-          s.mutable_sub()->set_sid(sid);
-          s.mutable_sub()->set_pattern(sub.pattern);
-          s.mutable_sub()->set_queue_group(sub.queue_group);
-          resubscribe.push_back(std::move(s));
+          if (sub->inbox) sub->pattern = absl::StrCat(inbox_prefix_, ".>");
+          resubscribe.push_back(SubHeader(0, sid, *sub));
         }
       }
     }
+    if (h.welcome().client_timeout_ms() > 0) {
+      options_.ping_interval =
+          std::min(options_.ping_interval,
+                   absl::Milliseconds(h.welcome().client_timeout_ms() / 3));
+      next_ping_ms_ = std::min(
+          next_ping_ms_,
+          NowMs() + absl::ToInt64Milliseconds(options_.ping_interval));
+    }
     if (had_session_) reconnects_.fetch_add(1);
     had_session_ = true;
-    for (const wire::Header& s : resubscribe) {
-      const std::string bytes = protocol::EncodeHeader(s);
-      zmq_send(socket_, bytes.data(), bytes.size(), ZMQ_DONTWAIT);
-    }
+    for (const wire::Header& s : resubscribe) SendNow(s);
     ready_ = true;
     Fulfil(h.request_id(), h);
   }
@@ -748,48 +818,76 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     promise.set_value(std::move(reply));
   }
 
-  void Deliver(const wire::Deliver& d, Frame payload) {
-    Message m;
-    m.topic_ = d.topic();
-    m.reply_to_ = d.reply_to();
-    m.sid_ = d.sid();
-    m.payload_ = std::make_unique<Message::Frame>();
-    m.payload_->frame = std::move(payload);
+  // The I/O thread's view of subs_, refreshed when subs_generation_ moves,
+  // so a delivery takes no lock.
+  const SubTarget* FindTarget(uint64_t sid) {
+    const uint64_t generation = subs_generation_.load(std::memory_order_acquire);
+    if (generation != local_generation_) {
+      absl::MutexLock lock(&mu_);
+      local_subs_ = subs_;
+      local_generation_ = subs_generation_.load(std::memory_order_relaxed);
+    }
+    auto it = local_subs_.find(sid);
+    return it == local_subs_.end() ? nullptr : it->second.get();
+  }
 
-    MessageCallback callback;
-    std::shared_ptr<Subscription::Queue> queue;
+  // Hands one delivery to its subscription. `owner` makes the storage that
+  // keeps the bytes alive, for messages that outlive this call.
+  template <typename MakeOwner>
+  void Deliver(const protocol::DeliverView& d, std::string_view payload,
+               MakeOwner owner) {
+    const SubTarget* target = FindTarget(d.sid);
+    if (target == nullptr) return;  // unsubscribed meanwhile
+    Message m;
+    m.topic_ = d.topic;
+    m.reply_to_ = d.reply_to;
+    m.payload_ = payload;
+    m.sid_ = d.sid;
+    if (target->callback) {
+      target->callback(m);  // borrowed: valid for the call
+      return;
+    }
+    m.storage_ = owner();
+    if (!m.storage_) Own(&m);
+    if (target->inbox) return AnswerRequest(std::move(m));
+    if (target->queue) {
+      absl::MutexLock lock(&target->queue->mu);
+      target->queue->messages.push_back(std::move(m));
+    }
+  }
+
+  // Copies a borrowed message's bytes into storage of its own.
+  static void Own(Message* m) {
+    auto bytes = std::make_shared<std::string>();
+    bytes->reserve(m->topic_.size() + m->reply_to_.size() + m->payload_.size());
+    bytes->append(m->topic_).append(m->reply_to_).append(m->payload_);
+    const char* p = bytes->data();
+    m->topic_ = std::string_view(p, m->topic_.size());
+    p += m->topic_.size();
+    m->reply_to_ = std::string_view(p, m->reply_to_.size());
+    p += m->reply_to_.size();
+    m->payload_ = std::string_view(p, m->payload_.size());
+    m->storage_ = std::move(bytes);
+  }
+
+  // A message in the inbox answers the request whose token ends its topic.
+  void AnswerRequest(Message m) {
+    std::string_view topic = m.topic();
+    uint64_t token = 0;
+    const size_t dot = topic.rfind('.');
+    if (dot == std::string_view::npos ||
+        !absl::SimpleAtoi(AbslView(topic.substr(dot + 1)), &token)) {
+      return;
+    }
     std::shared_ptr<std::promise<Message>> request;
     {
       absl::MutexLock lock(&mu_);
-      auto it = subs_.find(d.sid());
-      if (it == subs_.end()) return;  // unsubscribed meanwhile
-      if (it->second.inbox) {
-        // The last token of an inbox topic is the request's token.
-        std::string_view topic = m.topic();
-        uint64_t token = 0;
-        auto dot = topic.rfind('.');
-        if (dot != std::string_view::npos &&
-            absl::SimpleAtoi(AbslView(topic.substr(dot + 1)), &token)) {
-          auto r = requests_.find(token);
-          if (r != requests_.end()) {
-            request = std::move(r->second);
-            requests_.erase(r);
-          }
-        }
-        if (!request) return;  // late reply to a request that timed out
-      } else {
-        callback = it->second.callback;
-        queue = it->second.queue;
-      }
+      auto it = requests_.find(token);
+      if (it == requests_.end()) return;  // late reply: request timed out
+      request = std::move(it->second);
+      requests_.erase(it);
     }
-    if (request) {
-      request->set_value(std::move(m));
-    } else if (callback) {
-      callback(m);
-    } else if (queue) {
-      absl::MutexLock lock(&queue->mu);
-      queue->messages.push_back(std::move(m));
-    }
+    request->set_value(std::move(m));
   }
 
   void CloseSockets() {
@@ -804,13 +902,13 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     }
   }
 
-  // Constant after Start() (options_.ping_interval: I/O thread only).
+  // Constant after Start() (except options_.ping_interval: I/O thread).
   ClientOptions options_;
   void* context_ = nullptr;
   bool owns_context_ = false;
   int wake_fd_ = -1;
 
-  // Owned by the I/O thread once it runs.
+  // Owned by the I/O thread while it runs.
   void* socket_ = nullptr;
   void* monitor_ = nullptr;
   std::thread io_thread_;
@@ -820,19 +918,24 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   bool had_session_ = false;      // a WELCOME was ever received
   bool lost_connection_ = false;  // disconnected; HELLO again on connect
   int64_t next_ping_ms_ = 0;
+  absl::flat_hash_map<uint64_t, std::shared_ptr<SubTarget>> local_subs_;
+  uint64_t local_generation_ = 0;
 
   std::atomic<uint64_t> next_id_{0};
   std::atomic<uint64_t> reconnects_{0};
-  std::atomic<size_t> sending_count_{0};
+  std::atomic<uint64_t> subs_generation_{0};
   std::atomic<uint64_t> max_payload_{1 << 20};
   std::atomic<uint32_t> max_topic_length_{256};
   std::atomic<uint32_t> max_topic_tokens_{16};
 
   mutable absl::Mutex mu_;
   std::vector<Outgoing> outbox_ ABSL_GUARDED_BY(mu_);
+  size_t queued_ ABSL_GUARDED_BY(mu_) = 0;  // messages in outbox_ + sending_
+  bool batching_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<uint64_t, std::promise<Reply>> waiters_
       ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<uint64_t, SubEntry> subs_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, std::shared_ptr<SubTarget>> subs_
+      ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, std::shared_ptr<std::promise<Message>>>
       requests_ ABSL_GUARDED_BY(mu_);
   std::string client_id_ ABSL_GUARDED_BY(mu_);

@@ -46,27 +46,29 @@ struct ClientOptions {
   void* zmq_context = nullptr;
 };
 
-// A received message. Cheap to move; the payload is not copied out of the
-// ZeroMQ frame it arrived in.
+// A received message. Cheap to move. A Message passed to a subscription
+// callback borrows the bytes of the frame it arrived in and is valid only for
+// the duration of the call (copy what you keep); one returned by Next() or
+// Request() owns its bytes.
 class Message {
  public:
-  Message();
-  ~Message();
-  Message(Message&&) noexcept;
-  Message& operator=(Message&&) noexcept;
+  Message() = default;
+  Message(Message&&) noexcept = default;
+  Message& operator=(Message&&) noexcept = default;
 
   std::string_view topic() const { return topic_; }
   std::string_view reply_to() const { return reply_to_; }
-  std::string_view payload() const;
+  std::string_view payload() const { return payload_; }
   uint64_t sid() const { return sid_; }
 
  private:
   friend class ClientCore;
-  struct Frame;
-  std::string topic_;
-  std::string reply_to_;
+  std::string_view topic_;
+  std::string_view reply_to_;
+  std::string_view payload_;
   uint64_t sid_ = 0;
-  std::unique_ptr<Frame> payload_;
+  // Owns the bytes the views point into; null while borrowed by a callback.
+  std::shared_ptr<const void> storage_;
 };
 
 using MessageCallback = std::function<void(const Message&)>;

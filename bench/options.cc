@@ -1,0 +1,214 @@
+#include "bench/options.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "bench/payload.h"
+#include "clients/cpp/client.h"
+
+namespace sift::bench {
+
+const char kUsage[] =
+    R"(Usage: sift-bench [FLAGS]
+
+Measures a sift broker (or, with --mode=proxy, a plain ZeroMQ XSUB/XPUB
+zmq_proxy baseline) with publishers and subscribers in threads of this
+process, each with its own client, like `nats bench`. Every payload carries
+its send time, publisher id and sequence number, so subscribers measure
+latency and check for gaps, duplicates and order.
+
+Server:
+  --server ENDPOINT     use a running siftd (default tcp://127.0.0.1:7440)
+  --server_pid PID      its pid, to report its CPU seconds and RSS
+  --spawn PATH          start PATH (siftd) on a free 127.0.0.1 port for the
+                        run and stop it after (SIGTERM, by pid)
+  --siftd_flag FLAG     extra flag for the spawned siftd (repeatable)
+  --mode sift|proxy     sift (default), or the baseline: the same workload
+                        through `sift-bench proxy-server` (zmq_proxy) in a
+                        child process; --server/--spawn are then unused
+
+Workload:
+  --size BYTES          payload size, >= 16 (default 128)
+  --count N             messages per publisher (default 100000)
+  --pubs N              publishers (default 1)
+  --subs N              subscribers (default 1)
+  --topic TOPIC         topic published to (default bench.topic)
+  --pattern PATTERN     subscribers' pattern (default: the topic)
+  --queue GROUP         subscribers join this queue group (each message goes
+                        to one of them; baseline: PUSH/PULL)
+  --rate MSGS_PER_S     total publish rate over all publishers, paced; for
+                        latency runs (default 0: as fast as possible)
+  --noise N             N extra non-matching subscriptions "noise.<i>.*"
+                        held by other clients (default 0)
+  --noise_clients N     clients holding the noise (default 10)
+  --next                sift subscribers receive with Subscription::Next()
+                        on their own thread instead of a callback
+
+Memory mode (no messages):
+  --memory_subs N       broker RSS with N subscriptions "mem.<i>.*" ...
+  --memory_clients M    ... held by M clients (default 1000); reports bytes
+                        per subscription beyond the empty broker
+  --memory_threads T    concurrent Subscribe() callers (default 32)
+
+Output and bounds:
+  --json                one JSON object on stdout instead of text
+  --quiet               no progress line on stderr (default: every ~2 s)
+  --timeout SECONDS     bound on the whole run (default 300)
+  --drain SECONDS       after the last publish, wait at most this long
+                        without progress for missing messages (default 5)
+  --help                this text
+
+Exit status: 0 if every expected message arrived once (delivered = 1.0),
+3 if not (losses, duplicates, timeout; the report is still printed),
+1 on a setup error, 2 on bad flags.
+)";
+
+namespace {
+
+absl::Status Bad(const std::string& flag, const std::string& value,
+                 const std::string& why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", flag, "=", value, ": ", why, " (see --help)"));
+}
+
+template <typename T>
+absl::Status ParseInt(const std::string& flag, const std::string& value,
+                      T min, T max, T* out) {
+  int64_t v = 0;
+  if (!absl::SimpleAtoi(value, &v) || v < static_cast<int64_t>(min) ||
+      v > static_cast<int64_t>(max)) {
+    return Bad(flag, value,
+               absl::StrCat("want an integer from ", min, " to ", max));
+  }
+  *out = static_cast<T>(v);
+  return absl::OkStatus();
+}
+
+absl::Status ParseSeconds(const std::string& flag, const std::string& value,
+                          double* out) {
+  double v = 0;
+  if (!absl::SimpleAtod(value, &v) || !(v >= 0)) {
+    return Bad(flag, value, "want a number of seconds >= 0");
+  }
+  *out = v;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const char* ModeName(Mode mode) {
+  return mode == Mode::kSift ? "sift" : "proxy";
+}
+
+absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
+  Options o;
+  bool server_given = false;
+  const std::vector<std::string> bool_flags = {"json", "quiet", "next",
+                                               "help"};
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("--", 0) != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected argument \"", arg, "\" (see --help)"));
+    }
+    arg = arg.substr(2);
+    std::string name = arg, value;
+    bool has_value = false;
+    if (const size_t eq = arg.find('='); eq != std::string::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      has_value = true;
+    }
+    bool is_bool = false;
+    for (const auto& b : bool_flags) is_bool = is_bool || b == name;
+    if (is_bool) {
+      if (has_value && value != "true" && value != "false") {
+        return Bad(name, value, "want true or false");
+      }
+      const bool on = !has_value || value == "true";
+      if (name == "json") o.json = on;
+      if (name == "quiet") o.progress = !on;
+      if (name == "next") o.use_next = on;
+      if (name == "help" && on) return absl::NotFoundError("help");
+      continue;
+    }
+    if (!has_value) {
+      if (i + 1 >= argc) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", name, " needs a value (see --help)"));
+      }
+      value = argv[++i];
+    }
+    absl::Status s;
+    if (name == "server") {
+      o.server = value;
+      server_given = true;
+    } else if (name == "server_pid") {
+      s = ParseInt<pid_t>(name, value, 1, 1 << 30, &o.server_pid);
+    } else if (name == "spawn") {
+      o.spawn = value;
+    } else if (name == "siftd_flag") {
+      o.siftd_flags.push_back(value);
+    } else if (name == "mode") {
+      if (value == "sift") {
+        o.mode = Mode::kSift;
+      } else if (value == "proxy") {
+        o.mode = Mode::kProxy;
+      } else {
+        s = Bad(name, value, "want sift or proxy");
+      }
+    } else if (name == "size") {
+      s = ParseInt<size_t>(name, value, kStampSize, size_t{1} << 30, &o.size);
+    } else if (name == "count") {
+      s = ParseInt<uint64_t>(name, value, 1, kProbeSeq - 1, &o.count);
+    } else if (name == "pubs") {
+      s = ParseInt<int>(name, value, 1, kMaxPublishers - 1, &o.pubs);
+    } else if (name == "subs") {
+      s = ParseInt<int>(name, value, 0, 100000, &o.subs);
+    } else if (name == "topic") {
+      o.topic = value;
+    } else if (name == "pattern") {
+      o.pattern = value;
+    } else if (name == "queue") {
+      o.queue = value;
+    } else if (name == "rate") {
+      s = ParseSeconds(name, value, &o.rate);
+    } else if (name == "noise") {
+      s = ParseInt<int>(name, value, 0, 100000000, &o.noise);
+    } else if (name == "noise_clients") {
+      s = ParseInt<int>(name, value, 1, 100000, &o.noise_clients);
+    } else if (name == "memory_subs") {
+      s = ParseInt<uint64_t>(name, value, 1, uint64_t{1} << 40,
+                             &o.memory_subs);
+    } else if (name == "memory_clients") {
+      s = ParseInt<int>(name, value, 1, 100000, &o.memory_clients);
+    } else if (name == "memory_threads") {
+      s = ParseInt<int>(name, value, 1, 10000, &o.memory_threads);
+    } else if (name == "timeout") {
+      s = ParseSeconds(name, value, &o.timeout_s);
+    } else if (name == "drain") {
+      s = ParseSeconds(name, value, &o.drain_s);
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown flag --", name, " (see --help)"));
+    }
+    if (!s.ok()) return s;
+  }
+  if (server_given && !o.spawn.empty()) {
+    return absl::InvalidArgumentError(
+        "give --server (a running broker) or --spawn (start one), not both");
+  }
+  if (!server_given && o.spawn.empty()) o.server = kDefaultEndpoint;
+  if (o.memory_subs == 0 && o.subs < 1) {
+    return absl::InvalidArgumentError("--subs must be at least 1");
+  }
+  if (o.memory_subs > 0 &&
+      o.memory_subs < static_cast<uint64_t>(o.memory_clients)) {
+    o.memory_clients = static_cast<int>(o.memory_subs);
+  }
+  return o;
+}
+
+}  // namespace sift::bench

@@ -1,0 +1,298 @@
+#include "bench/run.h"
+
+#include <sys/prctl.h>
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "bench/payload.h"
+#include "bench/proc.h"
+#include "bench/stats.h"
+
+namespace sift::bench {
+namespace {
+
+constexpr int64_t kProgressIntervalNs = 2'000'000'000;
+
+LatencySummary Summarize(const LatencyHistogram& h) {
+  LatencySummary s;
+  s.count = h.count();
+  s.p50_us = h.Percentile(0.50) / 1e3;
+  s.p90_us = h.Percentile(0.90) / 1e3;
+  s.p99_us = h.Percentile(0.99) / 1e3;
+  s.p999_us = h.Percentile(0.999) / 1e3;
+  s.max_us = h.max() / 1e3;
+  s.mean_us = h.mean() / 1e3;
+  return s;
+}
+
+// What one publisher thread shares with the main thread.
+struct PublisherState {
+  std::atomic<uint64_t> sent{0};
+  std::atomic<bool> done{false};
+  PublisherResult result;  // written by the thread, read after join
+};
+
+void SleepUntil(int64_t target_ns) {
+  timespec ts;
+  ts.tv_sec = target_ns / 1000000000;
+  ts.tv_nsec = target_ns % 1000000000;
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) ==
+         EINTR) {
+  }
+}
+
+void PublisherLoop(const Options& options, int p, Transport* transport,
+                   const std::atomic<bool>* go, const std::atomic<bool>* stop,
+                   PublisherState* state) {
+  // Paced runs sleep to an absolute time per message; ask for exact wake-ups.
+  prctl(PR_SET_TIMERSLACK, 1UL);
+  std::string payload(options.size, 'x');
+  Stamp stamp;
+  stamp.publisher = static_cast<uint16_t>(p);
+  const double per_publisher_rate = options.rate / options.pubs;
+  const double interval_ns =
+      per_publisher_rate > 0 ? 1e9 / per_publisher_rate : 0;
+  while (!go->load(std::memory_order_acquire)) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  PublisherResult& r = state->result;
+  r.id = p;
+  const int64_t start = NowNs();
+  int64_t last = start;
+  for (uint64_t seq = 0; seq < options.count; ++seq) {
+    if (stop->load(std::memory_order_relaxed)) break;
+    if (interval_ns > 0) {
+      const int64_t target =
+          start + static_cast<int64_t>(static_cast<double>(seq) * interval_ns);
+      if (NowNs() < target) SleepUntil(target);
+    }
+    stamp.seq = seq;
+    stamp.send_ns = NowNs();
+    WriteStamp(stamp, payload.data());
+    absl::Status s = transport->Send(p, payload, &r.retries);
+    if (!s.ok()) {
+      r.error = std::string(s.message());
+      break;
+    }
+    ++r.sent;
+    state->sent.store(r.sent, std::memory_order_relaxed);
+    last = NowNs();
+  }
+  r.seconds = (last - start) / 1e9;
+  r.msgs_per_s = r.seconds > 0 ? r.sent / r.seconds : 0;
+  state->done.store(true, std::memory_order_release);
+}
+
+std::string Thousands(uint64_t v) {
+  std::string digits = std::to_string(v), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<RunResult> RunMessages(const Options& options,
+                                      Transport* transport) {
+  RunResult result;
+  result.options = options;
+  result.expected = options.ExpectedTotal();
+
+  std::vector<std::unique_ptr<Receiver>> receivers;
+  std::vector<Receiver*> receiver_ptrs;
+  for (int i = 0; i < options.subs; ++i) {
+    receivers.push_back(std::make_unique<Receiver>(options.pubs, options.count));
+    receiver_ptrs.push_back(receivers.back().get());
+  }
+  if (absl::Status s = transport->Prepare(receiver_ptrs); !s.ok()) {
+    transport->Disconnect();
+    transport->StopServer();
+    return s;
+  }
+  result.server = transport->server_description();
+  result.spawned = transport->spawned();
+  result.notes = transport->notes();
+
+  const pid_t server_pid = transport->server_pid();
+  absl::StatusOr<ProcSample> server_start = absl::NotFoundError("no pid");
+  if (server_pid > 0) server_start = SampleProcess(server_pid);
+  const double bench_cpu_start = SelfCpuSeconds();
+
+  std::atomic<bool> go{false}, stop{false};
+  std::vector<std::unique_ptr<PublisherState>> pub_states;
+  std::vector<std::thread> pub_threads;
+  for (int p = 0; p < options.pubs; ++p) {
+    pub_states.push_back(std::make_unique<PublisherState>());
+    pub_threads.emplace_back(PublisherLoop, std::cref(options), p, transport,
+                             &go, &stop, pub_states.back().get());
+  }
+  const int64_t start_ns = NowNs();
+  go.store(true, std::memory_order_release);
+
+  const int64_t deadline_ns =
+      start_ns + static_cast<int64_t>(options.timeout_s * 1e9);
+  const int64_t drain_ns = static_cast<int64_t>(options.drain_s * 1e9);
+  const uint64_t per_sub =
+      options.count * static_cast<uint64_t>(options.pubs);
+  uint64_t last_total = 0;
+  int64_t last_change_ns = start_ns;
+  int64_t next_progress_ns = start_ns + kProgressIntervalNs;
+  uint64_t progress_last_total = 0;
+  int64_t progress_last_ns = start_ns;
+  while (true) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const int64_t now = NowNs();
+    uint64_t total = 0;
+    bool all_subs_done = true;
+    for (const auto& r : receivers) {
+      const uint64_t u = r->unique();
+      total += u;
+      if (u < per_sub) all_subs_done = false;
+    }
+    const bool complete = options.queue_group() ? total >= result.expected
+                                                : all_subs_done;
+    if (complete) break;
+    bool pubs_done = true;
+    uint64_t sent = 0;
+    for (const auto& s : pub_states) {
+      pubs_done = pubs_done && s->done.load(std::memory_order_acquire);
+      sent += s->sent.load(std::memory_order_relaxed);
+    }
+    if (total != last_total) {
+      last_total = total;
+      last_change_ns = now;
+    }
+    if (now >= deadline_ns) {
+      result.timed_out = true;
+      break;
+    }
+    if (pubs_done && now - last_change_ns >= drain_ns) break;
+    if (options.progress && now >= next_progress_ns) {
+      const double rate = (total - progress_last_total) * 1e9 /
+                          static_cast<double>(now - progress_last_ns);
+      std::fprintf(stderr,
+                   "sift-bench [%s] %.1fs: sent %s/%s, received %s/%s "
+                   "(%s msgs/s)\n",
+                   ModeName(options.mode), (now - start_ns) / 1e9,
+                   Thousands(sent).c_str(),
+                   Thousands(options.count * options.pubs).c_str(),
+                   Thousands(total).c_str(),
+                   Thousands(result.expected).c_str(),
+                   Thousands(static_cast<uint64_t>(rate)).c_str());
+      progress_last_total = total;
+      progress_last_ns = now;
+      next_progress_ns = now + kProgressIntervalNs;
+    }
+  }
+  stop.store(true);
+  for (std::thread& t : pub_threads) t.join();
+
+  if (server_pid > 0 && server_start.ok()) {
+    auto server_end = SampleProcess(server_pid);
+    if (server_end.ok()) {
+      result.server_usage.known = true;
+      result.server_usage.pid = server_pid;
+      result.server_usage.cpu_seconds =
+          server_end->cpu_seconds - server_start->cpu_seconds;
+      result.server_usage.rss_bytes = server_end->rss_bytes;
+      result.server_usage.peak_rss_bytes = server_end->peak_rss_bytes;
+    }
+  }
+  result.bench_cpu_seconds = SelfCpuSeconds() - bench_cpu_start;
+  transport->CollectServerCounters(&result.server_counters);
+  transport->Disconnect();
+  result.server_exit_code = transport->StopServer();
+
+  // Publishers.
+  double pub_seconds = 0;
+  for (const auto& s : pub_states) {
+    result.publishers.push_back(s->result);
+    result.sent += s->result.sent;
+    result.publish_retries += s->result.retries;
+    pub_seconds = std::max(pub_seconds, s->result.seconds);
+    if (!s->result.error.empty()) {
+      result.notes.push_back(absl::StrCat("publisher ", s->result.id,
+                                          " stopped: ", s->result.error));
+    }
+  }
+  result.publish_msgs_per_s = pub_seconds > 0 ? result.sent / pub_seconds : 0;
+
+  // Subscribers.
+  LatencyHistogram all_latency;
+  int64_t first = std::numeric_limits<int64_t>::max(), last = 0;
+  double rate_sum = 0, rate_min = std::numeric_limits<double>::max();
+  for (int i = 0; i < options.subs; ++i) {
+    const Receiver& r = *receivers[i];
+    SubscriberResult sr;
+    sr.id = i;
+    sr.expected = options.queue_group() ? 0 : per_sub;
+    sr.received = r.unique();
+    sr.duplicates = r.duplicates();
+    sr.out_of_order = r.out_of_order();
+    sr.invalid = r.invalid();
+    if (sr.received > 0) {
+      sr.seconds = (r.last_ns() - r.first_ns()) / 1e9;
+      first = std::min(first, r.first_ns());
+      last = std::max(last, r.last_ns());
+    }
+    sr.msgs_per_s = sr.seconds > 0 ? sr.received / sr.seconds : 0;
+    sr.mb_per_s = sr.msgs_per_s * options.size / 1e6;
+    sr.latency = Summarize(r.latency());
+    all_latency.Merge(r.latency());
+    rate_sum += sr.msgs_per_s;
+    rate_min = std::min(rate_min, sr.msgs_per_s);
+    result.duplicates += sr.duplicates;
+    result.out_of_order += sr.out_of_order;
+    result.invalid += sr.invalid;
+    result.subscribers.push_back(sr);
+  }
+  if (options.queue_group()) {
+    // Distinct messages over the whole group; one message delivered to two
+    // members counts as a duplicate.
+    uint64_t sum = 0, distinct = 0;
+    for (const auto& r : receivers) sum += r->unique();
+    for (int p = 0; p < options.pubs; ++p) {
+      const size_t words = receivers[0]->seen(p).size();
+      for (size_t w = 0; w < words; ++w) {
+        uint64_t bits = 0;
+        for (const auto& r : receivers) bits |= r->seen(p)[w];
+        distinct += static_cast<uint64_t>(__builtin_popcountll(bits));
+      }
+    }
+    result.received = distinct;
+    result.duplicates += sum - distinct;
+  } else {
+    for (const auto& r : receivers) result.received += r->unique();
+  }
+  result.delivered = result.expected > 0
+                         ? static_cast<double>(result.received) /
+                               static_cast<double>(result.expected)
+                         : 0;
+  result.complete = result.received == result.expected &&
+                    result.duplicates == 0 && result.invalid == 0 &&
+                    !result.timed_out;
+  if (last > first) {
+    result.seconds = (last - first) / 1e9;
+    uint64_t deliveries = 0;
+    for (const auto& r : receivers) deliveries += r->unique();
+    result.msgs_per_s = deliveries / result.seconds;
+    result.mb_per_s = result.msgs_per_s * options.size / 1e6;
+  }
+  result.per_sub_msgs_per_s_mean = options.subs > 0 ? rate_sum / options.subs
+                                                    : 0;
+  result.per_sub_msgs_per_s_min = options.subs > 0 ? rate_min : 0;
+  result.latency = Summarize(all_latency);
+  return result;
+}
+
+}  // namespace sift::bench

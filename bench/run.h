@@ -1,0 +1,62 @@
+// The skeleton of a message run, shared by sift and the proxy baseline:
+// prepare the transport, start one thread per publisher on a common signal,
+// watch the subscribers' receivers until they have everything (or the drain
+// or whole-run timeout passes), sample CPU and memory, and summarize.
+//
+// Thread-safety: RunMessages() is called from one thread; it starts and joins
+// its publisher threads.
+#ifndef SIFT_BENCH_RUN_H_
+#define SIFT_BENCH_RUN_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "bench/receiver.h"
+#include "bench/workload.h"
+
+namespace sift::bench {
+
+// What differs between sift and the baseline.
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  // Starts or finds the server, connects subscriber i (feeding
+  // receivers[i]), the noise subscriptions and the publishers, and returns
+  // once a message published now reaches every subscriber.
+  virtual absl::Status Prepare(const std::vector<Receiver*>& receivers) = 0;
+  // Sends one message from publisher `p`; never drops it: on backpressure
+  // it waits and retries, adding one to *retries per refusal. Called only on
+  // publisher p's thread.
+  virtual absl::Status Send(int p, std::string_view payload,
+                            uint64_t* retries) = 0;
+  // At the end, while still connected: the server's own counters (deltas
+  // over the run), if it has any.
+  virtual void CollectServerCounters(std::map<std::string, uint64_t>* out) {}
+  // Stops the subscribers and disconnects everything; afterwards the
+  // receivers are no longer touched.
+  virtual void Disconnect() = 0;
+  // Stops a spawned server; its exit code (0 if sift-bench did not start it).
+  virtual int StopServer() = 0;
+
+  virtual pid_t server_pid() const = 0;
+  virtual std::string server_description() const = 0;
+  virtual bool spawned() const = 0;
+  // Remarks for the report (e.g. how the baseline maps a queue group).
+  virtual std::vector<std::string> notes() const { return {}; }
+};
+
+// Runs the workload in `options` over `transport`.
+absl::StatusOr<RunResult> RunMessages(const Options& options,
+                                      Transport* transport);
+
+}  // namespace sift::bench
+
+#endif  // SIFT_BENCH_RUN_H_

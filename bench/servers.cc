@@ -1,0 +1,180 @@
+#include "bench/servers.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <zmq.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+
+namespace sift::bench {
+namespace {
+
+// The value of `key=` in a logfmt line ("... endpoint=tcp://1.2.3.4:5 ...").
+std::string LogValue(const std::string& line, std::string_view key) {
+  const std::string needle = absl::StrCat(" ", std::string(key), "=");
+  size_t at = line.find(needle);
+  if (at == std::string::npos) return "";
+  at += needle.size();
+  const size_t end = line.find(' ', at);
+  return line.substr(at, end == std::string::npos ? std::string::npos
+                                                  : end - at);
+}
+
+std::string BoundEndpoint(void* socket) {
+  char buf[256];
+  size_t len = sizeof(buf);
+  if (zmq_getsockopt(socket, ZMQ_LAST_ENDPOINT, buf, &len) != 0 || len < 2) {
+    return "";
+  }
+  return std::string(buf, len - 1);
+}
+
+}  // namespace
+
+int Server::Stop() {
+  if (child == nullptr) return 0;
+  auto code = child->Stop();
+  if (!code.ok()) {
+    std::fprintf(stderr, "sift-bench: %s\n",
+                 std::string(code.status().message()).c_str());
+    return -1;
+  }
+  return *code;
+}
+
+absl::StatusOr<Server> StartSiftd(const Options& options,
+                                  const std::vector<std::string>& extra_flags) {
+  Server server;
+  if (options.spawn.empty()) {
+    server.endpoint = options.server;
+    server.pid = options.server_pid;
+    return server;
+  }
+  std::vector<std::string> argv = {options.spawn,
+                                   "--endpoints=tcp://127.0.0.1:0"};
+  for (const std::string& f : options.siftd_flags) argv.push_back(f);
+  for (const std::string& f : extra_flags) argv.push_back(f);
+  auto child = ChildProcess::Start(argv);
+  if (!child.ok()) return child.status();
+  auto line = (*child)->WaitForLogLine("msg=listening", absl::Seconds(10));
+  if (!line.ok()) return line.status();
+  server.endpoint = LogValue(*line, "endpoint");
+  if (server.endpoint.empty()) {
+    return absl::InternalError(
+        absl::StrCat("cannot find the endpoint in siftd's line: ", *line));
+  }
+  server.pid = (*child)->pid();
+  server.child = std::move(*child);
+  return server;
+}
+
+absl::StatusOr<Server> StartProxy(ProxyKind kind) {
+  auto self = SelfExecutable();
+  if (!self.ok()) return self.status();
+  auto child = ChildProcess::Start(
+      {*self, "proxy-server", "--frontend", "tcp://127.0.0.1:0", "--backend",
+       "tcp://127.0.0.1:0", "--kind",
+       kind == ProxyKind::kPubSub ? "pubsub" : "pushpull"});
+  if (!child.ok()) return child.status();
+  auto line =
+      (*child)->WaitForLogLine("proxy-server: ready", absl::Seconds(10));
+  if (!line.ok()) return line.status();
+  Server server;
+  server.endpoint = LogValue(*line, "frontend");
+  server.backend = LogValue(*line, "backend");
+  if (server.endpoint.empty() || server.backend.empty()) {
+    return absl::InternalError(
+        absl::StrCat("cannot parse the proxy's endpoints: ", *line));
+  }
+  server.pid = (*child)->pid();
+  server.child = std::move(*child);
+  return server;
+}
+
+int ProxyServerMain(int argc, char** argv) {
+  std::string frontend_ep = "tcp://127.0.0.1:0";
+  std::string backend_ep = "tcp://127.0.0.1:0";
+  std::string kind = "pubsub";
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string value;
+    const size_t eq = arg.find('=');
+    if (eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    }
+    if (arg == "--frontend") {
+      frontend_ep = value;
+    } else if (arg == "--backend") {
+      backend_ep = value;
+    } else if (arg == "--kind") {
+      kind = value;
+    } else {
+      std::fprintf(stderr,
+                   "usage: sift-bench proxy-server --frontend EP --backend EP "
+                   "[--kind pubsub|pushpull]\n");
+      return 2;
+    }
+  }
+  if (kind != "pubsub" && kind != "pushpull") {
+    std::fprintf(stderr, "proxy-server: --kind must be pubsub or pushpull\n");
+    return 2;
+  }
+  // SIGTERM/SIGINT are taken by sigwait() on a watcher thread; block them
+  // before any thread (ZeroMQ's included) exists so all inherit the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  void* context = zmq_ctx_new();
+  const bool pubsub = kind == "pubsub";
+  void* frontend = zmq_socket(context, pubsub ? ZMQ_XSUB : ZMQ_PULL);
+  void* backend = zmq_socket(context, pubsub ? ZMQ_XPUB : ZMQ_PUSH);
+  const int hwm = kHighWaterMark, one = 1, linger = 0;
+  for (void* s : {frontend, backend}) {
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+  }
+  // Nothing dropped silently: at the water mark the proxy blocks instead.
+  if (pubsub) zmq_setsockopt(backend, ZMQ_XPUB_NODROP, &one, sizeof(one));
+  if (zmq_bind(frontend, frontend_ep.c_str()) != 0 ||
+      zmq_bind(backend, backend_ep.c_str()) != 0) {
+    std::fprintf(stderr, "proxy-server: cannot bind: %s\n",
+                 zmq_strerror(zmq_errno()));
+    return 1;
+  }
+  void* control = zmq_socket(context, ZMQ_PAIR);
+  zmq_bind(control, "inproc://proxy-control");
+  std::thread watcher([context, &stop_signals] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    void* s = zmq_socket(context, ZMQ_PAIR);
+    zmq_connect(s, "inproc://proxy-control");
+    zmq_send(s, "TERMINATE", 9, 0);
+    zmq_close(s);
+  });
+  std::printf("proxy-server: ready kind=%s frontend=%s backend=%s\n",
+              kind.c_str(), BoundEndpoint(frontend).c_str(),
+              BoundEndpoint(backend).c_str());
+  std::fflush(stdout);
+  zmq_proxy_steerable(frontend, backend, nullptr, control);
+  watcher.join();
+  zmq_close(frontend);
+  zmq_close(backend);
+  zmq_close(control);
+  zmq_ctx_term(context);
+  std::printf("proxy-server: stopped\n");
+  return 0;
+}
+
+}  // namespace sift::bench

@@ -1,0 +1,66 @@
+// sift-bench: measures a sift broker against a plain ZeroMQ proxy baseline.
+// See `sift-bench --help` and BENCHMARKS.md.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "bench/memory.h"
+#include "bench/options.h"
+#include "bench/proxy_transport.h"
+#include "bench/report.h"
+#include "bench/run.h"
+#include "bench/servers.h"
+#include "bench/sift_transport.h"
+
+namespace {
+
+int Fail(const absl::Status& s) {
+  std::fprintf(stderr, "sift-bench: %s\n", std::string(s.message()).c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace sift::bench;
+  // Hidden subcommand: the baseline proxy process.
+  if (argc > 1 && std::strcmp(argv[1], "proxy-server") == 0) {
+    return ProxyServerMain(argc - 1, argv + 1);
+  }
+  signal(SIGPIPE, SIG_IGN);
+  auto options = ParseOptions(argc, argv);
+  if (!options.ok()) {
+    if (absl::IsNotFound(options.status())) {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    std::fprintf(stderr, "sift-bench: %s\n",
+                 std::string(options.status().message()).c_str());
+    return 2;
+  }
+  const Options& o = *options;
+
+  if (o.memory_subs > 0) {
+    auto result = o.mode == Mode::kSift ? RunSiftMemory(o) : RunProxyMemory(o);
+    if (!result.ok()) return Fail(result.status());
+    const std::string report = o.json ? JsonReport(*result)
+                                      : TextReport(*result);
+    std::fputs(report.c_str(), stdout);
+    return 0;
+  }
+
+  std::unique_ptr<Transport> transport = o.mode == Mode::kSift
+                                             ? MakeSiftTransport(o)
+                                             : MakeProxyTransport(o);
+  auto result = RunMessages(o, transport.get());
+  transport.reset();
+  if (!result.ok()) return Fail(result.status());
+  const std::string report = o.json ? JsonReport(*result)
+                                    : TextReport(*result);
+  std::fputs(report.c_str(), stdout);
+  std::fflush(stdout);
+  return result->complete ? 0 : 3;
+}

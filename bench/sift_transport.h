@@ -1,0 +1,24 @@
+// The sift side of sift-bench: publishers and subscribers are Clients of the
+// public C++ client library (clients/cpp/client.h), one Client each, talking
+// to siftd (spawned or given). Subscribers receive on their client's I/O
+// thread through a callback (or, with --next, on a thread of their own
+// through Subscription::Next()). Publishers retry a Publish refused with
+// ResourceExhausted after a short pause, never dropping a message.
+#ifndef SIFT_BENCH_SIFT_TRANSPORT_H_
+#define SIFT_BENCH_SIFT_TRANSPORT_H_
+
+#include <memory>
+
+#include "bench/run.h"
+#include "bench/workload.h"
+
+namespace sift::bench {
+
+std::unique_ptr<Transport> MakeSiftTransport(const Options& options);
+
+// The noise subscriptions' patterns: "noise.<i>.*".
+std::string NoisePattern(uint64_t i);
+
+}  // namespace sift::bench
+
+#endif  // SIFT_BENCH_SIFT_TRANSPORT_H_

@@ -1,0 +1,220 @@
+#include "broker/protocol/batch.h"
+
+#include <cstring>
+
+#include "broker/protocol/codec.h"
+#include "proto/sift.pb.h"
+
+namespace sift::protocol {
+namespace {
+
+// Wire types of the protobuf encoding.
+constexpr int kVarint = 0;
+constexpr int kLengthDelimited = 2;
+
+inline bool GetVarint(const char*& p, const char* end, uint64_t* v) {
+  uint64_t result = 0;
+  for (int shift = 0; shift < 64 && p < end; shift += 7) {
+    const uint8_t byte = static_cast<uint8_t>(*p++);
+    result |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) {
+      *v = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+inline bool GetBytes(const char*& p, const char* end, std::string_view* out) {
+  uint64_t len;
+  if (!GetVarint(p, end, &len) || len > static_cast<uint64_t>(end - p)) {
+    return false;
+  }
+  *out = std::string_view(p, len);
+  p += len;
+  return true;
+}
+
+inline void PutVarint(uint64_t v, std::string* out) {
+  char buf[10];
+  char* p = buf;
+  while (v >= 0x80) {
+    *p++ = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  out->append(buf, static_cast<size_t>(p - buf));
+}
+
+// Calls visit(field, is_bytes, varint_value, bytes) for each field of a
+// message; stops with false on malformed input or when visit says false.
+template <typename Visit>
+bool WalkFields(const char* p, const char* end, Visit visit) {
+  while (p < end) {
+    uint64_t key;
+    if (!GetVarint(p, end, &key)) return false;
+    const int field = static_cast<int>(key >> 3);
+    const int type = static_cast<int>(key & 7);
+    if (type == kVarint) {
+      uint64_t v;
+      if (!GetVarint(p, end, &v) || !visit(field, false, v, std::string_view()))
+        return false;
+    } else if (type == kLengthDelimited) {
+      std::string_view bytes;
+      if (!GetBytes(p, end, &bytes) || !visit(field, true, 0, bytes)) {
+        return false;
+      }
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Finds the single inner message `field` of a Header with an optional
+// request_id; false if anything else is there.
+bool OuterFields(const char* data, size_t size, int field,
+                 uint64_t* request_id, std::string_view* inner) {
+  bool found = false;
+  bool ok = WalkFields(data, data + size,
+                       [&](int f, bool is_bytes, uint64_t v,
+                           std::string_view bytes) {
+                         if (f == wire::Header::kRequestIdFieldNumber &&
+                             !is_bytes) {
+                           *request_id = v;
+                           return true;
+                         }
+                         if (f == field && is_bytes) {
+                           *inner = bytes;
+                           found = true;
+                           return true;
+                         }
+                         return false;
+                       });
+  return ok && found;
+}
+
+}  // namespace
+
+bool DecodePubFast(const char* data, size_t size, PubView* out) {
+  *out = PubView{};
+  std::string_view inner;
+  if (!OuterFields(data, size, wire::Header::kPubFieldNumber,
+                   &out->request_id, &inner)) {
+    return false;
+  }
+  return WalkFields(inner.data(), inner.data() + inner.size(),
+                    [out](int f, bool is_bytes, uint64_t v,
+                          std::string_view bytes) {
+                      switch (f) {
+                        case wire::Pub::kTopicFieldNumber:
+                          if (!is_bytes) return false;
+                          out->topic = bytes;
+                          return true;
+                        case wire::Pub::kReplyToFieldNumber:
+                          if (!is_bytes) return false;
+                          out->reply_to = bytes;
+                          return true;
+                        case wire::Pub::kConfirmFieldNumber:
+                          if (is_bytes) return false;
+                          out->confirm = v != 0;
+                          return true;
+                        default:
+                          return false;
+                      }
+                    });
+}
+
+bool DecodeDeliverFast(const char* data, size_t size, DeliverView* out) {
+  *out = DeliverView{};
+  std::string_view inner;
+  uint64_t request_id = 0;
+  if (!OuterFields(data, size, wire::Header::kDeliverFieldNumber, &request_id,
+                   &inner)) {
+    return false;
+  }
+  return WalkFields(inner.data(), inner.data() + inner.size(),
+                    [out](int f, bool is_bytes, uint64_t v,
+                          std::string_view bytes) {
+                      switch (f) {
+                        case wire::Deliver::kSidFieldNumber:
+                          if (is_bytes) return false;
+                          out->sid = v;
+                          return true;
+                        case wire::Deliver::kTopicFieldNumber:
+                          if (!is_bytes) return false;
+                          out->topic = bytes;
+                          return true;
+                        case wire::Deliver::kReplyToFieldNumber:
+                          if (!is_bytes) return false;
+                          out->reply_to = bytes;
+                          return true;
+                        default:
+                          return false;
+                      }
+                    });
+}
+
+void BatchWriter::AppendPub(uint64_t request_id, std::string_view topic,
+                            std::string_view reply_to, bool confirm,
+                            std::string_view payload) {
+  const size_t header_size = PubSize(request_id, topic, reply_to, confirm);
+  PutVarint(header_size, body_);
+  const size_t at = body_->size();
+  body_->resize(at + header_size);
+  EncodePub(request_id, topic, reply_to, confirm, body_->data() + at);
+  PutVarint(payload.size(), body_);
+  body_->append(payload.data(), payload.size());
+}
+
+void BatchWriter::AppendDeliver(uint64_t sid, std::string_view topic,
+                                std::string_view reply_to,
+                                std::string_view payload) {
+  const size_t header_size = DeliverSize(sid, topic, reply_to);
+  PutVarint(header_size, body_);
+  const size_t at = body_->size();
+  body_->resize(at + header_size);
+  EncodeDeliver(sid, topic, reply_to, body_->data() + at);
+  PutVarint(payload.size(), body_);
+  body_->append(payload.data(), payload.size());
+}
+
+bool BatchReader::Next(std::string_view* header, std::string_view* payload) {
+  if (p_ >= end_ || error_) return false;
+  if (!GetBytes(p_, end_, header) || !GetBytes(p_, end_, payload)) {
+    error_ = true;
+    return false;
+  }
+  return true;
+}
+
+size_t BatchHeaderSize(uint32_t count) {
+  if (count == 0) return 2;  // tag, empty Batch
+  size_t count_size = 1;
+  for (uint64_t v = count; v >= 0x80; v >>= 7) ++count_size;
+  return 3 + count_size;  // tag, length, count's tag, count
+}
+
+size_t EncodeBatchHeader(uint32_t count, char* out) {
+  // Header{batch: Batch{count}}: tag(15, LEN) = 0x7a, then the inner length.
+  char* p = out;
+  *p++ = static_cast<char>((wire::Header::kBatchFieldNumber << 3) |
+                           kLengthDelimited);
+  if (count == 0) {
+    *p++ = 0;
+    return static_cast<size_t>(p - out);
+  }
+  size_t count_size = 1;
+  for (uint64_t v = count; v >= 0x80; v >>= 7) ++count_size;
+  *p++ = static_cast<char>(1 + count_size);
+  *p++ = static_cast<char>((wire::Batch::kCountFieldNumber << 3) | kVarint);
+  uint64_t v = count;
+  while (v >= 0x80) {
+    *p++ = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return static_cast<size_t>(p - out);
+}
+
+}  // namespace sift::protocol

@@ -1,0 +1,79 @@
+// Batches: many PUBs (client -> broker) or DELIVERs (broker -> client) packed
+// into one ZeroMQ frame, each entry a varint-length header then a
+// varint-length payload (see Batch in proto/sift.proto). Also the zero-copy
+// decoders for the two headers that travel in batches.
+//
+// BatchWriter appends entries into a caller-owned string; BatchReader walks a
+// received frame without copying. Both are plain values owned by one thread.
+#ifndef SIFT_BROKER_PROTOCOL_BATCH_H_
+#define SIFT_BROKER_PROTOCOL_BATCH_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace sift::protocol {
+
+// A PUB header seen in place: views into the frame it was decoded from.
+struct PubView {
+  uint64_t request_id = 0;
+  std::string_view topic;
+  std::string_view reply_to;
+  bool confirm = false;
+};
+
+// A DELIVER header seen in place.
+struct DeliverView {
+  uint64_t sid = 0;
+  std::string_view topic;
+  std::string_view reply_to;
+};
+
+// Decode a Header that holds exactly a PUB (or a DELIVER) and nothing the
+// fast path does not know. Return false otherwise (including malformed
+// input): the caller then falls back to HeaderDecoder, which tells the two
+// apart and reports errors.
+bool DecodePubFast(const char* data, size_t size, PubView* out);
+bool DecodeDeliverFast(const char* data, size_t size, DeliverView* out);
+
+// Appends entries to a batch body.
+class BatchWriter {
+ public:
+  explicit BatchWriter(std::string* body) : body_(body) {}
+
+  void AppendPub(uint64_t request_id, std::string_view topic,
+                 std::string_view reply_to, bool confirm,
+                 std::string_view payload);
+  void AppendDeliver(uint64_t sid, std::string_view topic,
+                     std::string_view reply_to, std::string_view payload);
+
+ private:
+  std::string* body_;
+};
+
+// Walks the entries of a batch body.
+class BatchReader {
+ public:
+  BatchReader(const char* data, size_t size)
+      : p_(data), end_(data + size) {}
+
+  // Sets the next entry's header and payload bytes. False at the end, or if
+  // the body is malformed (then error() is true).
+  bool Next(std::string_view* header, std::string_view* payload);
+  bool error() const { return error_; }
+
+ private:
+  const char* p_;
+  const char* end_;
+  bool error_ = false;
+};
+
+// The size of the Header that announces a batch of `count` entries, and its
+// encoding into out[0, BatchHeaderSize(count)).
+size_t BatchHeaderSize(uint32_t count);
+size_t EncodeBatchHeader(uint32_t count, char* out);
+
+}  // namespace sift::protocol
+
+#endif  // SIFT_BROKER_PROTOCOL_BATCH_H_

@@ -1,0 +1,96 @@
+#include "broker/protocol/batch.h"
+
+#include <string>
+
+#include "broker/protocol/codec.h"
+#include "gtest/gtest.h"
+#include "proto/sift.pb.h"
+
+namespace sift::protocol {
+namespace {
+
+TEST(BatchTest, WriterAndReaderRoundTrip) {
+  std::string body;
+  BatchWriter writer(&body);
+  writer.AppendPub(0, "a.b", "", false, "one");
+  writer.AppendPub(42, "orders.eu", "_INBOX.c1.9", true, std::string(300, 'x'));
+  writer.AppendDeliver(7, "t", "", "");
+
+  BatchReader reader(body.data(), body.size());
+  std::string_view header, payload;
+  PubView pub;
+  ASSERT_TRUE(reader.Next(&header, &payload));
+  ASSERT_TRUE(DecodePubFast(header.data(), header.size(), &pub));
+  EXPECT_EQ(pub.topic, "a.b");
+  EXPECT_EQ(pub.request_id, 0u);
+  EXPECT_FALSE(pub.confirm);
+  EXPECT_EQ(payload, "one");
+
+  ASSERT_TRUE(reader.Next(&header, &payload));
+  ASSERT_TRUE(DecodePubFast(header.data(), header.size(), &pub));
+  EXPECT_EQ(pub.request_id, 42u);
+  EXPECT_EQ(pub.topic, "orders.eu");
+  EXPECT_EQ(pub.reply_to, "_INBOX.c1.9");
+  EXPECT_TRUE(pub.confirm);
+  EXPECT_EQ(payload, std::string(300, 'x'));
+
+  ASSERT_TRUE(reader.Next(&header, &payload));
+  DeliverView deliver;
+  EXPECT_FALSE(DecodePubFast(header.data(), header.size(), &pub));
+  ASSERT_TRUE(DecodeDeliverFast(header.data(), header.size(), &deliver));
+  EXPECT_EQ(deliver.sid, 7u);
+  EXPECT_EQ(deliver.topic, "t");
+  EXPECT_EQ(payload, "");
+
+  EXPECT_FALSE(reader.Next(&header, &payload));
+  EXPECT_FALSE(reader.error());
+}
+
+TEST(BatchTest, TruncatedBodyIsAnError) {
+  std::string body;
+  BatchWriter(&body).AppendPub(0, "a", "", false, "payload");
+  for (size_t cut = 1; cut < body.size(); ++cut) {
+    BatchReader reader(body.data(), cut);
+    std::string_view header, payload;
+    EXPECT_FALSE(reader.Next(&header, &payload)) << cut;
+    EXPECT_TRUE(reader.error()) << cut;
+  }
+}
+
+TEST(BatchTest, FastDecodersAgreeWithProtobuf) {
+  wire::Header h;
+  h.set_request_id(5);
+  h.mutable_pub()->set_topic("x.y");
+  h.mutable_pub()->set_confirm(true);
+  std::string bytes = h.SerializeAsString();
+  PubView pub;
+  ASSERT_TRUE(DecodePubFast(bytes.data(), bytes.size(), &pub));
+  EXPECT_EQ(pub.request_id, 5u);
+  EXPECT_EQ(pub.topic, "x.y");
+  EXPECT_TRUE(pub.confirm);
+
+  // Anything else falls back to the full decoder.
+  wire::Header sub;
+  sub.mutable_sub()->set_pattern("a");
+  bytes = sub.SerializeAsString();
+  EXPECT_FALSE(DecodePubFast(bytes.data(), bytes.size(), &pub));
+  const std::string garbage = "\xff\xff\xff";
+  EXPECT_FALSE(DecodePubFast(garbage.data(), garbage.size(), &pub));
+  EXPECT_FALSE(DecodePubFast("", 0, &pub));
+  // A PUB with an unknown field inside is left to the full decoder.
+  const std::string future = std::string("\x22\x05\x0a\x01\x61\x40\x01", 7);
+  EXPECT_FALSE(DecodePubFast(future.data(), future.size(), &pub));
+}
+
+TEST(BatchTest, BatchHeaderMatchesProtobuf) {
+  for (uint32_t count : {0u, 1u, 127u, 128u, 70000u}) {
+    wire::Header h;
+    h.mutable_batch()->set_count(count);
+    std::string fast(BatchHeaderSize(count), '\0');
+    ASSERT_EQ(EncodeBatchHeader(count, fast.data()), fast.size());
+    EXPECT_EQ(fast, h.SerializeAsString()) << count;
+  }
+}
+
+}  // namespace
+}  // namespace sift::protocol

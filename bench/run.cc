@@ -36,6 +36,7 @@ LatencySummary Summarize(const LatencyHistogram& h) {
 // What one publisher thread shares with the main thread.
 struct PublisherState {
   std::atomic<uint64_t> sent{0};
+  std::atomic<uint64_t> retries{0};
   std::atomic<bool> done{false};
   PublisherResult result;  // written by the thread, read after join
 };
@@ -84,6 +85,7 @@ void PublisherLoop(const Options& options, int p, Transport* transport,
     }
     ++r.sent;
     state->sent.store(r.sent, std::memory_order_relaxed);
+    state->retries.store(r.retries, std::memory_order_relaxed);
     last = NowNs();
   }
   r.seconds = (last - start) / 1e9;
@@ -163,10 +165,11 @@ absl::StatusOr<RunResult> RunMessages(const Options& options,
                                                 : all_subs_done;
     if (complete) break;
     bool pubs_done = true;
-    uint64_t sent = 0;
+    uint64_t sent = 0, retries = 0;
     for (const auto& s : pub_states) {
       pubs_done = pubs_done && s->done.load(std::memory_order_acquire);
       sent += s->sent.load(std::memory_order_relaxed);
+      retries += s->retries.load(std::memory_order_relaxed);
     }
     if (total != last_total) {
       last_total = total;
@@ -182,13 +185,14 @@ absl::StatusOr<RunResult> RunMessages(const Options& options,
                           static_cast<double>(now - progress_last_ns);
       std::fprintf(stderr,
                    "sift-bench [%s] %.1fs: sent %s/%s, received %s/%s "
-                   "(%s msgs/s)\n",
+                   "(%s msgs/s), %s publish retries\n",
                    ModeName(options.mode), (now - start_ns) / 1e9,
                    Thousands(sent).c_str(),
                    Thousands(options.count * options.pubs).c_str(),
                    Thousands(total).c_str(),
                    Thousands(result.expected).c_str(),
-                   Thousands(static_cast<uint64_t>(rate)).c_str());
+                   Thousands(static_cast<uint64_t>(rate)).c_str(),
+                   Thousands(retries).c_str());
       progress_last_total = total;
       progress_last_ns = now;
       next_progress_ns = now + kProgressIntervalNs;

@@ -296,6 +296,14 @@ class BadInputTest : public ::testing::Test {
                         "abc"});
     ExpectError(dealer->AwaitReply(77, kReplyTimeout), wire::UNKNOWN_COMMAND,
                 77, "unknown message field 1001 with request_id");
+    // A known command with an extra unknown field (from a newer client) is
+    // served: unknown fields are ignored, as protobuf intends.
+    dealer->SendFrames({Serialize(PubHeader(76, "forward.compat", true)) +
+                            Tag(1002, 0) + Varint(5),
+                        "payload"});
+    absl::StatusOr<wire::Header> served = dealer->AwaitReply(76, kReplyTimeout);
+    ASSERT_TRUE(served.ok()) << served.status();
+    EXPECT_TRUE(served->has_ok()) << served->DebugString();
     // A Header with only a request_id.
     wire::Header bare;
     bare.set_request_id(78);

@@ -293,8 +293,8 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
   for (const FlagUse& flag : tokens.flags) {
     if (flag.spec->commands != kGlobal &&
         (flag.spec->commands & Bit(info->command)) == 0) {
-      return UsageError(absl::StrCat(cmd, ": ", cmd, " does not take ",
-                                     flag.written, SeeHelp(*info)));
+      return UsageError(
+          absl::StrCat(cmd, " does not take ", flag.written, SeeHelp(*info)));
     }
     if (absl::Status s = ApplyFlag(flag, args); !s.ok()) {
       return UsageError(absl::StrCat(cmd, ": ", s.message()));

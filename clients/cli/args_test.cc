@@ -167,9 +167,9 @@ TEST(ParseArgsTest, UnknownFlags) {
   EXPECT_THAT(ErrorOf({"pub", "t", "-x"}), HasSubstr("unknown flag -x"));
   // A flag of another command.
   EXPECT_EQ(ErrorOf({"pub", "t", "m", "--queue", "q"}),
-            "pub: pub does not take --queue (see sift pub --help)");
+            "pub does not take --queue (see sift pub --help)");
   EXPECT_EQ(ErrorOf({"stats", "--echo"}),
-            "stats: stats does not take --echo (see sift stats --help)");
+            "stats does not take --echo (see sift stats --help)");
 }
 
 TEST(ParseArgsTest, BadFlagValues) {

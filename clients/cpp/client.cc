@@ -642,6 +642,7 @@ class ClientCore {
     size_t sent = 0;
     while (!sending_.empty()) {
       Outgoing& o = sending_.front();
+      const size_t messages = o.messages();  // before the batch is handed off
       if (o.batch) {
         char header[16];
         const size_t n = protocol::EncodeBatchHeader(o.batch_count, header);
@@ -655,7 +656,7 @@ class ClientCore {
         if (zmq_msg_send(o.header.get(), socket_, flags) < 0) break;
         if (o.has_payload) zmq_msg_send(o.payload.get(), socket_, ZMQ_DONTWAIT);
       }
-      sent += o.messages();
+      sent += messages;
       sending_.pop_front();
     }
     if (sent > 0) {

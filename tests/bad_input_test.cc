@@ -27,9 +27,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "broker/protocol/batch.h"
 #include "clients/cpp/client.h"
 #include "gtest/gtest.h"
-#include "broker/protocol/batch.h"
 #include "proto/sift.pb.h"
 #include "tests/raw_dealer.h"
 #include "tests/siftd_process.h"
@@ -151,8 +151,8 @@ class BadInputTest : public ::testing::Test {
     if (publisher_thread_.joinable()) publisher_thread_.join();
     if (siftd_ == nullptr) return;
     // siftd survived everything.
-    EXPECT_TRUE(siftd_->IsRunning()) << "siftd died: exit "
-                                     << siftd_->exit_code().value_or(-1);
+    EXPECT_TRUE(siftd_->IsRunning())
+        << "siftd died: exit " << siftd_->exit_code().value_or(-1);
     if (siftd_->IsRunning()) {
       EXPECT_EQ(kill(siftd_->pid(), 0), 0);
     }
@@ -227,8 +227,8 @@ class BadInputTest : public ::testing::Test {
     auto dealer = Greeted();
     dealer->SendFrames({""});
     absl::StatusOr<wire::Header> reply = NextError(*dealer);
-    ASSERT_TRUE(reply.ok()) << "no ERROR for an empty message: "
-                            << reply.status();
+    ASSERT_TRUE(reply.ok())
+        << "no ERROR for an empty message: " << reply.status();
     // An empty frame 0 parses as a Header naming no command.
     EXPECT_TRUE(reply->error().code() == wire::BAD_FRAME ||
                 reply->error().code() == wire::UNKNOWN_COMMAND)
@@ -236,8 +236,8 @@ class BadInputTest : public ::testing::Test {
     // Empty header and empty payload.
     dealer->SendFrames({"", ""});
     reply = NextError(*dealer);
-    ASSERT_TRUE(reply.ok()) << "no ERROR for two empty frames: "
-                            << reply.status();
+    ASSERT_TRUE(reply.ok())
+        << "no ERROR for two empty frames: " << reply.status();
     EXPECT_TRUE(reply->error().code() == wire::BAD_FRAME ||
                 reply->error().code() == wire::UNKNOWN_COMMAND)
         << reply->DebugString();
@@ -292,8 +292,8 @@ class BadInputTest : public ::testing::Test {
                 "unknown varint field 1000");
     // request_id 77 and an unknown length-delimited field 1001 (a command a
     // newer protocol might add).
-    dealer->SendFrames({Tag(1, 0) + Varint(77) + Tag(1001, 2) + Varint(3) +
-                        "abc"});
+    dealer->SendFrames(
+        {Tag(1, 0) + Varint(77) + Tag(1001, 2) + Varint(3) + "abc"});
     ExpectError(dealer->AwaitReply(77, kReplyTimeout), wire::UNKNOWN_COMMAND,
                 77, "unknown message field 1001 with request_id");
     // A known command with an extra unknown field (from a newer client) is
@@ -316,10 +316,9 @@ class BadInputTest : public ::testing::Test {
     deliver.mutable_deliver()->set_sid(1);
     deliver.mutable_deliver()->set_topic("a.b");
     dealer->Send(deliver, std::string("payload"));
-    absl::StatusOr<wire::Header> reply =
-        dealer->AwaitReply(79, kReplyTimeout);
-    ASSERT_TRUE(reply.ok()) << "no answer to a client-sent DELIVER: "
-                            << reply.status();
+    absl::StatusOr<wire::Header> reply = dealer->AwaitReply(79, kReplyTimeout);
+    ASSERT_TRUE(reply.ok())
+        << "no answer to a client-sent DELIVER: " << reply.status();
     EXPECT_TRUE(reply->has_error()) << reply->DebugString();
     ExpectAlive(*dealer, 903);
   }
@@ -363,10 +362,21 @@ class BadInputTest : public ::testing::Test {
   void InvalidTopic() {
     auto dealer = Greeted();
     const std::vector<std::string> bad = {
-        "",       "a..b", ".a", "a.", "a.*", "a.>", "*", ">", "has space",
-        "tab\tx", std::string(300, 'x'),
+        "",
+        "a..b",
+        ".a",
+        "a.",
+        "a.*",
+        "a.>",
+        "*",
+        ">",
+        "has space",
+        "tab\tx",
+        std::string(300, 'x'),
         "t.t.t.t.t.t.t.t.t.t.t.t.t.t.t.t.t.t.t.t",  // 20 tokens
-        std::string("nul\0byte", 8), "\x7f", "caf\xc3\xa9"};
+        std::string("nul\0byte", 8),
+        "\x7f",
+        "caf\xc3\xa9"};
     uint64_t rid = 100;
     for (const std::string& topic : bad) {
       ++rid;
@@ -375,10 +385,9 @@ class BadInputTest : public ::testing::Test {
                   absl::StrCat("PUB topic \"", topic, "\""));
     }
     ++rid;
-    ExpectError(
-        dealer->Call(PubHeader(rid, "fine.topic", true, "bad..reply"),
-                     std::string("p")),
-        wire::INVALID_TOPIC, rid, "reply_to bad..reply");
+    ExpectError(dealer->Call(PubHeader(rid, "fine.topic", true, "bad..reply"),
+                             std::string("p")),
+                wire::INVALID_TOPIC, rid, "reply_to bad..reply");
     ++rid;
     ExpectError(dealer->Call(PubHeader(rid, "fine.topic", true, "reply.*"),
                              std::string("p")),
@@ -389,7 +398,14 @@ class BadInputTest : public ::testing::Test {
   void InvalidPattern() {
     auto dealer = Greeted();
     const std::vector<std::string> bad = {
-        "",    "a..b", "a.>.b", ">.a", ".a", "a.", "a b", "tab\tx",
+        "",
+        "a..b",
+        "a.>.b",
+        ">.a",
+        ".a",
+        "a.",
+        "a b",
+        "tab\tx",
         std::string(300, 'x'),
         "p.p.p.p.p.p.p.p.p.p.p.p.p.p.p.p.p.p.p.p",  // 20 tokens
         std::string("nul\0byte", 8)};
@@ -427,23 +443,23 @@ class BadInputTest : public ::testing::Test {
 
   void PayloadTooLarge() {
     auto dealer = Greeted();
-    ExpectError(
-        dealer->Call(PubHeader(31, "big.payload", true), std::string(2000, 'b')),
-        wire::PAYLOAD_TOO_LARGE, 31, "2000-byte payload");
+    ExpectError(dealer->Call(PubHeader(31, "big.payload", true),
+                             std::string(2000, 'b')),
+                wire::PAYLOAD_TOO_LARGE, 31, "2000-byte payload");
     ExpectError(dealer->Call(PubHeader(32, "big.payload", true),
                              std::string(kMaxPayload + 1, 'b')),
                 wire::PAYLOAD_TOO_LARGE, 32, "max+1 payload");
     absl::StatusOr<wire::Header> ok = dealer->Call(
         PubHeader(33, "big.payload", true), std::string(kMaxPayload, 'b'));
     ASSERT_TRUE(ok.ok()) << ok.status();
-    EXPECT_TRUE(ok->has_ok()) << "a payload of exactly the limit: "
-                              << ok->DebugString();
+    EXPECT_TRUE(ok->has_ok())
+        << "a payload of exactly the limit: " << ok->DebugString();
     // Fire and forget (no confirm): not delivered, counted as a drop.
     auto watcher = Greeted();
     ASSERT_TRUE(watcher->Call(SubHeader(34, 1, "big.>")).ok());
     dealer->Send(PubHeader(0, "big.quiet", false), std::string(2000, 'q'));
-    ASSERT_TRUE(dealer->Call(PubHeader(35, "big.fence", true), std::string("f"))
-                    .ok());
+    ASSERT_TRUE(
+        dealer->Call(PubHeader(35, "big.fence", true), std::string("f")).ok());
     std::optional<wire::Header> delivered;
     for (int i = 0; i < 100 && !delivered.has_value(); ++i) {
       std::optional<RawReply> got = watcher->Recv(kReplyTimeout);
@@ -473,8 +489,7 @@ class BadInputTest : public ::testing::Test {
       for (char& c : bytes) c = static_cast<char>(rng());
       if (round % 2 == 1) {
         // Start like a ZMTP greeting, then go wrong.
-        const char signature[] = {'\xff', 0, 0, 0, 0, 0, 0, 0, 1, '\x7f',
-                                  3,      1};
+        const char signature[] = {'\xff', 0, 0, 0, 0, 0, 0, 0, 1, '\x7f', 3, 1};
         bytes.replace(0, sizeof(signature),
                       std::string(signature, sizeof(signature)));
       }
@@ -657,9 +672,9 @@ class BadInputTest : public ::testing::Test {
     dealer->Send(batch, Varint(1000) + "short");
     ExpectError(dealer->AwaitReply(73, kReplyTimeout), wire::BAD_FRAME, 73,
                 "BATCH entry length past the end");
-    std::string sub_entry;
     const std::string sub_header = Serialize(SubHeader(0, 9, "x.y"));
-    sub_entry = Varint(sub_header.size()) + sub_header + Varint(1) + "p";
+    const std::string sub_entry =
+        Varint(sub_header.size()) + sub_header + Varint(1) + "p";
     batch.set_request_id(74);
     dealer->Send(batch, sub_entry);
     ExpectError(dealer->AwaitReply(74, kReplyTimeout), wire::BAD_FRAME, 74,
@@ -678,8 +693,8 @@ class BadInputTest : public ::testing::Test {
     wire::Header batch;
     batch.mutable_batch()->set_count(0xFFFFFFFFu);
     std::string one_entry;
-    protocol::BatchWriter(&one_entry).AppendPub(0, "huge.count", "", false,
-                                                "x");
+    protocol::BatchWriter(&one_entry)
+        .AppendPub(0, "huge.count", "", false, "x");
     {
       RawDealer early(siftd_->endpoint());  // no HELLO
       batch.set_request_id(81);

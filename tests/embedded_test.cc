@@ -32,7 +32,7 @@ std::string TcpEndpoint(const EmbeddedBroker& broker) {
 }
 
 absl::StatusOr<std::unique_ptr<Client>> InprocClient(EmbeddedBroker& broker,
-                                                      const std::string& name) {
+                                                     const std::string& name) {
   ClientOptions options;
   options.endpoint = kInproc;
   options.zmq_context = broker.zmq_context();
@@ -79,7 +79,8 @@ TEST(EmbeddedBrokerTest, InprocAndTcpClientsShareOneBroker) {
     serve.callback = [responder](const Message& msg) {
       (void)responder->Publish(msg.reply_to(), msg.payload());
     };
-    SIFT_ASSERT_OK_AND_ASSIGN(auto service, local->Subscribe("svc.echo", serve));
+    SIFT_ASSERT_OK_AND_ASSIGN(auto service,
+                              local->Subscribe("svc.echo", serve));
     SIFT_ASSERT_OK_AND_ASSIGN(
         Message reply, remote->Request("svc.echo", "ping", absl::Seconds(10)));
     EXPECT_EQ(reply.payload(), "ping");

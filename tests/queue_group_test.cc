@@ -129,9 +129,9 @@ TEST_F(QueueGroupTest, EachMessageReachesExactlyOneMemberEvenly) {
     const std::string payload = absl::StrCat(i);
     const std::string topic = absl::StrCat("jobs.kind", i % 7);
     all.insert(payload);
-    const absl::Status status = i + 1 == kMessages
-                                    ? publisher->PublishConfirmed(topic, payload)
-                                    : publisher->Publish(topic, payload);
+    const absl::Status status =
+        i + 1 == kMessages ? publisher->PublishConfirmed(topic, payload)
+                           : publisher->Publish(topic, payload);
     ASSERT_TRUE(status.ok()) << "message " << i << ": " << status;
   }
 
@@ -216,8 +216,9 @@ TEST_F(QueueGroupTest, RemainingMembersTakeOverWhenOneLeaves) {
   for (int i = 0; i < kMessages; ++i) {
     const std::string payload = absl::StrCat(i);
     all.insert(payload);
-    SIFT_ASSERT_OK(i + 1 == kMessages ? publisher->PublishConfirmed("work", payload)
-                                      : publisher->Publish("work", payload));
+    SIFT_ASSERT_OK(i + 1 == kMessages
+                       ? publisher->PublishConfirmed("work", payload)
+                       : publisher->Publish("work", payload));
   }
   EXPECT_EQ(stays.received->WaitFor(kMessages, kWaitAll),
             static_cast<size_t>(kMessages));
@@ -252,7 +253,8 @@ TEST_F(QueueGroupTest, VanishedMemberIsSkippedAndItsLossesCounted) {
   int probes = 0;
   uint64_t gone = 0;
   for (; probes < 500 && gone == 0; ++probes) {
-    SIFT_ASSERT_OK(publisher->PublishConfirmed("task", absl::StrCat("p", probes)));
+    SIFT_ASSERT_OK(
+        publisher->PublishConfirmed("task", absl::StrCat("p", probes)));
     SIFT_ASSERT_OK_AND_ASSIGN(BrokerStats stats, publisher->Stats());
     gone = Drops(stats, "client_gone");
     if (gone == 0) absl::SleepFor(absl::Milliseconds(10));
@@ -268,8 +270,9 @@ TEST_F(QueueGroupTest, VanishedMemberIsSkippedAndItsLossesCounted) {
   for (int i = 0; i < kMessages; ++i) {
     const std::string payload = absl::StrCat("m", i);
     all.insert(payload);
-    SIFT_ASSERT_OK(i + 1 == kMessages ? publisher->PublishConfirmed("task", payload)
-                                      : publisher->Publish("task", payload));
+    SIFT_ASSERT_OK(i + 1 == kMessages
+                       ? publisher->PublishConfirmed("task", payload)
+                       : publisher->Publish("task", payload));
   }
   const size_t want = probes - gone + kMessages;
   EXPECT_EQ(live.received->WaitFor(want, kWaitAll), want);

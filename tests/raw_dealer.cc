@@ -32,8 +32,7 @@ void RawDealer::Send(const wire::Header& header,
 
 std::optional<RawReply> RawDealer::Recv(absl::Duration timeout) {
   zmq::pollitem_t item{static_cast<void*>(*socket_), 0, ZMQ_POLLIN, 0};
-  const long timeout_ms =
-      static_cast<long>(absl::ToInt64Milliseconds(timeout));
+  const long timeout_ms = static_cast<long>(absl::ToInt64Milliseconds(timeout));
   if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) <= 0 ||
       (item.revents & ZMQ_POLLIN) == 0) {
     return std::nullopt;
@@ -75,9 +74,9 @@ absl::StatusOr<wire::Header> RawDealer::AwaitReply(uint64_t request_id,
         break;  // DELIVER, PING, ...: not what we wait for
     }
   }
-  return absl::DeadlineExceededError(absl::StrCat(
-      "no reply with request_id ", request_id, " within ",
-      absl::FormatDuration(timeout)));
+  return absl::DeadlineExceededError(
+      absl::StrCat("no reply with request_id ", request_id, " within ",
+                   absl::FormatDuration(timeout)));
 }
 
 absl::StatusOr<wire::Header> RawDealer::Call(

@@ -51,8 +51,7 @@ class ReconnectTest : public ::testing::Test {
 
   // Publishes "<prefix><attempt>" on `topic` from `publisher` until `sub`
   // receives one of them (bounded). Returns the received payload or "".
-  static std::string PublishUntilReceived(Client& publisher,
-                                          Subscription& sub,
+  static std::string PublishUntilReceived(Client& publisher, Subscription& sub,
                                           const std::string& topic,
                                           const std::string& prefix) {
     for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
@@ -131,8 +130,7 @@ TEST_F(ReconnectTest, SurvivesTwoRestartsAndKeepsAllSubscriptions) {
     RestartBroker();
     SIFT_ASSERT_OK_AND_ASSIGN(auto publisher,
                               NewClient(absl::StrCat("publisher", round)));
-    EXPECT_FALSE(
-        PublishUntilReceived(*publisher, *a, "a.x", "a-").empty());
+    EXPECT_FALSE(PublishUntilReceived(*publisher, *a, "a.x", "a-").empty());
     // Once one resubscription is visible the others were sent with it; a
     // confirmed publish per pattern is then delivered.
     SIFT_ASSERT_OK(publisher->PublishConfirmed("b.y.z", "b"));

@@ -50,9 +50,9 @@ class RequestReplyTest : public ::testing::Test {
     options.callback = [responder](const Message& msg) {
       if (msg.reply_to().empty()) return;
       absl::Status status = responder->Publish(
-          msg.reply_to(), absl::StrCat("echo:", absl::string_view(
-                                                    msg.payload().data(),
-                                                    msg.payload().size())));
+          msg.reply_to(),
+          absl::StrCat("echo:", absl::string_view(msg.payload().data(),
+                                                  msg.payload().size())));
       if (!status.ok()) std::cerr << "reply failed: " << status << "\n";
     };
     return responder->Subscribe(topic, options);
@@ -165,7 +165,8 @@ TEST_F(RequestReplyTest, AnotherClientsInboxIsForbidden) {
   // A client may subscribe below its own inbox.
   SIFT_ASSERT_OK_AND_ASSIGN(auto own,
                             snoop->Subscribe(snoop->inbox_prefix() + ".mine"));
-  SIFT_ASSERT_OK(owner->PublishConfirmed(snoop->inbox_prefix() + ".mine", "hi"));
+  SIFT_ASSERT_OK(
+      owner->PublishConfirmed(snoop->inbox_prefix() + ".mine", "hi"));
   SIFT_ASSERT_OK_AND_ASSIGN(Message msg, own->Next(absl::Seconds(10)));
   EXPECT_EQ(msg.payload(), "hi");
 }

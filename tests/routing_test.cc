@@ -71,7 +71,9 @@ void PublishAndCheck(Client& publisher, std::vector<Probe>& probes,
     std::string fence;
     for (absl::string_view token : absl::StrSplit(probes[k].pattern, '.')) {
       if (!fence.empty()) fence += '.';
-      fence += (token == "*") ? "w" : (token == ">") ? "w.x" : std::string(token);
+      fence += (token == "*")   ? "w"
+               : (token == ">") ? "w.x"
+                                : std::string(token);
     }
     sent.emplace_back(fence, absl::StrCat("fence", k));
   }
@@ -93,8 +95,8 @@ void PublishAndCheck(Client& publisher, std::vector<Probe>& probes,
     for (size_t n = 0; n < probe.expected.size(); ++n) {
       absl::StatusOr<Message> msg = probe.sub->Next(kDeliveryTimeout);
       if (!msg.ok()) {
-        ADD_FAILURE() << "after " << got.size() << " deliveries: "
-                      << msg.status();
+        ADD_FAILURE() << "after " << got.size()
+                      << " deliveries: " << msg.status();
         break;
       }
       EXPECT_EQ(msg->sid(), probe.sub->sid());
@@ -108,17 +110,16 @@ void PublishAndCheck(Client& publisher, std::vector<Probe>& probes,
   // before the fences, so it would have arrived by now; a short look suffices.
   for (Probe& probe : probes) {
     absl::StatusOr<Message> extra = probe.sub->Next(absl::Milliseconds(100));
-    EXPECT_FALSE(extra.ok()) << "pattern " << probe.pattern
-                             << " got an extra message on " << extra->topic()
-                             << ": " << extra->payload();
+    EXPECT_FALSE(extra.ok())
+        << "pattern " << probe.pattern << " got an extra message on "
+        << extra->topic() << ": " << extra->payload();
   }
 }
 
 const std::vector<std::string>& Patterns() {
   static const auto* patterns = new std::vector<std::string>{
-      "orders.*",        "orders.>",   "orders.eu.created", "*.eu.*",
-      ">",               "orders.*.created", "*",           "*.*.*.>",
-      "billing.>",
+      "orders.*",         "orders.>", "orders.eu.created", "*.eu.*",    ">",
+      "orders.*.created", "*",        "*.*.*.>",           "billing.>",
   };
   return *patterns;
 }
@@ -177,7 +178,8 @@ TEST_F(RoutingTest, OverlappingPatternsAcrossClients) {
     Probe probe;
     probe.pattern = Patterns()[i % Patterns().size()];
     probe.client = clients[i % clients.size()].get();
-    SIFT_ASSERT_OK_AND_ASSIGN(probe.sub, probe.client->Subscribe(probe.pattern));
+    SIFT_ASSERT_OK_AND_ASSIGN(probe.sub,
+                              probe.client->Subscribe(probe.pattern));
     probes.push_back(std::move(probe));
   }
   PublishAndCheck(*publisher, probes, Topics());
@@ -199,8 +201,8 @@ TEST_F(RoutingTest, NonMatchingTopicsAreNotDelivered) {
   // "a.b" matches a.* and a.b but not a.b.> (which needs one more token).
   for (Subscription* sub : {star.get(), exact.get()}) {
     SIFT_ASSERT_OK_AND_ASSIGN(Message msg, sub->Next(kDeliveryTimeout));
-    EXPECT_EQ(msg.payload(), "fence") << sub->pattern() << " got "
-                                      << msg.topic();
+    EXPECT_EQ(msg.payload(), "fence")
+        << sub->pattern() << " got " << msg.topic();
   }
   SIFT_ASSERT_OK(publisher->PublishConfirmed("a.b.c.d", "fence2"));
   SIFT_ASSERT_OK_AND_ASSIGN(Message msg, tail->Next(kDeliveryTimeout));
@@ -267,8 +269,8 @@ TEST_F(RoutingTest, TenThousandMessagesArriveInOrder) {
   for (; next < kCount; ++next) {
     absl::StatusOr<Message> msg = sub->Next(kDeliveryTimeout);
     if (!msg.ok()) {
-      ADD_FAILURE() << "message " << next << " did not arrive: "
-                    << msg.status();
+      ADD_FAILURE() << "message " << next
+                    << " did not arrive: " << msg.status();
       break;
     }
     int got = -1;

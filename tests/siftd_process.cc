@@ -129,8 +129,8 @@ absl::StatusOr<std::unique_ptr<SiftdProcess>> SiftdProcess::Start(
   }
   // One log file per SiftdProcess; the pid of the test keeps parallel test
   // processes sharing a TEST_TMPDIR apart.
-  std::string log_path =
-      absl::StrCat(TestTmpDir(), "/siftd-", options.port, "-", getpid(), ".log");
+  std::string log_path = absl::StrCat(TestTmpDir(), "/siftd-", options.port,
+                                      "-", getpid(), ".log");
   std::unique_ptr<SiftdProcess> process(
       new SiftdProcess(std::move(options), *std::move(binary), log_path));
   if (absl::Status status = process->Spawn(); !status.ok()) return status;
@@ -175,8 +175,8 @@ absl::Status SiftdProcess::Spawn() {
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
 
-  int log_fd = open(log_path_.c_str(),
-                    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int log_fd =
+      open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) return absl::InternalError(Errno("open " + log_path_));
   int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null_fd < 0) {

@@ -70,7 +70,8 @@ TEST_F(StatsTest, CountsMessagesTopicsClientsAndDrops) {
 
   // 10 x "s.a" (5 bytes each), 5 x "s.b" (3 bytes), all delivered once;
   // 3 x "nobody.here" (7 bytes) with no subscriber.
-  for (int i = 0; i < 10; ++i) SIFT_ASSERT_OK(publisher->Publish("s.a", "aaaaa"));
+  for (int i = 0; i < 10; ++i)
+    SIFT_ASSERT_OK(publisher->Publish("s.a", "aaaaa"));
   for (int i = 0; i < 5; ++i) SIFT_ASSERT_OK(publisher->Publish("s.b", "bbb"));
   for (int i = 0; i < 3; ++i) {
     SIFT_ASSERT_OK(publisher->PublishConfirmed("nobody.here", "nothing"));
@@ -183,7 +184,8 @@ TEST_F(StatsTest, TopicCountsAddUpToTotalsInEverySnapshot) {
     }
     // Asked while deliveries may still be in flight.
     SIFT_ASSERT_OK_AND_ASSIGN(BrokerStats stats, publisher->Stats());
-    ASSERT_EQ(stats.topics_tracked(), static_cast<uint64_t>(stats.topics_size()));
+    ASSERT_EQ(stats.topics_tracked(),
+              static_cast<uint64_t>(stats.topics_size()));
     uint64_t in = 0, out = 0;
     for (const wire::TopicCount& t : stats.topics()) {
       in += t.messages_in();

@@ -44,11 +44,12 @@ const absl::Status& AsStatus(const absl::StatusOr<T>& status_or) {
 #define SIFT_CONCAT_INNER_(a, b) a##b
 #define SIFT_CONCAT_(a, b) SIFT_CONCAT_INNER_(a, b)
 // `lhs = value of expr`, or a fatal test failure if expr is not OK.
-#define SIFT_ASSERT_OK_AND_ASSIGN(lhs, expr) \
-  SIFT_ASSERT_OK_AND_ASSIGN_IMPL_(SIFT_CONCAT_(sift_statusor_, __LINE__), lhs, expr)
-#define SIFT_ASSERT_OK_AND_ASSIGN_IMPL_(tmp, lhs, expr)              \
-  auto tmp = (expr);                                                 \
-  ASSERT_TRUE(tmp.ok()) << #expr << ": " << tmp.status();            \
+#define SIFT_ASSERT_OK_AND_ASSIGN(lhs, expr)                                   \
+  SIFT_ASSERT_OK_AND_ASSIGN_IMPL_(SIFT_CONCAT_(sift_statusor_, __LINE__), lhs, \
+                                  expr)
+#define SIFT_ASSERT_OK_AND_ASSIGN_IMPL_(tmp, lhs, expr)   \
+  auto tmp = (expr);                                      \
+  ASSERT_TRUE(tmp.ok()) << #expr << ": " << tmp.status(); \
   lhs = std::move(tmp).value()
 
 namespace sift::test {
@@ -57,8 +58,8 @@ namespace sift::test {
 // checked against: tokens split on '.', `*` matches exactly one token, `>`
 // (last token only) matches one or more remaining tokens.
 inline bool PatternMatches(std::string_view pattern, std::string_view topic) {
-  std::vector<absl::string_view> p = absl::StrSplit(
-      absl::string_view(pattern.data(), pattern.size()), '.');
+  std::vector<absl::string_view> p =
+      absl::StrSplit(absl::string_view(pattern.data(), pattern.size()), '.');
   std::vector<absl::string_view> t =
       absl::StrSplit(absl::string_view(topic.data(), topic.size()), '.');
   for (size_t i = 0; i < p.size(); ++i) {

@@ -547,6 +547,9 @@ class Server::Loop {
   }
 
   void HandleStats(std::string_view routing_id, uint64_t rid) {
+    // Send what is batched first, so the totals agree with the per-topic
+    // counts (which are taken at routing time) in every reply.
+    FlushBatches();
     wire::Header reply;
     reply.set_request_id(rid);
     wire::StatsReply* stats = reply.mutable_stats_reply();

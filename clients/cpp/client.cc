@@ -326,6 +326,12 @@ class ClientCore {
     return sid;
   }
 
+  // Stops deliveries at once and tells the broker without waiting for it.
+  void UnsubscribeNoWait(uint64_t sid) {
+    ForgetSub(sid);
+    EnqueueHeader(UnsubHeader(0, sid)).IgnoreError();  // fails only if closed
+  }
+
   absl::Status Unsubscribe(uint64_t sid) {
     ForgetSub(sid);
     const uint64_t id = NextId();
@@ -959,7 +965,7 @@ Subscription::Subscription(std::shared_ptr<ClientCore> core, uint64_t sid,
       queue_(std::move(queue)) {}
 
 Subscription::~Subscription() {
-  if (active_) Unsubscribe().IgnoreError();
+  if (active_) core_->UnsubscribeNoWait(sid_);
 }
 
 absl::StatusOr<Message> Subscription::Next(absl::Duration timeout) {

@@ -85,7 +85,8 @@ struct SubscribeOptions {
 
 class Client;
 
-// A live subscription. Destroying it unsubscribes (best effort).
+// A live subscription. Destroying it unsubscribes without waiting for the
+// broker's answer (deliveries stop at once).
 class Subscription {
  public:
   ~Subscription();

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs sift-bench's standard matrix (issue 3) and writes BENCHMARKS.md: every
+# row against sift and against the plain zmq_proxy baseline, alternating,
+# 3 repetitions each, medians, ratios and targets. Only the generated section
+# of BENCHMARKS.md (between its markers) is replaced; notes outside it stay.
+#
+# Usage: bench/run_matrix.sh [--quick] [--scale N] [--reps N] [--rows a,b]
+#                            [--out FILE] [--results DIR] [--no-build]
+#   --quick      every count divided by 10 (a smoke run of the instrument;
+#                its numbers are not comparable with the targets)
+#   --scale N    every count divided by N (also: $SIFT_BENCH_SCALE)
+#   --reps N     repetitions per row and mode (default 3)
+#   --rows LIST  only these rows: 1to1_16,1to1_128,1to1_1024,fanout4,4to1,
+#                noise,queue4,latency,memory
+#   --out FILE   default: BENCHMARKS.md at the top of the repository
+#   --results DIR  where the raw --json output of every run goes
+#                (default: a new directory under ${TMPDIR:-/tmp})
+#   --no-build   use the binaries already in bazel-bin
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+scale="${SIFT_BENCH_SCALE:-1}"
+reps=3
+rows=""
+out="$root/BENCHMARKS.md"
+results=""
+build=1
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) scale=10 ;;
+    --scale) scale="$2"; shift ;;
+    --reps) reps="$2"; shift ;;
+    --rows) rows="$2"; shift ;;
+    --out) out="$2"; shift ;;
+    --results) results="$2"; shift ;;
+    --no-build) build=0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run_matrix.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+cd "$root"
+if [[ $build -eq 1 ]]; then
+  bazel build -c opt //broker:siftd //bench:sift-bench
+fi
+# Copy the binaries, so a rebuild by someone else during the run cannot swap
+# them underneath it.
+work="$(mktemp -d "${TMPDIR:-/tmp}/sift-matrix.XXXXXX")"
+trap 'rm -rf "$work/bin"' EXIT
+mkdir -p "$work/bin"
+cp bazel-bin/bench/sift-bench bazel-bin/broker/siftd "$work/bin/"
+[[ -n "$results" ]] || results="$work/results"
+
+echo "run_matrix: scale 1/$scale, $reps repetitions; raw results in $results" >&2
+python3 "$root/bench/matrix.py" \
+  --bench "$work/bin/sift-bench" --siftd "$work/bin/siftd" --root "$root" \
+  --out "$out" --reps "$reps" --scale "$scale" --rows "$rows" \
+  --results "$results"

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Smoke test of sift-bench: tiny workloads in both modes (sift against a
+# spawned siftd, and the zmq_proxy baseline), checking that --json reports
+# sane fields and that every message arrived exactly once. It never checks
+# how fast anything is (DESIGN.md: tests check correctness, not speed).
+#
+# Usage: sift_bench_smoke_test.sh SIFT_BENCH SIFTD
+set -euo pipefail
+
+bench="$1"
+siftd="$2"
+failures=0
+
+# check LABEL JSON: validates one --json report.
+check() {
+  local label="$1" json="$2"
+  if ! python3 - "$label" "$json" <<'PY'
+import json, sys
+label, text = sys.argv[1], sys.argv[2]
+r = json.loads(text)
+problems = []
+def want(cond, what):
+    if not cond:
+        problems.append(what)
+if r["kind"] == "messages":
+    want(r["delivered"] == 1.0, "delivered %r != 1.0" % r["delivered"])
+    want(r["complete"] is True, "complete is not true")
+    want(r["received"] == r["expected"] > 0, "received != expected")
+    want(r["duplicates"] == 0 and r["invalid"] == 0, "duplicates/invalid")
+    want(r["out_of_order"] == 0, "out of order")
+    want(r["msgs_per_s"] > 0, "msgs_per_s not > 0")
+    want(r["mb_per_s"] > 0, "mb_per_s not > 0")
+    want(r["sent"] == r["workload"]["count"] * r["workload"]["pubs"],
+         "sent != count * pubs")
+    lat = r["latency_us"]
+    for k in ("p50", "p90", "p99", "p999", "max", "mean"):
+        want(k in lat and lat[k] >= 0, "latency %s missing" % k)
+    want(lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["max"],
+         "latency percentiles not ordered")
+    want(lat["count"] == r["received"], "latency count != received")
+    want(len(r["subscribers"]) == r["workload"]["subs"], "subscriber rows")
+    want(len(r["publishers"]) == r["workload"]["pubs"], "publisher rows")
+    for s in r["subscribers"]:
+        want(s["received"] > 0 and s["msgs_per_s"] > 0, "subscriber %d" % s["id"])
+        want("p99" in s["latency_us"], "subscriber latency")
+    srv = r["server"]
+    want(srv["usage_known"] is True, "server usage unknown")
+    want(srv["pid"] > 0 and srv["cpu_s"] >= 0 and srv["rss_bytes"] > 0,
+         "server pid/cpu/rss")
+    want(srv["exit_code"] == 0, "server exit code %r" % srv["exit_code"])
+    want(r["bench_cpu_s"] >= 0, "bench_cpu_s")
+    if r["mode"] == "sift":
+        c = srv["counters"]
+        want(c.get("messages_in") == r["sent"], "broker messages_in")
+        want(all(v == 0 for k, v in c.items() if k.startswith("drops.")),
+             "broker drops: %r" % c)
+elif r["kind"] == "memory":
+    want(r["subscriptions"] > 0 and r["clients"] > 0, "memory sizes")
+    want(r["rss_empty_bytes"] > 0, "rss_empty_bytes")
+    want(r["rss_subs_bytes"] >= r["rss_empty_bytes"], "rss_subs_bytes")
+    want("bytes_per_sub" in r and "bytes_per_sub_excl_clients" in r,
+         "bytes_per_sub")
+    want(r["server_exit_code"] == 0, "server exit code")
+else:
+    problems.append("unknown kind %r" % r.get("kind"))
+if problems:
+    print("FAIL %s: %s" % (label, "; ".join(problems)))
+    print(text)
+    sys.exit(1)
+print("ok   %s" % label)
+PY
+  then
+    failures=$((failures + 1))
+  fi
+}
+
+# run LABEL ARGS...: runs sift-bench with --json and checks the report.
+run() {
+  local label="$1"
+  shift
+  local out rc=0
+  out="$("$bench" --spawn "$siftd" --json --quiet --timeout 60 --drain 5 "$@")" || rc=$?
+  if [[ $rc -ne 0 ]]; then
+    echo "FAIL $label: sift-bench exited $rc"
+    echo "$out"
+    failures=$((failures + 1))
+    return
+  fi
+  check "$label" "$out"
+}
+
+for mode in sift proxy; do
+  run "$mode 1->1" --mode "$mode" --count 2000 --size 128
+  run "$mode 2->2 fan-out, noise" --mode "$mode" --pubs 2 --subs 2 \
+    --count 1000 --size 16 --noise 100 --noise_clients 3
+  run "$mode queue group of 2" --mode "$mode" --subs 2 --queue workers \
+    --count 2000
+  run "$mode paced (latency)" --mode "$mode" --count 500 --rate 5000
+  run "$mode wildcard pattern" --mode "$mode" --topic bench.a.b \
+    --pattern 'bench.*.b' --count 1000
+  run "$mode memory" --mode "$mode" --memory_subs 2000 --memory_clients 10
+done
+run "sift Next() receive" --next --count 2000
+
+# Bad flags are refused with exit status 2.
+rc=0
+"$bench" --size 3 >/dev/null 2>&1 || rc=$?
+if [[ $rc -ne 2 ]]; then
+  echo "FAIL --size 3: exit $rc, want 2"
+  failures=$((failures + 1))
+fi
+"$bench" --help | grep -q -- "--memory_subs" || {
+  echo "FAIL --help lacks --memory_subs"
+  failures=$((failures + 1))
+}
+
+if [[ $failures -ne 0 ]]; then
+  echo "$failures check(s) failed"
+  exit 1
+fi
+echo "all sift-bench smoke checks passed"

@@ -345,8 +345,8 @@ def main():
     out.append("- Machine: %s CPUs (`nproc`), %s, %s RAM, Linux %s" % (
         m["nproc"], m["cpu"], m["memory"], m["kernel"]))
     out.append("- Date: %s; commit %s" % (m["date"], git_commit(opts.root)))
-    out.append("- %d repetitions per row and mode, sift and the proxy alternating; medians; "
-               "total %.0f s" % (opts.reps, time.time() - began))
+    out.append("- %d repetition%s per row and mode, sift and the proxy alternating; medians; "
+               "total %.0f s" % (opts.reps, "" if opts.reps == 1 else "s", time.time() - began))
     out.append("- Broker, publishers and subscribers share the machine's cores; the machine "
                "is shared and noisy, so read ratios, not absolute numbers.")
     out.append("- Throughput is measured at the subscribers, first to last message received; "

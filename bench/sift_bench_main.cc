@@ -1,5 +1,6 @@
 // sift-bench: measures a sift broker against a plain ZeroMQ proxy baseline.
 // See `sift-bench --help` and BENCHMARKS.md.
+#include <malloc.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -26,6 +27,12 @@ int Fail(const absl::Status& s) {
 
 int main(int argc, char** argv) {
   using namespace sift::bench;
+  // The same allocator setting for every process of both modes (this one,
+  // the proxy-server subcommand below, and siftd, which sets it itself):
+  // keep freed memory for reuse rather than trimming it and faulting fresh
+  // pages in for every large ZeroMQ frame. See BENCHMARKS.md, "Notes".
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   // Hidden subcommand: the baseline proxy process.
   if (argc > 1 && std::strcmp(argv[1], "proxy-server") == 0) {
     return ProxyServerMain(argc - 1, argv + 1);

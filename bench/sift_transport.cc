@@ -1,5 +1,6 @@
 #include "bench/sift_transport.h"
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 #include <utility>
@@ -28,7 +29,17 @@ class SiftTransport : public Transport {
   }
 
   absl::Status Prepare(const std::vector<Receiver*>& receivers) override {
-    auto server = StartSiftd(options_, {});
+    std::vector<std::string> extra;
+    if (options_.noise > 0) {
+      const int holders =
+          std::max(1, std::min(options_.noise_clients, options_.noise));
+      const int per_holder = (options_.noise + holders - 1) / holders;
+      if (per_holder > 10000) {  // siftd's default per-client limit
+        extra.push_back(
+            absl::StrCat("--max_subscriptions_per_client=", per_holder));
+      }
+    }
+    auto server = StartSiftd(options_, extra);
     if (!server.ok()) return server.status();
     server_ = std::move(*server);
 

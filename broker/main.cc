@@ -1,4 +1,5 @@
 // siftd: the sift broker process. See `siftd --help` and docs/configuration.md.
+#include <malloc.h>
 #include <signal.h>
 #include <zmq.h>
 
@@ -33,6 +34,12 @@ int main(int argc, char** argv) {
   if (auto level = sift::ParseLogLevel(cli->config.log_level); level.ok()) {
     sift::SetLogLevel(*level);
   }
+
+  // Batches come and go in 64-128 KiB buffers. Keep freed memory for reuse
+  // instead of returning it to the kernel (and faulting fresh pages in for
+  // the next batch): measured in BENCHMARKS.md. RSS then stays at its peak.
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
 
   void* context = zmq_ctx_new();
   auto server = sift::Server::Create(cli->config, context);

@@ -151,9 +151,11 @@ absl::Status Router::Subscribe(ClientHandle client, uint64_t sid,
   Subscription& s = subs_[handle];
   s.client = client;
   s.sid = sid;
-  s.pattern.assign(pattern.data(), pattern.size());
-  s.queue_group.assign(queue_group.data(), queue_group.size());
-  tree_.Insert(s.pattern, s.queue_group, handle);
+  s.pattern_size = static_cast<uint32_t>(pattern.size());
+  s.pattern_and_group.reserve(pattern.size() + queue_group.size());
+  s.pattern_and_group.assign(pattern.data(), pattern.size());
+  s.pattern_and_group.append(queue_group.data(), queue_group.size());
+  tree_.Insert(s.pattern(), s.queue_group(), handle);
   c.subs.emplace(sid, handle);
   ++live_subscriptions_;
   return absl::OkStatus();
@@ -174,10 +176,10 @@ absl::Status Router::Unsubscribe(ClientHandle client, uint64_t sid) {
 
 void Router::RemoveSubscription(SubHandle handle) {
   Subscription& s = subs_[handle];
-  tree_.Remove(s.pattern, s.queue_group, handle);
-  // Release the strings so a churn of long patterns does not pin memory.
-  std::string().swap(s.pattern);
-  std::string().swap(s.queue_group);
+  tree_.Remove(s.pattern(), s.queue_group(), handle);
+  // Release the string so a churn of long patterns does not pin memory.
+  std::string().swap(s.pattern_and_group);
+  s.pattern_size = 0;
   free_subs_.push_back(handle);
   --live_subscriptions_;
 }

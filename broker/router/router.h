@@ -124,11 +124,20 @@ class Router {
     std::string name;
     absl::flat_hash_map<uint64_t, SubHandle> subs;  // sid -> subscription
   };
+  // 48 bytes: pattern and queue group share one string (short ones stay
+  // inside it, no allocation). A million of these is the broker's memory.
   struct Subscription {
     ClientHandle client = 0;
+    uint32_t pattern_size = 0;
     uint64_t sid = 0;
-    std::string pattern;
-    std::string queue_group;
+    std::string pattern_and_group;
+
+    std::string_view pattern() const {
+      return std::string_view(pattern_and_group).substr(0, pattern_size);
+    }
+    std::string_view queue_group() const {
+      return std::string_view(pattern_and_group).substr(pattern_size);
+    }
   };
   struct TopicCounters {
     uint64_t in = 0;

@@ -323,10 +323,24 @@ struct SubjectTree::Extra {
     return literals.empty() && star == nullptr && gt == nullptr &&
            queues.empty();
   }
-  // True if a plain pointer to the one literal child can replace this.
-  bool OnlyOneLiteral() const {
-    return literals.size() == 1 && star == nullptr && gt == nullptr &&
-           queues.empty();
+  // The one child, if a plain pointer to it can replace this Extra (no
+  // queues, exactly one child of any kind); else null. Releases it from the
+  // Extra's ownership when `release` is set.
+  Node* SoleChild(bool release) {
+    if (!queues.empty()) return nullptr;
+    const int kinds = static_cast<int>(literals.size()) + (star != nullptr) +
+                      (gt != nullptr);
+    if (kinds != 1) return nullptr;
+    Node* child;
+    if (star != nullptr) {
+      child = release ? star.release() : star.get();
+    } else if (gt != nullptr) {
+      child = release ? gt.release() : gt.get();
+    } else {
+      child = *literals.begin();
+      if (release) literals.clear();  // so that ~Extra does not delete it
+    }
+    return child;
   }
 
   // Literal children, owned. A set of node pointers keyed by the node's own
@@ -399,7 +413,16 @@ SubjectTree::~SubjectTree() { Node::Delete(root_); }
 SubjectTree::Extra& SubjectTree::EnsureExtra(Node* node) {
   if (Extra* x = node->extra()) return *x;
   auto* x = new Extra;
-  if (Node* only = node->only_child()) x->literals.insert(only);
+  if (Node* only = node->only_child()) {
+    // The single-child slot may hold a wildcard child too.
+    if (only->token() == "*") {
+      x->star.reset(only);
+    } else if (only->token() == ">") {
+      x->gt.reset(only);
+    } else {
+      x->literals.insert(only);
+    }
+  }
   node->children = reinterpret_cast<uintptr_t>(x) | Node::kExtraTag;
   return *x;
 }
@@ -411,9 +434,7 @@ void SubjectTree::Compact(Node* node) {
   if (x->Empty()) {
     node->children = 0;
     delete x;
-  } else if (x->OnlyOneLiteral()) {
-    Node* only = *x->literals.begin();
-    x->literals.clear();  // so that ~Extra does not delete it
+  } else if (Node* only = x->SoleChild(/*release=*/true)) {
     node->children = reinterpret_cast<uintptr_t>(only);
     delete x;
   }
@@ -421,16 +442,7 @@ void SubjectTree::Compact(Node* node) {
 
 SubjectTree::Node* SubjectTree::GetOrAddChild(Node* node,
                                               std::string_view token) {
-  if (token == "*" || token == ">") {
-    Extra& x = EnsureExtra(node);
-    auto& wildcard = token == "*" ? x.star : x.gt;
-    if (wildcard == nullptr) {
-      wildcard.reset(Node::New(token));
-      ++node_count_;
-    }
-    return wildcard.get();
-  }
-  if (node->children == 0) {  // first child: link it directly
+  if (node->children == 0) {  // first child, of any kind: link it directly
     Node* child = Node::New(token);
     node->children = reinterpret_cast<uintptr_t>(child);
     ++node_count_;
@@ -439,6 +451,15 @@ SubjectTree::Node* SubjectTree::GetOrAddChild(Node* node,
   if (Node* only = node->only_child();
       only != nullptr && only->token() == token) {
     return only;
+  }
+  if (token == "*" || token == ">") {
+    Extra& x = EnsureExtra(node);
+    auto& wildcard = token == "*" ? x.star : x.gt;
+    if (wildcard == nullptr) {
+      wildcard.reset(Node::New(token));
+      ++node_count_;
+    }
+    return wildcard.get();
   }
   Extra& x = EnsureExtra(node);
   auto it = x.literals.find(token);
@@ -639,7 +660,14 @@ void SubjectTree::Collect(const Node* node, const std::string_view* tokens,
   for (; i < n; ++i) {
     if (node->children == 0) return;
     if (const Node* only = node->only_child()) {
-      if (only->token() != tokens[i]) return;
+      // A sole child may be a wildcard. (Topics never hold "*" or ">"
+      // tokens, so a literal comparison cannot mistake one for the other.)
+      const std::string_view token = only->token();
+      if (token == ">") {
+        AddNode(*only);  // ">" takes tokens[i..n), n > i
+        return;
+      }
+      if (token != "*" && token != tokens[i]) return;
       node = only;
       continue;
     }

@@ -513,3 +513,36 @@ TEST_F(RandomizedTest, InterleavedChurn) {
 
 }  // namespace
 }  // namespace sift::topic
+
+namespace sift::topic {
+namespace {
+
+// A node whose only child is a wildcard keeps it in the compact single-child
+// slot; growing and shrinking around it must keep matching exact.
+TEST(SubjectTreeSoleWildcardTest, SoleWildcardChildMatchesAndCompacts) {
+  SubjectTree tree(/*cache_capacity=*/0);
+  const size_t empty_nodes = tree.node_count();
+  ASSERT_TRUE(tree.Insert("a.*", "", 1));
+  ASSERT_TRUE(tree.Insert("b.>", "", 2));
+  EXPECT_EQ(tree.Match("a.x").plain, std::vector<SubjectTree::Handle>{1});
+  EXPECT_TRUE(tree.Match("a.x.y").plain.empty());
+  EXPECT_TRUE(tree.Match("a").plain.empty());
+  EXPECT_EQ(tree.Match("b.x.y").plain, std::vector<SubjectTree::Handle>{2});
+  EXPECT_TRUE(tree.Match("b").plain.empty());
+  // A literal sibling forces the full form; removing it folds back.
+  ASSERT_TRUE(tree.Insert("a.lit", "", 3));
+  ASSERT_TRUE(tree.Insert("a.>", "", 4));
+  auto m = tree.Match("a.lit").plain;
+  std::sort(m.begin(), m.end());
+  EXPECT_EQ(m, (std::vector<SubjectTree::Handle>{1, 3, 4}));
+  ASSERT_TRUE(tree.Remove("a.lit", "", 3));
+  ASSERT_TRUE(tree.Remove("a.>", "", 4));
+  EXPECT_EQ(tree.Match("a.lit").plain, std::vector<SubjectTree::Handle>{1});
+  EXPECT_TRUE(tree.Match("a.lit.more").plain.empty());
+  ASSERT_TRUE(tree.Remove("a.*", "", 1));
+  ASSERT_TRUE(tree.Remove("b.>", "", 2));
+  EXPECT_EQ(tree.node_count(), empty_nodes);
+}
+
+}  // namespace
+}  // namespace sift::topic

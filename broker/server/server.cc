@@ -191,7 +191,8 @@ class Server::Loop {
     std::unique_ptr<std::string> out;
     uint32_t out_count = 0;
     uint64_t out_payload_bytes = 0;
-    bool dirty = false;  // listed in dirty_
+    size_t last_batch_bytes = 0;  // size of the previous batch sent
+    bool dirty = false;           // listed in dirty_
   };
 
   // Reads and handles queued messages, up to kMaxDrainPerWake.
@@ -455,8 +456,10 @@ class Server::Loop {
     Session& session = sessions_[t.client];
     if (session.batches && payload.size() <= kBatchPayloadLimit) {
       if (!session.out) {
+        // Sized like this session's previous batch: a lone message at low
+        // rates, close to kFlushBatchBytes under load.
         session.out = std::make_unique<std::string>();
-        session.out->reserve(kFlushBatchBytes + kBatchPayloadLimit + 1024);
+        session.out->reserve(session.last_batch_bytes + 256);
       }
       protocol::BatchWriter(session.out.get())
           .AppendDeliver(t.sid, pub.topic, pub.reply_to, payload);
@@ -520,6 +523,7 @@ class Server::Loop {
     session.out_count = 0;
     session.out_payload_bytes = 0;
     std::unique_ptr<std::string> body = std::move(session.out);
+    session.last_batch_bytes = body->size();
 
     zmq_msg_t part;
     zmq_msg_init_size(&part, session.routing_id.size());

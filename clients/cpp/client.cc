@@ -33,6 +33,11 @@ namespace {
 // lone message is never held back. Run bench/run_matrix.sh before changing.
 constexpr size_t kFlushBatchBytes = 64 * 1024;
 constexpr size_t kBatchPayloadLimit = 16 * 1024;
+// A publish that finds nothing queued and follows the previous one by more
+// than this is sent by the calling thread itself, saving the hand-off to the
+// I/O thread (one thread wake-up of latency). Faster publishers go through
+// the I/O thread, where their messages batch. See BENCHMARKS.md, latency.
+constexpr int64_t kDirectSendGapNs = 20000;
 
 // First byte of a Header whose command is BATCH (field 15, length-delimited).
 constexpr char kBatchTag = static_cast<char>((15 << 3) | 2);
@@ -177,6 +182,13 @@ class ClientCore {
                        " (endpoints look like tcp://127.0.0.1:7440, "
                        "ipc:///path or inproc://name)"));
     }
+    size_t fd_size = sizeof(zmq_fd_);
+    if (zmq_getsockopt(socket_, ZMQ_FD, &zmq_fd_, &fd_size) != 0) {
+      const int err = zmq_errno();
+      CloseSockets();
+      return absl::InternalError(
+          absl::StrCat("cannot get the socket's fd: ", zmq_strerror(err)));
+    }
     uint64_t hello_id;
     std::future<Reply> welcome;
     {
@@ -235,6 +247,14 @@ class ClientCore {
     {
       absl::MutexLock lock(&mu_);
       if (absl::Status s = CheckQueueLocked(); !s.ok()) return s;
+      const int64_t now = absl::GetCurrentTimeNanos();
+      const bool direct = queued_ == 0 &&
+                          ready_.load(std::memory_order_acquire) &&
+                          now - last_publish_ns_ > kDirectSendGapNs;
+      last_publish_ns_ = now;
+      if (direct && SendDirect(request_id, topic, reply_to, confirm, payload)) {
+        return absl::OkStatus();
+      }
       wake = outbox_.empty();
       if (batching_ && payload.size() <= kBatchPayloadLimit) {
         // Append to the open batch, or open one.
@@ -264,6 +284,31 @@ class ClientCore {
     }
     if (wake) Wake();
     return absl::OkStatus();
+  }
+
+  // Sends one PUB from the calling thread. False if the socket would block
+  // (the caller then queues it). REQUIRES: mu_ held, nothing queued.
+  bool SendDirect(uint64_t request_id, std::string_view topic,
+                  std::string_view reply_to, bool confirm,
+                  std::string_view payload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Frame header =
+        Frame::OfSize(protocol::PubSize(request_id, topic, reply_to, confirm));
+    protocol::EncodePub(request_id, topic, reply_to, confirm,
+                        header.mutable_data());
+    Frame body(payload.data(), payload.size());
+    bool input_pending;
+    {
+      absl::MutexLock lock(&sock_mu_);
+      if (zmq_msg_send(header.get(), socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        return false;
+      }
+      zmq_msg_send(body.get(), socket_, ZMQ_DONTWAIT);
+      // Sending may consume the edge of the socket's fd that the I/O thread
+      // sleeps on: if input is waiting, wake it explicitly.
+      input_pending = (SocketEvents() & ZMQ_POLLIN) != 0;
+    }
+    if (input_pending) Wake();
+    return true;
   }
 
   absl::Status PublishConfirmed(std::string_view topic,
@@ -573,7 +618,16 @@ class ClientCore {
   // Sends a header-only message at once (control traffic of the I/O thread).
   void SendNow(const wire::Header& h) {
     const std::string bytes = protocol::EncodeHeader(h);
+    absl::MutexLock lock(&sock_mu_);
     zmq_send(socket_, bytes.data(), bytes.size(), ZMQ_DONTWAIT);
+  }
+
+  // ZMQ_EVENTS of the socket; also re-arms its fd. REQUIRES: sock_mu_.
+  int SocketEvents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(sock_mu_) {
+    int events = 0;
+    size_t size = sizeof(events);
+    zmq_getsockopt(socket_, ZMQ_EVENTS, &events, &size);
+    return events;
   }
 
   void IoLoop() {
@@ -581,12 +635,23 @@ class ClientCore {
     bool flushing = false;
     int64_t flush_deadline = 0;
     while (true) {
-      zmq_pollitem_t items[3] = {{socket_, 0, ZMQ_POLLIN, 0},
+      // The loop sleeps on the socket's fd, not in zmq_poll on the socket,
+      // so that publishers may send on it meanwhile (under sock_mu_). The fd
+      // is edge-triggered: look at the socket's events before sleeping.
+      int events;
+      {
+        absl::MutexLock lock(&sock_mu_);
+        events = SocketEvents();
+      }
+      zmq_pollitem_t items[3] = {{nullptr, zmq_fd_, ZMQ_POLLIN, 0},
                                  {nullptr, wake_fd_, ZMQ_POLLIN, 0},
                                  {monitor_, 0, ZMQ_POLLIN, 0}};
-      if (ready_ && !sending_.empty()) items[0].events |= ZMQ_POLLOUT;
       int64_t wait = next_ping_ms_ - NowMs();
       if (flushing) wait = std::min<int64_t>(wait, 10);
+      if ((events & ZMQ_POLLIN) != 0 ||
+          (ready_ && !sending_.empty() && (events & ZMQ_POLLOUT) != 0)) {
+        wait = 0;
+      }
       if (wait < 0) wait = 0;
       if (zmq_poll(items, monitor_ != nullptr ? 3 : 2, wait) < 0 &&
           zmq_errno() != EINTR) {
@@ -600,7 +665,7 @@ class ClientCore {
       if (monitor_ != nullptr && (items[2].revents & ZMQ_POLLIN)) {
         ReadMonitor();
       }
-      if ((items[0].revents & ZMQ_POLLIN) && !ReadAll()) break;
+      if (!ReadAll()) break;
       if (ready_) SendQueued();
 
       const int64_t now = NowMs();
@@ -639,6 +704,8 @@ class ClientCore {
   }
 
   // Moves the outbox into sending_ and sends until the socket would block.
+  // Lock order: mu_ before sock_mu_ (SendDirect holds both); here they are
+  // taken one after the other, never nested.
   void SendQueued() {
     {
       absl::MutexLock lock(&mu_);
@@ -646,24 +713,29 @@ class ClientCore {
       outbox_.clear();
     }
     size_t sent = 0;
-    while (!sending_.empty()) {
-      Outgoing& o = sending_.front();
-      const size_t messages = o.messages();  // before the batch is handed off
-      if (o.batch) {
-        char header[16];
-        const size_t n = protocol::EncodeBatchHeader(o.batch_count, header);
-        if (zmq_send(socket_, header, n, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) {
-          break;  // EAGAIN: wait for POLLOUT
+    {
+      absl::MutexLock socket_lock(&sock_mu_);
+      while (!sending_.empty()) {
+        Outgoing& o = sending_.front();
+        const size_t messages = o.messages();  // before the batch is handed off
+        if (o.batch) {
+          char header[16];
+          const size_t n = protocol::EncodeBatchHeader(o.batch_count, header);
+          if (zmq_send(socket_, header, n, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) {
+            break;  // EAGAIN: the loop waits for ZMQ_POLLOUT
+          }
+          Frame body(std::move(o.batch));
+          zmq_msg_send(body.get(), socket_, ZMQ_DONTWAIT);
+        } else {
+          const int flags = ZMQ_DONTWAIT | (o.has_payload ? ZMQ_SNDMORE : 0);
+          if (zmq_msg_send(o.header.get(), socket_, flags) < 0) break;
+          if (o.has_payload) {
+            zmq_msg_send(o.payload.get(), socket_, ZMQ_DONTWAIT);
+          }
         }
-        Frame body(std::move(o.batch));
-        zmq_msg_send(body.get(), socket_, ZMQ_DONTWAIT);
-      } else {
-        const int flags = ZMQ_DONTWAIT | (o.has_payload ? ZMQ_SNDMORE : 0);
-        if (zmq_msg_send(o.header.get(), socket_, flags) < 0) break;
-        if (o.has_payload) zmq_msg_send(o.payload.get(), socket_, ZMQ_DONTWAIT);
+        sent += messages;
+        sending_.pop_front();
       }
-      sent += messages;
-      sending_.pop_front();
     }
     if (sent > 0) {
       absl::MutexLock lock(&mu_);
@@ -702,42 +774,67 @@ class ClientCore {
     SendHello(id);
   }
 
-  // Reads every message available (bounded). False if the context is ending.
+  // One message as received: header frame and optional payload frame.
+  struct Received {
+    Frame header;
+    Frame payload;
+    bool has_payload = false;
+  };
+
+  // Reads what is available (bounded) under sock_mu_, then handles it
+  // without the lock, so callbacks may publish. False if the context is
+  // ending.
   bool ReadAll() {
-    for (int i = 0; i < 4096; ++i) {
-      Frame header;
-      if (zmq_msg_recv(header.get(), socket_, ZMQ_DONTWAIT) < 0) {
-        return zmq_errno() != ETERM;
-      }
-      Frame payload;
-      bool has_payload = false;
-      if (zmq_msg_more(header.get())) {
-        zmq_msg_recv(payload.get(), socket_, 0);
-        has_payload = true;
-        while (zmq_msg_more(payload.get())) {  // tolerate extra frames
-          Frame extra;
-          if (zmq_msg_recv(extra.get(), socket_, 0) < 0) break;
+    constexpr size_t kMaxPerLock = 256;
+    for (int round = 0; round < 16; ++round) {
+      received_.clear();
+      bool more = true;
+      {
+        absl::MutexLock lock(&sock_mu_);
+        while (received_.size() < kMaxPerLock) {
+          Received r;
+          if (zmq_msg_recv(r.header.get(), socket_, ZMQ_DONTWAIT) < 0) {
+            if (zmq_errno() == ETERM) return false;
+            more = false;
+            break;
+          }
+          if (zmq_msg_more(r.header.get())) {
+            zmq_msg_recv(r.payload.get(), socket_, 0);
+            r.has_payload = true;
+            while (zmq_msg_more(r.payload.get())) {  // tolerate extra frames
+              Frame extra;
+              if (zmq_msg_recv(extra.get(), socket_, 0) < 0) break;
+            }
+          }
+          received_.push_back(std::move(r));
         }
       }
-      if (has_payload && header.size() > 0 && header.data()[0] == kBatchTag) {
-        ReadBatch(payload);
-        continue;
-      }
-      protocol::DeliverView d;
-      if (has_payload &&
-          protocol::DecodeDeliverFast(header.data(), header.size(), &d)) {
-        Deliver(d, payload.view(), [&] {
-          auto frames = std::make_shared<std::pair<Frame, Frame>>(
-              std::move(header), std::move(payload));
-          return std::shared_ptr<const void>(frames);
-        });
-        continue;
-      }
-      auto decoded = decoder_.Decode(header.data(), header.size());
-      if (!decoded.ok()) continue;  // not from a sift broker; ignore
-      Dispatch(**decoded);
+      for (Received& r : received_) Handle(r);
+      if (!more) break;
     }
     return true;
+  }
+
+  void Handle(Received& r) {
+    const Frame& header = r.header;
+    if (r.has_payload && header.size() > 0 && header.data()[0] == kBatchTag) {
+      return ReadBatch(r.payload);
+    }
+    protocol::DeliverView d;
+    if (r.has_payload &&
+        protocol::DecodeDeliverFast(header.data(), header.size(), &d)) {
+      // An unbatched DELIVER (large payload). Move the frames to their
+      // final place before taking views: ZeroMQ keeps short messages inside
+      // zmq_msg_t itself, so moving a frame can move its bytes.
+      auto frames = std::make_shared<std::pair<Frame, Frame>>(
+          std::move(r.header), std::move(r.payload));
+      protocol::DecodeDeliverFast(frames->first.data(), frames->first.size(),
+                                  &d);
+      return Deliver(d, frames->second.view(),
+                     [&frames] { return std::shared_ptr<const void>(frames); });
+    }
+    auto decoded = decoder_.Decode(header.data(), header.size());
+    if (decoded.ok()) Dispatch(**decoded);  // else not from a broker: ignore
   }
 
   void ReadBatch(const Frame& body) {
@@ -921,7 +1018,10 @@ class ClientCore {
   std::thread io_thread_;
   std::deque<Outgoing> sending_;
   protocol::HeaderDecoder decoder_;
-  bool ready_ = false;            // session established (WELCOME received)
+  std::vector<Received> received_;  // reused by ReadAll
+  // Session established (WELCOME received). Written by the I/O thread only;
+  // read by publishers deciding whether to send directly.
+  std::atomic<bool> ready_{false};
   bool had_session_ = false;      // a WELCOME was ever received
   bool lost_connection_ = false;  // disconnected; HELLO again on connect
   int64_t next_ping_ms_ = 0;
@@ -949,6 +1049,12 @@ class ClientCore {
   std::string inbox_prefix_ ABSL_GUARDED_BY(mu_);
   uint64_t hello_id_ ABSL_GUARDED_BY(mu_) = 0;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
+
+  // Serializes use of socket_ between the I/O thread and SendDirect callers
+  // once the I/O thread runs. Lock order: mu_, then sock_mu_.
+  absl::Mutex sock_mu_;
+  int zmq_fd_ = -1;  // socket_'s ZMQ_FD, which the I/O thread sleeps on
+  int64_t last_publish_ns_ ABSL_GUARDED_BY(mu_) = 0;
 
   absl::Mutex join_mu_;
   absl::Mutex inbox_mu_;

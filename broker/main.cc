@@ -22,7 +22,7 @@ void OnSignal(int) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto cli = sift::ParseCommandLine(argc, argv, sift::ServerVersion());
+  auto cli = sift::ParseCommandLine(argc, argv, sift::kSiftVersionNumber);
   if (!cli.ok()) {
     std::fprintf(stderr, "siftd: %s\n", std::string(cli.status().message()).c_str());
     return 2;

@@ -22,7 +22,11 @@
 namespace sift {
 namespace {
 
-constexpr char kVersion[] = "siftd 0.1.0";
+const std::string& VersionString() {
+  static const std::string* const version =
+      new std::string(absl::StrCat("siftd ", kSiftVersionNumber));
+  return *version;
+}
 
 // How many messages one wake-up may drain before the loop looks at its
 // shutdown signal and timers again; bounds latency of housekeeping under load.
@@ -77,7 +81,7 @@ RouterLimits LimitsFrom(const Config& config) {
 
 }  // namespace
 
-const char* ServerVersion() { return kVersion; }
+const char* ServerVersion() { return VersionString().c_str(); }
 
 class Server::Loop {
  public:
@@ -148,7 +152,7 @@ class Server::Loop {
       Log(LogLevel::kInfo, "listening", {{"endpoint", endpoint}});
     }
     Log(LogLevel::kInfo, "ready",
-        {{"version", kVersion},
+        {{"version", VersionString()},
          {"max_payload_bytes", config_.max_payload_bytes},
          {"max_subscriptions_per_client",
           config_.max_subscriptions_per_client}});
@@ -348,7 +352,7 @@ class Server::Loop {
     reply.set_request_id(h.request_id());
     wire::Welcome* w = reply.mutable_welcome();
     w->set_protocol_version(wire::PROTOCOL_VERSION_CURRENT);
-    w->set_server_version(kVersion);
+    w->set_server_version(VersionString());
     w->set_client_id(router_.client_id(c));
     w->set_inbox_prefix(router_.inbox_prefix(c));
     w->set_max_payload_bytes(config_.max_payload_bytes);
@@ -558,7 +562,7 @@ class Server::Loop {
     reply.set_request_id(rid);
     wire::StatsReply* stats = reply.mutable_stats_reply();
     router_.FillStats(config_.stats_top_topics, stats);
-    stats->set_server_version(kVersion);
+    stats->set_server_version(VersionString());
     stats->set_uptime_ms(static_cast<uint64_t>(now_ms_ - started_ms_));
     SendHeader(routing_id, reply);
   }

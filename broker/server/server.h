@@ -46,7 +46,9 @@ class Server {
   std::unique_ptr<Loop> loop_;
 };
 
-// The version string siftd reports ("siftd 0.1.0").
+// sift's release number, and the version string siftd reports in WELCOME
+// and STATS ("siftd 0.1.0").
+inline constexpr char kSiftVersionNumber[] = "0.1.0";
 const char* ServerVersion();
 
 }  // namespace sift

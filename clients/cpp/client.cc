@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <sys/eventfd.h>
+#include <poll.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -181,6 +182,10 @@ class ClientCore {
                        "\": ", zmq_strerror(err),
                        " (endpoints look like tcp://127.0.0.1:7440, "
                        "ipc:///path or inproc://name)"));
+    }
+    if (monitor_ != nullptr) {
+      size_t monitor_fd_size = sizeof(monitor_fd_);
+      zmq_getsockopt(monitor_, ZMQ_FD, &monitor_fd_, &monitor_fd_size);
     }
     size_t fd_size = sizeof(zmq_fd_);
     if (zmq_getsockopt(socket_, ZMQ_FD, &zmq_fd_, &fd_size) != 0) {
@@ -620,6 +625,7 @@ class ClientCore {
     const std::string bytes = protocol::EncodeHeader(h);
     absl::MutexLock lock(&sock_mu_);
     zmq_send(socket_, bytes.data(), bytes.size(), ZMQ_DONTWAIT);
+    check_events_ = true;  // sending may consume the fd's signal
   }
 
   // ZMQ_EVENTS of the socket; also re-arms its fd. REQUIRES: sock_mu_.
@@ -632,41 +638,56 @@ class ClientCore {
 
   void IoLoop() {
     next_ping_ms_ = NowMs() + absl::ToInt64Milliseconds(options_.ping_interval);
+    if (monitor_ != nullptr) ReadMonitor();  // events from before the loop
     bool flushing = false;
     int64_t flush_deadline = 0;
     while (true) {
       // The loop sleeps on the socket's fd, not in zmq_poll on the socket,
-      // so that publishers may send on it meanwhile (under sock_mu_). The fd
-      // is edge-triggered: look at the socket's events before sleeping.
-      int events;
-      {
-        absl::MutexLock lock(&sock_mu_);
-        events = SocketEvents();
-      }
-      zmq_pollitem_t items[3] = {{nullptr, zmq_fd_, ZMQ_POLLIN, 0},
-                                 {nullptr, wake_fd_, ZMQ_POLLIN, 0},
-                                 {monitor_, 0, ZMQ_POLLIN, 0}};
+      // so that publishers may send on it meanwhile (under sock_mu_). That
+      // fd signals new commands, not messages: after a receive that ended
+      // in EAGAIN the next message is sure to signal it, but a send may
+      // consume a signal, so after sending look at ZMQ_EVENTS (which costs
+      // a system call, hence only then).
       int64_t wait = next_ping_ms_ - NowMs();
       if (flushing) wait = std::min<int64_t>(wait, 10);
-      if ((events & ZMQ_POLLIN) != 0 ||
-          (ready_ && !sending_.empty() && (events & ZMQ_POLLOUT) != 0)) {
-        wait = 0;
+      if (check_events_ || !sending_.empty()) {
+        int events;
+        {
+          absl::MutexLock lock(&sock_mu_);
+          events = SocketEvents();
+        }
+        check_events_ = false;
+        if ((events & ZMQ_POLLIN) != 0 ||
+            (ready_ && !sending_.empty() && (events & ZMQ_POLLOUT) != 0)) {
+          wait = 0;
+        }
       }
       if (wait < 0) wait = 0;
-      if (zmq_poll(items, monitor_ != nullptr ? 3 : 2, wait) < 0 &&
-          zmq_errno() != EINTR) {
-        break;  // ETERM: the context is going away
+      pollfd fds[3] = {{zmq_fd_, POLLIN, 0},
+                       {wake_fd_, POLLIN, 0},
+                       {monitor_fd_, POLLIN, 0}};
+      if (poll(fds, monitor_fd_ >= 0 ? 3 : 2, static_cast<int>(wait)) < 0 &&
+          errno != EINTR) {
+        break;
       }
-      if (items[1].revents & ZMQ_POLLIN) {
+      if (fds[1].revents & POLLIN) {
         uint64_t count;
         ssize_t ignored = read(wake_fd_, &count, sizeof(count));
         (void)ignored;
       }
-      if (monitor_ != nullptr && (items[2].revents & ZMQ_POLLIN)) {
-        ReadMonitor();
+      // The monitor socket is read to EAGAIN each time, so its fd too
+      // signals the next event.
+      if (monitor_fd_ >= 0 && (fds[2].revents & POLLIN)) ReadMonitor();
+      switch (ReadAll()) {
+        case ReadResult::kDrained:
+          break;
+        case ReadResult::kMore:
+          check_events_ = true;  // come straight back for the rest
+          break;
+        case ReadResult::kEnded:
+          return;
       }
-      if (!ReadAll()) break;
-      if (ready_) SendQueued();
+      if (ready_ && SendQueued() > 0) check_events_ = true;
 
       const int64_t now = NowMs();
       if (now >= next_ping_ms_) {
@@ -706,7 +727,7 @@ class ClientCore {
   // Moves the outbox into sending_ and sends until the socket would block.
   // Lock order: mu_ before sock_mu_ (SendDirect holds both); here they are
   // taken one after the other, never nested.
-  void SendQueued() {
+  size_t SendQueued() {
     {
       absl::MutexLock lock(&mu_);
       for (Outgoing& o : outbox_) sending_.push_back(std::move(o));
@@ -741,6 +762,7 @@ class ClientCore {
       absl::MutexLock lock(&mu_);
       queued_ -= sent;
     }
+    return sent;
   }
 
   void ReadMonitor() {
@@ -781,10 +803,12 @@ class ClientCore {
     bool has_payload = false;
   };
 
+  enum class ReadResult { kDrained, kMore, kEnded };
+
   // Reads what is available (bounded) under sock_mu_, then handles it
-  // without the lock, so callbacks may publish. False if the context is
-  // ending.
-  bool ReadAll() {
+  // without the lock, so callbacks may publish. kDrained: the socket said
+  // EAGAIN; kMore: stopped at the bound; kEnded: the context is ending.
+  ReadResult ReadAll() {
     constexpr size_t kMaxPerLock = 256;
     for (int round = 0; round < 16; ++round) {
       received_.clear();
@@ -794,7 +818,7 @@ class ClientCore {
         while (received_.size() < kMaxPerLock) {
           Received r;
           if (zmq_msg_recv(r.header.get(), socket_, ZMQ_DONTWAIT) < 0) {
-            if (zmq_errno() == ETERM) return false;
+            if (zmq_errno() == ETERM) return ReadResult::kEnded;
             more = false;
             break;
           }
@@ -810,9 +834,9 @@ class ClientCore {
         }
       }
       for (Received& r : received_) Handle(r);
-      if (!more) break;
+      if (!more) return ReadResult::kDrained;
     }
-    return true;
+    return ReadResult::kMore;
   }
 
   void Handle(Received& r) {
@@ -1053,7 +1077,9 @@ class ClientCore {
   // Serializes use of socket_ between the I/O thread and SendDirect callers
   // once the I/O thread runs. Lock order: mu_, then sock_mu_.
   absl::Mutex sock_mu_;
-  int zmq_fd_ = -1;  // socket_'s ZMQ_FD, which the I/O thread sleeps on
+  int zmq_fd_ = -1;      // socket_'s ZMQ_FD, which the I/O thread sleeps on
+  int monitor_fd_ = -1;  // monitor_'s ZMQ_FD
+  bool check_events_ = true;  // I/O thread: look at ZMQ_EVENTS before sleeping
   int64_t last_publish_ns_ ABSL_GUARDED_BY(mu_) = 0;
 
   absl::Mutex join_mu_;

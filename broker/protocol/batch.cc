@@ -155,28 +155,38 @@ bool DecodeDeliverFast(const char* data, size_t size, DeliverView* out) {
                     });
 }
 
+namespace {
+
+// Appends one entry: the header (written in place by `encode`, which must
+// write exactly header_size bytes) and the payload, each after its length.
+template <typename Encode>
+void AppendEntry(std::string* body, size_t header_size, Encode encode,
+                 std::string_view payload) {
+  PutVarint(header_size, body);
+  const size_t at = body->size();
+  body->resize(at + header_size);
+  encode(body->data() + at);
+  PutVarint(payload.size(), body);
+  body->append(payload.data(), payload.size());
+}
+
+}  // namespace
+
 void BatchWriter::AppendPub(uint64_t request_id, std::string_view topic,
                             std::string_view reply_to, bool confirm,
                             std::string_view payload) {
-  const size_t header_size = PubSize(request_id, topic, reply_to, confirm);
-  PutVarint(header_size, body_);
-  const size_t at = body_->size();
-  body_->resize(at + header_size);
-  EncodePub(request_id, topic, reply_to, confirm, body_->data() + at);
-  PutVarint(payload.size(), body_);
-  body_->append(payload.data(), payload.size());
+  AppendEntry(
+      body_, PubSize(request_id, topic, reply_to, confirm),
+      [&](char* out) { EncodePub(request_id, topic, reply_to, confirm, out); },
+      payload);
 }
 
 void BatchWriter::AppendDeliver(uint64_t sid, std::string_view topic,
                                 std::string_view reply_to,
                                 std::string_view payload) {
-  const size_t header_size = DeliverSize(sid, topic, reply_to);
-  PutVarint(header_size, body_);
-  const size_t at = body_->size();
-  body_->resize(at + header_size);
-  EncodeDeliver(sid, topic, reply_to, body_->data() + at);
-  PutVarint(payload.size(), body_);
-  body_->append(payload.data(), payload.size());
+  AppendEntry(
+      body_, DeliverSize(sid, topic, reply_to),
+      [&](char* out) { EncodeDeliver(sid, topic, reply_to, out); }, payload);
 }
 
 bool BatchReader::Next(std::string_view* header, std::string_view* payload) {

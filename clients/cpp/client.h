@@ -3,8 +3,10 @@
 // to a broker embedded in the process (inproc://, see broker/embedded).
 //
 // Thread-safety: a Client is safe to use from any number of threads at once.
-// Each Client runs one background I/O thread that owns its ZeroMQ socket;
-// subscription callbacks run on that thread, one at a time, in arrival order,
+// Each Client runs one background I/O thread that receives, sends what is
+// queued and keeps the session alive; a publish may also be sent by the
+// calling thread when nothing is queued (the socket is shared under a mutex).
+// Subscription callbacks run on the I/O thread, one at a time, in arrival order,
 // and must not block for long (they may call Publish, but not a blocking call
 // such as Request or PublishConfirmed on the same Client). A Subscription's
 // Next() may be called from one thread at a time.

@@ -41,6 +41,9 @@ constexpr int64_t kHousekeepingIntervalMs = 1000;
 // Run bench/run_matrix.sh before changing these.
 constexpr size_t kFlushBatchBytes = 64 * 1024;
 constexpr size_t kBatchPayloadLimit = 16 * 1024;
+// A batch body up to this size is copied into its frame and the session's
+// buffer reused; a larger one is handed to ZeroMQ without a copy.
+constexpr size_t kCopyBatchBytes = 4096;
 // Largest BATCH body the broker accepts from a client (WELCOME says so).
 constexpr size_t kMaxInboundBatchBytes = 1 << 20;
 
@@ -526,22 +529,31 @@ class Server::Loop {
     const uint64_t bytes = session.out_payload_bytes;
     session.out_count = 0;
     session.out_payload_bytes = 0;
-    std::unique_ptr<std::string> body = std::move(session.out);
-    session.last_batch_bytes = body->size();
+    session.last_batch_bytes = session.out->size();
 
     zmq_msg_t part;
     zmq_msg_init_size(&part, session.routing_id.size());
     std::memcpy(zmq_msg_data(&part), session.routing_id.data(),
                 session.routing_id.size());
-    if (!SendRoutingFrame(&part, client, count)) return;
+    if (!SendRoutingFrame(&part, client, count)) {
+      session.out->clear();  // dropped, and counted as such
+      return;
+    }
     zmq_msg_init_size(&part, protocol::BatchHeaderSize(count));
     protocol::EncodeBatchHeader(count, static_cast<char*>(zmq_msg_data(&part)));
     zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    std::string* raw = body.release();
-    zmq_msg_init_data(
-        &part, raw->data(), raw->size(),
-        [](void*, void* hint) { delete static_cast<std::string*>(hint); },
-        raw);
+    if (session.out->size() <= kCopyBatchBytes) {
+      zmq_msg_init_size(&part, session.out->size());
+      std::memcpy(zmq_msg_data(&part), session.out->data(),
+                  session.out->size());
+      session.out->clear();  // keeps its capacity for the next batch
+    } else {
+      std::string* raw = session.out.release();
+      zmq_msg_init_data(
+          &part, raw->data(), raw->size(),
+          [](void*, void* hint) { delete static_cast<std::string*>(hint); },
+          raw);
+    }
     zmq_msg_send(&part, socket_, ZMQ_DONTWAIT);
     router_.RecordDeliveredBatch(count, bytes);
   }

@@ -290,3 +290,40 @@ TEST_F(RoutingTest, TenThousandMessagesArriveInOrder) {
 
 }  // namespace
 }  // namespace sift::test
+
+namespace sift::test {
+namespace {
+
+// Close() right after a burst of fire-and-forget publishes still delivers
+// every one of them: what the client queued, and what it had handed to
+// ZeroMQ, goes out before the socket closes.
+TEST_F(RoutingTest, CloseAfterBurstDeliversEverything) {
+  auto subscriber = NewClient("burst-sub");
+  ASSERT_TRUE(subscriber.ok()) << subscriber.status();
+  auto sub = (*subscriber)->Subscribe("burst.x");
+  ASSERT_TRUE(sub.ok()) << sub.status();
+
+  constexpr int kCount = 50000;
+  {
+    auto publisher = NewClient("burst-pub");
+    ASSERT_TRUE(publisher.ok()) << publisher.status();
+    const std::string payload(200, 'b');
+    for (int i = 0; i < kCount; ++i) {
+      absl::Status s = (*publisher)->Publish("burst.x", payload);
+      ASSERT_TRUE(s.ok()) << i << ": " << s;
+    }
+    (*publisher)->Close();
+  }  // the publisher, its context and its sockets are gone here
+
+  int received = 0;
+  while (received < kCount) {
+    auto m = (*sub)->Next(kDeliveryTimeout);
+    ASSERT_TRUE(m.ok()) << "after " << received << " of " << kCount << ": "
+                        << m.status();
+    ++received;
+  }
+  EXPECT_EQ(received, kCount);
+}
+
+}  // namespace
+}  // namespace sift::test

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string_view>
 #include <utility>
@@ -412,18 +413,22 @@ class Server::Loop {
       protocol::PubView pub;
       if (protocol::DecodePubFast(header.data(), header.size(), &pub)) {
         HandlePub(routing_id, client, pub, payload, nullptr);
-        if (!router_.IsLive(client)) return;
         continue;
       }
       // Not a plain PUB: the full decoder tells what it is. (`h` lives in
       // the decoder's arena, so it must not be used past this point.)
       auto decoded = decoder_.Decode(header.data(), header.size());
       if (!decoded.ok() || !(*decoded)->has_pub()) {
-        router_.RecordDrop(DropReason::kBadFrame);
+        // Stop here: one ERROR, not one per entry of a hostile batch.
+        uint64_t rest = 0;
+        while (reader.Next(&header, &payload)) ++rest;
+        router_.RecordDrop(DropReason::kBadFrame, 1 + rest);
         SendClientError(
             routing_id, true, client, batch_request_id, wire::BAD_FRAME,
-            absl::StrCat("BATCH entry ", seen, " is not a PUB header"));
-        continue;
+            absl::StrCat("BATCH entry ", seen,
+                         " is not a PUB header; it and the ", rest,
+                         " entries after it were not routed"));
+        return;
       }
       const wire::Header& e = **decoded;
       pub.request_id = e.request_id();
@@ -520,8 +525,9 @@ class Server::Loop {
     return false;
   }
 
-  // Sends the session's pending BATCH, if any. The body's buffer is handed
-  // to ZeroMQ (freed when sent), not copied.
+  // Sends the session's pending BATCH, if any: a small body is copied into
+  // its frame (the session keeps its buffer), a large one handed to ZeroMQ
+  // without a copy (freed once sent).
   void FlushSession(Router::ClientHandle client) {
     Session& session = sessions_[client];
     if (session.out_count == 0) return;
@@ -638,6 +644,8 @@ class Server::Loop {
   }
 
   void EndSession(Router::ClientHandle client, std::string_view reason) {
+    // The handle may be reused by the next HELLO: it must not stay in gone_.
+    gone_.erase(std::remove(gone_.begin(), gone_.end(), client), gone_.end());
     Log(LogLevel::kInfo, "client disconnected",
         {{"client", router_.client_id(client)}, {"reason", reason}});
     Session& s = sessions_[client];

@@ -62,6 +62,13 @@ class Row:
         self.memory = memory
 
 
+
+def md_table(header, align, rows):
+    """Lines of a Markdown table: header cells, alignment cells, rows."""
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines
+
 def rows(scale):
     n = 1000000 // scale
     lat = 20000 // scale
@@ -353,10 +360,8 @@ def main():
                "MB = 10^6 bytes of payload.")
     out.append("- Targets met: %d of %d" % (sum(verdicts), len(verdicts)))
     out.append("")
-    out.append("| Row | Metric | sift | proxy | sift/proxy | Target | Result |")
-    out.append("| --- | --- | ---: | ---: | ---: | --- | --- |")
-    for line in lines:
-        out.append("| " + " | ".join(line) + " |")
+    out += md_table(["Row", "Metric", "sift", "proxy", "sift/proxy", "Target", "Result"],
+                    ["---", "---", "---:", "---:", "---:", "---", "---"], lines)
     out.append("")
     out.append("Baseline: a plain ZeroMQ `zmq_proxy` in its own process (`sift-bench proxy-server`), "
                "XSUB → XPUB with publishers' PUB and subscribers' SUB (prefix subscription), "
@@ -369,15 +374,12 @@ def main():
     out.append("")
     out.append("### Details (medians)")
     out.append("")
-    out.append("| Row | Mode | CPU (server) | CPU (bench) | Memory | Publishing | Latency |")
-    out.append("| --- | --- | --- | --- | --- | --- | --- |")
-    for d in details:
-        out.append("| " + " | ".join(d) + " |")
+    out += md_table(["Row", "Mode", "CPU (server)", "CPU (bench)", "Memory", "Publishing",
+                     "Latency"], ["---"] * 7, details)
     out.append("")
     out.append("### Every repetition (primary metric)")
     out.append("")
-    out.append("| Row | Mode | Runs |")
-    out.append("| --- | --- | --- |")
+    runs = []
     for row in all_rows:
         for mode in ("sift", "proxy"):
             vals = []
@@ -390,7 +392,8 @@ def main():
                     vals.append("%s%s" % (fmt(row.metric(r), "rate"),
                                           "" if r["complete"] else " (delivered %.4f)" % r["delivered"]))
             vals += ["error: %s" % e for e in errors[(row.key, mode)]]
-            out.append("| %s | %s | %s |" % (row.label, mode, "; ".join(vals) or "none"))
+            runs.append([row.label, mode, "; ".join(vals) or "none"])
+    out += md_table(["Row", "Mode", "Runs"], ["---"] * 3, runs)
     out.append("")
     out.append("### Commands")
     out.append("")

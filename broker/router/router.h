@@ -146,8 +146,8 @@ class Router {
 
   void RemoveSubscription(SubHandle handle);
   TopicCounters& CountersFor(std::string_view topic);
-  // If topic lies in a client's inbox, the client it belongs to (or
-  // kNoClient for an inbox of no live client).
+  // True if `topic` lies in a client inbox ("_INBOX.<id>..."); then *owner
+  // is that client, or ~0 if no live client has that id.
   bool InboxOwner(std::string_view topic, ClientHandle* owner) const;
 
   const RouterLimits limits_;

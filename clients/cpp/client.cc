@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <sys/eventfd.h>
 #include <poll.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -10,6 +11,7 @@
 #include <atomic>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <future>
 #include <thread>
 #include <utility>
@@ -24,6 +26,7 @@
 #include "broker/protocol/batch.h"
 #include "broker/protocol/codec.h"
 #include "broker/topic/topic.h"
+#include "clients/cpp/fast_mutex.h"
 
 namespace sift {
 namespace {
@@ -47,7 +50,25 @@ absl::string_view AbslView(std::string_view s) {
   return absl::string_view(s.data(), s.size());
 }
 
-int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
+// For the I/O loop's timers (pings, the close budget), where a few
+// milliseconds of granularity are fine: the coarse clock costs a fraction of
+// the precise one, and the loop reads it on every turn.
+int64_t NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// last_publish_ns_ after a publish that was queued behind others: it reads
+// as "just now" to the next publish, so a burst keeps batching without a
+// clock read per message.
+constexpr int64_t kInBurst = std::numeric_limits<int64_t>::max();
 
 // A zmq_msg_t that closes itself; movable.
 class Frame {
@@ -203,7 +224,7 @@ class ClientCore {
     uint64_t hello_id;
     std::future<Reply> welcome;
     {
-      absl::MutexLock lock(&mu_);
+      internal::FastMutexLock lock(&mu_);
       hello_id = hello_id_ = NextId();
       welcome = waiters_[hello_id].get_future();
     }
@@ -226,18 +247,18 @@ class ClientCore {
 
   void Close() {
     {
-      absl::MutexLock lock(&mu_);
+      internal::FastMutexLock lock(&mu_);
       closing_ = true;  // a second Close() just waits for the first
     }
     Wake();
-    absl::MutexLock join_lock(&join_mu_);
+    internal::FastMutexLock join_lock(&join_mu_);
     if (io_thread_.joinable()) io_thread_.join();
     CloseSockets();
     // Wake everything still waiting.
     absl::flat_hash_map<uint64_t, std::promise<Reply>> waiters;
     absl::flat_hash_map<uint64_t, std::shared_ptr<SubTarget>> subs;
     {
-      absl::MutexLock lock(&mu_);
+      internal::FastMutexLock lock(&mu_);
       waiters.swap(waiters_);
       subs.swap(subs_);
       requests_.clear();
@@ -256,15 +277,19 @@ class ClientCore {
     }
     bool wake;
     {
-      absl::MutexLock lock(&mu_);
+      internal::FastMutexLock lock(&mu_);
       if (absl::Status s = CheckQueueLocked(); !s.ok()) return s;
-      const int64_t now = absl::GetCurrentTimeNanos();
-      const bool direct = queued_ == 0 &&
-                          ready_.load(std::memory_order_acquire) &&
-                          now - last_publish_ns_ > kDirectSendGapNs;
-      last_publish_ns_ = now;
-      if (direct && SendDirect(request_id, topic, reply_to, confirm, payload)) {
-        return absl::OkStatus();
+      if (queued_ == 0 && ready_.load(std::memory_order_acquire)) {
+        const int64_t now = NowNs();
+        const bool direct = last_publish_ns_ != kInBurst &&
+                            now - last_publish_ns_ > kDirectSendGapNs;
+        last_publish_ns_ = now;
+        if (direct &&
+            SendDirect(request_id, topic, reply_to, confirm, payload)) {
+          return absl::OkStatus();
+        }
+      } else {
+        last_publish_ns_ = kInBurst;
       }
       wake = outbox_.empty();
       if (batching_ && payload.size() <= kBatchPayloadLimit) {
@@ -309,7 +334,7 @@ class ClientCore {
     Frame body(payload.data(), payload.size());
     bool input_pending;
     {
-      absl::MutexLock lock(&sock_mu_);
+      internal::FastMutexLock lock(&sock_mu_);
       if (zmq_msg_send(header.get(), socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         return false;
       }
@@ -356,7 +381,7 @@ class ClientCore {
     target->inbox = inbox;
     std::future<Reply> reply;
     {
-      absl::MutexLock lock(&mu_);
+      internal::FastMutexLock lock(&mu_);
       if (closing_) return absl::FailedPreconditionError("client closed");
       subs_[sid] = target;
       subs_generation_.fetch_add(1, std::memory_order_release);
@@ -393,7 +418,7 @@ class ClientCore {
     const uint64_t id = NextId();
     std::future<Reply> reply;
     {
-      absl::MutexLock lock(&mu_);
+      internal::FastMutexLock lock(&mu_);
       if (closing_) return absl::OkStatus();
       reply = waiters_[id].get_future();
     }
@@ -418,19 +443,19 @@ class ClientCore {
     std::future<Message> reply = promise->get_future();
     std::string reply_to;
     {
-      absl::MutexLock lock(&mu_);
+      internal::FastMutexLock lock(&mu_);
       reply_to = absl::StrCat(inbox_prefix_, ".", token);
       requests_[token] = promise;
     }
     if (absl::Status s = Publish(topic, payload, reply_to, 0, false);
         !s.ok()) {
-      absl::MutexLock lock(&mu_);
+      internal::FastMutexLock lock(&mu_);
       requests_.erase(token);
       return s;
     }
     if (reply.wait_for(absl::ToChronoNanoseconds(timeout)) !=
         std::future_status::ready) {
-      absl::MutexLock lock(&mu_);
+      internal::FastMutexLock lock(&mu_);
       requests_.erase(token);
       return absl::DeadlineExceededError(
           absl::StrCat("no reply to request on \"", AbslView(topic),
@@ -471,11 +496,11 @@ class ClientCore {
   }
 
   std::string client_id() const {
-    absl::MutexLock lock(&mu_);
+    internal::FastMutexLock lock(&mu_);
     return client_id_;
   }
   std::string inbox_prefix() const {
-    absl::MutexLock lock(&mu_);
+    internal::FastMutexLock lock(&mu_);
     return inbox_prefix_;
   }
   uint64_t reconnects() const { return reconnects_.load(); }
@@ -531,12 +556,12 @@ class ClientCore {
   }
 
   std::future<Reply> AddWaiter(uint64_t id) {
-    absl::MutexLock lock(&mu_);
+    internal::FastMutexLock lock(&mu_);
     return waiters_[id].get_future();
   }
 
   void DropWaiter(uint64_t id) {
-    absl::MutexLock lock(&mu_);
+    internal::FastMutexLock lock(&mu_);
     waiters_.erase(id);
   }
 
@@ -549,7 +574,7 @@ class ClientCore {
   void ForgetSub(uint64_t sid) {
     std::shared_ptr<SubTarget> sub;
     {
-      absl::MutexLock lock(&mu_);
+      internal::FastMutexLock lock(&mu_);
       auto it = subs_.find(sid);
       if (it == subs_.end()) return;
       sub = std::move(it->second);
@@ -589,7 +614,7 @@ class ClientCore {
 
   // Subscribes the client's inbox (once) so Request() can get replies.
   absl::Status EnsureInbox() {
-    absl::MutexLock inbox_lock(&inbox_mu_);
+    internal::FastMutexLock inbox_lock(&inbox_mu_);
     if (inbox_sid_ != 0) return absl::OkStatus();
     auto sid = Subscribe(absl::StrCat(AbslView(inbox_prefix()), ".>"),
                          SubscribeOptions{}, nullptr, /*inbox=*/true);
@@ -602,7 +627,7 @@ class ClientCore {
     const std::string bytes = protocol::EncodeHeader(h);
     bool wake;
     {
-      absl::MutexLock lock(&mu_);
+      internal::FastMutexLock lock(&mu_);
       if (closing_) return absl::FailedPreconditionError("client closed");
       wake = outbox_.empty();
       Outgoing out;
@@ -634,7 +659,7 @@ class ClientCore {
   // Sends a header-only message at once (control traffic of the I/O thread).
   void SendNow(const wire::Header& h) {
     const std::string bytes = protocol::EncodeHeader(h);
-    absl::MutexLock lock(&sock_mu_);
+    internal::FastMutexLock lock(&sock_mu_);
     zmq_send(socket_, bytes.data(), bytes.size(), ZMQ_DONTWAIT);
     check_events_ = true;  // sending may consume the fd's signal
   }
@@ -664,7 +689,7 @@ class ClientCore {
       if (check_events_ || !sending_.empty()) {
         int events;
         {
-          absl::MutexLock lock(&sock_mu_);
+          internal::FastMutexLock lock(&sock_mu_);
           events = SocketEvents();
         }
         check_events_ = false;
@@ -711,7 +736,7 @@ class ClientCore {
         }
       }
       if (!flushing) {
-        absl::MutexLock lock(&mu_);
+        internal::FastMutexLock lock(&mu_);
         if (closing_) {
           flushing = true;
           flush_deadline = now + 2000;  // bounded flush of queued messages
@@ -720,7 +745,7 @@ class ClientCore {
       if (flushing) {
         bool empty;
         {
-          absl::MutexLock lock(&mu_);
+          internal::FastMutexLock lock(&mu_);
           empty = outbox_.empty() && sending_.empty();
         }
         if (empty || !ready_ || now >= flush_deadline) {
@@ -733,7 +758,7 @@ class ClientCore {
             // go out when the socket closes (linger is 0 until now).
             const int linger =
                 static_cast<int>(std::max<int64_t>(flush_deadline - now, 0));
-            absl::MutexLock lock(&sock_mu_);
+            internal::FastMutexLock lock(&sock_mu_);
             zmq_setsockopt(socket_, ZMQ_LINGER, &linger, sizeof(linger));
           }
           break;
@@ -747,13 +772,13 @@ class ClientCore {
   // taken one after the other, never nested.
   size_t SendQueued() {
     {
-      absl::MutexLock lock(&mu_);
+      internal::FastMutexLock lock(&mu_);
       for (Outgoing& o : outbox_) sending_.push_back(std::move(o));
       outbox_.clear();
     }
     size_t sent = 0;
     {
-      absl::MutexLock socket_lock(&sock_mu_);
+      internal::FastMutexLock socket_lock(&sock_mu_);
       while (!sending_.empty()) {
         Outgoing& o = sending_.front();
         const size_t messages = o.messages();  // before the batch is handed off
@@ -777,7 +802,7 @@ class ClientCore {
       }
     }
     if (sent > 0) {
-      absl::MutexLock lock(&mu_);
+      internal::FastMutexLock lock(&mu_);
       queued_ -= sent;
     }
     return sent;
@@ -808,7 +833,7 @@ class ClientCore {
     ready_ = false;
     uint64_t id;
     {
-      absl::MutexLock lock(&mu_);
+      internal::FastMutexLock lock(&mu_);
       id = hello_id_ = NextId();
     }
     SendHello(id);
@@ -832,7 +857,7 @@ class ClientCore {
       received_.clear();
       bool more = true;
       {
-        absl::MutexLock lock(&sock_mu_);
+        internal::FastMutexLock lock(&sock_mu_);
         while (received_.size() < kMaxPerLock) {
           Received r;
           if (zmq_msg_recv(r.header.get(), socket_, ZMQ_DONTWAIT) < 0) {
@@ -945,7 +970,7 @@ class ClientCore {
   void OnWelcome(const wire::Header& h) {
     std::vector<wire::Header> resubscribe;
     {
-      absl::MutexLock lock(&mu_);
+      internal::FastMutexLock lock(&mu_);
       if (h.request_id() != hello_id_) return;  // answer to an older HELLO
       const wire::Welcome& w = h.welcome();
       client_id_ = w.client_id();
@@ -984,7 +1009,7 @@ class ClientCore {
     if (id == 0) return;
     std::promise<Reply> promise;
     {
-      absl::MutexLock lock(&mu_);
+      internal::FastMutexLock lock(&mu_);
       auto it = waiters_.find(id);
       if (it == waiters_.end()) return;
       promise = std::move(it->second);
@@ -998,7 +1023,7 @@ class ClientCore {
   const SubTarget* FindTarget(uint64_t sid) {
     const uint64_t generation = subs_generation_.load(std::memory_order_acquire);
     if (generation != local_generation_) {
-      absl::MutexLock lock(&mu_);
+      internal::FastMutexLock lock(&mu_);
       local_subs_ = subs_;
       local_generation_ = subs_generation_.load(std::memory_order_relaxed);
     }
@@ -1056,7 +1081,7 @@ class ClientCore {
     }
     std::shared_ptr<std::promise<Message>> request;
     {
-      absl::MutexLock lock(&mu_);
+      internal::FastMutexLock lock(&mu_);
       auto it = requests_.find(token);
       if (it == requests_.end()) return;  // late reply: request timed out
       request = std::move(it->second);
@@ -1107,7 +1132,7 @@ class ClientCore {
   std::atomic<uint32_t> max_topic_length_{256};
   std::atomic<uint32_t> max_topic_tokens_{16};
 
-  mutable absl::Mutex mu_;
+  mutable internal::FastMutex mu_;
   std::vector<Outgoing> outbox_ ABSL_GUARDED_BY(mu_);
   size_t queued_ ABSL_GUARDED_BY(mu_) = 0;  // messages in outbox_ + sending_
   bool batching_ ABSL_GUARDED_BY(mu_) = false;
@@ -1124,14 +1149,14 @@ class ClientCore {
 
   // Serializes use of socket_ between the I/O thread and SendDirect callers
   // once the I/O thread runs. Lock order: mu_, then sock_mu_.
-  absl::Mutex sock_mu_;
+  internal::FastMutex sock_mu_;
   int zmq_fd_ = -1;      // socket_'s ZMQ_FD, which the I/O thread sleeps on
   int monitor_fd_ = -1;  // monitor_'s ZMQ_FD
   bool check_events_ = true;  // I/O thread: look at ZMQ_EVENTS before sleeping
   int64_t last_publish_ns_ ABSL_GUARDED_BY(mu_) = 0;
 
-  absl::Mutex join_mu_;
-  absl::Mutex inbox_mu_;
+  internal::FastMutex join_mu_;
+  internal::FastMutex inbox_mu_;
   uint64_t inbox_sid_ ABSL_GUARDED_BY(inbox_mu_) = 0;
 };
 

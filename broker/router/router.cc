@@ -192,20 +192,41 @@ bool Router::InboxOwner(std::string_view topic, ClientHandle* owner) const {
   return true;
 }
 
-Router::TopicCounters& Router::CountersFor(std::string_view topic) {
-  auto it = topics_.find(AbslView(topic));
-  if (it != topics_.end()) return it->second;
-  if (topics_.size() >= limits_.max_tracked_topics) return other_topics_;
-  return topics_[AbslView(topic)];
+uint32_t Router::CountersNote(std::string_view topic) {
+  auto it = topic_slots_.find(AbslView(topic));
+  if (it != topic_slots_.end()) return it->second + 1;
+  if (topic_slots_.size() >= limits_.max_tracked_topics) {
+    return kOtherTopicsNote;
+  }
+  const auto slot = static_cast<uint32_t>(topic_counters_.size());
+  topic_counters_.emplace_back();
+  topic_slots_.emplace(AbslView(topic), slot);
+  return slot + 1;
+}
+
+Router::TopicCounters& Router::CountersFor(
+    std::string_view topic, const topic::SubjectTree::MatchResult* cached) {
+  uint32_t note = cached != nullptr ? cached->note : 0;
+  if (note == 0) {
+    note = CountersNote(topic);
+    if (cached != nullptr) cached->note = note;
+  }
+  return note == kOtherTopicsNote ? other_topics_ : topic_counters_[note - 1];
 }
 
 absl::Status Router::Publish(std::string_view topic, std::string_view reply_to,
                              size_t payload_size,
                              std::vector<Target>* targets) {
   targets->clear();
-  if (absl::Status s = topic::ValidateTopic(topic, limits_.topic); !s.ok()) {
-    RecordDrop(DropReason::kInvalidTopic);
-    return WithWireCode(s, wire::INVALID_TOPIC);
+  // A topic in the match cache was valid when it was matched (and the limits
+  // do not change), so a hit skips validation.
+  const topic::SubjectTree::MatchResult* cached = tree_.FindCached(topic);
+  if (cached == nullptr) {
+    if (absl::Status s = topic::ValidateTopic(topic, limits_.topic);
+        !s.ok()) {
+      RecordDrop(DropReason::kInvalidTopic);
+      return WithWireCode(s, wire::INVALID_TOPIC);
+    }
   }
   if (!reply_to.empty()) {
     if (absl::Status s = topic::ValidateTopic(reply_to, limits_.topic);
@@ -227,7 +248,8 @@ absl::Status Router::Publish(std::string_view topic, std::string_view reply_to,
   ++messages_in_;
   bytes_in_ += payload_size;
 
-  const topic::SubjectTree::MatchResult& match = tree_.Match(topic);
+  const topic::SubjectTree::MatchResult& match =
+      cached != nullptr ? *cached : tree_.MatchUncached(topic);
   for (SubHandle h : match.plain) {
     const Subscription& s = subs_[h];
     targets->push_back(Target{s.client, s.sid});
@@ -247,7 +269,7 @@ absl::Status Router::Publish(std::string_view topic, std::string_view reply_to,
                    targets->end());
   }
 
-  TopicCounters& counters = CountersFor(topic);
+  TopicCounters& counters = CountersFor(topic, cached);
   ++counters.in;
   counters.out += targets->size();
   if (targets->empty()) RecordDrop(DropReason::kNoSubscribers);
@@ -270,9 +292,9 @@ void Router::FillStats(size_t top_topics, wire::StatsReply* out) const {
   }
   // Busiest topics first (by messages in), bounded.
   std::vector<std::pair<const std::string*, const TopicCounters*>> sorted;
-  sorted.reserve(topics_.size());
-  for (const auto& [name, counters] : topics_) {
-    sorted.emplace_back(&name, &counters);
+  sorted.reserve(topic_slots_.size());
+  for (const auto& [name, slot] : topic_slots_) {
+    sorted.emplace_back(&name, &topic_counters_[slot]);
   }
   size_t n = std::min(top_topics, sorted.size());
   std::partial_sort(sorted.begin(), sorted.begin() + n, sorted.end(),
@@ -294,7 +316,7 @@ void Router::FillStats(size_t top_topics, wire::StatsReply* out) const {
     t->set_messages_in(other_topics_.in);
     t->set_messages_out(other_topics_.out);
   }
-  out->set_topics_tracked(topics_.size());
+  out->set_topics_tracked(topic_slots_.size());
 }
 
 }  // namespace sift

@@ -145,7 +145,13 @@ class Router {
   };
 
   void RemoveSubscription(SubHandle handle);
-  TopicCounters& CountersFor(std::string_view topic);
+  // The counters of `topic`, found through the note on its match-cache entry
+  // when it has one (no second hash lookup per message), else by name.
+  TopicCounters& CountersFor(std::string_view topic,
+                             const topic::SubjectTree::MatchResult* cached);
+  // A MatchResult::note naming a slot of topic_counters_ (slot + 1), or
+  // kOtherTopicsNote for other_topics_.
+  uint32_t CountersNote(std::string_view topic);
   // True if `topic` lies in a client inbox ("_INBOX.<id>..."); then *owner
   // is that client, or ~0 if no live client has that id.
   bool InboxOwner(std::string_view topic, ClientHandle* owner) const;
@@ -170,8 +176,11 @@ class Router {
   uint64_t bytes_out_ = 0;
   uint64_t errors_sent_ = 0;
   std::array<uint64_t, static_cast<int>(DropReason::kCount)> drops_{};
-  absl::flat_hash_map<std::string, TopicCounters> topics_;
+  // Per-topic counters: the slot of each tracked topic, and the slots.
+  absl::flat_hash_map<std::string, uint32_t> topic_slots_;
+  std::vector<TopicCounters> topic_counters_;
   TopicCounters other_topics_;  // beyond max_tracked_topics
+  static constexpr uint32_t kOtherTopicsNote = ~uint32_t{0};
 };
 
 }  // namespace sift

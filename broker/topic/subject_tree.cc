@@ -596,20 +596,24 @@ bool SubjectTree::Remove(std::string_view pattern, std::string_view queue_group,
 // Matching.
 
 const SubjectTree::MatchResult& SubjectTree::Match(std::string_view topic) {
-  if (cache_capacity_ != 0) {
-    if (ABSL_PREDICT_FALSE(cache_generation_ != generation_)) ResetCache();
-    // Heterogeneous lookup: the string_view is hashed as is, so a hit
-    // allocates nothing.
-    auto it = cache_.find(topic);
-    if (ABSL_PREDICT_TRUE(it != cache_.end())) {
-      ++cache_hits_;
-      return it->second;
-    }
-  }
-  return MatchSlow(topic);
+  const MatchResult* cached = FindCached(topic);
+  return ABSL_PREDICT_TRUE(cached != nullptr) ? *cached : MatchUncached(topic);
 }
 
-const SubjectTree::MatchResult& SubjectTree::MatchSlow(std::string_view topic) {
+const SubjectTree::MatchResult* SubjectTree::FindCached(
+    std::string_view topic) {
+  if (cache_capacity_ == 0) return nullptr;
+  if (ABSL_PREDICT_FALSE(cache_generation_ != generation_)) ResetCache();
+  // Heterogeneous lookup: the string_view is hashed as is, so a hit
+  // allocates nothing.
+  auto it = cache_.find(topic);
+  if (ABSL_PREDICT_FALSE(it == cache_.end())) return nullptr;
+  ++cache_hits_;
+  return &it->second;
+}
+
+const SubjectTree::MatchResult& SubjectTree::MatchUncached(
+    std::string_view topic) {
   ++cache_misses_;
   TokenArray tokens;
   const size_t n = Tokenize(topic, tokens);
@@ -630,6 +634,7 @@ const SubjectTree::MatchResult& SubjectTree::MatchSlow(std::string_view topic) {
   // A result too large for the budget is not cached: recomputing it costs
   // about what copying it would, and delivering it costs far more.
   if (cost > cache_max_handles_) return scratch_;
+  if (cache_generation_ != generation_) ResetCache();
   while (cache_.size() >= cache_capacity_ ||
          cached_handles_ + cost > cache_max_handles_) {
     EvictSome();

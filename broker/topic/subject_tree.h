@@ -51,6 +51,11 @@ class SubjectTree {
     // One entry per group name with >= 1 matching member, members merged
     // across all matching patterns.
     std::vector<Group> groups;
+    // The caller's, on a result FindCached returned (a cache entry): zero
+    // when the entry is made, kept as set while the entry lives. The router
+    // remembers the topic's counters there. Never set it on a result of
+    // Match or MatchUncached, which may be shared scratch space.
+    mutable uint32_t note = 0;
   };
 
   // cache_capacity bounds the number of cached topics; 0 disables the cache.
@@ -77,6 +82,16 @@ class SubjectTree {
   // REQUIRES: topic passed ValidateTopic. The reference is valid until the
   // next call of any non-const method.
   const MatchResult& Match(std::string_view topic);
+
+  // The cached result for `topic`, or nullptr if it is not cached. A topic
+  // is cached only after Match or MatchUncached, so a hit means the topic
+  // was valid then. Same lifetime as Match's result.
+  const MatchResult* FindCached(std::string_view topic);
+
+  // Match without the cache lookup (it still fills the cache): for a caller
+  // that FindCached just answered with nullptr.
+  // REQUIRES: as for Match.
+  const MatchResult& MatchUncached(std::string_view topic);
 
   // Round-robin choice of one member (even spread).
   // REQUIRES: !g.members.empty().
@@ -141,7 +156,6 @@ class SubjectTree {
   bool InsertQueued(Node* node, std::string_view group, Handle h);
   bool EraseQueued(Node* node, std::string_view group, Handle h);
 
-  const MatchResult& MatchSlow(std::string_view topic);
   void ResetScratch();
   void Collect(const Node* node, const std::string_view* tokens, size_t n,
                size_t i);

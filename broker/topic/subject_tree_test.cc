@@ -333,6 +333,34 @@ TEST(SubjectTreeTest, CacheHitsAndInvalidation) {
   EXPECT_EQ(tree.cache_misses(), 3u);
 }
 
+TEST(SubjectTreeTest, FindCachedAndNotes) {
+  SubjectTree tree;
+  tree.Insert("a.*", "", 1);
+  EXPECT_EQ(tree.FindCached("a.b"), nullptr);  // never matched
+  EXPECT_THAT(tree.MatchUncached("a.b").plain, ElementsAre(1u));
+  const SubjectTree::MatchResult* hit = tree.FindCached("a.b");
+  ASSERT_NE(hit, nullptr);
+  EXPECT_THAT(hit->plain, ElementsAre(1u));
+  EXPECT_EQ(hit->note, 0u);  // fresh entries carry no note
+  hit->note = 42;
+  EXPECT_EQ(tree.FindCached("a.b")->note, 42u);
+  EXPECT_EQ(tree.Match("a.b").note, 42u);  // the same entry
+  EXPECT_EQ(tree.cache_hits(), 3u);
+  EXPECT_EQ(tree.cache_misses(), 1u);
+
+  // A change of the tree drops every entry, notes included.
+  tree.Insert("a.c", "", 2);
+  EXPECT_EQ(tree.FindCached("a.b"), nullptr);
+  tree.MatchUncached("a.b");
+  ASSERT_NE(tree.FindCached("a.b"), nullptr);
+  EXPECT_EQ(tree.FindCached("a.b")->note, 0u);
+
+  SubjectTree uncached(/*cache_capacity=*/0);
+  uncached.Insert("a.*", "", 1);
+  uncached.Match("a.b");
+  EXPECT_EQ(uncached.FindCached("a.b"), nullptr);
+}
+
 TEST(SubjectTreeTest, CacheIsBounded) {
   SubjectTree tree(/*cache_capacity=*/8);
   tree.Insert("t.*", "", 1);

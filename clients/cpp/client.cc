@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <sys/eventfd.h>
 #include <poll.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -229,7 +230,10 @@ class ClientCore {
       welcome = waiters_[hello_id].get_future();
     }
     SendHello(hello_id);  // before the I/O thread exists, which owns it next
-    io_thread_ = std::thread([this] { IoLoop(); });
+    io_thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "sift-client");  // for top -H, perf
+      IoLoop();
+    });
 
     auto ready = WaitFor(std::move(welcome), hello_id, options_.connect_timeout);
     if (!ready.ok()) {

@@ -12,8 +12,8 @@
 #include <atomic>
 #include <cstring>
 #include <deque>
-#include <limits>
 #include <future>
+#include <limits>
 #include <thread>
 #include <utility>
 #include <vector>

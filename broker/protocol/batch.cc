@@ -189,6 +189,30 @@ void BatchWriter::AppendDeliver(uint64_t sid, std::string_view topic,
       [&](char* out) { EncodeDeliver(sid, topic, reply_to, out); }, payload);
 }
 
+PubView PubViewOf(const wire::Header& h) {
+  PubView v;
+  v.request_id = h.request_id();
+  v.topic = h.pub().topic();
+  v.reply_to = h.pub().reply_to();
+  v.confirm = h.pub().confirm();
+  return v;
+}
+
+DeliverView DeliverViewOf(const wire::Deliver& d) {
+  DeliverView v;
+  v.sid = d.sid();
+  v.topic = d.topic();
+  v.reply_to = d.reply_to();
+  return v;
+}
+
+uint64_t BatchReader::SkipRest() {
+  std::string_view header, payload;
+  uint64_t n = 0;
+  while (Next(&header, &payload)) ++n;
+  return n;
+}
+
 bool BatchReader::Next(std::string_view* header, std::string_view* payload) {
   if (p_ >= end_ || error_) return false;
   if (!GetBytes(p_, end_, header) || !GetBytes(p_, end_, payload)) {

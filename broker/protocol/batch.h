@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "proto/sift.pb.h"
+
 namespace sift::protocol {
 
 // A PUB header seen in place: views into the frame it was decoded from.
@@ -36,6 +38,12 @@ struct DeliverView {
 // apart and reports errors.
 bool DecodePubFast(const char* data, size_t size, PubView* out);
 bool DecodeDeliverFast(const char* data, size_t size, DeliverView* out);
+
+// The same views of headers the full decoder read (the fast ones refused
+// them): they point into `h` or `d`, so are valid while those live.
+// REQUIRES: h.has_pub().
+PubView PubViewOf(const wire::Header& h);
+DeliverView DeliverViewOf(const wire::Deliver& d);
 
 // Appends entries to a batch body.
 class BatchWriter {
@@ -61,6 +69,8 @@ class BatchReader {
   // Sets the next entry's header and payload bytes. False at the end, or if
   // the body is malformed (then error() is true).
   bool Next(std::string_view* header, std::string_view* payload);
+  // Walks past the remaining entries; returns how many there were.
+  uint64_t SkipRest();
   bool error() const { return error_; }
 
  private:

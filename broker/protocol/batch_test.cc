@@ -92,5 +92,38 @@ TEST(BatchTest, BatchHeaderMatchesProtobuf) {
   }
 }
 
+TEST(BatchTest, SkipRestCountsTheRemainingEntries) {
+  std::string body;
+  BatchWriter writer(&body);
+  for (int i = 0; i < 5; ++i) writer.AppendDeliver(i, "t", "", "p");
+  BatchReader reader(body.data(), body.size());
+  std::string_view header, payload;
+  ASSERT_TRUE(reader.Next(&header, &payload));
+  EXPECT_EQ(reader.SkipRest(), 4u);
+  EXPECT_EQ(reader.SkipRest(), 0u);
+  EXPECT_FALSE(reader.error());
+}
+
+TEST(BatchTest, ViewsOfDecodedHeaders) {
+  wire::Header h;
+  h.set_request_id(7);
+  h.mutable_pub()->set_topic("a.b");
+  h.mutable_pub()->set_reply_to("r");
+  h.mutable_pub()->set_confirm(true);
+  const PubView pub = PubViewOf(h);
+  EXPECT_EQ(pub.request_id, 7u);
+  EXPECT_EQ(pub.topic, "a.b");
+  EXPECT_EQ(pub.reply_to, "r");
+  EXPECT_TRUE(pub.confirm);
+
+  wire::Deliver d;
+  d.set_sid(9);
+  d.set_topic("x");
+  const DeliverView deliver = DeliverViewOf(d);
+  EXPECT_EQ(deliver.sid, 9u);
+  EXPECT_EQ(deliver.topic, "x");
+  EXPECT_EQ(deliver.reply_to, "");
+}
+
 }  // namespace
 }  // namespace sift::protocol

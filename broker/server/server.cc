@@ -55,6 +55,12 @@ int64_t NowMs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
+// Initializes *m as a new frame holding a copy of `bytes`.
+void InitCopy(zmq_msg_t* m, std::string_view bytes) {
+  zmq_msg_init_size(m, bytes.size());
+  if (!bytes.empty()) std::memcpy(zmq_msg_data(m), bytes.data(), bytes.size());
+}
+
 std::string_view MsgView(zmq_msg_t* m) {
   return std::string_view(static_cast<const char*>(zmq_msg_data(m)),
                           zmq_msg_size(m));
@@ -321,15 +327,9 @@ class Server::Loop {
                        "(the broker may have restarted)"));
     }
     switch (h.command_case()) {
-      case wire::Header::kPub: {
-        protocol::PubView pub;
-        pub.request_id = rid;
-        pub.topic = h.pub().topic();
-        pub.reply_to = h.pub().reply_to();
-        pub.confirm = h.pub().confirm();
-        return HandlePub(routing_id, client, pub, MsgView(payload_.get()),
-                         payload_.get());
-      }
+      case wire::Header::kPub:
+        return HandlePub(routing_id, client, protocol::PubViewOf(h),
+                         MsgView(payload_.get()), payload_.get());
       case wire::Header::kBatch:
         return HandleBatch(routing_id, client, h);
       case wire::Header::kSub: {
@@ -446,8 +446,7 @@ class Server::Loop {
       auto decoded = decoder_.Decode(header.data(), header.size());
       if (!decoded.ok() || !(*decoded)->has_pub()) {
         // Stop here: one ERROR, not one per entry of a hostile batch.
-        uint64_t rest = 0;
-        while (reader.Next(&header, &payload)) ++rest;
+        const uint64_t rest = reader.SkipRest();
         router_.RecordDrop(DropReason::kBadFrame, 1 + rest);
         SendClientError(
             routing_id, true, client, batch_request_id, wire::BAD_FRAME,
@@ -456,12 +455,8 @@ class Server::Loop {
                          " entries after it were not routed"));
         return;
       }
-      const wire::Header& e = **decoded;
-      pub.request_id = e.request_id();
-      pub.topic = e.pub().topic();
-      pub.reply_to = e.pub().reply_to();
-      pub.confirm = e.pub().confirm();
-      HandlePub(routing_id, client, pub, payload, nullptr);
+      HandlePub(routing_id, client, protocol::PubViewOf(**decoded), payload,
+                nullptr);
     }
     if (reader.error()) {
       router_.RecordDrop(DropReason::kBadFrame);
@@ -475,10 +470,7 @@ class Server::Loop {
   // The entries a BATCH body really holds (its header's count is only a
   // claim), at least 1 so a refused batch is never counted as nothing.
   static uint64_t CountEntries(std::string_view body) {
-    protocol::BatchReader reader(body.data(), body.size());
-    std::string_view header, payload;
-    uint64_t n = 0;
-    while (reader.Next(&header, &payload)) ++n;
+    const uint64_t n = protocol::BatchReader(body.data(), body.size()).SkipRest();
     return n > 0 ? n : 1;
   }
 
@@ -511,13 +503,10 @@ class Server::Loop {
       return;
     }
     FlushSession(t.client);  // keep this session's deliveries in order
-    const std::string& rid = session.routing_id;
-    zmq_msg_t part;
-    zmq_msg_init_size(&part, rid.size());
-    std::memcpy(zmq_msg_data(&part), rid.data(), rid.size());
-    if (!SendRoutingFrame(&part, t.client, 1)) return;
+    if (!SendRoutingFrame(session.routing_id, t.client, 1)) return;
     // Once the routing frame is accepted, ZeroMQ takes the rest of the
     // message whole, so the remaining sends cannot fail on the water mark.
+    zmq_msg_t part;
     zmq_msg_init_size(&part, protocol::DeliverSize(t.sid, pub.topic,
                                                    pub.reply_to));
     protocol::EncodeDeliver(t.sid, pub.topic, pub.reply_to,
@@ -527,8 +516,7 @@ class Server::Loop {
       zmq_msg_init(&part);
       zmq_msg_copy(&part, payload_msg);
     } else {
-      zmq_msg_init_size(&part, payload.size());
-      std::memcpy(zmq_msg_data(&part), payload.data(), payload.size());
+      InitCopy(&part, payload);
     }
     zmq_msg_send(&part, socket_, ZMQ_DONTWAIT);
     router_.RecordDelivered(payload.size());
@@ -537,13 +525,15 @@ class Server::Loop {
   // Sends the routing frame of a message to `client`, which carries
   // `deliveries` deliveries. On failure counts them as dropped (and notes a
   // vanished peer) and returns false.
-  bool SendRoutingFrame(zmq_msg_t* part, Router::ClientHandle client,
-                        uint32_t deliveries) {
-    if (zmq_msg_send(part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
+  bool SendRoutingFrame(std::string_view routing_id,
+                        Router::ClientHandle client, uint32_t deliveries) {
+    zmq_msg_t part;
+    InitCopy(&part, routing_id);
+    if (zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
       return true;
     }
     const int err = zmq_errno();
-    zmq_msg_close(part);
+    zmq_msg_close(&part);
     const DropReason reason = err == EHOSTUNREACH ? DropReason::kClientGone
                                                   : DropReason::kSlowConsumer;
     router_.RecordDrop(reason, deliveries);
@@ -563,21 +553,16 @@ class Server::Loop {
     session.out_payload_bytes = 0;
     session.last_batch_bytes = session.out->size();
 
-    zmq_msg_t part;
-    zmq_msg_init_size(&part, session.routing_id.size());
-    std::memcpy(zmq_msg_data(&part), session.routing_id.data(),
-                session.routing_id.size());
-    if (!SendRoutingFrame(&part, client, count)) {
+    if (!SendRoutingFrame(session.routing_id, client, count)) {
       session.out->clear();  // dropped, and counted as such
       return;
     }
+    zmq_msg_t part;
     zmq_msg_init_size(&part, protocol::BatchHeaderSize(count));
     protocol::EncodeBatchHeader(count, static_cast<char*>(zmq_msg_data(&part)));
     zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     if (session.out->size() <= kCopyBatchBytes) {
-      zmq_msg_init_size(&part, session.out->size());
-      std::memcpy(zmq_msg_data(&part), session.out->data(),
-                  session.out->size());
+      InitCopy(&part, *session.out);
       session.out->clear();  // keeps its capacity for the next batch
     } else {
       std::string* raw = session.out.release();

@@ -115,6 +115,16 @@ class Frame {
   zmq_msg_t msg_;
 };
 
+// The header frame of a PUB.
+Frame PubHeader(uint64_t request_id, std::string_view topic,
+                std::string_view reply_to, bool confirm) {
+  Frame header =
+      Frame::OfSize(protocol::PubSize(request_id, topic, reply_to, confirm));
+  protocol::EncodePub(request_id, topic, reply_to, confirm,
+                      header.mutable_data());
+  return header;
+}
+
 // One item the I/O thread must send: a message of its own (header frame,
 // optional payload frame) or a batch of PUBs (body only).
 struct Outgoing {
@@ -312,10 +322,7 @@ class ClientCore {
         ++batch.batch_count;
       } else {
         Outgoing out;
-        out.header = Frame::OfSize(
-            protocol::PubSize(request_id, topic, reply_to, confirm));
-        protocol::EncodePub(request_id, topic, reply_to, confirm,
-                            out.header.mutable_data());
+        out.header = PubHeader(request_id, topic, reply_to, confirm);
         out.payload = Frame(payload.data(), payload.size());
         out.has_payload = true;
         outbox_.push_back(std::move(out));
@@ -331,10 +338,7 @@ class ClientCore {
   bool SendDirect(uint64_t request_id, std::string_view topic,
                   std::string_view reply_to, bool confirm,
                   std::string_view payload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    Frame header =
-        Frame::OfSize(protocol::PubSize(request_id, topic, reply_to, confirm));
-    protocol::EncodePub(request_id, topic, reply_to, confirm,
-                        header.mutable_data());
+    Frame header = PubHeader(request_id, topic, reply_to, confirm);
     Frame body(payload.data(), payload.size());
     bool input_pending;
     {
@@ -916,11 +920,8 @@ class ClientCore {
   }
 
   void DeliverDecoded(const wire::Deliver& deliver, std::string_view payload) {
-    protocol::DeliverView d;
-    d.sid = deliver.sid();
-    d.topic = deliver.topic();
-    d.reply_to = deliver.reply_to();
-    Deliver(d, payload, [] { return std::shared_ptr<const void>(); });
+    Deliver(protocol::DeliverViewOf(deliver), payload,
+            [] { return std::shared_ptr<const void>(); });
   }
 
   void ReadBatch(const Frame& body) {

@@ -411,6 +411,10 @@ class Server::Loop {
     for (const Router::Target& t : targets_) {
       Deliver(t, pub, payload, payload_msg);
     }
+    // A member found gone leaves the router now, not at the end of the
+    // drain: the next publish (even the next entry of this BATCH) must not
+    // be routed to it again.
+    if (!gone_.empty()) FlushGoneClients();
     if (pub.confirm) {
       wire::Header reply;
       reply.set_request_id(pub.request_id);
@@ -671,10 +675,12 @@ class Server::Loop {
   }
 
   void FlushGoneClients() {
-    for (Router::ClientHandle c : gone_) {
+    // EndSession removes its client from gone_, so take the list first.
+    std::vector<Router::ClientHandle> gone;
+    gone.swap(gone_);
+    for (Router::ClientHandle c : gone) {
       if (router_.IsLive(c)) EndSession(c, "peer gone");
     }
-    gone_.clear();
   }
 
   void Housekeeping() {

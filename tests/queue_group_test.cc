@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -236,23 +238,38 @@ uint64_t Drops(const BrokerStats& stats, const std::string& reason) {
   return count;
 }
 
+// Joins `group` on `pattern` over a raw connection that then closes without
+// BYE (linger 0), as a crashed client would, and gives siftd's ZeroMQ time to
+// drop the connection (a delivery accepted into a connection still closing
+// would be lost uncounted). The broker learns of it only when a delivery to
+// it fails.
+absl::Status AddVanishedMember(const std::string& endpoint,
+                               const std::string& pattern,
+                               const std::string& group) {
+  {
+    RawDealer doomed(endpoint);
+    absl::StatusOr<wire::Header> welcome = doomed.Hello();
+    if (!welcome.ok()) return welcome.status();
+    absl::StatusOr<wire::Header> ok =
+        doomed.Call(SubHeader(2, 1, pattern, group));
+    if (!ok.ok()) return ok.status();
+    if (!ok->has_ok()) {
+      return absl::InternalError(absl::StrCat("SUB refused: ",
+                                              ok->DebugString()));
+    }
+    doomed.CloseNow();
+  }
+  absl::SleepFor(absl::Milliseconds(200));
+  return absl::OkStatus();
+}
+
 // A member that vanishes without BYE (linger-0 close) stops getting work once
 // the broker has noticed; until then, what went to it is counted as dropped.
 TEST_F(QueueGroupTest, VanishedMemberIsSkippedAndItsLossesCounted) {
   SIFT_ASSERT_OK_AND_ASSIGN(auto publisher, NewClient("publisher"));
   SIFT_ASSERT_OK_AND_ASSIGN(auto live_client, NewClient("live"));
   SIFT_ASSERT_OK_AND_ASSIGN(Member live, Join(*live_client, "task", "pool"));
-  {
-    RawDealer doomed(siftd_->endpoint());
-    ASSERT_TRUE(doomed.Hello().ok());
-    absl::StatusOr<wire::Header> ok =
-        doomed.Call(SubHeader(2, 1, "task", "pool"));
-    ASSERT_TRUE(ok.ok() && ok->has_ok());
-    doomed.CloseNow();
-  }
-  // Give siftd's ZeroMQ time to drop the closed connection: a delivery
-  // accepted into a connection that is still closing is lost uncounted.
-  absl::SleepFor(absl::Milliseconds(200));
+  SIFT_ASSERT_OK(AddVanishedMember(siftd_->endpoint(), "task", "pool"));
   // Publish (bounded) until the broker has noticed the dead member, i.e. a
   // delivery to it failed and was counted.
   int probes = 0;
@@ -297,16 +314,7 @@ TEST_F(QueueGroupTest, MemberFoundGoneMidBatchGetsNoMoreOfIt) {
   SIFT_ASSERT_OK_AND_ASSIGN(Member live, Join(*live_client, "job", "pool"));
   RawDealer publisher(siftd_->endpoint());
   ASSERT_TRUE(publisher.Hello().ok());
-  {
-    RawDealer doomed(siftd_->endpoint());
-    ASSERT_TRUE(doomed.Hello().ok());
-    absl::StatusOr<wire::Header> ok =
-        doomed.Call(SubHeader(2, 1, "job", "pool"));
-    ASSERT_TRUE(ok.ok() && ok->has_ok());
-    doomed.CloseNow();
-  }
-  // As above; the broker itself learns of it only when a delivery fails.
-  absl::SleepFor(absl::Milliseconds(200));
+  SIFT_ASSERT_OK(AddVanishedMember(siftd_->endpoint(), "job", "pool"));
 
   constexpr int kEntries = 20;
   std::string body;

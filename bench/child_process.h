@@ -24,7 +24,7 @@ class ChildProcess {
  public:
   // Starts argv[0] (a path) with the given arguments. The log goes to a new
   // file under $TEST_TMPDIR or $TMPDIR (else /tmp), removed by the destructor
-  // unless keep_log() was called.
+  // unless WaitForLogLine failed (its error names the file).
   static absl::StatusOr<std::unique_ptr<ChildProcess>> Start(
       const std::vector<std::string>& argv);
   ChildProcess(const ChildProcess&) = delete;
@@ -42,8 +42,6 @@ class ChildProcess {
 
   bool IsRunning();
   pid_t pid() const { return pid_; }
-  const std::string& log_path() const { return log_path_; }
-  void keep_log() { keep_log_ = true; }
   // The last `bytes` bytes of the log.
   std::string LogTail(size_t bytes = 2000) const;
 

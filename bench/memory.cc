@@ -43,12 +43,7 @@ absl::StatusOr<MemoryResult> RunSiftMemory(const Options& options) {
   const uint64_t per_client =
       (options.memory_subs + options.memory_clients - 1) /
       options.memory_clients;
-  std::vector<std::string> extra;
-  if (per_client > 10000) {  // siftd's default per-client limit
-    extra.push_back(
-        absl::StrCat("--max_subscriptions_per_client=", per_client));
-  }
-  auto server = StartSiftd(options, extra);
+  auto server = StartSiftd(options, per_client);
   if (!server.ok()) return server.status();
   result.server = server->endpoint;
   if (server->pid <= 0) {
@@ -111,13 +106,7 @@ absl::StatusOr<MemoryResult> RunProxyMemory(const Options& options) {
     if (probe != nullptr) zmq_close(probe);
     zmq_ctx_term(context);
   };
-  const int hwm = kHighWaterMark, linger = 0;
-  auto configure = [&](void* s) {
-    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
-    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
-  };
-  configure(probe);
+  SetHighWaterMarks(probe);
   zmq_connect(probe, server->endpoint.c_str());
   for (int c = 0; c < clients; ++c) {
     void* s = zmq_socket(context, ZMQ_SUB);
@@ -126,7 +115,7 @@ absl::StatusOr<MemoryResult> RunProxyMemory(const Options& options) {
       return absl::InternalError(
           absl::StrCat("zmq_socket: ", zmq_strerror(zmq_errno())));
     }
-    configure(s);
+    SetHighWaterMarks(s);
     sockets.push_back(s);
     zmq_connect(s, server->backend.c_str());
   }

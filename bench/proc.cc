@@ -59,9 +59,6 @@ absl::StatusOr<ProcSample> SampleProcess(pid_t pid) {
     if (line.rfind("VmHWM:", 0) == 0) {
       sample.peak_rss_bytes = KiloBytesField(line);
     }
-    if (line.rfind("Threads:", 0) == 0) {
-      sample.threads = std::atoi(line.c_str() + 8);
-    }
   }
   return sample;
 }

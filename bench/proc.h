@@ -18,7 +18,6 @@ struct ProcSample {
   double cpu_seconds = 0;    // user + system, whole process, since it started
   uint64_t rss_bytes = 0;    // VmRSS: resident set now
   uint64_t peak_rss_bytes = 0;  // VmHWM: peak resident set
-  int threads = 0;
 };
 
 // NotFound if the process does not exist (any more).

@@ -18,13 +18,6 @@ namespace {
 constexpr auto kProbeInterval = std::chrono::milliseconds(5);
 constexpr absl::Duration kReadyTimeout = absl::Seconds(30);
 
-void SetHighWaterMarks(void* socket) {
-  const int hwm = kHighWaterMark, linger = 0;
-  zmq_setsockopt(socket, ZMQ_SNDHWM, &hwm, sizeof(hwm));
-  zmq_setsockopt(socket, ZMQ_RCVHWM, &hwm, sizeof(hwm));
-  zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof(linger));
-}
-
 absl::Status ZmqError(const std::string& what) {
   return absl::InternalError(
       absl::StrCat(what, ": ", zmq_strerror(zmq_errno())));

@@ -53,8 +53,6 @@ class Receiver {
   const std::vector<uint64_t>& seen(int publisher) const {
     return seen_[publisher];
   }
-  int publishers() const { return static_cast<int>(seen_.size()); }
-  uint64_t count() const { return count_; }
 
  private:
   const uint64_t count_;

@@ -11,16 +11,6 @@
 namespace sift::bench {
 namespace {
 
-std::string Thousands(double v) {
-  std::string digits = absl::StrCat(static_cast<uint64_t>(std::llround(v)));
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
 std::string MiB(uint64_t bytes) {
   return absl::StrFormat("%.1f MiB", bytes / (1024.0 * 1024.0));
 }
@@ -87,6 +77,19 @@ std::string JsonArray(const std::vector<std::string>& items) {
   return out + "]";
 }
 
+// The notes as a JSON array of strings, and as the text report's lines.
+std::string NotesJson(const std::vector<std::string>& notes) {
+  std::vector<std::string> items;
+  for (const std::string& n : notes) items.push_back(JsonString(n));
+  return JsonArray(items);
+}
+
+void AppendNotes(const std::vector<std::string>& notes, std::string* out) {
+  for (const std::string& note : notes) {
+    absl::StrAppend(out, "  note: ", note, "\n");
+  }
+}
+
 std::string LatencyJson(const LatencySummary& l) {
   return JsonObject()
       .Int("count", l.count)
@@ -124,6 +127,16 @@ std::string LatencyText(const LatencySummary& l) {
 }
 
 }  // namespace
+
+std::string Thousands(double v) {
+  std::string digits = absl::StrCat(static_cast<uint64_t>(std::llround(v)));
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
 
 std::string TextReport(const RunResult& r) {
   const Options& o = r.options;
@@ -202,14 +215,12 @@ std::string TextReport(const RunResult& r) {
                                       Thousands(p.retries)));
     }
   }
-  for (const std::string& note : r.notes) {
-    absl::StrAppend(&out, "  note: ", note, "\n");
-  }
+  AppendNotes(r.notes, &out);
   return out;
 }
 
 std::string JsonReport(const RunResult& r) {
-  std::vector<std::string> subs, pubs, notes;
+  std::vector<std::string> subs, pubs;
   for (const SubscriberResult& s : r.subscribers) {
     subs.push_back(JsonObject()
                        .Int("id", static_cast<uint64_t>(s.id))
@@ -234,7 +245,6 @@ std::string JsonReport(const RunResult& r) {
                        .Str("error", p.error)
                        .Done());
   }
-  for (const std::string& n : r.notes) notes.push_back(JsonString(n));
   JsonObject counters;
   for (const auto& [name, value] : r.server_counters) counters.Int(name, value);
   JsonObject server;
@@ -272,7 +282,7 @@ std::string JsonReport(const RunResult& r) {
              .Num("bench_cpu_s", r.bench_cpu_seconds)
              .Raw("publishers", JsonArray(pubs))
              .Raw("subscribers", JsonArray(subs))
-             .Raw("notes", JsonArray(notes))
+             .Raw("notes", NotesJson(r.notes))
              .Done() +
          "\n";
 }
@@ -290,15 +300,11 @@ std::string TextReport(const MemoryResult& r) {
       MiB(r.rss_clients_bytes), MiB(r.rss_subs_bytes), r.bytes_per_sub,
       r.bytes_per_sub_excl_clients, r.setup_seconds, Thousands(r.subs_per_s),
       r.server_cpu_seconds);
-  for (const std::string& note : r.notes) {
-    absl::StrAppend(&out, "  note: ", note, "\n");
-  }
+  AppendNotes(r.notes, &out);
   return out;
 }
 
 std::string JsonReport(const MemoryResult& r) {
-  std::vector<std::string> notes;
-  for (const std::string& n : r.notes) notes.push_back(JsonString(n));
   return JsonObject()
              .Str("kind", "memory")
              .Str("mode", ModeName(r.options.mode))
@@ -314,7 +320,7 @@ std::string JsonReport(const MemoryResult& r) {
              .Num("subs_per_s", r.subs_per_s)
              .Num("server_cpu_s", r.server_cpu_seconds)
              .SignedInt("server_exit_code", r.server_exit_code)
-             .Raw("notes", JsonArray(notes))
+             .Raw("notes", NotesJson(r.notes))
              .Done() +
          "\n";
 }

@@ -9,6 +9,9 @@
 
 namespace sift::bench {
 
+// `v` rounded to an integer with thousands separators: 1234567 -> "1,234,567".
+std::string Thousands(double v);
+
 std::string TextReport(const RunResult& r);
 std::string JsonReport(const RunResult& r);
 std::string TextReport(const MemoryResult& r);

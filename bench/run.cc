@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "bench/payload.h"
 #include "bench/proc.h"
+#include "bench/report.h"
 #include "bench/stats.h"
 
 namespace sift::bench {
@@ -91,15 +92,6 @@ void PublisherLoop(const Options& options, int p, Transport* transport,
   r.seconds = (NowNs() - start) / 1e9;
   r.msgs_per_s = r.seconds > 0 ? r.sent / r.seconds : 0;
   state->done.store(true, std::memory_order_release);
-}
-
-std::string Thousands(uint64_t v) {
-  std::string digits = std::to_string(v), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
 }
 
 }  // namespace
@@ -191,7 +183,7 @@ absl::StatusOr<RunResult> RunMessages(const Options& options,
                    Thousands(options.count * options.pubs).c_str(),
                    Thousands(total).c_str(),
                    Thousands(result.expected).c_str(),
-                   Thousands(static_cast<uint64_t>(rate)).c_str(),
+                   Thousands(rate).c_str(),
                    Thousands(retries).c_str());
       progress_last_total = total;
       progress_last_ns = now;
@@ -235,12 +227,14 @@ absl::StatusOr<RunResult> RunMessages(const Options& options,
   LatencyHistogram all_latency;
   int64_t first = std::numeric_limits<int64_t>::max(), last = 0;
   double rate_sum = 0, rate_min = std::numeric_limits<double>::max();
+  uint64_t deliveries = 0;  // counted by every subscriber, duplicates aside
   for (int i = 0; i < options.subs; ++i) {
     const Receiver& r = *receivers[i];
     SubscriberResult sr;
     sr.id = i;
     sr.expected = options.queue_group() ? 0 : per_sub;
     sr.received = r.unique();
+    deliveries += sr.received;
     sr.duplicates = r.duplicates();
     sr.out_of_order = r.out_of_order();
     sr.invalid = r.invalid();
@@ -263,8 +257,7 @@ absl::StatusOr<RunResult> RunMessages(const Options& options,
   if (options.queue_group()) {
     // Distinct messages over the whole group; one message delivered to two
     // members counts as a duplicate.
-    uint64_t sum = 0, distinct = 0;
-    for (const auto& r : receivers) sum += r->unique();
+    uint64_t distinct = 0;
     for (int p = 0; p < options.pubs; ++p) {
       const size_t words = receivers[0]->seen(p).size();
       for (size_t w = 0; w < words; ++w) {
@@ -274,9 +267,9 @@ absl::StatusOr<RunResult> RunMessages(const Options& options,
       }
     }
     result.received = distinct;
-    result.duplicates += sum - distinct;
+    result.duplicates += deliveries - distinct;
   } else {
-    for (const auto& r : receivers) result.received += r->unique();
+    result.received = deliveries;
   }
   result.delivered = result.expected > 0
                          ? static_cast<double>(result.received) /
@@ -287,8 +280,6 @@ absl::StatusOr<RunResult> RunMessages(const Options& options,
                     !result.timed_out;
   if (last > first) {
     result.seconds = (last - first) / 1e9;
-    uint64_t deliveries = 0;
-    for (const auto& r : receivers) deliveries += r->unique();
     result.msgs_per_s = deliveries / result.seconds;
     result.mb_per_s = result.msgs_per_s * options.size / 1e6;
   }

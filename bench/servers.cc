@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "broker/config/config.h"
 
 namespace sift::bench {
 namespace {
@@ -48,7 +49,7 @@ int Server::Stop() {
 }
 
 absl::StatusOr<Server> StartSiftd(const Options& options,
-                                  const std::vector<std::string>& extra_flags) {
+                                  uint64_t subscriptions_per_client) {
   Server server;
   if (options.spawn.empty()) {
     server.endpoint = options.server;
@@ -58,7 +59,10 @@ absl::StatusOr<Server> StartSiftd(const Options& options,
   std::vector<std::string> argv = {options.spawn,
                                    "--endpoints=tcp://127.0.0.1:0"};
   for (const std::string& f : options.siftd_flags) argv.push_back(f);
-  for (const std::string& f : extra_flags) argv.push_back(f);
+  if (subscriptions_per_client > Config{}.max_subscriptions_per_client) {
+    argv.push_back(absl::StrCat("--max_subscriptions_per_client=",
+                                subscriptions_per_client));
+  }
   auto child = ChildProcess::Start(argv);
   if (!child.ok()) return child.status();
   auto line = (*child)->WaitForLogLine("msg=listening", absl::Seconds(10));
@@ -71,6 +75,13 @@ absl::StatusOr<Server> StartSiftd(const Options& options,
   server.pid = (*child)->pid();
   server.child = std::move(*child);
   return server;
+}
+
+void SetHighWaterMarks(void* socket) {
+  const int hwm = kHighWaterMark, linger = 0;
+  zmq_setsockopt(socket, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+  zmq_setsockopt(socket, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+  zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof(linger));
 }
 
 absl::StatusOr<Server> StartProxy(ProxyKind kind) {
@@ -139,12 +150,8 @@ int ProxyServerMain(int argc, char** argv) {
   const bool pubsub = kind == "pubsub";
   void* frontend = zmq_socket(context, pubsub ? ZMQ_XSUB : ZMQ_PULL);
   void* backend = zmq_socket(context, pubsub ? ZMQ_XPUB : ZMQ_PUSH);
-  const int hwm = kHighWaterMark, one = 1, linger = 0;
-  for (void* s : {frontend, backend}) {
-    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
-    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
-  }
+  const int one = 1;
+  for (void* s : {frontend, backend}) SetHighWaterMarks(s);
   // Nothing dropped silently: at the water mark the proxy blocks instead.
   if (pubsub) zmq_setsockopt(backend, ZMQ_XPUB_NODROP, &one, sizeof(one));
   if (zmq_bind(frontend, frontend_ep.c_str()) != 0 ||

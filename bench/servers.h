@@ -30,10 +30,12 @@ struct Server {
 };
 
 // --spawn PATH: starts siftd with --endpoints=tcp://127.0.0.1:0 (plus
-// options.siftd_flags and `extra_flags`) and reads the bound endpoint back
-// from its log. --server: uses that broker (pid from --server_pid).
+// options.siftd_flags, and a raised --max_subscriptions_per_client when one
+// client will hold more than siftd's default allows) and reads the bound
+// endpoint back from its log. --server: uses that broker (pid from
+// --server_pid).
 absl::StatusOr<Server> StartSiftd(const Options& options,
-                                  const std::vector<std::string>& extra_flags);
+                                  uint64_t subscriptions_per_client);
 
 // How the baseline proxy connects its two sides.
 enum class ProxyKind {
@@ -48,6 +50,9 @@ absl::StatusOr<Server> StartProxy(ProxyKind kind);
 // The high-water mark sift's broker and client use by default; the baseline
 // sets it on every socket.
 inline constexpr int kHighWaterMark = 1000000;
+
+// Sets kHighWaterMark both ways and linger 0 on a baseline ZeroMQ socket.
+void SetHighWaterMarks(void* socket);
 
 // `sift-bench proxy-server --frontend EP --backend EP [--kind pubsub|pushpull]`:
 // binds both sides (ports may be 0), prints

@@ -29,17 +29,11 @@ class SiftTransport : public Transport {
   }
 
   absl::Status Prepare(const std::vector<Receiver*>& receivers) override {
-    std::vector<std::string> extra;
-    if (options_.noise > 0) {
-      const int holders =
-          std::max(1, std::min(options_.noise_clients, options_.noise));
-      const int per_holder = (options_.noise + holders - 1) / holders;
-      if (per_holder > 10000) {  // siftd's default per-client limit
-        extra.push_back(
-            absl::StrCat("--max_subscriptions_per_client=", per_holder));
-      }
-    }
-    auto server = StartSiftd(options_, extra);
+    // The noise subscriptions are spread over this many clients.
+    const int holders =
+        std::max(1, std::min(options_.noise_clients, options_.noise));
+    auto server =
+        StartSiftd(options_, (options_.noise + holders - 1) / holders);
     if (!server.ok()) return server.status();
     server_ = std::move(*server);
 
@@ -83,8 +77,6 @@ class SiftTransport : public Transport {
     }
 
     if (options_.noise > 0) {
-      const int holders = std::max(1, std::min(options_.noise_clients,
-                                               options_.noise));
       auto pool = ClientPool::Connect(server_.endpoint, holders, holders,
                                       "sift-bench-noise");
       if (!pool.ok()) return pool.status();

@@ -230,14 +230,6 @@ TEST_F(QueueGroupTest, RemainingMembersTakeOverWhenOneLeaves) {
   EXPECT_EQ(leaves.received->size(), 0u);
 }
 
-uint64_t Drops(const BrokerStats& stats, const std::string& reason) {
-  uint64_t count = 0;
-  for (const wire::DropCount& d : stats.drops()) {
-    if (d.reason() == reason) count += d.count();
-  }
-  return count;
-}
-
 // Joins `group` on `pattern` over a raw connection that then closes without
 // BYE (linger 0), as a crashed client would, and gives siftd's ZeroMQ time to
 // drop the connection (a delivery accepted into a connection still closing
@@ -259,7 +251,7 @@ absl::Status AddVanishedMember(const std::string& endpoint,
     }
     doomed.CloseNow();
   }
-  absl::SleepFor(absl::Milliseconds(200));
+  absl::SleepFor(absl::Milliseconds(500));
   return absl::OkStatus();
 }
 
@@ -326,10 +318,7 @@ TEST_F(QueueGroupTest, MemberFoundGoneMidBatchGetsNoMoreOfIt) {
     const bool last = i + 1 == kEntries;
     writer.AppendPub(last ? 9 : 0, "job", "", last, payload);
   }
-  wire::Header batch;
-  batch.set_request_id(8);
-  batch.mutable_batch()->set_count(kEntries);
-  publisher.Send(batch, body);
+  publisher.Send(BatchHeader(8, kEntries), body);
   absl::StatusOr<wire::Header> confirmed =
       publisher.AwaitReply(9, absl::Seconds(10));
   ASSERT_TRUE(confirmed.ok() && confirmed->has_ok()) << confirmed.status();

@@ -126,6 +126,20 @@ wire::Header SubHeader(uint64_t request_id, uint64_t sid,
   return header;
 }
 
+wire::Header UnsubHeader(uint64_t request_id, uint64_t sid) {
+  wire::Header header;
+  header.set_request_id(request_id);
+  header.mutable_unsub()->set_sid(sid);
+  return header;
+}
+
+wire::Header BatchHeader(uint64_t request_id, uint32_t count) {
+  wire::Header header;
+  header.set_request_id(request_id);
+  header.mutable_batch()->set_count(count);
+  return header;
+}
+
 wire::Header PingHeader(uint64_t request_id) {
   wire::Header header;
   header.set_request_id(request_id);

@@ -74,6 +74,9 @@ wire::Header PubHeader(uint64_t request_id, const std::string& topic,
 wire::Header SubHeader(uint64_t request_id, uint64_t sid,
                        const std::string& pattern,
                        const std::string& queue_group = "");
+wire::Header UnsubHeader(uint64_t request_id, uint64_t sid);
+// A BATCH header claiming `count` entries (the body goes in frame 1).
+wire::Header BatchHeader(uint64_t request_id, uint32_t count);
 wire::Header PingHeader(uint64_t request_id);
 wire::Header StatsHeader(uint64_t request_id);
 std::string Serialize(const wire::Header& header);

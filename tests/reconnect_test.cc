@@ -147,11 +147,7 @@ TEST_F(ReconnectTest, SurvivesTwoRestartsAndKeepsAllSubscriptions) {
     // publisher holds itself: none). The "gone" one was not.
     SIFT_ASSERT_OK(publisher->PublishConfirmed("gone", "x"));
     SIFT_ASSERT_OK_AND_ASSIGN(BrokerStats stats, publisher->Stats());
-    uint64_t no_subscribers = 0;
-    for (const auto& drop : stats.drops()) {
-      if (drop.reason() == "no_subscribers") no_subscribers = drop.count();
-    }
-    EXPECT_GE(no_subscribers, 1u) << stats.DebugString();
+    EXPECT_GE(Drops(stats, "no_subscribers"), 1u) << stats.DebugString();
   }
 }
 

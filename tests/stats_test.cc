@@ -47,14 +47,6 @@ const wire::TopicCount* FindTopic(const BrokerStats& stats,
   return nullptr;
 }
 
-uint64_t Drops(const BrokerStats& stats, const std::string& reason) {
-  uint64_t count = 0;
-  for (const wire::DropCount& d : stats.drops()) {
-    if (d.reason() == reason) count += d.count();
-  }
-  return count;
-}
-
 TEST_F(StatsTest, CountsMessagesTopicsClientsAndDrops) {
   SIFT_ASSERT_OK_AND_ASSIGN(auto publisher, NewClient("publisher"));
   SIFT_ASSERT_OK_AND_ASSIGN(auto subscriber, NewClient("subscriber"));

@@ -1,10 +1,11 @@
 // Small helpers shared by the integration tests: status assertions, a local
-// reference matcher for topic patterns, and a thread-safe collector for
-// subscription callbacks.
+// reference matcher for topic patterns, a thread-safe collector for
+// subscription callbacks, and a reader of STATS drop counts.
 #ifndef SIFT_TESTS_TEST_UTIL_H_
 #define SIFT_TESTS_TEST_UTIL_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -16,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "proto/sift.pb.h"
 
 namespace sift::test {
 
@@ -68,6 +70,15 @@ inline bool PatternMatches(std::string_view pattern, std::string_view topic) {
     if (p[i] != "*" && p[i] != t[i]) return false;
   }
   return p.size() == t.size();
+}
+
+// The drops a STATS reply counts under `reason` (e.g. "client_gone").
+inline uint64_t Drops(const wire::StatsReply& stats, std::string_view reason) {
+  uint64_t count = 0;
+  for (const wire::DropCount& d : stats.drops()) {
+    if (d.reason() == reason) count += d.count();
+  }
+  return count;
 }
 
 // Collects strings (payloads) from callbacks on other threads.

@@ -3,14 +3,16 @@
 #include <cstring>
 
 #include "broker/protocol/codec.h"
+#include "broker/protocol/wire_format.h"
 #include "proto/sift.pb.h"
 
 namespace sift::protocol {
 namespace {
 
-// Wire types of the protobuf encoding.
-constexpr int kVarint = 0;
-constexpr int kLengthDelimited = 2;
+using wire_format::kLengthDelimited;
+using wire_format::kVarint;
+using wire_format::Tag;
+using wire_format::VarintSize;
 
 inline bool GetVarint(const char*& p, const char* end, uint64_t* v) {
   uint64_t result = 0;
@@ -37,13 +39,7 @@ inline bool GetBytes(const char*& p, const char* end, std::string_view* out) {
 
 inline void PutVarint(uint64_t v, std::string* out) {
   char buf[10];
-  char* p = buf;
-  while (v >= 0x80) {
-    *p++ = static_cast<char>(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = static_cast<char>(v);
-  out->append(buf, static_cast<size_t>(p - buf));
+  out->append(buf, static_cast<size_t>(wire_format::PutVarint(v, buf) - buf));
 }
 
 // Calls visit(field, is_bytes, varint_value, bytes) for each field of a
@@ -224,30 +220,22 @@ bool BatchReader::Next(std::string_view* header, std::string_view* payload) {
 
 size_t BatchHeaderSize(uint32_t count) {
   if (count == 0) return 2;  // tag, empty Batch
-  size_t count_size = 1;
-  for (uint64_t v = count; v >= 0x80; v >>= 7) ++count_size;
-  return 3 + count_size;  // tag, length, count's tag, count
+  return 3 + VarintSize(count);  // tag, length, count's tag, count
 }
 
 size_t EncodeBatchHeader(uint32_t count, char* out) {
-  // Header{batch: Batch{count}}: tag(15, LEN) = 0x7a, then the inner length.
+  // Header{batch: Batch{count}}: the batch field's tag, the inner length,
+  // then (unless 0) the count field.
   char* p = out;
-  *p++ = static_cast<char>((wire::Header::kBatchFieldNumber << 3) |
-                           kLengthDelimited);
+  *p++ = static_cast<char>(
+      Tag(wire::Header::kBatchFieldNumber, kLengthDelimited));
   if (count == 0) {
     *p++ = 0;
     return static_cast<size_t>(p - out);
   }
-  size_t count_size = 1;
-  for (uint64_t v = count; v >= 0x80; v >>= 7) ++count_size;
-  *p++ = static_cast<char>(1 + count_size);
-  *p++ = static_cast<char>((wire::Batch::kCountFieldNumber << 3) | kVarint);
-  uint64_t v = count;
-  while (v >= 0x80) {
-    *p++ = static_cast<char>(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = static_cast<char>(v);
+  *p++ = static_cast<char>(1 + VarintSize(count));
+  *p++ = static_cast<char>(Tag(wire::Batch::kCountFieldNumber, kVarint));
+  p = wire_format::PutVarint(count, p);
   return static_cast<size_t>(p - out);
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "broker/protocol/wire_format.h"
 #include "proto/sift.pb.h"
 
 namespace sift::protocol {
@@ -78,6 +79,15 @@ class BatchReader {
   const char* end_;
   bool error_ = false;
 };
+
+// Whether a header frame announces a BATCH, judged by its first byte (the tag
+// of Header's batch field) without decoding it.
+inline bool IsBatchHeader(std::string_view header) {
+  return !header.empty() &&
+         header[0] == static_cast<char>(wire_format::Tag(
+                          wire::Header::kBatchFieldNumber,
+                          wire_format::kLengthDelimited));
+}
 
 // The size of the Header that announces a batch of `count` entries, and its
 // encoding into out[0, BatchHeaderSize(count)).

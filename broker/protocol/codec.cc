@@ -5,35 +5,16 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "broker/protocol/wire_format.h"
 
 namespace sift::protocol {
 namespace {
 
-// Protobuf wire format pieces used by the hand-written encoders. Field tags
-// are (field_number << 3) | wire_type; all ours fit in one byte.
-constexpr uint8_t kVarint = 0;
-constexpr uint8_t kLengthDelimited = 2;
-constexpr uint8_t Tag(int field, uint8_t wire_type) {
-  return static_cast<uint8_t>((field << 3) | wire_type);
-}
-
-constexpr size_t VarintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
-inline char* PutVarint(uint64_t v, char* p) {
-  while (v >= 0x80) {
-    *p++ = static_cast<char>(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = static_cast<char>(v);
-  return p;
-}
+using wire_format::kLengthDelimited;
+using wire_format::kVarint;
+using wire_format::PutVarint;
+using wire_format::Tag;
+using wire_format::VarintSize;
 
 inline char* PutBytes(int field, std::string_view s, char* p) {
   *p++ = static_cast<char>(Tag(field, kLengthDelimited));

@@ -5,14 +5,14 @@
 // Layout. A node is one token of some pattern's path. It holds the
 // subscriptions whose pattern ends at it and a tagged `children` word. Most
 // nodes are leaves holding one subscription, or links in a chain with a single
-// literal child (the "<id>" in "user.<id>.inbox"), so those two shapes are kept
-// small and allocate nothing besides the node itself:
+// child (the "<id>" in "user.<id>.inbox", or the "*" in "user.*"), so those two
+// shapes are kept small and allocate nothing besides the node itself:
 //   - the token is stored inline after the 32-byte node header (one malloc
 //     chunk of 48 bytes for tokens up to 8 bytes, 64 up to 24);
 //   - up to two handles live inside the node (HandleSet);
-//   - a single literal child is a direct pointer in `children`.
-// Everything else (several children, "*" and ">" children, queue groups) lives
-// in an `Extra` allocated on demand and folded back when no longer needed.
+//   - a single child, literal or wildcard, is a direct pointer in `children`.
+// Everything else (several children, queue groups) lives in an `Extra`
+// allocated on demand and folded back to the single-child form when it can.
 // 1M distinct three-token subscriptions take about 57 bytes each, or 115 when
 // each adds two levels of its own with a 17-byte token (heap in use, measured
 // by BM_MemoryPerSubscription in //bench:subject_tree_bench).
@@ -276,8 +276,9 @@ struct SubjectTree::Node {
   static constexpr uintptr_t kExtraTag = 1;  // Node and Extra are 8-aligned
 
   HandleSet plain;  // subscriptions without a queue group
-  // 0: a leaf without queue groups. A Node*: exactly one child, a literal,
-  // and no queue groups. An Extra* | kExtraTag: anything else. Owning.
+  // 0: a leaf without queue groups. A Node*: exactly one child (literal or
+  // wildcard) and no queue groups. An Extra* | kExtraTag: anything else.
+  // Owning.
   uintptr_t children = 0;
   const uint32_t token_size;
 
@@ -323,23 +324,18 @@ struct SubjectTree::Extra {
     return literals.empty() && star == nullptr && gt == nullptr &&
            queues.empty();
   }
-  // The one child, if a plain pointer to it can replace this Extra (no
-  // queues, exactly one child of any kind); else null. Releases it from the
-  // Extra's ownership when `release` is set.
-  Node* SoleChild(bool release) {
+  // If a plain pointer to the one child can replace this Extra (no queues,
+  // exactly one child of any kind), releases that child from the Extra's
+  // ownership and returns it; else null.
+  Node* ReleaseSoleChild() {
     if (!queues.empty()) return nullptr;
     const int kinds = static_cast<int>(literals.size()) + (star != nullptr) +
                       (gt != nullptr);
     if (kinds != 1) return nullptr;
-    Node* child;
-    if (star != nullptr) {
-      child = release ? star.release() : star.get();
-    } else if (gt != nullptr) {
-      child = release ? gt.release() : gt.get();
-    } else {
-      child = *literals.begin();
-      if (release) literals.clear();  // so that ~Extra does not delete it
-    }
+    if (star != nullptr) return star.release();
+    if (gt != nullptr) return gt.release();
+    Node* child = *literals.begin();
+    literals.clear();  // so that ~Extra does not delete it
     return child;
   }
 
@@ -434,7 +430,7 @@ void SubjectTree::Compact(Node* node) {
   if (x->Empty()) {
     node->children = 0;
     delete x;
-  } else if (Node* only = x->SoleChild(/*release=*/true)) {
+  } else if (Node* only = x->ReleaseSoleChild()) {
     node->children = reinterpret_cast<uintptr_t>(only);
     delete x;
   }

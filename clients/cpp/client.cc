@@ -44,9 +44,6 @@ constexpr size_t kBatchPayloadLimit = 16 * 1024;
 // the I/O thread, where their messages batch. See BENCHMARKS.md, latency.
 constexpr int64_t kDirectSendGapNs = 20000;
 
-// First byte of a Header whose command is BATCH (field 15, length-delimited).
-constexpr char kBatchTag = static_cast<char>((15 << 3) | 2);
-
 absl::string_view AbslView(std::string_view s) {
   return absl::string_view(s.data(), s.size());
 }
@@ -892,7 +889,7 @@ class ClientCore {
 
   void Handle(Received& r) {
     const Frame& header = r.header;
-    if (r.has_payload && header.size() > 0 && header.data()[0] == kBatchTag) {
+    if (r.has_payload && protocol::IsBatchHeader(header.view())) {
       return ReadBatch(r.payload);
     }
     protocol::DeliverView d;

@@ -1,5 +1,6 @@
 // siftd: the sift broker process. See `siftd --help` and docs/configuration.md.
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <zmq.h>
 
@@ -22,6 +23,16 @@ void OnSignal(int) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Whoever started siftd may send SIGTERM as soon as its port is open (a
+  // supervisor, a test harness): from here on, hold SIGINT and SIGTERM back
+  // until the handler can act on them (one that came meanwhile is delivered
+  // on unblocking), so such a stop is a clean shutdown with exit code 0.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
   auto cli = sift::ParseCommandLine(argc, argv, sift::kSiftVersionNumber);
   if (!cli.ok()) {
     std::fprintf(stderr, "siftd: %s\n", std::string(cli.status().message()).c_str());
@@ -57,6 +68,7 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
 
   (*server)->Run();
   g_server = nullptr;

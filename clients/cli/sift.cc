@@ -152,6 +152,14 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
       if (message.status().code() == absl::StatusCode::kDeadlineExceeded) {
         continue;
       }
+      if (message.status().code() == absl::StatusCode::kResourceExhausted) {
+        // Messages came faster than they were printed (stdout slow or
+        // blocked) and the client's queue dropped some: say so, go on.
+        std::fprintf(stderr, "sift: subscription to %s: %s\n",
+                     args.topic.c_str(),
+                     std::string(message.status().message()).c_str());
+        continue;
+      }
       return Fail(absl::StrCat("subscription to ", args.topic,
                                " failed: ", message.status().message()));
     }

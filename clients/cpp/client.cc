@@ -23,11 +23,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "broker/protocol/batch.h"
 #include "broker/protocol/codec.h"
 #include "broker/topic/topic.h"
 #include "clients/cpp/fast_mutex.h"
+#include "clients/cpp/subscription_queue.h"
 
 namespace sift {
 namespace {
@@ -142,13 +142,6 @@ std::string NextMonitorName() {
 }
 
 }  // namespace
-
-// Messages waiting for Subscription::Next().
-struct Subscription::Queue {
-  absl::Mutex mu;
-  std::deque<Message> messages ABSL_GUARDED_BY(mu);
-  bool closed ABSL_GUARDED_BY(mu) = false;
-};
 
 // ClientCore holds what the public objects share with the I/O thread. User
 // threads talk to the I/O thread through outbox_ (under mu_) and an eventfd.
@@ -364,10 +357,9 @@ class ClientCore {
     return WaitFor(std::move(reply), id, timeout).status();
   }
 
-  absl::StatusOr<uint64_t> Subscribe(std::string_view pattern,
-                                     const SubscribeOptions& options,
-                                     std::shared_ptr<Subscription::Queue> queue,
-                                     bool inbox) {
+  absl::StatusOr<uint64_t> Subscribe(
+      std::string_view pattern, const SubscribeOptions& options,
+      std::shared_ptr<internal::SubscriptionQueue> queue, bool inbox) {
     if (absl::Status s = topic::ValidatePattern(pattern, TopicLimits());
         !s.ok()) {
       return protocol::WireError(wire::INVALID_PATTERN, s.message());
@@ -484,20 +476,11 @@ class ClientCore {
     return answer->stats_reply();
   }
 
-  absl::StatusOr<Message> Next(Subscription::Queue* q, absl::Duration timeout) {
-    absl::MutexLock lock(&q->mu);
-    auto ready = [q]() ABSL_SHARED_LOCKS_REQUIRED(q->mu) {
-      return !q->messages.empty() || q->closed;
-    };
-    q->mu.AwaitWithTimeout(absl::Condition(&ready), timeout);
-    if (!q->messages.empty()) {
-      Message m = std::move(q->messages.front());
-      q->messages.pop_front();
-      return m;
-    }
-    if (q->closed) return absl::CancelledError("subscription ended");
-    return absl::DeadlineExceededError(
-        absl::StrCat("no message within ", absl::FormatDuration(timeout)));
+  // The queue for a new subscription without a callback.
+  std::shared_ptr<internal::SubscriptionQueue> NewQueue() const {
+    return std::make_shared<internal::SubscriptionQueue>(
+        options_.subscription_queue_max_messages,
+        options_.subscription_queue_max_bytes);
   }
 
   std::string client_id() const {
@@ -517,7 +500,7 @@ class ClientCore {
     std::string pattern;  // the inbox's pattern changes with the session
     std::string queue_group;
     MessageCallback callback;
-    std::shared_ptr<Subscription::Queue> queue;
+    std::shared_ptr<internal::SubscriptionQueue> queue;
     bool inbox = false;  // the client's own request/reply inbox
   };
 
@@ -570,10 +553,8 @@ class ClientCore {
     waiters_.erase(id);
   }
 
-  static void CloseQueue(Subscription::Queue* queue) {
-    if (queue == nullptr) return;
-    absl::MutexLock lock(&queue->mu);
-    queue->closed = true;
+  static void CloseQueue(internal::SubscriptionQueue* queue) {
+    if (queue != nullptr) queue->Close();
   }
 
   void ForgetSub(uint64_t sid) {
@@ -1052,10 +1033,7 @@ class ClientCore {
     m.storage_ = owner();
     if (!m.storage_) Own(&m);
     if (target->inbox) return AnswerRequest(std::move(m));
-    if (target->queue) {
-      absl::MutexLock lock(&target->queue->mu);
-      target->queue->messages.push_back(std::move(m));
-    }
+    if (target->queue) target->queue->Push(std::move(m));  // bounded
   }
 
   // Copies a borrowed message's bytes into storage of its own.
@@ -1165,7 +1143,8 @@ class ClientCore {
 // ---- Subscription ----
 
 Subscription::Subscription(std::shared_ptr<ClientCore> core, uint64_t sid,
-                           std::string pattern, std::shared_ptr<Queue> queue)
+                           std::string pattern,
+                           std::shared_ptr<internal::SubscriptionQueue> queue)
     : core_(std::move(core)),
       sid_(sid),
       pattern_(std::move(pattern)),
@@ -1180,7 +1159,11 @@ absl::StatusOr<Message> Subscription::Next(absl::Duration timeout) {
     return absl::FailedPreconditionError(
         "this subscription delivers to its callback; Next() is not used");
   }
-  return core_->Next(queue_.get(), timeout);
+  return queue_->Pop(timeout);
+}
+
+uint64_t Subscription::dropped() const {
+  return queue_ ? queue_->dropped() : 0;
 }
 
 absl::Status Subscription::Unsubscribe() {
@@ -1213,8 +1196,8 @@ absl::Status Client::PublishConfirmed(std::string_view topic,
 
 absl::StatusOr<std::unique_ptr<Subscription>> Client::Subscribe(
     std::string_view pattern, SubscribeOptions options) {
-  std::shared_ptr<Subscription::Queue> queue;
-  if (!options.callback) queue = std::make_shared<Subscription::Queue>();
+  std::shared_ptr<internal::SubscriptionQueue> queue;
+  if (!options.callback) queue = core_->NewQueue();
   auto sid = core_->Subscribe(pattern, options, queue, /*inbox=*/false);
   if (!sid.ok()) return sid.status();
   return std::unique_ptr<Subscription>(

@@ -9,7 +9,9 @@
 // Subscription callbacks run on the I/O thread, one at a time, in arrival order,
 // and must not block for long (they may call Publish, but not a blocking call
 // such as Request or PublishConfirmed on the same Client). A Subscription's
-// Next() may be called from one thread at a time.
+// Next() may be called from one thread at a time; its queue is bounded
+// (ClientOptions::subscription_queue_max_messages), and what a slow Next()
+// loop misses is counted and reported, not held without limit.
 #ifndef SIFT_CLIENTS_CPP_CLIENT_H_
 #define SIFT_CLIENTS_CPP_CLIENT_H_
 
@@ -43,10 +45,25 @@ struct ClientOptions {
   // Messages the client may hold while it is not connected; beyond this,
   // Publish fails with ResourceExhausted (nothing is dropped silently).
   size_t max_pending = 100000;
+  // Bound of the queue behind each Subscription::Next() (subscriptions
+  // without a callback), per subscription: at most this many messages and
+  // this many payload bytes (topic and reply_to not counted), whichever is
+  // reached first. A message arriving when it would not fit is dropped: the
+  // newest, never one already queued, as NATS clients do with their pending
+  // limits (nats.go Subscription.SetPendingLimits). It is counted in
+  // Subscription::dropped() and reported by Next(). 0: no bound of that
+  // kind. Callback subscriptions have no queue and are unaffected.
+  size_t subscription_queue_max_messages = 65536;
+  size_t subscription_queue_max_bytes = 64 << 20;  // 64 MiB
   // For inproc:// endpoints: the embedded broker's ZeroMQ context
   // (EmbeddedBroker::zmq_context()). Null: the client makes its own.
   void* zmq_context = nullptr;
 };
+
+namespace internal {
+class SubscriptionQueue;
+struct MessageForTest;  // builds Messages in clients/cpp's unit tests
+}  // namespace internal
 
 // A received message. Cheap to move. A Message passed to a subscription
 // callback borrows the bytes of the frame it arrived in and is valid only for
@@ -65,6 +82,7 @@ class Message {
 
  private:
   friend class ClientCore;
+  friend struct internal::MessageForTest;
   std::string_view topic_;
   std::string_view reply_to_;
   std::string_view payload_;
@@ -79,7 +97,8 @@ struct SubscribeOptions {
   // Members of one queue group share the messages: each goes to one of them.
   std::string queue_group;
   // If set, messages are passed to it on the client's I/O thread and Next()
-  // is not used. If empty, messages queue up for Next().
+  // is not used. If empty, messages queue up for Next(), within
+  // ClientOptions::subscription_queue_max_messages and _bytes.
   MessageCallback callback;
   // How long Subscribe() waits for the broker to accept the subscription.
   absl::Duration timeout = absl::Seconds(5);
@@ -96,8 +115,20 @@ class Subscription {
   Subscription& operator=(const Subscription&) = delete;
 
   // Waits up to `timeout` for the next message (subscriptions without a
-  // callback). DeadlineExceeded if none came; Cancelled after Unsubscribe().
+  // callback), in arrival order. Errors:
+  //   - ResourceExhausted: messages were dropped here because the queue was
+  //     full (ClientOptions::subscription_queue_max_*; the message says how
+  //     many). Reported once per run of drops, at its place in the stream:
+  //     messages returned before it arrived before the dropped ones, those
+  //     after it, after them. Not an end: call Next() again.
+  //   - DeadlineExceeded: nothing came within `timeout`.
+  //   - Cancelled: after Unsubscribe() or Close(), once the queue is empty.
+  //   - FailedPrecondition: the subscription has a callback.
   absl::StatusOr<Message> Next(absl::Duration timeout);
+  // How many messages this subscription has dropped because its Next()
+  // queue was full, since it was made (never decreases; 0 for callback
+  // subscriptions). Any thread may call it; it takes no lock.
+  uint64_t dropped() const;
   // Stops deliveries; waits for the broker's answer up to the client's
   // connect timeout.
   absl::Status Unsubscribe();
@@ -108,13 +139,13 @@ class Subscription {
  private:
   friend class Client;
   friend class ClientCore;
-  struct Queue;
   Subscription(std::shared_ptr<class ClientCore> core, uint64_t sid,
-               std::string pattern, std::shared_ptr<Queue> queue);
+               std::string pattern,
+               std::shared_ptr<internal::SubscriptionQueue> queue);
   std::shared_ptr<class ClientCore> core_;
   uint64_t sid_;
   std::string pattern_;
-  std::shared_ptr<Queue> queue_;
+  std::shared_ptr<internal::SubscriptionQueue> queue_;  // null: callback
   bool active_ = true;
 };
 

@@ -2,6 +2,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <zmq.h>
 
 #include <cstdio>
@@ -10,6 +11,7 @@
 
 #include "broker/config/config.h"
 #include "broker/log/log.h"
+#include "broker/server/library_log.h"
 #include "broker/server/server.h"
 
 namespace {
@@ -18,6 +20,22 @@ sift::Server* g_server = nullptr;
 
 void OnSignal(int) {
   if (g_server != nullptr) g_server->Shutdown();
+}
+
+// Raises the soft limit on open files to the hard limit (each client
+// connection is one file descriptor) and logs what siftd can hold.
+void RaiseFdLimit() {
+  rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t before = limit.rlim_cur;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) limit.rlim_cur = before;
+  }
+  sift::Log(sift::LogLevel::kInfo, "file descriptor limit",
+            {{"soft", static_cast<uint64_t>(limit.rlim_cur)},
+             {"hard", static_cast<uint64_t>(limit.rlim_max)},
+             {"was", static_cast<uint64_t>(before)}});
 }
 
 }  // namespace
@@ -45,6 +63,8 @@ int main(int argc, char** argv) {
   if (auto level = sift::ParseLogLevel(cli->config.log_level); level.ok()) {
     sift::SetLogLevel(*level);
   }
+  sift::InstallLibraryLogHandlers();
+  RaiseFdLimit();
 
   // Batches come and go in 64-128 KiB buffers. Keep freed memory for reuse
   // instead of returning it to the kernel (and faulting fresh pages in for

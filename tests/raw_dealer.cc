@@ -13,6 +13,15 @@ RawDealer::RawDealer(const std::string& endpoint) : context_(1) {
   socket_->connect(endpoint);
 }
 
+RawDealer::RawDealer(const std::string& endpoint,
+                     const std::string& routing_id)
+    : context_(1) {
+  socket_.emplace(context_, zmq::socket_type::dealer);
+  socket_->set(zmq::sockopt::linger, 1000);
+  socket_->set(zmq::sockopt::routing_id, routing_id);
+  socket_->connect(endpoint);
+}
+
 RawDealer::~RawDealer() { socket_.reset(); }
 
 void RawDealer::SendFrames(const std::vector<std::string>& frames) {

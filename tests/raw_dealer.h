@@ -31,6 +31,9 @@ class RawDealer {
   // Connects a DEALER (own ZeroMQ context) to `endpoint`; the connection is
   // established in the background by ZeroMQ.
   explicit RawDealer(const std::string& endpoint);
+  // The same with ZMQ_ROUTING_ID set to `routing_id` (what the broker's
+  // ROUTER will call this connection), as a client may choose.
+  RawDealer(const std::string& endpoint, const std::string& routing_id);
   ~RawDealer();
   RawDealer(const RawDealer&) = delete;
   RawDealer& operator=(const RawDealer&) = delete;

@@ -89,6 +89,20 @@ constexpr Setting kSettings[] = {
      "Most dot-separated tokens in a topic or pattern."},
     {"max_subscriptions_per_client", &Config::max_subscriptions_per_client, 1,
      10000000, nullptr, "N", "Most subscriptions one client may hold."},
+    {"max_clients", &Config::max_clients, 1, 10000000, nullptr, "N",
+     "Most clients (sessions, and tcp/ipc connections) at once."},
+    {"max_subscriptions", &Config::max_subscriptions, 1, 1000000000, nullptr,
+     "N", "Most subscriptions of all clients together."},
+    {"max_pending_bytes_per_client", &Config::max_pending_bytes_per_client,
+     65536, uint64_t{1} << 40, nullptr, "BYTES",
+     "Bytes queued for one client beyond which its deliveries are dropped."},
+    {"max_pending_bytes", &Config::max_pending_bytes, 65536, uint64_t{1} << 44,
+     nullptr, "BYTES",
+     "Bytes queued for all clients together beyond which deliveries are "
+     "dropped."},
+    {"max_batch_bytes", &Config::max_batch_bytes, 0, uint64_t{1} << 30,
+     nullptr, "BYTES",
+     "Largest BATCH body accepted from a client, in bytes (0 = no batches)."},
     {"client_timeout_ms", &Config::client_timeout_ms, 0, 86400000, nullptr,
      "MS", "Drop clients silent for longer than this, in ms (0 = never)."},
     {"send_hwm", &Config::send_hwm, 0, 2147483647, nullptr, "N",
@@ -130,7 +144,7 @@ static_assert(SettingsTableIsConsistent(),
 // A reminder, not a layout requirement: a field added to Config needs a row
 // in kSettings (operator== and everything else only see the table). Then
 // update this size.
-static_assert(sizeof(Config) == 104,
+static_assert(sizeof(Config) == 136,
               "Config changed: update kSettings, then this size");
 #endif
 
@@ -644,6 +658,23 @@ absl::Status ValidateConfig(const Config& config) {
       return absl::InvalidArgumentError(
           absl::StrCat("setting ", Quote(s.name), " ", problem));
     }
+  }
+  // Request/reply needs room for inbox topics: "_INBOX.<client id>.<token>"
+  // (client ids are up to 32 bytes, see Router::AddClient).
+  if (config.max_topic_length < kMinTopicLengthForInboxes ||
+      config.max_topic_tokens < kMinTopicTokensForInboxes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "settings \"max_topic_length\" (", config.max_topic_length,
+        ") and \"max_topic_tokens\" (", config.max_topic_tokens,
+        ") must be at least ", kMinTopicLengthForInboxes, " and ",
+        kMinTopicTokensForInboxes,
+        ": reply topics \"_INBOX.<client id>.<token>\" must fit"));
+  }
+  if (config.max_pending_bytes < config.max_pending_bytes_per_client) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "setting \"max_pending_bytes\" (", config.max_pending_bytes,
+        ") must be at least \"max_pending_bytes_per_client\" (",
+        config.max_pending_bytes_per_client, ")"));
   }
   return absl::OkStatus();
 }

@@ -34,6 +34,15 @@ struct Config {
   uint32_t max_topic_length = 256;
   uint32_t max_topic_tokens = 16;  // At most 64.
   uint32_t max_subscriptions_per_client = 10000;
+  // Broker-wide bounds: sessions, and subscriptions of all sessions.
+  uint32_t max_clients = 100000;
+  uint64_t max_subscriptions = 1000000;
+  // Bytes queued for sending to one client, and to all clients together,
+  // beyond which deliveries are dropped (slow_consumer).
+  uint64_t max_pending_bytes_per_client = 64 << 20;  // 64 MiB
+  uint64_t max_pending_bytes = 1 << 30;              // 1 GiB
+  // Largest BATCH body (frame 1) accepted from a client; 0 = none.
+  uint64_t max_batch_bytes = 1 << 20;  // 1 MiB
   // Clients silent for longer than this are dropped (0 = never).
   uint32_t client_timeout_ms = 30000;
   // ZeroMQ high-water marks (messages) on the broker socket; 0 = no limit.
@@ -48,6 +57,11 @@ struct Config {
   // debug|info|warn|error; see ParseLogLevel() in broker/log/log.h.
   std::string log_level = "info";
 };
+
+// Topic limits below these leave no room for request/reply inbox topics
+// ("_INBOX.<client id>.<token>"); ValidateConfig refuses them.
+inline constexpr uint32_t kMinTopicLengthForInboxes = 64;
+inline constexpr uint32_t kMinTopicTokensForInboxes = 3;
 
 // Compares every setting.
 bool operator==(const Config& a, const Config& b);
@@ -73,7 +87,9 @@ absl::StatusOr<Config> ParseConfigToml(std::string_view text,
                                        Config base = {});
 
 // Checks ranges, endpoint syntax (tcp://HOST:PORT, ipc://PATH, inproc://NAME;
-// at least one, no duplicates) and the log level. Returns InvalidArgument
+// at least one, no duplicates), the log level, and settings that depend on
+// each other (topic limits that leave room for inbox topics; the broker-wide
+// pending-bytes bound at least the per-client one). Returns InvalidArgument
 // naming the setting, e.g. `setting "endpoints" entry "http://x" must start
 // with tcp://, ipc:// or inproc://`.
 absl::Status ValidateConfig(const Config& config);

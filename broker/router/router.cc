@@ -1,6 +1,7 @@
 #include "broker/router/router.h"
 
 #include <algorithm>
+#include <random>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -33,6 +34,19 @@ std::string_view InboxToken(std::string_view name) {
   return rest.substr(0, rest.find('.'));
 }
 
+// Ten base-32 characters (50 bits) from the system's random source.
+std::string NewBootId() {
+  static constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuv";
+  std::random_device random;
+  uint64_t bits = (uint64_t{random()} << 32) | random();
+  std::string id(10, '0');
+  for (char& c : id) {
+    c = kDigits[bits & 31];
+    bits >>= 5;
+  }
+  return id;
+}
+
 }  // namespace
 
 std::string_view DropReasonName(DropReason reason) {
@@ -44,13 +58,14 @@ std::string_view DropReasonName(DropReason reason) {
     case DropReason::kInvalidTopic: return "invalid_topic";
     case DropReason::kNotConnected: return "not_connected";
     case DropReason::kBadFrame: return "bad_frame";
+    case DropReason::kInvalidRequest: return "invalid_request";
     case DropReason::kCount: break;
   }
   return "unknown";
 }
 
 Router::Router(const RouterLimits& limits)
-    : limits_(limits), tree_(limits.match_cache_size) {}
+    : limits_(limits), tree_(limits.match_cache_size), boot_id_(NewBootId()) {}
 
 Router::ClientHandle Router::AddClient(std::string_view name) {
   ClientHandle handle;
@@ -63,7 +78,7 @@ Router::ClientHandle Router::AddClient(std::string_view name) {
   }
   Client& c = clients_[handle];
   c.live = true;
-  c.id = absl::StrCat("c", next_client_number_++);
+  c.id = absl::StrCat("c", next_client_number_++, "-", boot_id_);
   c.inbox_prefix = absl::StrCat(AbslView(kInboxRoot), ".", c.id);
   c.name = std::string(name);
   c.subs.clear();
@@ -140,6 +155,13 @@ absl::Status Router::Subscribe(ClientHandle client, uint64_t sid,
                      " subscriptions, the limit is ",
                      limits_.max_subscriptions_per_client));
   }
+  if (live_subscriptions_ >= limits_.max_subscriptions) {
+    return protocol::WireError(
+        wire::TOO_MANY_SUBSCRIPTIONS,
+        absl::StrCat("the broker holds ", live_subscriptions_,
+                     " subscriptions of all clients, its limit "
+                     "(max_subscriptions)"));
+  }
   SubHandle handle;
   if (!free_subs_.empty()) {
     handle = free_subs_.back();
@@ -162,6 +184,10 @@ absl::Status Router::Subscribe(ClientHandle client, uint64_t sid,
 }
 
 absl::Status Router::Unsubscribe(ClientHandle client, uint64_t sid) {
+  if (sid == 0) {
+    return protocol::WireError(wire::INVALID_REQUEST,
+                               "UNSUB needs a non-zero sid");
+  }
   Client& c = clients_[client];
   auto it = c.subs.find(sid);
   if (it == c.subs.end()) {
@@ -193,6 +219,9 @@ bool Router::InboxOwner(std::string_view topic, ClientHandle* owner) const {
 }
 
 uint32_t Router::CountersNote(std::string_view topic) {
+  // Reply topics are many and short-lived, and belong to one client each:
+  // one row for all of them, so they neither fill the table nor show.
+  if (!InboxToken(topic).empty()) return kInboxTopicsNote;
   auto it = topic_slots_.find(AbslView(topic));
   if (it != topic_slots_.end()) return it->second + 1;
   if (topic_slots_.size() >= limits_.max_tracked_topics) {
@@ -204,14 +233,14 @@ uint32_t Router::CountersNote(std::string_view topic) {
   return slot + 1;
 }
 
-Router::TopicCounters& Router::CountersFor(
+Router::TopicSlot Router::SlotFor(
     std::string_view topic, const topic::SubjectTree::MatchResult* cached) {
   uint32_t note = cached != nullptr ? cached->note : 0;
   if (note == 0) {
     note = CountersNote(topic);
     if (cached != nullptr) cached->note = note;
   }
-  return note == kOtherTopicsNote ? other_topics_ : topic_counters_[note - 1];
+  return note;
 }
 
 absl::Status Router::Publish(std::string_view topic, std::string_view reply_to,
@@ -250,28 +279,36 @@ absl::Status Router::Publish(std::string_view topic, std::string_view reply_to,
 
   const topic::SubjectTree::MatchResult& match =
       cached != nullptr ? *cached : tree_.MatchUncached(topic);
-  for (SubHandle h : match.plain) {
-    const Subscription& s = subs_[h];
-    targets->push_back(Target{s.client, s.sid});
-  }
-  for (const topic::SubjectTree::Group& g : match.groups) {
-    const Subscription& s = subs_[topic::SubjectTree::PickMember(g)];
-    targets->push_back(Target{s.client, s.sid});
-  }
-  // A message in a client's inbox reaches only that client, whatever
-  // wildcards others hold.
+  const TopicSlot slot = SlotFor(topic, cached);
   ClientHandle owner;
-  if (!targets->empty() && InboxOwner(topic, &owner)) {
-    targets->erase(std::remove_if(targets->begin(), targets->end(),
-                                  [owner](const Target& t) {
-                                    return t.client != owner;
-                                  }),
-                   targets->end());
+  if (InboxOwner(topic, &owner)) {
+    // A message in a client's inbox reaches only that client, whatever
+    // wildcards or queue groups others hold: filter before choosing.
+    for (SubHandle h : match.plain) {
+      const Subscription& s = subs_[h];
+      if (s.client == owner) targets->push_back(Target{s.client, s.sid, slot});
+    }
+    for (const topic::SubjectTree::Group& g : match.groups) {
+      for (SubHandle h : g.members) {
+        const Subscription& s = subs_[h];
+        if (s.client == owner) {
+          targets->push_back(Target{s.client, s.sid, slot});
+          break;
+        }
+      }
+    }
+  } else {
+    for (SubHandle h : match.plain) {
+      const Subscription& s = subs_[h];
+      targets->push_back(Target{s.client, s.sid, slot});
+    }
+    for (const topic::SubjectTree::Group& g : match.groups) {
+      const Subscription& s = subs_[topic::SubjectTree::PickMember(g)];
+      targets->push_back(Target{s.client, s.sid, slot});
+    }
   }
 
-  TopicCounters& counters = CountersFor(topic, cached);
-  ++counters.in;
-  counters.out += targets->size();
+  ++CountersAt(slot).in;
   if (targets->empty()) RecordDrop(DropReason::kNoSubscribers);
   return absl::OkStatus();
 }
@@ -290,31 +327,29 @@ void Router::FillStats(size_t top_topics, wire::StatsReply* out) const {
     d->set_reason(name.data(), name.size());
     d->set_count(drops_[i]);
   }
-  // Busiest topics first (by messages in), bounded.
-  std::vector<std::pair<const std::string*, const TopicCounters*>> sorted;
-  sorted.reserve(topic_slots_.size());
+  // Busiest topics first (by messages in), bounded; the rows that sum
+  // other topics ("(other)": beyond max_tracked_topics; "(inbox)": reply
+  // topics) are ranked and bounded like any topic.
+  std::vector<std::pair<std::string_view, const TopicCounters*>> sorted;
+  sorted.reserve(topic_slots_.size() + 2);
   for (const auto& [name, slot] : topic_slots_) {
-    sorted.emplace_back(&name, &topic_counters_[slot]);
+    sorted.emplace_back(name, &topic_counters_[slot]);
   }
+  if (other_topics_.in > 0) sorted.emplace_back("(other)", &other_topics_);
+  if (inbox_topics_.in > 0) sorted.emplace_back("(inbox)", &inbox_topics_);
   size_t n = std::min(top_topics, sorted.size());
   std::partial_sort(sorted.begin(), sorted.begin() + n, sorted.end(),
                     [](const auto& a, const auto& b) {
                       if (a.second->in != b.second->in) {
                         return a.second->in > b.second->in;
                       }
-                      return *a.first < *b.first;
+                      return a.first < b.first;
                     });
   for (size_t i = 0; i < n; ++i) {
     wire::TopicCount* t = out->add_topics();
-    t->set_topic(*sorted[i].first);
+    t->set_topic(sorted[i].first.data(), sorted[i].first.size());
     t->set_messages_in(sorted[i].second->in);
     t->set_messages_out(sorted[i].second->out);
-  }
-  if (other_topics_.in > 0) {
-    wire::TopicCount* t = out->add_topics();
-    t->set_topic("(other)");
-    t->set_messages_in(other_topics_.in);
-    t->set_messages_out(other_topics_.out);
   }
   out->set_topics_tracked(topic_slots_.size());
 }

@@ -36,6 +36,7 @@ enum class DropReason : int {
   kInvalidTopic,       // publish refused: bad topic or reply_to
   kNotConnected,       // publish from a client that has not said HELLO
   kBadFrame,           // unparsable or malformed message
+  kInvalidRequest,     // a field missing or out of range (confirm without id)
   kCount,
 };
 std::string_view DropReasonName(DropReason reason);
@@ -44,6 +45,7 @@ struct RouterLimits {
   topic::Limits topic;
   uint64_t max_payload_bytes = 1 << 20;
   uint32_t max_subscriptions_per_client = 10000;
+  uint64_t max_subscriptions = 1000000;  // all clients together
   uint32_t match_cache_size = 4096;
   uint32_t max_tracked_topics = 10000;
 };
@@ -52,10 +54,14 @@ class Router {
  public:
   using ClientHandle = uint32_t;
 
+  // Names the per-topic counters a delivery is counted under (opaque).
+  using TopicSlot = uint32_t;
+
   // One delivery the server must make.
   struct Target {
     ClientHandle client;
     uint64_t sid;
+    TopicSlot slot;
   };
 
   explicit Router(const RouterLimits& limits);
@@ -64,8 +70,10 @@ class Router {
 
   const RouterLimits& limits() const { return limits_; }
 
-  // Starts a session. Its id ("c<N>", never reused) and inbox prefix
-  // ("_INBOX.c<N>") are fixed for the session's life.
+  // Starts a session. Its id ("c<N>-<boot>": a counter and ten random
+  // base-32 characters drawn when the Router is made, so ids repeat neither
+  // in one broker's life nor across restarts; at most 32 bytes) and inbox
+  // prefix ("_INBOX.<id>") are fixed for the session's life.
   ClientHandle AddClient(std::string_view name);
   // Ends a session and drops all its subscriptions.
   // REQUIRES: the handle is live.
@@ -77,27 +85,33 @@ class Router {
 
   // Errors carry wire codes (protocol::WireError): INVALID_REQUEST (sid 0),
   // INVALID_PATTERN, INVALID_QUEUE_GROUP, DUPLICATE_SID,
-  // TOO_MANY_SUBSCRIPTIONS, FORBIDDEN (another client's inbox).
+  // TOO_MANY_SUBSCRIPTIONS (the client's or the broker-wide bound),
+  // FORBIDDEN (another client's inbox).
   absl::Status Subscribe(ClientHandle client, uint64_t sid,
                          std::string_view pattern,
                          std::string_view queue_group);
-  // UNKNOWN_SID if the client has no such subscription.
+  // INVALID_REQUEST for sid 0; UNKNOWN_SID if the client has no such
+  // subscription.
   absl::Status Unsubscribe(ClientHandle client, uint64_t sid);
 
   // Validates a publish and appends one Target per delivery to *targets
   // (cleared first): one per matching plain subscription, one member per
-  // matching queue group. Counts the message (or its drop). Errors:
-  // INVALID_TOPIC, PAYLOAD_TOO_LARGE.
+  // matching queue group. A message in a client's inbox goes to that client
+  // only: the restriction applies before a group member is chosen. Counts
+  // the message (or its drop). Errors: INVALID_TOPIC, PAYLOAD_TOO_LARGE.
+  // Each Target carries the topic's counter slot, for RecordDelivered.
   absl::Status Publish(std::string_view topic, std::string_view reply_to,
                        size_t payload_size, std::vector<Target>* targets);
 
-  // The server reports the fate of each delivery it attempted.
-  void RecordDelivered(size_t payload_size) {
+  // The server reports the fate of each delivery it attempted: a delivery
+  // handed to ZeroMQ is counted here, globally and under its topic, so the
+  // per-topic figures add up to the global ones; one not made is a drop.
+  void RecordDelivered(TopicSlot slot, size_t payload_size) {
     ++messages_out_;
     bytes_out_ += payload_size;
+    ++CountersAt(slot).out;
   }
-  void RecordDeliveredBatch(uint64_t count, uint64_t payload_bytes) {
-    messages_out_ += count;
+  void RecordDeliveredBytes(uint64_t payload_bytes) {
     bytes_out_ += payload_bytes;
   }
   void RecordDrop(DropReason reason, uint64_t count = 1) {
@@ -147,11 +161,16 @@ class Router {
   void RemoveSubscription(SubHandle handle);
   // The counters of `topic`, found through the note on its match-cache entry
   // when it has one (no second hash lookup per message), else by name.
-  TopicCounters& CountersFor(std::string_view topic,
-                             const topic::SubjectTree::MatchResult* cached);
+  TopicSlot SlotFor(std::string_view topic,
+                    const topic::SubjectTree::MatchResult* cached);
   // A MatchResult::note naming a slot of topic_counters_ (slot + 1), or
-  // kOtherTopicsNote for other_topics_.
+  // kOtherTopicsNote / kInboxTopicsNote.
   uint32_t CountersNote(std::string_view topic);
+  TopicCounters& CountersAt(TopicSlot note) {
+    if (note == kOtherTopicsNote) return other_topics_;
+    if (note == kInboxTopicsNote) return inbox_topics_;
+    return topic_counters_[note - 1];
+  }
   // True if `topic` lies in a client inbox ("_INBOX.<id>..."); then *owner
   // is that client, or ~0 if no live client has that id.
   bool InboxOwner(std::string_view topic, ClientHandle* owner) const;
@@ -180,7 +199,11 @@ class Router {
   absl::flat_hash_map<std::string, uint32_t> topic_slots_;
   std::vector<TopicCounters> topic_counters_;
   TopicCounters other_topics_;  // beyond max_tracked_topics
+  TopicCounters inbox_topics_;  // every "_INBOX..." topic (request/reply)
   static constexpr uint32_t kOtherTopicsNote = ~uint32_t{0};
+  static constexpr uint32_t kInboxTopicsNote = ~uint32_t{0} - 1;
+  // Drawn once per Router; the second half of every client id.
+  std::string boot_id_;
 };
 
 }  // namespace sift

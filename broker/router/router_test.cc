@@ -144,7 +144,8 @@ TEST(RouterTest, StatsCountTopicsAndDrops) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(router.Publish("x", "", 5, &targets).ok());
   ASSERT_TRUE(router.Publish("y", "", 5, &targets).ok());
   ASSERT_TRUE(router.Publish("z", "", 5, &targets).ok());
-  router.RecordDelivered(5);
+  ASSERT_EQ(targets.size(), 1u);
+  router.RecordDelivered(targets[0].slot, 5);
   wire::StatsReply stats;
   router.FillStats(10, &stats);
   EXPECT_EQ(stats.messages_in(), 5u);
@@ -155,7 +156,10 @@ TEST(RouterTest, StatsCountTopicsAndDrops) {
   ASSERT_EQ(stats.topics_size(), 3);
   EXPECT_EQ(stats.topics(0).topic(), "x");
   EXPECT_EQ(stats.topics(0).messages_in(), 3u);
-  EXPECT_EQ(stats.topics(2).topic(), "(other)");
+  // "(other)" is ranked like any topic (ties by name).
+  EXPECT_EQ(stats.topics(1).topic(), "(other)");
+  EXPECT_EQ(stats.topics(1).messages_out(), 1u);
+  EXPECT_EQ(stats.topics(2).topic(), "y");
   bool found = false;
   for (const auto& d : stats.drops()) found |= d.reason() == "no_subscribers";
   EXPECT_TRUE(found);
@@ -201,6 +205,109 @@ TEST(RouterTest, TopicCountsSurviveCacheResets) {
   EXPECT_EQ(got_in["(other)"], other);
   EXPECT_EQ(stats.topics_tracked(), 3u);
   EXPECT_EQ(stats.messages_in(), 100u);
+}
+
+// Issue 7, item 8: restrictions on who may receive a message apply before a
+// queue-group member is chosen.
+TEST(RouterTest, InboxMessagesReachTheirOwnerInsideAQueueGroup) {
+  Router router(RouterLimits{});
+  auto a = router.AddClient("a");
+  auto b = router.AddClient("b");
+  ASSERT_TRUE(router.Subscribe(a, 1, ">", "g").ok());
+  ASSERT_TRUE(router.Subscribe(b, 1, ">", "g").ok());
+  std::vector<Target> targets;
+  const std::string inbox = router.inbox_prefix(a) + ".r";
+  int to_a = 0;
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(router.Publish(inbox, "", 1, &targets).ok());
+    for (const Target& t : targets) {
+      EXPECT_EQ(t.client, a);
+      to_a += t.client == a;
+    }
+  }
+  EXPECT_EQ(to_a, 10);
+  EXPECT_EQ(router.drops(DropReason::kNoSubscribers), 0u);
+}
+
+// Issue 7, items 9 and 10: per-topic figures add up to the global ones, with
+// every inbox topic summed in one "(inbox)" row; "(other)" and "(inbox)" are
+// ranked and bounded like any topic.
+TEST(RouterTest, TopicRowsAddUpAndInboxesShareOneRow) {
+  RouterLimits limits;
+  limits.max_tracked_topics = 2;
+  Router router(limits);
+  auto a = router.AddClient("a");
+  ASSERT_TRUE(router.Subscribe(a, 1, ">", "").ok());
+  ASSERT_TRUE(
+      router.Subscribe(a, 2, router.inbox_prefix(a) + ".>", "").ok());
+  std::vector<Target> targets;
+  uint64_t delivered = 0;
+  for (int i = 0; i < 100; ++i) {
+    const std::string topic =
+        i % 2 == 0 ? router.inbox_prefix(a) + ".r" + std::to_string(i)
+                   : "t." + std::to_string(i % 7);
+    ASSERT_TRUE(router.Publish(topic, "", 1, &targets).ok());
+    // Deliver every third target only (the rest "dropped").
+    for (const Target& t : targets) {
+      if (delivered++ % 3 == 0) router.RecordDelivered(t.slot, 1);
+    }
+  }
+  wire::StatsReply stats;
+  router.FillStats(100, &stats);
+  uint64_t in = 0, out = 0;
+  bool inbox_row = false;
+  for (const auto& t : stats.topics()) {
+    in += t.messages_in();
+    out += t.messages_out();
+    EXPECT_FALSE(t.topic().rfind("_INBOX", 0) == 0) << t.topic();
+    if (t.topic() == "(inbox)") {
+      inbox_row = true;
+      EXPECT_EQ(t.messages_in(), 50u);
+    }
+  }
+  EXPECT_TRUE(inbox_row);
+  EXPECT_EQ(in, stats.messages_in());
+  EXPECT_EQ(out, stats.messages_out());
+  EXPECT_EQ(stats.topics_tracked(), 2u);
+
+  for (uint32_t bound : {0u, 1u, 2u}) {
+    wire::StatsReply bounded;
+    router.FillStats(bound, &bounded);
+    ASSERT_EQ(bounded.topics_size(), static_cast<int>(bound));
+    for (int i = 1; i < bounded.topics_size(); ++i) {
+      EXPECT_GE(bounded.topics(i - 1).messages_in(),
+                bounded.topics(i).messages_in());
+    }
+  }
+}
+
+// Issue 7, item 6: ids do not repeat across Routers (broker restarts).
+TEST(RouterTest, ClientIdsDifferAcrossRouters) {
+  Router first(RouterLimits{});
+  Router second(RouterLimits{});
+  const std::string a = first.client_id(first.AddClient("a"));
+  const std::string b = second.client_id(second.AddClient("b"));
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.rfind("c1-", 0), 0u) << a;
+  EXPECT_LE(a.size(), 32u);
+}
+
+// Issue 7, items 5 and 15: the broker-wide subscription bound, and sid 0.
+TEST(RouterTest, BrokerWideSubscriptionBoundAndSidZero) {
+  RouterLimits limits;
+  limits.max_subscriptions = 3;
+  Router router(limits);
+  auto a = router.AddClient("a");
+  auto b = router.AddClient("b");
+  ASSERT_TRUE(router.Subscribe(a, 1, "x", "").ok());
+  ASSERT_TRUE(router.Subscribe(a, 2, "y", "").ok());
+  ASSERT_TRUE(router.Subscribe(b, 1, "x", "").ok());
+  absl::Status full = router.Subscribe(b, 2, "y", "");
+  EXPECT_EQ(protocol::WireCodeOf(full), wire::TOO_MANY_SUBSCRIPTIONS) << full;
+  EXPECT_EQ(protocol::WireCodeOf(router.Unsubscribe(a, 0)),
+            wire::INVALID_REQUEST);
+  ASSERT_TRUE(router.Unsubscribe(a, 1).ok());
+  EXPECT_TRUE(router.Subscribe(b, 2, "y", "").ok());
 }
 
 }  // namespace

@@ -2,12 +2,14 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <string_view>
 #include <utility>
@@ -20,6 +22,8 @@
 #include "broker/protocol/codec.h"
 #include "broker/router/router.h"
 #include "broker/server/log_limiter.h"
+#include "broker/server/output_account.h"
+#include "broker/server/peer_guard.h"
 
 namespace sift {
 namespace {
@@ -46,8 +50,12 @@ constexpr size_t kBatchPayloadLimit = 16 * 1024;
 // A batch body up to this size is copied into its frame and the session's
 // buffer reused; a larger one is handed to ZeroMQ without a copy.
 constexpr size_t kCopyBatchBytes = 4096;
-// Largest BATCH body the broker accepts from a client (WELCOME says so).
-constexpr size_t kMaxInboundBatchBytes = 1 << 20;
+// Longest HELLO client_name, in bytes (checked before it is stored or
+// logged; docs/protocol.md §3.1).
+constexpr size_t kMaxClientNameBytes = 256;
+// File descriptors kept free for everything but client connections (the
+// process's own sockets, ZeroMQ's internal pipes, ipc files).
+constexpr uint64_t kReservedFds = 64;
 
 int64_t NowMs() {
   timespec ts;
@@ -85,9 +93,42 @@ RouterLimits LimitsFrom(const Config& config) {
   limits.topic.max_tokens = config.max_topic_tokens;
   limits.max_payload_bytes = config.max_payload_bytes;
   limits.max_subscriptions_per_client = config.max_subscriptions_per_client;
+  limits.max_subscriptions = config.max_subscriptions;
   limits.match_cache_size = config.match_cache_size;
   limits.max_tracked_topics = config.max_tracked_topics;
   return limits;
+}
+
+// Largest frame 0 accepted: room for the longest topic and reply_to, a
+// client name and the other fields. Every string a client sends is bounded
+// by this before anything is parsed, stored or logged.
+size_t MaxHeaderBytes(const Config& config) {
+  return 2 * static_cast<size_t>(config.max_topic_length) +
+         kMaxClientNameBytes + 1024;
+}
+
+// Connections the process can hold: its soft file-descriptor limit, less a
+// reserve for everything else.
+size_t FdCapacity() {
+  rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 ||
+      limit.rlim_cur == RLIM_INFINITY) {
+    return SIZE_MAX;
+  }
+  return limit.rlim_cur > kReservedFds ? limit.rlim_cur - kReservedFds : 1;
+}
+
+bool IsBrokerOnly(const wire::Header& h) {
+  switch (h.command_case()) {
+    case wire::Header::kWelcome:
+    case wire::Header::kDeliver:
+    case wire::Header::kOk:
+    case wire::Header::kError:
+    case wire::Header::kStatsReply:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace
@@ -100,8 +141,13 @@ class Server::Loop {
       : config_(config), context_(zmq_context), router_(LimitsFrom(config)) {}
 
   ~Loop() {
+    guard_.reset();
     if (socket_ != nullptr) zmq_close(socket_);
     if (wake_fd_ >= 0) close(wake_fd_);
+    for (Session& s : sessions_) {
+      if (s.account != nullptr) s.account->Unref();
+    }
+    all_output_->Unref();
   }
 
   absl::Status Bind() {
@@ -122,13 +168,19 @@ class Server::Loop {
     // peer is disconnected) so no one can make the broker buffer gigabytes;
     // anything up to that size gets a PAYLOAD_TOO_LARGE error instead.
     const int64_t max_frame =
-        static_cast<int64_t>(config_.max_payload_bytes) * 2 + (1 << 20);
+        static_cast<int64_t>(
+            std::max(config_.max_payload_bytes, config_.max_batch_bytes)) *
+            2 +
+        (1 << 20);
     const int linger_ms = 1000;
     zmq_setsockopt(socket_, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
     zmq_setsockopt(socket_, ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm));
     zmq_setsockopt(socket_, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm));
     zmq_setsockopt(socket_, ZMQ_MAXMSGSIZE, &max_frame, sizeof(max_frame));
     zmq_setsockopt(socket_, ZMQ_LINGER, &linger_ms, sizeof(linger_ms));
+    auto guard = PeerGuard::Create(context_, socket_);
+    if (!guard.ok()) return guard.status();
+    guard_ = *std::move(guard);
     for (const std::string& endpoint : config_.endpoints) {
       if (zmq_bind(socket_, endpoint.c_str()) != 0) {
         return absl::UnavailableError(
@@ -166,7 +218,16 @@ class Server::Loop {
         {{"version", VersionString()},
          {"max_payload_bytes", config_.max_payload_bytes},
          {"max_subscriptions_per_client",
-          config_.max_subscriptions_per_client}});
+          config_.max_subscriptions_per_client},
+         {"max_connections", MaxConnections()},
+         {"max_pending_bytes", config_.max_pending_bytes}});
+    if (!guard_->has_zap_handler()) {
+      Log(LogLevel::kWarn,
+          "another ZAP handler serves this ZeroMQ context: connections are "
+          "not bounded at the handshake, and a closed connection's session "
+          "ends when its disconnect is seen",
+          {});
+    }
     // The loop sleeps in poll(2) on the socket's ZMQ_FD and the wake fd
     // rather than in zmq_poll, which costs several more system calls per
     // wake-up. ZMQ_FD signals new commands for the socket, not messages, and
@@ -185,14 +246,19 @@ class Server::Loop {
     while (true) {
       int64_t wait = armed ? next_housekeeping - now_ms_ : 0;
       if (wait < 0) wait = 0;
-      pollfd fds[2] = {{zmq_fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-      const int rc = poll(fds, 2, static_cast<int>(wait));
+      pollfd fds[4] = {{zmq_fd, POLLIN, 0},
+                       {wake_fd_, POLLIN, 0},
+                       {guard_->monitor_fd(), POLLIN, 0},
+                       {guard_->zap_fd(), POLLIN, 0}};
+      const int rc = poll(fds, guard_->zap_fd() >= 0 ? 4 : 3,
+                          static_cast<int>(wait));
       now_ms_ = NowMs();
       if (rc < 0 && errno != EINTR) {
         Log(LogLevel::kError, "poll failed", {{"error", std::strerror(errno)}});
         break;
       }
       if (fds[1].revents & POLLIN) break;
+      PollGuard();
       armed = Drain();
       if (now_ms_ >= next_housekeeping) {
         Housekeeping();  // sends nothing, so the socket stays armed
@@ -207,19 +273,26 @@ class Server::Loop {
          {"messages_out", stats.messages_out()}});
     zmq_close(socket_);
     socket_ = nullptr;
+    guard_.reset();  // its sockets too, or zmq_ctx_term would wait for them
   }
 
  private:
   struct Session {
     std::string routing_id;
+    int fd = -1;  // the connection's (ZMQ_SRCFD); -1 for inproc://
     int64_t last_seen_ms = 0;
     bool batches = false;  // the client accepts BATCH (said so in HELLO)
-    // DELIVERs waiting to go out as one BATCH.
-    std::unique_ptr<std::string> out;
-    uint32_t out_count = 0;
+    // Bytes handed to ZeroMQ for this client and not yet written.
+    OutputAccount* account = nullptr;
+    // DELIVERs waiting to go out as one BATCH, and each one's topic slot.
+    std::unique_ptr<OutBuffer> out;
+    std::vector<Router::TopicSlot> out_slots;
     uint64_t out_payload_bytes = 0;
     size_t last_batch_bytes = 0;  // size of the previous batch sent
     bool dirty = false;           // listed in dirty_
+    // Deliveries dropped because this client did not keep up.
+    uint64_t slow_drops = 0;
+    uint64_t slow_drops_unreported = 0;  // since the last SLOW_CONSUMER notice
   };
 
   // Reads and handles queued messages, up to kMaxDrainPerWake, and sends
@@ -267,58 +340,81 @@ class Server::Loop {
     const std::string_view routing_id = MsgView(id_.get());
     auto it = by_routing_id_.find(
         absl::string_view(routing_id.data(), routing_id.size()));
-    const bool known = it != by_routing_id_.end();
-    const Router::ClientHandle client = known ? it->second : 0;
+    bool known = it != by_routing_id_.end();
+    Router::ClientHandle client = known ? it->second : 0;
+    const int fd = zmq_msg_get(id_.get(), ZMQ_SRCFD);
+    if (known && sessions_[client].fd != fd) {
+      // The routing id now names another connection: the session belonged
+      // to one that closed, and is not this one's to use.
+      EndSession(client, "connection replaced");
+      known = false;
+      client = 0;
+    }
     if (known) sessions_[client].last_seen_ms = now_ms_;
 
-    if (frames == 0 || zmq_msg_size(header_.get()) == 0) {
+    // Checks apply in this order (docs/protocol.md §2): frame 0 present,
+    // bounded and parsable; a known command; one a client may send; its
+    // frame count; a session; then the command's own fields.
+    const size_t header_size = zmq_msg_size(header_.get());
+    if (frames == 0 || header_size == 0) {
       return RejectFrame(routing_id, known, client, 0,
                          "message has no header frame (frame 0 is empty)");
+    }
+    if (header_size > max_header_bytes_) {
+      return RejectFrame(
+          routing_id, known, client, 0,
+          absl::StrCat("frame 0 of ", header_size, " bytes exceeds ",
+                       max_header_bytes_,
+                       " (twice max_topic_length, plus 1280)"));
     }
     // The common case, a PUB from a live session, skips protobuf entirely.
     protocol::PubView fast;
     if (known && frames == 2 &&
         protocol::DecodePubFast(
             static_cast<const char*>(zmq_msg_data(header_.get())),
-            zmq_msg_size(header_.get()), &fast)) {
+            header_size, &fast)) {
       return HandlePub(routing_id, client, fast, MsgView(payload_.get()),
                        payload_.get());
     }
-    auto decoded =
-        decoder_.Decode(zmq_msg_data(header_.get()), zmq_msg_size(header_.get()));
+    auto decoded = decoder_.Decode(zmq_msg_data(header_.get()), header_size);
     if (!decoded.ok()) {
       return RejectFrame(routing_id, known, client, 0,
                          decoded.status().message());
     }
     const wire::Header& h = **decoded;
     const uint64_t rid = h.request_id();
-    const bool wants_payload = h.has_pub() || h.has_batch();
-    if (h.command_case() != wire::Header::COMMAND_NOT_SET &&
-        frames != (wants_payload ? 2 : 1)) {
+    if (h.command_case() == wire::Header::COMMAND_NOT_SET) {
+      return SendClientError(
+          routing_id, known, client, rid, wire::UNKNOWN_COMMAND,
+          "header names no command this broker knows (protocol version 1)");
+    }
+    if (IsBrokerOnly(h)) {
+      return SendClientError(
+          routing_id, known, client, rid, wire::INVALID_REQUEST,
+          absl::StrCat(protocol::CommandName(h),
+                       " is sent by the broker, not by clients"));
+    }
+    const int want_frames = h.has_pub() || h.has_batch() ? 2 : 1;
+    if (frames != want_frames) {
       return RejectFrame(
           routing_id, known, client, rid,
-          absl::StrCat(protocol::CommandName(h), " must have ",
-                       wants_payload ? 2 : 1, " frame(s), got ", frames));
+          absl::StrCat(protocol::CommandName(h), " must have ", want_frames,
+                       " frame(s), got ", frames));
     }
 
     switch (h.command_case()) {
       case wire::Header::kHello:
-        return HandleHello(routing_id, known, client, h);
+        return HandleHello(routing_id, fd, known, client, h);
       case wire::Header::kBye:
         if (known) EndSession(client, "bye");
         return;
-      case wire::Header::COMMAND_NOT_SET:
-        return SendClientError(
-            routing_id, known, client, rid, wire::UNKNOWN_COMMAND,
-            "header names no command this broker knows (protocol version 1)");
       default:
         break;
     }
     if (!known) {
-      if (h.has_pub()) router_.RecordDrop(DropReason::kNotConnected);
-      if (h.has_batch()) {
-        router_.RecordDrop(DropReason::kNotConnected,
-                           CountEntries(MsgView(payload_.get())));
+      // A refused BATCH is one drop, whatever it claims to hold.
+      if (h.has_pub() || h.has_batch()) {
+        router_.RecordDrop(DropReason::kNotConnected);
       }
       return SendClientError(
           routing_id, known, client, rid, wire::HELLO_REQUIRED,
@@ -353,13 +449,13 @@ class Server::Loop {
         return HandleStats(routing_id, rid);
       default:
         return SendClientError(
-            routing_id, known, client, rid, wire::INVALID_REQUEST,
+            routing_id, known, client, rid, wire::UNKNOWN_COMMAND,
             absl::StrCat(protocol::CommandName(h),
-                         " is sent by the broker, not by clients"));
+                         " is not handled by this broker"));
     }
   }
 
-  void HandleHello(std::string_view routing_id, bool known,
+  void HandleHello(std::string_view routing_id, int fd, bool known,
                    Router::ClientHandle client, const wire::Header& h) {
     const uint32_t version = h.hello().protocol_version();
     if (version != wire::PROTOCOL_VERSION_CURRENT) {
@@ -369,14 +465,42 @@ class Server::Loop {
                        " is not supported; this broker speaks version ",
                        static_cast<int>(wire::PROTOCOL_VERSION_CURRENT)));
     }
+    if (h.request_id() == 0) {
+      return SendClientError(routing_id, known, client, 0,
+                             wire::INVALID_REQUEST,
+                             "HELLO needs a non-zero request_id");
+    }
+    if (h.hello().client_name().size() > kMaxClientNameBytes) {
+      return SendClientError(
+          routing_id, known, client, h.request_id(), wire::INVALID_REQUEST,
+          absl::StrCat("client_name of ", h.hello().client_name().size(),
+                       " bytes exceeds ", kMaxClientNameBytes));
+    }
     // HELLO on a live session starts a fresh one.
     if (known) EndSession(client, "hello again");
+    if (router_.client_count() >= config_.max_clients) {
+      return SendClientError(
+          routing_id, false, 0, h.request_id(), wire::TOO_MANY_CLIENTS,
+          absl::StrCat("the broker holds ", router_.client_count(),
+                       " sessions, its limit (max_clients)"));
+    }
     const Router::ClientHandle c = router_.AddClient(h.hello().client_name());
     if (sessions_.size() <= c) sessions_.resize(c + 1);
-    sessions_[c].routing_id.assign(routing_id.data(), routing_id.size());
-    sessions_[c].last_seen_ms = now_ms_;
-    sessions_[c].batches = h.hello().accepts_batches();
+    Session& session = sessions_[c];
+    session.routing_id.assign(routing_id.data(), routing_id.size());
+    session.fd = fd;
+    session.last_seen_ms = now_ms_;
+    session.batches = h.hello().accepts_batches();
+    session.account = OutputAccount::New(all_output_);
+    session.slow_drops = 0;
+    session.slow_drops_unreported = 0;
     by_routing_id_[absl::string_view(routing_id.data(), routing_id.size())] = c;
+    if (fd >= 0) {
+      if (by_fd_.size() <= static_cast<size_t>(fd)) by_fd_.resize(fd + 1, kNone);
+      by_fd_[fd] = c;
+      ++fd_sessions_;
+      if (admitted_without_session_ > 0) --admitted_without_session_;
+    }
 
     wire::Header reply;
     reply.set_request_id(h.request_id());
@@ -390,7 +514,7 @@ class Server::Loop {
     w->set_max_topic_tokens(config_.max_topic_tokens);
     w->set_max_subscriptions(config_.max_subscriptions_per_client);
     w->set_client_timeout_ms(config_.client_timeout_ms);
-    w->set_max_batch_bytes(kMaxInboundBatchBytes);
+    w->set_max_batch_bytes(config_.max_batch_bytes);
     SendHeader(routing_id, reply);
     Log(LogLevel::kInfo, "client connected",
         {{"client", router_.client_id(c)},
@@ -402,6 +526,12 @@ class Server::Loop {
   void HandlePub(std::string_view routing_id, Router::ClientHandle client,
                  const protocol::PubView& pub, std::string_view payload,
                  zmq_msg_t* payload_msg) {
+    if (pub.confirm && pub.request_id == 0) {
+      router_.RecordDrop(DropReason::kInvalidRequest);
+      return SendClientError(
+          routing_id, true, client, 0, wire::INVALID_REQUEST,
+          "a confirmed PUB needs a non-zero request_id; not published");
+    }
     absl::Status s =
         router_.Publish(pub.topic, pub.reply_to, payload.size(), &targets_);
     if (!s.ok()) {
@@ -423,18 +553,36 @@ class Server::Loop {
     }
   }
 
+  // A BATCH is checked whole before any entry is routed: its size, its
+  // structure, and that it holds exactly Batch.count entries. A refused
+  // batch is one ERROR and one drop.
   void HandleBatch(std::string_view routing_id, Router::ClientHandle client,
                    const wire::Header& h) {
     const std::string_view body = MsgView(payload_.get());
-    if (body.size() > kMaxInboundBatchBytes) {
-      router_.RecordDrop(DropReason::kPayloadTooLarge, CountEntries(body));
+    const uint64_t batch_request_id = h.request_id();
+    if (body.size() > config_.max_batch_bytes) {
+      router_.RecordDrop(DropReason::kPayloadTooLarge);
       return SendClientError(
-          routing_id, true, client, h.request_id(), wire::PAYLOAD_TOO_LARGE,
+          routing_id, true, client, batch_request_id, wire::PAYLOAD_TOO_LARGE,
           absl::StrCat("BATCH of ", body.size(),
                        " bytes exceeds max_batch_bytes (",
-                       kMaxInboundBatchBytes, ")"));
+                       config_.max_batch_bytes, "); nothing was routed"));
     }
-    const uint64_t batch_request_id = h.request_id();
+    {
+      protocol::BatchReader scan(body.data(), body.size());
+      const uint64_t entries = scan.SkipRest();
+      if (scan.error() || entries != h.batch().count()) {
+        router_.RecordDrop(DropReason::kBadFrame);
+        return SendClientError(
+            routing_id, true, client, batch_request_id, wire::BAD_FRAME,
+            scan.error()
+                ? absl::StrCat("BATCH body is malformed after entry ",
+                               entries, "; nothing was routed")
+                : absl::StrCat("BATCH announces ", h.batch().count(),
+                               " entries but holds ", entries,
+                               "; nothing was routed"));
+      }
+    }
     protocol::BatchReader reader(body.data(), body.size());
     std::string_view header, payload;
     uint32_t seen = 0;
@@ -462,20 +610,36 @@ class Server::Loop {
       HandlePub(routing_id, client, protocol::PubViewOf(**decoded), payload,
                 nullptr);
     }
-    if (reader.error()) {
-      router_.RecordDrop(DropReason::kBadFrame);
-      SendClientError(routing_id, true, client, batch_request_id,
-                      wire::BAD_FRAME,
-                      absl::StrCat("BATCH body is malformed after entry ",
-                                   seen));
-    }
   }
 
-  // The entries a BATCH body really holds (its header's count is only a
-  // claim), at least 1 so a refused batch is never counted as nothing.
-  static uint64_t CountEntries(std::string_view body) {
-    const uint64_t n = protocol::BatchReader(body.data(), body.size()).SkipRest();
-    return n > 0 ? n : 1;
+  // Whether `bytes` more may be queued for `session` within the per-client
+  // and the broker-wide bound. If not, counts one slow-consumer drop for
+  // the client.
+  bool HasRoom(Session& session, Router::ClientHandle client, size_t bytes) {
+    const int64_t pending = session.account->pending_bytes() +
+                            static_cast<int64_t>(bytes) +
+                            (session.out ? session.out->bytes.size() : 0);
+    if (pending <= static_cast<int64_t>(config_.max_pending_bytes_per_client) &&
+        all_output_->pending_bytes() <=
+            static_cast<int64_t>(config_.max_pending_bytes)) {
+      return true;
+    }
+    CountSlowDrops(session, client, 1);
+    return false;
+  }
+
+  void CountSlowDrops(Session& session, Router::ClientHandle client,
+                      uint64_t count) {
+    router_.RecordDrop(DropReason::kSlowConsumer, count);
+    if (session.slow_drops_unreported == 0 && log_limiter_.Allow(now_ms_)) {
+      Log(LogLevel::kWarn, "slow consumer: dropping deliveries",
+          {{"client", router_.client_id(client)},
+           {"pending_bytes", session.account->pending_bytes()},
+           {"max_pending_bytes_per_client",
+            config_.max_pending_bytes_per_client}});
+    }
+    session.slow_drops += count;
+    session.slow_drops_unreported += count;
   }
 
   // Makes one delivery: into the session's pending BATCH, or (large payloads,
@@ -488,95 +652,100 @@ class Server::Loop {
       return;
     }
     Session& session = sessions_[t.client];
+    if (!HasRoom(session, t.client, payload.size() + pub.topic.size())) return;
     if (session.batches && payload.size() <= kBatchPayloadLimit) {
       if (!session.out) {
         // Sized like this session's previous batch: a lone message at low
         // rates, close to kFlushBatchBytes under load.
-        session.out = std::make_unique<std::string>();
-        session.out->reserve(session.last_batch_bytes + 256);
+        session.out = std::make_unique<OutBuffer>();
+        session.out->bytes.reserve(session.last_batch_bytes + 256);
       }
-      protocol::BatchWriter(session.out.get())
+      protocol::BatchWriter(&session.out->bytes)
           .AppendDeliver(t.sid, pub.topic, pub.reply_to, payload);
-      ++session.out_count;
+      session.out_slots.push_back(t.slot);
       session.out_payload_bytes += payload.size();
       if (!session.dirty) {
         session.dirty = true;
         dirty_.push_back(t.client);
       }
-      if (session.out->size() >= kFlushBatchBytes) FlushSession(t.client);
+      if (session.out->bytes.size() >= kFlushBatchBytes) {
+        FlushSession(t.client);
+      }
       return;
     }
     FlushSession(t.client);  // keep this session's deliveries in order
-    if (!SendRoutingFrame(session.routing_id, t.client, 1)) return;
+    if (!SendRoutingFrame(session, t.client, 1)) return;
     // Once the routing frame is accepted, ZeroMQ takes the rest of the
     // message whole, so the remaining sends cannot fail on the water mark.
     zmq_msg_t part;
-    zmq_msg_init_size(&part, protocol::DeliverSize(t.sid, pub.topic,
-                                                   pub.reply_to));
+    const size_t header_size =
+        protocol::DeliverSize(t.sid, pub.topic, pub.reply_to);
+    zmq_msg_init_size(&part, header_size);
     protocol::EncodeDeliver(t.sid, pub.topic, pub.reply_to,
                             static_cast<char*>(zmq_msg_data(&part)));
     zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     if (payload_msg != nullptr) {
-      zmq_msg_init(&part);
-      zmq_msg_copy(&part, payload_msg);
+      InitAccountedShare(&part, payload_msg, header_size, session.account);
     } else {
-      InitCopy(&part, payload);
+      InitAccountedCopy(&part, payload, session.account);
     }
     zmq_msg_send(&part, socket_, ZMQ_DONTWAIT);
-    router_.RecordDelivered(payload.size());
+    router_.RecordDelivered(t.slot, payload.size());
   }
 
   // Sends the routing frame of a message to `client`, which carries
   // `deliveries` deliveries. On failure counts them as dropped (and notes a
   // vanished peer) and returns false.
-  bool SendRoutingFrame(std::string_view routing_id,
-                        Router::ClientHandle client, uint32_t deliveries) {
+  bool SendRoutingFrame(Session& session, Router::ClientHandle client,
+                        uint32_t deliveries) {
     zmq_msg_t part;
-    InitCopy(&part, routing_id);
+    InitCopy(&part, session.routing_id);
     if (zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
       return true;
     }
     const int err = zmq_errno();
     zmq_msg_close(&part);
-    const DropReason reason = err == EHOSTUNREACH ? DropReason::kClientGone
-                                                  : DropReason::kSlowConsumer;
-    router_.RecordDrop(reason, deliveries);
-    if (err == EHOSTUNREACH) gone_.push_back(client);
+    if (err == EHOSTUNREACH) {
+      router_.RecordDrop(DropReason::kClientGone, deliveries);
+      gone_.push_back(client);
+    } else {
+      CountSlowDrops(session, client, deliveries);
+    }
     return false;
   }
 
   // Sends the session's pending BATCH, if any: a small body is copied into
   // its frame (the session keeps its buffer), a large one handed to ZeroMQ
-  // without a copy (freed once sent).
+  // without a copy (freed once sent). Both are charged to the session.
   void FlushSession(Router::ClientHandle client) {
     Session& session = sessions_[client];
-    if (session.out_count == 0) return;
-    const uint32_t count = session.out_count;
+    if (session.out_slots.empty()) return;
+    const uint32_t count = static_cast<uint32_t>(session.out_slots.size());
     const uint64_t bytes = session.out_payload_bytes;
-    session.out_count = 0;
     session.out_payload_bytes = 0;
-    session.last_batch_bytes = session.out->size();
+    session.last_batch_bytes = session.out->bytes.size();
 
-    if (!SendRoutingFrame(session.routing_id, client, count)) {
-      session.out->clear();  // dropped, and counted as such
+    if (!SendRoutingFrame(session, client, count)) {
+      session.out->bytes.clear();  // dropped, and counted as such
+      session.out_slots.clear();
       return;
     }
     zmq_msg_t part;
     zmq_msg_init_size(&part, protocol::BatchHeaderSize(count));
     protocol::EncodeBatchHeader(count, static_cast<char*>(zmq_msg_data(&part)));
     zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    if (session.out->size() <= kCopyBatchBytes) {
-      InitCopy(&part, *session.out);
-      session.out->clear();  // keeps its capacity for the next batch
+    if (session.out->bytes.size() <= kCopyBatchBytes) {
+      InitAccountedCopy(&part, session.out->bytes, session.account);
+      session.out->bytes.clear();  // keeps its capacity for the next batch
     } else {
-      std::string* raw = session.out.release();
-      zmq_msg_init_data(
-          &part, raw->data(), raw->size(),
-          [](void*, void* hint) { delete static_cast<std::string*>(hint); },
-          raw);
+      InitAccountedBuffer(&part, session.out.release(), session.account);
     }
     zmq_msg_send(&part, socket_, ZMQ_DONTWAIT);
-    router_.RecordDeliveredBatch(count, bytes);
+    for (Router::TopicSlot slot : session.out_slots) {
+      router_.RecordDelivered(slot, 0);
+    }
+    router_.RecordDeliveredBytes(bytes);
+    session.out_slots.clear();
   }
 
   void FlushBatches() {
@@ -589,7 +758,7 @@ class Server::Loop {
 
   void HandleStats(std::string_view routing_id, uint64_t rid) {
     // Send what is batched first, so the totals agree with the per-topic
-    // counts (which are taken at routing time) in every reply.
+    // counts in every reply.
     FlushBatches();
     wire::Header reply;
     reply.set_request_id(rid);
@@ -597,7 +766,32 @@ class Server::Loop {
     router_.FillStats(config_.stats_top_topics, stats);
     stats->set_server_version(VersionString());
     stats->set_uptime_ms(static_cast<uint64_t>(now_ms_ - started_ms_));
+    stats->set_pending_bytes(static_cast<uint64_t>(
+        std::max<int64_t>(0, all_output_->pending_bytes())));
+    stats->set_connections(guard_->connections());
+    FillSlowClients(config_.stats_top_topics, stats);
     SendHeader(routing_id, reply);
+  }
+
+  // The clients that lost the most deliveries for not keeping up, bounded.
+  void FillSlowClients(size_t limit, wire::StatsReply* stats) {
+    std::vector<Router::ClientHandle> slow;
+    for (Router::ClientHandle c = 0; c < sessions_.size(); ++c) {
+      if (router_.IsLive(c) && sessions_[c].slow_drops > 0) slow.push_back(c);
+    }
+    const size_t n = std::min(limit, slow.size());
+    std::partial_sort(slow.begin(), slow.begin() + n, slow.end(),
+                      [this](Router::ClientHandle a, Router::ClientHandle b) {
+                        return sessions_[a].slow_drops > sessions_[b].slow_drops;
+                      });
+    for (size_t i = 0; i < n; ++i) {
+      const Session& s = sessions_[slow[i]];
+      wire::ClientDrops* row = stats->add_slow_clients();
+      row->set_client_id(router_.client_id(slow[i]));
+      row->set_dropped(s.slow_drops);
+      row->set_pending_bytes(
+          static_cast<uint64_t>(std::max<int64_t>(0, s.account->pending_bytes())));
+    }
   }
 
   // OK for a request that wants one (request_id != 0), ERROR for a failure.
@@ -643,19 +837,31 @@ class Server::Loop {
   // Sends a header-only reply. Replies are never dropped silently: a full
   // queue is counted like any other slow-consumer drop.
   void SendHeader(std::string_view routing_id, const wire::Header& header) {
-    // Replies must not overtake deliveries already batched for this client.
-    auto session = by_routing_id_.find(
-        absl::string_view(routing_id.data(), routing_id.size()));
-    if (session != by_routing_id_.end()) FlushSession(session->second);
     const std::string bytes = protocol::EncodeHeader(header);
-    if (zmq_send(socket_, routing_id.data(), routing_id.size(),
-                 ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-      router_.RecordDrop(zmq_errno() == EHOSTUNREACH
-                             ? DropReason::kClientGone
-                             : DropReason::kSlowConsumer);
+    auto found = by_routing_id_.find(
+        absl::string_view(routing_id.data(), routing_id.size()));
+    if (found == by_routing_id_.end()) {
+      // No session: nothing is queued for this peer that a reply could
+      // overtake, and nothing to charge it to.
+      if (zmq_send(socket_, routing_id.data(), routing_id.size(),
+                   ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        router_.RecordDrop(zmq_errno() == EHOSTUNREACH
+                               ? DropReason::kClientGone
+                               : DropReason::kSlowConsumer);
+        return;
+      }
+      zmq_send(socket_, bytes.data(), bytes.size(), ZMQ_DONTWAIT);
       return;
     }
-    zmq_send(socket_, bytes.data(), bytes.size(), ZMQ_DONTWAIT);
+    // Replies must not overtake deliveries already batched for this client.
+    const Router::ClientHandle client = found->second;
+    FlushSession(client);
+    Session& session = sessions_[client];
+    if (!HasRoom(session, client, bytes.size())) return;
+    if (!SendRoutingFrame(session, client, 1)) return;
+    zmq_msg_t part;
+    InitAccountedCopy(&part, bytes, session.account);
+    zmq_msg_send(&part, socket_, ZMQ_DONTWAIT);
   }
 
   void EndSession(Router::ClientHandle client, std::string_view reason) {
@@ -664,11 +870,19 @@ class Server::Loop {
     Log(LogLevel::kInfo, "client disconnected",
         {{"client", router_.client_id(client)}, {"reason", reason}});
     Session& s = sessions_[client];
-    router_.RecordDrop(DropReason::kClientGone, s.out_count);
+    router_.RecordDrop(DropReason::kClientGone, s.out_slots.size());
     s.out.reset();
-    s.out_count = 0;
+    s.out_slots.clear();
     s.out_payload_bytes = 0;
     s.batches = false;
+    if (s.account != nullptr) s.account->Unref();
+    s.account = nullptr;
+    if (s.fd >= 0 && static_cast<size_t>(s.fd) < by_fd_.size() &&
+        by_fd_[s.fd] == client) {
+      by_fd_[s.fd] = kNone;
+    }
+    if (s.fd >= 0) --fd_sessions_;
+    s.fd = -1;
     by_routing_id_.erase(s.routing_id);
     s.routing_id.clear();
     router_.RemoveClient(client);
@@ -683,11 +897,87 @@ class Server::Loop {
     }
   }
 
+  // Learns of connections that closed (ending their sessions at once) and
+  // answers connection requests; see PeerGuard.
+  void PollGuard() {
+    guard_->Poll(PeerGuard::Callbacks{
+        [this](int fd) {
+          if (fd >= 0 && static_cast<size_t>(fd) < by_fd_.size() &&
+              by_fd_[fd] != kNone) {
+            const Router::ClientHandle c = by_fd_[fd];
+            if (router_.IsLive(c)) EndSession(c, "connection closed");
+          }
+        },
+        [this](int error) {
+          ++accept_failures_;
+          if (accept_log_limiter_.Allow(now_ms_)) {
+            Log(LogLevel::kError, "cannot accept a connection",
+                {{"error", std::strerror(error)},
+                 {"connections", guard_->connections()},
+                 {"max_connections", MaxConnections()},
+                 {"failures", accept_failures_}});
+          }
+        },
+        [this] { return AdmitConnection(); }});
+  }
+
+  // Admits connections while sessions on tcp/ipc plus connections admitted
+  // but not yet in a session stay below MaxConnections(). (Counting open
+  // connections instead would refuse a whole burst that arrives together,
+  // again on every retry.)
+  bool AdmitConnection() {
+    if (fd_sessions_ + admitted_without_session_ >= MaxConnections()) {
+      return false;
+    }
+    ++admitted_without_session_;
+    return true;
+  }
+
+  // tcp:// and ipc:// connections admitted at once: max_clients, and no
+  // more than the file-descriptor limit allows (read now: it may change).
+  size_t MaxConnections() const {
+    return std::min<size_t>(config_.max_clients, FdCapacity());
+  }
+
+  // Tells clients that lost deliveries, once they have caught up (their
+  // queue below half the bound), how many they lost since the last notice.
+  void NotifySlowConsumers() {
+    const int64_t low_water =
+        static_cast<int64_t>(config_.max_pending_bytes_per_client / 2);
+    for (Router::ClientHandle c = 0; c < sessions_.size(); ++c) {
+      Session& s = sessions_[c];
+      if (!router_.IsLive(c) || s.slow_drops_unreported == 0 ||
+          s.account->pending_bytes() > low_water) {
+        continue;
+      }
+      wire::Header notice;
+      wire::Error* e = notice.mutable_error();
+      e->set_code(wire::SLOW_CONSUMER);
+      e->set_dropped(s.slow_drops_unreported);
+      e->set_message(absl::StrCat(
+          s.slow_drops_unreported,
+          " deliveries to this client were dropped: more than "
+          "max_pending_bytes_per_client (",
+          config_.max_pending_bytes_per_client,
+          " bytes) waited for it to read"));
+      s.slow_drops_unreported = 0;
+      router_.RecordErrorSent();
+      SendHeader(s.routing_id, notice);
+    }
+  }
+
   void Housekeeping() {
     if (log_limiter_.suppressed() > 0 && log_limiter_.Allow(now_ms_)) {
       Log(LogLevel::kWarn, "client errors not logged (rate limit)",
           {{"suppressed", log_limiter_.TakeSuppressed()}});
     }
+    NotifySlowConsumers();
+    // Admitted connections that closed before HELLO no longer count.
+    admitted_without_session_ = std::min(
+        admitted_without_session_,
+        guard_->connections() > fd_sessions_
+            ? guard_->connections() - fd_sessions_
+            : 0);
     if (config_.client_timeout_ms == 0) return;
     for (Router::ClientHandle c = 0; c < sessions_.size(); ++c) {
       if (router_.IsLive(c) &&
@@ -713,6 +1003,18 @@ class Server::Loop {
   absl::flat_hash_map<std::string, Router::ClientHandle> by_routing_id_;
   std::vector<Router::ClientHandle> gone_;
   std::vector<Router::ClientHandle> dirty_;  // sessions with a pending BATCH
+  // Sessions by the fd of their connection (kNone: none).
+  static constexpr Router::ClientHandle kNone = ~Router::ClientHandle{0};
+  std::vector<Router::ClientHandle> by_fd_;
+  std::unique_ptr<PeerGuard> guard_;
+  const size_t max_header_bytes_ = MaxHeaderBytes(config_);
+  // Bytes handed to ZeroMQ for all clients and not yet written. Frames may
+  // outlive the Loop (ZeroMQ lingers), so it is reference-counted.
+  OutputAccount* const all_output_ = OutputAccount::New(nullptr);
+  uint64_t accept_failures_ = 0;
+  size_t fd_sessions_ = 0;  // sessions on tcp:// or ipc:// connections
+  size_t admitted_without_session_ = 0;
+  LogLimiter accept_log_limiter_{/*per_window=*/1, /*window_ms=*/10000};
 
   // Reused per message, so the hot path allocates nothing of its own.
   ZmqMsg id_, header_, payload_, extra_;

@@ -14,9 +14,12 @@ using wire_format::kVarint;
 using wire_format::Tag;
 using wire_format::VarintSize;
 
-inline bool GetVarint(const char*& p, const char* end, uint64_t* v) {
+// Reads a varint of at most `max_bytes` bytes (10 for a uint64; 5 where
+// protobuf allows only 32 bits: tags and lengths, which it refuses longer).
+inline bool GetVarint(const char*& p, const char* end, uint64_t* v,
+                      int max_bytes = 10) {
   uint64_t result = 0;
-  for (int shift = 0; shift < 64 && p < end; shift += 7) {
+  for (int shift = 0; shift < 7 * max_bytes && p < end; shift += 7) {
     const uint8_t byte = static_cast<uint8_t>(*p++);
     result |= static_cast<uint64_t>(byte & 0x7f) << shift;
     if ((byte & 0x80) == 0) {
@@ -29,7 +32,7 @@ inline bool GetVarint(const char*& p, const char* end, uint64_t* v) {
 
 inline bool GetBytes(const char*& p, const char* end, std::string_view* out) {
   uint64_t len;
-  if (!GetVarint(p, end, &len) || len > static_cast<uint64_t>(end - p)) {
+  if (!GetVarint(p, end, &len, 5) || len > static_cast<uint64_t>(end - p)) {
     return false;
   }
   *out = std::string_view(p, len);
@@ -43,13 +46,21 @@ inline void PutVarint(uint64_t v, std::string* out) {
 }
 
 // Calls visit(field, is_bytes, varint_value, bytes) for each field of a
-// message; stops with false on malformed input or when visit says false.
+// message; stops with false on malformed input, on a field that appears
+// twice (protobuf would merge the two: the full decoder must judge), on a
+// tag beyond 32 bits, or when visit says false. The fast decoders accept
+// only what protobuf reads the same way (fuzz/decoder_checks.cc checks).
 template <typename Visit>
 bool WalkFields(const char* p, const char* end, Visit visit) {
+  uint64_t seen = 0;
   while (p < end) {
     uint64_t key;
-    if (!GetVarint(p, end, &key)) return false;
+    if (!GetVarint(p, end, &key, 5) || key > 0xffffffffu) return false;
     const int field = static_cast<int>(key >> 3);
+    if (field >= 64) return false;
+    const uint64_t bit = uint64_t{1} << field;
+    if (seen & bit) return false;
+    seen |= bit;
     const int type = static_cast<int>(key & 7);
     if (type == kVarint) {
       uint64_t v;

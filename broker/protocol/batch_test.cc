@@ -1,6 +1,7 @@
 #include "broker/protocol/batch.h"
 
 #include <string>
+#include <vector>
 
 #include "broker/protocol/codec.h"
 #include "gtest/gtest.h"
@@ -80,6 +81,28 @@ TEST(BatchTest, FastDecodersAgreeWithProtobuf) {
   // A PUB with an unknown field inside is left to the full decoder.
   const std::string future = std::string("\x22\x05\x0a\x01\x61\x40\x01", 7);
   EXPECT_FALSE(DecodePubFast(future.data(), future.size(), &pub));
+}
+
+// Frames found by tools/fuzz.sh (docs/fuzzing.md) on which the fast decoders
+// read something protobuf does not: a command field that appears twice
+// (protobuf merges, or refuses the first) and tags or lengths longer than 5
+// bytes (protobuf refuses). The fast path must refuse them, leaving the
+// judgement to the full decoder.
+TEST(BatchTest, FastDecodersRefuseWhatProtobufReadsDifferently) {
+  const std::vector<std::string> frames = {
+      std::string("\x08\x02\x22\x02\x18\x01\x22\x08\x0a\x06" "demo.x", 16),
+      std::string("\x22\x02\xfd\xff\x22\x08\x0a\x06" "demo.x", 14),
+      std::string("\x22\x80\x80\x80\x80\x80\x00", 7),
+      std::string("\xa2\x80\x80\x80\x80\x01\x00", 7),
+  };
+  for (const std::string& f : frames) {
+    PubView view;
+    EXPECT_FALSE(DecodePubFast(f.data(), f.size(), &view))
+        << "frame of " << f.size() << " bytes";
+  }
+  const std::string deliver("\x3a\x02\x08\x01\x3a\x08\x12\x06" "demo.x", 14);
+  DeliverView d;
+  EXPECT_FALSE(DecodeDeliverFast(deliver.data(), deliver.size(), &d));
 }
 
 TEST(BatchTest, BatchHeaderMatchesProtobuf) {

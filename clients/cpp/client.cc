@@ -492,6 +492,7 @@ class ClientCore {
     return inbox_prefix_;
   }
   uint64_t reconnects() const { return reconnects_.load(); }
+  uint64_t broker_dropped() const { return broker_dropped_.load(); }
 
  private:
   // A subscription as the client remembers it (to resubscribe after a
@@ -923,6 +924,11 @@ class ClientCore {
       case wire::Header::kWelcome:
         return OnWelcome(h);
       case wire::Header::kError: {
+        if (h.error().code() == wire::SLOW_CONSUMER) {
+          // A notice, not an answer: deliveries the broker dropped for us.
+          broker_dropped_.fetch_add(h.error().dropped());
+          return;
+        }
         const bool lost_session = h.error().code() == wire::HELLO_REQUIRED;
         Fulfil(h.request_id(),
                protocol::WireError(h.error().code(), h.error().message()));
@@ -1107,6 +1113,7 @@ class ClientCore {
 
   std::atomic<uint64_t> next_id_{0};
   std::atomic<uint64_t> reconnects_{0};
+  std::atomic<uint64_t> broker_dropped_{0};
   std::atomic<uint64_t> subs_generation_{0};
   std::atomic<uint64_t> max_payload_{1 << 20};
   std::atomic<uint32_t> max_topic_length_{256};
@@ -1219,5 +1226,6 @@ void Client::Close() { core_->Close(); }
 std::string Client::client_id() const { return core_->client_id(); }
 std::string Client::inbox_prefix() const { return core_->inbox_prefix(); }
 uint64_t Client::reconnects() const { return core_->reconnects(); }
+uint64_t Client::broker_dropped() const { return core_->broker_dropped(); }
 
 }  // namespace sift

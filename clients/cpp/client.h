@@ -192,6 +192,13 @@ class Client {
   std::string inbox_prefix() const;
   // How many times the client has re-established its session.
   uint64_t reconnects() const;
+  // Deliveries the broker dropped for this client because it did not read
+  // fast enough (more than the broker's max_pending_bytes_per_client waited
+  // for it), as the broker's SLOW_CONSUMER notices reported them; they come
+  // once the client has caught up, so the count may lag. Thread-safe.
+  // Distinct from Subscription::dropped(), which counts this library's own
+  // queue. See docs/protocol.md §10.
+  uint64_t broker_dropped() const;
 
  private:
   explicit Client(std::shared_ptr<ClientCore> core);

@@ -169,6 +169,8 @@ absl::StatusCode StatusCodeFor(wire::ErrorCode code) {
       return absl::StatusCode::kUnavailable;
     case wire::PAYLOAD_TOO_LARGE:
     case wire::TOO_MANY_SUBSCRIPTIONS:
+    case wire::TOO_MANY_CLIENTS:
+    case wire::SLOW_CONSUMER:
       return absl::StatusCode::kResourceExhausted;
     case wire::DUPLICATE_SID:
       return absl::StatusCode::kAlreadyExists;

@@ -22,6 +22,12 @@
 // with the next token, and follows the literal child for this token, so the
 // work is bounded by the topic depth times the wildcard branching, never by the
 // number of subscriptions.
+//
+// Queue groups. A match lists each matching group once, with its eligible
+// members, and points it at the round-robin counter of that (group, member
+// list), found or made here, on the slow path (see ListKey). A cached result
+// keeps the pointer, so a publish served from the cache picks a member with
+// one increment and one modulo: no hashing, no allocation.
 
 #include "broker/topic/subject_tree.h"
 
@@ -38,6 +44,7 @@
 #include "absl/base/optimization.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
+#include "absl/types/span.h"
 #include "broker/topic/topic.h"
 
 namespace sift::topic {
@@ -307,7 +314,7 @@ struct SubjectTree::TokenEq {
 };
 
 struct SubjectTree::QueueEntry {
-  GroupMap::value_type* group;  // name and round-robin cursor
+  GroupMap::value_type* group;  // name and round-robin counters
   HandleSet members;
 };
 
@@ -383,6 +390,41 @@ void SortUnique(std::vector<SubjectTree::Handle>& v) {
   std::sort(v.begin(), v.end());
   v.erase(std::unique(v.begin(), v.end()), v.end());
 }
+
+// The key of a member list among its group's round-robin counters: a 64-bit
+// digest of the handles in their order, and their count.
+//
+// In their order, because the counter indexes the list: topics share a
+// counter only if they list the same members in the same order. A list comes
+// either from one node's HandleSet, in an order fixed until the tree changes,
+// or merged from several nodes and sorted; so one node, or one combination of
+// nodes, always yields the same list. The same set listed in another order
+// (from another node) gets a counter of its own, which is as fair. Sorting
+// every list instead would cost a large group O(n log n) per match where
+// hashing costs O(n).
+uint64_t ListKey(const std::vector<SubjectTree::Handle>& members) {
+  return absl::Hash<absl::Span<const SubjectTree::Handle>>{}(
+      absl::MakeConstSpan(members));
+}
+
+// The start of the n-th counter a group makes: a scrambled counter (the
+// SplitMix64 finalizer), so that the first pick on a new member list, which
+// follows every membership change, lands on each member about equally often.
+// Starting at 0 would always pick the first member; a plain counter (or the
+// group's pick count) can line up with the list sizes and do the same. 32
+// bits, so that the counter never wraps in practice.
+uint64_t CursorSeed(uint64_t n) {
+  uint64_t z = n + 0x9e3779b97f4a7c15u;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+  return (z ^ (z >> 31)) >> 32;
+}
+
+// Round-robin counters the tree keeps before it drops them all: this many,
+// plus two per queued subscription. Lists whose members left linger until
+// then; the lists live at any one time rarely outnumber the memberships that
+// form them, so a tree without churn never reaches the bound.
+constexpr size_t kMinCursors = 1024;
 
 // Cached results may hold at most this many handles per unit of capacity in
 // total (1M handles, 4 MB, at the default capacity), so that caching many
@@ -533,7 +575,12 @@ bool SubjectTree::EraseQueued(Node* node, std::string_view group, Handle h) {
     QueueEntry& q = queues[i];
     if (q.group->first != group) continue;
     if (!q.members.Erase(h)) return false;
-    if (--q.group->second.members == 0) groups_.erase(groups_.find(group));
+    if (--q.group->second.members == 0) {
+      // The group's counters go with it. Remove bumps generation_, so no
+      // cached result still points at them.
+      cursor_count_ -= q.group->second.cursors.size();
+      groups_.erase(groups_.find(group));
+    }
     if (q.members.empty()) {
       if (i + 1 != queues.size()) q = std::move(queues.back());
       queues.pop_back();
@@ -556,6 +603,7 @@ bool SubjectTree::Insert(std::string_view pattern, std::string_view queue_group,
                                          : InsertQueued(node, queue_group, h);
   if (!added) return false;
   ++subscription_count_;
+  if (!queue_group.empty()) ++queued_count_;
   // Invalidate the cache in O(1). Clearing it here instead would make a bulk
   // subscribe pay for the cache once per call; the lazy clear in Match runs
   // once per batch of changes.
@@ -579,6 +627,7 @@ bool SubjectTree::Remove(std::string_view pattern, std::string_view queue_group,
                                            : EraseQueued(node, queue_group, h);
   if (!removed) return false;
   --subscription_count_;
+  if (!queue_group.empty()) --queued_count_;
   ++generation_;
   // Prune bottom-up: a node with no subscriptions and no children goes; each
   // deletion may leave its parent empty in turn. The root stays.
@@ -623,6 +672,7 @@ const SubjectTree::MatchResult& SubjectTree::MatchUncached(
   for (size_t g = 0; g < scratch_.groups.size(); ++g) {
     if (group_sources_[g] > 1) SortUnique(scratch_.groups[g].members);
   }
+  if (!scratch_.groups.empty()) AssignCursors();
 
   const bool empty = IsEmpty(scratch_);
   if (cache_capacity_ == 0) return empty ? EmptyResult() : scratch_;
@@ -651,6 +701,8 @@ void SubjectTree::ResetScratch() {
   scratch_.groups.clear();
   scratch_.plain.clear();
   group_sources_.clear();
+  group_states_.clear();
+  group_keys_.clear();
   plain_sources_ = 0;
 }
 
@@ -691,26 +743,72 @@ void SubjectTree::AddNode(const Node& node) {
   const Extra* x = node.extra();
   if (x == nullptr) return;
   for (const QueueEntry& q : x->queues) {
-    uint64_t* cursor = &q.group->second.cursor;
     // Few groups match any one topic; a linear scan by identity beats a map.
     size_t g = 0;
-    while (g < scratch_.groups.size() && scratch_.groups[g].cursor != cursor) {
-      ++g;
-    }
-    if (g == scratch_.groups.size()) {
+    while (g < group_states_.size() && group_states_[g] != q.group) ++g;
+    if (g == group_states_.size()) {
       std::vector<Handle> members;
       if (!spare_members_.empty()) {
         members = std::move(spare_members_.back());
         spare_members_.pop_back();
       }
+      // AssignCursors sets the cursor once the members are complete.
       scratch_.groups.push_back(
-          Group{q.group->first, std::move(members), cursor});
+          Group{q.group->first, std::move(members), nullptr});
       group_sources_.push_back(0);
+      group_states_.push_back(q.group);
     }
     std::vector<Handle>& members = scratch_.groups[g].members;
     members.insert(members.end(), q.members.begin(), q.members.end());
     ++group_sources_[g];
   }
+}
+
+// Points each group of scratch_ (members complete and deduplicated) at the
+// round-robin counter of its member list, making the counters that are
+// missing.
+void SubjectTree::AssignCursors() {
+  size_t missing = 0;
+  for (size_t i = 0; i < scratch_.groups.size(); ++i) {
+    Group& g = scratch_.groups[i];
+    group_keys_.push_back(ListKey(g.members));
+    auto& cursors = group_states_[i]->second.cursors;
+    auto it = cursors.find(group_keys_[i]);
+    g.cursor = it == cursors.end() ? nullptr : &it->second;
+    missing += g.cursor == nullptr;
+  }
+  if (missing == 0) return;
+  // Bounded memory: membership churn leaves counters of lists that no topic
+  // yields any more. Rather than track which ones, drop them all once there
+  // are too many; the live ones are remade on their next match. The cursors
+  // just found are dropped too, so this match's groups are pointed again.
+  if (cursor_count_ > 0 && cursor_count_ + missing > MaxCursors()) {
+    DropCursors();
+    for (Group& g : scratch_.groups) g.cursor = nullptr;
+  }
+  for (size_t i = 0; i < scratch_.groups.size(); ++i) {
+    Group& g = scratch_.groups[i];
+    if (g.cursor != nullptr) continue;
+    GroupState& state = group_states_[i]->second;
+    auto [it, made] = state.cursors.try_emplace(group_keys_[i], 0);
+    if (made) {
+      it->second = CursorSeed(state.cursors_made++);
+      ++cursor_count_;
+    }
+    g.cursor = &it->second;
+  }
+}
+
+size_t SubjectTree::MaxCursors() const {
+  return kMinCursors + 2 * queued_count_;
+}
+
+// Drops every round-robin counter, and with them every cached result (they
+// point at the counters). REQUIRES: the caller re-points scratch_'s groups.
+void SubjectTree::DropCursors() {
+  for (auto& [name, state] : groups_) state.cursors.clear();
+  cursor_count_ = 0;
+  ++generation_;
 }
 
 void SubjectTree::ResetCache() {

@@ -30,6 +30,11 @@ namespace sift::topic {
 //   const SubjectTree::MatchResult& r = tree.Match("orders.eu.created");
 //   // r.plain == {7}; r.groups == {{"billing", {8}, ...}}
 //   for (const auto& g : r.groups) Deliver(SubjectTree::PickMember(g));
+//
+// Queue groups take turns per eligible member list: a group's round-robin
+// state is kept per (group, members eligible for the topic), so members that
+// are eligible for different topics (A on "x.>", B on "x.a") each get their
+// share of every topic, whatever is published in between.
 class SubjectTree {
  public:
   // Opaque to the tree; the router's subscription index.
@@ -39,10 +44,18 @@ class SubjectTree {
   struct Group {
     // Valid while any member is subscribed.
     std::string_view name;
-    // Every member whose pattern matched (deduplicated).
+    // Every member whose pattern matched (deduplicated), listed in the same
+    // order by every match until the tree changes.
     std::vector<Handle> members;
-    // Stable round-robin counter for this group name (lives as long as the
-    // group has members).
+    // PickMember's round-robin counter. It belongs to this group and this
+    // member list, and is shared by every topic whose match yields the same
+    // list. Not to the group's name: topics with different eligible members
+    // would advance one counter in lockstep, and a member eligible for every
+    // other message could be skipped every time (issue 7). Not to the topic:
+    // that state would be lost with each cache eviction, and there is no
+    // place for it with the cache disabled. Lives as long as the result that
+    // holds it (the tree drops counters only together with every cached
+    // result, see SubjectTree::cursor_count).
     uint64_t* cursor;
   };
 
@@ -93,7 +106,10 @@ class SubjectTree {
   // REQUIRES: as for Match.
   const MatchResult& MatchUncached(std::string_view topic);
 
-  // Round-robin choice of one member (even spread).
+  // Round-robin choice of one member: the picks on all topics that share
+  // g's member list cycle through it, so each member gets an even share of
+  // them, whatever other topics are published in between. O(1), no
+  // allocation, no hashing.
   // REQUIRES: !g.members.empty().
   static Handle PickMember(const Group& g) {
     return g.members[(*g.cursor)++ % g.members.size()];
@@ -107,11 +123,19 @@ class SubjectTree {
   // (every Match when the cache is disabled).
   uint64_t cache_hits() const { return cache_hits_; }
   uint64_t cache_misses() const { return cache_misses_; }
-  // Topics currently cached (0 right after an Insert or Remove).
+  // Topics currently cached (0 right after an Insert or Remove, or after the
+  // round-robin counters were dropped).
   size_t cache_size() const {
     return cache_generation_ == generation_ ? cache_.size() : 0;
   }
   size_t cache_capacity() const { return cache_capacity_; }
+  // Round-robin counters held: one per (queue group, member list) that a
+  // match has yielded since the group got its first member. Lists whose
+  // members left are kept until the group loses its last member; when the
+  // count would pass 1024 plus twice the number of queued subscriptions,
+  // every counter is dropped, with the whole match cache (whose results
+  // point at them), and the live ones are remade on their next match.
+  size_t cursor_count() const { return cursor_count_; }
 
  private:
   class HandleSet;
@@ -140,11 +164,19 @@ class SubjectTree {
   };
 
   struct GroupState {
-    uint64_t cursor = 0;  // PickMember's round-robin counter
-    size_t members = 0;   // (node, handle) memberships across the tree
+    size_t members = 0;  // (node, handle) memberships across the tree
+    // PickMember's round-robin counters, one per member list a match has
+    // yielded, keyed by a 64-bit digest of the list (ListKey in the .cc),
+    // not a copy: lists may hold 100k members, and two lists with one
+    // digest would merely share a counter. A node map: Group::cursor points
+    // at the values. Goes with the GroupState when the group loses its last
+    // member; see cursor_count for the bound.
+    absl::node_hash_map<uint64_t, uint64_t> cursors;
+    // Counters made so far, which seeds the next one (CursorSeed in the .cc).
+    uint64_t cursors_made = 0;
   };
-  // node_hash_map: Group::name and Group::cursor point into it, so entries
-  // must not move when the table grows.
+  // node_hash_map: Group::name points into it, so entries must not move when
+  // the table grows.
   using GroupMap = absl::node_hash_map<std::string, GroupState, StringViewHash,
                                        StringViewEq>;
 
@@ -160,6 +192,9 @@ class SubjectTree {
   void Collect(const Node* node, const std::string_view* tokens, size_t n,
                size_t i);
   void AddNode(const Node& node);
+  void AssignCursors();
+  size_t MaxCursors() const;
+  void DropCursors();
   void ResetCache();
   void EvictSome();
 
@@ -171,8 +206,11 @@ class SubjectTree {
   Node* const root_;  // owned; nodes are variable-sized, see Node::New
   GroupMap groups_;
   size_t subscription_count_ = 0;
+  size_t queued_count_ = 0;  // the subscriptions in a queue group
   size_t node_count_ = 1;
-  // Bumped by every Insert/Remove that changes the tree.
+  size_t cursor_count_ = 0;  // sum of groups_[*].cursors.size()
+  // Bumped by every Insert/Remove that changes the tree, and when the
+  // round-robin counters are dropped (cached Groups point at them).
   uint64_t generation_ = 0;
 
   // The match cache: topic -> result, valid while cache_generation_ ==
@@ -190,6 +228,9 @@ class SubjectTree {
   std::vector<std::vector<Handle>> spare_members_;  // recycled Group::members
   // Number of nodes that fed scratch_.groups[i] and scratch_.plain.
   std::vector<uint32_t> group_sources_;
+  // The group of scratch_.groups[i], and the key of its member list.
+  std::vector<GroupMap::value_type*> group_states_;
+  std::vector<uint64_t> group_keys_;
   uint32_t plain_sources_ = 0;
 };
 

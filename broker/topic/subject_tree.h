@@ -206,9 +206,7 @@ class SubjectTree {
   Node* const root_;  // owned; nodes are variable-sized, see Node::New
   GroupMap groups_;
   size_t subscription_count_ = 0;
-  size_t queued_count_ = 0;  // the subscriptions in a queue group
   size_t node_count_ = 1;
-  size_t cursor_count_ = 0;  // sum of groups_[*].cursors.size()
   // Bumped by every Insert/Remove that changes the tree, and when the
   // round-robin counters are dropped (cached Groups point at them).
   uint64_t generation_ = 0;
@@ -221,6 +219,11 @@ class SubjectTree {
   size_t cached_handles_ = 0;
   uint64_t cache_hits_ = 0;
   uint64_t cache_misses_ = 0;
+
+  // For the bound on the round-robin counters (after the fields FindCached
+  // reads, so as not to move them).
+  size_t queued_count_ = 0;  // the subscriptions in a queue group
+  size_t cursor_count_ = 0;  // sum of groups_[*].cursors.size()
 
   // Scratch space for computing a match, reused so that a miss with the cache
   // disabled allocates nothing once warm.

@@ -237,9 +237,8 @@ TEST_P(PickMemberFairnessTest, EachEligibleMemberGetsItsShare) {
     }
   }
   std::cout << setup.name << ": x.a to A " << xa[kA] << ", to B " << xa[kB]
-            << "; x.b to A " << xb[kA] << " (cache hits "
-            << tree.cache_hits() << ", misses " << tree.cache_misses()
-            << ")\n";
+            << "; x.b to A " << xb[kA] << " (cache hits " << tree.cache_hits()
+            << ", misses " << tree.cache_misses() << ")\n";
   EXPECT_GE(xa[kA], kPerTopic * 40 / 100);
   EXPECT_LE(xa[kA], kPerTopic * 60 / 100);
   EXPECT_GE(xa[kB], kPerTopic * 40 / 100);
@@ -252,14 +251,13 @@ TEST_P(PickMemberFairnessTest, EachEligibleMemberGetsItsShare) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    CacheSetups, PickMemberFairnessTest,
-    ::testing::Values(CacheSetup{"cached", 4096, 0},
-                      CacheSetup{"uncached", 0, 0},
-                      CacheSetup{"evicting", 4, 3}),
-    [](const ::testing::TestParamInfo<CacheSetup>& info) {
-      return std::string(info.param.name);
-    });
+INSTANTIATE_TEST_SUITE_P(CacheSetups, PickMemberFairnessTest,
+                         ::testing::Values(CacheSetup{"cached", 4096, 0},
+                                           CacheSetup{"uncached", 0, 0},
+                                           CacheSetup{"evicting", 4, 3}),
+                         [](const ::testing::TestParamInfo<CacheSetup>& info) {
+                           return std::string(info.param.name);
+                         });
 
 // The same eligible set reached from two topics, listed in two orders (one
 // node holding both members in subscription order, and two nodes merged):

@@ -83,10 +83,14 @@ constexpr Setting kSettings[] = {
      "Endpoints to bind: tcp://HOST:PORT, ipc://PATH or inproc://NAME."},
     {"max_payload_bytes", &Config::max_payload_bytes, 1, uint64_t{1} << 30,
      nullptr, "N", "Largest payload of one message, in bytes."},
-    {"max_topic_length", &Config::max_topic_length, 1, 65535, nullptr, "N",
-     "Longest topic name or pattern, in bytes."},
-    {"max_topic_tokens", &Config::max_topic_tokens, 1, 64, nullptr, "N",
-     "Most dot-separated tokens in a topic or pattern."},
+    {"max_topic_length", &Config::max_topic_length,
+     kMinTopicLengthForInboxes, 65535, nullptr, "N",
+     "Longest topic name or pattern, in bytes (at least 64, so reply "
+     "topics \"_INBOX.<client id>.<token>\" fit)."},
+    {"max_topic_tokens", &Config::max_topic_tokens, kMinTopicTokensForInboxes,
+     64, nullptr, "N",
+     "Most dot-separated tokens in a topic or pattern (at least 3, for reply "
+     "topics)."},
     {"max_subscriptions_per_client", &Config::max_subscriptions_per_client, 1,
      10000000, nullptr, "N", "Most subscriptions one client may hold."},
     {"max_clients", &Config::max_clients, 1, 10000000, nullptr, "N",
@@ -599,9 +603,44 @@ std::string_view DefaultConfigToml() {
                           config_internal::kDefaultConfigTomlSize);
 }
 
+namespace {
+
+// Rules between settings, checked once every source has been applied.
+absl::Status CheckSettingRules(const Config& config) {
+  if (config.max_pending_bytes < config.max_pending_bytes_per_client) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "setting \"max_pending_bytes\" (", config.max_pending_bytes,
+        ") must be at least \"max_pending_bytes_per_client\" (",
+        config.max_pending_bytes_per_client, ")"));
+  }
+  return absl::OkStatus();
+}
+
+// ParseConfigToml without the rules between settings (the command line
+// checks those after the flags, which may settle them).
+absl::StatusOr<Config> ParseTomlSettings(std::string_view text,
+                                         std::string_view source_name,
+                                         Config base);
+
+}  // namespace
+
 absl::StatusOr<Config> ParseConfigToml(std::string_view text,
                                        std::string_view source_name,
                                        Config base) {
+  absl::StatusOr<Config> parsed = ParseTomlSettings(text, source_name, base);
+  if (!parsed.ok()) return parsed;
+  if (absl::Status rules = CheckSettingRules(*parsed); !rules.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(AV(source_name), ": ", rules.message()));
+  }
+  return parsed;
+}
+
+namespace {
+
+absl::StatusOr<Config> ParseTomlSettings(std::string_view text,
+                                         std::string_view source_name,
+                                         Config base) {
   toml::table table;
   try {
     table = toml::parse(text, source_name);
@@ -643,13 +682,17 @@ absl::StatusOr<Config> ParseConfigToml(std::string_view text,
     }
     return absl::InvalidArgumentError(message);
   }
-  absl::Status valid = ValidateConfig(base);
-  if (!valid.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(AV(source_name), ": ", valid.message()));
+  for (const Setting& s : kSettings) {
+    std::string problem = CheckSetting(s, base);
+    if (!problem.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          AV(source_name), ": setting ", Quote(s.name), " ", problem));
+    }
   }
   return base;
 }
+
+}  // namespace
 
 absl::Status ValidateConfig(const Config& config) {
   for (const Setting& s : kSettings) {
@@ -659,24 +702,7 @@ absl::Status ValidateConfig(const Config& config) {
           absl::StrCat("setting ", Quote(s.name), " ", problem));
     }
   }
-  // Request/reply needs room for inbox topics: "_INBOX.<client id>.<token>"
-  // (client ids are up to 32 bytes, see Router::AddClient).
-  if (config.max_topic_length < kMinTopicLengthForInboxes ||
-      config.max_topic_tokens < kMinTopicTokensForInboxes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "settings \"max_topic_length\" (", config.max_topic_length,
-        ") and \"max_topic_tokens\" (", config.max_topic_tokens,
-        ") must be at least ", kMinTopicLengthForInboxes, " and ",
-        kMinTopicTokensForInboxes,
-        ": reply topics \"_INBOX.<client id>.<token>\" must fit"));
-  }
-  if (config.max_pending_bytes < config.max_pending_bytes_per_client) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "setting \"max_pending_bytes\" (", config.max_pending_bytes,
-        ") must be at least \"max_pending_bytes_per_client\" (",
-        config.max_pending_bytes_per_client, ")"));
-  }
-  return absl::OkStatus();
+  return CheckSettingRules(config);
 }
 
 std::string ConfigToToml(const Config& config) {
@@ -792,7 +818,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, char** argv,
     absl::StatusOr<std::string> text = ReadConfigFile(*config_path);
     if (!text.ok()) return text.status();
     absl::StatusOr<Config> parsed =
-        ParseConfigToml(*text, *config_path, result.config);
+        ParseTomlSettings(*text, *config_path, result.config);
     if (!parsed.ok()) return parsed.status();
     result.config = *std::move(parsed);
   }

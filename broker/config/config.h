@@ -59,7 +59,7 @@ struct Config {
 };
 
 // Topic limits below these leave no room for request/reply inbox topics
-// ("_INBOX.<client id>.<token>"); ValidateConfig refuses them.
+// ("_INBOX.<client id>.<token>"): they are the settings' lower bounds.
 inline constexpr uint32_t kMinTopicLengthForInboxes = 64;
 inline constexpr uint32_t kMinTopicTokensForInboxes = 3;
 
@@ -88,8 +88,8 @@ absl::StatusOr<Config> ParseConfigToml(std::string_view text,
 
 // Checks ranges, endpoint syntax (tcp://HOST:PORT, ipc://PATH, inproc://NAME;
 // at least one, no duplicates), the log level, and settings that depend on
-// each other (topic limits that leave room for inbox topics; the broker-wide
-// pending-bytes bound at least the per-client one). Returns InvalidArgument
+// each other (the broker-wide pending-bytes bound at least the per-client
+// one). Returns InvalidArgument
 // naming the setting, e.g. `setting "endpoints" entry "http://x" must start
 // with tcp://, ipc:// or inproc://`.
 absl::Status ValidateConfig(const Config& config);

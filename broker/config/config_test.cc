@@ -172,7 +172,7 @@ TEST(ParseConfigTomlTest, WrongTypeNamesKeyAndBothTypes) {
 
 TEST(ParseConfigTomlTest, OutOfRangeNamesKeyRangeAndValue) {
   EXPECT_EQ(TomlError("max_topic_tokens = 65"),
-            "siftd.toml:1: setting \"max_topic_tokens\" must be between 1 "
+            "siftd.toml:1: setting \"max_topic_tokens\" must be between 3 "
             "and 64 (got 65)");
   EXPECT_EQ(TomlError("max_payload_bytes = 0"),
             "siftd.toml:1: setting \"max_payload_bytes\" must be between 1 "
@@ -222,7 +222,7 @@ TEST(ParseConfigTomlTest, ReportsEveryProblemInFileOrder) {
             "siftd.toml:1: setting \"send_hwm\" must be an integer, not a "
             "string\n"
             "siftd.toml:2: unknown setting \"aaa\"\n"
-            "siftd.toml:3: setting \"max_topic_tokens\" must be between 1 and "
+            "siftd.toml:3: setting \"max_topic_tokens\" must be between 3 and "
             "64 (got 0)");
 }
 
@@ -231,7 +231,7 @@ TEST(ValidateConfigTest, NamesTheBadSetting) {
   EXPECT_TRUE(ValidateConfig(config).ok());
   config.max_topic_tokens = 100;
   EXPECT_EQ(ValidateConfig(config).message(),
-            "setting \"max_topic_tokens\" must be between 1 and 64 (got 100)");
+            "setting \"max_topic_tokens\" must be between 3 and 64 (got 100)");
   config = Config{};
   config.endpoints = {"udp://1.2.3.4:5"};
   EXPECT_EQ(ValidateConfig(config).message(),
@@ -295,7 +295,7 @@ TEST(CommandLineTest, BadFlagsAreErrors) {
             "unknown flag --print_conifg (did you mean --print-config?)");
   EXPECT_EQ(ArgsError({"--port=1"}), "unknown flag --port");
   EXPECT_EQ(ArgsError({"--max_topic_tokens=65"}),
-            "flag --max_topic_tokens must be between 1 and 64 (got 65)");
+            "flag --max_topic_tokens must be between 3 and 64 (got 65)");
   EXPECT_EQ(ArgsError({"--send_hwm=-3"}),
             "flag --send_hwm must be between 0 and 2147483647 (got -3)");
   EXPECT_EQ(ArgsError({"--send_hwm=99999999999999999999"}),
@@ -336,9 +336,9 @@ TEST(CommandLineTest, HelpListsEveryFlagWithDefaultAndDescription) {
       EXPECT_THAT(help, HasSubstr(general));
     }
     EXPECT_THAT(help,
-                HasSubstr("\n  --max_topic_tokens=N (1 to 64; default 16)\n"
+                HasSubstr("\n  --max_topic_tokens=N (3 to 64; default 16)\n"
                           "      Most dot-separated tokens in a topic or "
-                          "pattern.\n"));
+                          "pattern (at least 3, for reply topics).\n"));
     EXPECT_THAT(help, HasSubstr("\n  --endpoints=ENDPOINT[,ENDPOINT...] "
                                 "(default tcp://127.0.0.1:7440)\n"));
     EXPECT_THAT(help, HasSubstr("\n  --log_level=LEVEL (default info)\n"));
@@ -351,6 +351,24 @@ TEST(CommandLineTest, Version) {
   EXPECT_EQ(parsed->action, CommandLine::Action::kExit);
   EXPECT_EQ(parsed->exit_code, 0);
   EXPECT_EQ(parsed->output, "siftd 1.2.3\n");
+}
+
+// Rules between settings are checked once file and flags are applied: a
+// flag may settle what the file alone breaks, and a flag may break it too.
+TEST(CommandLineTest, RulesBetweenSettingsApplyToTheEffectiveConfig) {
+  const std::string path = WriteTempFile(
+      "pending.toml", "max_pending_bytes_per_client = 2147483648\n");
+  absl::StatusOr<CommandLine> settled =
+      ParseArgs({"--config=" + path, "--max_pending_bytes=4294967296"});
+  ASSERT_TRUE(settled.ok()) << settled.status();
+  EXPECT_EQ(settled->config.max_pending_bytes, uint64_t{4294967296});
+  absl::StatusOr<CommandLine> broken = ParseArgs({"--config=" + path});
+  ASSERT_FALSE(broken.ok());
+  EXPECT_THAT(std::string(broken.status().message()),
+              HasSubstr("must be at least \"max_pending_bytes_per_client\""));
+  EXPECT_FALSE(ParseArgs({"--max_pending_bytes=65536"}).ok());
+  EXPECT_FALSE(
+      ParseConfigToml("max_pending_bytes_per_client = 2147483648\n", "f").ok());
 }
 
 TEST(CommandLineTest, PrintConfigPrintsTheEffectiveConfigAsToml) {

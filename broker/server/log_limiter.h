@@ -14,8 +14,10 @@ class LogLimiter {
   LogLimiter(int per_window, int64_t window_ms)
       : per_window_(per_window), window_ms_(window_ms) {}
 
-  // True if a line may be logged at `now_ms`; otherwise counts it.
-  bool Allow(int64_t now_ms) {
+  // True if a line may be logged at `now_ms`; otherwise counts it as
+  // suppressed, unless `count_if_denied` is false (for the summary line that
+  // reports the suppressed count: it is not a suppressed line itself).
+  bool Allow(int64_t now_ms, bool count_if_denied = true) {
     if (now_ms - window_start_ms_ >= window_ms_) {
       window_start_ms_ = now_ms;
       used_ = 0;
@@ -24,7 +26,7 @@ class LogLimiter {
       ++used_;
       return true;
     }
-    ++suppressed_;
+    if (count_if_denied) ++suppressed_;
     return false;
   }
   uint64_t suppressed() const { return suppressed_; }

@@ -343,6 +343,9 @@ class Server::Loop {
     bool known = it != by_routing_id_.end();
     Router::ClientHandle client = known ? it->second : 0;
     const int fd = zmq_msg_get(id_.get(), ZMQ_SRCFD);
+    if (fd >= 0 && (static_cast<size_t>(fd) >= spoke_.size() || !spoke_[fd])) {
+      NoteFirstMessage(fd);
+    }
     if (known && sessions_[client].fd != fd) {
       // The routing id now names another connection: the session belonged
       // to one that closed, and is not this one's to use.
@@ -498,8 +501,6 @@ class Server::Loop {
     if (fd >= 0) {
       if (by_fd_.size() <= static_cast<size_t>(fd)) by_fd_.resize(fd + 1, kNone);
       by_fd_[fd] = c;
-      ++fd_sessions_;
-      if (admitted_without_session_ > 0) --admitted_without_session_;
     }
 
     wire::Header reply;
@@ -516,9 +517,11 @@ class Server::Loop {
     w->set_client_timeout_ms(config_.client_timeout_ms);
     w->set_max_batch_bytes(config_.max_batch_bytes);
     SendHeader(routing_id, reply);
-    Log(LogLevel::kInfo, "client connected",
-        {{"client", router_.client_id(c)},
-         {"name", h.hello().client_name()}});
+    if (session_log_limiter_.Allow(now_ms_)) {
+      Log(LogLevel::kInfo, "client connected",
+          {{"client", router_.client_id(c)},
+           {"name", h.hello().client_name()}});
+    }
   }
 
   // Routes one PUB. `payload_msg` is its own frame (forwarded by reference
@@ -612,17 +615,26 @@ class Server::Loop {
     }
   }
 
-  // Whether `bytes` more may be queued for `session` within the per-client
-  // and the broker-wide bound. If not, counts one slow-consumer drop for
-  // the client.
+  // Whether `bytes` more may be queued for `session`: within the
+  // per-client bound, and, once all clients together hold more than the
+  // broker-wide bound, only for a client below its fair share of it
+  // (max_pending_bytes / sessions), so that clients that keep up are not
+  // punished for those that do not. (The total can thus pass the
+  // broker-wide bound by at most the bound again.) If not, counts one
+  // slow-consumer drop for the client.
   bool HasRoom(Session& session, Router::ClientHandle client, size_t bytes) {
     const int64_t pending = session.account->pending_bytes() +
                             static_cast<int64_t>(bytes) +
                             (session.out ? session.out->bytes.size() : 0);
-    if (pending <= static_cast<int64_t>(config_.max_pending_bytes_per_client) &&
-        all_output_->pending_bytes() <=
-            static_cast<int64_t>(config_.max_pending_bytes)) {
-      return true;
+    if (pending <= static_cast<int64_t>(config_.max_pending_bytes_per_client)) {
+      if (all_output_->pending_bytes() <=
+          static_cast<int64_t>(config_.max_pending_bytes)) {
+        return true;
+      }
+      const int64_t fair_share =
+          static_cast<int64_t>(config_.max_pending_bytes /
+                               std::max<size_t>(1, router_.client_count()));
+      if (pending <= fair_share) return true;
     }
     CountSlowDrops(session, client, 1);
     return false;
@@ -769,6 +781,7 @@ class Server::Loop {
     stats->set_pending_bytes(static_cast<uint64_t>(
         std::max<int64_t>(0, all_output_->pending_bytes())));
     stats->set_connections(guard_->connections());
+    stats->set_connections_refused(connections_refused_);
     FillSlowClients(config_.stats_top_topics, stats);
     SendHeader(routing_id, reply);
   }
@@ -867,8 +880,10 @@ class Server::Loop {
   void EndSession(Router::ClientHandle client, std::string_view reason) {
     // The handle may be reused by the next HELLO: it must not stay in gone_.
     gone_.erase(std::remove(gone_.begin(), gone_.end(), client), gone_.end());
-    Log(LogLevel::kInfo, "client disconnected",
-        {{"client", router_.client_id(client)}, {"reason", reason}});
+    if (session_log_limiter_.Allow(now_ms_)) {
+      Log(LogLevel::kInfo, "client disconnected",
+          {{"client", router_.client_id(client)}, {"reason", reason}});
+    }
     Session& s = sessions_[client];
     router_.RecordDrop(DropReason::kClientGone, s.out_slots.size());
     s.out.reset();
@@ -881,7 +896,6 @@ class Server::Loop {
         by_fd_[s.fd] == client) {
       by_fd_[s.fd] = kNone;
     }
-    if (s.fd >= 0) --fd_sessions_;
     s.fd = -1;
     by_routing_id_.erase(s.routing_id);
     s.routing_id.clear();
@@ -902,6 +916,11 @@ class Server::Loop {
   void PollGuard() {
     guard_->Poll(PeerGuard::Callbacks{
         [this](int fd) {
+          if (fd >= 0 && static_cast<size_t>(fd) < spoke_.size() &&
+              spoke_[fd]) {
+            spoke_[fd] = 0;
+            --spoken_;
+          }
           if (fd >= 0 && static_cast<size_t>(fd) < by_fd_.size() &&
               by_fd_[fd] != kNone) {
             const Router::ClientHandle c = by_fd_[fd];
@@ -921,16 +940,34 @@ class Server::Loop {
         [this] { return AdmitConnection(); }});
   }
 
-  // Admits connections while sessions on tcp/ipc plus connections admitted
-  // but not yet in a session stay below MaxConnections(). (Counting open
-  // connections instead would refuse a whole burst that arrives together,
-  // again on every retry.)
+  // Admits connections while those that have sent something plus those
+  // admitted and silent so far stay below MaxConnections(). (Counting all
+  // open connections instead would refuse a whole burst that arrives
+  // together, again on every retry: the ones waiting for an answer count.)
   bool AdmitConnection() {
-    if (fd_sessions_ + admitted_without_session_ >= MaxConnections()) {
-      return false;
+    const size_t max = MaxConnections();
+    if (spoken_ + admitted_silent_ < max) {
+      ++admitted_silent_;
+      return true;
     }
-    ++admitted_without_session_;
-    return true;
+    ++connections_refused_;
+    if (refusal_log_limiter_.Allow(now_ms_)) {
+      Log(LogLevel::kWarn, "connection refused: too many connections",
+          {{"connections", spoken_ + admitted_silent_},
+           {"max_connections", max},
+           {"refused_total", connections_refused_},
+           {"suppressed", refusal_log_limiter_.TakeSuppressed()}});
+    }
+    return false;
+  }
+
+  // The first message from a tcp/ipc connection: it was admitted, and now
+  // counts as a connection that spoke until it closes.
+  void NoteFirstMessage(int fd) {
+    if (spoke_.size() <= static_cast<size_t>(fd)) spoke_.resize(fd + 1, 0);
+    spoke_[fd] = 1;
+    ++spoken_;
+    if (admitted_silent_ > 0) --admitted_silent_;
   }
 
   // tcp:// and ipc:// connections admitted at once: max_clients, and no
@@ -956,10 +993,12 @@ class Server::Loop {
       e->set_dropped(s.slow_drops_unreported);
       e->set_message(absl::StrCat(
           s.slow_drops_unreported,
-          " deliveries to this client were dropped: more than "
-          "max_pending_bytes_per_client (",
+          " deliveries or replies to this client were dropped: it did not "
+          "read fast enough (more than max_pending_bytes_per_client, ",
           config_.max_pending_bytes_per_client,
-          " bytes) waited for it to read"));
+          " bytes, waited for it, or its share of the broker's "
+          "max_pending_bytes, ",
+          config_.max_pending_bytes, ", when that was full)"));
       s.slow_drops_unreported = 0;
       router_.RecordErrorSent();
       SendHeader(s.routing_id, notice);
@@ -967,17 +1006,22 @@ class Server::Loop {
   }
 
   void Housekeeping() {
-    if (log_limiter_.suppressed() > 0 && log_limiter_.Allow(now_ms_)) {
+    if (log_limiter_.suppressed() > 0 &&
+        log_limiter_.Allow(now_ms_, /*count_if_denied=*/false)) {
       Log(LogLevel::kWarn, "client errors not logged (rate limit)",
           {{"suppressed", log_limiter_.TakeSuppressed()}});
     }
+    if (session_log_limiter_.suppressed() > 0 &&
+        session_log_limiter_.Allow(now_ms_, /*count_if_denied=*/false)) {
+      Log(LogLevel::kInfo, "session lines not logged (rate limit)",
+          {{"suppressed", session_log_limiter_.TakeSuppressed()}});
+    }
     NotifySlowConsumers();
-    // Admitted connections that closed before HELLO no longer count.
-    admitted_without_session_ = std::min(
-        admitted_without_session_,
-        guard_->connections() > fd_sessions_
-            ? guard_->connections() - fd_sessions_
-            : 0);
+    // Admitted connections that closed before sending anything no longer
+    // count.
+    admitted_silent_ = std::min(
+        admitted_silent_,
+        guard_->connections() > spoken_ ? guard_->connections() - spoken_ : 0);
     if (config_.client_timeout_ms == 0) return;
     for (Router::ClientHandle c = 0; c < sessions_.size(); ++c) {
       if (router_.IsLive(c) &&
@@ -1012,8 +1056,16 @@ class Server::Loop {
   // outlive the Loop (ZeroMQ lingers), so it is reference-counted.
   OutputAccount* const all_output_ = OutputAccount::New(nullptr);
   uint64_t accept_failures_ = 0;
-  size_t fd_sessions_ = 0;  // sessions on tcp:// or ipc:// connections
-  size_t admitted_without_session_ = 0;
+  // tcp/ipc connections: by fd, whether one has sent a message since it was
+  // accepted; how many have; how many were admitted and have not yet.
+  std::vector<uint8_t> spoke_;
+  size_t spoken_ = 0;
+  size_t admitted_silent_ = 0;
+  uint64_t connections_refused_ = 0;
+  // Session start and end lines: a client that says HELLO in a loop must not
+  // flood the log either.
+  LogLimiter session_log_limiter_{/*per_window=*/200, /*window_ms=*/10000};
+  LogLimiter refusal_log_limiter_{/*per_window=*/1, /*window_ms=*/10000};
   LogLimiter accept_log_limiter_{/*per_window=*/1, /*window_ms=*/10000};
 
   // Reused per message, so the hot path allocates nothing of its own.

@@ -98,12 +98,15 @@ std::string FormatStats(const wire::StatsReply& stats) {
                     : Escape(stats.server_version()));
   row("uptime", absl::FormatDuration(uptime));
   row("clients", absl::StrCat(stats.clients()));
+  row("connections", absl::StrFormat("%d open, %d refused", stats.connections(),
+                                     stats.connections_refused()));
   row("subscriptions", absl::StrCat(stats.subscriptions()));
   row("messages", absl::StrFormat("in %d, out %d", stats.messages_in(),
                                   stats.messages_out()));
   row("bytes",
       absl::StrFormat("in %d, out %d", stats.bytes_in(), stats.bytes_out()));
   row("errors sent", absl::StrCat(stats.errors_sent()));
+  row("pending bytes", absl::StrCat(stats.pending_bytes()));
 
   uint64_t dropped = 0;
   size_t reason_width = 0;
@@ -117,11 +120,29 @@ std::string FormatStats(const wire::StatsReply& stats) {
                           Escape(drop.reason()), drop.count());
   }
 
+  if (!stats.slow_clients().empty()) {
+    row("slow clients", absl::StrCat(stats.slow_clients().size()));
+    size_t id_width = 6;  // "CLIENT"
+    for (const wire::ClientDrops& c : stats.slow_clients()) {
+      id_width = std::max(id_width, Escape(c.client_id()).size());
+    }
+    absl::StrAppendFormat(&out, "  %-*s  %12s  %14s\n",
+                          static_cast<int>(id_width), "CLIENT", "DROPPED",
+                          "PENDING BYTES");
+    for (const wire::ClientDrops& c : stats.slow_clients()) {
+      absl::StrAppendFormat(&out, "  %-*s  %12d  %14d\n",
+                            static_cast<int>(id_width), Escape(c.client_id()),
+                            c.dropped(), c.pending_bytes());
+    }
+  }
+
   if (stats.topics().empty()) {
     row("topics", absl::StrCat(stats.topics_tracked(), " tracked"));
     return out;
   }
-  row("topics", absl::StrFormat("busiest %d of %d tracked",
+  // Rows such as "(other)" and "(inbox)" sum many topics and are not
+  // counted in topics_tracked.
+  row("topics", absl::StrFormat("%d rows, busiest first; %d topics tracked",
                                 stats.topics().size(), stats.topics_tracked()));
   size_t topic_width = 5;  // "TOPIC"
   for (const wire::TopicCount& topic : stats.topics()) {

@@ -69,6 +69,13 @@ wire::StatsReply SampleStats() {
   topic->set_messages_in(1000);
   topic->set_messages_out(3000);
   stats.set_topics_tracked(57);
+  stats.set_connections(4);
+  stats.set_connections_refused(1);
+  stats.set_pending_bytes(2048);
+  wire::ClientDrops* slow = stats.add_slow_clients();
+  slow->set_client_id("c7-abc");
+  slow->set_dropped(12);
+  slow->set_pending_bytes(2048);
   return stats;
 }
 
@@ -84,7 +91,13 @@ TEST(FormatStatsTest, ShowsEveryCounter) {
   EXPECT_THAT(text, HasSubstr("drops           15\n"));
   EXPECT_THAT(text, HasSubstr("  slow_consumer   12\n"));
   EXPECT_THAT(text, HasSubstr("  no_subscribers  3\n"));
-  EXPECT_THAT(text, HasSubstr("topics          busiest 1 of 57 tracked\n"));
+  EXPECT_THAT(text,
+              HasSubstr("topics          1 rows, busiest first; 57 topics "
+                        "tracked\n"));
+  EXPECT_THAT(text, HasSubstr("connections     4 open, 1 refused\n"));
+  EXPECT_THAT(text, HasSubstr("pending bytes   2048\n"));
+  EXPECT_THAT(text, HasSubstr("slow clients    1\n"));
+  EXPECT_THAT(text, HasSubstr("  c7-abc            12            2048\n"));
   EXPECT_THAT(text,
               HasSubstr("  TOPIC                        IN           OUT\n"));
   EXPECT_THAT(text,

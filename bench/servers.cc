@@ -56,8 +56,17 @@ absl::StatusOr<Server> StartSiftd(const Options& options,
     server.pid = options.server_pid;
     return server;
   }
-  std::vector<std::string> argv = {options.spawn,
-                                   "--endpoints=tcp://127.0.0.1:0"};
+  // The throughput rows measure a broker with room for a whole burst, as
+  // the baseline has (high-water marks of 1,000,000 messages, NODROP): a
+  // subscriber may fall behind by the entire run. siftd's defaults bound
+  // what one client may have waiting (64 MiB, as NATS's max_pending) and
+  // would drop the rest of such a burst, counted. The memory row holds a
+  // million subscriptions plus the clients' inboxes. --siftd-flag values
+  // come later and win.
+  std::vector<std::string> argv = {
+      options.spawn, "--endpoints=tcp://127.0.0.1:0",
+      "--max_pending_bytes_per_client=4294967296",
+      "--max_pending_bytes=17179869184", "--max_subscriptions=100000000"};
   for (const std::string& f : options.siftd_flags) argv.push_back(f);
   if (subscriptions_per_client > Config{}.max_subscriptions_per_client) {
     argv.push_back(absl::StrCat("--max_subscriptions_per_client=",

@@ -109,6 +109,10 @@ constexpr Setting kSettings[] = {
      "Largest BATCH body accepted from a client, in bytes (0 = no batches)."},
     {"client_timeout_ms", &Config::client_timeout_ms, 0, 86400000, nullptr,
      "MS", "Drop clients silent for longer than this, in ms (0 = never)."},
+    {"handshake_timeout_ms", &Config::handshake_timeout_ms, 100, 600000,
+     nullptr, "MS",
+     "Close connections that have not completed ZeroMQ's handshake within "
+     "this, in ms."},
     {"send_hwm", &Config::send_hwm, 0, 2147483647, nullptr, "N",
      "ZeroMQ send high-water mark of the broker socket, in messages "
      "(0 = no limit)."},
@@ -122,7 +126,7 @@ constexpr Setting kSettings[] = {
     {"max_tracked_topics", &Config::max_tracked_topics, 0, 10000000, nullptr,
      "N",
      "Topics with their own counters; the rest are counted under "
-     "\"(other)\"."},
+     "\"(other topics)\"."},
     {"log_level", &Config::log_level, 0, 0, CheckLogLevel, "LEVEL",
      "Lowest level of log lines written: debug, info, warn or error."},
 };
@@ -148,7 +152,7 @@ static_assert(SettingsTableIsConsistent(),
 // A reminder, not a layout requirement: a field added to Config needs a row
 // in kSettings (operator== and everything else only see the table). Then
 // update this size.
-static_assert(sizeof(Config) == 136,
+static_assert(sizeof(Config) == 144,
               "Config changed: update kSettings, then this size");
 #endif
 

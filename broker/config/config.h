@@ -45,6 +45,9 @@ struct Config {
   uint64_t max_batch_bytes = 1 << 20;  // 1 MiB
   // Clients silent for longer than this are dropped (0 = never).
   uint32_t client_timeout_ms = 30000;
+  // A tcp/ipc connection that has not finished ZeroMQ's handshake within
+  // this is closed (ZMQ_HANDSHAKE_IVL).
+  uint32_t handshake_timeout_ms = 5000;
   // ZeroMQ high-water marks (messages) on the broker socket; 0 = no limit.
   uint32_t send_hwm = 1000000;
   uint32_t recv_hwm = 1000000;
@@ -52,7 +55,7 @@ struct Config {
   uint32_t match_cache_size = 4096;
   // Topics listed in a STATS reply.
   uint32_t stats_top_topics = 50;
-  // Per-topic counters kept; beyond this, counted under "(other)".
+  // Per-topic counters kept; beyond this, counted under "(other topics)".
   uint32_t max_tracked_topics = 10000;
   // debug|info|warn|error; see ParseLogLevel() in broker/log/log.h.
   std::string log_level = "info";

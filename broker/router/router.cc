@@ -100,6 +100,12 @@ void Router::RemoveClient(ClientHandle client) {
   --live_clients_;
 }
 
+void Router::DropSubscriptions(ClientHandle client) {
+  Client& c = clients_[client];
+  for (const auto& [sid, sub] : c.subs) RemoveSubscription(sub);
+  c.subs.clear();
+}
+
 bool Router::IsLive(ClientHandle client) const {
   return client < clients_.size() && clients_[client].live;
 }
@@ -328,15 +334,20 @@ void Router::FillStats(size_t top_topics, wire::StatsReply* out) const {
     d->set_count(drops_[i]);
   }
   // Busiest topics first (by messages in), bounded; the rows that sum
-  // other topics ("(other)": beyond max_tracked_topics; "(inbox)": reply
+  // other topics ("(other topics)": beyond max_tracked_topics; "(inbox topics)": reply
   // topics) are ranked and bounded like any topic.
   std::vector<std::pair<std::string_view, const TopicCounters*>> sorted;
   sorted.reserve(topic_slots_.size() + 2);
   for (const auto& [name, slot] : topic_slots_) {
     sorted.emplace_back(name, &topic_counters_[slot]);
   }
-  if (other_topics_.in > 0) sorted.emplace_back("(other)", &other_topics_);
-  if (inbox_topics_.in > 0) sorted.emplace_back("(inbox)", &inbox_topics_);
+  // (Their names hold a space, which no topic can: they cannot be faked.)
+  if (other_topics_.in > 0) {
+    sorted.emplace_back("(other topics)", &other_topics_);
+  }
+  if (inbox_topics_.in > 0) {
+    sorted.emplace_back("(inbox topics)", &inbox_topics_);
+  }
   size_t n = std::min(top_topics, sorted.size());
   std::partial_sort(sorted.begin(), sorted.begin() + n, sorted.end(),
                     [](const auto& a, const auto& b) {

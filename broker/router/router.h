@@ -78,6 +78,10 @@ class Router {
   // Ends a session and drops all its subscriptions.
   // REQUIRES: the handle is live.
   void RemoveClient(ClientHandle client);
+  // Drops all of a session's subscriptions, keeping the session (its
+  // connection closed; what it sent before is still to be handled).
+  // REQUIRES: the handle is live.
+  void DropSubscriptions(ClientHandle client);
   bool IsLive(ClientHandle client) const;
   const std::string& client_id(ClientHandle client) const;
   const std::string& inbox_prefix(ClientHandle client) const;

@@ -133,11 +133,21 @@ bool PeerGuard::AnswerZap(const Callbacks& callbacks) {
   int events = 0;
   size_t size = sizeof(events);
   zmq_getsockopt(zap_, ZMQ_EVENTS, &events, &size);
-  std::vector<std::string> request = RecvAll(zap_);
+  std::vector<std::string> request;
+  if (!held_.empty()) {
+    request.swap(held_);
+  } else {
+    request = RecvAll(zap_);
+  }
   if (request.empty()) return false;
   // version, request id, domain, address, routing id, mechanism, credentials
   const std::string request_id = request.size() > 1 ? request[1] : "";
-  const bool admit = callbacks.admit();
+  const Admission admission = callbacks.admit();
+  if (admission == Admission::kWait) {
+    held_.swap(request);  // REP: no other request is read until this one
+    return false;         // is answered
+  }
+  const bool admit = admission == Admission::kAdmit;
   if (!admit) ++refused_;
   const std::string status = admit ? "200" : "300";
   const std::string text = admit ? "OK" : "too many connections";

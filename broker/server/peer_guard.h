@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
@@ -34,6 +35,13 @@ namespace sift {
 
 class PeerGuard {
  public:
+  // The answer to a connection that asks to be admitted.
+  enum class Admission {
+    kAdmit,
+    kRefuse,
+    kWait,  // not yet: the handshake waits; asked again at the next Poll()
+  };
+
   // What the loop learns from one Poll().
   struct Callbacks {
     // A connection closed (by the peer or by ZeroMQ). Called once per fd.
@@ -44,7 +52,7 @@ class PeerGuard {
     // Whether a connection that completed its handshake may be admitted
     // (asked once per tcp/ipc connection; it cannot be told apart from the
     // others at this point, so the answer is about counts).
-    absl::FunctionRef<bool()> admit;
+    absl::FunctionRef<Admission()> admit;
   };
 
   // Sets up both parts for `router_socket`, which must not be bound yet (the
@@ -68,6 +76,9 @@ class PeerGuard {
   // (each after the monitor events that precede it). Cheap when idle.
   void Poll(const Callbacks& callbacks);
 
+  // True while a connection's admission waits (Admission::kWait).
+  bool has_held_request() const { return !held_.empty(); }
+
   // tcp:// and ipc:// connections currently open.
   size_t connections() const { return open_.size(); }
   // Connections refused for the bound since start.
@@ -83,6 +94,7 @@ class PeerGuard {
   int monitor_fd_ = -1;
   int zap_fd_ = -1;
   absl::flat_hash_set<int> open_;  // fds of open connections
+  std::vector<std::string> held_;  // a ZAP request waiting for its answer
   uint64_t refused_ = 0;
 };
 

@@ -178,6 +178,11 @@ class Server::Loop {
     zmq_setsockopt(socket_, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm));
     zmq_setsockopt(socket_, ZMQ_MAXMSGSIZE, &max_frame, sizeof(max_frame));
     zmq_setsockopt(socket_, ZMQ_LINGER, &linger_ms, sizeof(linger_ms));
+    // Connections that never complete the handshake (no greeting, or
+    // refused by the peer guard) are closed after this, not libzmq's 30 s.
+    const int handshake_ms = static_cast<int>(config_.handshake_timeout_ms);
+    zmq_setsockopt(socket_, ZMQ_HANDSHAKE_IVL, &handshake_ms,
+                   sizeof(handshake_ms));
     auto guard = PeerGuard::Create(context_, socket_);
     if (!guard.ok()) return guard.status();
     guard_ = *std::move(guard);
@@ -245,6 +250,8 @@ class Server::Loop {
     bool armed = Drain();
     while (true) {
       int64_t wait = armed ? next_housekeeping - now_ms_ : 0;
+      // Closing sessions end at the next drain; keep it near.
+      if (!closing_.empty() && wait > 1) wait = 1;
       if (wait < 0) wait = 0;
       pollfd fds[4] = {{zmq_fd, POLLIN, 0},
                        {wake_fd_, POLLIN, 0},
@@ -262,6 +269,9 @@ class Server::Loop {
       // reading them only then keeps their system calls off the hot path.
       if ((fds[2].revents | fds[3].revents) & POLLIN) PollGuard();
       armed = Drain();
+      // A connection whose admission waited for closing sessions is
+      // answered once they are gone (its fd will not signal again).
+      if (closing_.empty() && guard_->has_held_request()) PollGuard();
       if (now_ms_ >= next_housekeeping) {
         PollGuard();     // a safety net: costs little once a second
         Housekeeping();  // sends nothing, so the socket stays armed
@@ -293,6 +303,12 @@ class Server::Loop {
     uint64_t out_payload_bytes = 0;
     size_t last_batch_bytes = 0;  // size of the previous batch sent
     bool dirty = false;           // listed in dirty_
+    // Its connection closed; what it sent before is still being read. The
+    // session ends once the socket has nothing more to read (see
+    // FinishClosing).
+    bool closing = false;
+    uint64_t closing_cycle = 0;
+    int64_t closing_ms = 0;
     // Deliveries dropped because this client did not keep up.
     uint64_t slow_drops = 0;
     uint64_t slow_drops_unreported = 0;  // since the last SLOW_CONSUMER notice
@@ -303,6 +319,7 @@ class Server::Loop {
   // nothing after its last send (the socket's fd will signal the next
   // message), false if it stopped at the limit with input left.
   bool Drain() {
+    ++drain_cycle_;
     for (int handled = 0; handled < kMaxDrainPerWake;) {
       if (zmq_msg_recv(id_.get(), socket_, ZMQ_DONTWAIT) < 0) {
         if (zmq_errno() == EINTR) continue;
@@ -310,6 +327,7 @@ class Server::Loop {
         // take the fd's signal, so then receive once more before sleeping.
         if (dirty_.empty()) {
           FlushGoneClients();
+          if (!closing_.empty()) FinishClosing();
           return true;
         }
         FlushBatches();
@@ -626,21 +644,25 @@ class Server::Loop {
   // broker-wide bound by at most the bound again.) If not, counts one
   // slow-consumer drop for the client.
   bool HasRoom(Session& session, Router::ClientHandle client, size_t bytes) {
-    const int64_t pending = session.account->pending_bytes() +
-                            static_cast<int64_t>(bytes) +
-                            (session.out ? session.out->bytes.size() : 0);
-    if (pending <= static_cast<int64_t>(config_.max_pending_bytes_per_client)) {
-      if (all_output_->pending_bytes() <=
-          static_cast<int64_t>(config_.max_pending_bytes)) {
-        return true;
-      }
-      const int64_t fair_share =
-          static_cast<int64_t>(config_.max_pending_bytes /
-                               std::max<size_t>(1, router_.client_count()));
-      if (pending <= fair_share) return true;
+    if (Fits(session, bytes + (session.out ? session.out->bytes.size() : 0))) {
+      return true;
     }
     CountSlowDrops(session, client, 1);
     return false;
+  }
+
+  // Whether `bytes` more fit in `session`'s bounds (see HasRoom).
+  bool Fits(const Session& session, size_t bytes) const {
+    const int64_t pending =
+        session.account->pending_bytes() + static_cast<int64_t>(bytes);
+    if (pending > static_cast<int64_t>(config_.max_pending_bytes_per_client)) {
+      return false;
+    }
+    return all_output_->pending_bytes() <=
+               static_cast<int64_t>(config_.max_pending_bytes) ||
+           pending <= static_cast<int64_t>(
+                          config_.max_pending_bytes /
+                          std::max<size_t>(1, router_.client_count()));
   }
 
   void CountSlowDrops(Session& session, Router::ClientHandle client,
@@ -722,7 +744,8 @@ class Server::Loop {
     zmq_msg_close(&part);
     if (err == EHOSTUNREACH) {
       router_.RecordDrop(DropReason::kClientGone, deliveries);
-      gone_.push_back(client);
+      // A closing session ends when what it sent has been read, not now.
+      if (!session.closing) gone_.push_back(client);
     } else {
       CountSlowDrops(session, client, deliveries);
     }
@@ -893,6 +916,7 @@ class Server::Loop {
     s.out_slots.clear();
     s.out_payload_bytes = 0;
     s.batches = false;
+    s.closing = false;
     if (s.account != nullptr) s.account->Unref();
     s.account = nullptr;
     if (s.fd >= 0 && static_cast<size_t>(s.fd) < by_fd_.size() &&
@@ -927,7 +951,7 @@ class Server::Loop {
           if (fd >= 0 && static_cast<size_t>(fd) < by_fd_.size() &&
               by_fd_[fd] != kNone) {
             const Router::ClientHandle c = by_fd_[fd];
-            if (router_.IsLive(c)) EndSession(c, "connection closed");
+            if (router_.IsLive(c) && !sessions_[c].closing) StartClosing(c);
           }
         },
         [this](int error) {
@@ -943,15 +967,50 @@ class Server::Loop {
         [this] { return AdmitConnection(); }});
   }
 
+  // A session whose connection closed gets nothing more from now on (its
+  // subscriptions go at once), but ends only once the socket has had
+  // nothing left to read in a later drain: ZeroMQ hands over what the
+  // connection sent before it closed (a burst, then BYE) after reporting
+  // the close, and that must still be handled in this session. Meanwhile
+  // new connections wait at the handshake (AdmitConnection), so none can
+  // reuse the closed one's fd or routing id before the session is gone.
+  void StartClosing(Router::ClientHandle c) {
+    Session& s = sessions_[c];
+    s.closing = true;
+    s.closing_cycle = drain_cycle_;
+    s.closing_ms = now_ms_;
+    router_.DropSubscriptions(c);
+    closing_.push_back(c);
+  }
+
+  // Ends closing sessions noted before the current drain, and (from
+  // housekeeping, when the socket is never empty under load) those noted
+  // more than a second ago. Sends nothing.
+  void FinishClosing(bool only_old = false) {
+    std::vector<Router::ClientHandle> still;
+    for (Router::ClientHandle c : closing_) {
+      if (!router_.IsLive(c) || !sessions_[c].closing) continue;
+      const Session& s = sessions_[c];
+      if (only_old ? now_ms_ - s.closing_ms > kHousekeepingIntervalMs
+                   : s.closing_cycle < drain_cycle_) {
+        EndSession(c, "connection closed");
+      } else {
+        still.push_back(c);
+      }
+    }
+    closing_.swap(still);
+  }
+
   // Admits connections while those that have sent something plus those
   // admitted and silent so far stay below MaxConnections(). (Counting all
   // open connections instead would refuse a whole burst that arrives
   // together, again on every retry: the ones waiting for an answer count.)
-  bool AdmitConnection() {
+  PeerGuard::Admission AdmitConnection() {
+    if (!closing_.empty()) return PeerGuard::Admission::kWait;
     const size_t max = MaxConnections();
     if (spoken_ + admitted_silent_ < max) {
       ++admitted_silent_;
-      return true;
+      return PeerGuard::Admission::kAdmit;
     }
     ++connections_refused_;
     if (refusal_log_limiter_.Allow(now_ms_)) {
@@ -961,7 +1020,7 @@ class Server::Loop {
            {"refused_total", connections_refused_},
            {"suppressed", refusal_log_limiter_.TakeSuppressed()}});
     }
-    return false;
+    return PeerGuard::Admission::kRefuse;
   }
 
   // The first message from a tcp/ipc connection: it was admitted, and now
@@ -1002,9 +1061,22 @@ class Server::Loop {
           " bytes, waited for it, or its share of the broker's "
           "max_pending_bytes, ",
           config_.max_pending_bytes, ", when that was full)"));
+      // The notice waits, count kept, while the client is still behind in
+      // any way (ZeroMQ's high-water mark, its share of the broker-wide
+      // bound): it is never dropped, so no loss goes untold.
+      FlushSession(c);
+      const std::string bytes = protocol::EncodeHeader(notice);
+      if (!Fits(s, bytes.size())) continue;
+      zmq_msg_t part;
+      InitCopy(&part, s.routing_id);
+      if (zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&part);
+        continue;
+      }
+      InitAccountedCopy(&part, bytes, s.account);
+      zmq_msg_send(&part, socket_, ZMQ_DONTWAIT);
       s.slow_drops_unreported = 0;
       router_.RecordErrorSent();
-      SendHeader(s.routing_id, notice);
     }
   }
 
@@ -1020,6 +1092,7 @@ class Server::Loop {
           {{"suppressed", session_log_limiter_.TakeSuppressed()}});
     }
     NotifySlowConsumers();
+    if (!closing_.empty()) FinishClosing(/*only_old=*/true);
     // Admitted connections that closed before sending anything no longer
     // count.
     admitted_silent_ = std::min(
@@ -1065,6 +1138,9 @@ class Server::Loop {
   size_t spoken_ = 0;
   size_t admitted_silent_ = 0;
   uint64_t connections_refused_ = 0;
+  // Sessions whose connection closed, ending at a later drain.
+  std::vector<Router::ClientHandle> closing_;
+  uint64_t drain_cycle_ = 0;
   // Session start and end lines: a client that says HELLO in a loop must not
   // flood the log either.
   LogLimiter session_log_limiter_{/*per_window=*/200, /*window_ms=*/10000};

@@ -140,7 +140,7 @@ std::string FormatStats(const wire::StatsReply& stats) {
     row("topics", absl::StrCat(stats.topics_tracked(), " tracked"));
     return out;
   }
-  // Rows such as "(other)" and "(inbox)" sum many topics and are not
+  // Rows such as "(other topics)" and "(inbox topics)" sum many topics and are not
   // counted in topics_tracked.
   row("topics", absl::StrFormat("%d rows, busiest first; %d topics tracked",
                                 stats.topics().size(), stats.topics_tracked()));

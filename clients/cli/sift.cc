@@ -137,8 +137,21 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
                                   ? absl::InfiniteFuture()
                                   : absl::Now() + timeout;
   int64_t handled = 0;
+  uint64_t broker_dropped = 0;
   while (args.count == 0 || handled < args.count) {
     if (stop.Requested()) return 0;
+    // The broker tells a client that fell behind how much it dropped for it
+    // (SLOW_CONSUMER notices): say so too.
+    if (const uint64_t now_dropped = client.broker_dropped();
+        now_dropped != broker_dropped) {
+      std::fprintf(stderr,
+                   "sift: the broker dropped %llu messages for this client "
+                   "(it did not read fast enough; %llu in all)\n",
+                   static_cast<unsigned long long>(now_dropped -
+                                                   broker_dropped),
+                   static_cast<unsigned long long>(now_dropped));
+      broker_dropped = now_dropped;
+    }
     const absl::Time now = absl::Now();
     if (now >= deadline) {
       if (args.count == 0) return 0;  // the timeout only bounded the wait

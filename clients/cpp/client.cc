@@ -191,6 +191,11 @@ class ClientCore {
                    sizeof(reconnect_ivl));
     zmq_setsockopt(socket_, ZMQ_RECONNECT_IVL_MAX, &reconnect_max,
                    sizeof(reconnect_max));
+    // A connection the broker refused for lack of room (docs/protocol.md
+    // §1) is given up after this and retried, not after libzmq's 30 s.
+    const int handshake_ivl = 3000;
+    zmq_setsockopt(socket_, ZMQ_HANDSHAKE_IVL, &handshake_ivl,
+                   sizeof(handshake_ivl));
     const std::string monitor_name = NextMonitorName();
     if (zmq_socket_monitor(socket_, monitor_name.c_str(),
                            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) ==

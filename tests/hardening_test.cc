@@ -98,6 +98,17 @@ int CountDeliveries(RawDealer& dealer, absl::Duration quiet,
   return n;
 }
 
+// Publishes `count` messages of `size` bytes on `topic` without waiting,
+// then waits (a PING's round trip) until siftd has handled them all.
+void Flood(RawDealer& publisher, const std::string& topic, int count,
+           size_t size) {
+  const std::string payload(size, 'p');
+  for (int i = 0; i < count; ++i) {
+    publisher.Send(PubHeader(0, topic, false), payload);
+  }
+  ASSERT_TRUE(publisher.Call(PingHeader(999999)).ok());
+}
+
 int64_t RssBytes(pid_t pid) {
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
@@ -229,11 +240,7 @@ TEST(HardeningTest, TheSlowConsumerNoticeIsNeverLost) {
   RawDealer publisher(ep);
   ASSERT_TRUE(publisher.Hello().ok());
   constexpr int kMessages = 20000;
-  const std::string payload(1024, 'p');
-  for (int i = 0; i < kMessages; ++i) {
-    publisher.Send(PubHeader(0, "bulk", false), payload);
-  }
-  ASSERT_TRUE(publisher.Call(PingHeader(3)).ok());
+  Flood(publisher, "bulk", kMessages, 1024);
   absl::SleepFor(absl::Seconds(3));  // housekeeping runs while it is stalled
   const uint64_t dropped = Drops(Stats(ep), "slow_consumer");
   EXPECT_GT(dropped, 0u);
@@ -265,11 +272,7 @@ TEST(HardeningTest, TheClientCountsTheBrokersSlowConsumerNotices) {
   SIFT_ASSERT_OK_AND_ASSIGN(auto sub, slow->Subscribe("bulk", sub_options));
   RawDealer publisher(siftd->endpoint());
   ASSERT_TRUE(publisher.Hello().ok());
-  const std::string payload(4096, 'p');
-  for (int i = 0; i < 20000; ++i) {
-    publisher.Send(PubHeader(0, "bulk", false), payload);
-  }
-  ASSERT_TRUE(publisher.Call(PingHeader(3)).ok());
+  Flood(publisher, "bulk", 20000, 4096);
   const uint64_t dropped = Drops(Stats(siftd->endpoint()), "slow_consumer");
   release.Notify();
   for (int i = 0; i < 300 && slow->broker_dropped() < dropped; ++i) {

@@ -88,9 +88,8 @@ Router::ClientHandle Router::AddClient(std::string_view name) {
 }
 
 void Router::RemoveClient(ClientHandle client) {
+  DropSubscriptions(client);
   Client& c = clients_[client];
-  for (const auto& [sid, sub] : c.subs) RemoveSubscription(sub);
-  c.subs.clear();
   client_by_id_.erase(c.id);
   c.live = false;
   c.id.clear();

@@ -735,13 +735,8 @@ class Server::Loop {
   // vanished peer) and returns false.
   bool SendRoutingFrame(Session& session, Router::ClientHandle client,
                         uint32_t deliveries) {
-    zmq_msg_t part;
-    InitCopy(&part, session.routing_id);
-    if (zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
-      return true;
-    }
-    const int err = zmq_errno();
-    zmq_msg_close(&part);
+    const int err = SendRoutingId(session.routing_id);
+    if (err == 0) return true;
     if (err == EHOSTUNREACH) {
       router_.RecordDrop(DropReason::kClientGone, deliveries);
       // A closing session ends when what it sent has been read, not now.
@@ -750,6 +745,20 @@ class Server::Loop {
       CountSlowDrops(session, client, deliveries);
     }
     return false;
+  }
+
+  // Sends the routing frame (ZMQ_SNDMORE) of a message to `routing_id`.
+  // Returns 0, or the errno (EHOSTUNREACH: no such peer; EAGAIN: its queue
+  // is at the high-water mark); then nothing was sent, and nothing counted.
+  int SendRoutingId(std::string_view routing_id) {
+    zmq_msg_t part;
+    InitCopy(&part, routing_id);
+    if (zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
+      return 0;
+    }
+    const int err = zmq_errno();
+    zmq_msg_close(&part);
+    return err;
   }
 
   // Sends the session's pending BATCH, if any: a small body is copied into
@@ -882,11 +891,9 @@ class Server::Loop {
     if (found == by_routing_id_.end()) {
       // No session: nothing is queued for this peer that a reply could
       // overtake, and nothing to charge it to.
-      if (zmq_send(socket_, routing_id.data(), routing_id.size(),
-                   ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-        router_.RecordDrop(zmq_errno() == EHOSTUNREACH
-                               ? DropReason::kClientGone
-                               : DropReason::kSlowConsumer);
+      if (const int err = SendRoutingId(routing_id); err != 0) {
+        router_.RecordDrop(err == EHOSTUNREACH ? DropReason::kClientGone
+                                               : DropReason::kSlowConsumer);
         return;
       }
       zmq_send(socket_, bytes.data(), bytes.size(), ZMQ_DONTWAIT);
@@ -1066,13 +1073,10 @@ class Server::Loop {
       // bound): it is never dropped, so no loss goes untold.
       FlushSession(c);
       const std::string bytes = protocol::EncodeHeader(notice);
-      if (!Fits(s, bytes.size())) continue;
-      zmq_msg_t part;
-      InitCopy(&part, s.routing_id);
-      if (zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&part);
+      if (!Fits(s, bytes.size()) || SendRoutingId(s.routing_id) != 0) {
         continue;
       }
+      zmq_msg_t part;
       InitAccountedCopy(&part, bytes, s.account);
       zmq_msg_send(&part, socket_, ZMQ_DONTWAIT);
       s.slow_drops_unreported = 0;

@@ -11,6 +11,8 @@ PACKAGES=(
   libprotobuf-dev protobuf-compiler
   libabsl-dev
   libtomlplusplus-dev
+  nlohmann-json3-dev   # JSON payload filters and conversion (header-only)
+  liblua5.4-dev        # Lua script plugins
   libgtest-dev libgmock-dev
   libbenchmark-dev
   python3              # tools/test_summary.py

@@ -88,8 +88,9 @@ class PoolBuilder {
         }
         continue;
       }
-      order_.push_back(file.name());
-      files_.emplace(file.name(), Entry{std::move(file), set_name});
+      std::string name = file.name();
+      order_.push_back(name);
+      files_.emplace(std::move(name), Entry{std::move(file), set_name});
     }
     return absl::OkStatus();
   }
@@ -109,7 +110,7 @@ class PoolBuilder {
 
   absl::Status Build(const std::string& name) {
     if (pool_->FindFileByName(name) != nullptr) return absl::OkStatus();
-    const Entry& entry = files_.at(name);
+    const Entry& entry = files_.find(name)->second;  // REQUIRES: present
     if (!visiting_.insert(name).second) {
       return absl::InvalidArgumentError(
           absl::StrCat("descriptor set ", entry.set, ": file ", name,

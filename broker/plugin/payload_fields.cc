@@ -67,12 +67,13 @@ const FieldDescriptor* FindField(const Descriptor* type,
 
 absl::Status ParseJsonPayload(std::string_view payload, Json* doc) {
   bool too_deep = false;
-  // The callback sees every value with its depth; a value too deep is
-  // discarded (so never built) and fails the parse below.
+  // The callback sees every value with its depth (0 for the outermost
+  // object or array at its start); a value too deep is discarded (so never
+  // built) and fails the parse below.
   Json::parser_callback_t limit_depth = [&too_deep](int depth,
                                                     Json::parse_event_t event,
                                                     Json&) {
-    if (depth > kMaxJsonDepth &&
+    if (depth >= kMaxJsonDepth &&
         (event == Json::parse_event_t::object_start ||
          event == Json::parse_event_t::array_start)) {
       too_deep = true;

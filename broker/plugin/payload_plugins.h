@@ -29,8 +29,10 @@
 // redact: `fields` (required) dotted paths, separated by commas; `mode` drop
 //   (default: the field is removed) or mask (strings and bytes become `mask`,
 //   default "***"; numbers 0; bools false; enums their first value); objects,
-//   arrays, messages and repeated fields are removed in either mode. Absent
-//   fields are left absent. With protobuf, paths are checked against `type`
+//   arrays, messages and repeated fields are removed in either mode; JSON
+//   null stays null. Absent fields are left absent, and so are proto3 fields
+//   without presence at their default (unset on the wire: masking "" would
+//   invent a value). With protobuf, paths are checked against `type`
 //   at Create, and unknown fields are removed from the output (they cannot be
 //   told apart from what should be redacted). JSON output is compact, keys in
 //   their original order.

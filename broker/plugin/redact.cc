@@ -132,7 +132,10 @@ class ProtoRedact : public Transform {
       r->ClearField(m, f);
       return;
     }
-    if (f->has_presence() && !r->HasField(*m, f)) return;  // stays absent
+    // Unset stays unset. For a proto3 field without presence HasField is
+    // "differs from the default", which the encoding cannot tell from unset:
+    // masking it would invent a value.
+    if (!r->HasField(*m, f)) return;
     switch (f->cpp_type()) {
       case FieldDescriptor::CPPTYPE_INT32:
         r->SetInt32(m, f, 0);

@@ -1,0 +1,2 @@
+-- Line 2 is not Lua.
+function filter(msg) return true en

@@ -21,9 +21,7 @@ bool IsIdentStart(char c) {
 bool IsIdentChar(char c) {
   return IsIdentStart(c) || IsDigit(c) || c == '.' || c == '-';
 }
-bool IsSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 bool IsIdent(std::string_view s) {
   if (s.empty() || !IsIdentStart(s[0])) return false;
@@ -55,6 +53,14 @@ bool TextAsNumber(std::string_view s, double* out) {
     if (exponent_digits == 0) return false;
   }
   if (i != n) return false;
+  // Fast path: a plain integer of up to 15 digits is exact in a double.
+  const size_t sign = (s[0] == '+' || s[0] == '-') ? 1 : 0;
+  if (n - sign == digits && digits <= 15) {
+    int64_t v = 0;
+    for (size_t k = sign; k < n; ++k) v = v * 10 + (s[k] - '0');
+    *out = s[0] == '-' ? -static_cast<double>(v) : static_cast<double>(v);
+    return true;
+  }
   return absl::SimpleAtod(AV(s), out);
 }
 
@@ -84,10 +90,9 @@ class Expression::Parser {
     if (!ParseOr(&root)) return false;
     SkipSpace();
     if (pos_ != text_.size()) {
-      return Fail(pos_, absl::StrCat("expected '&&', '||' or end of filter, ",
-                                     Found(),
-                                     Peek() == ')' ? " with no '(' to close"
-                                                   : ""));
+      return Fail(
+          pos_, absl::StrCat("expected '&&', '||' or end of filter, ", Found(),
+                             Peek() == ')' ? " with no '(' to close" : ""));
     }
     Emit(root);
     return true;
@@ -130,11 +135,13 @@ class Expression::Parser {
     const char c = text_[pos_];
     if (IsIdentChar(c)) {
       std::string_view word = WordAt(pos_);
-      if (word.size() > 32) return absl::StrCat("found '", AV(word.substr(0, 32)), "...'");
+      if (word.size() > 32)
+        return absl::StrCat("found '", AV(word.substr(0, 32)), "...'");
       return absl::StrCat("found '", AV(word), "'");
     }
     if (c == '\'') return "found \"'\"";
-    if (c >= 0x21 && c <= 0x7e) return absl::StrCat("found '", std::string(1, c), "'");
+    if (c >= 0x21 && c <= 0x7e)
+      return absl::StrCat("found '", std::string(1, c), "'");
     return absl::StrFormat("found byte 0x%02x", static_cast<unsigned char>(c));
   }
 
@@ -264,8 +271,8 @@ class Expression::Parser {
       return ParseComparison(out);
     }
     if (Peek() == '!' && Peek(1) == '=') {
-      return Fail(pos_, absl::StrCat("expected a field before '!=', ",
-                                     Found()));
+      return Fail(pos_,
+                  absl::StrCat("expected a field before '!=', ", Found()));
     }
     return Fail(pos_, absl::StrCat("expected a condition (a field, "
                                    "exists(field), '!' or '('), ",
@@ -356,9 +363,10 @@ class Expression::Parser {
     }
     if (literal.kind == Literal::Kind::kBool && out->op != Op::kEq &&
         out->op != Op::kNe) {
-      return Fail(literal_pos,
-                  absl::StrCat("expected a string or a number after '",
-                               AV(op_text), "' (true and false have no order)"));
+      return Fail(
+          literal_pos,
+          absl::StrCat("expected a string or a number after '", AV(op_text),
+                       "' (true and false have no order)"));
     }
     out->literal = static_cast<uint32_t>(out_->literals_.size());
     out->literal_count = 1;
@@ -464,8 +472,8 @@ class Expression::Parser {
     out->kind = Literal::Kind::kNumber;
     if (!absl::SimpleAtod(AV(spelled), &out->number) ||
         !std::isfinite(out->number)) {
-      return Fail(start, absl::StrCat("number '", AV(spelled),
-                                      "' is out of range"));
+      return Fail(start,
+                  absl::StrCat("number '", AV(spelled), "' is out of range"));
     }
     return true;
   }
@@ -475,11 +483,11 @@ class Expression::Parser {
   bool ParseQuotedBody(char quote, size_t open, std::string* out) {
     for (;;) {
       if (AtEnd()) {
-        return Fail(open, absl::StrCat("unterminated ",
-                                       quote == '`' ? "field name" : "string",
-                                       ": expected a closing ",
-                                       std::string(1, quote),
-                                       " before the end of the filter"));
+        return Fail(open,
+                    absl::StrCat("unterminated ",
+                                 quote == '`' ? "field name" : "string",
+                                 ": expected a closing ", std::string(1, quote),
+                                 " before the end of the filter"));
       }
       const char c = text_[pos_];
       if (c == quote) {
@@ -507,15 +515,16 @@ class Expression::Parser {
           break;
         default:
           if (pos_ + 1 >= text_.size()) {
-            return Fail(open, absl::StrCat("unterminated ",
-                                           quote == '`' ? "field name"
-                                                        : "string",
-                                           ": expected a closing ",
-                                           std::string(1, quote),
-                                           " before the end of the filter"));
+            return Fail(
+                open,
+                absl::StrCat("unterminated ",
+                             quote == '`' ? "field name" : "string",
+                             ": expected a closing ", std::string(1, quote),
+                             " before the end of the filter"));
           }
-          return Fail(pos_, "unknown escape (use \\\\, \\', \\\", \\`, \\n or "
-                            "\\t)");
+          return Fail(pos_,
+                      "unknown escape (use \\\\, \\', \\\", \\`, \\n or "
+                      "\\t)");
       }
       pos_ += 2;
     }
@@ -700,8 +709,7 @@ class Expression::Printer {
           if (!first) out->append(sep);
           first = false;
           // && binds tighter: only an || inside an && needs parentheses.
-          const bool parens =
-              node.op == Op::kAnd && e_.nodes_[c].op == Op::kOr;
+          const bool parens = node.op == Op::kAnd && e_.nodes_[c].op == Op::kOr;
           if (parens) out->push_back('(');
           Print(c, out);
           if (parens) out->push_back(')');

@@ -140,9 +140,9 @@ class Expression {
   // sibling of child c is c + nodes_[c].size.
   struct Node {
     Op op;
-    uint32_t size = 1;         // nodes in this subtree, itself included
-    uint32_t field = 0;        // leaves: index into fields_
-    uint32_t literal = 0;      // comparisons: index into literals_
+    uint32_t size = 1;           // nodes in this subtree, itself included
+    uint32_t field = 0;          // leaves: index into fields_
+    uint32_t literal = 0;        // comparisons: index into literals_
     uint32_t literal_count = 0;  // kIn / kNotIn: literals_[literal, +count)
   };
 

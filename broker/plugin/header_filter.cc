@@ -46,9 +46,8 @@ class HeaderFilterFactory : public FilterFactory {
     }
     absl::StatusOr<std::unique_ptr<Filter>> filter = MakeHeaderFilter(*expr);
     if (!filter.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("header_filter: setting \"expr\": ",
-                       filter.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "header_filter: setting \"expr\": ", filter.status().message()));
     }
     return filter;
   }

@@ -24,7 +24,7 @@ constexpr char kReplyTo[] = "_INBOX.c17.42";
 std::string PubBytes(bool with_reply_to) {
   const std::string_view reply_to = with_reply_to ? kReplyTo : "";
   std::string bytes(PubSize(0, kTopic, reply_to, false), '\0');
-  EncodePub(0, kTopic, reply_to, false, bytes.data());
+  EncodePub(0, kTopic, reply_to, false, {}, bytes.data());
   return bytes;
 }
 
@@ -60,7 +60,7 @@ void BM_EncodePub(benchmark::State& state) {
   for (auto _ : state) {
     const size_t size = PubSize(0, kTopic, {}, false);
     benchmark::DoNotOptimize(size);
-    const size_t n = EncodePub(0, kTopic, {}, false, out);
+    const size_t n = EncodePub(0, kTopic, {}, false, {}, out);
     benchmark::DoNotOptimize(n);
     benchmark::ClobberMemory();
   }
@@ -88,7 +88,7 @@ void BM_EncodeDeliver(benchmark::State& state) {
   for (auto _ : state) {
     const size_t size = DeliverSize(sid, kTopic, {});
     benchmark::DoNotOptimize(size);
-    const size_t n = EncodeDeliver(sid, kTopic, {}, out);
+    const size_t n = EncodeDeliver(sid, kTopic, {}, {}, out);
     benchmark::DoNotOptimize(n);
     benchmark::ClobberMemory();
     sid = sid * 3 + 1;  // vary the varint length a little

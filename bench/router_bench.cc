@@ -56,14 +56,14 @@ void BM_RouterPublish(benchmark::State& state) {
   const size_t want = Setup(&router, shape, noise);
   std::vector<Router::Target> targets;
   targets.reserve(16);
-  absl::Status first = router.Publish(kTopic, {}, 128, &targets);
+  absl::Status first = router.Publish(kTopic, {}, {}, 128, &targets);
   if (want == 0 || !first.ok() || targets.size() != want) {
     state.SkipWithError("router setup failed or publish routed wrongly");
     return;
   }
   size_t delivered = 0;
   for (auto _ : state) {
-    absl::Status s = router.Publish(kTopic, {}, 128, &targets);
+    absl::Status s = router.Publish(kTopic, {}, {}, 128, &targets);
     benchmark::DoNotOptimize(s);
     delivered += targets.size();
   }
@@ -89,7 +89,7 @@ void BM_RouterPublishMiss(benchmark::State& state) {
   std::vector<Router::Target> targets;
   targets.reserve(16);
   for (auto _ : state) {
-    absl::Status s = router.Publish("bench.other", {}, 128, &targets);
+    absl::Status s = router.Publish("bench.other", {}, {}, 128, &targets);
     benchmark::DoNotOptimize(s);
   }
   state.SetItemsProcessed(state.iterations());

@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "broker/protocol/batch.h"
 #include "broker/protocol/codec.h"
+#include "broker/protocol/headers.h"
 #include "proto/sift.pb.h"
 
 namespace sift::fuzz {
@@ -259,31 +260,64 @@ Divergence Classify(std::string_view frame, int command_field, bool full_ok,
 std::string Describe(const protocol::PubView& v) {
   return absl::StrCat(
       "PUB{request_id=", v.request_id, " topic=", Quote(v.topic),
-      " reply_to=", Quote(v.reply_to), " confirm=", v.confirm, "}");
+      " reply_to=", Quote(v.reply_to), " confirm=", v.confirm,
+      " headers=", Hex(v.headers), "}");
 }
 
 std::string Describe(const protocol::DeliverView& v) {
   return absl::StrCat("DELIVER{sid=", v.sid, " topic=", Quote(v.topic),
-                      " reply_to=", Quote(v.reply_to), "}");
+                      " reply_to=", Quote(v.reply_to),
+                      " headers=", Hex(v.headers), "}");
 }
 
 // What the full decoder made of a frame, for messages.
 std::string DescribeFull(bool ok, const wire::Header& h) {
   if (!ok) return "rejects it (BAD_FRAME)";
-  if (h.has_pub()) return "reads " + Describe(protocol::PubViewOf(h));
+  std::string scratch;
+  if (h.has_pub()) return "reads " + Describe(protocol::PubViewOf(h, &scratch));
   if (h.has_deliver()) {
-    return "reads " + Describe(protocol::DeliverViewOf(h.deliver()));
+    return "reads " +
+           Describe(protocol::DeliverViewOf(h.deliver(), &scratch));
   }
   return absl::StrCat("reads ", protocol::CommandName(h));
 }
 
+bool HeadersDecode(std::string_view bytes) {
+  std::vector<std::pair<std::string_view, std::string_view>> pairs;
+  return protocol::DecodeHeaders(bytes, &pairs);
+}
+
+// Header bytes read as pairs: the same pairs in the same order. Bytes that
+// do not decode equal only identical bytes.
+bool SameHeaders(std::string_view a, std::string_view b) {
+  std::vector<std::pair<std::string_view, std::string_view>> pa, pb;
+  const bool ok_a = protocol::DecodeHeaders(a, &pa);
+  const bool ok_b = protocol::DecodeHeaders(b, &pb);
+  if (!ok_a || !ok_b) return ok_a == ok_b && a == b;
+  return pa == pb;
+}
+
 bool Same(const protocol::PubView& a, const protocol::PubView& b) {
   return a.request_id == b.request_id && a.topic == b.topic &&
-         a.reply_to == b.reply_to && a.confirm == b.confirm;
+         a.reply_to == b.reply_to && a.confirm == b.confirm &&
+         SameHeaders(a.headers, b.headers);
 }
 
 bool Same(const protocol::DeliverView& a, const protocol::DeliverView& b) {
-  return a.sid == b.sid && a.topic == b.topic && a.reply_to == b.reply_to;
+  return a.sid == b.sid && a.topic == b.topic && a.reply_to == b.reply_to &&
+         SameHeaders(a.headers, b.headers);
+}
+
+// Fills a proto's headers from header bytes that decode.
+template <typename Message>
+void SetHeaders(std::string_view bytes, Message* m) {
+  std::vector<std::pair<std::string_view, std::string_view>> pairs;
+  protocol::DecodeHeaders(bytes, &pairs);
+  for (const auto& [k, v] : pairs) {
+    wire::HeaderField* h = m->add_headers();
+    h->set_key(std::string(k));
+    h->set_value(std::string(v));
+  }
 }
 
 bool Parse(std::string_view bytes, wire::Header* out) {
@@ -297,11 +331,12 @@ bool Parse(std::string_view bytes, wire::Header* out) {
 // EncodePub writes what protobuf writes for the same PUB, in PubSize bytes,
 // and both decoders read it back as `pub`.
 void RoundTripPub(const protocol::PubView& pub, std::string_view frame) {
-  const size_t size =
-      protocol::PubSize(pub.request_id, pub.topic, pub.reply_to, pub.confirm);
+  const size_t size = protocol::PubSize(pub.request_id, pub.topic,
+                                        pub.reply_to, pub.confirm, pub.headers);
   std::string encoded(size, '\0');
-  const size_t written = protocol::EncodePub(
-      pub.request_id, pub.topic, pub.reply_to, pub.confirm, encoded.data());
+  const size_t written =
+      protocol::EncodePub(pub.request_id, pub.topic, pub.reply_to, pub.confirm,
+                          pub.headers, encoded.data());
   SIFT_EXPECT(written == size, frame, "EncodePub wrote ", written,
               " bytes, PubSize said ", size, " for ", Describe(pub));
 
@@ -310,7 +345,9 @@ void RoundTripPub(const protocol::PubView& pub, std::string_view frame) {
   canonical.mutable_pub()->set_topic(std::string(pub.topic));
   canonical.mutable_pub()->set_reply_to(std::string(pub.reply_to));
   canonical.mutable_pub()->set_confirm(pub.confirm);
-  SIFT_EXPECT(canonical.SerializeAsString() == encoded, frame, "EncodePub of ",
+  SetHeaders(pub.headers, canonical.mutable_pub());
+  SIFT_EXPECT(!HeadersDecode(pub.headers) ||
+                  canonical.SerializeAsString() == encoded, frame, "EncodePub of ",
               Describe(pub), " wrote ", Hex(encoded), ", protobuf writes ",
               Hex(canonical.SerializeAsString()));
 
@@ -320,10 +357,11 @@ void RoundTripPub(const protocol::PubView& pub, std::string_view frame) {
                   Same(back, pub),
               frame, "DecodePubFast does not read back EncodePub's ",
               Describe(pub), " (", Hex(encoded), ")");
-  if (IsUtf8(pub.topic) && IsUtf8(pub.reply_to)) {
+  if (IsUtf8(pub.topic) && IsUtf8(pub.reply_to) && HeadersDecode(pub.headers)) {
     wire::Header full;
+    std::string scratch;
     SIFT_EXPECT(Parse(copy.view(), &full) && full.has_pub() &&
-                    Same(protocol::PubViewOf(full), pub),
+                    Same(protocol::PubViewOf(full, &scratch), pub),
                 frame, "protobuf does not read back EncodePub's ",
                 Describe(pub));
   }
@@ -331,10 +369,11 @@ void RoundTripPub(const protocol::PubView& pub, std::string_view frame) {
 
 // The same for EncodeDeliver.
 void RoundTripDeliver(const protocol::DeliverView& d, std::string_view frame) {
-  const size_t size = protocol::DeliverSize(d.sid, d.topic, d.reply_to);
+  const size_t size =
+      protocol::DeliverSize(d.sid, d.topic, d.reply_to, d.headers);
   std::string encoded(size, '\0');
-  const size_t written =
-      protocol::EncodeDeliver(d.sid, d.topic, d.reply_to, encoded.data());
+  const size_t written = protocol::EncodeDeliver(d.sid, d.topic, d.reply_to,
+                                                 d.headers, encoded.data());
   SIFT_EXPECT(written == size, frame, "EncodeDeliver wrote ", written,
               " bytes, DeliverSize said ", size, " for ", Describe(d));
 
@@ -342,7 +381,9 @@ void RoundTripDeliver(const protocol::DeliverView& d, std::string_view frame) {
   canonical.mutable_deliver()->set_sid(d.sid);
   canonical.mutable_deliver()->set_topic(std::string(d.topic));
   canonical.mutable_deliver()->set_reply_to(std::string(d.reply_to));
-  SIFT_EXPECT(canonical.SerializeAsString() == encoded, frame,
+  SetHeaders(d.headers, canonical.mutable_deliver());
+  SIFT_EXPECT(!HeadersDecode(d.headers) ||
+                  canonical.SerializeAsString() == encoded, frame,
               "EncodeDeliver of ", Describe(d), " wrote ", Hex(encoded),
               ", protobuf writes ", Hex(canonical.SerializeAsString()));
 
@@ -352,10 +393,11 @@ void RoundTripDeliver(const protocol::DeliverView& d, std::string_view frame) {
                   Same(back, d),
               frame, "DecodeDeliverFast does not read back EncodeDeliver's ",
               Describe(d));
-  if (IsUtf8(d.topic) && IsUtf8(d.reply_to)) {
+  if (IsUtf8(d.topic) && IsUtf8(d.reply_to) && HeadersDecode(d.headers)) {
     wire::Header full;
+    std::string scratch;
     SIFT_EXPECT(Parse(copy.view(), &full) && full.has_deliver() &&
-                    Same(protocol::DeliverViewOf(full.deliver()), d),
+                    Same(protocol::DeliverViewOf(full.deliver(), &scratch), d),
                 frame, "protobuf does not read back EncodeDeliver's ",
                 Describe(d));
   }
@@ -435,7 +477,15 @@ void CheckHeader(std::string_view frame_in) {
   if (protocol::DecodePubFast(frame.data(), frame.size(), &pub)) {
     SIFT_EXPECT(frame.Holds(pub.topic) && frame.Holds(pub.reply_to), bytes,
                 "DecodePubFast's views point outside the frame");
-    if (!ref_ok || !ref.has_pub() || !Same(pub, protocol::PubViewOf(ref))) {
+    std::string scratch;
+    // Header entries are checked by the router (ValidateHeaders), not by
+    // the fast decoder: one that protobuf refuses must fail that check, so
+    // the broker still refuses the message (INVALID_HEADER).
+    const bool refused_by_router =
+        !ref_ok && !protocol::ValidateHeaders(pub.headers, {}).ok();
+    if (!refused_by_router &&
+        (!ref_ok || !ref.has_pub() ||
+         !Same(pub, protocol::PubViewOf(ref, &scratch)))) {
       Diverge(Classify(bytes, wire::Header::kPubFieldNumber, ref_ok, pub.topic,
                        pub.reply_to),
               absl::StrCat("DecodePubFast reads ", Describe(pub),
@@ -444,14 +494,20 @@ void CheckHeader(std::string_view frame_in) {
     }
     RoundTripPub(pub, bytes);
   }
-  if (ref_ok && ref.has_pub()) RoundTripPub(protocol::PubViewOf(ref), bytes);
+  if (ref_ok && ref.has_pub()) {
+    std::string scratch;
+    RoundTripPub(protocol::PubViewOf(ref, &scratch), bytes);
+  }
 
   protocol::DeliverView deliver;
   if (protocol::DecodeDeliverFast(frame.data(), frame.size(), &deliver)) {
     SIFT_EXPECT(frame.Holds(deliver.topic) && frame.Holds(deliver.reply_to),
                 bytes, "DecodeDeliverFast's views point outside the frame");
-    if (!ref_ok || !ref.has_deliver() ||
-        !Same(deliver, protocol::DeliverViewOf(ref.deliver()))) {
+    std::string scratch;
+    const bool bad_headers = !ref_ok && !HeadersDecode(deliver.headers);
+    if (!bad_headers &&
+        (!ref_ok || !ref.has_deliver() ||
+         !Same(deliver, protocol::DeliverViewOf(ref.deliver(), &scratch)))) {
       Diverge(Classify(bytes, wire::Header::kDeliverFieldNumber, ref_ok,
                        deliver.topic, deliver.reply_to),
               absl::StrCat("DecodeDeliverFast reads ", Describe(deliver),
@@ -461,7 +517,8 @@ void CheckHeader(std::string_view frame_in) {
     RoundTripDeliver(deliver, bytes);
   }
   if (ref_ok && ref.has_deliver()) {
-    RoundTripDeliver(protocol::DeliverViewOf(ref.deliver()), bytes);
+    std::string scratch;
+    RoundTripDeliver(protocol::DeliverViewOf(ref.deliver(), &scratch), bytes);
   }
 }
 
@@ -535,12 +592,12 @@ void CheckBatchBody(std::string_view body_in) {
     protocol::DeliverView deliver;
     if (protocol::DecodePubFast(h.data(), h.size(), &pub)) {
       writer.AppendPub(pub.request_id, pub.topic, pub.reply_to, pub.confirm,
-                       e.payload);
+                       pub.headers, e.payload);
       kept.push_back({true, pub.request_id, std::string(pub.topic),
                       std::string(pub.reply_to), pub.confirm, e.payload});
     } else if (protocol::DecodeDeliverFast(h.data(), h.size(), &deliver)) {
       writer.AppendDeliver(deliver.sid, deliver.topic, deliver.reply_to,
-                           e.payload);
+                           deliver.headers, e.payload);
       kept.push_back({false, deliver.sid, std::string(deliver.topic),
                       std::string(deliver.reply_to), false, e.payload});
     }

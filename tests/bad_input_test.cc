@@ -631,9 +631,9 @@ class BadInputTest : public ::testing::Test {
     // A good batch of three; the last entry asks for confirmation.
     std::string body;
     protocol::BatchWriter writer(&body);
-    writer.AppendPub(0, "batch.a", "", false, "one");
-    writer.AppendPub(0, "batch.b", "", false, "two");
-    writer.AppendPub(71, "batch.c", "", true, "three");
+    writer.AppendPub(0, "batch.a", "", false, "", "one");
+    writer.AppendPub(0, "batch.b", "", false, "", "two");
+    writer.AppendPub(71, "batch.c", "", true, "", "three");
     // The confirmation answers the entry's request id.
     dealer->Send(BatchHeader(72, 3), body);
     absl::StatusOr<wire::Header> ok = dealer->AwaitReply(71, kReplyTimeout);
@@ -674,7 +674,7 @@ class BadInputTest : public ::testing::Test {
     constexpr uint32_t kClaimed = 0xFFFFFFFFu;
     std::string one_entry;
     protocol::BatchWriter(&one_entry)
-        .AppendPub(0, "huge.count", "", false, "x");
+        .AppendPub(0, "huge.count", "", false, "", "x");
     {
       RawDealer early(siftd_->endpoint());  // no HELLO
       // Generous timeout: a broker that loops over the claimed count takes

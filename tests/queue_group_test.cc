@@ -357,7 +357,7 @@ TEST_F(QueueGroupTest, MemberFoundGoneMidBatchGetsNoMoreOfIt) {
     const std::string payload = absl::StrCat("b", i);
     all.insert(payload);
     const bool last = i + 1 == kEntries;
-    writer.AppendPub(last ? 9 : 0, "job", "", last, payload);
+    writer.AppendPub(last ? 9 : 0, "job", "", last, "", payload);
   }
   publisher.Send(BatchHeader(8, kEntries), body);
   absl::StatusOr<wire::Header> confirmed =

@@ -107,6 +107,11 @@ constexpr Setting kSettings[] = {
     {"max_batch_bytes", &Config::max_batch_bytes, 0, uint64_t{1} << 30,
      nullptr, "BYTES",
      "Largest BATCH body accepted from a client, in bytes (0 = no batches)."},
+    {"max_headers", &Config::max_headers, 0, 1024, nullptr, "N",
+     "Most headers on one message (0 = messages may carry none)."},
+    {"max_headers_bytes", &Config::max_headers_bytes, 0, 1 << 20, nullptr,
+     "BYTES",
+     "Most key + value bytes of one message's headers, all together."},
     {"client_timeout_ms", &Config::client_timeout_ms, 0, 86400000, nullptr,
      "MS", "Drop clients silent for longer than this, in ms (0 = never)."},
     {"handshake_timeout_ms", &Config::handshake_timeout_ms, 100, 600000,
@@ -152,7 +157,7 @@ static_assert(SettingsTableIsConsistent(),
 // A reminder, not a layout requirement: a field added to Config needs a row
 // in kSettings (operator== and everything else only see the table). Then
 // update this size.
-static_assert(sizeof(Config) == 144,
+static_assert(sizeof(Config) == 152,
               "Config changed: update kSettings, then this size");
 #endif
 

@@ -43,6 +43,9 @@ struct Config {
   uint64_t max_pending_bytes = 1 << 30;              // 1 GiB
   // Largest BATCH body (frame 1) accepted from a client; 0 = none.
   uint64_t max_batch_bytes = 1 << 20;  // 1 MiB
+  // Message headers on one PUB: how many, and their key + value bytes.
+  uint32_t max_headers = 64;
+  uint32_t max_headers_bytes = 65536;
   // Clients silent for longer than this are dropped (0 = never).
   uint32_t client_timeout_ms = 30000;
   // A tcp/ipc connection that has not finished ZeroMQ's handshake within

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "broker/protocol/codec.h"
+#include "broker/protocol/headers.h"
 #include "broker/protocol/wire_format.h"
 #include "proto/sift.pb.h"
 
@@ -13,68 +14,65 @@ using wire_format::kLengthDelimited;
 using wire_format::kVarint;
 using wire_format::Tag;
 using wire_format::VarintSize;
-
-// Reads a varint of at most `max_bytes` bytes (10 for a uint64; 5 where
-// protobuf allows only 32 bits: tags and lengths, which it refuses longer).
-inline bool GetVarint(const char*& p, const char* end, uint64_t* v,
-                      int max_bytes = 10) {
-  uint64_t result = 0;
-  for (int shift = 0; shift < 7 * max_bytes && p < end; shift += 7) {
-    const uint8_t byte = static_cast<uint8_t>(*p++);
-    result |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    if ((byte & 0x80) == 0) {
-      *v = result;
-      return true;
-    }
-  }
-  return false;
-}
-
-inline bool GetBytes(const char*& p, const char* end, std::string_view* out) {
-  uint64_t len;
-  if (!GetVarint(p, end, &len, 5) || len > static_cast<uint64_t>(end - p)) {
-    return false;
-  }
-  *out = std::string_view(p, len);
-  p += len;
-  return true;
-}
+using wire_format::GetBytes;
+using wire_format::GetVarint;
 
 inline void PutVarint(uint64_t v, std::string* out) {
   char buf[10];
   out->append(buf, static_cast<size_t>(wire_format::PutVarint(v, buf) - buf));
 }
 
-// Calls visit(field, is_bytes, varint_value, bytes) for each field of a
-// message; stops with false on malformed input, on a field that appears
-// twice (protobuf would merge the two: the full decoder must judge), on a
-// tag beyond 32 bits, or when visit says false. The fast decoders accept
+// Calls visit(field, is_bytes, varint_value, bytes, field_begin) for each
+// field of a message (field_begin: where the field's tag starts); stops with
+// false on malformed input, on a field that appears twice (protobuf would
+// merge the two: the full decoder must judge) unless it is `repeated_field`,
+// on a tag beyond 32 bits, or when visit says false. The fast decoders accept
 // only what protobuf reads the same way (fuzz/decoder_checks.cc checks).
 template <typename Visit>
-bool WalkFields(const char* p, const char* end, Visit visit) {
+bool WalkFields(const char* p, const char* end, Visit visit,
+                int repeated_field = -1) {
   uint64_t seen = 0;
   while (p < end) {
+    const char* field_begin = p;
     uint64_t key;
     if (!GetVarint(p, end, &key, 5) || key > 0xffffffffu) return false;
     const int field = static_cast<int>(key >> 3);
     if (field >= 64) return false;
     const uint64_t bit = uint64_t{1} << field;
-    if (seen & bit) return false;
+    if ((seen & bit) && field != repeated_field) return false;
     seen |= bit;
     const int type = static_cast<int>(key & 7);
     if (type == kVarint) {
       uint64_t v;
-      if (!GetVarint(p, end, &v) || !visit(field, false, v, std::string_view()))
+      if (!GetVarint(p, end, &v) ||
+          !visit(field, false, v, std::string_view(), field_begin)) {
         return false;
+      }
     } else if (type == kLengthDelimited) {
       std::string_view bytes;
-      if (!GetBytes(p, end, &bytes) || !visit(field, true, 0, bytes)) {
+      if (!GetBytes(p, end, &bytes) ||
+          !visit(field, true, 0, bytes, field_begin)) {
         return false;
       }
     } else {
       return false;
     }
   }
+  return true;
+}
+
+// Extends *span, the raw bytes of a repeated field's entries seen so far, by
+// the entry [begin, end). False if the entry does not follow the span
+// directly (entries interleaved with other fields: left to protobuf).
+inline bool ExtendSpan(std::string_view* span, const char* begin,
+                       const char* end) {
+  if (span->empty()) {
+    *span = std::string_view(begin, static_cast<size_t>(end - begin));
+    return true;
+  }
+  if (span->data() + span->size() != begin) return false;
+  *span = std::string_view(span->data(),
+                           static_cast<size_t>(end - span->data()));
   return true;
 }
 
@@ -85,7 +83,7 @@ bool OuterFields(const char* data, size_t size, int field,
   bool found = false;
   bool ok = WalkFields(data, data + size,
                        [&](int f, bool is_bytes, uint64_t v,
-                           std::string_view bytes) {
+                           std::string_view bytes, const char*) {
                          if (f == wire::Header::kRequestIdFieldNumber &&
                              !is_bytes) {
                            *request_id = v;
@@ -110,10 +108,15 @@ bool DecodePubFast(const char* data, size_t size, PubView* out) {
                    &out->request_id, &inner)) {
     return false;
   }
-  return WalkFields(inner.data(), inner.data() + inner.size(),
-                    [out](int f, bool is_bytes, uint64_t v,
-                          std::string_view bytes) {
+  return WalkFields(
+      inner.data(), inner.data() + inner.size(),
+      [out](int f, bool is_bytes, uint64_t v, std::string_view bytes,
+            const char* begin) {
                       switch (f) {
+                        case wire::Pub::kHeadersFieldNumber:
+                          return is_bytes &&
+                                 ExtendSpan(&out->headers, begin,
+                                            bytes.data() + bytes.size());
                         case wire::Pub::kTopicFieldNumber:
                           if (!is_bytes) return false;
                           out->topic = bytes;
@@ -129,7 +132,8 @@ bool DecodePubFast(const char* data, size_t size, PubView* out) {
                         default:
                           return false;
                       }
-                    });
+                    },
+      wire::Pub::kHeadersFieldNumber);
 }
 
 bool DecodeDeliverFast(const char* data, size_t size, DeliverView* out) {
@@ -140,10 +144,15 @@ bool DecodeDeliverFast(const char* data, size_t size, DeliverView* out) {
                    &inner)) {
     return false;
   }
-  return WalkFields(inner.data(), inner.data() + inner.size(),
-                    [out](int f, bool is_bytes, uint64_t v,
-                          std::string_view bytes) {
+  return WalkFields(
+      inner.data(), inner.data() + inner.size(),
+      [out](int f, bool is_bytes, uint64_t v, std::string_view bytes,
+            const char* begin) {
                       switch (f) {
+                        case wire::Deliver::kHeadersFieldNumber:
+                          return is_bytes &&
+                                 ExtendSpan(&out->headers, begin,
+                                            bytes.data() + bytes.size());
                         case wire::Deliver::kSidFieldNumber:
                           if (is_bytes) return false;
                           out->sid = v;
@@ -159,7 +168,8 @@ bool DecodeDeliverFast(const char* data, size_t size, DeliverView* out) {
                         default:
                           return false;
                       }
-                    });
+                    },
+      wire::Deliver::kHeadersFieldNumber);
 }
 
 namespace {
@@ -181,35 +191,47 @@ void AppendEntry(std::string* body, size_t header_size, Encode encode,
 
 void BatchWriter::AppendPub(uint64_t request_id, std::string_view topic,
                             std::string_view reply_to, bool confirm,
+                            std::string_view headers,
                             std::string_view payload) {
   AppendEntry(
-      body_, PubSize(request_id, topic, reply_to, confirm),
-      [&](char* out) { EncodePub(request_id, topic, reply_to, confirm, out); },
+      body_, PubSize(request_id, topic, reply_to, confirm, headers),
+      [&](char* out) {
+        EncodePub(request_id, topic, reply_to, confirm, headers, out);
+      },
       payload);
 }
 
 void BatchWriter::AppendDeliver(uint64_t sid, std::string_view topic,
                                 std::string_view reply_to,
+                                std::string_view headers,
                                 std::string_view payload) {
   AppendEntry(
-      body_, DeliverSize(sid, topic, reply_to),
-      [&](char* out) { EncodeDeliver(sid, topic, reply_to, out); }, payload);
+      body_, DeliverSize(sid, topic, reply_to, headers),
+      [&](char* out) { EncodeDeliver(sid, topic, reply_to, headers, out); },
+      payload);
 }
 
-PubView PubViewOf(const wire::Header& h) {
+PubView PubViewOf(const wire::Header& h, std::string* headers_scratch) {
   PubView v;
   v.request_id = h.request_id();
   v.topic = h.pub().topic();
   v.reply_to = h.pub().reply_to();
   v.confirm = h.pub().confirm();
+  headers_scratch->clear();
+  AppendHeadersOf(h.pub().headers(), headers_scratch);
+  v.headers = *headers_scratch;
   return v;
 }
 
-DeliverView DeliverViewOf(const wire::Deliver& d) {
+DeliverView DeliverViewOf(const wire::Deliver& d,
+                          std::string* headers_scratch) {
   DeliverView v;
   v.sid = d.sid();
   v.topic = d.topic();
   v.reply_to = d.reply_to();
+  headers_scratch->clear();
+  AppendHeadersOf(d.headers(), headers_scratch);
+  v.headers = *headers_scratch;
   return v;
 }
 

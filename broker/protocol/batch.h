@@ -24,6 +24,9 @@ struct PubView {
   std::string_view topic;
   std::string_view reply_to;
   bool confirm = false;
+  // The raw header entries (broker/protocol/headers.h); empty if none. Not
+  // yet checked: the router validates them.
+  std::string_view headers;
 };
 
 // A DELIVER header seen in place.
@@ -31,6 +34,7 @@ struct DeliverView {
   uint64_t sid = 0;
   std::string_view topic;
   std::string_view reply_to;
+  std::string_view headers;  // raw header entries, as the broker sent them
 };
 
 // Decode a Header that holds exactly a PUB (or a DELIVER) and nothing the
@@ -41,21 +45,25 @@ bool DecodePubFast(const char* data, size_t size, PubView* out);
 bool DecodeDeliverFast(const char* data, size_t size, DeliverView* out);
 
 // The same views of headers the full decoder read (the fast ones refused
-// them): they point into `h` or `d`, so are valid while those live.
+// them): they point into `h` or `d`, and the header entries, re-encoded, into
+// *headers_scratch, so are valid while those live.
 // REQUIRES: h.has_pub().
-PubView PubViewOf(const wire::Header& h);
-DeliverView DeliverViewOf(const wire::Deliver& d);
+PubView PubViewOf(const wire::Header& h, std::string* headers_scratch);
+DeliverView DeliverViewOf(const wire::Deliver& d,
+                          std::string* headers_scratch);
 
 // Appends entries to a batch body.
 class BatchWriter {
  public:
   explicit BatchWriter(std::string* body) : body_(body) {}
 
+  // `headers`: raw header entries (broker/protocol/headers.h), or empty.
   void AppendPub(uint64_t request_id, std::string_view topic,
                  std::string_view reply_to, bool confirm,
-                 std::string_view payload);
+                 std::string_view headers, std::string_view payload);
   void AppendDeliver(uint64_t sid, std::string_view topic,
-                     std::string_view reply_to, std::string_view payload);
+                     std::string_view reply_to, std::string_view headers,
+                     std::string_view payload);
 
  private:
   std::string* body_;

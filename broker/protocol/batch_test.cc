@@ -13,9 +13,10 @@ namespace {
 TEST(BatchTest, WriterAndReaderRoundTrip) {
   std::string body;
   BatchWriter writer(&body);
-  writer.AppendPub(0, "a.b", "", false, "one");
-  writer.AppendPub(42, "orders.eu", "_INBOX.c1.9", true, std::string(300, 'x'));
-  writer.AppendDeliver(7, "t", "", "");
+  writer.AppendPub(0, "a.b", "", false, "", "one");
+  writer.AppendPub(42, "orders.eu", "_INBOX.c1.9", true, "",
+                   std::string(300, 'x'));
+  writer.AppendDeliver(7, "t", "", "", "");
 
   BatchReader reader(body.data(), body.size());
   std::string_view header, payload;
@@ -49,7 +50,7 @@ TEST(BatchTest, WriterAndReaderRoundTrip) {
 
 TEST(BatchTest, TruncatedBodyIsAnError) {
   std::string body;
-  BatchWriter(&body).AppendPub(0, "a", "", false, "payload");
+  BatchWriter(&body).AppendPub(0, "a", "", false, "", "payload");
   for (size_t cut = 1; cut < body.size(); ++cut) {
     BatchReader reader(body.data(), cut);
     std::string_view header, payload;
@@ -118,7 +119,7 @@ TEST(BatchTest, BatchHeaderMatchesProtobuf) {
 TEST(BatchTest, SkipRestCountsTheRemainingEntries) {
   std::string body;
   BatchWriter writer(&body);
-  for (int i = 0; i < 5; ++i) writer.AppendDeliver(i, "t", "", "p");
+  for (int i = 0; i < 5; ++i) writer.AppendDeliver(i, "t", "", "", "p");
   BatchReader reader(body.data(), body.size());
   std::string_view header, payload;
   ASSERT_TRUE(reader.Next(&header, &payload));
@@ -133,7 +134,8 @@ TEST(BatchTest, ViewsOfDecodedHeaders) {
   h.mutable_pub()->set_topic("a.b");
   h.mutable_pub()->set_reply_to("r");
   h.mutable_pub()->set_confirm(true);
-  const PubView pub = PubViewOf(h);
+  std::string scratch;
+  const PubView pub = PubViewOf(h, &scratch);
   EXPECT_EQ(pub.request_id, 7u);
   EXPECT_EQ(pub.topic, "a.b");
   EXPECT_EQ(pub.reply_to, "r");
@@ -142,7 +144,8 @@ TEST(BatchTest, ViewsOfDecodedHeaders) {
   wire::Deliver d;
   d.set_sid(9);
   d.set_topic("x");
-  const DeliverView deliver = DeliverViewOf(d);
+  std::string deliver_scratch;
+  const DeliverView deliver = DeliverViewOf(d, &deliver_scratch);
   EXPECT_EQ(deliver.sid, 9u);
   EXPECT_EQ(deliver.topic, "x");
   EXPECT_EQ(deliver.reply_to, "");

@@ -27,8 +27,8 @@ inline char* PutBytes(int field, std::string_view s, char* p) {
 constexpr size_t FieldSize(size_t len) { return 1 + VarintSize(len) + len; }
 
 size_t DeliverBodySize(uint64_t sid, std::string_view topic,
-                       std::string_view reply_to) {
-  size_t n = 0;
+                       std::string_view reply_to, std::string_view headers) {
+  size_t n = headers.size();
   if (sid != 0) n += 1 + VarintSize(sid);
   if (!topic.empty()) n += FieldSize(topic.size());
   if (!reply_to.empty()) n += FieldSize(reply_to.size());
@@ -36,8 +36,8 @@ size_t DeliverBodySize(uint64_t sid, std::string_view topic,
 }
 
 size_t PubBodySize(std::string_view topic, std::string_view reply_to,
-                   bool confirm) {
-  size_t n = 0;
+                   bool confirm, std::string_view headers) {
+  size_t n = headers.size();
   if (!topic.empty()) n += FieldSize(topic.size());
   if (!reply_to.empty()) n += FieldSize(reply_to.size());
   if (confirm) n += 2;
@@ -70,16 +70,17 @@ absl::StatusOr<const wire::Header*> HeaderDecoder::Decode(const void* data,
 }
 
 size_t DeliverSize(uint64_t sid, std::string_view topic,
-                   std::string_view reply_to) {
-  return FieldSize(DeliverBodySize(sid, topic, reply_to));
+                   std::string_view reply_to, std::string_view headers) {
+  return FieldSize(DeliverBodySize(sid, topic, reply_to, headers));
 }
 
 size_t EncodeDeliver(uint64_t sid, std::string_view topic,
-                     std::string_view reply_to, char* out) {
+                     std::string_view reply_to, std::string_view headers,
+                     char* out) {
   char* p = out;
   *p++ = static_cast<char>(Tag(wire::Header::kDeliverFieldNumber,
                                kLengthDelimited));
-  p = PutVarint(DeliverBodySize(sid, topic, reply_to), p);
+  p = PutVarint(DeliverBodySize(sid, topic, reply_to, headers), p);
   if (sid != 0) {
     *p++ = static_cast<char>(Tag(wire::Deliver::kSidFieldNumber, kVarint));
     p = PutVarint(sid, p);
@@ -88,18 +89,24 @@ size_t EncodeDeliver(uint64_t sid, std::string_view topic,
   if (!reply_to.empty()) {
     p = PutBytes(wire::Deliver::kReplyToFieldNumber, reply_to, p);
   }
+  if (!headers.empty()) {
+    std::memcpy(p, headers.data(), headers.size());
+    p += headers.size();
+  }
   return static_cast<size_t>(p - out);
 }
 
 size_t PubSize(uint64_t request_id, std::string_view topic,
-               std::string_view reply_to, bool confirm) {
-  size_t n = FieldSize(PubBodySize(topic, reply_to, confirm));
+               std::string_view reply_to, bool confirm,
+               std::string_view headers) {
+  size_t n = FieldSize(PubBodySize(topic, reply_to, confirm, headers));
   if (request_id != 0) n += 1 + VarintSize(request_id);
   return n;
 }
 
 size_t EncodePub(uint64_t request_id, std::string_view topic,
-                 std::string_view reply_to, bool confirm, char* out) {
+                 std::string_view reply_to, bool confirm,
+                 std::string_view headers, char* out) {
   char* p = out;
   if (request_id != 0) {
     *p++ = static_cast<char>(
@@ -108,7 +115,7 @@ size_t EncodePub(uint64_t request_id, std::string_view topic,
   }
   *p++ = static_cast<char>(Tag(wire::Header::kPubFieldNumber,
                                kLengthDelimited));
-  p = PutVarint(PubBodySize(topic, reply_to, confirm), p);
+  p = PutVarint(PubBodySize(topic, reply_to, confirm, headers), p);
   if (!topic.empty()) p = PutBytes(wire::Pub::kTopicFieldNumber, topic, p);
   if (!reply_to.empty()) {
     p = PutBytes(wire::Pub::kReplyToFieldNumber, reply_to, p);
@@ -116,6 +123,10 @@ size_t EncodePub(uint64_t request_id, std::string_view topic,
   if (confirm) {
     *p++ = static_cast<char>(Tag(wire::Pub::kConfirmFieldNumber, kVarint));
     *p++ = 1;
+  }
+  if (!headers.empty()) {
+    std::memcpy(p, headers.data(), headers.size());
+    p += headers.size();
   }
   return static_cast<size_t>(p - out);
 }
@@ -162,12 +173,14 @@ absl::StatusCode StatusCodeFor(wire::ErrorCode code) {
     case wire::INVALID_PATTERN:
     case wire::INVALID_QUEUE_GROUP:
     case wire::INVALID_REQUEST:
+    case wire::INVALID_HEADER:
       return absl::StatusCode::kInvalidArgument;
     case wire::VERSION_MISMATCH:
       return absl::StatusCode::kFailedPrecondition;
     case wire::HELLO_REQUIRED:
       return absl::StatusCode::kUnavailable;
     case wire::PAYLOAD_TOO_LARGE:
+    case wire::HEADERS_TOO_LARGE:
     case wire::TOO_MANY_SUBSCRIPTIONS:
     case wire::TOO_MANY_CLIENTS:
     case wire::SLOW_CONSUMER:

@@ -43,19 +43,25 @@ class HeaderDecoder {
   google::protobuf::Arena arena_;
 };
 
+// `headers` below is raw header entries (broker/protocol/headers.h), copied
+// as they are; empty for none.
+
 // Exact encoded size of a DELIVER header.
 size_t DeliverSize(uint64_t sid, std::string_view topic,
-                   std::string_view reply_to);
+                   std::string_view reply_to, std::string_view headers = {});
 // Writes a DELIVER header into out[0, DeliverSize(...)). Returns bytes written.
 size_t EncodeDeliver(uint64_t sid, std::string_view topic,
-                     std::string_view reply_to, char* out);
+                     std::string_view reply_to, std::string_view headers,
+                     char* out);
 
 // Exact encoded size of a PUB header.
 size_t PubSize(uint64_t request_id, std::string_view topic,
-               std::string_view reply_to, bool confirm);
+               std::string_view reply_to, bool confirm,
+               std::string_view headers = {});
 // Writes a PUB header into out[0, PubSize(...)). Returns bytes written.
 size_t EncodePub(uint64_t request_id, std::string_view topic,
-                 std::string_view reply_to, bool confirm, char* out);
+                 std::string_view reply_to, bool confirm,
+                 std::string_view headers, char* out);
 
 // Serializes any header (the general, slower path for rare commands).
 std::string EncodeHeader(const wire::Header& header);

@@ -19,7 +19,7 @@ TEST(CodecTest, DeliverFastPathMatchesProtobuf) {
     h.mutable_deliver()->set_topic(c.topic);
     h.mutable_deliver()->set_reply_to(c.reply_to);
     std::string fast(DeliverSize(c.sid, c.topic, c.reply_to), '\0');
-    ASSERT_EQ(EncodeDeliver(c.sid, c.topic, c.reply_to, fast.data()),
+    ASSERT_EQ(EncodeDeliver(c.sid, c.topic, c.reply_to, {}, fast.data()),
               fast.size());
     EXPECT_EQ(fast, h.SerializeAsString()) << c.topic;
   }
@@ -37,7 +37,7 @@ TEST(CodecTest, PubFastPathMatchesProtobuf) {
     h.mutable_pub()->set_reply_to(c.reply_to);
     h.mutable_pub()->set_confirm(c.confirm);
     std::string fast(PubSize(c.id, c.topic, c.reply_to, c.confirm), '\0');
-    ASSERT_EQ(EncodePub(c.id, c.topic, c.reply_to, c.confirm, fast.data()),
+    ASSERT_EQ(EncodePub(c.id, c.topic, c.reply_to, c.confirm, {}, fast.data()),
               fast.size());
     EXPECT_EQ(fast, h.SerializeAsString());
   }

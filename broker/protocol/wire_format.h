@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 namespace sift::protocol::wire_format {
 
@@ -34,6 +35,34 @@ inline char* PutVarint(uint64_t v, char* p) {
   }
   *p++ = static_cast<char>(v);
   return p;
+}
+
+// Reads a varint of at most `max_bytes` bytes (10 for a uint64; 5 where
+// protobuf allows only 32 bits: tags and lengths, which it refuses longer),
+// advancing p. False on a truncated or over-long varint.
+inline bool GetVarint(const char*& p, const char* end, uint64_t* v,
+                      int max_bytes = 10) {
+  uint64_t result = 0;
+  for (int shift = 0; shift < 7 * max_bytes && p < end; shift += 7) {
+    const uint8_t byte = static_cast<uint8_t>(*p++);
+    result |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) {
+      *v = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Reads a length-delimited value (varint length, then the bytes) at p.
+inline bool GetBytes(const char*& p, const char* end, std::string_view* out) {
+  uint64_t len;
+  if (!GetVarint(p, end, &len, 5) || len > static_cast<uint64_t>(end - p)) {
+    return false;
+  }
+  *out = std::string_view(p, len);
+  p += len;
+  return true;
 }
 
 }  // namespace sift::protocol::wire_format

@@ -59,6 +59,8 @@ std::string_view DropReasonName(DropReason reason) {
     case DropReason::kNotConnected: return "not_connected";
     case DropReason::kBadFrame: return "bad_frame";
     case DropReason::kInvalidRequest: return "invalid_request";
+    case DropReason::kInvalidHeader: return "invalid_header";
+    case DropReason::kHeadersTooLarge: return "headers_too_large";
     case DropReason::kCount: break;
   }
   return "unknown";
@@ -249,7 +251,7 @@ Router::TopicSlot Router::SlotFor(
 }
 
 absl::Status Router::Publish(std::string_view topic, std::string_view reply_to,
-                             size_t payload_size,
+                             std::string_view headers, size_t payload_size,
                              std::vector<Target>* targets) {
   targets->clear();
   // A topic in the match cache was valid when it was matched (and the limits
@@ -278,6 +280,15 @@ absl::Status Router::Publish(std::string_view topic, std::string_view reply_to,
         absl::StrCat("payload of ", payload_size,
                      " bytes exceeds max_payload_bytes (",
                      limits_.max_payload_bytes, ")"));
+  }
+  if (!headers.empty()) {
+    if (absl::Status s = protocol::ValidateHeaders(headers, limits_.headers);
+        !s.ok()) {
+      RecordDrop(protocol::WireCodeOf(s) == wire::HEADERS_TOO_LARGE
+                     ? DropReason::kHeadersTooLarge
+                     : DropReason::kInvalidHeader);
+      return s;
+    }
   }
   ++messages_in_;
   bytes_in_ += payload_size;

@@ -20,6 +20,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "broker/protocol/headers.h"
 #include "broker/topic/subject_tree.h"
 #include "broker/topic/topic.h"
 #include "proto/sift.pb.h"
@@ -37,6 +38,8 @@ enum class DropReason : int {
   kNotConnected,       // publish from a client that has not said HELLO
   kBadFrame,           // unparsable or malformed message
   kInvalidRequest,     // a field missing or out of range (confirm without id)
+  kInvalidHeader,      // publish refused: a malformed header or key
+  kHeadersTooLarge,    // publish refused: too many headers, or too many bytes
   kCount,
 };
 std::string_view DropReasonName(DropReason reason);
@@ -44,6 +47,7 @@ std::string_view DropReasonName(DropReason reason);
 struct RouterLimits {
   topic::Limits topic;
   uint64_t max_payload_bytes = 1 << 20;
+  protocol::HeaderLimits headers;
   uint32_t max_subscriptions_per_client = 10000;
   uint64_t max_subscriptions = 1000000;  // all clients together
   uint32_t match_cache_size = 4096;
@@ -102,10 +106,13 @@ class Router {
   // (cleared first): one per matching plain subscription, one member per
   // matching queue group. A message in a client's inbox goes to that client
   // only: the restriction applies before a group member is chosen. Counts
-  // the message (or its drop). Errors: INVALID_TOPIC, PAYLOAD_TOO_LARGE.
+  // the message (or its drop). `headers` is the PUB's raw header entries
+  // (broker/protocol/headers.h), checked here when there are any. Errors:
+  // INVALID_TOPIC, PAYLOAD_TOO_LARGE, INVALID_HEADER, HEADERS_TOO_LARGE.
   // Each Target carries the topic's counter slot, for RecordDelivered.
   absl::Status Publish(std::string_view topic, std::string_view reply_to,
-                       size_t payload_size, std::vector<Target>* targets);
+                       std::string_view headers, size_t payload_size,
+                       std::vector<Target>* targets);
 
   // The server reports the fate of each delivery it attempted: a delivery
   // handed to ZeroMQ is counted here, globally and under its topic, so the

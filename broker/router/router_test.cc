@@ -29,12 +29,12 @@ TEST(RouterTest, RoutesToEveryMatchingSubscription) {
   ASSERT_TRUE(router.Subscribe(b, 1, "orders.eu.created", "").ok());
   ASSERT_TRUE(router.Subscribe(b, 2, "payments.>", "").ok());
   std::vector<Target> targets;
-  ASSERT_TRUE(router.Publish("orders.eu.created", "", 10, &targets).ok());
+  ASSERT_TRUE(router.Publish("orders.eu.created", "", "", 10, &targets).ok());
   using P = std::pair<Router::ClientHandle, uint64_t>;
   EXPECT_EQ(Sorted(targets), (std::vector<P>{{a, 1}, {a, 2}, {b, 1}}));
-  ASSERT_TRUE(router.Publish("orders.eu", "", 10, &targets).ok());
+  ASSERT_TRUE(router.Publish("orders.eu", "", "", 10, &targets).ok());
   EXPECT_EQ(Sorted(targets), (std::vector<P>{{a, 2}}));
-  ASSERT_TRUE(router.Publish("other", "", 10, &targets).ok());
+  ASSERT_TRUE(router.Publish("other", "", "", 10, &targets).ok());
   EXPECT_TRUE(targets.empty());
   EXPECT_EQ(router.drops(DropReason::kNoSubscribers), 1u);
 }
@@ -51,7 +51,7 @@ TEST(RouterTest, QueueGroupGetsOneMemberPerMessageEvenly) {
   std::map<Router::ClientHandle, int> counts;
   std::vector<Target> targets;
   for (int i = 0; i < 400; ++i) {
-    ASSERT_TRUE(router.Publish("jobs.resize", "", 1, &targets).ok());
+    ASSERT_TRUE(router.Publish("jobs.resize", "", "", 1, &targets).ok());
     ASSERT_EQ(targets.size(), 2u);
     for (const Target& t : targets) ++counts[t.client];
   }
@@ -87,13 +87,13 @@ TEST(RouterTest, PublishErrors) {
   limits.max_payload_bytes = 100;
   Router router(limits);
   std::vector<Target> targets;
-  EXPECT_EQ(protocol::WireCodeOf(router.Publish("a.*", "", 1, &targets)),
+  EXPECT_EQ(protocol::WireCodeOf(router.Publish("a.*", "", "", 1, &targets)),
             wire::INVALID_TOPIC);
-  EXPECT_EQ(protocol::WireCodeOf(router.Publish("a", "bad..reply", 1, &targets)),
+  EXPECT_EQ(protocol::WireCodeOf(router.Publish("a", "bad..reply", "", 1, &targets)),
             wire::INVALID_TOPIC);
-  EXPECT_EQ(protocol::WireCodeOf(router.Publish("a", "", 101, &targets)),
+  EXPECT_EQ(protocol::WireCodeOf(router.Publish("a", "", "", 101, &targets)),
             wire::PAYLOAD_TOO_LARGE);
-  EXPECT_TRUE(router.Publish("a", "", 100, &targets).ok());
+  EXPECT_TRUE(router.Publish("a", "", "", 100, &targets).ok());
   EXPECT_EQ(router.drops(DropReason::kInvalidTopic), 2u);
   EXPECT_EQ(router.drops(DropReason::kPayloadTooLarge), 1u);
 }
@@ -111,7 +111,7 @@ TEST(RouterTest, InboxesArePrivate) {
   ASSERT_TRUE(router.Subscribe(snoop, 3, "_INBOX.*.*", "").ok());
   std::vector<Target> targets;
   ASSERT_TRUE(
-      router.Publish(router.inbox_prefix(a) + ".7", "", 1, &targets).ok());
+      router.Publish(router.inbox_prefix(a) + ".7", "", "", 1, &targets).ok());
   ASSERT_EQ(targets.size(), 1u);
   EXPECT_EQ(targets[0].client, a);
 }
@@ -127,7 +127,7 @@ TEST(RouterTest, RemoveClientDropsItsSubscriptions) {
   EXPECT_EQ(router.subscription_count(), 0u);
   EXPECT_EQ(router.client_count(), 0u);
   std::vector<Target> targets;
-  ASSERT_TRUE(router.Publish("t.5", "", 1, &targets).ok());
+  ASSERT_TRUE(router.Publish("t.5", "", "", 1, &targets).ok());
   EXPECT_TRUE(targets.empty());
   // The slot is reused with a fresh id.
   auto b = router.AddClient("b");
@@ -141,9 +141,9 @@ TEST(RouterTest, StatsCountTopicsAndDrops) {
   auto a = router.AddClient("a");
   ASSERT_TRUE(router.Subscribe(a, 1, ">", "").ok());
   std::vector<Target> targets;
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(router.Publish("x", "", 5, &targets).ok());
-  ASSERT_TRUE(router.Publish("y", "", 5, &targets).ok());
-  ASSERT_TRUE(router.Publish("z", "", 5, &targets).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(router.Publish("x", "", "", 5, &targets).ok());
+  ASSERT_TRUE(router.Publish("y", "", "", 5, &targets).ok());
+  ASSERT_TRUE(router.Publish("z", "", "", 5, &targets).ok());
   ASSERT_EQ(targets.size(), 1u);
   router.RecordDelivered(targets[0].slot, 5);
   wire::StatsReply stats;
@@ -179,7 +179,7 @@ TEST(RouterTest, TopicCountsSurviveCacheResets) {
   for (int round = 0; round < 20; ++round) {
     for (int t = 0; t < 5; ++t) {
       const std::string topic = "t." + std::to_string(t);
-      ASSERT_TRUE(router.Publish(topic, "", 1, &targets).ok());
+      ASSERT_TRUE(router.Publish(topic, "", "", 1, &targets).ok());
       // Topics first seen once the table is full count under "(other topics)".
       if (t < 3) {
         ++expected_in[topic];
@@ -193,7 +193,7 @@ TEST(RouterTest, TopicCountsSurviveCacheResets) {
     }
   }
   // An invalid topic is still refused after valid ones were cached.
-  EXPECT_FALSE(router.Publish("t..x", "", 1, &targets).ok());
+  EXPECT_FALSE(router.Publish("t..x", "", "", 1, &targets).ok());
 
   wire::StatsReply stats;
   router.FillStats(10, &stats);
@@ -219,7 +219,7 @@ TEST(RouterTest, InboxMessagesReachTheirOwnerInsideAQueueGroup) {
   const std::string inbox = router.inbox_prefix(a) + ".r";
   int to_a = 0;
   for (int i = 0; i < 10; ++i) {
-    ASSERT_TRUE(router.Publish(inbox, "", 1, &targets).ok());
+    ASSERT_TRUE(router.Publish(inbox, "", "", 1, &targets).ok());
     for (const Target& t : targets) {
       EXPECT_EQ(t.client, a);
       to_a += t.client == a;
@@ -246,7 +246,7 @@ TEST(RouterTest, TopicRowsAddUpAndInboxesShareOneRow) {
     const std::string topic =
         i % 2 == 0 ? router.inbox_prefix(a) + ".r" + std::to_string(i)
                    : "t." + std::to_string(i % 7);
-    ASSERT_TRUE(router.Publish(topic, "", 1, &targets).ok());
+    ASSERT_TRUE(router.Publish(topic, "", "", 1, &targets).ok());
     // Deliver every third target only (the rest "dropped").
     for (const Target& t : targets) {
       if (delivered++ % 3 == 0) router.RecordDelivered(t.slot, 1);
@@ -267,7 +267,7 @@ TEST(RouterTest, TopicRowsAddUpAndInboxesShareOneRow) {
   }
   EXPECT_TRUE(inbox_row);
   // A topic cannot pose as an aggregate row: their names hold a space.
-  EXPECT_FALSE(router.Publish("(inbox topics)", "", 1, &targets).ok());
+  EXPECT_FALSE(router.Publish("(inbox topics)", "", "", 1, &targets).ok());
   EXPECT_EQ(in, stats.messages_in());
   EXPECT_EQ(out, stats.messages_out());
   EXPECT_EQ(stats.topics_tracked(), 2u);

@@ -20,6 +20,7 @@
 #include "broker/log/log.h"
 #include "broker/protocol/batch.h"
 #include "broker/protocol/codec.h"
+#include "broker/protocol/headers.h"
 #include "broker/router/router.h"
 #include "broker/server/log_limiter.h"
 #include "broker/server/output_account.h"
@@ -92,6 +93,8 @@ RouterLimits LimitsFrom(const Config& config) {
   limits.topic.max_length = config.max_topic_length;
   limits.topic.max_tokens = config.max_topic_tokens;
   limits.max_payload_bytes = config.max_payload_bytes;
+  limits.headers.max_count = config.max_headers;
+  limits.headers.max_bytes = config.max_headers_bytes;
   limits.max_subscriptions_per_client = config.max_subscriptions_per_client;
   limits.max_subscriptions = config.max_subscriptions;
   limits.match_cache_size = config.match_cache_size;
@@ -102,9 +105,12 @@ RouterLimits LimitsFrom(const Config& config) {
 // Largest frame 0 accepted: room for the longest topic and reply_to, a
 // client name and the other fields. Every string a client sends is bounded
 // by this before anything is parsed, stored or logged.
-size_t MaxHeaderBytes(const Config& config) {
+// Frame 0's bound: the longest topic and reply_to, a client name, the
+// largest headers allowed, and room for the other fields.
+size_t MaxFrame0Bytes(const Config& config) {
   return 2 * static_cast<size_t>(config.max_topic_length) +
-         kMaxClientNameBytes + 1024;
+         kMaxClientNameBytes + 1024 + config.max_headers_bytes +
+         protocol::kHeaderOverheadBytes * config.max_headers;
 }
 
 // Connections the process can hold: its soft file-descriptor limit, less a
@@ -384,12 +390,14 @@ class Server::Loop {
       return RejectFrame(routing_id, known, client, 0,
                          "message has no header frame (frame 0 is empty)");
     }
-    if (header_size > max_header_bytes_) {
+    if (header_size > max_frame0_bytes_) {
       return RejectFrame(
           routing_id, known, client, 0,
           absl::StrCat("frame 0 of ", header_size, " bytes exceeds ",
-                       max_header_bytes_,
-                       " (twice max_topic_length, plus 1280)"));
+                       max_frame0_bytes_,
+                       " (twice max_topic_length, plus 1280, plus "
+                       "max_headers_bytes and 16 per header of "
+                       "max_headers)"));
     }
     // The common case, a PUB from a live session, skips protobuf entirely.
     protocol::PubView fast;
@@ -448,7 +456,8 @@ class Server::Loop {
     }
     switch (h.command_case()) {
       case wire::Header::kPub:
-        return HandlePub(routing_id, client, protocol::PubViewOf(h),
+        return HandlePub(routing_id, client,
+                         protocol::PubViewOf(h, &headers_scratch_),
                          MsgView(payload_.get()), payload_.get());
       case wire::Header::kBatch:
         return HandleBatch(routing_id, client, h);
@@ -537,6 +546,8 @@ class Server::Loop {
     w->set_max_subscriptions(config_.max_subscriptions_per_client);
     w->set_client_timeout_ms(config_.client_timeout_ms);
     w->set_max_batch_bytes(config_.max_batch_bytes);
+    w->set_max_headers(config_.max_headers);
+    w->set_max_headers_bytes(config_.max_headers_bytes);
     SendHeader(routing_id, reply);
     if (session_log_limiter_.Allow(now_ms_)) {
       Log(LogLevel::kInfo, "client connected",
@@ -556,8 +567,8 @@ class Server::Loop {
           routing_id, true, client, 0, wire::INVALID_REQUEST,
           "a confirmed PUB needs a non-zero request_id; not published");
     }
-    absl::Status s =
-        router_.Publish(pub.topic, pub.reply_to, payload.size(), &targets_);
+    absl::Status s = router_.Publish(pub.topic, pub.reply_to, pub.headers,
+                                     payload.size(), &targets_);
     if (!s.ok()) {
       return SendClientError(routing_id, true, client, pub.request_id,
                              protocol::WireCodeOf(s), s.message());
@@ -631,7 +642,8 @@ class Server::Loop {
                          " entries after it were not routed"));
         return;
       }
-      HandlePub(routing_id, client, protocol::PubViewOf(**decoded), payload,
+      HandlePub(routing_id, client,
+                protocol::PubViewOf(**decoded, &headers_scratch_), payload,
                 nullptr);
     }
   }
@@ -689,7 +701,10 @@ class Server::Loop {
       return;
     }
     Session& session = sessions_[t.client];
-    if (!HasRoom(session, t.client, payload.size() + pub.topic.size())) return;
+    if (!HasRoom(session, t.client,
+                 payload.size() + pub.topic.size() + pub.headers.size())) {
+      return;
+    }
     if (session.batches && payload.size() <= kBatchPayloadLimit) {
       if (!session.out) {
         // Sized like this session's previous batch: a lone message at low
@@ -698,7 +713,8 @@ class Server::Loop {
         session.out->bytes.reserve(session.last_batch_bytes + 256);
       }
       protocol::BatchWriter(&session.out->bytes)
-          .AppendDeliver(t.sid, pub.topic, pub.reply_to, payload);
+          .AppendDeliver(t.sid, pub.topic, pub.reply_to, pub.headers,
+                         payload);
       session.out_slots.push_back(t.slot);
       session.out_payload_bytes += payload.size();
       if (!session.dirty) {
@@ -716,9 +732,9 @@ class Server::Loop {
     // message whole, so the remaining sends cannot fail on the water mark.
     zmq_msg_t part;
     const size_t header_size =
-        protocol::DeliverSize(t.sid, pub.topic, pub.reply_to);
+        protocol::DeliverSize(t.sid, pub.topic, pub.reply_to, pub.headers);
     zmq_msg_init_size(&part, header_size);
-    protocol::EncodeDeliver(t.sid, pub.topic, pub.reply_to,
+    protocol::EncodeDeliver(t.sid, pub.topic, pub.reply_to, pub.headers,
                             static_cast<char*>(zmq_msg_data(&part)));
     zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     if (payload_msg != nullptr) {
@@ -1131,7 +1147,7 @@ class Server::Loop {
   static constexpr Router::ClientHandle kNone = ~Router::ClientHandle{0};
   std::vector<Router::ClientHandle> by_fd_;
   std::unique_ptr<PeerGuard> guard_;
-  const size_t max_header_bytes_ = MaxHeaderBytes(config_);
+  const size_t max_frame0_bytes_ = MaxFrame0Bytes(config_);
   // Bytes handed to ZeroMQ for all clients and not yet written. Frames may
   // outlive the Loop (ZeroMQ lingers), so it is reference-counted.
   OutputAccount* const all_output_ = OutputAccount::New(nullptr);
@@ -1154,6 +1170,9 @@ class Server::Loop {
   // Reused per message, so the hot path allocates nothing of its own.
   ZmqMsg id_, header_, payload_, extra_;
   std::vector<Router::Target> targets_;
+  // Header entries of a PUB that protobuf decoded (the slow path),
+  // re-encoded for the PubView.
+  std::string headers_scratch_;
 
   int64_t started_ms_ = 0;
   int64_t now_ms_ = 0;

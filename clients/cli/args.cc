@@ -26,7 +26,7 @@ struct FlagSpec {
 // Every flag of every command. A flag has the same arity everywhere, which
 // lets the tokenizer consume values before it knows the command (global flags
 // may come first).
-constexpr std::array<FlagSpec, 11> kFlags = {{
+constexpr std::array<FlagSpec, 13> kFlags = {{
     {"server", true, kGlobal},
     {"connect_timeout", true, kGlobal},
     {"help", false, kGlobal},
@@ -39,6 +39,8 @@ constexpr std::array<FlagSpec, 11> kFlags = {{
     {"echo", false, Bit(Command::kReply)},
     {"response", true, Bit(Command::kReply)},
     {"json", false, Bit(Command::kStats)},
+    {"header", true, Bit(Command::kPub) | Bit(Command::kReq)},
+    {"headers", false, Bit(Command::kSub) | Bit(Command::kReq)},
 }};
 
 const FlagSpec* FindFlag(std::string_view name) {
@@ -201,6 +203,15 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     args.queue_group = *flag.value;
   } else if (name == "response") {
     args.response = *flag.value;
+  } else if (name == "header") {
+    const size_t eq = flag.value->find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return UsageError(absl::StrCat("invalid header '", *flag.value,
+                                     "' for ", flag.written,
+                                     " (use KEY=VALUE, e.g. region=eu)"));
+    }
+    args.headers.emplace_back(flag.value->substr(0, eq),
+                              flag.value->substr(eq + 1));
   } else {
     absl::StatusOr<bool> b = ParseBoolFlag(flag);
     if (!b.ok()) return b.status();
@@ -210,6 +221,8 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
       args.echo = *b;
     } else if (name == "json") {
       args.json = *b;
+    } else if (name == "headers") {
+      args.show_headers = *b;
     }
   }
   return absl::OkStatus();
@@ -390,7 +403,8 @@ std::string CommandUsage(Command command) {
   switch (command) {
     case Command::kPub:
       return absl::StrCat(
-          "Usage: sift pub TOPIC MESSAGE [--count N] [--confirm]\n"
+          "Usage: sift pub TOPIC MESSAGE [--count N] [--confirm] "
+          "[--header K=V]...\n"
           "\n"
           "Publishes MESSAGE on TOPIC, a literal topic (no wildcards).\n"
           "Prints \"published N message(s) to TOPIC\".\n"
@@ -400,15 +414,20 @@ std::string CommandUsage(Command command) {
           "               in MESSAGE becomes the sequence number 1..N.\n"
           "  --confirm    wait until the broker has routed each message, and\n"
           "               fail on the first one it refuses\n"
+          "  --header K=V add header K with value V (repeatable; order kept;\n"
+          "               keys are 1-64 token characters: A-Z a-z 0-9 and\n"
+          "               ! # $ % & ' * + - . ^ _ ` | ~)\n"
           "\n"
           "Examples:\n"
           "  sift pub orders.eu.created '{\"id\": 7}'\n"
-          "  sift pub load.test 'message {n}' --count 1000 --confirm\n",
+          "  sift pub load.test 'message {n}' --count 1000 --confirm\n"
+          "  sift pub orders.eu.created '{}' --header region=eu "
+          "--header priority=5\n",
           kGlobalNote);
     case Command::kSub:
       return absl::StrCat(
           "Usage: sift sub PATTERN [--queue GROUP] [--count N] "
-          "[--timeout D]\n"
+          "[--timeout D] [--headers]\n"
           "\n"
           "Subscribes to PATTERN and prints each message as one line,\n"
           "  [TOPIC] PAYLOAD\n"
@@ -424,6 +443,8 @@ std::string CommandUsage(Command command) {
           "  --timeout D    stop after D; exit 1 if fewer than N messages\n"
           "                 arrived (with no --count, D just bounds the wait\n"
           "                 and the exit status is 0)\n"
+          "  --headers      also print each message's headers, one per line\n"
+          "                 after it: '  KEY: VALUE' (escaped like payloads)\n"
           "\n"
           "Examples:\n"
           "  sift sub 'orders.>'\n"
@@ -432,7 +453,8 @@ std::string CommandUsage(Command command) {
           kGlobalNote);
     case Command::kReq:
       return absl::StrCat(
-          "Usage: sift req TOPIC MESSAGE [--timeout D]\n"
+          "Usage: sift req TOPIC MESSAGE [--timeout D] [--header K=V]... "
+          "[--headers]\n"
           "\n"
           "Publishes MESSAGE on TOPIC with a reply address in this client's\n"
           "inbox, waits for the first reply and prints its payload (escaped\n"
@@ -441,6 +463,10 @@ std::string CommandUsage(Command command) {
           "Flags:\n"
           "  --timeout D  how long to wait for the reply (default 5s); exit 1\n"
           "               if none came\n"
+          "  --header K=V add header K with value V to the request\n"
+          "               (repeatable, as for pub)\n"
+          "  --headers    also print the reply's headers, one per line after\n"
+          "               it: '  KEY: VALUE'\n"
           "\n"
           "Example:\n"
           "  sift req time.now ''\n",

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -61,6 +62,9 @@ struct Args {
   bool echo = false;                    // reply
   std::optional<std::string> response;  // reply: --response TEXT
   bool json = false;                    // stats
+  // pub, req: --header KEY=VALUE, in the order given (repeatable).
+  std::vector<std::pair<std::string, std::string>> headers;
+  bool show_headers = false;            // sub, req: --headers
 };
 
 // Parses `argv` without the program name, e.g. {"pub", "a.b", "hi"}.

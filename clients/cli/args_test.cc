@@ -300,3 +300,39 @@ TEST(UsageTest, FitsIn80Columns) {
 
 }  // namespace
 }  // namespace sift::cli
+
+namespace sift::cli {
+namespace {
+
+TEST(ParseArgsTest, HeadersAreRepeatableAndOrdered) {
+  absl::StatusOr<Args> args =
+      ParseArgs({"pub", "t", "m", "--header", "region=eu", "--header=note=a=b",
+                 "--header", "empty="},
+                "");
+  ASSERT_TRUE(args.ok()) << args.status();
+  ASSERT_EQ(args->headers.size(), 3u);
+  EXPECT_EQ(args->headers[0], (std::pair<std::string, std::string>{"region", "eu"}));
+  EXPECT_EQ(args->headers[1], (std::pair<std::string, std::string>{"note", "a=b"}));
+  EXPECT_EQ(args->headers[2], (std::pair<std::string, std::string>{"empty", ""}));
+  args = ParseArgs({"sub", "t.>", "--headers"}, "");
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_TRUE(args->show_headers);
+  args = ParseArgs({"req", "t", "m", "--header", "a=1", "--headers"}, "");
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->headers.size(), 1u);
+}
+
+TEST(ParseArgsTest, HeaderErrors) {
+  for (const char* bad : {"noequals", "=value"}) {
+    absl::StatusOr<Args> args = ParseArgs({"pub", "t", "m", "--header", bad}, "");
+    ASSERT_FALSE(args.ok()) << bad;
+    EXPECT_NE(args.status().message().find("use KEY=VALUE"), std::string::npos)
+        << args.status();
+  }
+  // Only pub and req publish headers; only sub and req print them.
+  EXPECT_FALSE(ParseArgs({"sub", "t", "--header", "a=1"}, "").ok());
+  EXPECT_FALSE(ParseArgs({"pub", "t", "m", "--headers"}, "").ok());
+}
+
+}  // namespace
+}  // namespace sift::cli

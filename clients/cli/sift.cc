@@ -44,6 +44,13 @@ void PrintLine(std::string_view line) {
   std::fflush(stdout);
 }
 
+// A message's headers, one line each after the message: "  KEY: VALUE".
+void PrintHeaders(const Message& message) {
+  for (const auto& [key, value] : message.headers()) {
+    PrintLine(absl::StrCat("  ", Escape(key), ": ", Escape(value)));
+  }
+}
+
 // Turns SIGINT and SIGTERM into a flag the receive loops poll, so that they
 // end with exit status 0 and close the client cleanly (BYE).
 //
@@ -98,10 +105,11 @@ int RunPub(const Args& args) {
   for (int64_t n = 1; n <= args.count; ++n) {
     const std::string payload =
         args.count > 1 ? ExpandSequence(args.message, n) : args.message;
-    absl::Status status = args.confirm
-                              ? (*client)->PublishConfirmed(
-                                    args.topic, payload, args.connect_timeout)
-                              : (*client)->Publish(args.topic, payload);
+    absl::Status status =
+        args.confirm ? (*client)->PublishConfirmed(args.topic, payload,
+                                                   args.headers,
+                                                   args.connect_timeout)
+                     : (*client)->Publish(args.topic, payload, args.headers);
     if (!status.ok()) {
       return Fail(absl::StrCat(
           "publish to ", args.topic, " failed",
@@ -186,9 +194,10 @@ int RunSub(const Args& args) {
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
   if (!client.ok()) return Fail(client.status().message());
   return ReceiveLoop(args, stop, **client, args.timeout, "received",
-                     [](const Message& message) {
+                     [&args](const Message& message) {
                        PrintLine(absl::StrCat("[", Escape(message.topic()),
                                               "] ", Escape(message.payload())));
+                       if (args.show_headers) PrintHeaders(message);
                        return true;
                      });
 }
@@ -228,7 +237,7 @@ int RunReq(const Args& args) {
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
   if (!client.ok()) return Fail(client.status().message());
   absl::StatusOr<Message> reply =
-      (*client)->Request(args.topic, args.message, args.timeout);
+      (*client)->Request(args.topic, args.message, args.headers, args.timeout);
   if (!reply.ok()) {
     if (reply.status().code() == absl::StatusCode::kDeadlineExceeded) {
       return Fail(absl::StrCat("no reply on ", args.topic, " within ",
@@ -238,6 +247,7 @@ int RunReq(const Args& args) {
                              " failed: ", reply.status().message()));
   }
   PrintLine(Escape(reply->payload()));
+  if (args.show_headers) PrintHeaders(*reply);
   return 0;
 }
 

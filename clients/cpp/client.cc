@@ -25,6 +25,7 @@
 #include "absl/strings/string_view.h"
 #include "broker/protocol/batch.h"
 #include "broker/protocol/codec.h"
+#include "broker/protocol/headers.h"
 #include "broker/topic/topic.h"
 #include "clients/cpp/fast_mutex.h"
 #include "clients/cpp/subscription_queue.h"
@@ -113,11 +114,13 @@ class Frame {
 };
 
 // The header frame of a PUB.
+// `headers`: encoded header entries (broker/protocol/headers.h), or empty.
 Frame PubHeader(uint64_t request_id, std::string_view topic,
-                std::string_view reply_to, bool confirm) {
-  Frame header =
-      Frame::OfSize(protocol::PubSize(request_id, topic, reply_to, confirm));
-  protocol::EncodePub(request_id, topic, reply_to, confirm,
+                std::string_view reply_to, bool confirm,
+                std::string_view headers) {
+  Frame header = Frame::OfSize(
+      protocol::PubSize(request_id, topic, reply_to, confirm, headers));
+  protocol::EncodePub(request_id, topic, reply_to, confirm, headers,
                       header.mutable_data());
   return header;
 }
@@ -278,10 +281,12 @@ class ClientCore {
     for (auto& [sid, sub] : subs) CloseQueue(sub->queue.get());
   }
 
+  // `headers`: encoded header entries, or empty.
   absl::Status Publish(std::string_view topic, std::string_view payload,
                        std::string_view reply_to, uint64_t request_id,
-                       bool confirm) {
-    if (absl::Status s = CheckPublish(topic, payload, reply_to); !s.ok()) {
+                       bool confirm, std::string_view headers = {}) {
+    if (absl::Status s = CheckPublish(topic, payload, reply_to, headers);
+        !s.ok()) {
       return s;
     }
     bool wake;
@@ -294,7 +299,8 @@ class ClientCore {
                             now - last_publish_ns_ > kDirectSendGapNs;
         last_publish_ns_ = now;
         if (direct &&
-            SendDirect(request_id, topic, reply_to, confirm, payload)) {
+            SendDirect(request_id, topic, reply_to, confirm, headers,
+                       payload)) {
           return absl::OkStatus();
         }
       } else {
@@ -313,11 +319,12 @@ class ClientCore {
         }
         Outgoing& batch = outbox_.back();
         protocol::BatchWriter(batch.batch.get())
-            .AppendPub(request_id, topic, reply_to, confirm, payload);
+            .AppendPub(request_id, topic, reply_to, confirm, headers,
+                       payload);
         ++batch.batch_count;
       } else {
         Outgoing out;
-        out.header = PubHeader(request_id, topic, reply_to, confirm);
+        out.header = PubHeader(request_id, topic, reply_to, confirm, headers);
         out.payload = Frame(payload.data(), payload.size());
         out.has_payload = true;
         outbox_.push_back(std::move(out));
@@ -332,8 +339,9 @@ class ClientCore {
   // (the caller then queues it). REQUIRES: mu_ held, nothing queued.
   bool SendDirect(uint64_t request_id, std::string_view topic,
                   std::string_view reply_to, bool confirm,
-                  std::string_view payload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    Frame header = PubHeader(request_id, topic, reply_to, confirm);
+                  std::string_view headers, std::string_view payload)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Frame header = PubHeader(request_id, topic, reply_to, confirm, headers);
     Frame body(payload.data(), payload.size());
     bool input_pending;
     {
@@ -352,10 +360,12 @@ class ClientCore {
 
   absl::Status PublishConfirmed(std::string_view topic,
                                 std::string_view payload,
+                                std::string_view headers,
                                 absl::Duration timeout) {
     const uint64_t id = NextId();
     std::future<Reply> reply = AddWaiter(id);
-    if (absl::Status s = Publish(topic, payload, {}, id, true); !s.ok()) {
+    if (absl::Status s = Publish(topic, payload, {}, id, true, headers);
+        !s.ok()) {
       DropWaiter(id);
       return s;
     }
@@ -438,6 +448,7 @@ class ClientCore {
 
   absl::StatusOr<Message> Request(std::string_view topic,
                                   std::string_view payload,
+                                  std::string_view headers,
                                   absl::Duration timeout) {
     if (absl::Status s = EnsureInbox(); !s.ok()) return s;
     const uint64_t token = NextId();
@@ -449,7 +460,7 @@ class ClientCore {
       reply_to = absl::StrCat(inbox_prefix_, ".", token);
       requests_[token] = promise;
     }
-    if (absl::Status s = Publish(topic, payload, reply_to, 0, false);
+    if (absl::Status s = Publish(topic, payload, reply_to, 0, false, headers);
         !s.ok()) {
       internal::FastMutexLock lock(&mu_);
       requests_.erase(token);
@@ -517,7 +528,8 @@ class ClientCore {
   }
 
   absl::Status CheckPublish(std::string_view topic, std::string_view payload,
-                            std::string_view reply_to) const {
+                            std::string_view reply_to,
+                            std::string_view headers) const {
     if (absl::Status s = topic::ValidateTopic(topic, TopicLimits()); !s.ok()) {
       return protocol::WireError(wire::INVALID_TOPIC, s.message());
     }
@@ -534,6 +546,16 @@ class ClientCore {
           absl::StrCat("payload of ", payload.size(),
                        " bytes exceeds the broker's max_payload_bytes (",
                        max_payload_.load(), ")"));
+    }
+    if (!headers.empty()) {
+      const protocol::HeaderLimits limits{max_headers_.load(),
+                                          max_headers_bytes_.load()};
+      if (limits.max_count == 0) {
+        return absl::FailedPreconditionError(
+            "the broker takes no message headers (its WELCOME allows 0: "
+            "max_headers is 0, or it predates headers)");
+      }
+      return protocol::ValidateHeaders(headers, limits);
     }
     return absl::OkStatus();
   }
@@ -904,7 +926,7 @@ class ClientCore {
   }
 
   void DeliverDecoded(const wire::Deliver& deliver, std::string_view payload) {
-    Deliver(protocol::DeliverViewOf(deliver), payload,
+    Deliver(protocol::DeliverViewOf(deliver, &headers_scratch_), payload,
             [] { return std::shared_ptr<const void>(); });
   }
 
@@ -972,6 +994,8 @@ class ClientCore {
       batching_ = w.max_batch_bytes() >= kFlushBatchBytes + kBatchPayloadLimit +
                                              4096;
       max_payload_.store(w.max_payload_bytes());
+      max_headers_.store(w.max_headers());
+      max_headers_bytes_.store(w.max_headers_bytes());
       max_topic_length_.store(w.max_topic_length());
       max_topic_tokens_.store(w.max_topic_tokens());
       if (had_session_) {
@@ -1037,6 +1061,15 @@ class ClientCore {
     m.reply_to_ = d.reply_to;
     m.payload_ = payload;
     m.sid_ = d.sid;
+    if (!d.headers.empty()) {
+      m.headers_wire_ = d.headers;
+      // The broker checked them; a malformed list (not from a broker) is
+      // dropped rather than half-read.
+      if (!protocol::DecodeHeaders(d.headers, &m.headers_)) {
+        m.headers_.clear();
+        m.headers_wire_ = {};
+      }
+    }
     if (target->callback) {
       target->callback(m);  // borrowed: valid for the call
       return;
@@ -1050,14 +1083,21 @@ class ClientCore {
   // Copies a borrowed message's bytes into storage of its own.
   static void Own(Message* m) {
     auto bytes = std::make_shared<std::string>();
-    bytes->reserve(m->topic_.size() + m->reply_to_.size() + m->payload_.size());
+    bytes->reserve(m->topic_.size() + m->reply_to_.size() +
+                   m->payload_.size() + m->headers_wire_.size());
     bytes->append(m->topic_).append(m->reply_to_).append(m->payload_);
+    bytes->append(m->headers_wire_);
     const char* p = bytes->data();
     m->topic_ = std::string_view(p, m->topic_.size());
     p += m->topic_.size();
     m->reply_to_ = std::string_view(p, m->reply_to_.size());
     p += m->reply_to_.size();
     m->payload_ = std::string_view(p, m->payload_.size());
+    p += m->payload_.size();
+    if (!m->headers_wire_.empty()) {
+      m->headers_wire_ = std::string_view(p, m->headers_wire_.size());
+      protocol::DecodeHeaders(m->headers_wire_, &m->headers_);
+    }
     m->storage_ = std::move(bytes);
   }
 
@@ -1106,6 +1146,8 @@ class ClientCore {
   std::thread io_thread_;
   std::deque<Outgoing> sending_;
   protocol::HeaderDecoder decoder_;
+  // Header entries of a DELIVER that protobuf decoded (the slow path).
+  std::string headers_scratch_;
   std::vector<Received> received_;  // reused by ReadAll
   // Session established (WELCOME received). Written by the I/O thread only;
   // read by publishers deciding whether to send directly.
@@ -1121,6 +1163,8 @@ class ClientCore {
   std::atomic<uint64_t> broker_dropped_{0};
   std::atomic<uint64_t> subs_generation_{0};
   std::atomic<uint64_t> max_payload_{1 << 20};
+  std::atomic<uint32_t> max_headers_{0};
+  std::atomic<uint64_t> max_headers_bytes_{0};
   std::atomic<uint32_t> max_topic_length_{256};
   std::atomic<uint32_t> max_topic_tokens_{16};
 
@@ -1200,10 +1244,32 @@ absl::Status Client::Publish(std::string_view topic, std::string_view payload,
   return core_->Publish(topic, payload, reply_to, 0, false);
 }
 
+absl::Status Client::Publish(std::string_view topic, std::string_view payload,
+                             const Headers& headers,
+                             std::string_view reply_to) {
+  return core_->Publish(topic, payload, reply_to, 0, false,
+                        protocol::EncodeHeaders(headers));
+}
+
 absl::Status Client::PublishConfirmed(std::string_view topic,
                                       std::string_view payload,
                                       absl::Duration timeout) {
-  return core_->PublishConfirmed(topic, payload, timeout);
+  return core_->PublishConfirmed(topic, payload, {}, timeout);
+}
+
+absl::Status Client::PublishConfirmed(std::string_view topic,
+                                      std::string_view payload,
+                                      const Headers& headers,
+                                      absl::Duration timeout) {
+  return core_->PublishConfirmed(topic, payload,
+                                 protocol::EncodeHeaders(headers), timeout);
+}
+
+std::optional<std::string_view> Message::header(std::string_view key) const {
+  for (const auto& [k, v] : headers_) {
+    if (k == key) return v;
+  }
+  return std::nullopt;
 }
 
 absl::StatusOr<std::unique_ptr<Subscription>> Client::Subscribe(
@@ -1219,7 +1285,15 @@ absl::StatusOr<std::unique_ptr<Subscription>> Client::Subscribe(
 absl::StatusOr<Message> Client::Request(std::string_view topic,
                                         std::string_view payload,
                                         absl::Duration timeout) {
-  return core_->Request(topic, payload, timeout);
+  return core_->Request(topic, payload, {}, timeout);
+}
+
+absl::StatusOr<Message> Client::Request(std::string_view topic,
+                                        std::string_view payload,
+                                        const Headers& headers,
+                                        absl::Duration timeout) {
+  return core_->Request(topic, payload, protocol::EncodeHeaders(headers),
+                        timeout);
 }
 
 absl::StatusOr<BrokerStats> Client::Stats(absl::Duration timeout) {

@@ -18,8 +18,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -60,6 +63,12 @@ struct ClientOptions {
   void* zmq_context = nullptr;
 };
 
+// Message headers (docs/protocol.md §8.1): ordered (key, value) pairs; a key
+// may repeat. Keys are 1 to 64 bytes of RFC 7230 token characters
+// (A-Z a-z 0-9 ! # $ % & ' * + - . ^ _ ` | ~), compared byte for byte;
+// values are any bytes.
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
 namespace internal {
 class SubscriptionQueue;
 struct MessageForTest;  // builds Messages in clients/cpp's unit tests
@@ -79,6 +88,14 @@ class Message {
   std::string_view reply_to() const { return reply_to_; }
   std::string_view payload() const { return payload_; }
   uint64_t sid() const { return sid_; }
+  // The message's headers as published, in order (empty if none). The views
+  // live as long as the Message.
+  const std::vector<std::pair<std::string_view, std::string_view>>& headers()
+      const {
+    return headers_;
+  }
+  // The value of the first header named `key`, or nullopt.
+  std::optional<std::string_view> header(std::string_view key) const;
 
  private:
   friend class ClientCore;
@@ -87,6 +104,8 @@ class Message {
   std::string_view reply_to_;
   std::string_view payload_;
   uint64_t sid_ = 0;
+  std::vector<std::pair<std::string_view, std::string_view>> headers_;
+  std::string_view headers_wire_;  // the encoded entries headers_ points into
   // Owns the bytes the views point into; null while borrowed by a callback.
   std::shared_ptr<const void> storage_;
 };
@@ -166,10 +185,23 @@ class Client {
   // for sending; the broker reports later errors to the log and its stats.
   absl::Status Publish(std::string_view topic, std::string_view payload,
                        std::string_view reply_to = {});
+  // The same with headers, checked locally against the broker's WELCOME
+  // limits first: InvalidArgument (wire code INVALID_HEADER) for a key that
+  // is not a token, ResourceExhausted (HEADERS_TOO_LARGE) for more than
+  // max_headers headers or max_headers_bytes key + value bytes,
+  // FailedPrecondition if the broker takes no headers (max_headers 0, or a
+  // broker older than headers).
+  absl::Status Publish(std::string_view topic, std::string_view payload,
+                       const Headers& headers,
+                       std::string_view reply_to = {});
   // Publish and wait until the broker has routed the message (OK) or
   // refused it (its ERROR as a Status), up to `timeout`.
   absl::Status PublishConfirmed(std::string_view topic,
                                 std::string_view payload,
+                                absl::Duration timeout = absl::Seconds(5));
+  absl::Status PublishConfirmed(std::string_view topic,
+                                std::string_view payload,
+                                const Headers& headers,
                                 absl::Duration timeout = absl::Seconds(5));
 
   absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(
@@ -179,6 +211,10 @@ class Client {
   // to `timeout` for the first reply.
   absl::StatusOr<Message> Request(std::string_view topic,
                                   std::string_view payload,
+                                  absl::Duration timeout = absl::Seconds(5));
+  absl::StatusOr<Message> Request(std::string_view topic,
+                                  std::string_view payload,
+                                  const Headers& headers,
                                   absl::Duration timeout = absl::Seconds(5));
 
   absl::StatusOr<BrokerStats> Stats(absl::Duration timeout = absl::Seconds(5));

@@ -92,7 +92,8 @@ class Expression::Parser {
     if (pos_ != text_.size()) {
       return Fail(
           pos_, absl::StrCat("expected '&&', '||' or end of filter, ", Found(),
-                             Peek() == ')' ? " with no '(' to close" : ""));
+                             Peek() == ')' ? " with no '(' to close"
+                                           : ConnectiveHint()));
     }
     Emit(root);
     return true;
@@ -143,6 +144,14 @@ class Expression::Parser {
     if (c >= 0x21 && c <= 0x7e)
       return absl::StrCat("found '", std::string(1, c), "'");
     return absl::StrFormat("found byte 0x%02x", static_cast<unsigned char>(c));
+  }
+
+  // A hint when the word at pos_ is "and" or "or".
+  const char* ConnectiveHint() const {
+    const std::string_view word = WordAt(pos_);
+    if (word == "and" || word == "AND") return "; use '&&' for and";
+    if (word == "or" || word == "OR") return "; use '||' for or";
+    return "";
   }
 
   bool Enter(size_t pos) {
@@ -238,9 +247,10 @@ class Expression::Parser {
       if (!ParseOr(out)) return false;
       SkipSpace();
       if (Peek() != ')') {
-        return Fail(pos_, absl::StrCat("expected '&&', '||' or ')' to close "
-                                       "'(' at position ",
-                                       start + 1, ", ", Found()));
+        return Fail(pos_,
+                    absl::StrCat("expected '&&', '||' or ')' to close "
+                                 "'(' at position ",
+                                 start + 1, ", ", Found(), ConnectiveHint()));
       }
       ++pos_;
       --depth_;

@@ -404,6 +404,8 @@ TEST(ExpressionTest, ErrorsNameThePositionAndWhatWasExpected) {
       {"a == 1)", 7, "found ')' with no '(' to close"},
       {"a == 1 b == 2", 8, "expected '&&', '||' or end of filter, found 'b'"},
       {"a == 1 & b == 2", 8, "found '&'"},
+      {"a == 1 and b == 2", 8, "found 'and'; use '&&' for and"},
+      {"(a == 1 or b == 2)", 9, "found 'or'; use '||' for or"},
       {"a == 1 | b == 2", 8, "found '|'"},
       {"a == 'x", 6,
        "unterminated string: expected a closing ' before the "

@@ -38,7 +38,7 @@ struct Library {
   std::string description;
   uint32_t kinds = 0;
   sift_plugin_create_fn create = nullptr;
-  sift_plugin_filter_fn filter = nullptr;  // null unless kinds has FILTER
+  sift_plugin_filter_fn filter = nullptr;        // null unless kinds has FILTER
   sift_plugin_transform_fn transform = nullptr;  // ... TRANSFORM
   sift_plugin_destroy_fn destroy = nullptr;
 };
@@ -58,8 +58,8 @@ absl::StatusOr<Fn> Lookup(const Library& lib, const char* symbol,
   if (p == nullptr) {
     const char* err = dlerror();
     return absl::FailedPreconditionError(
-        absl::StrCat("plugin ", lib.path, " exports no ", symbol, AV(why),
-                     ": ", err != nullptr ? err : "symbol is NULL"));
+        absl::StrCat("plugin ", lib.path, " exports no ", symbol, AV(why), ": ",
+                     err != nullptr ? err : "symbol is NULL"));
   }
   return reinterpret_cast<Fn>(p);
 }

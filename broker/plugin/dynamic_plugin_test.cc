@@ -100,8 +100,8 @@ TEST(DynamicPluginTest, BadConfigsAreRefusedByTheLibrary) {
   EXPECT_EQ(half_header.status().code(), absl::StatusCode::kInvalidArgument);
 
   // A NUL byte cannot cross as a C string: refused before the library.
-  auto nul = p.filter_factory->Create(
-      Config({{"keyword", std::string("a\0b", 3)}}));
+  auto nul =
+      p.filter_factory->Create(Config({{"keyword", std::string("a\0b", 3)}}));
   EXPECT_EQ(nul.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(nul.status().message(), HasSubstr("NUL"));
 }
@@ -236,8 +236,7 @@ TEST(DynamicPluginTest, BareNameIsNotSearchedInTheLibraryPath) {
 
 TEST(DynamicPluginTest, NotASharedObjectIsAnError) {
   // A file that exists but is not an ELF library: the example's source.
-  auto loaded =
-      LoadDynamicPlugin("broker/plugin/examples/keyword_filter.c");
+  auto loaded = LoadDynamicPlugin("broker/plugin/examples/keyword_filter.c");
   EXPECT_EQ(loaded.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 

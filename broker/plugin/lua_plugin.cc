@@ -5,14 +5,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <lua5.4/lua.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <lua5.4/lua.hpp>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -168,8 +167,8 @@ absl::Status LuaVm::CallError(int status, absl::StatusCode runtime_code) {
     s = absl::ResourceExhaustedError(absl::StrCat(
         AV(name), ": memory limit of ", memory_limit_, " bytes exceeded"));
   } else {
-    const char* msg = lua_type(L_, -1) == LUA_TSTRING ? lua_tostring(L_, -1)
-                                                       : nullptr;
+    const char* msg =
+        lua_type(L_, -1) == LUA_TSTRING ? lua_tostring(L_, -1) : nullptr;
     s = absl::Status(
         runtime_code,
         absl::StrCat(AV(name), ": ",
@@ -203,8 +202,8 @@ int LuaVm::SafeSetmetatable(lua_State* L) {
 
 int LuaVm::OpenSandbox(lua_State* L) {
   static const luaL_Reg kLibs[] = {
-      {LUA_GNAME, luaopen_base},        {LUA_STRLIBNAME, luaopen_string},
-      {LUA_TABLIBNAME, luaopen_table},  {LUA_MATHLIBNAME, luaopen_math},
+      {LUA_GNAME, luaopen_base},       {LUA_STRLIBNAME, luaopen_string},
+      {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
       {LUA_UTF8LIBNAME, luaopen_utf8},
   };
   for (const luaL_Reg& lib : kLibs) {
@@ -212,8 +211,8 @@ int LuaVm::OpenSandbox(lua_State* L) {
     lua_pop(L, 1);
   }
   static const char* const kRemoved[] = {
-      "dofile", "loadfile", "load",  "loadstring", "require",
-      "collectgarbage", "print", "warn"};
+      "dofile",  "loadfile",       "load",  "loadstring",
+      "require", "collectgarbage", "print", "warn"};
   for (const char* name : kRemoved) {
     lua_pushnil(L);
     lua_setglobal(L, name);
@@ -411,8 +410,8 @@ absl::StatusOr<std::string> ReadScript(std::string_view name,
   std::ostringstream contents;
   contents << in.rdbuf();
   if (in.bad()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        AV(name), ": error reading script \"", path, "\""));
+    return absl::FailedPreconditionError(
+        absl::StrCat(AV(name), ": error reading script \"", path, "\""));
   }
   return contents.str();
 }
@@ -471,8 +470,7 @@ absl::StatusOr<std::unique_ptr<LuaVm>> LuaVm::Create(
   return vm;
 }
 
-absl::Status LuaVm::Init(std::string_view code,
-                         const std::string& chunk_name) {
+absl::Status LuaVm::Init(std::string_view code, const std::string& chunk_name) {
   const std::string_view name = KindName(kind_);
   L_ = lua_newstate(&Alloc, this);
   if (L_ == nullptr) {
@@ -484,13 +482,13 @@ absl::Status LuaVm::Init(std::string_view code,
 
   int status = Protected(&OpenSandbox);
   if (status != LUA_OK) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        AV(name), ": memory_limit_bytes of ", memory_limit_,
-        " is too small for Lua's libraries"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(AV(name), ": memory_limit_bytes of ", memory_limit_,
+                     " is too small for Lua's libraries"));
   }
   // Text only: a precompiled (binary) chunk can break the VM's invariants.
-  status = luaL_loadbufferx(L_, code.data(), code.size(), chunk_name.c_str(),
-                            "t");
+  status =
+      luaL_loadbufferx(L_, code.data(), code.size(), chunk_name.c_str(), "t");
   if (status != LUA_OK) {
     // A syntax error: Lua's message names the chunk and the line.
     return absl::InvalidArgumentError(

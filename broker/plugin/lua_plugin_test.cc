@@ -134,7 +134,8 @@ TEST(LuaPluginTest, ScriptFileFunctionNameAndPersistentGlobals) {
 TEST(LuaPluginTest, SyntaxErrorsAreRefusedAtCreateWithTheLine) {
   auto inline_error = MakeFilter({{"source", "x = 1\nfunction filter(m\n"}});
   EXPECT_EQ(inline_error.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(inline_error.status().message(), HasSubstr("lua_filter: source:"));
+  EXPECT_THAT(inline_error.status().message(),
+              HasSubstr("lua_filter: source:"));
 
   auto file_error = MakeFilter({{"script", kSyntaxError}});
   EXPECT_EQ(file_error.status().code(), absl::StatusCode::kInvalidArgument);
@@ -425,7 +426,8 @@ TEST(LuaPluginTest, TransformBadResultsFailTheMessage) {
   };
   for (const auto& [payload, text] : cases) {
     std::vector<Message> out;
-    absl::Status s = t->Apply(Message("t", "", {}, payload), CallContext(), &out);
+    absl::Status s =
+        t->Apply(Message("t", "", {}, payload), CallContext(), &out);
     EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << payload;
     EXPECT_THAT(s.message(), HasSubstr(text)) << payload;
     EXPECT_THAT(s.message(), HasSubstr("lua_transform: ")) << payload;

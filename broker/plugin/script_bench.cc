@@ -48,7 +48,8 @@ LoadedPlugin& Example() {
 
 const std::string& Payload() {
   static const std::string* p = new std::string(
-      "{\"id\":12345,\"side\":\"buy\",\"qty\":10,\"px\":101.25,\"venue\":\"X\"}");
+      "{\"id\":12345,\"side\":\"buy\",\"qty\":10,\"px\":101.25,\"venue\":"
+      "\"X\"}");
   return *p;
 }
 
@@ -92,8 +93,8 @@ void RunTransform(benchmark::State& state, Transform& transform) {
 }
 
 void BM_DynamicFilter(benchmark::State& state) {
-  auto f = Check(Example().filter_factory->Create(
-      Config({{"keyword", "secret"}})));
+  auto f =
+      Check(Example().filter_factory->Create(Config({{"keyword", "secret"}})));
   RunFilter(state, *f);
 }
 BENCHMARK(BM_DynamicFilter);
@@ -131,8 +132,7 @@ BENCHMARK(BM_LuaFilterHeader);
 
 // The same rewrite as BM_DynamicTransform.
 void BM_LuaTransform(benchmark::State& state) {
-  auto t =
-      Check(MakeLuaTransformFactory()->Create(Config({{"source", R"(
+  auto t = Check(MakeLuaTransformFactory()->Create(Config({{"source", R"(
     function transform(m)
       m.payload = m.payload:upper()
       m.headers[#m.headers + 1] = {"x-seen", "1"}

@@ -84,7 +84,7 @@ extern "C" {
 
 /* True when the struct at `ptr` (whose struct_size says how much of it its
  * writer knew) contains `field` of `type`. */
-#define SIFT_PLUGIN_HAS_FIELD(ptr, type, field)                 \
+#define SIFT_PLUGIN_HAS_FIELD(ptr, type, field) \
   ((ptr)->struct_size >= offsetof(type, field) + sizeof((ptr)->field))
 
 /* Return codes, of every function that returns int32_t below and of the
@@ -121,10 +121,7 @@ enum sift_plugin_kind {
 };
 
 /* A filter's decision, in sift_plugin_verdict.verdict. */
-enum sift_plugin_verdict_value {
-  SIFT_PLUGIN_KEEP = 0,
-  SIFT_PLUGIN_DROP = 1
-};
+enum sift_plugin_verdict_value { SIFT_PLUGIN_KEEP = 0, SIFT_PLUGIN_DROP = 1 };
 
 /* A borrowed byte string: `size` bytes at `data`, not NUL-terminated. */
 typedef struct sift_plugin_bytes {
@@ -248,10 +245,9 @@ SIFT_PLUGIN_EXPORT int32_t sift_plugin_create(const sift_plugin_config* config,
  * verdict->reason). Returns SIFT_PLUGIN_OK, or an error code (with text in
  * call->error) that fails this message: SIFT_PLUGIN_BAD_MESSAGE,
  * SIFT_PLUGIN_NO_MEMORY, SIFT_PLUGIN_ERROR. */
-SIFT_PLUGIN_EXPORT int32_t sift_plugin_filter(void* instance,
-                                              const sift_plugin_call* call,
-                                              const sift_plugin_message* message,
-                                              sift_plugin_verdict* verdict);
+SIFT_PLUGIN_EXPORT int32_t sift_plugin_filter(
+    void* instance, const sift_plugin_call* call,
+    const sift_plugin_message* message, sift_plugin_verdict* verdict);
 
 /* Rewrites `message`, emitting what replaces it through out->emit: the
  * rewritten message once, nothing (drops it), or several messages (splits

@@ -62,10 +62,9 @@ static int payload_is(const sift_plugin_message* m, const char* s) {
 #endif
 
 #ifndef SIFT_NO_FILTER
-SIFT_PLUGIN_EXPORT int32_t sift_plugin_filter(void* instance,
-                                              const sift_plugin_call* call,
-                                              const sift_plugin_message* message,
-                                              sift_plugin_verdict* verdict) {
+SIFT_PLUGIN_EXPORT int32_t sift_plugin_filter(
+    void* instance, const sift_plugin_call* call,
+    const sift_plugin_message* message, sift_plugin_verdict* verdict) {
   (void)instance;
   if (payload_is(message, "error")) {
     snprintf(call->error, call->error_len, "asked to fail");

@@ -32,9 +32,9 @@ typedef struct example_instance {
   int uppercase;
   char* header_key;
   char* header_value;
-  int split;          /* 1 if split_byte is set */
+  int split; /* 1 if split_byte is set */
   char split_byte;
-  char* payload_buf;  /* scratch: the rewritten payload */
+  char* payload_buf; /* scratch: the rewritten payload */
   size_t payload_cap;
   sift_plugin_header* headers_buf; /* scratch: headers plus the added one */
   size_t headers_cap;
@@ -136,8 +136,7 @@ static int32_t configure_transform(example_instance* inst,
     return SIFT_PLUGIN_OK;
   }
   if (strcmp(s->key, "header") == 0 || strcmp(s->key, "value") == 0) {
-    char** slot =
-        s->key[0] == 'h' ? &inst->header_key : &inst->header_value;
+    char** slot = s->key[0] == 'h' ? &inst->header_key : &inst->header_value;
     if (!replace_string(slot, s->value)) return SIFT_PLUGIN_NO_MEMORY;
     return SIFT_PLUGIN_OK;
   }
@@ -151,9 +150,9 @@ static int32_t configure_transform(example_instance* inst,
     inst->split_byte = s->value[0];
     return SIFT_PLUGIN_OK;
   }
-  set_error(error, error_len,
-            "unknown setting (known: uppercase, header, value, split): ",
-            s->key);
+  set_error(
+      error, error_len,
+      "unknown setting (known: uppercase, header, value, split): ", s->key);
   return SIFT_PLUGIN_INVALID_CONFIG;
 }
 
@@ -187,8 +186,8 @@ SIFT_PLUGIN_EXPORT int32_t sift_plugin_create(const sift_plugin_config* config,
     return SIFT_PLUGIN_INVALID_CONFIG;
   }
   if ((inst->header_key == NULL) != (inst->header_value == NULL)) {
-    set_error(error, error_len,
-              "settings \"header\" and \"value\" go together", NULL);
+    set_error(error, error_len, "settings \"header\" and \"value\" go together",
+              NULL);
     free_instance(inst);
     return SIFT_PLUGIN_INVALID_CONFIG;
   }
@@ -196,10 +195,9 @@ SIFT_PLUGIN_EXPORT int32_t sift_plugin_create(const sift_plugin_config* config,
   return SIFT_PLUGIN_OK;
 }
 
-SIFT_PLUGIN_EXPORT int32_t sift_plugin_filter(void* instance,
-                                              const sift_plugin_call* call,
-                                              const sift_plugin_message* message,
-                                              sift_plugin_verdict* verdict) {
+SIFT_PLUGIN_EXPORT int32_t sift_plugin_filter(
+    void* instance, const sift_plugin_call* call,
+    const sift_plugin_message* message, sift_plugin_verdict* verdict) {
   const example_instance* inst = (const example_instance*)instance;
   (void)call;
   if (contains(message->payload.data, message->payload.size, inst->keyword,

@@ -26,7 +26,9 @@ inline CallContext At(absl::Time now) {
   return c;
 }
 // T0 + `ms` milliseconds.
-inline CallContext AtMs(int64_t ms) { return At(T0() + absl::Milliseconds(ms)); }
+inline CallContext AtMs(int64_t ms) {
+  return At(T0() + absl::Milliseconds(ms));
+}
 
 // A message on `topic` (which must outlive it) with the given headers.
 inline Message Msg(std::string_view topic,

@@ -26,10 +26,9 @@ absl::StatusOr<int64_t> GetBoundedInt(const PluginConfig& config,
   absl::StatusOr<int64_t> v = config.GetInt(key, def);
   if (!v.ok()) return v.status();
   if (*v < lo || *v > hi) {
-    return absl::InvalidArgumentError(absl::StrCat("setting \"", AV(key),
-                                                   "\": ", *v,
-                                                   " is out of range (", lo,
-                                                   " to ", hi, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("setting \"", AV(key), "\": ", *v, " is out of range (",
+                     lo, " to ", hi, ")"));
   }
   return *v;
 }

@@ -59,7 +59,7 @@ TEST(DedupTest, MessagesWithoutTheIdPass) {
     absl::StatusOr<Verdict> v = f->Apply(Msg("a"), AtMs(i));
     ASSERT_TRUE(v.ok());
     EXPECT_TRUE(v->keep);
-    EXPECT_EQ(See(*f, "", i), "keep");                  // empty id
+    EXPECT_EQ(See(*f, "", i), "keep");                   // empty id
     EXPECT_EQ(See(*f, "x", i, "other-header"), "keep");  // other header
   }
 }
@@ -90,8 +90,8 @@ TEST(DedupTest, OldestIdIsEvictedWhenFull) {
   EXPECT_EQ(See(*f, "c", 2), "keep");            // forgets a
   EXPECT_EQ(See(*f, "c", 3), "drop:duplicate");  // dups do not evict
   EXPECT_EQ(See(*f, "b", 4), "drop:duplicate");
-  EXPECT_EQ(See(*f, "a", 5), "keep");            // forgotten; forgets b
-  EXPECT_EQ(See(*f, "b", 6), "keep");            // forgets c
+  EXPECT_EQ(See(*f, "a", 5), "keep");  // forgotten; forgets b
+  EXPECT_EQ(See(*f, "b", 6), "keep");  // forgets c
   EXPECT_EQ(See(*f, "a", 7), "drop:duplicate");
   EXPECT_EQ(See(*f, "c", 8), "keep");
 }
@@ -102,8 +102,7 @@ TEST(DedupTest, ManyEvictionsKeepTheNewestIds) {
   for (int i = 0; i < 10000; ++i) {
     ASSERT_EQ(See(*f, std::to_string(i), i / 10), "keep") << i;
     if (i >= 99) {
-      ASSERT_EQ(See(*f, std::to_string(i - 99), i / 10), "drop:duplicate")
-          << i;
+      ASSERT_EQ(See(*f, std::to_string(i - 99), i / 10), "drop:duplicate") << i;
     }
   }
   EXPECT_EQ(See(*f, "9899", 999), "keep");  // forgotten; forgets 9900
@@ -121,8 +120,7 @@ TEST(DedupTest, ManyExpiriesKeepTheIdsInTheWindow) {
   for (int i = 0; i < 10000; ++i) {
     ASSERT_EQ(See(*f, std::to_string(i), i / 10), "keep") << i;
     if (i >= 40) {
-      ASSERT_EQ(See(*f, std::to_string(i - 40), i / 10), "drop:duplicate")
-          << i;
+      ASSERT_EQ(See(*f, std::to_string(i - 40), i / 10), "drop:duplicate") << i;
     }
     if (i >= 60) {  // seen 6 ms or more ago
       ASSERT_EQ(See(*f, std::to_string(i - 60), i / 10), "keep") << i;
@@ -133,8 +131,8 @@ TEST(DedupTest, ManyExpiriesKeepTheIdsInTheWindow) {
 TEST(DedupTest, ClockSteppingBackStandsStill) {
   auto f = Make({{"window_ms", "100"}});
   EXPECT_EQ(See(*f, "a", 1000), "keep");
-  EXPECT_EQ(See(*f, "a", 0), "drop:duplicate");     // as if at 1000
-  EXPECT_EQ(See(*f, "b", 0), "keep");               // seen "at 1000"
+  EXPECT_EQ(See(*f, "a", 0), "drop:duplicate");  // as if at 1000
+  EXPECT_EQ(See(*f, "b", 0), "keep");            // seen "at 1000"
   EXPECT_EQ(See(*f, "b", 1099), "drop:duplicate");
   EXPECT_EQ(See(*f, "a", 1100), "keep");
   EXPECT_EQ(See(*f, "b", 1100), "keep");

@@ -5,7 +5,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/random/random.h"
 #include "absl/status/status.h"
+#include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "broker/plugin/builtin_test_util.h"
 #include "gmock/gmock.h"
@@ -69,6 +71,50 @@ TEST(EnrichTest, Rfc3339InUtcWithMilliseconds) {
   ASSERT_TRUE(m.ok());
   EXPECT_THAT(m->header("sift-received-at"),
               Optional(std::string_view("1970-01-01T00:00:00.000Z")));
+}
+
+// enrich formats RFC 3339 itself (absl::FormatTime is slow) for years 0000 to
+// 9999: it must agree with absl::FormatTime, leap days, year ends and times
+// before 1970 included (from year 1000: absl does not pad years to 4 digits).
+TEST(EnrichTest, Rfc3339AgreesWithAbslFormatTime) {
+  auto t = Make({{"time_format", "rfc3339"}, {"seq", "false"}});
+  absl::BitGen gen;
+  std::vector<absl::Time> times = {
+      absl::UnixEpoch(),
+      absl::UnixEpoch() - absl::Milliseconds(1),
+      absl::UnixEpoch() - absl::Nanoseconds(1),
+      absl::FromCivil(absl::CivilSecond(2000, 2, 29, 23, 59, 59),
+                      absl::UTCTimeZone()) +
+          absl::Milliseconds(999),
+      absl::FromCivil(absl::CivilSecond(1900, 3, 1), absl::UTCTimeZone()),
+      absl::FromCivil(absl::CivilSecond(9999, 12, 31, 23, 59, 59),
+                      absl::UTCTimeZone()) +
+          absl::Microseconds(999999),
+      absl::FromCivil(absl::CivilSecond(10000, 1, 1), absl::UTCTimeZone()),
+      absl::FromCivil(absl::CivilSecond(1000, 1, 1), absl::UTCTimeZone()),
+  };
+  for (int i = 0; i < 100000; ++i) {
+    // Anywhere from year 1000 to 10100, to the nanosecond.
+    times.push_back(absl::FromUnixSeconds(absl::Uniform<int64_t>(
+                        gen, -30'610'224'000, 256'585'000'000)) +
+                    absl::Nanoseconds(absl::Uniform(gen, 0, 1'000'000'000)));
+  }
+  for (absl::Time when : times) {
+    absl::StatusOr<Message> m = RunOne(*t, Msg("a"), At(when));
+    ASSERT_TRUE(m.ok());
+    ASSERT_EQ(
+        m->header("sift-received-at"),
+        absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", when, absl::UTCTimeZone()))
+        << absl::FormatTime(when, absl::UTCTimeZone());
+  }
+  // RFC 3339 years have four digits (absl::FormatTime's %Y does not pad).
+  absl::StatusOr<Message> m =
+      RunOne(*t, Msg("a"),
+             At(absl::FromCivil(absl::CivilSecond(999, 12, 31, 23, 59, 59),
+                                absl::UTCTimeZone())));
+  ASSERT_TRUE(m.ok());
+  EXPECT_THAT(m->header("sift-received-at"),
+              Optional(std::string_view("0999-12-31T23:59:59.000Z")));
 }
 
 TEST(EnrichTest, SequenceCountsEachTopicFromOne) {

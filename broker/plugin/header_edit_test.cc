@@ -34,7 +34,8 @@ std::unique_ptr<Transform> MakeRemove(std::string keys) {
 }
 
 std::string SetError(Config kv) {
-  absl::Status s = HeaderSetFactory().Create(PluginConfig(std::move(kv))).status();
+  absl::Status s =
+      HeaderSetFactory().Create(PluginConfig(std::move(kv))).status();
   if (!s.ok()) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   }
@@ -49,7 +50,9 @@ std::string RemoveError(Config kv) {
   return ErrorOf(s);
 }
 
-HeaderField H(std::string k, std::string v) { return {std::move(k), std::move(v)}; }
+HeaderField H(std::string k, std::string v) {
+  return {std::move(k), std::move(v)};
+}
 
 TEST(HeaderSetTest, SetsSeveralHeadersInOrder) {
   auto t = MakeSet({{"set.tenant", "eu"}, {"set.source", "gateway"}});
@@ -63,8 +66,8 @@ TEST(HeaderSetTest, SetsSeveralHeadersInOrder) {
 
 TEST(HeaderSetTest, ReplacesEveryExistingHeaderOfTheKey) {
   auto t = MakeSet({{"set.tenant", "eu"}});
-  absl::StatusOr<Message> m = RunOne(
-      *t, Msg("a", {H("tenant", "us"), H("x", "1"), H("tenant", "ap")}));
+  absl::StatusOr<Message> m =
+      RunOne(*t, Msg("a", {H("tenant", "us"), H("x", "1"), H("tenant", "ap")}));
   ASSERT_TRUE(m.ok());
   EXPECT_THAT(m->headers(), ElementsAre(H("tenant", "eu"), H("x", "1")));
 }
@@ -74,8 +77,8 @@ TEST(HeaderSetTest, KeysAreCaseSensitiveAndValuesAnyBytes) {
   absl::StatusOr<Message> m = RunOne(*t, Msg("a", {H("tenant", "us")}));
   ASSERT_TRUE(m.ok());
   EXPECT_THAT(m->headers(),
-              ElementsAre(H("tenant", "us"), H("Tenant", std::string("a\0b \n", 5)),
-                          H("e", "")));
+              ElementsAre(H("tenant", "us"),
+                          H("Tenant", std::string("a\0b \n", 5)), H("e", "")));
 }
 
 TEST(HeaderSetTest, ConfigErrors) {
@@ -110,8 +113,8 @@ TEST(HeaderKeyTest, AllTokenCharactersAndOnlyThose) {
       "!#$%&'*+-.^_`|~";
   for (int c = 0; c < 256; ++c) {
     const std::string key(1, static_cast<char>(c));
-    EXPECT_EQ(IsHeaderKey(key), tchars.find(static_cast<char>(c)) !=
-                                    std::string::npos)
+    EXPECT_EQ(IsHeaderKey(key),
+              tchars.find(static_cast<char>(c)) != std::string::npos)
         << c;
     EXPECT_EQ(ValidateHeaderKey(key, "k").ok(), IsHeaderKey(key)) << c;
   }
@@ -122,9 +125,9 @@ TEST(HeaderKeyTest, AllTokenCharactersAndOnlyThose) {
 
 TEST(HeaderRemoveTest, RemovesEveryHeaderOfEachKey) {
   auto t = MakeRemove("trace-id, debug");
-  absl::StatusOr<Message> m = RunOne(
-      *t, Msg("a", {H("trace-id", "1"), H("x", "1"), H("debug", "on"),
-                    H("trace-id", "2"), H("Debug", "kept")}));
+  absl::StatusOr<Message> m =
+      RunOne(*t, Msg("a", {H("trace-id", "1"), H("x", "1"), H("debug", "on"),
+                           H("trace-id", "2"), H("Debug", "kept")}));
   ASSERT_TRUE(m.ok());
   EXPECT_THAT(m->headers(), ElementsAre(H("x", "1"), H("Debug", "kept")));
 }

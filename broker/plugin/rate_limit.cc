@@ -65,8 +65,8 @@ absl::StatusOr<std::unique_ptr<Filter>> RateLimitFactory::Create(
   if (!burst.ok()) return burst.status();
   if (!(*burst >= 1 && *burst <= kMaxBurst)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("setting \"burst\": ", *burst,
-                     " is out of range (1 to ", kMaxBurst, ")"));
+        absl::StrCat("setting \"burst\": ", *burst, " is out of range (1 to ",
+                     kMaxBurst, ")"));
   }
   const absl::Duration interval = absl::Seconds(1) / *rate;
   return std::make_unique<RateLimit>(interval, interval * (*burst - 1));

@@ -96,7 +96,7 @@ TEST(RateLimitTest, FractionalRate) {
 
 TEST(RateLimitTest, FractionalBurst) {
   auto f = Make({{"rate_per_second", "1"}, {"burst", "2.5"}});
-  EXPECT_EQ(Kept(*f, 5, AtMs(0)), 2);  // 2.5 tokens: two whole ones
+  EXPECT_EQ(Kept(*f, 5, AtMs(0)), 2);    // 2.5 tokens: two whole ones
   EXPECT_EQ(Kept(*f, 5, AtMs(500)), 1);  // 0.5 + 0.5 = 1
   EXPECT_EQ(Kept(*f, 5, AtMs(60000)), 2);
 }

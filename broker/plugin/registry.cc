@@ -56,9 +56,9 @@ std::string Registry::KnownNames(bool filters, bool transforms) const {
 absl::StatusOr<Registry::Entry> Registry::Find(std::string_view name) const {
   auto it = plugins_.find(name);
   if (it == plugins_.end()) {
-    return absl::NotFoundError(absl::StrCat("no plugin named \"", AV(name),
-                                            "\" (known: ",
-                                            KnownNames(true, true), ")"));
+    return absl::NotFoundError(
+        absl::StrCat("no plugin named \"", AV(name),
+                     "\" (known: ", KnownNames(true, true), ")"));
   }
   return Entry{it->second.filter.get(), it->second.transform.get()};
 }
@@ -67,10 +67,10 @@ absl::StatusOr<const FilterFactory*> Registry::FindFilter(
     std::string_view name) const {
   auto it = plugins_.find(name);
   if (it == plugins_.end() || it->second.filter == nullptr) {
-    return absl::NotFoundError(absl::StrCat(
-        "no filter named \"", AV(name), "\"",
-        it == plugins_.end() ? "" : ": it is a transform",
-        " (known filters: ", KnownNames(true, false), ")"));
+    return absl::NotFoundError(
+        absl::StrCat("no filter named \"", AV(name), "\"",
+                     it == plugins_.end() ? "" : ": it is a transform",
+                     " (known filters: ", KnownNames(true, false), ")"));
   }
   return it->second.filter.get();
 }
@@ -79,10 +79,10 @@ absl::StatusOr<const TransformFactory*> Registry::FindTransform(
     std::string_view name) const {
   auto it = plugins_.find(name);
   if (it == plugins_.end() || it->second.transform == nullptr) {
-    return absl::NotFoundError(absl::StrCat(
-        "no transform named \"", AV(name), "\"",
-        it == plugins_.end() ? "" : ": it is a filter",
-        " (known transforms: ", KnownNames(false, true), ")"));
+    return absl::NotFoundError(
+        absl::StrCat("no transform named \"", AV(name), "\"",
+                     it == plugins_.end() ? "" : ": it is a filter",
+                     " (known transforms: ", KnownNames(false, true), ")"));
   }
   return it->second.transform.get();
 }

@@ -95,7 +95,8 @@ TEST(RegistryTest, NotFoundListsKnownNames) {
 
   absl::Status s = r.Find("gamma").status();
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(s.message(), "no plugin named \"gamma\" (known: alpha, beta, zeta)");
+  EXPECT_EQ(s.message(),
+            "no plugin named \"gamma\" (known: alpha, beta, zeta)");
 
   s = r.FindFilter("zeta").status();
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
@@ -136,8 +137,8 @@ TEST(BuiltinsTest, RegistersEachBuiltInOnce) {
   Registry r;
   ASSERT_TRUE(AddBuiltins(&r).ok());
   EXPECT_THAT(r.FilterNames(), ElementsAre("dedup", "rate_limit", "sample"));
-  EXPECT_THAT(r.TransformNames(),
-              ElementsAre("enrich", "header_remove", "header_set", "topic_map"));
+  EXPECT_THAT(r.TransformNames(), ElementsAre("enrich", "header_remove",
+                                              "header_set", "topic_map"));
   // Registering them again collides with the first.
   EXPECT_EQ(AddBuiltins(&r).code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(r.size(), 7u);
@@ -177,11 +178,10 @@ TEST(BuiltinsTest, TopicMapUsesTheBrokersTopicLimits) {
   ASSERT_TRUE(AddBuiltins(&r, limits).ok());
   const TransformFactory* f = *r.FindTransform("topic_map");
   EXPECT_TRUE(f->Create(PluginConfig({{"from", "a.>"}, {"to", "b.$1"}})).ok());
-  EXPECT_EQ(
-      f->Create(PluginConfig({{"from", "a.>"}, {"to", "bbbbbbbb.$1"}}))
-          .status()
-          .code(),
-      absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(f->Create(PluginConfig({{"from", "a.>"}, {"to", "bbbbbbbb.$1"}}))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

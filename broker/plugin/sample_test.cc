@@ -99,8 +99,7 @@ TEST(SampleTest, ConfigErrors) {
   const std::string exactly_one =
       "sample takes exactly one of the settings \"every\" and \"probability\"";
   EXPECT_EQ(CreateError({}), exactly_one);
-  EXPECT_EQ(CreateError({{"every", "2"}, {"probability", "0.5"}}),
-            exactly_one);
+  EXPECT_EQ(CreateError({{"every", "2"}, {"probability", "0.5"}}), exactly_one);
   EXPECT_EQ(CreateError({{"seed", "1"}}), exactly_one);
   EXPECT_THAT(CreateError({{"every", "2"}, {"n", "1"}}),
               HasSubstr("unknown setting \"n\" (known: every, probability, "

@@ -146,9 +146,9 @@ absl::StatusOr<std::vector<ToPiece>> ParseTo(std::string_view to,
     }
     const int n = next - '0';
     if (n == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "setting \"to\": \"", AV(to), "\" uses $0 at offset ", i,
-          " (captures are numbered from $1)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("setting \"to\": \"", AV(to), "\" uses $0 at offset ", i,
+                       " (captures are numbered from $1)"));
     }
     if (n > wildcards) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -200,14 +200,13 @@ absl::StatusOr<std::unique_ptr<Transform>> TopicMapFactory::Create(
         absl::StrCat("setting \"to\": ", s.message()));
   }
   if (literal_bytes + references > limits_.max_length) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "setting \"to\": \"", AV(*to), "\" gives topics of at least ",
-        literal_bytes + references, " bytes, over the limit of ",
-        limits_.max_length));
+    return absl::InvalidArgumentError(
+        absl::StrCat("setting \"to\": \"", AV(*to),
+                     "\" gives topics of at least ", literal_bytes + references,
+                     " bytes, over the limit of ", limits_.max_length));
   }
-  return std::make_unique<TopicMap>(std::move(from_tokens),
-                                    *std::move(pieces), literal_bytes,
-                                    limits_);
+  return std::make_unique<TopicMap>(std::move(from_tokens), *std::move(pieces),
+                                    literal_bytes, limits_);
 }
 
 }  // namespace sift::plugin

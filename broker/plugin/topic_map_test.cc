@@ -19,8 +19,8 @@ using ::testing::HasSubstr;
 
 std::unique_ptr<Transform> Make(std::string from, std::string to,
                                 topic::Limits limits = {}) {
-  absl::StatusOr<std::unique_ptr<Transform>> t =
-      TopicMapFactory(limits).Create(PluginConfig({{"from", from}, {"to", to}}));
+  absl::StatusOr<std::unique_ptr<Transform>> t = TopicMapFactory(limits).Create(
+      PluginConfig({{"from", from}, {"to", to}}));
   EXPECT_TRUE(t.ok()) << t.status();
   return t.ok() ? *std::move(t) : nullptr;
 }

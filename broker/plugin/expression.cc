@@ -123,7 +123,7 @@ class Expression::Parser {
   char Peek(size_t ahead = 0) const {
     return pos_ + ahead < text_.size() ? text_[pos_ + ahead] : '\0';
   }
-  // The identifier-like word at pos_ (possibly empty).
+  // The identifier-like word at `pos` (possibly empty).
   std::string_view WordAt(size_t pos) const {
     size_t end = pos;
     while (end < text_.size() && IsIdentChar(text_[end])) ++end;
@@ -136,13 +136,15 @@ class Expression::Parser {
     const char c = text_[pos_];
     if (IsIdentChar(c)) {
       std::string_view word = WordAt(pos_);
-      if (word.size() > 32)
+      if (word.size() > 32) {
         return absl::StrCat("found '", AV(word.substr(0, 32)), "...'");
+      }
       return absl::StrCat("found '", AV(word), "'");
     }
     if (c == '\'') return "found \"'\"";
-    if (c >= 0x21 && c <= 0x7e)
+    if (c >= 0x21 && c <= 0x7e) {
       return absl::StrCat("found '", std::string(1, c), "'");
+    }
     return absl::StrFormat("found byte 0x%02x", static_cast<unsigned char>(c));
   }
 

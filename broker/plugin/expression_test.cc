@@ -848,8 +848,9 @@ class RandomExpressions {
       case Tree::kAnd:
       case Tree::kOr:
         for (size_t i = 0; i < t.children.size(); ++i) {
-          if (i > 0)
+          if (i > 0) {
             *out += Space() + (t.kind == Tree::kAnd ? "&&" : "||") + Space();
+          }
           const Tree::Kind ck = t.children[i].kind;
           PrintChild(t.children[i], t.kind == Tree::kAnd && ck == Tree::kOr,
                      out);

@@ -24,8 +24,9 @@ constexpr int kRfc3339Length = 24;  // "2023-11-14T22:13:20.123Z"
 
 // Writes 2 (or 3, 4) decimal digits of `v` at `p`.
 void Digits(char* p, int64_t v, int n) {
-  for (int i = n - 1; i >= 0; --i, v /= 10)
+  for (int i = n - 1; i >= 0; --i, v /= 10) {
     p[i] = static_cast<char>('0' + v % 10);
+  }
 }
 
 // Formats `t` as kRfc3339Millis does, into `out` (kRfc3339Length bytes), for

@@ -65,7 +65,8 @@ struct LoadedPlugin {
 // Per message, a call's return code maps to the Status the plugin API
 // returns: SIFT_PLUGIN_BAD_MESSAGE -> InvalidArgument, SIFT_PLUGIN_NO_MEMORY
 // -> ResourceExhausted, SIFT_PLUGIN_ERROR and unknown codes -> Internal;
-// the message names the plugin and carries its error text.
+// the message names the plugin and carries its error text. A filter's drop
+// reason is copied and stays valid until that filter's next call.
 absl::StatusOr<LoadedPlugin> LoadDynamicPlugin(std::string_view path);
 
 }  // namespace sift::plugin

@@ -516,7 +516,9 @@ absl::StatusOr<Verdict> LuaVm::RunFilter(const Message& message) {
   input_ = &message;
   const int status = Protected(&CallFilter);
   input_ = nullptr;
-  if (status != LUA_OK) {
+  // budget_exceeded_ with LUA_OK: the script caught the budget error with a
+  // pcall in tail position. The budget was still overrun.
+  if (status != LUA_OK || budget_exceeded_) {
     return CallError(status, absl::StatusCode::kInternal);
   }
   lua_settop(L_, 0);
@@ -528,7 +530,7 @@ absl::Status LuaVm::RunTransform(const Message& message) {
   emitted_.clear();
   const int status = Protected(&CallTransform);
   input_ = nullptr;
-  if (status != LUA_OK) {
+  if (status != LUA_OK || budget_exceeded_) {
     emitted_.clear();
     return CallError(status, absl::StatusCode::kInternal);
   }

@@ -29,9 +29,9 @@
 //                { {"content-type", "json"}, {"x", "1"}, {"x", "2"} }
 //                (an array, not a map, so repeated keys and order survive)
 // A filter returns true (keep) or false (drop), optionally with a reason
-// string as second value (default "lua_filter"); anything but a boolean
-// first is an error (a forgotten `return` must not drop everything
-// silently). A transform returns nil (drop the message), one message table,
+// string as second value (default "lua_filter"; the Verdict's reason stays
+// valid until the plugin's next call); anything but a boolean first is an
+// error (a forgotten `return` must not drop everything silently). A transform returns nil (drop the message), one message table,
 // or an array of message tables (split). A table with a topic, reply_to,
 // payload or headers field is one message; any other table is an array of
 // them ({} emits nothing). A field a message table lacks is taken from the

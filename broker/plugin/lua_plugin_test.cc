@@ -254,6 +254,22 @@ TEST(LuaPluginTest, CatchingTheBudgetErrorDoesNotEscapeIt) {
   EXPECT_TRUE(Decide(*f, "fine").ok());
 }
 
+TEST(LuaPluginTest, CatchingTheBudgetErrorInATailCallStillFails) {
+  // pcall in tail position returns (false, "...") straight to the host,
+  // with no instruction left for the budget to stop.
+  auto f = FilterFrom(R"(
+    local function spin() while true do end end
+    function filter(m)
+      if m.payload == "tail" then return pcall(spin) end
+      return true
+    end)");
+  ASSERT_NE(f, nullptr);
+  auto v = Decide(*f, "tail");
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kResourceExhausted)
+      << (v.ok() ? v->reason : "");
+  EXPECT_TRUE(Decide(*f, "fine").ok());
+}
+
 TEST(LuaPluginTest, BudgetSettingCountsInstructions) {
   const std::string loop = R"(
     function filter(m)

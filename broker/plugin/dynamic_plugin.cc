@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "broker/base/absl_view.h"
 #include "broker/plugin/emitted.h"
+#include "broker/plugin/header_key.h"
 #include "broker/plugin/sift_plugin.h"
 
 namespace sift::plugin {
@@ -184,10 +185,14 @@ class DynamicTransform final : public Transform, private Instance {
     emitter.host_ctx = &ctx;
     emitter.emit = &EmitThunk;
     int32_t rc = lib_->transform(instance_, &call_, &in_, &emitter);
-    if (rc == SIFT_PLUGIN_OK && ctx.emit_rc != SIFT_PLUGIN_OK) {
-      // The plugin ignored a refused emit(): still a failed message.
-      rc = ctx.emit_rc;
-      std::snprintf(error_, sizeof(error_), "emitted a malformed message");
+    if (ctx.emit_rc != SIFT_PLUGIN_OK) {
+      // A refused emit() fails the message even if the plugin went on.
+      if (rc == SIFT_PLUGIN_OK) rc = ctx.emit_rc;
+      if (error_[0] == '\0') {
+        std::snprintf(error_, sizeof(error_),
+                      "emitted a malformed message (NULL bytes with a size, "
+                      "or an invalid header key)");
+      }
     }
     if (rc != SIFT_PLUGIN_OK) {
       emitted_.clear();
@@ -235,6 +240,10 @@ class DynamicTransform final : public Transform, private Instance {
       std::vector<HeaderField>& h = e.headers.emplace();
       h.reserve(m->header_count);
       for (size_t i = 0; i < m->header_count; ++i) {
+        if (!IsHeaderKey(View(m->headers[i].key))) {
+          ctx->emitted->pop_back();
+          return SIFT_PLUGIN_BAD_MESSAGE;
+        }
         h.push_back({std::string(View(m->headers[i].key)),
                      std::string(View(m->headers[i].value))});
       }

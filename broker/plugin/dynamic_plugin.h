@@ -65,7 +65,10 @@ struct LoadedPlugin {
 // Per message, a call's return code maps to the Status the plugin API
 // returns: SIFT_PLUGIN_BAD_MESSAGE -> InvalidArgument, SIFT_PLUGIN_NO_MEMORY
 // -> ResourceExhausted, SIFT_PLUGIN_ERROR and unknown codes -> Internal;
-// the message names the plugin and carries its error text. A filter's drop
+// the message names the plugin and carries its error text. emit() refuses
+// (SIFT_PLUGIN_BAD_MESSAGE, and the message fails) a malformed message: NULL
+// data with a size, or a header key that is not 1 to 64 token characters
+// (header_key.h). A filter's drop
 // reason is copied and stays valid until that filter's next call.
 absl::StatusOr<LoadedPlugin> LoadDynamicPlugin(std::string_view path);
 

@@ -129,6 +129,19 @@ TEST(DynamicPluginTest, TransformUppercasesAndAddsAHeader) {
   EXPECT_TRUE(out[0].payload_changed());
 }
 
+TEST(DynamicPluginTest, InvalidEmittedHeaderKeyFailsTheMessage) {
+  LoadedPlugin p = LoadExample();
+  // The example does not check header names; the host checks what it emits.
+  auto t = p.transform_factory->Create(
+      Config({{"header", "bad key"}, {"value", "v"}}));
+  ASSERT_TRUE(t.ok()) << t.status();
+  std::vector<Message> out;
+  absl::Status s = (*t)->Apply(Message("t", "", {}, "x"), CallContext(), &out);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("example: emitted a malformed message"));
+  EXPECT_THAT(out, IsEmpty());
+}
+
 TEST(DynamicPluginTest, PassThroughKeepsTheInputBytes) {
   LoadedPlugin p = LoadExample();
   auto t = p.transform_factory->Create(Config({{"uppercase", "false"}}));

@@ -104,7 +104,8 @@ enum sift_plugin_rc {
    * the format the plugin expects). The message fails, as for
    * SIFT_PLUGIN_ERROR, but the fault is the message's, not the plugin's.
    * From emit(): the emitted message was malformed (NULL data with a
-   * non-zero size, a struct_size too small); stop and return it. */
+   * non-zero size, a struct_size too small, a header key that is not 1 to
+   * 64 token characters); stop and return it. */
   SIFT_PLUGIN_BAD_MESSAGE = 3,
   /* Out of memory (or of another resource). The call failed; the instance
    * is still usable. */

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/base/optimization.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "broker/base/absl_view.h"
 
@@ -63,6 +64,31 @@ const FieldDescriptor* FindField(const Descriptor* type,
   return type->FindFieldByName(std::string(name));
 }
 
+bool HasRequiredFields(const Descriptor* type,
+                       absl::flat_hash_set<const Descriptor*>* seen) {
+  if (!seen->insert(type).second) return false;  // recursive types
+  for (int i = 0; i < type->field_count(); ++i) {
+    const FieldDescriptor* f = type->field(i);
+    if (f->is_required()) return true;
+    if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE &&
+        HasRequiredFields(f->message_type(), seen)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool HasRequiredFields(const Descriptor* type) {
+  absl::flat_hash_set<const Descriptor*> seen;
+  return HasRequiredFields(type, &seen);
+}
+
+absl::Status NotAProtoMessage(const Message& m) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "payload is not a valid ", m.GetDescriptor()->full_name(),
+      " protobuf message"));
+}
+
 }  // namespace
 
 absl::Status ParseJsonPayload(std::string_view payload, Json* doc) {
@@ -99,16 +125,21 @@ absl::Status ParseJsonPayload(std::string_view payload, Json* doc) {
   return absl::OkStatus();
 }
 
-absl::Status ParseProtoPayload(std::string_view payload, Message* message) {
-  if (ABSL_PREDICT_FALSE(payload.size() > static_cast<size_t>(INT_MAX) ||
-                         !message->ParseFromArray(
-                             payload.data(), static_cast<int>(payload.size())))) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("payload is not a valid ",
-                     message->GetDescriptor()->full_name(),
-                     " protobuf message"));
+ProtoPayloadParser::ProtoPayloadParser(const Message& prototype)
+    : check_required_(HasRequiredFields(prototype.GetDescriptor())),
+      message_(prototype.New()) {}
+
+absl::StatusOr<Message*> ProtoPayloadParser::Parse(std::string_view payload) {
+  Message* m = message_.get();
+  if (ABSL_PREDICT_FALSE(payload.size() > static_cast<size_t>(INT_MAX))) {
+    return NotAProtoMessage(*m);
   }
-  return absl::OkStatus();
+  const int size = static_cast<int>(payload.size());
+  const bool ok = check_required_ ? m->ParseFromArray(payload.data(), size)
+                                  : m->ParsePartialFromArray(payload.data(),
+                                                             size);
+  if (ABSL_PREDICT_FALSE(!ok)) return NotAProtoMessage(*m);
+  return m;
 }
 
 const Json* JsonFieldSource::Find(const Json& doc, std::string_view path) {

@@ -1,5 +1,7 @@
 #include "broker/plugin/payload_fields.h"
 
+#include <google/protobuf/descriptor.pb.h>
+
 #include <optional>
 #include <string>
 
@@ -13,6 +15,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::FromText;
+using testing::ToText;
 using testing::OrderRegistry;
 
 // Short forms for expected values.
@@ -191,12 +194,53 @@ TEST(ProtoFieldSourceTest, RepeatedAndMapFieldsAreMissing) {
   EXPECT_THAT(src.Get("attrs.k"), Is(kMissing));
 }
 
-TEST(ParseProtoPayloadTest, RefusesBadWireFormat) {
-  auto order = testing::NewMessage("shop.Order");
-  EXPECT_TRUE(ParseProtoPayload("", order.get()).ok());
-  absl::Status s = ParseProtoPayload("\xff\xff\xff", order.get());
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), HasSubstr("not a valid shop.Order"));
+TEST(ProtoPayloadParserTest, ParsesAndReusesItsMessage) {
+  auto prototype = OrderRegistry().Prototype("shop.Order");
+  ASSERT_TRUE(prototype.ok());
+  ProtoPayloadParser parser(**prototype);
+  auto first = parser.Parse(testing::Encode("shop.Order", "id: 'a' paid: true"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(ToText(**first), R"(id: "a" paid: true)");
+  // Nothing of the previous payload remains.
+  auto second = parser.Parse(testing::Encode("shop.Order", "amount: 2"));
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(ToText(**second), "amount: 2");
+  auto empty = parser.Parse("");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(ToText(**empty), "");
+}
+
+TEST(ProtoPayloadParserTest, RefusesBadWireFormatAndUtf8) {
+  auto prototype = OrderRegistry().Prototype("shop.Order");
+  ASSERT_TRUE(prototype.ok());
+  ProtoPayloadParser parser(**prototype);
+  auto bad = parser.Parse("\xff\xff\xff");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("not a valid shop.Order"));
+  // id (field 1, a proto3 string) holding a byte that is not UTF-8.
+  auto not_utf8 = parser.Parse(std::string("\x0a\x01\xff", 3));
+  EXPECT_EQ(not_utf8.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ProtoPayloadParserTest, ChecksProto2RequiredFields) {
+  google::protobuf::FileDescriptorProto file;
+  file.set_name("req.proto");
+  file.set_syntax("proto2");
+  google::protobuf::DescriptorProto* m = file.add_message_type();
+  m->set_name("Req");
+  google::protobuf::FieldDescriptorProto* f = m->add_field();
+  f->set_name("x");
+  f->set_number(1);
+  f->set_label(google::protobuf::FieldDescriptorProto::LABEL_REQUIRED);
+  f->set_type(google::protobuf::FieldDescriptorProto::TYPE_INT32);
+  google::protobuf::FileDescriptorSet set;
+  *set.add_file() = file;
+  auto registry =
+      DescriptorRegistry::FromSets({set.SerializeAsString()}, {"req.pb"});
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  ProtoPayloadParser parser(**(*registry)->Prototype("Req"));
+  EXPECT_FALSE(parser.Parse("").ok());
+  EXPECT_TRUE(parser.Parse("\x08\x01").ok());
 }
 
 TEST(ResolveProtoPathTest, ResolvesThroughSingularMessages) {

@@ -42,25 +42,22 @@ class ProtoPayloadFilter : public Filter {
   ProtoPayloadFilter(Expression expr, ProtoType type)
       : expr_(std::move(expr)),
         type_(std::move(type)),
-        scratch_(type_.prototype->New()) {}
+        parser_(*type_.prototype) {}
 
   absl::StatusOr<Verdict> Apply(const Message& message,
                                 const CallContext& context) override {
-    if (absl::Status s = ParseProtoPayload(message.payload(), scratch_.get());
-        ABSL_PREDICT_FALSE(!s.ok())) {
-      return s;
-    }
-    return expr_.Evaluate(ProtoFieldSource(*scratch_))
+    absl::StatusOr<google::protobuf::Message*> parsed =
+        parser_.Parse(message.payload());
+    if (ABSL_PREDICT_FALSE(!parsed.ok())) return parsed.status();
+    return expr_.Evaluate(ProtoFieldSource(**parsed))
                ? Verdict::Keep()
                : Verdict::Drop(kPayloadFilterName);
   }
 
  private:
   const Expression expr_;
-  const ProtoType type_;  // keeps the descriptors scratch_ uses alive
-  // Parsed into per message; ParseFromArray clears it first and keeps its
-  // allocations.
-  const std::unique_ptr<google::protobuf::Message> scratch_;
+  const ProtoType type_;  // keeps the descriptors parser_ uses alive
+  ProtoPayloadParser parser_;
 };
 
 // OK if `path` leads to a singular scalar field of `type`.

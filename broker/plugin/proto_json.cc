@@ -1,9 +1,15 @@
 // The "proto_to_json" and "json_to_proto" transforms (payload_plugins.h).
 //
-// Both use protobuf's own JSON mapping (google/protobuf/util/json_util.h) on a
-// DynamicMessage of the configured type, so what they write is what protoc's
-// generated code would read and write.
+// Both use protobuf's own JSON mapping (google/protobuf/util/json_util.h), so
+// what they write is what protoc's generated code reads and writes. They call
+// the transcoders under MessageToJsonString / JsonStringToMessage directly,
+// with a TypeResolver made once per plugin: those two wrappers build a new
+// resolver for every call when the type is not compiled in (several times the
+// cost of the conversion itself; see payload_bench).
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/type_resolver.h>
+#include <google/protobuf/util/type_resolver_util.h>
 
 #include <memory>
 #include <string>
@@ -27,27 +33,58 @@ constexpr std::string_view kAlwaysPrintPrimitiveFieldsKey =
     "always_print_primitive_fields";
 constexpr std::string_view kEnumsAsIntsKey = "enums_as_ints";
 constexpr std::string_view kIgnoreUnknownFieldsKey = "ignore_unknown_fields";
+constexpr char kTypeUrlPrefix[] = "type.googleapis.com";
 
 std::string StatusText(const pbutil::Status& s) {
   return std::string(s.message().data(), s.message().size());
 }
 
+// What both directions need to transcode one message type.
+class Transcoder {
+ public:
+  explicit Transcoder(ProtoType type)
+      : type_(std::move(type)),
+        resolver_(pbutil::NewTypeResolverForDescriptorPool(
+            kTypeUrlPrefix, &type_.registry->pool())),
+        type_url_(absl::StrCat(kTypeUrlPrefix, "/",
+                               type_.descriptor->full_name())) {}
+
+  const ProtoType& type() const { return type_; }
+  pbutil::TypeResolver* resolver() const { return resolver_.get(); }
+  const std::string& type_url() const { return type_url_; }
+
+ private:
+  const ProtoType type_;  // keeps the pool the resolver reads alive
+  const std::unique_ptr<pbutil::TypeResolver> resolver_;
+  const std::string type_url_;
+};
+
 class ProtoToJson : public Transform {
  public:
   ProtoToJson(ProtoType type, pbutil::JsonPrintOptions options)
-      : type_(std::move(type)),
+      : transcoder_(std::move(type)),
         options_(options),
-        scratch_(type_.prototype->New()) {}
+        parser_(*transcoder_.type().prototype) {}
 
   absl::Status Apply(Message message, const CallContext& context,
                      std::vector<Message>* out) override {
-    if (absl::Status s = ParseProtoPayload(message.payload(), scratch_.get());
-        ABSL_PREDICT_FALSE(!s.ok())) {
-      return s;
+    // The transcoder below is lenient: it takes truncated or garbled wire
+    // data and writes strings that are not UTF-8 as "". Parse first, so a
+    // bad payload is an error rather than a wrong JSON document.
+    const std::string_view payload = message.payload();
+    if (absl::StatusOr<google::protobuf::Message*> parsed =
+            parser_.Parse(payload);
+        ABSL_PREDICT_FALSE(!parsed.ok())) {
+      return parsed.status();
     }
     std::string json;
+    google::protobuf::io::ArrayInputStream in(payload.data(),
+                                              static_cast<int>(payload.size()));
+    google::protobuf::io::StringOutputStream json_out(&json);
     if (pbutil::Status s =
-            pbutil::MessageToJsonString(*scratch_, &json, options_);
+            pbutil::BinaryToJsonStream(transcoder_.resolver(),
+                                       transcoder_.type_url(), &in, &json_out,
+                                       options_);
         ABSL_PREDICT_FALSE(!s.ok())) {
       return absl::InvalidArgumentError(
           absl::StrCat("payload cannot be written as JSON: ", StatusText(s)));
@@ -59,35 +96,28 @@ class ProtoToJson : public Transform {
   }
 
  private:
-  const ProtoType type_;  // keeps the descriptors scratch_ uses alive
+  const Transcoder transcoder_;
   const pbutil::JsonPrintOptions options_;
-  const std::unique_ptr<google::protobuf::Message> scratch_;
+  ProtoPayloadParser parser_;
 };
 
 class JsonToProto : public Transform {
  public:
   JsonToProto(ProtoType type, pbutil::JsonParseOptions options)
-      : type_(std::move(type)),
-        options_(options),
-        scratch_(type_.prototype->New()) {}
+      : transcoder_(std::move(type)), options_(options) {}
 
   absl::Status Apply(Message message, const CallContext& context,
                      std::vector<Message>* out) override {
     const std::string_view payload = message.payload();
-    if (pbutil::Status s = pbutil::JsonStringToMessage(
-            google::protobuf::StringPiece(payload.data(), payload.size()),
-            scratch_.get(), options_);
-        ABSL_PREDICT_FALSE(!s.ok())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("payload is not valid JSON for ",
-                       type_.descriptor->full_name(), ": ", StatusText(s)));
-    }
     std::string binary;
-    if (ABSL_PREDICT_FALSE(!scratch_->SerializeToString(&binary))) {
-      // Only a proto2 message missing required fields gets here.
+    if (pbutil::Status s = pbutil::JsonToBinaryString(
+            transcoder_.resolver(), transcoder_.type_url(),
+            google::protobuf::StringPiece(payload.data(), payload.size()),
+            &binary, options_);
+        ABSL_PREDICT_FALSE(!s.ok())) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "payload lacks required fields of ", type_.descriptor->full_name(),
-          ": ", scratch_->InitializationErrorString()));
+          "payload is not valid JSON for ",
+          transcoder_.type().descriptor->full_name(), ": ", StatusText(s)));
     }
     message.set_payload(std::move(binary));
     message.SetHeader(kContentType, "application/x-protobuf");
@@ -96,9 +126,8 @@ class JsonToProto : public Transform {
   }
 
  private:
-  const ProtoType type_;
+  const Transcoder transcoder_;
   const pbutil::JsonParseOptions options_;
-  const std::unique_ptr<google::protobuf::Message> scratch_;
 };
 
 class ProtoToJsonFactory : public TransformFactory {

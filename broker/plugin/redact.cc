@@ -98,28 +98,28 @@ class ProtoRedact : public Transform {
         paths_(std::move(paths)),
         mode_(mode),
         mask_(std::move(mask)),
-        scratch_(type_.prototype->New()) {}
+        parser_(*type_.prototype) {}
 
   absl::Status Apply(Message message, const CallContext& context,
                      std::vector<Message>* out) override {
-    if (absl::Status s = ParseProtoPayload(message.payload(), scratch_.get());
-        ABSL_PREDICT_FALSE(!s.ok())) {
-      return s;
-    }
-    for (const auto& path : paths_) Redact(path);
+    absl::StatusOr<google::protobuf::Message*> parsed =
+        parser_.Parse(message.payload());
+    if (ABSL_PREDICT_FALSE(!parsed.ok())) return parsed.status();
+    google::protobuf::Message* m = *parsed;
+    for (const auto& path : paths_) Redact(m, path);
     // A field of the wrong wire type, or one the descriptor does not know,
     // is kept as an unknown field and would be written back unredacted.
-    scratch_->DiscardUnknownFields();
+    m->DiscardUnknownFields();
     std::string binary;
-    scratch_->SerializeToString(&binary);
+    m->SerializePartialToString(&binary);
     message.set_payload(std::move(binary));
     out->push_back(std::move(message));
     return absl::OkStatus();
   }
 
  private:
-  void Redact(const std::vector<const FieldDescriptor*>& path) {
-    google::protobuf::Message* m = scratch_.get();
+  void Redact(google::protobuf::Message* m,
+              const std::vector<const FieldDescriptor*>& path) const {
     for (size_t i = 0; i + 1 < path.size(); ++i) {
       // Do not create a message to redact nothing in it.
       if (!m->GetReflection()->HasField(*m, path[i])) return;
@@ -174,7 +174,7 @@ class ProtoRedact : public Transform {
   const std::vector<std::vector<const FieldDescriptor*>> paths_;
   const Mode mode_;
   const std::string mask_;
-  const std::unique_ptr<google::protobuf::Message> scratch_;
+  ProtoPayloadParser parser_;
 };
 
 class RedactFactory : public TransformFactory {

@@ -23,9 +23,8 @@ using google::protobuf::FileDescriptorSet;
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) {
-    return absl::NotFoundError(absl::StrCat("descriptor set ", path,
-                                            ": cannot open: ",
-                                            std::strerror(errno)));
+    return absl::NotFoundError(absl::StrCat(
+        "descriptor set ", path, ": cannot open: ", std::strerror(errno)));
   }
   std::string out;
   char buf[64 * 1024];
@@ -67,16 +66,15 @@ class PoolBuilder {
   absl::Status Add(const std::string& set_bytes, const std::string& set_name) {
     FileDescriptorSet set;
     if (!set.ParseFromString(set_bytes)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("descriptor set ", set_name,
-                       ": not a serialized FileDescriptorSet"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "descriptor set ", set_name, ": not a serialized FileDescriptorSet"));
     }
     // Any short text parses as a set of unknown fields; a real one (from
     // protoc --descriptor_set_out) always holds at least one file.
     if (set.file_size() == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "descriptor set ", set_name,
-          ": holds no files (not a FileDescriptorSet?)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("descriptor set ", set_name,
+                       ": holds no files (not a FileDescriptorSet?)"));
     }
     for (FileDescriptorProto& file : *set.mutable_file()) {
       auto it = files_.find(file.name());
@@ -128,10 +126,9 @@ class PoolBuilder {
     visiting_.erase(name);
     FirstError errors;
     if (pool_->BuildFileCollectingErrors(entry.proto, &errors) == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("descriptor set ", entry.set, ": file ", name, ": ",
-                       errors.error().empty() ? "refused by protobuf"
-                                              : errors.error()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "descriptor set ", entry.set, ": file ", name, ": ",
+          errors.error().empty() ? "refused by protobuf" : errors.error()));
     }
     return absl::OkStatus();
   }
@@ -180,8 +177,8 @@ absl::StatusOr<const google::protobuf::Descriptor*> DescriptorRegistry::Find(
   const google::protobuf::Descriptor* d =
       pool_.FindMessageTypeByName(std::string(full_name));
   if (d == nullptr) {
-    return absl::NotFoundError(absl::StrCat(
-        "message type \"", AV(full_name), "\" is not in the descriptor set"));
+    return absl::NotFoundError(absl::StrCat("message type \"", AV(full_name),
+                                            "\" is not in the descriptor set"));
   }
   return d;
 }

@@ -12,14 +12,14 @@
 #ifndef SIFT_BROKER_PLUGIN_DESCRIPTOR_REGISTRY_H_
 #define SIFT_BROKER_PLUGIN_DESCRIPTOR_REGISTRY_H_
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/dynamic_message.h>
+#include <google/protobuf/message.h>
+
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <google/protobuf/descriptor.h>
-#include <google/protobuf/dynamic_message.h>
-#include <google/protobuf/message.h>
 
 #include "absl/status/statusor.h"
 

@@ -69,8 +69,9 @@ void RunTransform(benchmark::State& state,
   std::vector<Message> out;
   for (auto _ : state) {
     out.clear();
-    absl::Status s = (*transform)->Apply(
-        Message("orders.new", "", {}, payload), context, &out);
+    absl::Status s =
+        (*transform)
+            ->Apply(Message("orders.new", "", {}, payload), context, &out);
     benchmark::DoNotOptimize(s);
   }
   if (out.size() != 1) state.SkipWithError("transform emitted no message");
@@ -79,15 +80,13 @@ void RunTransform(benchmark::State& state,
 }
 
 void BM_PayloadFilterJson(benchmark::State& state) {
-  RunFilter(state,
-            PluginConfig({{"format", "json"}, {"expr", kExpr}}),
+  RunFilter(state, PluginConfig({{"format", "json"}, {"expr", kExpr}}),
             kOrderJson);
 }
 BENCHMARK(BM_PayloadFilterJson);
 
 void BM_PayloadFilterProtobuf(benchmark::State& state) {
-  RunFilter(state,
-            ProtoConfig({{"format", "protobuf"}, {"expr", kProtoExpr}}),
+  RunFilter(state, ProtoConfig({{"format", "protobuf"}, {"expr", kProtoExpr}}),
             testing::Encode("shop.Order", kOrderText));
 }
 BENCHMARK(BM_PayloadFilterProtobuf);

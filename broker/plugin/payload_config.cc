@@ -20,8 +20,8 @@ std::string Setting(std::string_view key) {
 absl::StatusOr<PayloadFormat> GetFormat(const PluginConfig& config) {
   const std::string* format = config.Find(kFormatKey);
   if (format == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "missing ", Setting(kFormatKey), " (json or protobuf)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("missing ", Setting(kFormatKey), " (json or protobuf)"));
   }
   if (*format == "json") return PayloadFormat::kJson;
   if (*format == "protobuf") return PayloadFormat::kProtobuf;
@@ -54,8 +54,8 @@ absl::StatusOr<ProtoType> LoadProtoType(const PluginConfig& config) {
   const std::string* type = config.Find(kTypeKey);
   if (type == nullptr || type->empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(type == nullptr ? "missing " : "empty ",
-                     Setting(kTypeKey), " (a message's full name)"));
+        absl::StrCat(type == nullptr ? "missing " : "empty ", Setting(kTypeKey),
+                     " (a message's full name)"));
   }
   absl::StatusOr<std::vector<std::string>> paths =
       SplitList(kDescriptorSetKey, *sets);
@@ -63,8 +63,8 @@ absl::StatusOr<ProtoType> LoadProtoType(const PluginConfig& config) {
   absl::StatusOr<std::unique_ptr<DescriptorRegistry>> loaded =
       DescriptorRegistry::Load(*paths);
   if (!loaded.ok()) {
-    const std::string message = absl::StrCat(
-        Setting(kDescriptorSetKey), ": ", loaded.status().message());
+    const std::string message = absl::StrCat(Setting(kDescriptorSetKey), ": ",
+                                             loaded.status().message());
     // A file that cannot be read is missing from the host, not a mistake in
     // the setting's value.
     if (absl::IsNotFound(loaded.status())) {
@@ -89,8 +89,8 @@ absl::StatusOr<ProtoType> LoadProtoType(const PluginConfig& config) {
 absl::Status CheckNoProtoSettings(const PluginConfig& config) {
   for (std::string_view key : {kTypeKey, kDescriptorSetKey}) {
     if (config.Find(key) != nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          Setting(key), " is only for format protobuf"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(Setting(key), " is only for format protobuf"));
     }
   }
   return absl::OkStatus();

@@ -84,9 +84,9 @@ bool HasRequiredFields(const Descriptor* type) {
 }
 
 absl::Status NotAProtoMessage(const Message& m) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "payload is not a valid ", m.GetDescriptor()->full_name(),
-      " protobuf message"));
+  return absl::InvalidArgumentError(absl::StrCat("payload is not a valid ",
+                                                 m.GetDescriptor()->full_name(),
+                                                 " protobuf message"));
 }
 
 }  // namespace
@@ -99,9 +99,8 @@ absl::Status ParseJsonPayload(std::string_view payload, Json* doc) {
   Json::parser_callback_t limit_depth = [&too_deep](int depth,
                                                     Json::parse_event_t event,
                                                     Json&) {
-    if (depth >= kMaxJsonDepth &&
-        (event == Json::parse_event_t::object_start ||
-         event == Json::parse_event_t::array_start)) {
+    if (depth >= kMaxJsonDepth && (event == Json::parse_event_t::object_start ||
+                                   event == Json::parse_event_t::array_start)) {
       too_deep = true;
       return false;
     }
@@ -110,17 +109,16 @@ absl::Status ParseJsonPayload(std::string_view payload, Json* doc) {
   *doc = Json::parse(payload.begin(), payload.end(), limit_depth,
                      /*allow_exceptions=*/false);
   if (too_deep) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "payload is not valid JSON: nests deeper than ", kMaxJsonDepth,
-        " levels"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("payload is not valid JSON: nests deeper than ",
+                     kMaxJsonDepth, " levels"));
   }
   if (doc->is_discarded()) {
     ErrorRecorder recorder;
     Json::sax_parse(payload.begin(), payload.end(), &recorder);
-    return absl::InvalidArgumentError(
-        absl::StrCat("payload is not valid JSON: ",
-                     recorder.message().empty() ? "parse error"
-                                                : recorder.message()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "payload is not valid JSON: ",
+        recorder.message().empty() ? "parse error" : recorder.message()));
   }
   return absl::OkStatus();
 }
@@ -135,9 +133,9 @@ absl::StatusOr<Message*> ProtoPayloadParser::Parse(std::string_view payload) {
     return NotAProtoMessage(*m);
   }
   const int size = static_cast<int>(payload.size());
-  const bool ok = check_required_ ? m->ParseFromArray(payload.data(), size)
-                                  : m->ParsePartialFromArray(payload.data(),
-                                                             size);
+  const bool ok = check_required_
+                      ? m->ParseFromArray(payload.data(), size)
+                      : m->ParsePartialFromArray(payload.data(), size);
   if (ABSL_PREDICT_FALSE(!ok)) return NotAProtoMessage(*m);
   return m;
 }

@@ -10,7 +10,8 @@
 // What a path yields (nullopt means "no such field": every comparison with it
 // is false, as for an absent header):
 //  - JSON: numbers -> Number (64-bit integers beyond 2^53 lose precision),
-//    strings -> String, true/false -> Bool; null, arrays and objects -> nullopt.
+//    strings -> String, true/false -> Bool; null, arrays and objects ->
+//    nullopt.
 //  - protobuf: every numeric scalar (int32/64, uint32/64, sint, fixed, float,
 //    double) -> Number (64-bit beyond 2^53 lose precision), string and bytes
 //    -> String (bytes as they are), bool -> Bool, enum -> String of the value's

@@ -13,10 +13,10 @@
 namespace sift::plugin {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::FromText;
-using testing::ToText;
+using ::testing::HasSubstr;
 using testing::OrderRegistry;
+using testing::ToText;
 
 // Short forms for expected values.
 std::optional<FieldValue> Num(double d) { return FieldValue::Number(d); }
@@ -64,8 +64,8 @@ TEST(JsonFieldSourceTest, ReadsScalarsByType) {
 }
 
 TEST(JsonFieldSourceTest, WalksNestedObjects) {
-  const Json doc = ParseOrDie(
-      R"({"customer":{"tier":"gold","address":{"city":"Oslo"}}})");
+  const Json doc =
+      ParseOrDie(R"({"customer":{"tier":"gold","address":{"city":"Oslo"}}})");
   JsonFieldSource src(doc);
   EXPECT_THAT(src.Get("customer.tier"), Is(Str("gold")));
   EXPECT_THAT(src.Get("customer.address.city"), Is(Str("Oslo")));
@@ -94,9 +94,8 @@ TEST(JsonFieldSourceTest, NonObjectDocumentHasNoFields) {
 }
 
 TEST(ParseJsonPayloadTest, InvalidJsonSaysWhy) {
-  for (std::string_view bad :
-       {"", "{", "{\"a\":}", "{\"a\":1} trailing", "nul", "\"\xff\"",
-        "{'a':1}"}) {
+  for (std::string_view bad : {"", "{", "{\"a\":}", "{\"a\":1} trailing", "nul",
+                               "\"\xff\"", "{'a':1}"}) {
     Json doc;
     absl::Status s = ParseJsonPayload(bad, &doc);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
@@ -149,8 +148,8 @@ TEST(ProtoFieldSourceTest, WalksNestedMessagesAndNamesEnums) {
 
 TEST(ProtoFieldSourceTest, EnumValueWithoutANameIsItsNumber) {
   auto order = FromText("shop.Order", "");
-  const auto* customer_field = order->GetDescriptor()->FindFieldByName(
-      "customer");
+  const auto* customer_field =
+      order->GetDescriptor()->FindFieldByName("customer");
   google::protobuf::Message* customer =
       order->GetReflection()->MutableMessage(order.get(), customer_field);
   customer->GetReflection()->SetEnumValue(
@@ -175,8 +174,8 @@ TEST(ProtoFieldSourceTest, UnsetFieldsWithPresenceAreMissing) {
   EXPECT_THAT(src.Get("customer.name"), Is(kMissing));  // through unset
   EXPECT_THAT(src.Get("customer.age"), Is(kMissing));
 
-  auto set = FromText("shop.Order",
-                      R"(note: "" iban: "DE00" customer { age: 0 })");
+  auto set =
+      FromText("shop.Order", R"(note: "" iban: "DE00" customer { age: 0 })");
   ProtoFieldSource set_src(*set);
   EXPECT_THAT(set_src.Get("note"), Is(Str("")));
   EXPECT_THAT(set_src.Get("iban"), Is(Str("DE00")));
@@ -186,8 +185,8 @@ TEST(ProtoFieldSourceTest, UnsetFieldsWithPresenceAreMissing) {
 }
 
 TEST(ProtoFieldSourceTest, RepeatedAndMapFieldsAreMissing) {
-  auto order = FromText("shop.Order",
-                        R"(tags: "a" attrs { key: "k" value: "v" })");
+  auto order =
+      FromText("shop.Order", R"(tags: "a" attrs { key: "k" value: "v" })");
   ProtoFieldSource src(*order);
   EXPECT_THAT(src.Get("tags"), Is(kMissing));
   EXPECT_THAT(src.Get("attrs"), Is(kMissing));
@@ -198,7 +197,8 @@ TEST(ProtoPayloadParserTest, ParsesAndReusesItsMessage) {
   auto prototype = OrderRegistry().Prototype("shop.Order");
   ASSERT_TRUE(prototype.ok());
   ProtoPayloadParser parser(**prototype);
-  auto first = parser.Parse(testing::Encode("shop.Order", "id: 'a' paid: true"));
+  auto first =
+      parser.Parse(testing::Encode("shop.Order", "id: 'a' paid: true"));
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(ToText(**first), R"(id: "a" paid: true)");
   // Nothing of the previous payload remains.

@@ -34,7 +34,7 @@ class JsonPayloadFilter : public Filter {
 
  private:
   const Expression expr_;
-  Json doc_;  // the last payload; kept to reuse its top-level storage
+  Json doc_;  // the current payload
 };
 
 class ProtoPayloadFilter : public Filter {
@@ -70,8 +70,8 @@ absl::Status CheckValuePath(const google::protobuf::Descriptor* type,
   if (last->is_repeated() ||
       last->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "path \"", path, "\": ", last->full_name(),
-        " is a ", last->is_repeated() ? "repeated" : "message",
+        "path \"", path, "\": ", last->full_name(), " is a ",
+        last->is_repeated() ? "repeated" : "message",
         " field, which has no value to compare (name a field inside it)"));
   }
   return absl::OkStatus();
@@ -108,8 +108,8 @@ class PayloadFilterFactory : public FilterFactory {
     // refuse it now.
     for (const std::string& path : expr->fields()) {
       if (absl::Status s = CheckValuePath(type->descriptor, path); !s.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "setting \"", AV(kExprKey), "\": ", s.message()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("setting \"", AV(kExprKey), "\": ", s.message()));
       }
     }
     return std::make_unique<ProtoPayloadFilter>(*std::move(expr),

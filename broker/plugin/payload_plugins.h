@@ -34,8 +34,9 @@
 //   without presence at their default (unset on the wire: masking "" would
 //   invent a value). With protobuf, paths are checked against `type`
 //   at Create, and unknown fields are removed from the output (they cannot be
-//   told apart from what should be redacted). JSON output is compact, keys in
-//   their original order.
+//   told apart from what should be redacted); dropping a proto2 required
+//   field leaves a message strict parsers refuse (use mask). JSON output is
+//   compact, keys in their original order.
 //
 // Every plugin refuses unknown settings and bad values with InvalidArgument
 // naming the setting; an unreadable descriptor set is FailedPrecondition.

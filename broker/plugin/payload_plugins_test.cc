@@ -13,12 +13,12 @@
 namespace sift::plugin {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::Optional;
 using testing::Encode;
 using testing::FromText;
+using ::testing::HasSubstr;
 using testing::kOrderSet;
 using testing::NewMessage;
+using ::testing::Optional;
 using testing::ToText;
 
 using KV = std::vector<std::pair<std::string, std::string>>;
@@ -82,15 +82,14 @@ TEST(PayloadFilterTest, FactoryName) {
 
 TEST(PayloadFilterTest, JsonKeepsAndDrops) {
   auto filter = MakeFilter(Config({{"format", "json"},
-                                   {"expr", "customer.tier == 'gold' && "
-                                            "amount >= 100"}}));
+                                   {"expr",
+                                    "customer.tier == 'gold' && "
+                                    "amount >= 100"}}));
   ASSERT_NE(filter, nullptr);
-  auto keep = Filter1(*filter,
-                      R"({"amount":150,"customer":{"tier":"gold"}})");
+  auto keep = Filter1(*filter, R"({"amount":150,"customer":{"tier":"gold"}})");
   ASSERT_TRUE(keep.ok()) << keep.status();
   EXPECT_TRUE(keep->keep);
-  auto drop = Filter1(*filter,
-                      R"({"amount":50,"customer":{"tier":"gold"}})");
+  auto drop = Filter1(*filter, R"({"amount":50,"customer":{"tier":"gold"}})");
   ASSERT_TRUE(drop.ok());
   EXPECT_FALSE(drop->keep);
   EXPECT_EQ(drop->reason, "payload_filter");
@@ -99,15 +98,14 @@ TEST(PayloadFilterTest, JsonKeepsAndDrops) {
   ASSERT_TRUE(missing.ok());
   EXPECT_FALSE(missing->keep);
   // Types compare strictly: the string "150" is not the number 150.
-  auto typed = Filter1(*filter,
-                       R"({"amount":"150","customer":{"tier":"gold"}})");
+  auto typed =
+      Filter1(*filter, R"({"amount":"150","customer":{"tier":"gold"}})");
   ASSERT_TRUE(typed.ok());
   EXPECT_FALSE(typed->keep);
 }
 
 TEST(PayloadFilterTest, JsonInvalidPayloadIsAnError) {
-  auto filter =
-      MakeFilter(Config({{"format", "json"}, {"expr", "exists(a)"}}));
+  auto filter = MakeFilter(Config({{"format", "json"}, {"expr", "exists(a)"}}));
   ASSERT_NE(filter, nullptr);
   auto bad = Filter1(*filter, "{\"a\":");
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
@@ -121,10 +119,11 @@ TEST(PayloadFilterTest, JsonInvalidPayloadIsAnError) {
 TEST(PayloadFilterTest, ProtobufKeepsAndDrops) {
   auto filter = MakeFilter(ProtoConfig(
       {{"format", "protobuf"},
-       {"expr", "customer.tier == 'TIER_GOLD' && amount > 10 && paid == false"}}));
+       {"expr",
+        "customer.tier == 'TIER_GOLD' && amount > 10 && paid == false"}}));
   ASSERT_NE(filter, nullptr);
-  auto keep = Filter1(*filter, Encode("shop.Order",
-                                      "amount: 11 customer { tier: TIER_GOLD }"));
+  auto keep = Filter1(
+      *filter, Encode("shop.Order", "amount: 11 customer { tier: TIER_GOLD }"));
   ASSERT_TRUE(keep.ok()) << keep.status();
   EXPECT_TRUE(keep->keep);
   auto drop = Filter1(*filter, Encode("shop.Order",
@@ -157,9 +156,10 @@ TEST(PayloadFilterTest, ProtobufDefaultsAndOptionals) {
 }
 
 TEST(PayloadFilterTest, ProtobufInvalidPayloadIsAnError) {
-  auto filter =
-      MakeFilter(ProtoConfig({{"format", "protobuf"}, {"expr", "paid"
-                                                               " == true"}}));
+  auto filter = MakeFilter(ProtoConfig({{"format", "protobuf"},
+                                        {"expr",
+                                         "paid"
+                                         " == true"}}));
   ASSERT_NE(filter, nullptr);
   auto bad = Filter1(*filter, "\xff\xff\xff\xff");
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
@@ -223,17 +223,17 @@ TEST(PayloadFilterTest, ConfigErrors) {
 }
 
 TEST(PayloadFilterTest, SeveralDescriptorSets) {
-  auto filter = MakeFilter(Config(
-      {{"format", "protobuf"},
-       {"expr", "order.customer.tier == 'TIER_GOLD'"},
-       {"type", "shop.Envelope"},
-       {"descriptor_set", std::string(testing::kEnvelopeOnlySet) + ", " +
-                              kOrderSet}}));
+  auto filter = MakeFilter(
+      Config({{"format", "protobuf"},
+              {"expr", "order.customer.tier == 'TIER_GOLD'"},
+              {"type", "shop.Envelope"},
+              {"descriptor_set",
+               std::string(testing::kEnvelopeOnlySet) + ", " + kOrderSet}}));
   ASSERT_NE(filter, nullptr);
   // Envelope{order=2: Order{customer=6: Customer{tier=2: GOLD}}}.
   const std::string customer = "\x10\x01";
-  const std::string order = "\x32" + std::string(1, char(customer.size())) +
-                            customer;
+  const std::string order =
+      "\x32" + std::string(1, char(customer.size())) + customer;
   const std::string envelope =
       "\x12" + std::string(1, char(order.size())) + order;
   auto v = Filter1(*filter, envelope);
@@ -259,21 +259,22 @@ TEST(ProtoJsonTest, ProtoToJsonWritesProtoNamesAndSetsContentType) {
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->payload(),
             R"({"id":"o1","quantity":"2","customer":{"tier":"TIER_GOLD"}})");
-  EXPECT_THAT(out->header("content-type"), Optional(std::string_view(
-                                               "application/json")));
+  EXPECT_THAT(out->header("content-type"),
+              Optional(std::string_view("application/json")));
   EXPECT_THAT(out->header("x-keep"), Optional(std::string_view("1")));
   EXPECT_EQ(out->topic(), "orders.new");
 }
 
 TEST(ProtoJsonTest, ProtoToJsonOptions) {
-  auto to_json = MakeTransform(
-      MakeProtoToJsonFactory(),
-      ProtoConfig({{"preserve_field_names", "false"},
-                   {"always_print_primitive_fields", "true"},
-                   {"enums_as_ints", "true"}}));
+  auto to_json =
+      MakeTransform(MakeProtoToJsonFactory(),
+                    ProtoConfig({{"preserve_field_names", "false"},
+                                 {"always_print_primitive_fields", "true"},
+                                 {"enums_as_ints", "true"}}));
   ASSERT_NE(to_json, nullptr);
-  auto out = RunOne(*to_json, Encode("shop.Order", "big: 5 customer { "
-                                                   "tier: TIER_SILVER }"));
+  auto out = RunOne(*to_json, Encode("shop.Order",
+                                     "big: 5 customer { "
+                                     "tier: TIER_SILVER }"));
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_THAT(std::string(out->payload()), HasSubstr(R"("customer":{)"));
   EXPECT_THAT(std::string(out->payload()), HasSubstr(R"("tier":2)"));
@@ -328,8 +329,9 @@ TEST(ProtoJsonTest, BadPayloadsAreErrors) {
 }
 
 TEST(ProtoJsonTest, JsonToProtoCanIgnoreUnknownFields) {
-  auto to_proto = MakeTransform(MakeJsonToProtoFactory(),
-                                ProtoConfig({{"ignore_unknown_fields", "true"}}));
+  auto to_proto =
+      MakeTransform(MakeJsonToProtoFactory(),
+                    ProtoConfig({{"ignore_unknown_fields", "true"}}));
   ASSERT_NE(to_proto, nullptr);
   auto out = RunOne(*to_proto, R"({"id":"x","nope":1})");
   ASSERT_TRUE(out.ok()) << out.status();
@@ -353,8 +355,7 @@ TEST(ProtoJsonTest, ConfigErrors) {
        absl::StatusCode::kInvalidArgument, "\"descriptor_set\""},
       {MakeProtoToJsonFactory(), ProtoConfig({{"format", "json"}}),
        absl::StatusCode::kInvalidArgument, "\"format\""},
-      {MakeJsonToProtoFactory(),
-       ProtoConfig({{"ignore_unknown_fields", "2"}}),
+      {MakeJsonToProtoFactory(), ProtoConfig({{"ignore_unknown_fields", "2"}}),
        absl::StatusCode::kInvalidArgument, "\"ignore_unknown_fields\""},
       {MakeJsonToProtoFactory(),
        Config({{"type", "shop.Order"}, {"descriptor_set", "/nonexistent"}}),
@@ -376,27 +377,27 @@ constexpr char kJsonOrder[] =
 
 TEST(RedactTest, JsonDrop) {
   auto redact = MakeTransform(
-      MakeRedactFactory(),
-      Config({{"format", "json"},
-              {"fields", "customer.email, customer.age,amount,items,"
-                         "absent,customer.name.x,id.x"}}));
+      MakeRedactFactory(), Config({{"format", "json"},
+                                   {"fields",
+                                    "customer.email, customer.age,amount,items,"
+                                    "absent,customer.name.x,id.x"}}));
   ASSERT_NE(redact, nullptr);
   auto out = RunOne(*redact, kJsonOrder);
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(out->payload(),
-            R"({"id":"o1","paid":true,"note":null,)"
-            R"("customer":{"name":"Ann","tags":["x"]}})");
+  EXPECT_EQ(out->payload(), R"({"id":"o1","paid":true,"note":null,)"
+                            R"("customer":{"name":"Ann","tags":["x"]}})");
   EXPECT_THAT(out->header("x-keep"), Optional(std::string_view("1")));
 }
 
 TEST(RedactTest, JsonMask) {
-  auto redact = MakeTransform(
-      MakeRedactFactory(),
-      Config({{"format", "json"},
-              {"mode", "mask"},
-              {"mask", "[hidden]"},
-              {"fields", "customer.email,customer.age,amount,paid,note,"
-                         "customer.tags,absent"}}));
+  auto redact =
+      MakeTransform(MakeRedactFactory(),
+                    Config({{"format", "json"},
+                            {"mode", "mask"},
+                            {"mask", "[hidden]"},
+                            {"fields",
+                             "customer.email,customer.age,amount,paid,note,"
+                             "customer.tags,absent"}}));
   ASSERT_NE(redact, nullptr);
   auto out = RunOne(*redact, kJsonOrder);
   ASSERT_TRUE(out.ok()) << out.status();
@@ -420,52 +421,51 @@ TEST(RedactTest, JsonDefaultMaskAndBadPayload) {
 }
 
 TEST(RedactTest, ProtobufDrop) {
-  auto redact = MakeTransform(
-      MakeRedactFactory(),
-      ProtoConfig({{"format", "protobuf"},
-                   {"fields", "customer.email,customer.age,token,tags,card,"
-                              "customer.address"}}));
+  auto redact =
+      MakeTransform(MakeRedactFactory(),
+                    ProtoConfig({{"format", "protobuf"},
+                                 {"fields",
+                                  "customer.email,customer.age,token,tags,card,"
+                                  "customer.address"}}));
   ASSERT_NE(redact, nullptr);
   auto out = RunOne(*redact, Encode("shop.Order", kOrderText));
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(ParseToText(std::string(out->payload())),
-            ToText(*FromText(
-                "shop.Order",
-                "id: \"o-17\" amount: 12.5 quantity: 3 paid: true "
-                "customer { name: \"Ann\" tier: TIER_GOLD } "
-                "note: \"\" big: 18446744073709551615 "
-                "attrs { key: \"k\" value: \"v\" } delta: -9")));
+            ToText(*FromText("shop.Order",
+                             "id: \"o-17\" amount: 12.5 quantity: 3 paid: true "
+                             "customer { name: \"Ann\" tier: TIER_GOLD } "
+                             "note: \"\" big: 18446744073709551615 "
+                             "attrs { key: \"k\" value: \"v\" } delta: -9")));
 }
 
 TEST(RedactTest, ProtobufMask) {
-  auto redact = MakeTransform(
-      MakeRedactFactory(),
-      ProtoConfig({{"format", "protobuf"},
-                   {"mode", "mask"},
-                   {"fields", "customer.email,customer.age,customer.tier,"
-                              "amount,paid,token,tags,card,iban,big,"
-                              "customer.address.street"}}));
+  auto redact =
+      MakeTransform(MakeRedactFactory(),
+                    ProtoConfig({{"format", "protobuf"},
+                                 {"mode", "mask"},
+                                 {"fields",
+                                  "customer.email,customer.age,customer.tier,"
+                                  "amount,paid,token,tags,card,iban,big,"
+                                  "customer.address.street"}}));
   ASSERT_NE(redact, nullptr);
   auto out = RunOne(*redact, Encode("shop.Order", kOrderText));
   ASSERT_TRUE(out.ok()) << out.status();
   // Unset fields stay unset (iban, street); masked proto3 scalars at their
   // default vanish from the encoding; optional age stays present as 0.
   EXPECT_EQ(ParseToText(std::string(out->payload())),
-            ToText(*FromText(
-                "shop.Order",
-                "id: \"o-17\" quantity: 3 token: \"***\" "
-                "customer { name: \"Ann\" email: \"***\" age: 0 "
-                "address { city: \"Oslo\" } } "
-                "note: \"\" card: \"***\" "
-                "attrs { key: \"k\" value: \"v\" } delta: -9")));
+            ToText(*FromText("shop.Order",
+                             "id: \"o-17\" quantity: 3 token: \"***\" "
+                             "customer { name: \"Ann\" email: \"***\" age: 0 "
+                             "address { city: \"Oslo\" } } "
+                             "note: \"\" card: \"***\" "
+                             "attrs { key: \"k\" value: \"v\" } delta: -9")));
 }
 
 TEST(RedactTest, ProtobufDoesNotCreateAbsentMessages) {
-  auto redact = MakeTransform(
-      MakeRedactFactory(),
-      ProtoConfig({{"format", "protobuf"},
-                   {"mode", "mask"},
-                   {"fields", "customer.email"}}));
+  auto redact = MakeTransform(MakeRedactFactory(),
+                              ProtoConfig({{"format", "protobuf"},
+                                           {"mode", "mask"},
+                                           {"fields", "customer.email"}}));
   ASSERT_NE(redact, nullptr);
   auto out = RunOne(*redact, Encode("shop.Order", "id: 'x'"));
   ASSERT_TRUE(out.ok()) << out.status();
@@ -473,23 +473,25 @@ TEST(RedactTest, ProtobufDoesNotCreateAbsentMessages) {
 }
 
 TEST(RedactTest, ProtobufRemovesUnknownFields) {
-  auto redact = MakeTransform(
-      MakeRedactFactory(),
-      ProtoConfig({{"format", "protobuf"}, {"fields", "id"}}));
+  auto redact =
+      MakeTransform(MakeRedactFactory(),
+                    ProtoConfig({{"format", "protobuf"}, {"fields", "id"}}));
   ASSERT_NE(redact, nullptr);
   // Field 3 (quantity, a varint) sent as a string: kept as an unknown field
   // by the parser, and must not be passed on.
-  const std::string payload = Encode("shop.Order", "amount: 1") +
-                              std::string("\x1a\x03" "abc", 5);
+  const std::string payload = Encode("shop.Order", "amount: 1") + std::string(
+                                                                      "\x1a\x03"
+                                                                      "abc",
+                                                                      5);
   auto out = RunOne(*redact, payload);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->payload(), Encode("shop.Order", "amount: 1"));
 }
 
 TEST(RedactTest, ProtobufBadPayload) {
-  auto redact = MakeTransform(
-      MakeRedactFactory(),
-      ProtoConfig({{"format", "protobuf"}, {"fields", "id"}}));
+  auto redact =
+      MakeTransform(MakeRedactFactory(),
+                    ProtoConfig({{"format", "protobuf"}, {"fields", "id"}}));
   ASSERT_NE(redact, nullptr);
   auto out = RunOne(*redact, "\xff\xff");
   EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
@@ -533,11 +535,11 @@ TEST(RedactTest, ConfigErrors) {
         << t.status();
     EXPECT_THAT(t.status().message(), HasSubstr(c.mentions));
   }
-  auto missing_set = factory->Create(
-      Config({{"format", "protobuf"},
-              {"fields", "id"},
-              {"type", "shop.Order"},
-              {"descriptor_set", "no/such.pb"}}));
+  auto missing_set =
+      factory->Create(Config({{"format", "protobuf"},
+                              {"fields", "id"},
+                              {"type", "shop.Order"},
+                              {"descriptor_set", "no/such.pb"}}));
   EXPECT_EQ(missing_set.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 

@@ -46,8 +46,8 @@ class Transcoder {
       : type_(std::move(type)),
         resolver_(pbutil::NewTypeResolverForDescriptorPool(
             kTypeUrlPrefix, &type_.registry->pool())),
-        type_url_(absl::StrCat(kTypeUrlPrefix, "/",
-                               type_.descriptor->full_name())) {}
+        type_url_(
+            absl::StrCat(kTypeUrlPrefix, "/", type_.descriptor->full_name())) {}
 
   const ProtoType& type() const { return type_; }
   pbutil::TypeResolver* resolver() const { return resolver_.get(); }
@@ -81,10 +81,9 @@ class ProtoToJson : public Transform {
     google::protobuf::io::ArrayInputStream in(payload.data(),
                                               static_cast<int>(payload.size()));
     google::protobuf::io::StringOutputStream json_out(&json);
-    if (pbutil::Status s =
-            pbutil::BinaryToJsonStream(transcoder_.resolver(),
-                                       transcoder_.type_url(), &in, &json_out,
-                                       options_);
+    if (pbutil::Status s = pbutil::BinaryToJsonStream(transcoder_.resolver(),
+                                                      transcoder_.type_url(),
+                                                      &in, &json_out, options_);
         ABSL_PREDICT_FALSE(!s.ok())) {
       return absl::InvalidArgumentError(
           absl::StrCat("payload cannot be written as JSON: ", StatusText(s)));
@@ -143,7 +142,8 @@ class ProtoToJsonFactory : public TransformFactory {
       return s;
     }
     pbutil::JsonPrintOptions options;
-    absl::StatusOr<bool> preserve = config.GetBool(kPreserveFieldNamesKey, true);
+    absl::StatusOr<bool> preserve =
+        config.GetBool(kPreserveFieldNamesKey, true);
     if (!preserve.ok()) return preserve.status();
     absl::StatusOr<bool> always =
         config.GetBool(kAlwaysPrintPrimitiveFieldsKey, false);
@@ -171,7 +171,8 @@ class JsonToProtoFactory : public TransformFactory {
       return s;
     }
     pbutil::JsonParseOptions options;
-    absl::StatusOr<bool> ignore = config.GetBool(kIgnoreUnknownFieldsKey, false);
+    absl::StatusOr<bool> ignore =
+        config.GetBool(kIgnoreUnknownFieldsKey, false);
     if (!ignore.ok()) return ignore.status();
     options.ignore_unknown_fields = *ignore;
     absl::StatusOr<ProtoType> type = LoadProtoType(config);

@@ -92,8 +92,8 @@ class ProtoRedact : public Transform {
  public:
   // `paths`: each from ResolveProtoPath on type.descriptor.
   ProtoRedact(ProtoType type,
-              std::vector<std::vector<const FieldDescriptor*>> paths,
-              Mode mode, std::string mask)
+              std::vector<std::vector<const FieldDescriptor*>> paths, Mode mode,
+              std::string mask)
       : type_(std::move(type)),
         paths_(std::move(paths)),
         mode_(mode),
@@ -183,9 +183,9 @@ class RedactFactory : public TransformFactory {
 
   absl::StatusOr<std::unique_ptr<Transform>> Create(
       const PluginConfig& config) const override {
-    if (absl::Status s = config.CheckOnly({kFormatKey, kTypeKey,
-                                           kDescriptorSetKey, kFieldsKey,
-                                           kModeKey, kMaskKey});
+    if (absl::Status s =
+            config.CheckOnly({kFormatKey, kTypeKey, kDescriptorSetKey,
+                              kFieldsKey, kModeKey, kMaskKey});
         !s.ok()) {
       return s;
     }
@@ -209,8 +209,8 @@ class RedactFactory : public TransformFactory {
         for (const std::string& key : keys) {
           if (key.empty()) {
             return absl::InvalidArgumentError(
-                absl::StrCat("setting \"", AV(kFieldsKey), "\": path \"",
-                             field, "\" has an empty name"));
+                absl::StrCat("setting \"", AV(kFieldsKey), "\": path \"", field,
+                             "\" has an empty name"));
           }
         }
         paths.push_back(std::move(keys));
@@ -240,9 +240,8 @@ class RedactFactory : public TransformFactory {
     const std::string mode = config.GetString(kModeKey, "drop");
     if (mode == "drop") return Mode::kDrop;
     if (mode == "mask") return Mode::kMask;
-    return absl::InvalidArgumentError(
-        absl::StrCat("setting \"", AV(kModeKey), "\": \"", mode,
-                     "\" is not drop or mask"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "setting \"", AV(kModeKey), "\": \"", mode, "\" is not drop or mask"));
   }
 
   static absl::StatusOr<std::string> GetMask(const PluginConfig& config,
@@ -250,14 +249,14 @@ class RedactFactory : public TransformFactory {
     const std::string* mask = config.Find(kMaskKey);
     if (mask == nullptr) return std::string(kDefaultMask);
     if (mode != Mode::kMask) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "setting \"", AV(kMaskKey), "\" is only for mode mask"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("setting \"", AV(kMaskKey), "\" is only for mode mask"));
     }
     // Masked strings go into JSON and proto3 string fields, which must be
     // UTF-8.
     if (!IsValidUtf8(*mask)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "setting \"", AV(kMaskKey), "\" is not valid UTF-8"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("setting \"", AV(kMaskKey), "\" is not valid UTF-8"));
     }
     return *mask;
   }

@@ -44,6 +44,13 @@
 // with InvalidArgument ("payload is not valid JSON: ...", "payload is not a
 // valid shop.Order protobuf message"), which siftd dead-letters.
 //
+// Cost per message (payload_bench, CPU time on the 2-core dev VM, one order
+// as 154 B of JSON or 62 B of protobuf): payload_filter ~4.5 us on JSON (the
+// DOM parse is most of it) and ~2 us on protobuf (reflective DynamicMessage
+// parse); proto_to_json ~11 us and json_to_proto ~15 us (protobuf 3.21's JSON
+// transcoder rebuilds its type tables per call); redact ~5 us either way.
+// Run //broker/plugin:payload_bench before changing them.
+//
 // Thread-safety: factories are stateless. Each Filter/Transform keeps scratch
 // messages it reuses between calls, so it runs on one thread (the routing
 // thread), as plugin.h requires.

@@ -1,6 +1,9 @@
 // The plugins built into siftd that need nothing but the plugin API:
 // transforms topic_map, header_set, header_remove, enrich; filters dedup,
-// rate_limit, sample. Each is described in its own header.
+// rate_limit, sample. Each is described in its own header (settings, what
+// it does per message, the state it keeps). As plugin.h says of all plugins:
+// the factories are thread-compatible, and the filters and transforms they
+// make run on the routing thread only, keeping their state without locks.
 //
 // The broker registers these first, then the plugins that need more (header
 // and payload filters, protobuf/JSON conversion, redact, Lua, .so plugins),

@@ -5,12 +5,17 @@
 #include <sys/resource.h>
 #include <zmq.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "broker/config/config.h"
 #include "broker/log/log.h"
+#include "broker/plugin/plugin_set.h"
 #include "broker/server/library_log.h"
 #include "broker/server/server.h"
 
@@ -38,6 +43,36 @@ void RaiseFdLimit() {
              {"was", static_cast<uint64_t>(before)}});
 }
 
+// Reads the plugin sections of the config file at `path` ("" for none) and
+// builds them: route chains, plugin libraries, subscription rules.
+absl::StatusOr<std::unique_ptr<sift::plugin::PluginSet>> LoadPlugins(
+    const std::string& path, const sift::Config& config) {
+  sift::plugin::PluginSettings settings;
+  if (!path.empty()) {
+    absl::StatusOr<std::string> text = sift::ReadConfigFile(path);
+    if (!text.ok()) return text.status();
+    auto parsed = sift::plugin::ParsePluginSettings(*text, path);
+    if (!parsed.ok()) return parsed.status();
+    settings = *std::move(parsed);
+  }
+  std::vector<std::string> warnings;
+  auto set = sift::plugin::PluginSet::Build(
+      settings, sift::topic::Limits{config.max_topic_length,
+                                    config.max_topic_tokens},
+      &warnings);
+  for (const std::string& w : warnings) {
+    sift::Log(sift::LogLevel::kWarn, "plugin library not loaded",
+              {{"error", w}});
+  }
+  if (set.ok()) {
+    sift::Log(sift::LogLevel::kInfo, "plugins",
+              {{"routes", static_cast<uint64_t>((*set)->route_count())},
+               {"registered",
+                static_cast<uint64_t>((*set)->registry().size())}});
+  }
+  return set;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -50,6 +85,12 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // SIGHUP (reload the plugin config) stays blocked in every thread; one
+  // thread takes it with sigwait.
+  sigset_t reload_signal;
+  sigemptyset(&reload_signal);
+  sigaddset(&reload_signal, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &reload_signal, nullptr);
 
   auto cli = sift::ParseCommandLine(argc, argv, sift::kSiftVersionNumber);
   if (!cli.ok()) {
@@ -72,8 +113,15 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
 
+  auto plugins = LoadPlugins(cli->config_path, cli->config);
+  if (!plugins.ok()) {
+    std::fprintf(stderr, "siftd: %s\n",
+                 std::string(plugins.status().message()).c_str());
+    return 2;
+  }
   void* context = zmq_ctx_new();
-  auto server = sift::Server::Create(cli->config, context);
+  auto server =
+      sift::Server::Create(cli->config, context, *std::move(plugins));
   if (!server.ok()) {
     sift::Log(sift::LogLevel::kError, "cannot start",
               {{"error", std::string(server.status().message())}});
@@ -90,7 +138,42 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
 
+  const std::string config_path = cli->config_path;
+  const sift::Config config = cli->config;
+  if (!config_path.empty()) {
+    (*server)->SetReloader([config_path, config] {
+      return LoadPlugins(config_path, config);
+    });
+  }
+  // SIGHUP: re-read the plugin sections; an invalid file is logged and the
+  // old config stays.
+  std::atomic<bool> stopping{false};
+  sift::Server* const running = server->get();
+  std::thread reloader([&] {
+    for (;;) {
+      int signal_number = 0;
+      if (sigwait(&reload_signal, &signal_number) != 0) continue;
+      if (stopping.load()) return;
+      if (config_path.empty()) {
+        sift::Log(sift::LogLevel::kWarn,
+                  "SIGHUP ignored: siftd was started without --config", {});
+        continue;
+      }
+      auto fresh = LoadPlugins(config_path, config);
+      if (!fresh.ok()) {
+        sift::Log(sift::LogLevel::kWarn,
+                  "reload refused; the old plugin config stays",
+                  {{"error", std::string(fresh.status().message())}});
+        continue;
+      }
+      running->Reload(*std::move(fresh));
+    }
+  });
+
   (*server)->Run();
+  stopping.store(true);
+  pthread_kill(reloader.native_handle(), SIGHUP);
+  reloader.join();
   g_server = nullptr;
   server->reset();
   zmq_ctx_term(context);

@@ -518,34 +518,6 @@ std::string SetFromFlag(const Setting& s, std::string_view text,
       s.member);
 }
 
-// Reads a whole file; errors name it.
-absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
-  constexpr size_t kMaxBytes = size_t{16} << 20;
-  const std::string what =
-      absl::StrCat("cannot read config file ", Quote(path));
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::ErrnoToStatus(errno, what);
-  std::string text;
-  char buffer[64 * 1024];
-  for (;;) {
-    const ssize_t n = read(fd, buffer, sizeof(buffer));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int error = errno;
-      close(fd);
-      return absl::ErrnoToStatus(error, what);
-    }
-    if (n == 0) break;
-    text.append(buffer, static_cast<size_t>(n));
-    if (text.size() > kMaxBytes) {
-      close(fd);
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, ": larger than ", kMaxBytes, " bytes"));
-    }
-  }
-  close(fd);
-  return text;
-}
 
 // The flags that are not settings, as --help shows them.
 struct GeneralFlag {
@@ -597,6 +569,35 @@ std::string BaseName(std::string_view path) {
 }
 
 }  // namespace
+
+// Reads a whole file; errors name it.
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
+  constexpr size_t kMaxBytes = size_t{16} << 20;
+  const std::string what =
+      absl::StrCat("cannot read config file ", Quote(path));
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::ErrnoToStatus(errno, what);
+  std::string text;
+  char buffer[64 * 1024];
+  for (;;) {
+    const ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int error = errno;
+      close(fd);
+      return absl::ErrnoToStatus(error, what);
+    }
+    if (n == 0) break;
+    text.append(buffer, static_cast<size_t>(n));
+    if (text.size() > kMaxBytes) {
+      close(fd);
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": larger than ", kMaxBytes, " bytes"));
+    }
+  }
+  close(fd);
+  return text;
+}
 
 bool operator==(const Config& a, const Config& b) {
   for (const Setting& s : kSettings) {
@@ -664,6 +665,11 @@ absl::StatusOr<Config> ParseTomlSettings(std::string_view text,
   std::vector<std::pair<uint32_t, std::string>> problems;
   const std::vector<std::string_view> names = SettingNames();
   for (auto&& [key, node] : table) {
+    // The plugin sections are read by broker/plugin (ParsePluginSettings).
+    if (key.str() == "plugin_libraries" || key.str() == "routes" ||
+        key.str() == "subscriptions") {
+      continue;
+    }
     const Setting* s = FindSetting(key.str());
     if (s == nullptr) {
       std::string message = absl::StrCat("unknown setting ", Quote(key.str()));
@@ -824,6 +830,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, char** argv,
 
   // Pass 2: defaults < file < flags.
   if (config_path.has_value()) {
+    result.config_path = *config_path;
     absl::StatusOr<std::string> text = ReadConfigFile(*config_path);
     if (!text.ok()) return text.status();
     absl::StatusOr<Config> parsed =

@@ -104,6 +104,9 @@ absl::Status ValidateConfig(const Config& config);
 // ParseConfigToml(ConfigToToml(c), ...) == c for every valid c.
 std::string ConfigToToml(const Config& config);
 
+// Reads a whole config file (at most 16 MiB). Errors name the file.
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path);
+
 // The result of ParseCommandLine: either run the broker with `config`, or
 // print `output` to stdout and exit with `exit_code` (--help, --version,
 // --print-config).
@@ -114,6 +117,9 @@ struct CommandLine {
   Action action = Action::kRun;
   int exit_code = 0;
   std::string output;  // Text to print for kExit; empty for kRun.
+  // The --config file, if one was given (siftd re-reads its plugin
+  // sections on SIGHUP and RELOAD).
+  std::string config_path;
 };
 
 // Parses siftd's command line (argv[0] is the program name). Flags:

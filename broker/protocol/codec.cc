@@ -174,6 +174,9 @@ absl::StatusCode StatusCodeFor(wire::ErrorCode code) {
     case wire::INVALID_QUEUE_GROUP:
     case wire::INVALID_REQUEST:
     case wire::INVALID_HEADER:
+    case wire::INVALID_FILTER:
+    case wire::INVALID_PLUGIN:
+    case wire::INVALID_CONFIG:
       return absl::StatusCode::kInvalidArgument;
     case wire::VERSION_MISMATCH:
       return absl::StatusCode::kFailedPrecondition;
@@ -212,6 +215,7 @@ const char* CommandName(const wire::Header& header) {
     case wire::Header::kStatsReply: return "STATS_REPLY";
     case wire::Header::kBye: return "BYE";
     case wire::Header::kBatch: return "BATCH";
+    case wire::Header::kReload: return "RELOAD";
     case wire::Header::COMMAND_NOT_SET: break;
   }
   return "UNKNOWN";

@@ -61,6 +61,8 @@ std::string_view DropReasonName(DropReason reason) {
     case DropReason::kInvalidRequest: return "invalid_request";
     case DropReason::kInvalidHeader: return "invalid_header";
     case DropReason::kHeadersTooLarge: return "headers_too_large";
+    case DropReason::kFiltered: return "filtered";
+    case DropReason::kPluginError: return "plugin_error";
     case DropReason::kCount: break;
   }
   return "unknown";
@@ -250,20 +252,20 @@ Router::TopicSlot Router::SlotFor(
   return note;
 }
 
-absl::Status Router::Publish(std::string_view topic, std::string_view reply_to,
-                             std::string_view headers, size_t payload_size,
-                             std::vector<Target>* targets) {
-  targets->clear();
-  // A topic in the match cache was valid when it was matched (and the limits
-  // do not change), so a hit skips validation.
-  const topic::SubjectTree::MatchResult* cached = tree_.FindCached(topic);
-  if (cached == nullptr) {
-    if (absl::Status s = topic::ValidateTopic(topic, limits_.topic);
-        !s.ok()) {
-      RecordDrop(DropReason::kInvalidTopic);
-      return WithWireCode(s, wire::INVALID_TOPIC);
-    }
+absl::Status Router::CheckPublish(std::string_view topic,
+                                  std::string_view reply_to,
+                                  std::string_view headers,
+                                  size_t payload_size) {
+  if (absl::Status s = topic::ValidateTopic(topic, limits_.topic); !s.ok()) {
+    RecordDrop(DropReason::kInvalidTopic);
+    return WithWireCode(s, wire::INVALID_TOPIC);
   }
+  return CheckFields(reply_to, headers, payload_size);
+}
+
+absl::Status Router::CheckFields(std::string_view reply_to,
+                                 std::string_view headers,
+                                 size_t payload_size) {
   if (!reply_to.empty()) {
     if (absl::Status s = topic::ValidateTopic(reply_to, limits_.topic);
         !s.ok()) {
@@ -289,6 +291,27 @@ absl::Status Router::Publish(std::string_view topic, std::string_view reply_to,
                      : DropReason::kInvalidHeader);
       return s;
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Router::Publish(std::string_view topic, std::string_view reply_to,
+                             std::string_view headers, size_t payload_size,
+                             std::vector<Target>* targets) {
+  targets->clear();
+  // A topic in the match cache was valid when it was matched (and the limits
+  // do not change), so a hit skips validation.
+  const topic::SubjectTree::MatchResult* cached = tree_.FindCached(topic);
+  if (cached == nullptr) {
+    if (absl::Status s = topic::ValidateTopic(topic, limits_.topic);
+        !s.ok()) {
+      RecordDrop(DropReason::kInvalidTopic);
+      return WithWireCode(s, wire::INVALID_TOPIC);
+    }
+  }
+  if (absl::Status s = CheckFields(reply_to, headers, payload_size);
+      !s.ok()) {
+    return s;
   }
   ++messages_in_;
   bytes_in_ += payload_size;

@@ -40,6 +40,8 @@ enum class DropReason : int {
   kInvalidRequest,     // a field missing or out of range (confirm without id)
   kInvalidHeader,      // publish refused: a malformed header or key
   kHeadersTooLarge,    // publish refused: too many headers, or too many bytes
+  kFiltered,           // a plugin (route or subscription chain) dropped it
+  kPluginError,        // a plugin failed it (it was dead-lettered)
   kCount,
 };
 std::string_view DropReasonName(DropReason reason);
@@ -113,6 +115,10 @@ class Router {
   absl::Status Publish(std::string_view topic, std::string_view reply_to,
                        std::string_view headers, size_t payload_size,
                        std::vector<Target>* targets);
+  // The checks of Publish alone (counting a refusal as a drop), for a
+  // message that plugins see before it is routed.
+  absl::Status CheckPublish(std::string_view topic, std::string_view reply_to,
+                            std::string_view headers, size_t payload_size);
 
   // The server reports the fate of each delivery it attempted: a delivery
   // handed to ZeroMQ is counted here, globally and under its topic, so the
@@ -170,6 +176,9 @@ class Router {
   };
 
   void RemoveSubscription(SubHandle handle);
+  // Publish's checks of everything but the topic (counting a refusal).
+  absl::Status CheckFields(std::string_view reply_to, std::string_view headers,
+                           size_t payload_size);
   // The counters of `topic`, found through the note on its match-cache entry
   // when it has one (no second hash lookup per message), else by name.
   TopicSlot SlotFor(std::string_view topic,

@@ -17,7 +17,10 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "broker/log/log.h"
+#include "broker/plugin/chain_io.h"
+#include "broker/plugin/plugin_set.h"
 #include "broker/protocol/batch.h"
 #include "broker/protocol/codec.h"
 #include "broker/protocol/headers.h"
@@ -143,8 +146,24 @@ const char* ServerVersion() { return VersionString().c_str(); }
 
 class Server::Loop {
  public:
-  Loop(const Config& config, void* zmq_context)
-      : config_(config), context_(zmq_context), router_(LimitsFrom(config)) {}
+  Loop(const Config& config, void* zmq_context,
+       std::unique_ptr<plugin::PluginSet> plugins)
+      : config_(config),
+        context_(zmq_context),
+        router_(LimitsFrom(config)),
+        plugins_(std::move(plugins)) {}
+
+  // Hands a new plugin set to the loop (any thread); it takes over at the
+  // loop's next wake-up, between two messages.
+  void Reload(std::unique_ptr<plugin::PluginSet> plugins) {
+    {
+      absl::MutexLock lock(&reload_mu_);
+      pending_plugins_ = std::move(plugins);
+    }
+    Wake();
+  }
+
+  void SetReloader(Reloader reloader) { reloader_ = std::move(reloader); }
 
   ~Loop() {
     guard_.reset();
@@ -213,8 +232,13 @@ class Server::Loop {
   const std::vector<std::string>& endpoints() const { return endpoints_; }
 
   void Shutdown() {
+    shutdown_.store(true, std::memory_order_release);
+    Wake();
+  }
+
+  // Async-signal-safe; a failed write means a wake-up is already pending.
+  void Wake() {
     const uint64_t one = 1;
-    // Async-signal-safe; a failed write means a wake-up is already pending.
     ssize_t ignored = write(wake_fd_, &one, sizeof(one));
     (void)ignored;
   }
@@ -270,7 +294,13 @@ class Server::Loop {
         Log(LogLevel::kError, "poll failed", {{"error", std::strerror(errno)}});
         break;
       }
-      if (fds[1].revents & POLLIN) break;
+      if (fds[1].revents & POLLIN) {
+        uint64_t count;
+        ssize_t ignored = read(wake_fd_, &count, sizeof(count));
+        (void)ignored;
+        if (shutdown_.load(std::memory_order_acquire)) break;
+        TakePendingPlugins();
+      }
       // The guard's sockets signal through their fds like the ROUTER's;
       // reading them only then keeps their system calls off the hot path.
       if ((fds[2].revents | fds[3].revents) & POLLIN) PollGuard();
@@ -461,15 +491,15 @@ class Server::Loop {
                          MsgView(payload_.get()), payload_.get());
       case wire::Header::kBatch:
         return HandleBatch(routing_id, client, h);
-      case wire::Header::kSub: {
-        absl::Status s = router_.Subscribe(client, h.sub().sid(),
-                                           h.sub().pattern(),
-                                           h.sub().queue_group());
+      case wire::Header::kSub:
+        return HandleSub(routing_id, client, h);
+      case wire::Header::kUnsub: {
+        absl::Status s = router_.Unsubscribe(client, h.unsub().sid());
+        if (s.ok()) sub_chains_.Remove(client, h.unsub().sid());
         return Answer(routing_id, client, rid, s);
       }
-      case wire::Header::kUnsub:
-        return Answer(routing_id, client, rid,
-                      router_.Unsubscribe(client, h.unsub().sid()));
+      case wire::Header::kReload:
+        return HandleReload(routing_id, client, rid);
       case wire::Header::kPing: {
         wire::Header reply;
         reply.set_request_id(rid);
@@ -567,14 +597,34 @@ class Server::Loop {
           routing_id, true, client, 0, wire::INVALID_REQUEST,
           "a confirmed PUB needs a non-zero request_id; not published");
     }
-    absl::Status s = router_.Publish(pub.topic, pub.reply_to, pub.headers,
-                                     payload.size(), &targets_);
-    if (!s.ok()) {
-      return SendClientError(routing_id, true, client, pub.request_id,
-                             protocol::WireCodeOf(s), s.message());
+    if (!pub.topic.empty() && pub.topic[0] == '$' &&
+        plugin::IsReservedTopic(pub.topic)) {
+      router_.RecordDrop(DropReason::kInvalidTopic);
+      return SendClientError(
+          routing_id, true, client, pub.request_id, wire::FORBIDDEN,
+          absl::StrCat("topics under \"$sift.\" are the broker's (dead letters): subscribe to "
+                       "them, do not publish on them"));
     }
-    for (const Router::Target& t : targets_) {
-      Deliver(t, pub, payload, payload_msg);
+    plugin::Chain* route =
+        plugins_->has_routes() ? plugins_->RouteFor(pub.topic) : nullptr;
+    if (route != nullptr) {
+      absl::Status s = router_.CheckPublish(pub.topic, pub.reply_to,
+                                            pub.headers, payload.size());
+      if (!s.ok()) {
+        return SendClientError(routing_id, true, client, pub.request_id,
+                               protocol::WireCodeOf(s), s.message());
+      }
+      RunRouteChain(*route, pub, payload, payload_msg);
+    } else {
+      absl::Status s = router_.Publish(pub.topic, pub.reply_to, pub.headers,
+                                       payload.size(), &targets_);
+      if (!s.ok()) {
+        return SendClientError(routing_id, true, client, pub.request_id,
+                               protocol::WireCodeOf(s), s.message());
+      }
+      for (const Router::Target& t : targets_) {
+        Deliver(t, pub, payload, payload_msg);
+      }
     }
     // A member found gone leaves the router now, not at the end of the
     // drain: the next publish (even the next entry of this BATCH) must not
@@ -648,6 +698,180 @@ class Server::Loop {
     }
   }
 
+  // ---- Plugins (broker/plugin): route chains, subscription chains,
+  // reloads. The server only moves messages in and out of them.
+
+  // A SUB, with the chain its filter and plugins ask for, if any.
+  void HandleSub(std::string_view routing_id, Router::ClientHandle client,
+                 const wire::Header& h) {
+    const wire::Sub& sub = h.sub();
+    std::unique_ptr<plugin::Chain> chain;
+    if (!sub.filter().empty() || sub.plugins_size() > 0) {
+      std::vector<plugin::StageSpec> stages;
+      for (const wire::PluginSpec& p : sub.plugins()) {
+        plugin::StageSpec spec;
+        spec.plugin = p.name();
+        for (const wire::HeaderField& kv : p.settings()) {
+          spec.config.Add(kv.key(), kv.value());
+        }
+        stages.push_back(std::move(spec));
+      }
+      auto made = plugins_->SubscriptionChain(sub.filter(), stages);
+      if (!made.ok()) {
+        const bool filter_error =
+            !sub.filter().empty() &&
+            made.status().code() == absl::StatusCode::kInvalidArgument &&
+            made.status().message().substr(0, 6) == "filter";
+        const wire::ErrorCode code =
+            filter_error ? wire::INVALID_FILTER
+            : made.status().code() == absl::StatusCode::kPermissionDenied
+                ? wire::FORBIDDEN
+                : wire::INVALID_PLUGIN;
+        return SendClientError(routing_id, true, client, h.request_id(), code,
+                               made.status().message());
+      }
+      chain = *std::move(made);
+    }
+    absl::Status s = router_.Subscribe(client, sub.sid(), sub.pattern(),
+                                       sub.queue_group());
+    if (s.ok() && chain != nullptr) {
+      sub_chains_.Set(client, sub.sid(), std::move(chain));
+    } else if (s.ok()) {
+      sub_chains_.Remove(client, sub.sid());  // a reused sid: no old chain
+    }
+    Answer(routing_id, client, h.request_id(), s);
+  }
+
+  // RELOAD: builds a new plugin set from the config file (on this thread:
+  // the loop pauses for as long as that takes) and puts it in force.
+  void HandleReload(std::string_view routing_id, Router::ClientHandle client,
+                    uint64_t rid) {
+    if (!reloader_) {
+      return SendClientError(
+          routing_id, true, client, rid, wire::INVALID_CONFIG,
+          "this broker has no config file to reload (started without "
+          "--config)");
+    }
+    absl::StatusOr<std::unique_ptr<plugin::PluginSet>> fresh = reloader_();
+    if (!fresh.ok()) {
+      Log(LogLevel::kWarn, "reload refused; the old plugin config stays",
+          {{"error", std::string(fresh.status().message())}});
+      return SendClientError(routing_id, true, client, rid,
+                             wire::INVALID_CONFIG,
+                             absl::StrCat(fresh.status().message(),
+                                          " (the old plugin config stays)"));
+    }
+    InstallPlugins(*std::move(fresh), "RELOAD");
+    Answer(routing_id, client, rid, absl::OkStatus());
+  }
+
+  void TakePendingPlugins() {
+    std::unique_ptr<plugin::PluginSet> fresh;
+    {
+      absl::MutexLock lock(&reload_mu_);
+      fresh = std::move(pending_plugins_);
+    }
+    if (fresh != nullptr) InstallPlugins(std::move(fresh), "SIGHUP");
+  }
+
+  // Subscription chains made before keep running as they were.
+  void InstallPlugins(std::unique_ptr<plugin::PluginSet> fresh,
+                      const char* how) {
+    FlushBatches();
+    plugins_ = std::move(fresh);
+    Log(LogLevel::kInfo, "plugin config reloaded",
+        {{"by", how},
+         {"routes", static_cast<uint64_t>(plugins_->route_count())}});
+  }
+
+  plugin::CallContext ContextNow() const {
+    plugin::CallContext context;
+    context.now = absl::Now();
+    return context;
+  }
+
+  // Runs a route chain on a checked PUB and routes what comes out: each
+  // passing message to its (possibly new) topic's subscribers, each failed
+  // one to its dead-letter topic.
+  void RunRouteChain(plugin::Chain& chain, const protocol::PubView& pub,
+                     std::string_view payload, zmq_msg_t* payload_msg) {
+    std::vector<plugin::OutMessage> out;
+    out.swap(chain_out_);
+    const plugin::ChainResult result =
+        plugin::RunChain(chain, pub.topic, pub.reply_to, pub.headers, payload,
+                         ContextNow(), &out);
+    if (result.dropped > 0) router_.RecordDrop(DropReason::kFiltered);
+    if (result.failed > 0) {
+      router_.RecordDrop(DropReason::kPluginError, result.failed);
+    }
+    for (const plugin::OutMessage& m : out) {
+      protocol::PubView view;
+      view.topic = m.topic;
+      view.reply_to = m.reply_to;
+      view.headers = m.headers;
+      absl::Status s =
+          !m.dead_letter && plugin::IsReservedTopic(m.topic)
+              ? protocol::WireError(wire::FORBIDDEN,
+                                    "a plugin may not publish under $sift.")
+              : router_.Publish(view.topic, view.reply_to, view.headers,
+                                m.payload.size(), &targets_);
+      if (!s.ok() && protocol::WireCodeOf(s) == wire::FORBIDDEN) {
+        router_.RecordDrop(DropReason::kPluginError);
+      }
+      if (!s.ok()) {
+        // A plugin made a message the broker refuses (a topic too long, say):
+        // counted by the router under its reason, and logged.
+        if (log_limiter_.Allow(now_ms_)) {
+          Log(LogLevel::kWarn, "plugin output refused",
+              {{"topic", std::string(m.topic)},
+               {"error", std::string(s.message())}});
+        }
+        continue;
+      }
+      for (const Router::Target& t : targets_) {
+        Deliver(t, view, m.payload, m.payload_is_input ? payload_msg : nullptr);
+      }
+    }
+    out.clear();
+    out.swap(chain_out_);
+  }
+
+  // Runs a subscription's chain on one delivery and delivers what passes;
+  // failed messages go to the dead-letter topic (all its subscribers).
+  void DeliverThroughChain(plugin::Chain& chain, const Router::Target& t,
+                           const protocol::PubView& pub,
+                           std::string_view payload, zmq_msg_t* payload_msg) {
+    std::vector<plugin::OutMessage> out;
+    plugin::CallContext context = ContextNow();
+    context.sid = t.sid;
+    context.client_id = router_.client_id(t.client);
+    const plugin::ChainResult result = plugin::RunChain(
+        chain, pub.topic, pub.reply_to, pub.headers, payload, context, &out);
+    if (result.dropped > 0) router_.RecordDrop(DropReason::kFiltered);
+    if (result.failed > 0) {
+      router_.RecordDrop(DropReason::kPluginError, result.failed);
+    }
+    for (const plugin::OutMessage& m : out) {
+      protocol::PubView view;
+      view.topic = m.topic;
+      view.reply_to = m.reply_to;
+      view.headers = m.headers;
+      zmq_msg_t* share = m.payload_is_input ? payload_msg : nullptr;
+      if (!m.dead_letter) {
+        DeliverOne(t, view, m.payload, share);
+        continue;
+      }
+      std::vector<Router::Target> targets;
+      if (router_.Publish(view.topic, view.reply_to, view.headers,
+                          m.payload.size(), &targets)
+              .ok()) {
+        for (const Router::Target& d : targets) {
+          DeliverOne(d, view, m.payload, share);
+        }
+      }
+    }
+  }
+
   // Whether `bytes` more may be queued for `session`: within the
   // per-client bound, and, once all clients together hold more than the
   // broker-wide bound, only for a client below its fair share of it
@@ -696,6 +920,17 @@ class Server::Loop {
   // frame shared by reference.
   void Deliver(const Router::Target& t, const protocol::PubView& pub,
                std::string_view payload, zmq_msg_t* payload_msg) {
+    if (!sub_chains_.empty()) {
+      if (plugin::Chain* chain = sub_chains_.Find(t.client, t.sid)) {
+        return DeliverThroughChain(*chain, t, pub, payload, payload_msg);
+      }
+    }
+    DeliverOne(t, pub, payload, payload_msg);
+  }
+
+  // Makes one delivery (no subscription chain).
+  void DeliverOne(const Router::Target& t, const protocol::PubView& pub,
+                  std::string_view payload, zmq_msg_t* payload_msg) {
     if (!router_.IsLive(t.client)) {
       router_.RecordDrop(DropReason::kClientGone);
       return;
@@ -833,6 +1068,16 @@ class Server::Loop {
         std::max<int64_t>(0, all_output_->pending_bytes())));
     stats->set_connections(guard_->connections());
     stats->set_connections_refused(connections_refused_);
+    for (const plugin::PluginStatsRow& row : plugins_->Stats()) {
+      wire::PluginCount* p = stats->add_plugins();
+      p->set_plugin(row.plugin);
+      p->set_chain(row.chain);
+      p->set_calls(row.counters.calls);
+      p->set_passes(row.counters.passes);
+      p->set_drops(row.counters.drops);
+      p->set_errors(row.counters.errors);
+      p->set_time_ns(row.counters.nanos);
+    }
     FillSlowClients(config_.stats_top_topics, stats);
     SendHeader(routing_id, reply);
   }
@@ -949,6 +1194,7 @@ class Server::Loop {
     s.fd = -1;
     by_routing_id_.erase(s.routing_id);
     s.routing_id.clear();
+    sub_chains_.RemoveClient(client);
     router_.RemoveClient(client);
   }
 
@@ -1003,6 +1249,7 @@ class Server::Loop {
     s.closing_cycle = drain_cycle_;
     s.closing_ms = now_ms_;
     router_.DropSubscriptions(c);
+    sub_chains_.RemoveClient(c);
     closing_.push_back(c);
   }
 
@@ -1174,13 +1421,31 @@ class Server::Loop {
   // re-encoded for the PubView.
   std::string headers_scratch_;
 
+  // Plugins: the current set (never null once Run starts), one handed over
+  // by Reload() and not yet taken, the RELOAD command's source of new sets,
+  // and the chains subscriptions asked for.
+  std::unique_ptr<plugin::PluginSet> plugins_;
+  absl::Mutex reload_mu_;
+  std::unique_ptr<plugin::PluginSet> pending_plugins_
+      ABSL_GUARDED_BY(reload_mu_);
+  Reloader reloader_;
+  plugin::SubscriptionChains sub_chains_;
+  std::vector<plugin::OutMessage> chain_out_;  // reused
+  std::atomic<bool> shutdown_{false};
+
   int64_t started_ms_ = 0;
   int64_t now_ms_ = 0;
 };
 
-absl::StatusOr<std::unique_ptr<Server>> Server::Create(const Config& config,
-                                                       void* zmq_context) {
-  auto loop = std::make_unique<Loop>(config, zmq_context);
+absl::StatusOr<std::unique_ptr<Server>> Server::Create(
+    const Config& config, void* zmq_context,
+    std::unique_ptr<plugin::PluginSet> plugins) {
+  if (plugins == nullptr) {
+    auto empty = plugin::PluginSet::Build({}, LimitsFrom(config).topic, nullptr);
+    if (!empty.ok()) return empty.status();
+    plugins = *std::move(empty);
+  }
+  auto loop = std::make_unique<Loop>(config, zmq_context, std::move(plugins));
   if (absl::Status s = loop->Bind(); !s.ok()) return s;
   return std::unique_ptr<Server>(new Server(std::move(loop)));
 }
@@ -1194,5 +1459,11 @@ const std::vector<std::string>& Server::endpoints() const {
 
 void Server::Run() { loop_->Run(); }
 void Server::Shutdown() { loop_->Shutdown(); }
+void Server::Reload(std::unique_ptr<plugin::PluginSet> plugins) {
+  loop_->Reload(std::move(plugins));
+}
+void Server::SetReloader(Reloader reloader) {
+  loop_->SetReloader(std::move(reloader));
+}
 
 }  // namespace sift

@@ -14,8 +14,11 @@
 #include <string>
 #include <vector>
 
+#include <functional>
+
 #include "absl/status/statusor.h"
 #include "broker/config/config.h"
+#include "broker/plugin/plugin_set.h"
 
 namespace sift {
 
@@ -23,9 +26,24 @@ class Server {
  public:
   // Binds all endpoints of `config` on the ZeroMQ context `zmq_context`
   // (which must outlive the Server). Fails with a message naming the
-  // endpoint that could not be bound.
-  static absl::StatusOr<std::unique_ptr<Server>> Create(const Config& config,
-                                                        void* zmq_context);
+  // endpoint that could not be bound. `plugins` are the route chains and
+  // plugin rules (broker/plugin/plugin_set.h); null: built-in plugins, no
+  // routes.
+  static absl::StatusOr<std::unique_ptr<Server>> Create(
+      const Config& config, void* zmq_context,
+      std::unique_ptr<plugin::PluginSet> plugins = nullptr);
+
+  // Puts a new plugin set in force (routes, libraries, [subscriptions]): the
+  // loop takes it between two messages, so no client or message is lost.
+  // Subscription chains made before keep running as they were. Any thread
+  // (not a signal handler).
+  void Reload(std::unique_ptr<plugin::PluginSet> plugins);
+  // How the RELOAD command gets a new plugin set: called on the loop's
+  // thread (which pauses meanwhile); its error goes back to the client as
+  // INVALID_CONFIG. Set before Run(). Without one, RELOAD is refused.
+  using Reloader =
+      std::function<absl::StatusOr<std::unique_ptr<plugin::PluginSet>>()>;
+  void SetReloader(Reloader reloader);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

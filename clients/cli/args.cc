@@ -26,7 +26,7 @@ struct FlagSpec {
 // Every flag of every command. A flag has the same arity everywhere, which
 // lets the tokenizer consume values before it knows the command (global flags
 // may come first).
-constexpr std::array<FlagSpec, 13> kFlags = {{
+constexpr std::array<FlagSpec, 16> kFlags = {{
     {"server", true, kGlobal},
     {"connect_timeout", true, kGlobal},
     {"help", false, kGlobal},
@@ -41,6 +41,9 @@ constexpr std::array<FlagSpec, 13> kFlags = {{
     {"json", false, Bit(Command::kStats)},
     {"header", true, Bit(Command::kPub) | Bit(Command::kReq)},
     {"headers", false, Bit(Command::kSub) | Bit(Command::kReq)},
+    {"filter", true, Bit(Command::kSub)},
+    {"plugin", true, Bit(Command::kSub)},
+    {"with", true, Bit(Command::kSub)},
 }};
 
 const FlagSpec* FindFlag(std::string_view name) {
@@ -64,6 +67,7 @@ const std::vector<CommandInfo>& Commands() {
       {Command::kReq, "req", {"TOPIC", "MESSAGE"}},
       {Command::kReply, "reply", {"TOPIC"}},
       {Command::kStats, "stats", {}},
+      {Command::kReload, "reload", {}},
   };
   return *kCommands;
 }
@@ -203,6 +207,29 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     args.queue_group = *flag.value;
   } else if (name == "response") {
     args.response = *flag.value;
+  } else if (name == "filter") {
+    args.filter = *flag.value;
+  } else if (name == "plugin") {
+    if (flag.value->empty()) {
+      return UsageError(absl::StrCat("flag ", flag.written,
+                                     " needs a plugin name, e.g. "
+                                     "payload_filter"));
+    }
+    args.plugins.push_back({*flag.value, {}});
+  } else if (name == "with") {
+    const size_t eq = flag.value->find('=');
+    if (args.plugins.empty()) {
+      return UsageError(absl::StrCat(flag.written,
+                                     " must follow a --plugin NAME it "
+                                     "configures"));
+    }
+    if (eq == std::string::npos || eq == 0) {
+      return UsageError(absl::StrCat("invalid setting '", *flag.value,
+                                     "' for ", flag.written,
+                                     " (use KEY=VALUE, e.g. format=json)"));
+    }
+    args.plugins.back().settings.emplace_back(flag.value->substr(0, eq),
+                                              flag.value->substr(eq + 1));
   } else if (name == "header") {
     const size_t eq = flag.value->find('=');
     if (eq == std::string::npos || eq == 0) {
@@ -246,6 +273,8 @@ std::string_view CommandName(Command command) {
       return "reply";
     case Command::kStats:
       return "stats";
+    case Command::kReload:
+      return "reload";
     case Command::kHelp:
       return "help";
     case Command::kVersion:
@@ -376,6 +405,7 @@ std::string Usage() {
       "  req TOPIC MESSAGE     send a request on TOPIC and print the reply\n"
       "  reply TOPIC           answer requests on TOPIC\n"
       "  stats                 show the broker's counters\n"
+      "  reload                make the broker re-read its plugin config\n"
       "  help [COMMAND]        show this overview, or how to use COMMAND\n"
       "\n"
       "Global flags:\n"
@@ -428,6 +458,7 @@ std::string CommandUsage(Command command) {
       return absl::StrCat(
           "Usage: sift sub PATTERN [--queue GROUP] [--count N] "
           "[--timeout D] [--headers]\n"
+          "                [--filter EXPR] [--plugin NAME [--with K=V]...]...\n"
           "\n"
           "Subscribes to PATTERN and prints each message as one line,\n"
           "  [TOPIC] PAYLOAD\n"
@@ -445,6 +476,14 @@ std::string CommandUsage(Command command) {
           "                 and the exit status is 0)\n"
           "  --headers      also print each message's headers, one per line\n"
           "                 after it: '  KEY: VALUE' (escaped like payloads)\n"
+          "  --filter EXPR  only messages whose headers satisfy EXPR, checked\n"
+          "                 by the broker, e.g. \"region == 'eu' && priority\n"
+          "                 >= 5\" (grammar: docs/plugins.md)\n"
+          "  --plugin NAME  run broker plugin NAME on this subscription's\n"
+          "                 messages (repeatable; in order, after --filter)\n"
+          "  --with K=V     a setting of the --plugin before it, e.g.\n"
+          "                 --plugin payload_filter --with format=json\n"
+          "                 --with 'expr=amount > 100'\n"
           "\n"
           "Examples:\n"
           "  sift sub 'orders.>'\n"
@@ -504,6 +543,16 @@ std::string CommandUsage(Command command) {
           "  --json  print the STATS_REPLY message as JSON (protobuf's JSON\n"
           "          mapping with the .proto field names; 64-bit counters are\n"
           "          strings)\n",
+          kGlobalNote);
+    case Command::kReload:
+      return absl::StrCat(
+          "Usage: sift reload\n"
+          "\n"
+          "Asks the broker to re-read the plugin sections of its config file\n"
+          "(routes, plugin libraries, [subscriptions]), as SIGHUP does.\n"
+          "Clients stay connected and no message is lost. If the file is\n"
+          "invalid, the broker keeps its old config and this prints why\n"
+          "(exit 1).\n",
           kGlobalNote);
     case Command::kHelp:
     case Command::kVersion:

@@ -33,6 +33,7 @@ enum class Command {
   kReq,
   kReply,
   kStats,
+  kReload,
   kHelp,     // print usage: overall, or of `help_for`
   kVersion,  // print the version
 };
@@ -65,6 +66,14 @@ struct Args {
   // pub, req: --header KEY=VALUE, in the order given (repeatable).
   std::vector<std::pair<std::string, std::string>> headers;
   bool show_headers = false;            // sub, req: --headers
+  // sub: --filter EXPR (a header expression the broker evaluates), and
+  // --plugin NAME, each followed by its --with KEY=VALUE settings.
+  std::string filter;
+  struct Plugin {
+    std::string name;
+    std::vector<std::pair<std::string, std::string>> settings;
+  };
+  std::vector<Plugin> plugins;
 };
 
 // Parses `argv` without the program name, e.g. {"pub", "a.b", "hi"}.

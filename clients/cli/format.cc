@@ -136,6 +136,28 @@ std::string FormatStats(const wire::StatsReply& stats) {
     }
   }
 
+  if (!stats.plugins().empty()) {
+    row("plugins", absl::StrCat(stats.plugins().size(), " rows"));
+    size_t name_width = 6;   // "PLUGIN"
+    size_t chain_width = 5;  // "CHAIN"
+    for (const wire::PluginCount& p : stats.plugins()) {
+      name_width = std::max(name_width, Escape(p.plugin()).size());
+      chain_width = std::max(chain_width, Escape(p.chain()).size());
+    }
+    absl::StrAppendFormat(&out, "  %-*s  %-*s  %10s  %10s  %10s  %8s  %10s\n",
+                          static_cast<int>(name_width), "PLUGIN",
+                          static_cast<int>(chain_width), "CHAIN", "CALLS",
+                          "PASSES", "DROPS", "ERRORS", "AVG NS");
+    for (const wire::PluginCount& p : stats.plugins()) {
+      absl::StrAppendFormat(
+          &out, "  %-*s  %-*s  %10d  %10d  %10d  %8d  %10d\n",
+          static_cast<int>(name_width), Escape(p.plugin()),
+          static_cast<int>(chain_width), Escape(p.chain()), p.calls(),
+          p.passes(), p.drops(), p.errors(),
+          p.calls() == 0 ? 0 : p.time_ns() / p.calls());
+    }
+  }
+
   if (stats.topics().empty()) {
     row("topics", absl::StrCat(stats.topics_tracked(), " tracked"));
     return out;

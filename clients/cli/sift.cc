@@ -135,6 +135,10 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
   SubscribeOptions options;
   options.queue_group = args.queue_group;
   options.timeout = args.connect_timeout;
+  options.filter = args.filter;
+  for (const Args::Plugin& p : args.plugins) {
+    options.plugins.push_back({p.name, p.settings});
+  }
   absl::StatusOr<std::unique_ptr<Subscription>> sub =
       client.Subscribe(args.topic, options);
   if (!sub.ok()) {
@@ -270,6 +274,18 @@ int RunStats(const Args& args) {
   return 0;
 }
 
+int RunReload(const Args& args) {
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
+  if (!client.ok()) return Fail(client.status().message());
+  absl::Status s = (*client)->Reload(absl::Seconds(30));
+  if (!s.ok()) {
+    return Fail(absl::StrCat("reload refused by ", args.server, ": ",
+                             s.message()));
+  }
+  PrintLine("reloaded: the broker's new plugin config is in force");
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   const std::vector<std::string> words(argv + 1, argv + argc);
   if (words.empty()) {
@@ -305,6 +321,8 @@ int Main(int argc, char** argv) {
       return RunReply(*args);
     case Command::kStats:
       return RunStats(*args);
+    case Command::kReload:
+      return RunReload(*args);
   }
   return 2;
 }

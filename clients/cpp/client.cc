@@ -388,6 +388,8 @@ class ClientCore {
     auto target = std::make_shared<SubTarget>();
     target->pattern = std::string(pattern);
     target->queue_group = options.queue_group;
+    target->filter = options.filter;
+    target->plugins = options.plugins;
     target->callback = options.callback;
     target->queue = std::move(queue);
     target->inbox = inbox;
@@ -477,6 +479,19 @@ class ClientCore {
     return reply.get();
   }
 
+  absl::Status Reload(absl::Duration timeout) {
+    const uint64_t id = NextId();
+    std::future<Reply> reply = AddWaiter(id);
+    wire::Header h;
+    h.set_request_id(id);
+    h.mutable_reload();
+    if (absl::Status s = EnqueueHeader(h); !s.ok()) {
+      DropWaiter(id);
+      return s;
+    }
+    return WaitFor(std::move(reply), id, timeout).status();
+  }
+
   absl::StatusOr<BrokerStats> Stats(absl::Duration timeout) {
     const uint64_t id = NextId();
     std::future<Reply> reply = AddWaiter(id);
@@ -516,6 +531,8 @@ class ClientCore {
   struct SubTarget {
     std::string pattern;  // the inbox's pattern changes with the session
     std::string queue_group;
+    std::string filter;
+    std::vector<PluginSpec> plugins;
     MessageCallback callback;
     std::shared_ptr<internal::SubscriptionQueue> queue;
     bool inbox = false;  // the client's own request/reply inbox
@@ -530,6 +547,12 @@ class ClientCore {
   absl::Status CheckPublish(std::string_view topic, std::string_view payload,
                             std::string_view reply_to,
                             std::string_view headers) const {
+    if (topic.substr(0, 6) == "$sift.") {
+      return protocol::WireError(
+          wire::FORBIDDEN,
+          "topics under \"$sift.\" are the broker's (dead letters): "
+          "subscribe to them, do not publish on them");
+    }
     if (absl::Status s = topic::ValidateTopic(topic, TopicLimits()); !s.ok()) {
       return protocol::WireError(wire::INVALID_TOPIC, s.message());
     }
@@ -616,6 +639,16 @@ class ClientCore {
     h.mutable_sub()->set_sid(sid);
     h.mutable_sub()->set_pattern(sub.pattern);
     h.mutable_sub()->set_queue_group(sub.queue_group);
+    h.mutable_sub()->set_filter(sub.filter);
+    for (const PluginSpec& p : sub.plugins) {
+      wire::PluginSpec* spec = h.mutable_sub()->add_plugins();
+      spec->set_name(p.name);
+      for (const auto& [key, value] : p.settings) {
+        wire::HeaderField* kv = spec->add_settings();
+        kv->set_key(key);
+        kv->set_value(value);
+      }
+    }
     return h;
   }
 
@@ -1294,6 +1327,10 @@ absl::StatusOr<Message> Client::Request(std::string_view topic,
                                         absl::Duration timeout) {
   return core_->Request(topic, payload, protocol::EncodeHeaders(headers),
                         timeout);
+}
+
+absl::Status Client::Reload(absl::Duration timeout) {
+  return core_->Reload(timeout);
 }
 
 absl::StatusOr<BrokerStats> Client::Stats(absl::Duration timeout) {

@@ -112,9 +112,30 @@ class Message {
 
 using MessageCallback = std::function<void(const Message&)>;
 
+// A plugin a subscription asks the broker to run on its deliveries
+// (docs/plugins.md): its name and settings, e.g. {"payload_filter",
+// {{"format", "json"}, {"expr", "amount > 100"}}}.
+struct PluginSpec {
+  std::string name;
+  std::vector<std::pair<std::string, std::string>> settings;
+};
+
 struct SubscribeOptions {
   // Members of one queue group share the messages: each goes to one of them.
   std::string queue_group;
+  // Deliver only messages whose headers satisfy this expression, evaluated
+  // by the broker (docs/plugins.md, "Filter expressions"), e.g.
+  // "region == 'eu' && priority >= 5". Empty: no filter. A bad expression
+  // fails Subscribe() with InvalidArgument (wire code INVALID_FILTER) whose
+  // message gives the position.
+  std::string filter;
+  // Plugins the broker runs on this subscription's deliveries, in order,
+  // after `filter`. Only those the broker's [subscriptions] section allows:
+  // PermissionDenied (FORBIDDEN) otherwise; InvalidArgument
+  // (INVALID_PLUGIN) for an unknown plugin or settings it refuses. In a
+  // queue group the chosen member's plugins decide; a message they drop is
+  // not offered to another member.
+  std::vector<PluginSpec> plugins;
   // If set, messages are passed to it on the client's I/O thread and Next()
   // is not used. If empty, messages queue up for Next(), within
   // ClientOptions::subscription_queue_max_messages and _bytes.
@@ -181,7 +202,8 @@ class Client {
   ~Client();  // Close()s.
 
   // Fire-and-forget publish. Validates the topic and size locally first
-  // (InvalidArgument, ResourceExhausted). Returns once the message is queued
+  // (InvalidArgument, ResourceExhausted; PermissionDenied for topics under
+  // "$sift.", which are the broker's). Returns once the message is queued
   // for sending; the broker reports later errors to the log and its stats.
   absl::Status Publish(std::string_view topic, std::string_view payload,
                        std::string_view reply_to = {});
@@ -218,6 +240,12 @@ class Client {
                                   absl::Duration timeout = absl::Seconds(5));
 
   absl::StatusOr<BrokerStats> Stats(absl::Duration timeout = absl::Seconds(5));
+
+  // Asks the broker to re-read the plugin sections of its config file
+  // (routes, plugin libraries, [subscriptions]), as SIGHUP does. OK once the
+  // new config is in force; InvalidArgument (INVALID_CONFIG) if it is
+  // invalid or the broker has no config file (the old config stays).
+  absl::Status Reload(absl::Duration timeout = absl::Seconds(5));
 
   // Sends BYE, flushes queued messages (bounded wait) and stops the I/O
   // thread. Further calls fail with FailedPrecondition.

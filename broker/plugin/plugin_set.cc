@@ -1,0 +1,393 @@
+#include "broker/plugin/plugin_set.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "broker/base/absl_view.h"
+#include "broker/plugin/builtins.h"
+#include "broker/plugin/dynamic_plugin.h"
+#include "broker/plugin/header_filter.h"
+#include "broker/plugin/lua_plugin.h"
+#include "broker/plugin/payload_plugins.h"
+
+namespace sift::plugin {
+namespace {
+
+// Collects problems as "<source>:<line>: <text>".
+class Problems {
+ public:
+  explicit Problems(std::string_view source) : source_(source) {}
+  void Add(const toml::node& at, std::string_view text) {
+    Add(at.source().begin.line, text);
+  }
+  void Add(uint32_t line, std::string_view text) {
+    absl::StrAppend(&all_, all_.empty() ? "" : "\n", AV(source_), ":", line,
+                    ": ", AV(text));
+  }
+  absl::Status status() const {
+    return all_.empty() ? absl::OkStatus()
+                        : absl::InvalidArgumentError(all_);
+  }
+
+ private:
+  std::string_view source_;
+  std::string all_;
+};
+
+// A chain entry's value as plugin settings text.
+bool ValueText(const toml::node& node, std::string* out) {
+  if (const auto* s = node.as_string()) {
+    *out = s->get();
+  } else if (const auto* i = node.as_integer()) {
+    *out = absl::StrCat(i->get());
+  } else if (const auto* f = node.as_floating_point()) {
+    *out = absl::StrCat(f->get());
+  } else if (const auto* b = node.as_boolean()) {
+    *out = b->get() ? "true" : "false";
+  } else if (const auto* a = node.as_array()) {
+    std::vector<std::string> parts;
+    for (const toml::node& e : *a) {
+      const auto* s = e.as_string();
+      if (s == nullptr) return false;
+      parts.push_back(s->get());
+    }
+    *out = absl::StrJoin(parts, ",");
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool StringList(const toml::node& node, std::vector<std::string>* out) {
+  const auto* a = node.as_array();
+  if (a == nullptr) return false;
+  out->clear();
+  for (const toml::node& e : *a) {
+    const auto* s = e.as_string();
+    if (s == nullptr) return false;
+    out->push_back(s->get());
+  }
+  return true;
+}
+
+void ParseChain(const toml::node& node, std::string_view where,
+                std::vector<StageSpec>* chain, Problems* problems) {
+  const auto* entries = node.as_array();
+  if (entries == nullptr) {
+    problems->Add(node, absl::StrCat(AV(where),
+                                     ": chain must be an array of tables "
+                                     "([[routes.chain]])"));
+    return;
+  }
+  for (const toml::node& e : *entries) {
+    const auto* t = e.as_table();
+    if (t == nullptr) {
+      problems->Add(e, absl::StrCat(AV(where),
+                                    ": each chain entry must be a table"));
+      continue;
+    }
+    StageSpec spec;
+    for (auto&& [key, value] : *t) {
+      std::string text;
+      if (!ValueText(value, &text)) {
+        problems->Add(value, absl::StrCat(AV(where), ": setting \"",
+                                          AV(key.str()),
+                                          "\" must be a string, number, "
+                                          "boolean or array of strings"));
+        continue;
+      }
+      if (key.str() == "plugin") {
+        spec.plugin = text;
+      } else {
+        spec.config.Add(std::string(key.str()), text);
+      }
+    }
+    if (spec.plugin.empty()) {
+      problems->Add(e, absl::StrCat(AV(where),
+                                    ": chain entry needs plugin = \"NAME\""));
+      continue;
+    }
+    chain->push_back(std::move(spec));
+  }
+}
+
+// A factory under another name (a library that provides both a filter and
+// a transform registers them as <name>_filter and <name>_transform).
+template <typename Factory, typename Made>
+class Renamed : public Factory {
+ public:
+  Renamed(std::unique_ptr<Factory> inner, std::string name)
+      : inner_(std::move(inner)), name_(std::move(name)) {}
+  std::string_view name() const override { return name_; }
+  absl::StatusOr<std::unique_ptr<Made>> Create(
+      const PluginConfig& config) const override {
+    return inner_->Create(config);
+  }
+
+ private:
+  std::unique_ptr<Factory> inner_;
+  std::string name_;
+};
+
+}  // namespace
+
+absl::StatusOr<PluginSettings> ParsePluginSettings(
+    std::string_view text, std::string_view source_name) {
+  toml::table table;
+  try {
+    table = toml::parse(text, source_name);
+  } catch (const toml::parse_error& error) {
+    const toml::source_position& where = error.source().begin;
+    return absl::InvalidArgumentError(
+        absl::StrCat(AV(source_name), ":", where.line, ":", where.column,
+                     ": syntax error: ", AV(error.description())));
+  }
+  PluginSettings settings;
+  Problems problems(source_name);
+
+  if (const toml::node* libs = table.get("plugin_libraries")) {
+    const auto* array = libs->as_array();
+    if (array == nullptr) {
+      problems.Add(*libs, "plugin_libraries must be an array of tables "
+                          "([[plugin_libraries]])");
+    } else {
+      for (const toml::node& e : *array) {
+        const auto* t = e.as_table();
+        if (t == nullptr) {
+          problems.Add(e, "each [[plugin_libraries]] entry must be a table");
+          continue;
+        }
+        LibrarySpec lib;
+        for (auto&& [key, value] : *t) {
+          if (key.str() == "path" && value.as_string() != nullptr) {
+            lib.path = value.as_string()->get();
+          } else if (key.str() == "required" &&
+                     value.as_boolean() != nullptr) {
+            lib.required = value.as_boolean()->get();
+          } else {
+            problems.Add(value,
+                         absl::StrCat("[[plugin_libraries]]: unknown or "
+                                      "mistyped key \"",
+                                      AV(key.str()),
+                                      "\" (path = \"FILE\", required = "
+                                      "true|false)"));
+          }
+        }
+        if (lib.path.empty()) {
+          problems.Add(e, "[[plugin_libraries]] entry needs path = \"FILE\"");
+          continue;
+        }
+        settings.libraries.push_back(std::move(lib));
+      }
+    }
+  }
+
+  if (const toml::node* routes = table.get("routes")) {
+    const auto* array = routes->as_array();
+    if (array == nullptr) {
+      problems.Add(*routes, "routes must be an array of tables ([[routes]])");
+    } else {
+      for (size_t i = 0; i < array->size(); ++i) {
+        const toml::node& e = *array->get(i);
+        const auto* t = e.as_table();
+        if (t == nullptr) {
+          problems.Add(e, "each [[routes]] entry must be a table");
+          continue;
+        }
+        RouteSpec route;
+        const std::string where = absl::StrCat("route ", i + 1);
+        for (auto&& [key, value] : *t) {
+          if (key.str() == "pattern" && value.as_string() != nullptr) {
+            route.pattern = value.as_string()->get();
+          } else if (key.str() == "chain") {
+            ParseChain(value, where, &route.chain, &problems);
+          } else {
+            problems.Add(value, absl::StrCat(where, ": unknown or mistyped "
+                                                    "key \"",
+                                             AV(key.str()),
+                                             "\" (pattern = \"P\", "
+                                             "[[routes.chain]])"));
+          }
+        }
+        if (route.pattern.empty()) {
+          problems.Add(e, absl::StrCat(where, " needs pattern = \"P\""));
+        } else if (absl::Status s =
+                       topic::ValidatePattern(route.pattern, topic::Limits{});
+                   !s.ok()) {
+          problems.Add(e, absl::StrCat(where, ": ", s.message()));
+        }
+        settings.routes.push_back(std::move(route));
+      }
+    }
+  }
+
+  if (const toml::node* subs = table.get("subscriptions")) {
+    const auto* t = subs->as_table();
+    if (t == nullptr) {
+      problems.Add(*subs, "subscriptions must be a table ([subscriptions])");
+    } else {
+      for (auto&& [key, value] : *t) {
+        if (key.str() == "plugins" &&
+            StringList(value, &settings.subscription_plugins)) {
+          continue;
+        }
+        if (key.str() == "descriptor_sets" &&
+            StringList(value, &settings.subscription_descriptor_sets)) {
+          continue;
+        }
+        problems.Add(value,
+                     absl::StrCat("[subscriptions]: unknown or mistyped key "
+                                  "\"",
+                                  AV(key.str()),
+                                  "\" (plugins = [...], descriptor_sets = "
+                                  "[...], arrays of strings)"));
+      }
+    }
+  }
+  if (absl::Status s = problems.status(); !s.ok()) return s;
+  return settings;
+}
+
+absl::StatusOr<std::unique_ptr<PluginSet>> PluginSet::Build(
+    const PluginSettings& settings, const topic::Limits& topic_limits,
+    std::vector<std::string>* warnings) {
+  std::unique_ptr<PluginSet> set(new PluginSet());
+  set->settings_ = settings;
+  Registry& r = set->registry_;
+  if (absl::Status s = AddBuiltins(&r, topic_limits); !s.ok()) return s;
+  for (absl::Status s :
+       {r.Add(MakeHeaderFilterFactory()), r.Add(MakePayloadFilterFactory()),
+        r.Add(MakeProtoToJsonFactory()), r.Add(MakeJsonToProtoFactory()),
+        r.Add(MakeRedactFactory()), r.Add(MakeLuaFilterFactory()),
+        r.Add(MakeLuaTransformFactory())}) {
+    if (!s.ok()) return s;
+  }
+  for (const LibrarySpec& lib : settings.libraries) {
+    absl::StatusOr<LoadedPlugin> loaded = LoadDynamicPlugin(lib.path);
+    absl::Status s = loaded.status();
+    if (s.ok() && loaded->filter_factory != nullptr &&
+        loaded->transform_factory != nullptr) {
+      s = r.Add(std::make_unique<Renamed<FilterFactory, Filter>>(
+          std::move(loaded->filter_factory), loaded->name + "_filter"));
+      if (s.ok()) {
+        s = r.Add(std::make_unique<Renamed<TransformFactory, Transform>>(
+            std::move(loaded->transform_factory),
+            loaded->name + "_transform"));
+      }
+    } else if (s.ok() && loaded->filter_factory != nullptr) {
+      s = r.Add(std::move(loaded->filter_factory));
+    } else if (s.ok() && loaded->transform_factory != nullptr) {
+      s = r.Add(std::move(loaded->transform_factory));
+    }
+    if (!s.ok()) {
+      std::string message =
+          absl::StrCat("plugin library ", lib.path, ": ", s.message());
+      if (lib.required) return absl::Status(s.code(), message);
+      if (warnings != nullptr) {
+        warnings->push_back(
+            absl::StrCat(message, " (required = false: starting without it)"));
+      }
+    }
+  }
+  for (size_t i = 0; i < settings.routes.size(); ++i) {
+    const RouteSpec& spec = settings.routes[i];
+    const std::string where =
+        absl::StrCat("route ", i + 1, " (", spec.pattern, ")");
+    auto chain = Chain::Build(
+        r, spec.chain, where,
+        [&](std::string_view plugin, size_t position) {
+          auto counters = std::make_shared<StageCounters>();
+          set->route_rows_.push_back(
+              {std::string(plugin),
+               absl::StrCat("route ", spec.pattern, " #", position + 1),
+               {}});
+          set->route_counters_.push_back(counters);
+          return counters;
+        });
+    if (!chain.ok()) return chain.status();
+    set->routes_.push_back({spec.pattern, *std::move(chain)});
+  }
+  return set;
+}
+
+Chain* PluginSet::RouteFor(std::string_view topic) {
+  for (Route& route : routes_) {
+    if (topic::PatternMatches(route.pattern, topic)) return route.chain.get();
+  }
+  return nullptr;
+}
+
+std::shared_ptr<StageCounters> PluginSet::SubscriptionCounters(
+    std::string_view plugin) const {
+  for (auto& [name, counters] : subscription_counters_) {
+    if (name == plugin) return counters;
+  }
+  subscription_counters_.emplace_back(std::string(plugin),
+                                      std::make_shared<StageCounters>());
+  return subscription_counters_.back().second;
+}
+
+absl::StatusOr<std::unique_ptr<Chain>> PluginSet::SubscriptionChain(
+    std::string_view filter, const std::vector<StageSpec>& stages) const {
+  std::vector<StageSpec> all;
+  if (!filter.empty()) {
+    // The expression's own error, with its position, is what the
+    // subscriber needs.
+    if (auto parsed = MakeHeaderFilter(filter); !parsed.ok()) {
+      return parsed.status();
+    }
+    StageSpec spec;
+    spec.plugin = "header_filter";
+    spec.config.Add("expr", std::string(filter));
+    all.push_back(std::move(spec));
+  }
+  all.insert(all.end(), stages.begin(), stages.end());
+  const auto& allowed = settings_.subscription_plugins;
+  for (const StageSpec& spec : all) {
+    if (std::find(allowed.begin(), allowed.end(), spec.plugin) ==
+        allowed.end()) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "plugin \"", spec.plugin,
+          "\" is not allowed in subscriptions (siftd's [subscriptions] "
+          "plugins: ",
+          absl::StrJoin(allowed, ", "), ")"));
+    }
+    if (const std::string* sets = spec.config.Find("descriptor_set")) {
+      const auto& ok_sets = settings_.subscription_descriptor_sets;
+      for (absl::string_view path : absl::StrSplit(*sets, ',')) {
+        path = absl::StripAsciiWhitespace(path);
+        if (std::find(ok_sets.begin(), ok_sets.end(), path) == ok_sets.end()) {
+          return absl::PermissionDeniedError(absl::StrCat(
+              "descriptor set \"", path,
+              "\" is not listed in siftd's [subscriptions] descriptor_sets"));
+        }
+      }
+    }
+  }
+  auto chain = Chain::Build(
+      registry_, all, "subscription",
+      [this](std::string_view plugin, size_t) {
+        return SubscriptionCounters(plugin);
+      });
+  return chain;
+}
+
+std::vector<PluginStatsRow> PluginSet::Stats() const {
+  std::vector<PluginStatsRow> rows = route_rows_;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    rows[i].counters = *route_counters_[i];
+  }
+  for (const auto& [name, counters] : subscription_counters_) {
+    rows.push_back({name, "subscriptions", *counters});
+  }
+  return rows;
+}
+
+}  // namespace sift::plugin

@@ -1,0 +1,142 @@
+// PluginSet: everything siftd's plugins need at run time, built from the
+// plugin sections of its config file: the registry of plugins (built-in,
+// Lua, and those of the shared libraries listed), the route chains, and the
+// rules for chains that subscribers ask for in SUB.
+//
+// Config file sections (docs/plugins.md has the full reference):
+//
+//   [[plugin_libraries]]         # a .so built against sift_plugin.h; its
+//                                # plugins are named as it says, or
+//                                # <name>_filter and <name>_transform
+//                                # when it provides both kinds
+//   path = "/usr/lib/sift/libkeyword.so"
+//   required = true              # false: start without it (logged)
+//
+//   [[routes]]                   # first route whose pattern matches wins
+//   pattern = "orders.>"
+//   [[routes.chain]]             # plugins in order
+//   plugin = "header_filter"
+//   expr = "region == 'eu'"
+//
+//   [subscriptions]              # what a SUB may ask for
+//   plugins = ["header_filter", "payload_filter", ...]
+//   descriptor_sets = ["/etc/sift/shop.pb"]
+//
+// A chain entry's other keys are the plugin's settings; strings, integers,
+// floats and booleans are passed as text, arrays of strings joined by
+// commas.
+//
+// Thread-safety: Parse/Build may run on any thread (they read files and
+// load libraries). A built PluginSet is then used by the routing thread
+// only: RouteFor() hands out chains whose plugins keep state.
+#ifndef SIFT_BROKER_PLUGIN_PLUGIN_SET_H_
+#define SIFT_BROKER_PLUGIN_PLUGIN_SET_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "broker/plugin/chain.h"
+#include "broker/plugin/registry.h"
+#include "broker/topic/topic.h"
+
+namespace sift::plugin {
+
+struct LibrarySpec {
+  std::string path;
+  bool required = true;
+};
+
+struct RouteSpec {
+  std::string pattern;
+  std::vector<StageSpec> chain;
+};
+
+// The plugin sections of a config file.
+struct PluginSettings {
+  std::vector<LibrarySpec> libraries;
+  std::vector<RouteSpec> routes;
+  // Plugins a SUB may name (its `filter` uses header_filter, which must be
+  // listed too).
+  std::vector<std::string> subscription_plugins = {
+      "header_filter", "payload_filter", "proto_to_json", "json_to_proto",
+      "redact",        "dedup",          "rate_limit",    "sample",
+      "header_set",    "header_remove",  "enrich",        "topic_map"};
+  // Descriptor sets a SUB's plugins may name in `descriptor_set`.
+  std::vector<std::string> subscription_descriptor_sets;
+};
+
+// The config file's top-level keys that belong to plugins (config.cc skips
+// them).
+inline constexpr std::string_view kPluginSections[] = {
+    "plugin_libraries", "routes", "subscriptions"};
+
+// Reads the plugin sections of TOML `text` (other keys are ignored).
+// Errors: InvalidArgument naming `source_name`, the line and what is wrong
+// (an unknown key in a section, a missing pattern or plugin name, an invalid
+// pattern, a value of the wrong type).
+absl::StatusOr<PluginSettings> ParsePluginSettings(std::string_view text,
+                                                   std::string_view source_name);
+
+// One STATS row: a stage of a route chain, or one plugin summed over all
+// subscription chains.
+struct PluginStatsRow {
+  std::string plugin;
+  std::string chain;  // "route orders.> #2" or "subscriptions"
+  StageCounters counters;
+};
+
+class PluginSet {
+ public:
+  // Loads the libraries (a required one that fails to load fails the
+  // build; an optional one is skipped and its error added to *warnings),
+  // registers every plugin, and builds every route chain. `topic_limits`
+  // bound topics that plugins rewrite. Errors name the route and plugin.
+  static absl::StatusOr<std::unique_ptr<PluginSet>> Build(
+      const PluginSettings& settings, const topic::Limits& topic_limits,
+      std::vector<std::string>* warnings);
+
+  // True if any route chain is configured.
+  bool has_routes() const { return !routes_.empty(); }
+  size_t route_count() const { return routes_.size(); }
+  // The chain of the first route whose pattern matches `topic`, or null.
+  Chain* RouteFor(std::string_view topic);
+
+  // A chain for one subscription: a header_filter on `filter` (if not
+  // empty), then `stages`. Errors: InvalidArgument with the expression's
+  // position for a bad filter ("filter: at position N: ..."),
+  // PermissionDenied for a plugin or descriptor set not allowed in
+  // [subscriptions], else the factory's error.
+  absl::StatusOr<std::unique_ptr<Chain>> SubscriptionChain(
+      std::string_view filter, const std::vector<StageSpec>& stages) const;
+
+  // Counters, route stages first (in config order), then subscription
+  // plugins by name.
+  std::vector<PluginStatsRow> Stats() const;
+
+  const Registry& registry() const { return registry_; }
+
+ private:
+  struct Route {
+    std::string pattern;
+    std::unique_ptr<Chain> chain;
+  };
+  PluginSet() = default;
+  std::shared_ptr<StageCounters> SubscriptionCounters(std::string_view plugin)
+      const;
+
+  Registry registry_;
+  PluginSettings settings_;
+  std::vector<Route> routes_;
+  std::vector<PluginStatsRow> route_rows_;  // names; counters below
+  std::vector<std::shared_ptr<StageCounters>> route_counters_;
+  // Per plugin name, shared by every subscription chain.
+  mutable std::vector<std::pair<std::string, std::shared_ptr<StageCounters>>>
+      subscription_counters_;
+};
+
+}  // namespace sift::plugin
+
+#endif  // SIFT_BROKER_PLUGIN_PLUGIN_SET_H_

@@ -544,6 +544,10 @@ std::string Usage(std::string_view program) {
       "source wins. Every setting is also a key of the TOML file (see\n"
       "--print-config and docs/configuration.md). Flags take --name=VALUE or\n"
       "--name VALUE.\n\n"
+      "The file may also hold plugin sections ([[routes]], [[plugin_libraries]],\n"
+      "[subscriptions]; see docs/plugins.md). SIGHUP, or `sift reload`, makes\n"
+      "siftd re-read them without dropping clients; an invalid file is logged\n"
+      "and the old plugin config stays. Other settings need a restart.\n\n"
       "Flags:\n");
   for (const GeneralFlag& flag : kGeneralFlags) {
     absl::StrAppend(&out, "  ", AV(flag.shown), "\n      ",

@@ -88,7 +88,9 @@ const std::vector<Case>& Cases() {
       {"header_set", {Stage("header_set", {{"set.x-audit", "1"}})}},
       {"header_remove", {Stage("header_remove", {{"keys", "priority"}})}},
       {"enrich", {Stage("enrich", {})}},
-      {"dedup", {Stage("dedup", {})}},
+      // A 1 ms window: ids (4096 in turn, 1 us apart) have expired when
+      // they come round again, so every message is new to it.
+      {"dedup", {Stage("dedup", {{"window_ms", "1"}})}},
       {"rate_limit", {Stage("rate_limit", {{"rate_per_second", "1e9"}})}},
       {"sample", {Stage("sample", {{"every", "1"}})}},
       {"redact_json",

@@ -1,0 +1,625 @@
+#include "broker/delivery/deliveries.h"
+
+#include <algorithm>
+#include <cassert>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "broker/base/absl_view.h"
+#include "broker/topic/topic.h"
+
+namespace sift::delivery {
+
+namespace {
+
+// The fields a queue group shares: they govern a message's retries and the
+// backlog, whichever member holds it.
+bool SameGroupPolicy(const AckPolicy& a, const AckPolicy& b) {
+  return a.max_deliver == b.max_deliver && a.max_queued == b.max_queued &&
+         a.backoff == b.backoff;
+}
+
+// The heap may hold this many cancelled timers beyond twice the live ones
+// before it is swept: sweeps stay O(1) amortized per timer and rare when
+// little is in flight.
+constexpr size_t kTimerSlack = 1024;
+
+}  // namespace
+
+absl::Status ValidateAckPolicy(const AckPolicy& policy) {
+  if (policy.ack_wait_ms == 0) {
+    return absl::InvalidArgumentError("ack_wait_ms must be at least 1");
+  }
+  if (policy.max_in_flight == 0) {
+    return absl::InvalidArgumentError("max_in_flight must be at least 1");
+  }
+  return ValidateBackoff(policy.backoff);
+}
+
+Deliveries::Deliveries(uint64_t seed) : random_(seed) {}
+Deliveries::~Deliveries() = default;
+
+// --- Consumers and groups ---
+
+absl::Status Deliveries::AddConsumer(uint32_t client, uint64_t sid,
+                                     std::string_view pattern,
+                                     std::string_view group,
+                                     const AckPolicy& policy, int64_t now,
+                                     std::vector<Send>* sends) {
+  if (absl::Status s = ValidateAckPolicy(policy); !s.ok()) return s;
+  if (IsConsumer(client, sid)) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "subscription ", sid, " of client ", client, " is already a consumer"));
+  }
+  uint32_t g = kNone;
+  if (!group.empty()) {
+    auto it = groups_by_name_.find(AV(group));
+    if (it != groups_by_name_.end()) {
+      g = it->second;
+      Group& existing = groups_[g];
+      if (existing.members.empty()) {
+        existing.policy = policy;  // an orphaned backlog takes the newcomer's
+      } else if (!SameGroupPolicy(existing.policy, policy)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "queue group '", AV(group),
+            "' has members with another max_deliver, max_queued or backoff"));
+      }
+    } else {
+      if (free_groups_.empty()) {
+        g = static_cast<uint32_t>(groups_.size());
+        groups_.emplace_back();
+      } else {
+        g = free_groups_.back();
+        free_groups_.pop_back();
+      }
+      Group& fresh = groups_[g];
+      fresh.name.assign(group.data(), group.size());
+      fresh.policy = policy;
+      groups_by_name_.emplace(fresh.name, g);
+    }
+  }
+
+  uint32_t c;
+  if (free_consumers_.empty()) {
+    c = static_cast<uint32_t>(consumers_.size());
+    consumers_.emplace_back();
+  } else {
+    c = free_consumers_.back();
+    free_consumers_.pop_back();
+  }
+  Consumer& co = consumers_[c];
+  co.live = true;
+  co.leaving = false;
+  co.client = client;
+  co.sid = sid;
+  co.group = g;
+  co.in_flight = 0;
+  co.pattern.assign(pattern.data(), pattern.size());
+  co.policy = policy;
+  co.head = co.tail = kNone;
+  co.delivered = 0;
+  co.acks = 0;
+  consumers_by_key_.emplace(Key{client, sid}, c);
+  consumers_by_client_[client].push_back(c);
+  if (g != kNone) {
+    groups_[g].members.push_back(c);
+    Refill(c, now, sends);
+  }
+  return absl::OkStatus();
+}
+
+size_t Deliveries::RemoveConsumer(uint32_t client, uint64_t sid, int64_t now,
+                                  std::vector<Send>* sends,
+                                  std::vector<DeadLetter>* dead) {
+  const uint32_t c = FindConsumer(client, sid);
+  if (c == kNone) return 0;
+  consumers_[c].leaving = true;
+  return RemoveConsumerAt(c, now, sends, dead);
+}
+
+size_t Deliveries::RemoveClient(uint32_t client, int64_t now,
+                                std::vector<Send>* sends,
+                                std::vector<DeadLetter>* dead) {
+  auto it = consumers_by_client_.find(client);
+  if (it == consumers_by_client_.end()) return 0;
+  // Mark them all first: no member of this client may receive what another
+  // of its members gives back.
+  const std::vector<uint32_t> leaving = it->second;
+  for (uint32_t c : leaving) consumers_[c].leaving = true;
+  size_t dropped = 0;
+  for (uint32_t c : leaving) dropped += RemoveConsumerAt(c, now, sends, dead);
+  return dropped;
+}
+
+size_t Deliveries::RemoveConsumerAt(uint32_t c, int64_t now,
+                                    std::vector<Send>* sends,
+                                    std::vector<DeadLetter>* dead) {
+  Consumer& co = consumers_[c];
+  assert(co.live && co.leaving);
+  consumers_by_key_.erase(Key{co.client, co.sid});
+  if (auto it = consumers_by_client_.find(co.client);
+      it != consumers_by_client_.end()) {
+    std::vector<uint32_t>& mine = it->second;
+    mine.erase(std::find(mine.begin(), mine.end(), c));
+    if (mine.empty()) consumers_by_client_.erase(it);
+  }
+  const uint32_t g = co.group;
+  if (g != kNone) {
+    Group& gr = groups_[g];
+    auto pos = std::find(gr.members.begin(), gr.members.end(), c);
+    const size_t index = static_cast<size_t>(pos - gr.members.begin());
+    gr.members.erase(pos);
+    if (index < gr.cursor) --gr.cursor;
+  }
+
+  // Its entries: in flight, or waiting to come back to it.
+  size_t dropped = 0;
+  scratch_.clear();
+  for (uint32_t slot = co.head; slot != kNone;) {
+    Entry& e = entries_[slot];
+    const uint32_t next = e.next;
+    if (e.in_flight) {
+      EndInFlight(slot);
+      if (g == kNone) {
+        ++dropped;
+        FreeEntry(slot);
+      } else {
+        scratch_.push_back(slot);  // in delivery order
+      }
+    } else if (g == kNone) {
+      ++dropped;
+      --delayed_;
+      FreeEntry(slot);  // cancels its timer
+    } else {
+      Unlink(slot);  // still the group's; any member may take it
+    }
+    slot = next;
+  }
+  if (g == kNone) {
+    dropped += co.queue.size();
+    queued_ -= co.queue.size();
+    std::deque<Waiting>().swap(co.queue);
+  }
+
+  // A group member's in-flight messages go to the others now: leaving is a
+  // failed delivery (attempt + 1 next time), not the message's backoff.
+  for (uint32_t slot : scratch_) {
+    Entry& e = entries_[slot];
+    const AckPolicy& policy = groups_[g].policy;
+    if (policy.max_deliver != 0 && e.attempt >= policy.max_deliver) {
+      DeadLetterMessage(std::move(e.message), c,
+                        kReasonMaxDeliverAfterConsumerLeft, e.attempt, dead);
+      FreeEntry(slot);
+      continue;
+    }
+    Unlink(slot);
+    const uint32_t m = PickMember(g, kNone, e.message->topic);
+    if (m != kNone) {
+      Deliver(m, slot, now, sends);
+    } else {
+      ReturnToLine(slot, &groups_[g].backlog);
+    }
+  }
+  scratch_.clear();
+
+  co.live = false;
+  co.leaving = false;
+  co.group = kNone;
+  std::string().swap(co.pattern);
+  free_consumers_.push_back(c);
+  if (g != kNone) MaybeForgetGroup(g);
+  counters_.dropped += dropped;
+  return dropped;
+}
+
+void Deliveries::MaybeForgetGroup(uint32_t g) {
+  Group& gr = groups_[g];
+  if (!gr.members.empty() || !gr.backlog.empty() || gr.delayed != 0) return;
+  groups_by_name_.erase(gr.name);
+  std::string().swap(gr.name);
+  std::deque<Waiting>().swap(gr.backlog);
+  gr.cursor = 0;
+  free_groups_.push_back(g);
+}
+
+uint32_t Deliveries::FindConsumer(uint32_t client, uint64_t sid) const {
+  auto it = consumers_by_key_.find(Key{client, sid});
+  return it == consumers_by_key_.end() ? kNone : it->second;
+}
+
+uint32_t Deliveries::PickMember(uint32_t g, uint32_t avoid,
+                                std::string_view topic) {
+  Group& gr = groups_[g];
+  const size_t n = gr.members.size();
+  if (n == 0) return kNone;
+  const size_t start = gr.cursor % n;
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = (start + k) % n;
+    const uint32_t m = gr.members[i];
+    if (m == avoid) continue;
+    const Consumer& c = consumers_[m];
+    if (c.leaving || !HasCapacity(c)) continue;
+    if (!topic::PatternMatches(c.pattern, topic)) continue;
+    gr.cursor = (i + 1) % n;
+    return m;
+  }
+  return kNone;
+}
+
+size_t Deliveries::backlog(std::string_view group) const {
+  auto it = groups_by_name_.find(AV(group));
+  return it == groups_by_name_.end() ? 0 : groups_[it->second].backlog.size();
+}
+
+std::optional<Deliveries::ConsumerStats> Deliveries::consumer_stats(
+    uint32_t client, uint64_t sid) const {
+  const uint32_t c = FindConsumer(client, sid);
+  if (c == kNone) return std::nullopt;
+  const Consumer& co = consumers_[c];
+  ConsumerStats stats;
+  stats.in_flight = co.in_flight;
+  stats.max_in_flight = co.policy.max_in_flight;
+  stats.queued = co.queue.size();
+  stats.delivered = co.delivered;
+  stats.acks = co.acks;
+  return stats;
+}
+
+// --- Entries and timers ---
+
+uint32_t Deliveries::NewEntry(MessageRef message, uint64_t seq,
+                              uint32_t attempts, uint32_t group) {
+  uint32_t slot;
+  if (free_entries_.empty()) {
+    slot = static_cast<uint32_t>(entries_.size());
+    entries_.emplace_back();
+  } else {
+    slot = free_entries_.back();
+    free_entries_.pop_back();
+  }
+  Entry& e = entries_[slot];
+  e.message = std::move(message);
+  e.seq = seq;
+  e.attempt = attempts;
+  e.group = group;
+  return slot;
+}
+
+void Deliveries::FreeEntry(uint32_t slot) {
+  Unlink(slot);
+  Entry& e = entries_[slot];
+  e.message.reset();
+  e.seq = 0;
+  e.delivery_id = 0;
+  e.timer = 0;  // cancels its timer, if any
+  e.group = kNone;
+  e.attempt = 0;
+  e.in_flight = false;
+  free_entries_.push_back(slot);
+}
+
+void Deliveries::Link(uint32_t c, uint32_t slot) {
+  Consumer& co = consumers_[c];
+  Entry& e = entries_[slot];
+  e.consumer = c;
+  e.prev = co.tail;
+  e.next = kNone;
+  if (co.tail == kNone) {
+    co.head = slot;
+  } else {
+    entries_[co.tail].next = slot;
+  }
+  co.tail = slot;
+}
+
+void Deliveries::Unlink(uint32_t slot) {
+  Entry& e = entries_[slot];
+  if (e.consumer == kNone) return;
+  Consumer& co = consumers_[e.consumer];
+  if (e.prev == kNone) {
+    co.head = e.next;
+  } else {
+    entries_[e.prev].next = e.next;
+  }
+  if (e.next == kNone) {
+    co.tail = e.prev;
+  } else {
+    entries_[e.next].prev = e.prev;
+  }
+  e.consumer = e.prev = e.next = kNone;
+}
+
+void Deliveries::Schedule(uint32_t slot, int64_t when) {
+  entries_[slot].timer = timers_.Push(when, slot);
+  if (timers_.size() > 2 * (in_flight_ + delayed_) + kTimerSlack) {
+    timers_.Compact(
+        [this](const TimerQueue::Timer& t) { return TimerLive(t); });
+  }
+}
+
+void Deliveries::PruneTimers() {
+  while (!timers_.empty() && !TimerLive(timers_.top())) timers_.Pop();
+}
+
+int64_t Deliveries::NextDeadline() {
+  PruneTimers();
+  return timers_.empty() ? std::numeric_limits<int64_t>::max()
+                         : timers_.top().when;
+}
+
+// --- Delivering ---
+
+void Deliveries::Deliver(uint32_t c, uint32_t slot, int64_t now,
+                         std::vector<Send>* sends) {
+  Consumer& co = consumers_[c];
+  assert(co.live && !co.leaving && HasCapacity(co));
+  if (entries_[slot].consumer != c) {
+    Unlink(slot);
+    Link(c, slot);
+  }
+  Entry& e = entries_[slot];
+  e.in_flight = true;
+  ++e.attempt;
+  e.delivery_id = next_delivery_id_++;
+  e.deadline = now + co.policy.ack_wait_ms;
+  in_flight_by_id_.emplace(e.delivery_id, slot);
+  ++co.in_flight;
+  ++in_flight_;
+  ++co.delivered;
+  ++counters_.delivered;
+  if (e.attempt > 1) ++counters_.redeliveries;
+  sends->push_back(Send{co.client, co.sid, e.delivery_id, e.attempt, e.message});
+  Schedule(slot, e.deadline);
+}
+
+void Deliveries::DeliverWaiting(uint32_t c, Waiting waiting, int64_t now,
+                                std::vector<Send>* sends) {
+  const uint32_t slot = NewEntry(std::move(waiting.message), waiting.seq,
+                                 waiting.attempts, consumers_[c].group);
+  Deliver(c, slot, now, sends);
+}
+
+void Deliveries::ReturnToLine(uint32_t slot, std::deque<Waiting>* line) {
+  Entry& e = entries_[slot];
+  // Messages that came back sit at the head in Offer order; the scan stops
+  // at the first message offered later, which is at once in the usual case.
+  auto pos = line->begin();
+  while (pos != line->end() && pos->seq < e.seq) ++pos;
+  line->insert(pos, Waiting{std::move(e.message), e.seq, e.attempt});
+  ++queued_;
+  FreeEntry(slot);
+}
+
+void Deliveries::Refill(uint32_t c, int64_t now, std::vector<Send>* sends) {
+  Consumer& co = consumers_[c];
+  if (co.group == kNone) {
+    while (HasCapacity(co) && !co.queue.empty()) {
+      Waiting w = std::move(co.queue.front());
+      co.queue.pop_front();
+      --queued_;
+      DeliverWaiting(c, std::move(w), now, sends);
+    }
+    return;
+  }
+  // The backlog in FIFO order, skipping what this member's pattern does not
+  // match (another member's work).
+  std::deque<Waiting>& backlog = groups_[co.group].backlog;
+  size_t i = 0;
+  while (HasCapacity(co) && i < backlog.size()) {
+    if (!topic::PatternMatches(co.pattern, backlog[i].message->topic)) {
+      ++i;
+      continue;
+    }
+    Waiting w = std::move(backlog[i]);
+    backlog.erase(backlog.begin() + static_cast<std::ptrdiff_t>(i));
+    --queued_;
+    DeliverWaiting(c, std::move(w), now, sends);
+  }
+}
+
+void Deliveries::DeadLetterMessage(MessageRef message, uint32_t c,
+                                   std::string_view reason, uint32_t attempts,
+                                   std::vector<DeadLetter>* dead) {
+  const Consumer& co = consumers_[c];
+  dead->push_back(DeadLetter{std::move(message), co.client, co.sid,
+                             std::string(reason), attempts});
+  ++counters_.dead_letters;
+}
+
+absl::Status Deliveries::Offer(uint32_t client, uint64_t sid,
+                               const MessageRef& message, int64_t now,
+                               std::vector<Send>* sends,
+                               std::vector<DeadLetter>* dead) {
+  const uint32_t c = FindConsumer(client, sid);
+  if (c == kNone) {
+    return absl::NotFoundError(absl::StrCat("subscription ", sid, " of client ",
+                                            client, " is not a consumer"));
+  }
+  if (message == nullptr) return absl::InvalidArgumentError("null message");
+  Consumer& co = consumers_[c];
+  const uint64_t seq = next_seq_++;
+  if (co.group == kNone) {
+    if (HasCapacity(co) && co.queue.empty()) {
+      Deliver(c, NewEntry(message, seq, 0, kNone), now, sends);
+    } else if (co.queue.size() >= co.policy.max_queued) {
+      DeadLetterMessage(message, c, kReasonQueueFull, 0, dead);
+    } else {
+      co.queue.push_back(Waiting{message, seq, 0});
+      ++queued_;
+    }
+    return absl::OkStatus();
+  }
+  // A member with capacity matches nothing in the backlog (it would have
+  // taken it), so sending to it keeps the backlog's order.
+  const uint32_t target =
+      HasCapacity(co) ? c : PickMember(co.group, c, message->topic);
+  if (target != kNone) {
+    Deliver(target, NewEntry(message, seq, 0, co.group), now, sends);
+    return absl::OkStatus();
+  }
+  Group& gr = groups_[co.group];
+  if (gr.backlog.size() >= gr.policy.max_queued) {
+    DeadLetterMessage(message, c, kReasonQueueFull, 0, dead);
+  } else {
+    gr.backlog.push_back(Waiting{message, seq, 0});
+    ++queued_;
+  }
+  return absl::OkStatus();
+}
+
+// --- Acks, nacks, timers ---
+
+uint32_t Deliveries::FindInFlight(uint32_t client,
+                                  uint64_t delivery_id) const {
+  auto it = in_flight_by_id_.find(delivery_id);
+  if (it == in_flight_by_id_.end()) return kNone;
+  const uint32_t slot = it->second;
+  if (consumers_[entries_[slot].consumer].client != client) return kNone;
+  return slot;
+}
+
+namespace {
+absl::Status NotInFlight(uint32_t client, uint64_t delivery_id) {
+  return absl::NotFoundError(absl::StrCat("delivery ", delivery_id,
+                                          " is not in flight at client ",
+                                          client));
+}
+}  // namespace
+
+void Deliveries::EndInFlight(uint32_t slot) {
+  Entry& e = entries_[slot];
+  assert(e.in_flight);
+  in_flight_by_id_.erase(e.delivery_id);
+  e.delivery_id = 0;
+  e.in_flight = false;
+  e.timer = 0;
+  --consumers_[e.consumer].in_flight;
+  --in_flight_;
+}
+
+absl::Status Deliveries::Ack(uint32_t client, uint64_t delivery_id,
+                             int64_t now, std::vector<Send>* sends) {
+  const uint32_t slot = FindInFlight(client, delivery_id);
+  if (slot == kNone) return NotInFlight(client, delivery_id);
+  const uint32_t c = entries_[slot].consumer;
+  EndInFlight(slot);
+  FreeEntry(slot);
+  ++counters_.acks;
+  ++consumers_[c].acks;
+  Refill(c, now, sends);
+  return absl::OkStatus();
+}
+
+absl::Status Deliveries::Nack(uint32_t client, uint64_t delivery_id,
+                              std::optional<uint32_t> delay_ms, int64_t now,
+                              std::vector<Send>* sends,
+                              std::vector<DeadLetter>* dead) {
+  const uint32_t slot = FindInFlight(client, delivery_id);
+  if (slot == kNone) return NotInFlight(client, delivery_id);
+  const uint32_t c = entries_[slot].consumer;
+  EndInFlight(slot);
+  ++counters_.nacks;
+  Retry(slot, delay_ms, now, kReasonMaxDeliverAfterNack, now, sends, dead);
+  Refill(c, now, sends);
+  return absl::OkStatus();
+}
+
+absl::Status Deliveries::Progress(uint32_t client, uint64_t delivery_id,
+                                  int64_t now) {
+  const uint32_t slot = FindInFlight(client, delivery_id);
+  if (slot == kNone) return NotInFlight(client, delivery_id);
+  Entry& e = entries_[slot];
+  e.deadline = now + consumers_[e.consumer].policy.ack_wait_ms;
+  Schedule(slot, e.deadline);  // the old timer goes stale
+  ++counters_.progress;
+  return absl::OkStatus();
+}
+
+void Deliveries::Retry(uint32_t slot, std::optional<uint32_t> delay_ms,
+                       int64_t from, std::string_view reason, int64_t now,
+                       std::vector<Send>* sends,
+                       std::vector<DeadLetter>* dead) {
+  Entry& e = entries_[slot];
+  const AckPolicy& policy = RetryPolicy(e.consumer, e.group);
+  if (policy.max_deliver != 0 && e.attempt >= policy.max_deliver) {
+    DeadLetterMessage(std::move(e.message), e.consumer, reason, e.attempt,
+                      dead);
+    FreeEntry(slot);
+    return;
+  }
+  const uint32_t delay =
+      delay_ms.has_value()
+          ? *delay_ms
+          : JitteredDelayMs(policy.backoff, e.attempt, random_.Next());
+  e.deadline = from + delay;
+  ++delayed_;
+  if (e.group != kNone) ++groups_[e.group].delayed;
+  if (e.deadline <= now) {
+    Redeliver(slot, now, sends);
+  } else {
+    Schedule(slot, e.deadline);
+  }
+}
+
+void Deliveries::Redeliver(uint32_t slot, int64_t now,
+                           std::vector<Send>* sends) {
+  Entry& e = entries_[slot];
+  assert(!e.in_flight);
+  e.timer = 0;
+  --delayed_;
+  if (e.group == kNone) {
+    // Its consumer is live: a departing non-group consumer drops its entries.
+    const uint32_t c = e.consumer;
+    if (HasCapacity(consumers_[c])) {
+      Deliver(c, slot, now, sends);
+    } else {
+      ReturnToLine(slot, &consumers_[c].queue);
+    }
+    return;
+  }
+  const uint32_t g = e.group;
+  --groups_[g].delayed;
+  // Prefer a member other than the one it failed at; that one (if still
+  // there) is the fallback.
+  const uint32_t avoid = e.consumer;
+  uint32_t m = PickMember(g, avoid, e.message->topic);
+  if (m == kNone && avoid != kNone && !consumers_[avoid].leaving &&
+      HasCapacity(consumers_[avoid])) {
+    m = avoid;
+  }
+  if (m != kNone) {
+    Deliver(m, slot, now, sends);
+  } else {
+    ReturnToLine(slot, &groups_[g].backlog);
+  }
+}
+
+void Deliveries::Tick(int64_t now, std::vector<Send>* sends,
+                      std::vector<DeadLetter>* dead) {
+  while (!timers_.empty()) {
+    const TimerQueue::Timer t = timers_.top();
+    if (!TimerLive(t)) {
+      timers_.Pop();
+      continue;
+    }
+    if (t.when > now) break;
+    timers_.Pop();
+    Entry& e = entries_[t.slot];
+    if (e.in_flight) {
+      // The ack wait ran out: a failed delivery, retried after the backoff
+      // counted from the deadline (so a late Tick does not add its lateness).
+      const uint32_t c = e.consumer;
+      const int64_t deadline = e.deadline;
+      EndInFlight(t.slot);
+      ++counters_.expired;
+      Retry(t.slot, std::nullopt, deadline, kReasonMaxDeliverAfterAckWait, now,
+            sends, dead);
+      Refill(c, now, sends);
+    } else {
+      Redeliver(t.slot, now, sends);
+    }
+  }
+}
+
+}  // namespace sift::delivery

@@ -1,0 +1,409 @@
+// Deliveries is the at-least-once core of the broker: for every subscription
+// in explicit-ack mode (a "consumer") it keeps the messages delivered and not
+// yet acknowledged (in flight), those waiting for capacity, and those waiting
+// out a backoff before their next delivery; it picks queue-group members when
+// the one the router chose is full, and it dead-letters what cannot be
+// delivered. It knows nothing of sockets, protobuf or clocks: the routing
+// thread calls it with decoded commands and the loop's time, and sends the
+// Sends (and publishes the DeadLetters) it hands back.
+//
+// Thread-safety: not thread-safe. Owned by the routing thread ("routing
+// thread only"), like the Router.
+//
+// Time: every `now` is ms of a monotonic clock the caller reads (the event
+// loop's); Deliveries never reads a clock. `now` must not go backwards.
+// Deadlines are absolute ms of that clock.
+//
+// Rules (the contract; deliveries_test.cc checks each):
+// - Delivery ids are unique for the object's life (one Deliveries per
+//   broker), starting at 1. Every delivery of a message, redeliveries
+//   included, gets a new id: an ack or nack naming an earlier delivery of a
+//   message that has since been redelivered is NotFound.
+// - `attempt` is the number of the delivery: 1 for the first, and +1 for
+//   every later delivery, whatever caused it (nack, ack wait, a consumer that
+//   left). So max_deliver bounds the deliveries of a message, and a message
+//   that kills every worker that takes it is dead-lettered, not passed around
+//   forever.
+// - A consumer has capacity when in_flight < max_in_flight. A message is in
+//   flight from its Send until it is acked, nacked, its ack wait runs out or
+//   its consumer leaves; a message waiting out a backoff does not hold
+//   capacity (the slot goes to the next queued message).
+// - Messages that find no capacity wait in FIFO order: in the consumer's own
+//   queue, or for a queue group in the group's backlog. Offer admits at most
+//   max_queued of them (else: dead letter "queue full"). Messages coming back
+//   (a redelivery finding no capacity, a departed member's in-flight
+//   messages) go to the head of the line even when it is full: they were
+//   admitted once, so a queue holds at most max_queued plus what was in
+//   flight.
+// - Nothing is dropped silently: a message ends acked, dead-lettered (handed
+//   back with the reason), or dropped because its non-group consumer left
+//   (counted, and the count returned to the caller).
+// - Queue groups: consumers that share a group name form one work queue
+//   whatever their patterns; a member only ever receives messages whose
+//   topic (StoredMessage::topic) its pattern matches (topic::PatternMatches).
+//   Members choose round robin among those with capacity. max_in_flight and
+//   ack_wait_ms are each member's own; max_deliver, max_queued and the
+//   backoff are the group's (the first member's; a member that disagrees is
+//   refused). A group keeps its backlog and pending redeliveries after its
+//   last member leaves, and hands them to the next member that joins (a work
+//   queue whose workers all restart loses nothing); it is forgotten once it
+//   has neither members nor messages.
+//
+// Output parameters (`sends`, `dead`) are appended to, never cleared, so a
+// loop can collect one batch across calls. REQUIRES: they are non-null.
+//
+// Costs: Offer and Ack are O(1) hash work plus an O(log n) heap push (O(1)
+// in the usual case, see TimerQueue), no heap allocation after warm-up
+// beyond the caller's StoredMessage (the in-flight table, the id index and
+// the timer heap reuse their storage). Choosing another group member is
+// O(members) with a pattern match each; a member that regains capacity in a
+// group whose members have different patterns scans the backlog for the
+// first message it matches (O(backlog) at worst). Tick is O(log n) per timer
+// that fires. Run //broker/delivery:deliveries_bench before changing them.
+#ifndef SIFT_BROKER_DELIVERY_DELIVERIES_H_
+#define SIFT_BROKER_DELIVERY_DELIVERIES_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "broker/delivery/backoff.h"
+#include "broker/delivery/timer_queue.h"
+
+namespace sift::delivery {
+
+// The at-least-once settings of one explicit-ack subscription.
+struct AckPolicy {
+  // JetStream AckWait: no ack or progress by then -> the delivery failed.
+  // >= 1.
+  uint32_t ack_wait_ms = 30000;
+  // Deliveries of a message before it is dead-lettered; 0 = unlimited.
+  uint32_t max_deliver = 5;
+  // Prefetch per consumer (RabbitMQ basic.qos). >= 1.
+  uint32_t max_in_flight = 1000;
+  // Messages waiting for capacity, per consumer or per group. 0 = none wait:
+  // a message that finds no capacity is dead-lettered.
+  uint32_t max_queued = 100000;
+  // Delay before redelivery after a nack without a delay or an expired ack
+  // wait.
+  Backoff backoff;
+};
+
+// InvalidArgument naming the field for a policy AddConsumer would refuse.
+absl::Status ValidateAckPolicy(const AckPolicy& policy);
+
+// A published message as delivery keeps it until it is acked: shared by
+// every consumer it was offered to, immutable.
+struct StoredMessage {
+  std::string topic;
+  std::string reply_to;
+  std::string headers;  // raw wire header entries (broker/protocol/headers.h)
+  std::string payload;
+};
+using MessageRef = std::shared_ptr<const StoredMessage>;
+
+// One DELIVER the caller must send.
+struct Send {
+  uint32_t client;
+  uint64_t sid;
+  uint64_t delivery_id;
+  uint32_t attempt;  // 1 for the first delivery
+  MessageRef message;
+};
+
+// Reasons a message is dead-lettered (DeadLetter::reason).
+inline constexpr std::string_view kReasonQueueFull = "queue full";
+inline constexpr std::string_view kReasonMaxDeliverAfterAckWait =
+    "max_deliver after ack_wait";
+inline constexpr std::string_view kReasonMaxDeliverAfterNack =
+    "max_deliver after nack";
+inline constexpr std::string_view kReasonMaxDeliverAfterConsumerLeft =
+    "max_deliver after consumer left";
+
+// A message delivery gave up on; the caller publishes it to the dead-letter
+// topic with these facts as headers.
+struct DeadLetter {
+  MessageRef message;
+  uint32_t client;  // the consumer it was last at, or was offered to
+  uint64_t sid;
+  std::string reason;  // one of the kReason* above
+  uint32_t attempts;   // deliveries made; 0 when refused by a full queue
+};
+
+class Deliveries {
+ public:
+  // Event counters for STATS; all only grow.
+  struct Counters {
+    uint64_t delivered = 0;     // Sends made, redeliveries included
+    uint64_t redeliveries = 0;  // Sends with attempt > 1
+    uint64_t acks = 0;
+    uint64_t nacks = 0;
+    uint64_t progress = 0;
+    uint64_t expired = 0;       // ack waits that ran out
+    uint64_t dead_letters = 0;  // DeadLetters handed back
+    uint64_t dropped = 0;       // messages of non-group consumers that left
+  };
+
+  // One consumer, for a STATS row.
+  struct ConsumerStats {
+    uint32_t in_flight = 0;
+    uint32_t max_in_flight = 0;
+    size_t queued = 0;  // its own queue (0 for a group member: see backlog)
+    uint64_t delivered = 0;
+    uint64_t acks = 0;
+  };
+
+  // `seed` drives the backoff jitter: equal seeds and equal calls give equal
+  // results.
+  explicit Deliveries(uint64_t seed = 0x5eedULL);
+  ~Deliveries();
+  Deliveries(const Deliveries&) = delete;
+  Deliveries& operator=(const Deliveries&) = delete;
+
+  // Makes subscription (client, sid) an explicit-ack consumer of `pattern`,
+  // in queue group `group` (empty = none). Joining a group that has a
+  // backlog pulls from it at once (Sends). Errors: AlreadyExists if (client,
+  // sid) is a consumer; InvalidArgument for a bad policy; FailedPrecondition
+  // if the group has members whose max_deliver, max_queued or backoff
+  // differ. REQUIRES: `pattern` passed topic::ValidatePattern and `group`
+  // topic::ValidateQueueGroup (the router checks both).
+  absl::Status AddConsumer(uint32_t client, uint64_t sid,
+                           std::string_view pattern, std::string_view group,
+                           const AckPolicy& policy, int64_t now,
+                           std::vector<Send>* sends);
+
+  // Removes a consumer (UNSUB). Its in-flight messages, if it was in a
+  // group, are redelivered at once (attempt + 1) to other members whose
+  // pattern matches and that have capacity, else go to the head of the
+  // group's backlog, in their delivery order; one already at max_deliver is
+  // dead-lettered ("max_deliver after consumer left"). Its pending group
+  // redeliveries stay the group's. A non-group consumer's messages (in
+  // flight, queued, waiting for redelivery) have nowhere to go: they are
+  // dropped. Returns the number dropped (0 if (client, sid) is no consumer),
+  // also counted in counters().dropped.
+  size_t RemoveConsumer(uint32_t client, uint64_t sid, int64_t now,
+                        std::vector<Send>* sends,
+                        std::vector<DeadLetter>* dead);
+  // RemoveConsumer for every consumer of `client` (it disconnected). No
+  // Send goes to any of them, even between two of its own group members.
+  size_t RemoveClient(uint32_t client, int64_t now, std::vector<Send>* sends,
+                      std::vector<DeadLetter>* dead);
+
+  // True if there are no consumers at all: the routing path's fast check
+  // before asking IsConsumer per target. (Orphaned group backlogs may still
+  // hold messages; NextDeadline covers their timers.)
+  bool empty() const { return consumers_by_key_.empty(); }
+  bool IsConsumer(uint32_t client, uint64_t sid) const {
+    return consumers_by_key_.contains(Key{client, sid});
+  }
+
+  // The router routed `message` to consumer (client, sid) (for a group: the
+  // member the router chose). With capacity -> a Send, attempt 1, its ack
+  // wait running from `now`. Else, in a group: another member whose pattern
+  // matches message->topic and that has capacity (round robin), else the
+  // tail of the group's backlog; not in a group: the tail of the consumer's
+  // queue. A full queue or backlog -> a DeadLetter ("queue full", attempts
+  // 0). NotFound (nothing appended) if (client, sid) is not a consumer.
+  // REQUIRES: message != nullptr.
+  absl::Status Offer(uint32_t client, uint64_t sid, const MessageRef& message,
+                     int64_t now, std::vector<Send>* sends,
+                     std::vector<DeadLetter>* dead);
+
+  // Acknowledges delivery `delivery_id`: the message is done. The freed
+  // capacity takes the next waiting message (the consumer's queue, or the
+  // first message in the group's backlog that its pattern matches). NotFound
+  // if that id is not in flight at `client` (unknown, acked, nacked, expired,
+  // or another client's).
+  absl::Status Ack(uint32_t client, uint64_t delivery_id, int64_t now,
+                   std::vector<Send>* sends);
+
+  // Negative acknowledgement: deliver the message again after `delay_ms`
+  // (0 = at once), or, with no delay given, after the backoff for this
+  // attempt (jittered). Then it goes to another member of the group that
+  // has capacity and matches when there is one, else back to the same
+  // consumer, else to the head of the line (queue or backlog). At
+  // max_deliver it is dead-lettered at once ("max_deliver after nack").
+  // Frees capacity like Ack. NotFound as for Ack.
+  absl::Status Nack(uint32_t client, uint64_t delivery_id,
+                    std::optional<uint32_t> delay_ms, int64_t now,
+                    std::vector<Send>* sends, std::vector<DeadLetter>* dead);
+
+  // "Still working on it" (JetStream in-progress): the ack wait restarts
+  // from `now`. Same delivery id, same attempt. NotFound as for Ack.
+  absl::Status Progress(uint32_t client, uint64_t delivery_id, int64_t now);
+
+  // Runs every timer due at `now`, earliest first: an ack wait that ran out
+  // counts as a failed delivery (expired), frees its capacity, and the
+  // message is redelivered after the backoff (counted from the deadline, not
+  // from `now`) or dead-lettered at max_deliver ("max_deliver after
+  // ack_wait"); a redelivery that is due is sent as Nack describes. Cheap
+  // when nothing is due.
+  void Tick(int64_t now, std::vector<Send>* sends,
+            std::vector<DeadLetter>* dead);
+
+  // The earliest time at which Tick has work, or INT64_MAX if none: the loop
+  // may sleep until then. Discards cancelled timers from the front of the
+  // heap (hence not const); amortized O(1).
+  int64_t NextDeadline();
+
+  // Gauges.
+  size_t in_flight() const { return in_flight_; }
+  size_t queued() const { return queued_; }    // consumer queues + backlogs
+  size_t delayed() const { return delayed_; }  // waiting out a backoff/delay
+  size_t consumer_count() const { return consumers_by_key_.size(); }
+  size_t group_count() const { return groups_by_name_.size(); }
+  // Messages in a group's backlog (0 for an unknown group).
+  size_t backlog(std::string_view group) const;
+  std::optional<ConsumerStats> consumer_stats(uint32_t client,
+                                              uint64_t sid) const;
+  const Counters& counters() const { return counters_; }
+
+ private:
+  using Key = std::pair<uint32_t, uint64_t>;  // (client, sid)
+  static constexpr uint32_t kNone = ~uint32_t{0};
+
+  // A message waiting for capacity; `attempts` deliveries were made before.
+  // `seq` orders messages by Offer: one coming back to the head of a line is
+  // put among the others that came back in that order, not reversed.
+  struct Waiting {
+    MessageRef message;
+    uint64_t seq;
+    uint32_t attempts;
+  };
+
+  // A message in flight (delivered, not yet acked), or waiting out a
+  // backoff before its next delivery. Slots are reused through free_entries_.
+  struct Entry {
+    MessageRef message;        // null while the slot is free
+    uint64_t seq = 0;          // Waiting::seq
+    uint64_t delivery_id = 0;  // in flight: its current delivery id
+    uint64_t timer = 0;        // seq of its live timer (0: free)
+    int64_t deadline = 0;      // ack-wait deadline, or redelivery due time
+    // In flight: the holder. Waiting: the consumer to return to, or in a
+    // group the member it left (to prefer another), kNone if gone.
+    uint32_t consumer = kNone;
+    uint32_t group = kNone;
+    uint32_t attempt = 0;  // deliveries made so far
+    bool in_flight = false;
+    // The list of entries that name `consumer`, in delivery order.
+    uint32_t prev = kNone;
+    uint32_t next = kNone;
+  };
+
+  struct Consumer {
+    bool live = false;
+    bool leaving = false;  // being removed: never chosen
+    uint32_t client = 0;
+    uint64_t sid = 0;
+    uint32_t group = kNone;
+    uint32_t in_flight = 0;
+    std::string pattern;
+    AckPolicy policy;
+    uint32_t head = kNone;  // its entries (see Entry::prev/next)
+    uint32_t tail = kNone;
+    std::deque<Waiting> queue;  // not in a group only
+    uint64_t delivered = 0;
+    uint64_t acks = 0;
+  };
+
+  struct Group {
+    std::string name;
+    AckPolicy policy;               // max_deliver, max_queued, backoff apply
+    std::vector<uint32_t> members;  // in joining order
+    size_t cursor = 0;              // round robin: next member to try
+    std::deque<Waiting> backlog;
+    uint32_t delayed = 0;  // entries waiting to be redelivered to the group
+  };
+
+  bool HasCapacity(const Consumer& c) const {
+    return c.in_flight < c.policy.max_in_flight;
+  }
+  // The policy that governs a message's retries (the group's in a group).
+  const AckPolicy& RetryPolicy(uint32_t consumer, uint32_t group) const {
+    return group != kNone ? groups_[group].policy : consumers_[consumer].policy;
+  }
+  uint32_t FindConsumer(uint32_t client, uint64_t sid) const;
+  // The in-flight entry of `delivery_id` at `client`, or kNone.
+  uint32_t FindInFlight(uint32_t client, uint64_t delivery_id) const;
+
+  uint32_t NewEntry(MessageRef message, uint64_t seq, uint32_t attempts,
+                    uint32_t group);
+  void FreeEntry(uint32_t slot);
+  void Link(uint32_t consumer, uint32_t slot);
+  void Unlink(uint32_t slot);
+  void Schedule(uint32_t slot, int64_t when);
+
+  // Sends entry `slot` to `consumer`. REQUIRES: it has capacity.
+  void Deliver(uint32_t consumer, uint32_t slot, int64_t now,
+               std::vector<Send>* sends);
+  void DeliverWaiting(uint32_t consumer, Waiting waiting, int64_t now,
+                      std::vector<Send>* sends);
+  // Ends the in-flight state of `slot` (ack, nack, expiry, removal): the id
+  // is forgotten and the holder's capacity freed.
+  void EndInFlight(uint32_t slot);
+  // The message failed at delivery `attempt`: dead letter at max_deliver
+  // (freeing the slot), else wait `delay` ms from `from` (or the backoff).
+  void Retry(uint32_t slot, std::optional<uint32_t> delay_ms, int64_t from,
+             std::string_view reason, int64_t now, std::vector<Send>* sends,
+             std::vector<DeadLetter>* dead);
+  // A waiting entry is due: deliver it or put it at the head of the line.
+  void Redeliver(uint32_t slot, int64_t now, std::vector<Send>* sends);
+  // Puts entry `slot`'s message back at the head of `line` (freeing the
+  // slot), after the messages there that were offered before it.
+  void ReturnToLine(uint32_t slot, std::deque<Waiting>* line);
+  // Fills `consumer`'s free capacity from its queue or its group's backlog.
+  void Refill(uint32_t consumer, int64_t now, std::vector<Send>* sends);
+  // A member of `group` other than `avoid`, not leaving, with capacity,
+  // whose pattern matches `topic`; round robin. kNone if there is none.
+  uint32_t PickMember(uint32_t group, uint32_t avoid, std::string_view topic);
+  void DeadLetterMessage(MessageRef message, uint32_t consumer,
+                         std::string_view reason, uint32_t attempts,
+                         std::vector<DeadLetter>* dead);
+  size_t RemoveConsumerAt(uint32_t consumer, int64_t now,
+                          std::vector<Send>* sends,
+                          std::vector<DeadLetter>* dead);
+  // Forgets a group with neither members nor messages.
+  void MaybeForgetGroup(uint32_t group);
+  // Pops cancelled timers off the top of the heap.
+  void PruneTimers();
+  bool TimerLive(const TimerQueue::Timer& t) const {
+    return entries_[t.slot].timer == t.seq;
+  }
+
+  SplitMix64 random_;
+  uint64_t next_delivery_id_ = 1;
+  uint64_t next_seq_ = 1;
+
+  std::vector<Consumer> consumers_;  // indexed by consumer number
+  std::vector<uint32_t> free_consumers_;
+  absl::flat_hash_map<Key, uint32_t> consumers_by_key_;
+  absl::flat_hash_map<uint32_t, std::vector<uint32_t>> consumers_by_client_;
+
+  std::vector<Group> groups_;
+  std::vector<uint32_t> free_groups_;
+  absl::flat_hash_map<std::string, uint32_t> groups_by_name_;
+
+  std::vector<Entry> entries_;  // indexed by slot
+  std::vector<uint32_t> free_entries_;
+  absl::flat_hash_map<uint64_t, uint32_t> in_flight_by_id_;  // id -> slot
+  TimerQueue timers_;
+  std::vector<uint32_t> scratch_;  // RemoveConsumerAt's returning entries
+
+  size_t in_flight_ = 0;
+  size_t queued_ = 0;
+  size_t delayed_ = 0;
+  Counters counters_;
+};
+
+}  // namespace sift::delivery
+
+#endif  // SIFT_BROKER_DELIVERY_DELIVERIES_H_

@@ -19,8 +19,8 @@ absl::Status ValidateBackoff(const Backoff& backoff) {
                      ") is below initial_ms (", backoff.initial_ms, ")"));
   }
   if (!(backoff.jitter >= 0.0 && backoff.jitter <= 1.0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "backoff jitter must be in [0, 1], got ", backoff.jitter));
+    return absl::InvalidArgumentError(
+        absl::StrCat("backoff jitter must be in [0, 1], got ", backoff.jitter));
   }
   return absl::OkStatus();
 }
@@ -31,8 +31,9 @@ uint32_t BackoffDelayMs(const Backoff& backoff, uint32_t attempt) {
                                                : backoff.max_ms;
   }
   // pow() overflows to inf for large attempts; `!(d < max)` also catches NaN.
-  const double d = backoff.initial_ms *
-                   std::pow(backoff.multiplier, static_cast<double>(attempt - 1));
+  const double d =
+      backoff.initial_ms *
+      std::pow(backoff.multiplier, static_cast<double>(attempt - 1));
   if (!(d < backoff.max_ms)) return backoff.max_ms;
   return static_cast<uint32_t>(std::llround(d));
 }

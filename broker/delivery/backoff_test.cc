@@ -38,7 +38,7 @@ TEST(BackoffTest, FractionalMultiplierRoundsToTheNearestMs) {
   EXPECT_EQ(BackoffDelayMs(b, 1), 100u);
   EXPECT_EQ(BackoffDelayMs(b, 2), 150u);
   EXPECT_EQ(BackoffDelayMs(b, 3), 225u);
-  EXPECT_EQ(BackoffDelayMs(b, 4), 338u);  // 337.5
+  EXPECT_EQ(BackoffDelayMs(b, 4), 338u);   // 337.5
   EXPECT_EQ(BackoffDelayMs(b, 7), 1000u);  // 1139 capped
 }
 

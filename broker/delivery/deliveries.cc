@@ -369,7 +369,8 @@ void Deliveries::Deliver(uint32_t c, uint32_t slot, int64_t now,
   ++co.delivered;
   ++counters_.delivered;
   if (e.attempt > 1) ++counters_.redeliveries;
-  sends->push_back(Send{co.client, co.sid, e.delivery_id, e.attempt, e.message});
+  sends->push_back(
+      Send{co.client, co.sid, e.delivery_id, e.attempt, e.message});
   Schedule(slot, e.deadline);
 }
 
@@ -470,27 +471,27 @@ absl::Status Deliveries::Offer(uint32_t client, uint64_t sid,
 
 // --- Acks, nacks, timers ---
 
-uint32_t Deliveries::FindInFlight(uint32_t client,
-                                  uint64_t delivery_id) const {
+Deliveries::IdIndex::iterator Deliveries::FindInFlight(uint32_t client,
+                                                       uint64_t delivery_id) {
   auto it = in_flight_by_id_.find(delivery_id);
-  if (it == in_flight_by_id_.end()) return kNone;
-  const uint32_t slot = it->second;
-  if (consumers_[entries_[slot].consumer].client != client) return kNone;
-  return slot;
+  if (it != in_flight_by_id_.end() &&
+      consumers_[entries_[it->second].consumer].client != client) {
+    return in_flight_by_id_.end();
+  }
+  return it;
 }
 
 namespace {
 absl::Status NotInFlight(uint32_t client, uint64_t delivery_id) {
-  return absl::NotFoundError(absl::StrCat("delivery ", delivery_id,
-                                          " is not in flight at client ",
-                                          client));
+  return absl::NotFoundError(absl::StrCat(
+      "delivery ", delivery_id, " is not in flight at client ", client));
 }
 }  // namespace
 
-void Deliveries::EndInFlight(uint32_t slot) {
-  Entry& e = entries_[slot];
-  assert(e.in_flight);
-  in_flight_by_id_.erase(e.delivery_id);
+void Deliveries::EndInFlight(IdIndex::iterator it) {
+  Entry& e = entries_[it->second];
+  assert(e.in_flight && it->first == e.delivery_id);
+  in_flight_by_id_.erase(it);
   e.delivery_id = 0;
   e.in_flight = false;
   e.timer = 0;
@@ -498,12 +499,13 @@ void Deliveries::EndInFlight(uint32_t slot) {
   --in_flight_;
 }
 
-absl::Status Deliveries::Ack(uint32_t client, uint64_t delivery_id,
-                             int64_t now, std::vector<Send>* sends) {
-  const uint32_t slot = FindInFlight(client, delivery_id);
-  if (slot == kNone) return NotInFlight(client, delivery_id);
+absl::Status Deliveries::Ack(uint32_t client, uint64_t delivery_id, int64_t now,
+                             std::vector<Send>* sends) {
+  const auto it = FindInFlight(client, delivery_id);
+  if (it == in_flight_by_id_.end()) return NotInFlight(client, delivery_id);
+  const uint32_t slot = it->second;
   const uint32_t c = entries_[slot].consumer;
-  EndInFlight(slot);
+  EndInFlight(it);
   FreeEntry(slot);
   ++counters_.acks;
   ++consumers_[c].acks;
@@ -515,10 +517,11 @@ absl::Status Deliveries::Nack(uint32_t client, uint64_t delivery_id,
                               std::optional<uint32_t> delay_ms, int64_t now,
                               std::vector<Send>* sends,
                               std::vector<DeadLetter>* dead) {
-  const uint32_t slot = FindInFlight(client, delivery_id);
-  if (slot == kNone) return NotInFlight(client, delivery_id);
+  const auto it = FindInFlight(client, delivery_id);
+  if (it == in_flight_by_id_.end()) return NotInFlight(client, delivery_id);
+  const uint32_t slot = it->second;
   const uint32_t c = entries_[slot].consumer;
-  EndInFlight(slot);
+  EndInFlight(it);
   ++counters_.nacks;
   Retry(slot, delay_ms, now, kReasonMaxDeliverAfterNack, now, sends, dead);
   Refill(c, now, sends);
@@ -527,8 +530,9 @@ absl::Status Deliveries::Nack(uint32_t client, uint64_t delivery_id,
 
 absl::Status Deliveries::Progress(uint32_t client, uint64_t delivery_id,
                                   int64_t now) {
-  const uint32_t slot = FindInFlight(client, delivery_id);
-  if (slot == kNone) return NotInFlight(client, delivery_id);
+  const auto it = FindInFlight(client, delivery_id);
+  if (it == in_flight_by_id_.end()) return NotInFlight(client, delivery_id);
+  const uint32_t slot = it->second;
   Entry& e = entries_[slot];
   e.deadline = now + consumers_[e.consumer].policy.ack_wait_ms;
   Schedule(slot, e.deadline);  // the old timer goes stale

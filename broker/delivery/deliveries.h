@@ -332,8 +332,9 @@ class Deliveries {
     return group != kNone ? groups_[group].policy : consumers_[consumer].policy;
   }
   uint32_t FindConsumer(uint32_t client, uint64_t sid) const;
-  // The in-flight entry of `delivery_id` at `client`, or kNone.
-  uint32_t FindInFlight(uint32_t client, uint64_t delivery_id) const;
+  using IdIndex = absl::flat_hash_map<uint64_t, uint32_t>;  // id -> slot
+  // The in-flight entry of `delivery_id` at `client`, or end().
+  IdIndex::iterator FindInFlight(uint32_t client, uint64_t delivery_id);
 
   uint32_t NewEntry(MessageRef message, uint64_t seq, uint32_t attempts,
                     uint32_t group);
@@ -349,7 +350,11 @@ class Deliveries {
                       std::vector<Send>* sends);
   // Ends the in-flight state of `slot` (ack, nack, expiry, removal): the id
   // is forgotten and the holder's capacity freed.
-  void EndInFlight(uint32_t slot);
+  void EndInFlight(uint32_t slot) {
+    EndInFlight(in_flight_by_id_.find(entries_[slot].delivery_id));
+  }
+  // The same, for an iterator of in_flight_by_id_ already found.
+  void EndInFlight(IdIndex::iterator it);
   // The message failed at delivery `attempt`: dead letter at max_deliver
   // (freeing the slot), else wait `delay` ms from `from` (or the backoff).
   void Retry(uint32_t slot, std::optional<uint32_t> delay_ms, int64_t from,
@@ -394,7 +399,7 @@ class Deliveries {
 
   std::vector<Entry> entries_;  // indexed by slot
   std::vector<uint32_t> free_entries_;
-  absl::flat_hash_map<uint64_t, uint32_t> in_flight_by_id_;  // id -> slot
+  IdIndex in_flight_by_id_;
   TimerQueue timers_;
   std::vector<uint32_t> scratch_;  // RemoveConsumerAt's returning entries
 

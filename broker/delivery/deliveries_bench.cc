@@ -48,7 +48,7 @@ void BM_OfferAck(benchmark::State& state) {
   std::vector<DeadLetter> dead;
   for (uint32_t c = 0; c < members; ++c) {
     Ok(d.AddConsumer(c, 1, "orders.>", members > 1 ? "workers" : "",
-                  BenchPolicy(), 0, &sends));
+                     BenchPolicy(), 0, &sends));
   }
   const MessageRef m = Message();
   int64_t now = 0;
@@ -87,7 +87,7 @@ void BM_OfferAckFullMember(benchmark::State& state) {
   Ok(d.AddConsumer(0, 1, "orders.>", "workers", one, 0, &sends));
   for (uint32_t c = 1; c < 4; ++c) {
     Ok(d.AddConsumer(c, 1, "orders.*.created", "workers", BenchPolicy(), 0,
-                  &sends));
+                     &sends));
   }
   const MessageRef m = Message();
   int64_t now = 0;

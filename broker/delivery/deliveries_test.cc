@@ -4,13 +4,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <limits>
-#include <utility>
 #include <map>
 #include <memory>
 #include <optional>
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -51,7 +51,8 @@ AckPolicy TestPolicy(uint32_t max_in_flight = 10, uint32_t max_queued = 100) {
 class DeliveriesTest : public ::testing::Test {
  protected:
   void Add(uint32_t client, uint64_t sid, std::string_view pattern,
-           std::string_view group = "", const AckPolicy& policy = TestPolicy()) {
+           std::string_view group = "",
+           const AckPolicy& policy = TestPolicy()) {
     ASSERT_TRUE(
         d_.AddConsumer(client, sid, pattern, group, policy, now_, &sends_)
             .ok());
@@ -479,7 +480,8 @@ TEST_F(DeliveriesTest, MaxDeliverZeroIsUnlimited) {
 TEST_F(DeliveriesTest, GroupSkipsAFullMemberRoundRobin) {
   for (uint32_t c = 1; c <= 3; ++c) Add(c, 1, "jobs.>", "w", TestPolicy(1));
   // The router picks member 1 every time; once full it is skipped.
-  for (int i = 0; i < 3; ++i) Offer(1, 1, Msg("jobs.x", "m" + std::to_string(i)));
+  for (int i = 0; i < 3; ++i)
+    Offer(1, 1, Msg("jobs.x", "m" + std::to_string(i)));
   std::vector<Send> s = TakeSends();
   ASSERT_EQ(s.size(), 3u);
   EXPECT_EQ(s[0].client, 1u);
@@ -974,7 +976,8 @@ TEST_P(DeliveriesRandomTest, EveryMessageIsAckedOnceOrDeadLettered) {
   // just got), sometimes any (stale ones included).
   auto pick = [&]() -> size_t {
     if (chance(20)) return rng() % outstanding.size();
-    return outstanding.size() - 1 - rng() % std::min<size_t>(8, outstanding.size());
+    return outstanding.size() - 1 -
+           rng() % std::min<size_t>(8, outstanding.size());
   };
   // Ack (or fail to ack) one outstanding delivery.
   auto ack = [&](size_t i) {
@@ -1023,7 +1026,8 @@ TEST_P(DeliveriesRandomTest, EveryMessageIsAckedOnceOrDeadLettered) {
       if (outstanding.empty()) continue;
       const auto [client, id] = outstanding[pick()];
       std::optional<uint32_t> delay;
-      if (chance(50)) delay = static_cast<uint32_t>(rng() % 3 == 0 ? 0 : rng() % 100);
+      if (chance(50))
+        delay = static_cast<uint32_t>(rng() % 3 == 0 ? 0 : rng() % 100);
       const absl::Status s = d.Nack(client, id, delay, now, &sends, &dead);
       ASSERT_TRUE(s.ok() || s.code() == absl::StatusCode::kNotFound);
     } else if (op < 75) {
@@ -1043,8 +1047,7 @@ TEST_P(DeliveriesRandomTest, EveryMessageIsAckedOnceOrDeadLettered) {
     } else if (op < 97) {  // jump to the next deadline: something happens
       const int64_t next = d.NextDeadline();
       if (next == std::numeric_limits<int64_t>::max()) continue;
-      const auto before =
-          std::make_pair(d.counters().expired, d.delayed());
+      const auto before = std::make_pair(d.counters().expired, d.delayed());
       now = next;
       d.Tick(now, &sends, &dead);
       ASSERT_NE(before, std::make_pair(d.counters().expired, d.delayed()));
@@ -1060,9 +1063,15 @@ TEST_P(DeliveriesRandomTest, EveryMessageIsAckedOnceOrDeadLettered) {
       ASSERT_EQ(d.RemoveClient(client, now, &sends, &dead), 0u);
     } else {  // a worker joins
       switch (rng() % 3) {
-        case 0: add("jobs.>", "g1"); break;
-        case 1: add("work.a", "g2"); break;
-        default: add("work.*", "g2"); break;
+        case 0:
+          add("jobs.>", "g1");
+          break;
+        case 1:
+          add("work.a", "g2");
+          break;
+        default:
+          add("work.*", "g2");
+          break;
       }
     }
     ASSERT_NO_FATAL_FAILURE(check_outputs()) << "step " << step;
@@ -1101,12 +1110,13 @@ TEST_P(DeliveriesRandomTest, EveryMessageIsAckedOnceOrDeadLettered) {
   EXPECT_GT(dead_count, 10u);
   EXPECT_GT(dead_reasons[std::string(kReasonMaxDeliverAfterAckWait)], 0);
   EXPECT_GT(dead_reasons[std::string(kReasonMaxDeliverAfterNack)], 0);
-  std::printf("messages %zu acked %llu expired %llu redeliveries %llu nacks "
-              "%llu\n",
-              messages.size(), static_cast<unsigned long long>(acked),
-              static_cast<unsigned long long>(d.counters().expired),
-              static_cast<unsigned long long>(d.counters().redeliveries),
-              static_cast<unsigned long long>(d.counters().nacks));
+  std::printf(
+      "messages %zu acked %llu expired %llu redeliveries %llu nacks "
+      "%llu\n",
+      messages.size(), static_cast<unsigned long long>(acked),
+      static_cast<unsigned long long>(d.counters().expired),
+      static_cast<unsigned long long>(d.counters().redeliveries),
+      static_cast<unsigned long long>(d.counters().nacks));
   for (const auto& [reason, n] : dead_reasons) {
     std::printf("dead letters '%s': %d\n", reason.c_str(), n);
   }

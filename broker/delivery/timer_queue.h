@@ -27,8 +27,8 @@ namespace sift::delivery {
 class TimerQueue {
  public:
   struct Timer {
-    int64_t when;  // fires at this time (ms)
-    uint64_t seq;  // unique per Push, never 0; names the timer
+    int64_t when;   // fires at this time (ms)
+    uint64_t seq;   // unique per Push, never 0; names the timer
     uint32_t slot;  // the owner's index of what the timer is for
   };
 

@@ -43,7 +43,8 @@ TEST(TimerQueueTest, CompactKeepsOnlyLiveTimersInOrder) {
     }
   }
   EXPECT_EQ(q.size(), 4000u);
-  q.Compact([&](const TimerQueue::Timer& t) { return live_seq[t.slot] == t.seq; });
+  q.Compact(
+      [&](const TimerQueue::Timer& t) { return live_seq[t.slot] == t.seq; });
   EXPECT_EQ(q.size(), 1000u);
   int64_t last = -1;
   while (!q.empty()) {

@@ -202,6 +202,7 @@ size_t Deliveries::RemoveConsumerAt(uint32_t c, int64_t now,
     }
   }
   scratch_.clear();
+  assert(co.head == kNone && co.in_flight == 0);
 
   co.live = false;
   co.leaving = false;

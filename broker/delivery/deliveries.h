@@ -34,7 +34,7 @@
 //   (a redelivery finding no capacity, a departed member's in-flight
 //   messages) go to the head of the line even when it is full: they were
 //   admitted once, so a queue holds at most max_queued plus what was in
-//   flight.
+//   flight. Among themselves they keep the order they were offered in.
 // - Nothing is dropped silently: a message ends acked, dead-lettered (handed
 //   back with the reason), or dropped because its non-group consumer left
 //   (counted, and the count returned to the caller).
@@ -47,19 +47,22 @@
 //   refused). A group keeps its backlog and pending redeliveries after its
 //   last member leaves, and hands them to the next member that joins (a work
 //   queue whose workers all restart loses nothing); it is forgotten once it
-//   has neither members nor messages.
+//   has neither members nor messages. A group here is its explicit-ack
+//   members only: whether one group may mix ack modes is the caller's call.
 //
 // Output parameters (`sends`, `dead`) are appended to, never cleared, so a
 // loop can collect one batch across calls. REQUIRES: they are non-null.
 //
-// Costs: Offer and Ack are O(1) hash work plus an O(log n) heap push (O(1)
-// in the usual case, see TimerQueue), no heap allocation after warm-up
-// beyond the caller's StoredMessage (the in-flight table, the id index and
-// the timer heap reuse their storage). Choosing another group member is
-// O(members) with a pattern match each; a member that regains capacity in a
-// group whose members have different patterns scans the backlog for the
-// first message it matches (O(backlog) at worst). Tick is O(log n) per timer
-// that fires. Run //broker/delivery:deliveries_bench before changing them.
+// Costs: Offer and Ack are a few hash operations (the consumer, the id
+// index) plus a heap push that is O(1) in the usual case (see TimerQueue).
+// A message that finds capacity costs no heap allocation after warm-up
+// beyond the caller's StoredMessage: entries, the id index and the timer
+// heap reuse their storage; waiting messages live in std::deque blocks.
+// Choosing another group member is O(members) with a pattern match each; a
+// member that regains capacity in a group whose members have different
+// patterns scans the backlog for the first message it matches (O(backlog)
+// at worst). Tick is O(log n) per timer that fires and O(1) when none is
+// due. Run //broker/delivery:deliveries_bench before changing them.
 #ifndef SIFT_BROKER_DELIVERY_DELIVERIES_H_
 #define SIFT_BROKER_DELIVERY_DELIVERIES_H_
 
@@ -212,8 +215,8 @@ class Deliveries {
   // matches message->topic and that has capacity (round robin), else the
   // tail of the group's backlog; not in a group: the tail of the consumer's
   // queue. A full queue or backlog -> a DeadLetter ("queue full", attempts
-  // 0). NotFound (nothing appended) if (client, sid) is not a consumer.
-  // REQUIRES: message != nullptr.
+  // 0). NotFound (nothing appended) if (client, sid) is not a consumer;
+  // InvalidArgument for a null message.
   absl::Status Offer(uint32_t client, uint64_t sid, const MessageRef& message,
                      int64_t now, std::vector<Send>* sends,
                      std::vector<DeadLetter>* dead);

@@ -26,7 +26,15 @@ OutMessage DeadLetter(std::string_view original_topic,
   d.topic = std::string(kDeadLetterPrefix);
   d.topic.append(original_topic.data(), original_topic.size());
   d.reply_to = std::string(reply_to);
-  d.headers = EncodeFields(headers);
+  // The broker's own headers come last and once: a message that carried
+  // its own sift-plugin (say) must not pass it off as the broker's.
+  for (const HeaderField& h : headers) {
+    if (h.key == "sift-original-topic" || h.key == "sift-plugin" ||
+        h.key == "sift-reason") {
+      continue;
+    }
+    protocol::AppendHeader(h.key, h.value, &d.headers);
+  }
   protocol::AppendHeader("sift-original-topic", original_topic, &d.headers);
   protocol::AppendHeader("sift-plugin", plugin, &d.headers);
   protocol::AppendHeader(
@@ -97,6 +105,7 @@ ChainResult RunChain(Chain& chain, std::string_view topic,
 
 void SubscriptionChains::Set(uint32_t client, uint64_t sid,
                              std::unique_ptr<Chain> chain) {
+  if (chain == nullptr) return Remove(client, sid);
   auto& slot = by_client_[client][sid];
   if (slot == nullptr) ++count_;
   slot = std::move(chain);

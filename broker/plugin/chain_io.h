@@ -32,7 +32,9 @@ inline constexpr std::string_view kReservedPrefix = "$sift.";
 inline constexpr std::string_view kDeadLetterPrefix = "$sift.deadletter.";
 inline constexpr size_t kMaxDeadLetterReasonBytes = 512;
 
-// A message to route, in wire form.
+// A message to route, in wire form. `payload` may point into this object's
+// own payload_storage: do not copy or move one after RunChain made it
+// (vectors of them are swapped, not grown).
 struct OutMessage {
   std::string topic;
   std::string reply_to;
@@ -69,7 +71,7 @@ class SubscriptionChains {
  public:
   bool empty() const { return count_ == 0; }
   size_t size() const { return count_; }
-  // Replaces any chain of (client, sid).
+  // Replaces any chain of (client, sid); a null chain removes it.
   void Set(uint32_t client, uint64_t sid, std::unique_ptr<Chain> chain);
   // The chain of (client, sid), or null.
   Chain* Find(uint32_t client, uint64_t sid) const {

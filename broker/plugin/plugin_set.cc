@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "broker/base/absl_view.h"
 #include "broker/plugin/builtins.h"
@@ -48,7 +49,8 @@ bool ValueText(const toml::node& node, std::string* out) {
   } else if (const auto* i = node.as_integer()) {
     *out = absl::StrCat(i->get());
   } else if (const auto* f = node.as_floating_point()) {
-    *out = absl::StrCat(f->get());
+    // Enough digits to read back the same double.
+    *out = absl::StrFormat("%.17g", f->get());
   } else if (const auto* b = node.as_boolean()) {
     *out = b->get() ? "true" : "false";
   } else if (const auto* a = node.as_array()) {
@@ -77,6 +79,28 @@ bool StringList(const toml::node& node, std::vector<std::string>* out) {
   return true;
 }
 
+// One chain entry setting, with where it is in the file.
+struct Setting {
+  std::string name;
+  const toml::node* value;
+  uint32_t line;
+  uint32_t column;
+};
+
+// The settings of `table`, nested tables flattened into dotted names.
+void CollectSettings(const toml::table& table, const std::string& prefix,
+                     std::vector<Setting>* out) {
+  for (auto&& [key, value] : table) {
+    const std::string name = prefix + std::string(key.str());
+    if (const auto* nested = value.as_table()) {
+      CollectSettings(*nested, name + ".", out);
+      continue;
+    }
+    out->push_back({name, &value, key.source().begin.line,
+                    key.source().begin.column});
+  }
+}
+
 void ParseChain(const toml::node& node, std::string_view where,
                 std::vector<StageSpec>* chain, Problems* problems) {
   const auto* entries = node.as_array();
@@ -94,19 +118,30 @@ void ParseChain(const toml::node& node, std::string_view where,
       continue;
     }
     StageSpec spec;
-    for (auto&& [key, value] : *t) {
+    // toml++ keeps a table's keys sorted; settings keep the file's order
+    // (header_set adds its headers in that order). A dotted key written
+    // bare (set.tenant = "eu") is a nested table in TOML: it is one setting
+    // named "set.tenant", as if quoted.
+    std::vector<Setting> settings;
+    CollectSettings(*t, "", &settings);
+    std::stable_sort(settings.begin(), settings.end(),
+                     [](const Setting& a, const Setting& b) {
+                       return a.line != b.line ? a.line < b.line
+                                               : a.column < b.column;
+                     });
+    for (const Setting& setting : settings) {
       std::string text;
-      if (!ValueText(value, &text)) {
-        problems->Add(value, absl::StrCat(AV(where), ": setting \"",
-                                          AV(key.str()),
-                                          "\" must be a string, number, "
-                                          "boolean or array of strings"));
+      if (!ValueText(*setting.value, &text)) {
+        problems->Add(*setting.value,
+                      absl::StrCat(AV(where), ": setting \"", setting.name,
+                                   "\" must be a string, number, boolean or "
+                                   "array of strings"));
         continue;
       }
-      if (key.str() == "plugin") {
+      if (setting.name == "plugin") {
         spec.plugin = text;
       } else {
-        spec.config.Add(std::string(key.str()), text);
+        spec.config.Add(setting.name, text);
       }
     }
     if (spec.plugin.empty()) {

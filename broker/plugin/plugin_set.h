@@ -113,7 +113,7 @@ class PluginSet {
       std::string_view filter, const std::vector<StageSpec>& stages) const;
 
   // Counters, route stages first (in config order), then subscription
-  // plugins by name.
+  // plugins in the order they were first used.
   std::vector<PluginStatsRow> Stats() const;
 
   const Registry& registry() const { return registry_; }

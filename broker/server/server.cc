@@ -809,12 +809,16 @@ class Server::Loop {
       view.topic = m.topic;
       view.reply_to = m.reply_to;
       view.headers = m.headers;
-      absl::Status s =
-          !m.dead_letter && plugin::IsReservedTopic(m.topic)
-              ? protocol::WireError(wire::FORBIDDEN,
-                                    "a plugin may not publish under $sift.")
-              : router_.Publish(view.topic, view.reply_to, view.headers,
-                                m.payload.size(), &targets_);
+      absl::Status s;
+      if (m.dead_letter) {
+        if (!PublishDeadLetter(&view, m.payload.size(), &targets_)) continue;
+      } else if (plugin::IsReservedTopic(m.topic)) {
+        s = protocol::WireError(wire::FORBIDDEN,
+                                "a plugin may not publish under $sift.");
+      } else {
+        s = router_.Publish(view.topic, view.reply_to, view.headers,
+                            m.payload.size(), &targets_);
+      }
       if (!s.ok() && protocol::WireCodeOf(s) == wire::FORBIDDEN) {
         router_.RecordDrop(DropReason::kPluginError);
       }
@@ -835,6 +839,22 @@ class Server::Loop {
     out.clear();
     out.swap(chain_out_);
   }
+
+  // Routes a dead letter. Its topic, "$sift.deadletter.<topic>", may be too
+  // long for the topic limits; it then goes to "$sift.deadletter._too_long"
+  // (its sift-original-topic header still names the topic).
+  bool PublishDeadLetter(protocol::PubView* view, size_t payload_size,
+                         std::vector<Router::Target>* targets) {
+    if (!topic::ValidateTopic(view->topic, router_.limits().topic).ok()) {
+      view->topic = kDeadLetterTooLong;
+    }
+    return router_
+        .Publish(view->topic, view->reply_to, view->headers, payload_size,
+                 targets)
+        .ok();
+  }
+  static constexpr std::string_view kDeadLetterTooLong =
+      "$sift.deadletter._too_long";
 
   // Runs a subscription's chain on one delivery and delivers what passes;
   // failed messages go to the dead-letter topic (all its subscribers).
@@ -862,9 +882,7 @@ class Server::Loop {
         continue;
       }
       std::vector<Router::Target> targets;
-      if (router_.Publish(view.topic, view.reply_to, view.headers,
-                          m.payload.size(), &targets)
-              .ok()) {
+      if (PublishDeadLetter(&view, m.payload.size(), &targets)) {
         for (const Router::Target& d : targets) {
           DeliverOne(d, view, m.payload, share);
         }

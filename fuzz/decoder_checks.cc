@@ -305,6 +305,7 @@ bool Same(const protocol::PubView& a, const protocol::PubView& b) {
 
 bool Same(const protocol::DeliverView& a, const protocol::DeliverView& b) {
   return a.sid == b.sid && a.topic == b.topic && a.reply_to == b.reply_to &&
+         a.delivery_id == b.delivery_id && a.attempt == b.attempt &&
          SameHeaders(a.headers, b.headers);
 }
 
@@ -369,11 +370,13 @@ void RoundTripPub(const protocol::PubView& pub, std::string_view frame) {
 
 // The same for EncodeDeliver.
 void RoundTripDeliver(const protocol::DeliverView& d, std::string_view frame) {
-  const size_t size =
-      protocol::DeliverSize(d.sid, d.topic, d.reply_to, d.headers);
+  const size_t size = protocol::DeliverSize(d.sid, d.topic, d.reply_to,
+                                            d.headers, d.delivery_id,
+                                            d.attempt);
   std::string encoded(size, '\0');
-  const size_t written = protocol::EncodeDeliver(d.sid, d.topic, d.reply_to,
-                                                 d.headers, encoded.data());
+  const size_t written =
+      protocol::EncodeDeliver(d.sid, d.topic, d.reply_to, d.headers,
+                              d.delivery_id, d.attempt, encoded.data());
   SIFT_EXPECT(written == size, frame, "EncodeDeliver wrote ", written,
               " bytes, DeliverSize said ", size, " for ", Describe(d));
 
@@ -382,6 +385,8 @@ void RoundTripDeliver(const protocol::DeliverView& d, std::string_view frame) {
   canonical.mutable_deliver()->set_topic(std::string(d.topic));
   canonical.mutable_deliver()->set_reply_to(std::string(d.reply_to));
   SetHeaders(d.headers, canonical.mutable_deliver());
+  canonical.mutable_deliver()->set_delivery_id(d.delivery_id);
+  canonical.mutable_deliver()->set_attempt(d.attempt);
   SIFT_EXPECT(!HeadersDecode(d.headers) ||
                   canonical.SerializeAsString() == encoded, frame,
               "EncodeDeliver of ", Describe(d), " wrote ", Hex(encoded),
@@ -597,7 +602,8 @@ void CheckBatchBody(std::string_view body_in) {
                       std::string(pub.reply_to), pub.confirm, e.payload});
     } else if (protocol::DecodeDeliverFast(h.data(), h.size(), &deliver)) {
       writer.AppendDeliver(deliver.sid, deliver.topic, deliver.reply_to,
-                           deliver.headers, e.payload);
+                           deliver.headers, e.payload, deliver.delivery_id,
+                           deliver.attempt);
       kept.push_back({false, deliver.sid, std::string(deliver.topic),
                       std::string(deliver.reply_to), false, e.payload});
     }

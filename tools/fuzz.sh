@@ -92,6 +92,7 @@ sources=(
   "$work/gen/proto/sift.pb.cc"
   broker/protocol/codec.cc
   broker/protocol/batch.cc
+  broker/protocol/headers.cc
   fuzz/decoder_checks.cc
 )
 objects=()

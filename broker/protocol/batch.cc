@@ -157,6 +157,14 @@ bool DecodeDeliverFast(const char* data, size_t size, DeliverView* out) {
                           if (is_bytes) return false;
                           out->sid = v;
                           return true;
+                        case wire::Deliver::kDeliveryIdFieldNumber:
+                          if (is_bytes) return false;
+                          out->delivery_id = v;
+                          return true;
+                        case wire::Deliver::kAttemptFieldNumber:
+                          if (is_bytes || v > 0xffffffffu) return false;
+                          out->attempt = static_cast<uint32_t>(v);
+                          return true;
                         case wire::Deliver::kTopicFieldNumber:
                           if (!is_bytes) return false;
                           out->topic = bytes;
@@ -204,10 +212,14 @@ void BatchWriter::AppendPub(uint64_t request_id, std::string_view topic,
 void BatchWriter::AppendDeliver(uint64_t sid, std::string_view topic,
                                 std::string_view reply_to,
                                 std::string_view headers,
-                                std::string_view payload) {
+                                std::string_view payload,
+                                uint64_t delivery_id, uint32_t attempt) {
   AppendEntry(
-      body_, DeliverSize(sid, topic, reply_to, headers),
-      [&](char* out) { EncodeDeliver(sid, topic, reply_to, headers, out); },
+      body_, DeliverSize(sid, topic, reply_to, headers, delivery_id, attempt),
+      [&](char* out) {
+        EncodeDeliver(sid, topic, reply_to, headers, delivery_id, attempt,
+                      out);
+      },
       payload);
 }
 
@@ -229,6 +241,8 @@ DeliverView DeliverViewOf(const wire::Deliver& d,
   v.sid = d.sid();
   v.topic = d.topic();
   v.reply_to = d.reply_to();
+  v.delivery_id = d.delivery_id();
+  v.attempt = d.attempt();
   headers_scratch->clear();
   AppendHeadersOf(d.headers(), headers_scratch);
   v.headers = *headers_scratch;

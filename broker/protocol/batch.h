@@ -35,6 +35,8 @@ struct DeliverView {
   std::string_view topic;
   std::string_view reply_to;
   std::string_view headers;  // raw header entries, as the broker sent them
+  uint64_t delivery_id = 0;  // explicit-ack subscriptions only
+  uint32_t attempt = 0;
 };
 
 // Decode a Header that holds exactly a PUB (or a DELIVER) and nothing the
@@ -63,7 +65,8 @@ class BatchWriter {
                  std::string_view headers, std::string_view payload);
   void AppendDeliver(uint64_t sid, std::string_view topic,
                      std::string_view reply_to, std::string_view headers,
-                     std::string_view payload);
+                     std::string_view payload, uint64_t delivery_id = 0,
+                     uint32_t attempt = 0);
 
  private:
   std::string* body_;

@@ -27,8 +27,11 @@ inline char* PutBytes(int field, std::string_view s, char* p) {
 constexpr size_t FieldSize(size_t len) { return 1 + VarintSize(len) + len; }
 
 size_t DeliverBodySize(uint64_t sid, std::string_view topic,
-                       std::string_view reply_to, std::string_view headers) {
+                       std::string_view reply_to, std::string_view headers,
+                       uint64_t delivery_id, uint32_t attempt) {
   size_t n = headers.size();
+  if (delivery_id != 0) n += 1 + VarintSize(delivery_id);
+  if (attempt != 0) n += 1 + VarintSize(attempt);
   if (sid != 0) n += 1 + VarintSize(sid);
   if (!topic.empty()) n += FieldSize(topic.size());
   if (!reply_to.empty()) n += FieldSize(reply_to.size());
@@ -70,17 +73,27 @@ absl::StatusOr<const wire::Header*> HeaderDecoder::Decode(const void* data,
 }
 
 size_t DeliverSize(uint64_t sid, std::string_view topic,
-                   std::string_view reply_to, std::string_view headers) {
-  return FieldSize(DeliverBodySize(sid, topic, reply_to, headers));
+                   std::string_view reply_to, std::string_view headers,
+                   uint64_t delivery_id, uint32_t attempt) {
+  return FieldSize(
+      DeliverBodySize(sid, topic, reply_to, headers, delivery_id, attempt));
 }
 
 size_t EncodeDeliver(uint64_t sid, std::string_view topic,
                      std::string_view reply_to, std::string_view headers,
                      char* out) {
+  return EncodeDeliver(sid, topic, reply_to, headers, 0, 0, out);
+}
+
+size_t EncodeDeliver(uint64_t sid, std::string_view topic,
+                     std::string_view reply_to, std::string_view headers,
+                     uint64_t delivery_id, uint32_t attempt, char* out) {
   char* p = out;
   *p++ = static_cast<char>(Tag(wire::Header::kDeliverFieldNumber,
                                kLengthDelimited));
-  p = PutVarint(DeliverBodySize(sid, topic, reply_to, headers), p);
+  p = PutVarint(
+      DeliverBodySize(sid, topic, reply_to, headers, delivery_id, attempt),
+      p);
   if (sid != 0) {
     *p++ = static_cast<char>(Tag(wire::Deliver::kSidFieldNumber, kVarint));
     p = PutVarint(sid, p);
@@ -92,6 +105,15 @@ size_t EncodeDeliver(uint64_t sid, std::string_view topic,
   if (!headers.empty()) {
     std::memcpy(p, headers.data(), headers.size());
     p += headers.size();
+  }
+  if (delivery_id != 0) {
+    *p++ = static_cast<char>(
+        Tag(wire::Deliver::kDeliveryIdFieldNumber, kVarint));
+    p = PutVarint(delivery_id, p);
+  }
+  if (attempt != 0) {
+    *p++ = static_cast<char>(Tag(wire::Deliver::kAttemptFieldNumber, kVarint));
+    p = PutVarint(attempt, p);
   }
   return static_cast<size_t>(p - out);
 }
@@ -191,6 +213,7 @@ absl::StatusCode StatusCodeFor(wire::ErrorCode code) {
     case wire::DUPLICATE_SID:
       return absl::StatusCode::kAlreadyExists;
     case wire::UNKNOWN_SID:
+    case wire::UNKNOWN_DELIVERY:
       return absl::StatusCode::kNotFound;
     case wire::FORBIDDEN:
       return absl::StatusCode::kPermissionDenied;
@@ -216,6 +239,9 @@ const char* CommandName(const wire::Header& header) {
     case wire::Header::kBye: return "BYE";
     case wire::Header::kBatch: return "BATCH";
     case wire::Header::kReload: return "RELOAD";
+    case wire::Header::kAck: return "ACK";
+    case wire::Header::kNack: return "NACK";
+    case wire::Header::kProgress: return "PROGRESS";
     case wire::Header::COMMAND_NOT_SET: break;
   }
   return "UNKNOWN";

@@ -63,6 +63,7 @@ std::string_view DropReasonName(DropReason reason) {
     case DropReason::kHeadersTooLarge: return "headers_too_large";
     case DropReason::kFiltered: return "filtered";
     case DropReason::kPluginError: return "plugin_error";
+    case DropReason::kDeadLettered: return "dead_lettered";
     case DropReason::kCount: break;
   }
   return "unknown";

@@ -42,6 +42,7 @@ enum class DropReason : int {
   kHeadersTooLarge,    // publish refused: too many headers, or too many bytes
   kFiltered,           // a plugin (route or subscription chain) dropped it
   kPluginError,        // a plugin failed it (it was dead-lettered)
+  kDeadLettered,       // delivery gave up (max_deliver, queue full): dead-lettered
   kCount,
 };
 std::string_view DropReasonName(DropReason reason);
@@ -127,6 +128,11 @@ class Router {
     ++messages_out_;
     bytes_out_ += payload_size;
     ++CountersAt(slot).out;
+  }
+  // The counter slot of `topic` (for deliveries made later than its
+  // publish: redeliveries of explicit-ack subscriptions).
+  TopicSlot SlotForTopic(std::string_view topic) {
+    return SlotFor(topic, tree_.FindCached(topic));
   }
   void RecordDeliveredBytes(uint64_t payload_bytes) {
     bytes_out_ += payload_bytes;

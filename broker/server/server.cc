@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "broker/delivery/deliveries.h"
 #include "broker/log/log.h"
 #include "broker/plugin/chain_io.h"
 #include "broker/plugin/plugin_set.h"
@@ -280,6 +281,17 @@ class Server::Loop {
     bool armed = Drain();
     while (true) {
       int64_t wait = armed ? next_housekeeping - now_ms_ : 0;
+      // Ack waits and redeliveries (broker/delivery) keep their own time.
+      if (armed && !deliveries_idle_) {
+        const int64_t due = deliveries_.NextDeadline();
+        if (due == INT64_MAX) {
+          deliveries_idle_ = deliveries_.in_flight() == 0 &&
+                             deliveries_.delayed() == 0 &&
+                             deliveries_.queued() == 0;
+        } else if (due - now_ms_ < wait) {
+          wait = std::max<int64_t>(0, due - now_ms_ + 1);
+        }
+      }
       // Closing sessions end at the next drain; keep it near.
       if (!closing_.empty() && wait > 1) wait = 1;
       if (wait < 0) wait = 0;
@@ -305,6 +317,11 @@ class Server::Loop {
       // reading them only then keeps their system calls off the hot path.
       if ((fds[2].revents | fds[3].revents) & POLLIN) PollGuard();
       armed = Drain();
+      if (!deliveries_idle_ && deliveries_.NextDeadline() <= now_ms_) {
+        deliveries_.Tick(now_ms_, &ack_sends_, &ack_dead_);
+        SendAckDeliveries();
+        armed = false;  // sending may consume the socket fd's edge
+      }
       // A connection whose admission waited for closing sessions is
       // answered once they are gone (its fd will not signal again).
       if (closing_.empty() && guard_->has_held_request()) PollGuard();
@@ -495,11 +512,24 @@ class Server::Loop {
         return HandleSub(routing_id, client, h);
       case wire::Header::kUnsub: {
         absl::Status s = router_.Unsubscribe(client, h.unsub().sid());
-        if (s.ok()) sub_chains_.Remove(client, h.unsub().sid());
+        if (s.ok()) {
+          sub_chains_.Remove(client, h.unsub().sid());
+          if (!deliveries_.empty()) {
+            router_.RecordDrop(
+                DropReason::kClientGone,
+                deliveries_.RemoveConsumer(client, h.unsub().sid(), now_ms_,
+                                           &ack_sends_, &ack_dead_));
+            SendAckDeliveries();
+          }
+        }
         return Answer(routing_id, client, rid, s);
       }
       case wire::Header::kReload:
         return HandleReload(routing_id, client, rid);
+      case wire::Header::kAck:
+      case wire::Header::kNack:
+      case wire::Header::kProgress:
+        return HandleAck(routing_id, client, h);
       case wire::Header::kPing: {
         wire::Header reply;
         reply.set_request_id(rid);
@@ -732,14 +762,37 @@ class Server::Loop {
       }
       chain = *std::move(made);
     }
+    delivery::AckPolicy policy;
+    if (sub.has_ack()) {
+      policy = AckPolicyOf(sub.ack());
+      if (absl::Status valid = delivery::ValidateAckPolicy(policy);
+          !valid.ok()) {
+        return SendClientError(routing_id, true, client, h.request_id(),
+                               wire::INVALID_REQUEST,
+                               absl::StrCat("ack: ", valid.message()));
+      }
+    }
     absl::Status s = router_.Subscribe(client, sub.sid(), sub.pattern(),
                                        sub.queue_group());
+    if (s.ok() && sub.has_ack()) {
+      s = deliveries_.AddConsumer(client, sub.sid(), sub.pattern(),
+                                  sub.queue_group(), policy, now_ms_,
+                                  &ack_sends_);
+      if (!s.ok()) {
+        router_.Unsubscribe(client, sub.sid()).IgnoreError();
+        s = protocol::WireError(wire::INVALID_REQUEST,
+                                absl::StrCat("ack: ", s.message()));
+      } else {
+        deliveries_idle_ = false;
+      }
+    }
     if (s.ok() && chain != nullptr) {
       sub_chains_.Set(client, sub.sid(), std::move(chain));
     } else if (s.ok()) {
       sub_chains_.Remove(client, sub.sid());  // a reused sid: no old chain
     }
     Answer(routing_id, client, h.request_id(), s);
+    SendAckDeliveries();  // a new group member takes its backlog
   }
 
   // RELOAD: builds a new plugin set from the config file (on this thread:
@@ -838,6 +891,151 @@ class Server::Loop {
     }
     out.clear();
     out.swap(chain_out_);
+  }
+
+  // ---- At-least-once delivery (broker/delivery).
+
+  static delivery::AckPolicy AckPolicyOf(const wire::AckPolicy& w) {
+    delivery::AckPolicy p;
+    if (w.has_ack_wait_ms()) p.ack_wait_ms = w.ack_wait_ms();
+    if (w.has_max_deliver()) p.max_deliver = w.max_deliver();
+    if (w.has_max_in_flight()) p.max_in_flight = w.max_in_flight();
+    if (w.has_max_queued()) p.max_queued = w.max_queued();
+    if (w.has_backoff_initial_ms()) {
+      p.backoff.initial_ms = w.backoff_initial_ms();
+    }
+    if (w.has_backoff_multiplier()) {
+      p.backoff.multiplier = w.backoff_multiplier();
+    }
+    if (w.has_backoff_max_ms()) p.backoff.max_ms = w.backoff_max_ms();
+    if (w.has_backoff_jitter()) p.backoff.jitter = w.backoff_jitter();
+    return p;
+  }
+
+  // A message routed to an explicit-ack subscription: kept (copied once)
+  // until acked; delivered now if the consumer has room.
+  void OfferTracked(const Router::Target& t, const protocol::PubView& pub,
+                    std::string_view payload) {
+    auto message = std::make_shared<delivery::StoredMessage>();
+    message->topic = std::string(pub.topic);
+    message->reply_to = std::string(pub.reply_to);
+    message->headers = std::string(pub.headers);
+    message->payload = std::string(payload);
+    deliveries_.Offer(t.client, t.sid, message, now_ms_, &ack_sends_,
+                      &ack_dead_)
+        .IgnoreError();  // NotFound: not a consumer (checked by the caller)
+    deliveries_idle_ = false;
+    SendAckDeliveries();
+  }
+
+  // Sends what the delivery module asked for, and publishes its dead
+  // letters.
+  void SendAckDeliveries() {
+    while (!ack_sends_.empty() || !ack_dead_.empty()) {
+      std::vector<delivery::Send> sends;
+      sends.swap(ack_sends_);
+      for (const delivery::Send& s : sends) {
+        const delivery::StoredMessage& m = *s.message;
+        protocol::PubView view;
+        view.topic = m.topic;
+        view.reply_to = m.reply_to;
+        view.headers = m.headers;
+        DeliverFrame(
+            Router::Target{s.client, s.sid, router_.SlotForTopic(m.topic)},
+            view, m.payload, nullptr, s.delivery_id, s.attempt);
+      }
+      std::vector<delivery::DeadLetter> dead;
+      dead.swap(ack_dead_);
+      for (const delivery::DeadLetter& d : dead) PublishAckDeadLetter(d);
+    }
+  }
+
+  // Dead letters of the delivery module: "$sift.deadletter.<topic>" with
+  // sift-original-topic, sift-reason and sift-attempts.
+  void PublishAckDeadLetter(const delivery::DeadLetter& d) {
+    const delivery::StoredMessage& m = *d.message;
+    std::string headers;
+    protocol::HeaderReader reader(m.headers);
+    std::string_view key, value;
+    while (reader.Next(&key, &value)) {
+      if (key == "sift-original-topic" || key == "sift-reason" ||
+          key == "sift-attempts") {
+        continue;
+      }
+      protocol::AppendHeader(key, value, &headers);
+    }
+    protocol::AppendHeader("sift-original-topic", m.topic, &headers);
+    protocol::AppendHeader("sift-reason", d.reason, &headers);
+    protocol::AppendHeader("sift-attempts", absl::StrCat(d.attempts),
+                           &headers);
+    std::string topic = std::string(plugin::kDeadLetterPrefix);
+    topic += m.topic;
+    protocol::PubView view;
+    view.topic = topic;
+    view.reply_to = m.reply_to;
+    view.headers = headers;
+    router_.RecordDrop(DropReason::kDeadLettered);
+    std::vector<Router::Target> targets;
+    if (PublishDeadLetter(&view, m.payload.size(), &targets)) {
+      for (const Router::Target& t : targets) {
+        // A dead-letter subscriber with explicit acks tracks them too.
+        DeliverOne(t, view, m.payload, nullptr);
+      }
+    }
+  }
+
+  // ACK, NACK, PROGRESS. An id not in flight for this client gets ERROR
+  // UNKNOWN_DELIVERY (one per command, naming the first such id); OK if the
+  // command had a request_id and every id was known.
+  void HandleAck(std::string_view routing_id, Router::ClientHandle client,
+                 const wire::Header& h) {
+    uint64_t unknown = 0;
+    size_t unknown_count = 0;
+    auto note = [&](absl::Status s, uint64_t id) {
+      if (!s.ok()) {
+        if (unknown_count++ == 0) unknown = id;
+      }
+    };
+    if (h.has_ack()) {
+      for (uint64_t id : h.ack().delivery_ids()) {
+        note(deliveries_.Ack(client, id, now_ms_, &ack_sends_), id);
+      }
+    } else if (h.has_nack()) {
+      const uint64_t id = h.nack().delivery_id();
+      std::optional<uint32_t> delay;
+      if (h.nack().delay_ms() > 0) delay = h.nack().delay_ms();
+      note(deliveries_.Nack(client, id, delay, now_ms_, &ack_sends_,
+                            &ack_dead_),
+           id);
+    } else {
+      for (uint64_t id : h.progress().delivery_ids()) {
+        note(deliveries_.Progress(client, id, now_ms_), id);
+      }
+    }
+    SendAckDeliveries();
+    if (unknown_count > 0) {
+      return SendClientError(
+          routing_id, true, client, h.request_id(), wire::UNKNOWN_DELIVERY,
+          absl::StrCat(protocol::CommandName(h), ": delivery ", unknown,
+                       unknown_count > 1
+                           ? absl::StrCat(" (and ", unknown_count - 1,
+                                          " more)")
+                           : "",
+                       " is not in flight for this client (acknowledged "
+                       "already, its ack wait ran out and it was "
+                       "redelivered, or it is another client's)"));
+    }
+    if (h.request_id() != 0) Answer(routing_id, client, h.request_id(), {});
+  }
+
+  // The client's explicit-ack subscriptions end: what they held goes to
+  // other members of their groups (or is dropped, counted).
+  void ReleaseConsumers(Router::ClientHandle client) {
+    if (deliveries_.empty()) return;
+    const size_t dropped =
+        deliveries_.RemoveClient(client, now_ms_, &ack_sends_, &ack_dead_);
+    router_.RecordDrop(DropReason::kClientGone, dropped);
+    SendAckDeliveries();
   }
 
   // Routes a dead letter. Its topic, "$sift.deadletter.<topic>", may be too
@@ -946,9 +1144,23 @@ class Server::Loop {
     DeliverOne(t, pub, payload, payload_msg);
   }
 
-  // Makes one delivery (no subscription chain).
+  // Makes one delivery (after any subscription chain): tracked until acked
+  // for an explicit-ack subscription, else at once.
   void DeliverOne(const Router::Target& t, const protocol::PubView& pub,
                   std::string_view payload, zmq_msg_t* payload_msg) {
+    if (!deliveries_.empty() && deliveries_.IsConsumer(t.client, t.sid)) {
+      return OfferTracked(t, pub, payload);
+    }
+    DeliverFrame(t, pub, payload, payload_msg, 0, 0);
+  }
+
+  // Sends one DELIVER (`delivery_id` and `attempt` 0 unless tracked): into
+  // the session's pending BATCH, or (large payloads, clients without
+  // batches) as [routing id][DELIVER][payload], the payload frame shared by
+  // reference when there is one.
+  void DeliverFrame(const Router::Target& t, const protocol::PubView& pub,
+                    std::string_view payload, zmq_msg_t* payload_msg,
+                    uint64_t delivery_id, uint32_t attempt) {
     if (!router_.IsLive(t.client)) {
       router_.RecordDrop(DropReason::kClientGone);
       return;
@@ -967,7 +1179,7 @@ class Server::Loop {
       }
       protocol::BatchWriter(&session.out->bytes)
           .AppendDeliver(t.sid, pub.topic, pub.reply_to, pub.headers,
-                         payload);
+                         payload, delivery_id, attempt);
       session.out_slots.push_back(t.slot);
       session.out_payload_bytes += payload.size();
       if (!session.dirty) {
@@ -984,10 +1196,11 @@ class Server::Loop {
     // Once the routing frame is accepted, ZeroMQ takes the rest of the
     // message whole, so the remaining sends cannot fail on the water mark.
     zmq_msg_t part;
-    const size_t header_size =
-        protocol::DeliverSize(t.sid, pub.topic, pub.reply_to, pub.headers);
+    const size_t header_size = protocol::DeliverSize(
+        t.sid, pub.topic, pub.reply_to, pub.headers, delivery_id, attempt);
     zmq_msg_init_size(&part, header_size);
     protocol::EncodeDeliver(t.sid, pub.topic, pub.reply_to, pub.headers,
+                            delivery_id, attempt,
                             static_cast<char*>(zmq_msg_data(&part)));
     zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     if (payload_msg != nullptr) {
@@ -1086,6 +1299,21 @@ class Server::Loop {
         std::max<int64_t>(0, all_output_->pending_bytes())));
     stats->set_connections(guard_->connections());
     stats->set_connections_refused(connections_refused_);
+    {
+      wire::DeliveryCounts* d = stats->mutable_deliveries();
+      const delivery::Deliveries::Counters& c = deliveries_.counters();
+      d->set_consumers(deliveries_.consumer_count());
+      d->set_in_flight(deliveries_.in_flight());
+      d->set_queued(deliveries_.queued());
+      d->set_delayed(deliveries_.delayed());
+      d->set_delivered(c.delivered);
+      d->set_redeliveries(c.redeliveries);
+      d->set_acks(c.acks);
+      d->set_nacks(c.nacks);
+      d->set_progress(c.progress);
+      d->set_expired(c.expired);
+      d->set_dead_letters(c.dead_letters);
+    }
     for (const plugin::PluginStatsRow& row : plugins_->Stats()) {
       wire::PluginCount* p = stats->add_plugins();
       p->set_plugin(row.plugin);
@@ -1213,6 +1441,7 @@ class Server::Loop {
     by_routing_id_.erase(s.routing_id);
     s.routing_id.clear();
     sub_chains_.RemoveClient(client);
+    ReleaseConsumers(client);
     router_.RemoveClient(client);
   }
 
@@ -1268,6 +1497,7 @@ class Server::Loop {
     s.closing_ms = now_ms_;
     router_.DropSubscriptions(c);
     sub_chains_.RemoveClient(c);
+    ReleaseConsumers(c);
     closing_.push_back(c);
   }
 
@@ -1448,6 +1678,12 @@ class Server::Loop {
       ABSL_GUARDED_BY(reload_mu_);
   Reloader reloader_;
   plugin::SubscriptionChains sub_chains_;
+  // At-least-once delivery (broker/delivery): explicit-ack subscriptions,
+  // what they hold in flight, and the Sends and dead letters to make.
+  delivery::Deliveries deliveries_;
+  std::vector<delivery::Send> ack_sends_;
+  std::vector<delivery::DeadLetter> ack_dead_;
+  bool deliveries_idle_ = true;  // no timers to watch
   std::vector<plugin::OutMessage> chain_out_;  // reused
   std::atomic<bool> shutdown_{false};
 

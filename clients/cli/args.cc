@@ -26,7 +26,7 @@ struct FlagSpec {
 // Every flag of every command. A flag has the same arity everywhere, which
 // lets the tokenizer consume values before it knows the command (global flags
 // may come first).
-constexpr std::array<FlagSpec, 16> kFlags = {{
+constexpr std::array<FlagSpec, 17> kFlags = {{
     {"server", true, kGlobal},
     {"connect_timeout", true, kGlobal},
     {"help", false, kGlobal},
@@ -44,6 +44,7 @@ constexpr std::array<FlagSpec, 16> kFlags = {{
     {"filter", true, Bit(Command::kSub)},
     {"plugin", true, Bit(Command::kSub)},
     {"with", true, Bit(Command::kSub)},
+    {"ack", false, Bit(Command::kSub)},
 }};
 
 const FlagSpec* FindFlag(std::string_view name) {
@@ -250,6 +251,8 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
       args.json = *b;
     } else if (name == "headers") {
       args.show_headers = *b;
+    } else if (name == "ack") {
+      args.ack = *b;
     }
   }
   return absl::OkStatus();
@@ -481,6 +484,9 @@ std::string CommandUsage(Command command) {
           "                 >= 5\" (grammar: docs/plugins.md)\n"
           "  --plugin NAME  run broker plugin NAME on this subscription's\n"
           "                 messages (repeatable; in order, after --filter)\n"
+          "  --ack          subscribe with explicit acks (at-least-once): each\n"
+          "                 message is acknowledged once printed; one not\n"
+          "                 acknowledged (sift killed) is redelivered\n"
           "  --with K=V     a setting of the --plugin before it, e.g.\n"
           "                 --plugin payload_filter --with format=json\n"
           "                 --with 'expr=amount > 100'\n"

@@ -74,6 +74,7 @@ struct Args {
     std::vector<std::pair<std::string, std::string>> settings;
   };
   std::vector<Plugin> plugins;
+  bool ack = false;  // sub: explicit acks, each message acked once printed
 };
 
 // Parses `argv` without the program name, e.g. {"pub", "a.b", "hi"}.

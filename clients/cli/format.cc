@@ -136,6 +136,18 @@ std::string FormatStats(const wire::StatsReply& stats) {
     }
   }
 
+  if (stats.deliveries().consumers() > 0 ||
+      stats.deliveries().delivered() > 0) {
+    const wire::DeliveryCounts& d = stats.deliveries();
+    row("acked delivery",
+        absl::StrFormat("%d consumers, %d in flight, %d queued, %d delayed; "
+                        "%d delivered (%d redelivered), %d acks, %d nacks, "
+                        "%d expired, %d dead-lettered",
+                        d.consumers(), d.in_flight(), d.queued(), d.delayed(),
+                        d.delivered(), d.redeliveries(), d.acks(), d.nacks(),
+                        d.expired(), d.dead_letters()));
+  }
+
   if (!stats.plugins().empty()) {
     row("plugins", absl::StrCat(stats.plugins().size(), " rows"));
     size_t name_width = 6;   // "PLUGIN"

@@ -136,6 +136,7 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
   options.queue_group = args.queue_group;
   options.timeout = args.connect_timeout;
   options.filter = args.filter;
+  if (args.ack) options.ack = AckOptions{};
   for (const Args::Plugin& p : args.plugins) {
     options.plugins.push_back({p.name, p.settings});
   }
@@ -189,6 +190,7 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
                                " failed: ", message.status().message()));
     }
     if (handle(*message)) ++handled;
+    if (args.ack) client.Ack(*message).IgnoreError();
   }
   return 0;
 }

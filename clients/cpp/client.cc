@@ -390,6 +390,7 @@ class ClientCore {
     target->queue_group = options.queue_group;
     target->filter = options.filter;
     target->plugins = options.plugins;
+    target->ack = options.ack;
     target->callback = options.callback;
     target->queue = std::move(queue);
     target->inbox = inbox;
@@ -479,6 +480,31 @@ class ClientCore {
     return reply.get();
   }
 
+  static uint32_t ToMs(absl::Duration d) {
+    const int64_t ms = absl::ToInt64Milliseconds(d);
+    return static_cast<uint32_t>(std::clamp<int64_t>(ms, 0, UINT32_MAX));
+  }
+
+  // ACK, NACK and PROGRESS go out fire-and-forget (request_id 0): the
+  // broker answers only an unknown delivery id, with ERROR UNKNOWN_DELIVERY.
+  absl::Status SendAck(const Message& m, int kind, absl::Duration delay) {
+    if (m.delivery_id() == 0) {
+      return absl::FailedPreconditionError(
+          "this message came from a subscription without explicit acks "
+          "(SubscribeOptions::ack): there is nothing to acknowledge");
+    }
+    wire::Header h;
+    if (kind == 0) {
+      h.mutable_ack()->add_delivery_ids(m.delivery_id());
+    } else if (kind == 1) {
+      h.mutable_nack()->set_delivery_id(m.delivery_id());
+      h.mutable_nack()->set_delay_ms(ToMs(delay));
+    } else {
+      h.mutable_progress()->add_delivery_ids(m.delivery_id());
+    }
+    return EnqueueHeader(h);
+  }
+
   absl::Status Reload(absl::Duration timeout) {
     const uint64_t id = NextId();
     std::future<Reply> reply = AddWaiter(id);
@@ -533,6 +559,7 @@ class ClientCore {
     std::string queue_group;
     std::string filter;
     std::vector<PluginSpec> plugins;
+    std::optional<AckOptions> ack;
     MessageCallback callback;
     std::shared_ptr<internal::SubscriptionQueue> queue;
     bool inbox = false;  // the client's own request/reply inbox
@@ -640,6 +667,20 @@ class ClientCore {
     h.mutable_sub()->set_pattern(sub.pattern);
     h.mutable_sub()->set_queue_group(sub.queue_group);
     h.mutable_sub()->set_filter(sub.filter);
+    if (sub.ack.has_value()) {
+      const AckOptions& a = *sub.ack;
+      wire::AckPolicy* p = h.mutable_sub()->mutable_ack();
+      if (a.ack_wait) p->set_ack_wait_ms(ToMs(*a.ack_wait));
+      if (a.max_deliver) p->set_max_deliver(*a.max_deliver);
+      if (a.max_in_flight) p->set_max_in_flight(*a.max_in_flight);
+      if (a.backoff_initial) {
+        p->set_backoff_initial_ms(ToMs(*a.backoff_initial));
+      }
+      if (a.backoff_multiplier) p->set_backoff_multiplier(*a.backoff_multiplier);
+      if (a.backoff_max) p->set_backoff_max_ms(ToMs(*a.backoff_max));
+      if (a.backoff_jitter) p->set_backoff_jitter(*a.backoff_jitter);
+      if (a.max_queued) p->set_max_queued(*a.max_queued);
+    }
     for (const PluginSpec& p : sub.plugins) {
       wire::PluginSpec* spec = h.mutable_sub()->add_plugins();
       spec->set_name(p.name);
@@ -1094,6 +1135,8 @@ class ClientCore {
     m.reply_to_ = d.reply_to;
     m.payload_ = payload;
     m.sid_ = d.sid;
+    m.delivery_id_ = d.delivery_id;
+    m.attempt_ = d.attempt;
     if (!d.headers.empty()) {
       m.headers_wire_ = d.headers;
       // The broker checked them; a malformed list (not from a broker) is
@@ -1327,6 +1370,18 @@ absl::StatusOr<Message> Client::Request(std::string_view topic,
                                         absl::Duration timeout) {
   return core_->Request(topic, payload, protocol::EncodeHeaders(headers),
                         timeout);
+}
+
+absl::Status Client::Ack(const Message& message) {
+  return core_->SendAck(message, 0, absl::ZeroDuration());
+}
+
+absl::Status Client::Nack(const Message& message, absl::Duration delay) {
+  return core_->SendAck(message, 1, delay);
+}
+
+absl::Status Client::InProgress(const Message& message) {
+  return core_->SendAck(message, 2, absl::ZeroDuration());
 }
 
 absl::Status Client::Reload(absl::Duration timeout) {

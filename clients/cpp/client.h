@@ -88,6 +88,12 @@ class Message {
   std::string_view reply_to() const { return reply_to_; }
   std::string_view payload() const { return payload_; }
   uint64_t sid() const { return sid_; }
+  // Explicit-ack subscriptions only (SubscribeOptions::ack): the id the
+  // broker knows this delivery by, and which attempt it is (1 = first; more
+  // after a NACK, an ack wait that ran out, or a worker that went away).
+  // 0 and 0 otherwise.
+  uint64_t delivery_id() const { return delivery_id_; }
+  uint32_t attempt() const { return attempt_; }
   // The message's headers as published, in order (empty if none). The views
   // live as long as the Message.
   const std::vector<std::pair<std::string_view, std::string_view>>& headers()
@@ -104,6 +110,8 @@ class Message {
   std::string_view reply_to_;
   std::string_view payload_;
   uint64_t sid_ = 0;
+  uint64_t delivery_id_ = 0;
+  uint32_t attempt_ = 0;
   std::vector<std::pair<std::string_view, std::string_view>> headers_;
   std::string_view headers_wire_;  // the encoded entries headers_ points into
   // Owns the bytes the views point into; null while borrowed by a callback.
@@ -118,6 +126,24 @@ using MessageCallback = std::function<void(const Message&)>;
 struct PluginSpec {
   std::string name;
   std::vector<std::pair<std::string, std::string>> settings;
+};
+
+// At-least-once delivery (docs/protocol.md §6.2): the broker keeps each
+// delivery until it is acknowledged (Client::Ack), redelivers it after a
+// NACK or when its ack wait runs out (with exponential backoff and jitter,
+// as Celery's retry_backoff/retry_jitter), to another member of the queue
+// group when there is one, and sends it to the dead-letter topic
+// "$sift.deadletter.<topic>" after max_deliver attempts. Unset fields take
+// the broker's defaults (shown).
+struct AckOptions {
+  std::optional<absl::Duration> ack_wait;        // 30 s (JetStream AckWait)
+  std::optional<uint32_t> max_deliver;           // 5; 0 = unlimited
+  std::optional<uint32_t> max_in_flight;         // 1000 (prefetch)
+  std::optional<absl::Duration> backoff_initial; // 1 s
+  std::optional<double> backoff_multiplier;      // 2.0
+  std::optional<absl::Duration> backoff_max;     // 60 s
+  std::optional<double> backoff_jitter;          // 0.2 (0..1)
+  std::optional<uint32_t> max_queued;            // 100000
 };
 
 struct SubscribeOptions {
@@ -136,6 +162,9 @@ struct SubscribeOptions {
   // queue group the chosen member's plugins decide; a message they drop is
   // not offered to another member.
   std::vector<PluginSpec> plugins;
+  // Set: explicit acks (at-least-once) for this subscription; each Message
+  // then has a delivery_id() to Ack/Nack. Unset: at-most-once (the default).
+  std::optional<AckOptions> ack;
   // If set, messages are passed to it on the client's I/O thread and Next()
   // is not used. If empty, messages queue up for Next(), within
   // ClientOptions::subscription_queue_max_messages and _bytes.
@@ -246,6 +275,22 @@ class Client {
   // new config is in force; InvalidArgument (INVALID_CONFIG) if it is
   // invalid or the broker has no config file (the old config stays).
   absl::Status Reload(absl::Duration timeout = absl::Seconds(5));
+
+  // Acknowledges a delivery of an explicit-ack subscription: the broker
+  // forgets it. Fire-and-forget (queued, returns at once); an id the broker
+  // no longer holds in flight (acknowledged twice, or its ack wait ran out and
+  // it was redelivered) is answered with ERROR UNKNOWN_DELIVERY, which is
+  // logged. Errors here: FailedPrecondition for a message without a
+  // delivery id, or a closed client. Thread-safe; also from callbacks.
+  absl::Status Ack(const Message& message);
+  // Refuses it: the broker redelivers it after `delay` (zero: the
+  // subscription's backoff for its attempt), to another group member when
+  // there is one. Same errors as Ack.
+  absl::Status Nack(const Message& message,
+                    absl::Duration delay = absl::ZeroDuration());
+  // Work goes on: the broker restarts the delivery's ack wait (JetStream's
+  // in-progress ack). Send it more often than the ack wait.
+  absl::Status InProgress(const Message& message);
 
   // Sends BYE, flushes queued messages (bounded wait) and stops the I/O
   // thread. Further calls fail with FailedPrecondition.

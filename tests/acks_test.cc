@@ -1,0 +1,310 @@
+// At-least-once delivery (docs/protocol.md §6.2) through a real siftd:
+// explicit acks, redelivery after an ack wait or a NACK (with backoff), the
+// in-progress signal, max_deliver and the dead-letter topic, prefetch, and
+// work queues (queue groups with acks) whose members nack, stall or vanish.
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "clients/cpp/client.h"
+#include "gtest/gtest.h"
+#include "proto/sift.pb.h"
+#include "tests/raw_dealer.h"
+#include "tests/siftd_process.h"
+#include "tests/test_util.h"
+
+namespace sift::test {
+namespace {
+
+constexpr absl::Duration kTimeout = absl::Seconds(10);
+
+std::unique_ptr<SiftdProcess> StartSiftd() {
+  auto siftd = SiftdProcess::Start(SiftdOptions{});
+  EXPECT_TRUE(siftd.ok()) << siftd.status();
+  return siftd.ok() ? *std::move(siftd) : nullptr;
+}
+
+std::unique_ptr<Client> Connect(const std::string& endpoint) {
+  ClientOptions options;
+  options.endpoint = endpoint;
+  auto client = Client::Connect(options);
+  EXPECT_TRUE(client.ok()) << client.status();
+  return client.ok() ? *std::move(client) : nullptr;
+}
+
+AckOptions Fast(absl::Duration ack_wait, uint32_t max_deliver = 5) {
+  AckOptions a;
+  a.ack_wait = ack_wait;
+  a.max_deliver = max_deliver;
+  a.backoff_initial = absl::Milliseconds(50);
+  a.backoff_max = absl::Milliseconds(200);
+  a.backoff_jitter = 0;
+  return a;
+}
+
+std::unique_ptr<Subscription> Sub(Client& c, const std::string& pattern,
+                                  const AckOptions& ack,
+                                  const std::string& group = "") {
+  SubscribeOptions o;
+  o.ack = ack;
+  o.queue_group = group;
+  auto s = c.Subscribe(pattern, o);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return s.ok() ? *std::move(s) : nullptr;
+}
+
+// A delivery carries an id and attempt 1; left unacknowledged it comes back
+// after the ack wait as attempt 2 (after the backoff); acked, it does not
+// come back. A subscription without acks gets neither.
+TEST(AcksTest, UnacknowledgedDeliveriesComeBackAndAckedOnesDoNot) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto pub = Connect(siftd->endpoint());
+  auto worker = Connect(siftd->endpoint());
+  ASSERT_NE(pub, nullptr);
+  ASSERT_NE(worker, nullptr);
+  auto sub = Sub(*worker, "jobs.>", Fast(absl::Milliseconds(300)));
+  ASSERT_NE(sub, nullptr);
+  SubscribeOptions plain_options;
+  auto plain = worker->Subscribe("jobs.>", plain_options);
+  ASSERT_TRUE(plain.ok());
+
+  ASSERT_TRUE(pub->PublishConfirmed("jobs.a", "one", kTimeout).ok());
+  auto first = sub->Next(kTimeout);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_NE(first->delivery_id(), 0u);
+  EXPECT_EQ(first->attempt(), 1u);
+  auto untracked = (*plain)->Next(kTimeout);
+  ASSERT_TRUE(untracked.ok());
+  EXPECT_EQ(untracked->delivery_id(), 0u);
+  EXPECT_EQ(worker->Ack(*untracked).code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  // Not acked: back after 300 ms + 50 ms backoff, as attempt 2.
+  const absl::Time sent = absl::Now();
+  auto again = sub->Next(kTimeout);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->payload(), "one");
+  EXPECT_EQ(again->attempt(), 2u);
+  EXPECT_NE(again->delivery_id(), first->delivery_id());
+  EXPECT_GE(absl::Now() - sent, absl::Milliseconds(250));
+  ASSERT_TRUE(worker->Ack(*again).ok());
+  // Acked: nothing more within three ack waits.
+  auto none = sub->Next(absl::Seconds(1));
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kDeadlineExceeded)
+      << (none.ok() ? std::string(none->payload()) : "");
+}
+
+// NACK with a delay redelivers after it; PROGRESS keeps a long task from
+// being redelivered while its worker says it is still working.
+TEST(AcksTest, NackDelaysAndProgressHoldsTheAckWait) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto pub = Connect(siftd->endpoint());
+  auto worker = Connect(siftd->endpoint());
+  ASSERT_NE(pub, nullptr);
+  ASSERT_NE(worker, nullptr);
+  auto sub = Sub(*worker, "t", Fast(absl::Milliseconds(400)));
+  ASSERT_NE(sub, nullptr);
+  ASSERT_TRUE(pub->PublishConfirmed("t", "x", kTimeout).ok());
+  auto m = sub->Next(kTimeout);
+  ASSERT_TRUE(m.ok());
+  const absl::Time nacked = absl::Now();
+  ASSERT_TRUE(worker->Nack(*m, absl::Milliseconds(500)).ok());
+  auto back = sub->Next(kTimeout);
+  ASSERT_TRUE(back.ok());
+  EXPECT_GE(absl::Now() - nacked, absl::Milliseconds(450));
+  EXPECT_EQ(back->attempt(), 2u);
+
+  // Work for 3 ack waits, signalling progress every 100 ms: no redelivery.
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_TRUE(worker->InProgress(*back).ok());
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  auto during = sub->Next(absl::Milliseconds(10));
+  EXPECT_EQ(during.status().code(), absl::StatusCode::kDeadlineExceeded);
+  ASSERT_TRUE(worker->Ack(*back).ok());
+  EXPECT_EQ(sub->Next(absl::Seconds(1)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+}
+
+// After max_deliver deliveries a message goes to $sift.deadletter.<topic>
+// with its original topic, the reason and the attempts as headers.
+TEST(AcksTest, MaxDeliverSendsToTheDeadLetterTopic) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto pub = Connect(siftd->endpoint());
+  auto worker = Connect(siftd->endpoint());
+  auto watcher = Connect(siftd->endpoint());
+  ASSERT_NE(watcher, nullptr);
+  auto dead = watcher->Subscribe("$sift.deadletter.>", {});
+  ASSERT_TRUE(dead.ok());
+  auto sub = Sub(*worker, "poison", Fast(absl::Seconds(30), 3));
+  ASSERT_NE(sub, nullptr);
+  ASSERT_TRUE(pub->PublishConfirmed("poison", "bad", Headers{{"k", "v"}},
+                                    kTimeout)
+                  .ok());
+  for (uint32_t attempt = 1; attempt <= 3; ++attempt) {
+    auto m = sub->Next(kTimeout);
+    ASSERT_TRUE(m.ok()) << "attempt " << attempt << ": " << m.status();
+    EXPECT_EQ(m->attempt(), attempt);
+    ASSERT_TRUE(worker->Nack(*m).ok());  // the backoff, 50 ms and up
+  }
+  auto d = (*dead)->Next(kTimeout);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->topic(), "$sift.deadletter.poison");
+  EXPECT_EQ(d->payload(), "bad");
+  EXPECT_EQ(d->header("k"), "v");
+  EXPECT_EQ(d->header("sift-original-topic"), "poison");
+  EXPECT_EQ(d->header("sift-reason"), "max_deliver after nack");
+  EXPECT_EQ(d->header("sift-attempts"), "3");
+  EXPECT_EQ(sub->Next(absl::Milliseconds(500)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  auto stats = pub->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(Drops(*stats, "dead_lettered"), 1u);
+}
+
+// Work queue: a NACKed task goes to the other worker; a worker that
+// vanishes with tasks in flight has them redelivered to the other; with
+// prefetch 1 a busy worker is skipped, not given a second task.
+TEST(AcksTest, WorkQueuesMoveTasksBetweenWorkers) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto pub = Connect(siftd->endpoint());
+  auto a = Connect(siftd->endpoint());
+  auto b = Connect(siftd->endpoint());
+  ASSERT_NE(b, nullptr);
+  AckOptions one = Fast(absl::Seconds(30));
+  one.max_in_flight = 1;
+  auto sa = Sub(*a, "tasks", one, "workers");
+  auto sb = Sub(*b, "tasks", one, "workers");
+  ASSERT_NE(sa, nullptr);
+  ASSERT_NE(sb, nullptr);
+
+  // Two tasks: one each (prefetch 1), whichever goes first.
+  ASSERT_TRUE(pub->PublishConfirmed("tasks", "t1", kTimeout).ok());
+  ASSERT_TRUE(pub->PublishConfirmed("tasks", "t2", kTimeout).ok());
+  auto ma = sa->Next(kTimeout);
+  auto mb = sb->Next(kTimeout);
+  ASSERT_TRUE(ma.ok() && mb.ok());
+  // A third waits: both are busy.
+  ASSERT_TRUE(pub->PublishConfirmed("tasks", "t3", kTimeout).ok());
+  EXPECT_EQ(sa->Next(absl::Milliseconds(300)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  // b acks: t3 goes to b.
+  ASSERT_TRUE(b->Ack(*mb).ok());
+  auto mb3 = sb->Next(kTimeout);
+  ASSERT_TRUE(mb3.ok());
+  EXPECT_EQ(mb3->payload(), "t3");
+  // a nacks its task: with b busy it comes back to a... unless b frees up;
+  // b acks first, so the nacked task goes to b (another member).
+  ASSERT_TRUE(b->Ack(*mb3).ok());
+  absl::SleepFor(absl::Milliseconds(100));
+  ASSERT_TRUE(a->Nack(*ma, absl::Milliseconds(1)).ok());
+  auto moved = sb->Next(kTimeout);
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_EQ(moved->payload(), ma->payload());
+  EXPECT_EQ(moved->attempt(), 2u);
+
+  // b vanishes holding it: a gets it (attempt 3).
+  sb.reset();
+  b->Close();
+  auto rescued = sa->Next(kTimeout);
+  ASSERT_TRUE(rescued.ok()) << rescued.status();
+  EXPECT_EQ(rescued->payload(), ma->payload());
+  EXPECT_EQ(rescued->attempt(), 3u);
+  ASSERT_TRUE(a->Ack(*rescued).ok());
+}
+
+// 1,000 tasks over three workers with prefetch 10, each acked once: every
+// task is done exactly once, none is redelivered.
+TEST(AcksTest, AThousandTasksAreEachDoneOnce) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto pub = Connect(siftd->endpoint());
+  ASSERT_NE(pub, nullptr);
+  absl::Mutex mu;
+  std::multiset<int> done;
+  int redelivered = 0;
+  std::vector<std::unique_ptr<Client>> workers;
+  std::vector<std::unique_ptr<Subscription>> subs;
+  for (int w = 0; w < 3; ++w) {
+    workers.push_back(Connect(siftd->endpoint()));
+    ASSERT_NE(workers.back(), nullptr);
+    Client* c = workers.back().get();
+    SubscribeOptions o;
+    AckOptions ack = Fast(absl::Seconds(30));
+    ack.max_in_flight = 10;
+    o.ack = ack;
+    o.queue_group = "pool";
+    o.callback = [&, c](const Message& m) {
+      int n = 0;
+      EXPECT_TRUE(absl::SimpleAtoi(
+          absl::string_view(m.payload().data(), m.payload().size()), &n));
+      {
+        absl::MutexLock lock(&mu);
+        done.insert(n);
+        if (m.attempt() > 1) ++redelivered;
+      }
+      EXPECT_TRUE(c->Ack(m).ok());
+    };
+    auto s = c->Subscribe("work", o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    subs.push_back(*std::move(s));
+  }
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(pub->Publish("work", absl::StrCat(i)).ok());
+  }
+  const absl::Time deadline = absl::Now() + kTimeout;
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu);
+      if (done.size() >= 1000 || absl::Now() > deadline) break;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  absl::SleepFor(absl::Milliseconds(200));  // anything extra would show
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(done.size(), 1000u);
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(done.count(i), 1u) << i;
+  EXPECT_EQ(redelivered, 0);
+}
+
+// An ACK of an id that is not in flight (twice, or made up) gets
+// UNKNOWN_DELIVERY with the command's request_id; a bad policy is refused.
+TEST(AcksTest, UnknownDeliveriesAndBadPoliciesAreErrors) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  RawDealer raw(siftd->endpoint());
+  ASSERT_TRUE(raw.Hello().ok());
+  wire::Header ack;
+  ack.set_request_id(9);
+  ack.mutable_ack()->add_delivery_ids(424242);
+  auto reply = raw.Call(ack);
+  ASSERT_TRUE(reply.ok() && reply->has_error());
+  EXPECT_EQ(reply->error().code(), wire::UNKNOWN_DELIVERY);
+  EXPECT_EQ(reply->request_id(), 9u);
+
+  wire::Header sub = SubHeader(10, 1, "x");
+  sub.mutable_sub()->mutable_ack()->set_max_in_flight(0);
+  reply = raw.Call(sub);
+  ASSERT_TRUE(reply.ok() && reply->has_error()) << reply->DebugString();
+  EXPECT_EQ(reply->error().code(), wire::INVALID_REQUEST);
+  // The sid was not taken: the same SUB with a good policy succeeds.
+  sub.set_request_id(11);
+  sub.mutable_sub()->mutable_ack()->set_max_in_flight(5);
+  reply = raw.Call(sub);
+  ASSERT_TRUE(reply.ok() && reply->has_ok()) << reply->DebugString();
+}
+
+}  // namespace
+}  // namespace sift::test

@@ -306,6 +306,7 @@ bool Same(const protocol::PubView& a, const protocol::PubView& b) {
 bool Same(const protocol::DeliverView& a, const protocol::DeliverView& b) {
   return a.sid == b.sid && a.topic == b.topic && a.reply_to == b.reply_to &&
          a.delivery_id == b.delivery_id && a.attempt == b.attempt &&
+         a.retained == b.retained &&
          SameHeaders(a.headers, b.headers);
 }
 
@@ -372,11 +373,12 @@ void RoundTripPub(const protocol::PubView& pub, std::string_view frame) {
 void RoundTripDeliver(const protocol::DeliverView& d, std::string_view frame) {
   const size_t size = protocol::DeliverSize(d.sid, d.topic, d.reply_to,
                                             d.headers, d.delivery_id,
-                                            d.attempt);
+                                            d.attempt, d.retained);
   std::string encoded(size, '\0');
   const size_t written =
       protocol::EncodeDeliver(d.sid, d.topic, d.reply_to, d.headers,
-                              d.delivery_id, d.attempt, encoded.data());
+                              d.delivery_id, d.attempt, d.retained,
+                              encoded.data());
   SIFT_EXPECT(written == size, frame, "EncodeDeliver wrote ", written,
               " bytes, DeliverSize said ", size, " for ", Describe(d));
 
@@ -387,6 +389,7 @@ void RoundTripDeliver(const protocol::DeliverView& d, std::string_view frame) {
   SetHeaders(d.headers, canonical.mutable_deliver());
   canonical.mutable_deliver()->set_delivery_id(d.delivery_id);
   canonical.mutable_deliver()->set_attempt(d.attempt);
+  canonical.mutable_deliver()->set_retained(d.retained);
   SIFT_EXPECT(!HeadersDecode(d.headers) ||
                   canonical.SerializeAsString() == encoded, frame,
               "EncodeDeliver of ", Describe(d), " wrote ", Hex(encoded),
@@ -603,7 +606,7 @@ void CheckBatchBody(std::string_view body_in) {
     } else if (protocol::DecodeDeliverFast(h.data(), h.size(), &deliver)) {
       writer.AppendDeliver(deliver.sid, deliver.topic, deliver.reply_to,
                            deliver.headers, e.payload, deliver.delivery_id,
-                           deliver.attempt);
+                           deliver.attempt, deliver.retained);
       kept.push_back({false, deliver.sid, std::string(deliver.topic),
                       std::string(deliver.reply_to), false, e.payload});
     }

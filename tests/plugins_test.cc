@@ -1106,7 +1106,7 @@ expr = "amount > 1"
 // a log line (counted as plugin_error and as headers_too_large). With the
 // defaults (64 headers, 65536 bytes) that is any failed message with 62 or
 // more headers, or close to 65536 header bytes.
-TEST(PluginsTest, DISABLED_DeadLettersOfMessagesAtTheHeaderLimitsAreNotLost) {
+TEST(PluginsTest, DeadLettersOfMessagesAtTheHeaderLimitsAreNotLost) {
   WriteFile(ConfigPath("deadletter_limits"), R"toml(
 [[routes]]
 pattern = "dl.>"
@@ -1444,7 +1444,7 @@ expr = "n >= 0"
 // the chains made before keep counting into the old set's counters, which
 // no STATS reports any more. After a RELOAD the row is gone although the
 // subscription's filter still runs (and "filtered" still counts its drops).
-TEST(PluginsTest, DISABLED_SubscriptionRowsKeepCountingAcrossAReload) {
+TEST(PluginsTest, SubscriptionRowsKeepCountingAcrossAReload) {
   auto siftd = StartWithConfig("stats_reload", VersionConfig(1));
   ASSERT_NE(siftd, nullptr);
   auto pub = Connect(siftd->endpoint());
@@ -1484,7 +1484,7 @@ TEST(PluginsTest, DISABLED_SubscriptionRowsKeepCountingAcrossAReload) {
 // registered gets FORBIDDEN ("plugin \"payload_filtr\" is not allowed in
 // subscriptions ...") unless the operator listed it; INVALID_PLUGIN for an
 // unknown name is reachable only through a listed-but-unregistered name.
-TEST(PluginsTest, DISABLED_AnUnknownPluginNameIsInvalidPlugin) {
+TEST(PluginsTest, AnUnknownPluginNameIsInvalidPlugin) {
   auto siftd = StartPlain();
   ASSERT_NE(siftd, nullptr);
   auto client = Connect(siftd->endpoint());

@@ -112,6 +112,16 @@ constexpr Setting kSettings[] = {
     {"max_headers_bytes", &Config::max_headers_bytes, 0, 1 << 20, nullptr,
      "BYTES",
      "Most key + value bytes of one message's headers, all together."},
+    {"max_retained", &Config::max_retained, 0, 100000000, nullptr, "N",
+     "Most topics with a retained value (0 = no retained messages)."},
+    {"max_retained_bytes", &Config::max_retained_bytes, 0, uint64_t{1} << 40,
+     nullptr, "BYTES", "Most bytes of retained values, all together."},
+    {"max_delayed", &Config::max_delayed, 0, 100000000, nullptr, "N",
+     "Most delayed publishes held at once (0 = no delayed publishes)."},
+    {"max_delay_ms", &Config::max_delay_ms, 0, 4000000000u, nullptr, "MS",
+     "Furthest ahead a publish may be delayed, in ms."},
+    {"max_delayed_bytes", &Config::max_delayed_bytes, 0, uint64_t{1} << 40,
+     nullptr, "BYTES", "Most bytes of delayed publishes, all together."},
     {"client_timeout_ms", &Config::client_timeout_ms, 0, 86400000, nullptr,
      "MS", "Drop clients silent for longer than this, in ms (0 = never)."},
     {"handshake_timeout_ms", &Config::handshake_timeout_ms, 100, 600000,
@@ -157,7 +167,7 @@ static_assert(SettingsTableIsConsistent(),
 // A reminder, not a layout requirement: a field added to Config needs a row
 // in kSettings (operator== and everything else only see the table). Then
 // update this size.
-static_assert(sizeof(Config) == 152,
+static_assert(sizeof(Config) == 184,
               "Config changed: update kSettings, then this size");
 #endif
 

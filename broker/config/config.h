@@ -46,6 +46,13 @@ struct Config {
   // Message headers on one PUB: how many, and their key + value bytes.
   uint32_t max_headers = 64;
   uint32_t max_headers_bytes = 65536;
+  // Retained values (MQTT retained): topics and bytes held.
+  uint32_t max_retained = 100000;
+  uint64_t max_retained_bytes = 256 << 20;  // 256 MiB
+  // Delayed publishes: messages and bytes held, and how far ahead.
+  uint32_t max_delayed = 1000000;
+  uint32_t max_delay_ms = 2592000000u;      // 30 days
+  uint64_t max_delayed_bytes = 1 << 30;     // 1 GiB
   // Clients silent for longer than this are dropped (0 = never).
   uint32_t client_timeout_ms = 30000;
   // A tcp/ipc connection that has not finished ZeroMQ's handshake within

@@ -386,6 +386,12 @@ absl::StatusOr<std::unique_ptr<Chain>> PluginSet::SubscriptionChain(
   all.insert(all.end(), stages.begin(), stages.end());
   const auto& allowed = settings_.subscription_plugins;
   for (const StageSpec& spec : all) {
+    // An unknown name is the subscriber's mistake (INVALID_PLUGIN), whatever
+    // the allow-list says.
+    if (absl::StatusOr<Registry::Entry> known = registry_.Find(spec.plugin);
+        !known.ok()) {
+      return absl::InvalidArgumentError(known.status().message());
+    }
     if (std::find(allowed.begin(), allowed.end(), spec.plugin) ==
         allowed.end()) {
       return absl::PermissionDeniedError(absl::StrCat(

@@ -118,6 +118,12 @@ class PluginSet {
 
   const Registry& registry() const { return registry_; }
 
+  // Takes over `old`'s subscription counters (a reload), so subscriptions
+  // made before it keep counting into the rows STATS shows.
+  void InheritSubscriptionCounters(const PluginSet& old) {
+    subscription_counters_ = old.subscription_counters_;
+  }
+
  private:
   struct Route {
     std::string pattern;

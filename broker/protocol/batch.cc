@@ -165,6 +165,10 @@ bool DecodeDeliverFast(const char* data, size_t size, DeliverView* out) {
                           if (is_bytes || v > 0xffffffffu) return false;
                           out->attempt = static_cast<uint32_t>(v);
                           return true;
+                        case wire::Deliver::kRetainedFieldNumber:
+                          if (is_bytes) return false;
+                          out->retained = v != 0;
+                          return true;
                         case wire::Deliver::kTopicFieldNumber:
                           if (!is_bytes) return false;
                           out->topic = bytes;
@@ -213,12 +217,15 @@ void BatchWriter::AppendDeliver(uint64_t sid, std::string_view topic,
                                 std::string_view reply_to,
                                 std::string_view headers,
                                 std::string_view payload,
-                                uint64_t delivery_id, uint32_t attempt) {
+                                uint64_t delivery_id, uint32_t attempt,
+                                bool retained) {
   AppendEntry(
-      body_, DeliverSize(sid, topic, reply_to, headers, delivery_id, attempt),
+      body_,
+      DeliverSize(sid, topic, reply_to, headers, delivery_id, attempt,
+                  retained),
       [&](char* out) {
         EncodeDeliver(sid, topic, reply_to, headers, delivery_id, attempt,
-                      out);
+                      retained, out);
       },
       payload);
 }
@@ -229,6 +236,9 @@ PubView PubViewOf(const wire::Header& h, std::string* headers_scratch) {
   v.topic = h.pub().topic();
   v.reply_to = h.pub().reply_to();
   v.confirm = h.pub().confirm();
+  v.retain = h.pub().retain();
+  v.delay_ms = h.pub().delay_ms();
+  v.deliver_at_ms = h.pub().deliver_at_ms();
   headers_scratch->clear();
   AppendHeadersOf(h.pub().headers(), headers_scratch);
   v.headers = *headers_scratch;
@@ -243,6 +253,7 @@ DeliverView DeliverViewOf(const wire::Deliver& d,
   v.reply_to = d.reply_to();
   v.delivery_id = d.delivery_id();
   v.attempt = d.attempt();
+  v.retained = d.retained();
   headers_scratch->clear();
   AppendHeadersOf(d.headers(), headers_scratch);
   v.headers = *headers_scratch;

@@ -24,6 +24,11 @@ struct PubView {
   std::string_view topic;
   std::string_view reply_to;
   bool confirm = false;
+  // Rare options, read by the full decoder only (the fast one refuses
+  // them): retain, and routing later.
+  bool retain = false;
+  uint64_t delay_ms = 0;
+  uint64_t deliver_at_ms = 0;
   // The raw header entries (broker/protocol/headers.h); empty if none. Not
   // yet checked: the router validates them.
   std::string_view headers;
@@ -37,6 +42,7 @@ struct DeliverView {
   std::string_view headers;  // raw header entries, as the broker sent them
   uint64_t delivery_id = 0;  // explicit-ack subscriptions only
   uint32_t attempt = 0;
+  bool retained = false;     // a retained value sent to a new subscription
 };
 
 // Decode a Header that holds exactly a PUB (or a DELIVER) and nothing the
@@ -66,7 +72,7 @@ class BatchWriter {
   void AppendDeliver(uint64_t sid, std::string_view topic,
                      std::string_view reply_to, std::string_view headers,
                      std::string_view payload, uint64_t delivery_id = 0,
-                     uint32_t attempt = 0);
+                     uint32_t attempt = 0, bool retained = false);
 
  private:
   std::string* body_;

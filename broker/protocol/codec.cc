@@ -28,10 +28,12 @@ constexpr size_t FieldSize(size_t len) { return 1 + VarintSize(len) + len; }
 
 size_t DeliverBodySize(uint64_t sid, std::string_view topic,
                        std::string_view reply_to, std::string_view headers,
-                       uint64_t delivery_id, uint32_t attempt) {
+                       uint64_t delivery_id, uint32_t attempt,
+                       bool retained) {
   size_t n = headers.size();
   if (delivery_id != 0) n += 1 + VarintSize(delivery_id);
   if (attempt != 0) n += 1 + VarintSize(attempt);
+  if (retained) n += 2;
   if (sid != 0) n += 1 + VarintSize(sid);
   if (!topic.empty()) n += FieldSize(topic.size());
   if (!reply_to.empty()) n += FieldSize(reply_to.size());
@@ -74,26 +76,27 @@ absl::StatusOr<const wire::Header*> HeaderDecoder::Decode(const void* data,
 
 size_t DeliverSize(uint64_t sid, std::string_view topic,
                    std::string_view reply_to, std::string_view headers,
-                   uint64_t delivery_id, uint32_t attempt) {
-  return FieldSize(
-      DeliverBodySize(sid, topic, reply_to, headers, delivery_id, attempt));
+                   uint64_t delivery_id, uint32_t attempt, bool retained) {
+  return FieldSize(DeliverBodySize(sid, topic, reply_to, headers, delivery_id,
+                                   attempt, retained));
 }
 
 size_t EncodeDeliver(uint64_t sid, std::string_view topic,
                      std::string_view reply_to, std::string_view headers,
                      char* out) {
-  return EncodeDeliver(sid, topic, reply_to, headers, 0, 0, out);
+  return EncodeDeliver(sid, topic, reply_to, headers, 0, 0, false, out);
 }
 
 size_t EncodeDeliver(uint64_t sid, std::string_view topic,
                      std::string_view reply_to, std::string_view headers,
-                     uint64_t delivery_id, uint32_t attempt, char* out) {
+                     uint64_t delivery_id, uint32_t attempt, bool retained,
+                     char* out) {
   char* p = out;
   *p++ = static_cast<char>(Tag(wire::Header::kDeliverFieldNumber,
                                kLengthDelimited));
-  p = PutVarint(
-      DeliverBodySize(sid, topic, reply_to, headers, delivery_id, attempt),
-      p);
+  p = PutVarint(DeliverBodySize(sid, topic, reply_to, headers, delivery_id,
+                                attempt, retained),
+                p);
   if (sid != 0) {
     *p++ = static_cast<char>(Tag(wire::Deliver::kSidFieldNumber, kVarint));
     p = PutVarint(sid, p);
@@ -114,6 +117,10 @@ size_t EncodeDeliver(uint64_t sid, std::string_view topic,
   if (attempt != 0) {
     *p++ = static_cast<char>(Tag(wire::Deliver::kAttemptFieldNumber, kVarint));
     p = PutVarint(attempt, p);
+  }
+  if (retained) {
+    *p++ = static_cast<char>(Tag(wire::Deliver::kRetainedFieldNumber, kVarint));
+    *p++ = 1;
   }
   return static_cast<size_t>(p - out);
 }
@@ -209,6 +216,7 @@ absl::StatusCode StatusCodeFor(wire::ErrorCode code) {
     case wire::TOO_MANY_SUBSCRIPTIONS:
     case wire::TOO_MANY_CLIENTS:
     case wire::SLOW_CONSUMER:
+    case wire::STORE_FULL:
       return absl::StatusCode::kResourceExhausted;
     case wire::DUPLICATE_SID:
       return absl::StatusCode::kAlreadyExists;

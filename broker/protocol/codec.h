@@ -50,14 +50,16 @@ class HeaderDecoder {
 // set for explicit-ack subscriptions only (0: left out).
 size_t DeliverSize(uint64_t sid, std::string_view topic,
                    std::string_view reply_to, std::string_view headers = {},
-                   uint64_t delivery_id = 0, uint32_t attempt = 0);
+                   uint64_t delivery_id = 0, uint32_t attempt = 0,
+                   bool retained = false);
 // Writes a DELIVER header into out[0, DeliverSize(...)). Returns bytes written.
 size_t EncodeDeliver(uint64_t sid, std::string_view topic,
                      std::string_view reply_to, std::string_view headers,
                      char* out);
 size_t EncodeDeliver(uint64_t sid, std::string_view topic,
                      std::string_view reply_to, std::string_view headers,
-                     uint64_t delivery_id, uint32_t attempt, char* out);
+                     uint64_t delivery_id, uint32_t attempt, bool retained,
+                     char* out);
 
 // Exact encoded size of a PUB header.
 size_t PubSize(uint64_t request_id, std::string_view topic,

@@ -64,6 +64,7 @@ std::string_view DropReasonName(DropReason reason) {
     case DropReason::kFiltered: return "filtered";
     case DropReason::kPluginError: return "plugin_error";
     case DropReason::kDeadLettered: return "dead_lettered";
+    case DropReason::kStoreFull: return "store_full";
     case DropReason::kCount: break;
   }
   return "unknown";
@@ -266,7 +267,7 @@ absl::Status Router::CheckPublish(std::string_view topic,
 
 absl::Status Router::CheckFields(std::string_view reply_to,
                                  std::string_view headers,
-                                 size_t payload_size) {
+                                 size_t payload_size, bool check_headers) {
   if (!reply_to.empty()) {
     if (absl::Status s = topic::ValidateTopic(reply_to, limits_.topic);
         !s.ok()) {
@@ -284,7 +285,7 @@ absl::Status Router::CheckFields(std::string_view reply_to,
                      " bytes exceeds max_payload_bytes (",
                      limits_.max_payload_bytes, ")"));
   }
-  if (!headers.empty()) {
+  if (!headers.empty() && check_headers) {
     if (absl::Status s = protocol::ValidateHeaders(headers, limits_.headers);
         !s.ok()) {
       RecordDrop(protocol::WireCodeOf(s) == wire::HEADERS_TOO_LARGE
@@ -298,7 +299,7 @@ absl::Status Router::CheckFields(std::string_view reply_to,
 
 absl::Status Router::Publish(std::string_view topic, std::string_view reply_to,
                              std::string_view headers, size_t payload_size,
-                             std::vector<Target>* targets) {
+                             std::vector<Target>* targets, bool broker_made) {
   targets->clear();
   // A topic in the match cache was valid when it was matched (and the limits
   // do not change), so a hit skips validation.
@@ -310,7 +311,8 @@ absl::Status Router::Publish(std::string_view topic, std::string_view reply_to,
       return WithWireCode(s, wire::INVALID_TOPIC);
     }
   }
-  if (absl::Status s = CheckFields(reply_to, headers, payload_size);
+  if (absl::Status s =
+          CheckFields(reply_to, headers, payload_size, !broker_made);
       !s.ok()) {
     return s;
   }

@@ -43,6 +43,7 @@ enum class DropReason : int {
   kFiltered,           // a plugin (route or subscription chain) dropped it
   kPluginError,        // a plugin failed it (it was dead-lettered)
   kDeadLettered,       // delivery gave up (max_deliver, queue full): dead-lettered
+  kStoreFull,          // a retained or delayed publish over its bounds
   kCount,
 };
 std::string_view DropReasonName(DropReason reason);
@@ -113,9 +114,11 @@ class Router {
   // (broker/protocol/headers.h), checked here when there are any. Errors:
   // INVALID_TOPIC, PAYLOAD_TOO_LARGE, INVALID_HEADER, HEADERS_TOO_LARGE.
   // Each Target carries the topic's counter slot, for RecordDelivered.
+  // `broker_made`: a message the broker itself publishes (a dead letter),
+  // whose headers the clients' header limits do not bound.
   absl::Status Publish(std::string_view topic, std::string_view reply_to,
                        std::string_view headers, size_t payload_size,
-                       std::vector<Target>* targets);
+                       std::vector<Target>* targets, bool broker_made = false);
   // The checks of Publish alone (counting a refusal as a drop), for a
   // message that plugins see before it is routed.
   absl::Status CheckPublish(std::string_view topic, std::string_view reply_to,
@@ -184,7 +187,7 @@ class Router {
   void RemoveSubscription(SubHandle handle);
   // Publish's checks of everything but the topic (counting a refusal).
   absl::Status CheckFields(std::string_view reply_to, std::string_view headers,
-                           size_t payload_size);
+                           size_t payload_size, bool check_headers = true);
   // The counters of `topic`, found through the note on its match-cache entry
   // when it has one (no second hash lookup per message), else by name.
   TopicSlot SlotFor(std::string_view topic,

@@ -19,6 +19,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "broker/delivery/deliveries.h"
+#include "broker/delivery/scheduled.h"
+#include "broker/store/retained.h"
 #include "broker/log/log.h"
 #include "broker/plugin/chain_io.h"
 #include "broker/plugin/plugin_set.h"
@@ -281,6 +283,10 @@ class Server::Loop {
     bool armed = Drain();
     while (true) {
       int64_t wait = armed ? next_housekeeping - now_ms_ : 0;
+      if (armed && scheduled_.size() > 0) {
+        wait = std::min<int64_t>(
+            wait, std::max<int64_t>(0, scheduled_.NextDue() - now_ms_ + 1));
+      }
       // Ack waits and redeliveries (broker/delivery) keep their own time.
       if (armed && !deliveries_idle_) {
         const int64_t due = deliveries_.NextDeadline();
@@ -317,6 +323,10 @@ class Server::Loop {
       // reading them only then keeps their system calls off the hot path.
       if ((fds[2].revents | fds[3].revents) & POLLIN) PollGuard();
       armed = Drain();
+      if (scheduled_.size() > 0 && scheduled_.NextDue() <= now_ms_) {
+        RouteDueMessages();
+        armed = false;
+      }
       if (!deliveries_idle_ && deliveries_.NextDeadline() <= now_ms_) {
         deliveries_.Tick(now_ms_, &ack_sends_, &ack_dead_);
         SendAckDeliveries();
@@ -608,6 +618,7 @@ class Server::Loop {
     w->set_max_batch_bytes(config_.max_batch_bytes);
     w->set_max_headers(config_.max_headers);
     w->set_max_headers_bytes(config_.max_headers_bytes);
+    w->set_max_delay_ms(config_.max_delay_ms);
     SendHeader(routing_id, reply);
     if (session_log_limiter_.Allow(now_ms_)) {
       Log(LogLevel::kInfo, "client connected",
@@ -635,25 +646,19 @@ class Server::Loop {
           absl::StrCat("topics under \"$sift.\" are the broker's (dead letters): subscribe to "
                        "them, do not publish on them"));
     }
-    plugin::Chain* route =
-        plugins_->has_routes() ? plugins_->RouteFor(pub.topic) : nullptr;
-    if (route != nullptr) {
-      absl::Status s = router_.CheckPublish(pub.topic, pub.reply_to,
-                                            pub.headers, payload.size());
+    if (pub.retain || pub.delay_ms != 0 || pub.deliver_at_ms != 0) {
+      // Kept for later: checked whole first, so a refusal keeps nothing.
+      absl::Status s = Keep(pub, payload);
       if (!s.ok()) {
         return SendClientError(routing_id, true, client, pub.request_id,
                                protocol::WireCodeOf(s), s.message());
       }
-      RunRouteChain(*route, pub, payload, payload_msg);
-    } else {
-      absl::Status s = router_.Publish(pub.topic, pub.reply_to, pub.headers,
-                                       payload.size(), &targets_);
+    }
+    if (pub.delay_ms == 0 && pub.deliver_at_ms == 0) {
+      absl::Status s = Route(pub, payload, payload_msg);
       if (!s.ok()) {
         return SendClientError(routing_id, true, client, pub.request_id,
                                protocol::WireCodeOf(s), s.message());
-      }
-      for (const Router::Target& t : targets_) {
-        Deliver(t, pub, payload, payload_msg);
       }
     }
     // A member found gone leaves the router now, not at the end of the
@@ -731,6 +736,121 @@ class Server::Loop {
   // ---- Plugins (broker/plugin): route chains, subscription chains,
   // reloads. The server only moves messages in and out of them.
 
+  // Routes an accepted PUB: through its route chain if one matches, else
+  // straight to the subscribers. Errors: the router's checks.
+  absl::Status Route(const protocol::PubView& pub, std::string_view payload,
+                     zmq_msg_t* payload_msg) {
+    plugin::Chain* route =
+        plugins_->has_routes() ? plugins_->RouteFor(pub.topic) : nullptr;
+    if (route != nullptr) {
+      absl::Status s = router_.CheckPublish(pub.topic, pub.reply_to,
+                                            pub.headers, payload.size());
+      if (!s.ok()) return s;
+      RunRouteChain(*route, pub, payload, payload_msg);
+      return absl::OkStatus();
+    }
+    absl::Status s = router_.Publish(pub.topic, pub.reply_to, pub.headers,
+                                     payload.size(), &targets_);
+    if (!s.ok()) return s;
+    for (const Router::Target& t : targets_) {
+      Deliver(t, pub, payload, payload_msg);
+    }
+    return absl::OkStatus();
+  }
+
+  // ---- Retained values and delayed publishes (broker/store/retained.h,
+  // broker/delivery/scheduled.h).
+
+  static delivery::MessageRef Stored(const protocol::PubView& pub,
+                                     std::string_view payload) {
+    auto m = std::make_shared<delivery::StoredMessage>();
+    m->topic = std::string(pub.topic);
+    m->reply_to = std::string(pub.reply_to);
+    m->headers = std::string(pub.headers);
+    m->payload = std::string(payload);
+    return m;
+  }
+
+  // A PUB with retain, delay_ms or deliver_at_ms: checked, then kept as the
+  // topic's retained value or until it is due. Errors: INVALID_REQUEST,
+  // the router's checks, STORE_FULL.
+  absl::Status Keep(const protocol::PubView& pub, std::string_view payload) {
+    const bool delayed = pub.delay_ms != 0 || pub.deliver_at_ms != 0;
+    auto refuse = [&](wire::ErrorCode code, std::string text) {
+      router_.RecordDrop(code == wire::STORE_FULL ? DropReason::kStoreFull
+                                                  : DropReason::kInvalidRequest);
+      return protocol::WireError(code, text);
+    };
+    if (delayed && pub.retain) {
+      return refuse(wire::INVALID_REQUEST,
+                    "retain and a delay cannot be combined; not published");
+    }
+    if (pub.delay_ms != 0 && pub.deliver_at_ms != 0) {
+      return refuse(wire::INVALID_REQUEST,
+                    "give delay_ms or deliver_at_ms, not both; not published");
+    }
+    int64_t delay = static_cast<int64_t>(std::min<uint64_t>(
+        pub.delay_ms, uint64_t{1} << 62));
+    if (pub.deliver_at_ms != 0) {
+      delay = static_cast<int64_t>(std::min<uint64_t>(pub.deliver_at_ms,
+                                                      uint64_t{1} << 62)) -
+              absl::ToUnixMillis(absl::Now());
+      if (delay < 0) delay = 0;  // due already: routed at the next tick
+    }
+    if (delayed && delay > static_cast<int64_t>(config_.max_delay_ms)) {
+      return refuse(wire::INVALID_REQUEST,
+                    absl::StrCat("a delay of ", delay,
+                                 " ms is over max_delay_ms (",
+                                 config_.max_delay_ms, "); not published"));
+    }
+    if (absl::Status s = router_.CheckPublish(pub.topic, pub.reply_to,
+                                              pub.headers, payload.size());
+        !s.ok()) {
+      return s;
+    }
+    absl::Status s = delayed ? scheduled_.Add(now_ms_ + delay,
+                                              Stored(pub, payload))
+                             : retained_.Set(Stored(pub, payload));
+    if (!s.ok()) {
+      return refuse(wire::STORE_FULL, absl::StrCat(s.message(),
+                                                   "; not published"));
+    }
+    return absl::OkStatus();
+  }
+
+  // Routes the delayed publishes that are due.
+  void RouteDueMessages() {
+    std::vector<delivery::MessageRef> due;
+    scheduled_.TakeDue(now_ms_, &due);
+    for (const delivery::MessageRef& m : due) {
+      protocol::PubView view;
+      view.topic = m->topic;
+      view.reply_to = m->reply_to;
+      view.headers = m->headers;
+      Route(view, m->payload, nullptr).IgnoreError();  // checked when kept
+      if (!gone_.empty()) FlushGoneClients();
+    }
+  }
+
+  // Sends a new subscription the retained values its pattern matches
+  // (MQTT; not to queue-group members, as MQTT's shared subscriptions).
+  void SendRetained(Router::ClientHandle client, const wire::Sub& sub) {
+    if (retained_.size() == 0 || !sub.queue_group().empty()) return;
+    std::vector<delivery::MessageRef> values;
+    retained_.Match(sub.pattern(), &values);
+    delivering_retained_ = true;
+    for (const delivery::MessageRef& m : values) {
+      protocol::PubView view;
+      view.topic = m->topic;
+      view.reply_to = m->reply_to;
+      view.headers = m->headers;
+      Deliver(Router::Target{client, sub.sid(),
+                             router_.SlotForTopic(m->topic)},
+              view, m->payload, nullptr);
+    }
+    delivering_retained_ = false;
+  }
+
   // A SUB, with the chain its filter and plugins ask for, if any.
   void HandleSub(std::string_view routing_id, Router::ClientHandle client,
                  const wire::Header& h) {
@@ -793,6 +913,7 @@ class Server::Loop {
     }
     Answer(routing_id, client, h.request_id(), s);
     SendAckDeliveries();  // a new group member takes its backlog
+    if (s.ok()) SendRetained(client, sub);
   }
 
   // RELOAD: builds a new plugin set from the config file (on this thread:
@@ -831,6 +952,7 @@ class Server::Loop {
   void InstallPlugins(std::unique_ptr<plugin::PluginSet> fresh,
                       const char* how) {
     FlushBatches();
+    fresh->InheritSubscriptionCounters(*plugins_);
     plugins_ = std::move(fresh);
     Log(LogLevel::kInfo, "plugin config reloaded",
         {{"by", how},
@@ -1046,9 +1168,11 @@ class Server::Loop {
     if (!topic::ValidateTopic(view->topic, router_.limits().topic).ok()) {
       view->topic = kDeadLetterTooLong;
     }
+    // The broker's own sift-* headers may take a message past the clients'
+    // header limits: a dead letter is not bound by them.
     return router_
         .Publish(view->topic, view->reply_to, view->headers, payload_size,
-                 targets)
+                 targets, /*broker_made=*/true)
         .ok();
   }
   static constexpr std::string_view kDeadLetterTooLong =
@@ -1179,7 +1303,7 @@ class Server::Loop {
       }
       protocol::BatchWriter(&session.out->bytes)
           .AppendDeliver(t.sid, pub.topic, pub.reply_to, pub.headers,
-                         payload, delivery_id, attempt);
+                         payload, delivery_id, attempt, delivering_retained_);
       session.out_slots.push_back(t.slot);
       session.out_payload_bytes += payload.size();
       if (!session.dirty) {
@@ -1196,11 +1320,12 @@ class Server::Loop {
     // Once the routing frame is accepted, ZeroMQ takes the rest of the
     // message whole, so the remaining sends cannot fail on the water mark.
     zmq_msg_t part;
-    const size_t header_size = protocol::DeliverSize(
-        t.sid, pub.topic, pub.reply_to, pub.headers, delivery_id, attempt);
+    const size_t header_size =
+        protocol::DeliverSize(t.sid, pub.topic, pub.reply_to, pub.headers,
+                              delivery_id, attempt, delivering_retained_);
     zmq_msg_init_size(&part, header_size);
     protocol::EncodeDeliver(t.sid, pub.topic, pub.reply_to, pub.headers,
-                            delivery_id, attempt,
+                            delivery_id, attempt, delivering_retained_,
                             static_cast<char*>(zmq_msg_data(&part)));
     zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     if (payload_msg != nullptr) {
@@ -1684,6 +1809,13 @@ class Server::Loop {
   std::vector<delivery::Send> ack_sends_;
   std::vector<delivery::DeadLetter> ack_dead_;
   bool deliveries_idle_ = true;  // no timers to watch
+  store::RetainedStore retained_{config_.max_retained,
+                                 config_.max_retained_bytes};
+  delivery::ScheduledMessages scheduled_{config_.max_delayed,
+                                         config_.max_delayed_bytes};
+  // Set while SendRetained delivers: DELIVERs made meanwhile are marked
+  // retained (whatever path, chain or ack tracking, they take).
+  bool delivering_retained_ = false;
   std::vector<plugin::OutMessage> chain_out_;  // reused
   std::atomic<bool> shutdown_{false};
 

@@ -26,7 +26,7 @@ struct FlagSpec {
 // Every flag of every command. A flag has the same arity everywhere, which
 // lets the tokenizer consume values before it knows the command (global flags
 // may come first).
-constexpr std::array<FlagSpec, 17> kFlags = {{
+constexpr std::array<FlagSpec, 19> kFlags = {{
     {"server", true, kGlobal},
     {"connect_timeout", true, kGlobal},
     {"help", false, kGlobal},
@@ -45,6 +45,8 @@ constexpr std::array<FlagSpec, 17> kFlags = {{
     {"plugin", true, Bit(Command::kSub)},
     {"with", true, Bit(Command::kSub)},
     {"ack", false, Bit(Command::kSub)},
+    {"retain", false, Bit(Command::kPub)},
+    {"delay", true, Bit(Command::kPub)},
 }};
 
 const FlagSpec* FindFlag(std::string_view name) {
@@ -208,6 +210,10 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     args.queue_group = *flag.value;
   } else if (name == "response") {
     args.response = *flag.value;
+  } else if (name == "delay") {
+    absl::StatusOr<absl::Duration> d = ParseDurationFlag(flag);
+    if (!d.ok()) return d.status();
+    args.delay = *d;
   } else if (name == "filter") {
     args.filter = *flag.value;
   } else if (name == "plugin") {
@@ -253,6 +259,8 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
       args.show_headers = *b;
     } else if (name == "ack") {
       args.ack = *b;
+    } else if (name == "retain") {
+      args.retain = *b;
     }
   }
   return absl::OkStatus();
@@ -437,7 +445,7 @@ std::string CommandUsage(Command command) {
     case Command::kPub:
       return absl::StrCat(
           "Usage: sift pub TOPIC MESSAGE [--count N] [--confirm] "
-          "[--header K=V]...\n"
+          "[--header K=V]... [--retain] [--delay D]\n"
           "\n"
           "Publishes MESSAGE on TOPIC, a literal topic (no wildcards).\n"
           "Prints \"published N message(s) to TOPIC\".\n"
@@ -447,6 +455,9 @@ std::string CommandUsage(Command command) {
           "               in MESSAGE becomes the sequence number 1..N.\n"
           "  --confirm    wait until the broker has routed each message, and\n"
           "               fail on the first one it refuses\n"
+          "  --retain     keep as the topic's retained value: subscriptions\n"
+          "               made later get it first; an empty MESSAGE clears it\n"
+          "  --delay D    have the broker route it after D (e.g. 30s, 5m)\n"
           "  --header K=V add header K with value V (repeatable; order kept;\n"
           "               keys are 1-64 token characters: A-Z a-z 0-9 and\n"
           "               ! # $ % & ' * + - . ^ _ ` | ~)\n"

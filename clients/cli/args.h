@@ -75,6 +75,8 @@ struct Args {
   };
   std::vector<Plugin> plugins;
   bool ack = false;  // sub: explicit acks, each message acked once printed
+  bool retain = false;                           // pub: --retain
+  absl::Duration delay = absl::ZeroDuration();   // pub: --delay D
 };
 
 // Parses `argv` without the program name, e.g. {"pub", "a.b", "hi"}.

@@ -105,11 +105,15 @@ int RunPub(const Args& args) {
   for (int64_t n = 1; n <= args.count; ++n) {
     const std::string payload =
         args.count > 1 ? ExpandSequence(args.message, n) : args.message;
+    PublishOptions options;
+    options.headers = args.headers;
+    options.retain = args.retain;
+    options.delay = args.delay;
     absl::Status status =
-        args.confirm ? (*client)->PublishConfirmed(args.topic, payload,
-                                                   args.headers,
-                                                   args.connect_timeout)
-                     : (*client)->Publish(args.topic, payload, args.headers);
+        args.confirm ? (*client)->PublishConfirmedWith(args.topic, payload,
+                                                       options,
+                                                       args.connect_timeout)
+                     : (*client)->PublishWith(args.topic, payload, options);
     if (!status.ok()) {
       return Fail(absl::StrCat(
           "publish to ", args.topic, " failed",

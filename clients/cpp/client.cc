@@ -281,13 +281,21 @@ class ClientCore {
     for (auto& [sid, sub] : subs) CloseQueue(sub->queue.get());
   }
 
-  // `headers`: encoded header entries, or empty.
+  // `headers`: encoded header entries, or empty. `later`: retain or a
+  // delay (rare: encoded by protobuf, never batched or sent directly).
   absl::Status Publish(std::string_view topic, std::string_view payload,
                        std::string_view reply_to, uint64_t request_id,
-                       bool confirm, std::string_view headers = {}) {
+                       bool confirm, std::string_view headers = {},
+                       const PublishOptions* later = nullptr) {
     if (absl::Status s = CheckPublish(topic, payload, reply_to, headers);
         !s.ok()) {
       return s;
+    }
+    if (later != nullptr &&
+        (later->retain || later->delay > absl::ZeroDuration() ||
+         later->deliver_at.has_value())) {
+      return PublishLater(topic, payload, reply_to, request_id, confirm,
+                          headers, *later);
     }
     bool wake;
     {
@@ -335,6 +343,50 @@ class ClientCore {
     return absl::OkStatus();
   }
 
+  absl::Status PublishLater(std::string_view topic, std::string_view payload,
+                            std::string_view reply_to, uint64_t request_id,
+                            bool confirm, std::string_view headers,
+                            const PublishOptions& later) {
+    wire::Header h;
+    h.set_request_id(request_id);
+    wire::Pub* pub = h.mutable_pub();
+    pub->set_topic(std::string(topic));
+    pub->set_reply_to(std::string(reply_to));
+    pub->set_confirm(confirm);
+    pub->set_retain(later.retain);
+    if (later.delay > absl::ZeroDuration()) {
+      pub->set_delay_ms(static_cast<uint64_t>(
+          std::max<int64_t>(1, absl::ToInt64Milliseconds(later.delay))));
+    }
+    if (later.deliver_at.has_value()) {
+      pub->set_deliver_at_ms(static_cast<uint64_t>(
+          std::max<int64_t>(1, absl::ToUnixMillis(*later.deliver_at))));
+    }
+    std::string bytes = pub->SerializeAsString();  // fields 1-3, 5-7
+    bytes.append(headers.data(), headers.size());  // field 4 entries
+    wire::Header outer;
+    outer.set_request_id(request_id);
+    if (!outer.mutable_pub()->ParseFromString(bytes)) {
+      return absl::InternalError("cannot encode PUB");
+    }
+    Outgoing out;
+    const std::string encoded = protocol::EncodeHeader(outer);
+    out.header = Frame(encoded.data(), encoded.size());
+    out.payload = Frame(payload.data(), payload.size());
+    out.has_payload = true;
+    bool wake;
+    {
+      internal::FastMutexLock lock(&mu_);
+      if (absl::Status s = CheckQueueLocked(); !s.ok()) return s;
+      last_publish_ns_ = kInBurst;
+      wake = outbox_.empty();
+      outbox_.push_back(std::move(out));
+      ++queued_;
+    }
+    if (wake) Wake();
+    return absl::OkStatus();
+  }
+
   // Sends one PUB from the calling thread. False if the socket would block
   // (the caller then queues it). REQUIRES: mu_ held, nothing queued.
   bool SendDirect(uint64_t request_id, std::string_view topic,
@@ -361,10 +413,13 @@ class ClientCore {
   absl::Status PublishConfirmed(std::string_view topic,
                                 std::string_view payload,
                                 std::string_view headers,
-                                absl::Duration timeout) {
+                                absl::Duration timeout,
+                                const PublishOptions* later = nullptr,
+                                std::string_view reply_to = {}) {
     const uint64_t id = NextId();
     std::future<Reply> reply = AddWaiter(id);
-    if (absl::Status s = Publish(topic, payload, {}, id, true, headers);
+    if (absl::Status s =
+            Publish(topic, payload, reply_to, id, true, headers, later);
         !s.ok()) {
       DropWaiter(id);
       return s;
@@ -1137,6 +1192,7 @@ class ClientCore {
     m.sid_ = d.sid;
     m.delivery_id_ = d.delivery_id;
     m.attempt_ = d.attempt;
+    m.retained_ = d.retained;
     if (!d.headers.empty()) {
       m.headers_wire_ = d.headers;
       // The broker checked them; a malformed list (not from a broker) is
@@ -1331,6 +1387,22 @@ absl::Status Client::PublishConfirmed(std::string_view topic,
                                       std::string_view payload,
                                       absl::Duration timeout) {
   return core_->PublishConfirmed(topic, payload, {}, timeout);
+}
+
+absl::Status Client::PublishWith(std::string_view topic,
+                                 std::string_view payload,
+                                 const PublishOptions& options) {
+  return core_->Publish(topic, payload, options.reply_to, 0, false,
+                        protocol::EncodeHeaders(options.headers), &options);
+}
+
+absl::Status Client::PublishConfirmedWith(std::string_view topic,
+                                          std::string_view payload,
+                                          const PublishOptions& options,
+                                          absl::Duration timeout) {
+  return core_->PublishConfirmed(topic, payload,
+                                 protocol::EncodeHeaders(options.headers),
+                                 timeout, &options, options.reply_to);
 }
 
 absl::Status Client::PublishConfirmed(std::string_view topic,

@@ -94,6 +94,9 @@ class Message {
   // 0 and 0 otherwise.
   uint64_t delivery_id() const { return delivery_id_; }
   uint32_t attempt() const { return attempt_; }
+  // True for a retained value the broker sent because this subscription
+  // was just made (docs/protocol.md §8.2), not a new publish.
+  bool retained() const { return retained_; }
   // The message's headers as published, in order (empty if none). The views
   // live as long as the Message.
   const std::vector<std::pair<std::string_view, std::string_view>>& headers()
@@ -112,6 +115,7 @@ class Message {
   uint64_t sid_ = 0;
   uint64_t delivery_id_ = 0;
   uint32_t attempt_ = 0;
+  bool retained_ = false;
   std::vector<std::pair<std::string_view, std::string_view>> headers_;
   std::string_view headers_wire_;  // the encoded entries headers_ points into
   // Owns the bytes the views point into; null while borrowed by a callback.
@@ -126,6 +130,20 @@ using MessageCallback = std::function<void(const Message&)>;
 struct PluginSpec {
   std::string name;
   std::vector<std::pair<std::string, std::string>> settings;
+};
+
+// Everything a publish may carry besides topic and payload.
+struct PublishOptions {
+  Headers headers;
+  std::string reply_to;
+  // Keep as the topic's retained value (MQTT retained): subscriptions made
+  // later get it first; an empty payload clears it. docs/protocol.md §8.2.
+  bool retain = false;
+  // Route later (Celery's countdown / eta): after `delay`, or at
+  // `deliver_at`; at most one, at most WELCOME.max_delay_ms ahead. Held in
+  // the broker's memory until then.
+  absl::Duration delay = absl::ZeroDuration();
+  std::optional<absl::Time> deliver_at;
 };
 
 // At-least-once delivery (docs/protocol.md §6.2): the broker keeps each
@@ -245,6 +263,17 @@ class Client {
   absl::Status Publish(std::string_view topic, std::string_view payload,
                        const Headers& headers,
                        std::string_view reply_to = {});
+  // Publish / PublishConfirmed with any PublishOptions. A retained or delayed publish is
+  // refused by the broker with ResourceExhausted (STORE_FULL) when it holds
+  // its bound of them, InvalidArgument (INVALID_REQUEST) for retain with a
+  // delay, both delays, or a delay past max_delay_ms: use PublishConfirmed to
+  // see those.
+  absl::Status PublishWith(std::string_view topic, std::string_view payload,
+                           const PublishOptions& options);
+  absl::Status PublishConfirmedWith(std::string_view topic,
+                                    std::string_view payload,
+                                    const PublishOptions& options,
+                                    absl::Duration timeout = absl::Seconds(5));
   // Publish and wait until the broker has routed the message (OK) or
   // refused it (its ERROR as a Status), up to `timeout`.
   absl::Status PublishConfirmed(std::string_view topic,

@@ -1,0 +1,55 @@
+#include "broker/delivery/scheduled.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace sift::delivery {
+namespace {
+
+MessageRef M(std::string payload) {
+  auto m = std::make_shared<StoredMessage>();
+  m->topic = "t";
+  m->payload = std::move(payload);
+  return m;
+}
+
+std::vector<std::string> Take(ScheduledMessages& s, int64_t now) {
+  std::vector<MessageRef> out;
+  s.TakeDue(now, &out);
+  std::vector<std::string> payloads;
+  for (const MessageRef& m : out) payloads.push_back(m->payload);
+  return payloads;
+}
+
+TEST(ScheduledMessagesTest, DueInOrderEqualTimesInArrivalOrder) {
+  ScheduledMessages s(100, 1000);
+  ASSERT_TRUE(s.Add(300, M("c")).ok());
+  ASSERT_TRUE(s.Add(100, M("a")).ok());
+  ASSERT_TRUE(s.Add(200, M("b1")).ok());
+  ASSERT_TRUE(s.Add(200, M("b2")).ok());
+  EXPECT_EQ(s.NextDue(), 100);
+  EXPECT_TRUE(Take(s, 99).empty());
+  EXPECT_EQ(Take(s, 200), (std::vector<std::string>{"a", "b1", "b2"}));
+  EXPECT_EQ(s.NextDue(), 300);
+  EXPECT_EQ(s.size(), 1u);
+  EXPECT_EQ(Take(s, 1000), std::vector<std::string>{"c"});
+  EXPECT_EQ(s.NextDue(), INT64_MAX);
+  EXPECT_EQ(s.bytes(), 0u);
+}
+
+TEST(ScheduledMessagesTest, BoundsRefuse) {
+  ScheduledMessages s(2, 10);
+  ASSERT_TRUE(s.Add(1, M("a")).ok());
+  ASSERT_TRUE(s.Add(1, M("b")).ok());
+  EXPECT_EQ(s.Add(1, M("c")).code(), absl::StatusCode::kResourceExhausted);
+  Take(s, 1);
+  EXPECT_EQ(s.Add(1, M("1234567890")).code(),
+            absl::StatusCode::kResourceExhausted);  // topic 1 + 10 > 10
+  ASSERT_TRUE(s.Add(1, M("123456789")).ok());        // exactly 10
+}
+
+}  // namespace
+}  // namespace sift::delivery

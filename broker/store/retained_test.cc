@@ -1,0 +1,65 @@
+#include "broker/store/retained.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace sift::store {
+namespace {
+
+MessageRef M(std::string topic, std::string payload) {
+  auto m = std::make_shared<delivery::StoredMessage>();
+  m->topic = std::move(topic);
+  m->payload = std::move(payload);
+  return m;
+}
+
+std::vector<std::string> Topics(const RetainedStore& s, std::string_view p) {
+  std::vector<MessageRef> out;
+  s.Match(p, &out);
+  std::vector<std::string> topics;
+  for (const MessageRef& m : out) topics.push_back(m->topic + "=" + m->payload);
+  return topics;
+}
+
+TEST(RetainedStoreTest, LastValueWinsAndEmptyClears) {
+  RetainedStore s(10, 1000);
+  ASSERT_TRUE(s.Set(M("a.b", "1")).ok());
+  ASSERT_TRUE(s.Set(M("a.b", "2")).ok());
+  EXPECT_EQ(Topics(s, "a.b"), std::vector<std::string>{"a.b=2"});
+  ASSERT_TRUE(s.Set(M("a.b", "")).ok());
+  EXPECT_TRUE(Topics(s, "a.b").empty());
+  EXPECT_EQ(s.size(), 0u);
+  EXPECT_EQ(s.bytes(), 0u);
+  ASSERT_TRUE(s.Set(M("nothing.here", "")).ok());  // clearing nothing is fine
+}
+
+TEST(RetainedStoreTest, WildcardsMatchAsSubscriptionsDo) {
+  RetainedStore s(10, 1000);
+  for (const char* t : {"a", "a.b", "a.c", "a.b.c", "b.b", "ab.x"}) {
+    ASSERT_TRUE(s.Set(M(t, "v")).ok());
+  }
+  EXPECT_EQ(Topics(s, "a.*"), (std::vector<std::string>{"a.b=v", "a.c=v"}));
+  EXPECT_EQ(Topics(s, "a.>"),
+            (std::vector<std::string>{"a.b=v", "a.b.c=v", "a.c=v"}));
+  EXPECT_EQ(Topics(s, "*.b"), (std::vector<std::string>{"a.b=v", "b.b=v"}));
+  EXPECT_EQ(Topics(s, ">").size(), 6u);
+  EXPECT_EQ(Topics(s, "a"), std::vector<std::string>{"a=v"});
+}
+
+TEST(RetainedStoreTest, BoundsRefuseWithoutChangingAnything) {
+  RetainedStore s(2, 10);
+  ASSERT_TRUE(s.Set(M("a", "1")).ok());
+  ASSERT_TRUE(s.Set(M("b", "1")).ok());
+  EXPECT_EQ(s.Set(M("c", "1")).code(), absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(s.Set(M("a", "12345")).ok());  // replacing is not a new topic
+  EXPECT_EQ(s.Set(M("b", "123456789")).code(),
+            absl::StatusCode::kResourceExhausted);  // 6 + 10 > 10
+  EXPECT_EQ(Topics(s, "b"), std::vector<std::string>{"b=1"});
+  EXPECT_EQ(s.bytes(), 8u);
+}
+
+}  // namespace
+}  // namespace sift::store

@@ -1,0 +1,47 @@
+"""sift: the Python client of the sift pub/sub broker (docs/python.md).
+
+    import sift
+
+    with sift.Client("tcp://127.0.0.1:7440") as client:
+        sub = client.subscribe("orders.>")
+        client.publish("orders.eu.created", b"{...}", headers={"region": "eu"})
+        msg = sub.next(timeout=1.0)
+
+``sift.Client`` is blocking and thread-safe; ``sift.AsyncClient`` is its
+asyncio twin (zmq.asyncio). Both speak docs/protocol.md and nothing else.
+Needs Debian's python3-zmq and python3-protobuf, and the module protoc
+generates from proto/sift.proto (see sift._pb for where it is looked for).
+"""
+
+from ._pb import pb as wire  # noqa: F401  (the generated sift_pb2 module)
+from .aio import AsyncClient, AsyncSubscription
+from .client import DEFAULT_ENDPOINT, Client, Subscription
+from .errors import (BadFrame, ClientClosed, DuplicateSid, ErrorCode,
+                     Forbidden, HeadersTooLarge, HelloRequired, InternalError,
+                     InvalidConfig, InvalidFilter, InvalidHeader,
+                     InvalidPattern, InvalidPlugin, InvalidQueueGroup,
+                     InvalidRequest, InvalidTopic, MessagesDropped,
+                     NotAckable, NotConnected, PayloadTooLarge, PendingLimit,
+                     SiftError, SlowConsumer, StoreFull, SubscriptionClosed,
+                     Timeout,
+                     TooManyClients, TooManySubscriptions, UnknownCommand,
+                     UnknownDelivery, UnknownSid, Unsupported,
+                     VersionMismatch, error_class)
+from .message import AsyncMessage, Message
+from .options import AckOptions, Limits, PluginSpec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AckOptions", "AsyncClient", "AsyncMessage", "AsyncSubscription",
+    "BadFrame", "Client", "ClientClosed", "DEFAULT_ENDPOINT", "DuplicateSid",
+    "ErrorCode", "Forbidden", "HeadersTooLarge", "HelloRequired",
+    "InternalError", "InvalidConfig", "InvalidFilter", "InvalidHeader",
+    "InvalidPattern", "InvalidPlugin", "InvalidQueueGroup", "InvalidRequest",
+    "InvalidTopic", "Limits", "Message", "MessagesDropped", "NotAckable",
+    "NotConnected", "PayloadTooLarge", "PendingLimit", "PluginSpec",
+    "SiftError", "SlowConsumer", "StoreFull", "Subscription", "SubscriptionClosed",
+    "Timeout", "TooManyClients", "TooManySubscriptions", "UnknownCommand",
+    "UnknownDelivery", "UnknownSid", "Unsupported", "VersionMismatch",
+    "error_class", "wire",
+]

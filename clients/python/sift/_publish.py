@@ -1,0 +1,67 @@
+"""The frames of one PUB, checked locally first (docs/protocol.md §5, §8):
+shared by Client and AsyncClient. Pure functions; thread-safe."""
+
+import datetime
+import time
+from typing import List, Optional, Tuple, Union
+
+from . import _validate, _wire
+from ._validate import HeadersArg, Name
+from .errors import InvalidRequest, Unsupported
+from .options import Limits
+
+Payload = Union[bytes, bytearray, memoryview, str]
+When = Union[float, int, datetime.datetime]
+
+
+def later(limits: Limits, retain: bool, delay: Optional[float],
+          deliver_at: Optional[When]) -> Tuple[int, int]:
+    """(delay_ms, deliver_at_ms) for a PUB (§8.2), or InvalidRequest /
+    Unsupported for what the broker would refuse or ignore."""
+    if delay is None and deliver_at is None:
+        return 0, 0
+    if delay is not None and deliver_at is not None:
+        raise InvalidRequest("give delay or deliver_at, not both")
+    if retain:
+        raise InvalidRequest("a delayed publish cannot be retained")
+    if limits.max_delay_ms == 0:
+        raise Unsupported("the broker holds no delayed messages (its WELCOME "
+                          "has no max_delay_ms: it predates them)")
+    if delay is not None:
+        if delay < 0:
+            raise InvalidRequest(f"delay = {delay} s is negative")
+        delay_ms = round(delay * 1000)
+        if delay_ms > limits.max_delay_ms:
+            raise InvalidRequest(
+                f"delay of {delay_ms} ms exceeds the broker's max_delay_ms "
+                f"({limits.max_delay_ms})")
+        return delay_ms, 0
+    if isinstance(deliver_at, datetime.datetime):
+        at = deliver_at.timestamp()  # naive: local time
+    else:
+        at = float(deliver_at)  # type: ignore[arg-type]
+    at_ms = max(1, round(at * 1000))  # a time past is due at once
+    ahead = at_ms - time.time() * 1000
+    if ahead > limits.max_delay_ms:
+        raise InvalidRequest(
+            f"deliver_at is {ahead / 1000:.0f} s ahead, beyond the broker's "
+            f"max_delay_ms ({limits.max_delay_ms})")
+    return 0, at_ms
+
+
+def frames(limits: Limits, topic: Name, payload: Payload,
+           headers: HeadersArg, reply_to: Optional[Name], rid: int,
+           confirm: bool, retain: bool = False,
+           delay: Optional[float] = None,
+           deliver_at: Optional[When] = None) -> List[bytes]:
+    """[frame 0, payload] of a PUB, or the error the broker would answer."""
+    t = _validate.publish_topic(topic, limits.max_topic_length,
+                                limits.max_topic_tokens)
+    r = (_validate.topic(reply_to, limits.max_topic_length,
+                         limits.max_topic_tokens, "reply_to")
+         if reply_to else b"")
+    p = _validate.payload(payload, limits.max_payload_bytes)
+    hs = _validate.headers(headers, limits.max_headers,
+                           limits.max_headers_bytes)
+    delay_ms, at_ms = later(limits, retain, delay, deliver_at)
+    return [_wire.pub(rid, t, r, confirm, hs, retain, delay_ms, at_ms), p]

@@ -1,0 +1,850 @@
+"""The blocking sift client: connect, publish, subscribe, request/reply,
+explicit acks, stats (docs/python.md).
+
+Threads: a Client is safe to use from any number of threads at once. It runs
+one background I/O thread ("sift-io") that owns the ZeroMQ socket: it sends
+what callers queue, receives, answers waiters, keeps the session alive with
+PINGs and says HELLO again after losing the broker. Callers hand it work
+under one lock and wake it through an eventfd. Each callback subscription
+has a thread of its own ("sift-cb-<sid>") that runs its callback one message
+at a time, in arrival order (as nats clients do); the error_callback runs on
+one more ("sift-errors"). Callbacks may call anything on the client, blocking
+calls included (request, publish_confirmed, ack with a timeout), even one
+answered by another callback of the same client. Every blocking call has a
+timeout.
+"""
+
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Union
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from . import _publish, _validate, _wire
+from ._queue import SyncQueue
+from ._session import (ACK, BATCH_PAYLOAD_LIMIT, OK, RELOAD, STATS, SUB,
+                       UNSUB, Session, SubState)
+from ._publish import When
+from ._validate import HeadersArg, Name
+from .errors import (ClientClosed, MessagesDropped, NotConnected, SiftError,
+                     SubscriptionClosed, Timeout)
+from .message import Message
+from .options import AckOptions, Limits, PluginSpec, seconds_to_ms
+
+log = logging.getLogger("sift")
+
+#: siftd's default endpoint.
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:7440"
+
+Payload = Union[bytes, bytearray, memoryview, str]
+ErrorCallback = Callable[[SiftError], Any]
+MessageCallback = Callable[[Message], Any]
+
+
+def configure_socket(sock: "zmq.Socket") -> None:
+    """DEALER options both clients use (docs/protocol.md §1, §15.1)."""
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDHWM, 1000000)
+    sock.setsockopt(zmq.RCVHWM, 1000000)
+    # Notice a dead broker without TCP's help.
+    sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+    sock.setsockopt(zmq.RECONNECT_IVL, 100)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+    # A connection refused for lack of room is retried after 3 s, not 30.
+    sock.setsockopt(zmq.HANDSHAKE_IVL, 3000)
+
+
+def check_endpoint(endpoint: str) -> None:
+    if not isinstance(endpoint, str) or "://" not in endpoint:
+        raise SiftError(
+            f"invalid endpoint {endpoint!r} (endpoints look like "
+            "tcp://127.0.0.1:7440 or ipc:///path)")
+
+
+class _Dispatcher:
+    """Runs functions one at a time, in order, on a thread of its own (the
+    error_callback's)."""
+
+    def __init__(self) -> None:
+        import queue
+        self._q: "queue.SimpleQueue" = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run,
+                                        name="sift-errors", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[], Any]) -> None:
+        self._q.put(fn)
+
+    def _run(self) -> None:
+        while True:
+            fn = self._q.get()
+            if fn is None:
+                return
+            try:
+                fn()
+            except Exception:
+                log.exception("sift: a callback raised")
+
+    def stop(self, timeout: float) -> None:
+        self._q.put(None)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+
+class _ClientSession(Session):
+    """The session with the hooks of the blocking client. Called under
+    Client._lock (or, before the I/O thread starts, by its constructor)."""
+
+    def __init__(self, client: "Client", **kw: Any) -> None:
+        super().__init__(**kw)
+        self._client = client
+
+    def _resolve(self, waiter, value) -> None:
+        if waiter is not None and not waiter.done():
+            try:
+                waiter.set_result(value)
+            except concurrent.futures.InvalidStateError:
+                pass
+
+    def _fail(self, waiter, exc) -> None:
+        if waiter is not None and not waiter.done():
+            try:
+                waiter.set_exception(exc)
+            except concurrent.futures.InvalidStateError:
+                pass
+
+    def _deliver(self, sub: SubState, message: Message) -> None:
+        sub.sink.push(message)
+
+    def _close_sink(self, sub: SubState, exc) -> None:
+        if sub.sink is not None:
+            sub.sink.close(exc)
+
+    def _report(self, exc: SiftError) -> None:
+        self._client._report(exc)
+
+    def _make_message(self, **fields: Any) -> Message:
+        return Message(client=self._client, **fields)
+
+
+class Subscription:
+    """A live subscription of a blocking Client.
+
+    Without a callback, messages queue (bounded: the client's
+    queue_max_messages and queue_max_bytes) until next() or iteration takes
+    them. next() may be called from any thread; each message goes to one
+    caller. Use it as a context manager, or call unsubscribe(), to stop it.
+    """
+
+    def __init__(self, client: "Client", state: SubState, queue: SyncQueue,
+                 has_callback: bool) -> None:
+        self._client = client
+        self._state = state
+        self._queue = queue
+        self._has_callback = has_callback
+        self._active = True
+
+    @property
+    def sid(self) -> int:
+        """The subscription id (unique per client)."""
+        return self._state.sid
+
+    @property
+    def pattern(self) -> str:
+        return self._state.pattern.decode("latin-1")
+
+    @property
+    def queue_group(self) -> str:
+        return self._state.queue_group.decode("latin-1")
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped because this subscription's local queue was
+        full, since it was made (never decreases). Thread-safe."""
+        return self._queue.dropped
+
+    @property
+    def closed(self) -> bool:
+        """True once unsubscribed or closed (queued messages may remain)."""
+        return self._queue.closed
+
+    def next(self, timeout: Optional[float] = None) -> Message:
+        """The next message, waiting up to ``timeout`` seconds (None: until
+        a message comes or the subscription closes).
+
+        Raises:
+          Timeout: nothing came within ``timeout``.
+          MessagesDropped: messages were dropped here because the queue was
+            full (once per run of drops, at its place in the stream); not an
+            end: call next() again.
+          SubscriptionClosed: unsubscribed or the client closed, and every
+            message queued before that has been returned.
+          SiftError: the broker refused the subscription when the client
+            subscribed again after a reconnect (its code says why).
+          SiftError: the subscription has a callback (next() is not used).
+        """
+        if self._has_callback:
+            raise SiftError("this subscription delivers to its callback; "
+                            "next() is not used")
+        return self._queue.pop(timeout)
+
+    def __iter__(self) -> Iterator[Message]:
+        """Yields messages until the subscription closes. Drops (queue full)
+        are logged as warnings and counted in ``dropped``, not raised."""
+        while True:
+            try:
+                yield self.next()
+            except MessagesDropped as e:
+                log.warning("sift: subscription %d (%s): %s", self.sid,
+                            self.pattern, e)
+            except SubscriptionClosed:
+                return
+
+    def unsubscribe(self, timeout: float = 5.0) -> None:
+        """Stops deliveries at once (messages already queued can still be
+        taken), then waits up to ``timeout`` seconds for the broker's answer.
+        Idempotent. Raises Timeout (deliveries stopped anyway)."""
+        if not self._active:
+            return
+        self._active = False
+        self._client._unsubscribe(self._state.sid, timeout)
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self.unsubscribe()
+        except SiftError as e:
+            log.debug("sift: unsubscribe on exit: %s", e)
+
+    def __repr__(self) -> str:
+        return f"<sift.Subscription sid={self.sid} pattern={self.pattern!r}>"
+
+
+class Client:
+    """A connection to a sift broker: blocking API, safe from any thread.
+
+    ``Client(endpoint)`` connects and completes the HELLO/WELCOME handshake
+    before it returns. Close it with close() or a ``with`` block.
+
+    Args:
+      endpoint: ``tcp://HOST:PORT`` or ``ipc://PATH`` (default
+        ``tcp://127.0.0.1:7440``).
+      name: free text the broker shows in its logs (at most 256 bytes).
+      connect_timeout: seconds to wait for the broker's WELCOME.
+      reconnect: after losing the broker (restart, network, session
+        timeout), say HELLO again and resubscribe everything; requests the
+        broker refused with HELLO_REQUIRED are resent. False: the client
+        fails every call with NotConnected once its session is lost.
+      ping_interval: seconds between keepalive PINGs (at most a third of the
+        broker's client_timeout_ms is used).
+      max_pending: messages the client may hold unsent (e.g. while the
+        broker is away); beyond, calls raise PendingLimit.
+      queue_max_messages, queue_max_bytes: bounds of each subscription's
+        local queue (messages; payload bytes); 0 = unbounded. Beyond, the
+        newest messages are dropped and counted (Subscription.dropped).
+      accepts_batches: let the broker pack deliveries into BATCH frames.
+      batch_publishes: pack fire-and-forget publishes that queue up into
+        BATCH frames (never waits to fill one).
+      error_callback: called (on the "sift-errors" thread) with each error no
+        call waits for: a fire-and-forget publish or ack the broker refused,
+        SlowConsumer notices, resubscriptions refused after a reconnect.
+        Default: logged on the "sift" logger.
+      context: a zmq.Context to use (default: zmq.Context.instance()).
+
+    Raises:
+      Timeout: no WELCOME within connect_timeout (no broker there).
+      VersionMismatch: the broker speaks another protocol version.
+      TooManyClients: the broker stayed full for connect_timeout.
+      SiftError: a malformed endpoint.
+    """
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, name: str = "",
+                 connect_timeout: float = 5.0, reconnect: bool = True,
+                 ping_interval: float = 5.0, max_pending: int = 100000,
+                 queue_max_messages: int = 65536,
+                 queue_max_bytes: int = 64 << 20,
+                 accepts_batches: bool = True, batch_publishes: bool = True,
+                 error_callback: Optional[ErrorCallback] = None,
+                 context: Optional["zmq.Context"] = None) -> None:
+        check_endpoint(endpoint)
+        name_b = _validate.to_bytes(name)
+        if len(name_b) > _validate.MAX_CLIENT_NAME_BYTES:
+            raise SiftError(f"client name of {len(name_b)} bytes exceeds "
+                            f"{_validate.MAX_CLIENT_NAME_BYTES}")
+        self.endpoint = endpoint
+        self._queue_max_messages = queue_max_messages
+        self._queue_max_bytes = queue_max_bytes
+        self._error_callback = error_callback
+        self._lock = threading.Lock()        # guards _session and below
+        self._inbox_lock = threading.Lock()  # one inbox subscription at once
+        self._session = _ClientSession(
+            self, name=name_b, accepts_batches=accepts_batches,
+            reconnect=reconnect, ping_interval=max(0.01, ping_interval),
+            max_pending=max_pending, batching=batch_publishes)
+        self._dispatcher: Optional[_Dispatcher] = None  # error_callback's
+        self._callback_threads: List[threading.Thread] = []
+        self._close_deadline: Optional[float] = None
+        self._closed_event = threading.Event()
+        self._wake_pending = False
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+
+        ctx = context if context is not None else zmq.Context.instance()
+        self._sock = ctx.socket(zmq.DEALER)
+        configure_socket(self._sock)
+        self._monitor = self._sock.get_monitor_socket(
+            zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+        try:
+            self._sock.connect(endpoint)
+        except zmq.ZMQError as e:
+            self._close_sockets()
+            os.close(self._wake_fd)
+            raise SiftError(
+                f"cannot connect to {endpoint!r}: {e} (endpoints look like "
+                "tcp://127.0.0.1:7440 or ipc:///path)") from None
+
+        welcome: "concurrent.futures.Future" = concurrent.futures.Future()
+        self._session.start(welcome, time.monotonic())
+        self._thread = threading.Thread(target=self._run, name="sift-io",
+                                        daemon=True)
+        self._thread.start()
+        try:
+            welcome.result(connect_timeout)
+        except concurrent.futures.TimeoutError:
+            hello_error = self._session.hello_error
+            self.close(0)
+            if hello_error is not None:
+                raise hello_error from None
+            raise Timeout(
+                f"cannot connect to {endpoint}: no answer within "
+                f"{connect_timeout} s (is siftd running there?)") from None
+        except SiftError:
+            self.close(0)
+            raise
+
+    # ---- Publishing ----
+
+    def publish(self, topic: Name, payload: Payload = b"", *,
+                headers: HeadersArg = None,
+                reply_to: Optional[Name] = None, retain: bool = False,
+                delay: Optional[float] = None,
+                deliver_at: Optional[When] = None) -> None:
+        """Publishes fire-and-forget: returns once the message is queued for
+        sending (it is sent in order, after anything queued before it).
+
+        Args:
+          topic: a literal topic (no wildcards), str or bytes.
+          payload: bytes (str is sent as UTF-8), at most the broker's
+            max_payload_bytes.
+          headers: a dict or a list of (key, value) pairs (keys may repeat
+            in a list); keys are 1 to 64 token characters, values str or
+            bytes. Checked against the broker's max_headers and
+            max_headers_bytes.
+          reply_to: a literal topic for replies, or None.
+          retain: keep it as the topic's retained value (MQTT): later
+            subscriptions get it first; an empty payload clears it.
+          delay: route it after this many seconds (Celery's countdown);
+            the broker holds it (in memory) until then.
+          deliver_at: route it at this time: Unix seconds (float) or a
+            datetime (Celery's eta). At most one of delay and deliver_at,
+            not with retain, at most the broker's max_delay_ms ahead.
+        Raises (locally, before sending):
+          InvalidTopic, Forbidden ($sift. topics), PayloadTooLarge,
+          InvalidHeader, HeadersTooLarge, InvalidRequest (delay and
+          deliver_at, or either with retain, or too far ahead),
+          Unsupported (the broker takes no headers, or no delays),
+          PendingLimit, ClientClosed, NotConnected.
+        Errors the broker finds later (e.g. StoreFull for a retained or
+        delayed message past the broker's bound) go to error_callback;
+        use publish_confirmed() to get them here.
+        """
+        frames = _publish.frames(self._session.limits, topic, payload,
+                                 headers, reply_to, 0, False, retain, delay,
+                                 deliver_at)
+        batchable = len(frames[1]) <= BATCH_PAYLOAD_LIMIT
+        with self._lock:
+            self._session.enqueue(frames, None, batchable)
+        self._wake()
+
+    def publish_confirmed(self, topic: Name, payload: Payload = b"", *,
+                          headers: HeadersArg = None,
+                          reply_to: Optional[Name] = None,
+                          retain: bool = False, delay: Optional[float] = None,
+                          deliver_at: Optional[When] = None,
+                          timeout: float = 5.0) -> None:
+        """Publishes and waits up to ``timeout`` seconds until the broker
+        has routed the message (handed it to every subscriber's queue, or
+        found none) or refused it. Not an acknowledgement by subscribers.
+
+        Arguments as publish(). A delayed message is confirmed once the
+        broker holds it.
+
+        Raises: what publish() raises, plus the broker's refusal
+        (InvalidTopic, Forbidden, PayloadTooLarge, HeadersTooLarge,
+        StoreFull, ...),
+        Timeout, NotConnected (the connection was lost before the broker
+        answered: the message may or may not have been published). A
+        message the broker refused with HELLO_REQUIRED (restart) is sent
+        again after reconnecting, within the same timeout.
+        """
+        rid = self._session.next_id()
+        frames = _publish.frames(self._session.limits, topic, payload,
+                                 headers, reply_to, rid, True, retain, delay,
+                                 deliver_at)
+        self._call(OK, frames, rid, timeout, f"publish on {topic!r}")
+
+    # ---- Subscribing ----
+
+    def subscribe(self, pattern: Name, *, queue_group: Optional[Name] = None,
+                  filter: Optional[Name] = None,
+                  plugins: Sequence[PluginSpec] = (),
+                  ack: Union[None, bool, AckOptions] = None,
+                  callback: Optional[MessageCallback] = None,
+                  timeout: float = 5.0) -> Subscription:
+        """Subscribes and waits up to ``timeout`` seconds for the broker to
+        accept.
+
+        Args:
+          pattern: a topic pattern; ``*`` matches one token, ``>`` one or
+            more trailing tokens.
+          queue_group: members of one group share the messages (each goes
+            to one member).
+          filter: an expression over headers the broker evaluates, e.g.
+            ``"region == 'eu' && priority >= 5"`` (docs/plugins.md).
+          plugins: PluginSpecs the broker runs on this subscription's
+            deliveries, after the filter.
+          ack: True or AckOptions: explicit acks (at-least-once); each
+            message then has a delivery_id to ack()/nack()/in_progress().
+          callback: called with each Message, in order, on a thread of this
+            subscription's own (then next() is not used); without it, use
+            next() or iterate. An exception it raises is logged.
+        Raises:
+          InvalidPattern, InvalidQueueGroup (locally); InvalidFilter,
+          InvalidPlugin, Forbidden (another client's inbox, a plugin the
+          broker does not allow), TooManySubscriptions, InvalidRequest (ack
+          options out of range) from the broker; Timeout (the subscription
+          is withdrawn); ClientClosed, NotConnected, PendingLimit.
+        """
+        lim = self._session.limits
+        pat = _validate.pattern(pattern, lim.max_topic_length,
+                                lim.max_topic_tokens)
+        group = _validate.queue_group(queue_group)
+        filt = _validate.to_bytes(filter) if filter else b""
+        ack_opts = AckOptions() if ack is True else (ack or None)
+        queue = SyncQueue(self._queue_max_messages, self._queue_max_bytes)
+        state = SubState(self._session.next_id(), pat, group, filt,
+                         tuple(plugins), ack_opts, False, queue)
+        if callback is not None:
+            self._start_callbacks(queue, callback, state.sid)
+        self._subscribe(state, timeout)
+        return Subscription(self, state, queue, callback is not None)
+
+    def _start_callbacks(self, queue: SyncQueue, callback: MessageCallback,
+                         sid: int) -> None:
+        """Runs ``callback`` for each message of ``queue`` on a thread of the
+        subscription's own, until the queue closes and is drained."""
+
+        def run() -> None:
+            while True:
+                try:
+                    msg = queue.pop(None)
+                except MessagesDropped as e:
+                    log.warning("sift: subscription %d: %s", sid, e)
+                    continue
+                except SiftError:
+                    return  # closed (unsubscribed, client closed, refused)
+                try:
+                    callback(msg)
+                except Exception:
+                    log.exception("sift: a callback of subscription %d "
+                                  "raised", sid)
+        thread = threading.Thread(target=run, name=f"sift-cb-{sid}",
+                                  daemon=True)
+        with self._lock:
+            self._callback_threads = [t for t in self._callback_threads
+                                      if t.is_alive()]
+            self._callback_threads.append(thread)
+        thread.start()
+
+    def _subscribe(self, state: SubState, timeout: float) -> None:
+        rid = self._session.next_id()
+        fut: "concurrent.futures.Future" = concurrent.futures.Future()
+        with self._lock:
+            self._session.add_sub(state)
+            try:
+                self._session.request(SUB, [state.encode(rid)], fut, rid,
+                                      sid=state.sid)
+            except SiftError:
+                self._session.remove_sub(state.sid)
+                raise
+        self._wake()
+        try:
+            self._wait(fut, rid, timeout,
+                       f"subscribe to {state.pattern.decode('latin-1')!r}")
+        except Timeout:
+            # The broker may take it after all: take it back.
+            with self._lock:
+                self._session.remove_sub(state.sid)
+                try:
+                    self._session.enqueue([_wire.unsub(0, state.sid)])
+                except SiftError:
+                    pass
+            self._wake()
+            raise
+
+    def _unsubscribe(self, sid: int, timeout: float) -> None:
+        rid = self._session.next_id()
+        fut: "concurrent.futures.Future" = concurrent.futures.Future()
+        with self._lock:
+            self._session.remove_sub(sid)
+            if self._session.closed or self._session.dead is not None:
+                return
+            self._session.request(UNSUB, [_wire.unsub(rid, sid)], fut, rid)
+        self._wake()
+        self._wait(fut, rid, timeout, "unsubscribe")
+
+    # ---- Request/reply ----
+
+    def _ensure_inbox(self, timeout: float) -> None:
+        with self._inbox_lock:
+            if self._session.inbox_sid:
+                return
+            prefix = self._session.limits.inbox_prefix
+            state = SubState(self._session.next_id(),
+                             (prefix + ".>").encode(), inbox=True)
+            self._subscribe(state, timeout)
+            with self._lock:
+                if state.sid in self._session.subs:
+                    self._session.inbox_sid = state.sid
+
+    def request(self, topic: Name, payload: Payload = b"", *,
+                headers: HeadersArg = None,
+                timeout: float = 5.0) -> Message:
+        """Publishes a request with a reply_to in this client's inbox and
+        waits up to ``timeout`` seconds for the first reply.
+
+        Raises: what publish() raises; Timeout if no reply came (there is no
+        "no responders" signal: nobody listening also ends in Timeout).
+        """
+        deadline = time.monotonic() + timeout
+        self._ensure_inbox(timeout)
+        token = self._session.next_id()
+        fut: "concurrent.futures.Future" = concurrent.futures.Future()
+        reply_to = f"{self._session.limits.inbox_prefix}.{token}"
+        frames = _publish.frames(self._session.limits, topic, payload,
+                                 headers, reply_to, 0, False)
+        with self._lock:
+            self._session.enqueue(frames)
+            self._session.requests[token] = fut
+        self._wake()
+        try:
+            return fut.result(max(0.0, deadline - time.monotonic()))
+        except concurrent.futures.TimeoutError:
+            with self._lock:
+                self._session.requests.pop(token, None)
+            raise Timeout(f"no reply to request on {topic!r} within "
+                          f"{timeout} s") from None
+
+    # ---- Explicit acks ----
+
+    def _ack_call(self, frames_for, message: Message,
+                  timeout: Optional[float], what: str) -> None:
+        if not message.delivery_id:
+            message._ackable()  # raises NotAckable
+        if timeout is None:
+            with self._lock:
+                self._session.enqueue([frames_for(0)])
+            self._wake()
+            return
+        rid = self._session.next_id()
+        self._call(ACK, [frames_for(rid)], rid, timeout, what, resend=False)
+
+    def ack(self, message: Message, timeout: Optional[float] = None) -> None:
+        """Acknowledges a delivery (see Message.ack()). Thread-safe; also
+        from callbacks."""
+        self._ack_call(lambda rid: _wire.ack(rid, [message.delivery_id]),
+                       message, timeout, "ack")
+
+    def nack(self, message: Message, delay: float = 0.0,
+             timeout: Optional[float] = None) -> None:
+        """Refuses a delivery: redelivered after ``delay`` seconds (0: the
+        subscription's backoff). See Message.nack()."""
+        delay_ms = seconds_to_ms(delay, "delay")
+        self._ack_call(
+            lambda rid: _wire.nack(rid, message.delivery_id, delay_ms),
+            message, timeout, "nack")
+
+    def in_progress(self, message: Message,
+                    timeout: Optional[float] = None) -> None:
+        """Restarts a delivery's ack wait. See Message.in_progress()."""
+        self._ack_call(lambda rid: _wire.progress(rid, [message.delivery_id]),
+                       message, timeout, "in_progress")
+
+    # ---- Broker administration ----
+
+    def stats(self, timeout: float = 5.0):
+        """The broker's counters (a ``sift_pb2.StatsReply``; fields in
+        docs/protocol.md §11), waiting up to ``timeout`` seconds.
+        Raises Timeout, ClientClosed, NotConnected."""
+        rid = self._session.next_id()
+        return self._call(STATS, [_wire.stats(rid)], rid, timeout, "stats")
+
+    def reload(self, timeout: float = 5.0) -> None:
+        """Asks the broker to re-read the plugin sections of its config file
+        (as SIGHUP does), waiting up to ``timeout`` seconds. Raises
+        InvalidConfig (invalid, or the broker has no config file; the old
+        config stays), Timeout."""
+        rid = self._session.next_id()
+        self._call(RELOAD, [_wire.reload(rid)], rid, timeout, "reload")
+
+    # ---- State ----
+
+    @property
+    def limits(self) -> Limits:
+        """The broker's limits and this session's identity (from WELCOME)."""
+        return self._session.limits
+
+    @property
+    def client_id(self) -> str:
+        """The id the broker gave this session (changes on reconnect)."""
+        return self._session.limits.client_id
+
+    @property
+    def inbox_prefix(self) -> str:
+        return self._session.limits.inbox_prefix
+
+    @property
+    def server_version(self) -> str:
+        return self._session.limits.server_version
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the client has re-established its session."""
+        return self._session.reconnects
+
+    @property
+    def broker_dropped(self) -> int:
+        """Deliveries the broker dropped for this client because it did not
+        read fast enough (SLOW_CONSUMER notices; may lag)."""
+        return self._session.broker_dropped
+
+    @property
+    def is_connected(self) -> bool:
+        """True while a session is established."""
+        return self._session.ready
+
+    @property
+    def is_closed(self) -> bool:
+        return self._session.closed
+
+    # ---- Closing ----
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Sends what is queued (for at most ``timeout`` seconds), says BYE
+        and stops the I/O thread. Waiting calls fail with ClientClosed,
+        subscriptions end (their queued messages can still be taken).
+        Callback threads finish the messages queued before the close (waited
+        for up to ``timeout`` seconds more). Idempotent; any thread."""
+        with self._lock:
+            first = not self._session.closed
+            if first:
+                self._close_deadline = time.monotonic() + max(0.0, timeout)
+                self._session.closed = True  # no more user traffic
+        self._wake()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(max(0.0, timeout) + 5.0)
+        self._closed_event.wait(max(0.0, timeout) + 5.0)
+        with self._lock:
+            self._session.shutdown(ClientClosed("the client closed"))
+        if first:
+            # Callbacks finish what was queued before the close (bounded).
+            me = threading.current_thread()
+            join_until = time.monotonic() + max(0.0, timeout)
+            for t in list(self._callback_threads):
+                if t is not me:
+                    t.join(max(0.0, join_until - time.monotonic()))
+            if self._dispatcher is not None:
+                self._dispatcher.stop(max(0.0, timeout))
+            try:
+                os.close(self._wake_fd)
+            except OSError:
+                pass
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ---- Internals ----
+
+    def _report(self, exc: SiftError) -> None:
+        """Under _lock: hands an error no caller waits for to user code."""
+        cb = self._error_callback
+        if cb is None:
+            log.warning("sift: %s", exc)
+            return
+        if self._dispatcher is None:
+            self._dispatcher = _Dispatcher()
+        self._dispatcher.submit(lambda: cb(exc))
+
+    def _call(self, kind: str, frames: List[bytes], rid: int,
+              timeout: float, what: str, resend: bool = True) -> Any:
+        fut: "concurrent.futures.Future" = concurrent.futures.Future()
+        with self._lock:
+            self._session.request(kind, frames, fut, rid, resend=resend)
+        self._wake()
+        return self._wait(fut, rid, timeout, what)
+
+    def _wait(self, fut: "concurrent.futures.Future", rid: int,
+              timeout: float, what: str) -> Any:
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            with self._lock:
+                self._session.forget(rid)
+                ready = self._session.ready
+            state = "" if ready else " (not connected: reconnecting)"
+            raise Timeout(f"{what}: no answer from the broker within "
+                          f"{timeout} s{state}") from None
+
+    def _wake(self) -> None:
+        if self._wake_pending:
+            return
+        self._wake_pending = True
+        try:
+            os.eventfd_write(self._wake_fd, 1)
+        except OSError:
+            pass  # closed
+
+    # ---- The I/O thread ----
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception:
+            log.exception("sift: the I/O thread failed")
+            with self._lock:
+                self._session.die(NotConnected("the client's I/O thread "
+                                               "failed (see the log)"))
+        finally:
+            self._close_sockets()
+            self._closed_event.set()
+
+    def _loop(self) -> None:
+        sock, monitor, session = self._sock, self._monitor, self._session
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
+        poller.register(self._wake_fd, zmq.POLLIN)
+        sending: List[List[bytes]] = []  # taken, not yet accepted by ZeroMQ
+        pollout = False
+        while True:
+            with self._lock:
+                deadline = session.next_deadline()
+                if self._close_deadline is not None:
+                    deadline = min(deadline, time.monotonic() + 0.01)
+            wait_ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
+            if sending and not pollout:
+                poller.modify(sock, zmq.POLLIN | zmq.POLLOUT)
+                pollout = True
+            elif not sending and pollout:
+                poller.modify(sock, zmq.POLLIN)
+                pollout = False
+            events = dict(poller.poll(wait_ms))
+            if self._wake_fd in events:
+                self._wake_pending = False
+                try:
+                    os.eventfd_read(self._wake_fd)
+                except (BlockingIOError, OSError):
+                    pass
+            # Socket events before data: a reconnect's CONNECTED is queued
+            # before anything the new connection brings.
+            self._read_monitor()
+            self._read_socket()
+            now = time.monotonic()
+            with self._lock:
+                session.tick(now)
+                if not sending:
+                    sending = session.take_sendable()
+            sending = self._send_all(sending)
+            if self._close_deadline is not None and self._finish_close(
+                    sending, now):
+                return
+
+    def _finish_close(self, sending: List[List[bytes]], now: float) -> bool:
+        """While closing: True once what was queued is sent (or the close
+        budget is spent, or there is no session to send it to), after
+        saying BYE."""
+        session = self._session
+        assert self._close_deadline is not None
+        with self._lock:
+            drained = session.outbox_drained() and not sending
+            if not (drained or not session.ready
+                    or now >= self._close_deadline):
+                return False
+            was_ready = session.ready
+            session.ready = False
+        if was_ready:
+            self._send_all([[_wire.bye()]])
+            # What ZeroMQ holds (the flushed messages, the BYE) gets the rest
+            # of the budget to go out when the socket closes.
+            linger = int((self._close_deadline - time.monotonic()) * 1000)
+            self._sock.setsockopt(zmq.LINGER, max(linger, 100))
+        return True
+
+    def _send_all(self, frames_list: List[List[bytes]]) -> List[List[bytes]]:
+        """Sends until ZeroMQ would block; returns what is left."""
+        sock = self._sock
+        for i, frames in enumerate(frames_list):
+            try:
+                sock.send_multipart(frames, zmq.NOBLOCK)
+            except zmq.Again:
+                return frames_list[i:]
+            except zmq.ZMQError as e:
+                log.warning("sift: send failed: %s", e)
+        return []
+
+    def _read_monitor(self) -> None:
+        while True:
+            try:
+                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except zmq.ZMQError:
+                return
+            with self._lock:
+                if event["event"] == zmq.EVENT_DISCONNECTED:
+                    self._session.on_disconnected()
+                elif event["event"] == zmq.EVENT_CONNECTED:
+                    self._session.on_connected()
+
+    def _read_socket(self) -> None:
+        sock = self._sock
+        for _ in range(16):
+            received = []
+            for _ in range(256):
+                try:
+                    received.append(sock.recv_multipart(zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+            if received:
+                with self._lock:
+                    for frames in received:
+                        self._session.on_frames(frames)
+            if len(received) < 256:
+                return
+
+    def _close_sockets(self) -> None:
+        try:
+            self._sock.disable_monitor()
+        except zmq.ZMQError:
+            pass
+        self._monitor.close(0)
+        self._sock.close()

@@ -1,6 +1,10 @@
 #include "broker/plugin/plugin_set.h"
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <toml++/toml.h>
+
+#include <cstdlib>
 
 #include <algorithm>
 #include <utility>
@@ -151,6 +155,49 @@ void ParseChain(const toml::node& node, std::string_view where,
     }
     chain->push_back(std::move(spec));
   }
+}
+
+// Loads the library at `path` from a private copy: dlopen() returns the
+// library already loaded for a path, so a library rebuilt in place would
+// keep its old code across a reload. The copy is unlinked once loaded (the
+// mapping stays). Errors name `path`, not the copy.
+absl::StatusOr<LoadedPlugin> LoadFreshCopy(const std::string& path) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string copy = absl::StrCat(tmp != nullptr && *tmp ? tmp : "/tmp",
+                                  "/siftd-plugin-XXXXXX");
+  const int out = mkstemp(copy.data());
+  if (out < 0) return LoadDynamicPlugin(path);  // no temp dir: load in place
+  bool copied = false;
+  if (const int in = open(path.c_str(), O_RDONLY | O_CLOEXEC); in >= 0) {
+    copied = true;
+    char buffer[64 * 1024];
+    for (;;) {
+      const ssize_t n = read(in, buffer, sizeof(buffer));
+      if (n == 0) break;
+      if (n < 0 || write(out, buffer, static_cast<size_t>(n)) != n) {
+        copied = false;
+        break;
+      }
+    }
+    close(in);
+  }
+  close(out);
+  if (!copied) {
+    unlink(copy.c_str());
+    return LoadDynamicPlugin(path);  // its error names the path
+  }
+  absl::StatusOr<LoadedPlugin> loaded = LoadDynamicPlugin(copy);
+  unlink(copy.c_str());
+  if (!loaded.ok()) {
+    std::string message(loaded.status().message());
+    for (size_t at = message.find(copy); at != std::string::npos;
+         at = message.find(copy, at + path.size())) {
+      message.replace(at, copy.size(), path);
+    }
+    return absl::Status(loaded.status().code(), message);
+  }
+  loaded->path = path;
+  return loaded;
 }
 
 // A factory under another name (a library that provides both a filter and
@@ -305,7 +352,7 @@ absl::StatusOr<std::unique_ptr<PluginSet>> PluginSet::Build(
     if (!s.ok()) return s;
   }
   for (const LibrarySpec& lib : settings.libraries) {
-    absl::StatusOr<LoadedPlugin> loaded = LoadDynamicPlugin(lib.path);
+    absl::StatusOr<LoadedPlugin> loaded = LoadFreshCopy(lib.path);
     absl::Status s = loaded.status();
     if (s.ok() && loaded->filter_factory != nullptr &&
         loaded->transform_factory != nullptr) {
@@ -331,6 +378,12 @@ absl::StatusOr<std::unique_ptr<PluginSet>> PluginSet::Build(
       }
     }
   }
+  for (const std::string& name : settings.subscription_plugins) {
+    if (absl::StatusOr<Registry::Entry> known = r.Find(name); !known.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "[subscriptions] plugins: ", known.status().message()));
+    }
+  }
   for (size_t i = 0; i < settings.routes.size(); ++i) {
     const RouteSpec& spec = settings.routes[i];
     const std::string where =
@@ -350,6 +403,19 @@ absl::StatusOr<std::unique_ptr<PluginSet>> PluginSet::Build(
     set->routes_.push_back({spec.pattern, *std::move(chain)});
   }
   return set;
+}
+
+void PluginSet::InheritCounters(const PluginSet& old) {
+  subscription_counters_ = old.subscription_counters_;
+  for (size_t i = 0; i < route_rows_.size(); ++i) {
+    for (size_t j = 0; j < old.route_rows_.size(); ++j) {
+      if (old.route_rows_[j].chain == route_rows_[i].chain &&
+          old.route_rows_[j].plugin == route_rows_[i].plugin) {
+        *route_counters_[i] = *old.route_counters_[j];
+        break;
+      }
+    }
+  }
 }
 
 Chain* PluginSet::RouteFor(std::string_view topic) {

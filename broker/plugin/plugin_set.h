@@ -118,11 +118,11 @@ class PluginSet {
 
   const Registry& registry() const { return registry_; }
 
-  // Takes over `old`'s subscription counters (a reload), so subscriptions
-  // made before it keep counting into the rows STATS shows.
-  void InheritSubscriptionCounters(const PluginSet& old) {
-    subscription_counters_ = old.subscription_counters_;
-  }
+  // Takes over `old`'s counters (a reload): the subscription counters
+  // (subscriptions made before keep counting into the rows STATS shows),
+  // and the figures of every route stage that is still there (same route
+  // pattern, position and plugin).
+  void InheritCounters(const PluginSet& old);
 
  private:
   struct Route {

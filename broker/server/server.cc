@@ -952,7 +952,7 @@ class Server::Loop {
   void InstallPlugins(std::unique_ptr<plugin::PluginSet> fresh,
                       const char* how) {
     FlushBatches();
-    fresh->InheritSubscriptionCounters(*plugins_);
+    fresh->InheritCounters(*plugins_);
     plugins_ = std::move(fresh);
     Log(LogLevel::kInfo, "plugin config reloaded",
         {{"by", how},
@@ -1200,6 +1200,24 @@ class Server::Loop {
       view.headers = m.headers;
       zmq_msg_t* share = m.payload_is_input ? payload_msg : nullptr;
       if (!m.dead_letter) {
+        // What a plugin made is checked as a publish would be: a topic the
+        // broker would refuse (or one under $sift.) is not delivered.
+        absl::Status s =
+            plugin::IsReservedTopic(m.topic)
+                ? protocol::WireError(wire::FORBIDDEN,
+                                      "a plugin may not deliver under $sift.")
+                : router_.CheckPublish(view.topic, view.reply_to,
+                                       view.headers, m.payload.size());
+        if (!s.ok()) {
+          router_.RecordDrop(DropReason::kPluginError);
+          if (log_limiter_.Allow(now_ms_)) {
+            Log(LogLevel::kWarn, "plugin output refused",
+                {{"topic", std::string(m.topic)},
+                 {"client", router_.client_id(t.client)},
+                 {"error", std::string(s.message())}});
+          }
+          continue;
+        }
         DeliverOne(t, view, m.payload, share);
         continue;
       }

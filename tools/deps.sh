@@ -15,6 +15,7 @@ PACKAGES=(
   liblua5.4-dev        # Lua script plugins
   libgtest-dev libgmock-dev
   libbenchmark-dev
+  zlib1g-dev           # crc32 for stream log records (broker/store)
   python3              # tools/test_summary.py
 )
 

@@ -1,0 +1,324 @@
+// StreamLog is one durable stream's on-disk log: an append-only sequence of
+// records (seq 1.., contiguous; a caller-given Unix ms timestamp; an optional
+// message id; the message) in a directory of segment files. A writer thread
+// of its own writes, fsyncs and enforces retention; the routing thread
+// appends without ever waiting on a disk and learns of durability through an
+// fd it polls.
+//
+// Design (decisions a caller relies on):
+// - Files: <dir>/<base seq, 20 digits>.seg, format in stream_record.h
+//   (length prefix + zlib crc32 per record). A segment is rotated when the
+//   next record would take it past segment_max_bytes (a record larger than
+//   that gets a segment of its own). There is always at least one segment
+//   file (possibly empty), so an empty stream keeps its next seq on disk.
+// - Index: a sparse in-memory index per segment (stream_segment.h), rebuilt
+//   on Open by scanning every segment, which also verifies every checksum:
+//   Open costs one sequential read of the whole stream.
+// - Timestamps are made non-decreasing: a record stamped earlier than the
+//   one before it is stored with the earlier record's time. SeekTime is
+//   then a binary search, and age retention a per-segment test.
+// - Retention (max_age_ms, max_bytes, max_msgs; 0 = no limit) deletes whole
+//   segments, oldest first, and FirstSeq() advances past them. Limits are
+//   upper bounds: the writer deletes oldest segments while the stream is
+//   over a limit, so after it runs the stream holds at most max_bytes bytes
+//   and max_msgs messages but may hold up to one segment fewer than them
+//   (the granularity is one segment: pick segment_max_bytes well below
+//   max_bytes). Age: a segment goes when its newest record is older than
+//   max_age_ms by unix_clock(). When the active (last) segment alone breaks
+//   a limit, the writer rotates it first, so it goes too (the stream may
+//   become empty; the sequence carries on). The writer applies retention
+//   after every batch it writes and every retention_check_ms.
+// - Durability: Append hands the record to the writer through a bounded
+//   queue and returns its seq at once. The writer takes everything queued as
+//   one batch, writes it with one pwrite per segment touched, then per
+//   fsync_policy: kAlways fdatasyncs the batch before it counts as durable
+//   (group commit: everything that queued up during the previous fsync goes
+//   in the next one); kEveryMs fdatasyncs at most every fsync_every_ms (when
+//   something was written since); kNever never fsyncs and counts a record
+//   durable once written (it survives a broker crash, not a machine crash).
+//   The writer then stores "durable up to seq N" (an atomic) and writes the
+//   eventfd notify_fd(); the routing thread polls that fd, calls
+//   TakeDurable() (which drains it) and answers the confirms up to N. This
+//   is the "inproc socket" of DESIGN.md's store/: an eventfd is the
+//   cheapest pollable wake-up, and a zmq_poll item takes a raw fd.
+// - Dedup (JetStream's Msg-Id): Append with a non-empty msg_id that was
+//   appended less than dedup_window_ms ago (by the records' timestamps)
+//   returns AlreadyExists with the original seq and queues nothing. Ids live
+//   in memory (at most dedup_max_ids, oldest forgotten first) and are
+//   reloaded on Open from the records within the window of the newest one.
+// - Recovery (Open): the last segment is scanned and a torn or corrupt tail
+//   (short record, bad length, bad checksum, a seq out of order, a torn
+//   segment header) is cut off at the last valid record; Open reports what
+//   it cut (RecoveryReport) for the caller to log. Corruption in any other
+//   segment is a DataLoss error naming the file and offset, and Open fails:
+//   those records were durable once, and dropping them and every later
+//   segment silently is not a call the log should make for the operator
+//   (who can move the file away and reopen).
+// - A write or fsync error (a full disk) fails the writer for good: records
+//   not yet durable never become durable, writer_status() and every later
+//   Append return the error, and notify_fd() fires so the routing thread
+//   sees it. Close and Open again to recover (Open cuts any torn tail).
+//
+// Thread-safety:
+// - Owner thread (the routing thread; one thread at a time): Append,
+//   TakeDurable, notify_fd, and the non-const-calls Flush and Close (which
+//   block: tests, shutdown, never the hot path).
+// - Any thread, concurrently with all of the above: DurableSeq, WrittenSeq,
+//   FirstSeq, LastSeq, Read, SeekTime, stats(), writer_status(). Read and
+//   SeekTime pread() the files: they wait on the disk when the pages are
+//   not cached, so the broker should call them from a reader thread (or
+//   accept page-cache hits on the routing thread).
+// - The writer thread: writes, fsyncs, rotates, applies retention, updates
+//   the segment table (under mu_) and the durable seq. Close() (and the
+//   destructor) writes what is queued, fsyncs it unless the policy is
+//   kNever, and joins it.
+//
+// Costs: Append is a hash lookup (with a msg id), a short mutex section and
+// a vector push; the record is encoded and checksummed on the writer thread
+// (it holds the MessageRef, so the payload is not copied on the routing
+// thread). Run //broker/store:stream_log_bench before changing the write
+// path.
+#ifndef SIFT_BROKER_STORE_STREAM_LOG_H_
+#define SIFT_BROKER_STORE_STREAM_LOG_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "broker/delivery/deliveries.h"
+#include "broker/store/stream_segment.h"
+
+namespace sift::store {
+
+enum class FsyncPolicy { kAlways, kEveryMs, kNever };
+
+struct StreamLogOptions {
+  std::string dir;  // created if missing (not its parents)
+
+  uint64_t segment_max_bytes = 64 << 20;
+  uint64_t index_interval_bytes = 4096;
+  uint32_t max_record_bytes = 16 << 20;  // a record's body, bigger = refused
+
+  // Retention; 0 = unlimited.
+  int64_t max_age_ms = 0;
+  uint64_t max_bytes = 0;
+  uint64_t max_msgs = 0;
+  int64_t retention_check_ms = 1000;
+
+  FsyncPolicy fsync_policy = FsyncPolicy::kAlways;
+  int64_t fsync_every_ms = 10;  // kEveryMs only
+
+  // The queue between Append and the writer: records appended and not yet
+  // written. Append is ResourceExhausted past either bound.
+  size_t max_queued_records = 65536;
+  uint64_t max_queued_bytes = 64 << 20;
+
+  int64_t dedup_window_ms = 2 * 60 * 1000;
+  size_t dedup_max_ids = 100000;
+
+  // Unix time in ms for age retention; the system clock if empty. Called on
+  // the writer thread.
+  std::function<int64_t()> unix_clock;
+};
+
+// What Open cut off the last segment (all zero if it was intact).
+struct RecoveryReport {
+  std::string file;            // the segment cut, empty if none
+  uint64_t offset = 0;         // where it was cut (its new size)
+  uint64_t truncated_bytes = 0;
+  uint64_t truncated_records = 0;  // frames seen in the cut bytes (a torn
+                                   // one, or garbage, counts as one)
+  std::string reason;          // "bad checksum", "short record (torn write)"
+  bool truncated() const { return truncated_bytes > 0; }
+};
+
+struct StreamLogStats {
+  std::atomic<uint64_t> appended{0};
+  std::atomic<uint64_t> duplicates{0};
+  std::atomic<uint64_t> rejected_full{0};
+  std::atomic<uint64_t> records_written{0};
+  std::atomic<uint64_t> bytes_written{0};
+  std::atomic<uint64_t> batches{0};
+  std::atomic<uint64_t> fsyncs{0};  // fdatasync calls on segment files
+  std::atomic<uint64_t> segments_created{0};
+  std::atomic<uint64_t> segments_deleted{0};
+  std::atomic<uint64_t> records_expired{0};  // deleted by retention
+};
+
+// One record as Read returns it.
+struct StreamRecord {
+  uint64_t seq = 0;
+  int64_t unix_ms = 0;
+  std::string msg_id;
+  delivery::MessageRef message;
+};
+
+class StreamLog {
+ public:
+  // Opens (or creates) the stream in options.dir, recovers it and starts the
+  // writer thread. Errors: InvalidArgument (options), DataLoss (corruption
+  // in a segment other than the last: names the file and offset), and the
+  // errno of a failing file operation (Internal / PermissionDenied / ...).
+  static absl::StatusOr<std::unique_ptr<StreamLog>> Open(
+      StreamLogOptions options, RecoveryReport* report = nullptr);
+
+  ~StreamLog();  // Close()
+  StreamLog(const StreamLog&) = delete;
+  StreamLog& operator=(const StreamLog&) = delete;
+
+  // Owner thread. Assigns the next seq to `message` and queues the record
+  // for the writer; *seq is set on OK and on AlreadyExists. `msg_id` may be
+  // empty (no dedup). Errors: AlreadyExists (a duplicate msg_id within the
+  // window: *seq is the original's, nothing queued), ResourceExhausted (the
+  // queue is full: nothing queued, no seq used), InvalidArgument (record
+  // over max_record_bytes), FailedPrecondition (closed), or the writer's
+  // error once it has failed.
+  // REQUIRES: message != nullptr.
+  absl::Status Append(delivery::MessageRef message, int64_t unix_ms,
+                      std::string_view msg_id, uint64_t* seq);
+
+  // An eventfd (non-blocking, readable while the writer has news: durable
+  // seq advanced or the writer failed). Owned by the log.
+  int notify_fd() const { return event_fd_; }
+  // Owner thread: drains notify_fd() and returns DurableSeq().
+  uint64_t TakeDurable();
+
+  // Every record with seq <= DurableSeq() is durable per the fsync policy.
+  uint64_t DurableSeq() const {
+    return durable_seq_.load(std::memory_order_acquire);
+  }
+  // Every record with seq <= WrittenSeq() is in the files (readable).
+  uint64_t WrittenSeq() const {
+    return written_seq_.load(std::memory_order_acquire);
+  }
+  // The oldest record kept (LastSeq() + 1 when the stream is empty).
+  uint64_t FirstSeq() const;
+  // The newest record written (FirstSeq() - 1 when empty). Equals
+  // WrittenSeq().
+  uint64_t LastSeq() const { return WrittenSeq(); }
+  // Bytes of the segment files, and records in them.
+  uint64_t TotalBytes() const;
+  uint64_t TotalRecords() const;
+
+  // Any thread. Appends to *out the written records from `from_seq` (or
+  // FirstSeq() if it is older) on, up to max_records and max_bytes (frame
+  // bytes; the first record is returned whatever its size). Errors: DataLoss
+  // naming the file and offset of a corrupt record, or a read errno.
+  absl::Status Read(uint64_t from_seq, size_t max_records, uint64_t max_bytes,
+                    std::vector<StreamRecord>* out) const;
+
+  // Any thread. The seq of the first written record stamped at or after
+  // `unix_ms`; LastSeq() + 1 if there is none.
+  absl::StatusOr<uint64_t> SeekTime(int64_t unix_ms) const;
+
+  // Owner thread; blocks. Waits until everything appended so far is
+  // written and fsynced (whatever the policy) and retention has been
+  // applied. Returns the writer's status.
+  absl::Status Flush();
+
+  // Owner thread; blocks. Writes what is queued (fsynced unless the policy
+  // is kNever), stops the writer and closes the files. Idempotent. Returns
+  // the writer's status.
+  absl::Status Close();
+
+  // OK, or the error that failed the writer.
+  absl::Status writer_status() const;
+  const StreamLogStats& stats() const { return stats_; }
+  const StreamLogOptions& options() const { return options_; }
+
+ private:
+  struct Pending {
+    uint64_t seq;
+    int64_t unix_ms;
+    std::string msg_id;
+    delivery::MessageRef message;
+    uint64_t bytes;  // encoded size
+  };
+  struct DedupEntry {
+    uint64_t seq;
+    int64_t unix_ms;
+  };
+
+  explicit StreamLog(StreamLogOptions options);
+
+  absl::Status Recover(RecoveryReport* report);
+  void RememberId(std::string_view id, uint64_t seq, int64_t unix_ms);
+  void ExpireIds(int64_t now_ms);
+
+  // Writer thread.
+  void WriterLoop();
+  absl::Status WriteBatch(const std::vector<Pending>& batch);
+  absl::Status FlushWriteBuf();  // pwrite write_buf_ to active_, publish it
+  absl::Status SyncActive();
+  absl::Status Rotate();  // starts a new segment after the last record
+  absl::Status ApplyRetention();
+  void Fail(absl::Status status);
+  void Notify();
+  int64_t UnixNow() const;
+
+  // Creates (O_EXCL) and headers the segment file for `base_seq`.
+  absl::StatusOr<std::shared_ptr<Segment>> CreateSegment(uint64_t base_seq);
+
+  // Constant after construction.
+  const StreamLogOptions options_;
+  int event_fd_ = -1;
+  int dir_fd_ = -1;
+
+  // Owner thread only.
+  uint64_t next_seq_ = 1;
+  int64_t last_ms_ = 0;
+  bool closed_ = false;
+  absl::flat_hash_map<std::string, DedupEntry> ids_;
+  std::deque<std::pair<std::string, DedupEntry>> id_order_;  // oldest first
+
+  // The queue. State below is protected by queue_mu_.
+  absl::Mutex queue_mu_;
+  absl::CondVar work_cv_;  // the writer waits for work
+  absl::CondVar done_cv_;  // Flush waits for the writer
+  std::vector<Pending> queue_ ABSL_GUARDED_BY(queue_mu_);
+  uint64_t queued_bytes_ ABSL_GUARDED_BY(queue_mu_) = 0;
+  uint64_t queued_records_ ABSL_GUARDED_BY(queue_mu_) = 0;  // incl. batch
+  bool closing_ ABSL_GUARDED_BY(queue_mu_) = false;
+  uint64_t flush_requested_ ABSL_GUARDED_BY(queue_mu_) = 0;  // Flush calls
+  uint64_t flush_done_ ABSL_GUARDED_BY(queue_mu_) = 0;  // ... answered
+  absl::Status writer_status_ ABSL_GUARDED_BY(queue_mu_);
+
+  // The segment table. State below is protected by mu_; the writer is the
+  // only one to change it.
+  mutable absl::Mutex mu_;
+  std::vector<std::shared_ptr<Segment>> segments_ ABSL_GUARDED_BY(mu_);
+  uint64_t total_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t total_records_ ABSL_GUARDED_BY(mu_) = 0;
+
+  std::atomic<uint64_t> written_seq_{0};
+  std::atomic<uint64_t> durable_seq_{0};
+  std::atomic<bool> failed_{false};
+  StreamLogStats stats_;
+
+  // Writer thread only (it alone changes the segment table, so it may read
+  // active_'s fields without mu_).
+  std::shared_ptr<Segment> active_;  // segments_.back()
+  uint64_t synced_seq_ = 0;
+  std::string write_buf_;
+  std::vector<IndexEntry> write_recs_;  // the records in write_buf_
+
+  std::thread writer_;
+};
+
+const char* FsyncPolicyName(FsyncPolicy policy);
+
+}  // namespace sift::store
+
+#endif  // SIFT_BROKER_STORE_STREAM_LOG_H_

@@ -227,15 +227,21 @@ class AsyncClient:
         self._loop = loop
         self._tick_event = asyncio.Event()
         self._inbox_lock = asyncio.Lock()
-        ctx = self._context if self._context is not None else \
-            zmq.Context.instance()
-        sock = ctx.socket(zmq.DEALER)
-        configure_socket(sock)
-        monitor = sock.get_monitor_socket(
+        # The zmq.asyncio sockets own the libzmq sockets; self._sock and
+        # self._monitor are non-owning synchronous views of them, for the
+        # non-blocking reads and sends of the fast paths. (A non-owning
+        # asyncio wrapper of an owning sync socket would leave two owners.)
+        if self._context is None:
+            actx = zmq.asyncio.Context.instance()
+        else:
+            actx = zmq.asyncio.Context.shadow(self._context.underlying)
+        self._asock = actx.socket(zmq.DEALER)
+        configure_socket(self._asock)
+        self._amonitor = self._asock.get_monitor_socket(
             zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
-        self._sock, self._monitor = sock, monitor
-        self._asock = zmq.asyncio.Socket.from_socket(sock)
-        self._amonitor = zmq.asyncio.Socket.from_socket(monitor)
+        sock = zmq.Socket.shadow(self._asock.underlying)
+        self._sock = sock
+        self._monitor = zmq.Socket.shadow(self._amonitor.underlying)
         try:
             sock.connect(self.endpoint)
         except zmq.ZMQError as e:
@@ -748,8 +754,8 @@ class AsyncClient:
             return
         self._sockets_closed = True
         try:
-            if self._sock is not None:
-                self._sock.disable_monitor()
+            if self._asock is not None:
+                self._asock.disable_monitor()
         except zmq.ZMQError:
             pass
         if self._amonitor is not None:

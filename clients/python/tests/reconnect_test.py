@@ -1,0 +1,103 @@
+"""Losing the broker: the clients say HELLO again after a siftd restart (or
+crash), resubscribe everything (the inbox under its new prefix), and send
+what waited meanwhile."""
+
+import asyncio
+import threading
+import time
+import unittest
+
+import sift
+from siftd import Siftd, wait_until
+
+
+class ReconnectTest(unittest.TestCase):
+
+    def setUp(self):
+        self.siftd = Siftd("--log_level=warn").start()
+        self.addCleanup(self.siftd.stop)
+
+    def client(self, **kw):
+        c = sift.Client(self.siftd.endpoint, **kw)
+        self.addCleanup(c.close, 1.0)
+        return c
+
+    def test_restart_resubscribes_and_requests_work_again(self):
+        c = self.client()
+        sub = c.subscribe("orders.>")
+        c.subscribe("svc.echo", queue_group="svc",
+                    callback=lambda m: m.respond(m.payload))
+        self.assertEqual(c.request("svc.echo", b"1", timeout=5).payload, b"1")
+        old_id = c.client_id
+        self.siftd.restart()
+        self.assertTrue(wait_until(lambda: c.reconnects >= 1, 10),
+                        "no new session within 10 s")
+        self.assertTrue(c.is_connected)
+        self.assertNotEqual(c.client_id, old_id)
+        # Subscriptions are back: another client's publish arrives.
+        pub = self.client()
+        pub.publish_confirmed("orders.eu", b"after restart")
+        self.assertEqual(sub.next(5).payload, b"after restart")
+        # The inbox moved to the new prefix, and the responder is back.
+        self.assertEqual(c.request("svc.echo", b"2", timeout=5).payload, b"2")
+
+    def test_calls_during_an_outage_complete_after_it(self):
+        c = self.client()
+        sub = c.subscribe("jobs")
+        self.siftd.kill()  # a crash: no goodbyes
+        self.assertTrue(wait_until(lambda: not c.is_connected, 10))
+        results = []
+
+        def confirmed():
+            try:
+                c.publish_confirmed("jobs", b"queued while down", timeout=10)
+                results.append("ok")
+            except sift.SiftError as e:
+                results.append(e)
+        t = threading.Thread(target=confirmed)
+        t.start()
+        c.publish("jobs", b"fire-and-forget while down")
+        time.sleep(0.3)
+        self.siftd.start()
+        t.join(15)
+        self.assertEqual(results, ["ok"])
+        got = {sub.next(5).payload, sub.next(5).payload}
+        self.assertEqual(got, {b"queued while down",
+                               b"fire-and-forget while down"})
+        self.assertEqual(c.reconnects, 1)
+
+    def test_a_down_broker_gives_timeouts_not_hangs(self):
+        c = self.client()
+        self.siftd.kill()
+        self.assertTrue(wait_until(lambda: not c.is_connected, 10))
+        start = time.monotonic()
+        with self.assertRaises(sift.Timeout) as cm:
+            c.stats(timeout=0.3)
+        self.assertIn("reconnecting", str(cm.exception))
+        with self.assertRaises(sift.Timeout):
+            c.subscribe("x", timeout=0.3)
+        with self.assertRaises(sift.Timeout):
+            c.request("x", b"", timeout=0.3)
+        self.assertLess(time.monotonic() - start, 3.0)
+        c.close(0.2)
+
+    def test_async_client_reconnects(self):
+        async def run():
+            c = await sift.AsyncClient.connect(self.siftd.endpoint)
+            try:
+                sub = await c.subscribe("news.>")
+                self.siftd.restart()
+                deadline = time.monotonic() + 10
+                while c.reconnects < 1 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                self.assertEqual(c.reconnects, 1)
+                await c.publish_confirmed("news.x", b"hello again")
+                self.assertEqual((await sub.next(5)).payload, b"hello again")
+                self.assertEqual((await c.stats()).subscriptions, 1)
+            finally:
+                await c.close()
+        asyncio.run(run())
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -26,7 +26,7 @@ struct FlagSpec {
 // Every flag of every command. A flag has the same arity everywhere, which
 // lets the tokenizer consume values before it knows the command (global flags
 // may come first).
-constexpr std::array<FlagSpec, 19> kFlags = {{
+constexpr std::array<FlagSpec, 20> kFlags = {{
     {"server", true, kGlobal},
     {"connect_timeout", true, kGlobal},
     {"help", false, kGlobal},
@@ -46,6 +46,7 @@ constexpr std::array<FlagSpec, 19> kFlags = {{
     {"with", true, Bit(Command::kSub)},
     {"ack", false, Bit(Command::kSub)},
     {"retain", false, Bit(Command::kPub)},
+    {"file", true, Bit(Command::kPub)},
     {"delay", true, Bit(Command::kPub)},
 }};
 
@@ -210,6 +211,12 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     args.queue_group = *flag.value;
   } else if (name == "response") {
     args.response = *flag.value;
+  } else if (name == "file") {
+    if (flag.value->empty()) {
+      return UsageError(absl::StrCat("flag ", flag.written,
+                                     " needs a file name (- for stdin)"));
+    }
+    args.payload_file = *flag.value;
   } else if (name == "delay") {
     absl::StatusOr<absl::Duration> d = ParseDurationFlag(flag);
     if (!d.ok()) return d.status();
@@ -356,8 +363,10 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
     count_given |= std::string_view(flag.spec->name) == "count";
   }
 
-  // Positional arguments.
-  const size_t want = info->positionals.size();
+  // Positional arguments. `pub --file F` takes its MESSAGE from F.
+  const bool message_from_file =
+      args.command == Command::kPub && !args.payload_file.empty();
+  const size_t want = info->positionals.size() - (message_from_file ? 1 : 0);
   const size_t got = pos.size() - 1;
   if (got < want) {
     return UsageError(absl::StrCat(cmd, ": missing ", info->positionals[got],
@@ -444,8 +453,8 @@ std::string CommandUsage(Command command) {
   switch (command) {
     case Command::kPub:
       return absl::StrCat(
-          "Usage: sift pub TOPIC MESSAGE [--count N] [--confirm] "
-          "[--header K=V]... [--retain] [--delay D]\n"
+          "Usage: sift pub TOPIC (MESSAGE | --file F) [--count N] [--confirm]\n"
+          "                [--header K=V]... [--retain] [--delay D]\n"
           "\n"
           "Publishes MESSAGE on TOPIC, a literal topic (no wildcards).\n"
           "Prints \"published N message(s) to TOPIC\".\n"
@@ -458,6 +467,9 @@ std::string CommandUsage(Command command) {
           "  --retain     keep as the topic's retained value: subscriptions\n"
           "               made later get it first; an empty MESSAGE clears it\n"
           "  --delay D    have the broker route it after D (e.g. 30s, 5m)\n"
+          "  --file F     publish the bytes of file F (- for stdin) instead\n"
+          "               of MESSAGE, which is then left out (binary\n"
+          "               payloads such as protobuf)\n"
           "  --header K=V add header K with value V (repeatable; order kept;\n"
           "               keys are 1-64 token characters: A-Z a-z 0-9 and\n"
           "               ! # $ % & ' * + - . ^ _ ` | ~)\n"

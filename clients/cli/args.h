@@ -76,6 +76,7 @@ struct Args {
   std::vector<Plugin> plugins;
   bool ack = false;  // sub: explicit acks, each message acked once printed
   bool retain = false;                           // pub: --retain
+  std::string payload_file;                      // pub: --file F ("-": stdin)
   absl::Duration delay = absl::ZeroDuration();   // pub: --delay D
 };
 

@@ -261,7 +261,7 @@ TEST(UsageTest, EachCommandDocumentsItsFlags) {
   };
   const std::vector<Case> cases = {
       {Command::kPub,
-       {"Usage: sift pub TOPIC MESSAGE", "--count N", "{n}", "--confirm"}},
+       {"Usage: sift pub TOPIC (MESSAGE | --file F)", "--count N", "{n}", "--confirm"}},
       {Command::kSub,
        {"Usage: sift sub PATTERN", "--queue GROUP", "--count N", "--timeout D",
         "[TOPIC] PAYLOAD", "SIGINT"}},
@@ -332,6 +332,25 @@ TEST(ParseArgsTest, HeaderErrors) {
   // Only pub and req publish headers; only sub and req print them.
   EXPECT_FALSE(ParseArgs({"sub", "t", "--header", "a=1"}, "").ok());
   EXPECT_FALSE(ParseArgs({"pub", "t", "m", "--headers"}, "").ok());
+}
+
+}  // namespace
+}  // namespace sift::cli
+
+namespace sift::cli {
+namespace {
+
+TEST(ParseArgsTest, PubFromAFile) {
+  absl::StatusOr<Args> args = ParseArgs({"pub", "t", "--file", "x.bin"}, "");
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->payload_file, "x.bin");
+  EXPECT_EQ(args->topic, "t");
+  // With --file there is no MESSAGE.
+  EXPECT_FALSE(ParseArgs({"pub", "t", "m", "--file", "x.bin"}, "").ok());
+  args = ParseArgs({"pub", "t", "--retain", "--delay", "2s", "m"}, "");
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_TRUE(args->retain);
+  EXPECT_EQ(args->delay, absl::Seconds(2));
 }
 
 }  // namespace

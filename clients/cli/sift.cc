@@ -9,8 +9,10 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -100,11 +102,30 @@ absl::StatusOr<std::unique_ptr<Client>> ConnectOrExplain(const Args& args) {
 }
 
 int RunPub(const Args& args) {
+  std::string message = args.message;
+  if (!args.payload_file.empty()) {
+    FILE* f = args.payload_file == "-" ? stdin
+                                       : std::fopen(args.payload_file.c_str(),
+                                                    "rb");
+    if (f == nullptr) {
+      return Fail(absl::StrCat("cannot read ", args.payload_file, ": ",
+                               std::strerror(errno)));
+    }
+    message.clear();
+    char buffer[64 * 1024];
+    size_t n;
+    while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) {
+      message.append(buffer, n);
+    }
+    if (f != stdin) std::fclose(f);
+  }
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
   if (!client.ok()) return Fail(client.status().message());
   for (int64_t n = 1; n <= args.count; ++n) {
     const std::string payload =
-        args.count > 1 ? ExpandSequence(args.message, n) : args.message;
+        args.count > 1 && args.payload_file.empty()
+            ? ExpandSequence(message, n)
+            : message;
     PublishOptions options;
     options.headers = args.headers;
     options.retain = args.retain;

@@ -612,6 +612,7 @@ absl::Status StreamLog::WriteBatch(const std::vector<Pending>& batch) {
 absl::Status StreamLog::SyncActive() {
   const uint64_t written = written_seq_.load(std::memory_order_relaxed);
   if (written <= synced_seq_) return absl::OkStatus();
+  if (options_.before_fsync) options_.before_fsync();
   if (::fdatasync(active_->fd) != 0) {
     return ErrnoError(errno, "cannot fsync", active_->path);
   }

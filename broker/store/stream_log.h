@@ -131,6 +131,10 @@ struct StreamLogOptions {
   // Unix time in ms for age retention; the system clock if empty. Called on
   // the writer thread.
   std::function<int64_t()> unix_clock;
+
+  // Tests: called on the writer thread before each fdatasync of a segment
+  // (stats().fsyncs counts them); may block to hold the writer there.
+  std::function<void()> before_fsync;
 };
 
 // What Open cut off the last segment (all zero if it was intact).

@@ -1,0 +1,743 @@
+#include "broker/store/stream_log.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "broker/store/stream_record.h"
+#include "broker/store/stream_segment.h"
+#include "gtest/gtest.h"
+
+namespace sift::store {
+namespace {
+
+namespace fs = std::filesystem;
+using delivery::MessageRef;
+using delivery::StoredMessage;
+
+std::string TestDir(const std::string& name) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::string dir = absl::StrCat(tmp ? tmp : "/tmp", "/", name);
+  fs::remove_all(dir);
+  return dir;
+}
+
+MessageRef Msg(std::string topic, std::string payload,
+               std::string headers = "", std::string reply_to = "") {
+  auto m = std::make_shared<StoredMessage>();
+  m->topic = std::move(topic);
+  m->reply_to = std::move(reply_to);
+  m->headers = std::move(headers);
+  m->payload = std::move(payload);
+  return m;
+}
+
+StreamLogOptions Opts(const std::string& dir) {
+  StreamLogOptions o;
+  o.dir = dir;
+  return o;
+}
+
+std::unique_ptr<StreamLog> MustOpen(StreamLogOptions o,
+                                    RecoveryReport* report = nullptr) {
+  auto log = StreamLog::Open(std::move(o), report);
+  EXPECT_TRUE(log.ok()) << log.status();
+  return log.ok() ? *std::move(log) : nullptr;
+}
+
+uint64_t MustAppend(StreamLog* log, MessageRef m, int64_t ms,
+                    std::string_view id = "") {
+  uint64_t seq = 0;
+  absl::Status s = log->Append(std::move(m), ms, id, &seq);
+  EXPECT_TRUE(s.ok()) << s;
+  return seq;
+}
+
+std::vector<StreamRecord> ReadAll(const StreamLog& log, uint64_t from = 1) {
+  std::vector<StreamRecord> out;
+  absl::Status s = log.Read(from, SIZE_MAX, UINT64_MAX, &out);
+  EXPECT_TRUE(s.ok()) << s;
+  return out;
+}
+
+// Waits (polling notify_fd as the routing thread would) until DurableSeq()
+// reaches `seq`; false after 10 s.
+bool WaitDurable(StreamLog* log, uint64_t seq) {
+  for (int i = 0; i < 1000 && log->DurableSeq() < seq; ++i) {
+    struct pollfd p = {log->notify_fd(), POLLIN, 0};
+    ::poll(&p, 1, 10);
+    if (p.revents & POLLIN) log->TakeDurable();
+  }
+  return log->DurableSeq() >= seq;
+}
+
+std::vector<std::string> SegmentFiles(const std::string& dir) {
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (ParseSegmentFileName(e.path().filename().string())) {
+      files.push_back(e.path().string());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+TEST(StreamLogTest, AppendReadRoundTrip) {
+  const std::string dir = TestDir("roundtrip");
+  auto log = MustOpen(Opts(dir));
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->FirstSeq(), 1u);
+  EXPECT_EQ(log->LastSeq(), 0u);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(MustAppend(log.get(),
+                         Msg(absl::StrCat("orders.", i), std::string(i, 'x'),
+                             std::string("h\0v", 3), i % 2 ? "reply.1" : ""),
+                         1000 + i, i % 3 ? absl::StrCat("id", i) : ""),
+              static_cast<uint64_t>(i + 1));
+  }
+  ASSERT_TRUE(log->Flush().ok());
+  EXPECT_EQ(log->DurableSeq(), 100u);
+  EXPECT_EQ(log->TotalRecords(), 100u);
+  auto recs = ReadAll(*log);
+  ASSERT_EQ(recs.size(), 100u);
+  for (int i = 0; i < 100; ++i) {
+    const StreamRecord& r = recs[i];
+    EXPECT_EQ(r.seq, static_cast<uint64_t>(i + 1));
+    EXPECT_EQ(r.unix_ms, 1000 + i);
+    EXPECT_EQ(r.msg_id, i % 3 ? absl::StrCat("id", i) : "");
+    EXPECT_EQ(r.message->topic, absl::StrCat("orders.", i));
+    EXPECT_EQ(r.message->payload, std::string(i, 'x'));
+    EXPECT_EQ(r.message->headers, std::string("h\0v", 3));
+    EXPECT_EQ(r.message->reply_to, i % 2 ? "reply.1" : "");
+  }
+  // Limits: max_records, max_bytes (at least one record), from a seq.
+  std::vector<StreamRecord> some;
+  ASSERT_TRUE(log->Read(10, 5, UINT64_MAX, &some).ok());
+  ASSERT_EQ(some.size(), 5u);
+  EXPECT_EQ(some[0].seq, 10u);
+  some.clear();
+  ASSERT_TRUE(log->Read(50, 100, 1, &some).ok());
+  ASSERT_EQ(some.size(), 1u);
+  EXPECT_EQ(some[0].seq, 50u);
+  some.clear();
+  ASSERT_TRUE(log->Read(101, 100, UINT64_MAX, &some).ok());
+  EXPECT_TRUE(some.empty());
+  EXPECT_TRUE(log->Close().ok());
+}
+
+TEST(StreamLogTest, ReopenContinuesSequence) {
+  const std::string dir = TestDir("reopen");
+  {
+    auto log = MustOpen(Opts(dir));
+    for (int i = 0; i < 10; ++i) MustAppend(log.get(), Msg("a", "p"), 5);
+  }  // the destructor closes (and flushes)
+  RecoveryReport report;
+  auto log = MustOpen(Opts(dir), &report);
+  EXPECT_FALSE(report.truncated());
+  EXPECT_EQ(log->LastSeq(), 10u);
+  EXPECT_EQ(log->DurableSeq(), 10u);
+  EXPECT_EQ(MustAppend(log.get(), Msg("a", "q"), 6), 11u);
+  ASSERT_TRUE(log->Flush().ok());
+  auto recs = ReadAll(*log);
+  ASSERT_EQ(recs.size(), 11u);
+  EXPECT_EQ(recs.back().message->payload, "q");
+}
+
+TEST(StreamLogTest, RotatesSegmentsAndReadsAcrossThem) {
+  const std::string dir = TestDir("rotation");
+  StreamLogOptions o = Opts(dir);
+  o.segment_max_bytes = 4096;
+  o.index_interval_bytes = 512;
+  auto log = MustOpen(o);
+  const std::string payload(200, 'z');
+  for (int i = 0; i < 300; ++i) MustAppend(log.get(), Msg("t", payload), i);
+  ASSERT_TRUE(log->Flush().ok());
+  const auto files = SegmentFiles(dir);
+  EXPECT_GT(files.size(), 10u);
+  for (const std::string& f : files) {
+    EXPECT_LE(fs::file_size(f), 4096u);
+  }
+  // Every seq is found from the index, whatever segment it is in.
+  for (uint64_t seq = 1; seq <= 300; seq += 7) {
+    std::vector<StreamRecord> one;
+    ASSERT_TRUE(log->Read(seq, 1, UINT64_MAX, &one).ok());
+    ASSERT_EQ(one.size(), 1u);
+    EXPECT_EQ(one[0].seq, seq);
+    EXPECT_EQ(one[0].unix_ms, static_cast<int64_t>(seq - 1));
+  }
+  EXPECT_EQ(ReadAll(*log, 1).size(), 300u);
+  log.reset();
+  auto again = MustOpen(o);  // the index is rebuilt by the scan
+  EXPECT_EQ(again->LastSeq(), 300u);
+  EXPECT_EQ(ReadAll(*again, 123).front().seq, 123u);
+  EXPECT_EQ(MustAppend(again.get(), Msg("t", payload), 1000), 301u);
+}
+
+TEST(StreamLogTest, BigRecordGetsASegmentOfItsOwn) {
+  const std::string dir = TestDir("big");
+  StreamLogOptions o = Opts(dir);
+  o.segment_max_bytes = 1024;
+  auto log = MustOpen(o);
+  MustAppend(log.get(), Msg("t", "small"), 1);
+  MustAppend(log.get(), Msg("t", std::string(5000, 'b')), 2);
+  MustAppend(log.get(), Msg("t", "small"), 3);
+  ASSERT_TRUE(log->Flush().ok());
+  auto recs = ReadAll(*log);
+  ASSERT_EQ(recs.size(), 3u);
+  EXPECT_EQ(recs[1].message->payload.size(), 5000u);
+  uint64_t seq;
+  EXPECT_EQ(log->Append(Msg("t", std::string(17 << 20, 'x')), 4, "", &seq)
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(StreamLogTest, SeekTime) {
+  const std::string dir = TestDir("seektime");
+  StreamLogOptions o = Opts(dir);
+  o.segment_max_bytes = 2048;
+  o.index_interval_bytes = 256;
+  auto log = MustOpen(o);
+  for (int i = 0; i < 200; ++i) {
+    MustAppend(log.get(), Msg("t", std::string(50, 'x')), 1000 + 10 * i);
+  }
+  // An earlier timestamp is stored as the previous record's.
+  EXPECT_EQ(MustAppend(log.get(), Msg("t", "late"), 5), 201u);
+  ASSERT_TRUE(log->Flush().ok());
+  EXPECT_EQ(*log->SeekTime(0), 1u);
+  EXPECT_EQ(*log->SeekTime(1000), 1u);
+  EXPECT_EQ(*log->SeekTime(1001), 2u);
+  EXPECT_EQ(*log->SeekTime(1055), 7u);  // 1060 is seq 7
+  for (int i = 0; i < 200; i += 13) {
+    EXPECT_EQ(*log->SeekTime(1000 + 10 * i), static_cast<uint64_t>(i + 1));
+  }
+  EXPECT_EQ(*log->SeekTime(1000 + 10 * 199), 200u);
+  EXPECT_EQ(*log->SeekTime(1000 + 10 * 199 + 1), 202u);  // none: next seq
+  auto recs = ReadAll(*log, 201);
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0].unix_ms, 1000 + 10 * 199);
+}
+
+TEST(StreamLogTest, RetentionByMessages) {
+  const std::string dir = TestDir("ret_msgs");
+  StreamLogOptions o = Opts(dir);
+  o.segment_max_bytes = 1024;
+  o.max_msgs = 50;
+  auto log = MustOpen(o);
+  for (int i = 0; i < 200; ++i) {
+    MustAppend(log.get(), Msg("t", std::string(100, 'x')), i);
+    if (i % 10 == 0) {
+      ASSERT_TRUE(log->Flush().ok());
+    }
+  }
+  ASSERT_TRUE(log->Flush().ok());
+  EXPECT_LE(log->TotalRecords(), 50u);
+  EXPECT_GE(log->TotalRecords(), 40u);  // within a segment of the limit
+  EXPECT_EQ(log->FirstSeq(), 200 - log->TotalRecords() + 1);
+  auto recs = ReadAll(*log, 1);  // from an expired seq: starts at FirstSeq
+  ASSERT_EQ(recs.size(), log->TotalRecords());
+  EXPECT_EQ(recs.front().seq, log->FirstSeq());
+  EXPECT_EQ(recs.back().seq, 200u);
+  EXPECT_GT(log->stats().segments_deleted.load(), 0u);
+  const uint64_t first = log->FirstSeq();
+  log.reset();
+  auto again = MustOpen(o);
+  EXPECT_EQ(again->FirstSeq(), first);
+  EXPECT_EQ(again->LastSeq(), 200u);
+}
+
+TEST(StreamLogTest, RetentionByBytes) {
+  const std::string dir = TestDir("ret_bytes");
+  StreamLogOptions o = Opts(dir);
+  o.segment_max_bytes = 2048;
+  o.max_bytes = 10000;
+  auto log = MustOpen(o);
+  for (int i = 0; i < 300; ++i) {
+    MustAppend(log.get(), Msg("t", std::string(100, 'x')), i);
+  }
+  ASSERT_TRUE(log->Flush().ok());
+  EXPECT_LE(log->TotalBytes(), 10000u);
+  EXPECT_GE(log->TotalBytes(), 10000u - 2048u);
+  uint64_t on_disk = 0;
+  for (const auto& f : SegmentFiles(dir)) on_disk += fs::file_size(f);
+  EXPECT_EQ(on_disk, log->TotalBytes());
+  EXPECT_EQ(ReadAll(*log).back().seq, 300u);
+}
+
+TEST(StreamLogTest, RetentionByAgeEmptiesTheStream) {
+  const std::string dir = TestDir("ret_age");
+  auto now = std::make_shared<std::atomic<int64_t>>(10000);
+  StreamLogOptions o = Opts(dir);
+  o.segment_max_bytes = 1024;
+  o.max_age_ms = 1000;
+  o.unix_clock = [now] { return now->load(); };
+  auto log = MustOpen(o);
+  for (int i = 0; i < 100; ++i) {
+    MustAppend(log.get(), Msg("t", std::string(50, 'x')), 8000 + 20 * i);
+  }
+  ASSERT_TRUE(log->Flush().ok());
+  // Records stamped 8000..9980 (about 10 a segment); now 10000: the whole
+  // segments whose newest record is before 9000 are gone, no others.
+  EXPECT_GT(log->FirstSeq(), 40u);
+  auto recs = ReadAll(*log);
+  ASSERT_FALSE(recs.empty());
+  EXPECT_LT(recs.front().unix_ms, 9000);
+  EXPECT_GE(recs.front().unix_ms, 9000 - 20 * 11);
+  now->store(10000 + 10000);
+  ASSERT_TRUE(log->Flush().ok());  // applies retention
+  EXPECT_EQ(log->TotalRecords(), 0u);
+  EXPECT_EQ(log->FirstSeq(), 101u);
+  EXPECT_TRUE(ReadAll(*log).empty());
+  EXPECT_EQ(*log->SeekTime(0), 101u);
+  EXPECT_EQ(MustAppend(log.get(), Msg("t", "new"), 20000), 101u);
+  log.reset();
+  auto again = MustOpen(o);
+  EXPECT_EQ(again->FirstSeq(), 101u);
+  EXPECT_EQ(again->LastSeq(), 101u);
+}
+
+// Holds the writer in its next fsync until released.
+struct FsyncGate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool closed = false;
+  int waiting = 0;
+  void Wait() {
+    std::unique_lock<std::mutex> l(mu);
+    ++waiting;
+    cv.notify_all();
+    cv.wait(l, [&] { return !closed; });
+  }
+  void Close() {
+    std::lock_guard<std::mutex> l(mu);
+    closed = true;
+  }
+  void Open() {
+    std::lock_guard<std::mutex> l(mu);
+    closed = false;
+    cv.notify_all();
+  }
+  void AwaitWaiter() {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return waiting > 0; });
+  }
+};
+
+TEST(StreamLogTest, FsyncAlwaysGroupsCommits) {
+  const std::string dir = TestDir("fsync_always");
+  auto gate = std::make_shared<FsyncGate>();
+  StreamLogOptions o = Opts(dir);
+  o.fsync_policy = FsyncPolicy::kAlways;
+  o.before_fsync = [gate] { gate->Wait(); };
+  auto log = MustOpen(o);
+  gate->Close();
+  MustAppend(log.get(), Msg("t", "first"), 1);
+  gate->AwaitWaiter();  // the writer is in the first record's fsync
+  EXPECT_EQ(log->DurableSeq(), 0u);
+  EXPECT_EQ(log->WrittenSeq(), 1u);
+  for (int i = 0; i < 1000; ++i) MustAppend(log.get(), Msg("t", "more"), 2);
+  gate->Open();
+  ASSERT_TRUE(WaitDurable(log.get(), 1001));
+  // One fsync for the first record, one (or two, if the writer woke in
+  // between) for the 1000 that queued up behind it.
+  EXPECT_LE(log->stats().fsyncs.load(), 3u);
+  EXPECT_EQ(log->stats().records_written.load(), 1001u);
+  EXPECT_TRUE(log->Close().ok());
+}
+
+TEST(StreamLogTest, FsyncAlwaysDurableAdvancesWithoutFlush) {
+  const std::string dir = TestDir("fsync_always_poll");
+  auto log = MustOpen(Opts(dir));
+  uint64_t last = 0;
+  for (int round = 0; round < 20; ++round) {
+    for (int i = 0; i < 50; ++i) last = MustAppend(log.get(), Msg("t", "x"), 1);
+    ASSERT_TRUE(WaitDurable(log.get(), last));
+  }
+  EXPECT_EQ(log->DurableSeq(), 1000u);
+  EXPECT_GE(log->stats().fsyncs.load(), 1u);
+  EXPECT_LE(log->stats().fsyncs.load(), log->stats().batches.load() + 0u);
+}
+
+TEST(StreamLogTest, FsyncEveryMs) {
+  const std::string dir = TestDir("fsync_every");
+  StreamLogOptions o = Opts(dir);
+  o.fsync_policy = FsyncPolicy::kEveryMs;
+  o.fsync_every_ms = 20;
+  auto log = MustOpen(o);
+  uint64_t last = 0;
+  for (int round = 0; round < 10; ++round) {
+    for (int i = 0; i < 100; ++i) last = MustAppend(log.get(), Msg("t", "x"), 1);
+    ASSERT_TRUE(WaitDurable(log.get(), last));
+  }
+  const uint64_t fsyncs = log->stats().fsyncs.load();
+  EXPECT_GE(fsyncs, 1u);
+  EXPECT_LE(fsyncs, 1000u / 10);
+}
+
+TEST(StreamLogTest, FsyncNeverCountsWrittenAsDurable) {
+  const std::string dir = TestDir("fsync_never");
+  StreamLogOptions o = Opts(dir);
+  o.fsync_policy = FsyncPolicy::kNever;
+  auto log = MustOpen(o);
+  for (int i = 0; i < 500; ++i) MustAppend(log.get(), Msg("t", "x"), 1);
+  ASSERT_TRUE(WaitDurable(log.get(), 500));
+  EXPECT_EQ(log->stats().fsyncs.load(), 0u);
+  EXPECT_TRUE(log->Close().ok());
+  EXPECT_EQ(log->stats().fsyncs.load(), 0u);  // Close does not fsync either
+}
+
+TEST(StreamLogTest, FullQueueIsResourceExhausted) {
+  const std::string dir = TestDir("full");
+  auto gate = std::make_shared<FsyncGate>();
+  StreamLogOptions o = Opts(dir);
+  o.max_queued_records = 8;
+  o.before_fsync = [gate] { gate->Wait(); };
+  auto log = MustOpen(o);
+  gate->Close();
+  MustAppend(log.get(), Msg("t", "x"), 1);
+  gate->AwaitWaiter();
+  int accepted = 1;
+  absl::Status s;
+  for (int i = 0; i < 100; ++i) {
+    uint64_t seq;
+    s = log->Append(Msg("t", "x"), 1, "", &seq);
+    if (!s.ok()) break;
+    EXPECT_EQ(seq, static_cast<uint64_t>(++accepted));
+  }
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_EQ(accepted, 8);
+  EXPECT_EQ(log->stats().rejected_full.load(), 1u);
+  gate->Open();
+  ASSERT_TRUE(log->Flush().ok());
+  // Room again, and no seq was used by the refused append.
+  EXPECT_EQ(MustAppend(log.get(), Msg("t", "y"), 1), 9u);
+  ASSERT_TRUE(log->Flush().ok());
+  EXPECT_EQ(ReadAll(*log).size(), 9u);
+}
+
+TEST(StreamLogTest, FullQueueByBytes) {
+  const std::string dir = TestDir("full_bytes");
+  auto gate = std::make_shared<FsyncGate>();
+  StreamLogOptions o = Opts(dir);
+  o.max_queued_bytes = 4000;
+  o.before_fsync = [gate] { gate->Wait(); };
+  auto log = MustOpen(o);
+  gate->Close();
+  MustAppend(log.get(), Msg("t", std::string(1000, 'x')), 1);
+  gate->AwaitWaiter();
+  uint64_t seq;
+  int accepted = 1;
+  while (log->Append(Msg("t", std::string(1000, 'x')), 1, "", &seq).ok()) {
+    ++accepted;
+  }
+  EXPECT_EQ(accepted, 3);  // 3 x ~1050 bytes fit in 4000, a 4th does not
+  gate->Open();
+}
+
+TEST(StreamLogTest, DedupWithinWindowAfterWindowAndAfterReopen) {
+  const std::string dir = TestDir("dedup");
+  StreamLogOptions o = Opts(dir);
+  o.dedup_window_ms = 1000;
+  {
+    auto log = MustOpen(o);
+    EXPECT_EQ(MustAppend(log.get(), Msg("t", "a"), 10000, "A"), 1u);
+    EXPECT_EQ(MustAppend(log.get(), Msg("t", "b"), 10100, "B"), 2u);
+    uint64_t seq = 0;
+    absl::Status s = log->Append(Msg("t", "a2"), 10500, "A", &seq);
+    EXPECT_EQ(s.code(), absl::StatusCode::kAlreadyExists) << s;
+    EXPECT_EQ(seq, 1u);
+    EXPECT_EQ(log->stats().duplicates.load(), 1u);
+    // 1000 ms after A: A is forgotten, B (at 10100) is not.
+    EXPECT_EQ(MustAppend(log.get(), Msg("t", "a3"), 11000, "A"), 3u);
+    EXPECT_EQ(log->Append(Msg("t", "b2"), 11050, "B", &seq).code(),
+              absl::StatusCode::kAlreadyExists);
+    EXPECT_EQ(seq, 2u);
+    ASSERT_TRUE(log->Flush().ok());
+    auto recs = ReadAll(*log);
+    ASSERT_EQ(recs.size(), 3u);  // nothing written for the duplicates
+    EXPECT_EQ(recs[2].message->payload, "a3");
+  }
+  auto log = MustOpen(o);
+  uint64_t seq = 0;
+  // Reloaded: A is seq 3 (at 11000), B (at 10100) is within the window of
+  // the newest record (11000 - 10100 < 1000), the first A is not.
+  EXPECT_EQ(log->Append(Msg("t", "x"), 11050, "A", &seq).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(seq, 3u);
+  EXPECT_EQ(log->Append(Msg("t", "x"), 11050, "B", &seq).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(seq, 2u);
+  EXPECT_EQ(MustAppend(log.get(), Msg("t", "y"), 11200, "B"), 4u);
+}
+
+TEST(StreamLogTest, DedupKeepsABoundedNumberOfIds) {
+  const std::string dir = TestDir("dedup_bound");
+  StreamLogOptions o = Opts(dir);
+  o.dedup_max_ids = 10;
+  auto log = MustOpen(o);
+  for (int i = 0; i < 20; ++i) {
+    MustAppend(log.get(), Msg("t", "x"), 1, absl::StrCat("id", i));
+  }
+  uint64_t seq;
+  EXPECT_EQ(log->Append(Msg("t", "x"), 1, "id19", &seq).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(log->Append(Msg("t", "x"), 1, "id10", &seq).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(log->Append(Msg("t", "x"), 1, "id0", &seq).ok());  // forgotten
+}
+
+// Writes 20 records and closes; returns the last segment's path.
+std::string WriteTwenty(const StreamLogOptions& o) {
+  auto log = MustOpen(o);
+  for (int i = 0; i < 20; ++i) {
+    MustAppend(log.get(), Msg("t", std::string(100, 'a' + i)), i);
+  }
+  EXPECT_TRUE(log->Close().ok());
+  return SegmentFiles(o.dir).back();
+}
+
+constexpr uint64_t kFrame20 = kFrameOverhead + 1 + 100;  // per record above
+
+TEST(StreamLogRecoveryTest, TruncatedMidRecord) {
+  const StreamLogOptions o = Opts(TestDir("rec_torn"));
+  const std::string file = WriteTwenty(o);
+  const uint64_t size = fs::file_size(file);
+  ASSERT_EQ(size, kSegmentHeaderBytes + 20 * kFrame20);
+  fs::resize_file(file, size - 30);
+  RecoveryReport report;
+  auto log = MustOpen(o, &report);
+  EXPECT_TRUE(report.truncated());
+  EXPECT_EQ(report.file, file);
+  EXPECT_EQ(report.truncated_bytes, kFrame20 - 30);
+  EXPECT_EQ(report.truncated_records, 1u);
+  EXPECT_EQ(report.offset, kSegmentHeaderBytes + 19 * kFrame20);
+  EXPECT_EQ(report.reason, "short record (torn write)");
+  EXPECT_EQ(log->LastSeq(), 19u);
+  EXPECT_EQ(ReadAll(*log).size(), 19u);
+  EXPECT_EQ(fs::file_size(file), kSegmentHeaderBytes + 19 * kFrame20);
+  EXPECT_EQ(MustAppend(log.get(), Msg("t", "after"), 100), 20u);
+  ASSERT_TRUE(log->Flush().ok());
+  EXPECT_EQ(ReadAll(*log, 20)[0].message->payload, "after");
+}
+
+TEST(StreamLogRecoveryTest, FlippedByteInLastRecord) {
+  const StreamLogOptions o = Opts(TestDir("rec_flip"));
+  const std::string file = WriteTwenty(o);
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(kSegmentHeaderBytes + 19 * kFrame20 + 60);
+    f.put('!');
+  }
+  RecoveryReport report;
+  auto log = MustOpen(o, &report);
+  EXPECT_EQ(report.reason, "bad checksum");
+  EXPECT_EQ(report.truncated_bytes, kFrame20);
+  EXPECT_EQ(report.truncated_records, 1u);
+  EXPECT_EQ(log->LastSeq(), 19u);
+  auto recs = ReadAll(*log);
+  ASSERT_EQ(recs.size(), 19u);
+  EXPECT_EQ(recs.back().message->payload, std::string(100, 'a' + 18));
+}
+
+TEST(StreamLogRecoveryTest, FlippedByteMidSegmentDropsTheRest) {
+  const StreamLogOptions o = Opts(TestDir("rec_flip_mid"));
+  const std::string file = WriteTwenty(o);
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(kSegmentHeaderBytes + 10 * kFrame20 + 60);
+    f.put('!');
+  }
+  RecoveryReport report;
+  auto log = MustOpen(o, &report);
+  EXPECT_EQ(report.truncated_records, 10u);  // the bad one and 9 after it
+  EXPECT_EQ(log->LastSeq(), 10u);
+}
+
+TEST(StreamLogRecoveryTest, GarbageAppended) {
+  const StreamLogOptions o = Opts(TestDir("rec_garbage"));
+  const std::string file = WriteTwenty(o);
+  {
+    std::ofstream f(file, std::ios::app | std::ios::binary);
+    f << "this is not a record, not at all";
+  }
+  RecoveryReport report;
+  auto log = MustOpen(o, &report);
+  EXPECT_TRUE(report.truncated());
+  EXPECT_EQ(report.truncated_bytes, 32u);
+  EXPECT_EQ(report.reason, "bad record length");
+  EXPECT_EQ(log->LastSeq(), 20u);
+  EXPECT_EQ(ReadAll(*log).size(), 20u);
+  log.reset();
+  RecoveryReport again;
+  MustOpen(o, &again);
+  EXPECT_FALSE(again.truncated());
+}
+
+TEST(StreamLogRecoveryTest, ZeroFilledTailAndTornHeader) {
+  const StreamLogOptions o = Opts(TestDir("rec_zero"));
+  const std::string file = WriteTwenty(o);
+  fs::resize_file(file, fs::file_size(file) + 4096);  // zeros
+  RecoveryReport report;
+  auto log = MustOpen(o, &report);
+  EXPECT_EQ(report.truncated_bytes, 4096u);
+  EXPECT_EQ(log->LastSeq(), 20u);
+  log.reset();
+  // A new segment whose header was torn (crash during rotation).
+  const std::string next = absl::StrCat(o.dir, "/", SegmentFileName(21));
+  { std::ofstream(next, std::ios::binary) << "SIFT"; }
+  log = MustOpen(o, &report);
+  EXPECT_EQ(report.reason, "bad segment header");
+  EXPECT_EQ(report.truncated_bytes, 4u);
+  EXPECT_EQ(log->LastSeq(), 20u);
+  EXPECT_EQ(MustAppend(log.get(), Msg("t", "x"), 50), 21u);
+}
+
+TEST(StreamLogRecoveryTest, CorruptionInAnEarlierSegmentIsAnError) {
+  StreamLogOptions o = Opts(TestDir("rec_mid_segment"));
+  o.segment_max_bytes = 1024;
+  WriteTwenty(o);
+  const auto files = SegmentFiles(o.dir);
+  ASSERT_GT(files.size(), 2u);
+  {
+    std::fstream f(files[0], std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(kSegmentHeaderBytes + kFrame20 + 50);
+    f.put('!');
+  }
+  auto log = StreamLog::Open(o);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(log.status().message().find(files[0]), absl::string_view::npos)
+      << log.status();
+  EXPECT_NE(log.status().message().find(
+                absl::StrCat("offset ", kSegmentHeaderBytes + kFrame20)),
+            absl::string_view::npos)
+      << log.status();
+  // A missing middle segment is one too.
+  o.dir = TestDir("rec_gap");
+  WriteTwenty(o);
+  const auto gap_files = SegmentFiles(o.dir);
+  ASSERT_GE(gap_files.size(), 3u);
+  fs::remove(gap_files[1]);
+  auto gap = StreamLog::Open(o);
+  EXPECT_EQ(gap.status().code(), absl::StatusCode::kDataLoss) << gap.status();
+}
+
+TEST(StreamLogTest, InvalidOptions) {
+  StreamLogOptions o = Opts("");
+  EXPECT_EQ(StreamLog::Open(o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  o = Opts(TestDir("bad_opts"));
+  o.fsync_policy = FsyncPolicy::kEveryMs;
+  o.fsync_every_ms = 0;
+  EXPECT_EQ(StreamLog::Open(o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// Random appends, reopens and torn tails, against a model of what must be
+// there: every record the log ever reported written before the damage point
+// reads back intact, in order, with contiguous seqs.
+TEST(StreamLogRandomTest, AppendsReopensAndTornTails) {
+  const std::string dir = TestDir("random");
+  std::mt19937_64 rng(20240611);
+  StreamLogOptions o = Opts(dir);
+  o.segment_max_bytes = 8192;
+  o.index_interval_bytes = 300;
+  struct Model {
+    int64_t ms;
+    std::string id, topic, payload;
+  };
+  std::map<uint64_t, Model> model;  // seq -> record
+  uint64_t next = 1;
+  int64_t ms = 1;
+  int truncations = 0;
+  for (int round = 0; round < 60; ++round) {
+    o.fsync_policy = static_cast<FsyncPolicy>(rng() % 3);
+    RecoveryReport report;
+    auto log = MustOpen(o, &report);
+    ASSERT_NE(log, nullptr);
+    if (report.truncated()) ++truncations;
+    // What survived must match the model exactly.
+    ASSERT_EQ(log->LastSeq() + 1, next) << "round " << round;
+    auto recs = ReadAll(*log);
+    ASSERT_EQ(recs.size(), model.size());
+    for (const StreamRecord& r : recs) {
+      const Model& m = model.at(r.seq);
+      ASSERT_EQ(r.unix_ms, m.ms);
+      ASSERT_EQ(r.msg_id, m.id);
+      ASSERT_EQ(r.message->topic, m.topic);
+      ASSERT_EQ(r.message->payload, m.payload);
+    }
+    const int appends = static_cast<int>(rng() % 200);
+    for (int i = 0; i < appends; ++i) {
+      ms += static_cast<int64_t>(rng() % 5);
+      Model m{ms, rng() % 4 == 0 ? absl::StrCat("id-", next) : "",
+              absl::StrCat("topic.", rng() % 10),
+              std::string(rng() % 600, static_cast<char>('a' + rng() % 26))};
+      ASSERT_EQ(MustAppend(log.get(), Msg(m.topic, m.payload), m.ms, m.id),
+                next);
+      model[next++] = std::move(m);
+      if (rng() % 50 == 0) {
+      ASSERT_TRUE(log->Flush().ok());
+    }
+    }
+    ASSERT_TRUE(log->Close().ok());
+    EXPECT_EQ(log->DurableSeq(), next - 1);
+    log.reset();
+    // Damage the tail of the last segment: cut at a random point, flip a
+    // byte, or append garbage; or leave it alone.
+    const std::string file = SegmentFiles(dir).back();
+    const uint64_t size = fs::file_size(file);
+    const uint64_t base = *ParseSegmentFileName(fs::path(file).filename().string());
+    if (size <= kSegmentHeaderBytes) continue;
+    const uint64_t point = kSegmentHeaderBytes + rng() % (size - kSegmentHeaderBytes);
+    const int kind = static_cast<int>(rng() % 4);
+    if (kind == 0) {
+      fs::resize_file(file, point);
+    } else if (kind == 1) {
+      std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekg(point);
+      const char c = static_cast<char>(f.get());
+      f.seekp(point);
+      f.put(static_cast<char>(c ^ (1 + rng() % 255)));
+    } else if (kind == 2) {
+      std::ofstream f(file, std::ios::app | std::ios::binary);
+      for (int i = 0; i < 1 + static_cast<int>(rng() % 100); ++i) {
+        f.put(static_cast<char>(rng()));
+      }
+      continue;  // nothing lost
+    } else {
+      continue;
+    }
+    // Records of the last segment whose frames end at or before `point`
+    // survive; the rest are gone.
+    uint64_t offset = kSegmentHeaderBytes;
+    for (uint64_t seq = base; seq < next; ++seq) {
+      const Model& m = model.at(seq);
+      const uint64_t end = offset + kFrameOverhead + m.id.size() +
+                           m.topic.size() + m.payload.size();
+      if (end > point) {
+        model.erase(model.find(seq), model.end());
+        next = seq;
+        break;
+      }
+      offset = end;
+    }
+  }
+  EXPECT_GT(truncations, 10);
+}
+
+}  // namespace
+}  // namespace sift::store

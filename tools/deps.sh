@@ -17,6 +17,7 @@ PACKAGES=(
   libbenchmark-dev
   zlib1g-dev           # crc32 for stream log records (broker/store)
   python3              # tools/test_summary.py
+  python3-zmq python3-protobuf  # clients/python (the sift Python client)
 )
 
 missing=()

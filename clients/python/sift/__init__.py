@@ -13,7 +13,15 @@ Needs Debian's python3-zmq and python3-protobuf, and the module protoc
 generates from proto/sift.proto (see sift._pb for where it is looked for).
 """
 
-from ._pb import pb as wire  # noqa: F401  (the generated sift_pb2 module)
+import sys as _sys
+
+try:
+    from ._pb import pb as wire  # noqa: F401  (the generated sift_pb2 module)
+except ImportError as _e:
+    if _sys.argv[:1] == ["-m"]:  # python3 -m sift: a message, no traceback
+        print(f"python3 -m sift: {_e}", file=_sys.stderr)
+        raise SystemExit(2)
+    raise
 from .aio import AsyncClient, AsyncSubscription
 from .client import DEFAULT_ENDPOINT, Client, Subscription
 from .errors import (BadFrame, ClientClosed, DuplicateSid, ErrorCode,

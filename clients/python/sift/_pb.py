@@ -52,12 +52,20 @@ def _load() -> ModuleType:
     if _MODULE in sys.modules:
         return sys.modules[_MODULE]
     try:
+        import zmq  # noqa: F401  (checked here for a clear error)
+    except ImportError as e:
+        raise ImportError(
+            "sift needs Debian's python3-zmq (apt-get install python3-zmq; "
+            "tools/deps.sh installs it) and must run on /usr/bin/python3, "
+            f"which sees it (this is {sys.executable})") from e
+    try:
         import google.protobuf  # noqa: F401  (a clearer error than protoc's)
     except ImportError as e:
         raise ImportError(
             "sift needs Debian's python3-protobuf (apt-get install "
-            "python3-protobuf) and must run on /usr/bin/python3, which sees "
-            "it. " + _HOW_TO) from e
+            "python3-protobuf; tools/deps.sh installs it) and must run on "
+            f"/usr/bin/python3, which sees it (this is {sys.executable})"
+            ) from e
     env = os.environ.get("SIFT_PROTO_PATH")
     if env:
         path = os.path.join(env, _MODULE + ".py")

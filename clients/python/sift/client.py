@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Union
 
 import zmq
@@ -293,7 +294,10 @@ class Client:
         self._close_deadline: Optional[float] = None
         self._closed_event = threading.Event()
         self._wake_pending = False
+        # Closed when the Client is collected, never earlier: a late _wake()
+        # must not write into a reused descriptor.
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        weakref.finalize(self, os.close, self._wake_fd)
 
         ctx = context if context is not None else zmq.Context.instance()
         self._sock = ctx.socket(zmq.DEALER)
@@ -304,7 +308,6 @@ class Client:
             self._sock.connect(endpoint)
         except zmq.ZMQError as e:
             self._close_sockets()
-            os.close(self._wake_fd)
             raise SiftError(
                 f"cannot connect to {endpoint!r}: {e} (endpoints look like "
                 "tcp://127.0.0.1:7440 or ipc:///path)") from None
@@ -671,10 +674,6 @@ class Client:
                     t.join(max(0.0, join_until - time.monotonic()))
             if self._dispatcher is not None:
                 self._dispatcher.stop(max(0.0, timeout))
-            try:
-                os.close(self._wake_fd)
-            except OSError:
-                pass
 
     def __enter__(self) -> "Client":
         return self

@@ -415,7 +415,7 @@ absl::Status StreamLog::Close() {
 }
 
 absl::Status StreamLog::writer_status() const {
-  absl::MutexLock l(const_cast<absl::Mutex*>(&queue_mu_));
+  absl::MutexLock l(&queue_mu_);
   return writer_status_;
 }
 

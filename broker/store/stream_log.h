@@ -216,7 +216,9 @@ class StreamLog {
   uint64_t TotalBytes() const;
   uint64_t TotalRecords() const;
 
-  // Any thread. Appends to *out the written records from `from_seq` (or
+  // Any thread. Appends to *out the written records (seq <= WrittenSeq(),
+  // which may be ahead of DurableSeq(): a consumer that must only see
+  // durable records bounds itself by DurableSeq()) from `from_seq` (or
   // FirstSeq() if it is older) on, up to max_records and max_bytes (frame
   // bytes; the first record is returned whatever its size). Errors: DataLoss
   // naming the file and offset of a corrupt record, or a read errno.
@@ -288,7 +290,7 @@ class StreamLog {
   std::deque<std::pair<std::string, DedupEntry>> id_order_;  // oldest first
 
   // The queue. State below is protected by queue_mu_.
-  absl::Mutex queue_mu_;
+  mutable absl::Mutex queue_mu_;
   absl::CondVar work_cv_;  // the writer waits for work
   absl::CondVar done_cv_;  // Flush waits for the writer
   std::vector<Pending> queue_ ABSL_GUARDED_BY(queue_mu_);

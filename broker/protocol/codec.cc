@@ -26,19 +26,6 @@ inline char* PutBytes(int field, std::string_view s, char* p) {
 // Size of a length-delimited field holding `len` bytes (tag + length + data).
 constexpr size_t FieldSize(size_t len) { return 1 + VarintSize(len) + len; }
 
-size_t DeliverBodySize(uint64_t sid, std::string_view topic,
-                       std::string_view reply_to, std::string_view headers,
-                       uint64_t delivery_id, uint32_t attempt,
-                       bool retained) {
-  size_t n = headers.size();
-  if (delivery_id != 0) n += 1 + VarintSize(delivery_id);
-  if (attempt != 0) n += 1 + VarintSize(attempt);
-  if (retained) n += 2;
-  if (sid != 0) n += 1 + VarintSize(sid);
-  if (!topic.empty()) n += FieldSize(topic.size());
-  if (!reply_to.empty()) n += FieldSize(reply_to.size());
-  return n;
-}
 
 size_t PubBodySize(std::string_view topic, std::string_view reply_to,
                    bool confirm, std::string_view headers) {
@@ -72,57 +59,6 @@ absl::StatusOr<const wire::Header*> HeaderDecoder::Decode(const void* data,
                                   " bytes) is not a sift Header protobuf"));
   }
   return header;
-}
-
-size_t DeliverSize(uint64_t sid, std::string_view topic,
-                   std::string_view reply_to, std::string_view headers,
-                   uint64_t delivery_id, uint32_t attempt, bool retained) {
-  return FieldSize(DeliverBodySize(sid, topic, reply_to, headers, delivery_id,
-                                   attempt, retained));
-}
-
-size_t EncodeDeliver(uint64_t sid, std::string_view topic,
-                     std::string_view reply_to, std::string_view headers,
-                     char* out) {
-  return EncodeDeliver(sid, topic, reply_to, headers, 0, 0, false, out);
-}
-
-size_t EncodeDeliver(uint64_t sid, std::string_view topic,
-                     std::string_view reply_to, std::string_view headers,
-                     uint64_t delivery_id, uint32_t attempt, bool retained,
-                     char* out) {
-  char* p = out;
-  *p++ = static_cast<char>(Tag(wire::Header::kDeliverFieldNumber,
-                               kLengthDelimited));
-  p = PutVarint(DeliverBodySize(sid, topic, reply_to, headers, delivery_id,
-                                attempt, retained),
-                p);
-  if (sid != 0) {
-    *p++ = static_cast<char>(Tag(wire::Deliver::kSidFieldNumber, kVarint));
-    p = PutVarint(sid, p);
-  }
-  if (!topic.empty()) p = PutBytes(wire::Deliver::kTopicFieldNumber, topic, p);
-  if (!reply_to.empty()) {
-    p = PutBytes(wire::Deliver::kReplyToFieldNumber, reply_to, p);
-  }
-  if (!headers.empty()) {
-    std::memcpy(p, headers.data(), headers.size());
-    p += headers.size();
-  }
-  if (delivery_id != 0) {
-    *p++ = static_cast<char>(
-        Tag(wire::Deliver::kDeliveryIdFieldNumber, kVarint));
-    p = PutVarint(delivery_id, p);
-  }
-  if (attempt != 0) {
-    *p++ = static_cast<char>(Tag(wire::Deliver::kAttemptFieldNumber, kVarint));
-    p = PutVarint(attempt, p);
-  }
-  if (retained) {
-    *p++ = static_cast<char>(Tag(wire::Deliver::kRetainedFieldNumber, kVarint));
-    *p++ = 1;
-  }
-  return static_cast<size_t>(p - out);
 }
 
 size_t PubSize(uint64_t request_id, std::string_view topic,

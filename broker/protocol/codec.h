@@ -17,9 +17,13 @@
 
 #include <google/protobuf/arena.h>
 
+#include <cstring>
+
+#include "absl/base/optimization.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "broker/protocol/wire_format.h"
 #include "proto/sift.pb.h"
 
 namespace sift::protocol {
@@ -47,19 +51,24 @@ class HeaderDecoder {
 // as they are; empty for none.
 
 // Exact encoded size of a DELIVER header. `delivery_id` and `attempt` are
-// set for explicit-ack subscriptions only (0: left out).
-size_t DeliverSize(uint64_t sid, std::string_view topic,
-                   std::string_view reply_to, std::string_view headers = {},
-                   uint64_t delivery_id = 0, uint32_t attempt = 0,
-                   bool retained = false);
+// set for explicit-ack subscriptions only (0: left out), `retained` for a
+// retained value sent to a new subscription. Inline: the broker encodes one
+// per delivery.
+inline size_t DeliverSize(uint64_t sid, std::string_view topic,
+                          std::string_view reply_to,
+                          std::string_view headers = {},
+                          uint64_t delivery_id = 0, uint32_t attempt = 0,
+                          bool retained = false);
 // Writes a DELIVER header into out[0, DeliverSize(...)). Returns bytes written.
-size_t EncodeDeliver(uint64_t sid, std::string_view topic,
-                     std::string_view reply_to, std::string_view headers,
-                     char* out);
-size_t EncodeDeliver(uint64_t sid, std::string_view topic,
-                     std::string_view reply_to, std::string_view headers,
-                     uint64_t delivery_id, uint32_t attempt, bool retained,
-                     char* out);
+inline size_t EncodeDeliver(uint64_t sid, std::string_view topic,
+                            std::string_view reply_to,
+                            std::string_view headers, uint64_t delivery_id,
+                            uint32_t attempt, bool retained, char* out);
+inline size_t EncodeDeliver(uint64_t sid, std::string_view topic,
+                            std::string_view reply_to,
+                            std::string_view headers, char* out) {
+  return EncodeDeliver(sid, topic, reply_to, headers, 0, 0, false, out);
+}
 
 // Exact encoded size of a PUB header.
 size_t PubSize(uint64_t request_id, std::string_view topic,
@@ -85,6 +94,92 @@ absl::StatusCode StatusCodeFor(wire::ErrorCode code);
 
 // Short name of the command in a header ("PUB", "SUB", ...), for logs.
 const char* CommandName(const wire::Header& header);
+
+// ---- Inline definitions.
+
+namespace codec_internal {
+
+inline char* PutLengthDelimited(int field, std::string_view s, char* p) {
+  *p++ = static_cast<char>(
+      wire_format::Tag(field, wire_format::kLengthDelimited));
+  p = wire_format::PutVarint(s.size(), p);
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+
+inline size_t DeliverBodySize(uint64_t sid, std::string_view topic,
+                              std::string_view reply_to,
+                              std::string_view headers, uint64_t delivery_id,
+                              uint32_t attempt, bool retained) {
+  using wire_format::VarintSize;
+  size_t n = headers.size();
+  if (sid != 0) n += 1 + VarintSize(sid);
+  if (!topic.empty()) n += 1 + VarintSize(topic.size()) + topic.size();
+  if (!reply_to.empty()) {
+    n += 1 + VarintSize(reply_to.size()) + reply_to.size();
+  }
+  if (ABSL_PREDICT_FALSE(delivery_id != 0)) n += 1 + VarintSize(delivery_id);
+  if (ABSL_PREDICT_FALSE(attempt != 0)) n += 1 + VarintSize(attempt);
+  if (ABSL_PREDICT_FALSE(retained)) n += 2;
+  return n;
+}
+
+}  // namespace codec_internal
+
+inline size_t DeliverSize(uint64_t sid, std::string_view topic,
+                          std::string_view reply_to, std::string_view headers,
+                          uint64_t delivery_id, uint32_t attempt,
+                          bool retained) {
+  const size_t body = codec_internal::DeliverBodySize(
+      sid, topic, reply_to, headers, delivery_id, attempt, retained);
+  return 1 + wire_format::VarintSize(body) + body;
+}
+
+inline size_t EncodeDeliver(uint64_t sid, std::string_view topic,
+                            std::string_view reply_to,
+                            std::string_view headers, uint64_t delivery_id,
+                            uint32_t attempt, bool retained, char* out) {
+  using wire_format::kLengthDelimited;
+  using wire_format::kVarint;
+  using wire_format::PutVarint;
+  using wire_format::Tag;
+  char* p = out;
+  *p++ = static_cast<char>(
+      Tag(wire::Header::kDeliverFieldNumber, kLengthDelimited));
+  p = PutVarint(codec_internal::DeliverBodySize(sid, topic, reply_to, headers,
+                                                delivery_id, attempt, retained),
+                p);
+  if (sid != 0) {
+    *p++ = static_cast<char>(Tag(wire::Deliver::kSidFieldNumber, kVarint));
+    p = PutVarint(sid, p);
+  }
+  if (!topic.empty()) {
+    p = codec_internal::PutLengthDelimited(wire::Deliver::kTopicFieldNumber,
+                                           topic, p);
+  }
+  if (!reply_to.empty()) {
+    p = codec_internal::PutLengthDelimited(wire::Deliver::kReplyToFieldNumber,
+                                           reply_to, p);
+  }
+  if (!headers.empty()) {
+    std::memcpy(p, headers.data(), headers.size());
+    p += headers.size();
+  }
+  if (ABSL_PREDICT_FALSE(delivery_id != 0)) {
+    *p++ = static_cast<char>(
+        Tag(wire::Deliver::kDeliveryIdFieldNumber, kVarint));
+    p = PutVarint(delivery_id, p);
+  }
+  if (ABSL_PREDICT_FALSE(attempt != 0)) {
+    *p++ = static_cast<char>(Tag(wire::Deliver::kAttemptFieldNumber, kVarint));
+    p = PutVarint(attempt, p);
+  }
+  if (ABSL_PREDICT_FALSE(retained)) {
+    *p++ = static_cast<char>(Tag(wire::Deliver::kRetainedFieldNumber, kVarint));
+    *p++ = 1;
+  }
+  return static_cast<size_t>(p - out);
+}
 
 }  // namespace sift::protocol
 

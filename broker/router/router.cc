@@ -265,9 +265,9 @@ absl::Status Router::CheckPublish(std::string_view topic,
   return CheckFields(reply_to, headers, payload_size);
 }
 
-absl::Status Router::CheckFields(std::string_view reply_to,
-                                 std::string_view headers,
-                                 size_t payload_size, bool check_headers) {
+absl::Status Router::CheckFieldsSlow(std::string_view reply_to,
+                                     std::string_view headers,
+                                     size_t payload_size, bool check_headers) {
   if (!reply_to.empty()) {
     if (absl::Status s = topic::ValidateTopic(reply_to, limits_.topic);
         !s.ok()) {

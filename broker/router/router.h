@@ -185,9 +185,19 @@ class Router {
   };
 
   void RemoveSubscription(SubHandle handle);
-  // Publish's checks of everything but the topic (counting a refusal).
+  // Publish's checks of everything but the topic (counting a refusal). The
+  // common case (no reply_to, no headers, a payload within bounds) inline.
   absl::Status CheckFields(std::string_view reply_to, std::string_view headers,
-                           size_t payload_size, bool check_headers = true);
+                           size_t payload_size, bool check_headers = true) {
+    if (reply_to.empty() && headers.empty() &&
+        payload_size <= limits_.max_payload_bytes) {
+      return absl::OkStatus();
+    }
+    return CheckFieldsSlow(reply_to, headers, payload_size, check_headers);
+  }
+  absl::Status CheckFieldsSlow(std::string_view reply_to,
+                               std::string_view headers, size_t payload_size,
+                               bool check_headers);
   // The counters of `topic`, found through the note on its match-cache entry
   // when it has one (no second hash lookup per message), else by name.
   TopicSlot SlotFor(std::string_view topic,

@@ -87,14 +87,17 @@ class AsyncSubscription:
 
     @property
     def sid(self) -> int:
+        """The subscription id (unique per client)."""
         return self._state.sid
 
     @property
     def pattern(self) -> str:
+        """The pattern subscribed to."""
         return self._state.pattern.decode("latin-1")
 
     @property
     def queue_group(self) -> str:
+        """The queue group ("" if none)."""
         return self._state.queue_group.decode("latin-1")
 
     @property
@@ -104,6 +107,7 @@ class AsyncSubscription:
 
     @property
     def closed(self) -> bool:
+        """True once unsubscribed or closed (queued messages may remain)."""
         return self._queue.closed
 
     async def next(self, timeout: Optional[float] = None) -> AsyncMessage:
@@ -117,6 +121,8 @@ class AsyncSubscription:
         return await self._queue.pop(timeout)  # type: ignore[return-value]
 
     def __aiter__(self) -> AsyncIterator[AsyncMessage]:
+        """``async for msg in sub``: messages until the subscription closes;
+        drops (queue full) are logged and counted, not raised."""
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[AsyncMessage]:
@@ -138,6 +144,7 @@ class AsyncSubscription:
         await self._client._unsubscribe(self._state.sid, timeout)
 
     async def __aenter__(self) -> "AsyncSubscription":
+        """``async with``: unsubscribes on exit."""
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -212,6 +219,8 @@ class AsyncClient:
         return client
 
     async def __aenter__(self) -> "AsyncClient":
+        """``async with AsyncClient(...) as c:`` connects (if not yet) and
+        closes on exit."""
         if not self._started:
             await self._connect()
         return self
@@ -337,9 +346,10 @@ class AsyncClient:
         queue = AsyncQueue(self._queue_max_messages, self._queue_max_bytes)
         state = SubState(self._session.next_id(), pat, group, filt,
                          tuple(plugins), ack_opts, False, queue)
-        if callback is not None:
-            self._start_callbacks(queue, callback, state.sid)
         await self._subscribe(state, timeout)
+        if callback is not None:
+            # Messages that came meanwhile wait in the queue for it.
+            self._start_callbacks(queue, callback, state.sid)
         return AsyncSubscription(self, state, queue, callback is not None)
 
     def _start_callbacks(self, queue: AsyncQueue,
@@ -501,34 +511,43 @@ class AsyncClient:
 
     @property
     def limits(self) -> Limits:
+        """The broker's limits and this session's identity (WELCOME)."""
         return self._session.limits
 
     @property
     def client_id(self) -> str:
+        """The id the broker gave this session (changes on reconnect)."""
         return self._session.limits.client_id
 
     @property
     def inbox_prefix(self) -> str:
+        """``"_INBOX." + client_id``: this session's private topics."""
         return self._session.limits.inbox_prefix
 
     @property
     def server_version(self) -> str:
+        """The broker's version, e.g. ``"siftd 0.1.0"``."""
         return self._session.limits.server_version
 
     @property
     def reconnects(self) -> int:
+        """How many times the client has re-established its session."""
         return self._session.reconnects
 
     @property
     def broker_dropped(self) -> int:
+        """Deliveries the broker dropped for this client (SLOW_CONSUMER
+        notices; may lag)."""
         return self._session.broker_dropped
 
     @property
     def is_connected(self) -> bool:
+        """True while a session is established."""
         return self._session.ready
 
     @property
     def is_closed(self) -> bool:
+        """True once close() was called."""
         return self._session.closed
 
     # ---- Closing ----
@@ -540,7 +559,9 @@ class AsyncClient:
         if self._sockets_closed:
             return
         session = self._session
-        assert self._loop is not None
+        if self._loop is None:  # never connected
+            session.closed = True
+            return
         deadline = self._loop.time() + max(0.0, timeout)
         was_closed = session.closed
         session.closed = True

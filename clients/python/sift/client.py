@@ -157,10 +157,12 @@ class Subscription:
 
     @property
     def pattern(self) -> str:
+        """The pattern subscribed to."""
         return self._state.pattern.decode("latin-1")
 
     @property
     def queue_group(self) -> str:
+        """The queue group ("" if none)."""
         return self._state.queue_group.decode("latin-1")
 
     @property
@@ -216,6 +218,7 @@ class Subscription:
         self._client._unsubscribe(self._state.sid, timeout)
 
     def __enter__(self) -> "Subscription":
+        """``with client.subscribe(...) as sub:`` unsubscribes on exit."""
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -443,9 +446,10 @@ class Client:
         queue = SyncQueue(self._queue_max_messages, self._queue_max_bytes)
         state = SubState(self._session.next_id(), pat, group, filt,
                          tuple(plugins), ack_opts, False, queue)
-        if callback is not None:
-            self._start_callbacks(queue, callback, state.sid)
         self._subscribe(state, timeout)
+        if callback is not None:
+            # Messages that came meanwhile wait in the queue for it.
+            self._start_callbacks(queue, callback, state.sid)
         return Subscription(self, state, queue, callback is not None)
 
     def _start_callbacks(self, queue: SyncQueue, callback: MessageCallback,
@@ -620,10 +624,12 @@ class Client:
 
     @property
     def inbox_prefix(self) -> str:
+        """``"_INBOX." + client_id``: this session's private topics."""
         return self._session.limits.inbox_prefix
 
     @property
     def server_version(self) -> str:
+        """The broker's version, e.g. ``"siftd 0.1.0"``."""
         return self._session.limits.server_version
 
     @property
@@ -644,6 +650,7 @@ class Client:
 
     @property
     def is_closed(self) -> bool:
+        """True once close() was called."""
         return self._session.closed
 
     # ---- Closing ----
@@ -676,6 +683,7 @@ class Client:
                 self._dispatcher.stop(max(0.0, timeout))
 
     def __enter__(self) -> "Client":
+        """``with Client(...) as c:`` closes the client on exit."""
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -105,6 +105,7 @@ class PluginSpec:
     settings: Union[Settings, Sequence] = ()
 
     def setting_pairs(self):
+        """The settings as a list of (key, value) pairs, in order."""
         s = self.settings
         return list(s.items()) if isinstance(s, Mapping) else list(s)
 
@@ -129,6 +130,7 @@ class Limits:
 
     @classmethod
     def from_welcome(cls, w) -> "Limits":
+        """The Limits of a wire Welcome message."""
         return cls(server_version=w.server_version, client_id=w.client_id,
                    inbox_prefix=w.inbox_prefix,
                    max_payload_bytes=w.max_payload_bytes,

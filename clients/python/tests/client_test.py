@@ -97,6 +97,25 @@ class PubSubTest(BrokerTestCase):
         got = [int(sub.next(10).payload) for _ in range(n)]
         self.assertEqual(got, list(range(n)))
 
+    def test_batched_and_unbatched_deliveries(self):
+        pub = self.client()
+        batched = self.client()
+        plain = self.client(accepts_batches=False)
+        t = self.topic()
+        subs = [batched.subscribe(t), plain.subscribe(t)]
+        seen = []
+        on_batch = batched._session._on_batch
+        batched._session._on_batch = lambda body: (seen.append(1),
+                                                   on_batch(body))
+        n = 2000
+        for i in range(n):
+            pub.publish(t, b"%d" % i, headers={"i": str(i)} if i % 7 else None)
+        for sub in subs:
+            got = [sub.next(10) for _ in range(n)]
+            self.assertEqual([int(m.payload) for m in got], list(range(n)))
+            self.assertEqual(got[8].header("i"), b"8")
+        self.assertGreater(len(seen), 0, "the broker sent no BATCH")
+
     def test_headers_round_trip(self):
         c = self.client()
         t = self.topic()

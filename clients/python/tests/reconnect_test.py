@@ -81,6 +81,27 @@ class ReconnectTest(unittest.TestCase):
         self.assertLess(time.monotonic() - start, 3.0)
         c.close(0.2)
 
+    def test_hello_required_without_a_disconnect(self):
+        """The broker ends the session but the connection stays (as after a
+        session timeout): the next request gets HELLO_REQUIRED, and the
+        client says HELLO, resubscribes and resends it."""
+        from sift import _wire
+        c = self.client()
+        sub = c.subscribe("hr.>")
+        with c._lock:
+            c._session.control.append([_wire.bye()])  # behind its back
+        c._wake()
+        self.assertTrue(wait_until(
+            lambda: self.siftd_clients(c) == 0, 5), "BYE not seen")
+        c.publish_confirmed("hr.x", b"resent", timeout=5)
+        self.assertEqual(c.reconnects, 1)
+        self.assertEqual(sub.next(5).payload, b"resent")
+
+    def siftd_clients(self, c):
+        """Sessions the broker holds, asked by another client (minus it)."""
+        with sift.Client(self.siftd.endpoint) as other:
+            return other.stats().clients - 1
+
     def test_async_client_reconnects(self):
         async def run():
             c = await sift.AsyncClient.connect(self.siftd.endpoint)

@@ -8,6 +8,7 @@ Exit status 0 if every test passed. Python's unittest has no XML writer, so
 this is a small TestResult that records each test's outcome and time.
 """
 
+import faulthandler
 import os
 import sys
 import time
@@ -93,6 +94,9 @@ def write_xml(path, cases, total_seconds):
 
 
 def main(argv):
+    # A hang anywhere shows every thread's stack and ends the run (Bazel's
+    # timeout would only kill it).
+    faulthandler.dump_traceback_later(240, exit=True)
     verbosity = 2 if "-v" in argv else 1
     patterns = [a for a in argv if not a.startswith("-")]
     loader = unittest.TestLoader()

@@ -14,7 +14,7 @@ import asyncio
 import collections
 import threading
 import time
-from typing import Any, Callable, Deque, Optional, Union
+from typing import Callable, Deque, Optional, Union
 
 from .errors import MessagesDropped, SiftError, SubscriptionClosed, Timeout
 from .message import Message

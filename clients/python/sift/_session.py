@@ -20,8 +20,8 @@ import time
 from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
 from . import _wire
-from .errors import (ClientClosed, ErrorCode, NotConnected, PendingLimit,
-                     SiftError, SlowConsumer, error_for_code)
+from .errors import (BadFrame, ClientClosed, ErrorCode, NotConnected,
+                     PendingLimit, SiftError, SlowConsumer, error_for_code)
 from .message import Message
 from .options import AckOptions, Limits, PluginSpec
 
@@ -73,6 +73,16 @@ class SubState:
     def encode(self, rid: int) -> bytes:
         return _wire.sub(rid, self.sid, self.pattern, self.queue_group,
                          self.filter, self.plugins, self.ack)
+
+    def check_size(self, limits: Limits) -> None:
+        """BadFrame if this SUB's frame 0 would exceed the broker's bound
+        (a very long filter or plugin settings)."""
+        size = len(self.encode(0xFFFFFFFFFFFFFFFF))
+        if size > limits.max_frame0_bytes:
+            raise BadFrame(
+                f"the SUB would be {size} bytes, over the broker's bound of "
+                f"{limits.max_frame0_bytes} bytes for frame 0 (shorten the "
+                "filter or the plugin settings)")
 
 
 class Pending:

@@ -346,6 +346,7 @@ class AsyncClient:
         queue = AsyncQueue(self._queue_max_messages, self._queue_max_bytes)
         state = SubState(self._session.next_id(), pat, group, filt,
                          tuple(plugins), ack_opts, False, queue)
+        state.check_size(lim)
         await self._subscribe(state, timeout)
         if callback is not None:
             # Messages that came meanwhile wait in the queue for it.

@@ -446,6 +446,7 @@ class Client:
         queue = SyncQueue(self._queue_max_messages, self._queue_max_bytes)
         state = SubState(self._session.next_id(), pat, group, filt,
                          tuple(plugins), ack_opts, False, queue)
+        state.check_size(lim)
         self._subscribe(state, timeout)
         if callback is not None:
             # Messages that came meanwhile wait in the queue for it.

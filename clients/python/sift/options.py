@@ -128,6 +128,14 @@ class Limits:
     max_headers_bytes: int = 0
     max_delay_ms: int = 0
 
+    @property
+    def max_frame0_bytes(self) -> int:
+        """The broker's bound on frame 0 of any message (protocol.md §2);
+        beyond it the broker answers BAD_FRAME with request_id 0, which no
+        request can be matched to, so the client checks it first."""
+        return (2 * self.max_topic_length + 1280 + self.max_headers_bytes +
+                16 * self.max_headers)
+
     @classmethod
     def from_welcome(cls, w) -> "Limits":
         """The Limits of a wire Welcome message."""

@@ -6,7 +6,7 @@ import time
 import sift
 from sift import _wire
 from sift._session import OK
-from siftd import Siftd, free_port
+from siftd import free_port
 from support import BrokerTestCase, wait_until
 
 
@@ -312,6 +312,8 @@ class ErrorsTest(BrokerTestCase):
             c.subscribe("a", plugins=[sift.PluginSpec("no_such_plugin")])
         with self.assertRaises(sift.InvalidRequest):
             c.subscribe("a", ack=sift.AckOptions(max_in_flight=0))
+        with self.assertRaises(sift.BadFrame):  # locally: over frame 0's bound
+            c.subscribe("a", filter="x == '" + "y" * 70000 + "'")
         self.assertEqual(c.stats().subscriptions, 0)
 
     def test_fire_and_forget_refusal_reaches_the_error_callback(self):

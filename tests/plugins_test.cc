@@ -1018,7 +1018,9 @@ to = "$sift.deadletter.$1"
             (std::vector<std::string>{"<xml/>", R"({"ok":true})"}));
 
   std::vector<Got> got = Until(*dead, "END");
-  ASSERT_EQ(got.size(), 3u);
+  // The forgery's output (a route may not publish under $sift.) is refused
+  // and dead-lettered by the broker, under its own topic, not the forged one.
+  ASSERT_EQ(got.size(), 4u);
   EXPECT_EQ(got[0].topic, "$sift.deadletter.dl.x");
   EXPECT_EQ(got[0].payload, "{not json");
   ASSERT_EQ(got[0].headers.size(), 4u);
@@ -1036,10 +1038,13 @@ to = "$sift.deadletter.$1"
   EXPECT_EQ(got[1].Header("trace"), "t2");
   EXPECT_EQ(got[1].Header("sift-original-topic"), "dls.x");
   EXPECT_EQ(got[1].Header("sift-plugin"), "payload_filter");
-  EXPECT_EQ(got[2].topic, "$sift.deadletter.dl.y");
-  // $sift.> saw the same three dead letters and nothing forged.
+  EXPECT_EQ(got[2].topic, "$sift.deadletter.forge.dl");
+  EXPECT_EQ(got[2].Header("sift-plugin"), "router");
+  EXPECT_EQ(got[3].topic, "$sift.deadletter.dl.y");
+  // $sift.> saw the same dead letters and nothing forged.
   EXPECT_EQ(Payloads(Until(*all_reserved, "END")),
-            (std::vector<std::string>{"{not json", "<xml/>", "END"}));
+            (std::vector<std::string>{"{not json", "<xml/>", "forged",
+                                      "END"}));
 
   const wire::StatsReply stats = StatsOf(*pub);
   EXPECT_EQ(Drops(stats, "plugin_error"), 4u);  // 3 dead letters, 1 forgery
@@ -1703,7 +1708,76 @@ TEST(PluginsTest, SubscriptionChainOutputsAreChecked) {
   EXPECT_EQ(fine->topic(), "fine.topic");
   auto stats = c->Stats();
   ASSERT_TRUE(stats.ok());
-  EXPECT_EQ(Drops(*stats, "plugin_error"), 3u);
+  // The two bad topics count under the router's reason, $sift. as a
+  // plugin error.
+  EXPECT_EQ(Drops(*stats, "invalid_topic"), 2u);
+  EXPECT_EQ(Drops(*stats, "plugin_error"), 1u);
+}
+
+// A retained publish is kept as its route chain made it: redacted values
+// stay redacted for later subscribers, and what the chain drops is not
+// retained at all.
+TEST(PluginsTest, RetainedValuesAreKeptAsTheRouteChainMadeThem) {
+  auto siftd = StartWithConfig("retained_routes", R"toml(
+[[routes]]
+pattern = "r.>"
+[[routes.chain]]
+plugin = "header_filter"
+expr = "keep == 'yes'"
+[[routes.chain]]
+plugin = "redact"
+format = "json"
+fields = "secret"
+mode = "mask"
+)toml");
+  ASSERT_NE(siftd, nullptr);
+  auto c = Connect(siftd->endpoint());
+  ASSERT_NE(c, nullptr);
+  PublishOptions keep;
+  keep.retain = true;
+  keep.headers = {{"keep", "yes"}};
+  PublishOptions drop = keep;
+  drop.headers = {{"keep", "no"}};
+  ASSERT_TRUE(c->PublishConfirmedWith("r.a", R"({"secret":"s3"})", keep).ok());
+  ASSERT_TRUE(c->PublishConfirmedWith("r.b", R"({"secret":"s4"})", drop).ok());
+  auto sub = c->Subscribe("r.>");
+  ASSERT_TRUE(sub.ok());
+  auto m = (*sub)->Next(kTimeout);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->topic(), "r.a");
+  EXPECT_TRUE(m->retained());
+  EXPECT_EQ(m->payload(), R"({"secret":"***"})");
+  EXPECT_EQ((*sub)->Next(absl::Milliseconds(300)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+}
+
+// A route chain's output the broker refuses (here: headers past
+// max_headers once header_set added one) is dead-lettered, named as the
+// router's refusal, not lost.
+TEST(PluginsTest, ARouteOutputTheBrokerRefusesIsDeadLettered) {
+  auto siftd = StartWithConfig("refused_output", R"toml(
+max_headers = 2
+[[routes]]
+pattern = "h.>"
+[[routes.chain]]
+plugin = "header_set"
+"set.added" = "1"
+)toml");
+  ASSERT_NE(siftd, nullptr);
+  auto c = Connect(siftd->endpoint());
+  ASSERT_NE(c, nullptr);
+  auto dead = c->Subscribe("$sift.deadletter.>");
+  ASSERT_TRUE(dead.ok());
+  ASSERT_TRUE(c->PublishConfirmed("h.x", "p", Headers{{"a", "1"}, {"b", "2"}},
+                                  kTimeout)
+                  .ok());
+  auto d = (*dead)->Next(kTimeout);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->topic(), "$sift.deadletter.h.x");
+  EXPECT_EQ(d->header("sift-plugin"), "router");
+  const std::string reason(d->header("sift-reason").value_or(""));
+  EXPECT_TRUE(absl::StrContains(reason, "at most 2")) << reason;
+  EXPECT_EQ(d->header("added"), "1");
 }
 
 }  // namespace

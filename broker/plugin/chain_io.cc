@@ -103,6 +103,22 @@ ChainResult RunChain(Chain& chain, std::string_view topic,
   return result;
 }
 
+OutMessage MakeDeadLetter(std::string_view original_topic,
+                          std::string_view headers, std::string_view reply_to,
+                          std::string_view payload, std::string_view plugin,
+                          std::string_view reason) {
+  std::vector<HeaderField> fields;
+  protocol::HeaderReader reader(headers);
+  std::string_view key, value;
+  while (reader.Next(&key, &value)) {
+    fields.push_back({std::string(key), std::string(value)});
+  }
+  OutMessage d = DeadLetter(original_topic, fields, reply_to, payload, {},
+                            plugin, reason);
+  d.payload = d.payload_storage;
+  return d;
+}
+
 void SubscriptionChains::Set(uint32_t client, uint64_t sid,
                              std::unique_ptr<Chain> chain) {
   if (chain == nullptr) return Remove(client, sid);

@@ -60,6 +60,14 @@ ChainResult RunChain(Chain& chain, std::string_view topic,
                      std::string_view payload, const CallContext& context,
                      std::vector<OutMessage>* out);
 
+// A dead letter for a message the broker itself refused after a chain made
+// it (a topic or headers past the limits): `headers` are raw header entries
+// (as the router saw them), `plugin` names who refused it ("router").
+OutMessage MakeDeadLetter(std::string_view original_topic,
+                          std::string_view headers, std::string_view reply_to,
+                          std::string_view payload, std::string_view plugin,
+                          std::string_view reason);
+
 // True for topics a client may not publish on.
 inline bool IsReservedTopic(std::string_view topic) {
   return topic.size() >= kReservedPrefix.size() &&

@@ -200,6 +200,65 @@ int LuaVm::SafeSetmetatable(lua_State* L) {
   return lua_gettop(L);
 }
 
+// Lua's pattern matcher runs in C, where the instruction budget's count hook
+// never fires, and backtracks: "a*a*a*...b" on a long string takes time
+// exponential in the repetition items. The sandbox's string.find (unless
+// plain), match, gmatch and gsub first bound the worst case: a pattern with
+// r repetition items (* + - ?) on an n-byte subject may take about n^(r+1)
+// steps; beyond kMaxPatternSteps the call fails with a Lua error (the
+// message fails, as any script error). A pattern without repetition is
+// linear and always allowed.
+constexpr double kMaxPatternSteps = 1e9;
+
+int BoundedPattern(lua_State* L) {
+  size_t subject_size = 0;
+  luaL_checklstring(L, 1, &subject_size);
+  size_t pattern_size = 0;
+  const char* p = luaL_checklstring(L, 2, &pattern_size);
+  const bool plain = lua_gettop(L) >= 4 && lua_toboolean(L, 4) &&
+                     lua_toboolean(L, lua_upvalueindex(2));
+  if (!plain) {
+    int repetitions = 0;
+    bool in_set = false;
+    for (size_t i = 0; i < pattern_size; ++i) {
+      const char c = p[i];
+      if (c == '%') {
+        ++i;  // an escaped character or class
+        continue;
+      }
+      if (in_set) {
+        if (c == ']') in_set = false;
+        continue;
+      }
+      if (c == '[') {
+        in_set = true;
+        if (i + 1 < pattern_size && p[i + 1] == '^') ++i;
+        if (i + 1 < pattern_size && p[i + 1] == ']') ++i;
+        continue;
+      }
+      if (c == '*' || c == '+' || c == '-' || c == '?') ++repetitions;
+    }
+    const double n = static_cast<double>(subject_size) + 1;
+    double steps = n;
+    for (int r = 0; r < repetitions && steps <= kMaxPatternSteps; ++r) {
+      steps *= n;
+    }
+    if (steps > kMaxPatternSteps) {
+      return luaL_error(
+          L,
+          "pattern with %d repetition items on a %d-byte string could take "
+          "more than 10^9 steps, which the sandbox refuses (Lua's pattern "
+          "matching cannot be interrupted); use fewer *, +, - or ?, a "
+          "shorter string, or string.find(s, p, 1, true)",
+          repetitions, static_cast<int>(subject_size));
+    }
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
 int LuaVm::OpenSandbox(lua_State* L) {
   static const luaL_Reg kLibs[] = {
       {LUA_GNAME, luaopen_base},       {LUA_STRLIBNAME, luaopen_string},
@@ -220,6 +279,13 @@ int LuaVm::OpenSandbox(lua_State* L) {
   lua_getglobal(L, LUA_STRLIBNAME);
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");
+  // find's 4th argument (plain) skips patterns; the others always match.
+  for (const char* name : {"find", "match", "gmatch", "gsub"}) {
+    lua_getfield(L, -1, name);
+    lua_pushboolean(L, std::strcmp(name, "find") == 0);
+    lua_pushcclosure(L, &BoundedPattern, 2);
+    lua_setfield(L, -2, name);
+  }
   lua_pop(L, 1);
   // package.loaded (made by luaL_requiref) keeps the libraries; nothing in
   // the sandbox can reach it without require or package.

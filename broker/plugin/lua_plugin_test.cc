@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 
 namespace sift::plugin {
@@ -468,6 +469,32 @@ TEST(LuaPluginTest, TransformBudgetAndCustomFunction) {
   EXPECT_THAT(out, IsEmpty());
   ASSERT_TRUE((*t)->Apply(Message("t", "", {}, "x"), CallContext(), &out).ok());
   EXPECT_EQ(out.size(), 1u);
+}
+
+// Pattern matching runs in C, out of the instruction budget's reach: a
+// pattern that could backtrack for ever fails the message at once, and the
+// state works afterwards; ordinary patterns and plain finds still work.
+TEST(LuaPluginTest, PatternsThatCouldBacktrackForEverAreRefused) {
+  auto f = FilterFrom(
+      "function filter(m)\n"
+      "  if m.payload == 'bomb' then\n"
+      "    return string.find(string.rep('a', 60), string.rep('a*', 12) .. 'b')"
+      " ~= nil\n"
+      "  end\n"
+      "  local n = 0\n"
+      "  for line in m.payload:gmatch('[^,]+') do n = n + 1 end\n"
+      "  return n == 3 and m.payload:find('b,', 1, true) ~= nil\n"
+      "end\n");
+  const absl::Time start = absl::Now();
+  absl::StatusOr<Verdict> bomb = Decide(*f, "bomb");
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  ASSERT_FALSE(bomb.ok());
+  EXPECT_NE(bomb.status().message().find("repetition items"),
+            std::string::npos)
+      << bomb.status();
+  absl::StatusOr<Verdict> ok = Decide(*f, "a,b,c");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_TRUE(ok->keep);
 }
 
 }  // namespace

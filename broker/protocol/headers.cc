@@ -74,6 +74,25 @@ Entry ReadEntry(const char*& p, const char* end, std::string_view* key,
 
 }  // namespace
 
+// A key as an error message shows it: quoted, printable ASCII as is, other
+// bytes as \xHH, at most 64 bytes of it.
+static std::string KeyForHumans(std::string_view key) {
+  std::string out = "\"";
+  for (char c : key.substr(0, kMaxHeaderKeyBytes)) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f && c != '"' && c != '\\') {
+      out.push_back(c);
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 15]);
+    }
+  }
+  if (key.size() > kMaxHeaderKeyBytes) out += "...";
+  return out + "\"";
+}
+
 bool IsHeaderKey(std::string_view key) {
   if (key.empty() || key.size() > kMaxHeaderKeyBytes) return false;
   for (char c : key) {
@@ -103,8 +122,9 @@ absl::Status ValidateHeaders(std::string_view wire,
           wire::INVALID_HEADER,
           absl::StrCat("header ", count + 1, ": key ",
                        key.empty() ? std::string("is empty")
-                                   : absl::StrCat("of ", key.size(),
-                                                  " bytes is not a token"),
+                                   : absl::StrCat(KeyForHumans(key), " (",
+                                                  key.size(),
+                                                  " bytes) is not a token"),
                        " (1 to 64 of A-Z a-z 0-9 ! # $ % & ' * + - . ^ _ ` | "
                        "~)"));
     }

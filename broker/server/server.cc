@@ -344,6 +344,11 @@ class Server::Loop {
     }
     wire::StatsReply stats;
     router_.FillStats(0, &stats);
+    if (scheduled_.size() > 0) {
+      Log(LogLevel::kWarn, "delayed messages lost",
+          {{"count", static_cast<uint64_t>(scheduled_.size())},
+           {"note", "delayed publishes are held in memory only"}});
+    }
     Log(LogLevel::kInfo, "shutting down",
         {{"clients", stats.clients()},
          {"messages_in", stats.messages_in()},
@@ -657,9 +662,20 @@ class Server::Loop {
     }
     if (pub.delay_ms == 0 && pub.deliver_at_ms == 0) {
       absl::Status error;
-      if (!Route(pub, payload, payload_msg, &error)) {
+      retain_current_ = pub.retain;
+      const bool routed = Route(pub, payload, payload_msg, &error);
+      retain_current_ = false;
+      if (!routed) {
         return SendClientError(routing_id, true, client, pub.request_id,
                                protocol::WireCodeOf(error), error.message());
+      }
+      if (ABSL_PREDICT_FALSE(!retain_error_.ok())) {
+        absl::Status full = std::move(retain_error_);
+        retain_error_ = absl::OkStatus();
+        return SendClientError(routing_id, true, client, pub.request_id,
+                               wire::STORE_FULL,
+                               absl::StrCat(full.message(),
+                                            "; routed, but not retained"));
       }
     }
     // A member found gone leaves the router now, not at the end of the
@@ -757,6 +773,7 @@ class Server::Loop {
     *error = router_.Publish(pub.topic, pub.reply_to, pub.headers,
                              payload.size(), &targets_);
     if (ABSL_PREDICT_FALSE(!error->ok())) return false;
+    if (ABSL_PREDICT_FALSE(retain_current_)) StoreRetained(pub, payload);
     for (const Router::Target& t : targets_) {
       Deliver(t, pub, payload, payload_msg);
     }
@@ -813,14 +830,30 @@ class Server::Loop {
         !s.ok()) {
       return s;
     }
-    absl::Status s = delayed ? scheduled_.Add(now_ms_ + delay,
-                                              Stored(pub, payload))
-                             : retained_.Set(Stored(pub, payload));
+    if (!delayed) {
+      if (config_.max_retained == 0) {
+        return refuse(wire::STORE_FULL,
+                      "retained values are off on this broker (max_retained "
+                      "is 0); not published");
+      }
+      return absl::OkStatus();  // kept once routed (StoreRetained)
+    }
+    absl::Status s = scheduled_.Add(now_ms_ + delay, Stored(pub, payload));
     if (!s.ok()) {
       return refuse(wire::STORE_FULL, absl::StrCat(s.message(),
                                                    "; not published"));
     }
     return absl::OkStatus();
+  }
+
+  // Keeps a routed message (what a route chain made of it, if one ran) as
+  // its topic's retained value; a refusal is reported to the publisher.
+  void StoreRetained(const protocol::PubView& pub, std::string_view payload) {
+    absl::Status s = retained_.Set(Stored(pub, payload));
+    if (!s.ok()) {
+      router_.RecordDrop(DropReason::kStoreFull);
+      retain_error_ = std::move(s);
+    }
   }
 
   // Routes the delayed publishes that are due.
@@ -1002,6 +1035,25 @@ class Server::Loop {
       }
       if (!s.ok() && protocol::WireCodeOf(s) == wire::FORBIDDEN) {
         router_.RecordDrop(DropReason::kPluginError);
+      }
+      if (!s.ok()) {
+        // Refused after the chain made it (a topic or headers past the
+        // limits): not lost, dead-lettered like a plugin's failure.
+        plugin::OutMessage d = plugin::MakeDeadLetter(
+            pub.topic, m.headers, m.reply_to, m.payload, "router",
+            std::string(s.message()));
+        protocol::PubView dv;
+        dv.topic = d.topic;
+        dv.reply_to = d.reply_to;
+        dv.headers = d.headers;
+        std::vector<Router::Target> targets;
+        if (PublishDeadLetter(&dv, d.payload.size(), &targets)) {
+          for (const Router::Target& t : targets) {
+            Deliver(t, dv, d.payload, nullptr);
+          }
+        }
+      } else if (retain_current_ && !m.dead_letter) {
+        StoreRetained(view, m.payload);
       }
       if (!s.ok()) {
         // A plugin made a message the broker refuses (a topic too long, say):
@@ -1215,7 +1267,10 @@ class Server::Loop {
                 : router_.CheckPublish(view.topic, view.reply_to,
                                        view.headers, m.payload.size());
         if (!s.ok()) {
-          router_.RecordDrop(DropReason::kPluginError);
+          // CheckPublish counted its own refusals; $sift. is counted here.
+          if (protocol::WireCodeOf(s) == wire::FORBIDDEN) {
+            router_.RecordDrop(DropReason::kPluginError);
+          }
           if (log_limiter_.Allow(now_ms_)) {
             Log(LogLevel::kWarn, "plugin output refused",
                 {{"topic", std::string(m.topic)},
@@ -1450,6 +1505,10 @@ class Server::Loop {
         std::max<int64_t>(0, all_output_->pending_bytes())));
     stats->set_connections(guard_->connections());
     stats->set_connections_refused(connections_refused_);
+    stats->set_retained(retained_.size());
+    stats->set_retained_bytes(retained_.bytes());
+    stats->set_delayed(scheduled_.size());
+    stats->set_delayed_bytes(scheduled_.bytes());
     {
       wire::DeliveryCounts* d = stats->mutable_deliveries();
       const delivery::Deliveries::Counters& c = deliveries_.counters();
@@ -1842,6 +1901,10 @@ class Server::Loop {
   // Set while SendRetained delivers: DELIVERs made meanwhile are marked
   // retained (whatever path, chain or ack tracking, they take).
   bool delivering_retained_ = false;
+  // Set while a PUB with retain is routed: what it becomes is retained; a
+  // refusal waits in retain_error_ for the publisher's answer.
+  bool retain_current_ = false;
+  absl::Status retain_error_;
   std::vector<plugin::OutMessage> chain_out_;  // reused
   std::atomic<bool> shutdown_{false};
 

@@ -384,6 +384,12 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
   // Per-command defaults and checks.
   switch (args.command) {
     case Command::kPub:
+      if (args.retain && args.delay > absl::ZeroDuration()) {
+        return UsageError(absl::StrCat(
+            cmd, ": --retain and --delay cannot be combined (the broker "
+                 "refuses it)",
+            SeeHelp(*info)));
+      }
       if (args.count < 1) {
         return UsageError(
             absl::StrCat(cmd, ": --count must be at least 1", SeeHelp(*info)));
@@ -484,7 +490,7 @@ std::string CommandUsage(Command command) {
       return absl::StrCat(
           "Usage: sift sub PATTERN [--queue GROUP] [--count N] "
           "[--timeout D] [--headers]\n"
-          "                [--filter EXPR] [--plugin NAME [--with K=V]...]...\n"
+          "                [--ack] [--filter EXPR] [--plugin NAME [--with K=V]...]...\n"
           "\n"
           "Subscribes to PATTERN and prints each message as one line,\n"
           "  [TOPIC] PAYLOAD\n"
@@ -508,8 +514,10 @@ std::string CommandUsage(Command command) {
           "  --plugin NAME  run broker plugin NAME on this subscription's\n"
           "                 messages (repeatable; in order, after --filter)\n"
           "  --ack          subscribe with explicit acks (at-least-once): each\n"
-          "                 message is acknowledged once printed; one not\n"
-          "                 acknowledged (sift killed) is redelivered\n"
+          "                 message is acknowledged once printed. With --queue,\n"
+          "                 messages a killed sift held go to another member;\n"
+          "                 without a group they are lost with it\n"
+          "                 (protocol.md §6.2)\n"
           "  --with K=V     a setting of the --plugin before it, e.g.\n"
           "                 --plugin payload_filter --with format=json\n"
           "                 --with 'expr=amount > 100'\n"

@@ -347,10 +347,15 @@ TEST(ParseArgsTest, PubFromAFile) {
   EXPECT_EQ(args->topic, "t");
   // With --file there is no MESSAGE.
   EXPECT_FALSE(ParseArgs({"pub", "t", "m", "--file", "x.bin"}, "").ok());
-  args = ParseArgs({"pub", "t", "--retain", "--delay", "2s", "m"}, "");
+  args = ParseArgs({"pub", "t", "--retain", "m"}, "");
   ASSERT_TRUE(args.ok()) << args.status();
   EXPECT_TRUE(args->retain);
+  args = ParseArgs({"pub", "t", "--delay", "2s", "m"}, "");
+  ASSERT_TRUE(args.ok()) << args.status();
   EXPECT_EQ(args->delay, absl::Seconds(2));
+  // The broker refuses the two together: a usage error, not a silent drop.
+  EXPECT_FALSE(ParseArgs({"pub", "t", "--retain", "--delay", "2s", "m"}, "")
+                   .ok());
 }
 
 }  // namespace

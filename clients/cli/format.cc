@@ -136,6 +136,12 @@ std::string FormatStats(const wire::StatsReply& stats) {
     }
   }
 
+  if (stats.retained() > 0 || stats.delayed() > 0) {
+    row("held", absl::StrFormat("%d retained values (%d bytes), %d delayed "
+                                "messages (%d bytes)",
+                                stats.retained(), stats.retained_bytes(),
+                                stats.delayed(), stats.delayed_bytes()));
+  }
   if (stats.deliveries().consumers() > 0 ||
       stats.deliveries().delivered() > 0) {
     const wire::DeliveryCounts& d = stats.deliveries();

@@ -282,19 +282,39 @@ std::string DescribeFull(bool ok, const wire::Header& h) {
   return absl::StrCat("reads ", protocol::CommandName(h));
 }
 
+// Header bytes the broker accepts (every entry well formed, every key a
+// token; the count and size limits aside).
 bool HeadersDecode(std::string_view bytes) {
-  std::vector<std::pair<std::string_view, std::string_view>> pairs;
-  return protocol::DecodeHeaders(bytes, &pairs);
+  protocol::HeaderLimits unlimited;
+  unlimited.max_count = UINT32_MAX;
+  unlimited.max_bytes = UINT64_MAX;
+  return protocol::ValidateHeaders(bytes, unlimited).ok();
 }
 
-// Header bytes read as pairs: the same pairs in the same order. Bytes that
-// do not decode equal only identical bytes.
+// Header bytes read as pairs: the same pairs in the same order. Two lists
+// the broker refuses alike (INVALID_HEADER) are the same to it: protobuf
+// and the raw bytes may spell a keyless entry differently (`22 00` read
+// and written again is `22 02 0a 00`).
 bool SameHeaders(std::string_view a, std::string_view b) {
+  const bool ok_a = HeadersDecode(a);
+  const bool ok_b = HeadersDecode(b);
+  if (!ok_a || !ok_b) return ok_a == ok_b;
   std::vector<std::pair<std::string_view, std::string_view>> pa, pb;
-  const bool ok_a = protocol::DecodeHeaders(a, &pa);
-  const bool ok_b = protocol::DecodeHeaders(b, &pb);
-  if (!ok_a || !ok_b) return ok_a == ok_b && a == b;
+  protocol::DecodeHeaders(a, &pa);
+  protocol::DecodeHeaders(b, &pb);
   return pa == pb;
+}
+
+// Fills a proto's headers from header bytes that decode.
+template <typename Message>
+void SetHeaders(std::string_view bytes, Message* m) {
+  std::vector<std::pair<std::string_view, std::string_view>> pairs;
+  protocol::DecodeHeaders(bytes, &pairs);
+  for (const auto& [k, v] : pairs) {
+    wire::HeaderField* h = m->add_headers();
+    h->set_key(std::string(k));
+    h->set_value(std::string(v));
+  }
 }
 
 bool Same(const protocol::PubView& a, const protocol::PubView& b) {
@@ -310,17 +330,6 @@ bool Same(const protocol::DeliverView& a, const protocol::DeliverView& b) {
          SameHeaders(a.headers, b.headers);
 }
 
-// Fills a proto's headers from header bytes that decode.
-template <typename Message>
-void SetHeaders(std::string_view bytes, Message* m) {
-  std::vector<std::pair<std::string_view, std::string_view>> pairs;
-  protocol::DecodeHeaders(bytes, &pairs);
-  for (const auto& [k, v] : pairs) {
-    wire::HeaderField* h = m->add_headers();
-    h->set_key(std::string(k));
-    h->set_value(std::string(v));
-  }
-}
 
 bool Parse(std::string_view bytes, wire::Header* out) {
   return bytes.size() <= static_cast<size_t>(INT_MAX) &&

@@ -1780,5 +1780,34 @@ plugin = "header_set"
   EXPECT_EQ(d->header("added"), "1");
 }
 
+// [[message_types]] gives protobuf plugins the type of the topics a pattern
+// covers: a subscription (and a route) names no type or descriptor set, and
+// the operator's set need not be listed in [subscriptions]; a pattern not
+// covered still needs its own type.
+TEST(PluginsTest, MessageTypesGiveProtobufPluginsTheTopicsType) {
+  auto siftd = StartWithConfig(
+      "message_types",
+      absl::StrCat("[[message_types]]\npattern = \"pay.>\"\ntype = "
+                   "\"shop.Order\"\ndescriptor_set = \"",
+                   OrderSet(),
+                   "\"\n[subscriptions]\nplugins = [\"proto_to_json\"]\n"));
+  ASSERT_NE(siftd, nullptr);
+  auto c = Connect(siftd->endpoint());
+  ASSERT_NE(c, nullptr);
+  SubscribeOptions o;
+  o.plugins.push_back({"proto_to_json", {}});
+  auto json = c->Subscribe("pay.proto", o);
+  ASSERT_TRUE(json.ok()) << json.status();
+  SIFT_ASSERT_OK(c->PublishConfirmed("pay.proto", OrderBytes(), kTimeout));
+  auto m = (*json)->Next(kTimeout);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->payload(), kOrderJson);
+  // Outside pay.>: the plugin still needs its type.
+  auto other = c->Subscribe("other.>", o);
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(protocol::WireCodeOf(other.status()), wire::INVALID_PLUGIN)
+      << other.status();
+}
+
 }  // namespace
 }  // namespace sift::test

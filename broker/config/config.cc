@@ -681,7 +681,7 @@ absl::StatusOr<Config> ParseTomlSettings(std::string_view text,
   for (auto&& [key, node] : table) {
     // The plugin sections are read by broker/plugin (ParsePluginSettings).
     if (key.str() == "plugin_libraries" || key.str() == "routes" ||
-        key.str() == "subscriptions") {
+        key.str() == "subscriptions" || key.str() == "message_types") {
       continue;
     }
     const Setting* s = FindSetting(key.str());

@@ -310,6 +310,53 @@ absl::StatusOr<PluginSettings> ParsePluginSettings(
     }
   }
 
+  if (const toml::node* types = table.get("message_types")) {
+    const auto* array = types->as_array();
+    if (array == nullptr) {
+      problems.Add(*types, "message_types must be an array of tables "
+                           "([[message_types]])");
+    } else {
+      for (const toml::node& e : *array) {
+        const auto* t = e.as_table();
+        if (t == nullptr) {
+          problems.Add(e, "each [[message_types]] entry must be a table");
+          continue;
+        }
+        MessageTypeSpec spec;
+        for (auto&& [key, value] : *t) {
+          const auto* text = value.as_string();
+          if (text != nullptr && key.str() == "pattern") {
+            spec.pattern = text->get();
+          } else if (text != nullptr && key.str() == "type") {
+            spec.type = text->get();
+          } else if (text != nullptr && key.str() == "descriptor_set") {
+            spec.descriptor_set = text->get();
+          } else {
+            problems.Add(value, absl::StrCat(
+                                    "[[message_types]]: unknown or mistyped "
+                                    "key \"",
+                                    AV(key.str()),
+                                    "\" (pattern, type, descriptor_set: "
+                                    "strings)"));
+          }
+        }
+        if (spec.pattern.empty() || spec.type.empty() ||
+            spec.descriptor_set.empty()) {
+          problems.Add(e, "[[message_types]] entry needs pattern, type and "
+                          "descriptor_set");
+          continue;
+        }
+        if (absl::Status s =
+                topic::ValidatePattern(spec.pattern, topic::Limits{});
+            !s.ok()) {
+          problems.Add(e, absl::StrCat("[[message_types]]: ", s.message()));
+          continue;
+        }
+        settings.message_types.push_back(std::move(spec));
+      }
+    }
+  }
+
   if (const toml::node* subs = table.get("subscriptions")) {
     const auto* t = subs->as_table();
     if (t == nullptr) {
@@ -388,8 +435,10 @@ absl::StatusOr<std::unique_ptr<PluginSet>> PluginSet::Build(
     const RouteSpec& spec = settings.routes[i];
     const std::string where =
         absl::StrCat("route ", i + 1, " (", spec.pattern, ")");
+    std::vector<StageSpec> stages = spec.chain;
+    set->FillMessageTypes(spec.pattern, &stages);
     auto chain = Chain::Build(
-        r, spec.chain, where,
+        r, stages, where,
         [&](std::string_view plugin, size_t position) {
           auto counters = std::make_shared<StageCounters>();
           set->route_rows_.push_back(
@@ -435,8 +484,60 @@ std::shared_ptr<StageCounters> PluginSet::SubscriptionCounters(
   return subscription_counters_.back().second;
 }
 
+namespace {
+
+// True if every topic `inner` matches is matched by `outer` (both valid
+// patterns).
+bool Covers(std::string_view outer, std::string_view inner) {
+  std::vector<absl::string_view> o = absl::StrSplit(AV(outer), '.');
+  std::vector<absl::string_view> in = absl::StrSplit(AV(inner), '.');
+  for (size_t i = 0; i < o.size(); ++i) {
+    if (o[i] == ">") return i < in.size();
+    if (i >= in.size()) return false;
+    if (in[i] == ">") return false;
+    if (o[i] == "*") continue;
+    if (in[i] == "*" || in[i] != o[i]) return false;
+  }
+  return o.size() == in.size();
+}
+
+bool NeedsType(const StageSpec& spec) {
+  if (spec.config.Find("type") != nullptr) return false;
+  if (spec.plugin == "proto_to_json" || spec.plugin == "json_to_proto") {
+    return true;
+  }
+  if (spec.plugin == "payload_filter" || spec.plugin == "redact") {
+    const std::string* format = spec.config.Find("format");
+    return format != nullptr && *format == "protobuf";
+  }
+  return false;
+}
+
+}  // namespace
+
+void PluginSet::FillMessageTypes(std::string_view pattern,
+                                 std::vector<StageSpec>* stages) const {
+  if (pattern.empty() || settings_.message_types.empty()) return;
+  const MessageTypeSpec* found = nullptr;
+  for (const MessageTypeSpec& t : settings_.message_types) {
+    if (Covers(t.pattern, pattern)) {
+      found = &t;
+      break;
+    }
+  }
+  if (found == nullptr) return;
+  for (StageSpec& spec : *stages) {
+    if (!NeedsType(spec)) continue;
+    spec.config.Add("type", found->type);
+    if (spec.config.Find("descriptor_set") == nullptr) {
+      spec.config.Add("descriptor_set", found->descriptor_set);
+    }
+  }
+}
+
 absl::StatusOr<std::unique_ptr<Chain>> PluginSet::SubscriptionChain(
-    std::string_view filter, const std::vector<StageSpec>& stages) const {
+    std::string_view pattern, std::string_view filter,
+    const std::vector<StageSpec>& stages) const {
   std::vector<StageSpec> all;
   if (!filter.empty()) {
     // The expression's own error, with its position, is what the
@@ -478,6 +579,9 @@ absl::StatusOr<std::unique_ptr<Chain>> PluginSet::SubscriptionChain(
       }
     }
   }
+  // The operator's [[message_types]] apply after the checks above: their
+  // descriptor sets need not be listed for subscribers.
+  FillMessageTypes(pattern, &all);
   auto chain = Chain::Build(
       registry_, all, "subscription",
       [this](std::string_view plugin, size_t) {

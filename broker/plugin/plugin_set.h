@@ -18,6 +18,11 @@
 //   plugin = "header_filter"
 //   expr = "region == 'eu'"
 //
+//   [[message_types]]            # the protobuf type of a pattern's topics
+//   pattern = "orders.>"
+//   type = "shop.Order"
+//   descriptor_set = "/etc/sift/shop.pb"
+//
 //   [subscriptions]              # what a SUB may ask for
 //   plugins = ["header_filter", "payload_filter", ...]
 //   descriptor_sets = ["/etc/sift/shop.pb"]
@@ -54,10 +59,22 @@ struct RouteSpec {
   std::vector<StageSpec> chain;
 };
 
+// The message type of the topics a pattern covers ([[message_types]]): a
+// protobuf plugin (proto_to_json, json_to_proto, and payload_filter or
+// redact with format = "protobuf") on a route or subscription whose pattern
+// lies within `pattern` and that names no `type` gets this `type` and
+// `descriptor_set`. The first entry that covers the chain's pattern wins.
+struct MessageTypeSpec {
+  std::string pattern;
+  std::string type;            // full message name, e.g. shop.Order
+  std::string descriptor_set;  // protoc --descriptor_set_out file(s)
+};
+
 // The plugin sections of a config file.
 struct PluginSettings {
   std::vector<LibrarySpec> libraries;
   std::vector<RouteSpec> routes;
+  std::vector<MessageTypeSpec> message_types;
   // Plugins a SUB may name (its `filter` uses header_filter, which must be
   // listed too).
   std::vector<std::string> subscription_plugins = {
@@ -71,7 +88,7 @@ struct PluginSettings {
 // The config file's top-level keys that belong to plugins (config.cc skips
 // them).
 inline constexpr std::string_view kPluginSections[] = {
-    "plugin_libraries", "routes", "subscriptions"};
+    "plugin_libraries", "routes", "subscriptions", "message_types"};
 
 // Reads the plugin sections of TOML `text` (other keys are ignored).
 // Errors: InvalidArgument naming `source_name`, the line and what is wrong
@@ -109,8 +126,14 @@ class PluginSet {
   // position for a bad filter ("filter: at position N: ..."),
   // PermissionDenied for a plugin or descriptor set not allowed in
   // [subscriptions], else the factory's error.
+  // `pattern` is the subscription's (for [[message_types]]; "" for none).
   absl::StatusOr<std::unique_ptr<Chain>> SubscriptionChain(
-      std::string_view filter, const std::vector<StageSpec>& stages) const;
+      std::string_view pattern, std::string_view filter,
+      const std::vector<StageSpec>& stages) const;
+  absl::StatusOr<std::unique_ptr<Chain>> SubscriptionChain(
+      std::string_view filter, const std::vector<StageSpec>& stages) const {
+    return SubscriptionChain("", filter, stages);
+  }
 
   // Counters, route stages first (in config order), then subscription
   // plugins in the order they were first used.
@@ -132,6 +155,10 @@ class PluginSet {
   PluginSet() = default;
   std::shared_ptr<StageCounters> SubscriptionCounters(std::string_view plugin)
       const;
+  // Gives protobuf stages without a `type` the [[message_types]] entry that
+  // covers `pattern`.
+  void FillMessageTypes(std::string_view pattern,
+                        std::vector<StageSpec>* stages) const;
 
   Registry registry_;
   PluginSettings settings_;

@@ -905,7 +905,8 @@ class Server::Loop {
         }
         stages.push_back(std::move(spec));
       }
-      auto made = plugins_->SubscriptionChain(sub.filter(), stages);
+      auto made =
+          plugins_->SubscriptionChain(sub.pattern(), sub.filter(), stages);
       if (!made.ok()) {
         const bool filter_error =
             !sub.filter().empty() &&

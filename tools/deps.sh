@@ -18,6 +18,7 @@ PACKAGES=(
   zlib1g-dev           # crc32 for stream log records (broker/store)
   python3              # tools/test_summary.py
   python3-zmq python3-protobuf  # clients/python (the sift Python client)
+  python3-celery python3-kombu  # clients/python: the Celery transport (sift.kombu_transport)
 )
 
 missing=()

@@ -14,9 +14,9 @@ import os
 import socket
 import time
 
-import sift.kombu_transport  # noqa: F401  (registers sift://)
+import sift.kombu_transport  # noqa: F401 pylint: disable=unused-import
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import task_received, worker_ready
 
 RESULT_DIR = os.environ.get("SIFT_RESULT_DIR", "/tmp")
 
@@ -57,6 +57,17 @@ def _ready(sender=None, **kwargs):
     name = os.environ.get("SIFT_WORKER_NAME", str(os.getpid()))
     with open(os.path.join(RESULT_DIR, f"ready-{name}"), "w") as f:
         f.write(str(os.getpid()))
+
+
+@task_received.connect
+def _received(request=None, **kwargs):
+    # In the worker's main process, when the broker hands it the task (the
+    # ETA test checks this is not before the eta: it waited in the broker).
+    try:
+        key = request.args[0]
+    except (AttributeError, IndexError, TypeError):
+        return
+    record(str(key), "received")
 
 
 @app.task(name="t.touch")

@@ -18,6 +18,8 @@ PACKAGES=(
   zlib1g-dev           # crc32 for stream log records (broker/store)
   python3              # tools/test_summary.py
   python3-zmq python3-protobuf  # clients/python (the sift Python client)
+  python3-django python3-django-channels python3-msgpack  # sift.channels (Django Channels layer)
+  daphne python3-daphne python3-websockets  # examples/django_notify and its end-to-end test
   python3-celery python3-kombu  # clients/python: the Celery transport (sift.kombu_transport)
 )
 

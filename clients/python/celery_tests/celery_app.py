@@ -4,6 +4,7 @@
   SIFT_BROKER_URL   sift://127.0.0.1:PORT
   SIFT_RESULT_DIR   where each task run appends a line to <key>.runs
   SIFT_ACK_WAIT     the transport's ack_wait in seconds (default 30)
+  SIFT_PROGRESS_INTERVAL  its progress_interval (default ack_wait / 3)
 
 Every run of a task appends one line "<phase> <unix time> <pid> <hostname>"
 to <SIFT_RESULT_DIR>/<key>.runs (O_APPEND: whole lines from any process), so
@@ -22,13 +23,18 @@ RESULT_DIR = os.environ.get("SIFT_RESULT_DIR", "/tmp")
 
 app = Celery("sift_celery_tests",
              broker=os.environ.get("SIFT_BROKER_URL", "sift://127.0.0.1:7440"))
+_options = {
+    "ack_wait": float(os.environ.get("SIFT_ACK_WAIT", "30")),
+    "max_deliver": 0,
+    "backoff_initial": 0.05,
+    "backoff_max": 1.0,
+}
+if os.environ.get("SIFT_PROGRESS_INTERVAL"):  # the tests' control case
+    _options["progress_interval"] = float(
+        os.environ["SIFT_PROGRESS_INTERVAL"])
+
 app.conf.update(
-    broker_transport_options={
-        "ack_wait": float(os.environ.get("SIFT_ACK_WAIT", "30")),
-        "max_deliver": 0,
-        "backoff_initial": 0.05,
-        "backoff_max": 1.0,
-    },
+    broker_transport_options=_options,
     task_acks_late=True,
     task_ignore_result=True,
     worker_enable_remote_control=False,

@@ -249,6 +249,18 @@ class CeleryOnSiftTest(unittest.TestCase):
         print("\n(c) 6 s task with ack_wait 2 s, two workers: ran once",
               file=sys.stderr)
 
+    def test_control_without_progress_the_ack_wait_redelivers(self):
+        # The same task with the PROGRESS heartbeat slowed past the ack
+        # wait: the broker redelivers it to the other worker while the
+        # first still runs it. Shows that (c) passes because of PROGRESS.
+        self.ack_wait = "1"
+        self.start_workers(2, env={"SIFT_PROGRESS_INTERVAL": "60"})
+        self.app.slow.delay("ctl", 3.0)
+        self.wait_for(lambda: len(read_lines(self.dir, "ctl", "start")) >= 2,
+                      10, "a redelivery after the ack wait")
+        pids = {s[2] for s in read_lines(self.dir, "ctl", "start")}
+        self.assertEqual(len(pids), 2)
+
     # ---- (d) ----
 
     def test_eta_task_waits_in_broker(self):

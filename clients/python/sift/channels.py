@@ -62,7 +62,9 @@ messages are dead-lettered to ``$sift.deadletter.<topic>``). A process that
 dies loses the messages in its buffers, and its memberships (as a Redis
 layer's keys expire). Remote ``group_add`` to a process that does not answer
 within ``send_timeout`` is logged and ignored; ``send`` to such a channel is
-dropped (the owner is gone). Remote ``flush`` is asynchronous.
+dropped (the owner is gone). Remote ``flush`` is asynchronous and does not
+purge a normal channel's backlog in the broker. ``receive()`` of a
+process-specific channel made by another connection raises RuntimeError.
 """
 
 import asyncio

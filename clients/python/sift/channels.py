@@ -336,6 +336,7 @@ class _LoopLayer:
         self.normal_pending: Dict[str, _Buffer] = {}
         self._subs = []
         self._closed = False
+        self._next_sweep = 0.0
 
     # ---- topics ----
 
@@ -391,6 +392,8 @@ class _LoopLayer:
         """Puts a message in a channel of this layer; False (or
         ChannelFull) if the channel is full."""
         now = time.time()
+        if now >= self._next_sweep:
+            self._sweep(now)
         if expires_at < now:
             return True  # expired on the way: dropped
         buf = self.buffers.setdefault(channel, _Buffer())
@@ -401,6 +404,17 @@ class _LoopLayer:
             return False
         buf.put(expires_at, data)
         return True
+
+    def _sweep(self, now: float) -> None:
+        """Drops expired messages of every channel, and channels left with
+        neither messages nor receivers (a closed consumer's channel that
+        group messages still reached): O(channels), at most every
+        min(expiry, 10) seconds."""
+        self._next_sweep = now + min(float(self.parent.expiry), 10.0)
+        for channel, buf in list(self.buffers.items()):
+            buf.purge(now)
+            if buf.idle():
+                del self.buffers[channel]
 
     async def send(self, channel: str, data: bytes,
                    expires_at: float) -> None:

@@ -244,6 +244,18 @@ class ExpiryTest(LayerTestCase):
         await asyncio.sleep(0.6)
         await layer.send(channel, {"type": "new"})  # no ChannelFull
 
+    async def test_expired_messages_of_abandoned_channels_are_freed(self):
+        layer = self.layer(expiry=0.3)
+        abandoned = [await layer.new_channel() for _ in range(20)]
+        for c in abandoned:
+            await layer.send(c, {"type": "never.read"})
+        (inner,) = layer._layers.values()
+        self.assertEqual(len(inner.buffers), 20)
+        await asyncio.sleep(0.6)
+        live = await layer.new_channel()
+        await layer.send(live, {"type": "x"})  # sweeps
+        self.assertEqual(set(inner.buffers), {live})
+
     async def test_expiry_on_normal_channels(self):
         layer = self.layer(expiry=0.3, hold=0.1)
         await layer.send("expiring", {"type": "old"})

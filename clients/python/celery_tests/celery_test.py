@@ -39,6 +39,21 @@ def read_lines(result_dir, key, phase=None):
     return [r for r in out if phase is None or r[0] == phase]
 
 
+def child_pids(pid):
+    """The pids whose parent is pid (Linux /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    out.append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
 class Worker:
     """One Celery worker process (its own session: pgid == pid)."""
 
@@ -53,7 +68,7 @@ class Worker:
         args = [PYTHON, "-m", "celery", "-A", "celery_app", "worker",
                 f"--pool={pool}", "-c", str(concurrency), "-n",
                 f"{name}@%h", "--without-heartbeat", "--without-gossip",
-                "--without-mingle", "-l", "info"]
+                "--without-mingle", "-l", os.environ.get("SIFT_TEST_LOGLEVEL", "info")]
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, cwd=HERE, env=e,
                                      stdin=subprocess.DEVNULL, stdout=log,
@@ -260,6 +275,30 @@ class CeleryOnSiftTest(unittest.TestCase):
                       10, "a redelivery after the ack wait")
         pids = {s[2] for s in read_lines(self.dir, "ctl", "start")}
         self.assertEqual(len(pids), 2)
+
+    def test_warm_shutdown_finishes_running_task_once(self):
+        # SIGTERM (warm shutdown) to the worker running a task: Celery
+        # cancels its consumer, finishes the task and acks it; the broker
+        # must not hand the running task to the other worker meanwhile.
+        a, b = self.start_workers(2, pool="prefork", concurrency=1)
+        self.app.slow.delay("f", 2.0)
+        self.wait_for(lambda: read_lines(self.dir, "f", "start"), 10,
+                      "the task to start")
+        first = read_lines(self.dir, "f", "start")[0][1:]
+        victim = a if read_lines(self.dir, "f", "start")[0][2] in (
+            a.pid, *child_pids(a.pid)) else b
+        os.kill(victim.pid, signal.SIGTERM)
+        try:
+            victim.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.fail("the worker did not stop within 15 s of SIGTERM")
+        time.sleep(1.5)
+        starts = read_lines(self.dir, "f", "start")
+        done = read_lines(self.dir, "f", "done")
+        self.assertEqual(len(starts), 1, starts)
+        self.assertEqual(len(done), 1, done)
+        self.assertEqual(done[0][2], starts[0][2])
+        self.assertEqual(starts[0][1:], first)
 
     # ---- (d) ----
 

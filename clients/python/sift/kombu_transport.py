@@ -120,6 +120,7 @@ class Channel(virtual.Channel):
     def __init__(self, connection, **kwargs):
         super().__init__(connection, **kwargs)
         self._subs: Dict[str, Any] = {}        # consumer_tag -> Subscription
+        self._cancelled: Dict[str, Any] = {}   # cancelled, not yet closed
         self._no_ack: Dict[str, bool] = {}     # consumer_tag -> no_ack
         self._inflight: Dict[str, sift.Message] = {}  # delivery_tag -> msg
         self._lock = threading.Lock()
@@ -200,10 +201,24 @@ class Channel(virtual.Channel):
         t.start_heartbeat()
 
     def basic_cancel(self, consumer_tag):
+        # Celery cancels its task consumer first on a warm shutdown and acks
+        # the tasks still running afterwards. Unsubscribing now would make
+        # the broker redeliver those running tasks elsewhere (twice). So the
+        # subscription stays until the channel closes: deliveries arriving
+        # meanwhile are parked (held and renewed, never handed to kombu)
+        # and the broker redelivers them, with everything else unacked,
+        # when the channel or the connection closes.
         sub = self._subs.pop(consumer_tag, None)
-        self._no_ack.pop(consumer_tag, None)
         super().basic_cancel(consumer_tag)
         if sub is not None:
+            self._cancelled[consumer_tag] = sub
+
+    def _unsubscribe_all(self) -> None:
+        subs = list(self._subs.values()) + list(self._cancelled.values())
+        self._subs.clear()
+        self._cancelled.clear()
+        self._no_ack.clear()
+        for sub in subs:
             # The broker redelivers what this subscription held, at once.
             try:
                 sub.unsubscribe(timeout=self.connection.connect_timeout)
@@ -212,8 +227,13 @@ class Channel(virtual.Channel):
 
     def deliver(self, queue: str, consumer_tag: str, msg: "sift.Message"):
         """Hands one sift delivery to kombu's callback (consuming thread)."""
-        if self.closed or consumer_tag not in self._subs:
+        if self.closed:
             return  # unsubscribed: the broker redelivers it elsewhere
+        if consumer_tag not in self._subs:
+            if consumer_tag in self._cancelled:
+                with self._lock:  # parked until the channel closes
+                    self._inflight[f"parked.{msg.delivery_id}"] = msg
+            return
         try:
             envelope = loads(msg.payload)
             props = envelope["properties"]
@@ -260,6 +280,8 @@ class Channel(virtual.Channel):
     def basic_ack(self, delivery_tag, multiple=False):
         super().basic_ack(delivery_tag, multiple)
         msg = self._pop(delivery_tag)
+        logger.debug("sift: ack %s (%s)", delivery_tag,
+                     "held" if msg is not None else "not held")
         if msg is not None:
             self.client.ack(msg)
 
@@ -279,9 +301,11 @@ class Channel(virtual.Channel):
             self._release(tag, requeue=True)
 
     def close(self):
+        logger.debug("sift: channel %s closes", self.channel_id)
         if not self.closed:
             for tag in list(self._subs):
-                self.basic_cancel(tag)
+                super().basic_cancel(tag)
+            self._unsubscribe_all()
             with self._lock:
                 self._inflight.clear()
         super().close()
@@ -449,9 +473,66 @@ class Transport(virtual.Transport):
         return {"port": self.default_port, "hostname": "127.0.0.1"}
 
 
+def _flush_acks_step():
+    """A Celery consumer bootstep that performs the consumer's pending
+    operations (acks of tasks that finished meanwhile) when the consumer
+    stops. With a synchronous transport Celery's synloop runs them, but not
+    after a warm shutdown began: tasks finishing during the shutdown would
+    stay unacknowledged and the broker would redeliver them once the
+    connection closes, running them twice (as on any broker without an event
+    loop). None if Celery is not installed."""
+    try:
+        from celery import bootsteps
+    except ImportError:  # kombu without Celery
+        return None
+
+    class FlushAcks(bootsteps.StartStopStep):
+        requires = ("celery.worker.consumer.tasks:Tasks",)
+        name = "sift.kombu_transport.FlushAcks"
+
+        def start(self, c):
+            pass
+
+        def _flush(self, c):
+            perform = getattr(c, "perform_pending_operations", None)
+            if perform is not None:
+                perform()
+
+        def stop(self, c):
+            self._flush(c)
+
+        def shutdown(self, c):
+            self._flush(c)
+
+    return FlushAcks
+
+
+def _on_celeryd_init(sender=None, instance=None, **kwargs):
+    app = getattr(instance, "app", None)
+    step = _flush_acks_step()
+    if app is None or step is None:
+        return
+    try:
+        transport = app.connection_for_read().transport_cls
+    except Exception:  # noqa: BLE001  (not ours to judge)
+        return
+    if transport == "sift" or (isinstance(transport, str) and
+                               "kombu_transport" in transport):
+        app.steps["consumer"].add(step)
+
+
+def _hook_celery() -> None:
+    try:
+        from celery.signals import celeryd_init
+    except ImportError:
+        return
+    celeryd_init.connect(_on_celeryd_init, weak=False)
+
+
 def register() -> None:
     """Makes ``sift://`` URLs resolve to this transport (done on import)."""
     TRANSPORT_ALIASES.setdefault("sift", "sift.kombu_transport:Transport")
 
 
 register()
+_hook_celery()

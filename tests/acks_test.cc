@@ -306,5 +306,50 @@ TEST(AcksTest, UnknownDeliveriesAndBadPoliciesAreErrors) {
   ASSERT_TRUE(reply.ok() && reply->has_ok()) << reply->DebugString();
 }
 
+// A declared work queue keeps what is published before any worker
+// subscribes, and while none is connected; a worker that joins gets it all,
+// in order. Without the declaration the same publish has no subscriber.
+TEST(AcksTest, DeclaredQueuesHoldMessagesUntilAWorkerComes) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto pub = Connect(siftd->endpoint());
+  ASSERT_NE(pub, nullptr);
+  AckOptions ack = Fast(absl::Seconds(30));
+  ASSERT_TRUE(pub->Declare("jobs.>", "pool", ack).ok());
+  ASSERT_TRUE(pub->Declare("jobs.>", "pool", ack).ok());  // idempotent
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(pub->PublishConfirmed("jobs.x", absl::StrCat(i), kTimeout).ok());
+  }
+  ASSERT_TRUE(pub->PublishConfirmed("other", "lost", kTimeout).ok());
+  auto stats = pub->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(Drops(*stats, "no_subscribers"), 1u);  // only "other"
+  EXPECT_EQ(stats->deliveries().queued(), 5u);
+
+  auto worker = Connect(siftd->endpoint());
+  ASSERT_NE(worker, nullptr);
+  auto sub = Sub(*worker, "jobs.>", ack, "pool");
+  ASSERT_NE(sub, nullptr);
+  for (int i = 0; i < 5; ++i) {
+    auto m = sub->Next(kTimeout);
+    ASSERT_TRUE(m.ok()) << i << ": " << m.status();
+    EXPECT_EQ(m->payload(), absl::StrCat(i));
+    ASSERT_TRUE(worker->Ack(*m).ok());
+  }
+  // The worker leaves; more work waits for the next one.
+  sub.reset();
+  worker->Close();
+  ASSERT_TRUE(pub->PublishConfirmed("jobs.y", "later", kTimeout).ok());
+  auto next = Connect(siftd->endpoint());
+  ASSERT_NE(next, nullptr);
+  auto sub2 = Sub(*next, "jobs.>", ack, "pool");
+  ASSERT_NE(sub2, nullptr);
+  auto m = sub2->Next(kTimeout);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->payload(), "later");
+  // A group declared without one: refused.
+  EXPECT_FALSE(pub->Declare("x", "", ack).ok());
+}
+
 }  // namespace
 }  // namespace sift::test

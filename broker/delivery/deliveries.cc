@@ -47,7 +47,33 @@ absl::Status Deliveries::AddConsumer(uint32_t client, uint64_t sid,
                                      std::string_view group,
                                      const AckPolicy& policy, int64_t now,
                                      std::vector<Send>* sends) {
+  return AddConsumer(client, sid, pattern, group, policy, now, sends,
+                     /*placeholder=*/false);
+}
+
+absl::Status Deliveries::AddPlaceholder(uint32_t client, uint64_t sid,
+                                        std::string_view pattern,
+                                        std::string_view group,
+                                        const AckPolicy& policy, int64_t now) {
+  if (group.empty()) {
+    return absl::InvalidArgumentError("a declared queue needs a queue group");
+  }
+  std::vector<Send> none;
+  AckPolicy held = policy;
+  held.max_in_flight = 1;  // validated as a member; holds nothing
+  return AddConsumer(client, sid, pattern, group, held, now, &none,
+                     /*placeholder=*/true);
+}
+
+absl::Status Deliveries::AddConsumer(uint32_t client, uint64_t sid,
+                                     std::string_view pattern,
+                                     std::string_view group,
+                                     const AckPolicy& policy_in, int64_t now,
+                                     std::vector<Send>* sends,
+                                     bool placeholder) {
+  AckPolicy policy = policy_in;
   if (absl::Status s = ValidateAckPolicy(policy); !s.ok()) return s;
+  if (placeholder) policy.max_in_flight = 0;  // never has capacity
   if (IsConsumer(client, sid)) {
     return absl::AlreadyExistsError(absl::StrCat(
         "subscription ", sid, " of client ", client, " is already a consumer"));

@@ -184,6 +184,15 @@ class Deliveries {
                            const AckPolicy& policy, int64_t now,
                            std::vector<Send>* sends);
 
+  // A member of `group` that never takes a message (a declared queue, as
+  // AMQP's queue.declare): while it stays, messages routed to the group wait
+  // in its backlog for real members even when none is connected. Its policy
+  // is the group's if it is the first member. Errors as AddConsumer;
+  // InvalidArgument for an empty group.
+  absl::Status AddPlaceholder(uint32_t client, uint64_t sid,
+                              std::string_view pattern, std::string_view group,
+                              const AckPolicy& policy, int64_t now);
+
   // Removes a consumer (UNSUB). Its in-flight messages, if it was in a
   // group, are redelivered at once (attempt + 1) to other members whose
   // pattern matches and that have capacity, else go to the head of the
@@ -272,6 +281,10 @@ class Deliveries {
 
  private:
   using Key = std::pair<uint32_t, uint64_t>;  // (client, sid)
+  absl::Status AddConsumer(uint32_t client, uint64_t sid,
+                           std::string_view pattern, std::string_view group,
+                           const AckPolicy& policy, int64_t now,
+                           std::vector<Send>* sends, bool placeholder);
   static constexpr uint32_t kNone = ~uint32_t{0};
 
   // A message waiting for capacity; `attempts` deliveries were made before.

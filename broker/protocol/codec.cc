@@ -186,6 +186,7 @@ const char* CommandName(const wire::Header& header) {
     case wire::Header::kAck: return "ACK";
     case wire::Header::kNack: return "NACK";
     case wire::Header::kProgress: return "PROGRESS";
+    case wire::Header::kDeclare: return "DECLARE";
     case wire::Header::COMMAND_NOT_SET: break;
   }
   return "UNKNOWN";

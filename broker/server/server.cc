@@ -16,6 +16,7 @@
 
 #include "absl/base/attributes.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -381,6 +382,9 @@ class Server::Loop {
     // Deliveries dropped because this client did not keep up.
     uint64_t slow_drops = 0;
     uint64_t slow_drops_unreported = 0;  // since the last SLOW_CONSUMER notice
+    // The broker's own client (declared queues): no connection, never
+    // timed out.
+    bool internal = false;
   };
 
   // Reads and handles queued messages, up to kMaxDrainPerWake, and sends
@@ -546,6 +550,8 @@ class Server::Loop {
       case wire::Header::kNack:
       case wire::Header::kProgress:
         return HandleAck(routing_id, client, h);
+      case wire::Header::kDeclare:
+        return HandleDeclare(routing_id, client, h);
       case wire::Header::kPing: {
         wire::Header reply;
         reply.set_request_id(rid);
@@ -1163,6 +1169,56 @@ class Server::Loop {
         DeliverOne(t, view, m.payload, nullptr);
       }
     }
+  }
+
+  // DECLARE: the broker's own placeholder member of the queue group (a
+  // subscription of an internal client that never connects and never takes
+  // a message), so the group's backlog holds messages while no worker is
+  // there. Idempotent per (group, pattern).
+  void HandleDeclare(std::string_view routing_id, Router::ClientHandle client,
+                     const wire::Header& h) {
+    const wire::Declare& d = h.declare();
+    const std::string key = absl::StrCat(d.queue_group(), "\n", d.pattern());
+    if (declared_.contains(key)) {
+      return Answer(routing_id, client, h.request_id(), absl::OkStatus());
+    }
+    if (d.queue_group().empty()) {
+      return SendClientError(routing_id, true, client, h.request_id(),
+                             wire::INVALID_QUEUE_GROUP,
+                             "DECLARE needs a queue_group");
+    }
+    delivery::AckPolicy policy = AckPolicyOf(d.ack());
+    if (absl::Status valid = delivery::ValidateAckPolicy(policy);
+        !valid.ok()) {
+      return SendClientError(routing_id, true, client, h.request_id(),
+                             wire::INVALID_REQUEST,
+                             absl::StrCat("ack: ", valid.message()));
+    }
+    if (declared_client_ == kNone) {
+      declared_client_ = router_.AddClient("(declared queues)");
+      if (sessions_.size() <= declared_client_) {
+        sessions_.resize(declared_client_ + 1);
+      }
+      Session& s = sessions_[declared_client_];
+      s.internal = true;
+      s.account = OutputAccount::New(all_output_);
+    }
+    const uint64_t sid = ++declared_sids_;
+    absl::Status s = router_.Subscribe(declared_client_, sid, d.pattern(),
+                                       d.queue_group());
+    if (s.ok()) {
+      s = deliveries_.AddPlaceholder(declared_client_, sid, d.pattern(),
+                                     d.queue_group(), policy, now_ms_);
+      if (!s.ok()) {
+        router_.Unsubscribe(declared_client_, sid).IgnoreError();
+        s = protocol::WireError(wire::INVALID_REQUEST,
+                                absl::StrCat("ack: ", s.message()));
+      } else {
+        declared_.insert(key);
+        deliveries_idle_ = false;
+      }
+    }
+    Answer(routing_id, client, h.request_id(), s);
   }
 
   // ACK, NACK, PROGRESS. An id not in flight for this client gets ERROR
@@ -1826,7 +1882,7 @@ class Server::Loop {
         guard_->connections() > spoken_ ? guard_->connections() - spoken_ : 0);
     if (config_.client_timeout_ms == 0) return;
     for (Router::ClientHandle c = 0; c < sessions_.size(); ++c) {
-      if (router_.IsLive(c) &&
+      if (router_.IsLive(c) && !sessions_[c].internal &&
           now_ms_ - sessions_[c].last_seen_ms >
               static_cast<int64_t>(config_.client_timeout_ms)) {
         EndSession(c, "timeout");
@@ -1895,6 +1951,11 @@ class Server::Loop {
   std::vector<delivery::Send> ack_sends_;
   std::vector<delivery::DeadLetter> ack_dead_;
   bool deliveries_idle_ = true;  // no timers to watch
+  // Declared queues: the internal client holding their placeholder
+  // members, and which (group, pattern) pairs it holds.
+  Router::ClientHandle declared_client_ = kNone;
+  uint64_t declared_sids_ = 0;
+  absl::flat_hash_set<std::string> declared_;
   store::RetainedStore retained_{config_.max_retained,
                                  config_.max_retained_bytes};
   delivery::ScheduledMessages scheduled_{config_.max_delayed,

@@ -560,6 +560,22 @@ class ClientCore {
     return EnqueueHeader(h);
   }
 
+  absl::Status Declare(std::string_view pattern, std::string_view group,
+                       const AckOptions& ack, absl::Duration timeout) {
+    const uint64_t id = NextId();
+    std::future<Reply> reply = AddWaiter(id);
+    wire::Header h;
+    h.set_request_id(id);
+    h.mutable_declare()->set_pattern(std::string(pattern));
+    h.mutable_declare()->set_queue_group(std::string(group));
+    FillAckPolicy(ack, h.mutable_declare()->mutable_ack());
+    if (absl::Status s = EnqueueHeader(h); !s.ok()) {
+      DropWaiter(id);
+      return s;
+    }
+    return WaitFor(std::move(reply), id, timeout).status();
+  }
+
   absl::Status Reload(absl::Duration timeout) {
     const uint64_t id = NextId();
     std::future<Reply> reply = AddWaiter(id);
@@ -723,18 +739,7 @@ class ClientCore {
     h.mutable_sub()->set_queue_group(sub.queue_group);
     h.mutable_sub()->set_filter(sub.filter);
     if (sub.ack.has_value()) {
-      const AckOptions& a = *sub.ack;
-      wire::AckPolicy* p = h.mutable_sub()->mutable_ack();
-      if (a.ack_wait) p->set_ack_wait_ms(ToMs(*a.ack_wait));
-      if (a.max_deliver) p->set_max_deliver(*a.max_deliver);
-      if (a.max_in_flight) p->set_max_in_flight(*a.max_in_flight);
-      if (a.backoff_initial) {
-        p->set_backoff_initial_ms(ToMs(*a.backoff_initial));
-      }
-      if (a.backoff_multiplier) p->set_backoff_multiplier(*a.backoff_multiplier);
-      if (a.backoff_max) p->set_backoff_max_ms(ToMs(*a.backoff_max));
-      if (a.backoff_jitter) p->set_backoff_jitter(*a.backoff_jitter);
-      if (a.max_queued) p->set_max_queued(*a.max_queued);
+      FillAckPolicy(*sub.ack, h.mutable_sub()->mutable_ack());
     }
     for (const PluginSpec& p : sub.plugins) {
       wire::PluginSpec* spec = h.mutable_sub()->add_plugins();
@@ -747,6 +752,20 @@ class ClientCore {
     }
     return h;
   }
+
+  static void FillAckPolicy(const AckOptions& a, wire::AckPolicy* p) {
+    if (a.ack_wait) p->set_ack_wait_ms(ToMs(*a.ack_wait));
+    if (a.max_deliver) p->set_max_deliver(*a.max_deliver);
+    if (a.max_in_flight) p->set_max_in_flight(*a.max_in_flight);
+    if (a.backoff_initial) {
+      p->set_backoff_initial_ms(ToMs(*a.backoff_initial));
+    }
+    if (a.backoff_multiplier) p->set_backoff_multiplier(*a.backoff_multiplier);
+    if (a.backoff_max) p->set_backoff_max_ms(ToMs(*a.backoff_max));
+    if (a.backoff_jitter) p->set_backoff_jitter(*a.backoff_jitter);
+    if (a.max_queued) p->set_max_queued(*a.max_queued);
+  }
+
 
   static wire::Header UnsubHeader(uint64_t request_id, uint64_t sid) {
     wire::Header h;
@@ -1442,6 +1461,12 @@ absl::StatusOr<Message> Client::Request(std::string_view topic,
                                         absl::Duration timeout) {
   return core_->Request(topic, payload, protocol::EncodeHeaders(headers),
                         timeout);
+}
+
+absl::Status Client::Declare(std::string_view pattern,
+                             std::string_view queue_group,
+                             const AckOptions& ack, absl::Duration timeout) {
+  return core_->Declare(pattern, queue_group, ack, timeout);
 }
 
 absl::Status Client::Ack(const Message& message) {

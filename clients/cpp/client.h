@@ -305,6 +305,19 @@ class Client {
   // invalid or the broker has no config file (the old config stays).
   absl::Status Reload(absl::Duration timeout = absl::Seconds(5));
 
+  // Declares a work queue (AMQP's queue.declare; protocol.md §6.2): the
+  // broker keeps queue group `queue_group` on `pattern` alive with explicit
+  // acks, so messages routed to it wait in its backlog (up to max_queued)
+  // while no worker is subscribed. Idempotent; lasts for the broker's life.
+  // `ack` is the group's retry policy if the broker has none yet for it;
+  // workers must then subscribe with the same max_deliver, max_queued and
+  // backoff. Errors: InvalidArgument (INVALID_PATTERN,
+  // INVALID_QUEUE_GROUP, INVALID_REQUEST for a policy out of range or at
+  // odds with the group's), DeadlineExceeded.
+  absl::Status Declare(std::string_view pattern, std::string_view queue_group,
+                       const AckOptions& ack = {},
+                       absl::Duration timeout = absl::Seconds(5));
+
   // Acknowledges a delivery of an explicit-ack subscription: the broker
   // forgets it. Fire-and-forget (queued, returns at once); an id the broker
   // no longer holds in flight (acknowledged twice, or its ack wait ran out and

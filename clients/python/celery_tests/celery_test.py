@@ -302,6 +302,20 @@ class CeleryOnSiftTest(unittest.TestCase):
 
     # ---- (d) ----
 
+    def test_tasks_sent_before_any_worker_run_once(self):
+        # The producer's publish declares the queue (kombu's queue_declare
+        # -> DECLARE), so the broker holds the tasks until a worker comes.
+        for i in range(5):
+            self.app.touch.delay("early-%d" % i)
+        time.sleep(0.5)
+        self.start_workers(1)
+        self.wait_for(lambda: all(read_lines(self.dir, "early-%d" % i, "run")
+                                  for i in range(5)), 20, "the early tasks")
+        time.sleep(0.5)
+        for i in range(5):
+            self.assertEqual(len(read_lines(self.dir, "early-%d" % i, "run")),
+                             1)
+
     def test_eta_task_waits_in_broker(self):
         self.start_workers(1)
         eta = time.time() + 5.0

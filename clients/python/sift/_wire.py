@@ -110,6 +110,16 @@ def reload(rid: int) -> bytes:
     return _empty(rid, "reload")
 
 
+def declare(rid: int, pattern: str, queue_group: str, ack=None) -> bytes:
+    """DECLARE (protocol.md §6.2): a work queue the broker keeps."""
+    h = _header(rid)
+    h.declare.pattern = pattern.encode()
+    h.declare.queue_group = queue_group.encode()
+    if ack is not None:
+        ack.fill(h.declare.ack)
+    return h.SerializeToString()
+
+
 def bye() -> bytes:
     return _empty(0, "bye")
 

@@ -501,6 +501,15 @@ class AsyncClient:
         return await self._call(STATS, [_wire.stats(rid)], rid, timeout,
                                 "stats")
 
+    async def declare(self, pattern: str, queue_group: str, ack=None,
+                      timeout: float = 5.0) -> None:
+        """Declares a work queue (see Client.declare())."""
+        self._check_started()
+        rid = self._session.next_id()
+        await self._call(RELOAD,
+                         [_wire.declare(rid, pattern, queue_group, ack)], rid,
+                         timeout, "declare")
+
     async def reload(self, timeout: float = 5.0) -> None:
         """Asks the broker to re-read its plugin config (see
         Client.reload())."""

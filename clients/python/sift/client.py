@@ -611,6 +611,21 @@ class Client:
         rid = self._session.next_id()
         self._call(RELOAD, [_wire.reload(rid)], rid, timeout, "reload")
 
+    def declare(self, pattern: str, queue_group: str, ack=None,
+                timeout: float = 5.0) -> None:
+        """Declares a work queue (AMQP's queue.declare; protocol.md §6.2):
+        the broker keeps queue group ``queue_group`` on ``pattern`` alive
+        with explicit acks, so messages routed to it wait in its backlog (up
+        to max_queued) while no worker is subscribed. Idempotent; lasts for
+        the broker's life. ``ack`` (AckOptions) is the group's retry policy
+        if it has none yet; workers must subscribe with the same
+        max_deliver, max_queued and backoff. Waits up to ``timeout``
+        seconds. Raises InvalidPattern, InvalidQueueGroup, InvalidRequest,
+        Timeout."""
+        rid = self._session.next_id()
+        self._call(RELOAD, [_wire.declare(rid, pattern, queue_group, ack)],
+                   rid, timeout, "declare")
+
     # ---- State ----
 
     @property

@@ -132,7 +132,11 @@ class Channel(virtual.Channel):
     # ---- queues (the broker creates topics and groups on demand) ----
 
     def _new_queue(self, queue, **kwargs):
-        pass
+        # A declared queue keeps tasks published before any worker
+        # subscribes, or while none is connected (protocol.md §6.2).
+        t = self.connection
+        self.client.declare(t.topic_for(queue), t.group_for(queue),
+                            t.ack_options(0), timeout=t.publish_timeout)
 
     def _has_queue(self, queue, **kwargs):
         return True

@@ -30,6 +30,24 @@ class AckTest(BrokerTestCase):
         with self.assertRaises(sift.UnknownDelivery):
             m.ack(timeout=5)  # acknowledged already
 
+    def test_declared_queue_holds_work_until_a_worker_comes(self):
+        c = self.client()
+        t = self.topic()
+        c.declare(t, "pool", sift.AckOptions(ack_wait=10))
+        c.declare(t, "pool", sift.AckOptions(ack_wait=10))  # idempotent
+        for i in range(3):
+            c.publish_confirmed(t, b"job %d" % i)
+        self.assertEqual(self.deliveries(c).queued, 3)
+        worker = self.client()
+        sub = worker.subscribe(t, queue_group="pool",
+                               ack=sift.AckOptions(ack_wait=10))
+        for i in range(3):
+            m = sub.next(5)
+            self.assertEqual(m.payload, b"job %d" % i)
+            m.ack(timeout=5)
+        with self.assertRaises(sift.InvalidQueueGroup):
+            c.declare(t, "")
+
     def test_ack_wait_runs_out_and_redelivers(self):
         c = self.client()
         t = self.topic()

@@ -655,8 +655,8 @@ class Server::Loop {
       router_.RecordDrop(DropReason::kInvalidTopic);
       return SendClientError(
           routing_id, true, client, pub.request_id, wire::FORBIDDEN,
-          absl::StrCat("topics under \"$sift.\" are the broker's (dead letters): subscribe to "
-                       "them, do not publish on them"));
+          "topics under \"$sift.\" are the broker's (dead letters): "
+          "subscribe to them, do not publish on them");
     }
     if (pub.retain || pub.delay_ms != 0 || pub.deliver_at_ms != 0) {
       // Kept for later: checked whole first, so a refusal keeps nothing.
@@ -675,6 +675,7 @@ class Server::Loop {
         return SendClientError(routing_id, true, client, pub.request_id,
                                protocol::WireCodeOf(error), error.message());
       }
+      if (!gone_.empty()) FlushGoneClients();  // see below
       if (ABSL_PREDICT_FALSE(!retain_error_.ok())) {
         absl::Status full = std::move(retain_error_);
         retain_error_ = absl::OkStatus();

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "broker/protocol/codec.h"
 #include "clients/cpp/client.h"
 #include "gtest/gtest.h"
 #include "proto/sift.pb.h"
@@ -349,6 +350,26 @@ TEST(AcksTest, DeclaredQueuesHoldMessagesUntilAWorkerComes) {
   EXPECT_EQ(m->payload(), "later");
   // A group declared without one: refused.
   EXPECT_FALSE(pub->Declare("x", "", ack).ok());
+}
+
+// A work queue holding max_queued messages waiting refuses more: the
+// message is dead-lettered for it and its publisher gets QUEUE_FULL.
+TEST(AcksTest, AFullWorkQueueToldThePublisher) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto pub = Connect(siftd->endpoint());
+  auto worker = Connect(siftd->endpoint());
+  ASSERT_NE(worker, nullptr);
+  AckOptions ack = Fast(absl::Seconds(30));
+  ack.max_in_flight = 1;
+  ack.max_queued = 1;
+  auto sub = Sub(*worker, "q", ack, "small");
+  ASSERT_NE(sub, nullptr);
+  ASSERT_TRUE(pub->PublishConfirmed("q", "1", kTimeout).ok());  // in flight
+  ASSERT_TRUE(pub->PublishConfirmed("q", "2", kTimeout).ok());  // waits
+  absl::Status s = pub->PublishConfirmed("q", "3", kTimeout);
+  EXPECT_EQ(protocol::WireCodeOf(s), wire::QUEUE_FULL) << s;
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
 }
 
 }  // namespace

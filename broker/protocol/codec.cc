@@ -153,6 +153,7 @@ absl::StatusCode StatusCodeFor(wire::ErrorCode code) {
     case wire::TOO_MANY_CLIENTS:
     case wire::SLOW_CONSUMER:
     case wire::STORE_FULL:
+    case wire::QUEUE_FULL:
       return absl::StatusCode::kResourceExhausted;
     case wire::DUPLICATE_SID:
       return absl::StatusCode::kAlreadyExists;

@@ -676,6 +676,14 @@ class Server::Loop {
                                protocol::WireCodeOf(error), error.message());
       }
       if (!gone_.empty()) FlushGoneClients();  // see below
+      if (ABSL_PREDICT_FALSE(publish_queue_full_)) {
+        publish_queue_full_ = false;
+        retain_error_ = absl::OkStatus();
+        return SendClientError(
+            routing_id, true, client, pub.request_id, wire::QUEUE_FULL,
+            "routed, but a work queue it went to holds max_queued messages "
+            "waiting: dead-lettered for that queue (protocol.md §6.2)");
+      }
       if (ABSL_PREDICT_FALSE(!retain_error_.ok())) {
         absl::Status full = std::move(retain_error_);
         retain_error_ = absl::OkStatus();
@@ -1109,9 +1117,15 @@ class Server::Loop {
     message->reply_to = std::string(pub.reply_to);
     message->headers = std::string(pub.headers);
     message->payload = std::string(payload);
+    const size_t dead_before = ack_dead_.size();
     deliveries_.Offer(t.client, t.sid, message, now_ms_, &ack_sends_,
                       &ack_dead_)
         .IgnoreError();  // NotFound: not a consumer (checked by the caller)
+    for (size_t i = dead_before; i < ack_dead_.size(); ++i) {
+      if (ack_dead_[i].reason == delivery::kReasonQueueFull) {
+        publish_queue_full_ = true;  // the publisher is told (HandlePub)
+      }
+    }
     deliveries_idle_ = false;
     SendAckDeliveries();
   }
@@ -1968,6 +1982,8 @@ class Server::Loop {
   // refusal waits in retain_error_ for the publisher's answer.
   bool retain_current_ = false;
   absl::Status retain_error_;
+  // Set when a work queue this PUB went to was full (dead-lettered there).
+  bool publish_queue_full_ = false;
   std::vector<plugin::OutMessage> chain_out_;  // reused
   std::atomic<bool> shutdown_{false};
 

@@ -56,9 +56,11 @@ Design (docs/python.md, "Django Channels", says the same for users):
   other process of the same prefix to do the same (a publish on
   ``<topic prefix>.ctl``; asynchronous for them).
 
-Limits: ``ChannelFull`` is not raised for normal channels; their bound is the
-broker's ``max_queued`` of the queue group, set to ``capacity`` (excess
-messages are dead-lettered to ``$sift.deadletter.<topic>``). A process that
+Limits: a normal channel's bound is the broker's ``max_queued`` of its queue
+group, set to ``capacity`` (messages waiting, not counting the one each
+receiving process holds); beyond it the broker answers QUEUE_FULL, raised as
+``ChannelFull`` (the message is dead-lettered to ``$sift.deadletter.<topic>``).
+A process that
 dies loses the messages in its buffers, and its memberships (as a Redis
 layer's keys expire). Remote ``group_add`` to a process that does not answer
 within ``send_timeout`` is logged and ignored; ``send`` to such a channel is
@@ -84,7 +86,7 @@ from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer
 
 from .aio import AsyncClient, AsyncSubscription
-from .errors import SiftError, Timeout, UnknownDelivery
+from .errors import QueueFull, SiftError, Timeout, UnknownDelivery
 from .message import Message
 from .options import AckOptions
 
@@ -573,10 +575,15 @@ class _LoopLayer:
     async def _send_normal(self, channel: str, data: bytes,
                            expires_at: float) -> None:
         await self._join_normal(channel)
-        await self.client.publish_confirmed(
-            self.normal_topic(channel), data,
-            headers={"exp": repr(expires_at)},
-            timeout=self.parent.send_timeout)
+        try:
+            await self.client.publish_confirmed(
+                self.normal_topic(channel), data,
+                headers={"exp": repr(expires_at)},
+                timeout=self.parent.send_timeout)
+        except QueueFull:
+            # The broker's work queue for the channel holds `capacity`
+            # messages waiting (max_queued): this one was dead-lettered.
+            raise ChannelFull(channel) from None
 
     def _normal_channel_of(self, msg: Message) -> Optional[str]:
         for channel, sub in self.normal_subs.items():

@@ -46,6 +46,7 @@ class ErrorCode(enum.IntEnum):
     INVALID_CONFIG = 21
     UNKNOWN_DELIVERY = 22
     STORE_FULL = 23
+    QUEUE_FULL = 24
 
 
 class SiftError(Exception):
@@ -277,6 +278,13 @@ class StoreFull(SiftError):
     code = ErrorCode.STORE_FULL
 
 
+class QueueFull(SiftError):
+    """QUEUE_FULL (24): the publish was routed, but a work queue (an
+    explicit-ack queue group) it went to already held max_queued messages
+    waiting; it was dead-lettered for that queue."""
+    code = ErrorCode.QUEUE_FULL
+
+
 _BY_CODE: Dict[int, Type[SiftError]] = {
     int(cls.code): cls
     for cls in (BadFrame, UnknownCommand, VersionMismatch, HelloRequired,
@@ -285,7 +293,7 @@ _BY_CODE: Dict[int, Type[SiftError]] = {
                 UnknownSid, Forbidden, InvalidRequest, InternalError,
                 TooManyClients, SlowConsumer, InvalidHeader, HeadersTooLarge,
                 InvalidFilter, InvalidPlugin, InvalidConfig, UnknownDelivery,
-                StoreFull)
+                StoreFull, QueueFull)
 }
 
 

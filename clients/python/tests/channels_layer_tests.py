@@ -214,6 +214,19 @@ class CapacityTest(LayerTestCase):
         with self.assertRaises(ChannelFull):
             await layer.send(big, {"type": "m"})
 
+    async def test_normal_channel_full_raises_channel_full(self):
+        # A normal channel's bound is its work queue's max_queued in the
+        # broker (capacity), plus the one message a receiving process
+        # holds; beyond, the broker answers QUEUE_FULL -> ChannelFull.
+        layer = self.layer(capacity=2)
+        channel = "normal-full-%d" % id(self)
+        for i in range(3):
+            await layer.send(channel, {"type": "m", "i": i})
+        with self.assertRaises(ChannelFull):
+            await layer.send(channel, {"type": "m", "i": 3})
+        got = [(await self.recv(layer, channel))["i"] for _ in range(3)]
+        self.assertEqual(sorted(got), [0, 1, 2])
+
     async def test_group_send_to_a_full_channel_does_not_raise(self):
         layer = self.layer(capacity=1)
         full = await layer.new_channel()

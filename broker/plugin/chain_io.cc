@@ -17,28 +17,18 @@ std::string EncodeFields(const std::vector<HeaderField>& headers) {
 }
 
 OutMessage DeadLetter(std::string_view original_topic,
-                      const std::vector<HeaderField>& headers,
-                      std::string_view reply_to, std::string_view payload,
-                      std::string_view input_payload, std::string_view plugin,
-                      std::string_view reason) {
+                      std::string_view headers, std::string_view reply_to,
+                      std::string_view payload, std::string_view input_payload,
+                      std::string_view plugin, std::string_view reason) {
   OutMessage d;
   d.dead_letter = true;
   d.topic = std::string(kDeadLetterPrefix);
   d.topic.append(original_topic.data(), original_topic.size());
   d.reply_to = std::string(reply_to);
-  // The broker's own headers come last and once: a message that carried
-  // its own sift-plugin (say) must not pass it off as the broker's.
-  for (const HeaderField& h : headers) {
-    if (h.key == "sift-original-topic" || h.key == "sift-plugin" ||
-        h.key == "sift-reason") {
-      continue;
-    }
-    protocol::AppendHeader(h.key, h.value, &d.headers);
-  }
-  protocol::AppendHeader("sift-original-topic", original_topic, &d.headers);
-  protocol::AppendHeader("sift-plugin", plugin, &d.headers);
-  protocol::AppendHeader(
-      "sift-reason", reason.substr(0, kMaxDeadLetterReasonBytes), &d.headers);
+  d.headers = DeadLetterHeaders(
+      headers, {{"sift-original-topic", original_topic},
+                {"sift-plugin", plugin},
+                {"sift-reason", reason.substr(0, kMaxDeadLetterReasonBytes)}});
   if (payload.data() == input_payload.data() &&
       payload.size() == input_payload.size()) {
     d.payload = input_payload;
@@ -65,7 +55,7 @@ ChainResult RunChain(Chain& chain, std::string_view topic,
   }
   if (reader.error()) {
     result.failed = 1;
-    out->push_back(DeadLetter(topic, {}, reply_to, payload, payload, "headers",
+    out->push_back(DeadLetter(topic, "", reply_to, payload, payload, "headers",
                               "malformed header entries"));
     return result;
   }
@@ -91,7 +81,7 @@ ChainResult RunChain(Chain& chain, std::string_view topic,
   if (passed.empty() && failures.empty()) result.dropped = 1;
   for (Chain::Failure& f : failures) {
     ++result.failed;
-    out->push_back(DeadLetter(topic, f.message.headers(),
+    out->push_back(DeadLetter(topic, EncodeFields(f.message.headers()),
                               f.message.reply_to(), f.message.payload(),
                               payload, f.plugin, f.reason));
   }
@@ -103,17 +93,27 @@ ChainResult RunChain(Chain& chain, std::string_view topic,
   return result;
 }
 
+std::string DeadLetterHeaders(
+    std::string_view headers,
+    std::initializer_list<std::pair<std::string_view, std::string_view>>
+        broker) {
+  std::string out;
+  protocol::HeaderReader reader(headers);
+  std::string_view key, value;
+  while (reader.Next(&key, &value)) {
+    bool broker_name = false;
+    for (const auto& [name, unused] : broker) broker_name |= key == name;
+    if (!broker_name) protocol::AppendHeader(key, value, &out);
+  }
+  for (const auto& [name, v] : broker) protocol::AppendHeader(name, v, &out);
+  return out;
+}
+
 OutMessage MakeDeadLetter(std::string_view original_topic,
                           std::string_view headers, std::string_view reply_to,
                           std::string_view payload, std::string_view plugin,
                           std::string_view reason) {
-  std::vector<HeaderField> fields;
-  protocol::HeaderReader reader(headers);
-  std::string_view key, value;
-  while (reader.Next(&key, &value)) {
-    fields.push_back({std::string(key), std::string(value)});
-  }
-  OutMessage d = DeadLetter(original_topic, fields, reply_to, payload, {},
+  OutMessage d = DeadLetter(original_topic, headers, reply_to, payload, {},
                             plugin, reason);
   d.payload = d.payload_storage;
   return d;

@@ -18,9 +18,11 @@
 #define SIFT_BROKER_PLUGIN_CHAIN_IO_H_
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -59,6 +61,14 @@ ChainResult RunChain(Chain& chain, std::string_view topic,
                      std::string_view reply_to, std::string_view headers,
                      std::string_view payload, const CallContext& context,
                      std::vector<OutMessage>* out);
+
+// The headers of a dead letter: the message's own (`headers`, raw entries)
+// less any named like one of `broker`'s (so a message cannot pass its own
+// sift-reason off as the broker's), then `broker`'s, in order.
+std::string DeadLetterHeaders(
+    std::string_view headers,
+    std::initializer_list<std::pair<std::string_view, std::string_view>>
+        broker);
 
 // A dead letter for a message the broker itself refused after a chain made
 // it (a topic or headers past the limits): `headers` are raw header entries

@@ -1,41 +1,27 @@
 #include "broker/plugin/header_key.h"
 
-#include <array>
-
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "broker/base/absl_view.h"
+#include "broker/protocol/headers.h"
 
 namespace sift::plugin {
 namespace {
 
-constexpr std::array<bool, 256> MakeTchars() {
-  std::array<bool, 256> t{};
-  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-  for (int c = '0'; c <= '9'; ++c) t[c] = true;
-  for (char c : std::string_view("!#$%&'*+-.^_`|~")) {
-    t[static_cast<unsigned char>(c)] = true;
-  }
-  return t;
-}
-constexpr std::array<bool, 256> kTchar = MakeTchars();
-
 // The offset of the first byte of `key` that is not a tchar, or npos.
 size_t FirstBadByte(std::string_view key) {
   for (size_t i = 0; i < key.size(); ++i) {
-    if (!kTchar[static_cast<unsigned char>(key[i])]) return i;
+    if (!protocol::IsHeaderKeyChar(static_cast<unsigned char>(key[i]))) {
+      return i;
+    }
   }
   return std::string_view::npos;
 }
 
 }  // namespace
 
-bool IsHeaderKey(std::string_view key) {
-  return !key.empty() && key.size() <= kMaxHeaderKeyLength &&
-         FirstBadByte(key) == std::string_view::npos;
-}
+bool IsHeaderKey(std::string_view key) { return protocol::IsHeaderKey(key); }
 
 absl::Status ValidateHeaderKey(std::string_view key, std::string_view setting) {
   std::string problem;

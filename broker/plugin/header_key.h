@@ -1,7 +1,7 @@
 // Header keys as plugins check them in their configuration: 1 to 64 bytes of
 // RFC 7230 token characters (A-Z a-z 0-9 ! # $ % & ' * + - . ^ _ ` | ~), the
-// rule the broker applies to a PUB's headers (protocol::IsHeaderKey; kept
-// here too so that plugins do not depend on the wire codec).
+// rule the broker applies to a PUB's headers (protocol::IsHeaderKey, which
+// this uses), with error messages that name the setting.
 //
 // Free functions; thread-safe.
 #ifndef SIFT_BROKER_PLUGIN_HEADER_KEY_H_
@@ -11,10 +11,11 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "broker/protocol/headers.h"
 
 namespace sift::plugin {
 
-inline constexpr size_t kMaxHeaderKeyLength = 64;
+inline constexpr size_t kMaxHeaderKeyLength = protocol::kMaxHeaderKeyBytes;
 
 // True if `key` is a valid header key.
 bool IsHeaderKey(std::string_view key);

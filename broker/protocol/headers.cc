@@ -93,6 +93,8 @@ static std::string KeyForHumans(std::string_view key) {
   return out + "\"";
 }
 
+bool IsHeaderKeyChar(unsigned char c) { return IsTokenChar(c); }
+
 bool IsHeaderKey(std::string_view key) {
   if (key.empty() || key.size() > kMaxHeaderKeyBytes) return false;
   for (char c : key) {

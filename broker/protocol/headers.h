@@ -40,6 +40,9 @@ struct HeaderLimits {
   uint64_t max_bytes = 65536;   // key + value bytes, all headers together
 };
 
+// True if `c` is an RFC 7230 token character (tchar).
+bool IsHeaderKeyChar(unsigned char c);
+
 // True if `key` is 1 to 64 bytes of RFC 7230 token characters:
 // A-Z a-z 0-9 ! # $ % & ' * + - . ^ _ ` | ~
 bool IsHeaderKey(std::string_view key);

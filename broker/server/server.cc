@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "broker/base/absl_view.h"
 #include "broker/delivery/deliveries.h"
 #include "broker/delivery/scheduled.h"
 #include "broker/store/retained.h"
@@ -876,10 +877,7 @@ class Server::Loop {
     std::vector<delivery::MessageRef> due;
     scheduled_.TakeDue(now_ms_, &due);
     for (const delivery::MessageRef& m : due) {
-      protocol::PubView view;
-      view.topic = m->topic;
-      view.reply_to = m->reply_to;
-      view.headers = m->headers;
+      const protocol::PubView view = ViewOf(*m);
       absl::Status ignored;  // checked when it was kept
       Route(view, m->payload, nullptr, &ignored);
       if (!gone_.empty()) FlushGoneClients();
@@ -894,10 +892,7 @@ class Server::Loop {
     retained_.Match(sub.pattern(), &values);
     delivering_retained_ = true;
     for (const delivery::MessageRef& m : values) {
-      protocol::PubView view;
-      view.topic = m->topic;
-      view.reply_to = m->reply_to;
-      view.headers = m->headers;
+      const protocol::PubView view = ViewOf(*m);
       Deliver(Router::Target{client, sub.sid(),
                              router_.SlotForTopic(m->topic)},
               view, m->payload, nullptr);
@@ -1035,54 +1030,39 @@ class Server::Loop {
       router_.RecordDrop(DropReason::kPluginError, result.failed);
     }
     for (const plugin::OutMessage& m : out) {
-      protocol::PubView view;
-      view.topic = m.topic;
-      view.reply_to = m.reply_to;
-      view.headers = m.headers;
-      absl::Status s;
+      const protocol::PubView view = ViewOf(m);
+      zmq_msg_t* share = m.payload_is_input ? payload_msg : nullptr;
       if (m.dead_letter) {
-        if (!PublishDeadLetter(&view, m.payload.size(), &targets_)) continue;
-      } else if (plugin::IsReservedTopic(m.topic)) {
+        RouteDeadLetter(view, m.payload, share, /*through_chains=*/true);
+        continue;
+      }
+      absl::Status s;
+      if (plugin::IsReservedTopic(m.topic)) {
+        router_.RecordDrop(DropReason::kPluginError);
         s = protocol::WireError(wire::FORBIDDEN,
                                 "a plugin may not publish under $sift.");
       } else {
         s = router_.Publish(view.topic, view.reply_to, view.headers,
                             m.payload.size(), &targets_);
       }
-      if (!s.ok() && protocol::WireCodeOf(s) == wire::FORBIDDEN) {
-        router_.RecordDrop(DropReason::kPluginError);
-      }
       if (!s.ok()) {
-        // Refused after the chain made it (a topic or headers past the
-        // limits): not lost, dead-lettered like a plugin's failure.
-        plugin::OutMessage d = plugin::MakeDeadLetter(
-            pub.topic, m.headers, m.reply_to, m.payload, "router",
-            std::string(s.message()));
-        protocol::PubView dv;
-        dv.topic = d.topic;
-        dv.reply_to = d.reply_to;
-        dv.headers = d.headers;
-        std::vector<Router::Target> targets;
-        if (PublishDeadLetter(&dv, d.payload.size(), &targets)) {
-          for (const Router::Target& t : targets) {
-            Deliver(t, dv, d.payload, nullptr);
-          }
-        }
-      } else if (retain_current_ && !m.dead_letter) {
-        StoreRetained(view, m.payload);
-      }
-      if (!s.ok()) {
-        // A plugin made a message the broker refuses (a topic too long, say):
-        // counted by the router under its reason, and logged.
+        // A plugin made a message the broker refuses (a topic too long,
+        // too many headers): counted by the router under its reason, logged,
+        // and dead-lettered like a plugin's failure, not lost.
         if (log_limiter_.Allow(now_ms_)) {
           Log(LogLevel::kWarn, "plugin output refused",
               {{"topic", std::string(m.topic)},
                {"error", std::string(s.message())}});
         }
+        const plugin::OutMessage d = plugin::MakeDeadLetter(
+            pub.topic, m.headers, m.reply_to, m.payload, "router",
+            std::string(s.message()));
+        RouteDeadLetter(ViewOf(d), d.payload, nullptr, /*through_chains=*/true);
         continue;
       }
+      if (retain_current_) StoreRetained(view, m.payload);
       for (const Router::Target& t : targets_) {
-        Deliver(t, view, m.payload, m.payload_is_input ? payload_msg : nullptr);
+        Deliver(t, view, m.payload, share);
       }
     }
     out.clear();
@@ -1112,11 +1092,7 @@ class Server::Loop {
   // until acked; delivered now if the consumer has room.
   void OfferTracked(const Router::Target& t, const protocol::PubView& pub,
                     std::string_view payload) {
-    auto message = std::make_shared<delivery::StoredMessage>();
-    message->topic = std::string(pub.topic);
-    message->reply_to = std::string(pub.reply_to);
-    message->headers = std::string(pub.headers);
-    message->payload = std::string(payload);
+    const delivery::MessageRef message = Stored(pub, payload);
     const size_t dead_before = ack_dead_.size();
     deliveries_.Offer(t.client, t.sid, message, now_ms_, &ack_sends_,
                       &ack_dead_)
@@ -1138,10 +1114,7 @@ class Server::Loop {
       sends.swap(ack_sends_);
       for (const delivery::Send& s : sends) {
         const delivery::StoredMessage& m = *s.message;
-        protocol::PubView view;
-        view.topic = m.topic;
-        view.reply_to = m.reply_to;
-        view.headers = m.headers;
+        const protocol::PubView view = ViewOf(m);
         DeliverFrame(
             Router::Target{s.client, s.sid, router_.SlotForTopic(m.topic)},
             view, m.payload, nullptr, s.delivery_id, s.attempt);
@@ -1156,35 +1129,20 @@ class Server::Loop {
   // sift-original-topic, sift-reason and sift-attempts.
   void PublishAckDeadLetter(const delivery::DeadLetter& d) {
     const delivery::StoredMessage& m = *d.message;
-    std::string headers;
-    protocol::HeaderReader reader(m.headers);
-    std::string_view key, value;
-    while (reader.Next(&key, &value)) {
-      if (key == "sift-original-topic" || key == "sift-reason" ||
-          key == "sift-attempts") {
-        continue;
-      }
-      protocol::AppendHeader(key, value, &headers);
-    }
-    protocol::AppendHeader("sift-original-topic", m.topic, &headers);
-    protocol::AppendHeader("sift-reason", d.reason, &headers);
-    protocol::AppendHeader("sift-attempts", absl::StrCat(d.attempts),
-                           &headers);
-    std::string topic = std::string(plugin::kDeadLetterPrefix);
-    topic += m.topic;
-    protocol::PubView view;
-    view.topic = topic;
-    view.reply_to = m.reply_to;
-    view.headers = headers;
     router_.RecordDrop(DropReason::kDeadLettered);
-    std::vector<Router::Target> targets;
-    if (PublishDeadLetter(&view, m.payload.size(), &targets)) {
-      for (const Router::Target& t : targets) {
-        // A dead-letter subscriber with explicit acks tracks them too.
-        DeliverOne(t, view, m.payload, nullptr);
-      }
-    }
+    const std::string headers = plugin::DeadLetterHeaders(
+        m.headers, {{"sift-original-topic", m.topic},
+                    {"sift-reason", d.reason},
+                    {"sift-attempts", absl::StrCat(d.attempts)}});
+    const std::string topic =
+        absl::StrCat(AV(plugin::kDeadLetterPrefix), m.topic);
+    protocol::PubView view = ViewOf(m);
+    view.topic = topic;
+    view.headers = headers;
+    // A dead-letter subscriber with explicit acks tracks them too.
+    RouteDeadLetter(view, m.payload, nullptr, /*through_chains=*/false);
   }
+
 
   // DECLARE: the broker's own placeholder member of the queue group (a
   // subscription of an internal client that never connects and never takes
@@ -1293,17 +1251,40 @@ class Server::Loop {
   // Routes a dead letter. Its topic, "$sift.deadletter.<topic>", may be too
   // long for the topic limits; it then goes to "$sift.deadletter._too_long"
   // (its sift-original-topic header still names the topic).
-  bool PublishDeadLetter(protocol::PubView* view, size_t payload_size,
-                         std::vector<Router::Target>* targets) {
-    if (!topic::ValidateTopic(view->topic, router_.limits().topic).ok()) {
-      view->topic = kDeadLetterTooLong;
+  // Its subscribers get it through their own chains (Deliver) or not
+  // (DeliverOne).
+  void RouteDeadLetter(protocol::PubView view, std::string_view payload,
+                       zmq_msg_t* payload_msg, bool through_chains) {
+    if (!topic::ValidateTopic(view.topic, router_.limits().topic).ok()) {
+      view.topic = kDeadLetterTooLong;
     }
     // The broker's own sift-* headers may take a message past the clients'
     // header limits: a dead letter is not bound by them.
-    return router_
-        .Publish(view->topic, view->reply_to, view->headers, payload_size,
-                 targets, /*broker_made=*/true)
-        .ok();
+    std::vector<Router::Target> targets;
+    if (!router_
+             .Publish(view.topic, view.reply_to, view.headers, payload.size(),
+                      &targets, /*broker_made=*/true)
+             .ok()) {
+      return;
+    }
+    for (const Router::Target& t : targets) {
+      if (through_chains) {
+        Deliver(t, view, payload, payload_msg);
+      } else {
+        DeliverOne(t, view, payload, payload_msg);
+      }
+    }
+  }
+
+  // The PubView of anything with topic, reply_to and (raw) headers: a
+  // chain's OutMessage, a stored message.
+  template <typename M>
+  static protocol::PubView ViewOf(const M& m) {
+    protocol::PubView view;
+    view.topic = m.topic;
+    view.reply_to = m.reply_to;
+    view.headers = m.headers;
+    return view;
   }
   static constexpr std::string_view kDeadLetterTooLong =
       "$sift.deadletter._too_long";
@@ -1324,10 +1305,7 @@ class Server::Loop {
       router_.RecordDrop(DropReason::kPluginError, result.failed);
     }
     for (const plugin::OutMessage& m : out) {
-      protocol::PubView view;
-      view.topic = m.topic;
-      view.reply_to = m.reply_to;
-      view.headers = m.headers;
+      const protocol::PubView view = ViewOf(m);
       zmq_msg_t* share = m.payload_is_input ? payload_msg : nullptr;
       if (!m.dead_letter) {
         // What a plugin made is checked as a publish would be: a topic the
@@ -1354,12 +1332,9 @@ class Server::Loop {
         DeliverOne(t, view, m.payload, share);
         continue;
       }
-      std::vector<Router::Target> targets;
-      if (PublishDeadLetter(&view, m.payload.size(), &targets)) {
-        for (const Router::Target& d : targets) {
-          DeliverOne(d, view, m.payload, share);
-        }
-      }
+      // Not through subscription chains: a dead-letter subscriber whose
+      // own chain failed would feed itself for ever.
+      RouteDeadLetter(view, m.payload, share, /*through_chains=*/false);
     }
   }
 

@@ -18,6 +18,7 @@
 #include "clients/cpp/client.h"
 #include "gtest/gtest.h"
 #include "proto/sift.pb.h"
+#include "tests/harness.h"
 #include "tests/raw_dealer.h"
 #include "tests/siftd_process.h"
 #include "tests/test_util.h"
@@ -26,20 +27,6 @@ namespace sift::test {
 namespace {
 
 constexpr absl::Duration kTimeout = absl::Seconds(10);
-
-std::unique_ptr<SiftdProcess> StartSiftd() {
-  auto siftd = SiftdProcess::Start(SiftdOptions{});
-  EXPECT_TRUE(siftd.ok()) << siftd.status();
-  return siftd.ok() ? *std::move(siftd) : nullptr;
-}
-
-std::unique_ptr<Client> Connect(const std::string& endpoint) {
-  ClientOptions options;
-  options.endpoint = endpoint;
-  auto client = Client::Connect(options);
-  EXPECT_TRUE(client.ok()) << client.status();
-  return client.ok() ? *std::move(client) : nullptr;
-}
 
 AckOptions Fast(absl::Duration ack_wait, uint32_t max_deliver = 5) {
   AckOptions a;

@@ -31,6 +31,7 @@
 #include "clients/cpp/client.h"
 #include "gtest/gtest.h"
 #include "proto/sift.pb.h"
+#include "tests/harness.h"
 #include "tests/raw_dealer.h"
 #include "tests/siftd_process.h"
 #include "tests/test_util.h"
@@ -39,14 +40,6 @@ namespace sift::test {
 namespace {
 
 constexpr absl::Duration kTimeout = absl::Seconds(10);
-
-std::unique_ptr<SiftdProcess> StartSiftd(std::vector<std::string> flags) {
-  SiftdOptions options;
-  options.extra_flags = std::move(flags);
-  auto siftd = SiftdProcess::Start(options);
-  EXPECT_TRUE(siftd.ok()) << siftd.status();
-  return siftd.ok() ? *std::move(siftd) : nullptr;
-}
 
 // A raw dealer that has said HELLO (accepts_batches as given).
 std::unique_ptr<RawDealer> Session(const std::string& endpoint,

@@ -2,12 +2,7 @@
 // every subscriber in order, batched or not, from the C++ client, raw frames,
 // BATCH entries and the `sift` command; bad or oversized headers get their
 // own errors and counters while everyone else's traffic goes on.
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdint>
 #include <memory>
@@ -26,6 +21,7 @@
 #include "clients/cpp/client.h"
 #include "gtest/gtest.h"
 #include "proto/sift.pb.h"
+#include "tests/harness.h"
 #include "tests/raw_dealer.h"
 #include "tests/siftd_process.h"
 #include "tests/test_util.h"
@@ -36,22 +32,6 @@ namespace {
 constexpr absl::Duration kTimeout = absl::Seconds(10);
 
 using Pairs = std::vector<std::pair<std::string, std::string>>;
-
-std::unique_ptr<SiftdProcess> StartSiftd(std::vector<std::string> flags = {}) {
-  SiftdOptions options;
-  options.extra_flags = std::move(flags);
-  auto siftd = SiftdProcess::Start(options);
-  EXPECT_TRUE(siftd.ok()) << siftd.status();
-  return siftd.ok() ? *std::move(siftd) : nullptr;
-}
-
-std::unique_ptr<Client> Connect(const std::string& endpoint) {
-  ClientOptions options;
-  options.endpoint = endpoint;
-  auto client = Client::Connect(options);
-  EXPECT_TRUE(client.ok()) << client.status();
-  return client.ok() ? *std::move(client) : nullptr;
-}
 
 Pairs HeadersOf(const Message& m) {
   Pairs out;
@@ -440,52 +420,6 @@ std::string SiftCliPath() {
   const char* ws = std::getenv("TEST_WORKSPACE");
   return absl::StrCat(srcdir ? srcdir : ".", "/", ws ? ws : "sift",
                       "/clients/cli/sift");
-}
-
-// Starts `argv` with stdout and stderr to `out`; returns its pid.
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& out) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  if (posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, args.data(),
-                  environ) != 0) {
-    pid = -1;
-  }
-  posix_spawn_file_actions_destroy(&actions);
-  return pid;
-}
-
-// Waits up to `timeout` for `pid` to exit; kills it if it does not. Returns
-// its exit code, or -1 if it had to be killed.
-int Reap(pid_t pid, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  int status = 0;
-  while (absl::Now() < deadline) {
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &status, 0);
-  return -1;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::string text;
-  if (FILE* f = fopen(path.c_str(), "r")) {
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
-    fclose(f);
-  }
-  return text;
 }
 
 TEST(HeadersTest, TheCliPublishesAndPrintsHeaders) {

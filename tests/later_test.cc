@@ -12,6 +12,7 @@
 #include "clients/cpp/client.h"
 #include "gtest/gtest.h"
 #include "proto/sift.pb.h"
+#include "tests/harness.h"
 #include "tests/siftd_process.h"
 #include "tests/test_util.h"
 
@@ -19,22 +20,6 @@ namespace sift::test {
 namespace {
 
 constexpr absl::Duration kTimeout = absl::Seconds(10);
-
-std::unique_ptr<SiftdProcess> StartSiftd(std::vector<std::string> flags = {}) {
-  SiftdOptions options;
-  options.extra_flags = std::move(flags);
-  auto siftd = SiftdProcess::Start(options);
-  EXPECT_TRUE(siftd.ok()) << siftd.status();
-  return siftd.ok() ? *std::move(siftd) : nullptr;
-}
-
-std::unique_ptr<Client> Connect(const std::string& endpoint) {
-  ClientOptions options;
-  options.endpoint = endpoint;
-  auto client = Client::Connect(options);
-  EXPECT_TRUE(client.ok()) << client.status();
-  return client.ok() ? *std::move(client) : nullptr;
-}
 
 PublishOptions Retain() {
   PublishOptions o;

@@ -5,10 +5,7 @@
 // and under traffic), the STATS rows, and bad input that gets clear errors
 // while other clients' traffic goes on. Each TEST says what it shows; the
 // config sections are described in broker/plugin/plugin_set.h.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -34,6 +31,7 @@
 #include "clients/cpp/client.h"
 #include "gtest/gtest.h"
 #include "proto/sift.pb.h"
+#include "tests/harness.h"
 #include "tests/raw_dealer.h"
 #include "tests/siftd_process.h"
 #include "tests/test_util.h"
@@ -87,12 +85,6 @@ void WriteFile(const std::string& path, const std::string& text) {
   ASSERT_EQ(std::rename(tmp.c_str(), path.c_str()), 0) << path;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in),
-                     std::istreambuf_iterator<char>());
-}
-
 std::string ConfigPath(std::string_view name) {
   return absl::StrCat(TestTmpDir(), "/", std::string(name), ".toml");
 }
@@ -103,25 +95,7 @@ std::unique_ptr<SiftdProcess> StartWithConfig(std::string_view name,
                                               const std::string& toml) {
   const std::string path = ConfigPath(name);
   WriteFile(path, toml);
-  SiftdOptions options;
-  options.extra_flags = {absl::StrCat("--config=", path)};
-  auto siftd = SiftdProcess::Start(options);
-  EXPECT_TRUE(siftd.ok()) << siftd.status();
-  return siftd.ok() ? *std::move(siftd) : nullptr;
-}
-
-std::unique_ptr<SiftdProcess> StartPlain() {
-  auto siftd = SiftdProcess::Start();
-  EXPECT_TRUE(siftd.ok()) << siftd.status();
-  return siftd.ok() ? *std::move(siftd) : nullptr;
-}
-
-std::unique_ptr<Client> Connect(const std::string& endpoint) {
-  ClientOptions options;
-  options.endpoint = endpoint;
-  auto client = Client::Connect(options);
-  EXPECT_TRUE(client.ok()) << client.status();
-  return client.ok() ? *std::move(client) : nullptr;
+  return StartSiftd({absl::StrCat("--config=", path)});
 }
 
 // ---- Messages ----
@@ -402,7 +376,7 @@ plugin = "header_set"
 // InvalidArgument / INVALID_FILTER naming the position, and neither that
 // client's other subscriptions nor other clients' traffic notice.
 TEST(PluginsTest, SubscriptionFiltersSelectPerSubscriber) {
-  auto siftd = StartPlain();
+  auto siftd = StartSiftd();
   ASSERT_NE(siftd, nullptr);
   Bystander bystander(siftd->endpoint(), "bystander.filters");
   auto pub = Connect(siftd->endpoint());
@@ -764,43 +738,6 @@ plugins = ["header_filter", "example_filter"]
   ExpectRow(stats, "example_transform", "route split.> #1", 2, 2, 0, 0);
   ExpectRow(stats, "example_filter", "subscriptions", 3, 2, 1, 0);
   EXPECT_EQ(Drops(stats, "filtered"), 2u);
-}
-
-// Starts `argv` with stdout and stderr to `out`; returns its pid (-1 if it
-// could not be started).
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& out) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  std::vector<char*> args;
-  for (const std::string& a : argv)
-    args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  if (posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, args.data(),
-                  environ) != 0) {
-    pid = -1;
-  }
-  posix_spawn_file_actions_destroy(&actions);
-  return pid;
-}
-
-// Waits up to `timeout` for `pid` to exit and returns its exit code; kills
-// it (SIGKILL, by pid) and returns -1 if it does not exit in time.
-int Reap(pid_t pid, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  int status = 0;
-  while (absl::Now() < deadline) {
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &status, 0);
-  return -1;
 }
 
 // A required library that cannot be used (built for another ABI, missing a
@@ -1243,7 +1180,7 @@ TEST(PluginsTest, ReloadByRequestAndSighupKeepsTheOldConfigOnError) {
   SIFT_ASSERT_OK(client->Reload(kTimeout));
   EXPECT_EQ(CurrentVersion(*pub, *sub), "4");
 
-  auto plain = StartPlain();
+  auto plain = StartSiftd();
   ASSERT_NE(plain, nullptr);
   auto other = Connect(plain->endpoint());
   ASSERT_NE(other, nullptr);
@@ -1490,7 +1427,7 @@ TEST(PluginsTest, SubscriptionRowsKeepCountingAcrossAReload) {
 // subscriptions ...") unless the operator listed it; INVALID_PLUGIN for an
 // unknown name is reachable only through a listed-but-unregistered name.
 TEST(PluginsTest, AnUnknownPluginNameIsInvalidPlugin) {
-  auto siftd = StartPlain();
+  auto siftd = StartSiftd();
   ASSERT_NE(siftd, nullptr);
   auto client = Connect(siftd->endpoint());
   ASSERT_NE(client, nullptr);

@@ -1754,7 +1754,9 @@ class Server::Loop {
     s.closing_ms = now_ms_;
     router_.DropSubscriptions(c);
     sub_chains_.RemoveClient(c);
-    ReleaseConsumers(c);
+    // Its explicit-ack consumers stay until the session ends (EndSession):
+    // ACKs it sent before closing are still to be read, and releasing now
+    // would redeliver what it had acknowledged.
     closing_.push_back(c);
   }
 

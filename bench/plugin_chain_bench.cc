@@ -12,6 +12,7 @@
 // region=eu, priority=7, sift-msg-id=<n>, a 100-byte JSON payload. bench/
 // plugin_costs.sh turns the output into the table in BENCHMARKS.md.
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -142,6 +143,84 @@ void BM_Chain(benchmark::State& state) {
       static_cast<double>(passed) / static_cast<double>(state.iterations());
 }
 BENCHMARK(BM_Chain)->DenseRange(0, 11);
+
+// The protobuf plugins need a descriptor set: $SIFT_BENCH_DESCRIPTOR_SET,
+// the shop.Order set of broker/plugin/testdata (bench/plugin_costs.sh sets
+// it). Their message is a shop.Order of about 40 bytes, or its JSON.
+struct ProtoCase {
+  const char* label;
+  const char* plugin;
+  bool json_input;  // the payload is the JSON form
+  std::vector<std::pair<std::string, std::string>> extra;
+};
+
+const std::vector<ProtoCase>& ProtoCases() {
+  static const auto* cases = new std::vector<ProtoCase>{
+      {"payload_filter_protobuf", "payload_filter", false,
+       {{"format", "protobuf"},
+        {"expr", "amount > 100 && customer.tier == 'TIER_GOLD'"}}},
+      {"proto_to_json", "proto_to_json", false, {}},
+      {"json_to_proto", "json_to_proto", true, {}},
+      {"redact_protobuf", "redact", false,
+       {{"format", "protobuf"}, {"fields", "customer.name"}, {"mode", "mask"}}},
+  };
+  return *cases;
+}
+
+constexpr char kOrderJson[] =
+    R"({"id":"o-1","amount":150,"quantity":2,)"
+    R"("customer":{"name":"Ada","tier":"TIER_GOLD"}})";
+
+void BM_ProtoChain(benchmark::State& state) {
+  const ProtoCase& c = ProtoCases()[static_cast<size_t>(state.range(0))];
+  state.SetLabel(c.label);
+  const char* set_path = std::getenv("SIFT_BENCH_DESCRIPTOR_SET");
+  if (set_path == nullptr) {
+    state.SkipWithError("set SIFT_BENCH_DESCRIPTOR_SET (bench/plugin_costs.sh)");
+    return;
+  }
+  auto set = plugin::PluginSet::Build({}, topic::Limits{}, nullptr);
+  if (!set.ok()) {
+    state.SkipWithError("plugin set");
+    return;
+  }
+  auto build = [&](const std::string& name,
+                   std::vector<std::pair<std::string, std::string>> kv) {
+    kv.emplace_back("type", "shop.Order");
+    kv.emplace_back("descriptor_set", set_path);
+    return plugin::Chain::Build((*set)->registry(), {Stage(name, kv)}, "bench",
+                                [](std::string_view, size_t) {
+                                  return nullptr;
+                                });
+  };
+  // The protobuf payload: the JSON form through json_to_proto, once.
+  auto to_proto = build("json_to_proto", {});
+  auto chain = build(c.plugin, c.extra);
+  if (!to_proto.ok() || !chain.ok()) {
+    state.SkipWithError("chain build failed");
+    return;
+  }
+  std::vector<plugin::OutMessage> out;
+  plugin::CallContext context;
+  context.now = absl::Now();
+  plugin::RunChain(**to_proto, kTopic, {}, {}, kOrderJson, context, &out);
+  if (out.size() != 1) {
+    state.SkipWithError("json_to_proto failed");
+    return;
+  }
+  const std::string payload =
+      c.json_input ? std::string(kOrderJson) : std::string(out[0].payload);
+  const std::string headers = Headers(1);
+  uint64_t passed = 0;
+  for (auto _ : state) {
+    plugin::RunChain(**chain, kTopic, {}, headers, payload, context, &out);
+    passed += out.size();
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["passed"] =
+      static_cast<double>(passed) / static_cast<double>(state.iterations());
+}
+BENCHMARK(BM_ProtoChain)->DenseRange(0, 3);
 
 }  // namespace
 }  // namespace sift

@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=BENCHMARKS.md
 if [ "${1:-}" = "--out" ]; then out="$2"; fi
-bazel build -c opt //bench:plugin_chain_bench >&2
+bazel build -c opt //bench:plugin_chain_bench //broker/plugin:payload_testdata >&2
+export SIFT_BENCH_DESCRIPTOR_SET="$PWD/bazel-bin/broker/plugin/testdata/order.pb"
 json="$(mktemp -t sift-plugin-costs.XXXXXX.json)"
 bazel-bin/bench/plugin_chain_bench --benchmark_min_time=0.3 \
   --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \

@@ -142,6 +142,7 @@ absl::StatusCode StatusCodeFor(wire::ErrorCode code) {
     case wire::INVALID_FILTER:
     case wire::INVALID_PLUGIN:
     case wire::INVALID_CONFIG:
+    case wire::INVALID_STREAM:
       return absl::StatusCode::kInvalidArgument;
     case wire::VERSION_MISMATCH:
       return absl::StatusCode::kFailedPrecondition;
@@ -159,6 +160,7 @@ absl::StatusCode StatusCodeFor(wire::ErrorCode code) {
       return absl::StatusCode::kAlreadyExists;
     case wire::UNKNOWN_SID:
     case wire::UNKNOWN_DELIVERY:
+    case wire::UNKNOWN_STREAM:
       return absl::StatusCode::kNotFound;
     case wire::FORBIDDEN:
       return absl::StatusCode::kPermissionDenied;
@@ -188,6 +190,9 @@ const char* CommandName(const wire::Header& header) {
     case wire::Header::kNack: return "NACK";
     case wire::Header::kProgress: return "PROGRESS";
     case wire::Header::kDeclare: return "DECLARE";
+    case wire::Header::kFetch: return "FETCH";
+    case wire::Header::kStream: return "STREAM";
+    case wire::Header::kStreamReply: return "STREAM_REPLY";
     case wire::Header::COMMAND_NOT_SET: break;
   }
   return "UNKNOWN";

@@ -140,6 +140,7 @@ bool IsBrokerOnly(const wire::Header& h) {
     case wire::Header::kOk:
     case wire::Header::kError:
     case wire::Header::kStatsReply:
+    case wire::Header::kStreamReply:
       return true;
     default:
       return false;

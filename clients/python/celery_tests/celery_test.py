@@ -264,6 +264,33 @@ class CeleryOnSiftTest(unittest.TestCase):
         print("\n(c) 6 s task with ack_wait 2 s, two workers: ran once",
               file=sys.stderr)
 
+    def test_tasks_waiting_behind_a_busy_pool_run_once(self):
+        # A prefork worker with one process: while it runs a long task,
+        # Celery's consumer blocks handing the next prefetched task to the
+        # pool (billiard's put lock), and the tasks after it wait in the
+        # transport, not yet given to kombu. They wait three ack waits; the
+        # heartbeat must renew them too, or the broker hands them out again
+        # and they run twice (a defect a trial found after a SIGKILL).
+        self.ack_wait = "1.5"
+        self.start_workers(1, pool="prefork", concurrency=1)
+        self.app.slow.delay("busy", 5.0)
+        self.wait_for(lambda: read_lines(self.dir, "busy", "start"), 10,
+                      "the long task to start")
+        keys = [f"q{i}" for i in range(3)]
+        for key in keys:
+            self.app.slow.delay(key, 0.05)
+        self.wait_for(lambda: all(read_lines(self.dir, k, "done")
+                                  for k in keys), 20, "the waiting tasks")
+        time.sleep(2.0)  # past another ack wait: no redelivery comes
+        for key in ["busy"] + keys:
+            self.assertEqual(len(read_lines(self.dir, key, "start")), 1, key)
+        first_done = read_lines(self.dir, "busy", "done")[0][1]
+        for key in keys:  # they did wait behind the long task
+            self.assertGreaterEqual(read_lines(self.dir, key, "start")[0][1],
+                                    first_done - 0.01, key)
+        print("\n(c2) 3 tasks waited 5 s (3.3 ack waits) behind a busy "
+              "one-process pool: each ran once", file=sys.stderr)
+
     def test_control_without_progress_the_ack_wait_redelivers(self):
         # The same task with the PROGRESS heartbeat slowed past the ack
         # wait: the broker redelivers it to the other worker while the

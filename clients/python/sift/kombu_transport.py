@@ -194,6 +194,7 @@ class Channel(virtual.Channel):
         inbox = t.inbox
 
         def on_message(msg, _tag=consumer_tag, _q=queue):
+            t.hold(msg)  # renewed from now on, not from kombu's callback
             inbox.put((self, _q, _tag, msg))
 
         sub = self.client.subscribe(t.topic_for(queue),
@@ -231,6 +232,14 @@ class Channel(virtual.Channel):
 
     def deliver(self, queue: str, consumer_tag: str, msg: "sift.Message"):
         """Hands one sift delivery to kombu's callback (consuming thread)."""
+        try:
+            self._deliver(queue, consumer_tag, msg)
+        finally:
+            # From here on the channel holds it (its _inflight), or it was
+            # acknowledged, or the broker redelivers it (closed channel).
+            self.connection.release(msg)
+
+    def _deliver(self, queue: str, consumer_tag: str, msg: "sift.Message"):
         if self.closed:
             return  # unsubscribed: the broker redelivers it elsewhere
         if consumer_tag not in self._subs:
@@ -355,6 +364,11 @@ class Transport(virtual.Transport):
         self._sift_lock = threading.Lock()
         self._hb_thread: Optional[threading.Thread] = None
         self._hb_stop = threading.Event()
+        # Deliveries received from the broker and not yet handed to a
+        # channel: they wait in the inbox, or in a batch drain_events took
+        # while Celery's consumer is blocked on a busy pool. Keyed by id().
+        self._received: Dict[int, "sift.Message"] = {}
+        self._received_lock = threading.Lock()
 
     # ---- the sift client ----
 
@@ -399,6 +413,8 @@ class Transport(virtual.Transport):
         try:
             super().close_connection(connection)
         finally:
+            with self._received_lock:
+                self._received.clear()
             with self._sift_lock:
                 client, self._sift = self._sift, None
             if client is not None:
@@ -434,6 +450,28 @@ class Transport(virtual.Transport):
 
     # ---- the PROGRESS heartbeat ----
 
+    def hold(self, msg: "sift.Message") -> None:
+        """Counts a delivery as held from the moment the client receives it
+        (any thread): the heartbeat renews it until a channel takes it."""
+        with self._received_lock:
+            self._received[id(msg)] = msg
+
+    def release(self, msg: "sift.Message") -> None:
+        """The delivery left the inbox (see Channel.deliver)."""
+        with self._received_lock:
+            self._received.pop(id(msg), None)
+
+    def held(self):
+        """Every delivery this transport holds unacknowledged: received and
+        not yet handed over, plus what each channel holds, once each."""
+        with self._received_lock:
+            out = dict(self._received)
+        for channel in list(self.channels):
+            if isinstance(channel, Channel):
+                for m in channel.held():
+                    out.setdefault(id(m), m)
+        return list(out.values())
+
     def start_heartbeat(self) -> None:
         if self._hb_thread is not None:
             return
@@ -448,13 +486,11 @@ class Transport(virtual.Transport):
             client = self._sift
             if client is None or client.is_closed:
                 continue
-            for channel in list(self.channels):
-                held = channel.held() if isinstance(channel, Channel) else ()
-                for msg in held:
-                    try:
-                        client.in_progress(msg)
-                    except sift.SiftError as exc:
-                        logger.debug("sift: progress failed: %r", exc)
+            for msg in self.held():
+                try:
+                    client.in_progress(msg)
+                except sift.SiftError as exc:
+                    logger.debug("sift: progress failed: %r", exc)
 
     # ---- consuming ----
 

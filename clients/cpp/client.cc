@@ -28,6 +28,7 @@
 #include "broker/protocol/headers.h"
 #include "broker/topic/topic.h"
 #include "clients/cpp/fast_mutex.h"
+#include "clients/cpp/stream_wire.h"
 #include "clients/cpp/subscription_queue.h"
 
 namespace sift {
@@ -410,12 +411,14 @@ class ClientCore {
     return true;
   }
 
+  // `ack`, if not null, gets the OK's stream fields.
   absl::Status PublishConfirmed(std::string_view topic,
                                 std::string_view payload,
                                 std::string_view headers,
                                 absl::Duration timeout,
                                 const PublishOptions* later = nullptr,
-                                std::string_view reply_to = {}) {
+                                std::string_view reply_to = {},
+                                PublishAck* ack = nullptr) {
     const uint64_t id = NextId();
     std::future<Reply> reply = AddWaiter(id);
     if (absl::Status s =
@@ -424,7 +427,13 @@ class ClientCore {
       DropWaiter(id);
       return s;
     }
-    return WaitFor(std::move(reply), id, timeout).status();
+    Reply answer = WaitFor(std::move(reply), id, timeout);
+    if (!answer.ok()) return answer.status();
+    if (ack != nullptr) {
+      ack->stream_seq = answer->ok().stream_seq();
+      ack->duplicate = answer->ok().duplicate();
+    }
+    return absl::OkStatus();
   }
 
   absl::StatusOr<uint64_t> Subscribe(
@@ -446,6 +455,7 @@ class ClientCore {
     target->filter = options.filter;
     target->plugins = options.plugins;
     target->ack = options.ack;
+    target->stream = options.stream;
     target->callback = options.callback;
     target->queue = std::move(queue);
     target->inbox = inbox;
@@ -560,48 +570,92 @@ class ClientCore {
     return EnqueueHeader(h);
   }
 
+  // Sends a request (its request_id is set here) and waits up to `timeout`
+  // for the answer: the reply header, or the ERROR as a Status.
+  Reply Call(wire::Header h, absl::Duration timeout) {
+    const uint64_t id = NextId();
+    h.set_request_id(id);
+    std::future<Reply> reply = AddWaiter(id);
+    if (absl::Status s = EnqueueHeader(h); !s.ok()) {
+      DropWaiter(id);
+      return s;
+    }
+    return WaitFor(std::move(reply), id, timeout);
+  }
+
   absl::Status Declare(std::string_view pattern, std::string_view group,
                        const AckOptions& ack, absl::Duration timeout) {
-    const uint64_t id = NextId();
-    std::future<Reply> reply = AddWaiter(id);
     wire::Header h;
-    h.set_request_id(id);
     h.mutable_declare()->set_pattern(std::string(pattern));
     h.mutable_declare()->set_queue_group(std::string(group));
     FillAckPolicy(ack, h.mutable_declare()->mutable_ack());
-    if (absl::Status s = EnqueueHeader(h); !s.ok()) {
-      DropWaiter(id);
-      return s;
-    }
-    return WaitFor(std::move(reply), id, timeout).status();
+    return Call(std::move(h), timeout).status();
   }
 
   absl::Status Reload(absl::Duration timeout) {
-    const uint64_t id = NextId();
-    std::future<Reply> reply = AddWaiter(id);
     wire::Header h;
-    h.set_request_id(id);
     h.mutable_reload();
-    if (absl::Status s = EnqueueHeader(h); !s.ok()) {
-      DropWaiter(id);
-      return s;
-    }
-    return WaitFor(std::move(reply), id, timeout).status();
+    return Call(std::move(h), timeout).status();
   }
 
   absl::StatusOr<BrokerStats> Stats(absl::Duration timeout) {
-    const uint64_t id = NextId();
-    std::future<Reply> reply = AddWaiter(id);
     wire::Header h;
-    h.set_request_id(id);
     h.mutable_stats();
-    if (absl::Status s = EnqueueHeader(h); !s.ok()) {
-      DropWaiter(id);
-      return s;
-    }
-    auto answer = WaitFor(std::move(reply), id, timeout);
+    auto answer = Call(std::move(h), timeout);
     if (!answer.ok()) return answer.status();
     return answer->stats_reply();
+  }
+
+  // A STREAM request; the StreamInfos of its STREAM_REPLY (none for an OK).
+  absl::StatusOr<std::vector<StreamInfo>> StreamCall(wire::Header h,
+                                                     absl::Duration timeout) {
+    auto answer = Call(std::move(h), timeout);
+    if (!answer.ok()) return answer.status();
+    std::vector<StreamInfo> streams;
+    if (answer->has_stream_reply()) {
+      for (const wire::StreamInfo& info : answer->stream_reply().streams()) {
+        streams.push_back(internal::FromWire(info));
+      }
+    }
+    return streams;
+  }
+
+  // FETCH under a sid of its own, registered like a subscription's so that
+  // the I/O thread collects its DELIVERs; they all arrive before the OK
+  // that ends the fetch (one socket, in order).
+  absl::StatusOr<std::vector<Message>> Fetch(const FetchOptions& options,
+                                             absl::Duration timeout) {
+    if (options.batch < 1 || options.batch > 10000) {
+      return protocol::WireError(
+          wire::INVALID_REQUEST,
+          absl::StrCat("fetch batch ", options.batch,
+                       " is out of range (1 to 10000)"));
+    }
+    const uint64_t sid = NextId();
+    auto target = std::make_shared<SubTarget>();
+    target->pattern = options.pattern;
+    target->fetch = std::make_shared<FetchCollector>();
+    wire::Header h;
+    wire::Fetch* fetch = h.mutable_fetch();
+    fetch->set_sid(sid);
+    internal::ToWire(options.start, fetch->mutable_start());
+    fetch->set_batch(options.batch);
+    fetch->set_max_wait_ms(ToMs(options.max_wait));
+    fetch->set_pattern(options.pattern);
+    if (options.ack.has_value()) FillAckPolicy(*options.ack, fetch->mutable_ack());
+    {
+      internal::FastMutexLock lock(&mu_);
+      if (closing_) return absl::FailedPreconditionError("client closed");
+      subs_[sid] = target;
+      subs_generation_.fetch_add(1, std::memory_order_release);
+    }
+    // The broker answers after max_wait at the latest: wait that, plus
+    // `timeout` for the answer to come back.
+    Reply answer = Call(std::move(h), options.max_wait + timeout);
+    ForgetSub(sid);
+    if (!answer.ok()) return answer.status();
+    internal::FastMutexLock lock(&target->fetch->mu);
+    return std::move(target->fetch->messages);
   }
 
   // The queue for a new subscription without a callback.
@@ -623,6 +677,12 @@ class ClientCore {
   uint64_t broker_dropped() const { return broker_dropped_.load(); }
 
  private:
+  // Where the DELIVERs of one Fetch() go until its OK.
+  struct FetchCollector {
+    internal::FastMutex mu;
+    std::vector<Message> messages ABSL_GUARDED_BY(mu);
+  };
+
   // A subscription as the client remembers it (to resubscribe after a
   // reconnect) and as the I/O thread delivers to it.
   struct SubTarget {
@@ -631,9 +691,15 @@ class ClientCore {
     std::string filter;
     std::vector<PluginSpec> plugins;
     std::optional<AckOptions> ack;
+    std::optional<StreamStart> stream;
     MessageCallback callback;
     std::shared_ptr<internal::SubscriptionQueue> queue;
     bool inbox = false;  // the client's own request/reply inbox
+    // A Fetch() in progress rather than a subscription: never resubscribed.
+    std::shared_ptr<FetchCollector> fetch;
+    // Stream subscriptions: the newest record delivered, where an ephemeral
+    // consumer resumes after a reconnect. The I/O thread's alone.
+    mutable uint64_t last_stream_seq = 0;
   };
 
   uint64_t NextId() { return next_id_.fetch_add(1) + 1; }
@@ -740,6 +806,15 @@ class ClientCore {
     h.mutable_sub()->set_filter(sub.filter);
     if (sub.ack.has_value()) {
       FillAckPolicy(*sub.ack, h.mutable_sub()->mutable_ack());
+    }
+    if (sub.stream.has_value()) {
+      StreamStart start = *sub.stream;
+      if (start.consumer.empty() && sub.last_stream_seq > 0) {
+        // Resubscribing an ephemeral consumer: go on after what came.
+        start.deliver = DeliverPolicy::kFromSeq;
+        start.start_seq = sub.last_stream_seq + 1;
+      }
+      internal::ToWire(start, h.mutable_sub()->mutable_stream());
     }
     for (const PluginSpec& p : sub.plugins) {
       wire::PluginSpec* spec = h.mutable_sub()->add_plugins();
@@ -1075,7 +1150,8 @@ class ClientCore {
 
   void DeliverDecoded(const wire::Deliver& deliver, std::string_view payload) {
     Deliver(protocol::DeliverViewOf(deliver, &headers_scratch_), payload,
-            [] { return std::shared_ptr<const void>(); });
+            [] { return std::shared_ptr<const void>(); },
+            deliver.stream_seq(), deliver.timestamp_ms());
   }
 
   void ReadBatch(const Frame& body) {
@@ -1125,6 +1201,7 @@ class ClientCore {
       case wire::Header::kOk:
       case wire::Header::kPong:
       case wire::Header::kStatsReply:
+      case wire::Header::kStreamReply:
         return Fulfil(h.request_id(), h);
       default:
         return;
@@ -1150,6 +1227,7 @@ class ClientCore {
         // A new session after losing the broker: subscribe again, the inbox
         // under its new prefix.
         for (auto& [sid, sub] : subs_) {
+          if (sub->fetch) continue;  // the broker forgot the FETCH: it times out
           if (sub->inbox) sub->pattern = absl::StrCat(inbox_prefix_, ".>");
           resubscribe.push_back(SubHeader(0, sid, *sub));
         }
@@ -1199,12 +1277,19 @@ class ClientCore {
 
   // Hands one delivery to its subscription. `owner` makes the storage that
   // keeps the bytes alive, for messages that outlive this call.
+  // `stream_seq` and `timestamp_ms`: the DELIVER's stream fields.
   template <typename MakeOwner>
   void Deliver(const protocol::DeliverView& d, std::string_view payload,
-               MakeOwner owner) {
+               MakeOwner owner, uint64_t stream_seq = 0,
+               uint64_t timestamp_ms = 0) {
     const SubTarget* target = FindTarget(d.sid);
     if (target == nullptr) return;  // unsubscribed meanwhile
+    if (stream_seq > target->last_stream_seq) {
+      target->last_stream_seq = stream_seq;
+    }
     Message m;
+    m.stream_seq_ = stream_seq;
+    m.timestamp_ms_ = timestamp_ms;
     m.topic_ = d.topic;
     m.reply_to_ = d.reply_to;
     m.payload_ = payload;
@@ -1228,6 +1313,11 @@ class ClientCore {
     m.storage_ = owner();
     if (!m.storage_) Own(&m);
     if (target->inbox) return AnswerRequest(std::move(m));
+    if (target->fetch) {
+      internal::FastMutexLock lock(&target->fetch->mu);
+      target->fetch->messages.push_back(std::move(m));
+      return;
+    }
     if (target->queue) target->queue->Push(std::move(m));  // bounded
   }
 
@@ -1408,20 +1498,33 @@ absl::Status Client::PublishConfirmed(std::string_view topic,
   return core_->PublishConfirmed(topic, payload, {}, timeout);
 }
 
+namespace {
+
+// The header bytes of a publish: its headers, then its message id.
+std::string EncodedHeaders(const PublishOptions& options) {
+  std::string out = protocol::EncodeHeaders(options.headers);
+  if (!options.msg_id.empty()) {
+    protocol::AppendHeader(kMsgIdHeader, options.msg_id, &out);
+  }
+  return out;
+}
+
+}  // namespace
+
 absl::Status Client::PublishWith(std::string_view topic,
                                  std::string_view payload,
                                  const PublishOptions& options) {
   return core_->Publish(topic, payload, options.reply_to, 0, false,
-                        protocol::EncodeHeaders(options.headers), &options);
+                        EncodedHeaders(options), &options);
 }
 
 absl::Status Client::PublishConfirmedWith(std::string_view topic,
                                           std::string_view payload,
                                           const PublishOptions& options,
-                                          absl::Duration timeout) {
-  return core_->PublishConfirmed(topic, payload,
-                                 protocol::EncodeHeaders(options.headers),
-                                 timeout, &options, options.reply_to);
+                                          absl::Duration timeout,
+                                          PublishAck* ack) {
+  return core_->PublishConfirmed(topic, payload, EncodedHeaders(options),
+                                 timeout, &options, options.reply_to, ack);
 }
 
 absl::Status Client::PublishConfirmed(std::string_view topic,
@@ -1487,6 +1590,61 @@ absl::Status Client::Reload(absl::Duration timeout) {
 
 absl::StatusOr<BrokerStats> Client::Stats(absl::Duration timeout) {
   return core_->Stats(timeout);
+}
+
+absl::StatusOr<StreamInfo> Client::AddStream(const StreamConfig& config,
+                                             absl::Duration timeout) {
+  auto streams = core_->StreamCall(
+      internal::StreamRequestHeader(0, wire::STREAM_ADD, config.name, {},
+                                    &config),
+      timeout);
+  if (!streams.ok()) return streams.status();
+  if (!streams->empty()) return std::move(streams->front());
+  // Answered OK without the stream: ask for it.
+  return GetStreamInfo(config.name, timeout);
+}
+
+absl::StatusOr<StreamInfo> Client::GetStreamInfo(std::string_view name,
+                                                 absl::Duration timeout) {
+  auto streams = core_->StreamCall(
+      internal::StreamRequestHeader(0, wire::STREAM_INFO, name), timeout);
+  if (!streams.ok()) return streams.status();
+  if (streams->empty()) {
+    return protocol::WireError(
+        wire::UNKNOWN_STREAM,
+        absl::StrCat("the broker answered no stream for \"", AbslView(name),
+                     "\""));
+  }
+  return std::move(streams->front());
+}
+
+absl::StatusOr<std::vector<StreamInfo>> Client::ListStreams(
+    absl::Duration timeout) {
+  return core_->StreamCall(
+      internal::StreamRequestHeader(0, wire::STREAM_LIST, {}), timeout);
+}
+
+absl::Status Client::DeleteStream(std::string_view name,
+                                  absl::Duration timeout) {
+  return core_
+      ->StreamCall(internal::StreamRequestHeader(0, wire::STREAM_DELETE, name),
+                   timeout)
+      .status();
+}
+
+absl::Status Client::DeleteConsumer(std::string_view stream,
+                                    std::string_view consumer,
+                                    absl::Duration timeout) {
+  return core_
+      ->StreamCall(internal::StreamRequestHeader(0, wire::CONSUMER_DELETE,
+                                                 stream, consumer),
+                   timeout)
+      .status();
+}
+
+absl::StatusOr<std::vector<Message>> Client::Fetch(const FetchOptions& options,
+                                                   absl::Duration timeout) {
+  return core_->Fetch(options, timeout);
 }
 
 void Client::Close() { core_->Close(); }

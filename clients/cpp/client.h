@@ -27,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "clients/cpp/streams.h"
 #include "proto/sift.pb.h"
 
 namespace sift {
@@ -97,6 +98,11 @@ class Message {
   // True for a retained value the broker sent because this subscription
   // was just made (docs/protocol.md §8.2), not a new publish.
   bool retained() const { return retained_; }
+  // From a stream (SubscribeOptions::stream, Client::Fetch): the record's
+  // sequence number in its stream and the time it was stored (Unix ms).
+  // 0 and 0 for messages routed live.
+  uint64_t stream_seq() const { return stream_seq_; }
+  uint64_t timestamp_ms() const { return timestamp_ms_; }
   // The message's headers as published, in order (empty if none). The views
   // live as long as the Message.
   const std::vector<std::pair<std::string_view, std::string_view>>& headers()
@@ -116,6 +122,8 @@ class Message {
   uint64_t delivery_id_ = 0;
   uint32_t attempt_ = 0;
   bool retained_ = false;
+  uint64_t stream_seq_ = 0;
+  uint64_t timestamp_ms_ = 0;
   std::vector<std::pair<std::string_view, std::string_view>> headers_;
   std::string_view headers_wire_;  // the encoded entries headers_ points into
   // Owns the bytes the views point into; null while borrowed by a callback.
@@ -144,6 +152,10 @@ struct PublishOptions {
   // the broker's memory until then.
   absl::Duration delay = absl::ZeroDuration();
   std::optional<absl::Time> deliver_at;
+  // Non-empty: sent as header kMsgIdHeader ("sift-msg-id"), after
+  // `headers`. A stream that captures the topic stores a message id once
+  // per dedup window (PublishAck::duplicate on later ones).
+  std::string msg_id;
 };
 
 // At-least-once delivery (docs/protocol.md §6.2): the broker keeps each
@@ -183,12 +195,44 @@ struct SubscribeOptions {
   // Set: explicit acks (at-least-once) for this subscription; each Message
   // then has a delivery_id() to Ack/Nack. Unset: at-most-once (the default).
   std::optional<AckOptions> ack;
+  // Set: consume a stream instead of live routing (docs/client.md,
+  // "Streams"). The broker delivers the stream's records whose topic
+  // matches the pattern, from the consumer's position on, then new ones as
+  // they become durable; each Message has a stream_seq(). With `ack` the
+  // records must be acknowledged, and a durable consumer resumes from its
+  // acknowledged position; without it a record counts as acknowledged once
+  // sent. After a reconnect the client subscribes again: a durable consumer
+  // resumes where the broker has it, an ephemeral one after the last record
+  // this subscription received. Errors of Subscribe(): NotFound
+  // (UNKNOWN_STREAM) for a stream the broker does not have,
+  // InvalidArgument (INVALID_STREAM) if the broker has streams disabled.
+  std::optional<StreamStart> stream;
   // If set, messages are passed to it on the client's I/O thread and Next()
   // is not used. If empty, messages queue up for Next(), within
   // ClientOptions::subscription_queue_max_messages and _bytes.
   MessageCallback callback;
   // How long Subscribe() waits for the broker to accept the subscription.
   absl::Duration timeout = absl::Seconds(5);
+};
+
+// One poll of a stream (Client::Fetch; JetStream's pull consumer fetch).
+struct FetchOptions {
+  // The stream, the consumer (named: its position is kept across fetches,
+  // connections and broker restarts; unnamed: one-off, reads from
+  // start.deliver and keeps no state), and where a new consumer starts.
+  StreamStart start;
+  // Most records to return: 1 to 10000 (InvalidArgument otherwise).
+  uint32_t batch = 1;
+  // How long the broker waits for `batch` records before answering with
+  // what it has; zero: answer with what is there now. Milliseconds
+  // precision; at most 2^32-1 ms.
+  absl::Duration max_wait = absl::ZeroDuration();
+  // Only records whose topic matches this pattern; empty: all.
+  std::string pattern;
+  // Set (named consumers only): the records must be acknowledged
+  // (Client::Ack), else the broker hands them out again after the ack wait,
+  // on a later Fetch. Unset: a record counts as acknowledged once sent.
+  std::optional<AckOptions> ack;
 };
 
 class Client;
@@ -270,10 +314,16 @@ class Client {
   // see those.
   absl::Status PublishWith(std::string_view topic, std::string_view payload,
                            const PublishOptions& options);
+  // With a non-null `ack`, a successful confirmed publish also says what a
+  // stream made of it: the record's stream_seq (answered only once the
+  // record is durable per the stream's fsync policy) and whether it was a
+  // duplicate of an earlier PublishOptions::msg_id; *ack is left zero when
+  // no stream captures the topic, and untouched on error.
   absl::Status PublishConfirmedWith(std::string_view topic,
                                     std::string_view payload,
                                     const PublishOptions& options,
-                                    absl::Duration timeout = absl::Seconds(5));
+                                    absl::Duration timeout = absl::Seconds(5),
+                                    PublishAck* ack = nullptr);
   // Publish and wait until the broker has routed the message (OK) or
   // refused it (its ERROR as a Status), up to `timeout`.
   absl::Status PublishConfirmed(std::string_view topic,
@@ -318,11 +368,55 @@ class Client {
                        const AckOptions& ack = {},
                        absl::Duration timeout = absl::Seconds(5));
 
-  // Acknowledges a delivery of an explicit-ack subscription: the broker
-  // forgets it. Fire-and-forget (queued, returns at once); an id the broker
-  // no longer holds in flight (acknowledged twice, or its ack wait ran out and
-  // it was redelivered) is answered with ERROR UNKNOWN_DELIVERY, which is
-  // logged. Errors here: FailedPrecondition for a message without a
+  // ---- Streams (docs/client.md, "Streams"; docs/delivery.md §3) ----
+  // A broker without a data directory (siftd --data_dir) has streams
+  // disabled: every call below then fails with InvalidArgument
+  // (INVALID_STREAM). Each waits up to `timeout` for the broker's answer
+  // (DeadlineExceeded after); a closed client fails with
+  // FailedPrecondition. Thread-safe; not from a subscription callback.
+
+  // Creates a stream (STREAM ADD) and returns it as the broker holds it
+  // (defaults filled in). Adding the same config again is OK and changes
+  // nothing. InvalidArgument (INVALID_STREAM): a bad name, subject pattern
+  // or setting, or the name is taken with other settings.
+  absl::StatusOr<StreamInfo> AddStream(
+      const StreamConfig& config, absl::Duration timeout = absl::Seconds(5));
+  // One stream's settings, counts and durable consumers. NotFound
+  // (UNKNOWN_STREAM) if there is no such stream.
+  absl::StatusOr<StreamInfo> GetStreamInfo(
+      std::string_view name, absl::Duration timeout = absl::Seconds(5));
+  // Every stream, as GetStreamInfo shows it (empty if none).
+  absl::StatusOr<std::vector<StreamInfo>> ListStreams(
+      absl::Duration timeout = absl::Seconds(5));
+  // Deletes a stream with its records and consumers. NotFound
+  // (UNKNOWN_STREAM) if there is no such stream.
+  absl::Status DeleteStream(std::string_view name,
+                            absl::Duration timeout = absl::Seconds(5));
+  // Deletes durable consumer `consumer` of `stream` (its position is
+  // forgotten). NotFound (UNKNOWN_STREAM) if either does not exist.
+  absl::Status DeleteConsumer(std::string_view stream,
+                              std::string_view consumer,
+                              absl::Duration timeout = absl::Seconds(5));
+  // Polls a stream (FETCH): returns up to options.batch records, in stream
+  // order, as soon as that many are there or after options.max_wait with
+  // what there is (possibly none). Waits at most options.max_wait +
+  // `timeout` for the broker's answer. The Messages own their bytes; with
+  // options.ack, Ack/Nack/InProgress each. Errors: NotFound
+  // (UNKNOWN_STREAM) for an unknown stream, InvalidArgument
+  // (INVALID_REQUEST, INVALID_PATTERN; INVALID_STREAM with streams
+  // disabled) for a bad batch, pattern or ack policy, DeadlineExceeded
+  // (records the broker sent meanwhile are then lost to this call: without
+  // ack they count as acknowledged). Thread-safe, several at once; not from
+  // a subscription callback.
+  absl::StatusOr<std::vector<Message>> Fetch(
+      const FetchOptions& options, absl::Duration timeout = absl::Seconds(5));
+
+  // Acknowledges a delivery of an explicit-ack subscription (or of a Fetch
+  // with FetchOptions::ack): the broker forgets it; for a stream consumer,
+  // its acknowledged position moves on. Fire-and-forget (queued, returns
+  // at once); an id the broker no longer holds in flight (acknowledged
+  // twice, or its ack wait ran out and it was redelivered) is answered with
+  // ERROR UNKNOWN_DELIVERY, which is logged. Errors here: FailedPrecondition for a message without a
   // delivery id, or a closed client. Thread-safe; also from callbacks.
   absl::Status Ack(const Message& message);
   // Refuses it: the broker redelivers it after `delay` (zero: the

@@ -1,0 +1,614 @@
+// The client's stream calls against a scripted fake broker (a ZeroMQ ROUTER
+// in the test, on inproc://): what each call sends, and how it reads the
+// answers, DELIVERs and errors. The real broker is exercised by
+// tests/streams_cli_test.cc.
+#include <zmq.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "broker/protocol/codec.h"
+#include "clients/cpp/client.h"
+#include "clients/cpp/stream_wire.h"
+#include "gtest/gtest.h"
+#include "proto/sift.pb.h"
+
+namespace sift {
+namespace {
+
+// One message to send: a header and, for DELIVER, a payload frame.
+struct Out {
+  wire::Header header;
+  std::string payload;
+  bool has_payload = false;
+};
+
+Out Answer(wire::Header h) { return Out{std::move(h), "", false}; }
+
+Out DeliverOf(uint64_t sid, std::string topic, std::string payload,
+              uint64_t stream_seq, uint64_t timestamp_ms,
+              uint64_t delivery_id = 0) {
+  Out out;
+  wire::Deliver* d = out.header.mutable_deliver();
+  d->set_sid(sid);
+  d->set_topic(std::move(topic));
+  d->set_stream_seq(stream_seq);
+  d->set_timestamp_ms(timestamp_ms);
+  if (delivery_id != 0) {
+    d->set_delivery_id(delivery_id);
+    d->set_attempt(1);
+  }
+  out.payload = std::move(payload);
+  out.has_payload = true;
+  return out;
+}
+
+wire::Header OkFor(uint64_t request_id) {
+  wire::Header h;
+  h.set_request_id(request_id);
+  h.mutable_ok();
+  return h;
+}
+
+wire::Header ErrorFor(uint64_t request_id, wire::ErrorCode code) {
+  wire::Header h;
+  h.set_request_id(request_id);
+  h.mutable_error()->set_code(code);
+  h.mutable_error()->set_message("scripted error");
+  return h;
+}
+
+// A ROUTER that answers HELLO itself and every other request with what the
+// test's handler returns (nothing: no answer). Records what it received.
+class FakeBroker {
+ public:
+  using Handler = std::function<std::vector<Out>(const wire::Header&)>;
+
+  explicit FakeBroker(Handler handler) : handler_(std::move(handler)) {
+    context_ = zmq_ctx_new();
+    socket_ = zmq_socket(context_, ZMQ_ROUTER);
+    endpoint_ = absl::StrCat("inproc://fake-broker-", counter_++);
+    EXPECT_EQ(zmq_bind(socket_, endpoint_.c_str()), 0);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~FakeBroker() {
+    stop_ = true;
+    thread_.join();
+    zmq_close(socket_);
+    zmq_ctx_term(context_);
+  }
+
+  ClientOptions Options() const {
+    ClientOptions options;
+    options.endpoint = endpoint_;
+    options.zmq_context = context_;
+    options.connect_timeout = absl::Seconds(5);
+    return options;
+  }
+
+  // Every header received, HELLO and PINGs left out.
+  std::vector<wire::Header> received() {
+    absl::MutexLock lock(&mu_);
+    return received_;
+  }
+  // The first received header for which `pred` holds, waiting up to 5 s.
+  std::optional<wire::Header> WaitFor(
+      std::function<bool(const wire::Header&)> pred) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (absl::Now() < deadline) {
+      for (const wire::Header& h : received()) {
+        if (pred(h)) return h;
+      }
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return std::nullopt;
+  }
+  int hellos() const { return hellos_.load(); }
+
+  // Sends to the (last) connected client from any thread: queued for the
+  // broker's thread, which owns the socket.
+  void Push(Out out) {
+    absl::MutexLock lock(&mu_);
+    pushed_.push_back(std::move(out));
+  }
+
+ private:
+  void Send(const std::string& peer, const Out& out) {
+    const std::string header = protocol::EncodeHeader(out.header);
+    zmq_send(socket_, peer.data(), peer.size(), ZMQ_SNDMORE);
+    zmq_send(socket_, header.data(), header.size(),
+             out.has_payload ? ZMQ_SNDMORE : 0);
+    if (out.has_payload) {
+      zmq_send(socket_, out.payload.data(), out.payload.size(), 0);
+    }
+  }
+
+  void Loop() {
+    std::string peer;
+    while (!stop_) {
+      std::vector<Out> pushed;
+      {
+        absl::MutexLock lock(&mu_);
+        pushed.swap(pushed_);
+      }
+      for (const Out& out : pushed) Send(peer, out);
+      zmq_pollitem_t item = {socket_, 0, ZMQ_POLLIN, 0};
+      if (zmq_poll(&item, 1, 5) <= 0) continue;
+      std::vector<std::string> frames;
+      int more = 1;
+      while (more) {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, socket_, 0) < 0) {
+          zmq_msg_close(&msg);
+          break;
+        }
+        frames.emplace_back(static_cast<const char*>(zmq_msg_data(&msg)),
+                            zmq_msg_size(&msg));
+        more = zmq_msg_more(&msg);
+        zmq_msg_close(&msg);
+      }
+      if (frames.size() < 2) continue;
+      peer = frames[0];
+      wire::Header h;
+      if (!h.ParseFromString(frames[1])) continue;
+      if (h.has_hello()) {
+        ++hellos_;
+        wire::Header w;
+        w.set_request_id(h.request_id());
+        wire::Welcome* welcome = w.mutable_welcome();
+        welcome->set_protocol_version(wire::PROTOCOL_VERSION_CURRENT);
+        welcome->set_client_id(absl::StrCat("c", hellos_.load()));
+        welcome->set_inbox_prefix(absl::StrCat("_INBOX.c", hellos_.load()));
+        welcome->set_max_payload_bytes(1 << 20);
+        welcome->set_max_topic_length(256);
+        welcome->set_max_topic_tokens(16);
+        welcome->set_max_subscriptions(1000);
+        welcome->set_max_headers(16);
+        welcome->set_max_headers_bytes(4096);
+        Send(peer, Answer(std::move(w)));
+        continue;
+      }
+      if (h.has_ping() || h.has_bye()) continue;
+      {
+        absl::MutexLock lock(&mu_);
+        received_.push_back(h);
+      }
+      for (const Out& out : handler_(h)) Send(peer, out);
+    }
+  }
+
+  static inline std::atomic<int> counter_{0};
+  Handler handler_;
+  void* context_ = nullptr;
+  void* socket_ = nullptr;
+  std::string endpoint_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> hellos_{0};
+  absl::Mutex mu_;
+  std::vector<wire::Header> received_ ABSL_GUARDED_BY(mu_);
+  std::vector<Out> pushed_ ABSL_GUARDED_BY(mu_);
+};
+
+std::unique_ptr<Client> ConnectTo(const FakeBroker& broker) {
+  auto client = Client::Connect(broker.Options());
+  EXPECT_TRUE(client.ok()) << client.status();
+  return client.ok() ? *std::move(client) : nullptr;
+}
+
+wire::StreamInfo SampleInfo(const std::string& name) {
+  wire::StreamInfo info;
+  info.mutable_config()->set_name(name);
+  info.mutable_config()->add_subjects("orders.>");
+  info.mutable_config()->set_fsync("always");
+  info.mutable_config()->set_dedup_window_ms(120000);
+  info.set_first_seq(1);
+  info.set_last_seq(9);
+  info.set_durable_seq(8);
+  info.set_messages(9);
+  info.set_bytes(4096);
+  wire::ConsumerInfo* c = info.add_consumers();
+  c->set_name("billing");
+  c->set_ack_floor(4);
+  c->set_delivered_seq(6);
+  c->set_in_flight(2);
+  c->set_attached(true);
+  return info;
+}
+
+TEST(StreamWireTest, ConfigRoundTrip) {
+  StreamConfig config;
+  config.name = "orders";
+  config.subjects = {"orders.>", "billing.*"};
+  config.max_age = absl::Hours(24);
+  config.max_bytes = 1 << 30;
+  config.max_msgs = 1000;
+  config.fsync = "10ms";
+  config.dedup_window = absl::Minutes(5);
+  config.segment_max_bytes = 1 << 20;
+  wire::StreamConfig w;
+  internal::ToWire(config, &w);
+  EXPECT_EQ(w.max_age_ms(), 86400000u);
+  EXPECT_EQ(w.dedup_window_ms(), 300000u);
+  EXPECT_EQ(w.subjects_size(), 2);
+  const StreamConfig back = internal::FromWire(w);
+  EXPECT_EQ(back.name, "orders");
+  EXPECT_EQ(back.subjects, config.subjects);
+  EXPECT_EQ(back.max_age, absl::Hours(24));
+  EXPECT_EQ(back.max_bytes, config.max_bytes);
+  EXPECT_EQ(back.max_msgs, 1000u);
+  EXPECT_EQ(back.fsync, "10ms");
+  EXPECT_EQ(back.dedup_window, absl::Minutes(5));
+  EXPECT_EQ(back.segment_max_bytes, config.segment_max_bytes);
+
+  // Under a millisecond is not "unlimited".
+  config.max_age = absl::Microseconds(10);
+  internal::ToWire(config, &w);
+  EXPECT_EQ(w.max_age_ms(), 1u);
+}
+
+TEST(StreamWireTest, StartSendsOnlyThePolicysField) {
+  StreamStart start;
+  start.stream = "orders";
+  start.consumer = "billing";
+  start.deliver = DeliverPolicy::kFromTime;
+  start.start_seq = 42;  // not for kFromTime: left out
+  start.start_time = absl::FromUnixMillis(1700000000123);
+  wire::StreamStart w;
+  internal::ToWire(start, &w);
+  EXPECT_EQ(w.stream(), "orders");
+  EXPECT_EQ(w.consumer(), "billing");
+  EXPECT_EQ(w.deliver(), wire::DELIVER_FROM_TIME);
+  EXPECT_EQ(w.start_seq(), 0u);
+  EXPECT_EQ(w.start_time_ms(), 1700000000123u);
+  const StreamStart back = internal::FromWire(w);
+  EXPECT_EQ(back.deliver, DeliverPolicy::kFromTime);
+  EXPECT_EQ(back.start_time, start.start_time);
+
+  start.deliver = DeliverPolicy::kFromSeq;
+  w.Clear();
+  internal::ToWire(start, &w);
+  EXPECT_EQ(w.deliver(), wire::DELIVER_FROM_SEQ);
+  EXPECT_EQ(w.start_seq(), 42u);
+  EXPECT_EQ(w.start_time_ms(), 0u);
+}
+
+TEST(StreamWireTest, InfoFromWire) {
+  const StreamInfo info = internal::FromWire(SampleInfo("orders"));
+  EXPECT_EQ(info.config.name, "orders");
+  EXPECT_EQ(info.config.dedup_window, absl::Minutes(2));
+  EXPECT_EQ(info.first_seq, 1u);
+  EXPECT_EQ(info.last_seq, 9u);
+  EXPECT_EQ(info.durable_seq, 8u);
+  EXPECT_EQ(info.messages, 9u);
+  EXPECT_EQ(info.bytes, 4096u);
+  ASSERT_EQ(info.consumers.size(), 1u);
+  EXPECT_EQ(info.consumers[0].name, "billing");
+  EXPECT_EQ(info.consumers[0].ack_floor, 4u);
+  EXPECT_EQ(info.consumers[0].delivered_seq, 6u);
+  EXPECT_EQ(info.consumers[0].in_flight, 2u);
+  EXPECT_TRUE(info.consumers[0].attached);
+}
+
+TEST(StreamClientTest, AdminCallsSendTheirOpAndReadTheReply) {
+  FakeBroker broker([](const wire::Header& h) -> std::vector<Out> {
+    if (!h.has_stream()) return {};
+    const wire::StreamRequest& req = h.stream();
+    wire::Header reply;
+    reply.set_request_id(h.request_id());
+    switch (req.op()) {
+      case wire::STREAM_ADD:
+      case wire::STREAM_INFO:
+        if (req.config().name() == "nope") {
+          return {Answer(ErrorFor(h.request_id(), wire::UNKNOWN_STREAM))};
+        }
+        if (req.config().name() == "bad") {
+          return {Answer(ErrorFor(h.request_id(), wire::INVALID_STREAM))};
+        }
+        *reply.mutable_stream_reply()->add_streams() =
+            SampleInfo(req.config().name());
+        return {Answer(std::move(reply))};
+      case wire::STREAM_LIST:
+        *reply.mutable_stream_reply()->add_streams() = SampleInfo("a");
+        *reply.mutable_stream_reply()->add_streams() = SampleInfo("b");
+        return {Answer(std::move(reply))};
+      case wire::STREAM_DELETE:
+      case wire::CONSUMER_DELETE:
+        // One answers OK, the other an empty STREAM_REPLY: both mean done.
+        if (req.op() == wire::STREAM_DELETE) {
+          return {Answer(OkFor(h.request_id()))};
+        }
+        reply.mutable_stream_reply();
+        return {Answer(std::move(reply))};
+      default:
+        return {};
+    }
+  });
+  auto client = ConnectTo(broker);
+  ASSERT_NE(client, nullptr);
+
+  StreamConfig config;
+  config.name = "orders";
+  config.subjects = {"orders.>"};
+  config.max_msgs = 10;
+  absl::StatusOr<StreamInfo> added = client->AddStream(config);
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(added->config.name, "orders");
+  EXPECT_EQ(added->last_seq, 9u);
+  auto add = broker.WaitFor([](const wire::Header& h) {
+    return h.has_stream() && h.stream().op() == wire::STREAM_ADD;
+  });
+  ASSERT_TRUE(add.has_value());
+  EXPECT_NE(add->request_id(), 0u);
+  EXPECT_EQ(add->stream().config().subjects(0), "orders.>");
+  EXPECT_EQ(add->stream().config().max_msgs(), 10u);
+
+  absl::StatusOr<StreamInfo> info = client->GetStreamInfo("orders");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->consumers.size(), 1u);
+
+  absl::StatusOr<std::vector<StreamInfo>> list = client->ListStreams();
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[1].config.name, "b");
+
+  EXPECT_TRUE(client->DeleteStream("orders").ok());
+  EXPECT_TRUE(client->DeleteConsumer("orders", "billing").ok());
+  auto del = broker.WaitFor([](const wire::Header& h) {
+    return h.has_stream() && h.stream().op() == wire::CONSUMER_DELETE;
+  });
+  ASSERT_TRUE(del.has_value());
+  EXPECT_EQ(del->stream().config().name(), "orders");
+  EXPECT_EQ(del->stream().consumer(), "billing");
+
+  absl::Status missing = client->GetStreamInfo("nope").status();
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound) << missing;
+  EXPECT_EQ(protocol::WireCodeOf(missing), wire::UNKNOWN_STREAM);
+  config.name = "bad";
+  absl::Status bad = client->AddStream(config).status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument) << bad;
+  EXPECT_EQ(protocol::WireCodeOf(bad), wire::INVALID_STREAM);
+}
+
+TEST(StreamClientTest, FetchCollectsItsDeliversUntilTheOk) {
+  FakeBroker broker([](const wire::Header& h) -> std::vector<Out> {
+    if (!h.has_fetch()) return {};
+    const uint64_t sid = h.fetch().sid();
+    if (h.fetch().start().stream() == "nope") {
+      return {Answer(ErrorFor(h.request_id(), wire::UNKNOWN_STREAM))};
+    }
+    std::vector<Out> out;
+    for (uint64_t seq = 1; seq <= 3; ++seq) {
+      out.push_back(DeliverOf(sid, absl::StrCat("orders.", seq),
+                              absl::StrCat("p", seq), seq, 1000 + seq,
+                              h.fetch().has_ack() ? 100 + seq : 0));
+    }
+    wire::Header ok = OkFor(h.request_id());
+    ok.mutable_ok()->set_delivered(3);
+    out.push_back(Answer(std::move(ok)));
+    return out;
+  });
+  auto client = ConnectTo(broker);
+  ASSERT_NE(client, nullptr);
+
+  FetchOptions options;
+  options.start.stream = "orders";
+  options.start.consumer = "worker";
+  options.start.deliver = DeliverPolicy::kAll;
+  options.batch = 5;
+  options.max_wait = absl::Milliseconds(250);
+  options.pattern = "orders.*";
+  options.ack = AckOptions{};
+  options.ack->ack_wait = absl::Seconds(7);
+  absl::StatusOr<std::vector<Message>> got = client->Fetch(options);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 3u);
+  for (uint64_t i = 0; i < 3; ++i) {
+    const Message& m = (*got)[i];
+    EXPECT_EQ(m.topic(), absl::StrCat("orders.", i + 1));
+    EXPECT_EQ(m.payload(), absl::StrCat("p", i + 1));
+    EXPECT_EQ(m.stream_seq(), i + 1);
+    EXPECT_EQ(m.timestamp_ms(), 1001 + i);
+    EXPECT_EQ(m.delivery_id(), 101 + i);
+    EXPECT_TRUE(client->Ack(m).ok());
+  }
+  auto fetch = broker.WaitFor([](const wire::Header& h) {
+    return h.has_fetch();
+  });
+  ASSERT_TRUE(fetch.has_value());
+  EXPECT_NE(fetch->fetch().sid(), 0u);
+  EXPECT_NE(fetch->request_id(), 0u);
+  EXPECT_EQ(fetch->fetch().start().stream(), "orders");
+  EXPECT_EQ(fetch->fetch().start().consumer(), "worker");
+  EXPECT_EQ(fetch->fetch().start().deliver(), wire::DELIVER_ALL);
+  EXPECT_EQ(fetch->fetch().batch(), 5u);
+  EXPECT_EQ(fetch->fetch().max_wait_ms(), 250u);
+  EXPECT_EQ(fetch->fetch().pattern(), "orders.*");
+  EXPECT_EQ(fetch->fetch().ack().ack_wait_ms(), 7000u);
+  auto ack = broker.WaitFor([](const wire::Header& h) {
+    return h.has_ack() && h.ack().delivery_ids(0) == 103;
+  });
+  EXPECT_TRUE(ack.has_value());
+
+  // Two fetches use two sids.
+  got = client->Fetch(options);
+  ASSERT_TRUE(got.ok()) << got.status();
+  std::vector<uint64_t> sids;
+  for (const wire::Header& h : broker.received()) {
+    if (h.has_fetch()) sids.push_back(h.fetch().sid());
+  }
+  ASSERT_EQ(sids.size(), 2u);
+  EXPECT_NE(sids[0], sids[1]);
+
+  options.start.stream = "nope";
+  absl::Status missing = client->Fetch(options).status();
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound) << missing;
+
+  options.batch = 0;
+  EXPECT_EQ(client->Fetch(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.batch = 10001;
+  EXPECT_EQ(client->Fetch(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(StreamClientTest, FetchWaitsMaxWaitPlusTimeoutThenGivesUp) {
+  FakeBroker broker([](const wire::Header&) { return std::vector<Out>{}; });
+  auto client = ConnectTo(broker);
+  ASSERT_NE(client, nullptr);
+  FetchOptions options;
+  options.start.stream = "orders";
+  options.max_wait = absl::Milliseconds(300);
+  const absl::Time start = absl::Now();
+  absl::Status s = client->Fetch(options, absl::Milliseconds(200)).status();
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  EXPECT_GE(took, absl::Milliseconds(500));
+  EXPECT_LT(took, absl::Seconds(5));
+  // A DELIVER for the abandoned fetch's sid, arriving late, is dropped.
+  auto fetch = broker.WaitFor([](const wire::Header& h) {
+    return h.has_fetch();
+  });
+  ASSERT_TRUE(fetch.has_value());
+  broker.Push(DeliverOf(fetch->fetch().sid(), "orders.x", "late", 1, 1));
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(client->Stats(absl::Milliseconds(50)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);  // still alive
+}
+
+TEST(StreamClientTest, ConfirmedPublishReturnsStreamSeqAndDuplicate) {
+  FakeBroker broker([](const wire::Header& h) -> std::vector<Out> {
+    if (!h.has_pub() || !h.pub().confirm()) return {};
+    wire::Header ok = OkFor(h.request_id());
+    if (h.pub().topic() == "orders.x") {
+      ok.mutable_ok()->set_stream_seq(7);
+      ok.mutable_ok()->set_duplicate(h.pub().headers_size() > 0 &&
+                                     h.pub().headers(0).value() == "id-1");
+    }
+    return {Answer(std::move(ok))};
+  });
+  auto client = ConnectTo(broker);
+  ASSERT_NE(client, nullptr);
+
+  PublishOptions options;
+  options.msg_id = "id-1";
+  PublishAck ack;
+  ASSERT_TRUE(client
+                  ->PublishConfirmedWith("orders.x", "hi", options,
+                                         absl::Seconds(5), &ack)
+                  .ok());
+  EXPECT_EQ(ack.stream_seq, 7u);
+  EXPECT_TRUE(ack.duplicate);
+  auto pub = broker.WaitFor([](const wire::Header& h) { return h.has_pub(); });
+  ASSERT_TRUE(pub.has_value());
+  ASSERT_EQ(pub->pub().headers_size(), 1);
+  EXPECT_EQ(pub->pub().headers(0).key(), kMsgIdHeader);
+  EXPECT_EQ(pub->pub().headers(0).value(), "id-1");
+
+  // msg_id goes after the other headers.
+  options.headers = {{"region", "eu"}};
+  options.msg_id = "id-2";
+  ASSERT_TRUE(client
+                  ->PublishConfirmedWith("orders.x", "hi", options,
+                                         absl::Seconds(5), &ack)
+                  .ok());
+  EXPECT_EQ(ack.stream_seq, 7u);
+  EXPECT_FALSE(ack.duplicate);
+  auto second = broker.WaitFor([](const wire::Header& h) {
+    return h.has_pub() && h.pub().headers_size() == 2;
+  });
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->pub().headers(0).key(), "region");
+  EXPECT_EQ(second->pub().headers(1).value(), "id-2");
+
+  // No stream: zeros.
+  ack.stream_seq = 99;
+  ASSERT_TRUE(client
+                  ->PublishConfirmedWith("plain.x", "hi", PublishOptions{},
+                                         absl::Seconds(5), &ack)
+                  .ok());
+  EXPECT_EQ(ack.stream_seq, 0u);
+  EXPECT_FALSE(ack.duplicate);
+}
+
+// Resubscribing after the broker lost the session (HELLO_REQUIRED): a
+// durable consumer as first asked, an ephemeral one after its last record.
+TEST(StreamClientTest, StreamSubscriptionsResubscribeWhereTheyWere) {
+  std::atomic<bool> lose_session{false};
+  FakeBroker broker([&](const wire::Header& h) -> std::vector<Out> {
+    if (h.has_sub()) {
+      if (h.request_id() == 0) return {};  // a resubscription
+      std::vector<Out> out = {Answer(OkFor(h.request_id()))};
+      for (uint64_t seq = 4; seq <= 5; ++seq) {
+        out.push_back(DeliverOf(h.sub().sid(), "orders.x",
+                                absl::StrCat("m", seq), seq, 77));
+      }
+      return out;
+    }
+    if (h.has_stats() && lose_session) {
+      return {Answer(ErrorFor(h.request_id(), wire::HELLO_REQUIRED))};
+    }
+    return {};
+  });
+  auto client = ConnectTo(broker);
+  ASSERT_NE(client, nullptr);
+
+  SubscribeOptions ephemeral;
+  ephemeral.stream = StreamStart{};
+  ephemeral.stream->stream = "orders";
+  ephemeral.stream->deliver = DeliverPolicy::kAll;
+  auto sub = client->Subscribe("orders.>", ephemeral);
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  SubscribeOptions durable = ephemeral;
+  durable.stream->consumer = "audit";
+  durable.ack = AckOptions{};
+  auto durable_sub = client->Subscribe("orders.>", durable);
+  ASSERT_TRUE(durable_sub.ok()) << durable_sub.status();
+
+  for (uint64_t seq = 4; seq <= 5; ++seq) {
+    absl::StatusOr<Message> m = (*sub)->Next(absl::Seconds(5));
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->stream_seq(), seq);
+    EXPECT_EQ(m->timestamp_ms(), 77u);
+    EXPECT_EQ(m->payload(), absl::StrCat("m", seq));
+  }
+  auto first = broker.WaitFor([](const wire::Header& h) {
+    return h.has_sub() && h.request_id() != 0 &&
+           h.sub().stream().consumer().empty();
+  });
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->sub().pattern(), "orders.>");
+  EXPECT_EQ(first->sub().stream().stream(), "orders");
+  EXPECT_EQ(first->sub().stream().deliver(), wire::DELIVER_ALL);
+
+  lose_session = true;
+  client->Stats(absl::Seconds(1)).status().IgnoreError();
+  auto again = broker.WaitFor([](const wire::Header& h) {
+    return h.has_sub() && h.request_id() == 0 &&
+           h.sub().stream().consumer().empty();
+  });
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->sub().stream().deliver(), wire::DELIVER_FROM_SEQ);
+  EXPECT_EQ(again->sub().stream().start_seq(), 6u);
+  auto durable_again = broker.WaitFor([](const wire::Header& h) {
+    return h.has_sub() && h.request_id() == 0 &&
+           h.sub().stream().consumer() == "audit";
+  });
+  ASSERT_TRUE(durable_again.has_value());
+  EXPECT_EQ(durable_again->sub().stream().deliver(), wire::DELIVER_ALL);
+  EXPECT_TRUE(durable_again->sub().has_ack());
+  EXPECT_GE(broker.hellos(), 2);
+}
+
+}  // namespace
+}  // namespace sift

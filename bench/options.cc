@@ -13,21 +13,31 @@ namespace sift::bench {
 const char kUsage[] =
     R"(Usage: sift-bench [FLAGS]
 
-Measures a sift broker (or, with --mode=proxy, a plain ZeroMQ XSUB/XPUB
-zmq_proxy baseline) with publishers and subscribers in threads of this
-process, each with its own client, like `nats bench`. Every payload carries
+Measures a sift broker (or a baseline: a plain ZeroMQ XSUB/XPUB zmq_proxy,
+ZeroMQ with no broker, nats-server or redis-server) with publishers and
+subscribers in threads of this process, each with its own client or
+connection, like `nats bench`. Every payload carries
 its send time, publisher id and sequence number, so subscribers measure
 latency and check for gaps, duplicates and order.
 
 Server:
-  --server ENDPOINT     use a running siftd (default tcp://127.0.0.1:7440)
+  --server ENDPOINT     use a running server: siftd (default
+                        tcp://127.0.0.1:7440), nats-server (HOST:PORT,
+                        default 127.0.0.1:4222), redis-server (HOST:PORT,
+                        default 127.0.0.1:6379)
   --server_pid PID      its pid, to report its CPU seconds and RSS
-  --spawn PATH          start PATH (siftd) on a free 127.0.0.1 port for the
-                        run and stop it after (SIGTERM, by pid)
+  --spawn PATH          start PATH (siftd, nats-server or redis-server, as
+                        --mode says) on a free 127.0.0.1 port for the run
+                        and stop it after (SIGTERM, by pid)
   --siftd_flag FLAG     extra flag for the spawned siftd (repeatable)
-  --mode sift|proxy     sift (default), or the baseline: the same workload
-                        through `sift-bench proxy-server` (zmq_proxy) in a
-                        child process; --server/--spawn are then unused
+  --mode MODE           sift (default); proxy: the same workload through
+                        `sift-bench proxy-server` (zmq_proxy) in a child
+                        process; direct: ZeroMQ PUB -> SUB with no broker;
+                        nats: nats-server (NATS text protocol, buffered
+                        writes, as nats bench); redis: redis-server
+                        (pipelined PUBLISH, SUBSCRIBE/PSUBSCRIBE; no queue
+                        groups). --server/--spawn are unused by proxy and
+                        direct
 
 Workload:
   --size BYTES          payload size, >= 16 (default 128)
@@ -37,7 +47,8 @@ Workload:
   --topic TOPIC         topic published to (default bench.topic)
   --pattern PATTERN     subscribers' pattern (default: the topic)
   --queue GROUP         subscribers join this queue group (each message goes
-                        to one of them; baseline: PUSH/PULL)
+                        to one of them; proxy and direct: PUSH/PULL; nats:
+                        a NATS queue group; redis: refused)
   --rate MSGS_PER_S     total publish rate over all publishers, paced; for
                         latency runs (default 0: as fast as possible)
   --noise N             N extra non-matching subscriptions "noise.<i>.*"
@@ -99,7 +110,19 @@ absl::Status ParseSeconds(const std::string& flag, const std::string& value,
 }  // namespace
 
 const char* ModeName(Mode mode) {
-  return mode == Mode::kSift ? "sift" : "proxy";
+  switch (mode) {
+    case Mode::kSift:
+      return "sift";
+    case Mode::kProxy:
+      return "proxy";
+    case Mode::kDirect:
+      return "direct";
+    case Mode::kNats:
+      return "nats";
+    case Mode::kRedis:
+      return "redis";
+  }
+  return "?";
 }
 
 absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
@@ -152,12 +175,16 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     } else if (name == "siftd_flag") {
       o.siftd_flags.push_back(value);
     } else if (name == "mode") {
-      if (value == "sift") {
-        o.mode = Mode::kSift;
-      } else if (value == "proxy") {
-        o.mode = Mode::kProxy;
-      } else {
-        s = Bad(name, value, "want sift or proxy");
+      bool known = false;
+      for (Mode m : {Mode::kSift, Mode::kProxy, Mode::kDirect, Mode::kNats,
+                     Mode::kRedis}) {
+        if (value == ModeName(m)) {
+          o.mode = m;
+          known = true;
+        }
+      }
+      if (!known) {
+        s = Bad(name, value, "want sift, proxy, direct, nats or redis");
       }
     } else if (name == "size") {
       s = ParseInt<size_t>(name, value, kStampSize, size_t{1} << 30, &o.size);
@@ -200,7 +227,19 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     return absl::InvalidArgumentError(
         "give --server (a running broker) or --spawn (start one), not both");
   }
-  if (!server_given && o.spawn.empty()) o.server = kDefaultEndpoint;
+  if (!server_given && o.spawn.empty()) {
+    o.server = o.mode == Mode::kNats    ? "127.0.0.1:4222"
+               : o.mode == Mode::kRedis ? "127.0.0.1:6379"
+                                        : kDefaultEndpoint;
+  }
+  if (o.mode == Mode::kRedis && o.queue_group()) {
+    return absl::InvalidArgumentError(
+        "--queue: Redis pub/sub has no queue groups");
+  }
+  if (o.memory_subs > 0 && o.mode != Mode::kSift && o.mode != Mode::kProxy) {
+    return absl::InvalidArgumentError(
+        "--memory_subs: memory mode runs against sift or proxy");
+  }
   if (o.memory_subs == 0 && o.subs < 1) {
     return absl::InvalidArgumentError("--subs must be at least 1");
   }

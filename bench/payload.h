@@ -1,7 +1,8 @@
 // The stamp sift-bench writes at the start of every payload, so a subscriber
 // can measure latency and check delivery without any other channel:
 //
-//   bytes [0, 8)   send time, steady clock (CLOCK_MONOTONIC), ns, little-endian
+//   bytes [0, 8)   send time, steady clock (CLOCK_MONOTONIC), ns, little-endian;
+//                  0 if the publisher did not read the clock for this one
 //   bytes [8, 14)  sequence number within its publisher (48 bits)
 //   bytes [14, 16) publisher id
 //

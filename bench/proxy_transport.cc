@@ -4,11 +4,14 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstring>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "bench/payload.h"
 #include "bench/servers.h"
 
@@ -23,23 +26,44 @@ absl::Status ZmqError(const std::string& what) {
       absl::StrCat(what, ": ", zmq_strerror(zmq_errno())));
 }
 
-// Sends [topic][payload]; blocks while the socket is at its water mark.
-bool SendTwoFrames(void* socket, const std::string& topic,
-                   std::string_view payload, int flags) {
-  while (zmq_send(socket, topic.data(), topic.size(), ZMQ_SNDMORE | flags) <
-         0) {
-    if (zmq_errno() != EINTR) return false;
-  }
-  while (zmq_send(socket, payload.data(), payload.size(), flags) < 0) {
-    if (zmq_errno() != EINTR) return false;
+// Sends one frame, [topic] NUL [payload], as one zmq_msg built in place (a
+// single copy of the payload, as zmq_send makes); blocks while the socket is
+// at its water mark unless `flags` has ZMQ_DONTWAIT. One frame per message,
+// not two ([topic][payload]): a second frame costs the baseline a second
+// message through every pipe and the proxy (issue 11).
+bool SendFrame(void* socket, std::string_view topic, std::string_view payload,
+               int flags) {
+  zmq_msg_t msg;
+  zmq_msg_init_size(&msg, topic.size() + 1 + payload.size());
+  char* data = static_cast<char*>(zmq_msg_data(&msg));
+  std::memcpy(data, topic.data(), topic.size());
+  data[topic.size()] = '\0';
+  std::memcpy(data + topic.size() + 1, payload.data(), payload.size());
+  while (zmq_msg_send(&msg, socket, flags) < 0) {
+    if (zmq_errno() != EINTR) {
+      zmq_msg_close(&msg);
+      return false;
+    }
   }
   return true;
+}
+
+// The payload of a frame SendFrame made: what follows the first NUL (empty,
+// which the receiver counts as invalid, if there is none).
+std::string_view PayloadOf(zmq_msg_t* msg) {
+  const char* data = static_cast<const char*>(zmq_msg_data(msg));
+  const size_t size = zmq_msg_size(msg);
+  const void* nul = std::memchr(data, '\0', size);
+  if (nul == nullptr) return {};
+  const char* payload = static_cast<const char*>(nul) + 1;
+  return std::string_view(payload, data + size - payload);
 }
 
 class ProxyTransport : public Transport {
  public:
   explicit ProxyTransport(const Options& options)
       : options_(options),
+        direct_(options.mode == Mode::kDirect),
         kind_(options.queue_group() ? ProxyKind::kPushPull
                                     : ProxyKind::kPubSub),
         prefix_(PrefixOf(options.SubscriberPattern())) {}
@@ -49,9 +73,15 @@ class ProxyTransport : public Transport {
   }
 
   absl::Status Prepare(const std::vector<Receiver*>& receivers) override {
-    auto server = StartProxy(kind_);
-    if (!server.ok()) return server.status();
-    server_ = std::move(*server);
+    if (direct_) {
+      // No broker: each publisher binds, each subscriber connects to all.
+      if (absl::Status s = ConnectPublishers(); !s.ok()) return s;
+    } else {
+      auto server = StartProxy(kind_);
+      if (!server.ok()) return server.status();
+      server_ = std::move(*server);
+      sub_endpoints_ = {server_.backend};
+    }
 
     // Subscribers: a thread each, with its own context and socket.
     std::atomic<int> connected{0};
@@ -69,32 +99,18 @@ class ProxyTransport : public Transport {
       return absl::InternalError("a baseline subscriber could not connect");
     }
 
-    if (options_.noise > 0 && kind_ == ProxyKind::kPubSub) {
+    if (options_.noise > 0 && kind_ == ProxyKind::kPubSub && !direct_) {
       if (absl::Status s = ConnectNoise(); !s.ok()) return s;
     }
-
-    for (int p = 0; p < options_.pubs; ++p) {
-      void* context = zmq_ctx_new();
-      void* socket = zmq_socket(
-          context, kind_ == ProxyKind::kPubSub ? ZMQ_PUB : ZMQ_PUSH);
-      pub_contexts_.push_back(context);
-      pub_sockets_.push_back(socket);
-      if (socket == nullptr) return ZmqError("zmq_socket");
-      SetHighWaterMarks(socket);
-      if (kind_ == ProxyKind::kPubSub) {
-        const int one = 1;
-        zmq_setsockopt(socket, ZMQ_XPUB_NODROP, &one, sizeof(one));
-      }
-      if (zmq_connect(socket, server_.endpoint.c_str()) != 0) {
-        return ZmqError(absl::StrCat("connect ", server_.endpoint));
-      }
+    if (!direct_) {
+      if (absl::Status s = ConnectPublishers(); !s.ok()) return s;
     }
     return WaitUntilRoutesReady(receivers);
   }
 
   absl::Status Send(int p, std::string_view payload,
                     uint64_t* retries) override {
-    if (!SendTwoFrames(pub_sockets_[p], options_.topic, payload, 0)) {
+    if (!SendFrame(pub_sockets_[p], options_.topic, payload, 0)) {
       return ZmqError("zmq_send");
     }
     return absl::OkStatus();
@@ -119,22 +135,34 @@ class ProxyTransport : public Transport {
   }
 
   int StopServer() override { return server_.Stop(); }
+
   pid_t server_pid() const override { return server_.pid; }
   std::string server_description() const override {
+    if (direct_) {
+      return absl::StrCat(
+          "no broker: ",
+          kind_ == ProxyKind::kPubSub ? "PUB -> SUB " : "PUSH -> PULL ",
+          absl::StrJoin(sub_endpoints_, ","));
+    }
     return absl::StrCat("zmq_proxy ",
                         kind_ == ProxyKind::kPubSub ? "XSUB " : "PULL ",
                         server_.endpoint, " -> ",
                         kind_ == ProxyKind::kPubSub ? "XPUB " : "PUSH ",
                         server_.backend);
   }
-  bool spawned() const override { return true; }
+  bool spawned() const override { return !direct_; }
 
   std::vector<std::string> notes() const override {
     std::vector<std::string> notes;
+    if (direct_ && options_.noise > 0) {
+      notes.push_back("noise ignored: there is no broker to hold it");
+    }
     if (kind_ == ProxyKind::kPushPull) {
       notes.push_back(
-          "queue group: PUB/SUB cannot share messages among members, so the "
-          "baseline is PUSH -> zmq_proxy(PULL->PUSH) -> PULL, round-robin");
+          direct_ ? "queue group: PUSH -> PULL, round-robin, no broker"
+                  : "queue group: PUB/SUB cannot share messages among "
+                    "members, so the baseline is PUSH -> "
+                    "zmq_proxy(PULL->PUSH) -> PULL, round-robin");
       if (options_.noise > 0) {
         notes.push_back("noise ignored: PUSH/PULL has no subscriptions");
       }
@@ -157,32 +185,59 @@ class ProxyTransport : public Transport {
     if (kind_ == ProxyKind::kPubSub) {
       zmq_setsockopt(socket, ZMQ_SUBSCRIBE, prefix_.data(), prefix_.size());
     }
-    if (zmq_connect(socket, server_.backend.c_str()) != 0) {
-      failed->fetch_add(1);
-      zmq_close(socket);
-      zmq_ctx_term(context);
-      return;
+    for (const std::string& endpoint : sub_endpoints_) {
+      if (zmq_connect(socket, endpoint.c_str()) != 0) {
+        failed->fetch_add(1);
+        zmq_close(socket);
+        zmq_ctx_term(context);
+        return;
+      }
     }
     connected->fetch_add(1);
-    zmq_msg_t topic, payload;
-    zmq_msg_init(&topic);
-    zmq_msg_init(&payload);
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
     while (!stop_.load(std::memory_order_relaxed)) {
       zmq_pollitem_t item = {socket, 0, ZMQ_POLLIN, 0};
       if (zmq_poll(&item, 1, 100) <= 0) continue;
-      while (zmq_msg_recv(&topic, socket, ZMQ_DONTWAIT) >= 0) {
-        if (!zmq_msg_more(&topic)) continue;
-        zmq_msg_recv(&payload, socket, 0);
-        receiver->Record(
-            std::string_view(static_cast<const char*>(zmq_msg_data(&payload)),
-                             zmq_msg_size(&payload)),
-            NowNs());
+      while (zmq_msg_recv(&msg, socket, ZMQ_DONTWAIT) >= 0) {
+        receiver->Record(PayloadOf(&msg));
       }
     }
-    zmq_msg_close(&topic);
-    zmq_msg_close(&payload);
+    zmq_msg_close(&msg);
     zmq_close(socket);
     zmq_ctx_term(context);
+  }
+
+  // The publishers' sockets: connected to the proxy's frontend, or (direct)
+  // each bound to a free port that the subscribers will connect to.
+  absl::Status ConnectPublishers() {
+    for (int p = 0; p < options_.pubs; ++p) {
+      void* context = zmq_ctx_new();
+      void* socket = zmq_socket(
+          context, kind_ == ProxyKind::kPubSub ? ZMQ_PUB : ZMQ_PUSH);
+      pub_contexts_.push_back(context);
+      pub_sockets_.push_back(socket);
+      if (socket == nullptr) return ZmqError("zmq_socket");
+      SetHighWaterMarks(socket);
+      if (kind_ == ProxyKind::kPubSub) {
+        const int one = 1;
+        zmq_setsockopt(socket, ZMQ_XPUB_NODROP, &one, sizeof(one));
+      }
+      if (direct_) {
+        if (zmq_bind(socket, "tcp://127.0.0.1:0") != 0) {
+          return ZmqError("bind tcp://127.0.0.1:0");
+        }
+        char buf[256];
+        size_t len = sizeof(buf);
+        if (zmq_getsockopt(socket, ZMQ_LAST_ENDPOINT, buf, &len) != 0) {
+          return ZmqError("ZMQ_LAST_ENDPOINT");
+        }
+        sub_endpoints_.emplace_back(buf, len > 0 ? len - 1 : 0);
+      } else if (zmq_connect(socket, server_.endpoint.c_str()) != 0) {
+        return ZmqError(absl::StrCat("connect ", server_.endpoint));
+      }
+    }
+    return absl::OkStatus();
   }
 
   // Noise: SUB sockets holding prefixes that never match. Each also
@@ -223,7 +278,7 @@ class ProxyTransport : public Transport {
       for (int k = 0; k < holders; ++k) {
         if (ready[k]) continue;
         const std::string topic = absl::StrCat("noiseprobe.", k, ".x");
-        SendTwoFrames(noise_probe_, topic, "probe", ZMQ_DONTWAIT);
+        SendFrame(noise_probe_, topic, "probe", ZMQ_DONTWAIT);
       }
       std::this_thread::sleep_for(kProbeInterval);
       for (int k = 0; k < holders; ++k) {
@@ -258,7 +313,7 @@ class ProxyTransport : public Transport {
         stamp.seq = kProbeSeq;
         stamp.send_ns = NowNs();
         WriteStamp(stamp, probe.data());
-        SendTwoFrames(pub_sockets_[p], options_.topic, probe, ZMQ_DONTWAIT);
+        SendFrame(pub_sockets_[p], options_.topic, probe, ZMQ_DONTWAIT);
       }
       std::this_thread::sleep_for(kProbeInterval);
       bool ready = true;
@@ -286,9 +341,13 @@ class ProxyTransport : public Transport {
   }
 
   const Options options_;
+  const bool direct_;  // Mode::kDirect: no proxy
   const ProxyKind kind_;
   const std::string prefix_;
-  Server server_;
+  Server server_;  // none when direct_
+  // What every subscriber connects to: the proxy's backend, or (direct)
+  // every publisher's bound endpoint.
+  std::vector<std::string> sub_endpoints_;
   std::atomic<bool> stop_{false};
   std::vector<std::thread> sub_threads_;
   std::vector<void*> pub_contexts_;

@@ -37,6 +37,10 @@ class Transport {
   // publisher p's thread.
   virtual absl::Status Send(int p, std::string_view payload,
                             uint64_t* retries) = 0;
+  // Publisher p will not send for a while (a paced run before it sleeps, and
+  // after its last message): a transport that buffers writes sends what it
+  // holds. Called only on publisher p's thread.
+  virtual absl::Status Flush(int p) { return absl::OkStatus(); }
   // At the end, while still connected: the server's own counters (deltas
   // over the run), if it has any.
   virtual void CollectServerCounters(std::map<std::string, uint64_t>* out) {}

@@ -2,14 +2,17 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string_view>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "bench/tcp_stream.h"
 #include "broker/config/config.h"
 
 namespace sift::bench {
@@ -38,6 +41,10 @@ std::string BoundEndpoint(void* socket) {
 }  // namespace
 
 int Server::Stop() {
+  if (!config_path.empty()) {
+    unlink(config_path.c_str());
+    config_path.clear();
+  }
   if (child == nullptr) return 0;
   auto code = child->Stop();
   if (!code.ok()) {
@@ -84,6 +91,74 @@ absl::StatusOr<Server> StartSiftd(const Options& options,
   server.pid = (*child)->pid();
   server.child = std::move(*child);
   return server;
+}
+
+absl::StatusOr<Server> StartNats(const Options& options) {
+  Server server;
+  if (options.spawn.empty()) {
+    server.endpoint = options.server;
+    server.pid = options.server_pid;
+    return server;
+  }
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  if (tmp == nullptr || *tmp == '\0') tmp = std::getenv("TMPDIR");
+  std::string path =
+      absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp",
+                   "/sift-bench-nats-XXXXXX");
+  const int fd = mkstemp(path.data());
+  if (fd < 0) return absl::InternalError("cannot create a nats-server config");
+  const std::string config =
+      "listen: 127.0.0.1:-1\n"
+      "max_pending: 4GB\n"
+      "max_payload: 8MB\n"
+      "write_deadline: \"60s\"\n";
+  const bool written =
+      write(fd, config.data(), config.size()) ==
+      static_cast<ssize_t>(config.size());
+  close(fd);
+  server.config_path = path;
+  if (!written) return absl::InternalError("cannot write " + path);
+  auto child = ChildProcess::Start({options.spawn, "-c", path});
+  if (!child.ok()) return child.status();
+  auto line = (*child)->WaitForLogLine("Listening for client connections on",
+                                       absl::Seconds(10));
+  if (!line.ok()) return line.status();
+  const size_t at = line->rfind(' ');
+  server.endpoint = line->substr(at + 1);
+  server.pid = (*child)->pid();
+  server.child = std::move(*child);
+  return server;
+}
+
+absl::StatusOr<Server> StartRedis(const Options& options) {
+  Server server;
+  if (options.spawn.empty()) {
+    server.endpoint = options.server;
+    server.pid = options.server_pid;
+    return server;
+  }
+  absl::Status last = absl::OkStatus();
+  for (int attempt = 0; attempt < 5; ++attempt) {  // the port may be taken
+    auto port = FreeLoopbackPort();
+    if (!port.ok()) return port.status();
+    auto child = ChildProcess::Start(
+        {options.spawn, "--port", absl::StrCat(*port), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no", "--protected-mode", "no",
+         "--daemonize", "no", "--client-output-buffer-limit", "pubsub 0 0 0",
+         "--client-output-buffer-limit", "normal 0 0 0"});
+    if (!child.ok()) return child.status();
+    auto line = (*child)->WaitForLogLine("Ready to accept connections",
+                                         absl::Seconds(10));
+    if (!line.ok()) {
+      last = line.status();
+      continue;
+    }
+    server.endpoint = absl::StrCat("127.0.0.1:", *port);
+    server.pid = (*child)->pid();
+    server.child = std::move(*child);
+    return server;
+  }
+  return last;
 }
 
 void SetHighWaterMarks(void* socket) {

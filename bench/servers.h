@@ -1,6 +1,7 @@
-// The servers sift-bench measures: siftd (spawned on a free 127.0.0.1 port,
-// or one already running), and the baseline, a plain ZeroMQ zmq_proxy that
-// sift-bench runs as its own hidden subcommand in a child process.
+// The servers sift-bench measures: siftd, nats-server and redis-server
+// (spawned on a free 127.0.0.1 port, or one already running), and the
+// baseline, a plain ZeroMQ zmq_proxy that sift-bench runs as its own hidden
+// subcommand in a child process.
 //
 // Thread-safety: not thread-safe; used from sift-bench's main thread.
 #ifndef SIFT_BENCH_SERVERS_H_
@@ -21,9 +22,11 @@ namespace sift::bench {
 // A server under test. `child` is null for a broker sift-bench did not start.
 struct Server {
   std::unique_ptr<ChildProcess> child;
-  std::string endpoint;  // siftd's endpoint, or the proxy's frontend
+  std::string endpoint;  // siftd's endpoint, the proxy's frontend, or the
+                         // HOST:PORT of nats-server or redis-server
   std::string backend;   // the proxy's backend (proxy only)
   pid_t pid = 0;         // 0 if unknown
+  std::string config_path;  // a temporary file removed by Stop()
 
   // Stops a spawned server; its exit code (0 if not spawned).
   int Stop();
@@ -36,6 +39,19 @@ struct Server {
 // --server_pid).
 absl::StatusOr<Server> StartSiftd(const Options& options,
                                   uint64_t subscriptions_per_client);
+
+// --spawn PATH: starts nats-server (PATH) on a free 127.0.0.1 port with a
+// temporary configuration that gives a subscriber room for a whole burst
+// (max_pending 4 GiB, as siftd gets; NATS's default 64 MiB would cut a
+// slow subscriber off), and reads the port back from its log. --server: uses
+// that HOST:PORT (pid from --server_pid).
+absl::StatusOr<Server> StartNats(const Options& options);
+
+// --spawn PATH: starts redis-server (PATH) on a free 127.0.0.1 port, no
+// persistence, and no output limit for pub/sub clients ("pubsub 0 0 0";
+// Redis's default, 32 MiB, disconnects a subscriber that falls behind).
+// --server: uses that HOST:PORT.
+absl::StatusOr<Server> StartRedis(const Options& options);
 
 // How the baseline proxy connects its two sides.
 enum class ProxyKind {

@@ -1,4 +1,5 @@
-// sift-bench: measures a sift broker against a plain ZeroMQ proxy baseline.
+// sift-bench: measures a sift broker against a plain ZeroMQ proxy baseline,
+// ZeroMQ with no broker, nats-server and redis-server.
 // See `sift-bench --help` and BENCHMARKS.md.
 #include <malloc.h>
 #include <signal.h>
@@ -9,8 +10,10 @@
 #include <string>
 
 #include "bench/memory.h"
+#include "bench/nats_transport.h"
 #include "bench/options.h"
 #include "bench/proxy_transport.h"
+#include "bench/redis_transport.h"
 #include "bench/report.h"
 #include "bench/run.h"
 #include "bench/servers.h"
@@ -59,9 +62,22 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  std::unique_ptr<Transport> transport = o.mode == Mode::kSift
-                                             ? MakeSiftTransport(o)
-                                             : MakeProxyTransport(o);
+  std::unique_ptr<Transport> transport;
+  switch (o.mode) {
+    case Mode::kSift:
+      transport = MakeSiftTransport(o);
+      break;
+    case Mode::kProxy:
+    case Mode::kDirect:
+      transport = MakeProxyTransport(o);
+      break;
+    case Mode::kNats:
+      transport = MakeNatsTransport(o);
+      break;
+    case Mode::kRedis:
+      transport = MakeRedisTransport(o);
+      break;
+  }
   auto result = RunMessages(o, transport.get());
   transport.reset();
   if (!result.ok()) return Fail(result.status());

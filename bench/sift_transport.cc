@@ -49,7 +49,7 @@ class SiftTransport : public Transport {
       so.queue_group = options_.queue;
       if (!options_.use_next) {
         so.callback = [receiver](const Message& m) {
-          receiver->Record(m.payload(), NowNs());
+          receiver->Record(m.payload());
         };
       }
       auto sub = (*client)->Subscribe(options_.SubscriberPattern(), so);
@@ -65,7 +65,7 @@ class SiftTransport : public Transport {
           while (!stop_.load(std::memory_order_relaxed)) {
             auto m = s->Next(absl::Milliseconds(100));
             if (m.ok()) {
-              receiver->Record(m->payload(), NowNs());
+              receiver->Record(m->payload());
             } else if (absl::IsCancelled(m.status())) {
               return;
             }

@@ -55,17 +55,22 @@ std::string Payload(uint16_t publisher, uint64_t seq, int64_t send_ns = 0) {
   return p;
 }
 
+// A fake clock: 1000, 1100, 1200, ... one step per read.
+int64_t fake_now = 900;
+int64_t FakeClock() { return fake_now += 100; }
+
 TEST(ReceiverTest, CountsGapsDuplicatesOrderAndProbes) {
-  Receiver r(/*publishers=*/2, /*count=*/10);
-  r.Record(Payload(0, 0, 100), 1100);
-  r.Record(Payload(0, 2, 200), 1300);
-  r.Record(Payload(0, 1, 300), 1400);  // late: out of order
-  r.Record(Payload(0, 2, 400), 1500);  // duplicate
-  r.Record(Payload(1, 0, 500), 1600);
-  r.Record(Payload(1, kProbeSeq), 1700);  // probe: not counted
-  r.Record(Payload(2, 0), 1800);          // no such publisher
-  r.Record(Payload(1, 10), 1900);         // beyond count
-  r.Record("short", 2000);
+  fake_now = 900;
+  Receiver r(/*publishers=*/2, /*count=*/10, &FakeClock);
+  r.Record(Payload(0, 0, 100));  // clock 1000
+  r.Record(Payload(0, 2, 200));  // 1100
+  r.Record(Payload(0, 1, 300));  // 1200; late: out of order
+  r.Record(Payload(0, 2, 400));  // duplicate: no clock read
+  r.Record(Payload(1, 0, 500));  // 1300
+  r.Record(Payload(1, kProbeSeq));  // probe: not counted
+  r.Record(Payload(2, 0));          // no such publisher
+  r.Record(Payload(1, 10));         // beyond count
+  r.Record("short");
   EXPECT_EQ(r.unique(), 4u);
   EXPECT_EQ(r.duplicates(), 1u);
   EXPECT_EQ(r.out_of_order(), 1u);
@@ -73,11 +78,25 @@ TEST(ReceiverTest, CountsGapsDuplicatesOrderAndProbes) {
   EXPECT_TRUE(r.SawProbeFrom(1));
   EXPECT_FALSE(r.SawProbeFrom(0));
   EXPECT_TRUE(r.SawAnyProbe());
-  EXPECT_EQ(r.first_ns(), 1100);
-  EXPECT_EQ(r.last_ns(), 1600);
+  EXPECT_EQ(r.first_ns(), 1000);
+  EXPECT_EQ(r.last_ns(), 1300);
   EXPECT_EQ(r.latency().count(), 4u);
-  EXPECT_EQ(r.latency().max(), 1100u);
+  EXPECT_EQ(r.latency().max(), 900u);
   EXPECT_EQ(r.seen(0)[0], 0b111u);
+}
+
+TEST(ReceiverTest, ReadsTheClockOnlyWhenNeeded) {
+  fake_now = 900;
+  constexpr uint64_t kCount = 200;
+  Receiver r(/*publishers=*/1, kCount, &FakeClock);
+  // No send times: the clock is read for the first message, every
+  // kClockEvery-th and the last expected one.
+  for (uint64_t seq = 0; seq < kCount; ++seq) r.Record(Payload(0, seq));
+  EXPECT_EQ(r.unique(), kCount);
+  EXPECT_EQ(r.latency().count(), 0u);
+  EXPECT_EQ(r.first_ns(), 1000);
+  // Reads: message 1, 64, 128, 192 and 200.
+  EXPECT_EQ(r.last_ns(), 1400);
 }
 
 TEST(PrefixOfTest, CutsAtFirstWildcard) {

@@ -13,14 +13,17 @@
 
 namespace sift::bench {
 
-enum class Mode { kSift, kProxy };
+// What is measured: a sift broker; the baseline zmq_proxy; plain ZeroMQ
+// with no broker (the transport's limit); nats-server; redis-server.
+enum class Mode { kSift, kProxy, kDirect, kNats, kRedis };
 const char* ModeName(Mode mode);
 
 struct Options {
   Mode mode = Mode::kSift;
-  // sift mode: an existing broker (--server) or a siftd binary to start on a
-  // free 127.0.0.1 port (--spawn). With --server, --server_pid lets the
-  // report include the broker's CPU and RSS.
+  // sift, nats and redis modes: an existing server (--server) or a binary
+  // (siftd, nats-server, redis-server) to start on a free 127.0.0.1 port
+  // (--spawn). With --server, --server_pid lets the report include the
+  // server's CPU and RSS.
   std::string server;
   std::string spawn;
   pid_t server_pid = 0;

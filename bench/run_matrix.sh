@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Runs sift-bench's standard matrix (issue 3) and writes BENCHMARKS.md: every
-# row against sift and against the plain zmq_proxy baseline, alternating,
-# 3 repetitions each, medians, ratios and targets. Only the generated section
-# of BENCHMARKS.md (between its markers) is replaced; notes outside it stay.
+# Runs sift-bench's standard matrix (issues 3 and 11) and writes
+# BENCHMARKS.md: every row against sift, the plain zmq_proxy baseline,
+# nats-server and redis-server (when installed; each run starts its own on a
+# free 127.0.0.1 port and stops it by pid), and for the 1 -> 1 rows ZeroMQ
+# with no broker; the modes rotating, 3 repetitions each, medians, ratios
+# and targets. Only the generated section of BENCHMARKS.md (between its
+# markers) is replaced; notes outside it stay.
 #
 # Usage: bench/run_matrix.sh [--quick] [--scale N] [--reps N] [--rows a,b]
 #                            [--out FILE] [--results DIR] [--no-build]
@@ -16,6 +19,9 @@
 #   --results DIR  where the raw --json output of every run goes
 #                (default: a new directory under ${TMPDIR:-/tmp})
 #   --no-build   use the binaries already in bazel-bin
+# NATS and Redis are skipped, with a line saying so, when nats-server or
+# redis-server is not on PATH (Debian: apt-get install nats-server
+# redis-server); $NATS_SERVER and $REDIS_SERVER name other binaries.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,7 +40,7 @@ while [[ $# -gt 0 ]]; do
     --out) out="$2"; shift ;;
     --results) results="$2"; shift ;;
     --no-build) build=0 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_matrix.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -52,8 +58,14 @@ mkdir -p "$work/bin"
 cp bazel-bin/bench/sift-bench bazel-bin/broker/siftd "$work/bin/"
 [[ -n "$results" ]] || results="$work/results"
 
+nats="${NATS_SERVER:-$(command -v nats-server || true)}"
+redis="${REDIS_SERVER:-$(command -v redis-server || true)}"
+[[ -n "$nats" ]] || echo "run_matrix: nats-server not found: the NATS column is skipped (apt-get install nats-server)" >&2
+[[ -n "$redis" ]] || echo "run_matrix: redis-server not found: the Redis column is skipped (apt-get install redis-server)" >&2
+
 echo "run_matrix: scale 1/$scale, $reps repetitions; raw results in $results" >&2
 python3 "$root/bench/matrix.py" \
   --bench "$work/bin/sift-bench" --siftd "$work/bin/siftd" --root "$root" \
+  --nats "$nats" --redis "$redis" \
   --out "$out" --reps "$reps" --scale "$scale" --rows "$rows" \
   --results "$results"

@@ -1,12 +1,13 @@
 #include "clients/cli/args.h"
 
-#include <array>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace sift::cli {
 namespace {
@@ -26,7 +27,9 @@ struct FlagSpec {
 // Every flag of every command. A flag has the same arity everywhere, which
 // lets the tokenizer consume values before it knows the command (global flags
 // may come first).
-constexpr std::array<FlagSpec, 20> kFlags = {{
+constexpr unsigned kStreamReaders = Bit(Command::kSub) | Bit(Command::kFetch);
+
+constexpr FlagSpec kFlags[] = {
     {"server", true, kGlobal},
     {"connect_timeout", true, kGlobal},
     {"help", false, kGlobal},
@@ -40,15 +43,32 @@ constexpr std::array<FlagSpec, 20> kFlags = {{
     {"response", true, Bit(Command::kReply)},
     {"json", false, Bit(Command::kStats)},
     {"header", true, Bit(Command::kPub) | Bit(Command::kReq)},
-    {"headers", false, Bit(Command::kSub) | Bit(Command::kReq)},
+    {"headers", false,
+     Bit(Command::kSub) | Bit(Command::kReq) | Bit(Command::kFetch)},
     {"filter", true, Bit(Command::kSub)},
     {"plugin", true, Bit(Command::kSub)},
     {"with", true, Bit(Command::kSub)},
-    {"ack", false, Bit(Command::kSub)},
+    {"ack", false, Bit(Command::kSub) | Bit(Command::kFetch)},
     {"retain", false, Bit(Command::kPub)},
     {"file", true, Bit(Command::kPub)},
     {"delay", true, Bit(Command::kPub)},
-}};
+    {"msg_id", true, Bit(Command::kPub)},
+    {"stream", true, Bit(Command::kSub)},
+    {"consumer", true, kStreamReaders},
+    {"all", false, kStreamReaders},
+    {"new", false, kStreamReaders},
+    {"from_seq", true, kStreamReaders},
+    {"since", true, kStreamReaders},
+    {"batch", true, Bit(Command::kFetch)},
+    {"wait", true, Bit(Command::kFetch)},
+    {"filter_topic", true, Bit(Command::kFetch)},
+    {"subjects", true, Bit(Command::kStreamAdd)},
+    {"max_age", true, Bit(Command::kStreamAdd)},
+    {"max_bytes", true, Bit(Command::kStreamAdd)},
+    {"max_msgs", true, Bit(Command::kStreamAdd)},
+    {"fsync", true, Bit(Command::kStreamAdd)},
+    {"dedup_window", true, Bit(Command::kStreamAdd)},
+};
 
 const FlagSpec* FindFlag(std::string_view name) {
   for (const FlagSpec& spec : kFlags) {
@@ -72,6 +92,12 @@ const std::vector<CommandInfo>& Commands() {
       {Command::kReply, "reply", {"TOPIC"}},
       {Command::kStats, "stats", {}},
       {Command::kReload, "reload", {}},
+      {Command::kFetch, "fetch", {"STREAM"}},
+      {Command::kStreamAdd, "stream add", {"NAME"}},
+      {Command::kStreamInfo, "stream info", {"NAME"}},
+      {Command::kStreamLs, "stream ls", {}},
+      {Command::kStreamRm, "stream rm", {"NAME"}},
+      {Command::kStreamRmConsumer, "stream rm-consumer", {"STREAM", "NAME"}},
   };
   return *kCommands;
 }
@@ -186,6 +212,44 @@ absl::StatusOr<bool> ParseBoolFlag(const FlagUse& flag) {
                    " (a switch: give it alone, or =true/=false)"));
 }
 
+// A byte count: digits, optionally followed by KiB, MiB, GiB or TiB.
+absl::StatusOr<uint64_t> ParseBytes(const FlagUse& flag) {
+  absl::string_view v = *flag.value;
+  uint64_t unit = 1;
+  for (const auto& [suffix, size] :
+       {std::pair<const char*, uint64_t>{"KiB", uint64_t{1} << 10},
+        {"MiB", uint64_t{1} << 20},
+        {"GiB", uint64_t{1} << 30},
+        {"TiB", uint64_t{1} << 40}}) {
+    if (absl::ConsumeSuffix(&v, suffix)) {
+      unit = size;
+      break;
+    }
+  }
+  uint64_t n;
+  if (v.empty() || v[0] == '-' || v[0] == '+' || !absl::SimpleAtoi(v, &n) ||
+      n > UINT64_MAX / unit) {
+    return UsageError(absl::StrCat(
+        "invalid size '", *flag.value, "' for ", flag.written,
+        " (bytes, e.g. 1048576 or 512MiB; KiB, MiB, GiB, TiB; 0: no limit)"));
+  }
+  return n * unit;
+}
+
+// --fsync: "always", "never", or an interval, as the broker spells it
+// ("<N>ms").
+absl::StatusOr<std::string> ParseFsync(const FlagUse& flag) {
+  const std::string& v = *flag.value;
+  if (v == "always" || v == "never") return v;
+  absl::Duration d;
+  if (absl::ParseDuration(v, &d) && d >= absl::Milliseconds(1)) {
+    return absl::StrCat(absl::ToInt64Milliseconds(d), "ms");
+  }
+  return UsageError(absl::StrCat(
+      "invalid fsync policy '", v, "' for ", flag.written,
+      " (always, never, or an interval of at least 1ms such as 10ms)"));
+}
+
 // Sets the field of `args` that `flag` names.
 absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
   const std::string_view name = flag.spec->name;
@@ -244,6 +308,100 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     }
     args.plugins.back().settings.emplace_back(flag.value->substr(0, eq),
                                               flag.value->substr(eq + 1));
+  } else if (name == "msg_id") {
+    if (flag.value->empty()) {
+      return UsageError(absl::StrCat("flag ", flag.written,
+                                     " needs a message id"));
+    }
+    args.msg_id = *flag.value;
+  } else if (name == "stream") {
+    if (flag.value->empty()) {
+      return UsageError(
+          absl::StrCat("flag ", flag.written, " needs a stream name"));
+    }
+    args.stream = *flag.value;
+  } else if (name == "consumer") {
+    if (flag.value->empty()) {
+      return UsageError(
+          absl::StrCat("flag ", flag.written, " needs a consumer name"));
+    }
+    args.consumer = *flag.value;
+  } else if (name == "from_seq") {
+    absl::StatusOr<int64_t> n = ParseCountFlag(flag);
+    if (!n.ok()) return n.status();
+    if (*n < 1) {
+      return UsageError(absl::StrCat(flag.written,
+                                     " must be at least 1 (sequence "
+                                     "numbers start at 1)"));
+    }
+    args.from = StreamFrom::kFromSeq;
+    args.from_seq = static_cast<uint64_t>(*n);
+  } else if (name == "since") {
+    absl::Time t;
+    std::string err;
+    absl::Duration ago;
+    if (absl::ParseTime(absl::RFC3339_full, *flag.value, &t, &err)) {
+      args.since_time = t;
+    } else if (absl::ParseDuration(*flag.value, &ago) &&
+               ago > absl::ZeroDuration()) {
+      args.since_time.reset();
+      args.since_ago = ago;
+    } else {
+      return UsageError(absl::StrCat(
+          "invalid time '", *flag.value, "' for ", flag.written,
+          " (an RFC 3339 time such as 2026-11-30T12:00:00Z, or how long "
+          "ago, such as 90s or 2h)"));
+    }
+    args.from = StreamFrom::kSince;
+  } else if (name == "batch") {
+    absl::StatusOr<int64_t> n = ParseCountFlag(flag);
+    if (!n.ok()) return n.status();
+    if (*n < 1 || *n > 10000) {
+      return UsageError(absl::StrCat("invalid batch '", *flag.value,
+                                     "' for ", flag.written,
+                                     " (1 to 10000)"));
+    }
+    args.batch = *n;
+  } else if (name == "wait") {
+    absl::Duration d;
+    if (!absl::ParseDuration(*flag.value, &d) || d < absl::ZeroDuration()) {
+      return UsageError(absl::StrCat(
+          "invalid duration '", *flag.value, "' for ", flag.written,
+          " (use e.g. 0, 500ms, 5s; 0 answers at once)"));
+    }
+    args.wait = d;
+  } else if (name == "filter_topic") {
+    args.filter_topic = *flag.value;
+  } else if (name == "subjects") {
+    for (absl::string_view subject : absl::StrSplit(*flag.value, ',')) {
+      subject = absl::StripAsciiWhitespace(subject);
+      if (subject.empty()) {
+        return UsageError(absl::StrCat(
+            "empty subject in '", *flag.value, "' for ", flag.written,
+            " (comma-separated topic patterns, e.g. 'orders.>,billing.*')"));
+      }
+      args.subjects.emplace_back(subject);
+    }
+  } else if (name == "max_age") {
+    absl::StatusOr<absl::Duration> d = ParseDurationFlag(flag);
+    if (!d.ok()) return d.status();
+    args.max_age = *d;
+  } else if (name == "dedup_window") {
+    absl::StatusOr<absl::Duration> d = ParseDurationFlag(flag);
+    if (!d.ok()) return d.status();
+    args.dedup_window = *d;
+  } else if (name == "max_bytes") {
+    absl::StatusOr<uint64_t> n = ParseBytes(flag);
+    if (!n.ok()) return n.status();
+    args.max_bytes = *n;
+  } else if (name == "max_msgs") {
+    absl::StatusOr<int64_t> n = ParseCountFlag(flag);
+    if (!n.ok()) return n.status();
+    args.max_msgs = static_cast<uint64_t>(*n);
+  } else if (name == "fsync") {
+    absl::StatusOr<std::string> fsync = ParseFsync(flag);
+    if (!fsync.ok()) return fsync.status();
+    args.fsync = *fsync;
   } else if (name == "header") {
     const size_t eq = flag.value->find('=');
     if (eq == std::string::npos || eq == 0) {
@@ -268,6 +426,8 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
       args.ack = *b;
     } else if (name == "retain") {
       args.retain = *b;
+    } else if ((name == "all" || name == "new") && *b) {
+      args.from = name == "all" ? StreamFrom::kAll : StreamFrom::kNew;
     }
   }
   return absl::OkStatus();
@@ -275,6 +435,40 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
 
 std::string SeeHelp(const CommandInfo& info) {
   return absl::StrCat(" (see sift ", info.name, " --help)");
+}
+
+// A command named on the command line: one word, or two for the stream
+// commands ("stream add"). `info` is null for "stream" alone (kStream),
+// which only help may name.
+struct Named {
+  Command command;
+  const CommandInfo* info;
+  size_t words;
+};
+
+absl::StatusOr<Named> NameCommand(const std::vector<std::string>& pos,
+                                  size_t at, bool for_help) {
+  if (pos[at] != "stream") {
+    const CommandInfo* info = FindCommand(pos[at]);
+    if (info == nullptr) {
+      return UsageError(
+          absl::StrCat("unknown command '", pos[at], "' (see sift --help)"));
+    }
+    return Named{info->command, info, 1};
+  }
+  if (at + 1 >= pos.size()) {
+    if (for_help) return Named{Command::kStream, nullptr, 1};
+    return UsageError(
+        "stream: missing ACTION: add, info, ls, rm or rm-consumer (see "
+        "sift stream --help)");
+  }
+  const CommandInfo* info = FindCommand(absl::StrCat("stream ", pos[at + 1]));
+  if (info == nullptr) {
+    return UsageError(absl::StrCat(
+        "stream: unknown action '", pos[at + 1],
+        "' (add, info, ls, rm or rm-consumer; see sift stream --help)"));
+  }
+  return Named{info->command, info, 2};
 }
 
 }  // namespace
@@ -293,6 +487,20 @@ std::string_view CommandName(Command command) {
       return "stats";
     case Command::kReload:
       return "reload";
+    case Command::kFetch:
+      return "fetch";
+    case Command::kStreamAdd:
+      return "stream add";
+    case Command::kStreamInfo:
+      return "stream info";
+    case Command::kStreamLs:
+      return "stream ls";
+    case Command::kStreamRm:
+      return "stream rm";
+    case Command::kStreamRmConsumer:
+      return "stream rm-consumer";
+    case Command::kStream:
+      return "stream";
     case Command::kHelp:
       return "help";
     case Command::kVersion:
@@ -315,41 +523,38 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
 
   std::vector<std::string>& pos = tokens.positionals;
   if (!pos.empty() && pos[0] == "help") {
-    // `sift help [COMMAND]`.
+    // `sift help [COMMAND]`; COMMAND is two words for stream's.
     args.command = Command::kHelp;
-    if (pos.size() > 2) {
+    if (pos.size() == 1) return args;
+    absl::StatusOr<Named> named = NameCommand(pos, 1, /*for_help=*/true);
+    if (!named.ok()) return named.status();
+    if (pos.size() > 1 + named->words) {
       return UsageError("help takes at most one command (see sift --help)");
     }
-    if (pos.size() == 2) {
-      const CommandInfo* info = FindCommand(pos[1]);
-      if (info == nullptr) {
-        return UsageError(
-            absl::StrCat("unknown command '", pos[1], "' (see sift --help)"));
-      }
-      args.help_for = info->command;
-    }
+    args.help_for = named->command;
     return args;
   }
   if (pos.empty()) {
     if (tokens.help) return args;  // kHelp, overview
     return UsageError("missing command (see sift --help)");
   }
-  const CommandInfo* info = FindCommand(pos[0]);
-  if (info == nullptr) {
-    return UsageError(
-        absl::StrCat("unknown command '", pos[0], "' (see sift --help)"));
-  }
+  absl::StatusOr<Named> named = NameCommand(pos, 0, tokens.help);
+  if (!named.ok()) return named.status();
   if (tokens.help) {
     args.command = Command::kHelp;
-    args.help_for = info->command;
+    args.help_for = named->command;
     return args;
   }
+  const CommandInfo* info = named->info;
   args.command = info->command;
   const std::string cmd = info->name;
+  // The command's own positional arguments.
+  pos.erase(pos.begin(), pos.begin() + named->words);
 
   // Flags: each must belong to this command (or be global).
   bool timeout_given = false;
   bool count_given = false;
+  int start_flags = 0;
   for (const FlagUse& flag : tokens.flags) {
     if (flag.spec->commands != kGlobal &&
         (flag.spec->commands & Bit(info->command)) == 0) {
@@ -359,27 +564,46 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
     if (absl::Status s = ApplyFlag(flag, args); !s.ok()) {
       return UsageError(absl::StrCat(cmd, ": ", s.message()));
     }
-    timeout_given |= std::string_view(flag.spec->name) == "timeout";
-    count_given |= std::string_view(flag.spec->name) == "count";
+    const std::string_view flag_name = flag.spec->name;
+    timeout_given |= flag_name == "timeout";
+    count_given |= flag_name == "count";
+    start_flags += flag_name == "all" || flag_name == "new" ||
+                   flag_name == "from_seq" || flag_name == "since";
   }
 
   // Positional arguments. `pub --file F` takes its MESSAGE from F.
   const bool message_from_file =
       args.command == Command::kPub && !args.payload_file.empty();
   const size_t want = info->positionals.size() - (message_from_file ? 1 : 0);
-  const size_t got = pos.size() - 1;
+  const size_t got = pos.size();
   if (got < want) {
     return UsageError(absl::StrCat(cmd, ": missing ", info->positionals[got],
                                    SeeHelp(*info)));
   }
   if (got > want) {
-    return UsageError(
-        absl::StrCat(cmd, ": unexpected argument '", pos[want + 1], "'",
-                     want >= 2 ? " (quote a MESSAGE that contains spaces)" : "",
-                     SeeHelp(*info)));
+    const bool has_message =
+        want >= 2 && std::string_view(info->positionals[1]) == "MESSAGE";
+    return UsageError(absl::StrCat(
+        cmd, ": unexpected argument '", pos[want], "'",
+        has_message ? " (quote a MESSAGE that contains spaces)" : "",
+        SeeHelp(*info)));
   }
-  if (want >= 1) args.topic = pos[1];
-  if (want >= 2) args.message = pos[2];
+  switch (args.command) {
+    case Command::kFetch:
+    case Command::kStreamAdd:
+    case Command::kStreamInfo:
+    case Command::kStreamRm:
+      args.stream = pos[0];
+      break;
+    case Command::kStreamRmConsumer:
+      args.stream = pos[0];
+      args.consumer = pos[1];
+      break;
+    default:
+      if (want >= 1) args.topic = pos[0];
+      if (want >= 2) args.message = pos[1];
+      break;
+  }
 
   // Per-command defaults and checks.
   switch (args.command) {
@@ -404,6 +628,30 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
       break;
     default:
       break;
+  }
+  if (start_flags > 1) {
+    return UsageError(absl::StrCat(
+        cmd, ": give at most one of --all, --new, --from-seq and --since",
+        SeeHelp(*info)));
+  }
+  if (args.command == Command::kSub && args.stream.empty() &&
+      (!args.consumer.empty() || start_flags > 0)) {
+    return UsageError(absl::StrCat(
+        cmd, ": --consumer, --all, --new, --from-seq and --since read a "
+             "stream: give --stream NAME",
+        SeeHelp(*info)));
+  }
+  if (args.command == Command::kFetch && args.ack && args.consumer.empty()) {
+    return UsageError(absl::StrCat(
+        cmd, ": --ack needs --consumer NAME (an unnamed fetch keeps no "
+             "position to acknowledge)",
+        SeeHelp(*info)));
+  }
+  if (args.command == Command::kStreamAdd && args.subjects.empty()) {
+    return UsageError(absl::StrCat(
+        cmd, ": give the topics to store with --subjects, e.g. "
+             "--subjects 'orders.>,billing.*'",
+        SeeHelp(*info)));
   }
   if (args.command == Command::kReply &&
       args.echo == args.response.has_value()) {
@@ -432,6 +680,13 @@ std::string Usage() {
       "  reply TOPIC           answer requests on TOPIC\n"
       "  stats                 show the broker's counters\n"
       "  reload                make the broker re-read its plugin config\n"
+      "  fetch STREAM          print the next messages of a stream (polling)\n"
+      "  stream add NAME       create a stream: topics kept on disk\n"
+      "  stream info NAME      show a stream's settings, counts, consumers\n"
+      "  stream ls             list the streams\n"
+      "  stream rm NAME        delete a stream with its messages\n"
+      "  stream rm-consumer STREAM NAME\n"
+      "                        delete a durable consumer of a stream\n"
       "  help [COMMAND]        show this overview, or how to use COMMAND\n"
       "\n"
       "Global flags:\n"
@@ -460,16 +715,24 @@ std::string CommandUsage(Command command) {
     case Command::kPub:
       return absl::StrCat(
           "Usage: sift pub TOPIC (MESSAGE | --file F) [--count N] [--confirm]\n"
-          "                [--header K=V]... [--retain] [--delay D]\n"
+          "                [--header K=V]... [--msg-id ID] [--retain] "
+          "[--delay D]\n"
           "\n"
           "Publishes MESSAGE on TOPIC, a literal topic (no wildcards).\n"
-          "Prints \"published N message(s) to TOPIC\".\n"
+          "Prints \"published N message(s) to TOPIC\"; with --confirm, when a\n"
+          "stream stores TOPIC, also the sequence number(s) it gave them, e.g.\n"
+          "\"(stream seq 7)\" or \"(stream seqs 7..9, 1 duplicate)\".\n"
           "\n"
           "Flags:\n"
           "  --count N    publish N times (default 1). With N > 1, every {n}\n"
           "               in MESSAGE becomes the sequence number 1..N.\n"
-          "  --confirm    wait until the broker has routed each message, and\n"
+          "  --confirm    wait until the broker has routed each message (and,\n"
+          "               if a stream stores TOPIC, made it durable), and\n"
           "               fail on the first one it refuses\n"
+          "  --msg-id ID  message id for stream dedup: the same ID again\n"
+          "               within the stream's dedup window is stored once\n"
+          "               (short for --header sift-msg-id=ID; {n} is\n"
+          "               expanded as in MESSAGE)\n"
           "  --retain     keep as the topic's retained value: subscriptions\n"
           "               made later get it first; an empty MESSAGE clears it\n"
           "  --delay D    have the broker route it after D (e.g. 30s, 5m)\n"
@@ -484,13 +747,17 @@ std::string CommandUsage(Command command) {
           "  sift pub orders.eu.created '{\"id\": 7}'\n"
           "  sift pub load.test 'message {n}' --count 1000 --confirm\n"
           "  sift pub orders.eu.created '{}' --header region=eu "
-          "--header priority=5\n",
+          "--header priority=5\n"
+          "  sift pub orders.eu.created '{\"id\": 7}' --msg-id order-7 "
+          "--confirm\n",
           kGlobalNote);
     case Command::kSub:
       return absl::StrCat(
           "Usage: sift sub PATTERN [--queue GROUP] [--count N] "
           "[--timeout D] [--headers]\n"
           "                [--ack] [--filter EXPR] [--plugin NAME [--with K=V]...]...\n"
+          "                [--stream NAME [--consumer NAME]\n"
+          "                 [--all | --new | --from-seq N | --since TIME]]\n"
           "\n"
           "Subscribes to PATTERN and prints each message as one line,\n"
           "  [TOPIC] PAYLOAD\n"
@@ -522,8 +789,24 @@ std::string CommandUsage(Command command) {
           "                 --plugin payload_filter --with format=json\n"
           "                 --with 'expr=amount > 100'\n"
           "\n"
+          "Reading a stream (its records whose topic matches PATTERN, then\n"
+          "new ones as they are stored; each printed as [TOPIC #SEQ] PAYLOAD):\n"
+          "  --stream NAME    read stream NAME instead of live messages\n"
+          "  --consumer NAME  as durable consumer NAME: it resumes after the\n"
+          "                   last message it acknowledged (use --ack), also\n"
+          "                   after a broker restart; without it, an\n"
+          "                   ephemeral consumer that lives as long as sift\n"
+          "  --all            start at the stream's first message\n"
+          "  --new            only messages stored from now on (default)\n"
+          "  --from-seq N     start at sequence number N\n"
+          "  --since TIME     start at the first message stored at or after\n"
+          "                   TIME: RFC 3339 (2026-11-30T12:00:00Z) or how\n"
+          "                   long ago (90s, 2h)\n"
+          "  A durable consumer that already exists ignores the start flags.\n"
+          "\n"
           "Examples:\n"
           "  sift sub 'orders.>'\n"
+          "  sift sub 'orders.>' --stream orders --all --count 100\n"
           "  sift sub 'orders.*.created' --queue billing --count 10 "
           "--timeout 30s\n",
           kGlobalNote);
@@ -590,6 +873,121 @@ std::string CommandUsage(Command command) {
           "Clients stay connected and no message is lost. If the file is\n"
           "invalid, the broker keeps its old config and this prints why\n"
           "(exit 1).\n",
+          kGlobalNote);
+    case Command::kFetch:
+      return absl::StrCat(
+          "Usage: sift fetch STREAM [--consumer NAME] [--batch N] [--wait D]\n"
+          "                  [--all | --new | --from-seq N | --since TIME]\n"
+          "                  [--filter-topic PATTERN] [--ack] [--headers]\n"
+          "\n"
+          "Polls stream STREAM once (a pull consumer) and prints each message\n"
+          "it returns as one line,\n"
+          "  [TOPIC #SEQ] PAYLOAD\n"
+          "escaped like sub's, in stream order. Prints nothing if there is\n"
+          "nothing to fetch. Exit status 0 either way.\n"
+          "\n"
+          "Flags:\n"
+          "  --consumer NAME  fetch as durable consumer NAME, which keeps its\n"
+          "                   position across fetches and broker restarts;\n"
+          "                   without it, each fetch reads from the start\n"
+          "                   flag and keeps nothing\n"
+          "  --batch N        at most N messages (1 to 10000; default 1)\n"
+          "  --wait D         wait up to D for N messages to be there (default\n"
+          "                   0: answer with what is there now)\n"
+          "  --all            start at the stream's first message (default)\n"
+          "  --new            only messages stored from now on (within --wait)\n"
+          "  --from-seq N     start at sequence number N\n"
+          "  --since TIME     start at the first message stored at or after\n"
+          "                   TIME: RFC 3339 (2026-11-30T12:00:00Z) or how\n"
+          "                   long ago (90s, 2h)\n"
+          "                   (a durable consumer that exists ignores these)\n"
+          "  --filter-topic P only messages whose topic matches pattern P\n"
+          "  --ack            explicit acks (needs --consumer): each message\n"
+          "                   is acknowledged once printed; messages not\n"
+          "                   acknowledged (sift killed) come again on a later\n"
+          "                   fetch after the ack wait. Without --ack a\n"
+          "                   message counts as acknowledged once sent\n"
+          "  --headers        also print each message's headers, one per line\n"
+          "\n"
+          "Examples:\n"
+          "  sift fetch orders --all --batch 100\n"
+          "  sift fetch orders --consumer billing --batch 10 --wait 5s --ack\n",
+          kGlobalNote);
+    case Command::kStream:
+      return absl::StrCat(
+          "Usage: sift stream ACTION ARGS... [FLAGS]\n"
+          "\n"
+          "Streams keep the messages published on their topics on the\n"
+          "broker's disk (siftd --data_dir), for replay (sift sub --stream)\n"
+          "and polling (sift fetch).\n"
+          "\n"
+          "Actions:\n"
+          "  add NAME --subjects PATTERNS [limits]  create a stream\n"
+          "  info NAME                 its settings, counts and consumers\n"
+          "  ls                        every stream, one line each\n"
+          "  rm NAME                   delete it with its messages\n"
+          "  rm-consumer STREAM NAME   delete a durable consumer\n"
+          "\n"
+          "sift stream ACTION --help shows an action's flags.\n",
+          kGlobalNote);
+    case Command::kStreamAdd:
+      return absl::StrCat(
+          "Usage: sift stream add NAME --subjects PATTERNS [--max-age D]\n"
+          "                       [--max-bytes N] [--max-msgs N]\n"
+          "                       [--fsync always|never|INTERVAL] "
+          "[--dedup-window D]\n"
+          "\n"
+          "Creates stream NAME (1-64 characters: A-Z a-z 0-9 _ -), which\n"
+          "stores every message published on a topic matching one of\n"
+          "PATTERNS, and prints it as stream info does. Adding the same\n"
+          "stream again changes nothing; other settings for an existing name\n"
+          "are refused.\n"
+          "\n"
+          "Flags:\n"
+          "  --subjects P,P  topic patterns, comma-separated (repeatable),\n"
+          "                  e.g. 'orders.>,billing.*'\n"
+          "  --max-age D     drop messages older than D (e.g. 24h)\n"
+          "  --max-bytes N   keep at most N bytes (e.g. 1073741824, 512MiB)\n"
+          "  --max-msgs N    keep at most N messages\n"
+          "                  (limits default to none; the oldest go first)\n"
+          "  --fsync P       always (default: a confirmed publish waits for\n"
+          "                  its fsync), never (left to the OS), or an\n"
+          "                  interval such as 10ms\n"
+          "  --dedup-window D  publishes with the same message id (pub\n"
+          "                  --msg-id) within D are stored once (default 2m)\n"
+          "\n"
+          "Example:\n"
+          "  sift stream add orders --subjects 'orders.>' --max-age 168h "
+          "--fsync 10ms\n",
+          kGlobalNote);
+    case Command::kStreamInfo:
+      return absl::StrCat(
+          "Usage: sift stream info NAME\n"
+          "\n"
+          "Prints stream NAME's settings, its first and last sequence\n"
+          "numbers, message and byte counts, and its durable consumers\n"
+          "(acknowledged up to, delivered up to, in flight, attached).\n",
+          kGlobalNote);
+    case Command::kStreamLs:
+      return absl::StrCat(
+          "Usage: sift stream ls\n"
+          "\n"
+          "Lists every stream, one line each: name, subjects, messages,\n"
+          "bytes, first and last sequence numbers, consumers.\n",
+          kGlobalNote);
+    case Command::kStreamRm:
+      return absl::StrCat(
+          "Usage: sift stream rm NAME\n"
+          "\n"
+          "Deletes stream NAME, its messages and its consumers. There is no\n"
+          "undo and no confirmation prompt.\n",
+          kGlobalNote);
+    case Command::kStreamRmConsumer:
+      return absl::StrCat(
+          "Usage: sift stream rm-consumer STREAM NAME\n"
+          "\n"
+          "Deletes durable consumer NAME of stream STREAM: its position is\n"
+          "forgotten (the next consumer of that name starts afresh).\n",
           kGlobalNote);
     case Command::kHelp:
     case Command::kVersion:

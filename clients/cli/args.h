@@ -34,8 +34,24 @@ enum class Command {
   kReply,
   kStats,
   kReload,
+  kFetch,              // fetch STREAM: poll a stream
+  kStreamAdd,          // stream add NAME
+  kStreamInfo,         // stream info NAME
+  kStreamLs,           // stream ls
+  kStreamRm,           // stream rm NAME
+  kStreamRmConsumer,   // stream rm-consumer STREAM NAME
+  kStream,   // only as help_for: the overview of the stream commands
   kHelp,     // print usage: overall, or of `help_for`
   kVersion,  // print the version
+};
+
+// Where `fetch` and `sub --stream` start reading a stream.
+enum class StreamFrom {
+  kDefault,  // fetch: the first record; sub --stream: new records
+  kAll,      // --all
+  kNew,      // --new
+  kFromSeq,  // --from-seq N
+  kSince,    // --since TIME
 };
 
 // The parsed command line. Fields that a command does not take keep their
@@ -78,6 +94,33 @@ struct Args {
   bool retain = false;                           // pub: --retain
   std::string payload_file;                      // pub: --file F ("-": stdin)
   absl::Duration delay = absl::ZeroDuration();   // pub: --delay D
+  std::string msg_id;  // pub: --msg-id ID (header sift-msg-id; {n} expands)
+
+  // Streams. `stream`: the NAME of stream add/info/rm, the STREAM of fetch
+  // and stream rm-consumer, sub's --stream. `consumer`: --consumer of fetch
+  // and sub, the NAME of stream rm-consumer.
+  std::string stream;
+  std::string consumer;
+  // stream add: --subjects (comma-separated, repeatable), limits (0:
+  // unlimited), --fsync normalized to "always", "never" or "<N>ms" (""
+  // when not given: the broker's default), --dedup-window (0: default).
+  std::vector<std::string> subjects;
+  absl::Duration max_age = absl::ZeroDuration();
+  uint64_t max_bytes = 0;
+  uint64_t max_msgs = 0;
+  std::string fsync;
+  absl::Duration dedup_window = absl::ZeroDuration();
+  // fetch: --batch N (1..10000), --wait D (0: answer at once),
+  // --filter-topic PATTERN.
+  int64_t batch = 1;
+  absl::Duration wait = absl::ZeroDuration();
+  std::string filter_topic;
+  // fetch, sub --stream: where a new consumer starts. --since is either a
+  // time (RFC 3339) or a duration before now (resolved when run).
+  StreamFrom from = StreamFrom::kDefault;
+  uint64_t from_seq = 0;
+  std::optional<absl::Time> since_time;
+  absl::Duration since_ago = absl::ZeroDuration();
 };
 
 // Parses `argv` without the program name, e.g. {"pub", "a.b", "hi"}.
@@ -94,7 +137,7 @@ std::string Usage();
 // The usage of one command: its arguments, flags and defaults, and examples.
 // REQUIRES: command is not kHelp or kVersion.
 std::string CommandUsage(Command command);
-// "pub", "sub", ...
+// "pub", "sub", "stream add", ...
 std::string_view CommandName(Command command);
 
 }  // namespace sift::cli

@@ -360,3 +360,240 @@ TEST(ParseArgsTest, PubFromAFile) {
 
 }  // namespace
 }  // namespace sift::cli
+
+namespace sift::cli {
+namespace {
+
+TEST(StreamArgsTest, StreamAddWithEveryFlag) {
+  absl::StatusOr<Args> args =
+      Parse({"stream", "add", "orders", "--subjects", "orders.>, billing.*",
+             "--subjects=audit.>", "--max-age", "24h", "--max-bytes",
+             "512MiB", "--max-msgs", "1000", "--fsync", "1s",
+             "--dedup-window", "5m"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kStreamAdd);
+  EXPECT_EQ(args->stream, "orders");
+  EXPECT_EQ(args->subjects,
+            (std::vector<std::string>{"orders.>", "billing.*", "audit.>"}));
+  EXPECT_EQ(args->max_age, absl::Hours(24));
+  EXPECT_EQ(args->max_bytes, uint64_t{512} << 20);
+  EXPECT_EQ(args->max_msgs, 1000u);
+  EXPECT_EQ(args->fsync, "1000ms");
+  EXPECT_EQ(args->dedup_window, absl::Minutes(5));
+
+  args = Parse({"stream", "add", "s", "--subjects", "a", "--fsync", "never",
+                "--max-bytes", "4096"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->fsync, "never");
+  EXPECT_EQ(args->max_bytes, 4096u);
+  EXPECT_EQ(args->max_age, absl::ZeroDuration());
+}
+
+TEST(StreamArgsTest, StreamActions) {
+  absl::StatusOr<Args> args = Parse({"stream", "info", "orders"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kStreamInfo);
+  EXPECT_EQ(args->stream, "orders");
+  args = Parse({"--server", "tcp://h:1", "stream", "ls"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kStreamLs);
+  args = Parse({"stream", "rm", "orders"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kStreamRm);
+  args = Parse({"stream", "rm-consumer", "orders", "billing"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kStreamRmConsumer);
+  EXPECT_EQ(args->stream, "orders");
+  EXPECT_EQ(args->consumer, "billing");
+}
+
+TEST(StreamArgsTest, StreamErrors) {
+  EXPECT_THAT(ErrorOf({"stream"}), HasSubstr("stream: missing ACTION"));
+  EXPECT_THAT(ErrorOf({"stream", "make", "x"}),
+              HasSubstr("stream: unknown action 'make'"));
+  EXPECT_EQ(ErrorOf({"stream", "info"}),
+            "stream info: missing NAME (see sift stream info --help)");
+  EXPECT_EQ(ErrorOf({"stream", "ls", "x"}),
+            "stream ls: unexpected argument 'x' (see sift stream ls --help)");
+  EXPECT_EQ(ErrorOf({"stream", "rm-consumer", "s"}),
+            "stream rm-consumer: missing NAME (see sift stream rm-consumer "
+            "--help)");
+  EXPECT_THAT(ErrorOf({"stream", "add", "s"}),
+              HasSubstr("give the topics to store with --subjects"));
+  EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a,,b"}),
+              HasSubstr("empty subject"));
+  EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a", "--fsync",
+                       "sometimes"}),
+              HasSubstr("invalid fsync policy 'sometimes'"));
+  EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a", "--fsync",
+                       "100us"}),
+              HasSubstr("at least 1ms"));
+  EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a",
+                       "--max-bytes", "1GB"}),
+              HasSubstr("invalid size '1GB'"));
+  EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a",
+                       "--max-bytes", "-1"}),
+              HasSubstr("invalid size"));
+  EXPECT_THAT(ErrorOf({"stream", "info", "s", "--subjects", "a"}),
+              HasSubstr("stream info does not take --subjects"));
+  EXPECT_THAT(ErrorOf({"pub", "t", "m", "--subjects", "a"}),
+              HasSubstr("pub does not take --subjects"));
+}
+
+TEST(StreamArgsTest, Fetch) {
+  absl::StatusOr<Args> args = Parse({"fetch", "orders"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kFetch);
+  EXPECT_EQ(args->stream, "orders");
+  EXPECT_EQ(args->batch, 1);
+  EXPECT_EQ(args->wait, absl::ZeroDuration());
+  EXPECT_EQ(args->from, StreamFrom::kDefault);
+  EXPECT_FALSE(args->ack);
+
+  args = Parse({"fetch", "orders", "--consumer", "billing", "--batch", "50",
+                "--wait", "2s", "--from-seq", "7", "--filter-topic",
+                "orders.eu.*", "--ack", "--headers"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->consumer, "billing");
+  EXPECT_EQ(args->batch, 50);
+  EXPECT_EQ(args->wait, absl::Seconds(2));
+  EXPECT_EQ(args->from, StreamFrom::kFromSeq);
+  EXPECT_EQ(args->from_seq, 7u);
+  EXPECT_EQ(args->filter_topic, "orders.eu.*");
+  EXPECT_TRUE(args->ack);
+  EXPECT_TRUE(args->show_headers);
+
+  args = Parse({"fetch", "s", "--wait", "0", "--all"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->from, StreamFrom::kAll);
+  args = Parse({"fetch", "s", "--new"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->from, StreamFrom::kNew);
+
+  args = Parse({"fetch", "s", "--since", "2026-11-30T12:00:00Z"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->from, StreamFrom::kSince);
+  ASSERT_TRUE(args->since_time.has_value());
+  EXPECT_EQ(absl::ToUnixSeconds(*args->since_time), 1796040000);
+  args = Parse({"fetch", "s", "--since", "90m"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_FALSE(args->since_time.has_value());
+  EXPECT_EQ(args->since_ago, absl::Minutes(90));
+}
+
+TEST(StreamArgsTest, FetchErrors) {
+  EXPECT_EQ(ErrorOf({"fetch"}), "fetch: missing STREAM (see sift fetch --help)");
+  EXPECT_THAT(ErrorOf({"fetch", "s", "--batch", "0"}),
+              HasSubstr("invalid batch '0' for --batch (1 to 10000)"));
+  EXPECT_THAT(ErrorOf({"fetch", "s", "--batch", "10001"}),
+              HasSubstr("(1 to 10000)"));
+  EXPECT_THAT(ErrorOf({"fetch", "s", "--wait", "-1s"}),
+              HasSubstr("invalid duration '-1s' for --wait"));
+  EXPECT_THAT(ErrorOf({"fetch", "s", "--all", "--from-seq", "3"}),
+              HasSubstr("at most one of --all, --new, --from-seq and --since"));
+  EXPECT_THAT(ErrorOf({"fetch", "s", "--from-seq", "0"}),
+              HasSubstr("must be at least 1"));
+  EXPECT_THAT(ErrorOf({"fetch", "s", "--since", "yesterday"}),
+              HasSubstr("invalid time 'yesterday'"));
+  EXPECT_THAT(ErrorOf({"fetch", "s", "--ack"}),
+              HasSubstr("--ack needs --consumer NAME"));
+  EXPECT_THAT(ErrorOf({"fetch", "s", "--stream", "x"}),
+              HasSubstr("fetch does not take --stream"));
+}
+
+TEST(StreamArgsTest, SubFromAStream) {
+  absl::StatusOr<Args> args =
+      Parse({"sub", "orders.>", "--stream", "orders", "--consumer", "audit",
+             "--all", "--ack", "--count", "3"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kSub);
+  EXPECT_EQ(args->topic, "orders.>");
+  EXPECT_EQ(args->stream, "orders");
+  EXPECT_EQ(args->consumer, "audit");
+  EXPECT_EQ(args->from, StreamFrom::kAll);
+  EXPECT_TRUE(args->ack);
+  EXPECT_EQ(args->count, 3);
+
+  EXPECT_THAT(ErrorOf({"sub", "x", "--all"}),
+              HasSubstr("read a stream: give --stream NAME"));
+  EXPECT_THAT(ErrorOf({"sub", "x", "--consumer", "c"}),
+              HasSubstr("give --stream NAME"));
+  EXPECT_THAT(ErrorOf({"sub", "x", "--stream", "s", "--batch", "3"}),
+              HasSubstr("sub does not take --batch"));
+}
+
+TEST(StreamArgsTest, PubMsgId) {
+  absl::StatusOr<Args> args =
+      Parse({"pub", "orders.x", "m", "--msg-id", "order-{n}", "--confirm"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->msg_id, "order-{n}");
+  EXPECT_THAT(ErrorOf({"pub", "t", "m", "--msg-id="}),
+              HasSubstr("needs a message id"));
+}
+
+TEST(StreamArgsTest, Help) {
+  absl::StatusOr<Args> args = Parse({"stream", "--help"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->command, Command::kHelp);
+  EXPECT_EQ(args->help_for, Command::kStream);
+  args = Parse({"stream", "add", "-h"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->help_for, Command::kStreamAdd);
+  args = Parse({"help", "stream"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->help_for, Command::kStream);
+  args = Parse({"help", "stream", "rm-consumer"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->help_for, Command::kStreamRmConsumer);
+  args = Parse({"help", "fetch"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->help_for, Command::kFetch);
+  EXPECT_THAT(ErrorOf({"help", "stream", "ls", "x"}),
+              HasSubstr("help takes at most one command"));
+}
+
+TEST(StreamUsageTest, EveryStreamCommandDocumentsItsFlagsIn80Columns) {
+  struct Case {
+    Command command;
+    std::vector<const char*> texts;
+  };
+  const std::vector<Case> cases = {
+      {Command::kFetch,
+       {"Usage: sift fetch STREAM", "--consumer NAME", "--batch N", "--wait D",
+        "--all", "--new", "--from-seq N", "--since TIME", "--filter-topic",
+        "--ack", "[TOPIC #SEQ] PAYLOAD"}},
+      {Command::kStream, {"add NAME", "info NAME", "ls", "rm NAME",
+                          "rm-consumer STREAM NAME", "--data_dir"}},
+      {Command::kStreamAdd,
+       {"Usage: sift stream add NAME --subjects", "--max-age D",
+        "--max-bytes N", "--max-msgs N", "--fsync", "--dedup-window D"}},
+      {Command::kStreamInfo, {"Usage: sift stream info NAME"}},
+      {Command::kStreamLs, {"Usage: sift stream ls"}},
+      {Command::kStreamRm, {"Usage: sift stream rm NAME"}},
+      {Command::kStreamRmConsumer,
+       {"Usage: sift stream rm-consumer STREAM NAME"}},
+      {Command::kSub, {"--stream NAME", "--consumer NAME", "--from-seq N"}},
+      {Command::kPub, {"--msg-id ID", "sift-msg-id"}},
+  };
+  for (const Case& c : cases) {
+    const std::string usage = CommandUsage(c.command);
+    for (const char* text : c.texts) {
+      EXPECT_THAT(usage, HasSubstr(text)) << CommandName(c.command);
+    }
+    EXPECT_THAT(usage, HasSubstr("--server")) << CommandName(c.command);
+    size_t start = 0;
+    while (start < usage.size()) {
+      size_t end = usage.find('\n', start);
+      if (end == std::string::npos) end = usage.size();
+      EXPECT_LE(end - start, 80u) << usage.substr(start, end - start);
+      start = end + 1;
+    }
+  }
+  for (const char* text : {"fetch STREAM", "stream add NAME", "stream ls",
+                           "stream rm-consumer STREAM NAME"}) {
+    EXPECT_THAT(Usage(), HasSubstr(text));
+  }
+}
+
+}  // namespace
+}  // namespace sift::cli

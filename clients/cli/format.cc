@@ -107,6 +107,7 @@ std::string FormatStats(const wire::StatsReply& stats) {
       absl::StrFormat("in %d, out %d", stats.bytes_in(), stats.bytes_out()));
   row("errors sent", absl::StrCat(stats.errors_sent()));
   row("pending bytes", absl::StrCat(stats.pending_bytes()));
+  row("streams", absl::StrCat(stats.streams()));
 
   uint64_t dropped = 0;
   size_t reason_width = 0;
@@ -194,6 +195,121 @@ std::string FormatStats(const wire::StatsReply& stats) {
     absl::StrAppendFormat(&out, "  %-*s  %12d  %12d\n",
                           static_cast<int>(topic_width), Escape(topic.topic()),
                           topic.messages_in(), topic.messages_out());
+  }
+  return out;
+}
+
+std::string MessageLine(std::string_view topic, uint64_t stream_seq,
+                        std::string_view payload) {
+  if (stream_seq == 0) {
+    return absl::StrCat("[", Escape(topic), "] ", Escape(payload));
+  }
+  return absl::StrCat("[", Escape(topic), " #", stream_seq, "] ",
+                      Escape(payload));
+}
+
+std::string StreamSeqsNote(const std::vector<PublishAck>& acks) {
+  uint64_t low = 0, high = 0, duplicates = 0;
+  for (const PublishAck& ack : acks) {
+    if (ack.stream_seq == 0) continue;
+    if (low == 0 || ack.stream_seq < low) low = ack.stream_seq;
+    high = std::max(high, ack.stream_seq);
+    duplicates += ack.duplicate ? 1 : 0;
+  }
+  if (low == 0) return "";
+  std::string note = low == high ? absl::StrCat(" (stream seq ", low)
+                                 : absl::StrCat(" (stream seqs ", low, "..",
+                                                high);
+  if (duplicates > 0) {
+    absl::StrAppend(&note, ", ", duplicates,
+                    duplicates == 1 ? " duplicate" : " duplicates");
+  }
+  return note + ")";
+}
+
+namespace {
+
+std::string Limit(uint64_t n) {
+  return n == 0 ? "unlimited" : absl::StrCat(n);
+}
+
+std::string DurationLimit(absl::Duration d, const char* zero) {
+  return d == absl::ZeroDuration() ? zero : absl::FormatDuration(d);
+}
+
+std::string Subjects(const StreamConfig& config) {
+  std::string out;
+  for (const std::string& s : config.subjects) {
+    if (!out.empty()) out += ", ";
+    out += Escape(s);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string FormatStreamInfo(const StreamInfo& info) {
+  std::string out;
+  const auto row = [&out](std::string_view label, std::string_view value) {
+    absl::StrAppendFormat(&out, "%-15s %s\n", std::string(label),
+                          std::string(value));
+  };
+  const StreamConfig& c = info.config;
+  row("stream", Escape(c.name));
+  row("subjects", Subjects(c));
+  if (info.messages > 0) {
+    row("messages", absl::StrFormat("%d (seq %d..%d)", info.messages,
+                                    info.first_seq, info.last_seq));
+  } else {
+    row("messages", "0");
+  }
+  row("last seq", absl::StrFormat("%d written, %d durable", info.last_seq,
+                                  info.durable_seq));
+  row("bytes", absl::StrCat(info.bytes));
+  row("max age", DurationLimit(c.max_age, "unlimited"));
+  row("max bytes", Limit(c.max_bytes));
+  row("max msgs", Limit(c.max_msgs));
+  row("fsync", c.fsync.empty() ? "(broker default)" : Escape(c.fsync));
+  row("dedup window", DurationLimit(c.dedup_window, "(broker default)"));
+  row("segment bytes", c.segment_max_bytes == 0
+                           ? "(broker default)"
+                           : absl::StrCat(c.segment_max_bytes));
+  row("defined in", info.from_config ? "siftd's config file"
+                                     : "the protocol (sift stream add)");
+  row("consumers", absl::StrCat(info.consumers.size()));
+  if (info.consumers.empty()) return out;
+  size_t name_width = 4;  // "NAME"
+  for (const ConsumerInfo& ci : info.consumers) {
+    name_width = std::max(name_width, Escape(ci.name).size());
+  }
+  absl::StrAppendFormat(&out, "  %-*s  %12s  %12s  %9s  %s\n",
+                        static_cast<int>(name_width), "NAME", "ACKED TO",
+                        "DELIVERED TO", "IN FLIGHT", "ATTACHED");
+  for (const ConsumerInfo& ci : info.consumers) {
+    absl::StrAppendFormat(&out, "  %-*s  %12d  %12d  %9d  %s\n",
+                          static_cast<int>(name_width), Escape(ci.name),
+                          ci.ack_floor, ci.delivered_seq, ci.in_flight,
+                          ci.attached ? "yes" : "no");
+  }
+  return out;
+}
+
+std::string FormatStreamList(const std::vector<StreamInfo>& streams) {
+  if (streams.empty()) return "no streams\n";
+  size_t name_width = 4;  // "NAME"
+  for (const StreamInfo& s : streams) {
+    name_width = std::max(name_width, Escape(s.config.name).size());
+  }
+  std::string out = absl::StrFormat(
+      "%-*s  %10s  %12s  %10s  %10s  %9s  %s\n", static_cast<int>(name_width),
+      "NAME", "MESSAGES", "BYTES", "FIRST SEQ", "LAST SEQ", "CONSUMERS",
+      "SUBJECTS");
+  for (const StreamInfo& s : streams) {
+    absl::StrAppendFormat(
+        &out, "%-*s  %10d  %12d  %10d  %10d  %9d  %s\n",
+        static_cast<int>(name_width), Escape(s.config.name), s.messages,
+        s.bytes, s.first_seq, s.last_seq, s.consumers.size(),
+        Subjects(s.config));
   }
   return out;
 }

@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "clients/cpp/streams.h"
 #include "proto/sift.pb.h"
 
 namespace sift::cli {
@@ -25,6 +27,26 @@ std::string ExpandSequence(std::string_view message, int64_t n);
 
 // "1 message" / "3 messages".
 std::string Messages(int64_t n);
+
+// One received message as sub and fetch print it: "[TOPIC] PAYLOAD", or
+// "[TOPIC #SEQ] PAYLOAD" for a message from a stream (stream_seq > 0);
+// topic and payload escaped.
+std::string MessageLine(std::string_view topic, uint64_t stream_seq,
+                        std::string_view payload);
+
+// What confirmed publishes were told by streams, for pub's summary line:
+// "" if no stream stored them, else " (stream seq 7)", " (stream seqs
+// 7..9)" (lowest..highest), with ", 1 duplicate" / ", N duplicates" added
+// when some were duplicates of earlier message ids.
+std::string StreamSeqsNote(const std::vector<PublishAck>& acks);
+
+// A stream as `sift stream info` prints it: settings, counts, durable
+// consumers. Ends with a newline.
+std::string FormatStreamInfo(const StreamInfo& info);
+
+// Streams as `sift stream ls` prints them: a header and one row each, or
+// "no streams". Ends with a newline.
+std::string FormatStreamList(const std::vector<StreamInfo>& streams);
 
 // A readable multi-line report of a STATS_REPLY: server, traffic counters,
 // drops by reason, busiest topics. Ends with a newline.

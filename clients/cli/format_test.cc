@@ -129,3 +129,77 @@ TEST(StatsToJsonTest, UsesProtoFieldNamesAndPrintsZeros) {
 
 }  // namespace
 }  // namespace sift::cli
+
+namespace sift::cli {
+namespace {
+
+TEST(StreamFormatTest, MessageLine) {
+  EXPECT_EQ(MessageLine("a.b", 0, "hi\n"), "[a.b] hi\\n");
+  EXPECT_EQ(MessageLine("a.b", 42, "hi"), "[a.b #42] hi");
+}
+
+TEST(StreamFormatTest, StreamSeqsNote) {
+  EXPECT_EQ(StreamSeqsNote({}), "");
+  EXPECT_EQ(StreamSeqsNote({PublishAck{}, PublishAck{}}), "");
+  EXPECT_EQ(StreamSeqsNote({PublishAck{7, false}}), " (stream seq 7)");
+  EXPECT_EQ(StreamSeqsNote({PublishAck{7, true}}),
+            " (stream seq 7, 1 duplicate)");
+  EXPECT_EQ(StreamSeqsNote({PublishAck{9, false}, PublishAck{7, false},
+                            PublishAck{7, true}, PublishAck{7, true}}),
+            " (stream seqs 7..9, 2 duplicates)");
+}
+
+StreamInfo SampleStream() {
+  StreamInfo info;
+  info.config.name = "orders";
+  info.config.subjects = {"orders.>", "billing.*"};
+  info.config.max_age = absl::Hours(24);
+  info.config.max_msgs = 1000;
+  info.config.fsync = "always";
+  info.config.dedup_window = absl::Minutes(2);
+  info.config.segment_max_bytes = 64 << 20;
+  info.first_seq = 3;
+  info.last_seq = 12;
+  info.durable_seq = 11;
+  info.messages = 10;
+  info.bytes = 4096;
+  info.consumers.push_back({"billing", 4, 6, 2, true});
+  return info;
+}
+
+TEST(StreamFormatTest, StreamInfo) {
+  const std::string text = FormatStreamInfo(SampleStream());
+  EXPECT_THAT(text, HasSubstr("stream          orders\n"));
+  EXPECT_THAT(text, HasSubstr("subjects        orders.>, billing.*\n"));
+  EXPECT_THAT(text, HasSubstr("messages        10 (seq 3..12)\n"));
+  EXPECT_THAT(text, HasSubstr("last seq        12 written, 11 durable\n"));
+  EXPECT_THAT(text, HasSubstr("bytes           4096\n"));
+  EXPECT_THAT(text, HasSubstr("max age         24h\n"));
+  EXPECT_THAT(text, HasSubstr("max bytes       unlimited\n"));
+  EXPECT_THAT(text, HasSubstr("max msgs        1000\n"));
+  EXPECT_THAT(text, HasSubstr("fsync           always\n"));
+  EXPECT_THAT(text, HasSubstr("dedup window    2m\n"));
+  EXPECT_THAT(text, HasSubstr("segment bytes   67108864\n"));
+  EXPECT_THAT(text, HasSubstr("consumers       1\n"));
+  EXPECT_THAT(text, HasSubstr(
+                        "  billing             4             6          2  "
+                        "yes\n"));
+}
+
+TEST(StreamFormatTest, StreamList) {
+  EXPECT_EQ(FormatStreamList({}), "no streams\n");
+  const std::string text = FormatStreamList({SampleStream()});
+  EXPECT_THAT(text, HasSubstr("NAME      MESSAGES"));
+  EXPECT_THAT(text, HasSubstr("orders          10          4096           3"
+                              "          12          1  orders.>, "
+                              "billing.*\n"));
+}
+
+TEST(StreamFormatTest, StatsShowStreams) {
+  wire::StatsReply stats;
+  stats.set_streams(3);
+  EXPECT_THAT(FormatStats(stats), HasSubstr("streams         3\n"));
+}
+
+}  // namespace
+}  // namespace sift::cli

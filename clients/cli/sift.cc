@@ -1,6 +1,7 @@
 // sift: the command-line client of the sift broker. Publishes, subscribes,
-// makes and answers requests, and shows the broker's stats. `sift --help`
-// lists the commands; args.h has the grammar.
+// makes and answers requests, shows the broker's stats, manages streams and
+// fetches from them. `sift --help` lists the commands; args.h has the
+// grammar.
 //
 // Exit status: 0 success, 1 runtime error (no broker, timeout, refused by the
 // broker), 2 usage error. Errors go to stderr as one line starting "sift: ".
@@ -121,6 +122,7 @@ int RunPub(const Args& args) {
   }
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
   if (!client.ok()) return Fail(client.status().message());
+  std::vector<PublishAck> acks;
   for (int64_t n = 1; n <= args.count; ++n) {
     const std::string payload =
         args.count > 1 && args.payload_file.empty()
@@ -130,11 +132,16 @@ int RunPub(const Args& args) {
     options.headers = args.headers;
     options.retain = args.retain;
     options.delay = args.delay;
+    options.msg_id =
+        args.count > 1 ? ExpandSequence(args.msg_id, n) : args.msg_id;
+    PublishAck ack;
     absl::Status status =
         args.confirm ? (*client)->PublishConfirmedWith(args.topic, payload,
                                                        options,
-                                                       args.connect_timeout)
+                                                       args.connect_timeout,
+                                                       &ack)
                      : (*client)->PublishWith(args.topic, payload, options);
+    if (args.confirm && status.ok()) acks.push_back(ack);
     if (!status.ok()) {
       return Fail(absl::StrCat(
           "publish to ", args.topic, " failed",
@@ -145,9 +152,38 @@ int RunPub(const Args& args) {
     }
   }
   (*client)->Close();  // flushes what Publish() queued
-  PrintLine(
-      absl::StrCat("published ", Messages(args.count), " to ", args.topic));
+  PrintLine(absl::StrCat("published ", Messages(args.count), " to ",
+                         args.topic, StreamSeqsNote(acks)));
   return 0;
+}
+
+// Where `fetch` and `sub --stream` start, from their flags.
+StreamStart StartOf(const Args& args, DeliverPolicy by_default) {
+  StreamStart start;
+  start.stream = args.stream;
+  start.consumer = args.consumer;
+  switch (args.from) {
+    case StreamFrom::kDefault:
+      start.deliver = by_default;
+      break;
+    case StreamFrom::kAll:
+      start.deliver = DeliverPolicy::kAll;
+      break;
+    case StreamFrom::kNew:
+      start.deliver = DeliverPolicy::kNew;
+      break;
+    case StreamFrom::kFromSeq:
+      start.deliver = DeliverPolicy::kFromSeq;
+      start.start_seq = args.from_seq;
+      break;
+    case StreamFrom::kSince:
+      start.deliver = DeliverPolicy::kFromTime;
+      start.start_time = args.since_time.has_value()
+                             ? *args.since_time
+                             : absl::Now() - args.since_ago;
+      break;
+  }
+  return start;
 }
 
 // Shared by sub and reply: subscribes to args.topic and hands each message to
@@ -162,6 +198,7 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
   options.timeout = args.connect_timeout;
   options.filter = args.filter;
   if (args.ack) options.ack = AckOptions{};
+  if (!args.stream.empty()) options.stream = StartOf(args, DeliverPolicy::kNew);
   for (const Args::Plugin& p : args.plugins) {
     options.plugins.push_back({p.name, p.settings});
   }
@@ -226,11 +263,103 @@ int RunSub(const Args& args) {
   if (!client.ok()) return Fail(client.status().message());
   return ReceiveLoop(args, stop, **client, args.timeout, "received",
                      [&args](const Message& message) {
-                       PrintLine(absl::StrCat("[", Escape(message.topic()),
-                                              "] ", Escape(message.payload())));
+                       PrintLine(MessageLine(message.topic(),
+                                             message.stream_seq(),
+                                             message.payload()));
                        if (args.show_headers) PrintHeaders(message);
                        return true;
                      });
+}
+
+int RunFetch(const Args& args) {
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
+  if (!client.ok()) return Fail(client.status().message());
+  FetchOptions options;
+  options.start = StartOf(args, DeliverPolicy::kAll);
+  options.batch = static_cast<uint32_t>(args.batch);
+  options.max_wait = args.wait;
+  options.pattern = args.filter_topic;
+  if (args.ack) options.ack = AckOptions{};
+  absl::StatusOr<std::vector<Message>> messages =
+      (*client)->Fetch(options, args.connect_timeout);
+  if (!messages.ok()) {
+    return Fail(absl::StrCat("cannot fetch from stream ", args.stream, ": ",
+                             messages.status().message()));
+  }
+  for (const Message& message : *messages) {
+    PrintLine(
+        MessageLine(message.topic(), message.stream_seq(), message.payload()));
+    if (args.show_headers) PrintHeaders(message);
+    if (args.ack) (*client)->Ack(message).IgnoreError();
+  }
+  (*client)->Close();  // flushes the ACKs
+  return 0;
+}
+
+int RunStream(const Args& args) {
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
+  if (!client.ok()) return Fail(client.status().message());
+  Client& c = **client;
+  const absl::Duration timeout = args.connect_timeout;
+  switch (args.command) {
+    case Command::kStreamAdd: {
+      StreamConfig config;
+      config.name = args.stream;
+      config.subjects = args.subjects;
+      config.max_age = args.max_age;
+      config.max_bytes = args.max_bytes;
+      config.max_msgs = args.max_msgs;
+      config.fsync = args.fsync;
+      config.dedup_window = args.dedup_window;
+      absl::StatusOr<StreamInfo> info = c.AddStream(config, timeout);
+      if (!info.ok()) {
+        return Fail(absl::StrCat("cannot add stream ", args.stream, ": ",
+                                 info.status().message()));
+      }
+      const std::string text = FormatStreamInfo(*info);
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      return 0;
+    }
+    case Command::kStreamInfo: {
+      absl::StatusOr<StreamInfo> info = c.GetStreamInfo(args.stream, timeout);
+      if (!info.ok()) {
+        return Fail(absl::StrCat("cannot get stream ", args.stream, ": ",
+                                 info.status().message()));
+      }
+      const std::string text = FormatStreamInfo(*info);
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      return 0;
+    }
+    case Command::kStreamLs: {
+      absl::StatusOr<std::vector<StreamInfo>> streams = c.ListStreams(timeout);
+      if (!streams.ok()) {
+        return Fail(absl::StrCat("cannot list streams: ",
+                                 streams.status().message()));
+      }
+      const std::string text = FormatStreamList(*streams);
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      return 0;
+    }
+    case Command::kStreamRm:
+      if (absl::Status s = c.DeleteStream(args.stream, timeout); !s.ok()) {
+        return Fail(absl::StrCat("cannot delete stream ", args.stream, ": ",
+                                 s.message()));
+      }
+      PrintLine(absl::StrCat("deleted stream ", args.stream));
+      return 0;
+    case Command::kStreamRmConsumer:
+      if (absl::Status s = c.DeleteConsumer(args.stream, args.consumer, timeout);
+          !s.ok()) {
+        return Fail(absl::StrCat("cannot delete consumer ", args.consumer,
+                                 " of stream ", args.stream, ": ",
+                                 s.message()));
+      }
+      PrintLine(absl::StrCat("deleted consumer ", args.consumer, " of stream ",
+                             args.stream));
+      return 0;
+    default:
+      return 2;
+  }
 }
 
 int RunReply(const Args& args) {
@@ -350,6 +479,16 @@ int Main(int argc, char** argv) {
       return RunStats(*args);
     case Command::kReload:
       return RunReload(*args);
+    case Command::kFetch:
+      return RunFetch(*args);
+    case Command::kStreamAdd:
+    case Command::kStreamInfo:
+    case Command::kStreamLs:
+    case Command::kStreamRm:
+    case Command::kStreamRmConsumer:
+      return RunStream(*args);
+    case Command::kStream:  // help only
+      break;
   }
   return 2;
 }

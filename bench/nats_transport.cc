@@ -90,14 +90,22 @@ class NatsTransport : public Transport {
     if (!server.ok()) return server.status();
     server_ = std::move(*server);
 
-    const std::string sub_line = absl::StrCat(
-        "SUB ", options_.SubscriberPattern(), " ",
-        options_.queue_group() ? options_.queue + " " : "", "1\r\n");
+    const std::string queue =
+        options_.queue_group() ? options_.queue + " " : "";
     for (size_t i = 0; i < receivers.size(); ++i) {
       auto conn =
           Handshake(server_.endpoint, absl::StrCat("sift-bench-sub-", i));
       if (!conn.ok()) return conn.status();
-      if (absl::Status s = (*conn)->Append(sub_line); !s.ok()) return s;
+      for (int t = 0; t < options_.topics; ++t) {
+        const std::string subject = options_.topics > 1
+                                        ? options_.TopicOf(t)
+                                        : options_.SubscriberPattern();
+        if (absl::Status s = (*conn)->Append(
+                absl::StrCat("SUB ", subject, " ", queue, t + 1, "\r\n"));
+            !s.ok()) {
+          return s;
+        }
+      }
       if (absl::Status s = Ping(conn->get()); !s.ok()) return s;
       TcpStream* c = conn->get();
       sub_conns_.push_back(std::move(*conn));
@@ -133,7 +141,10 @@ class NatsTransport : public Transport {
       if (!conn.ok()) return conn.status();
       pub_conns_.push_back(std::move(*conn));
     }
-    pub_header_ = absl::StrCat("PUB ", options_.topic, " ");
+    for (int t = 0; t < options_.topics; ++t) {
+      pub_headers_.push_back(absl::StrCat("PUB ", options_.TopicOf(t), " "));
+    }
+    next_topic_.assign(options_.pubs, 0);
     return absl::OkStatus();
   }
 
@@ -141,7 +152,9 @@ class NatsTransport : public Transport {
                     uint64_t* retries) override {
     TcpStream& conn = *pub_conns_[p];
     std::string& out = *conn.out();
-    out.append(pub_header_);
+    size_t& t = next_topic_[p];
+    out.append(pub_headers_[t]);
+    if (++t == pub_headers_.size()) t = 0;
     char digits[24];
     const int n =
         std::snprintf(digits, sizeof(digits), "%zu\r\n", payload.size());
@@ -238,7 +251,8 @@ class NatsTransport : public Transport {
 
   const Options options_;
   Server server_;
-  std::string pub_header_;                             // "PUB <topic> "
+  std::vector<std::string> pub_headers_;  // "PUB <topic> ", per topic
+  std::vector<size_t> next_topic_;        // publisher p's thread owns [p]
   std::vector<std::unique_ptr<TcpStream>> sub_conns_;  // reader i owns [i]
   std::vector<std::unique_ptr<TcpStream>> noise_conns_;
   std::vector<std::unique_ptr<TcpStream>> pub_conns_;  // publisher p owns [p]

@@ -46,6 +46,9 @@ Workload:
   --subs N              subscribers (default 1)
   --topic TOPIC         topic published to (default bench.topic)
   --pattern PATTERN     subscribers' pattern (default: the topic)
+  --topics N            publish round-robin to N topics "<topic>.<i>", each
+                        subscriber subscribing to all N (sift and nats
+                        only; default 1: the topic itself)
   --queue GROUP         subscribers join this queue group (each message goes
                         to one of them; proxy and direct: PUSH/PULL; nats:
                         a NATS queue group; redis: refused)
@@ -196,6 +199,8 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
       s = ParseInt<int>(name, value, 0, 100000, &o.subs);
     } else if (name == "topic") {
       o.topic = value;
+    } else if (name == "topics") {
+      s = ParseInt<int>(name, value, 1, 100000000, &o.topics);
     } else if (name == "pattern") {
       o.pattern = value;
     } else if (name == "queue") {
@@ -231,6 +236,11 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     o.server = o.mode == Mode::kNats    ? "127.0.0.1:4222"
                : o.mode == Mode::kRedis ? "127.0.0.1:6379"
                                         : kDefaultEndpoint;
+  }
+  if (o.topics > 1 && ((o.mode != Mode::kSift && o.mode != Mode::kNats) ||
+                       !o.pattern.empty() || o.use_next)) {
+    return absl::InvalidArgumentError(
+        "--topics: sift and nats modes only, without --pattern or --next");
   }
   if (o.mode == Mode::kRedis && o.queue_group()) {
     return absl::InvalidArgumentError(

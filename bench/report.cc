@@ -255,6 +255,7 @@ std::string JsonReport(const RunResult& r) {
       .Num("cpu_s", r.server_usage.cpu_seconds)
       .Int("rss_bytes", r.server_usage.rss_bytes)
       .Int("peak_rss_bytes", r.server_usage.peak_rss_bytes)
+      .Int("rss_ready_bytes", r.server_usage.rss_ready_bytes)
       .SignedInt("exit_code", r.server_exit_code)
       .Raw("counters", counters.Done());
   return JsonObject()

@@ -217,6 +217,7 @@ absl::StatusOr<RunResult> RunMessages(const Options& options,
           server_end->cpu_seconds - server_start->cpu_seconds;
       result.server_usage.rss_bytes = server_end->rss_bytes;
       result.server_usage.peak_rss_bytes = server_end->peak_rss_bytes;
+      result.server_usage.rss_ready_bytes = server_start->rss_bytes;
     }
   }
   result.bench_cpu_seconds = SelfCpuSeconds() - bench_cpu_start;

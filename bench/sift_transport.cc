@@ -32,8 +32,9 @@ class SiftTransport : public Transport {
     // The noise subscriptions are spread over this many clients.
     const int holders =
         std::max(1, std::min(options_.noise_clients, options_.noise));
-    auto server =
-        StartSiftd(options_, (options_.noise + holders - 1) / holders);
+    auto server = StartSiftd(
+        options_, std::max<uint64_t>((options_.noise + holders - 1) / holders,
+                                     static_cast<uint64_t>(options_.topics)));
     if (!server.ok()) return server.status();
     server_ = std::move(*server);
 
@@ -52,12 +53,21 @@ class SiftTransport : public Transport {
           receiver->Record(m.payload());
         };
       }
-      auto sub = (*client)->Subscribe(options_.SubscriberPattern(), so);
+      // --topics: every topic but the last gets its own subscription here;
+      // the last one is `sub` below.
+      for (int t = 0; t + 1 < options_.topics; ++t) {
+        auto extra = (*client)->Subscribe(options_.TopicOf(t), so);
+        if (!extra.ok()) return extra.status();
+        subs_.push_back(std::move(*extra));
+      }
+      const std::string pattern = options_.topics > 1
+                                      ? options_.TopicOf(options_.topics - 1)
+                                      : options_.SubscriberPattern();
+      auto sub = (*client)->Subscribe(pattern, so);
       if (!sub.ok()) {
         return absl::Status(sub.status().code(),
-                            absl::StrCat("subscribe \"",
-                                         options_.SubscriberPattern(),
-                                         "\": ", sub.status().message()));
+                            absl::StrCat("subscribe \"", pattern, "\": ",
+                                         sub.status().message()));
       }
       if (options_.use_next) {
         Subscription* s = sub->get();
@@ -93,6 +103,10 @@ class SiftTransport : public Transport {
       if (!client.ok()) return client.status();
       pub_clients_.push_back(std::move(*client));
     }
+    for (int t = 0; t < options_.topics; ++t) {
+      topics_.push_back(options_.TopicOf(t));
+    }
+    next_topic_.assign(options_.pubs, 0);
     // Each Subscribe() above returned after the broker's OK, so the routes
     // exist before the first PUB.
     baseline_ = Counters();
@@ -102,8 +116,11 @@ class SiftTransport : public Transport {
   absl::Status Send(int p, std::string_view payload,
                     uint64_t* retries) override {
     Client& client = *pub_clients_[p];
+    size_t& t = next_topic_[p];
+    const std::string& topic = topics_[t];
+    if (++t == topics_.size()) t = 0;
     while (true) {
-      absl::Status s = client.Publish(options_.topic, payload);
+      absl::Status s = client.Publish(topic, payload);
       if (s.ok()) return s;
       if (!absl::IsResourceExhausted(s)) return s;
       ++*retries;
@@ -169,6 +186,8 @@ class SiftTransport : public Transport {
   std::vector<std::unique_ptr<Subscription>> subs_;
   std::vector<std::unique_ptr<Client>> pub_clients_;
   std::unique_ptr<ClientPool> noise_;
+  std::vector<std::string> topics_;  // what publishers send to, round-robin
+  std::vector<size_t> next_topic_;   // publisher p's thread owns [p]
   std::vector<std::thread> next_threads_;
   std::atomic<bool> stop_{false};
   std::map<std::string, uint64_t> baseline_;

@@ -35,6 +35,11 @@ struct Options {
   int subs = 1;
   std::string topic = "bench.topic";
   std::string pattern;       // subscribers' pattern; empty = topic
+  // > 1: publishers spread their messages over the topics "<topic>.<i>",
+  // i in [0, topics), round-robin, and every subscriber subscribes to each
+  // of them (sift and nats only): a routing table of `topics` entries that
+  // all match traffic.
+  int topics = 1;
   std::string queue;         // queue group the subscribers join
   double rate = 0;           // total msgs/s over all publishers; 0 = max
   int noise = 0;             // non-matching wildcard subscriptions...
@@ -51,6 +56,10 @@ struct Options {
   double drain_s = 5;        // after publishing: wait this long without
                              // progress before giving up on missing messages
 
+  // The topic publishers send message k to.
+  std::string TopicOf(uint64_t k) const {
+    return topics > 1 ? topic + "." + std::to_string(k % topics) : topic;
+  }
   const std::string& SubscriberPattern() const {
     return pattern.empty() ? topic : pattern;
   }
@@ -98,6 +107,9 @@ struct ProcessUsage {
   double cpu_seconds = 0;  // used during the run
   uint64_t rss_bytes = 0;  // at the end of the run
   uint64_t peak_rss_bytes = 0;
+  // Before the first message, with every client connected and subscribed:
+  // what the subscriptions cost, without message buffers.
+  uint64_t rss_ready_bytes = 0;
 };
 
 struct RunResult {

@@ -16,6 +16,7 @@
 #include "broker/config/config.h"
 #include "broker/log/log.h"
 #include "broker/plugin/plugin_set.h"
+#include "broker/streams/stream_config.h"
 #include "broker/server/library_log.h"
 #include "broker/server/server.h"
 
@@ -73,6 +74,15 @@ absl::StatusOr<std::unique_ptr<sift::plugin::PluginSet>> LoadPlugins(
   return set;
 }
 
+// The [[streams]] of the config file at `path` ("" for none).
+absl::StatusOr<std::vector<sift::streams::StreamSettings>> LoadStreams(
+    const std::string& path) {
+  if (path.empty()) return std::vector<sift::streams::StreamSettings>{};
+  absl::StatusOr<std::string> text = sift::ReadConfigFile(path);
+  if (!text.ok()) return text.status();
+  return sift::streams::ParseStreamSections(*text, path);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -119,9 +129,15 @@ int main(int argc, char** argv) {
                  std::string(plugins.status().message()).c_str());
     return 2;
   }
+  auto streams = LoadStreams(cli->config_path);
+  if (!streams.ok()) {
+    std::fprintf(stderr, "siftd: %s\n",
+                 std::string(streams.status().message()).c_str());
+    return 2;
+  }
   void* context = zmq_ctx_new();
-  auto server =
-      sift::Server::Create(cli->config, context, *std::move(plugins));
+  auto server = sift::Server::Create(cli->config, context,
+                                     *std::move(plugins), *std::move(streams));
   if (!server.ok()) {
     sift::Log(sift::LogLevel::kError, "cannot start",
               {{"error", std::string(server.status().message())}});

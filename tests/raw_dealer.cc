@@ -77,6 +77,7 @@ absl::StatusOr<wire::Header> RawDealer::AwaitReply(uint64_t request_id,
       case wire::Header::kWelcome:
       case wire::Header::kPong:
       case wire::Header::kStatsReply:
+      case wire::Header::kStreamReply:
         if (header.request_id() == request_id) return header;
         break;
       default:

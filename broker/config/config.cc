@@ -144,6 +144,9 @@ constexpr Setting kSettings[] = {
      "\"(other topics)\"."},
     {"log_level", &Config::log_level, 0, 0, CheckLogLevel, "LEVEL",
      "Lowest level of log lines written: debug, info, warn or error."},
+    {"data_dir", &Config::data_dir, 0, 0, nullptr, "DIR",
+     "Directory of the durable streams (docs/delivery.md); empty = streams "
+     "are off."},
 };
 
 constexpr bool SettingsTableIsConsistent() {
@@ -167,7 +170,7 @@ static_assert(SettingsTableIsConsistent(),
 // A reminder, not a layout requirement: a field added to Config needs a row
 // in kSettings (operator== and everything else only see the table). Then
 // update this size.
-static_assert(sizeof(Config) == 184,
+static_assert(sizeof(Config) == 216,
               "Config changed: update kSettings, then this size");
 #endif
 
@@ -681,7 +684,8 @@ absl::StatusOr<Config> ParseTomlSettings(std::string_view text,
   for (auto&& [key, node] : table) {
     // The plugin sections are read by broker/plugin (ParsePluginSettings).
     if (key.str() == "plugin_libraries" || key.str() == "routes" ||
-        key.str() == "subscriptions" || key.str() == "message_types") {
+        key.str() == "subscriptions" || key.str() == "message_types" ||
+        key.str() == "streams") {
       continue;
     }
     const Setting* s = FindSetting(key.str());

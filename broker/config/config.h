@@ -69,6 +69,9 @@ struct Config {
   uint32_t max_tracked_topics = 10000;
   // debug|info|warn|error; see ParseLogLevel() in broker/log/log.h.
   std::string log_level = "info";
+  // Where durable streams keep their files (docs/delivery.md); empty =
+  // streams are off.
+  std::string data_dir;
 };
 
 // Topic limits below these leave no room for request/reply inbox topics

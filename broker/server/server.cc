@@ -34,6 +34,7 @@
 #include "broker/server/log_limiter.h"
 #include "broker/server/output_account.h"
 #include "broker/server/peer_guard.h"
+#include "broker/streams/stream_manager.h"
 
 namespace sift {
 namespace {
@@ -63,6 +64,13 @@ constexpr size_t kCopyBatchBytes = 4096;
 // Longest HELLO client_name, in bytes (checked before it is stored or
 // logged; docs/protocol.md §3.1).
 constexpr size_t kMaxClientNameBytes = 256;
+
+// A stream publish's message id header (JetStream's Nats-Msg-Id): a repeat
+// within the stream's dedup window is stored and routed once.
+constexpr std::string_view kMsgIdHeader = "sift-msg-id";
+// Stream consumers are sent more records only while their client has less
+// than this queued (they wait in the stream, not in the broker's memory).
+constexpr int64_t kStreamPendingBytes = 4 << 20;
 // File descriptors kept free for everything but client connections (the
 // process's own sockets, ZeroMQ's internal pipes, ipc files).
 constexpr uint64_t kReservedFds = 64;
@@ -154,11 +162,13 @@ const char* ServerVersion() { return VersionString().c_str(); }
 class Server::Loop {
  public:
   Loop(const Config& config, void* zmq_context,
-       std::unique_ptr<plugin::PluginSet> plugins)
+       std::unique_ptr<plugin::PluginSet> plugins,
+       std::vector<streams::StreamSettings> stream_settings)
       : config_(config),
         context_(zmq_context),
         router_(LimitsFrom(config)),
-        plugins_(std::move(plugins)) {}
+        plugins_(std::move(plugins)),
+        stream_settings_(std::move(stream_settings)) {}
 
   // Hands a new plugin set to the loop (any thread); it takes over at the
   // loop's next wake-up, between two messages.
@@ -183,6 +193,7 @@ class Server::Loop {
   }
 
   absl::Status Bind() {
+    if (absl::Status s = OpenStreams(); !s.ok()) return s;
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) {
       return absl::InternalError(
@@ -237,6 +248,37 @@ class Server::Loop {
   }
 
   const std::vector<std::string>& endpoints() const { return endpoints_; }
+
+  // Durable streams (broker/streams) when data_dir is set. [[streams]]
+  // without a data_dir is a configuration error.
+  absl::Status OpenStreams() {
+    if (config_.data_dir.empty()) {
+      if (!stream_settings_.empty()) {
+        return absl::InvalidArgumentError(
+            "the config defines [[streams]] but no data_dir: set data_dir "
+            "(or --data_dir=DIR) to where siftd may keep them");
+      }
+      return absl::OkStatus();
+    }
+    auto opened = streams::StreamManager::Open(
+        config_.data_dir, stream_settings_,
+        [](std::string_view message,
+           std::vector<std::pair<std::string, std::string>> fields) {
+          std::string details;
+          for (const auto& [k, v] : fields) {
+            absl::StrAppend(&details, details.empty() ? "" : " ", k, "=", v);
+          }
+          Log(LogLevel::kInfo, message, {{"details", details}});
+        });
+    if (!opened.ok()) {
+      return absl::Status(
+          opened.status().code(),
+          absl::StrCat("data_dir ", config_.data_dir, ": ",
+                       opened.status().message()));
+    }
+    streams_ = *std::move(opened);
+    return absl::OkStatus();
+  }
 
   void Shutdown() {
     shutdown_.store(true, std::memory_order_release);
@@ -302,15 +344,22 @@ class Server::Loop {
           wait = std::max<int64_t>(0, due - now_ms_ + 1);
         }
       }
+      if (armed && streams_ != nullptr) {
+        const int64_t due = streams_->NextDeadline(now_ms_);
+        if (due - now_ms_ < wait) wait = std::max<int64_t>(0, due - now_ms_);
+      }
       // Closing sessions end at the next drain; keep it near.
       if (!closing_.empty() && wait > 1) wait = 1;
       if (wait < 0) wait = 0;
-      pollfd fds[4] = {{zmq_fd, POLLIN, 0},
+      pollfds_.assign({{zmq_fd, POLLIN, 0},
                        {wake_fd_, POLLIN, 0},
                        {guard_->monitor_fd(), POLLIN, 0},
-                       {guard_->zap_fd(), POLLIN, 0}};
-      const int rc = poll(fds, guard_->zap_fd() >= 0 ? 4 : 3,
-                          static_cast<int>(wait));
+                       {guard_->zap_fd(), POLLIN, 0}});
+      if (guard_->zap_fd() < 0) pollfds_.pop_back();
+      const size_t fixed_fds = pollfds_.size();
+      if (streams_ != nullptr) streams_->PollFds(&pollfds_);
+      pollfd* fds = pollfds_.data();
+      const int rc = poll(fds, pollfds_.size(), static_cast<int>(wait));
       now_ms_ = NowMs();
       if (rc < 0 && errno != EINTR) {
         Log(LogLevel::kError, "poll failed", {{"error", std::strerror(errno)}});
@@ -325,8 +374,20 @@ class Server::Loop {
       }
       // The guard's sockets signal through their fds like the ROUTER's;
       // reading them only then keeps their system calls off the hot path.
-      if ((fds[2].revents | fds[3].revents) & POLLIN) PollGuard();
+      if ((fds[2].revents | (fixed_fds > 3 ? fds[3].revents : 0)) & POLLIN) {
+        PollGuard();
+      }
       armed = Drain();
+      if (streams_ != nullptr) {
+        bool news = streams_->NextDeadline(now_ms_) <= now_ms_;
+        for (size_t i = fixed_fds; i < pollfds_.size() && !news; ++i) {
+          news = (pollfds_[i].revents & POLLIN) != 0;
+        }
+        if (news) {
+          ProcessStreams();
+          armed = false;  // sending may consume the socket fd's edge
+        }
+      }
       if (scheduled_.size() > 0 && scheduled_.NextDue() <= now_ms_) {
         RouteDueMessages();
         armed = false;
@@ -345,6 +406,7 @@ class Server::Loop {
         next_housekeeping = now_ms_ + kHousekeepingIntervalMs;
       }
     }
+    if (streams_ != nullptr) streams_->Close();
     wire::StatsReply stats;
     router_.FillStats(0, &stats);
     if (scheduled_.size() > 0) {
@@ -533,6 +595,10 @@ class Server::Loop {
       case wire::Header::kSub:
         return HandleSub(routing_id, client, h);
       case wire::Header::kUnsub: {
+        if (streams_ != nullptr &&
+            streams_->Unsubscribe(client, h.unsub().sid(), now_ms_)) {
+          return Answer(routing_id, client, rid, absl::OkStatus());
+        }
         absl::Status s = router_.Unsubscribe(client, h.unsub().sid());
         if (s.ok()) {
           sub_chains_.Remove(client, h.unsub().sid());
@@ -554,6 +620,10 @@ class Server::Loop {
         return HandleAck(routing_id, client, h);
       case wire::Header::kDeclare:
         return HandleDeclare(routing_id, client, h);
+      case wire::Header::kFetch:
+        return HandleFetch(routing_id, client, h);
+      case wire::Header::kStream:
+        return HandleStreamRequest(routing_id, client, h);
       case wire::Header::kPing: {
         wire::Header reply;
         reply.set_request_id(rid);
@@ -699,6 +769,16 @@ class Server::Loop {
     // drain: the next publish (even the next entry of this BATCH) must not
     // be routed to it again.
     if (!gone_.empty()) FlushGoneClients();
+    if (ABSL_PREDICT_FALSE(capture_.captured)) {
+      capture_.captured = false;
+      if (pub.confirm) {
+        // Stored in a stream: OK (with its seq) once the record is durable.
+        streams_->ConfirmWhenDurable(capture_.stream, capture_.seq,
+                                     capture_.duplicate, client,
+                                     pub.request_id);
+        return;
+      }
+    }
     if (pub.confirm) {
       wire::Header reply;
       reply.set_request_id(pub.request_id);
@@ -786,6 +866,10 @@ class Server::Loop {
         RunRouteChain(*route, pub, payload, payload_msg);
         return true;
       }
+    }
+    if (ABSL_PREDICT_FALSE(streams_ != nullptr)) {
+      if (!CaptureInStream(pub, payload, error)) return false;
+      if (capture_.duplicate) return true;  // stored and routed before
     }
     *error = router_.Publish(pub.topic, pub.reply_to, pub.headers,
                              payload.size(), &targets_);
@@ -905,6 +989,7 @@ class Server::Loop {
   void HandleSub(std::string_view routing_id, Router::ClientHandle client,
                  const wire::Header& h) {
     const wire::Sub& sub = h.sub();
+    if (sub.has_stream()) return HandleStreamSub(routing_id, client, h);
     std::unique_ptr<plugin::Chain> chain;
     if (!sub.filter().empty() || sub.plugins_size() > 0) {
       std::vector<plugin::StageSpec> stages;
@@ -1042,6 +1127,11 @@ class Server::Loop {
         router_.RecordDrop(DropReason::kPluginError);
         s = protocol::WireError(wire::FORBIDDEN,
                                 "a plugin may not publish under $sift.");
+      } else if (streams_ != nullptr &&
+                 !CaptureInStream(view, m.payload, &s)) {
+        // Refused by its stream: dead-lettered below.
+      } else if (streams_ != nullptr && capture_.duplicate) {
+        continue;  // a repeated sift-msg-id: stored and routed before
       } else {
         s = router_.Publish(view.topic, view.reply_to, view.headers,
                             m.payload.size(), &targets_);
@@ -1068,6 +1158,305 @@ class Server::Loop {
     }
     out.clear();
     out.swap(chain_out_);
+  }
+
+  // ---- Durable streams (broker/streams).
+
+  // A publish whose topic a stream captures is appended to it before it is
+  // routed; capture_ says what happened, for HandlePub's answer. Returns
+  // false with *error set if it must not be routed (refused by the router's
+  // checks or by its stream: STORE_FULL).
+  bool CaptureInStream(const protocol::PubView& pub, std::string_view payload,
+                       absl::Status* error) {
+    capture_ = streams::Capture();
+    if (streams_->size() == 0 || !streams_->Captures(pub.topic)) return true;
+    *error = router_.CheckPublish(pub.topic, pub.reply_to, pub.headers,
+                                  payload.size());
+    if (!error->ok()) return false;
+    std::string_view msg_id;
+    protocol::HeaderReader headers(pub.headers);
+    std::string_view key, value;
+    while (headers.Next(&key, &value)) {
+      if (key == kMsgIdHeader) msg_id = value;
+    }
+    capture_ = streams_->Append(pub.topic, Stored(pub, payload),
+                                absl::ToUnixMillis(absl::Now()), msg_id);
+    if (!capture_.status.ok()) {
+      router_.RecordDrop(DropReason::kStoreFull);
+      *error = capture_.status;
+      capture_ = streams::Capture();
+      return false;
+    }
+    return true;
+  }
+
+  static streams::StartSpec StartSpecOf(const wire::StreamStart& w) {
+    streams::StartSpec spec;
+    spec.stream = w.stream();
+    spec.consumer = w.consumer();
+    spec.policy = static_cast<streams::DeliverPolicy>(w.deliver());
+    spec.start_seq = w.start_seq();
+    spec.start_time_ms = static_cast<int64_t>(
+        std::min<uint64_t>(w.start_time_ms(), uint64_t{1} << 62));
+    return spec;
+  }
+
+  // The consumer settings of a stream SUB or FETCH: explicit acks when
+  // `ack` is present, and the topic filter. Errors: INVALID_REQUEST,
+  // INVALID_PATTERN.
+  absl::StatusOr<streams::ConsumerOptions> ConsumerOptionsOf(
+      bool has_ack, const wire::AckPolicy& ack, std::string_view pattern,
+      const wire::StreamStart& start) {
+    if (start.deliver() < wire::DELIVER_NEW ||
+        start.deliver() > wire::DELIVER_FROM_TIME) {
+      return protocol::WireError(wire::INVALID_REQUEST,
+                                 "unknown deliver policy");
+    }
+    streams::ConsumerOptions o;
+    o.explicit_ack = has_ack;
+    if (has_ack) {
+      o.ack = AckPolicyOf(ack);
+      if (absl::Status v = delivery::ValidateAckPolicy(o.ack); !v.ok()) {
+        return protocol::WireError(wire::INVALID_REQUEST,
+                                   absl::StrCat("ack: ", v.message()));
+      }
+    }
+    if (!pattern.empty() && pattern != ">") {
+      if (absl::Status v =
+              topic::ValidatePattern(pattern, router_.limits().topic);
+          !v.ok()) {
+        return protocol::WireError(wire::INVALID_PATTERN, v.message());
+      }
+      o.pattern = std::string(pattern);
+    }
+    return o;
+  }
+
+  void HandleStreamSub(std::string_view routing_id,
+                       Router::ClientHandle client, const wire::Header& h) {
+    const wire::Sub& sub = h.sub();
+    if (streams_ == nullptr) return StreamsOff(routing_id, client, h);
+    if (sub.sid() == 0) {
+      return SendClientError(routing_id, true, client, h.request_id(),
+                             wire::INVALID_REQUEST, "SUB needs a non-zero sid");
+    }
+    if (!sub.queue_group().empty() || !sub.filter().empty() ||
+        sub.plugins_size() > 0) {
+      return SendClientError(
+          routing_id, true, client, h.request_id(), wire::INVALID_REQUEST,
+          "a stream SUB takes no queue_group, filter or plugins");
+    }
+    auto options =
+        ConsumerOptionsOf(sub.has_ack(), sub.ack(), sub.pattern(), sub.stream());
+    absl::Status s = options.status();
+    if (s.ok()) {
+      s = streams_->Subscribe(client, sub.sid(), StartSpecOf(sub.stream()),
+                              *options, now_ms_);
+    }
+    Answer(routing_id, client, h.request_id(), s);
+    if (s.ok()) ProcessStreams();
+  }
+
+  void HandleFetch(std::string_view routing_id, Router::ClientHandle client,
+                   const wire::Header& h) {
+    if (streams_ == nullptr) return StreamsOff(routing_id, client, h);
+    const wire::Fetch& f = h.fetch();
+    auto options =
+        ConsumerOptionsOf(f.has_ack(), f.ack(), f.pattern(), f.start());
+    absl::Status s = options.status();
+    if (s.ok()) {
+      s = streams_->Fetch(client, h.request_id(), f.sid(),
+                          StartSpecOf(f.start()), *options, f.batch(),
+                          f.max_wait_ms(), now_ms_);
+    }
+    if (!s.ok()) return Answer(routing_id, client, h.request_id(), s);
+    ProcessStreams();
+  }
+
+  void StreamsOff(std::string_view routing_id, Router::ClientHandle client,
+                  const wire::Header& h) {
+    SendClientError(routing_id, true, client, h.request_id(),
+                    wire::INVALID_STREAM,
+                    absl::StrCat(protocol::CommandName(h),
+                                 ": streams are off on this broker (siftd "
+                                 "has no data_dir)"));
+  }
+
+  static void FillStreamInfo(const streams::StreamView& v,
+                             wire::StreamInfo* out) {
+    wire::StreamConfig* c = out->mutable_config();
+    c->set_name(v.settings.name);
+    for (const std::string& subject : v.settings.subjects) {
+      c->add_subjects(subject);
+    }
+    c->set_max_age_ms(v.settings.max_age_ms);
+    c->set_max_bytes(v.settings.max_bytes);
+    c->set_max_msgs(v.settings.max_msgs);
+    c->set_fsync(streams::FsyncText(v.settings));
+    c->set_dedup_window_ms(v.settings.dedup_window_ms);
+    c->set_segment_max_bytes(v.settings.segment_max_bytes);
+    out->set_first_seq(v.first_seq);
+    out->set_last_seq(v.last_seq);
+    out->set_durable_seq(v.durable_seq);
+    out->set_messages(v.messages);
+    out->set_bytes(v.bytes);
+    out->set_from_config(v.from_config);
+    for (const streams::ConsumerView& cv : v.consumers) {
+      wire::ConsumerInfo* ci = out->add_consumers();
+      ci->set_name(cv.name);
+      ci->set_ack_floor(cv.ack_floor);
+      ci->set_delivered_seq(cv.delivered_seq);
+      ci->set_in_flight(cv.in_flight);
+      ci->set_attached(cv.attached);
+    }
+  }
+
+  // STREAM: add, info, list, delete a stream; delete a durable consumer.
+  void HandleStreamRequest(std::string_view routing_id,
+                           Router::ClientHandle client, const wire::Header& h) {
+    if (streams_ == nullptr) return StreamsOff(routing_id, client, h);
+    const wire::StreamRequest& r = h.stream();
+    if (h.request_id() == 0) {
+      return SendClientError(routing_id, true, client, 0,
+                             wire::INVALID_REQUEST,
+                             "STREAM needs a request_id");
+    }
+    wire::Header reply;
+    reply.set_request_id(h.request_id());
+    wire::StreamReply* out = reply.mutable_stream_reply();
+    absl::Status s;
+    switch (r.op()) {
+      case wire::STREAM_ADD: {
+        streams::StreamSettings settings;
+        settings.name = r.config().name();
+        for (const std::string& subject : r.config().subjects()) {
+          settings.subjects.push_back(subject);
+        }
+        settings.max_age_ms = r.config().max_age_ms();
+        settings.max_bytes = r.config().max_bytes();
+        settings.max_msgs = r.config().max_msgs();
+        if (r.config().dedup_window_ms() != 0) {
+          settings.dedup_window_ms = r.config().dedup_window_ms();
+        }
+        if (r.config().segment_max_bytes() != 0) {
+          settings.segment_max_bytes = r.config().segment_max_bytes();
+        }
+        s = streams::ParseFsync(r.config().fsync(), &settings);
+        if (!s.ok()) {
+          s = protocol::WireError(wire::INVALID_STREAM, s.message());
+          break;
+        }
+        auto view = streams_->Add(settings);
+        s = view.status();
+        if (s.ok()) {
+          FillStreamInfo(*view, out->add_streams());
+          Log(LogLevel::kInfo, "stream added",
+              {{"stream", settings.name},
+               {"client", router_.client_id(client)}});
+        }
+        break;
+      }
+      case wire::STREAM_INFO: {
+        auto view = streams_->Info(r.config().name());
+        s = view.status();
+        if (s.ok()) FillStreamInfo(*view, out->add_streams());
+        break;
+      }
+      case wire::STREAM_LIST:
+        for (const streams::StreamView& v : streams_->List()) {
+          FillStreamInfo(v, out->add_streams());
+        }
+        break;
+      case wire::STREAM_DELETE:
+        s = streams_->Delete(r.config().name());
+        if (s.ok()) {
+          Log(LogLevel::kInfo, "stream deleted",
+              {{"stream", r.config().name()},
+               {"client", router_.client_id(client)}});
+        }
+        break;
+      case wire::CONSUMER_DELETE:
+        s = streams_->DeleteConsumer(r.config().name(), r.consumer());
+        break;
+      default:
+        s = protocol::WireError(wire::INVALID_REQUEST,
+                                absl::StrCat("unknown STREAM op ", r.op()));
+    }
+    if (!s.ok()) return Answer(routing_id, client, h.request_id(), s);
+    SendHeader(routing_id, reply);
+  }
+
+  // Takes the streams' news and sends what it produced: DELIVERs, answers
+  // (confirms, FETCH ends, ACK OKs) and dead letters.
+  void ProcessStreams() {
+    streams_->Process(
+        now_ms_,
+        [this](uint32_t client) {
+          if (!router_.IsLive(client)) return false;
+          const Session& session = sessions_[client];
+          // Stream consumers go at the pace the client reads: they wait
+          // in the stream, not in the broker's output queue.
+          return session.account != nullptr &&
+                 session.account->pending_bytes() < kStreamPendingBytes;
+        },
+        &stream_sends_, &stream_answers_, &ack_dead_);
+    for (const streams::StreamSend& send : stream_sends_) {
+      SendStreamDeliver(send);
+    }
+    stream_sends_.clear();
+    for (const streams::StreamAnswer& a : stream_answers_) {
+      if (!router_.IsLive(a.client)) continue;
+      const std::string routing_id = sessions_[a.client].routing_id;
+      if (!a.status.ok()) {
+        Answer(routing_id, a.client, a.request_id, a.status);
+        continue;
+      }
+      wire::Header reply;
+      reply.set_request_id(a.request_id);
+      wire::Ok* ok = reply.mutable_ok();
+      if (a.stream_seq != 0) ok->set_stream_seq(a.stream_seq);
+      if (a.duplicate) ok->set_duplicate(true);
+      if (a.delivered != 0) ok->set_delivered(a.delivered);
+      SendHeader(routing_id, reply);
+    }
+    stream_answers_.clear();
+    SendAckDeliveries();  // the dead letters
+  }
+
+  void SendStreamDeliver(const streams::StreamSend& send) {
+    if (!router_.IsLive(send.client)) return;
+    const delivery::StoredMessage& m = *send.message;
+    wire::Header h;
+    wire::Deliver* d = h.mutable_deliver();
+    d->set_sid(send.sid);
+    d->set_topic(m.topic);
+    if (!m.reply_to.empty()) d->set_reply_to(m.reply_to);
+    if (send.delivery_id != 0) {
+      d->set_delivery_id(send.delivery_id);
+      d->set_attempt(send.attempt);
+    }
+    d->set_stream_seq(send.seq);
+    d->set_timestamp_ms(static_cast<uint64_t>(send.unix_ms));
+    protocol::HeaderReader headers(m.headers);
+    std::string_view key, value;
+    while (headers.Next(&key, &value)) {
+      wire::HeaderField* field = d->add_headers();
+      field->set_key(std::string(key));
+      field->set_value(std::string(value));
+    }
+    const std::string bytes = protocol::EncodeHeader(h);
+    FlushSession(send.client);  // after what is batched for it already
+    Session& session = sessions_[send.client];
+    if (!HasRoom(session, send.client, bytes.size() + m.payload.size())) {
+      return;
+    }
+    if (!SendRoutingFrame(session, send.client, 1)) return;
+    zmq_msg_t part;
+    InitAccountedCopy(&part, bytes, session.account);
+    zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    InitAccountedCopy(&part, m.payload, session.account);
+    zmq_msg_send(&part, socket_, ZMQ_DONTWAIT);
+    router_.RecordDelivered(router_.SlotForTopic(m.topic), m.payload.size());
   }
 
   // ---- At-least-once delivery (broker/delivery).
@@ -1207,23 +1596,44 @@ class Server::Loop {
         if (unknown_count++ == 0) unknown = id;
       }
     };
+    // Stream consumers' delivery ids are the stream manager's.
+    bool stream_ids = false;
+    auto is_stream = [&](uint64_t id) {
+      const bool yes = streams_ != nullptr &&
+                       streams::StreamManager::IsStreamDeliveryId(id);
+      stream_ids = stream_ids || yes;
+      return yes;
+    };
     if (h.has_ack()) {
       for (uint64_t id : h.ack().delivery_ids()) {
-        note(deliveries_.Ack(client, id, now_ms_, &ack_sends_), id);
+        note(is_stream(id) ? streams_->Ack(client, id, now_ms_)
+                           : deliveries_.Ack(client, id, now_ms_, &ack_sends_),
+             id);
       }
     } else if (h.has_nack()) {
       const uint64_t id = h.nack().delivery_id();
       std::optional<uint32_t> delay;
       if (h.nack().delay_ms() > 0) delay = h.nack().delay_ms();
-      note(deliveries_.Nack(client, id, delay, now_ms_, &ack_sends_,
-                            &ack_dead_),
+      note(is_stream(id) ? streams_->Nack(client, id, delay, now_ms_)
+                         : deliveries_.Nack(client, id, delay, now_ms_,
+                                            &ack_sends_, &ack_dead_),
            id);
     } else {
       for (uint64_t id : h.progress().delivery_ids()) {
-        note(deliveries_.Progress(client, id, now_ms_), id);
+        note(is_stream(id) ? streams_->Progress(client, id, now_ms_)
+                           : deliveries_.Progress(client, id, now_ms_),
+             id);
       }
     }
     SendAckDeliveries();
+    if (stream_ids && unknown_count == 0 && h.request_id() != 0 &&
+        h.has_ack()) {
+      // OK once the consumers' new positions are on disk.
+      streams_->AnswerAckWhenSaved(client, h.request_id());
+      ProcessStreams();
+      return;
+    }
+    if (stream_ids) ProcessStreams();
     if (unknown_count > 0) {
       return SendClientError(
           routing_id, true, client, h.request_id(), wire::UNKNOWN_DELIVERY,
@@ -1242,6 +1652,7 @@ class Server::Loop {
   // The client's explicit-ack subscriptions end: what they held goes to
   // other members of their groups (or is dropped, counted).
   void ReleaseConsumers(Router::ClientHandle client) {
+    if (streams_ != nullptr) streams_->RemoveClient(client, now_ms_);
     if (deliveries_.empty()) return;
     const size_t dropped =
         deliveries_.RemoveClient(client, now_ms_, &ack_sends_, &ack_dead_);
@@ -1557,6 +1968,7 @@ class Server::Loop {
     stats->set_retained_bytes(retained_.bytes());
     stats->set_delayed(scheduled_.size());
     stats->set_delayed_bytes(scheduled_.bytes());
+    stats->set_streams(streams_ != nullptr ? streams_->size() : 0);
     {
       wire::DeliveryCounts* d = stats->mutable_deliveries();
       const delivery::Deliveries::Counters& c = deliveries_.counters();
@@ -1941,6 +2353,14 @@ class Server::Loop {
   // At-least-once delivery (broker/delivery): explicit-ack subscriptions,
   // what they hold in flight, and the Sends and dead letters to make.
   delivery::Deliveries deliveries_;
+  // Durable streams (null without data_dir), the stream definitions of the
+  // config file, what the publish being routed did there, and the poll set.
+  std::vector<streams::StreamSettings> stream_settings_;
+  std::unique_ptr<streams::StreamManager> streams_;
+  streams::Capture capture_;
+  std::vector<pollfd> pollfds_;
+  std::vector<streams::StreamSend> stream_sends_;
+  std::vector<streams::StreamAnswer> stream_answers_;
   std::vector<delivery::Send> ack_sends_;
   std::vector<delivery::DeadLetter> ack_dead_;
   bool deliveries_idle_ = true;  // no timers to watch
@@ -1971,13 +2391,15 @@ class Server::Loop {
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(
     const Config& config, void* zmq_context,
-    std::unique_ptr<plugin::PluginSet> plugins) {
+    std::unique_ptr<plugin::PluginSet> plugins,
+    std::vector<streams::StreamSettings> streams) {
   if (plugins == nullptr) {
     auto empty = plugin::PluginSet::Build({}, LimitsFrom(config).topic, nullptr);
     if (!empty.ok()) return empty.status();
     plugins = *std::move(empty);
   }
-  auto loop = std::make_unique<Loop>(config, zmq_context, std::move(plugins));
+  auto loop = std::make_unique<Loop>(config, zmq_context, std::move(plugins),
+                                     std::move(streams));
   if (absl::Status s = loop->Bind(); !s.ok()) return s;
   return std::unique_ptr<Server>(new Server(std::move(loop)));
 }

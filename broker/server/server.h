@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "broker/config/config.h"
 #include "broker/plugin/plugin_set.h"
+#include "broker/streams/stream_config.h"
 
 namespace sift {
 
@@ -28,10 +29,14 @@ class Server {
   // (which must outlive the Server). Fails with a message naming the
   // endpoint that could not be bound. `plugins` are the route chains and
   // plugin rules (broker/plugin/plugin_set.h); null: built-in plugins, no
-  // routes.
+  // routes. `streams` are the config file's [[streams]]
+  // (broker/streams/stream_config.h); they need config.data_dir, where
+  // streams made by clients are kept too. Opening the streams can fail
+  // (DataLoss naming a corrupt segment, a directory siftd cannot write).
   static absl::StatusOr<std::unique_ptr<Server>> Create(
       const Config& config, void* zmq_context,
-      std::unique_ptr<plugin::PluginSet> plugins = nullptr);
+      std::unique_ptr<plugin::PluginSet> plugins = nullptr,
+      std::vector<streams::StreamSettings> streams = {});
 
   // Puts a new plugin set in force (routes, libraries, [subscriptions]): the
   // loop takes it between two messages, so no client or message is lost.

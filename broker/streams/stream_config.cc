@@ -1,0 +1,303 @@
+#include "broker/streams/stream_config.h"
+
+#include <algorithm>
+#include <optional>
+#include <sstream>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "broker/base/absl_view.h"
+#include "broker/topic/topic.h"
+#include "toml++/toml.h"
+
+namespace sift::streams {
+namespace {
+
+constexpr std::string_view kReserved = "$sift.";
+
+bool NameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+// Reads an integer key of `table` into *out; a problem is appended to
+// *problems as "<source>:<line>: ...".
+void ReadU64(const toml::table& table, std::string_view key, uint64_t* out,
+             std::string_view source, std::vector<std::string>* problems) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return;
+  const std::optional<int64_t> v = node->value<int64_t>();
+  if (!v || *v < 0) {
+    problems->push_back(absl::StrCat(AV(source), ":", node->source().begin.line,
+                                     ": stream setting \"", AV(key),
+                                     "\" must be a non-negative integer"));
+    return;
+  }
+  *out = static_cast<uint64_t>(*v);
+}
+
+absl::StatusOr<StreamSettings> FromTable(const toml::table& table,
+                                         std::string_view source,
+                                         uint32_t line) {
+  std::vector<std::string> problems;
+  StreamSettings s;
+  for (auto&& [key, node] : table) {
+    static constexpr std::string_view kKnown[] = {
+        "name",    "subjects",        "max_age_ms",       "max_bytes",
+        "max_msgs", "fsync",          "dedup_window_ms",  "segment_max_bytes"};
+    bool known = false;
+    for (std::string_view k : kKnown) known = known || key.str() == k;
+    if (!known) {
+      problems.push_back(absl::StrCat(AV(source), ":", key.source().begin.line,
+                                      ": unknown stream setting \"",
+                                      AV(key.str()), "\""));
+    }
+  }
+  if (auto name = table["name"].value<std::string>()) {
+    s.name = *name;
+  } else {
+    problems.push_back(absl::StrCat(AV(source), ":", line,
+                                    ": a stream needs a name (a string)"));
+  }
+  if (const toml::array* subjects = table["subjects"].as_array()) {
+    for (const toml::node& n : *subjects) {
+      if (auto v = n.value<std::string>()) {
+        s.subjects.push_back(*v);
+      } else {
+        problems.push_back(absl::StrCat(AV(source), ":", n.source().begin.line,
+                                        ": stream subjects must be strings"));
+      }
+    }
+  } else if (table.contains("subjects")) {
+    problems.push_back(absl::StrCat(AV(source), ":", line,
+                                    ": stream \"subjects\" must be a list of "
+                                    "topic patterns"));
+  }
+  ReadU64(table, "max_age_ms", &s.max_age_ms, source, &problems);
+  ReadU64(table, "max_bytes", &s.max_bytes, source, &problems);
+  ReadU64(table, "max_msgs", &s.max_msgs, source, &problems);
+  ReadU64(table, "dedup_window_ms", &s.dedup_window_ms, source, &problems);
+  ReadU64(table, "segment_max_bytes", &s.segment_max_bytes, source,
+          &problems);
+  if (const toml::node* f = table.get("fsync")) {
+    auto text = f->value<std::string>();
+    absl::Status st = text ? ParseFsync(*text, &s)
+                           : absl::InvalidArgumentError(
+                                 "fsync must be a string");
+    if (!st.ok()) {
+      problems.push_back(absl::StrCat(AV(source), ":", f->source().begin.line,
+                                      ": ", st.message()));
+    }
+  }
+  if (problems.empty()) {
+    if (absl::Status st = ValidateStreamSettings(s); !st.ok()) {
+      problems.push_back(
+          absl::StrCat(AV(source), ":", line, ": ", st.message()));
+    }
+  }
+  if (!problems.empty()) {
+    return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
+  }
+  return s;
+}
+
+}  // namespace
+
+bool StreamSettings::operator==(const StreamSettings& o) const {
+  return name == o.name && subjects == o.subjects &&
+         max_age_ms == o.max_age_ms && max_bytes == o.max_bytes &&
+         max_msgs == o.max_msgs && fsync == o.fsync &&
+         (fsync != store::FsyncPolicy::kEveryMs ||
+          fsync_every_ms == o.fsync_every_ms) &&
+         dedup_window_ms == o.dedup_window_ms &&
+         segment_max_bytes == o.segment_max_bytes;
+}
+
+absl::Status ParseFsync(std::string_view text, StreamSettings* settings) {
+  if (text == "always" || text.empty()) {
+    settings->fsync = store::FsyncPolicy::kAlways;
+    return absl::OkStatus();
+  }
+  if (text == "never") {
+    settings->fsync = store::FsyncPolicy::kNever;
+    return absl::OkStatus();
+  }
+  uint64_t ms = 0;
+  if (text.size() > 2 && text.substr(text.size() - 2) == "ms" &&
+      absl::SimpleAtoi(AV(text.substr(0, text.size() - 2)), &ms) && ms >= 1 &&
+      ms <= 60000) {
+    settings->fsync = store::FsyncPolicy::kEveryMs;
+    settings->fsync_every_ms = ms;
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("fsync \"", AV(text),
+                   "\" is not \"always\", \"never\" or \"<N>ms\" "
+                   "(1 <= N <= 60000)"));
+}
+
+std::string FsyncText(const StreamSettings& s) {
+  switch (s.fsync) {
+    case store::FsyncPolicy::kAlways: return "always";
+    case store::FsyncPolicy::kNever: return "never";
+    case store::FsyncPolicy::kEveryMs: break;
+  }
+  return absl::StrCat(s.fsync_every_ms, "ms");
+}
+
+absl::Status ValidateStreamSettings(const StreamSettings& s) {
+  if (s.name.empty() || s.name.size() > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stream name must be 1 to 64 bytes (got ", s.name.size(),
+                     ")"));
+  }
+  for (char c : s.name) {
+    if (!NameChar(c)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "stream name \"", s.name,
+          "\" may only hold letters, digits, '_' and '-'"));
+    }
+  }
+  if (s.subjects.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stream \"", s.name, "\" needs at least one subject (topic pattern)"));
+  }
+  if (s.subjects.size() > 256) {
+    return absl::InvalidArgumentError("a stream has at most 256 subjects");
+  }
+  const topic::Limits limits{65535, topic::kHardMaxTokens};
+  for (const std::string& subject : s.subjects) {
+    if (absl::Status st = topic::ValidatePattern(subject, limits); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "stream \"", s.name, "\" subject \"", subject,
+          "\" is not a topic pattern: ", st.message()));
+    }
+    if (subject.substr(0, kReserved.size()) == kReserved) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "stream \"", s.name, "\" subject \"", subject,
+          "\": topics under \"$sift.\" are the broker's"));
+    }
+  }
+  if (s.segment_max_bytes < 4096 || s.segment_max_bytes > (uint64_t{1} << 30)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stream \"", s.name, "\" segment_max_bytes must be between 4096 and ",
+        uint64_t{1} << 30, " (got ", s.segment_max_bytes, ")"));
+  }
+  if (s.max_bytes != 0 && s.max_bytes < s.segment_max_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stream \"", s.name, "\" max_bytes (", s.max_bytes,
+        ") must be 0 (unlimited) or at least segment_max_bytes (",
+        s.segment_max_bytes, "): retention removes whole segments"));
+  }
+  if (s.dedup_window_ms > 7ull * 24 * 3600 * 1000) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stream \"", s.name, "\" dedup_window_ms must be at most 7 days"));
+  }
+  if (s.max_age_ms > (uint64_t{1} << 53)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stream \"", s.name, "\" max_age_ms is too large"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<StreamSettings>> ParseStreamSections(
+    std::string_view text, std::string_view source) {
+  toml::table table;
+  try {
+    table = toml::parse(text, source);
+  } catch (const toml::parse_error& error) {
+    const toml::source_position& where = error.source().begin;
+    return absl::InvalidArgumentError(
+        absl::StrCat(AV(source), ":", where.line, ":", where.column,
+                     ": syntax error: ", AV(error.description())));
+  }
+  std::vector<StreamSettings> out;
+  const toml::node* node = table.get("streams");
+  if (node == nullptr) return out;
+  const toml::array* list = node->as_array();
+  if (list == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(AV(source), ":", node->source().begin.line,
+                     ": \"streams\" must be an array of tables ([[streams]])"));
+  }
+  std::vector<std::string> problems;
+  for (const toml::node& entry : *list) {
+    const toml::table* t = entry.as_table();
+    if (t == nullptr) {
+      problems.push_back(absl::StrCat(AV(source), ":",
+                                      entry.source().begin.line,
+                                      ": each [[streams]] entry is a table"));
+      continue;
+    }
+    absl::StatusOr<StreamSettings> s =
+        FromTable(*t, source, entry.source().begin.line);
+    if (!s.ok()) {
+      problems.emplace_back(s.status().message());
+      continue;
+    }
+    for (const StreamSettings& other : out) {
+      if (other.name == s->name) {
+        problems.push_back(absl::StrCat(AV(source), ":",
+                                        entry.source().begin.line,
+                                        ": stream \"", s->name,
+                                        "\" is defined twice"));
+      }
+    }
+    out.push_back(*std::move(s));
+  }
+  if (!problems.empty()) {
+    return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
+  }
+  return out;
+}
+
+std::string StreamSettingsToToml(const StreamSettings& s) {
+  toml::array subjects;
+  for (const std::string& subject : s.subjects) subjects.push_back(subject);
+  toml::table t{
+      {"name", s.name},
+      {"subjects", std::move(subjects)},
+      {"max_age_ms", static_cast<int64_t>(s.max_age_ms)},
+      {"max_bytes", static_cast<int64_t>(s.max_bytes)},
+      {"max_msgs", static_cast<int64_t>(s.max_msgs)},
+      {"fsync", FsyncText(s)},
+      {"dedup_window_ms", static_cast<int64_t>(s.dedup_window_ms)},
+      {"segment_max_bytes", static_cast<int64_t>(s.segment_max_bytes)},
+  };
+  std::ostringstream out;
+  out << "# A sift stream's settings, written by siftd (docs/delivery.md).\n"
+      << t << "\n";
+  return out.str();
+}
+
+absl::StatusOr<StreamSettings> StreamSettingsFromToml(
+    std::string_view text, std::string_view source) {
+  toml::table table;
+  try {
+    table = toml::parse(text, source);
+  } catch (const toml::parse_error& error) {
+    return absl::DataLossError(
+        absl::StrCat(AV(source), ":", error.source().begin.line,
+                     ": syntax error: ", AV(error.description())));
+  }
+  return FromTable(table, source, 1);
+}
+
+store::StreamLogOptions LogOptionsFor(const StreamSettings& s,
+                                      std::string dir) {
+  store::StreamLogOptions o;
+  o.dir = std::move(dir);
+  o.segment_max_bytes = s.segment_max_bytes;
+  o.index_interval_bytes = std::min<uint64_t>(4096, s.segment_max_bytes / 4);
+  o.max_age_ms = static_cast<int64_t>(s.max_age_ms);
+  o.max_bytes = s.max_bytes;
+  o.max_msgs = s.max_msgs;
+  o.fsync_policy = s.fsync;
+  o.fsync_every_ms = static_cast<int64_t>(s.fsync_every_ms);
+  o.dedup_window_ms = static_cast<int64_t>(s.dedup_window_ms);
+  return o;
+}
+
+}  // namespace sift::streams

@@ -1,0 +1,72 @@
+// StreamSettings is one durable stream's definition (docs/delivery.md §3):
+// its name, the topic patterns it captures, retention, fsync policy and
+// dedup window. They come from siftd's config file ([[streams]] tables) or
+// from a client's STREAM ADD, and are kept in the stream's directory
+// (stream.toml) so a stream made through the protocol outlives a restart.
+//
+// Pure functions of their arguments: any thread.
+#ifndef SIFT_BROKER_STREAMS_STREAM_CONFIG_H_
+#define SIFT_BROKER_STREAMS_STREAM_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "broker/store/stream_log.h"
+
+namespace sift::streams {
+
+struct StreamSettings {
+  std::string name;                   // [A-Za-z0-9_-], 1..64 bytes
+  std::vector<std::string> subjects;  // topic patterns, at least one
+  // Retention; 0 = unlimited.
+  uint64_t max_age_ms = 0;
+  uint64_t max_bytes = 0;
+  uint64_t max_msgs = 0;
+  store::FsyncPolicy fsync = store::FsyncPolicy::kAlways;
+  uint64_t fsync_every_ms = 10;  // kEveryMs only
+  uint64_t dedup_window_ms = 120000;
+  uint64_t segment_max_bytes = 64 << 20;
+
+  bool operator==(const StreamSettings& o) const;
+  bool operator!=(const StreamSettings& o) const { return !(*this == o); }
+};
+
+// "always", "never" or "<N>ms" (1 <= N <= 60000) into settings->fsync and
+// fsync_every_ms. InvalidArgument naming the value otherwise.
+absl::Status ParseFsync(std::string_view text, StreamSettings* settings);
+// The inverse: "always", "never", "10ms".
+std::string FsyncText(const StreamSettings& settings);
+
+// InvalidArgument naming the field: a bad name, no subjects, a subject that
+// is not a valid pattern under topic::Limits{} defaults or that is under
+// "$sift.", a segment_max_bytes under 4 KiB or over 1 GiB, a max_bytes
+// below segment_max_bytes (retention works a segment at a time).
+absl::Status ValidateStreamSettings(const StreamSettings& settings);
+
+// The [[streams]] tables of a siftd config file (other keys are ignored):
+//   [[streams]]
+//   name = "orders"
+//   subjects = ["orders.>"]
+//   max_age_ms = 86400000     # also max_bytes, max_msgs, dedup_window_ms,
+//   fsync = "always"          # segment_max_bytes
+// Errors are InvalidArgument naming `source_name`, the line and the key;
+// duplicate names are refused. Each stream passes ValidateStreamSettings.
+absl::StatusOr<std::vector<StreamSettings>> ParseStreamSections(
+    std::string_view toml_text, std::string_view source_name);
+
+// One stream as the TOML of its stream.toml file, and back.
+std::string StreamSettingsToToml(const StreamSettings& settings);
+absl::StatusOr<StreamSettings> StreamSettingsFromToml(
+    std::string_view toml_text, std::string_view source_name);
+
+// The StreamLogOptions for this stream's log in `dir`.
+store::StreamLogOptions LogOptionsFor(const StreamSettings& settings,
+                                      std::string dir);
+
+}  // namespace sift::streams
+
+#endif  // SIFT_BROKER_STREAMS_STREAM_CONFIG_H_

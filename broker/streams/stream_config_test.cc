@@ -1,0 +1,78 @@
+#include "broker/streams/stream_config.h"
+
+#include "gtest/gtest.h"
+
+namespace sift::streams {
+namespace {
+
+TEST(StreamConfigTest, ParsesStreamsSectionsAndRoundTrips) {
+  auto parsed = ParseStreamSections(R"(
+max_payload_bytes = 100
+[[streams]]
+name = "orders"
+subjects = ["orders.>", "refunds.*"]
+max_age_ms = 86400000
+fsync = "10ms"
+
+[[streams]]
+name = "audit"
+subjects = ["audit.>"]
+fsync = "never"
+)",
+                                    "siftd.toml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_EQ(parsed->size(), 2u);
+  const StreamSettings& o = (*parsed)[0];
+  EXPECT_EQ(o.name, "orders");
+  EXPECT_EQ(o.subjects.size(), 2u);
+  EXPECT_EQ(o.max_age_ms, 86400000u);
+  EXPECT_EQ(o.fsync, store::FsyncPolicy::kEveryMs);
+  EXPECT_EQ(o.fsync_every_ms, 10u);
+  EXPECT_EQ(FsyncText(o), "10ms");
+  auto back = StreamSettingsFromToml(StreamSettingsToToml(o), "stream.toml");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, o);
+}
+
+TEST(StreamConfigTest, ErrorsNameTheFileLineAndField) {
+  auto typo = ParseStreamSections("[[streams]]\nname = \"x\"\nsubject = [\"a\"]\n",
+                                  "s.toml");
+  ASSERT_FALSE(typo.ok());
+  EXPECT_NE(typo.status().message().find("s.toml:3: unknown stream setting \"subject\""),
+            std::string::npos)
+      << typo.status();
+  auto twice = ParseStreamSections(
+      "[[streams]]\nname = \"x\"\nsubjects = [\"a\"]\n"
+      "[[streams]]\nname = \"x\"\nsubjects = [\"b\"]\n",
+      "s.toml");
+  ASSERT_FALSE(twice.ok());
+  EXPECT_NE(twice.status().message().find("defined twice"), std::string::npos);
+  auto fsync = ParseStreamSections(
+      "[[streams]]\nname = \"x\"\nsubjects = [\"a\"]\nfsync = \"0ms\"\n", "s.toml");
+  EXPECT_FALSE(fsync.ok());
+}
+
+TEST(StreamConfigTest, Validation) {
+  StreamSettings s;
+  s.name = "ok_name-1";
+  s.subjects = {"a.>"};
+  EXPECT_TRUE(ValidateStreamSettings(s).ok());
+  s.name = "no spaces";
+  EXPECT_FALSE(ValidateStreamSettings(s).ok());
+  s.name = "n";
+  s.subjects = {};
+  EXPECT_FALSE(ValidateStreamSettings(s).ok());
+  s.subjects = {"a..b"};
+  EXPECT_FALSE(ValidateStreamSettings(s).ok());
+  s.subjects = {"$sift.deadletter.>"};
+  EXPECT_FALSE(ValidateStreamSettings(s).ok());
+  s.subjects = {"a"};
+  s.max_bytes = 1000;  // below segment_max_bytes
+  EXPECT_FALSE(ValidateStreamSettings(s).ok());
+  s.max_bytes = 0;
+  s.segment_max_bytes = 100;
+  EXPECT_FALSE(ValidateStreamSettings(s).ok());
+}
+
+}  // namespace
+}  // namespace sift::streams

@@ -1,0 +1,843 @@
+#include "broker/streams/stream_manager.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "broker/base/absl_view.h"
+#include "broker/protocol/codec.h"
+#include "broker/topic/topic.h"
+#include "proto/sift.pb.h"
+
+namespace sift::streams {
+namespace {
+
+// Records read per Read call, and sent per consumer per Process.
+constexpr size_t kReadBatch = 64;
+constexpr size_t kPumpBudget = 512;
+constexpr uint64_t kReadBytes = 4 << 20;
+
+absl::Status Errno(const std::string& what) {
+  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
+}
+
+absl::Status MakeDir(const std::string& dir) {
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Errno(absl::StrCat("mkdir ", dir));
+  }
+  return absl::OkStatus();
+}
+
+// Writes `text` to `path` atomically (temporary file, fsync, rename).
+absl::Status WriteFileAtomic(const std::string& path, const std::string& text) {
+  const std::string temp = path + ".tmp";
+  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                      0644);
+  if (fd < 0) return Errno(absl::StrCat("open ", temp));
+  const ssize_t n = write(fd, text.data(), text.size());
+  const bool ok = n == static_cast<ssize_t>(text.size()) && fsync(fd) == 0;
+  close(fd);
+  if (!ok || rename(temp.c_str(), path.c_str()) != 0) {
+    absl::Status s = Errno(absl::StrCat("write ", path));
+    unlink(temp.c_str());
+    return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Errno(absl::StrCat("open ", path));
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+absl::Status Unknown(absl::string_view what) {
+  return protocol::WireError(wire::UNKNOWN_STREAM, what);
+}
+absl::Status Invalid(absl::string_view what) {
+  return protocol::WireError(wire::INVALID_STREAM, what);
+}
+absl::Status BadRequest(absl::string_view what) {
+  return protocol::WireError(wire::INVALID_REQUEST, what);
+}
+
+bool ValidConsumerName(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '_' || c == '-')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+struct StreamManager::Stream {
+  StreamSettings settings;
+  bool from_config = false;
+  std::string dir;
+  std::unique_ptr<store::StreamLog> log;
+  std::unique_ptr<ConsumerStore> store;
+  std::map<std::string, uint64_t> durable;  // consumer name -> slot id
+  std::map<std::string, std::string> saved;  // loaded states, not yet used
+  uint64_t durable_seen = 0;
+  bool failed_logged = false;
+  struct Confirm {
+    uint64_t seq;
+    bool duplicate;
+    uint32_t client;
+    uint64_t request_id;
+  };
+  std::deque<Confirm> confirms;
+};
+
+struct StreamManager::Slot {
+  uint64_t id = 0;
+  Stream* stream = nullptr;
+  std::unique_ptr<Consumer> consumer;
+  bool push = false;
+  uint32_t client = 0;
+  uint64_t sid = 0;
+  std::deque<Pull> pulls;
+  bool temporary = false;  // an unnamed FETCH's: gone when it ends
+};
+
+StreamManager::StreamManager(std::string data_dir, Logger log)
+    : data_dir_(std::move(data_dir)), log_(std::move(log)) {}
+
+StreamManager::~StreamManager() { Close(); }
+
+void StreamManager::Close() {
+  for (auto& s : streams_) {
+    if (s->log != nullptr) s->log->Close().IgnoreError();
+  }
+}
+
+absl::StatusOr<std::unique_ptr<StreamManager>> StreamManager::Open(
+    std::string data_dir, const std::vector<StreamSettings>& configured,
+    Logger log) {
+  std::unique_ptr<StreamManager> m(
+      new StreamManager(std::move(data_dir), std::move(log)));
+  if (absl::Status s = MakeDir(m->data_dir_); !s.ok()) return s;
+  const std::string root = absl::StrCat(m->data_dir_, "/streams");
+  if (absl::Status s = MakeDir(root); !s.ok()) return s;
+  std::vector<std::string> names;
+  if (DIR* d = opendir(root.c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != ".." && n.find(".deleted") == std::string::npos) {
+        names.push_back(n);
+      }
+    }
+    closedir(d);
+  }
+  std::sort(names.begin(), names.end());
+  // Configured streams first, in config order, then the others by name.
+  for (const StreamSettings& c : configured) {
+    if (absl::Status s = m->OpenStream(c, true, true); !s.ok()) return s;
+  }
+  for (const std::string& name : names) {
+    if (m->Find(name) != nullptr) continue;
+    const std::string file = absl::StrCat(root, "/", name, "/stream.toml");
+    absl::StatusOr<std::string> text = ReadFile(file);
+    if (!text.ok()) continue;  // not a stream directory
+    absl::StatusOr<StreamSettings> settings =
+        StreamSettingsFromToml(*text, file);
+    if (!settings.ok()) return settings.status();
+    if (absl::Status s = m->OpenStream(*std::move(settings), false, false);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return m;
+}
+
+absl::Status StreamManager::OpenStream(StreamSettings settings,
+                                       bool from_config, bool create) {
+  auto s = std::make_unique<Stream>();
+  s->dir = absl::StrCat(data_dir_, "/streams/", settings.name);
+  if (absl::Status st = MakeDir(s->dir); !st.ok()) return st;
+  if (create) {
+    if (absl::Status st = WriteFileAtomic(absl::StrCat(s->dir, "/stream.toml"),
+                                          StreamSettingsToToml(settings));
+        !st.ok()) {
+      return st;
+    }
+  }
+  store::RecoveryReport report;
+  absl::StatusOr<std::unique_ptr<store::StreamLog>> log = store::StreamLog::Open(
+      LogOptionsFor(settings, absl::StrCat(s->dir, "/log")), &report);
+  if (!log.ok()) {
+    return absl::Status(log.status().code(),
+                        absl::StrCat("stream \"", settings.name, "\": ",
+                                     log.status().message()));
+  }
+  if (report.truncated()) {
+    log_("stream recovered: torn or corrupt tail cut",
+         {{"stream", settings.name},
+          {"file", report.file},
+          {"offset", absl::StrCat(report.offset)},
+          {"bytes_cut", absl::StrCat(report.truncated_bytes)},
+          {"reason", report.reason}});
+  }
+  s->log = *std::move(log);
+  absl::StatusOr<std::unique_ptr<ConsumerStore>> store =
+      ConsumerStore::Open(absl::StrCat(s->dir, "/consumers"));
+  if (!store.ok()) return store.status();
+  s->store = *std::move(store);
+  absl::StatusOr<std::map<std::string, std::string>> saved = s->store->Load();
+  if (!saved.ok()) return saved.status();
+  s->saved = *std::move(saved);
+  s->durable_seen = s->log->DurableSeq();
+  s->settings = std::move(settings);
+  s->from_config = from_config;
+  // Durable consumers exist from their saved state on (STREAM INFO lists
+  // them before anyone attaches).
+  Stream* raw = s.get();
+  streams_.push_back(std::move(s));
+  for (const auto& [name, state] : raw->saved) {
+    uint64_t floor;
+    std::vector<uint64_t> acked;
+    if (absl::Status st = Consumer::ParseState(state, &floor, &acked);
+        !st.ok()) {
+      return absl::DataLossError(absl::StrCat(
+          raw->dir, "/consumers/", name, ".state: ", st.message()));
+    }
+    auto slot = std::make_unique<Slot>();
+    slot->id = next_slot_++;
+    slot->stream = raw;
+    slot->consumer = std::make_unique<Consumer>(name, floor, acked);
+    raw->durable[name] = slot->id;
+    slots_[slot->id] = std::move(slot);
+  }
+  raw->saved.clear();
+  log_("stream open",
+       {{"stream", raw->settings.name},
+        {"first_seq", absl::StrCat(raw->log->FirstSeq())},
+        {"last_seq", absl::StrCat(raw->log->LastSeq())},
+        {"consumers", absl::StrCat(raw->durable.size())},
+        {"fsync", FsyncText(raw->settings)}});
+  return absl::OkStatus();
+}
+
+StreamManager::Stream* StreamManager::Find(std::string_view name) const {
+  for (const auto& s : streams_) {
+    if (s->settings.name == name) return s.get();
+  }
+  return nullptr;
+}
+
+bool StreamManager::Captures(std::string_view topic) const {
+  for (const auto& s : streams_) {
+    for (const std::string& p : s->settings.subjects) {
+      if (topic::PatternMatches(p, topic)) return true;
+    }
+  }
+  return false;
+}
+
+Capture StreamManager::Append(std::string_view topic,
+                              const delivery::MessageRef& message,
+                              int64_t unix_ms, std::string_view msg_id) {
+  Capture c;
+  for (const auto& s : streams_) {
+    bool match = false;
+    for (const std::string& p : s->settings.subjects) {
+      if (topic::PatternMatches(p, topic)) {
+        match = true;
+        break;
+      }
+    }
+    if (!match) continue;
+    c.captured = true;
+    c.stream = s->settings.name;
+    absl::Status st = s->log->Append(message, unix_ms, msg_id, &c.seq);
+    if (st.ok()) return c;
+    if (absl::IsAlreadyExists(st)) {
+      c.duplicate = true;
+      return c;
+    }
+    c.status = protocol::WireError(
+        absl::IsInvalidArgument(st) ? wire::PAYLOAD_TOO_LARGE
+                                    : wire::STORE_FULL,
+        absl::StrCat("stream \"", s->settings.name,
+                     "\" did not store it: ", st.message()));
+    return c;
+  }
+  return c;
+}
+
+void StreamManager::ConfirmWhenDurable(const std::string& stream, uint64_t seq,
+                                       bool duplicate, uint32_t client,
+                                       uint64_t request_id) {
+  Stream* s = Find(stream);
+  if (s == nullptr) return;
+  s->confirms.push_back({seq, duplicate, client, request_id});
+  // A duplicate's record may be durable already: no news would come.
+  if (seq <= s->log->DurableSeq()) work_left_ = true;
+}
+
+// ---- STREAM commands
+
+StreamView StreamManager::ViewOf(const Stream& s) const {
+  StreamView v;
+  v.settings = s.settings;
+  v.from_config = s.from_config;
+  v.first_seq = s.log->FirstSeq();
+  v.last_seq = s.log->LastSeq();
+  v.durable_seq = s.log->DurableSeq();
+  v.messages = s.log->TotalRecords();
+  v.bytes = s.log->TotalBytes();
+  for (const auto& [name, id] : s.durable) {
+    const Slot& slot = *slots_.at(id);
+    ConsumerView c;
+    c.name = name;
+    c.ack_floor = slot.consumer->ack_floor();
+    c.delivered_seq = slot.consumer->delivered_seq();
+    c.in_flight = static_cast<uint32_t>(slot.consumer->in_flight());
+    c.attached = slot.push || !slot.pulls.empty();
+    v.consumers.push_back(std::move(c));
+  }
+  return v;
+}
+
+absl::StatusOr<StreamView> StreamManager::Add(const StreamSettings& settings) {
+  if (absl::Status s = ValidateStreamSettings(settings); !s.ok()) {
+    return Invalid(s.message());
+  }
+  if (Stream* s = Find(settings.name)) {
+    if (s->settings == settings) return ViewOf(*s);
+    return Invalid(absl::StrCat("stream \"", settings.name,
+                                "\" exists with other settings (delete it "
+                                "first, or change siftd's config)"));
+  }
+  if (absl::Status s = OpenStream(settings, false, true); !s.ok()) {
+    return protocol::WireError(wire::INTERNAL, s.message());
+  }
+  return ViewOf(*streams_.back());
+}
+
+absl::Status StreamManager::Delete(const std::string& name) {
+  auto it = std::find_if(streams_.begin(), streams_.end(),
+                         [&](const auto& s) { return s->settings.name == name; });
+  if (it == streams_.end()) {
+    return Unknown(absl::StrCat("no stream \"", name, "\""));
+  }
+  if ((*it)->from_config) {
+    return Invalid(absl::StrCat("stream \"", name,
+                                "\" is defined in siftd's config file: remove "
+                                "it there"));
+  }
+  Stream* s = it->get();
+  std::vector<uint64_t> doomed;
+  for (const auto& [id, slot] : slots_) {
+    if (slot->stream == s) doomed.push_back(id);
+  }
+  for (uint64_t id : doomed) DestroySlot(id);
+  s->log->Close().IgnoreError();
+  s->store.reset();
+  // Renamed first (atomic), so a crash mid-delete leaves no half stream.
+  const std::string gone = absl::StrCat(s->dir, ".deleted");
+  std::error_code ec;
+  std::filesystem::remove_all(gone, ec);
+  if (rename(s->dir.c_str(), gone.c_str()) == 0) {
+    std::filesystem::remove_all(gone, ec);
+  }
+  streams_.erase(it);
+  return absl::OkStatus();
+}
+
+absl::Status StreamManager::DeleteConsumer(const std::string& stream,
+                                           const std::string& consumer) {
+  Stream* s = Find(stream);
+  if (s == nullptr) return Unknown(absl::StrCat("no stream \"", stream, "\""));
+  auto it = s->durable.find(consumer);
+  if (it == s->durable.end()) {
+    return Unknown(absl::StrCat("stream \"", stream, "\" has no consumer \"",
+                                consumer, "\""));
+  }
+  DestroySlot(it->second);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StreamView> StreamManager::Info(const std::string& name) const {
+  Stream* s = Find(name);
+  if (s == nullptr) return Unknown(absl::StrCat("no stream \"", name, "\""));
+  return ViewOf(*s);
+}
+
+std::vector<StreamView> StreamManager::List() const {
+  std::vector<StreamView> out;
+  for (const auto& s : streams_) out.push_back(ViewOf(*s));
+  return out;
+}
+
+// ---- Consumers
+
+absl::StatusOr<uint64_t> StreamManager::StartFloor(const Stream& s,
+                                                   const StartSpec& spec) {
+  const uint64_t first = s.log->FirstSeq();
+  switch (spec.policy) {
+    case DeliverPolicy::kNew:
+      return s.log->LastSeq();
+    case DeliverPolicy::kAll:
+      return first - 1;
+    case DeliverPolicy::kFromSeq:
+      if (spec.start_seq == 0) {
+        return BadRequest("DELIVER_FROM_SEQ needs start_seq >= 1");
+      }
+      return std::max(spec.start_seq, first) - 1;
+    case DeliverPolicy::kFromTime: {
+      absl::StatusOr<uint64_t> seq = s.log->SeekTime(spec.start_time_ms);
+      if (!seq.ok()) return protocol::WireError(wire::INTERNAL,
+                                                seq.status().message());
+      return *seq - 1;
+    }
+  }
+  return BadRequest("unknown deliver policy");
+}
+
+absl::StatusOr<StreamManager::Slot*> StreamManager::SlotFor(
+    Stream* s, const StartSpec& spec, const ConsumerOptions& options,
+    bool temporary) {
+  if (!spec.consumer.empty()) {
+    if (!ValidConsumerName(spec.consumer)) {
+      return BadRequest(absl::StrCat(
+          "consumer name \"", spec.consumer,
+          "\" must be 1 to 64 letters, digits, '_' or '-'"));
+    }
+    auto it = s->durable.find(spec.consumer);
+    if (it != s->durable.end()) {
+      Slot* slot = slots_.at(it->second).get();
+      slot->consumer->options() = options;
+      return slot;
+    }
+  }
+  absl::StatusOr<uint64_t> floor = StartFloor(*s, spec);
+  if (!floor.ok()) return floor.status();
+  auto slot = std::make_unique<Slot>();
+  slot->id = next_slot_++;
+  slot->stream = s;
+  slot->temporary = temporary && spec.consumer.empty();
+  slot->consumer = std::make_unique<Consumer>(
+      spec.consumer, *floor, std::vector<uint64_t>{});
+  slot->consumer->options() = options;
+  Slot* raw = slot.get();
+  if (!spec.consumer.empty()) {
+    s->durable[spec.consumer] = raw->id;
+    s->store->Put(spec.consumer, raw->consumer->State());
+  }
+  slots_[raw->id] = std::move(slot);
+  return raw;
+}
+
+void StreamManager::DestroySlot(uint64_t id) {
+  auto it = slots_.find(id);
+  if (it == slots_.end()) return;
+  Slot& slot = *it->second;
+  if (slot.push) push_.erase({slot.client, slot.sid});
+  if (slot.consumer->durable()) {
+    slot.stream->durable.erase(slot.consumer->name());
+    if (slot.stream->store) slot.stream->store->Remove(slot.consumer->name());
+  }
+  for (auto i = ids_.begin(); i != ids_.end();) {
+    if (i->second.first == id) {
+      ids_.erase(i++);
+    } else {
+      ++i;
+    }
+  }
+  slots_.erase(it);
+}
+
+absl::Status StreamManager::Subscribe(uint32_t client, uint64_t sid,
+                                      const StartSpec& start,
+                                      const ConsumerOptions& options,
+                                      int64_t now) {
+  Stream* s = Find(start.stream);
+  if (s == nullptr) {
+    return Unknown(absl::StrCat("no stream \"", start.stream, "\""));
+  }
+  if (push_.count({client, sid}) > 0) {
+    return protocol::WireError(wire::DUPLICATE_SID,
+                               absl::StrCat("sid ", sid, " is in use"));
+  }
+  if (!start.consumer.empty()) {
+    auto it = s->durable.find(start.consumer);
+    if (it != s->durable.end()) {
+      const Slot& slot = *slots_.at(it->second);
+      if (slot.push || !slot.pulls.empty()) {
+        return BadRequest(absl::StrCat(
+            "consumer \"", start.consumer, "\" of stream \"", start.stream,
+            "\" is in use by another subscription or FETCH"));
+      }
+    }
+  }
+  absl::StatusOr<Slot*> slot = SlotFor(s, start, options, false);
+  if (!slot.ok()) return slot.status();
+  (*slot)->push = true;
+  (*slot)->client = client;
+  (*slot)->sid = sid;
+  push_[{client, sid}] = (*slot)->id;
+  work_left_ = true;  // the next Process pumps it
+  (void)now;
+  return absl::OkStatus();
+}
+
+bool StreamManager::Unsubscribe(uint32_t client, uint64_t sid, int64_t now) {
+  auto it = push_.find({client, sid});
+  if (it == push_.end()) return false;
+  Slot& slot = *slots_.at(it->second);
+  push_.erase(it);
+  slot.push = false;
+  if (!slot.consumer->durable()) {
+    DestroySlot(slot.id);
+    return true;
+  }
+  std::vector<uint64_t> ids;
+  slot.consumer->Release(client, now, &ids);
+  for (uint64_t id : ids) ids_.erase(id);
+  return true;
+}
+
+void StreamManager::RemoveClient(uint32_t client, int64_t now) {
+  std::vector<uint64_t> doomed;
+  for (auto& [id, slot] : slots_) {
+    if (slot->push && slot->client == client) {
+      push_.erase({client, slot->sid});
+      slot->push = false;
+      if (!slot->consumer->durable()) {
+        doomed.push_back(id);
+        continue;
+      }
+    }
+    slot->pulls.erase(
+        std::remove_if(slot->pulls.begin(), slot->pulls.end(),
+                       [&](const Pull& p) { return p.client == client; }),
+        slot->pulls.end());
+    if (slot->temporary && slot->pulls.empty()) {
+      doomed.push_back(id);
+      continue;
+    }
+    std::vector<uint64_t> ids;
+    slot->consumer->Release(client, now, &ids);
+    for (uint64_t i : ids) ids_.erase(i);
+    if (!ids.empty()) work_left_ = true;
+  }
+  for (uint64_t id : doomed) DestroySlot(id);
+}
+
+absl::Status StreamManager::Fetch(uint32_t client, uint64_t request_id,
+                                  uint64_t sid, const StartSpec& start,
+                                  const ConsumerOptions& options,
+                                  uint32_t batch, uint32_t max_wait_ms,
+                                  int64_t now) {
+  if (request_id == 0) return BadRequest("FETCH needs a request_id");
+  if (sid == 0) return BadRequest("FETCH needs a non-zero sid");
+  if (batch == 0 || batch > 10000) {
+    return BadRequest(absl::StrCat("FETCH batch must be 1 to 10000 (got ",
+                                   batch, ")"));
+  }
+  if (max_wait_ms > 3600000) {
+    return BadRequest("FETCH max_wait_ms must be at most 3600000 (1 hour)");
+  }
+  if (options.explicit_ack && start.consumer.empty()) {
+    return BadRequest(
+        "FETCH with explicit acks needs a named consumer (its position and "
+        "in-flight records live in it)");
+  }
+  Stream* s = Find(start.stream);
+  if (s == nullptr) {
+    return Unknown(absl::StrCat("no stream \"", start.stream,
+                                "\" (FETCH reads streams only)"));
+  }
+  if (!start.consumer.empty()) {
+    auto it = s->durable.find(start.consumer);
+    if (it != s->durable.end() && slots_.at(it->second)->push) {
+      return BadRequest(absl::StrCat("consumer \"", start.consumer,
+                                     "\" is consumed by a subscription"));
+    }
+  }
+  absl::StatusOr<Slot*> slot = SlotFor(s, start, options, true);
+  if (!slot.ok()) return slot.status();
+  (*slot)->pulls.push_back(
+      Pull{client, request_id, sid, batch, 0, now + max_wait_ms});
+  work_left_ = true;
+  return absl::OkStatus();
+}
+
+StreamManager::Found StreamManager::FindDelivery(uint64_t id) {
+  auto it = ids_.find(id);
+  if (it == ids_.end()) return {nullptr, 0};
+  auto slot = slots_.find(it->second.first);
+  if (slot == slots_.end()) return {nullptr, 0};
+  return {slot->second.get(), it->second.second};
+}
+
+absl::Status StreamManager::Ack(uint32_t client, uint64_t id, int64_t now) {
+  Found f = FindDelivery(id);
+  if (f.slot == nullptr) return absl::NotFoundError("not in flight");
+  absl::Status s = f.slot->consumer->Ack(f.seq, id, client);
+  if (s.ok()) {
+    ids_.erase(id);
+    work_left_ = true;  // room for the next record
+  }
+  (void)now;
+  return s;
+}
+
+absl::Status StreamManager::Nack(uint32_t client, uint64_t id,
+                                 std::optional<uint32_t> delay_ms,
+                                 int64_t now) {
+  Found f = FindDelivery(id);
+  if (f.slot == nullptr) return absl::NotFoundError("not in flight");
+  absl::Status s =
+      f.slot->consumer->Nack(f.seq, id, client, delay_ms, now, random_.Next());
+  if (s.ok()) {
+    ids_.erase(id);
+    work_left_ = true;
+  }
+  return s;
+}
+
+absl::Status StreamManager::Progress(uint32_t client, uint64_t id,
+                                     int64_t now) {
+  Found f = FindDelivery(id);
+  if (f.slot == nullptr) return absl::NotFoundError("not in flight");
+  return f.slot->consumer->Progress(f.seq, id, client, now);
+}
+
+void StreamManager::AnswerAckWhenSaved(uint32_t client, uint64_t request_id) {
+  AckAnswer a{client, request_id, {}};
+  SaveDirty(&a.tickets);
+  ack_answers_.push_back(std::move(a));
+}
+
+void StreamManager::SaveDirty(
+    std::vector<std::pair<std::string, uint64_t>>* tickets) {
+  for (auto& [id, slot] : slots_) {
+    Consumer& c = *slot->consumer;
+    if (!c.TakeDirty() || !c.durable() || slot->stream->store == nullptr) {
+      continue;
+    }
+    const uint64_t ticket = slot->stream->store->Put(c.name(), c.State());
+    if (tickets != nullptr) {
+      tickets->emplace_back(slot->stream->settings.name, ticket);
+    }
+  }
+}
+
+// ---- The loop
+
+void StreamManager::PollFds(std::vector<pollfd>* fds) const {
+  for (const auto& s : streams_) {
+    fds->push_back({s->log->notify_fd(), POLLIN, 0});
+    if (s->store) fds->push_back({s->store->notify_fd(), POLLIN, 0});
+  }
+}
+
+bool StreamManager::Pump(Slot& slot, int64_t now,
+                         const std::function<bool(uint32_t)>& has_room,
+                         std::vector<StreamSend>* sends,
+                         std::vector<delivery::DeadLetter>* dead) {
+  Consumer& c = *slot.consumer;
+  store::StreamLog& log = *slot.stream->log;
+  c.Forget(log.FirstSeq());
+  const uint64_t limit = log.DurableSeq();
+  size_t budget = kPumpBudget;
+  std::vector<store::StreamRecord> records;
+  auto send = [&](const store::StreamRecord& r, uint32_t client, uint64_t sid,
+                  Pull* pull) {
+    const uint32_t attempt = c.NextAttempt(r.seq);
+    uint64_t id = 0;
+    if (c.options().explicit_ack) {
+      id = next_id_++;
+      ids_[id] = {slot.id, r.seq};
+    }
+    c.Sent(r.seq, id, client, now);
+    sends->push_back(StreamSend{client, sid, id,
+                                c.options().explicit_ack ? attempt : 0, r.seq,
+                                r.unix_ms, r.message});
+    if (pull != nullptr) {
+      --pull->remaining;
+      ++pull->delivered;
+    }
+    --budget;
+  };
+  // Who takes the next record: the subscription, or the oldest FETCH that
+  // wants more.
+  auto ready = [&](uint32_t* client, uint64_t* sid, Pull** pull) {
+    if (slot.push) {
+      *client = slot.client;
+      *sid = slot.sid;
+      *pull = nullptr;
+    } else {
+      if (slot.pulls.empty() || slot.pulls.front().remaining == 0) {
+        return false;
+      }
+      *client = slot.pulls.front().client;
+      *sid = slot.pulls.front().sid;
+      *pull = &slot.pulls.front();
+    }
+    return c.has_room() && has_room(*client) && budget > 0;
+  };
+  uint32_t client = 0;
+  uint64_t sid = 0;
+  Pull* pull = nullptr;
+  // Redeliveries first, oldest first.
+  if (c.waiting() > 0) {
+    for (uint64_t seq : c.DueRedeliveries(now, budget)) {
+      const bool exhausted = c.ExhaustedAt(seq);
+      if (!exhausted && !ready(&client, &sid, &pull)) break;
+      records.clear();
+      if (!log.Read(seq, 1, kReadBytes, &records).ok() || records.empty() ||
+          records[0].seq != seq) {
+        c.GiveUp(seq);  // gone (retention)
+        continue;
+      }
+      if (exhausted) {
+        dead->push_back(delivery::DeadLetter{
+            records[0].message, slot.push ? slot.client : 0,
+            slot.push ? slot.sid : 0,
+            std::string(delivery::kReasonMaxDeliverAfterAckWait),
+            c.NextAttempt(seq) - 1});
+        c.GiveUp(seq);
+        continue;
+      }
+      send(records[0], client, sid, pull);
+    }
+  }
+  // New records.
+  const std::string& pattern = c.options().pattern;
+  while (c.next_seq() <= limit && ready(&client, &sid, &pull)) {
+    records.clear();
+    const size_t want = std::min<uint64_t>(kReadBatch, limit - c.next_seq() + 1);
+    if (!log.Read(c.next_seq(), want, kReadBytes, &records).ok() ||
+        records.empty()) {
+      break;
+    }
+    for (const store::StreamRecord& r : records) {
+      if (r.seq > limit) break;
+      if (r.seq < c.next_seq()) continue;
+      if (!ready(&client, &sid, &pull)) break;
+      if (!pattern.empty() &&
+          !topic::PatternMatches(pattern, r.message->topic)) {
+        c.Skip(r.seq);
+        continue;
+      }
+      send(r, client, sid, pull);
+    }
+  }
+  if (budget == 0) {
+    work_left_ = true;
+    return true;
+  }
+  return false;
+}
+
+void StreamManager::Process(int64_t now,
+                            const std::function<bool(uint32_t)>& has_room,
+                            std::vector<StreamSend>* sends,
+                            std::vector<StreamAnswer>* answers,
+                            std::vector<delivery::DeadLetter>* dead) {
+  work_left_ = false;
+  std::vector<uint64_t> expired;
+  for (const auto& s : streams_) {
+    const uint64_t durable = s->log->TakeDurable();
+    if (s->store) s->store->TakeDurable();
+    absl::Status failed = s->log->writer_status();
+    while (!s->confirms.empty() &&
+           (s->confirms.front().seq <= durable || !failed.ok())) {
+      const Stream::Confirm& c = s->confirms.front();
+      StreamAnswer a{c.client, c.request_id, absl::OkStatus(), c.seq,
+                     c.duplicate, 0};
+      if (c.seq > durable) {
+        a.status = protocol::WireError(
+            wire::STORE_FULL,
+            absl::StrCat("stream \"", s->settings.name,
+                         "\" could not make it durable: ",
+                         failed.message()));
+      }
+      answers->push_back(std::move(a));
+      s->confirms.pop_front();
+    }
+    if (!failed.ok() && !s->failed_logged) {
+      s->failed_logged = true;
+      log_("stream writer failed: nothing more is stored until siftd "
+           "restarts",
+           {{"stream", s->settings.name},
+            {"error", std::string(failed.message())}});
+    }
+    s->durable_seen = durable;
+  }
+  std::vector<uint64_t> doomed;
+  for (auto& [id, slot] : slots_) {
+    Consumer& c = *slot->consumer;
+    if (c.options().explicit_ack && c.in_flight() > 0) {
+      expired.clear();
+      c.Expire(now, random_.Next(), &expired);
+      for (uint64_t e : expired) ids_.erase(e);
+    }
+    bool more = false;  // stopped by its budget, not for want of records
+    if (slot->push || !slot->pulls.empty()) {
+      more = Pump(*slot, now, has_room, sends, dead);
+    }
+    // FETCHes end when served, or when due with nothing more at hand.
+    while (!slot->pulls.empty() &&
+           (slot->pulls.front().remaining == 0 ||
+            (slot->pulls.front().deadline <= now && !more))) {
+      const Pull& p = slot->pulls.front();
+      StreamAnswer a{p.client, p.request_id, absl::OkStatus(), 0, false,
+                     p.delivered};
+      answers->push_back(std::move(a));
+      slot->pulls.pop_front();
+      if (!slot->pulls.empty()) more = Pump(*slot, now, has_room, sends, dead);
+    }
+    if (slot->temporary && slot->pulls.empty()) doomed.push_back(id);
+  }
+  for (uint64_t id : doomed) DestroySlot(id);
+  SaveDirty(nullptr);
+  // ACK answers wait for the positions they changed to be on disk.
+  while (!ack_answers_.empty()) {
+    AckAnswer& a = ack_answers_.front();
+    bool done = true;
+    for (const auto& [name, ticket] : a.tickets) {
+      Stream* s = Find(name);
+      if (s != nullptr && s->store != nullptr &&
+          s->store->DurableTicket() < ticket) {
+        done = s->store->writer_status().ok() ? false : true;
+      }
+    }
+    if (!done) break;
+    answers->push_back(StreamAnswer{a.client, a.request_id, absl::OkStatus()});
+    ack_answers_.pop_front();
+  }
+}
+
+int64_t StreamManager::NextDeadline(int64_t now) const {
+  if (work_left_) return now;
+  int64_t next = INT64_MAX;
+  for (const auto& [id, slot] : slots_) {
+    if (!slot->pulls.empty()) next = std::min(next, slot->pulls.front().deadline);
+    if (slot->consumer->options().explicit_ack || slot->consumer->waiting()) {
+      next = std::min(next, slot->consumer->NextDeadline());
+    }
+  }
+  return next;
+}
+
+}  // namespace sift::streams

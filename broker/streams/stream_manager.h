@@ -1,0 +1,251 @@
+// StreamManager is siftd's durable streams (docs/delivery.md §3, JetStream's
+// streams and consumers): the streams in the data directory, what each
+// captures, their consumers (durable and ephemeral, pushed to a
+// subscription or pulled by FETCH), the confirms waiting for durability and
+// the acks waiting for a consumer's position to be on disk.
+//
+// The routing thread calls it with decoded commands and the loop's clock,
+// and sends what it hands back (StreamSend, StreamAnswer, DeadLetter); it
+// never touches a socket. Disk writes happen on each stream's writer thread
+// (store::StreamLog) and each stream's consumer writer (ConsumerStore); the
+// routing thread polls their fds (PollFds) and calls Process. Reads of
+// records (for consumers) are pread()s on the routing thread, which hit the
+// page cache for records written recently.
+//
+// Layout: <data_dir>/streams/<name>/stream.toml (settings),
+// <name>/log/ (segments), <name>/consumers/<consumer>.state.
+//
+// Thread-safety: none; routing thread only.
+#ifndef SIFT_BROKER_STREAMS_STREAM_MANAGER_H_
+#define SIFT_BROKER_STREAMS_STREAM_MANAGER_H_
+
+#include <poll.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "broker/delivery/backoff.h"
+#include "broker/delivery/deliveries.h"
+#include "broker/store/stream_log.h"
+#include "broker/streams/consumer.h"
+#include "broker/streams/consumer_store.h"
+#include "broker/streams/stream_config.h"
+
+namespace sift::streams {
+
+// Where a new consumer starts (JetStream's deliver policy).
+enum class DeliverPolicy { kNew = 0, kAll = 1, kFromSeq = 2, kFromTime = 3 };
+
+struct StartSpec {
+  std::string stream;
+  std::string consumer;  // durable name; empty = ephemeral
+  DeliverPolicy policy = DeliverPolicy::kNew;
+  uint64_t start_seq = 0;
+  int64_t start_time_ms = 0;  // Unix ms
+};
+
+// One DELIVER to send.
+struct StreamSend {
+  uint32_t client;
+  uint64_t sid;
+  uint64_t delivery_id;  // 0 without explicit acks
+  uint32_t attempt;      // 0 without explicit acks
+  uint64_t seq;
+  int64_t unix_ms;
+  delivery::MessageRef message;
+};
+
+// An answer to send: OK (with these fields) or `status`'s error. A status
+// made by protocol::WireError carries its wire code.
+struct StreamAnswer {
+  uint32_t client;
+  uint64_t request_id;
+  absl::Status status;
+  uint64_t stream_seq = 0;
+  bool duplicate = false;
+  uint32_t delivered = 0;
+};
+
+struct ConsumerView {
+  std::string name;
+  uint64_t ack_floor = 0;
+  uint64_t delivered_seq = 0;
+  uint32_t in_flight = 0;
+  bool attached = false;
+};
+
+struct StreamView {
+  StreamSettings settings;
+  bool from_config = false;
+  uint64_t first_seq = 0, last_seq = 0, durable_seq = 0;
+  uint64_t messages = 0, bytes = 0;
+  std::vector<ConsumerView> consumers;
+};
+
+// What Append did for one publish.
+struct Capture {
+  bool captured = false;  // a stream's subjects matched the topic
+  absl::Status status;    // STORE_FULL / INVALID_REQUEST on failure
+  uint64_t seq = 0;
+  bool duplicate = false;  // its sift-msg-id was seen: not stored again
+  std::string stream;
+};
+
+class StreamManager {
+ public:
+  using Logger = std::function<void(std::string_view message,
+                                    std::vector<std::pair<std::string,
+                                                          std::string>>)>;
+
+  // Opens every stream under <data_dir>/streams and creates those of
+  // `configured` that are missing (a configured stream whose settings
+  // changed takes the new ones; its records stay). Recovery cuts a torn
+  // tail and says so through `log`. Errors: a stream that cannot be opened
+  // (DataLoss naming the file, permissions, ...).
+  static absl::StatusOr<std::unique_ptr<StreamManager>> Open(
+      std::string data_dir, const std::vector<StreamSettings>& configured,
+      Logger log);
+  ~StreamManager();
+
+  size_t size() const { return streams_.size(); }
+
+  // ---- Publishing
+
+  // The stream capturing `topic` (the first, in creation order, one of whose
+  // subjects matches), appending the message. `msg_id` (the sift-msg-id
+  // header) may be empty. `unix_ms` is the record's time.
+  Capture Append(std::string_view topic, const delivery::MessageRef& message,
+                 int64_t unix_ms, std::string_view msg_id);
+  // Fast check before building a message: does any stream capture `topic`?
+  bool Captures(std::string_view topic) const;
+  // A confirmed publish's OK once record `seq` of `stream` is durable.
+  void ConfirmWhenDurable(const std::string& stream, uint64_t seq,
+                          bool duplicate, uint32_t client,
+                          uint64_t request_id);
+
+  // ---- STREAM commands. Errors carry wire codes (UNKNOWN_STREAM,
+  // INVALID_STREAM, INTERNAL).
+  absl::StatusOr<StreamView> Add(const StreamSettings& settings);
+  absl::Status Delete(const std::string& name);
+  absl::Status DeleteConsumer(const std::string& stream,
+                              const std::string& consumer);
+  absl::StatusOr<StreamView> Info(const std::string& name) const;
+  std::vector<StreamView> List() const;
+
+  // ---- Consumers
+
+  // SUB with a stream: subscription (client, sid) consumes per `start`.
+  // Errors: UNKNOWN_STREAM, INVALID_REQUEST (a durable consumer in use by
+  // another subscription or FETCH), DUPLICATE_SID-like AlreadyExists.
+  absl::Status Subscribe(uint32_t client, uint64_t sid, const StartSpec& start,
+                         const ConsumerOptions& options, int64_t now);
+  // UNSUB: false if (client, sid) is not a stream subscription.
+  bool Unsubscribe(uint32_t client, uint64_t sid, int64_t now);
+  // The client is gone: its subscriptions end, what it held is redelivered
+  // (durable consumers) and its waiting FETCHes are dropped.
+  void RemoveClient(uint32_t client, int64_t now);
+
+  // FETCH. Its DELIVERs and its answer come out of Process. Errors (at
+  // once): UNKNOWN_STREAM, INVALID_REQUEST.
+  absl::Status Fetch(uint32_t client, uint64_t request_id, uint64_t sid,
+                     const StartSpec& start, const ConsumerOptions& options,
+                     uint32_t batch, uint32_t max_wait_ms, int64_t now);
+
+  // Stream delivery ids (bit 62 set) are this manager's.
+  static bool IsStreamDeliveryId(uint64_t id) { return (id >> 62) == 1; }
+  // ACK/NACK/PROGRESS. NotFound if `id` is not in flight for `client`.
+  absl::Status Ack(uint32_t client, uint64_t id, int64_t now);
+  absl::Status Nack(uint32_t client, uint64_t id,
+                    std::optional<uint32_t> delay_ms, int64_t now);
+  absl::Status Progress(uint32_t client, uint64_t id, int64_t now);
+  // An ACK with a request id: its OK once the acked consumers' positions
+  // are on disk (at once if none is durable).
+  void AnswerAckWhenSaved(uint32_t client, uint64_t request_id);
+
+  // ---- The loop
+
+  // Appends the fds to poll (each stream's log and consumer store).
+  void PollFds(std::vector<pollfd>* fds) const;
+  // Takes durability news, answers confirms, pumps consumers (redeliveries,
+  // new records), expires ack waits, ends FETCHes, saves consumer
+  // positions. `has_room(client)` says whether a client can take more now.
+  void Process(int64_t now, const std::function<bool(uint32_t)>& has_room,
+               std::vector<StreamSend>* sends,
+               std::vector<StreamAnswer>* answers,
+               std::vector<delivery::DeadLetter>* dead);
+  // When Process must run again at the latest (INT64_MAX: only on news);
+  // `now` if it has work left (a consumer paused by its budget).
+  int64_t NextDeadline(int64_t now) const;
+
+  // Closes every log (flushing it). Called at shutdown.
+  void Close();
+
+ private:
+  struct Stream;
+  struct Slot;
+  struct Pull {
+    uint32_t client;
+    uint64_t request_id;
+    uint64_t sid;
+    uint32_t remaining;
+    uint32_t delivered;
+    int64_t deadline;
+  };
+
+  StreamManager(std::string data_dir, Logger log);
+  absl::Status OpenStream(StreamSettings settings, bool from_config,
+                          bool create);
+  Stream* Find(std::string_view name) const;
+  StreamView ViewOf(const Stream& s) const;
+  absl::StatusOr<uint64_t> StartFloor(const Stream& s, const StartSpec& spec);
+  absl::StatusOr<Slot*> SlotFor(Stream* s, const StartSpec& spec,
+                                const ConsumerOptions& options, bool temporary);
+  void DestroySlot(uint64_t id);
+  // Sends what the consumer may take now; true if it stopped at its budget
+  // with more at hand.
+  bool Pump(Slot& slot, int64_t now,
+            const std::function<bool(uint32_t)>& has_room,
+            std::vector<StreamSend>* sends,
+            std::vector<delivery::DeadLetter>* dead);
+  // Puts every changed durable position to its store; the tickets, if
+  // asked for.
+  void SaveDirty(std::vector<std::pair<std::string, uint64_t>>* tickets);
+  struct Found {
+    Slot* slot;
+    uint64_t seq;
+  };
+  Found FindDelivery(uint64_t id);
+
+  const std::string data_dir_;
+  Logger log_;
+  std::vector<std::unique_ptr<Stream>> streams_;  // creation order
+  std::map<uint64_t, std::unique_ptr<Slot>> slots_;
+  uint64_t next_slot_ = 1;
+  std::map<std::pair<uint32_t, uint64_t>, uint64_t> push_;  // (client, sid)
+  absl::flat_hash_map<uint64_t, std::pair<uint64_t, uint64_t>> ids_;  // id ->
+                                                           // (slot, seq)
+  uint64_t next_id_ = (uint64_t{1} << 62) + 1;
+  delivery::SplitMix64 random_{0x57ea4ULL};
+  struct AckAnswer {
+    uint32_t client;
+    uint64_t request_id;
+    std::vector<std::pair<std::string, uint64_t>> tickets;  // stream, ticket
+  };
+  std::deque<AckAnswer> ack_answers_;
+  bool work_left_ = false;
+};
+
+}  // namespace sift::streams
+
+#endif  // SIFT_BROKER_STREAMS_STREAM_MANAGER_H_

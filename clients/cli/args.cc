@@ -68,6 +68,7 @@ constexpr FlagSpec kFlags[] = {
     {"max_msgs", true, Bit(Command::kStreamAdd)},
     {"fsync", true, Bit(Command::kStreamAdd)},
     {"dedup_window", true, Bit(Command::kStreamAdd)},
+    {"segment_bytes", true, Bit(Command::kStreamAdd)},
 };
 
 const FlagSpec* FindFlag(std::string_view name) {
@@ -394,6 +395,10 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     absl::StatusOr<uint64_t> n = ParseBytes(flag);
     if (!n.ok()) return n.status();
     args.max_bytes = *n;
+  } else if (name == "segment_bytes") {
+    absl::StatusOr<uint64_t> n = ParseBytes(flag);
+    if (!n.ok()) return n.status();
+    args.segment_bytes = *n;
   } else if (name == "max_msgs") {
     absl::StatusOr<int64_t> n = ParseCountFlag(flag);
     if (!n.ok()) return n.status();
@@ -936,6 +941,7 @@ std::string CommandUsage(Command command) {
           "                       [--max-bytes N] [--max-msgs N]\n"
           "                       [--fsync always|never|INTERVAL] "
           "[--dedup-window D]\n"
+          "                       [--segment-bytes N]\n"
           "\n"
           "Creates stream NAME (1-64 characters: A-Z a-z 0-9 _ -), which\n"
           "stores every message published on a topic matching one of\n"
@@ -955,6 +961,10 @@ std::string CommandUsage(Command command) {
           "                  interval such as 10ms\n"
           "  --dedup-window D  publishes with the same message id (pub\n"
           "                  --msg-id) within D are stored once (default 2m)\n"
+          "  --segment-bytes N  size of a segment file before the next one\n"
+          "                  is started (default 64MiB). Retention removes\n"
+          "                  whole segments: the broker wants --max-bytes\n"
+          "                  of at least one segment\n"
           "\n"
           "Example:\n"
           "  sift stream add orders --subjects 'orders.>' --max-age 168h "

@@ -110,6 +110,7 @@ struct Args {
   uint64_t max_msgs = 0;
   std::string fsync;
   absl::Duration dedup_window = absl::ZeroDuration();
+  uint64_t segment_bytes = 0;  // --segment-bytes (0: the broker's default)
   // fetch: --batch N (1..10000), --wait D (0: answer at once),
   // --filter-topic PATTERN.
   int64_t batch = 1;

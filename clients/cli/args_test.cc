@@ -369,7 +369,7 @@ TEST(StreamArgsTest, StreamAddWithEveryFlag) {
       Parse({"stream", "add", "orders", "--subjects", "orders.>, billing.*",
              "--subjects=audit.>", "--max-age", "24h", "--max-bytes",
              "512MiB", "--max-msgs", "1000", "--fsync", "1s",
-             "--dedup-window", "5m"});
+             "--dedup-window", "5m", "--segment-bytes", "1MiB"});
   ASSERT_TRUE(args.ok()) << args.status();
   EXPECT_EQ(args->command, Command::kStreamAdd);
   EXPECT_EQ(args->stream, "orders");
@@ -380,6 +380,7 @@ TEST(StreamArgsTest, StreamAddWithEveryFlag) {
   EXPECT_EQ(args->max_msgs, 1000u);
   EXPECT_EQ(args->fsync, "1000ms");
   EXPECT_EQ(args->dedup_window, absl::Minutes(5));
+  EXPECT_EQ(args->segment_bytes, uint64_t{1} << 20);
 
   args = Parse({"stream", "add", "s", "--subjects", "a", "--fsync", "never",
                 "--max-bytes", "4096"});
@@ -566,7 +567,8 @@ TEST(StreamUsageTest, EveryStreamCommandDocumentsItsFlagsIn80Columns) {
                           "rm-consumer STREAM NAME", "--data_dir"}},
       {Command::kStreamAdd,
        {"Usage: sift stream add NAME --subjects", "--max-age D",
-        "--max-bytes N", "--max-msgs N", "--fsync", "--dedup-window D"}},
+        "--max-bytes N", "--max-msgs N", "--fsync", "--dedup-window D",
+        "--segment-bytes N"}},
       {Command::kStreamInfo, {"Usage: sift stream info NAME"}},
       {Command::kStreamLs, {"Usage: sift stream ls"}},
       {Command::kStreamRm, {"Usage: sift stream rm NAME"}},

@@ -311,6 +311,7 @@ int RunStream(const Args& args) {
       config.max_msgs = args.max_msgs;
       config.fsync = args.fsync;
       config.dedup_window = args.dedup_window;
+      config.segment_max_bytes = args.segment_bytes;
       absl::StatusOr<StreamInfo> info = c.AddStream(config, timeout);
       if (!info.ok()) {
         return Fail(absl::StrCat("cannot add stream ", args.stream, ": ",

@@ -1,0 +1,412 @@
+// Durable streams through the `sift` command and the C++ client against a
+// real siftd started with --data_dir: stream add/info/ls/rm round trips,
+// message-id dedup on confirmed publishes, fetch (ephemeral and durable,
+// with acks), sub --stream replays, and the errors of each (unknown stream,
+// streams disabled, bad settings).
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "clients/cpp/client.h"
+#include "gtest/gtest.h"
+#include "tests/harness.h"
+#include "tests/siftd_process.h"
+#include "tests/test_util.h"
+
+namespace sift::test {
+namespace {
+
+constexpr absl::Duration kTimeout = absl::Seconds(20);
+
+std::string SiftCliPath() {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* ws = std::getenv("TEST_WORKSPACE");
+  return absl::StrCat(srcdir ? srcdir : ".", "/", ws ? ws : "sift",
+                      "/clients/cli/sift");
+}
+
+// A fresh directory under the test's tmp dir.
+std::string NewDataDir() {
+  std::string templ = absl::StrCat(TestTmpDir(), "/streams-XXXXXX");
+  const char* dir = mkdtemp(templ.data());
+  EXPECT_NE(dir, nullptr);
+  return templ;
+}
+
+// siftd with streams enabled (its own data directory), or null.
+std::unique_ptr<SiftdProcess> StartWithStreams() {
+  return StartSiftd({absl::StrCat("--data_dir=", NewDataDir())});
+}
+
+struct Result {
+  int code;
+  std::string out;  // stdout and stderr
+};
+
+// Runs `sift --server=<siftd> args...` to completion (bounded).
+Result Sift(const SiftdProcess& siftd, std::vector<std::string> args) {
+  static int runs = 0;
+  const std::string out =
+      absl::StrCat(TestTmpDir(), "/sift-", getpid(), "-", ++runs, ".txt");
+  std::vector<std::string> argv = {SiftCliPath(),
+                                   absl::StrCat("--server=", siftd.endpoint())};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const pid_t pid = Spawn(argv, out);
+  EXPECT_GT(pid, 0);
+  if (pid <= 0) return {-1, ""};
+  const int code = Reap(pid, kTimeout);
+  return {code, ReadFile(out)};
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  return absl::StrSplit(text, '\n', absl::SkipEmpty());
+}
+
+TEST(StreamsCliTest, AddInfoLsRmRoundTrip) {
+  auto siftd = StartWithStreams();
+  ASSERT_NE(siftd, nullptr);
+
+  Result r = Sift(*siftd, {"stream", "ls"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, "no streams\n");
+
+  r = Sift(*siftd, {"stream", "add", "orders", "--subjects",
+                    "orders.>,billing.*", "--max-msgs", "100", "--max-age",
+                    "24h", "--fsync", "10ms", "--dedup-window", "1m"});
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "stream          orders\n")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "subjects        orders.>, billing.*\n"))
+      << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "max msgs        100\n")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "max age         24h\n")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "fsync           10ms\n")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "dedup window    1m\n")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "messages        0\n")) << r.out;
+
+  // The same again changes nothing; other settings under the name are
+  // refused.
+  r = Sift(*siftd, {"stream", "add", "orders", "--subjects",
+                    "orders.>,billing.*", "--max-msgs", "100", "--max-age",
+                    "24h", "--fsync", "10ms", "--dedup-window", "1m"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  r = Sift(*siftd, {"stream", "add", "orders", "--subjects", "other.>"});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "sift: cannot add stream orders: "))
+      << r.out;
+
+  r = Sift(*siftd, {"stream", "add", "audit", "--subjects", "audit.>"});
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = Sift(*siftd, {"stream", "info", "orders"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "max msgs        100\n")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "consumers       0\n")) << r.out;
+
+  r = Sift(*siftd, {"stream", "ls"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  std::vector<std::string> lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  EXPECT_TRUE(absl::StartsWith(lines[0], "NAME ")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "orders.>, billing.*")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "audit.>")) << r.out;
+
+  r = Sift(*siftd, {"stats"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "streams         2\n")) << r.out;
+
+  r = Sift(*siftd, {"stream", "rm", "audit"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, "deleted stream audit\n");
+  r = Sift(*siftd, {"stream", "rm", "audit"});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "cannot delete stream audit")) << r.out;
+  r = Sift(*siftd, {"stream", "info", "audit"});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "sift: cannot get stream audit: "))
+      << r.out;
+  r = Sift(*siftd, {"stream", "rm", "orders"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  r = Sift(*siftd, {"stream", "ls"});
+  EXPECT_EQ(r.out, "no streams\n");
+}
+
+TEST(StreamsCliTest, BadSettingsAndStreamsDisabled) {
+  auto siftd = StartWithStreams();
+  ASSERT_NE(siftd, nullptr);
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{
+           {"stream", "add", "bad name", "--subjects", "a.>"},
+           {"stream", "add", "s", "--subjects", "a..b"},
+       }) {
+    Result r = Sift(*siftd, args);
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_TRUE(absl::StrContains(r.out, "sift: cannot add stream")) << r.out;
+  }
+  // The broker is fine after them.
+  EXPECT_EQ(Sift(*siftd, {"stream", "ls"}).out, "no streams\n");
+
+  auto plain = StartSiftd();
+  ASSERT_NE(plain, nullptr);
+  Result r = Sift(*plain, {"stream", "add", "s", "--subjects", "a.>"});
+  EXPECT_EQ(r.code, 1) << r.out;
+  r = Sift(*plain, {"fetch", "s"});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "sift: cannot fetch from stream s: "))
+      << r.out;
+  auto client = Connect(plain->endpoint());
+  ASSERT_NE(client, nullptr);
+  absl::Status s = client->ListStreams(kTimeout).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+}
+
+TEST(StreamsCliTest, PubMsgIdTwiceStoresOneRecord) {
+  auto siftd = StartWithStreams();
+  ASSERT_NE(siftd, nullptr);
+  ASSERT_EQ(Sift(*siftd, {"stream", "add", "orders", "--subjects",
+                          "orders.>"}).code,
+            0);
+
+  Result r = Sift(*siftd, {"pub", "orders.x", "hello", "--msg-id", "A",
+                           "--confirm"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, "published 1 message to orders.x (stream seq 1)\n");
+  r = Sift(*siftd, {"pub", "orders.x", "hello again", "--msg-id", "A",
+                    "--confirm"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out,
+            "published 1 message to orders.x (stream seq 1, 1 duplicate)\n");
+  r = Sift(*siftd, {"pub", "orders.x", "m{n}", "--msg-id", "B{n}", "--count",
+                    "3", "--confirm"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, "published 3 messages to orders.x (stream seqs 2..4)\n");
+  // The header form is the same thing.
+  r = Sift(*siftd, {"pub", "orders.x", "again", "--header", "sift-msg-id=B2",
+                    "--confirm"});
+  EXPECT_EQ(r.out,
+            "published 1 message to orders.x (stream seq 3, 1 duplicate)\n");
+  // Not on a stream: no seq.
+  r = Sift(*siftd, {"pub", "elsewhere.x", "hi", "--confirm"});
+  EXPECT_EQ(r.out, "published 1 message to elsewhere.x\n");
+
+  r = Sift(*siftd, {"stream", "info", "orders"});
+  EXPECT_TRUE(absl::StrContains(r.out, "messages        4 (seq 1..4)\n"))
+      << r.out;
+  r = Sift(*siftd, {"fetch", "orders", "--all", "--batch", "10"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out,
+            "[orders.x #1] hello\n[orders.x #2] m1\n[orders.x #3] m2\n"
+            "[orders.x #4] m3\n");
+}
+
+TEST(StreamsCliTest, FetchBatchesFromWhereAsked) {
+  auto siftd = StartWithStreams();
+  ASSERT_NE(siftd, nullptr);
+  ASSERT_EQ(Sift(*siftd, {"stream", "add", "orders", "--subjects",
+                          "orders.>"}).code,
+            0);
+  auto client = Connect(siftd->endpoint());
+  ASSERT_NE(client, nullptr);
+  for (int i = 1; i <= 6; ++i) {
+    PublishAck ack;
+    ASSERT_TRUE(client
+                    ->PublishConfirmedWith(
+                        i % 2 == 1 ? "orders.eu" : "orders.us",
+                        absl::StrCat("m", i), PublishOptions{}, kTimeout, &ack)
+                    .ok());
+    EXPECT_EQ(ack.stream_seq, static_cast<uint64_t>(i));
+    EXPECT_FALSE(ack.duplicate);
+  }
+
+  Result r = Sift(*siftd, {"fetch", "orders", "--all", "--batch", "3"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, "[orders.eu #1] m1\n[orders.us #2] m2\n[orders.eu #3] m3\n");
+  // Unnamed fetches keep nothing: the default (--all) starts over.
+  r = Sift(*siftd, {"fetch", "orders"});
+  EXPECT_EQ(r.out, "[orders.eu #1] m1\n");
+  r = Sift(*siftd, {"fetch", "orders", "--from-seq", "5", "--batch", "10"});
+  EXPECT_EQ(r.out, "[orders.eu #5] m5\n[orders.us #6] m6\n");
+  r = Sift(*siftd, {"fetch", "orders", "--batch", "10", "--filter-topic",
+                    "orders.us"});
+  EXPECT_EQ(r.out, "[orders.us #2] m2\n[orders.us #4] m4\n[orders.us #6] m6\n");
+  // Nothing new within --wait: no output, exit 0.
+  const absl::Time start = absl::Now();
+  r = Sift(*siftd, {"fetch", "orders", "--new", "--wait", "300ms"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, "");
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+
+  // A durable consumer goes on where the last fetch ended.
+  r = Sift(*siftd, {"fetch", "orders", "--consumer", "billing", "--batch",
+                    "2", "--ack"});
+  EXPECT_EQ(r.out, "[orders.eu #1] m1\n[orders.us #2] m2\n");
+  r = Sift(*siftd, {"fetch", "orders", "--consumer", "billing", "--batch",
+                    "2", "--ack"});
+  EXPECT_EQ(r.out, "[orders.eu #3] m3\n[orders.us #4] m4\n");
+  r = Sift(*siftd, {"fetch", "orders", "--consumer", "nosy", "--batch", "2"});
+  EXPECT_EQ(r.out, "[orders.eu #1] m1\n[orders.us #2] m2\n");
+  r = Sift(*siftd, {"fetch", "orders", "--consumer", "nosy", "--batch", "9"});
+  EXPECT_EQ(r.out,
+            "[orders.eu #3] m3\n[orders.us #4] m4\n[orders.eu #5] m5\n"
+            "[orders.us #6] m6\n");
+  r = Sift(*siftd, {"stream", "info", "orders"});
+  EXPECT_TRUE(absl::StrContains(r.out, "consumers       2\n")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "billing")) << r.out;
+
+  r = Sift(*siftd, {"stream", "rm-consumer", "orders", "billing"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, "deleted consumer billing of stream orders\n");
+  r = Sift(*siftd, {"stream", "rm-consumer", "orders", "billing"});
+  EXPECT_EQ(r.code, 1) << r.out;
+  // A new consumer of that name starts afresh.
+  r = Sift(*siftd, {"fetch", "orders", "--consumer", "billing"});
+  EXPECT_EQ(r.out, "[orders.eu #1] m1\n");
+
+  r = Sift(*siftd, {"fetch", "nope"});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "sift: cannot fetch from stream nope: "))
+      << r.out;
+}
+
+TEST(StreamsCliTest, SubStreamReplaysThenFollows) {
+  auto siftd = StartWithStreams();
+  ASSERT_NE(siftd, nullptr);
+  ASSERT_EQ(Sift(*siftd, {"stream", "add", "orders", "--subjects",
+                          "orders.>"}).code,
+            0);
+  ASSERT_EQ(Sift(*siftd, {"pub", "orders.x", "m{n}", "--count", "3",
+                          "--confirm"}).code,
+            0);
+
+  Result r = Sift(*siftd, {"sub", "orders.>", "--stream", "orders", "--all",
+                           "--count", "3", "--timeout", "10s"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, "[orders.x #1] m1\n[orders.x #2] m2\n[orders.x #3] m3\n");
+  r = Sift(*siftd, {"sub", "orders.>", "--stream", "orders", "--from-seq",
+                    "2", "--count", "2", "--timeout", "10s"});
+  EXPECT_EQ(r.out, "[orders.x #2] m2\n[orders.x #3] m3\n");
+
+  // Replay, then a record appended while subscribed.
+  const std::string out = absl::StrCat(TestTmpDir(), "/follow.txt");
+  const pid_t sub =
+      Spawn({SiftCliPath(), absl::StrCat("--server=", siftd->endpoint()),
+             "sub", "orders.>", "--stream", "orders", "--all", "--count", "4",
+             "--timeout", "20s"},
+            out);
+  ASSERT_GT(sub, 0);
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (Lines(ReadFile(out)).size() < 3 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(Sift(*siftd, {"pub", "orders.y", "live", "--confirm"}).code, 0);
+  EXPECT_EQ(Reap(sub, kTimeout), 0);
+  EXPECT_EQ(ReadFile(out),
+            "[orders.x #1] m1\n[orders.x #2] m2\n[orders.x #3] m3\n"
+            "[orders.y #4] live\n");
+
+  // A durable consumer with acks resumes after what it acknowledged.
+  r = Sift(*siftd, {"sub", "orders.>", "--stream", "orders", "--consumer",
+                    "audit", "--all", "--ack", "--count", "2", "--timeout",
+                    "10s"});
+  EXPECT_EQ(r.out, "[orders.x #1] m1\n[orders.x #2] m2\n");
+  r = Sift(*siftd, {"sub", "orders.>", "--stream", "orders", "--consumer",
+                    "audit", "--ack", "--count", "2", "--timeout", "10s"});
+  EXPECT_EQ(r.out, "[orders.x #3] m3\n[orders.y #4] live\n");
+
+  r = Sift(*siftd, {"sub", "orders.>", "--stream", "nope", "--count", "1",
+                    "--timeout", "5s"});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "cannot subscribe to orders.>")) << r.out;
+}
+
+// The client calls themselves, against the real broker.
+TEST(StreamsClientTest, AdminFetchAndAcks) {
+  auto siftd = StartWithStreams();
+  ASSERT_NE(siftd, nullptr);
+  auto client = Connect(siftd->endpoint());
+  ASSERT_NE(client, nullptr);
+
+  StreamConfig config;
+  config.name = "jobs";
+  config.subjects = {"jobs.>"};
+  config.max_msgs = 50;
+  absl::StatusOr<StreamInfo> added = client->AddStream(config, kTimeout);
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(added->config.name, "jobs");
+  EXPECT_EQ(added->config.max_msgs, 50u);
+  EXPECT_EQ(added->messages, 0u);
+
+  absl::Status missing = client->GetStreamInfo("nope", kTimeout).status();
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound) << missing;
+  missing = client->DeleteStream("nope", kTimeout);
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound) << missing;
+
+  const absl::Time before = absl::Now() - absl::Seconds(1);
+  for (int i = 1; i <= 3; ++i) {
+    PublishOptions options;
+    options.msg_id = absl::StrCat("job-", i);
+    PublishAck ack;
+    ASSERT_TRUE(client
+                    ->PublishConfirmedWith("jobs.resize", absl::StrCat("j", i),
+                                           options, kTimeout, &ack)
+                    .ok());
+    EXPECT_EQ(ack.stream_seq, static_cast<uint64_t>(i));
+  }
+
+  FetchOptions fetch;
+  fetch.start.stream = "jobs";
+  fetch.start.consumer = "workers";
+  fetch.start.deliver = DeliverPolicy::kAll;
+  fetch.batch = 2;
+  fetch.ack = AckOptions{};
+  fetch.ack->ack_wait = absl::Milliseconds(300);
+  absl::StatusOr<std::vector<Message>> got = client->Fetch(fetch, kTimeout);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 2u);
+  EXPECT_EQ((*got)[0].stream_seq(), 1u);
+  EXPECT_EQ((*got)[1].stream_seq(), 2u);
+  EXPECT_NE((*got)[0].delivery_id(), 0u);
+  EXPECT_EQ((*got)[0].header(kMsgIdHeader), "job-1");
+  EXPECT_GE(absl::FromUnixMillis((*got)[0].timestamp_ms()), before);
+  EXPECT_LE(absl::FromUnixMillis((*got)[0].timestamp_ms()),
+            absl::Now() + absl::Seconds(1));
+  // Ack the first only: the second comes again after its ack wait.
+  ASSERT_TRUE(client->Ack((*got)[0]).ok());
+
+  std::vector<uint64_t> seqs;
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (seqs.size() < 2 && absl::Now() < deadline) {
+    fetch.max_wait = absl::Milliseconds(200);
+    got = client->Fetch(fetch, kTimeout);
+    ASSERT_TRUE(got.ok()) << got.status();
+    for (const Message& m : *got) {
+      seqs.push_back(m.stream_seq());
+      ASSERT_TRUE(client->Ack(m).ok());
+    }
+  }
+  // Seq 3 and the redelivered seq 2, in some order, once each.
+  std::sort(seqs.begin(), seqs.end());
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{2, 3}));
+
+  absl::StatusOr<std::vector<StreamInfo>> list = client->ListStreams(kTimeout);
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].messages, 3u);
+  ASSERT_EQ((*list)[0].consumers.size(), 1u);
+  EXPECT_EQ((*list)[0].consumers[0].name, "workers");
+
+  EXPECT_TRUE(client->DeleteConsumer("jobs", "workers", kTimeout).ok());
+  EXPECT_EQ(client->DeleteConsumer("jobs", "workers", kTimeout).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(client->DeleteStream("jobs", kTimeout).ok());
+}
+
+}  // namespace
+}  // namespace sift::test

@@ -21,7 +21,7 @@ Usage: bench/scaling.py [--quick] [--reps N] [--max-subs N]
                         [--max-matching N] [--bin DIR] [--no-build]
                         [--out FILE] [--plot FILE]
   --quick          counts and subscription ranges divided by 10 (a smoke run)
-  --reps N         runs per point and system, median (default 1)
+  --reps N         runs per point and system, median (default 3)
   --max-subs N     largest non-matching count (default 1,000,000)
   --max-matching N largest matching count (default 100,000: sift subscribes
                    one topic per round trip, ~40 s per million here)
@@ -107,7 +107,7 @@ def table(header, rows):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--max-subs", type=int, default=1000000)
     ap.add_argument("--max-matching", type=int, default=100000)
     ap.add_argument("--bin", default="")
@@ -139,7 +139,7 @@ def main():
         else:
             log("nats-server not found: NATS is skipped (apt-get install nats-server)")
         began = time.time()
-        n = 200000 // div
+        n = 1000000 // div
 
         def points(limit):
             return [v for v in (1, 100, 10000, 100000, 1000000) if v <= limit // div]
@@ -159,14 +159,14 @@ def main():
         # 3. Fan-out.
         fanout = {}
         for subs in (1, 2, 4, 8, 16, 32, 64):
-            count = max(2000, 2000000 // div // subs)
+            count = max(2000, 4000000 // div // subs)
             args = ["--size", "128", "--count", str(count), "--subs", str(subs)]
             fanout[subs] = {s: run(bench, servers, s, args, opts.reps) for s in systems}
-        # 4. Message size: about 1 GB (0.1 GB quick) of payload per point,
-        # at most 500,000 messages.
+        # 4. Message size: about 2 GB (0.2 GB quick) of payload per point,
+        # at most 1,000,000 messages.
         sizes = {}
         for size in (16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576):
-            count = max(200, min(500000 // div, 10 ** 9 // div // size))
+            count = max(200, min(1000000 // div, 2 * 10 ** 9 // div // size))
             args = ["--size", str(size), "--count", str(count)]
             extra = {"sift": ["--siftd_flag=--max_payload_bytes=2097152"]}
             sizes[size] = {s: run(bench, servers, s, args + extra.get(s, []), opts.reps)
@@ -300,7 +300,7 @@ def plot(path, systems, nonmatching, matching, fanout, sizes):
                     vals = [v.get(s)[key] if v.get(s) else "NaN" for s in ("sift", "nats")]
                     f.write("%s %s %s\n" % (xmap(x), vals[0], vals[1]))
             return fn
-        nm = data("nonmatching", nonmatching, xmap=lambda x: max(x, 1))
+        nm = data("nonmatching", {k: v for k, v in nonmatching.items() if k > 0})
         mt = data("matching", matching)
         fo = data("fanout", fanout)
         sz = data("sizes", sizes, key="mb_per_s")
@@ -317,7 +317,7 @@ def plot(path, systems, nonmatching, matching, fanout, sizes):
             "set multiplot layout 2,2 title 'sift vs NATS on %d shared CPUs (bench/scaling.py)'"
             % os.cpu_count(),
             "set grid", "set key top right", "set logscale x", "set format y '%.1s%c'",
-            "set title 'Non-matching subscriptions (0 plotted at 1)'",
+            "set title 'Non-matching subscriptions (1 pub -> 1 sub)'",
             "set xlabel 'subscriptions'", "set ylabel 'msgs/s'",
             "plot " + pl(nm),
             "set title 'Matching subscriptions (N topics, all subscribed)'",

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -64,6 +65,11 @@ constexpr size_t kCopyBatchBytes = 4096;
 // Longest HELLO client_name, in bytes (checked before it is stored or
 // logged; docs/protocol.md §3.1).
 constexpr size_t kMaxClientNameBytes = 256;
+
+// DROP_OLDEST subscriptions: messages held per subscription unless the SUB
+// says, and how often held messages are offered again while any wait.
+constexpr uint32_t kDefaultHeldMessages = 1000;
+constexpr int64_t kHeldRetryMs = 2;
 
 // A stream publish's message id header (JetStream's Nats-Msg-Id): a repeat
 // within the stream's dedup window is stored and routed once.
@@ -348,8 +354,10 @@ class Server::Loop {
         const int64_t due = streams_->NextDeadline(now_ms_);
         if (due - now_ms_ < wait) wait = std::max<int64_t>(0, due - now_ms_);
       }
-      // Closing sessions end at the next drain; keep it near.
+      // Closing sessions end at the next drain; keep it near. Deliveries
+      // held for slow DROP_OLDEST subscriptions are offered again soon.
       if (!closing_.empty() && wait > 1) wait = 1;
+      if (!held_.empty() && wait > kHeldRetryMs) wait = kHeldRetryMs;
       if (wait < 0) wait = 0;
       pollfds_.assign({{zmq_fd, POLLIN, 0},
                        {wake_fd_, POLLIN, 0},
@@ -378,6 +386,11 @@ class Server::Loop {
         PollGuard();
       }
       armed = Drain();
+      if (!held_.empty()) {
+        FlushHeld();
+        armed = false;
+      }
+      if (!slow_disconnects_.empty()) DisconnectSlow();
       if (streams_ != nullptr) {
         bool news = streams_->NextDeadline(now_ms_) <= now_ms_;
         for (size_t i = fixed_fds; i < pollfds_.size() && !news; ++i) {
@@ -446,6 +459,9 @@ class Server::Loop {
     // Deliveries dropped because this client did not keep up.
     uint64_t slow_drops = 0;
     uint64_t slow_drops_unreported = 0;  // since the last SLOW_CONSUMER notice
+    // Subscriptions of this client with a slow-consumer policy of their
+    // own (slow_); 0 keeps deliveries on the plain path.
+    uint32_t slow_subs = 0;
     // The broker's own client (declared queues): no connection, never
     // timed out.
     bool internal = false;
@@ -601,6 +617,7 @@ class Server::Loop {
         }
         absl::Status s = router_.Unsubscribe(client, h.unsub().sid());
         if (s.ok()) {
+          ClearSlowPolicy(client, h.unsub().sid());
           sub_chains_.Remove(client, h.unsub().sid());
           if (!deliveries_.empty()) {
             router_.RecordDrop(
@@ -1028,8 +1045,15 @@ class Server::Loop {
                                absl::StrCat("ack: ", valid.message()));
       }
     }
+    if (sub.has_slow() && (sub.slow().policy() < wire::DROP_NEWEST ||
+                           sub.slow().policy() > wire::DISCONNECT)) {
+      return SendClientError(routing_id, true, client, h.request_id(),
+                             wire::INVALID_REQUEST,
+                             "slow: unknown slow-consumer policy");
+    }
     absl::Status s = router_.Subscribe(client, sub.sid(), sub.pattern(),
                                        sub.queue_group());
+    if (s.ok()) SetSlowPolicy(client, sub);
     if (s.ok() && sub.has_ack()) {
       s = deliveries_.AddConsumer(client, sub.sid(), sub.pattern(),
                                   sub.queue_group(), policy, now_ms_,
@@ -1158,6 +1182,164 @@ class Server::Loop {
     }
     out.clear();
     out.swap(chain_out_);
+  }
+
+  // ---- Slow-consumer policies (SUB.slow, docs/delivery.md §7).
+
+  void SetSlowPolicy(Router::ClientHandle client, const wire::Sub& sub) {
+    const auto key = std::make_pair(client, sub.sid());
+    const bool had = slow_.contains(key);
+    if (!sub.has_slow() || sub.has_ack()) {
+      if (had) ClearSlowPolicy(client, sub.sid());  // a reused sid
+      return;
+    }
+    SlowSettings settings;
+    settings.policy = sub.slow().policy();
+    const uint64_t cap = config_.max_pending_bytes_per_client;
+    settings.max_pending_bytes = static_cast<int64_t>(
+        sub.slow().max_pending_bytes() == 0
+            ? cap
+            : std::min<uint64_t>(sub.slow().max_pending_bytes(), cap));
+    settings.max_pending_msgs = sub.slow().max_pending_msgs() == 0
+                                    ? kDefaultHeldMessages
+                                    : sub.slow().max_pending_msgs();
+    slow_[key] = settings;
+    if (!had) ++sessions_[client].slow_subs;
+  }
+
+  void ClearSlowPolicy(Router::ClientHandle client, uint64_t sid) {
+    const auto key = std::make_pair(client, sid);
+    if (slow_.erase(key) > 0) --sessions_[client].slow_subs;
+    auto held = held_.find(key);
+    if (held != held_.end()) {
+      router_.RecordDrop(DropReason::kClientGone,
+                         held->second.messages.size());
+      held_.erase(held);
+    }
+  }
+
+  void ClearSlowPolicies(Router::ClientHandle client) {
+    for (auto it = slow_.begin(); it != slow_.end();) {
+      if (it->first.first == client) {
+        slow_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+    for (auto it = held_.begin(); it != held_.end();) {
+      if (it->first.first == client) {
+        router_.RecordDrop(DropReason::kClientGone, it->second.messages.size());
+        it = held_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    sessions_[client].slow_subs = 0;
+  }
+
+  // Whether a delivery to a client with slow-consumer policies goes out
+  // now. Its subscription's policy decides when the queue is full: drop it
+  // (DROP_NEWEST), hold it and drop the oldest held (DROP_OLDEST), or
+  // disconnect the client (DISCONNECT).
+  bool SlowPolicyAllows(Session& session, const Router::Target& t,
+                        const protocol::PubView& pub, std::string_view payload,
+                        size_t need, uint64_t delivery_id) {
+    auto it = delivery_id == 0 ? slow_.find(std::make_pair(t.client, t.sid))
+                               : slow_.end();
+    if (it == slow_.end()) return HasRoom(session, t.client, need);
+    const SlowSettings& policy = it->second;
+    const auto key = it->first;
+    const int64_t queued =
+        session.account->pending_bytes() +
+        static_cast<int64_t>(need + (session.out ? session.out->bytes.size()
+                                                 : 0));
+    const bool full = queued > policy.max_pending_bytes || !Fits(session, need);
+    if (policy.policy == wire::DROP_OLDEST) {
+      auto held = held_.find(key);
+      const bool behind = held != held_.end() && !flushing_held_;
+      if (!full && !behind) return true;
+      HeldQueue& q = held_[key];
+      q.messages.push_back(Stored(pub, payload));
+      q.bytes += need;
+      while (q.messages.size() > policy.max_pending_msgs ||
+             (q.bytes > static_cast<uint64_t>(policy.max_pending_bytes) &&
+              q.messages.size() > 1)) {
+        const delivery::StoredMessage& old = *q.messages.front();
+        q.bytes -= old.payload.size() + old.topic.size() + old.headers.size();
+        q.messages.pop_front();
+        CountSlowDrops(session, t.client, 1);
+      }
+      return false;
+    }
+    if (!full) return true;
+    if (policy.policy == wire::DISCONNECT) {
+      CountSlowDrops(session, t.client, 1);
+      if (std::find(slow_disconnects_.begin(), slow_disconnects_.end(),
+                    t.client) == slow_disconnects_.end()) {
+        slow_disconnects_.push_back(t.client);
+      }
+      return false;
+    }
+    CountSlowDrops(session, t.client, 1);  // DROP_NEWEST
+    return false;
+  }
+
+  // Offers the held deliveries of DROP_OLDEST subscriptions again, oldest
+  // first, while their client has room.
+  void FlushHeld() {
+    flushing_held_ = true;
+    for (auto it = held_.begin(); it != held_.end();) {
+      const auto [client, sid] = it->first;
+      HeldQueue& q = it->second;
+      auto policy = slow_.find(it->first);
+      if (!router_.IsLive(client) || policy == slow_.end()) {
+        it = held_.erase(it);
+        continue;
+      }
+      Session& session = sessions_[client];
+      while (!q.messages.empty()) {
+        const delivery::MessageRef m = q.messages.front();
+        const size_t need = m->payload.size() + m->topic.size() +
+                            m->headers.size();
+        const int64_t queued = session.account->pending_bytes() +
+                               static_cast<int64_t>(need);
+        if (queued > policy->second.max_pending_bytes || !Fits(session, need)) {
+          break;
+        }
+        q.messages.pop_front();
+        q.bytes -= need;
+        DeliverFrame(Router::Target{client, sid, router_.SlotForTopic(m->topic)},
+                     ViewOf(*m), m->payload, nullptr, 0, 0);
+      }
+      if (q.messages.empty()) {
+        it = held_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    flushing_held_ = false;
+    FlushBatches();
+  }
+
+  // DISCONNECT: the client is told (ERROR SLOW_CONSUMER, if its queue
+  // takes it) and its connection is closed; its session ends now.
+  void DisconnectSlow() {
+    std::vector<Router::ClientHandle> clients;
+    clients.swap(slow_disconnects_);
+    for (Router::ClientHandle c : clients) {
+      if (!router_.IsLive(c)) continue;
+      Session& session = sessions_[c];
+      Log(LogLevel::kWarn, "slow consumer disconnected",
+          {{"client", router_.client_id(c)},
+           {"pending_bytes", session.account->pending_bytes()}});
+      const int fd = session.fd;
+      SendClientError(session.routing_id, true, c, 0, wire::SLOW_CONSUMER,
+                      "a subscription with the DISCONNECT slow-consumer "
+                      "policy found this client's queue full: the broker "
+                      "closes the connection");
+      EndSession(c, "slow consumer (DISCONNECT policy)");
+      if (fd >= 0) ::shutdown(fd, SHUT_RDWR);  // ZeroMQ sees it close
+    }
   }
 
   // ---- Durable streams (broker/streams).
@@ -1830,8 +2012,12 @@ class Server::Loop {
       return;
     }
     Session& session = sessions_[t.client];
-    if (!HasRoom(session, t.client,
-                 payload.size() + pub.topic.size() + pub.headers.size())) {
+    const size_t need = payload.size() + pub.topic.size() + pub.headers.size();
+    if (ABSL_PREDICT_FALSE(session.slow_subs > 0)) {
+      if (!SlowPolicyAllows(session, t, pub, payload, need, delivery_id)) {
+        return;
+      }
+    } else if (!HasRoom(session, t.client, need)) {
       return;
     }
     if (session.batches && payload.size() <= kBatchPayloadLimit) {
@@ -2111,6 +2297,7 @@ class Server::Loop {
     by_routing_id_.erase(s.routing_id);
     s.routing_id.clear();
     sub_chains_.RemoveClient(client);
+    if (s.slow_subs > 0) ClearSlowPolicies(client);
     ReleaseConsumers(client);
     router_.RemoveClient(client);
   }
@@ -2353,6 +2540,23 @@ class Server::Loop {
   // At-least-once delivery (broker/delivery): explicit-ack subscriptions,
   // what they hold in flight, and the Sends and dead letters to make.
   delivery::Deliveries deliveries_;
+  // Slow-consumer policies of subscriptions that set one (SUB.slow), the
+  // deliveries held for DROP_OLDEST subscriptions, in order, and clients to
+  // disconnect (DISCONNECT) once the current message is handled.
+  struct SlowSettings {
+    wire::SlowPolicy policy = wire::DROP_NEWEST;
+    int64_t max_pending_bytes = 0;
+    uint32_t max_pending_msgs = 0;
+  };
+  struct HeldQueue {
+    std::deque<delivery::MessageRef> messages;
+    uint64_t bytes = 0;
+  };
+  absl::flat_hash_map<std::pair<Router::ClientHandle, uint64_t>, SlowSettings>
+      slow_;
+  std::map<std::pair<Router::ClientHandle, uint64_t>, HeldQueue> held_;
+  std::vector<Router::ClientHandle> slow_disconnects_;
+  bool flushing_held_ = false;
   // Durable streams (null without data_dir), the stream definitions of the
   // config file, what the publish being routed did there, and the poll set.
   std::vector<streams::StreamSettings> stream_settings_;

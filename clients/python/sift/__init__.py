@@ -30,14 +30,15 @@ from .errors import (BadFrame, ClientClosed, DuplicateSid, ErrorCode,
                      InvalidPattern, InvalidPlugin, InvalidQueueGroup,
                      InvalidRequest, InvalidTopic, MessagesDropped,
                      NotAckable, NotConnected, PayloadTooLarge, PendingLimit,
-                     QueueFull, SiftError, SlowConsumer, StoreFull,
-                     SubscriptionClosed,
-                     Timeout,
+                     InvalidStream, QueueFull, SiftError, SlowConsumer,
+                     StoreFull, SubscriptionClosed, Timeout,
                      TooManyClients, TooManySubscriptions, UnknownCommand,
-                     UnknownDelivery, UnknownSid, Unsupported,
+                     UnknownDelivery, UnknownSid, UnknownStream, Unsupported,
                      VersionMismatch, error_class)
 from .message import AsyncMessage, Message
-from .options import AckOptions, Limits, PluginSpec
+from .options import (MSG_ID_HEADER, AckOptions, ConsumerInfo, Limits,
+                      PluginSpec, PublishAck, StreamConfig, StreamInfo,
+                      StreamStart)
 
 __version__ = "0.1.0"
 
@@ -47,11 +48,13 @@ __all__ = [
     "ErrorCode", "Forbidden", "HeadersTooLarge", "HelloRequired",
     "InternalError", "InvalidConfig", "InvalidFilter", "InvalidHeader",
     "InvalidPattern", "InvalidPlugin", "InvalidQueueGroup", "InvalidRequest",
-    "InvalidTopic", "Limits", "Message", "MessagesDropped", "NotAckable",
+    "InvalidStream", "InvalidTopic", "Limits", "MSG_ID_HEADER",
+    "ConsumerInfo", "PublishAck", "StreamConfig", "StreamInfo",
+    "StreamStart", "Message", "MessagesDropped", "NotAckable",
     "NotConnected", "PayloadTooLarge", "PendingLimit", "PluginSpec",
     "QueueFull",
     "SiftError", "SlowConsumer", "StoreFull", "Subscription", "SubscriptionClosed",
     "Timeout", "TooManyClients", "TooManySubscriptions", "UnknownCommand",
-    "UnknownDelivery", "UnknownSid", "Unsupported", "VersionMismatch",
+    "UnknownDelivery", "UnknownSid", "UnknownStream", "Unsupported", "VersionMismatch",
     "error_class", "wire",
 ]

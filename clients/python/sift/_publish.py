@@ -3,12 +3,12 @@ shared by Client and AsyncClient. Pure functions; thread-safe."""
 
 import datetime
 import time
-from typing import List, Optional, Tuple, Union
+from typing import List, Mapping, Optional, Tuple, Union
 
 from . import _validate, _wire
 from ._validate import HeadersArg, Name
 from .errors import InvalidRequest, Unsupported
-from .options import Limits
+from .options import MSG_ID_HEADER, Limits
 
 Payload = Union[bytes, bytearray, memoryview, str]
 When = Union[float, int, datetime.datetime]
@@ -53,14 +53,22 @@ def frames(limits: Limits, topic: Name, payload: Payload,
            headers: HeadersArg, reply_to: Optional[Name], rid: int,
            confirm: bool, retain: bool = False,
            delay: Optional[float] = None,
-           deliver_at: Optional[When] = None) -> List[bytes]:
-    """[frame 0, payload] of a PUB, or the error the broker would answer."""
+           deliver_at: Optional[When] = None,
+           msg_id: Optional[Name] = None) -> List[bytes]:
+    """[frame 0, payload] of a PUB, or the error the broker would answer.
+    A ``msg_id`` is sent as the header ``sift-msg-id``, after ``headers``."""
     t = _validate.publish_topic(topic, limits.max_topic_length,
                                 limits.max_topic_tokens)
     r = (_validate.topic(reply_to, limits.max_topic_length,
                          limits.max_topic_tokens, "reply_to")
          if reply_to else b"")
     p = _validate.payload(payload, limits.max_payload_bytes)
+    if msg_id is not None:
+        if not msg_id:
+            raise InvalidRequest("msg_id is empty (None: no message id)")
+        if isinstance(headers, Mapping):
+            headers = list(headers.items())
+        headers = list(headers or ()) + [(MSG_ID_HEADER, msg_id)]
     hs = _validate.headers(headers, limits.max_headers,
                            limits.max_headers_bytes)
     delay_ms, at_ms = later(limits, retain, delay, deliver_at)

@@ -23,7 +23,7 @@ from . import _wire
 from .errors import (BadFrame, ClientClosed, ErrorCode, NotConnected,
                      PendingLimit, SiftError, SlowConsumer, error_for_code)
 from .message import Message
-from .options import AckOptions, Limits, PluginSpec
+from .options import AckOptions, Limits, PluginSpec, StreamStart
 
 log = logging.getLogger("sift")
 
@@ -43,6 +43,9 @@ RESUB = "resub"    # SUB again after a reconnect: errors are reported
 UNSUB = "unsub"    # UNSUB: OK, UNKNOWN_SID = OK
 STATS = "stats"    # STATS: STATS_REPLY
 RELOAD = "reload"  # RELOAD: OK or ERROR
+CONFIRM = "confirm"  # confirmed PUB: OK (its Ok message: stream fields)
+STREAM = "stream"  # STREAM: STREAM_REPLY (its StreamInfos) or ERROR
+FETCH = "fetch"    # FETCH: DELIVERs with its sid, then OK (the messages)
 
 # Kinds whose request may be sent again after a reconnect when its answer
 # never came (doing them twice is harmless).
@@ -52,15 +55,18 @@ _IDEMPOTENT = (STATS, RELOAD)
 class SubState:
     """A subscription as the session remembers it (to resubscribe after a
     reconnect) and delivers to it. ``sink`` is the driver's queue (None for
-    the request/reply inbox, which the session serves itself)."""
+    the request/reply inbox, which the session serves itself). ``stream``:
+    a stream subscription; ``last_stream_seq`` is the newest record it
+    received, where an ephemeral consumer resumes after a reconnect."""
 
     __slots__ = ("sid", "pattern", "queue_group", "filter", "plugins", "ack",
-                 "inbox", "sink")
+                 "inbox", "sink", "stream", "last_stream_seq")
 
     def __init__(self, sid: int, pattern: bytes, queue_group: bytes = b"",
                  filter_expr: bytes = b"", plugins: Sequence[PluginSpec] = (),
                  ack: Optional[AckOptions] = None, inbox: bool = False,
-                 sink: Any = None) -> None:
+                 sink: Any = None, stream: Optional[StreamStart] = None
+                 ) -> None:
         self.sid = sid
         self.pattern = pattern
         self.queue_group = queue_group
@@ -69,10 +75,13 @@ class SubState:
         self.ack = ack
         self.inbox = inbox
         self.sink = sink
+        self.stream = stream
+        self.last_stream_seq = 0
 
     def encode(self, rid: int) -> bytes:
         return _wire.sub(rid, self.sid, self.pattern, self.queue_group,
-                         self.filter, self.plugins, self.ack)
+                         self.filter, self.plugins, self.ack, self.stream,
+                         self.last_stream_seq)
 
     def check_size(self, limits: Limits) -> None:
         """BadFrame if this SUB's frame 0 would exceed the broker's bound
@@ -135,6 +144,8 @@ class Session:
         self.broker_dropped = 0
 
         self.subs: Dict[int, SubState] = {}
+        # FETCHes waiting for their OK: sid -> the messages received so far.
+        self.fetches: Dict[int, List[Message]] = {}
         self.pending: Dict[int, Pending] = {}
         self.requests: Dict[int, Any] = {}  # reply token -> waiter
         self.inbox_sid = 0
@@ -201,7 +212,16 @@ class Session:
 
     def forget(self, rid: int) -> None:
         """The caller stopped waiting (timeout)."""
-        self.pending.pop(rid, None)
+        p = self.pending.pop(rid, None)
+        if p is not None and p.kind == FETCH:
+            self.fetches.pop(p.sid, None)
+
+    def fetch(self, frames: List[bytes], waiter: Any, rid: int,
+              sid: int) -> None:
+        """Queues a FETCH whose DELIVERs carry ``sid``; ``waiter`` completes
+        with the list of its messages when the broker's OK comes."""
+        self.enqueue(frames, Pending(rid, FETCH, frames, waiter, sid))
+        self.fetches[sid] = []
 
     def add_sub(self, sub: SubState) -> None:
         self.check_open()
@@ -333,6 +353,7 @@ class Session:
         if self.connect_waiter is not None:
             self._fail(self.connect_waiter, exc)
             self.connect_waiter = None
+        self.fetches = {}
         subs, self.subs = self.subs, {}
         close_exc = None if isinstance(exc, ClientClosed) else exc
         for sub in subs.values():
@@ -361,7 +382,7 @@ class Session:
             self._on_welcome(h)
         elif cmd == "error":
             self._on_error(h)
-        elif cmd in ("ok", "pong", "stats_reply"):
+        elif cmd in ("ok", "pong", "stats_reply", "stream_reply"):
             self._on_reply(h, cmd)
         elif cmd == "ping":
             self.control.append([_wire.pong(h.request_id)])
@@ -382,13 +403,13 @@ class Session:
     def _on_deliver(self, d, payload: bytes) -> None:
         sub = self.subs.get(d.sid)
         if sub is None:
-            return  # unsubscribed meanwhile
-        msg = self._make_message(
-            topic=d.topic.decode("latin-1"), payload=payload,
-            reply_to=d.reply_to.decode("latin-1"),
-            headers=_wire.headers_of(d.headers) if len(d.headers) else [],
-            sid=d.sid, delivery_id=d.delivery_id, attempt=d.attempt,
-            retained=d.retained)
+            fetched = self.fetches.get(d.sid)
+            if fetched is not None:
+                fetched.append(self._message_of(d, payload))
+            return  # unsubscribed meanwhile, or a FETCH given up on
+        msg = self._message_of(d, payload)
+        if d.stream_seq > sub.last_stream_seq:
+            sub.last_stream_seq = d.stream_seq
         if sub.inbox:
             token = msg.topic.rpartition(".")[2]
             if token.isdigit():
@@ -397,6 +418,15 @@ class Session:
                     self._resolve(waiter, msg)
             return  # late reply (timed out), or not ours
         self._deliver(sub, msg)
+
+    def _message_of(self, d, payload: bytes) -> Message:
+        return self._make_message(
+            topic=d.topic.decode("latin-1"), payload=payload,
+            reply_to=d.reply_to.decode("latin-1"),
+            headers=_wire.headers_of(d.headers) if len(d.headers) else [],
+            sid=d.sid, delivery_id=d.delivery_id, attempt=d.attempt,
+            retained=d.retained, stream_seq=d.stream_seq,
+            timestamp_ms=d.timestamp_ms)
 
     def _on_welcome(self, h) -> None:
         if h.request_id != self.hello_rid:
@@ -456,6 +486,8 @@ class Session:
                 # Sent to the old session, never answered: it may or may not
                 # have taken effect there.
                 del self.pending[p.rid]
+                if p.kind == FETCH:
+                    self.fetches.pop(p.sid, None)
                 self._fail(p.waiter, NotConnected(
                     "the connection to the broker was lost before it "
                     "answered; the request may or may not have taken effect "
@@ -482,6 +514,8 @@ class Session:
                     p.resend = "refused"  # resent after the next WELCOME
                 else:
                     del self.pending[rid]
+                    if p.kind == FETCH:
+                        self.fetches.pop(p.sid, None)
                     self._fail(p.waiter, exc)
             if self.ready:
                 if self.reconnect:
@@ -495,6 +529,8 @@ class Session:
             self._report(exc)
             return
         del self.pending[rid]
+        if p.kind == FETCH:
+            self.fetches.pop(p.sid, None)
         if p.kind == SUB:
             if code == ErrorCode.DUPLICATE_SID:
                 # Resubscribed after a reconnect first: the broker holds it.
@@ -539,5 +575,12 @@ class Session:
                 self._fail(p.waiter, SiftError(f"unexpected {cmd} to STATS"))
         elif p.kind == RESUB:
             return
+        elif p.kind == CONFIRM:
+            self._resolve(p.waiter, h.ok if cmd == "ok" else None)
+        elif p.kind == STREAM:
+            self._resolve(p.waiter, list(h.stream_reply.streams)
+                          if cmd == "stream_reply" else [])
+        elif p.kind == FETCH:
+            self._resolve(p.waiter, self.fetches.pop(p.sid, []))
         else:
             self._resolve(p.waiter, None)

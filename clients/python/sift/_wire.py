@@ -9,7 +9,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 from ._pb import pb
 from .errors import BadFrame
-from .options import AckOptions, PluginSpec
+from .options import AckOptions, PluginSpec, StreamStart
 from ._validate import to_bytes
 
 PROTOCOL_VERSION = 1
@@ -60,7 +60,8 @@ def pub(rid: int, topic: bytes, reply_to: bytes, confirm: bool,
 
 def sub(rid: int, sid: int, pattern: bytes, queue_group: bytes,
         filter_expr: bytes, plugins: Sequence[PluginSpec],
-        ack: Optional[AckOptions]) -> bytes:
+        ack: Optional[AckOptions], stream: Optional[StreamStart] = None,
+        resume_after: int = 0) -> bytes:
     h = _header(rid)
     s = h.sub
     s.sid = sid
@@ -79,6 +80,9 @@ def sub(rid: int, sid: int, pattern: bytes, queue_group: bytes,
     if ack is not None:
         s.ack.SetInParent()  # present, even with every field defaulted
         ack.fill(s.ack)
+    if stream is not None:
+        s.stream.SetInParent()
+        stream.fill(s.stream, resume_after)
     return h.SerializeToString()
 
 
@@ -117,6 +121,66 @@ def declare(rid: int, pattern: str, queue_group: str, ack=None) -> bytes:
     h.declare.queue_group = queue_group.encode()
     if ack is not None:
         ack.fill(h.declare.ack)
+    return h.SerializeToString()
+
+
+# STREAM ops (StreamOp of proto/sift.proto).
+STREAM_INFO = 0
+STREAM_ADD = 1
+STREAM_DELETE = 2
+STREAM_LIST = 3
+CONSUMER_DELETE = 4
+
+
+def stream_request(rid: int, op: int, name: bytes = b"",
+                   subjects: Sequence[bytes] = (), max_age_ms: int = 0,
+                   max_bytes: int = 0, max_msgs: int = 0, fsync: str = "",
+                   dedup_window_ms: int = 0, segment_max_bytes: int = 0,
+                   consumer: bytes = b"") -> bytes:
+    """STREAM (add, info, list, delete, delete a consumer)."""
+    h = _header(rid)
+    r = h.stream
+    r.SetInParent()
+    if op:
+        r.op = op
+    c = r.config
+    if name:
+        c.name = name
+    c.subjects.extend(subjects)
+    if max_age_ms:
+        c.max_age_ms = max_age_ms
+    if max_bytes:
+        c.max_bytes = max_bytes
+    if max_msgs:
+        c.max_msgs = max_msgs
+    if fsync:
+        c.fsync = fsync
+    if dedup_window_ms:
+        c.dedup_window_ms = dedup_window_ms
+    if segment_max_bytes:
+        c.segment_max_bytes = segment_max_bytes
+    if consumer:
+        r.consumer = consumer
+    return h.SerializeToString()
+
+
+def fetch(rid: int, sid: int, start: StreamStart, batch: int,
+          max_wait_ms: int, pattern: bytes = b"",
+          ack: Optional[AckOptions] = None) -> bytes:
+    """FETCH: up to ``batch`` records as DELIVERs with ``sid``, then OK."""
+    h = _header(rid)
+    f = h.fetch
+    f.sid = sid
+    f.start.SetInParent()
+    start.fill(f.start)
+    f.batch = batch
+    if max_wait_ms:
+        f.max_wait_ms = max_wait_ms
+    if pattern:
+        f.pattern = pattern
+    if ack is not None:
+        f.ack.SetInParent()
+        ack.fill(f.ack)
     return h.SerializeToString()
 
 

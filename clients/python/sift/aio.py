@@ -26,15 +26,18 @@ from zmq.utils.monitor import parse_monitor_message
 
 from . import _publish, _validate, _wire
 from ._queue import AsyncQueue
-from ._session import (ACK, BATCH_PAYLOAD_LIMIT, OK, RELOAD, STATS, SUB,
-                       UNSUB, Session, SubState)
+from ._session import (ACK, BATCH_PAYLOAD_LIMIT, CONFIRM, RELOAD, STATS,
+                       STREAM, SUB, UNSUB, Session, SubState)
 from ._publish import When
 from ._validate import HeadersArg, Name
-from .client import DEFAULT_ENDPOINT, check_endpoint, configure_socket
+from .client import (DEFAULT_ENDPOINT, _fetch_args, _publish_ack,
+                     _stream_sub, check_endpoint, configure_socket)
 from .errors import (ClientClosed, MessagesDropped, NotConnected, PendingLimit,
-                     SiftError, SubscriptionClosed, Timeout)
+                     SiftError, SubscriptionClosed, Timeout, UnknownStream)
 from .message import AsyncMessage, Message
-from .options import AckOptions, Limits, PluginSpec, seconds_to_ms
+from .options import (AckOptions, Deliver, Limits, PluginSpec, PublishAck,
+                      StreamInfo, StreamStart, seconds_to_ms,
+                      stream_config_fields)
 
 log = logging.getLogger("sift")
 
@@ -99,6 +102,11 @@ class AsyncSubscription:
     def queue_group(self) -> str:
         """The queue group ("" if none)."""
         return self._state.queue_group.decode("latin-1")
+
+    @property
+    def stream(self) -> Optional[StreamStart]:
+        """The stream this subscription consumes (None: live routing)."""
+        return self._state.stream
 
     @property
     def dropped(self) -> int:
@@ -294,14 +302,15 @@ class AsyncClient:
                       headers: HeadersArg = None,
                       reply_to: Optional[Name] = None, retain: bool = False,
                       delay: Optional[float] = None,
-                      deliver_at: Optional[When] = None) -> None:
+                      deliver_at: Optional[When] = None,
+                      msg_id: Optional[Name] = None) -> None:
         """Publishes fire-and-forget (see Client.publish(); same arguments
         and errors). Returns once the message is handed to ZeroMQ, or queued
         while the client reconnects."""
         self._check_started()
         frames = _publish.frames(self._session.limits, topic, payload,
                                  headers, reply_to, 0, False, retain, delay,
-                                 deliver_at)
+                                 deliver_at, msg_id)
         self._check_room()
         self._session.enqueue(frames, None,
                               len(frames[1]) <= BATCH_PAYLOAD_LIMIT)
@@ -313,15 +322,20 @@ class AsyncClient:
                                 retain: bool = False,
                                 delay: Optional[float] = None,
                                 deliver_at: Optional[When] = None,
-                                timeout: float = 5.0) -> None:
+                                msg_id: Optional[Name] = None,
+                                timeout: float = 5.0) -> PublishAck:
         """Publishes and waits up to ``timeout`` seconds until the broker
-        routed or refused it (see Client.publish_confirmed())."""
+        routed or refused it (see Client.publish_confirmed(); a stream's
+        record: once durable). Returns a PublishAck (stream_seq,
+        duplicate)."""
         self._check_started()
         rid = self._session.next_id()
         frames = _publish.frames(self._session.limits, topic, payload,
                                  headers, reply_to, rid, True, retain, delay,
-                                 deliver_at)
-        await self._call(OK, frames, rid, timeout, f"publish on {topic!r}")
+                                 deliver_at, msg_id)
+        ok = await self._call(CONFIRM, frames, rid, timeout,
+                              f"publish on {topic!r}")
+        return _publish_ack(ok)
 
     # ---- Subscribing ----
 
@@ -331,11 +345,15 @@ class AsyncClient:
                         plugins: Sequence[PluginSpec] = (),
                         ack: Union[None, bool, AckOptions] = None,
                         callback: Optional[AsyncMessageCallback] = None,
+                        stream: Union[None, str, StreamStart] = None,
+                        consumer: Optional[str] = None,
+                        deliver: Optional[Deliver] = None,
                         timeout: float = 5.0) -> AsyncSubscription:
         """Subscribes and waits up to ``timeout`` seconds for the broker to
-        accept (see Client.subscribe(); same arguments and errors). A
-        callback may be a plain function or a coroutine function; it runs
-        in a task of this subscription's own, one message at a time."""
+        accept (see Client.subscribe(); same arguments and errors, streams
+        included). A callback may be a plain function or a coroutine
+        function; it runs in a task of this subscription's own, one message
+        at a time."""
         self._check_started()
         lim = self._session.limits
         pat = _validate.pattern(pattern, lim.max_topic_length,
@@ -343,9 +361,10 @@ class AsyncClient:
         group = _validate.queue_group(queue_group)
         filt = _validate.to_bytes(filter) if filter else b""
         ack_opts = AckOptions() if ack is True else (ack or None)
+        start = _stream_sub(stream, consumer, deliver, group, filt, plugins)
         queue = AsyncQueue(self._queue_max_messages, self._queue_max_bytes)
         state = SubState(self._session.next_id(), pat, group, filt,
-                         tuple(plugins), ack_opts, False, queue)
+                         tuple(plugins), ack_opts, False, queue, start)
         state.check_size(lim)
         await self._subscribe(state, timeout)
         if callback is not None:
@@ -491,6 +510,96 @@ class AsyncClient:
         await self._ack_call(
             lambda rid: _wire.progress(rid, [message.delivery_id]),
             message, timeout, "in_progress")
+
+    # ---- Durable streams ----
+
+    async def add_stream(self, name: str,
+                         subjects: Union[str, Sequence[str]], *,
+                         max_age: Optional[float] = None,
+                         max_bytes: Optional[int] = None,
+                         max_msgs: Optional[int] = None,
+                         fsync: str = "always",
+                         dedup_window: Optional[float] = None,
+                         segment_max_bytes: Optional[int] = None,
+                         timeout: float = 5.0) -> StreamInfo:
+        """Creates a durable stream and returns its StreamInfo (see
+        Client.add_stream(); same arguments and errors)."""
+        self._check_started()
+        fields = stream_config_fields(name, subjects, max_age, max_bytes,
+                                      max_msgs, fsync, dedup_window,
+                                      segment_max_bytes)
+        rid = self._session.next_id()
+        infos = await self._call(
+            STREAM, [_wire.stream_request(rid, _wire.STREAM_ADD, **fields)],
+            rid, timeout, f"add_stream {name!r}")
+        if infos:
+            return StreamInfo.from_wire(infos[0])
+        return await self.stream_info(name, timeout=timeout)
+
+    async def stream_info(self, name: str, *,
+                          timeout: float = 5.0) -> StreamInfo:
+        """One stream's StreamInfo (see Client.stream_info())."""
+        self._check_started()
+        rid = self._session.next_id()
+        infos = await self._call(
+            STREAM, [_wire.stream_request(rid, _wire.STREAM_INFO,
+                                          _validate.to_bytes(name))],
+            rid, timeout, f"stream_info {name!r}")
+        if not infos:
+            raise UnknownStream(f"the broker answered no stream for {name!r}")
+        return StreamInfo.from_wire(infos[0])
+
+    async def streams(self, *, timeout: float = 5.0) -> List[StreamInfo]:
+        """Every stream's StreamInfo (see Client.streams())."""
+        self._check_started()
+        rid = self._session.next_id()
+        infos = await self._call(
+            STREAM, [_wire.stream_request(rid, _wire.STREAM_LIST)], rid,
+            timeout, "streams")
+        return [StreamInfo.from_wire(i) for i in infos]
+
+    async def delete_stream(self, name: str, *, timeout: float = 5.0) -> None:
+        """Deletes a stream (see Client.delete_stream())."""
+        self._check_started()
+        rid = self._session.next_id()
+        await self._call(STREAM, [_wire.stream_request(
+            rid, _wire.STREAM_DELETE, _validate.to_bytes(name))], rid,
+            timeout, f"delete_stream {name!r}")
+
+    async def delete_consumer(self, stream: str, consumer: str, *,
+                              timeout: float = 5.0) -> None:
+        """Deletes a durable consumer (see Client.delete_consumer())."""
+        self._check_started()
+        rid = self._session.next_id()
+        await self._call(STREAM, [_wire.stream_request(
+            rid, _wire.CONSUMER_DELETE, _validate.to_bytes(stream),
+            consumer=_validate.to_bytes(consumer))], rid, timeout,
+            f"delete_consumer {stream!r} {consumer!r}")
+
+    async def fetch(self, stream: Union[str, StreamStart], batch: int = 1, *,
+                    consumer: Optional[str] = None, wait: float = 0.0,
+                    deliver: Optional[Deliver] = None,
+                    pattern: Optional[Name] = None,
+                    ack: Union[None, bool, AckOptions] = None,
+                    timeout: float = 5.0) -> List[AsyncMessage]:
+        """Polls a stream: up to ``batch`` records, waiting up to ``wait``
+        seconds for them; returns within ``wait + timeout`` seconds (see
+        Client.fetch(); same arguments and errors). Several may run at
+        once."""
+        self._check_started()
+        start, batch_n, wait_ms, pat, ack_opts = _fetch_args(
+            self._session.limits, stream, batch, consumer, wait, deliver,
+            pattern, ack)
+        sid = self._session.next_id()
+        rid = self._session.next_id()
+        frames = [_wire.fetch(rid, sid, start, batch_n, wait_ms, pat,
+                              ack_opts)]
+        assert self._loop is not None
+        fut = self._loop.create_future()
+        self._session.fetch(frames, fut, rid, sid)
+        self._flush()
+        return await self._wait(fut, rid, wait + timeout,
+                                f"fetch from {start.stream!r}")
 
     # ---- Broker administration ----
 

@@ -1,5 +1,6 @@
 """The blocking sift client: connect, publish, subscribe, request/reply,
-explicit acks, stats (docs/python.md).
+explicit acks, durable streams (admin, fetch, stream subscriptions), stats
+(docs/python.md).
 
 Threads: a Client is safe to use from any number of threads at once. It runs
 one background I/O thread ("sift-io") that owns the ZeroMQ socket: it sends
@@ -27,14 +28,20 @@ from zmq.utils.monitor import recv_monitor_message
 
 from . import _publish, _validate, _wire
 from ._queue import SyncQueue
-from ._session import (ACK, BATCH_PAYLOAD_LIMIT, OK, RELOAD, STATS, SUB,
-                       UNSUB, Session, SubState)
+from ._session import (ACK, BATCH_PAYLOAD_LIMIT, CONFIRM, RELOAD, STATS,
+                       STREAM, SUB, UNSUB, Session, SubState)
 from ._publish import When
 from ._validate import HeadersArg, Name
-from .errors import (ClientClosed, MessagesDropped, NotConnected, SiftError,
-                     SubscriptionClosed, Timeout)
+from .errors import (ClientClosed, InvalidRequest, MessagesDropped,
+                     NotConnected, SiftError, SubscriptionClosed, Timeout,
+                     UnknownStream)
 from .message import Message
-from .options import AckOptions, Limits, PluginSpec, seconds_to_ms
+from .options import (AckOptions, Deliver, Limits, PluginSpec, PublishAck,
+                      StreamInfo, StreamStart, seconds_to_ms, stream_start,
+                      stream_config_fields)
+
+#: Most records one fetch() may ask for.
+MAX_FETCH_BATCH = 10000
 
 log = logging.getLogger("sift")
 
@@ -65,6 +72,41 @@ def check_endpoint(endpoint: str) -> None:
         raise SiftError(
             f"invalid endpoint {endpoint!r} (endpoints look like "
             "tcp://127.0.0.1:7440 or ipc:///path)")
+
+
+def _publish_ack(ok) -> PublishAck:
+    """The PublishAck of a confirmed PUB's Ok (None: an empty answer)."""
+    if ok is None:
+        return PublishAck()
+    return PublishAck(stream_seq=ok.stream_seq, duplicate=ok.duplicate)
+
+
+def _stream_sub(stream, consumer, deliver, group: bytes, filt: bytes,
+                plugins) -> Optional[StreamStart]:
+    """subscribe()'s stream arguments as a StreamStart (None: no stream),
+    or InvalidRequest."""
+    start = stream_start(stream, consumer, deliver)
+    if start is not None and (group or filt or plugins):
+        raise InvalidRequest("a stream subscription takes no queue_group, "
+                             "filter or plugins")
+    return start
+
+
+def _fetch_args(limits: Limits, stream, batch: int, consumer, wait: float,
+                deliver, pattern, ack):
+    """fetch()'s arguments checked and converted: (StreamStart, batch,
+    wait in ms, pattern bytes, AckOptions or None)."""
+    if isinstance(batch, bool) or not 1 <= int(batch) <= MAX_FETCH_BATCH:
+        raise InvalidRequest(f"fetch batch {batch} is out of range (1 to "
+                             f"{MAX_FETCH_BATCH})")
+    start = stream_start(stream, consumer, deliver)
+    if start is None:
+        raise InvalidRequest("fetch needs a stream")
+    wait_ms = seconds_to_ms(wait, "wait")
+    pat = (_validate.pattern(pattern, limits.max_topic_length,
+                             limits.max_topic_tokens) if pattern else b"")
+    ack_opts = AckOptions() if ack is True else (ack or None)
+    return start, int(batch), wait_ms, pat, ack_opts
 
 
 class _Dispatcher:
@@ -164,6 +206,11 @@ class Subscription:
     def queue_group(self) -> str:
         """The queue group ("" if none)."""
         return self._state.queue_group.decode("latin-1")
+
+    @property
+    def stream(self) -> Optional[StreamStart]:
+        """The stream this subscription consumes (None: live routing)."""
+        return self._state.stream
 
     @property
     def dropped(self) -> int:
@@ -340,7 +387,8 @@ class Client:
                 headers: HeadersArg = None,
                 reply_to: Optional[Name] = None, retain: bool = False,
                 delay: Optional[float] = None,
-                deliver_at: Optional[When] = None) -> None:
+                deliver_at: Optional[When] = None,
+                msg_id: Optional[Name] = None) -> None:
         """Publishes fire-and-forget: returns once the message is queued for
         sending (it is sent in order, after anything queued before it).
 
@@ -360,10 +408,14 @@ class Client:
           deliver_at: route it at this time: Unix seconds (float) or a
             datetime (Celery's eta). At most one of delay and deliver_at,
             not with retain, at most the broker's max_delay_ms ahead.
+          msg_id: a message id, sent as the header ``sift-msg-id`` (after
+            ``headers``): a stream that captures the topic stores a given
+            id once within its dedup window (see publish_confirmed()).
         Raises (locally, before sending):
           InvalidTopic, Forbidden ($sift. topics), PayloadTooLarge,
           InvalidHeader, HeadersTooLarge, InvalidRequest (delay and
-          deliver_at, or either with retain, or too far ahead),
+          deliver_at, or either with retain, or too far ahead; an empty
+          msg_id),
           Unsupported (the broker takes no headers, or no delays),
           PendingLimit, ClientClosed, NotConnected.
         Errors the broker finds later (e.g. StoreFull for a retained or
@@ -372,7 +424,7 @@ class Client:
         """
         frames = _publish.frames(self._session.limits, topic, payload,
                                  headers, reply_to, 0, False, retain, delay,
-                                 deliver_at)
+                                 deliver_at, msg_id)
         batchable = len(frames[1]) <= BATCH_PAYLOAD_LIMIT
         with self._lock:
             self._session.enqueue(frames, None, batchable)
@@ -383,13 +435,21 @@ class Client:
                           reply_to: Optional[Name] = None,
                           retain: bool = False, delay: Optional[float] = None,
                           deliver_at: Optional[When] = None,
-                          timeout: float = 5.0) -> None:
+                          msg_id: Optional[Name] = None,
+                          timeout: float = 5.0) -> PublishAck:
         """Publishes and waits up to ``timeout`` seconds until the broker
         has routed the message (handed it to every subscriber's queue, or
         found none) or refused it. Not an acknowledgement by subscribers.
 
         Arguments as publish(). A delayed message is confirmed once the
-        broker holds it.
+        broker holds it. When a stream captures the topic, the answer comes
+        only once the record is durable per the stream's fsync policy.
+
+        Returns: a PublishAck: ``stream_seq``, the record's sequence number
+          in the stream that captured the topic (0: none did), and
+          ``duplicate``, True if a record with the same ``msg_id`` was
+          already stored within the stream's dedup window (nothing new was
+          stored; stream_seq is the first one's).
 
         Raises: what publish() raises, plus the broker's refusal
         (InvalidTopic, Forbidden, PayloadTooLarge, HeadersTooLarge,
@@ -402,8 +462,10 @@ class Client:
         rid = self._session.next_id()
         frames = _publish.frames(self._session.limits, topic, payload,
                                  headers, reply_to, rid, True, retain, delay,
-                                 deliver_at)
-        self._call(OK, frames, rid, timeout, f"publish on {topic!r}")
+                                 deliver_at, msg_id)
+        ok = self._call(CONFIRM, frames, rid, timeout,
+                        f"publish on {topic!r}")
+        return _publish_ack(ok)
 
     # ---- Subscribing ----
 
@@ -412,6 +474,9 @@ class Client:
                   plugins: Sequence[PluginSpec] = (),
                   ack: Union[None, bool, AckOptions] = None,
                   callback: Optional[MessageCallback] = None,
+                  stream: Union[None, str, StreamStart] = None,
+                  consumer: Optional[str] = None,
+                  deliver: Optional[Deliver] = None,
                   timeout: float = 5.0) -> Subscription:
         """Subscribes and waits up to ``timeout`` seconds for the broker to
         accept.
@@ -430,12 +495,32 @@ class Client:
           callback: called with each Message, in order, on a thread of this
             subscription's own (then next() is not used); without it, use
             next() or iterate. An exception it raises is logged.
+          stream: consume a durable stream instead of live routing: its
+            name, or a StreamStart. The broker replays the stream's records
+            whose topic matches ``pattern`` (``">"``: all) from the
+            consumer's position, then sends new ones as they become
+            durable; each Message has stream_seq and timestamp_ms. With
+            ``ack`` the records must be acknowledged (a durable consumer's
+            position moves over acknowledged records); without it a record
+            counts as acknowledged once sent. No queue_group, filter or
+            plugins with a stream. After a reconnect the client subscribes
+            again: a durable consumer resumes where the broker has it, an
+            ephemeral one after the last record this subscription received.
+          consumer: with a stream name: a durable consumer's name (kept by
+            the broker across reconnects and restarts; one subscription at
+            a time); None: ephemeral.
+          deliver: with a stream name: where a new consumer starts:
+            ``"all"`` (default), ``"new"``, a sequence number (int), or a
+            datetime (records stored at or after it).
         Raises:
-          InvalidPattern, InvalidQueueGroup (locally); InvalidFilter,
+          InvalidPattern, InvalidQueueGroup (locally); InvalidRequest
+          (stream arguments that do not fit together); InvalidFilter,
           InvalidPlugin, Forbidden (another client's inbox, a plugin the
           broker does not allow), TooManySubscriptions, InvalidRequest (ack
-          options out of range) from the broker; Timeout (the subscription
-          is withdrawn); ClientClosed, NotConnected, PendingLimit.
+          options out of range; a durable consumer another subscription
+          holds) from the broker; UnknownStream, InvalidStream (streams
+          disabled) for a stream; Timeout (the subscription is withdrawn);
+          ClientClosed, NotConnected, PendingLimit.
         """
         lim = self._session.limits
         pat = _validate.pattern(pattern, lim.max_topic_length,
@@ -443,9 +528,10 @@ class Client:
         group = _validate.queue_group(queue_group)
         filt = _validate.to_bytes(filter) if filter else b""
         ack_opts = AckOptions() if ack is True else (ack or None)
+        start = _stream_sub(stream, consumer, deliver, group, filt, plugins)
         queue = SyncQueue(self._queue_max_messages, self._queue_max_bytes)
         state = SubState(self._session.next_id(), pat, group, filt,
-                         tuple(plugins), ack_opts, False, queue)
+                         tuple(plugins), ack_opts, False, queue, start)
         state.check_size(lim)
         self._subscribe(state, timeout)
         if callback is not None:
@@ -594,11 +680,155 @@ class Client:
         self._ack_call(lambda rid: _wire.progress(rid, [message.delivery_id]),
                        message, timeout, "in_progress")
 
+    # ---- Durable streams ----
+
+    def add_stream(self, name: str, subjects: Union[str, Sequence[str]], *,
+                   max_age: Optional[float] = None,
+                   max_bytes: Optional[int] = None,
+                   max_msgs: Optional[int] = None, fsync: str = "always",
+                   dedup_window: Optional[float] = None,
+                   segment_max_bytes: Optional[int] = None,
+                   timeout: float = 5.0) -> StreamInfo:
+        """Creates a durable stream (docs/delivery.md §3) and returns it as
+        the broker holds it (defaults filled in). The same settings again
+        are OK and change nothing.
+
+        Args:
+          name: 1 to 64 characters of ``[A-Za-z0-9_-]``.
+          subjects: a topic pattern, or a list of them (``*`` and ``>``
+            allowed): publishes on matching topics are appended.
+          max_age: seconds a record is kept; None: unlimited.
+          max_bytes, max_msgs: bounds of its size (segment files) and its
+            records; None: unlimited. Beyond a bound, the oldest go.
+          fsync: ``"always"`` (each confirmed publish waits for its fsync,
+            with group commit), ``"never"`` (left to the OS) or ``"<N>ms"``
+            (at most N ms after the write).
+          dedup_window: seconds within which a ``msg_id`` is stored once;
+            None: the broker's default (2 minutes).
+          segment_max_bytes: segment file rotation size; None: 64 MiB.
+          timeout: seconds to wait for the broker's answer.
+        Raises:
+          InvalidStream: bad settings, the name taken with other settings,
+            or streams disabled (siftd without ``--data_dir``).
+          InvalidRequest (locally): a negative or out-of-range value.
+          Timeout, ClientClosed, NotConnected (the answer was lost with the
+          connection: the stream may or may not have been made).
+        Thread-safe.
+        """
+        fields = stream_config_fields(name, subjects, max_age, max_bytes,
+                                      max_msgs, fsync, dedup_window,
+                                      segment_max_bytes)
+        rid = self._session.next_id()
+        infos = self._call(
+            STREAM, [_wire.stream_request(rid, _wire.STREAM_ADD, **fields)],
+            rid, timeout, f"add_stream {name!r}")
+        if infos:
+            return StreamInfo.from_wire(infos[0])
+        return self.stream_info(name, timeout=timeout)
+
+    def stream_info(self, name: str, *, timeout: float = 5.0) -> StreamInfo:
+        """One stream's settings, counts and durable consumers, waiting up
+        to ``timeout`` seconds. Raises UnknownStream, InvalidStream (streams
+        disabled), Timeout, ClientClosed, NotConnected. Thread-safe."""
+        rid = self._session.next_id()
+        infos = self._call(
+            STREAM, [_wire.stream_request(rid, _wire.STREAM_INFO,
+                                          _validate.to_bytes(name))],
+            rid, timeout, f"stream_info {name!r}")
+        if not infos:
+            raise UnknownStream(f"the broker answered no stream for {name!r}")
+        return StreamInfo.from_wire(infos[0])
+
+    def streams(self, *, timeout: float = 5.0) -> List[StreamInfo]:
+        """Every stream, as stream_info() shows it (empty if none), waiting
+        up to ``timeout`` seconds. Raises InvalidStream (streams disabled),
+        Timeout, ClientClosed, NotConnected. Thread-safe."""
+        rid = self._session.next_id()
+        infos = self._call(
+            STREAM, [_wire.stream_request(rid, _wire.STREAM_LIST)], rid,
+            timeout, "streams")
+        return [StreamInfo.from_wire(i) for i in infos]
+
+    def delete_stream(self, name: str, *, timeout: float = 5.0) -> None:
+        """Deletes a stream with its records and consumers, waiting up to
+        ``timeout`` seconds. Raises UnknownStream, InvalidStream (streams
+        disabled), Timeout, ClientClosed, NotConnected. Thread-safe."""
+        rid = self._session.next_id()
+        self._call(STREAM, [_wire.stream_request(
+            rid, _wire.STREAM_DELETE, _validate.to_bytes(name))], rid,
+            timeout, f"delete_stream {name!r}")
+
+    def delete_consumer(self, stream: str, consumer: str, *,
+                        timeout: float = 5.0) -> None:
+        """Deletes durable consumer ``consumer`` of ``stream`` (its position
+        is forgotten), waiting up to ``timeout`` seconds. Raises
+        UnknownStream (no such stream or consumer), InvalidStream (streams
+        disabled), Timeout, ClientClosed, NotConnected. Thread-safe."""
+        rid = self._session.next_id()
+        self._call(STREAM, [_wire.stream_request(
+            rid, _wire.CONSUMER_DELETE, _validate.to_bytes(stream),
+            consumer=_validate.to_bytes(consumer))], rid, timeout,
+            f"delete_consumer {stream!r} {consumer!r}")
+
+    def fetch(self, stream: Union[str, StreamStart], batch: int = 1, *,
+              consumer: Optional[str] = None, wait: float = 0.0,
+              deliver: Optional[Deliver] = None,
+              pattern: Optional[Name] = None,
+              ack: Union[None, bool, AckOptions] = None,
+              timeout: float = 5.0) -> List[Message]:
+        """Polls a stream (JetStream's pull consumer fetch): returns up to
+        ``batch`` records, in stream order, as soon as that many are there,
+        or after ``wait`` seconds with what there is (possibly none).
+
+        Args:
+          stream: the stream's name, or a StreamStart (then no consumer or
+            deliver here).
+          batch: most records to return, 1 to 10000.
+          consumer: a durable consumer's name: its position is kept across
+            fetches, connections and broker restarts. None: a one-off read
+            from ``deliver`` that keeps no state.
+          wait: seconds the broker waits for ``batch`` records (0: answer
+            with what is there now); millisecond precision.
+          deliver: where reading starts (a named consumer: only when the
+            broker creates it): ``"all"`` (default), ``"new"``, a sequence
+            number (int), or a datetime.
+          pattern: only records whose topic matches; None: all.
+          ack: True or AckOptions (named consumers only): each record must
+            be acknowledged (message.ack()), else the broker hands it out
+            again after the ack wait, on a later fetch. None: a record counts
+            as acknowledged once sent.
+          timeout: seconds to wait for the answer beyond ``wait``: the call
+            returns within ``wait + timeout``.
+        Returns: a list of Messages, each with stream_seq and timestamp_ms
+          (with ``ack``, a delivery_id to ack()).
+        Raises:
+          UnknownStream, InvalidStream (streams disabled), InvalidRequest
+          (batch out of range, ack without a consumer, ...), InvalidPattern;
+          Timeout (records the broker sent meanwhile are lost to this call:
+          without ``ack`` they count as acknowledged), ClientClosed,
+          NotConnected.
+        Thread-safe: several fetches may run at once, also from callbacks.
+        """
+        start, batch_n, wait_ms, pat, ack_opts = _fetch_args(
+            self._session.limits, stream, batch, consumer, wait, deliver,
+            pattern, ack)
+        sid = self._session.next_id()
+        rid = self._session.next_id()
+        frames = [_wire.fetch(rid, sid, start, batch_n, wait_ms, pat,
+                              ack_opts)]
+        fut: "concurrent.futures.Future" = concurrent.futures.Future()
+        with self._lock:
+            self._session.fetch(frames, fut, rid, sid)
+        self._wake()
+        return self._wait(fut, rid, wait + timeout,
+                          f"fetch from {start.stream!r}")
+
     # ---- Broker administration ----
 
     def stats(self, timeout: float = 5.0):
         """The broker's counters (a ``sift_pb2.StatsReply``; fields in
-        docs/protocol.md §11), waiting up to ``timeout`` seconds.
+        docs/protocol.md §11, e.g. ``streams``: streams open now), waiting
+        up to ``timeout`` seconds.
         Raises Timeout, ClientClosed, NotConnected."""
         rid = self._session.next_id()
         return self._call(STATS, [_wire.stats(rid)], rid, timeout, "stats")

@@ -47,6 +47,8 @@ class ErrorCode(enum.IntEnum):
     UNKNOWN_DELIVERY = 22
     STORE_FULL = 23
     QUEUE_FULL = 24
+    UNKNOWN_STREAM = 25
+    INVALID_STREAM = 26
 
 
 class SiftError(Exception):
@@ -285,6 +287,21 @@ class QueueFull(SiftError):
     code = ErrorCode.QUEUE_FULL
 
 
+class UnknownStream(SiftError, LookupError):
+    """UNKNOWN_STREAM (25): the stream named by fetch(), a stream
+    subscription, stream_info(), delete_stream() or delete_consumer() does
+    not exist (or, for delete_consumer(), the durable consumer does not)."""
+    code = ErrorCode.UNKNOWN_STREAM
+
+
+class InvalidStream(SiftError, ValueError):
+    """INVALID_STREAM (26): add_stream() with bad settings (name, subject
+    pattern, limits, fsync), a name already taken with other settings, or
+    any stream call to a broker that has streams disabled (siftd without
+    ``--data_dir``)."""
+    code = ErrorCode.INVALID_STREAM
+
+
 _BY_CODE: Dict[int, Type[SiftError]] = {
     int(cls.code): cls
     for cls in (BadFrame, UnknownCommand, VersionMismatch, HelloRequired,
@@ -293,7 +310,7 @@ _BY_CODE: Dict[int, Type[SiftError]] = {
                 UnknownSid, Forbidden, InvalidRequest, InternalError,
                 TooManyClients, SlowConsumer, InvalidHeader, HeadersTooLarge,
                 InvalidFilter, InvalidPlugin, InvalidConfig, UnknownDelivery,
-                StoreFull, QueueFull)
+                StoreFull, QueueFull, UnknownStream, InvalidStream)
 }
 
 

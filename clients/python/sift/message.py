@@ -5,6 +5,7 @@ its ack(), nack(), in_progress() and respond() are as thread-safe as the
 client that received it.
 """
 
+import datetime
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 from .errors import NotAckable, SiftError
@@ -30,15 +31,22 @@ class Message:
         (0 otherwise).
       retained: True for a topic's retained value, sent because this
         subscription was just made (not a new publish).
+      stream_seq: from a stream (a stream subscription, or fetch()): the
+        record's sequence number in its stream (0 for live messages).
+      timestamp_ms: from a stream: when the broker stored the record, Unix
+        milliseconds (int; 0 for live messages). ``timestamp`` gives it as
+        a datetime.
     """
 
     __slots__ = ("topic", "payload", "reply_to", "headers", "sid",
-                 "delivery_id", "attempt", "retained", "_client")
+                 "delivery_id", "attempt", "retained", "stream_seq",
+                 "timestamp_ms", "_client")
 
     def __init__(self, topic: str, payload: bytes, reply_to: str = "",
                  headers: Optional[List[Tuple[str, bytes]]] = None,
                  sid: int = 0, delivery_id: int = 0, attempt: int = 0,
-                 retained: bool = False, client: Any = None) -> None:
+                 retained: bool = False, client: Any = None,
+                 stream_seq: int = 0, timestamp_ms: int = 0) -> None:
         self.topic = topic
         self.payload = payload
         self.reply_to = reply_to
@@ -47,7 +55,18 @@ class Message:
         self.delivery_id = delivery_id
         self.attempt = attempt
         self.retained = retained
+        self.stream_seq = stream_seq
+        self.timestamp_ms = timestamp_ms
         self._client = client
+
+    @property
+    def timestamp(self) -> Optional[datetime.datetime]:
+        """From a stream: when the broker stored the record, as an aware
+        UTC datetime (millisecond precision); None for live messages."""
+        if not self.timestamp_ms:
+            return None
+        return datetime.datetime.fromtimestamp(self.timestamp_ms / 1000.0,
+                                               datetime.timezone.utc)
 
     def header(self, key: str, default: Optional[bytes] = None
                ) -> Optional[bytes]:
@@ -70,8 +89,8 @@ class Message:
     def _ackable(self):
         if not self.delivery_id:
             raise NotAckable(
-                "this message came from a subscription without explicit acks "
-                "(subscribe(..., ack=...)): there is nothing to acknowledge")
+                "this message came from a subscription (or fetch) without "
+                "explicit acks (ack=...): there is nothing to acknowledge")
         if self._client is None:
             raise NotAckable("this message has no client to answer through")
         return self._client
@@ -83,9 +102,10 @@ class Message:
           timeout: None (default): fire-and-forget, returns at once; an
             id the broker no longer holds is reported to the client's
             error_callback and log. A number of seconds: wait for the
-            broker's answer that long.
+            broker's answer that long (for a durable stream consumer, the
+            broker answers once the new position is on disk).
         Raises:
-          NotAckable: not from an explicit-ack subscription.
+          NotAckable: not from an explicit-ack subscription or fetch.
           UnknownDelivery: (with a timeout) the delivery is not in flight
             any more (acknowledged already, or redelivered since).
           Timeout, ClientClosed, PendingLimit.
@@ -121,6 +141,8 @@ class Message:
             extra = f" delivery_id={self.delivery_id} attempt={self.attempt}"
         if self.retained:
             extra += " retained"
+        if self.stream_seq:
+            extra += f" stream_seq={self.stream_seq}"
         return (f"<sift.Message topic={self.topic!r} "
                 f"payload={self.payload[:40]!r}"
                 f"{'...' if len(self.payload) > 40 else ''}"

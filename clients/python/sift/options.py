@@ -1,9 +1,11 @@
-"""Options of subscriptions (explicit acks, plugins) and the broker's limits.
+"""Options of subscriptions (explicit acks, plugins), the values of durable
+streams (StreamStart, StreamInfo, PublishAck) and the broker's limits.
 
 Plain immutable values: safe to share between threads.
 """
 
 import dataclasses
+import datetime
 from typing import Iterable, Mapping, Optional, Sequence, Tuple, Union
 
 from .errors import InvalidRequest
@@ -150,3 +152,297 @@ class Limits:
                    max_headers=w.max_headers,
                    max_headers_bytes=w.max_headers_bytes,
                    max_delay_ms=w.max_delay_ms)
+
+
+# ---- Durable streams (docs/python.md, "Streams"; docs/delivery.md §3) ----
+
+#: The header a publish carries to be deduplicated by a stream (JetStream's
+#: Nats-Msg-Id); ``publish(..., msg_id=...)`` sets it.
+MSG_ID_HEADER = "sift-msg-id"
+
+# DeliverPolicy of proto/sift.proto.
+_DELIVER_NEW = 0
+_DELIVER_ALL = 1
+_DELIVER_FROM_SEQ = 2
+_DELIVER_FROM_TIME = 3
+
+#: Where a stream consumer starts: ``"all"`` (the stream's first record),
+#: ``"new"`` (records appended from now on), an ``int`` sequence number
+#: (that record on; the first record if it is older), or a
+#: ``datetime.datetime`` (the first record stored at or after that time; a
+#: naive datetime is local time).
+Deliver = Union[str, int, datetime.datetime]
+
+
+def deliver_fields(deliver: Deliver) -> Tuple[int, int, int]:
+    """(policy, start_seq, start_time_ms) of the wire StreamStart for a
+    ``deliver`` value, or InvalidRequest."""
+    if isinstance(deliver, str):
+        if deliver == "all":
+            return _DELIVER_ALL, 0, 0
+        if deliver == "new":
+            return _DELIVER_NEW, 0, 0
+        raise InvalidRequest(
+            f"deliver = {deliver!r}: use \"all\", \"new\", a sequence number "
+            "(int) or a datetime")
+    if isinstance(deliver, datetime.datetime):
+        ms = round(deliver.timestamp() * 1000)  # naive: local time
+        return _DELIVER_FROM_TIME, 0, max(0, ms)
+    if isinstance(deliver, int) and not isinstance(deliver, bool):
+        if not 0 <= deliver < 1 << 64:
+            raise InvalidRequest(f"deliver = {deliver}: a sequence number "
+                                 "is 0 or more")
+        return _DELIVER_FROM_SEQ, deliver, 0
+    raise InvalidRequest(
+        f"deliver = {deliver!r}: use \"all\", \"new\", a sequence number "
+        "(int) or a datetime")
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamStart:
+    """A consumer of a stream: which stream, whether it is durable, and
+    where it starts (``subscribe(..., stream=StreamStart(...))``).
+
+    Attributes:
+      stream: the stream's name.
+      consumer: a durable consumer's name: the broker keeps its
+        acknowledged position in its data directory, and it resumes there
+        after a reconnect or a broker restart (``deliver`` applies only when
+        the broker creates it). ``""``: ephemeral, living as long as the
+        subscription.
+      deliver: where a new consumer starts (see :data:`Deliver`):
+        ``"all"`` (default), ``"new"``, a sequence number, or a datetime.
+    """
+
+    stream: str
+    consumer: str = ""
+    deliver: Deliver = "all"
+
+    def __post_init__(self) -> None:
+        deliver_fields(self.deliver)  # InvalidRequest now, not at send time
+        if not self.stream:
+            raise InvalidRequest("a StreamStart needs a stream name")
+
+    def fill(self, start, resume_after: int = 0) -> None:
+        """Writes this into a wire StreamStart. ``resume_after`` > 0 (an
+        ephemeral consumer subscribed again after a reconnect): start after
+        that sequence number instead."""
+        start.stream = _to_bytes(self.stream)
+        if self.consumer:
+            start.consumer = _to_bytes(self.consumer)
+        policy, seq, ms = deliver_fields(self.deliver)
+        if resume_after and not self.consumer:
+            policy, seq, ms = _DELIVER_FROM_SEQ, resume_after + 1, 0
+        if policy:
+            start.deliver = policy
+        if seq:
+            start.start_seq = seq
+        if ms:
+            start.start_time_ms = ms
+
+
+def _to_bytes(value: Union[str, bytes]) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def _seconds_or_none(ms: int) -> Optional[float]:
+    return ms / 1000.0 if ms else None
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamConfig:
+    """A stream's settings as the broker holds them (defaults filled in).
+
+    Attributes:
+      name: 1 to 64 characters of ``[A-Za-z0-9_-]``.
+      subjects: topic patterns whose publishes the stream appends.
+      max_age: seconds a record is kept; None = unlimited.
+      max_bytes, max_msgs: size bounds (of segment files; records);
+        None = unlimited. Beyond a bound, records go oldest first.
+      fsync: ``"always"``, ``"never"`` or ``"<N>ms"``.
+      dedup_window: seconds within which a ``msg_id`` is stored once.
+      segment_max_bytes: size at which a segment file is rotated.
+    """
+
+    name: str
+    subjects: Tuple[str, ...] = ()
+    max_age: Optional[float] = None
+    max_bytes: Optional[int] = None
+    max_msgs: Optional[int] = None
+    fsync: str = "always"
+    dedup_window: Optional[float] = None
+    segment_max_bytes: Optional[int] = None
+
+    @classmethod
+    def from_wire(cls, c) -> "StreamConfig":
+        return cls(name=c.name.decode("utf-8", "replace"),
+                   subjects=tuple(s.decode("utf-8", "replace")
+                                  for s in c.subjects),
+                   max_age=_seconds_or_none(c.max_age_ms),
+                   max_bytes=c.max_bytes or None,
+                   max_msgs=c.max_msgs or None,
+                   fsync=c.fsync or "always",
+                   dedup_window=_seconds_or_none(c.dedup_window_ms),
+                   segment_max_bytes=c.segment_max_bytes or None)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsumerInfo:
+    """A durable consumer's state, as the broker reports it.
+
+    Attributes:
+      name: its name.
+      ack_floor: every record up to this sequence number is acknowledged.
+      delivered_seq: the newest record delivered.
+      in_flight: records delivered, not yet acknowledged.
+      attached: a subscription is consuming it now.
+    """
+
+    name: str
+    ack_floor: int = 0
+    delivered_seq: int = 0
+    in_flight: int = 0
+    attached: bool = False
+
+    @classmethod
+    def from_wire(cls, c) -> "ConsumerInfo":
+        return cls(name=c.name.decode("utf-8", "replace"),
+                   ack_floor=c.ack_floor, delivered_seq=c.delivered_seq,
+                   in_flight=c.in_flight, attached=c.attached)
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamInfo:
+    """A stream's settings and state (add_stream(), stream_info(),
+    streams()).
+
+    Attributes:
+      config: its StreamConfig (``name`` is a shortcut to config.name).
+      first_seq: the oldest record's sequence number (last_seq + 1 when
+        the stream is empty).
+      last_seq: the newest record written (0: none yet).
+      durable_seq: the newest record durable per the fsync policy.
+      messages: records held.
+      bytes: size of its segment files.
+      consumers: its durable consumers (ConsumerInfo), in the broker's
+        order.
+      from_config: defined in siftd's config file (not by a client).
+    """
+
+    config: StreamConfig
+    first_seq: int = 0
+    last_seq: int = 0
+    durable_seq: int = 0
+    messages: int = 0
+    bytes: int = 0
+    consumers: Tuple[ConsumerInfo, ...] = ()
+    from_config: bool = False
+
+    @property
+    def name(self) -> str:
+        """The stream's name."""
+        return self.config.name
+
+    def consumer(self, name: str) -> Optional[ConsumerInfo]:
+        """The durable consumer called ``name``, or None."""
+        for c in self.consumers:
+            if c.name == name:
+                return c
+        return None
+
+    @classmethod
+    def from_wire(cls, info) -> "StreamInfo":
+        """The StreamInfo of a wire ``sift.wire.StreamInfo``."""
+        return cls(config=StreamConfig.from_wire(info.config),
+                   first_seq=info.first_seq, last_seq=info.last_seq,
+                   durable_seq=info.durable_seq, messages=info.messages,
+                   bytes=info.bytes,
+                   consumers=tuple(ConsumerInfo.from_wire(c)
+                                   for c in info.consumers),
+                   from_config=info.from_config)
+
+
+@dataclasses.dataclass(frozen=True)
+class PublishAck:
+    """What publish_confirmed() was answered.
+
+    Attributes:
+      stream_seq: the record's sequence number in the stream that captured
+        the topic (answered only once the record is durable per the
+        stream's fsync policy); 0 when no stream captures the topic (the
+        message was only routed).
+      duplicate: True if a record with the same ``msg_id`` was already
+        stored within the stream's dedup window: nothing new was stored,
+        and stream_seq is the first record's.
+    """
+
+    stream_seq: int = 0
+    duplicate: bool = False
+
+
+def stream_start(stream: Union[None, str, StreamStart],
+                 consumer: Optional[str], deliver: Optional[Deliver]
+                 ) -> Optional[StreamStart]:
+    """The StreamStart of subscribe()'s and fetch()'s ``stream``,
+    ``consumer`` and ``deliver`` arguments (None: no stream), or
+    InvalidRequest."""
+    if stream is None:
+        if consumer is not None or deliver is not None:
+            raise InvalidRequest("consumer and deliver need a stream")
+        return None
+    if isinstance(stream, StreamStart):
+        if consumer is not None or deliver is not None:
+            raise InvalidRequest(
+                "give consumer and deliver in the StreamStart or as "
+                "arguments with a stream name, not both")
+        return stream
+    if not isinstance(stream, str):
+        raise InvalidRequest(f"stream = {stream!r}: a name (str) or a "
+                             "StreamStart")
+    return StreamStart(stream, consumer or "",
+                       "all" if deliver is None else deliver)
+
+
+def _u64_ms(seconds: Optional[float], what: str) -> int:
+    if seconds is None:
+        return 0
+    if seconds < 0:
+        raise InvalidRequest(f"{what} = {seconds} s is negative")
+    ms = round(seconds * 1000)
+    if seconds > 0 and ms == 0:
+        raise InvalidRequest(f"{what} = {seconds} s is under 1 ms")
+    if ms >= 1 << 64:
+        raise InvalidRequest(f"{what} = {seconds} s is out of range")
+    return ms
+
+
+def _u64(value: Optional[int], what: str) -> int:
+    if value is None:
+        return 0
+    v = int(value)
+    if not 0 <= v < 1 << 64:
+        raise InvalidRequest(f"{what} = {value} is out of range")
+    return v
+
+
+def stream_config_fields(name: str, subjects, max_age: Optional[float],
+                         max_bytes: Optional[int], max_msgs: Optional[int],
+                         fsync: Optional[str], dedup_window: Optional[float],
+                         segment_max_bytes: Optional[int]) -> dict:
+    """add_stream()'s arguments as keyword arguments of
+    _wire.stream_request (seconds to ms; None to 0, the broker's
+    default/unlimited), or InvalidRequest for values that cannot be sent."""
+    if isinstance(subjects, (str, bytes)):
+        subjects = [subjects]
+    subs = [_to_bytes(s) for s in subjects]
+    if fsync is not None and not isinstance(fsync, str):
+        raise InvalidRequest(f"fsync = {fsync!r}: \"always\", \"never\" or "
+                             "\"<N>ms\"")
+    return dict(name=_to_bytes(name), subjects=subs,
+                max_age_ms=_u64_ms(max_age, "max_age"),
+                max_bytes=_u64(max_bytes, "max_bytes"),
+                max_msgs=_u64(max_msgs, "max_msgs"),
+                fsync=fsync or "",
+                dedup_window_ms=_u64_ms(dedup_window, "dedup_window"),
+                segment_max_bytes=_u64(segment_max_bytes,
+                                       "segment_max_bytes"))

@@ -125,11 +125,13 @@ class Raw {
   absl::StatusOr<wire::Header> Sub(uint64_t sid, const std::string& stream,
                                    const std::string& consumer,
                                    wire::DeliverPolicy policy,
-                                   bool explicit_ack) {
+                                   bool explicit_ack,
+                                   const std::string& pattern = "") {
     wire::Header h;
     h.set_request_id(next_++);
     wire::Sub* s = h.mutable_sub();
     s->set_sid(sid);
+    s->set_pattern(pattern);
     s->mutable_stream()->set_stream(stream);
     s->mutable_stream()->set_consumer(consumer);
     s->mutable_stream()->set_deliver(policy);
@@ -233,6 +235,9 @@ TEST(StreamsTest, AddInfoListDeleteAndTheirErrors) {
   ASSERT_TRUE(f.answer.has_value());
   EXPECT_EQ(f.answer->error().code(), wire::INVALID_REQUEST);
 
+  // A topic is stored in one stream: overlapping subjects are refused.
+  EXPECT_EQ(CodeOf(c.Stream(wire::STREAM_ADD, "overlap", {"*.eu.>"})),
+            wire::INVALID_STREAM);
   ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "audit", {"audit.*"}).ok());
   auto list = c.Stream(wire::STREAM_LIST, "");
   ASSERT_TRUE(list.ok() && list->has_stream_reply());
@@ -248,8 +253,23 @@ TEST(StreamsTest, AddInfoListDeleteAndTheirErrors) {
   ASSERT_TRUE(info.ok()) << info.status();
   ASSERT_TRUE(info->has_stream_reply()) << info->DebugString();
   EXPECT_EQ(info->stream_reply().streams(0).messages(), 1u);
+  // A subscription whose pattern no subject can match is refused; one that
+  // fits is told when its stream is deleted.
+  EXPECT_EQ(CodeOf(c2.Sub(3, "audit", "", wire::DELIVER_ALL, false, "zz.>")),
+            wire::INVALID_REQUEST);
+  Raw watcher(siftd->endpoint());
+  ASSERT_TRUE(watcher.Sub(4, "audit", "", wire::DELIVER_ALL, false).ok());
+  ASSERT_TRUE(watcher.Next(kTimeout).has_value());  // the record
   auto deleted = c2.Stream(wire::STREAM_DELETE, "audit");
   EXPECT_TRUE(deleted.ok() && deleted->has_stream_reply());
+  bool told = false;
+  for (int i = 0; i < 20 && !told; ++i) {
+    auto r = watcher.dealer().Recv(absl::Milliseconds(200));
+    told = r && r->header && r->header->has_error() &&
+           r->header->error().code() == wire::UNKNOWN_STREAM &&
+           r->header->request_id() == 0;
+  }
+  EXPECT_TRUE(told);
   EXPECT_EQ(CodeOf(c2.Stream(wire::STREAM_INFO, "audit")),
             wire::UNKNOWN_STREAM);
   EXPECT_FALSE(std::filesystem::exists(dir + "/streams/audit"));

@@ -243,6 +243,18 @@ absl::StatusOr<std::vector<StreamSettings>> ParseStreamSections(
                                         entry.source().begin.line,
                                         ": stream \"", s->name,
                                         "\" is defined twice"));
+        continue;
+      }
+      for (const std::string& x : s->subjects) {
+        for (const std::string& y : other.subjects) {
+          if (topic::PatternsOverlap(x, y)) {
+            problems.push_back(absl::StrCat(
+                AV(source), ":", entry.source().begin.line, ": stream \"",
+                s->name, "\" subject \"", x, "\" overlaps stream \"",
+                other.name, "\"'s \"", y,
+                "\" (a topic is stored in one stream only)"));
+          }
+        }
       }
     }
     out.push_back(*std::move(s));

@@ -73,6 +73,19 @@ absl::Status BadRequest(absl::string_view what) {
   return protocol::WireError(wire::INVALID_REQUEST, what);
 }
 
+// The first subject of `a` that overlaps one of `b`'s, as "x overlaps y".
+std::string Overlap(const StreamSettings& a, const StreamSettings& b) {
+  for (const std::string& x : a.subjects) {
+    for (const std::string& y : b.subjects) {
+      if (topic::PatternsOverlap(x, y)) {
+        return absl::StrCat("\"", x, "\" overlaps stream \"", b.name,
+                            "\"'s \"", y, "\"");
+      }
+    }
+  }
+  return "";
+}
+
 bool ValidConsumerName(std::string_view name) {
   if (name.empty() || name.size() > 64) return false;
   for (char c : name) {
@@ -158,6 +171,16 @@ absl::StatusOr<std::unique_ptr<StreamManager>> StreamManager::Open(
     absl::StatusOr<StreamSettings> settings =
         StreamSettingsFromToml(*text, file);
     if (!settings.ok()) return settings.status();
+    for (const auto& other : m->streams_) {
+      std::string overlap = Overlap(*settings, other->settings);
+      if (!overlap.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "stream \"", settings->name, "\" (made by a client, in ", file,
+            "): subject ", overlap,
+            " from the config file; change one of them, or delete the "
+            "stream's directory"));
+      }
+    }
     if (absl::Status s = m->OpenStream(*std::move(settings), false, false);
         !s.ok()) {
       return s;
@@ -325,6 +348,15 @@ absl::StatusOr<StreamView> StreamManager::Add(const StreamSettings& settings) {
                                 "\" exists with other settings (delete it "
                                 "first, or change siftd's config)"));
   }
+  // A topic is stored in one stream: subjects may not overlap.
+  for (const auto& other : streams_) {
+    std::string overlap = Overlap(settings, other->settings);
+    if (!overlap.empty()) {
+      return Invalid(absl::StrCat("stream \"", settings.name, "\": subject ",
+                                  overlap, " (a topic is stored in one "
+                                  "stream only)"));
+    }
+  }
   if (absl::Status s = OpenStream(settings, false, true); !s.ok()) {
     return protocol::WireError(wire::INTERNAL, s.message());
   }
@@ -345,8 +377,23 @@ absl::Status StreamManager::Delete(const std::string& name) {
   Stream* s = it->get();
   std::vector<uint64_t> doomed;
   for (const auto& [id, slot] : slots_) {
-    if (slot->stream == s) doomed.push_back(id);
+    if (slot->stream != s) continue;
+    doomed.push_back(id);
+    // Its subscription and its waiting FETCHes are told they ended.
+    if (slot->push) {
+      notices_.push_back(StreamAnswer{
+          slot->client, 0,
+          Unknown(absl::StrCat("stream \"", name,
+                               "\" was deleted: subscription ", slot->sid,
+                               " ended"))});
+    }
+    for (const Pull& p : slot->pulls) {
+      notices_.push_back(StreamAnswer{
+          p.client, p.request_id,
+          Unknown(absl::StrCat("stream \"", name, "\" was deleted"))});
+    }
   }
+  work_left_ = true;
   for (uint64_t id : doomed) DestroySlot(id);
   s->log->Close().IgnoreError();
   s->store.reset();
@@ -409,6 +456,17 @@ absl::StatusOr<uint64_t> StreamManager::StartFloor(const Stream& s,
     }
   }
   return BadRequest("unknown deliver policy");
+}
+
+absl::Status StreamManager::CheckPattern(const Stream& s,
+                                         const std::string& pattern) const {
+  if (pattern.empty()) return absl::OkStatus();
+  for (const std::string& subject : s.settings.subjects) {
+    if (topic::PatternsOverlap(pattern, subject)) return absl::OkStatus();
+  }
+  return BadRequest(absl::StrCat("pattern \"", pattern,
+                                 "\" matches no subject of stream \"",
+                                 s.settings.name, "\""));
 }
 
 absl::StatusOr<StreamManager::Slot*> StreamManager::SlotFor(
@@ -475,6 +533,9 @@ absl::Status StreamManager::Subscribe(uint32_t client, uint64_t sid,
   if (push_.count({client, sid}) > 0) {
     return protocol::WireError(wire::DUPLICATE_SID,
                                absl::StrCat("sid ", sid, " is in use"));
+  }
+  if (absl::Status st = CheckPattern(*s, options.pattern); !st.ok()) {
+    return st;
   }
   if (!start.consumer.empty()) {
     auto it = s->durable.find(start.consumer);
@@ -571,6 +632,9 @@ absl::Status StreamManager::Fetch(uint32_t client, uint64_t request_id,
       return BadRequest(absl::StrCat("consumer \"", start.consumer,
                                      "\" is consumed by a subscription"));
     }
+  }
+  if (absl::Status st = CheckPattern(*s, options.pattern); !st.ok()) {
+    return st;
   }
   absl::StatusOr<Slot*> slot = SlotFor(s, start, options, true);
   if (!slot.ok()) return slot.status();
@@ -755,6 +819,8 @@ void StreamManager::Process(int64_t now,
                             std::vector<StreamAnswer>* answers,
                             std::vector<delivery::DeadLetter>* dead) {
   work_left_ = false;
+  for (StreamAnswer& n : notices_) answers->push_back(std::move(n));
+  notices_.clear();
   std::vector<uint64_t> expired;
   for (const auto& s : streams_) {
     const uint64_t durable = s->log->TakeDurable();

@@ -137,6 +137,10 @@ class StreamManager {
   // ---- STREAM commands. Errors carry wire codes (UNKNOWN_STREAM,
   // INVALID_STREAM, INTERNAL).
   absl::StatusOr<StreamView> Add(const StreamSettings& settings);
+  // Deletes a stream made through the protocol (config ones: INVALID_STREAM)
+  // with its records and consumers. Its subscriptions get ERROR
+  // UNKNOWN_STREAM (request_id 0) and its waiting FETCHes that error as
+  // their answer, at the next Process.
   absl::Status Delete(const std::string& name);
   absl::Status DeleteConsumer(const std::string& stream,
                               const std::string& consumer);
@@ -147,7 +151,8 @@ class StreamManager {
 
   // SUB with a stream: subscription (client, sid) consumes per `start`.
   // Errors: UNKNOWN_STREAM, INVALID_REQUEST (a durable consumer in use by
-  // another subscription or FETCH), DUPLICATE_SID-like AlreadyExists.
+  // another subscription or FETCH, a pattern no subject of the stream can
+  // match), DUPLICATE_SID.
   absl::Status Subscribe(uint32_t client, uint64_t sid, const StartSpec& start,
                          const ConsumerOptions& options, int64_t now);
   // UNSUB: false if (client, sid) is not a stream subscription.
@@ -207,6 +212,8 @@ class StreamManager {
   absl::Status OpenStream(StreamSettings settings, bool from_config,
                           bool create);
   Stream* Find(std::string_view name) const;
+  // INVALID_REQUEST if `pattern` (non-empty) can match no subject of `s`.
+  absl::Status CheckPattern(const Stream& s, const std::string& pattern) const;
   StreamView ViewOf(const Stream& s) const;
   absl::StatusOr<uint64_t> StartFloor(const Stream& s, const StartSpec& spec);
   absl::StatusOr<Slot*> SlotFor(Stream* s, const StartSpec& spec,
@@ -244,6 +251,8 @@ class StreamManager {
   };
   std::deque<AckAnswer> ack_answers_;
   bool work_left_ = false;
+  // Errors to send at the next Process (a deleted stream's consumers).
+  std::vector<StreamAnswer> notices_;
 };
 
 }  // namespace sift::streams

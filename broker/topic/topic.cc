@@ -271,4 +271,17 @@ bool PatternMatches(std::string_view pattern, std::string_view topic) {
   return t > topic.size();  // both ran out together
 }
 
+bool PatternsOverlap(std::string_view a, std::string_view b) {
+  size_t i = 0;
+  size_t j = 0;
+  while (i <= a.size() && j <= b.size()) {
+    const std::string_view x = NextToken(a, &i);
+    const std::string_view y = NextToken(b, &j);
+    // ">" takes one or more tokens: the other has one here, whatever follows.
+    if (x == ">" || y == ">") return true;
+    if (x != "*" && y != "*" && x != y) return false;
+  }
+  return i > a.size() && j > b.size();  // as many tokens in both
+}
+
 }  // namespace sift::topic

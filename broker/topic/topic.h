@@ -56,6 +56,10 @@ absl::Status ValidateQueueGroup(std::string_view group);
 // the subject tree; routing uses SubjectTree::Match.
 bool PatternMatches(std::string_view pattern, std::string_view topic);
 
+// Reports whether some topic matches both patterns (e.g. "a.>" and "*.b";
+// not "a.*" and "a.b.c"). Does not validate either argument.
+bool PatternsOverlap(std::string_view a, std::string_view b);
+
 }  // namespace sift::topic
 
 #endif  // SIFT_BROKER_TOPIC_TOPIC_H_

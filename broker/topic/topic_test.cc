@@ -224,5 +224,24 @@ TEST(PatternMatchesTest, Table) {
   }
 }
 
+TEST(PatternsOverlapTest, Table) {
+  struct Case {
+    const char* a;
+    const char* b;
+    bool overlap;
+  } cases[] = {
+      {"a.>", "a.b", true},      {"a.>", "a", false},
+      {"a.*", "a.b.c", false},   {"a.>", "*.b", true},
+      {"*.b", "a.*", true},      {"a.b", "a.c", false},
+      {">", "x.y.z", true},      {"a.*.c", "a.b.*", true},
+      {"a.*.c", "a.b.d", false}, {"orders.>", "refunds.>", false},
+      {"a.b", "a.b", true},      {"a", "a.b", false},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(PatternsOverlap(c.a, c.b), c.overlap) << c.a << " / " << c.b;
+    EXPECT_EQ(PatternsOverlap(c.b, c.a), c.overlap) << c.b << " / " << c.a;
+  }
+}
+
 }  // namespace
 }  // namespace sift::topic

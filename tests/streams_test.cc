@@ -275,6 +275,33 @@ TEST(StreamsTest, AddInfoListDeleteAndTheirErrors) {
   EXPECT_FALSE(std::filesystem::exists(dir + "/streams/audit"));
 }
 
+// [[streams]] in the config file: created at start, marked from_config,
+// not deletable through the protocol.
+TEST(StreamsTest, ConfiguredStreams) {
+  const std::string dir = NewDataDir("config");
+  const std::string config = dir + "/siftd.toml";
+  {
+    std::ofstream out(config);
+    out << "[[streams]]\nname = \"orders\"\nsubjects = [\"orders.>\"]\n"
+           "fsync = \"10ms\"\nmax_msgs = 1000\n";
+  }
+  auto siftd = StartSiftd({"--config=" + config, "--data_dir=" + dir + "/data"});
+  ASSERT_NE(siftd, nullptr);
+  Raw c(siftd->endpoint());
+  auto info = c.Stream(wire::STREAM_INFO, "orders");
+  ASSERT_TRUE(info.ok()) << info.status();
+  ASSERT_TRUE(info->has_stream_reply()) << info->DebugString();
+  const wire::StreamInfo& si = info->stream_reply().streams(0);
+  EXPECT_TRUE(si.from_config());
+  EXPECT_EQ(si.config().fsync(), "10ms");
+  EXPECT_EQ(si.config().max_msgs(), 1000u);
+  auto ok = c.Publish("orders.eu", "x");
+  ASSERT_TRUE(ok.ok() && ok->has_ok());
+  EXPECT_EQ(ok->ok().stream_seq(), 1u);
+  EXPECT_EQ(CodeOf(c.Stream(wire::STREAM_DELETE, "orders")),
+            wire::INVALID_STREAM);
+}
+
 TEST(StreamsTest, StreamsAreOffWithoutADataDir) {
   auto siftd = StartSiftd();
   ASSERT_NE(siftd, nullptr);

@@ -465,6 +465,60 @@ TEST(StreamsTest, UnacknowledgedRecordsAreRedeliveredThenDeadLettered) {
   EXPECT_FALSE(c.Next(absl::Milliseconds(400)).has_value());
 }
 
+// Retained values and delayed messages of a stream's topics survive a
+// SIGKILL; those of other topics do not (docs/delivery.md §5, §6).
+TEST(StreamsTest, RetainedAndDelayedOnStreamTopicsSurviveAKill) {
+  auto siftd = StartSiftd({"--data_dir=" + NewDataDir("held")});
+  ASSERT_NE(siftd, nullptr);
+  auto pub = [](Raw& c, const std::string& topic, const std::string& payload,
+                bool retain, uint64_t delay_ms) {
+    wire::Header h;
+    h.set_request_id(77);
+    h.mutable_pub()->set_topic(topic);
+    h.mutable_pub()->set_confirm(true);
+    h.mutable_pub()->set_retain(retain);
+    h.mutable_pub()->set_delay_ms(delay_ms);
+    auto r = c.dealer().Call(h, payload, kTimeout);
+    return r.ok() && r->has_ok();
+  };
+  {
+    Raw c(siftd->endpoint());
+    ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "state", {"state.>"}).ok());
+    ASSERT_TRUE(pub(c, "state.door", "open", true, 0));
+    ASSERT_TRUE(pub(c, "state.door", "closed", true, 0));  // the last wins
+    ASSERT_TRUE(pub(c, "state.lamp", "on", true, 0));
+    ASSERT_TRUE(pub(c, "state.lamp", "", true, 0));  // cleared
+    ASSERT_TRUE(pub(c, "other.x", "memory only", true, 0));
+    ASSERT_TRUE(pub(c, "state.later", "due", false, 1500));
+    ASSERT_TRUE(pub(c, "other.later", "lost", false, 1500));
+  }
+  ASSERT_EQ(kill(siftd->pid(), SIGKILL), 0);
+  ASSERT_TRUE(siftd->Restart().ok());
+  EXPECT_TRUE(siftd->WaitForLog("kept messages restored from streams", kTimeout));
+  Raw sub(siftd->endpoint());
+  wire::Header h;
+  h.set_request_id(5);
+  h.mutable_sub()->set_sid(1);
+  h.mutable_sub()->set_pattern("*.*");
+  ASSERT_TRUE(sub.dealer().Call(h).ok());
+  std::map<std::string, std::string> got;
+  for (int i = 0; i < 2; ++i) {
+    auto m = sub.Next(absl::Seconds(5));
+    if (!m) break;
+    got[m->first.topic()] = m->second;
+    if (m->first.topic() == "state.door") {
+      EXPECT_TRUE(m->first.retained());
+    }
+  }
+  EXPECT_FALSE(sub.Next(absl::Seconds(1)).has_value());
+  EXPECT_EQ(got["state.door"], "closed");
+  EXPECT_EQ(got["state.later"], "due");  // delivered once, after its delay
+  EXPECT_EQ(got.count("state.lamp"), 0u);
+  EXPECT_EQ(got.count("other.x"), 0u);
+  EXPECT_EQ(got.count("other.later"), 0u);
+  EXPECT_EQ(got.size(), 2u);
+}
+
 // A torn tail (a record cut in half, as a crash mid-write leaves it) is cut
 // off on start, with a log line; the records before it stay.
 TEST(StreamsTest, TornTailIsRecoveredOnStart) {

@@ -283,6 +283,28 @@ class Server::Loop {
                        opened.status().message()));
     }
     streams_ = *std::move(opened);
+    // Retained values and delayed messages of stream topics come back.
+    const int64_t now = NowMs();
+    const int64_t unix_now = absl::ToUnixMillis(absl::Now());
+    size_t retained = 0, delayed = 0;
+    for (streams::HeldMessage& h : streams_->TakeLoadedHeld()) {
+      if (h.due_unix_ms == 0) {
+        if (retained_.Set(h.message).ok()) ++retained;
+        continue;
+      }
+      const int64_t due = now + std::max<int64_t>(0, h.due_unix_ms - unix_now);
+      if (scheduled_.Add(due, h.message).ok()) {
+        held_delayed_[h.message.get()] = {h.stream, h.key};
+        ++delayed;
+      } else {
+        streams_->ForgetDelayed(h.stream, h.key);
+      }
+    }
+    if (retained + delayed > 0) {
+      Log(LogLevel::kInfo, "kept messages restored from streams",
+          {{"retained", static_cast<uint64_t>(retained)},
+           {"delayed", static_cast<uint64_t>(delayed)}});
+    }
     return absl::OkStatus();
   }
 
@@ -422,10 +444,12 @@ class Server::Loop {
     if (streams_ != nullptr) streams_->Close();
     wire::StatsReply stats;
     router_.FillStats(0, &stats);
-    if (scheduled_.size() > 0) {
+    if (scheduled_.size() > held_delayed_.size()) {
       Log(LogLevel::kWarn, "delayed messages lost",
-          {{"count", static_cast<uint64_t>(scheduled_.size())},
-           {"note", "delayed publishes are held in memory only"}});
+          {{"count",
+            static_cast<uint64_t>(scheduled_.size() - held_delayed_.size())},
+           {"note", "delayed publishes are held in memory only, except on "
+                    "stream topics"}});
     }
     Log(LogLevel::kInfo, "shutting down",
         {{"clients", stats.clients()},
@@ -788,11 +812,23 @@ class Server::Loop {
     if (!gone_.empty()) FlushGoneClients();
     if (ABSL_PREDICT_FALSE(capture_.captured)) {
       capture_.captured = false;
+      uint64_t held = 0;  // a retained value kept with the stream
+      if (held_ticket_.first == capture_.stream) held = held_ticket_.second;
+      held_ticket_ = {};
       if (pub.confirm) {
         // Stored in a stream: OK (with its seq) once the record is durable.
         streams_->ConfirmWhenDurable(capture_.stream, capture_.seq,
                                      capture_.duplicate, client,
-                                     pub.request_id);
+                                     pub.request_id, held);
+        return;
+      }
+    }
+    if (ABSL_PREDICT_FALSE(!held_ticket_.first.empty())) {
+      // A delayed message kept with its stream: OK once it is on disk.
+      auto ticket = std::move(held_ticket_);
+      held_ticket_ = {};
+      if (pub.confirm) {
+        streams_->AnswerWhenSaved(client, pub.request_id, {ticket});
         return;
       }
     }
@@ -956,10 +992,19 @@ class Server::Loop {
       }
       return absl::OkStatus();  // kept once routed (StoreRetained)
     }
-    absl::Status s = scheduled_.Add(now_ms_ + delay, Stored(pub, payload));
+    const delivery::MessageRef message = Stored(pub, payload);
+    absl::Status s = scheduled_.Add(now_ms_ + delay, message);
     if (!s.ok()) {
       return refuse(wire::STORE_FULL, absl::StrCat(s.message(),
                                                    "; not published"));
+    }
+    if (streams_ != nullptr) {
+      // On a stream's topic it is also kept on disk until it is due.
+      if (auto saved = streams_->SaveDelayed(
+              message, absl::ToUnixMillis(absl::Now()) + delay)) {
+        held_delayed_[message.get()] = {saved->stream, saved->key};
+        held_ticket_ = {saved->stream, saved->ticket};
+      }
     }
     return absl::OkStatus();
   }
@@ -967,7 +1012,12 @@ class Server::Loop {
   // Keeps a routed message (what a route chain made of it, if one ran) as
   // its topic's retained value; a refusal is reported to the publisher.
   void StoreRetained(const protocol::PubView& pub, std::string_view payload) {
-    absl::Status s = retained_.Set(Stored(pub, payload));
+    const delivery::MessageRef message = Stored(pub, payload);
+    absl::Status s = retained_.Set(message);
+    if (s.ok() && streams_ != nullptr) {
+      // On a stream's topic it is also kept on disk (survives a restart).
+      if (auto saved = streams_->SaveRetained(message)) held_ticket_ = *saved;
+    }
     if (!s.ok()) {
       router_.RecordDrop(DropReason::kStoreFull);
       retain_error_ = std::move(s);
@@ -982,7 +1032,15 @@ class Server::Loop {
       const protocol::PubView view = ViewOf(*m);
       absl::Status ignored;  // checked when it was kept
       Route(view, m->payload, nullptr, &ignored);
+      capture_.captured = false;  // no publisher waits for this one
       if (!gone_.empty()) FlushGoneClients();
+      if (!held_delayed_.empty()) {
+        auto held = held_delayed_.find(m.get());
+        if (held != held_delayed_.end()) {
+          streams_->ForgetDelayed(held->second.first, held->second.second);
+          held_delayed_.erase(held);
+        }
+      }
     }
   }
 
@@ -2562,6 +2620,13 @@ class Server::Loop {
   std::vector<streams::StreamSettings> stream_settings_;
   std::unique_ptr<streams::StreamManager> streams_;
   streams::Capture capture_;
+  // The last held-store write of the publish being handled (a retained
+  // value or a delayed message of a stream topic): its confirm waits for it.
+  std::pair<std::string, uint64_t> held_ticket_;
+  // Delayed messages kept with a stream: (stream, key) to forget when due.
+  absl::flat_hash_map<const delivery::StoredMessage*,
+                      std::pair<std::string, std::string>>
+      held_delayed_;
   std::vector<pollfd> pollfds_;
   std::vector<streams::StreamSend> stream_sends_;
   std::vector<streams::StreamAnswer> stream_answers_;

@@ -13,7 +13,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "broker/base/absl_view.h"
 #include "broker/protocol/codec.h"
 #include "broker/topic/topic.h"
@@ -73,6 +75,53 @@ absl::Status BadRequest(absl::string_view what) {
   return protocol::WireError(wire::INVALID_REQUEST, what);
 }
 
+// A held message as a file: "sift-held 1\n", then the due time and four
+// length-prefixed fields (topic, reply_to, raw headers, payload).
+std::string EncodeHeld(int64_t due_unix_ms, const delivery::StoredMessage& m) {
+  std::string out = absl::StrCat("sift-held 1\n", due_unix_ms, "\n");
+  for (const std::string* f : {&m.topic, &m.reply_to, &m.headers, &m.payload}) {
+    absl::StrAppend(&out, f->size(), "\n");
+    out.append(*f);
+  }
+  return out;
+}
+
+bool DecodeHeld(std::string_view text, int64_t* due,
+                delivery::StoredMessage* m) {
+  auto line = [&](std::string_view* out) {
+    const size_t nl = text.find('\n');
+    if (nl == std::string_view::npos) return false;
+    *out = text.substr(0, nl);
+    text.remove_prefix(nl + 1);
+    return true;
+  };
+  std::string_view magic, number;
+  if (!line(&magic) || magic != "sift-held 1" || !line(&number) ||
+      !absl::SimpleAtoi(AV(number), due)) {
+    return false;
+  }
+  for (std::string* f : {&m->topic, &m->reply_to, &m->headers, &m->payload}) {
+    size_t n;
+    if (!line(&number) || !absl::SimpleAtoi(AV(number), &n) ||
+        n > text.size()) {
+      return false;
+    }
+    f->assign(text.substr(0, n));
+    text.remove_prefix(n);
+  }
+  return text.empty();
+}
+
+// A stable 64-bit hash (FNV-1a) naming a topic's retained file.
+std::string TopicKey(std::string_view topic) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : topic) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return absl::StrCat("r-", absl::Hex(h, absl::kZeroPad16));
+}
+
 // The first subject of `a` that overlaps one of `b`'s, as "x overlaps y".
 std::string Overlap(const StreamSettings& a, const StreamSettings& b) {
   for (const std::string& x : a.subjects) {
@@ -101,6 +150,7 @@ bool ValidConsumerName(std::string_view name) {
 
 struct StreamManager::Stream {
   StreamSettings settings;
+  std::unique_ptr<ConsumerStore> held;  // retained values, delayed messages
   bool from_config = false;
   std::string dir;
   std::unique_ptr<store::StreamLog> log;
@@ -114,6 +164,7 @@ struct StreamManager::Stream {
     bool duplicate;
     uint32_t client;
     uint64_t request_id;
+    uint64_t held_ticket;
   };
   std::deque<Confirm> confirms;
 };
@@ -225,6 +276,24 @@ absl::Status StreamManager::OpenStream(StreamSettings settings,
   absl::StatusOr<std::map<std::string, std::string>> saved = s->store->Load();
   if (!saved.ok()) return saved.status();
   s->saved = *std::move(saved);
+  absl::StatusOr<std::unique_ptr<ConsumerStore>> held =
+      ConsumerStore::Open(absl::StrCat(s->dir, "/held"));
+  if (!held.ok()) return held.status();
+  s->held = *std::move(held);
+  absl::StatusOr<std::map<std::string, std::string>> held_files =
+      s->held->Load();
+  if (!held_files.ok()) return held_files.status();
+  for (const auto& [key, text] : *held_files) {
+    auto m = std::make_shared<delivery::StoredMessage>();
+    int64_t due = 0;
+    if (!DecodeHeld(text, &due, m.get())) {
+      log_("held message unreadable: removed",
+           {{"stream", settings.name}, {"file", key}});
+      s->held->Remove(key);
+      continue;
+    }
+    loaded_held_.push_back(HeldMessage{settings.name, key, due, std::move(m)});
+  }
   s->durable_seen = s->log->DurableSeq();
   s->settings = std::move(settings);
   s->from_config = from_config;
@@ -306,12 +375,65 @@ Capture StreamManager::Append(std::string_view topic,
 
 void StreamManager::ConfirmWhenDurable(const std::string& stream, uint64_t seq,
                                        bool duplicate, uint32_t client,
-                                       uint64_t request_id) {
+                                       uint64_t request_id,
+                                       uint64_t held_ticket) {
   Stream* s = Find(stream);
   if (s == nullptr) return;
-  s->confirms.push_back({seq, duplicate, client, request_id});
+  s->confirms.push_back({seq, duplicate, client, request_id, held_ticket});
   // A duplicate's record may be durable already: no news would come.
   if (seq <= s->log->DurableSeq()) work_left_ = true;
+}
+
+// ---- Retained and delayed messages of stream topics
+
+std::optional<std::pair<std::string, uint64_t>> StreamManager::SaveRetained(
+    const delivery::MessageRef& message) {
+  for (const auto& s : streams_) {
+    for (const std::string& p : s->settings.subjects) {
+      if (!topic::PatternMatches(p, message->topic)) continue;
+      const std::string key = TopicKey(message->topic);
+      const uint64_t ticket = message->payload.empty()
+                                  ? s->held->Remove(key)
+                                  : s->held->Put(key, EncodeHeld(0, *message));
+      return std::make_pair(s->settings.name, ticket);
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<StreamManager::Saved> StreamManager::SaveDelayed(
+    const delivery::MessageRef& message, int64_t due_unix_ms) {
+  for (const auto& s : streams_) {
+    for (const std::string& p : s->settings.subjects) {
+      if (!topic::PatternMatches(p, message->topic)) continue;
+      // Unique across restarts: the time it was made and a counter.
+      const std::string key = absl::StrCat(
+          "d-", absl::ToUnixMillis(absl::Now()), "-", ++next_held_key_);
+      const uint64_t ticket =
+          s->held->Put(key, EncodeHeld(due_unix_ms, *message));
+      return Saved{s->settings.name, key, ticket};
+    }
+  }
+  return std::nullopt;
+}
+
+void StreamManager::ForgetDelayed(const std::string& stream,
+                                  const std::string& key) {
+  if (Stream* s = Find(stream)) s->held->Remove(key);
+}
+
+std::vector<HeldMessage> StreamManager::TakeLoadedHeld() {
+  std::vector<HeldMessage> out;
+  out.swap(loaded_held_);
+  return out;
+}
+
+void StreamManager::AnswerWhenSaved(
+    uint32_t client, uint64_t request_id,
+    std::vector<std::pair<std::string, uint64_t>> tickets) {
+  ack_answers_.push_back(AckAnswer{client, request_id, std::move(tickets),
+                                   /*held=*/true});
+  work_left_ = true;
 }
 
 // ---- STREAM commands
@@ -397,6 +519,7 @@ absl::Status StreamManager::Delete(const std::string& name) {
   for (uint64_t id : doomed) DestroySlot(id);
   s->log->Close().IgnoreError();
   s->store.reset();
+  s->held.reset();
   // Renamed first (atomic), so a crash mid-delete leaves no half stream.
   const std::string gone = absl::StrCat(s->dir, ".deleted");
   std::error_code ec;
@@ -711,6 +834,7 @@ void StreamManager::PollFds(std::vector<pollfd>* fds) const {
   for (const auto& s : streams_) {
     fds->push_back({s->log->notify_fd(), POLLIN, 0});
     if (s->store) fds->push_back({s->store->notify_fd(), POLLIN, 0});
+    if (s->held) fds->push_back({s->held->notify_fd(), POLLIN, 0});
   }
 }
 
@@ -825,9 +949,12 @@ void StreamManager::Process(int64_t now,
   for (const auto& s : streams_) {
     const uint64_t durable = s->log->TakeDurable();
     if (s->store) s->store->TakeDurable();
+    const uint64_t held_durable = s->held ? s->held->TakeDurable() : 0;
     absl::Status failed = s->log->writer_status();
     while (!s->confirms.empty() &&
-           (s->confirms.front().seq <= durable || !failed.ok())) {
+           ((s->confirms.front().seq <= durable &&
+             s->confirms.front().held_ticket <= held_durable) ||
+            !failed.ok())) {
       const Stream::Confirm& c = s->confirms.front();
       StreamAnswer a{c.client, c.request_id, absl::OkStatus(), c.seq,
                      c.duplicate, 0};
@@ -883,9 +1010,10 @@ void StreamManager::Process(int64_t now,
     bool done = true;
     for (const auto& [name, ticket] : a.tickets) {
       Stream* s = Find(name);
-      if (s != nullptr && s->store != nullptr &&
-          s->store->DurableTicket() < ticket) {
-        done = s->store->writer_status().ok() ? false : true;
+      ConsumerStore* store =
+          s == nullptr ? nullptr : (a.held ? s->held.get() : s->store.get());
+      if (store != nullptr && store->DurableTicket() < ticket) {
+        done = store->writer_status().ok() ? false : true;
       }
     }
     if (!done) break;

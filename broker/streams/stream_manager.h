@@ -93,6 +93,15 @@ struct StreamView {
   std::vector<ConsumerView> consumers;
 };
 
+// A retained value or a delayed message of a stream's topic, as kept in the
+// stream's directory (held/) so it outlives a restart.
+struct HeldMessage {
+  std::string stream;
+  std::string key;           // delayed: what ForgetDelayed takes
+  int64_t due_unix_ms = 0;   // delayed: when it is due; 0 for retained
+  delivery::MessageRef message;
+};
+
 // What Append did for one publish.
 struct Capture {
   bool captured = false;  // a stream's subjects matched the topic
@@ -130,9 +139,37 @@ class StreamManager {
   // Fast check before building a message: does any stream capture `topic`?
   bool Captures(std::string_view topic) const;
   // A confirmed publish's OK once record `seq` of `stream` is durable.
+  // `held_ticket`: also wait for that write of the stream's held store (a
+  // retained value), 0 for none.
   void ConfirmWhenDurable(const std::string& stream, uint64_t seq,
                           bool duplicate, uint32_t client,
-                          uint64_t request_id);
+                          uint64_t request_id, uint64_t held_ticket = 0);
+
+  // ---- Retained values and delayed messages on stream topics (kept in
+  // <stream>/held/, one file each, written off the routing thread).
+
+  // Keeps `message` as its topic's retained value if a stream captures the
+  // topic (an empty payload removes it). Returns the stream and the write's
+  // ticket (for AnswerWhenSaved), or nullopt if no stream captures it.
+  std::optional<std::pair<std::string, uint64_t>> SaveRetained(
+      const delivery::MessageRef& message);
+  // Keeps a delayed message of a stream topic until ForgetDelayed. Returns
+  // the stream, the key and the ticket, or nullopt if no stream captures it.
+  struct Saved {
+    std::string stream;
+    std::string key;
+    uint64_t ticket;
+  };
+  std::optional<Saved> SaveDelayed(const delivery::MessageRef& message,
+                                   int64_t due_unix_ms);
+  // The delayed message was routed (or dropped): its file goes.
+  void ForgetDelayed(const std::string& stream, const std::string& key);
+  // What the streams' held/ directories held when they were opened; once.
+  std::vector<HeldMessage> TakeLoadedHeld();
+  // An answer (OK, or `status` if not OK) once every (stream, ticket) of
+  // `tickets` is on disk.
+  void AnswerWhenSaved(uint32_t client, uint64_t request_id,
+                       std::vector<std::pair<std::string, uint64_t>> tickets);
 
   // ---- STREAM commands. Errors carry wire codes (UNKNOWN_STREAM,
   // INVALID_STREAM, INTERNAL).
@@ -248,7 +285,10 @@ class StreamManager {
     uint32_t client;
     uint64_t request_id;
     std::vector<std::pair<std::string, uint64_t>> tickets;  // stream, ticket
+    bool held = false;  // tickets of the held store, not the consumers'
   };
+  std::vector<HeldMessage> loaded_held_;
+  uint64_t next_held_key_ = 0;
   std::deque<AckAnswer> ack_answers_;
   bool work_left_ = false;
   // Errors to send at the next Process (a deleted stream's consumers).

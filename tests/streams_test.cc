@@ -519,6 +519,81 @@ TEST(StreamsTest, RetainedAndDelayedOnStreamTopicsSurviveAKill) {
   EXPECT_EQ(got.size(), 2u);
 }
 
+// A full disk: siftd in its own mount namespace (unshare, no privileges
+// needed) with data_dir on a 512 KiB tmpfs. Publishes to the stream fill it;
+// the one that no longer fits gets ERROR STORE_FULL, later ones too, and
+// everything else goes on: other topics, subscriptions, STREAM_INFO.
+TEST(StreamsTest, FullDiskGivesStoreFullAndOtherTrafficContinues) {
+  const std::string dir = NewDataDir("full");
+  auto port = PickFreePort();
+  auto siftd_path = SiftdPath();
+  ASSERT_TRUE(port.ok() && siftd_path.ok());
+  const std::string endpoint = absl::StrCat("tcp://127.0.0.1:", *port);
+  const std::string log = dir + ".log";
+  const pid_t pid = Spawn(
+      {"/usr/bin/unshare", "-rm", "/bin/sh", "-c",
+       absl::StrCat("mount -t tmpfs -o size=512k tmpfs ", dir, " && exec ",
+                    *siftd_path, " --endpoints=", endpoint,
+                    " --data_dir=", dir)},
+      log);
+  ASSERT_GT(pid, 0);
+  bool ready = false;
+  for (int i = 0; i < 100 && !ready; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+    ready = ReadFile(log).find("msg=ready") != std::string::npos;
+  }
+  ASSERT_TRUE(ready) << ReadFile(log);
+  {
+    Raw c(endpoint);
+    wire::Header add;
+    add.set_request_id(3);
+    add.mutable_stream()->set_op(wire::STREAM_ADD);
+    add.mutable_stream()->mutable_config()->set_name("big");
+    add.mutable_stream()->mutable_config()->add_subjects("big.>");
+    add.mutable_stream()->mutable_config()->set_segment_max_bytes(65536);
+    auto added = c.dealer().Call(add);
+    ASSERT_TRUE(added.ok() && added->has_stream_reply()) << added->DebugString();
+    Raw sub(endpoint);
+    wire::Header h;
+    h.set_request_id(4);
+    h.mutable_sub()->set_sid(1);
+    h.mutable_sub()->set_pattern("live.*");
+    ASSERT_TRUE(sub.dealer().Call(h).ok());
+    const std::string payload(1024, 'x');
+    int stored = 0;
+    wire::ErrorCode error = wire::ERROR_CODE_UNSPECIFIED;
+    for (int i = 0; i < 2000; ++i) {
+      auto r = c.Publish("big.x", payload);
+      ASSERT_TRUE(r.ok()) << r.status();
+      if (r->has_error()) {
+        error = r->error().code();
+        break;
+      }
+      ++stored;
+    }
+    EXPECT_EQ(error, wire::STORE_FULL);
+    EXPECT_GT(stored, 100);
+    EXPECT_LT(stored, 512);
+    // Later publishes to the stream: refused the same way.
+    auto again = c.Publish("big.x", "small");
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(CodeOf(again), wire::STORE_FULL);
+    // Everything else goes on.
+    auto live = c.Publish("live.a", "still here");
+    ASSERT_TRUE(live.ok() && live->has_ok());
+    auto m = sub.Next(kTimeout);
+    ASSERT_TRUE(m.has_value());
+    EXPECT_EQ(m->second, "still here");
+    auto info = c.Stream(wire::STREAM_INFO, "big");
+    ASSERT_TRUE(info.ok() && info->has_stream_reply());
+    EXPECT_GE(info->stream_reply().streams(0).last_seq(),
+              static_cast<uint64_t>(stored));
+  }
+  EXPECT_NE(ReadFile(log).find("stream writer failed"), std::string::npos);
+  kill(pid, SIGTERM);
+  EXPECT_EQ(Reap(pid, absl::Seconds(10)), 0) << ReadFile(log);
+}
+
 // A torn tail (a record cut in half, as a crash mid-write leaves it) is cut
 // off on start, with a log line; the records before it stay.
 TEST(StreamsTest, TornTailIsRecoveredOnStart) {

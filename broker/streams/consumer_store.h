@@ -1,5 +1,7 @@
-// ConsumerStore keeps the durable consumers' states of one stream, one small
-// file each in <dir> (<name>.state), replaced atomically (written to a
+// ConsumerStore keeps small named states of one stream, one file each in
+// <dir> (<name>.state): its durable consumers' positions (consumers/), and
+// the retained values and delayed messages of its topics (held/). A file is
+// replaced atomically (written to a
 // temporary file, fdatasync'd, renamed, the directory fsync'd) by a writer
 // thread of its own, so an acknowledged position survives a crash (SIGKILL
 // or power loss) and the routing thread never waits on a disk. Writes of

@@ -267,6 +267,88 @@ TEST(AcksTest, AThousandTasksAreEachDoneOnce) {
   EXPECT_EQ(redelivered, 0);
 }
 
+// A work queue of 4 workers, one of which vanishes mid-task (its socket
+// closed at once, linger 0, as a SIGKILL leaves it) holding 5 tasks: every
+// task is acknowledged exactly once overall, the vanished worker's by the
+// others (attempt 2).
+TEST(AcksTest, AWorkerKilledMidTaskLosesNothing) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto pub = Connect(siftd->endpoint());
+  ASSERT_NE(pub, nullptr);
+  // The doomed worker: takes up to 5 tasks and never acknowledges them.
+  RawDealer doomed(siftd->endpoint());
+  ASSERT_TRUE(doomed.Hello().ok());
+  wire::Header sub;
+  sub.set_request_id(2);
+  sub.mutable_sub()->set_sid(1);
+  sub.mutable_sub()->set_pattern("jobs");
+  sub.mutable_sub()->set_queue_group("pool");
+  sub.mutable_sub()->mutable_ack()->set_max_in_flight(5);
+  sub.mutable_sub()->mutable_ack()->set_ack_wait_ms(30000);
+  // The group's retry policy, as Fast() gives the other members.
+  sub.mutable_sub()->mutable_ack()->set_max_deliver(5);
+  sub.mutable_sub()->mutable_ack()->set_backoff_initial_ms(50);
+  sub.mutable_sub()->mutable_ack()->set_backoff_max_ms(200);
+  sub.mutable_sub()->mutable_ack()->set_backoff_jitter(0);
+  auto joined = doomed.Call(sub);
+  ASSERT_TRUE(joined.ok() && joined->has_ok()) << joined->DebugString();
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(pub->Publish("jobs", absl::StrCat(i)).ok());
+  }
+  int held = 0;
+  for (int i = 0; i < 50 && held < 5; ++i) {
+    auto r = doomed.Recv(absl::Milliseconds(200));
+    if (r && r->header && r->header->has_deliver()) ++held;
+  }
+  ASSERT_EQ(held, 5);
+  absl::Mutex mu;
+  std::multiset<int> acked;
+  int redelivered = 0;
+  std::vector<std::unique_ptr<Client>> workers;
+  std::vector<std::unique_ptr<Subscription>> subs;
+  for (int w = 0; w < 3; ++w) {
+    workers.push_back(Connect(siftd->endpoint()));
+    ASSERT_NE(workers.back(), nullptr);
+    Client* c = workers.back().get();
+    SubscribeOptions o;
+    AckOptions ack = Fast(absl::Seconds(30));
+    ack.max_in_flight = 10;
+    o.ack = ack;
+    o.queue_group = "pool";
+    o.callback = [&, c](const Message& m) {
+      int n = 0;
+      EXPECT_TRUE(absl::SimpleAtoi(
+          absl::string_view(m.payload().data(), m.payload().size()), &n));
+      if (c->Ack(m).ok()) {
+        absl::MutexLock lock(&mu);
+        acked.insert(n);
+        if (m.attempt() > 1) ++redelivered;
+      }
+    };
+    auto s = c->Subscribe("jobs", o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    subs.push_back(*std::move(s));
+  }
+  for (int i = 5; i < 1000; ++i) {
+    ASSERT_TRUE(pub->Publish("jobs", absl::StrCat(i)).ok());
+  }
+  doomed.CloseNow();  // mid-task
+  const absl::Time deadline = absl::Now() + kTimeout;
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu);
+      if (acked.size() >= 1000 || absl::Now() > deadline) break;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  absl::SleepFor(absl::Milliseconds(300));  // anything extra would show
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(acked.size(), 1000u);
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(acked.count(i), 1u) << i;
+  EXPECT_EQ(redelivered, 5);  // the vanished worker's five
+}
+
 // An ACK of an id that is not in flight (twice, or made up) gets
 // UNKNOWN_DELIVERY with the command's request_id; a bad policy is refused.
 TEST(AcksTest, UnknownDeliveriesAndBadPoliciesAreErrors) {

@@ -16,6 +16,7 @@
 #include "broker/config/config.h"
 #include "broker/log/log.h"
 #include "broker/plugin/plugin_set.h"
+#include "broker/delivery/schedules.h"
 #include "broker/streams/stream_config.h"
 #include "broker/server/library_log.h"
 #include "broker/server/server.h"
@@ -83,6 +84,20 @@ absl::StatusOr<std::vector<sift::streams::StreamSettings>> LoadStreams(
   return sift::streams::ParseStreamSections(*text, path);
 }
 
+// The [[schedules]] of the config file at `path` ("" for none), checked
+// against the broker's limits.
+absl::StatusOr<std::vector<sift::delivery::Schedule>> LoadSchedules(
+    const std::string& path, const sift::Config& config) {
+  if (path.empty()) return std::vector<sift::delivery::Schedule>{};
+  absl::StatusOr<std::string> text = sift::ReadConfigFile(path);
+  if (!text.ok()) return text.status();
+  sift::delivery::ScheduleLimits limits;
+  limits.topic = {config.max_topic_length, config.max_topic_tokens};
+  limits.headers = {config.max_headers, config.max_headers_bytes};
+  limits.max_payload_bytes = config.max_payload_bytes;
+  return sift::delivery::ParseScheduleSections(*text, path, limits);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -135,9 +150,16 @@ int main(int argc, char** argv) {
                  std::string(streams.status().message()).c_str());
     return 2;
   }
+  auto schedules = LoadSchedules(cli->config_path, cli->config);
+  if (!schedules.ok()) {
+    std::fprintf(stderr, "siftd: %s\n",
+                 std::string(schedules.status().message()).c_str());
+    return 2;
+  }
   void* context = zmq_ctx_new();
   auto server = sift::Server::Create(cli->config, context,
-                                     *std::move(plugins), *std::move(streams));
+                                     *std::move(plugins), *std::move(streams),
+                                     *std::move(schedules));
   if (!server.ok()) {
     sift::Log(sift::LogLevel::kError, "cannot start",
               {{"error", std::string(server.status().message())}});

@@ -2,6 +2,7 @@
 // real siftd: MQTT-style retained messages (wildcards, clearing, not for
 // queue groups, bounded) and publishes routed after a delay or at a time
 // (Celery's countdown and eta), with their errors.
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -142,6 +143,51 @@ TEST(LaterTest, BadDelaysAreRefused) {
   ASSERT_TRUE(pub->PublishConfirmedWith("t", "x", ok).ok());
   EXPECT_EQ(protocol::WireCodeOf(pub->PublishConfirmedWith("t", "y", ok)),
             wire::STORE_FULL);
+}
+
+// [[schedules]] in the config: the broker publishes them itself; a bad one
+// stops siftd at start with the file and line.
+TEST(LaterTest, RecurringSchedulesPublishOnTheirOwn) {
+  const std::string dir = TestTmpDir();
+  const std::string config = dir + "/schedules.toml";
+  {
+    std::ofstream out(config);
+    out << "[[schedules]]\nname = \"beat\"\ntopic = \"health.beat\"\n"
+           "payload = \"tick\"\nheaders = { kind = \"beat\" }\n"
+           "every_ms = 200\n\n"
+           "[[schedules]]\nname = \"nightly\"\ntopic = \"tasks.nightly\"\n"
+           "cron = \"30 2 * * mon-fri\"\n";
+  }
+  auto siftd = StartSiftd({"--config=" + config});
+  ASSERT_NE(siftd, nullptr);
+  auto sub = Connect(siftd->endpoint());
+  ASSERT_NE(sub, nullptr);
+  auto s = sub->Subscribe("health.*");
+  ASSERT_TRUE(s.ok());
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < 3; ++i) {
+    auto m = (*s)->Next(kTimeout);
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->payload(), "tick");
+    EXPECT_EQ(m->header("kind"), "beat");
+  }
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(350));  // 200 ms apart
+
+  const std::string bad = dir + "/bad_schedules.toml";
+  {
+    std::ofstream out(bad);
+    out << "[[schedules]]\nname = \"x\"\ntopic = \"t\"\n"
+           "cron = \"61 * * * *\"\n";
+  }
+  auto path = SiftdPath();
+  ASSERT_TRUE(path.ok());
+  const std::string log = dir + "/bad_schedules.log";
+  const pid_t pid = Spawn({*path, "--config=" + bad,
+                           "--endpoints=tcp://127.0.0.1:0"}, log);
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(Reap(pid, absl::Seconds(10)), 2);
+  EXPECT_NE(ReadFile(log).find("minute field"), std::string::npos)
+      << ReadFile(log);
 }
 
 }  // namespace

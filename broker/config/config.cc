@@ -685,7 +685,7 @@ absl::StatusOr<Config> ParseTomlSettings(std::string_view text,
     // The plugin sections are read by broker/plugin (ParsePluginSettings).
     if (key.str() == "plugin_libraries" || key.str() == "routes" ||
         key.str() == "subscriptions" || key.str() == "message_types" ||
-        key.str() == "streams") {
+        key.str() == "streams" || key.str() == "schedules") {
       continue;
     }
     const Setting* s = FindSetting(key.str());

@@ -169,12 +169,21 @@ class Server::Loop {
  public:
   Loop(const Config& config, void* zmq_context,
        std::unique_ptr<plugin::PluginSet> plugins,
-       std::vector<streams::StreamSettings> stream_settings)
+       std::vector<streams::StreamSettings> stream_settings,
+       std::vector<delivery::Schedule> schedules)
       : config_(config),
         context_(zmq_context),
         router_(LimitsFrom(config)),
         plugins_(std::move(plugins)),
-        stream_settings_(std::move(stream_settings)) {}
+        stream_settings_(std::move(stream_settings)) {
+    for (const delivery::Schedule& s : schedules) {
+      schedule_headers_.push_back(protocol::EncodeHeaders(s.headers));
+    }
+    if (!schedules.empty()) {
+      schedules_ = std::make_unique<delivery::ScheduleTimer>(
+          std::move(schedules), absl::ToUnixMillis(absl::Now()));
+    }
+  }
 
   // Hands a new plugin set to the loop (any thread); it takes over at the
   // loop's next wake-up, between two messages.
@@ -372,6 +381,11 @@ class Server::Loop {
           wait = std::max<int64_t>(0, due - now_ms_ + 1);
         }
       }
+      if (armed && schedules_ != nullptr) {
+        const int64_t until = schedules_->NextDue() -
+                              absl::ToUnixMillis(absl::Now());
+        if (until < wait) wait = std::max<int64_t>(0, until);
+      }
       if (armed && streams_ != nullptr) {
         const int64_t due = streams_->NextDeadline(now_ms_);
         if (due - now_ms_ < wait) wait = std::max<int64_t>(0, due - now_ms_);
@@ -413,6 +427,11 @@ class Server::Loop {
         armed = false;
       }
       if (!slow_disconnects_.empty()) DisconnectSlow();
+      if (schedules_ != nullptr &&
+          schedules_->NextDue() <= absl::ToUnixMillis(absl::Now())) {
+        PublishSchedules();
+        armed = false;
+      }
       if (streams_ != nullptr) {
         bool news = streams_->NextDeadline(now_ms_) <= now_ms_;
         for (size_t i = fixed_fds; i < pollfds_.size() && !news; ++i) {
@@ -1240,6 +1259,29 @@ class Server::Loop {
     }
     out.clear();
     out.swap(chain_out_);
+  }
+
+  // ---- Recurring schedules (docs/schedules.md): published like a client's
+  // PUB (route chains, streams, retained not), by the broker itself.
+  void PublishSchedules() {
+    std::vector<const delivery::Schedule*> due;
+    schedules_->TakeDue(absl::ToUnixMillis(absl::Now()), &due);
+    const std::vector<delivery::Schedule>& all = schedules_->schedules();
+    for (const delivery::Schedule* s : due) {
+      protocol::PubView view;
+      view.topic = s->topic;
+      view.headers = schedule_headers_[static_cast<size_t>(s - all.data())];
+      absl::Status error;
+      if (!Route(view, s->payload, nullptr, &error) &&
+          log_limiter_.Allow(now_ms_)) {
+        Log(LogLevel::kWarn, "schedule not published",
+            {{"schedule", s->name}, {"error", std::string(error.message())}});
+      }
+      capture_.captured = false;  // no publisher waits for it
+      held_ticket_ = {};
+      if (!gone_.empty()) FlushGoneClients();
+    }
+    FlushBatches();
   }
 
   // ---- Slow-consumer policies (SUB.slow, docs/delivery.md §7).
@@ -2615,6 +2657,10 @@ class Server::Loop {
   std::map<std::pair<Router::ClientHandle, uint64_t>, HeldQueue> held_;
   std::vector<Router::ClientHandle> slow_disconnects_;
   bool flushing_held_ = false;
+  // Recurring schedules (null without [[schedules]]) and each one's
+  // encoded headers.
+  std::unique_ptr<delivery::ScheduleTimer> schedules_;
+  std::vector<std::string> schedule_headers_;
   // Durable streams (null without data_dir), the stream definitions of the
   // config file, what the publish being routed did there, and the poll set.
   std::vector<streams::StreamSettings> stream_settings_;
@@ -2661,14 +2707,15 @@ class Server::Loop {
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(
     const Config& config, void* zmq_context,
     std::unique_ptr<plugin::PluginSet> plugins,
-    std::vector<streams::StreamSettings> streams) {
+    std::vector<streams::StreamSettings> streams,
+    std::vector<delivery::Schedule> schedules) {
   if (plugins == nullptr) {
     auto empty = plugin::PluginSet::Build({}, LimitsFrom(config).topic, nullptr);
     if (!empty.ok()) return empty.status();
     plugins = *std::move(empty);
   }
   auto loop = std::make_unique<Loop>(config, zmq_context, std::move(plugins),
-                                     std::move(streams));
+                                     std::move(streams), std::move(schedules));
   if (absl::Status s = loop->Bind(); !s.ok()) return s;
   return std::unique_ptr<Server>(new Server(std::move(loop)));
 }

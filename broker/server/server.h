@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "broker/config/config.h"
 #include "broker/plugin/plugin_set.h"
+#include "broker/delivery/schedules.h"
 #include "broker/streams/stream_config.h"
 
 namespace sift {
@@ -33,10 +34,13 @@ class Server {
   // (broker/streams/stream_config.h); they need config.data_dir, where
   // streams made by clients are kept too. Opening the streams can fail
   // (DataLoss naming a corrupt segment, a directory siftd cannot write).
+  // `schedules` are the config file's [[schedules]] (docs/schedules.md):
+  // messages the broker publishes itself, by interval or cron.
   static absl::StatusOr<std::unique_ptr<Server>> Create(
       const Config& config, void* zmq_context,
       std::unique_ptr<plugin::PluginSet> plugins = nullptr,
-      std::vector<streams::StreamSettings> streams = {});
+      std::vector<streams::StreamSettings> streams = {},
+      std::vector<delivery::Schedule> schedules = {});
 
   // Puts a new plugin set in force (routes, libraries, [subscriptions]): the
   // loop takes it between two messages, so no client or message is lost.

@@ -377,6 +377,34 @@ TEST(StreamsTest, FetchWaitsForRecordsUpToItsTimeout) {
   EXPECT_EQ(two.messages[2].second, "4");
 }
 
+// A replay larger than the 4 MiB a stream consumer may have queued goes on
+// as the client reads (it is offered records again, not forgotten).
+TEST(StreamsTest, ALargeReplayDoesNotStall) {
+  auto siftd = StartSiftd({"--data_dir=" + NewDataDir("replay")});
+  ASSERT_NE(siftd, nullptr);
+  Raw c(siftd->endpoint());
+  ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "big", {"big.>"}, "never").ok());
+  const std::string payload(1024, 'p');
+  constexpr int kCount = 12000;  // ~12 MB
+  for (int i = 0; i < kCount; ++i) {
+    wire::Header h;
+    h.mutable_pub()->set_topic("big.x");
+    c.dealer().Send(h, payload);
+  }
+  auto last = c.Publish("big.x", "last");
+  ASSERT_TRUE(last.ok() && last->has_ok());
+  ASSERT_EQ(last->ok().stream_seq(), static_cast<uint64_t>(kCount + 1));
+  Raw r(siftd->endpoint());
+  ASSERT_TRUE(r.Sub(1, "big", "", wire::DELIVER_ALL, false).ok());
+  uint64_t expect = 1;
+  for (int i = 0; i < kCount + 1; ++i) {
+    auto m = r.Next(kTimeout);
+    ASSERT_TRUE(m.has_value()) << "stalled after " << expect - 1;
+    ASSERT_EQ(m->first.stream_seq(), expect);
+    ++expect;
+  }
+}
+
 // A durable consumer with explicit acks: what it acknowledged is not
 // delivered again after a broker restart (SIGKILL); what it did not is.
 TEST(StreamsTest, DurableConsumerResumesAfterKill) {

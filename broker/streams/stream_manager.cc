@@ -28,6 +28,8 @@ namespace {
 constexpr size_t kReadBatch = 64;
 constexpr size_t kPumpBudget = 512;
 constexpr uint64_t kReadBytes = 4 << 20;
+// How soon a consumer whose client's queue was full is offered records again.
+constexpr int64_t kFullClientRetryMs = 2;
 
 absl::Status Errno(const std::string& what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
@@ -934,6 +936,13 @@ bool StreamManager::Pump(Slot& slot, int64_t now,
     work_left_ = true;
     return true;
   }
+  // Stopped because the client's queue is full, with records at hand: look
+  // again soon (nothing else would wake this consumer).
+  if ((c.next_seq() <= limit || c.waiting() > 0) && c.has_room() &&
+      (slot.push || (!slot.pulls.empty() && slot.pulls.front().remaining > 0)) &&
+      !has_room(slot.push ? slot.client : slot.pulls.front().client)) {
+    client_full_ = true;
+  }
   return false;
 }
 
@@ -943,6 +952,7 @@ void StreamManager::Process(int64_t now,
                             std::vector<StreamAnswer>* answers,
                             std::vector<delivery::DeadLetter>* dead) {
   work_left_ = false;
+  client_full_ = false;
   for (StreamAnswer& n : notices_) answers->push_back(std::move(n));
   notices_.clear();
   std::vector<uint64_t> expired;
@@ -1024,7 +1034,7 @@ void StreamManager::Process(int64_t now,
 
 int64_t StreamManager::NextDeadline(int64_t now) const {
   if (work_left_) return now;
-  int64_t next = INT64_MAX;
+  int64_t next = client_full_ ? now + kFullClientRetryMs : INT64_MAX;
   for (const auto& [id, slot] : slots_) {
     if (!slot->pulls.empty()) next = std::min(next, slot->pulls.front().deadline);
     if (slot->consumer->options().explicit_ack || slot->consumer->waiting()) {

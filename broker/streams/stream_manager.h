@@ -291,6 +291,7 @@ class StreamManager {
   uint64_t next_held_key_ = 0;
   std::deque<AckAnswer> ack_answers_;
   bool work_left_ = false;
+  bool client_full_ = false;  // a consumer waits for its client to read
   // Errors to send at the next Process (a deleted stream's consumers).
   std::vector<StreamAnswer> notices_;
 };

@@ -60,6 +60,37 @@ Workload:
   --next                sift subscribers receive with Subscription::Next()
                         on their own thread instead of a callback
 
+Delivery guarantees (sift only; docs/delivery.md):
+  --stream FSYNC        a stream "sift-bench" captures the topic(s), with
+                        fsync policy FSYNC: always, never or <N>ms (e.g.
+                        10ms). A spawned siftd gets a temporary --data_dir
+                        (under $TEST_TMPDIR, else $TMPDIR, else /tmp),
+                        removed after; a running one (--server) needs its
+                        own, and loses any stream named sift-bench
+  --disk_probe SECONDS  with --stream and --spawn: before the run, append
+                        --size bytes + fdatasync in a loop for this long in
+                        the data directory and report the disk's raw fsync
+                        rate (default 1; 0: no probe)
+  --confirm_window N    publish confirmed (answered once routed; to a
+                        stream, once the record is durable per its fsync
+                        policy), each publisher keeping N confirms
+                        outstanding: N threads share its Client, taking
+                        sequence numbers from one counter (so a
+                        subscriber may see some out of order). Default 0:
+                        fire-and-forget. Not with --rate
+  --ack MODE            none (at-most-once, default) or explicit
+                        (at-least-once: every subscriber ACKs each
+                        message; the broker may queue the whole run)
+  --max_in_flight N     with --ack explicit: each subscriber's prefetch
+                        (default: the broker's, 1000)
+  --replay HOW          with --stream: publish first with no subscriber
+                        reading, then measure reading the stream back from
+                        its first record: sub (a stream subscription,
+                        DELIVER_ALL) or fetch (FETCH polls, each from the
+                        next sequence number; with --ack explicit a durable
+                        consumer per subscriber, ACKing each record)
+  --fetch_batch N       records per FETCH (1 to 10000, default 1000)
+
 Memory mode (no messages):
   --memory_subs N       broker RSS with N subscriptions "mem.<i>.*" ...
   --memory_clients M    ... held by M clients (default 1000); reports bytes
@@ -124,6 +155,18 @@ const char* ModeName(Mode mode) {
       return "nats";
     case Mode::kRedis:
       return "redis";
+  }
+  return "?";
+}
+
+const char* ReplayName(Replay replay) {
+  switch (replay) {
+    case Replay::kNone:
+      return "none";
+    case Replay::kSub:
+      return "sub";
+    case Replay::kFetch:
+      return "fetch";
   }
   return "?";
 }
@@ -218,6 +261,31 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
       s = ParseInt<int>(name, value, 1, 100000, &o.memory_clients);
     } else if (name == "memory_threads") {
       s = ParseInt<int>(name, value, 1, 10000, &o.memory_threads);
+    } else if (name == "stream") {
+      if (value.empty()) s = Bad(name, value, "want always, never or <N>ms");
+      o.stream_fsync = value;
+    } else if (name == "disk_probe") {
+      s = ParseSeconds(name, value, &o.disk_probe_s);
+    } else if (name == "confirm_window") {
+      s = ParseInt<int>(name, value, 0, 100000, &o.confirm_window);
+    } else if (name == "ack") {
+      if (value == "explicit" || value == "none") {
+        o.ack_explicit = value == "explicit";
+      } else {
+        s = Bad(name, value, "want none or explicit");
+      }
+    } else if (name == "max_in_flight") {
+      s = ParseInt<uint32_t>(name, value, 1, 1u << 30, &o.max_in_flight);
+    } else if (name == "replay") {
+      if (value == "sub") {
+        o.replay = Replay::kSub;
+      } else if (value == "fetch") {
+        o.replay = Replay::kFetch;
+      } else {
+        s = Bad(name, value, "want sub or fetch");
+      }
+    } else if (name == "fetch_batch") {
+      s = ParseInt<uint32_t>(name, value, 1, 10000, &o.fetch_batch);
     } else if (name == "timeout") {
       s = ParseSeconds(name, value, &o.timeout_s);
     } else if (name == "drain") {
@@ -249,6 +317,28 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   if (o.memory_subs > 0 && o.mode != Mode::kSift && o.mode != Mode::kProxy) {
     return absl::InvalidArgumentError(
         "--memory_subs: memory mode runs against sift or proxy");
+  }
+  const bool delivery = o.stream() || o.confirm_window > 0 ||
+                        o.ack_explicit || o.replay != Replay::kNone;
+  if (delivery && (o.mode != Mode::kSift || o.memory_subs > 0)) {
+    return absl::InvalidArgumentError(
+        "--stream, --confirm_window, --ack explicit and --replay: sift mode "
+        "message runs only");
+  }
+  if (o.confirm_window > 0 && o.rate > 0) {
+    return absl::InvalidArgumentError(
+        "--confirm_window: unpaced runs only (not with --rate)");
+  }
+  if (o.max_in_flight > 0 && !o.ack_explicit) {
+    return absl::InvalidArgumentError("--max_in_flight needs --ack explicit");
+  }
+  if (o.replay != Replay::kNone && (!o.stream() || o.queue_group() ||
+                                    o.topics > 1 || !o.pattern.empty())) {
+    return absl::InvalidArgumentError(
+        "--replay needs --stream, and no --queue, --topics or --pattern");
+  }
+  if (o.replay == Replay::kFetch && o.use_next) {
+    return absl::InvalidArgumentError("--replay fetch: not with --next");
   }
   if (o.memory_subs == 0 && o.subs < 1) {
     return absl::InvalidArgumentError("--subs must be at least 1");

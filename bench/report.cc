@@ -114,8 +114,39 @@ std::string WorkloadJson(const Options& o) {
       .Num("rate", o.rate)
       .Int("noise", static_cast<uint64_t>(o.noise))
       .Str("receive", o.use_next ? "next" : "callback")
+      .Str("stream", o.stream_fsync)
+      .Int("confirm_window", static_cast<uint64_t>(o.confirm_window))
+      .Str("ack", o.ack_explicit ? "explicit" : "none")
+      .Int("max_in_flight", o.max_in_flight)
+      .Str("replay", ReplayName(o.replay))
+      .Int("fetch_batch", o.fetch_batch)
       .Num("timeout_s", o.timeout_s)
       .Num("drain_s", o.drain_s)
+      .Done();
+}
+
+std::string StreamJson(const StreamResult& s) {
+  return JsonObject()
+      .Bool("known", s.known)
+      .Str("name", s.name)
+      .Str("fsync", s.fsync)
+      .Int("messages", s.messages)
+      .Int("last_seq", s.last_seq)
+      .Int("durable_seq", s.durable_seq)
+      .Int("bytes", s.bytes)
+      .Done();
+}
+
+std::string DiskJson(const DiskProbeResult& d) {
+  return JsonObject()
+      .Bool("measured", d.measured)
+      .Str("dir", d.dir)
+      .Int("bytes", d.bytes)
+      .Int("fsyncs", d.fsyncs)
+      .Num("seconds", d.seconds)
+      .Num("fsyncs_per_s", d.fsyncs_per_s)
+      .Num("p50_us", d.p50_us)
+      .Num("p99_us", d.p99_us)
       .Done();
 }
 
@@ -147,6 +178,15 @@ std::string TextReport(const RunResult& r) {
       o.noise > 0 ? absl::StrCat(", noise ", o.noise) : "",
       Thousands(static_cast<double>(o.size)), Thousands(o.count), o.topic);
   if (o.rate > 0) absl::StrAppend(&out, ", rate ", Thousands(o.rate), "/s");
+  if (o.stream()) absl::StrAppend(&out, ", stream fsync ", o.stream_fsync);
+  if (o.confirm_window > 0) {
+    absl::StrAppend(&out, ", confirmed (window ", o.confirm_window,
+                    " per pub)");
+  }
+  if (o.ack_explicit) absl::StrAppend(&out, ", explicit acks");
+  if (o.replay != Replay::kNone) {
+    absl::StrAppend(&out, ", replay ", ReplayName(o.replay));
+  }
   absl::StrAppend(&out, "\n  server      ", r.server,
                   r.spawned ? " (spawned)" : "", "\n");
   absl::StrAppend(
@@ -173,6 +213,34 @@ std::string TextReport(const RunResult& r) {
                       Thousands(r.sent), Thousands(r.publish_msgs_per_s),
                       Thousands(r.publish_retries)));
   absl::StrAppend(&out, "  latency     ", LatencyText(r.latency), "\n");
+  if (o.confirm_window > 0) {
+    absl::StrAppend(&out, "  confirm     ", LatencyText(r.confirm_latency),
+                    "\n");
+  }
+  if (o.replay != Replay::kNone) {
+    absl::StrAppend(&out, absl::StrFormat("  fill        %.3f s before the "
+                                          "replay\n",
+                                          r.replay_fill_seconds));
+  }
+  if (r.stream.known) {
+    absl::StrAppend(
+        &out, absl::StrFormat("  stream      %s (fsync %s): %s messages, "
+                              "last seq %s, durable seq %s, %s\n",
+                              r.stream.name, r.stream.fsync,
+                              Thousands(r.stream.messages),
+                              Thousands(r.stream.last_seq),
+                              Thousands(r.stream.durable_seq),
+                              MiB(r.stream.bytes)));
+  }
+  if (r.disk.measured) {
+    absl::StrAppend(
+        &out, absl::StrFormat("  disk        %s fsyncs/s (append %d B + "
+                              "fdatasync, %.1f s: p50 %.1f us, p99 %.1f "
+                              "us) in %s\n",
+                              Thousands(r.disk.fsyncs_per_s),
+                              static_cast<int>(r.disk.bytes), r.disk.seconds,
+                              r.disk.p50_us, r.disk.p99_us, r.disk.dir));
+  }
   if (r.server_usage.known) {
     absl::StrAppend(
         &out, absl::StrFormat(
@@ -279,6 +347,10 @@ std::string JsonReport(const RunResult& r) {
              .Num("per_sub_msgs_per_s_min", r.per_sub_msgs_per_s_min)
              .Num("publish_msgs_per_s", r.publish_msgs_per_s)
              .Raw("latency_us", LatencyJson(r.latency))
+             .Raw("confirm_latency_us", LatencyJson(r.confirm_latency))
+             .Num("replay_fill_s", r.replay_fill_seconds)
+             .Raw("stream", StreamJson(r.stream))
+             .Raw("disk", DiskJson(r.disk))
              .Raw("server", server.Done())
              .Num("bench_cpu_s", r.bench_cpu_seconds)
              .Raw("publishers", JsonArray(pubs))

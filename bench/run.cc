@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -109,6 +110,70 @@ void PublisherLoop(const Options& options, int p, Transport* transport,
   state->done.store(true, std::memory_order_release);
 }
 
+// --confirm_window: publisher p as options.confirm_window threads, each with
+// one confirmed publish outstanding, all taking sequence numbers from one
+// counter.
+void ConfirmedPublisherLoop(const Options& options, int p,
+                            Transport* transport, const std::atomic<bool>* go,
+                            const std::atomic<bool>* stop,
+                            PublisherState* state,
+                            LatencyHistogram* confirm_latency) {
+  while (!go->load(std::memory_order_acquire)) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  PublisherResult& r = state->result;
+  r.id = p;
+  std::atomic<uint64_t> next_seq{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;  // guards r.error and the histograms' merge
+  const int64_t start = NowNs();
+  std::vector<std::thread> threads;
+  for (int w = 0; w < options.confirm_window; ++w) {
+    threads.emplace_back([&] {
+      std::string payload(options.size, 'x');
+      Stamp stamp;
+      stamp.publisher = static_cast<uint16_t>(p);
+      LatencyHistogram latency;
+      uint64_t retries = 0;
+      while (!stop->load(std::memory_order_relaxed) &&
+             !failed.load(std::memory_order_relaxed)) {
+        const uint64_t seq = next_seq.fetch_add(1, std::memory_order_relaxed);
+        if (seq >= options.count) break;
+        stamp.seq = seq;
+        // A confirm costs a round trip: reading the clock for each is cheap
+        // beside it, and gives the confirm latency.
+        const int64_t t0 = NowNs();
+        stamp.send_ns = t0;
+        WriteStamp(stamp, payload.data());
+        uint64_t tries = 0;
+        absl::Status s = transport->SendConfirmed(p, seq, payload, &tries);
+        retries += tries;
+        if (tries > 0) {
+          state->retries.fetch_add(tries, std::memory_order_relaxed);
+        }
+        if (!s.ok()) {
+          std::lock_guard<std::mutex> l(mu);
+          if (r.error.empty()) {
+            r.error = absl::StrCat("seq ", seq, ": ", s.message());
+          }
+          failed.store(true);
+          break;
+        }
+        latency.Record(NowNs() - t0);
+        state->sent.fetch_add(1, std::memory_order_relaxed);
+      }
+      std::lock_guard<std::mutex> l(mu);
+      confirm_latency->Merge(latency);
+      r.retries += retries;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  r.sent = state->sent.load();
+  r.seconds = (NowNs() - start) / 1e9;
+  r.msgs_per_s = r.seconds > 0 ? r.sent / r.seconds : 0;
+  state->done.store(true, std::memory_order_release);
+}
+
 }  // namespace
 
 absl::StatusOr<RunResult> RunMessages(const Options& options,
@@ -139,11 +204,19 @@ absl::StatusOr<RunResult> RunMessages(const Options& options,
 
   std::atomic<bool> go{false}, stop{false};
   std::vector<std::unique_ptr<PublisherState>> pub_states;
+  std::vector<std::unique_ptr<LatencyHistogram>> confirm_latency;
   std::vector<std::thread> pub_threads;
   for (int p = 0; p < options.pubs; ++p) {
     pub_states.push_back(std::make_unique<PublisherState>());
-    pub_threads.emplace_back(PublisherLoop, std::cref(options), p, transport,
-                             &go, &stop, pub_states.back().get());
+    if (options.confirm_window > 0) {
+      confirm_latency.push_back(std::make_unique<LatencyHistogram>());
+      pub_threads.emplace_back(ConfirmedPublisherLoop, std::cref(options), p,
+                               transport, &go, &stop, pub_states.back().get(),
+                               confirm_latency.back().get());
+    } else {
+      pub_threads.emplace_back(PublisherLoop, std::cref(options), p,
+                               transport, &go, &stop, pub_states.back().get());
+    }
   }
   const int64_t start_ns = NowNs();
   go.store(true, std::memory_order_release);
@@ -153,12 +226,21 @@ absl::StatusOr<RunResult> RunMessages(const Options& options,
   const int64_t drain_ns = static_cast<int64_t>(options.drain_s * 1e9);
   const uint64_t per_sub =
       options.count * static_cast<uint64_t>(options.pubs);
-  uint64_t last_total = 0;
   int64_t last_change_ns = start_ns;
+  absl::Status replay_status = absl::OkStatus();
+  if (options.replay != Replay::kNone) {
+    // Fill the stream first, with nobody reading; then read it back.
+    for (std::thread& t : pub_threads) t.join();
+    pub_threads.clear();
+    result.replay_fill_seconds = (NowNs() - start_ns) / 1e9;
+    replay_status = transport->StartReplay();
+    last_change_ns = NowNs();
+  }
+  uint64_t last_total = 0;
   int64_t next_progress_ns = start_ns + kProgressIntervalNs;
   uint64_t progress_last_total = 0;
   int64_t progress_last_ns = start_ns;
-  while (true) {
+  while (replay_status.ok()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     const int64_t now = NowNs();
     uint64_t total = 0;
@@ -222,6 +304,11 @@ absl::StatusOr<RunResult> RunMessages(const Options& options,
   }
   result.bench_cpu_seconds = SelfCpuSeconds() - bench_cpu_start;
   transport->CollectServerCounters(&result.server_counters);
+  transport->CollectDurability(&result);
+  if (!replay_status.ok()) {
+    result.notes.push_back(
+        absl::StrCat("replay did not start: ", replay_status.message()));
+  }
   transport->Disconnect();
   result.server_exit_code = transport->StopServer();
 
@@ -238,6 +325,11 @@ absl::StatusOr<RunResult> RunMessages(const Options& options,
     }
   }
   result.publish_msgs_per_s = pub_seconds > 0 ? result.sent / pub_seconds : 0;
+  if (!confirm_latency.empty()) {
+    LatencyHistogram all;
+    for (const auto& h : confirm_latency) all.Merge(*h);
+    result.confirm_latency = Summarize(all);
+  }
 
   // Subscribers.
   LatencyHistogram all_latency;
@@ -291,9 +383,17 @@ absl::StatusOr<RunResult> RunMessages(const Options& options,
                          ? static_cast<double>(result.received) /
                                static_cast<double>(result.expected)
                          : 0;
+  // A stream must hold every message sent, once.
+  const bool stored = !result.stream.known ||
+                      result.stream.messages == result.sent;
+  if (!stored) {
+    result.notes.push_back(absl::StrCat("the stream holds ",
+                                        result.stream.messages, " of ",
+                                        result.sent, " messages sent"));
+  }
   result.complete = result.received == result.expected &&
                     result.duplicates == 0 && result.invalid == 0 &&
-                    !result.timed_out;
+                    !result.timed_out && stored;
   if (last > first) {
     result.seconds = (last - first) / 1e9;
     result.msgs_per_s = deliveries / result.seconds;

@@ -37,6 +37,21 @@ class Transport {
   // publisher p's thread.
   virtual absl::Status Send(int p, std::string_view payload,
                             uint64_t* retries) = 0;
+  // --confirm_window: sends one message from publisher `p` and waits for
+  // the broker's confirmation; retries a refusal that means "later"
+  // (backpressure), adding one to *retries each time. Called concurrently
+  // from the confirm_window threads of publisher p.
+  virtual absl::Status SendConfirmed(int p, uint64_t seq,
+                                     std::string_view payload,
+                                     uint64_t* retries) {
+    return absl::UnimplementedError("confirmed publishes");
+  }
+  // --replay: called once the publishers are done; starts feeding the
+  // receivers given to Prepare() (which, in a replay run, only keeps them)
+  // from the stream's first record.
+  virtual absl::Status StartReplay() {
+    return absl::UnimplementedError("--replay");
+  }
   // Publisher p will not send for a while (a paced run before it sleeps, and
   // after its last message): a transport that buffers writes sends what it
   // holds. Called only on publisher p's thread.
@@ -44,6 +59,9 @@ class Transport {
   // At the end, while still connected: the server's own counters (deltas
   // over the run), if it has any.
   virtual void CollectServerCounters(std::map<std::string, uint64_t>* out) {}
+  // At the end, while still connected: the stream's state and the disk
+  // probe (--stream), into result->stream and result->disk; notes too.
+  virtual void CollectDurability(RunResult* result) {}
   // Stops the subscribers and disconnects everything; afterwards the
   // receivers are no longer touched.
   virtual void Disconnect() = 0;

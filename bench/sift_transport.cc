@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "bench/client_pool.h"
+#include "bench/disk_probe.h"
 #include "bench/payload.h"
 #include "bench/servers.h"
 #include "clients/cpp/client.h"
@@ -19,6 +23,14 @@ namespace {
 // full): long enough to let the I/O thread drain some, short enough not to
 // idle the pipeline.
 constexpr auto kBackoff = std::chrono::microseconds(200);
+
+// --stream: the stream the run publishes to.
+constexpr char kStreamName[] = "sift-bench";
+// How long a confirmed publish may wait for its OK: a stream with
+// fsync=always under a deep window on a slow disk answers late, not never.
+constexpr absl::Duration kConfirmTimeout = absl::Seconds(60);
+// --replay fetch: how long one FETCH waits for its batch.
+constexpr absl::Duration kFetchWait = absl::Milliseconds(100);
 
 class SiftTransport : public Transport {
  public:
@@ -32,9 +44,23 @@ class SiftTransport : public Transport {
     // The noise subscriptions are spread over this many clients.
     const int holders =
         std::max(1, std::min(options_.noise_clients, options_.noise));
+    Options spawn_options = options_;
+    if (options_.stream() && !options_.spawn.empty()) {
+      auto dir = MakeTempDir("sift-bench-data-");
+      if (!dir.ok()) return dir.status();
+      data_dir_ = *dir;
+      if (options_.disk_probe_s > 0) {
+        auto probe =
+            ProbeFsync(data_dir_, options_.size, options_.disk_probe_s);
+        if (!probe.ok()) return probe.status();
+        disk_ = *probe;
+      }
+      spawn_options.siftd_flags.push_back("--data_dir=" + data_dir_);
+    }
     auto server = StartSiftd(
-        options_, std::max<uint64_t>((options_.noise + holders - 1) / holders,
-                                     static_cast<uint64_t>(options_.topics)));
+        spawn_options,
+        std::max<uint64_t>((options_.noise + holders - 1) / holders,
+                           static_cast<uint64_t>(options_.topics)));
     if (!server.ok()) return server.status();
     server_ = std::move(*server);
 
@@ -42,48 +68,30 @@ class SiftTransport : public Transport {
     if (!control.ok()) return control.status();
     control_ = std::move(*control);
 
+    if (options_.stream()) {
+      // A running broker may hold one from an earlier run.
+      (void)control_->DeleteStream(kStreamName);
+      StreamConfig config;
+      config.name = kStreamName;
+      config.subjects = {options_.topics > 1 ? options_.topic + ".*"
+                                             : options_.topic};
+      config.fsync = options_.stream_fsync;
+      auto info = control_->AddStream(config);
+      if (!info.ok()) {
+        return absl::Status(info.status().code(),
+                            absl::StrCat("add stream: ",
+                                         info.status().message()));
+      }
+      stream_added_ = true;
+    }
+
+    receivers_ = receivers;
     for (size_t i = 0; i < receivers.size(); ++i) {
-      Receiver* receiver = receivers[i];
       auto client = Connect(absl::StrCat("sift-bench-sub-", i));
       if (!client.ok()) return client.status();
-      SubscribeOptions so;
-      so.queue_group = options_.queue;
-      if (!options_.use_next) {
-        so.callback = [receiver](const Message& m) {
-          receiver->Record(m.payload());
-        };
-      }
-      // --topics: every topic but the last gets its own subscription here;
-      // the last one is `sub` below.
-      for (int t = 0; t + 1 < options_.topics; ++t) {
-        auto extra = (*client)->Subscribe(options_.TopicOf(t), so);
-        if (!extra.ok()) return extra.status();
-        subs_.push_back(std::move(*extra));
-      }
-      const std::string pattern = options_.topics > 1
-                                      ? options_.TopicOf(options_.topics - 1)
-                                      : options_.SubscriberPattern();
-      auto sub = (*client)->Subscribe(pattern, so);
-      if (!sub.ok()) {
-        return absl::Status(sub.status().code(),
-                            absl::StrCat("subscribe \"", pattern, "\": ",
-                                         sub.status().message()));
-      }
-      if (options_.use_next) {
-        Subscription* s = sub->get();
-        next_threads_.emplace_back([this, s, receiver] {
-          while (!stop_.load(std::memory_order_relaxed)) {
-            auto m = s->Next(absl::Milliseconds(100));
-            if (m.ok()) {
-              receiver->Record(m->payload());
-            } else if (absl::IsCancelled(m.status())) {
-              return;
-            }
-          }
-        });
-      }
       sub_clients_.push_back(std::move(*client));
-      subs_.push_back(std::move(*sub));
+      if (options_.replay != Replay::kNone) continue;  // StartReplay()
+      if (absl::Status s = SubscribeReceiver(i); !s.ok()) return s;
     }
 
     if (options_.noise > 0) {
@@ -113,6 +121,69 @@ class SiftTransport : public Transport {
     return absl::OkStatus();
   }
 
+  absl::Status SendConfirmed(int p, uint64_t seq, std::string_view payload,
+                             uint64_t* retries) override {
+    Client& client = *pub_clients_[p];
+    const std::string& topic = topics_[seq % topics_.size()];
+    while (true) {
+      PublishAck ack;
+      absl::Status s = client.PublishConfirmedWith(
+          topic, payload, no_publish_options_, kConfirmTimeout, &ack);
+      if (s.ok()) {
+        if (options_.stream() && ack.stream_seq == 0) {
+          unsequenced_.fetch_add(1, std::memory_order_relaxed);
+        }
+        return s;
+      }
+      // The client's queue or the stream's writer queue is full: nothing
+      // was stored or routed; try again.
+      if (!absl::IsResourceExhausted(s)) return s;
+      ++*retries;
+      std::this_thread::sleep_for(kBackoff);
+    }
+  }
+
+  absl::Status StartReplay() override {
+    if (auto info = WaitForStream(); !info.ok()) return info.status();
+    for (size_t i = 0; i < receivers_.size(); ++i) {
+      if (options_.replay == Replay::kFetch) {
+        fetch_threads_.emplace_back([this, i] { FetchLoop(i); });
+      } else if (absl::Status s = SubscribeReceiver(i); !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  void CollectDurability(RunResult* result) override {
+    result->disk = disk_;
+    if (options_.stream() && control_) {
+      auto info = WaitForStream();
+      if (info.ok()) {
+        StreamResult& st = result->stream;
+        st.known = true;
+        st.name = info->config.name;
+        st.fsync = info->config.fsync;
+        st.messages = info->messages;
+        st.last_seq = info->last_seq;
+        st.durable_seq = info->durable_seq;
+        st.bytes = info->bytes;
+      } else {
+        result->notes.push_back(absl::StrCat("stream info: ",
+                                             info.status().message()));
+      }
+    }
+    if (const uint64_t n = unsequenced_.load(); n > 0) {
+      result->notes.push_back(absl::StrCat(
+          n, " confirmed publishes had no stream_seq (no stream took them)"));
+    }
+    if (const uint64_t n = ack_errors_.load(); n > 0) {
+      result->notes.push_back(absl::StrCat(n, " Ack() calls failed"));
+    }
+    std::lock_guard<std::mutex> l(fetch_mu_);
+    for (const std::string& e : fetch_errors_) result->notes.push_back(e);
+  }
+
   absl::Status Send(int p, std::string_view payload,
                     uint64_t* retries) override {
     Client& client = *pub_clients_[p];
@@ -138,6 +209,8 @@ class SiftTransport : public Transport {
 
   void Disconnect() override {
     stop_.store(true);
+    for (std::thread& t : fetch_threads_) t.join();
+    fetch_threads_.clear();
     // Publishers first: Close() flushes what they still queue (bounded).
     for (auto& c : pub_clients_) c->Close();
     for (auto& c : sub_clients_) c->Close();  // ends Next() with Cancelled
@@ -147,16 +220,172 @@ class SiftTransport : public Transport {
     sub_clients_.clear();
     pub_clients_.clear();
     noise_.reset();
+    // A broker sift-bench did not start keeps no stream of ours.
+    if (control_ && stream_added_ && server_.child == nullptr) {
+      (void)control_->DeleteStream(kStreamName);
+    }
+    stream_added_ = false;
     if (control_) control_->Close();
     control_.reset();
   }
 
-  int StopServer() override { return server_.Stop(); }
+  int StopServer() override {
+    const int code = server_.Stop();
+    if (!data_dir_.empty()) {
+      if (!RemoveTree(data_dir_)) {
+        std::fprintf(stderr, "sift-bench: could not remove all of %s\n",
+                     data_dir_.c_str());
+      }
+      data_dir_.clear();
+    }
+    return code;
+  }
   pid_t server_pid() const override { return server_.pid; }
   std::string server_description() const override { return server_.endpoint; }
   bool spawned() const override { return server_.child != nullptr; }
 
  private:
+  // The stream's info once it has caught up: the broker appends on a writer
+  // thread of its own, so records may still be queued for the log (and
+  // fsyncs pending) after every subscriber has its messages, and
+  // fire-and-forget publishes may still be on their way. Waits (bounded)
+  // until it holds every message published, durable, or stops moving for
+  // 2 s.
+  absl::StatusOr<StreamInfo> WaitForStream() {
+    const uint64_t total =
+        options_.count * static_cast<uint64_t>(options_.pubs);
+    std::pair<uint64_t, uint64_t> last{0, 0};
+    absl::Time changed = absl::Now();
+    const absl::Time give_up = changed + absl::Seconds(60);
+    while (true) {
+      auto info = control_->GetStreamInfo(kStreamName);
+      if (!info.ok()) return info.status();
+      if (info->last_seq >= total && info->durable_seq >= info->last_seq) {
+        return info;
+      }
+      const std::pair<uint64_t, uint64_t> now{info->last_seq,
+                                              info->durable_seq};
+      if (now != last) {
+        last = now;
+        changed = absl::Now();
+      } else if (absl::Now() - changed > absl::Seconds(2) ||
+                 absl::Now() > give_up) {
+        return info;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  // Subscribes receiver i's client (live routing, or with --replay sub the
+  // stream from its first record), acking each message with --ack explicit.
+  absl::Status SubscribeReceiver(size_t i) {
+    Receiver* receiver = receivers_[i];
+    Client* client = sub_clients_[i].get();
+    const bool ack = options_.ack_explicit;
+    SubscribeOptions so;
+    so.queue_group = options_.queue;
+    if (ack) so.ack = Policy();
+    if (options_.replay == Replay::kSub) {
+      so.stream = StreamStart{kStreamName, "", DeliverPolicy::kAll};
+    }
+    if (!options_.use_next) {
+      so.callback = [this, receiver, client, ack](const Message& m) {
+        receiver->Record(m.payload());
+        if (ack && !client->Ack(m).ok()) {
+          ack_errors_.fetch_add(1, std::memory_order_relaxed);
+        }
+      };
+    }
+    // --topics: every topic but the last gets its own subscription here;
+    // the last one is `sub` below.
+    for (int t = 0; t + 1 < options_.topics; ++t) {
+      auto extra = client->Subscribe(options_.TopicOf(t), so);
+      if (!extra.ok()) return extra.status();
+      subs_.push_back(std::move(*extra));
+    }
+    const std::string pattern = options_.topics > 1
+                                    ? options_.TopicOf(options_.topics - 1)
+                                    : options_.SubscriberPattern();
+    auto sub = client->Subscribe(pattern, so);
+    if (!sub.ok()) {
+      return absl::Status(sub.status().code(),
+                          absl::StrCat("subscribe \"", pattern, "\": ",
+                                       sub.status().message()));
+    }
+    if (options_.use_next) {
+      Subscription* s = sub->get();
+      next_threads_.emplace_back([this, s, receiver, client, ack] {
+        while (!stop_.load(std::memory_order_relaxed)) {
+          auto m = s->Next(absl::Milliseconds(100));
+          if (m.ok()) {
+            receiver->Record(m->payload());
+            if (ack && !client->Ack(*m).ok()) {
+              ack_errors_.fetch_add(1, std::memory_order_relaxed);
+            }
+          } else if (absl::IsCancelled(m.status())) {
+            return;
+          }
+        }
+      });
+    }
+    subs_.push_back(std::move(*sub));
+    return absl::OkStatus();
+  }
+
+  // --ack explicit: the broker's defaults, but room for the whole run in
+  // the broker's queue (its default, 100,000, would dead-letter the rest of
+  // an unpaced burst) and --max_in_flight.
+  AckOptions Policy() const {
+    AckOptions a;
+    if (options_.max_in_flight > 0) a.max_in_flight = options_.max_in_flight;
+    const uint64_t total =
+        options_.count * static_cast<uint64_t>(options_.pubs);
+    a.max_queued = static_cast<uint32_t>(
+        std::min<uint64_t>(std::max<uint64_t>(total, 100000), UINT32_MAX));
+    return a;
+  }
+
+  // --replay fetch: receiver i polls the stream until it has every record:
+  // an ephemeral read from the next sequence number, or with --ack explicit
+  // a durable consumer of its own whose records it acknowledges.
+  void FetchLoop(size_t i) {
+    Receiver* receiver = receivers_[i];
+    Client* client = sub_clients_[i].get();
+    const uint64_t want =
+        options_.count * static_cast<uint64_t>(options_.pubs);
+    FetchOptions fo;
+    fo.start.stream = kStreamName;
+    fo.batch = options_.fetch_batch;
+    fo.max_wait = kFetchWait;
+    if (options_.ack_explicit) {
+      fo.start.consumer = absl::StrCat("sift-bench-fetch-", i);
+      fo.start.deliver = DeliverPolicy::kAll;
+      fo.ack = Policy();
+    } else {
+      fo.start.deliver = DeliverPolicy::kFromSeq;
+    }
+    uint64_t next = 1;  // sequence numbers start at 1
+    while (!stop_.load(std::memory_order_relaxed) &&
+           receiver->unique() < want) {
+      fo.start.start_seq = next;
+      auto got = client->Fetch(fo, absl::Seconds(10));
+      if (!got.ok()) {
+        std::lock_guard<std::mutex> l(fetch_mu_);
+        fetch_errors_.push_back(absl::StrCat("fetch by subscriber ", i,
+                                             " stopped: ",
+                                             got.status().message()));
+        return;
+      }
+      for (const Message& m : *got) {
+        receiver->Record(m.payload());
+        next = std::max(next, m.stream_seq() + 1);
+        if (options_.ack_explicit && !client->Ack(m).ok()) {
+          ack_errors_.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+    }
+  }
+
   absl::StatusOr<std::unique_ptr<Client>> Connect(const std::string& name) {
     ClientOptions co;
     co.endpoint = server_.endpoint;
@@ -173,6 +402,13 @@ class SiftTransport : public Transport {
     out["messages_in"] = stats->messages_in();
     out["messages_out"] = stats->messages_out();
     out["errors_sent"] = stats->errors_sent();
+    if (options_.ack_explicit) {
+      const auto& d = stats->deliveries();
+      out["deliveries.acks"] = d.acks();
+      out["deliveries.redeliveries"] = d.redeliveries();
+      out["deliveries.expired"] = d.expired();
+      out["deliveries.dead_letters"] = d.dead_letters();
+    }
     for (const auto& d : stats->drops()) {
       out[absl::StrCat("drops.", d.reason())] = d.count();
     }
@@ -191,6 +427,17 @@ class SiftTransport : public Transport {
   std::vector<std::thread> next_threads_;
   std::atomic<bool> stop_{false};
   std::map<std::string, uint64_t> baseline_;
+
+  std::vector<Receiver*> receivers_;     // Prepare()'s, one per sub client
+  std::vector<std::thread> fetch_threads_;
+  const PublishOptions no_publish_options_;
+  std::string data_dir_;  // a spawned siftd's temporary --data_dir
+  bool stream_added_ = false;
+  DiskProbeResult disk_;
+  std::atomic<uint64_t> unsequenced_{0};
+  std::atomic<uint64_t> ack_errors_{0};
+  std::mutex fetch_mu_;
+  std::vector<std::string> fetch_errors_;  // guarded by fetch_mu_
 };
 
 }  // namespace

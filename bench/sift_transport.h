@@ -4,6 +4,14 @@
 // thread through a callback (or, with --next, on a thread of their own
 // through Subscription::Next()). Publishers retry a Publish refused with
 // ResourceExhausted after a short pause, never dropping a message.
+//
+// Delivery guarantees (issue 8): with --stream a stream "sift-bench"
+// captures the topic(s) (a spawned siftd gets a temporary data directory,
+// whose disk's raw fsync rate is probed first); --confirm_window publishes
+// with PublishConfirmedWith from several threads per publisher Client;
+// --ack explicit subscribes with an AckOptions and ACKs every message from
+// the callback; --replay reads the stream back after the publishers are
+// done, through a stream subscription or FETCH polls.
 #ifndef SIFT_BENCH_SIFT_TRANSPORT_H_
 #define SIFT_BENCH_SIFT_TRANSPORT_H_
 

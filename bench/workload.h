@@ -18,6 +18,12 @@ namespace sift::bench {
 enum class Mode { kSift, kProxy, kDirect, kNats, kRedis };
 const char* ModeName(Mode mode);
 
+// --replay (sift with --stream only): after the publishers are done, the
+// subscribers read the stream back from its first record, pushed to a
+// stream subscription (kSub) or polled with FETCH (kFetch).
+enum class Replay { kNone, kSub, kFetch };
+const char* ReplayName(Replay replay);
+
 struct Options {
   Mode mode = Mode::kSift;
   // sift, nats and redis modes: an existing server (--server) or a binary
@@ -45,6 +51,26 @@ struct Options {
   int noise = 0;             // non-matching wildcard subscriptions...
   int noise_clients = 10;    // ...spread over this many other clients
   bool use_next = false;     // sift: Subscription::Next() instead of callback
+
+  // Delivery guarantees (issue 8; sift mode only).
+  // Non-empty: the topic(s) are captured by a stream "sift-bench" with this
+  // fsync policy ("always", "never", "<N>ms"); a spawned siftd gets a
+  // temporary --data_dir, removed after the run.
+  std::string stream_fsync;
+  // > 0: publishers publish confirmed (PublishConfirmed: answered once
+  // routed, and for a stream once the record is durable), each keeping this
+  // many confirms outstanding (one thread per outstanding confirm, all on
+  // the publisher's one Client). 0: fire-and-forget.
+  int confirm_window = 0;
+  // Subscribers use explicit acks (at-least-once) and ACK every message.
+  bool ack_explicit = false;
+  uint32_t max_in_flight = 0;  // prefetch per subscriber; 0 = broker default
+  Replay replay = Replay::kNone;
+  uint32_t fetch_batch = 1000;  // --replay fetch: records per FETCH
+  // Stream runs on a spawned siftd: seconds of append + fdatasync on the
+  // data directory's disk before the run (the raw fsync rate); 0: none.
+  double disk_probe_s = 1;
+  bool stream() const { return !stream_fsync.empty(); }
 
   uint64_t memory_subs = 0;  // > 0: memory mode
   int memory_clients = 1000;
@@ -112,6 +138,30 @@ struct ProcessUsage {
   uint64_t rss_ready_bytes = 0;
 };
 
+// The raw fsync rate of the disk under a stream's data directory: a loop
+// of append (`bytes`) + fdatasync on one file, as a stream's log does at
+// most once per record.
+struct DiskProbeResult {
+  bool measured = false;
+  std::string dir;
+  uint64_t bytes = 0;  // per append
+  uint64_t fsyncs = 0;
+  double seconds = 0;
+  double fsyncs_per_s = 0;
+  double p50_us = 0, p99_us = 0;
+};
+
+// The stream a run published to, as the broker reported it at the end.
+struct StreamResult {
+  bool known = false;
+  std::string name;
+  std::string fsync;
+  uint64_t messages = 0;
+  uint64_t last_seq = 0;
+  uint64_t durable_seq = 0;
+  uint64_t bytes = 0;
+};
+
 struct RunResult {
   Options options;
   std::string server;  // endpoint(s) used
@@ -144,6 +194,11 @@ struct RunResult {
   // The broker's own counters over the run (sift only): messages_in/out and
   // drops by reason.
   std::map<std::string, uint64_t> server_counters;
+  // Confirmed publishes (--confirm_window): publish to confirmation.
+  LatencySummary confirm_latency;
+  StreamResult stream;    // --stream
+  DiskProbeResult disk;   // --stream on a spawned siftd
+  double replay_fill_seconds = 0;  // --replay: publishing before the reads
   std::vector<std::string> notes;
 };
 

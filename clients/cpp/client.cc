@@ -456,6 +456,7 @@ class ClientCore {
     target->plugins = options.plugins;
     target->ack = options.ack;
     target->stream = options.stream;
+    target->slow = options.slow;
     target->callback = options.callback;
     target->queue = std::move(queue);
     target->inbox = inbox;
@@ -692,6 +693,7 @@ class ClientCore {
     std::vector<PluginSpec> plugins;
     std::optional<AckOptions> ack;
     std::optional<StreamStart> stream;
+    std::optional<SlowConsumer> slow;
     MessageCallback callback;
     std::shared_ptr<internal::SubscriptionQueue> queue;
     bool inbox = false;  // the client's own request/reply inbox
@@ -815,6 +817,18 @@ class ClientCore {
         start.start_seq = sub.last_stream_seq + 1;
       }
       internal::ToWire(start, h.mutable_sub()->mutable_stream());
+    }
+    if (sub.slow.has_value()) {
+      static_assert(static_cast<int>(SlowPolicy::kDropNewest) ==
+                        wire::DROP_NEWEST &&
+                    static_cast<int>(SlowPolicy::kDropOldest) ==
+                        wire::DROP_OLDEST &&
+                    static_cast<int>(SlowPolicy::kDisconnect) ==
+                        wire::DISCONNECT);
+      wire::SlowConsumer* slow = h.mutable_sub()->mutable_slow();
+      slow->set_policy(static_cast<wire::SlowPolicy>(sub.slow->policy));
+      slow->set_max_pending_bytes(sub.slow->max_pending_bytes);
+      slow->set_max_pending_msgs(sub.slow->max_pending_msgs);
     }
     for (const PluginSpec& p : sub.plugins) {
       wire::PluginSpec* spec = h.mutable_sub()->add_plugins();

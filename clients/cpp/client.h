@@ -176,6 +176,39 @@ struct AckOptions {
   std::optional<uint32_t> max_queued;            // 100000
 };
 
+// What the broker does when a subscription's client does not read fast
+// enough (docs/delivery.md §7). Numbered as SlowPolicy in proto/sift.proto.
+enum class SlowPolicy {
+  // A delivery that finds the queue full is dropped (the broker's default).
+  kDropNewest = 0,
+  // Deliveries that find the queue full wait in the broker, at most
+  // SlowConsumer::max_pending_msgs and _bytes of them; past that the oldest
+  // waiting one is dropped. They are sent as the client catches up, so it
+  // gets the newest.
+  kDropOldest = 1,
+  // The broker closes the client's connection (after an ERROR
+  // SLOW_CONSUMER, if it fits): its session ends, and with
+  // ClientOptions::reconnect the client starts a new one and subscribes
+  // again (what was published meanwhile is lost).
+  kDisconnect = 2,
+};
+
+// A subscription's slow-consumer policy and bounds (SubscribeOptions::slow).
+// The queue counts as full when more than max_pending_bytes of deliveries to
+// this client (all its subscriptions) are handed to its connection and not
+// yet written. Every delivery dropped is counted in the broker's STATS
+// ("slow_consumer") and told to the client (Client::broker_dropped()).
+struct SlowConsumer {
+  SlowPolicy policy = SlowPolicy::kDropNewest;
+  // Bytes (payload, topic and headers); 0: the broker's
+  // max_pending_bytes_per_client (default 64 MiB), and larger values are
+  // cut to it.
+  uint64_t max_pending_bytes = 0;
+  // kDropOldest only: most messages waiting in the broker for this
+  // subscription (they also stay within max_pending_bytes); 0: 1000.
+  uint32_t max_pending_msgs = 0;
+};
+
 struct SubscribeOptions {
   // Members of one queue group share the messages: each goes to one of them.
   std::string queue_group;
@@ -207,6 +240,14 @@ struct SubscribeOptions {
   // (UNKNOWN_STREAM) for a stream the broker does not have,
   // InvalidArgument (INVALID_STREAM) if the broker has streams disabled.
   std::optional<StreamStart> stream;
+  // Set: what the broker does with this subscription's deliveries when this
+  // client does not read fast enough (see SlowConsumer); sent again with
+  // the subscription after a reconnect. Unset: kDropNewest at the broker's
+  // per-client bound. At-most-once live subscriptions only: ignored by the
+  // broker with `ack` (bounded by AckOptions::max_in_flight instead) and
+  // with `stream` (records wait in the stream). Independent of the
+  // client's own queue behind Next() (ClientOptions::subscription_queue_*).
+  std::optional<SlowConsumer> slow;
   // If set, messages are passed to it on the client's I/O thread and Next()
   // is not used. If empty, messages queue up for Next(), within
   // ClientOptions::subscription_queue_max_messages and _bytes.

@@ -49,6 +49,9 @@ constexpr FlagSpec kFlags[] = {
     {"plugin", true, Bit(Command::kSub)},
     {"with", true, Bit(Command::kSub)},
     {"ack", false, Bit(Command::kSub) | Bit(Command::kFetch)},
+    {"slow", true, Bit(Command::kSub)},
+    {"max_pending", true, Bit(Command::kSub)},
+    {"max_pending_msgs", true, Bit(Command::kSub)},
     {"retain", false, Bit(Command::kPub)},
     {"file", true, Bit(Command::kPub)},
     {"delay", true, Bit(Command::kPub)},
@@ -214,7 +217,9 @@ absl::StatusOr<bool> ParseBoolFlag(const FlagUse& flag) {
 }
 
 // A byte count: digits, optionally followed by KiB, MiB, GiB or TiB.
-absl::StatusOr<uint64_t> ParseBytes(const FlagUse& flag) {
+// `zero` says what 0 means, for the error message.
+absl::StatusOr<uint64_t> ParseBytes(const FlagUse& flag,
+                                    absl::string_view zero = "no limit") {
   absl::string_view v = *flag.value;
   uint64_t unit = 1;
   for (const auto& [suffix, size] :
@@ -232,9 +237,19 @@ absl::StatusOr<uint64_t> ParseBytes(const FlagUse& flag) {
       n > UINT64_MAX / unit) {
     return UsageError(absl::StrCat(
         "invalid size '", *flag.value, "' for ", flag.written,
-        " (bytes, e.g. 1048576 or 512MiB; KiB, MiB, GiB, TiB; 0: no limit)"));
+        " (bytes, e.g. 1048576 or 512MiB; KiB, MiB, GiB, TiB; 0: ", zero, ")"));
   }
   return n * unit;
+}
+
+// --slow: drop-newest, drop-oldest or disconnect.
+absl::StatusOr<SlowFlag> ParseSlowFlag(const FlagUse& flag) {
+  const std::string& v = *flag.value;
+  if (v == "drop-newest") return SlowFlag::kDropNewest;
+  if (v == "drop-oldest") return SlowFlag::kDropOldest;
+  if (v == "disconnect") return SlowFlag::kDisconnect;
+  return UsageError(absl::StrCat("invalid policy '", v, "' for ", flag.written,
+                                 " (drop-newest, drop-oldest or disconnect)"));
 }
 
 // --fsync: "always", "never", or an interval, as the broker spells it
@@ -395,6 +410,24 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     absl::StatusOr<uint64_t> n = ParseBytes(flag);
     if (!n.ok()) return n.status();
     args.max_bytes = *n;
+  } else if (name == "slow") {
+    absl::StatusOr<SlowFlag> policy = ParseSlowFlag(flag);
+    if (!policy.ok()) return policy.status();
+    args.slow = *policy;
+  } else if (name == "max_pending") {
+    absl::StatusOr<uint64_t> n =
+        ParseBytes(flag, "the broker's max_pending_bytes_per_client");
+    if (!n.ok()) return n.status();
+    args.max_pending = *n;
+  } else if (name == "max_pending_msgs") {
+    absl::StatusOr<int64_t> n = ParseCountFlag(flag);
+    if (!n.ok()) return n.status();
+    if (*n < 1 || *n > UINT32_MAX) {
+      return UsageError(absl::StrCat("invalid count '", *flag.value,
+                                     "' for ", flag.written,
+                                     " (1 to 4294967295)"));
+    }
+    args.max_pending_msgs = static_cast<uint32_t>(*n);
   } else if (name == "segment_bytes") {
     absl::StatusOr<uint64_t> n = ParseBytes(flag);
     if (!n.ok()) return n.status();
@@ -440,6 +473,35 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
 
 std::string SeeHelp(const CommandInfo& info) {
   return absl::StrCat(" (see sift ", info.name, " --help)");
+}
+
+// sub's slow-consumer flags: the bounds need a policy they bound, and the
+// broker applies a policy to live subscriptions without acks only.
+absl::Status CheckSlowFlags(const Args& args, absl::string_view cmd,
+                            const CommandInfo& info) {
+  if (args.slow == SlowFlag::kUnset) {
+    if (args.max_pending != 0 || args.max_pending_msgs != 0) {
+      return UsageError(absl::StrCat(
+          cmd, ": --max-pending and --max-pending-msgs bound a --slow "
+               "policy: give --slow drop-newest, drop-oldest or disconnect",
+          SeeHelp(info)));
+    }
+    return absl::OkStatus();
+  }
+  if (args.max_pending_msgs != 0 && args.slow != SlowFlag::kDropOldest) {
+    return UsageError(absl::StrCat(
+        cmd, ": --max-pending-msgs bounds the messages --slow drop-oldest "
+             "keeps waiting; the other policies keep none",
+        SeeHelp(info)));
+  }
+  if (args.ack || !args.stream.empty()) {
+    return UsageError(absl::StrCat(
+        cmd, ": --slow is for live subscriptions without --ack (with --ack "
+             "the broker holds what is not acknowledged; a --stream's "
+             "records wait in the stream)",
+        SeeHelp(info)));
+  }
+  return absl::OkStatus();
 }
 
 // A command named on the command line: one word, or two for the stream
@@ -646,6 +708,9 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
              "stream: give --stream NAME",
         SeeHelp(*info)));
   }
+  if (args.command == Command::kSub) {
+    if (absl::Status s = CheckSlowFlags(args, cmd, *info); !s.ok()) return s;
+  }
   if (args.command == Command::kFetch && args.ack && args.consumer.empty()) {
     return UsageError(absl::StrCat(
         cmd, ": --ack needs --consumer NAME (an unnamed fetch keeps no "
@@ -761,6 +826,8 @@ std::string CommandUsage(Command command) {
           "Usage: sift sub PATTERN [--queue GROUP] [--count N] "
           "[--timeout D] [--headers]\n"
           "                [--ack] [--filter EXPR] [--plugin NAME [--with K=V]...]...\n"
+          "                [--slow POLICY [--max-pending BYTES] "
+          "[--max-pending-msgs N]]\n"
           "                [--stream NAME [--consumer NAME]\n"
           "                 [--all | --new | --from-seq N | --since TIME]]\n"
           "\n"
@@ -794,6 +861,27 @@ std::string CommandUsage(Command command) {
           "                 --plugin payload_filter --with format=json\n"
           "                 --with 'expr=amount > 100'\n"
           "\n"
+          "When sift falls behind (the broker holds more than --max-pending\n"
+          "bytes for it, handed to its connection and not yet written):\n"
+          "  --slow POLICY  what the broker does (delivery.md §7):\n"
+          "                 drop-newest  drop the new message (the default)\n"
+          "                 drop-oldest  keep it waiting in the broker and\n"
+          "                              drop the oldest waiting one, so the\n"
+          "                              newest arrive once sift catches up\n"
+          "                 disconnect   close sift's connection (sift\n"
+          "                              reconnects and subscribes again;\n"
+          "                              what came meanwhile is lost)\n"
+          "                 Not with --ack or --stream\n"
+          "  --max-pending BYTES\n"
+          "                 the bound, e.g. 65536 or 1MiB (default 0: the\n"
+          "                 broker's max_pending_bytes_per_client, which\n"
+          "                 also caps it)\n"
+          "  --max-pending-msgs N\n"
+          "                 drop-oldest: most messages kept waiting (default\n"
+          "                 1000; also at most --max-pending bytes)\n"
+          "  Drops are counted in sift stats (slow_consumer), and sift sub\n"
+          "  says on stderr how many the broker dropped for it.\n"
+          "\n"
           "Reading a stream (its records whose topic matches PATTERN, then\n"
           "new ones as they are stored; each printed as [TOPIC #SEQ] PAYLOAD):\n"
           "  --stream NAME    read stream NAME instead of live messages\n"
@@ -812,6 +900,7 @@ std::string CommandUsage(Command command) {
           "Examples:\n"
           "  sift sub 'orders.>'\n"
           "  sift sub 'orders.>' --stream orders --all --count 100\n"
+          "  sift sub 'prices.>' --slow drop-oldest --max-pending 1MiB\n"
           "  sift sub 'orders.*.created' --queue billing --count 10 "
           "--timeout 30s\n",
           kGlobalNote);

@@ -54,6 +54,14 @@ enum class StreamFrom {
   kSince,    // --since TIME
 };
 
+// sub --slow: what the broker does when this subscriber falls behind.
+enum class SlowFlag {
+  kUnset,       // not given: the broker's default (drop-newest)
+  kDropNewest,  // drop-newest
+  kDropOldest,  // drop-oldest
+  kDisconnect,  // disconnect
+};
+
 // The parsed command line. Fields that a command does not take keep their
 // defaults.
 struct Args {
@@ -91,6 +99,11 @@ struct Args {
   };
   std::vector<Plugin> plugins;
   bool ack = false;  // sub: explicit acks, each message acked once printed
+  // sub: --slow POLICY, --max-pending BYTES (0: the broker's per-client
+  // bound), --max-pending-msgs N (drop-oldest; 0: the broker's default).
+  SlowFlag slow = SlowFlag::kUnset;
+  uint64_t max_pending = 0;
+  uint32_t max_pending_msgs = 0;
   bool retain = false;                           // pub: --retain
   std::string payload_file;                      // pub: --file F ("-": stdin)
   absl::Duration delay = absl::ZeroDuration();   // pub: --delay D

@@ -264,7 +264,9 @@ TEST(UsageTest, EachCommandDocumentsItsFlags) {
        {"Usage: sift pub TOPIC (MESSAGE | --file F)", "--count N", "{n}", "--confirm"}},
       {Command::kSub,
        {"Usage: sift sub PATTERN", "--queue GROUP", "--count N", "--timeout D",
-        "[TOPIC] PAYLOAD", "SIGINT"}},
+        "[TOPIC] PAYLOAD", "SIGINT", "--slow POLICY", "drop-newest",
+        "drop-oldest", "disconnect", "--max-pending BYTES",
+        "--max-pending-msgs N"}},
       {Command::kReq, {"Usage: sift req TOPIC MESSAGE", "--timeout D", "5s"}},
       {Command::kReply,
        {"Usage: sift reply TOPIC", "--echo", "--response TEXT", "--count N",
@@ -279,6 +281,63 @@ TEST(UsageTest, EachCommandDocumentsItsFlags) {
     EXPECT_THAT(usage, HasSubstr("--server")) << CommandName(c.command);
     EXPECT_THAT(usage, Not(HasSubstr("Commands:")));
   }
+}
+
+TEST(ParseArgsTest, SubSlowConsumerPolicy) {
+  absl::StatusOr<Args> args = Parse({"sub", "prices.>", "--slow",
+                                     "drop-oldest", "--max-pending", "1MiB",
+                                     "--max-pending-msgs=100"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->slow, SlowFlag::kDropOldest);
+  EXPECT_EQ(args->max_pending, uint64_t{1} << 20);
+  EXPECT_EQ(args->max_pending_msgs, 100u);
+
+  args = Parse({"sub", "p", "--slow=disconnect", "--max-pending=65536"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->slow, SlowFlag::kDisconnect);
+  EXPECT_EQ(args->max_pending, 65536u);
+  EXPECT_EQ(args->max_pending_msgs, 0u);
+
+  args = Parse({"sub", "p", "--slow", "drop-newest"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->slow, SlowFlag::kDropNewest);
+  EXPECT_EQ(args->max_pending, 0u);
+
+  args = Parse({"sub", "p"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->slow, SlowFlag::kUnset);
+}
+
+TEST(ParseArgsTest, SubSlowConsumerErrors) {
+  EXPECT_THAT(ErrorOf({"sub", "p", "--slow", "drop-all"}),
+              HasSubstr("invalid policy 'drop-all' for --slow (drop-newest, "
+                        "drop-oldest or disconnect)"));
+  EXPECT_THAT(ErrorOf({"sub", "p", "--slow", ""}),
+              HasSubstr("invalid policy"));
+  EXPECT_THAT(ErrorOf({"sub", "p", "--slow", "drop-oldest", "--max-pending",
+                       "lots"}),
+              HasSubstr("invalid size 'lots' for --max-pending"));
+  EXPECT_THAT(ErrorOf({"sub", "p", "--slow", "drop-oldest", "--max-pending",
+                       "-1"}),
+              HasSubstr("invalid size"));
+  EXPECT_THAT(ErrorOf({"sub", "p", "--slow", "drop-oldest",
+                       "--max-pending-msgs", "0"}),
+              HasSubstr("(1 to 4294967295)"));
+  EXPECT_THAT(ErrorOf({"sub", "p", "--slow", "drop-oldest",
+                       "--max-pending-msgs", "4294967296"}),
+              HasSubstr("(1 to 4294967295)"));
+  EXPECT_THAT(ErrorOf({"sub", "p", "--max-pending", "1MiB"}),
+              HasSubstr("give --slow"));
+  EXPECT_THAT(ErrorOf({"sub", "p", "--slow", "drop-newest",
+                       "--max-pending-msgs", "5"}),
+              HasSubstr("--max-pending-msgs bounds the messages --slow "
+                        "drop-oldest keeps"));
+  EXPECT_THAT(ErrorOf({"sub", "p", "--slow", "disconnect", "--ack"}),
+              HasSubstr("--slow is for live subscriptions without --ack"));
+  EXPECT_THAT(ErrorOf({"sub", "p", "--slow", "disconnect", "--stream", "s"}),
+              HasSubstr("--slow is for live subscriptions"));
+  EXPECT_THAT(ErrorOf({"reply", "p", "--echo", "--slow", "disconnect"}),
+              HasSubstr("--slow"));
 }
 
 TEST(UsageTest, FitsIn80Columns) {

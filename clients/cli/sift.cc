@@ -186,6 +186,18 @@ StreamStart StartOf(const Args& args, DeliverPolicy by_default) {
   return start;
 }
 
+// The client library's policy for sub --slow. REQUIRES: slow is set.
+sift::SlowPolicy SlowPolicyOf(SlowFlag slow) {
+  switch (slow) {
+    case SlowFlag::kDropOldest:
+      return sift::SlowPolicy::kDropOldest;
+    case SlowFlag::kDisconnect:
+      return sift::SlowPolicy::kDisconnect;
+    default:
+      return sift::SlowPolicy::kDropNewest;
+  }
+}
+
 // Shared by sub and reply: subscribes to args.topic and hands each message to
 // `handle` until args.count messages were handled (0: no limit), the
 // deadline passed, or a stop signal came. `handle` returns whether the
@@ -199,6 +211,10 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
   options.filter = args.filter;
   if (args.ack) options.ack = AckOptions{};
   if (!args.stream.empty()) options.stream = StartOf(args, DeliverPolicy::kNew);
+  if (args.slow != SlowFlag::kUnset) {
+    options.slow = SlowConsumer{SlowPolicyOf(args.slow), args.max_pending,
+                                args.max_pending_msgs};
+  }
   for (const Args::Plugin& p : args.plugins) {
     options.plugins.push_back({p.name, p.settings});
   }
@@ -213,8 +229,19 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
                                   : absl::Now() + timeout;
   int64_t handled = 0;
   uint64_t broker_dropped = 0;
+  uint64_t reconnects = client.reconnects();
   while (args.count == 0 || handled < args.count) {
     if (stop.Requested()) return 0;
+    // A new session: the broker restarted, or closed the connection (e.g.
+    // --slow disconnect). The client subscribed again; live messages
+    // published in between were not delivered.
+    if (const uint64_t now_reconnects = client.reconnects();
+        now_reconnects != reconnects) {
+      std::fprintf(stderr,
+                   "sift: the broker ended this session (restarted, or "
+                   "--slow disconnect); reconnected and subscribed again\n");
+      reconnects = now_reconnects;
+    }
     // The broker tells a client that fell behind how much it dropped for it
     // (SLOW_CONSUMER notices): say so too.
     if (const uint64_t now_dropped = client.broker_dropped();

@@ -37,8 +37,8 @@ from .errors import (BadFrame, ClientClosed, DuplicateSid, ErrorCode,
                      VersionMismatch, error_class)
 from .message import AsyncMessage, Message
 from .options import (MSG_ID_HEADER, AckOptions, ConsumerInfo, Limits,
-                      PluginSpec, PublishAck, StreamConfig, StreamInfo,
-                      StreamStart)
+                      PluginSpec, PublishAck, SlowConsumerOptions,
+                      StreamConfig, StreamInfo, StreamStart)
 
 __version__ = "0.1.0"
 
@@ -53,7 +53,8 @@ __all__ = [
     "StreamStart", "Message", "MessagesDropped", "NotAckable",
     "NotConnected", "PayloadTooLarge", "PendingLimit", "PluginSpec",
     "QueueFull",
-    "SiftError", "SlowConsumer", "StoreFull", "Subscription", "SubscriptionClosed",
+    "SiftError", "SlowConsumer", "SlowConsumerOptions", "StoreFull",
+    "Subscription", "SubscriptionClosed",
     "Timeout", "TooManyClients", "TooManySubscriptions", "UnknownCommand",
     "UnknownDelivery", "UnknownSid", "UnknownStream", "Unsupported", "VersionMismatch",
     "error_class", "wire",

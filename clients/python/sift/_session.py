@@ -23,7 +23,8 @@ from . import _wire
 from .errors import (BadFrame, ClientClosed, ErrorCode, NotConnected,
                      PendingLimit, SiftError, SlowConsumer, error_for_code)
 from .message import Message
-from .options import AckOptions, Limits, PluginSpec, StreamStart
+from .options import (AckOptions, Limits, PluginSpec, SlowConsumerOptions,
+                      StreamStart)
 
 log = logging.getLogger("sift")
 
@@ -57,16 +58,17 @@ class SubState:
     reconnect) and delivers to it. ``sink`` is the driver's queue (None for
     the request/reply inbox, which the session serves itself). ``stream``:
     a stream subscription; ``last_stream_seq`` is the newest record it
-    received, where an ephemeral consumer resumes after a reconnect."""
+    received, where an ephemeral consumer resumes after a reconnect.
+    ``slow``: its slow-consumer policy (None: the broker's default)."""
 
     __slots__ = ("sid", "pattern", "queue_group", "filter", "plugins", "ack",
-                 "inbox", "sink", "stream", "last_stream_seq")
+                 "inbox", "sink", "stream", "last_stream_seq", "slow")
 
     def __init__(self, sid: int, pattern: bytes, queue_group: bytes = b"",
                  filter_expr: bytes = b"", plugins: Sequence[PluginSpec] = (),
                  ack: Optional[AckOptions] = None, inbox: bool = False,
-                 sink: Any = None, stream: Optional[StreamStart] = None
-                 ) -> None:
+                 sink: Any = None, stream: Optional[StreamStart] = None,
+                 slow: Optional[SlowConsumerOptions] = None) -> None:
         self.sid = sid
         self.pattern = pattern
         self.queue_group = queue_group
@@ -77,11 +79,12 @@ class SubState:
         self.sink = sink
         self.stream = stream
         self.last_stream_seq = 0
+        self.slow = slow
 
     def encode(self, rid: int) -> bytes:
         return _wire.sub(rid, self.sid, self.pattern, self.queue_group,
                          self.filter, self.plugins, self.ack, self.stream,
-                         self.last_stream_seq)
+                         self.last_stream_seq, self.slow)
 
     def check_size(self, limits: Limits) -> None:
         """BadFrame if this SUB's frame 0 would exceed the broker's bound

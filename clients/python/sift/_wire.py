@@ -9,7 +9,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 from ._pb import pb
 from .errors import BadFrame
-from .options import AckOptions, PluginSpec, StreamStart
+from .options import AckOptions, PluginSpec, SlowConsumerOptions, StreamStart
 from ._validate import to_bytes
 
 PROTOCOL_VERSION = 1
@@ -61,7 +61,8 @@ def pub(rid: int, topic: bytes, reply_to: bytes, confirm: bool,
 def sub(rid: int, sid: int, pattern: bytes, queue_group: bytes,
         filter_expr: bytes, plugins: Sequence[PluginSpec],
         ack: Optional[AckOptions], stream: Optional[StreamStart] = None,
-        resume_after: int = 0) -> bytes:
+        resume_after: int = 0,
+        slow: Optional[SlowConsumerOptions] = None) -> bytes:
     h = _header(rid)
     s = h.sub
     s.sid = sid
@@ -83,6 +84,9 @@ def sub(rid: int, sid: int, pattern: bytes, queue_group: bytes,
     if stream is not None:
         s.stream.SetInParent()
         stream.fill(s.stream, resume_after)
+    if slow is not None:
+        s.slow.SetInParent()  # present, even with every field defaulted
+        slow.fill(s.slow)
     return h.SerializeToString()
 
 

@@ -36,8 +36,8 @@ from .errors import (ClientClosed, MessagesDropped, NotConnected, PendingLimit,
                      SiftError, SubscriptionClosed, Timeout, UnknownStream)
 from .message import AsyncMessage, Message
 from .options import (AckOptions, Deliver, Limits, PluginSpec, PublishAck,
-                      StreamInfo, StreamStart, seconds_to_ms,
-                      stream_config_fields)
+                      SlowConsumerOptions, StreamInfo, StreamStart,
+                      seconds_to_ms, slow_options, stream_config_fields)
 
 log = logging.getLogger("sift")
 
@@ -348,12 +348,13 @@ class AsyncClient:
                         stream: Union[None, str, StreamStart] = None,
                         consumer: Optional[str] = None,
                         deliver: Optional[Deliver] = None,
+                        slow: Union[None, str, SlowConsumerOptions] = None,
                         timeout: float = 5.0) -> AsyncSubscription:
         """Subscribes and waits up to ``timeout`` seconds for the broker to
         accept (see Client.subscribe(); same arguments and errors, streams
-        included). A callback may be a plain function or a coroutine
-        function; it runs in a task of this subscription's own, one message
-        at a time."""
+        and ``slow`` included). A callback may be a plain function or a
+        coroutine function; it runs in a task of this subscription's own, one
+        message at a time."""
         self._check_started()
         lim = self._session.limits
         pat = _validate.pattern(pattern, lim.max_topic_length,
@@ -362,9 +363,11 @@ class AsyncClient:
         filt = _validate.to_bytes(filter) if filter else b""
         ack_opts = AckOptions() if ack is True else (ack or None)
         start = _stream_sub(stream, consumer, deliver, group, filt, plugins)
+        slow_opts = slow_options(slow)
         queue = AsyncQueue(self._queue_max_messages, self._queue_max_bytes)
         state = SubState(self._session.next_id(), pat, group, filt,
-                         tuple(plugins), ack_opts, False, queue, start)
+                         tuple(plugins), ack_opts, False, queue, start,
+                         slow_opts)
         state.check_size(lim)
         await self._subscribe(state, timeout)
         if callback is not None:

@@ -37,7 +37,8 @@ from .errors import (ClientClosed, InvalidRequest, MessagesDropped,
                      UnknownStream)
 from .message import Message
 from .options import (AckOptions, Deliver, Limits, PluginSpec, PublishAck,
-                      StreamInfo, StreamStart, seconds_to_ms, stream_start,
+                      SlowConsumerOptions, StreamInfo, StreamStart,
+                      seconds_to_ms, slow_options, stream_start,
                       stream_config_fields)
 
 #: Most records one fetch() may ask for.
@@ -477,6 +478,7 @@ class Client:
                   stream: Union[None, str, StreamStart] = None,
                   consumer: Optional[str] = None,
                   deliver: Optional[Deliver] = None,
+                  slow: Union[None, str, SlowConsumerOptions] = None,
                   timeout: float = 5.0) -> Subscription:
         """Subscribes and waits up to ``timeout`` seconds for the broker to
         accept.
@@ -512,9 +514,15 @@ class Client:
           deliver: with a stream name: where a new consumer starts:
             ``"all"`` (default), ``"new"``, a sequence number (int), or a
             datetime (records stored at or after it).
+          slow: what the broker does when this client does not read fast
+            enough: ``"drop-newest"`` (its default), ``"drop-oldest"``,
+            ``"disconnect"``, or a SlowConsumerOptions with bounds (see
+            there). Sent again when the client resubscribes after a
+            reconnect. Ignored by the broker with ``ack`` or ``stream``.
         Raises:
           InvalidPattern, InvalidQueueGroup (locally); InvalidRequest
-          (stream arguments that do not fit together); InvalidFilter,
+          (stream arguments that do not fit together, a bad ``slow``
+          policy); InvalidFilter,
           InvalidPlugin, Forbidden (another client's inbox, a plugin the
           broker does not allow), TooManySubscriptions, InvalidRequest (ack
           options out of range; a durable consumer another subscription
@@ -529,9 +537,11 @@ class Client:
         filt = _validate.to_bytes(filter) if filter else b""
         ack_opts = AckOptions() if ack is True else (ack or None)
         start = _stream_sub(stream, consumer, deliver, group, filt, plugins)
+        slow_opts = slow_options(slow)
         queue = SyncQueue(self._queue_max_messages, self._queue_max_bytes)
         state = SubState(self._session.next_id(), pat, group, filt,
-                         tuple(plugins), ack_opts, False, queue, start)
+                         tuple(plugins), ack_opts, False, queue, start,
+                         slow_opts)
         state.check_size(lim)
         self._subscribe(state, timeout)
         if callback is not None:

@@ -1,5 +1,6 @@
-"""Options of subscriptions (explicit acks, plugins), the values of durable
-streams (StreamStart, StreamInfo, PublishAck) and the broker's limits.
+"""Options of subscriptions (explicit acks, slow-consumer policies, plugins),
+the values of durable streams (StreamStart, StreamInfo, PublishAck) and the
+broker's limits.
 
 Plain immutable values: safe to share between threads.
 """
@@ -74,6 +75,83 @@ class AckOptions:
             policy.backoff_jitter = float(self.backoff_jitter)
         if self.max_queued is not None:
             policy.max_queued = _u32(self.max_queued, "max_queued")
+
+
+#: Slow-consumer policies by name, as numbered by SlowPolicy in
+#: proto/sift.proto.
+SLOW_POLICIES = {"drop-newest": 0, "drop-oldest": 1, "disconnect": 2}
+
+
+@dataclasses.dataclass(frozen=True)
+class SlowConsumerOptions:
+    """What the broker does when a subscription's client does not read fast
+    enough (docs/delivery.md §7): ``subscribe(...,
+    slow=SlowConsumerOptions("drop-oldest", max_pending_bytes=1 << 20))``,
+    or just ``slow="drop-oldest"``.
+
+    The subscription's queue counts as full when the broker holds more than
+    ``max_pending_bytes`` for this client (all its subscriptions): handed to
+    its connection and not yet written. Then, by ``policy``:
+
+    - ``"drop-newest"`` (the broker's default): the new delivery is dropped.
+    - ``"drop-oldest"``: it waits in the broker, with at most
+      ``max_pending_msgs`` (and ``max_pending_bytes``) others of this
+      subscription; past that the oldest waiting one is dropped. They are
+      sent as the client catches up, so it gets the newest.
+    - ``"disconnect"``: the broker closes the client's connection (after a
+      SlowConsumer notice, if it fits); the client reconnects and subscribes
+      again, and what was published meanwhile is lost.
+
+    Every dropped delivery is counted in the broker's stats()
+    (``"slow_consumer"``) and told to the client: SlowConsumer notices to
+    its error_callback, and ``broker_dropped``. Only for at-most-once live
+    subscriptions: the broker ignores it with ``ack`` (bounded by
+    AckOptions.max_in_flight instead) and with ``stream`` (records wait in
+    the stream). Separate from the client's own queue (queue_max_messages,
+    queue_max_bytes).
+
+    Attributes:
+      policy: ``"drop-newest"``, ``"drop-oldest"`` or ``"disconnect"``.
+      max_pending_bytes: the bound in bytes (payload, topic and headers).
+        None or 0: the broker's max_pending_bytes_per_client (default
+        64 MiB), which also caps larger values.
+      max_pending_msgs: ``"drop-oldest"``: most messages waiting in the
+        broker for this subscription. None or 0: 1000.
+    """
+
+    policy: str = "drop-newest"
+    max_pending_bytes: Optional[int] = None
+    max_pending_msgs: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        # InvalidRequest now, not when the SUB is encoded.
+        if self.policy not in SLOW_POLICIES:
+            raise InvalidRequest(
+                f"slow-consumer policy {self.policy!r}: use \"drop-newest\", "
+                "\"drop-oldest\" or \"disconnect\"")
+        _u64(self.max_pending_bytes, "max_pending_bytes")
+        if self.max_pending_msgs is not None:
+            _u32(self.max_pending_msgs, "max_pending_msgs")
+
+    def fill(self, slow) -> None:
+        """Writes this into a wire SlowConsumer."""
+        slow.policy = SLOW_POLICIES[self.policy]
+        slow.max_pending_bytes = _u64(self.max_pending_bytes,
+                                      "max_pending_bytes")
+        slow.max_pending_msgs = _u32(self.max_pending_msgs or 0,
+                                     "max_pending_msgs")
+
+
+def slow_options(slow: Union[None, str, "SlowConsumerOptions"]
+                 ) -> Optional[SlowConsumerOptions]:
+    """subscribe()'s ``slow`` argument as SlowConsumerOptions (None: the
+    broker's default), or InvalidRequest."""
+    if slow is None or isinstance(slow, SlowConsumerOptions):
+        return slow
+    if isinstance(slow, str):
+        return SlowConsumerOptions(slow)
+    raise InvalidRequest(f"slow = {slow!r}: a policy name or "
+                         "SlowConsumerOptions")
 
 
 def _u32(value: int, what: str) -> int:

@@ -142,6 +142,9 @@ constexpr Setting kSettings[] = {
      "N",
      "Topics with their own counters; the rest are counted under "
      "\"(other topics)\"."},
+    {"idle_spin_us", &Config::idle_spin_us, 0, 1000000, nullptr, "US",
+     "Microseconds the routing thread busy-polls for input before it "
+     "sleeps (0 = off; each wake-up saved costs CPU while idle)."},
     {"log_level", &Config::log_level, 0, 0, CheckLogLevel, "LEVEL",
      "Lowest level of log lines written: debug, info, warn or error."},
     {"data_dir", &Config::data_dir, 0, 0, nullptr, "DIR",

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -403,7 +404,11 @@ class Server::Loop {
       const size_t fixed_fds = pollfds_.size();
       if (streams_ != nullptr) streams_->PollFds(&pollfds_);
       pollfd* fds = pollfds_.data();
-      const int rc = poll(fds, pollfds_.size(), static_cast<int>(wait));
+      int rc = 0;
+      if (wait > 0 && config_.idle_spin_us > 0) {
+        rc = SpinPoll(fds, pollfds_.size(), config_.idle_spin_us);
+      }
+      if (rc == 0) rc = poll(fds, pollfds_.size(), static_cast<int>(wait));
       now_ms_ = NowMs();
       if (rc < 0 && errno != EINTR) {
         Log(LogLevel::kError, "poll failed", {{"error", std::strerror(errno)}});
@@ -509,6 +514,27 @@ class Server::Loop {
     // timed out.
     bool internal = false;
   };
+
+  // Busy-polling (idle_spin_us): polls fds without sleeping for up to
+  // spin_us. A message that comes meanwhile is read without waking this
+  // thread, and the CPU does not go idle, so waking other threads there is
+  // cheap too; the price is a CPU kept busy while idle. It yields between
+  // polls: on 2 shared cores a pure spin starved the ZeroMQ I/O threads
+  // (BENCHMARKS.md, "Latency (issue 11 item 4)"). Returns poll's result: 0
+  // if nothing came.
+  static int SpinPoll(pollfd* fds, size_t n, uint32_t spin_us) {
+    timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    const int64_t until = t.tv_sec * 1000000000LL + t.tv_nsec +
+                          static_cast<int64_t>(spin_us) * 1000;
+    while (true) {
+      const int rc = poll(fds, n, 0);
+      if (rc != 0) return rc;
+      sched_yield();
+      clock_gettime(CLOCK_MONOTONIC, &t);
+      if (t.tv_sec * 1000000000LL + t.tv_nsec >= until) return 0;
+    }
+  }
 
   // Reads and handles queued messages, up to kMaxDrainPerWake, and sends
   // what they produced. Returns true if it ended on a receive that found

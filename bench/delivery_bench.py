@@ -124,13 +124,15 @@ def fmt_rate(v):
 def fmt_ratio(a, b):
     if a is None or not b:
         return "—"
-    return "%.2f×" % (a / b)
+    return ("%.2f×" if a / b >= 0.1 else "%.3f×") % (a / b)
 
 
 def fmt_us(v):
     if v is None:
         return "—"
-    return "{:,.0f} µs".format(v) if v >= 100 else "%.1f µs" % v
+    if v >= 100:
+        return "{:,.0f} µs".format(v)
+    return "%.1f µs" % v if v >= 1 else "%.2f µs" % v
 
 
 def machine():
@@ -165,6 +167,7 @@ def commit():
 
 
 def section(results, args, seconds):
+    rev = args.commit or commit()
     def m(key, field):
         return med([field(r) for r in results[key]])
 
@@ -173,6 +176,10 @@ def section(results, args, seconds):
 
     def pub_rate(r):
         return r["publish_msgs_per_s"]
+
+    def cpu_us(r):
+        n = r["server"]["counters"].get("messages_in", 0)
+        return r["server"]["cpu_s"] * 1e6 / n if n else None
 
     def worst(key, field):
         return min(field(r) for r in results[key])
@@ -202,7 +209,7 @@ def section(results, args, seconds):
         "medians of this run. Streams live in a temporary `--data_dir` under "
         "%s, on %s. The machine is shared and noisy: read the ratios."
         % (datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-           commit(), machine(), " --quick" if args.quick else "", reps,
+           rev, machine(), " --quick" if args.quick else "", reps,
            "" if reps == 1 else "s", seconds, tmp, disk_of(tmp)))
     L.append("")
     L.append(
@@ -229,15 +236,17 @@ def section(results, args, seconds):
         "log drains is refused (`STORE_FULL`, counted under drops "
         "`store_full`, neither stored nor routed; a fire-and-forget "
         "publisher only sees it in the broker's ERRORs), so the rate is what "
-        "the stream stored per second under a flood of %s."
-        % fmt_rate(scaled(FF_COUNT, args.quick)))
+        "the stream stored per second under a flood of %s. siftd CPU: its "
+        "CPU time over the run per message it accepted, less noisy than "
+        "the rates on a shared machine." % fmt_rate(scaled(FF_COUNT,
+                                                           args.quick)))
     L.append("")
     L.append("| fsync | msgs/s | × in-memory | stored / sent (worst rep) "
-             "| refused (median) |")
-    L.append("| --- | ---: | ---: | ---: | ---: |")
+             "| refused (median) | siftd CPU per msg |")
+    L.append("| --- | ---: | ---: | ---: | ---: | ---: |")
     base_ff = m("ff/memory", sub_rate)
-    L.append("| no stream (in-memory) | %s | 1.00× | — | — |" %
-             fmt_rate(base_ff))
+    L.append("| no stream (in-memory) | %s | 1.00× | — | — | %s |" %
+             (fmt_rate(base_ff), fmt_us(m("ff/memory", cpu_us))))
     for f in FSYNCS:
         k = "ff/" + f
         rate = m(k, sub_rate)
@@ -245,9 +254,9 @@ def section(results, args, seconds):
                        if r["sent"] else 0)
         refused = m(k, lambda r: r["server"]["counters"].get(
             "drops.store_full", 0))
-        L.append("| %s | %s | %s | %.4f | %s |" %
+        L.append("| %s | %s | %s | %.4f | %s | %s |" %
                  (f, fmt_rate(rate), fmt_ratio(rate, base_ff), stored,
-                  fmt_rate(refused)))
+                  fmt_rate(refused), fmt_us(m(k, cpu_us))))
         if f == "10ms":
             targets.append((
                 "stream with fsync every 10 ms ≥ 0.3 × in-memory "
@@ -310,17 +319,18 @@ def section(results, args, seconds):
         "the next sequence number; acked: a durable consumer whose every "
         "record is ACKed)." % fmt_rate(scaled(REPLAY_COUNT, args.quick)))
     L.append("")
-    L.append("| read | msgs/s | × live in-memory delivery | complete |")
-    L.append("| --- | ---: | ---: | --- |")
+    L.append("| read | msgs/s | × live in-memory delivery | siftd CPU "
+             "per record (fill + read) | complete |")
+    L.append("| --- | ---: | ---: | ---: | --- |")
     for key, label in (("replay/sub", "stream SUB, DELIVER_ALL"),
                        ("replay/fetch", "FETCH, batch 1,000"),
                        ("replay/sub-ack", "stream SUB, explicit acks"),
                        ("replay/fetch-ack",
                         "FETCH, batch 1,000, durable consumer, acks")):
         rate = m(key, sub_rate)
-        L.append("| %s | %s | %s | %s |" % (
+        L.append("| %s | %s | %s | %s | %s |" % (
             label, fmt_rate(rate), fmt_ratio(rate, base_ff),
-            "yes" if complete_all(key) else "NO"))
+            fmt_us(m(key, cpu_us)), "yes" if complete_all(key) else "NO"))
     L.append("")
 
     # Acks.
@@ -337,17 +347,19 @@ def section(results, args, seconds):
         "on their way)." % fmt_rate(scaled(ACK_COUNT, args.quick)))
     L.append("")
     L.append("| workload | at-most-once msgs/s | at-least-once msgs/s | "
-             "ratio | broker acks (median) |")
-    L.append("| --- | ---: | ---: | ---: | ---: |")
+             "ratio | siftd CPU per msg, at-most / at-least-once | "
+             "broker acks (median) |")
+    L.append("| --- | ---: | ---: | ---: | ---: | ---: |")
     for shape, label in (("1to1", "1 pub → 1 sub"),
                          ("queue4", "1 pub → queue group of 4")):
         a = m("ack/%s/none" % shape, sub_rate)
         b = m("ack/%s/explicit" % shape, sub_rate)
         acks = m("ack/%s/explicit" % shape,
                  lambda r: r["server"]["counters"].get("deliveries.acks"))
-        L.append("| %s | %s | %s | %s | %s |" % (
+        L.append("| %s | %s | %s | %s | %s / %s | %s |" % (
             label, fmt_rate(a), fmt_rate(b), fmt_ratio(b, a),
-            fmt_rate(acks)))
+            fmt_us(m("ack/%s/none" % shape, cpu_us)),
+            fmt_us(m("ack/%s/explicit" % shape, cpu_us)), fmt_rate(acks)))
         targets.append(("at-least-once ≥ 0.5 × at-most-once, %s" % label,
                         b / a if a else 0, 0.5, ""))
     L.append("")
@@ -413,6 +425,9 @@ def main():
     ap.add_argument("--write", action="store_true",
                     help="replace the section in BENCHMARKS.md")
     ap.add_argument("--json", help="also save every run's report here")
+    ap.add_argument("--commit",
+                    help="the commit the binaries were built from (default: "
+                    "this checkout's HEAD)")
     args = ap.parse_args()
     if args.quick:
         args.reps = 1

@@ -22,6 +22,15 @@ RawDealer::RawDealer(const std::string& endpoint,
   socket_->connect(endpoint);
 }
 
+RawDealer::RawDealer(const std::string& endpoint, int rcvhwm, int rcvbuf)
+    : context_(1) {
+  socket_.emplace(context_, zmq::socket_type::dealer);
+  socket_->set(zmq::sockopt::linger, 1000);
+  socket_->set(zmq::sockopt::rcvhwm, rcvhwm);
+  socket_->set(zmq::sockopt::rcvbuf, rcvbuf);
+  socket_->connect(endpoint);
+}
+
 RawDealer::~RawDealer() { socket_.reset(); }
 
 void RawDealer::SendFrames(const std::vector<std::string>& frames) {

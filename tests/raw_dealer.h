@@ -34,6 +34,10 @@ class RawDealer {
   // The same with ZMQ_ROUTING_ID set to `routing_id` (what the broker's
   // ROUTER will call this connection), as a client may choose.
   RawDealer(const std::string& endpoint, const std::string& routing_id);
+  // The same with a receive high-water mark (messages) and kernel receive
+  // buffer (bytes) this small: a reader that stops reading stops the
+  // broker's writes to it soon, as a stalled client over a slow link would.
+  RawDealer(const std::string& endpoint, int rcvhwm, int rcvbuf);
   ~RawDealer();
   RawDealer(const RawDealer&) = delete;
   RawDealer& operator=(const RawDealer&) = delete;

@@ -536,6 +536,18 @@ class Server::Loop {
     }
   }
 
+  // A subscription's slow-consumer policy (SUB.slow), and the deliveries
+  // held for it under DROP_OLDEST, oldest first.
+  struct SlowSettings {
+    wire::SlowPolicy policy = wire::DROP_NEWEST;
+    int64_t max_pending_bytes = 0;
+    uint32_t max_pending_msgs = 0;
+  };
+  struct HeldQueue {
+    std::deque<delivery::MessageRef> messages;
+    uint64_t bytes = 0;
+  };
+
   // Reads and handles queued messages, up to kMaxDrainPerWake, and sends
   // what they produced. Returns true if it ended on a receive that found
   // nothing after its last send (the socket's fd will signal the next
@@ -1382,6 +1394,14 @@ class Server::Loop {
     const bool full = queued > policy.max_pending_bytes || !Fits(session, need);
     if (policy.policy == wire::DROP_OLDEST) {
       auto held = held_.find(key);
+      if (held != held_.end() && !flushing_held_ && !full) {
+        // What waits goes first, as far as the queue takes it now.
+        FlushHeldOf(key, held->second, policy, session);
+        if (held->second.messages.empty()) {
+          held_.erase(held);
+          held = held_.end();
+        }
+      }
       const bool behind = held != held_.end() && !flushing_held_;
       if (!full && !behind) return true;
       HeldQueue& q = held_[key];
@@ -1393,21 +1413,21 @@ class Server::Loop {
         const delivery::StoredMessage& old = *q.messages.front();
         q.bytes -= old.payload.size() + old.topic.size() + old.headers.size();
         q.messages.pop_front();
-        CountSlowDrops(session, t.client, 1);
+        CountSlowDrops(session, t.client, 1, policy.max_pending_bytes);
       }
       return false;
     }
     if (!full) return true;
     if (policy.policy == wire::DISCONNECT) {
-      CountSlowDrops(session, t.client, 1);
+      CountSlowDrops(session, t.client, 1, policy.max_pending_bytes);
       if (std::find(slow_disconnects_.begin(), slow_disconnects_.end(),
                     t.client) == slow_disconnects_.end()) {
         slow_disconnects_.push_back(t.client);
       }
       return false;
     }
-    CountSlowDrops(session, t.client, 1);  // DROP_NEWEST
-    return false;
+    CountSlowDrops(session, t.client, 1, policy.max_pending_bytes);
+    return false;  // DROP_NEWEST
   }
 
   // Offers the held deliveries of DROP_OLDEST subscriptions again, oldest
@@ -1422,21 +1442,7 @@ class Server::Loop {
         it = held_.erase(it);
         continue;
       }
-      Session& session = sessions_[client];
-      while (!q.messages.empty()) {
-        const delivery::MessageRef m = q.messages.front();
-        const size_t need = m->payload.size() + m->topic.size() +
-                            m->headers.size();
-        const int64_t queued = session.account->pending_bytes() +
-                               static_cast<int64_t>(need);
-        if (queued > policy->second.max_pending_bytes || !Fits(session, need)) {
-          break;
-        }
-        q.messages.pop_front();
-        q.bytes -= need;
-        DeliverFrame(Router::Target{client, sid, router_.SlotForTopic(m->topic)},
-                     ViewOf(*m), m->payload, nullptr, 0, 0);
-      }
+      FlushHeldOf(it->first, q, policy->second, sessions_[client]);
       if (q.messages.empty()) {
         it = held_.erase(it);
       } else {
@@ -1445,6 +1451,28 @@ class Server::Loop {
     }
     flushing_held_ = false;
     FlushBatches();
+  }
+
+  // Sends one subscription's held deliveries, oldest first, while its
+  // client's queue has room for them.
+  void FlushHeldOf(std::pair<Router::ClientHandle, uint64_t> key, HeldQueue& q,
+                   const SlowSettings& policy, Session& session) {
+    const bool was_flushing = flushing_held_;
+    flushing_held_ = true;
+    while (!q.messages.empty()) {
+      const delivery::MessageRef m = q.messages.front();
+      const size_t need =
+          m->payload.size() + m->topic.size() + m->headers.size();
+      const int64_t queued =
+          session.account->pending_bytes() + static_cast<int64_t>(need);
+      if (queued > policy.max_pending_bytes || !Fits(session, need)) break;
+      q.messages.pop_front();
+      q.bytes -= need;
+      DeliverFrame(
+          Router::Target{key.first, key.second, router_.SlotForTopic(m->topic)},
+          ViewOf(*m), m->payload, nullptr, 0, 0);
+    }
+    flushing_held_ = was_flushing;
   }
 
   // DISCONNECT: the client is told (ERROR SLOW_CONSUMER, if its queue
@@ -2087,15 +2115,21 @@ class Server::Loop {
                           std::max<size_t>(1, router_.client_count()));
   }
 
+  // `bound`: the subscription's own slow-consumer bound that was hit, or -1
+  // for the broker's (max_pending_bytes_per_client, max_pending_bytes).
   void CountSlowDrops(Session& session, Router::ClientHandle client,
-                      uint64_t count) {
+                      uint64_t count, int64_t bound = -1) {
     router_.RecordDrop(DropReason::kSlowConsumer, count);
     if (session.slow_drops_unreported == 0 && log_limiter_.Allow(now_ms_)) {
       Log(LogLevel::kWarn, "slow consumer: dropping deliveries",
           {{"client", router_.client_id(client)},
            {"pending_bytes", session.account->pending_bytes()},
-           {"max_pending_bytes_per_client",
-            config_.max_pending_bytes_per_client}});
+           {"bound", bound >= 0 ? "subscription's slow.max_pending_bytes"
+                                : "max_pending_bytes_per_client"},
+           {"bound_bytes",
+            bound >= 0 ? bound
+                       : static_cast<int64_t>(
+                             config_.max_pending_bytes_per_client)}});
     }
     session.slow_drops += count;
     session.slow_drops_unreported += count;
@@ -2561,8 +2595,8 @@ class Server::Loop {
           " deliveries or replies to this client were dropped: it did not "
           "read fast enough (more than max_pending_bytes_per_client, ",
           config_.max_pending_bytes_per_client,
-          " bytes, waited for it, or its share of the broker's "
-          "max_pending_bytes, ",
+          " bytes, or a subscription's own slow.max_pending_bytes, waited "
+          "for it, or its share of the broker's max_pending_bytes, ",
           config_.max_pending_bytes, ", when that was full)"));
       // The notice waits, count kept, while the client is still behind in
       // any way (ZeroMQ's high-water mark, its share of the broker-wide
@@ -2669,15 +2703,6 @@ class Server::Loop {
   // Slow-consumer policies of subscriptions that set one (SUB.slow), the
   // deliveries held for DROP_OLDEST subscriptions, in order, and clients to
   // disconnect (DISCONNECT) once the current message is handled.
-  struct SlowSettings {
-    wire::SlowPolicy policy = wire::DROP_NEWEST;
-    int64_t max_pending_bytes = 0;
-    uint32_t max_pending_msgs = 0;
-  };
-  struct HeldQueue {
-    std::deque<delivery::MessageRef> messages;
-    uint64_t bytes = 0;
-  };
   absl::flat_hash_map<std::pair<Router::ClientHandle, uint64_t>, SlowSettings>
       slow_;
   std::map<std::pair<Router::ClientHandle, uint64_t>, HeldQueue> held_;

@@ -37,6 +37,7 @@
 #include "broker/server/output_account.h"
 #include "broker/server/peer_guard.h"
 #include "broker/streams/stream_manager.h"
+#include "broker/streams/stream_wire.h"
 
 namespace sift {
 namespace {
@@ -1526,17 +1527,6 @@ class Server::Loop {
     return true;
   }
 
-  static streams::StartSpec StartSpecOf(const wire::StreamStart& w) {
-    streams::StartSpec spec;
-    spec.stream = w.stream();
-    spec.consumer = w.consumer();
-    spec.policy = static_cast<streams::DeliverPolicy>(w.deliver());
-    spec.start_seq = w.start_seq();
-    spec.start_time_ms = static_cast<int64_t>(
-        std::min<uint64_t>(w.start_time_ms(), uint64_t{1} << 62));
-    return spec;
-  }
-
   // The consumer settings of a stream SUB or FETCH: explicit acks when
   // `ack` is present, and the topic filter. Errors: INVALID_REQUEST,
   // INVALID_PATTERN.
@@ -1586,7 +1576,7 @@ class Server::Loop {
         ConsumerOptionsOf(sub.has_ack(), sub.ack(), sub.pattern(), sub.stream());
     absl::Status s = options.status();
     if (s.ok()) {
-      s = streams_->Subscribe(client, sub.sid(), StartSpecOf(sub.stream()),
+      s = streams_->Subscribe(client, sub.sid(), streams::StartSpecFromWire(sub.stream()),
                               *options, now_ms_);
     }
     Answer(routing_id, client, h.request_id(), s);
@@ -1602,7 +1592,7 @@ class Server::Loop {
     absl::Status s = options.status();
     if (s.ok()) {
       s = streams_->Fetch(client, h.request_id(), f.sid(),
-                          StartSpecOf(f.start()), *options, f.batch(),
+                          streams::StartSpecFromWire(f.start()), *options, f.batch(),
                           f.max_wait_ms(), now_ms_);
     }
     if (!s.ok()) return Answer(routing_id, client, h.request_id(), s);
@@ -1616,35 +1606,6 @@ class Server::Loop {
                     absl::StrCat(protocol::CommandName(h),
                                  ": streams are off on this broker (siftd "
                                  "has no data_dir)"));
-  }
-
-  static void FillStreamInfo(const streams::StreamView& v,
-                             wire::StreamInfo* out) {
-    wire::StreamConfig* c = out->mutable_config();
-    c->set_name(v.settings.name);
-    for (const std::string& subject : v.settings.subjects) {
-      c->add_subjects(subject);
-    }
-    c->set_max_age_ms(v.settings.max_age_ms);
-    c->set_max_bytes(v.settings.max_bytes);
-    c->set_max_msgs(v.settings.max_msgs);
-    c->set_fsync(streams::FsyncText(v.settings));
-    c->set_dedup_window_ms(v.settings.dedup_window_ms);
-    c->set_segment_max_bytes(v.settings.segment_max_bytes);
-    out->set_first_seq(v.first_seq);
-    out->set_last_seq(v.last_seq);
-    out->set_durable_seq(v.durable_seq);
-    out->set_messages(v.messages);
-    out->set_bytes(v.bytes);
-    out->set_from_config(v.from_config);
-    for (const streams::ConsumerView& cv : v.consumers) {
-      wire::ConsumerInfo* ci = out->add_consumers();
-      ci->set_name(cv.name);
-      ci->set_ack_floor(cv.ack_floor);
-      ci->set_delivered_seq(cv.delivered_seq);
-      ci->set_in_flight(cv.in_flight);
-      ci->set_attached(cv.attached);
-    }
   }
 
   // STREAM: add, info, list, delete a stream; delete a durable consumer.
@@ -1664,28 +1625,12 @@ class Server::Loop {
     switch (r.op()) {
       case wire::STREAM_ADD: {
         streams::StreamSettings settings;
-        settings.name = r.config().name();
-        for (const std::string& subject : r.config().subjects()) {
-          settings.subjects.push_back(subject);
-        }
-        settings.max_age_ms = r.config().max_age_ms();
-        settings.max_bytes = r.config().max_bytes();
-        settings.max_msgs = r.config().max_msgs();
-        if (r.config().dedup_window_ms() != 0) {
-          settings.dedup_window_ms = r.config().dedup_window_ms();
-        }
-        if (r.config().segment_max_bytes() != 0) {
-          settings.segment_max_bytes = r.config().segment_max_bytes();
-        }
-        s = streams::ParseFsync(r.config().fsync(), &settings);
-        if (!s.ok()) {
-          s = protocol::WireError(wire::INVALID_STREAM, s.message());
-          break;
-        }
+        s = streams::SettingsFromWire(r.config(), &settings);
+        if (!s.ok()) break;
         auto view = streams_->Add(settings);
         s = view.status();
         if (s.ok()) {
-          FillStreamInfo(*view, out->add_streams());
+          streams::FillStreamInfo(*view, out->add_streams());
           Log(LogLevel::kInfo, "stream added",
               {{"stream", settings.name},
                {"client", router_.client_id(client)}});
@@ -1695,12 +1640,12 @@ class Server::Loop {
       case wire::STREAM_INFO: {
         auto view = streams_->Info(r.config().name());
         s = view.status();
-        if (s.ok()) FillStreamInfo(*view, out->add_streams());
+        if (s.ok()) streams::FillStreamInfo(*view, out->add_streams());
         break;
       }
       case wire::STREAM_LIST:
         for (const streams::StreamView& v : streams_->List()) {
-          FillStreamInfo(v, out->add_streams());
+          streams::FillStreamInfo(v, out->add_streams());
         }
         break;
       case wire::STREAM_DELETE:

@@ -2274,6 +2274,18 @@ class Server::Loop {
       d->set_progress(c.progress);
       d->set_expired(c.expired);
       d->set_dead_letters(c.dead_letters);
+      if (streams_ != nullptr) {  // stream consumers count alongside
+        const streams::StreamManager::Counters& sc = streams_->counters();
+        d->set_consumers(d->consumers() + streams_->consumers_with_acks());
+        d->set_in_flight(d->in_flight() + streams_->in_flight());
+        d->set_delivered(d->delivered() + sc.delivered);
+        d->set_redeliveries(d->redeliveries() + sc.redeliveries);
+        d->set_acks(d->acks() + sc.acks);
+        d->set_nacks(d->nacks() + sc.nacks);
+        d->set_progress(d->progress() + sc.progress);
+        d->set_expired(d->expired() + sc.expired);
+        d->set_dead_letters(d->dead_letters() + sc.dead_letters);
+      }
     }
     for (const plugin::PluginStatsRow& row : plugins_->Stats()) {
       wire::PluginCount* p = stats->add_plugins();

@@ -309,6 +309,9 @@ store::StreamLogOptions LogOptionsFor(const StreamSettings& s,
   o.fsync_policy = s.fsync;
   o.fsync_every_ms = static_cast<int64_t>(s.fsync_every_ms);
   o.dedup_window_ms = static_cast<int64_t>(s.dedup_window_ms);
+  // Records waiting for the writer: a burst of small publishes is bounded
+  // by bytes (64 MiB) before it is by count.
+  o.max_queued_records = 1 << 20;
   return o;
 }
 

@@ -173,6 +173,10 @@ struct StreamManager::Stream {
 
 struct StreamManager::Slot {
   uint64_t id = 0;
+  // Records read ahead of next_seq (a Read takes up to kReadBatch), so a
+  // consumer sent one record per ACK does not read and checksum the same
+  // records again each time.
+  std::deque<store::StreamRecord> ahead;
   Stream* stream = nullptr;
   std::unique_ptr<Consumer> consumer;
   bool push = false;
@@ -782,6 +786,7 @@ absl::Status StreamManager::Ack(uint32_t client, uint64_t id, int64_t now) {
   if (f.slot == nullptr) return absl::NotFoundError("not in flight");
   absl::Status s = f.slot->consumer->Ack(f.seq, id, client);
   if (s.ok()) {
+    ++counters_.acks;
     ids_.erase(id);
     work_left_ = true;  // room for the next record
   }
@@ -797,6 +802,7 @@ absl::Status StreamManager::Nack(uint32_t client, uint64_t id,
   absl::Status s =
       f.slot->consumer->Nack(f.seq, id, client, delay_ms, now, random_.Next());
   if (s.ok()) {
+    ++counters_.nacks;
     ids_.erase(id);
     work_left_ = true;
   }
@@ -807,7 +813,9 @@ absl::Status StreamManager::Progress(uint32_t client, uint64_t id,
                                      int64_t now) {
   Found f = FindDelivery(id);
   if (f.slot == nullptr) return absl::NotFoundError("not in flight");
-  return f.slot->consumer->Progress(f.seq, id, client, now);
+  absl::Status s = f.slot->consumer->Progress(f.seq, id, client, now);
+  if (s.ok()) ++counters_.progress;
+  return s;
 }
 
 void StreamManager::AnswerAckWhenSaved(uint32_t client, uint64_t request_id) {
@@ -828,6 +836,23 @@ void StreamManager::SaveDirty(
       tickets->emplace_back(slot->stream->settings.name, ticket);
     }
   }
+}
+
+size_t StreamManager::consumers_with_acks() const {
+  size_t n = 0;
+  for (const auto& [id, slot] : slots_) {
+    if (slot->consumer->options().explicit_ack &&
+        (slot->push || !slot->pulls.empty())) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+size_t StreamManager::in_flight() const {
+  size_t n = 0;
+  for (const auto& [id, slot] : slots_) n += slot->consumer->in_flight();
+  return n;
 }
 
 // ---- The loop
@@ -859,6 +884,8 @@ bool StreamManager::Pump(Slot& slot, int64_t now,
       ids_[id] = {slot.id, r.seq};
     }
     c.Sent(r.seq, id, client, now);
+    ++counters_.delivered;
+    if (attempt > 1) ++counters_.redeliveries;
     sends->push_back(StreamSend{client, sid, id,
                                 c.options().explicit_ack ? attempt : 0, r.seq,
                                 r.unix_ms, r.message});
@@ -905,31 +932,47 @@ bool StreamManager::Pump(Slot& slot, int64_t now,
             slot.push ? slot.sid : 0,
             std::string(delivery::kReasonMaxDeliverAfterAckWait),
             c.NextAttempt(seq) - 1});
+        ++counters_.dead_letters;
         c.GiveUp(seq);
         continue;
       }
       send(records[0], client, sid, pull);
     }
   }
-  // New records.
+  // New records, from the read-ahead first.
   const std::string& pattern = c.options().pattern;
+  std::deque<store::StreamRecord>& ahead = slot.ahead;
   while (c.next_seq() <= limit && ready(&client, &sid, &pull)) {
-    records.clear();
-    const size_t want = std::min<uint64_t>(kReadBatch, limit - c.next_seq() + 1);
-    if (!log.Read(c.next_seq(), want, kReadBytes, &records).ok() ||
-        records.empty()) {
-      break;
+    while (!ahead.empty() && ahead.front().seq < c.next_seq()) {
+      ahead.pop_front();
     }
-    for (const store::StreamRecord& r : records) {
+    if (ahead.empty() || ahead.front().seq != c.next_seq()) {
+      ahead.clear();
+      records.clear();
+      const size_t want =
+          std::min<uint64_t>(kReadBatch, limit - c.next_seq() + 1);
+      if (!log.Read(c.next_seq(), want, kReadBytes, &records).ok() ||
+          records.empty()) {
+        break;
+      }
+      for (store::StreamRecord& r : records) ahead.push_back(std::move(r));
+    }
+    while (!ahead.empty() && c.next_seq() <= limit &&
+           ready(&client, &sid, &pull)) {
+      const store::StreamRecord& r = ahead.front();
       if (r.seq > limit) break;
-      if (r.seq < c.next_seq()) continue;
-      if (!ready(&client, &sid, &pull)) break;
+      if (r.seq < c.next_seq()) {
+        ahead.pop_front();
+        continue;
+      }
+      if (r.seq > c.next_seq()) break;  // a gap: read again
       if (!pattern.empty() &&
           !topic::PatternMatches(pattern, r.message->topic)) {
         c.Skip(r.seq);
-        continue;
+      } else {
+        send(r, client, sid, pull);
       }
-      send(r, client, sid, pull);
+      ahead.pop_front();
     }
   }
   if (budget == 0) {
@@ -992,7 +1035,7 @@ void StreamManager::Process(int64_t now,
     Consumer& c = *slot->consumer;
     if (c.options().explicit_ack && c.in_flight() > 0) {
       expired.clear();
-      c.Expire(now, random_.Next(), &expired);
+      counters_.expired += c.Expire(now, random_.Next(), &expired);
       for (uint64_t e : expired) ids_.erase(e);
     }
     bool more = false;  // stopped by its budget, not for want of records

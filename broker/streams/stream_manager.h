@@ -129,6 +129,16 @@ class StreamManager {
 
   size_t size() const { return streams_.size(); }
 
+  // Stream consumers' events, for STATS (added to its `deliveries`).
+  struct Counters {
+    uint64_t delivered = 0, redeliveries = 0, acks = 0, nacks = 0,
+             progress = 0, expired = 0, dead_letters = 0;
+  };
+  const Counters& counters() const { return counters_; }
+  // Stream consumers with explicit acks, and what they hold in flight.
+  size_t consumers_with_acks() const;
+  size_t in_flight() const;
+
   // ---- Publishing
 
   // The stream capturing `topic` (the first, in creation order, one of whose
@@ -291,7 +301,8 @@ class StreamManager {
   uint64_t next_held_key_ = 0;
   std::deque<AckAnswer> ack_answers_;
   bool work_left_ = false;
-  bool client_full_ = false;  // a consumer waits for its client to read
+  bool client_full_ = false;
+  Counters counters_;  // a consumer waits for its client to read
   // Errors to send at the next Process (a deleted stream's consumers).
   std::vector<StreamAnswer> notices_;
 };

@@ -222,6 +222,20 @@ TEST(StreamsTest, AddInfoListDeleteAndTheirErrors) {
             wire::INVALID_STREAM);
   EXPECT_EQ(CodeOf(c.Stream(wire::STREAM_ADD, "reserved", {"$sift.x"})),
             wire::INVALID_STREAM);
+  {  // limits: max_bytes below one segment, a segment too small
+    wire::Header h;
+    h.set_request_id(900);
+    h.mutable_stream()->set_op(wire::STREAM_ADD);
+    wire::StreamConfig* cfg = h.mutable_stream()->mutable_config();
+    cfg->set_name("limits");
+    cfg->add_subjects("limits.>");
+    cfg->set_max_bytes(1000);
+    EXPECT_EQ(CodeOf(c.dealer().Call(h)), wire::INVALID_STREAM);
+    cfg->set_max_bytes(0);
+    cfg->set_segment_max_bytes(100);
+    h.set_request_id(901);
+    EXPECT_EQ(CodeOf(c.dealer().Call(h)), wire::INVALID_STREAM);
+  }
   EXPECT_EQ(CodeOf(c.Stream(wire::STREAM_INFO, "missing")),
             wire::UNKNOWN_STREAM);
   EXPECT_EQ(CodeOf(c.Stream(wire::STREAM_DELETE, "missing")),

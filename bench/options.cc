@@ -30,6 +30,8 @@ Server:
                         --mode says) on a free 127.0.0.1 port for the run
                         and stop it after (SIGTERM, by pid)
   --siftd_flag FLAG     extra flag for the spawned siftd (repeatable)
+  --client_spin_us N    sift: the subscribers' ClientOptions::idle_spin, in
+                        us (busy-polling; 0, the default, sleeps at once)
   --mode MODE           sift (default); proxy: the same workload through
                         `sift-bench proxy-server` (zmq_proxy) in a child
                         process; direct: ZeroMQ PUB -> SUB with no broker;
@@ -252,6 +254,8 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
       s = ParseSeconds(name, value, &o.rate);
     } else if (name == "noise") {
       s = ParseInt<int>(name, value, 0, 100000000, &o.noise);
+    } else if (name == "client_spin_us") {
+      s = ParseInt<int>(name, value, 0, 1000000, &o.client_spin_us);
     } else if (name == "noise_clients") {
       s = ParseInt<int>(name, value, 1, 100000, &o.noise_clients);
     } else if (name == "memory_subs") {

@@ -87,7 +87,8 @@ class SiftTransport : public Transport {
 
     receivers_ = receivers;
     for (size_t i = 0; i < receivers.size(); ++i) {
-      auto client = Connect(absl::StrCat("sift-bench-sub-", i));
+      auto client = Connect(absl::StrCat("sift-bench-sub-", i),
+                            absl::Microseconds(options_.client_spin_us));
       if (!client.ok()) return client.status();
       sub_clients_.push_back(std::move(*client));
       if (options_.replay != Replay::kNone) continue;  // StartReplay()
@@ -386,10 +387,15 @@ class SiftTransport : public Transport {
     }
   }
 
-  absl::StatusOr<std::unique_ptr<Client>> Connect(const std::string& name) {
+  // idle_spin: subscribers' only (--client_spin_us); a publisher's sends
+  // do not wait for its I/O thread.
+  absl::StatusOr<std::unique_ptr<Client>> Connect(
+      const std::string& name,
+      absl::Duration idle_spin = absl::ZeroDuration()) {
     ClientOptions co;
     co.endpoint = server_.endpoint;
     co.name = name;
+    co.idle_spin = idle_spin;
     return Client::Connect(co);
   }
 

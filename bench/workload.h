@@ -34,6 +34,8 @@ struct Options {
   std::string spawn;
   pid_t server_pid = 0;
   std::vector<std::string> siftd_flags;  // extra flags for a spawned siftd
+  // sift: ClientOptions::idle_spin of the subscribers' clients, in us.
+  int client_spin_us = 0;
 
   size_t size = 128;         // payload bytes, >= kStampSize
   uint64_t count = 100000;   // messages per publisher

@@ -62,6 +62,14 @@ struct ClientOptions {
   // For inproc:// endpoints: the embedded broker's ZeroMQ context
   // (EmbeddedBroker::zmq_context()). Null: the client makes its own.
   void* zmq_context = nullptr;
+  // Busy-polling, for lower latency at the price of CPU (as siftd's
+  // idle_spin_us). Zero (the default): the client's I/O thread, which runs
+  // callbacks, sleeps as soon as it has nothing to do. Longer: it first
+  // keeps polling its socket for this long, yielding the CPU between polls,
+  // so a message that comes meanwhile costs no thread wake-up; a client
+  // receiving steadily then keeps a CPU busy. See BENCHMARKS.md ("Latency
+  // (issue 11 item 4)") for the measured trade-off.
+  absl::Duration idle_spin = absl::ZeroDuration();
 };
 
 // Message headers (docs/protocol.md §8.1): ordered (key, value) pairs; a key

@@ -1022,11 +1022,18 @@ class Client:
                 pollout = False
             events = dict(poller.poll(wait_ms))
             if self._wake_fd in events:
-                self._wake_pending = False
+                # Drain first, then clear the flag, then take the queue: a
+                # caller that wakes us in between either finds the flag set
+                # (and its command is taken below) or writes again after it
+                # is cleared. Cleared first, a wake written between the two
+                # steps was eaten by this read and left the flag set for
+                # good: every later wake was skipped (sends waited for the
+                # 5 s ping tick).
                 try:
                     os.eventfd_read(self._wake_fd)
                 except (BlockingIOError, OSError):
                     pass
+                self._wake_pending = False
             # Socket events before data: a reconnect's CONNECTED is queued
             # before anything the new connection brings.
             self._read_monitor()

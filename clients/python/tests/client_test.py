@@ -87,6 +87,24 @@ class PubSubTest(BrokerTestCase):
         with self.assertRaises(sift.Timeout):
             star.next(0.1)
 
+    def test_sends_go_out_at_once_after_a_busy_second(self):
+        # A publishing thread and the I/O thread race on the wake-up flag
+        # for a second; a lost wake-up used to leave every later send
+        # waiting for the 5 s ping tick (seen with Celery as tasks held).
+        pub, sub_client = self.client(), self.client()
+        t = self.topic()
+        sub = sub_client.subscribe(t)
+        noise = self.topic("noise")
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            pub.publish(noise, b"x")
+        for i in range(5):
+            pub.publish(t, b"probe %d" % i)
+            # Well under the ping interval (5 s): sent when asked.
+            self.assertEqual(sub.next(2.0).payload, b"probe %d" % i)
+            pub.publish_confirmed(t, b"confirmed", timeout=2.0)
+            self.assertEqual(sub.next(2.0).payload, b"confirmed")
+
     def test_order_kept_through_batches(self):
         pub, sub_client = self.client(), self.client()
         t = self.topic()

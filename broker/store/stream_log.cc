@@ -7,10 +7,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -18,6 +21,9 @@
 
 namespace sift::store {
 namespace {
+
+// FirstSeq() across restarts (see the header), beside the segments.
+constexpr char kFirstSeqFile[] = "first_seq";
 
 absl::Status ErrnoError(int err, std::string_view what,
                         std::string_view path) {
@@ -176,7 +182,7 @@ absl::Status StreamLog::Recover(RecoveryReport* report) {
   std::deque<std::pair<std::string, DedupEntry>> ids;
   uint64_t expected = 0;  // the seq the next record must have (0: any)
   int64_t newest_ms = 0;
-  uint64_t total_bytes = 0, total_records = 0;
+  uint64_t record_bytes = 0;
   for (size_t i = 0; i < bases.size(); ++i) {
     const bool last = i + 1 == bases.size();
     const std::string path =
@@ -233,7 +239,6 @@ absl::Status StreamLog::Recover(RecoveryReport* report) {
         return ErrnoError(errno, "cannot rewrite segment header", path);
       }
       segments.push_back(std::move(seg));
-      total_bytes += kSegmentHeaderBytes;
       expected = bases[i];
       continue;
     }
@@ -273,8 +278,7 @@ absl::Status StreamLog::Recover(RecoveryReport* report) {
         if (ids.size() > options_.dedup_max_ids) ids.pop_front();
       }
     }
-    total_bytes += seg->size;
-    total_records += seg->records;
+    record_bytes += seg->size - kSegmentHeaderBytes;
     expected = seg->base_seq + seg->records;
     segments.push_back(std::move(seg));
   }
@@ -282,7 +286,6 @@ absl::Status StreamLog::Recover(RecoveryReport* report) {
   if (segments.empty()) {
     absl::StatusOr<std::shared_ptr<Segment>> seg = CreateSegment(1);
     if (!seg.ok()) return seg.status();
-    total_bytes = (*seg)->size;
     segments.push_back(*std::move(seg));
   }
   const std::shared_ptr<Segment>& tail = segments.back();
@@ -297,10 +300,43 @@ absl::Status StreamLog::Recover(RecoveryReport* report) {
       RememberId(id, entry.seq, entry.unix_ms);
     }
   }
-  absl::MutexLock l(&mu_);
-  segments_ = std::move(segments);
-  total_bytes_ = total_bytes;
-  total_records_ = total_records;
+  const std::shared_ptr<Segment>& front = segments.front();
+  head_ = Head{front, front->base_seq, kSegmentHeaderBytes,
+               front->records > 0 ? front->first_ms : 0};
+  {
+    absl::MutexLock l(&mu_);
+    segments_ = std::move(segments);
+    first_seq_ = head_.seq;
+    kept_bytes_ = record_bytes;
+  }
+
+  // FirstSeq(): the largest of the oldest segment's base, <dir>/first_seq
+  // and the limits applied again (see the header's "FirstSeq() across
+  // restarts").
+  Trim trim = TrimFor(/*age=*/true);
+  {
+    std::ifstream in(absl::StrCat(options_.dir, "/", kFirstSeqFile));
+    std::string text;
+    uint64_t kept_first = 0;
+    if (in && std::getline(in, text) && absl::SimpleAtoi(text, &kept_first)) {
+      persisted_first_seq_ = kept_first;
+      trim.below_seq = std::max(trim.below_seq, kept_first);
+    }
+  }
+  Head head = head_;
+  uint64_t dropped = 0;
+  if (absl::Status s = AdvanceHead(trim, &head, &dropped); !s.ok()) return s;
+  {
+    absl::MutexLock l(&mu_);
+    first_seq_ = head.seq;
+    kept_bytes_ -= dropped;
+  }
+  head_ = std::move(head);
+  if (persisted_first_seq_ > head_.seq) {
+    // A torn tail took records the file counted: it must not hide the seqs
+    // the next appends reuse.
+    if (absl::Status s = PersistFirstSeq(); !s.ok()) return s;
+  }
   return absl::OkStatus();
 }
 
@@ -361,6 +397,12 @@ absl::Status StreamLog::Append(delivery::MessageRef message, int64_t unix_ms,
         absl::StrCat("record of ", bytes - kFrameHeaderBytes,
                      " bytes is over the stream's max_record_bytes (",
                      options_.max_record_bytes, ")"));
+  }
+  if (options_.max_bytes > 0 && bytes > options_.max_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("record of ", bytes, " bytes is over the stream's "
+                     "max_bytes (", options_.max_bytes, "): it could never "
+                     "be kept"));
   }
   {
     absl::MutexLock l(&queue_mu_);
@@ -423,17 +465,18 @@ absl::Status StreamLog::writer_status() const {
 
 uint64_t StreamLog::FirstSeq() const {
   absl::MutexLock l(&mu_);
-  return segments_.front()->base_seq;
+  return first_seq_;
 }
 
 uint64_t StreamLog::TotalBytes() const {
   absl::MutexLock l(&mu_);
-  return total_bytes_;
+  return kept_bytes_;
 }
 
 uint64_t StreamLog::TotalRecords() const {
   absl::MutexLock l(&mu_);
-  return total_records_;
+  const Segment& last = *segments_.back();
+  return last.base_seq + last.records - first_seq_;
 }
 
 absl::Status StreamLog::Read(uint64_t from_seq, size_t max_records,
@@ -449,7 +492,7 @@ absl::Status StreamLog::Read(uint64_t from_seq, size_t max_records,
   std::vector<Part> parts;
   {
     absl::MutexLock l(&mu_);
-    from_seq = std::max(from_seq, segments_.front()->base_seq);
+    from_seq = std::max(from_seq, first_seq_);
     auto it = std::upper_bound(
         segments_.begin(), segments_.end(), from_seq,
         [](uint64_t s, const std::shared_ptr<Segment>& g) {
@@ -505,9 +548,10 @@ absl::Status StreamLog::Read(uint64_t from_seq, size_t max_records,
 
 absl::StatusOr<uint64_t> StreamLog::SeekTime(int64_t unix_ms) const {
   std::shared_ptr<Segment> seg;
-  uint64_t offset = 0, end = 0, after = 0;
+  uint64_t offset = 0, end = 0, after = 0, first = 0;
   {
     absl::MutexLock l(&mu_);
+    first = first_seq_;
     const Segment& last = *segments_.back();
     after = last.base_seq + last.records;
     auto it = std::partition_point(
@@ -515,7 +559,7 @@ absl::StatusOr<uint64_t> StreamLog::SeekTime(int64_t unix_ms) const {
         [unix_ms](const std::shared_ptr<Segment>& g) {
           return g->records == 0 || g->last_ms < unix_ms;
         });
-    if (it == segments_.end()) return after;
+    if (it == segments_.end()) return std::max(after, first);
     seg = *it;
     offset = seg->OffsetForTime(unix_ms);
     end = seg->size;
@@ -525,7 +569,7 @@ absl::StatusOr<uint64_t> StreamLog::SeekTime(int64_t unix_ms) const {
   RecordView r;
   for (;;) {
     const SegmentReader::Outcome o = reader.Next(&r);
-    if (o == SegmentReader::Outcome::kEnd) return after;
+    if (o == SegmentReader::Outcome::kEnd) return std::max(after, first);
     if (o == SegmentReader::Outcome::kIoError) {
       return ErrnoError(reader.io_errno(), "cannot read", seg->path);
     }
@@ -535,7 +579,9 @@ absl::StatusOr<uint64_t> StreamLog::SeekTime(int64_t unix_ms) const {
                        AV(DecodeResultName(reader.error())), " at offset ",
                        reader.record_offset()));
     }
-    if (r.unix_ms >= unix_ms) return r.seq;
+    // Stamps never decrease, so a dropped record's match means FirstSeq()
+    // (or, if the stream is empty, LastSeq() + 1) is the answer.
+    if (r.unix_ms >= unix_ms) return std::max(r.seq, first);
   }
 }
 
@@ -567,6 +613,21 @@ absl::Status StreamLog::FlushWriteBuf() {
                  active_->size)) {
     return ErrnoError(errno, "cannot write", active_->path);
   }
+  // max_msgs and max_bytes move FirstSeq() in the same mu_ section that
+  // makes these records readable: no reader sees the stream over them.
+  Head head = head_;
+  uint64_t dropped = 0;
+  if (options_.max_msgs > 0 || options_.max_bytes > 0) {
+    if (absl::Status s = AdvanceHead(TrimFor(/*age=*/false), &head, &dropped);
+        !s.ok()) {
+      return s;
+    }
+  }
+  const uint64_t pending_seq = write_recs_.front().seq;
+  if (head.seq >= pending_seq && head.seq <= write_recs_.back().seq) {
+    head.unix_ms = write_recs_[head.seq - pending_seq].unix_ms;  // was empty
+  }
+  const uint64_t expired = head.seq - head_.seq;
   {
     absl::MutexLock l(&mu_);
     const uint64_t end = active_->size + write_buf_.size();
@@ -577,8 +638,12 @@ absl::Status StreamLog::FlushWriteBuf() {
       active_->Add(e.seq, e.unix_ms, e.offset, next - e.offset,
                    options_.index_interval_bytes);
     }
-    total_bytes_ += write_buf_.size();
-    total_records_ += write_recs_.size();
+    kept_bytes_ += write_buf_.size() - dropped;
+    first_seq_ = head.seq;
+  }
+  head_ = std::move(head);
+  if (expired > 0) {
+    stats_.records_expired.fetch_add(expired, std::memory_order_relaxed);
   }
   written_seq_.store(write_recs_.back().seq, std::memory_order_release);
   stats_.records_written.fetch_add(write_recs_.size(),
@@ -633,7 +698,11 @@ absl::Status StreamLog::Rotate() {
   {
     absl::MutexLock l(&mu_);
     segments_.push_back(*seg);
-    total_bytes_ += (*seg)->size;
+  }
+  // An empty stream's head sits at the end of the last segment: move it to
+  // the new one, so it is never in a segment retention deletes.
+  if (head_.seg == active_ && head_.seq == (*seg)->base_seq) {
+    head_ = Head{*seg, head_.seq, kSegmentHeaderBytes, 0};
   }
   active_ = *std::move(seg);
   return absl::OkStatus();
@@ -641,44 +710,269 @@ absl::Status StreamLog::Rotate() {
 
 absl::Status StreamLog::ApplyRetention() {
   const StreamLogOptions& o = options_;
-  if (o.max_age_ms == 0 && o.max_bytes == 0 && o.max_msgs == 0) {
-    return absl::OkStatus();
+  if (o.max_age_ms > 0) {
+    Head head = head_;
+    uint64_t dropped = 0;
+    if (absl::Status s = AdvanceHead(TrimFor(/*age=*/true), &head, &dropped);
+        !s.ok()) {
+      return s;
+    }
+    CommitHead(head, dropped);
   }
-  const int64_t now = o.max_age_ms > 0 ? UnixNow() : 0;
+  // Delete the segments wholly below FirstSeq(), never the last one.
   for (;;) {
     std::shared_ptr<Segment> gone;
     {
       absl::MutexLock l(&mu_);
       const Segment& oldest = *segments_.front();
-      const bool over =
-          (o.max_age_ms > 0 && oldest.records > 0 &&
-           now - oldest.last_ms > o.max_age_ms) ||
-          (o.max_bytes > 0 && total_bytes_ > o.max_bytes) ||
-          (o.max_msgs > 0 && total_records_ > o.max_msgs) ||
-          (oldest.records == 0 && segments_.size() > 1);
-      if (!over) return absl::OkStatus();
-      if (segments_.size() > 1) {
-        gone = segments_.front();
-        segments_.erase(segments_.begin());
-        total_bytes_ -= gone->size;
-        total_records_ -= gone->records;
-      } else if (oldest.records == 0) {
-        return absl::OkStatus();  // nothing left to delete
+      if (segments_.size() == 1 ||
+          oldest.base_seq + oldest.records > first_seq_) {
+        break;
       }
-    }
-    if (gone == nullptr) {
-      // The active segment alone is over a limit: start a new one, and the
-      // next round deletes it.
-      if (absl::Status s = Rotate(); !s.ok()) return s;
-      continue;
+      gone = segments_.front();
+      segments_.erase(segments_.begin());
     }
     if (::unlink(gone->path.c_str()) != 0 && errno != ENOENT) {
       return ErrnoError(errno, "cannot delete segment", gone->path);
     }
     stats_.segments_deleted.fetch_add(1, std::memory_order_relaxed);
-    stats_.records_expired.fetch_add(gone->records,
-                                     std::memory_order_relaxed);
   }
+  // <dir>/first_seq is only needed while FirstSeq() is inside the oldest
+  // file; written at most every retention_check_ms (and by Close).
+  const absl::Time now = absl::Now();
+  if (head_.seq != persisted_first_seq_ &&
+      head_.seq != segments_.front()->base_seq && now >= next_persist_) {
+    next_persist_ = now + absl::Milliseconds(o.retention_check_ms);
+    return PersistFirstSeq();
+  }
+  return absl::OkStatus();
+}
+
+StreamLog::Trim StreamLog::TrimFor(bool age) const {
+  const StreamLogOptions& o = options_;
+  const uint64_t end_seq = write_recs_.empty()
+                               ? active_->base_seq + active_->records
+                               : write_recs_.back().seq + 1;
+  const uint64_t kept = kept_bytes_ + write_buf_.size();
+  Trim t;
+  if (o.max_msgs > 0 && end_seq > o.max_msgs) {
+    t.below_seq = end_seq - o.max_msgs;
+  }
+  if (o.max_bytes > 0 && kept > o.max_bytes) {
+    t.drop_bytes = kept - o.max_bytes;
+  }
+  if (age && o.max_age_ms > 0) t.before_ms = UnixNow() - o.max_age_ms;
+  return t;
+}
+
+// Walks the segments from *head. A segment whose last record goes is passed
+// whole; in the one where the head stops, a binary search over its entries
+// (the sparse index, then write_recs_ for the active one) finds the last
+// entry that goes, and the frames after it are read one by one up to the
+// first record that stays, which is at or before the next entry.
+absl::Status StreamLog::AdvanceHead(const Trim& trim, Head* head,
+                                    uint64_t* dropped_bytes) {
+  auto goes = [&trim](uint64_t seq, uint64_t at, int64_t ms) {
+    return seq < trim.below_seq || at < trim.drop_bytes || ms < trim.before_ms;
+  };
+  Head c = *head;
+  uint64_t passed = 0;  // record bytes from *head to c
+  const uint64_t pending_seq =
+      write_recs_.empty() ? UINT64_MAX : write_recs_.front().seq;
+  size_t i = 0;  // c's segment: the first, or one just after it
+  while (segments_[i] != c.seg) {
+    ++i;
+    assert(i < segments_.size() && "the head's segment was deleted");
+  }
+  // Moves c to the first record of the next segment.
+  auto next_segment = [&] {
+    const std::shared_ptr<Segment>& next = segments_[++i];
+    c = Head{next, next->base_seq, kSegmentHeaderBytes,
+             next->index.empty() ? 0 : next->index[0].unix_ms};
+  };
+  for (;;) {
+    const Segment& seg = *segments_[i];
+    const bool active = i + 1 == segments_.size();
+    const bool pending = active && !write_recs_.empty();
+    const uint64_t end = seg.size + (active ? write_buf_.size() : 0);
+    const uint64_t end_seq =
+        pending ? write_recs_.back().seq + 1 : seg.base_seq + seg.records;
+    if (c.seq >= end_seq) {  // nothing (left) in this segment
+      if (active) break;
+      next_segment();
+      continue;
+    }
+    if (c.seq >= pending_seq) {
+      c.unix_ms = write_recs_[c.seq - pending_seq].unix_ms;
+    }
+    if (!goes(c.seq, passed, c.unix_ms)) break;  // the usual case
+
+    // Does all that is left of the segment go?
+    const int64_t last_ms = pending ? write_recs_.back().unix_ms : seg.last_ms;
+    if (end_seq - 1 < trim.below_seq || last_ms < trim.before_ms ||
+        passed + (end - c.offset) <= trim.drop_bytes) {
+      passed += end - c.offset;
+      if (active) {
+        c = Head{segments_[i], end_seq, end, 0};
+        break;
+      }
+      next_segment();
+      continue;
+    }
+
+    // The entries after c are [lo, n); of them, [lo, hi) go.
+    const size_t n_index = seg.index.size();
+    const size_t n = n_index + (pending ? write_recs_.size() : 0);
+    auto entry = [&](size_t k) -> const IndexEntry& {
+      return k < n_index ? seg.index[k] : write_recs_[k - n_index];
+    };
+    size_t lo = 0;
+    for (size_t b = n; lo < b;) {
+      const size_t mid = lo + (b - lo) / 2;
+      if (entry(mid).seq <= c.seq) {
+        lo = mid + 1;
+      } else {
+        b = mid;
+      }
+    }
+    size_t hi = lo;
+    for (size_t b = n; hi < b;) {
+      const size_t mid = hi + (b - hi) / 2;
+      const IndexEntry& e = entry(mid);
+      if (goes(e.seq, passed + (e.offset - c.offset), e.unix_ms)) {
+        hi = mid + 1;
+      } else {
+        b = mid;
+      }
+    }
+    if (hi > lo) {
+      const IndexEntry& e = entry(hi - 1);
+      passed += e.offset - c.offset;
+      c = Head{segments_[i], e.seq, e.offset, e.unix_ms};
+    }
+    // c goes: step a frame at a time, at most to entry(hi) (which stays).
+    const uint64_t bound = hi < n ? entry(hi).offset : end;
+    bool stays = false;
+    while (!stays) {
+      uint64_t frame = 0;
+      if (c.seq >= pending_seq) {
+        const size_t k = c.seq - pending_seq;
+        frame = (k + 1 < write_recs_.size() ? write_recs_[k + 1].offset : end) -
+                c.offset;
+      } else if (absl::Status s = PeekFrame(segments_[i], c.offset, bound,
+                                            &frame, &c.unix_ms);
+                 !s.ok()) {
+        return s;
+      }
+      passed += frame;
+      c.offset += frame;
+      ++c.seq;
+      if (c.offset >= end) break;  // the whole segment went after all
+      if (c.offset == bound) {
+        c.unix_ms = entry(hi).unix_ms;
+        stays = true;
+      } else if (c.seq >= pending_seq) {
+        c.unix_ms = write_recs_[c.seq - pending_seq].unix_ms;
+        stays = !goes(c.seq, passed, c.unix_ms);
+      } else {
+        uint64_t unused = 0;
+        if (absl::Status s =
+                PeekFrame(segments_[i], c.offset, bound, &unused, &c.unix_ms);
+            !s.ok()) {
+          return s;
+        }
+        stays = !goes(c.seq, passed, c.unix_ms);
+      }
+    }
+    if (stays) break;
+    if (active) {
+      c = Head{segments_[i], end_seq, end, 0};
+      break;
+    }
+    next_segment();
+  }
+  *head = std::move(c);
+  *dropped_bytes = passed;
+  return absl::OkStatus();
+}
+
+// Reads from `offset` to just past `hint` (at least 16 KiB, at most 1 MiB,
+// never past the segment's size) into scan_buf_, unless it holds the frame
+// header already. The bytes stay valid across calls (the head moves on
+// slowly, so most calls read nothing): written records are never rewritten.
+absl::Status StreamLog::PeekFrame(const std::shared_ptr<Segment>& g,
+                                  uint64_t offset, uint64_t hint,
+                                  uint64_t* frame_bytes, int64_t* unix_ms) {
+  constexpr uint64_t kPeek = kFrameHeaderBytes + 16;  // body_len .. unix_ms
+  const Segment& seg = *g;
+  const uint64_t end = seg.size;
+  if (scan_seg_ != g || offset < scan_offset_ ||
+      offset + kPeek > scan_offset_ + scan_buf_.size()) {
+    uint64_t want = std::max(hint, offset) + kPeek - offset;
+    want = std::min<uint64_t>(std::max<uint64_t>(want, 16 << 10), 1 << 20);
+    want = std::min(want, end - std::min(offset, end));
+    scan_seg_.reset();
+    if (want < kPeek) {
+      return absl::DataLossError(absl::StrCat(
+          "segment ", seg.path, ": short record at offset ", offset));
+    }
+    scan_buf_.resize(want);
+    if (!PreadAll(seg.fd, scan_buf_.data(), want, offset)) {
+      return ErrnoError(errno, "cannot read", seg.path);
+    }
+    scan_seg_ = g;
+    scan_offset_ = offset;
+  }
+  const auto* p = reinterpret_cast<const unsigned char*>(scan_buf_.data()) +
+                  (offset - scan_offset_);
+  uint64_t body = 0, ms = 0;
+  for (int k = 3; k >= 0; --k) body = (body << 8) | p[k];
+  for (int k = 7; k >= 0; --k) ms = (ms << 8) | p[kFrameHeaderBytes + 8 + k];
+  if (body < kBodyFixedBytes || body > options_.max_record_bytes ||
+      offset + kFrameHeaderBytes + body > end) {
+    return absl::DataLossError(absl::StrCat(
+        "segment ", seg.path, ": bad record length at offset ", offset));
+  }
+  *frame_bytes = kFrameHeaderBytes + body;
+  *unix_ms = static_cast<int64_t>(ms);
+  return absl::OkStatus();
+}
+
+void StreamLog::CommitHead(const Head& head, uint64_t dropped_bytes) {
+  const uint64_t expired = head.seq - head_.seq;
+  if (expired == 0) return;
+  {
+    absl::MutexLock l(&mu_);
+    first_seq_ = head.seq;
+    kept_bytes_ -= dropped_bytes;
+  }
+  head_ = head;
+  stats_.records_expired.fetch_add(expired, std::memory_order_relaxed);
+}
+
+absl::Status StreamLog::PersistFirstSeq() {
+  const uint64_t first = head_.seq;
+  if (first == persisted_first_seq_) return absl::OkStatus();
+  const bool sync = options_.fsync_policy != FsyncPolicy::kNever;
+  const std::string path = absl::StrCat(options_.dir, "/", kFirstSeqFile);
+  const std::string temp = absl::StrCat(path, ".tmp");
+  const std::string text = absl::StrCat(first, "\n");
+  const int fd =
+      ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoError(errno, "cannot create", temp);
+  const bool ok = PwriteAll(fd, text.data(), text.size(), 0) &&
+                  (!sync || ::fdatasync(fd) == 0);
+  const int err = errno;
+  ::close(fd);
+  if (!ok) return ErrnoError(err, "cannot write", temp);
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    return ErrnoError(errno, "cannot rename to", path);
+  }
+  if (sync && ::fsync(dir_fd_) != 0) {
+    return ErrnoError(errno, "cannot fsync dir", options_.dir);
+  }
+  persisted_first_seq_ = first;
+  return absl::OkStatus();
 }
 
 void StreamLog::WriterLoop() {
@@ -761,8 +1055,13 @@ void StreamLog::WriterLoop() {
         flush_done_ = flush_ticket;
         done_cv_.SignalAll();
       }
-      if (closing && queue_.empty()) return;
+      if (closing && queue_.empty()) break;
     }
+  }
+  // Closing: record FirstSeq() for the next Open.
+  if (!failed_.load(std::memory_order_relaxed) &&
+      head_.seq != segments_.front()->base_seq) {
+    if (absl::Status s = PersistFirstSeq(); !s.ok()) Fail(std::move(s));
   }
 }
 

@@ -16,18 +16,42 @@
 //   Open costs one sequential read of the whole stream.
 // - Timestamps are made non-decreasing: a record stamped earlier than the
 //   one before it is stored with the earlier record's time. SeekTime is
-//   then a binary search, and age retention a per-segment test.
-// - Retention (max_age_ms, max_bytes, max_msgs; 0 = no limit) deletes whole
-//   segments, oldest first, and FirstSeq() advances past them. Limits are
-//   upper bounds: the writer deletes oldest segments while the stream is
-//   over a limit, so after it runs the stream holds at most max_bytes bytes
-//   and max_msgs messages but may hold up to one segment fewer than them
-//   (the granularity is one segment: pick segment_max_bytes well below
-//   max_bytes). Age: a segment goes when its newest record is older than
-//   max_age_ms by unix_clock(). When the active (last) segment alone breaks
-//   a limit, the writer rotates it first, so it goes too (the stream may
-//   become empty; the sequence carries on). The writer applies retention
-//   after every batch it writes and every retention_check_ms.
+//   then a binary search, and age retention a prefix of the records.
+// - Retention (max_age_ms, max_bytes, max_msgs; 0 = no limit) is exact, a
+//   record at a time, as JetStream's: the stream keeps the newest max_msgs
+//   records, the newest records whose frames (TotalBytes) add up to at most
+//   max_bytes, and the records stamped at most max_age_ms before
+//   unix_clock(). FirstSeq() is the oldest record all three keep; it only
+//   grows, and a record below it is gone for every reader at once (Read,
+//   SeekTime, TotalRecords, TotalBytes). max_msgs and max_bytes are applied
+//   as each batch is written, in the step that makes its records readable,
+//   so no reader sees the stream over them; max_age_ms after every batch
+//   and every retention_check_ms. Append refuses a record whose frame alone
+//   is over max_bytes (it could never be kept), so the newest record always
+//   stays unless it is older than max_age_ms: a stream is never emptied by
+//   max_msgs or max_bytes. Disk space is freed a whole segment at a time:
+//   the writer deletes a segment file once every record in it is below
+//   FirstSeq(). The active (last) segment is never rotated for a limit; its
+//   file goes once a later segment has started. So the files hold the kept
+//   records plus the expired head of the oldest segment (less than one
+//   segment) plus 16-byte segment headers; pick segment_max_bytes well
+//   below max_bytes to keep that overhead small.
+// - FirstSeq() across restarts: the writer keeps it in <dir>/first_seq (the
+//   decimal seq and a newline, replaced atomically: a temporary file,
+//   fdatasync, rename, fsync of the dir; no fsyncs under kNever) whenever it
+//   lies inside the oldest segment file, at most every retention_check_ms
+//   while it moves, and on Close. Open takes the largest of that file, the
+//   oldest segment's base seq and the limits applied again to the records
+//   recovered (max_age_ms by unix_clock()). After a Close that is exactly
+//   the FirstSeq() the stream had, whatever the new limits. After a crash
+//   it is at least the file's (at most retention_check_ms old) and, with
+//   the limits unchanged, at least what they keep of the records that
+//   survived; so a record trimmed since the file's last write can come back
+//   only if the limits were raised, or if the records that pushed it out
+//   were not yet durable and the crash cut them (the stream is then as of
+//   its last durable record). A garbled file is ignored (the limits still
+//   apply), and one ahead of the recovered records (a torn tail was cut) is
+//   rewritten by Open so it cannot hide the seqs appended next.
 // - Durability: Append hands the record to the writer through a bounded
 //   queue and returns its seq at once. The writer takes everything queued as
 //   one batch, writes it with one pwrite per segment touched, then per
@@ -64,20 +88,29 @@
 //   TakeDurable, notify_fd, and the non-const-calls Flush and Close (which
 //   block: tests, shutdown, never the hot path).
 // - Any thread, concurrently with all of the above: DurableSeq, WrittenSeq,
-//   FirstSeq, LastSeq, Read, SeekTime, stats(), writer_status(). Read and
-//   SeekTime pread() the files: they wait on the disk when the pages are
-//   not cached, so the broker should call them from a reader thread (or
-//   accept page-cache hits on the routing thread).
-// - The writer thread: writes, fsyncs, rotates, applies retention, updates
-//   the segment table (under mu_) and the durable seq. Close() (and the
-//   destructor) writes what is queued, fsyncs it unless the policy is
-//   kNever, and joins it.
+//   FirstSeq, LastSeq, TotalRecords, TotalBytes, Read, SeekTime, stats(),
+//   writer_status(). FirstSeq, TotalRecords and TotalBytes only take mu_
+//   (held by the writer for in-memory updates only, never across a disk
+//   call), so the routing thread may call them. Read and SeekTime pread()
+//   the files: they wait on the disk when the pages are not cached, so the
+//   broker should call them from a reader thread (or accept page-cache hits
+//   on the routing thread).
+// - The writer thread: writes, fsyncs, rotates, applies retention (finding
+//   the new first record may read frame headers at the head of the stream,
+//   outside mu_), updates the segment table and FirstSeq (under mu_), the
+//   durable seq and <dir>/first_seq. Close() (and the destructor) writes
+//   what is queued, fsyncs it unless the policy is kNever, records
+//   FirstSeq, and joins it.
 //
 // Costs: Append is a hash lookup (with a msg id), a short mutex section and
 // a vector push; the record is encoded and checksummed on the writer thread
 // (it holds the MessageRef, so the payload is not copied on the routing
-// thread). Run //broker/store:stream_log_bench before changing the write
-// path.
+// thread). Under max_msgs or max_bytes the writer finds each batch's new
+// first record from the sparse index, then steps through at most one index
+// interval of frame headers (at most one pread of 16 KiB or more, none
+// while the head stays in the bytes the last one read); no per-record
+// memory is kept for retention. Run //broker/store:stream_log_bench before
+// changing the write path.
 #ifndef SIFT_BROKER_STORE_STREAM_LOG_H_
 #define SIFT_BROKER_STORE_STREAM_LOG_H_
 
@@ -97,6 +130,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "broker/delivery/deliveries.h"
 #include "broker/store/stream_segment.h"
 
@@ -111,7 +145,7 @@ struct StreamLogOptions {
   uint64_t index_interval_bytes = 4096;
   uint32_t max_record_bytes = 16 << 20;  // a record's body, bigger = refused
 
-  // Retention; 0 = unlimited.
+  // Retention, exact per record (see the header comment); 0 = unlimited.
   int64_t max_age_ms = 0;
   uint64_t max_bytes = 0;
   uint64_t max_msgs = 0;
@@ -129,7 +163,7 @@ struct StreamLogOptions {
   size_t dedup_max_ids = 100000;
 
   // Unix time in ms for age retention; the system clock if empty. Called on
-  // the writer thread.
+  // the writer thread (and by Open, before it starts).
   std::function<int64_t()> unix_clock;
 
   // Tests: called on the writer thread before each fdatasync of a segment
@@ -158,7 +192,8 @@ struct StreamLogStats {
   std::atomic<uint64_t> fsyncs{0};  // fdatasync calls on segment files
   std::atomic<uint64_t> segments_created{0};
   std::atomic<uint64_t> segments_deleted{0};
-  std::atomic<uint64_t> records_expired{0};  // deleted by retention
+  std::atomic<uint64_t> records_expired{0};  // dropped below FirstSeq
+                                             // by retention
 };
 
 // One record as Read returns it.
@@ -187,8 +222,8 @@ class StreamLog {
   // empty (no dedup). Errors: AlreadyExists (a duplicate msg_id within the
   // window: *seq is the original's, nothing queued), ResourceExhausted (the
   // queue is full: nothing queued, no seq used), InvalidArgument (record
-  // over max_record_bytes), FailedPrecondition (closed), or the writer's
-  // error once it has failed.
+  // over max_record_bytes, or a frame over max_bytes), FailedPrecondition
+  // (closed), or the writer's error once it has failed.
   // REQUIRES: message != nullptr.
   absl::Status Append(delivery::MessageRef message, int64_t unix_ms,
                       std::string_view msg_id, uint64_t* seq);
@@ -207,26 +242,32 @@ class StreamLog {
   uint64_t WrittenSeq() const {
     return written_seq_.load(std::memory_order_acquire);
   }
-  // The oldest record kept (LastSeq() + 1 when the stream is empty).
+  // The oldest record kept by retention (LastSeq() + 1 when the stream is
+  // empty). Never decreases, across Close and Open too.
   uint64_t FirstSeq() const;
   // The newest record written (FirstSeq() - 1 when empty). Equals
   // WrittenSeq().
   uint64_t LastSeq() const { return WrittenSeq(); }
-  // Bytes of the segment files, and records in them.
+  // The records kept, FirstSeq() to the newest written, and their bytes as
+  // framed on disk (kFrameOverhead plus the five fields, each): the figure
+  // max_bytes bounds. Segment headers and expired records still in a file
+  // are not counted (the files are larger by less than one segment).
   uint64_t TotalBytes() const;
   uint64_t TotalRecords() const;
 
   // Any thread. Appends to *out the written records (seq <= WrittenSeq(),
   // which may be ahead of DurableSeq(): a consumer that must only see
-  // durable records bounds itself by DurableSeq()) from `from_seq` (or
-  // FirstSeq() if it is older) on, up to max_records and max_bytes (frame
-  // bytes; the first record is returned whatever its size). Errors: DataLoss
-  // naming the file and offset of a corrupt record, or a read errno.
+  // durable records bounds itself by DurableSeq()) from `from_seq` on, or
+  // from FirstSeq() if `from_seq` is older (never a record retention
+  // dropped, even while its file is still on disk), up to max_records and
+  // max_bytes (frame bytes; the first record is returned whatever its
+  // size). Errors: DataLoss naming the file and offset of a corrupt record,
+  // or a read errno.
   absl::Status Read(uint64_t from_seq, size_t max_records, uint64_t max_bytes,
                     std::vector<StreamRecord>* out) const;
 
-  // Any thread. The seq of the first written record stamped at or after
-  // `unix_ms`; LastSeq() + 1 if there is none.
+  // Any thread. The seq of the first kept record (>= FirstSeq()) stamped at
+  // or after `unix_ms`; LastSeq() + 1 if there is none.
   absl::StatusOr<uint64_t> SeekTime(int64_t unix_ms) const;
 
   // Owner thread; blocks. Waits until everything appended so far is
@@ -256,6 +297,22 @@ class StreamLog {
     uint64_t seq;
     int64_t unix_ms;
   };
+  // Where FirstSeq()'s record is: its segment, seq, file offset and stamp.
+  // When the stream is empty: the end of the last segment (unix_ms unused).
+  struct Head {
+    std::shared_ptr<Segment> seg;
+    uint64_t seq = 0;
+    uint64_t offset = 0;
+    int64_t unix_ms = 0;
+  };
+  // What the limits drop: always a prefix of the records, since seqs,
+  // offsets and stamps only grow. A record goes if any test says so.
+  struct Trim {
+    uint64_t below_seq = 0;         // max_msgs: seq < below_seq
+    uint64_t drop_bytes = 0;        // max_bytes: it starts within the first
+                                    // drop_bytes record bytes from the head
+    int64_t before_ms = INT64_MIN;  // max_age_ms: stamped before this
+  };
 
   explicit StreamLog(StreamLogOptions options);
 
@@ -269,7 +326,29 @@ class StreamLog {
   absl::Status FlushWriteBuf();  // pwrite write_buf_ to active_, publish it
   absl::Status SyncActive();
   absl::Status Rotate();  // starts a new segment after the last record
+  // Advances FirstSeq() by max_age_ms (max_msgs and max_bytes are applied
+  // by FlushWriteBuf), deletes the segments wholly below it and records it
+  // in <dir>/first_seq when due.
   absl::Status ApplyRetention();
+  // What the limits drop now, counting the records in write_buf_; the age
+  // test only if `age`.
+  Trim TrimFor(bool age) const;
+  // Moves *head past the records `trim` drops, from the sparse index and at
+  // most one index interval of frame headers read from the file (outside
+  // mu_); *dropped_bytes is the record bytes it passed. Knows the records
+  // in write_buf_ (not yet in the segment table). Also used by Recover.
+  absl::Status AdvanceHead(const Trim& trim, Head* head,
+                           uint64_t* dropped_bytes);
+  // The frame size and stamp of the written record at `offset` of `seg`,
+  // through scan_buf_; `hint`: how far the caller may go (what to read).
+  // DataLoss if the frame's length is out of range.
+  absl::Status PeekFrame(const std::shared_ptr<Segment>& seg, uint64_t offset,
+                         uint64_t hint, uint64_t* frame_bytes,
+                         int64_t* unix_ms);
+  // Makes `head` FirstSeq() (mu_ held only for the in-memory update).
+  void CommitHead(const Head& head, uint64_t dropped_bytes);
+  // Writes <dir>/first_seq if FirstSeq() differs from what it holds.
+  absl::Status PersistFirstSeq();
   void Fail(absl::Status status);
   void Notify();
   int64_t UnixNow() const;
@@ -301,24 +380,31 @@ class StreamLog {
   uint64_t flush_done_ ABSL_GUARDED_BY(queue_mu_) = 0;  // ... answered
   absl::Status writer_status_ ABSL_GUARDED_BY(queue_mu_);
 
-  // The segment table. State below is protected by mu_; the writer is the
-  // only one to change it.
+  // The segment table and FirstSeq(). State below is protected by mu_; the
+  // writer is the only one to change it (and reads it without mu_).
   mutable absl::Mutex mu_;
   std::vector<std::shared_ptr<Segment>> segments_ ABSL_GUARDED_BY(mu_);
-  uint64_t total_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t total_records_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t first_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t kept_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // TotalBytes()
 
   std::atomic<uint64_t> written_seq_{0};
   std::atomic<uint64_t> durable_seq_{0};
   std::atomic<bool> failed_{false};
   StreamLogStats stats_;
 
-  // Writer thread only (it alone changes the segment table, so it may read
-  // active_'s fields without mu_).
+  // Writer thread only, and Recover before it starts (it alone changes the
+  // segment table, so it may read segments_, their fields, first_seq_ and
+  // kept_bytes_ without mu_).
   std::shared_ptr<Segment> active_;  // segments_.back()
   uint64_t synced_seq_ = 0;
   std::string write_buf_;
   std::vector<IndexEntry> write_recs_;  // the records in write_buf_
+  Head head_;                           // FirstSeq()'s record
+  uint64_t persisted_first_seq_ = 0;    // what <dir>/first_seq holds
+  absl::Time next_persist_ = absl::InfinitePast();
+  std::string scan_buf_;                // PeekFrame's bytes ...
+  std::shared_ptr<Segment> scan_seg_;   // ... of this segment ...
+  uint64_t scan_offset_ = 0;            // ... from this offset
 
   std::thread writer_;
 };

@@ -232,82 +232,290 @@ TEST(StreamLogTest, SeekTime) {
   EXPECT_EQ(recs[0].unix_ms, 1000 + 10 * 199);
 }
 
-TEST(StreamLogTest, RetentionByMessages) {
-  const std::string dir = TestDir("ret_msgs");
+// Seqs of the records a log returns from `from` on.
+std::vector<uint64_t> Seqs(const StreamLog& log, uint64_t from = 1) {
+  std::vector<uint64_t> seqs;
+  for (const StreamRecord& r : ReadAll(log, from)) seqs.push_back(r.seq);
+  return seqs;
+}
+
+std::vector<uint64_t> Range(uint64_t first, uint64_t last) {
+  std::vector<uint64_t> seqs;
+  for (uint64_t s = first; s <= last; ++s) seqs.push_back(s);
+  return seqs;
+}
+
+uint64_t BytesOnDisk(const std::string& dir) {
+  uint64_t bytes = 0;
+  for (const auto& f : SegmentFiles(dir)) bytes += fs::file_size(f);
+  return bytes;
+}
+
+// The user's report: max_msgs = 3 after 5 confirmed publishes kept 1 (and
+// could keep 0). Now exactly the newest 3, after every confirm.
+TEST(StreamLogRetentionTest, MaxMsgsKeepsExactlyTheNewest) {
+  const std::string dir = TestDir("ret_msgs3");
+  StreamLogOptions o = Opts(dir);
+  o.max_msgs = 3;
+  auto log = MustOpen(o);
+  for (uint64_t i = 1; i <= 5; ++i) {
+    ASSERT_EQ(MustAppend(log.get(), Msg("t", "p"), 1000), i);
+    ASSERT_TRUE(WaitDurable(log.get(), i));
+    // Confirmed: it and the ones before it, up to 3, are all there.
+    EXPECT_EQ(log->TotalRecords(), std::min<uint64_t>(i, 3));
+    EXPECT_EQ(log->FirstSeq(), i <= 3 ? 1 : i - 2);
+  }
+  ASSERT_TRUE(log->Flush().ok());
+  EXPECT_EQ(log->FirstSeq(), 3u);
+  EXPECT_EQ(log->LastSeq(), 5u);
+  EXPECT_EQ(log->TotalRecords(), 3u);
+  EXPECT_EQ(log->TotalBytes(), 3 * (kFrameOverhead + 2));
+  EXPECT_EQ(Seqs(*log, 1), Range(3, 5));  // below FirstSeq: from FirstSeq
+  EXPECT_EQ(Seqs(*log, 4), Range(4, 5));
+  EXPECT_EQ(*log->SeekTime(0), 3u);
+  EXPECT_EQ(log->stats().records_expired.load(), 2u);
+  // One segment: nothing to delete, and it was not rotated for the limit.
+  EXPECT_EQ(SegmentFiles(dir).size(), 1u);
+  EXPECT_EQ(log->stats().segments_created.load(), 1u);
+}
+
+TEST(StreamLogRetentionTest, MaxMsgsOverManySmallSegments) {
+  const std::string dir = TestDir("ret_msgs_many");
   StreamLogOptions o = Opts(dir);
   o.segment_max_bytes = 1024;
-  o.max_msgs = 50;
+  o.index_interval_bytes = 256;
+  o.max_msgs = 3;
   auto log = MustOpen(o);
-  for (int i = 0; i < 200; ++i) {
-    MustAppend(log.get(), Msg("t", std::string(100, 'x')), i);
-    if (i % 10 == 0) {
+  for (uint64_t i = 1; i <= 1000; ++i) {
+    MustAppend(log.get(), Msg("t", std::string(60 + i % 50, 'x')), i);
+    if (i % 7 == 0 || i % 61 == 0) {
       ASSERT_TRUE(log->Flush().ok());
+      ASSERT_EQ(log->TotalRecords(), 3u) << i;
+      ASSERT_EQ(Seqs(*log), Range(i - 2, i)) << i;
     }
   }
   ASSERT_TRUE(log->Flush().ok());
-  EXPECT_LE(log->TotalRecords(), 50u);
-  EXPECT_GE(log->TotalRecords(), 40u);  // within a segment of the limit
-  EXPECT_EQ(log->FirstSeq(), 200 - log->TotalRecords() + 1);
-  auto recs = ReadAll(*log, 1);  // from an expired seq: starts at FirstSeq
-  ASSERT_EQ(recs.size(), log->TotalRecords());
-  EXPECT_EQ(recs.front().seq, log->FirstSeq());
-  EXPECT_EQ(recs.back().seq, 200u);
-  EXPECT_GT(log->stats().segments_deleted.load(), 0u);
-  const uint64_t first = log->FirstSeq();
+  EXPECT_EQ(log->FirstSeq(), 998u);
+  EXPECT_EQ(Seqs(*log), Range(998, 1000));
+  uint64_t bytes = 0;
+  for (uint64_t i = 998; i <= 1000; ++i)
+    bytes += kFrameOverhead + 1 + 60 + i % 50;
+  EXPECT_EQ(log->TotalBytes(), bytes);
+  // Whole segments below FirstSeq are deleted: at most the active one and
+  // the one before it (holding 998 or 999) remain.
+  EXPECT_LE(SegmentFiles(dir).size(), 2u);
+  EXPECT_LE(BytesOnDisk(dir), log->TotalBytes() + 2 * 1024);
   log.reset();
   auto again = MustOpen(o);
-  EXPECT_EQ(again->FirstSeq(), first);
-  EXPECT_EQ(again->LastSeq(), 200u);
+  EXPECT_EQ(again->FirstSeq(), 998u);
+  EXPECT_EQ(Seqs(*again), Range(998, 1000));
 }
 
-TEST(StreamLogTest, RetentionByBytes) {
-  const std::string dir = TestDir("ret_bytes");
+// Keeps the newest records whose frames fit in max_bytes, whatever their
+// sizes, against a model.
+TEST(StreamLogRetentionTest, MaxBytesKeepsTheNewestThatFit) {
+  const std::string dir = TestDir("ret_bytes_exact");
   StreamLogOptions o = Opts(dir);
   o.segment_max_bytes = 2048;
+  o.index_interval_bytes = 300;
   o.max_bytes = 10000;
   auto log = MustOpen(o);
-  for (int i = 0; i < 300; ++i) {
-    MustAppend(log.get(), Msg("t", std::string(100, 'x')), i);
+  std::mt19937_64 rng(7);
+  std::vector<uint64_t> frame(1, 0);  // by seq
+  for (uint64_t i = 1; i <= 400; ++i) {
+    const size_t payload = rng() % 3 == 0 ? rng() % 1500 : rng() % 120;
+    frame.push_back(kFrameOverhead + 1 + payload);
+    MustAppend(log.get(), Msg("t", std::string(payload, 'b')), i);
+    if (rng() % 5 == 0 || i == 400) {
+      ASSERT_TRUE(log->Flush().ok());
+      uint64_t first = i + 1, kept = 0;
+      while (first > 1 && kept + frame[first - 1] <= o.max_bytes) {
+        kept += frame[--first];
+      }
+      ASSERT_EQ(log->FirstSeq(), first) << i;
+      ASSERT_EQ(log->TotalBytes(), kept) << i;
+      ASSERT_EQ(log->TotalRecords(), i - first + 1) << i;
+      ASSERT_EQ(Seqs(*log), Range(first, i)) << i;
+      ASSERT_LE(BytesOnDisk(dir),
+                kept + o.segment_max_bytes +
+                    kSegmentHeaderBytes * SegmentFiles(dir).size());
+    }
   }
+  // A record that could never fit is refused, not kept and then dropped.
+  uint64_t seq = 0;
+  EXPECT_EQ(
+      log->Append(Msg("t", std::string(10000, 'x')), 500, "", &seq).code(),
+      absl::StatusCode::kInvalidArgument);
+  // One that fills max_bytes alone is kept, alone.
+  const uint64_t whole = MustAppend(
+      log.get(), Msg("t", std::string(10000 - kFrameOverhead - 1, 'x')), 500);
   ASSERT_TRUE(log->Flush().ok());
-  EXPECT_LE(log->TotalBytes(), 10000u);
-  EXPECT_GE(log->TotalBytes(), 10000u - 2048u);
-  uint64_t on_disk = 0;
-  for (const auto& f : SegmentFiles(dir)) on_disk += fs::file_size(f);
-  EXPECT_EQ(on_disk, log->TotalBytes());
-  EXPECT_EQ(ReadAll(*log).back().seq, 300u);
+  EXPECT_EQ(Seqs(*log), Range(whole, whole));
+  EXPECT_EQ(log->TotalBytes(), 10000u);
 }
 
-TEST(StreamLogTest, RetentionByAgeEmptiesTheStream) {
+TEST(StreamLogRetentionTest, MaxAgeByTheClock) {
   const std::string dir = TestDir("ret_age");
   auto now = std::make_shared<std::atomic<int64_t>>(10000);
   StreamLogOptions o = Opts(dir);
   o.segment_max_bytes = 1024;
+  o.index_interval_bytes = 200;
   o.max_age_ms = 1000;
   o.unix_clock = [now] { return now->load(); };
   auto log = MustOpen(o);
-  for (int i = 0; i < 100; ++i) {
+  for (int i = 0; i < 100; ++i) {  // seq i + 1 stamped 8000 + 20 i
     MustAppend(log.get(), Msg("t", std::string(50, 'x')), 8000 + 20 * i);
   }
   ASSERT_TRUE(log->Flush().ok());
-  // Records stamped 8000..9980 (about 10 a segment); now 10000: the whole
-  // segments whose newest record is before 9000 are gone, no others.
-  EXPECT_GT(log->FirstSeq(), 40u);
-  auto recs = ReadAll(*log);
-  ASSERT_FALSE(recs.empty());
-  EXPECT_LE(recs.front().unix_ms, 9000);
-  EXPECT_GE(recs.front().unix_ms, 9000 - 20 * 11);
-  now->store(10000 + 10000);
-  ASSERT_TRUE(log->Flush().ok());  // applies retention
+  // Kept: stamped at most 1000 ms before 10000, i.e. i >= 50.
+  EXPECT_EQ(log->FirstSeq(), 51u);
+  EXPECT_EQ(Seqs(*log), Range(51, 100));
+  EXPECT_EQ(*log->SeekTime(0), 51u);
+  EXPECT_EQ(*log->SeekTime(9500), 76u);
+  EXPECT_EQ(log->TotalBytes(), 50 * (kFrameOverhead + 1 + 50));
+  for (int64_t t = 10000; t <= 10980; t += 70) {
+    now->store(t);
+    ASSERT_TRUE(log->Flush().ok());  // applies retention
+    const uint64_t first = static_cast<uint64_t>((t - 9000 + 19) / 20) + 1;
+    ASSERT_EQ(log->FirstSeq(), first) << t;
+    ASSERT_EQ(Seqs(*log), Range(first, 100)) << t;
+  }
+  now->store(20000);
+  ASSERT_TRUE(log->Flush().ok());
   EXPECT_EQ(log->TotalRecords(), 0u);
+  EXPECT_EQ(log->TotalBytes(), 0u);
   EXPECT_EQ(log->FirstSeq(), 101u);
   EXPECT_TRUE(ReadAll(*log).empty());
   EXPECT_EQ(*log->SeekTime(0), 101u);
+  // The active segment was not rotated to expire it: its file stays until a
+  // later segment starts.
+  EXPECT_FALSE(SegmentFiles(dir).empty());
+  const uint64_t created = log->stats().segments_created.load();
   EXPECT_EQ(MustAppend(log.get(), Msg("t", "new"), 20000), 101u);
+  ASSERT_TRUE(log->Flush().ok());
+  EXPECT_EQ(log->stats().segments_created.load(), created);
+  EXPECT_EQ(Seqs(*log), Range(101, 101));
   log.reset();
   auto again = MustOpen(o);
   EXPECT_EQ(again->FirstSeq(), 101u);
   EXPECT_EQ(again->LastSeq(), 101u);
+  EXPECT_EQ(Seqs(*again), Range(101, 101));
+}
+
+// FirstSeq() survives Close/Open: from <dir>/first_seq even when the limit
+// is raised, and from the limits when that file is gone.
+TEST(StreamLogRetentionTest, ReopenKeepsFirstSeq) {
+  const std::string dir = TestDir("ret_reopen");
+  StreamLogOptions o = Opts(dir);
+  o.max_msgs = 3;
+  {
+    auto log = MustOpen(o);
+    for (int i = 0; i < 5; ++i) MustAppend(log.get(), Msg("t", "p"), 1);
+    ASSERT_TRUE(log->Close().ok());
+    EXPECT_EQ(log->FirstSeq(), 3u);
+  }
+  auto log = MustOpen(o);
+  EXPECT_EQ(log->FirstSeq(), 3u);
+  EXPECT_EQ(Seqs(*log), Range(3, 5));
+  log.reset();
+  o.max_msgs = 100;  // raised: what retention dropped stays dropped
+  log = MustOpen(o);
+  EXPECT_EQ(log->FirstSeq(), 3u);
+  EXPECT_EQ(log->TotalRecords(), 3u);
+  EXPECT_EQ(Seqs(*log), Range(3, 5));
+  log.reset();
+  o.max_msgs = 3;  // as after a crash that lost the file: re-derived
+  fs::remove(absl::StrCat(dir, "/first_seq"));
+  log = MustOpen(o);
+  EXPECT_EQ(log->FirstSeq(), 3u);
+  log.reset();
+  { std::ofstream(absl::StrCat(dir, "/first_seq")) << "garbage"; }
+  log = MustOpen(o);  // ignored
+  EXPECT_EQ(log->FirstSeq(), 3u);
+}
+
+// The file is ahead of the records when a torn tail was cut: Open must not
+// let it hide the seqs the next appends reuse.
+TEST(StreamLogRetentionTest, FirstSeqFileAheadOfATornTail) {
+  const std::string dir = TestDir("ret_torn");
+  StreamLogOptions o = Opts(dir);
+  o.max_msgs = 3;
+  {
+    auto log = MustOpen(o);
+    for (int i = 0; i < 10; ++i) MustAppend(log.get(), Msg("t", "p"), 1);
+    ASSERT_TRUE(log->Close().ok());
+  }
+  const std::string file = SegmentFiles(dir).back();
+  fs::resize_file(file, kSegmentHeaderBytes + 5 * (kFrameOverhead + 2));
+  auto log = MustOpen(o);
+  EXPECT_EQ(log->LastSeq(), 5u);
+  EXPECT_EQ(log->FirstSeq(), 6u);  // 3..5 had been dropped: still dropped
+  EXPECT_EQ(log->TotalRecords(), 0u);
+  EXPECT_EQ(MustAppend(log.get(), Msg("t", "q"), 2), 6u);
+  log.reset();
+  log = MustOpen(o);
+  EXPECT_EQ(log->FirstSeq(), 6u);
+  EXPECT_EQ(Seqs(*log), Range(6, 6));
+}
+
+// Random appends under random limits and segment sizes, with flushes and
+// reopens, against a model of exactly what the three limits keep.
+TEST(StreamLogRetentionTest, RandomAgainstAModel) {
+  std::mt19937_64 rng(20261130);
+  for (int round = 0; round < 12; ++round) {
+    const std::string dir = TestDir(absl::StrCat("ret_random", round));
+    auto now = std::make_shared<std::atomic<int64_t>>(100000);
+    StreamLogOptions o = Opts(dir);
+    o.segment_max_bytes = 1024 + rng() % 4096;
+    o.index_interval_bytes = 64 + rng() % 1024;
+    o.max_msgs = rng() % 2 ? 1 + rng() % 200 : 0;
+    o.max_bytes = rng() % 2 ? 2000 + rng() % 30000 : 0;
+    o.max_age_ms = rng() % 2 ? 1 + rng() % 3000 : 0;
+    o.fsync_policy = FsyncPolicy::kNever;
+    o.unix_clock = [now] { return now->load(); };
+    struct Rec {
+      int64_t ms;
+      uint64_t frame;
+    };
+    std::vector<Rec> model(1);  // by seq
+    uint64_t first = 1;         // the model's FirstSeq: only grows
+    int64_t ms = 100000;
+    auto log = MustOpen(o);
+    for (int step = 0; step < 1500; ++step) {
+      ms += static_cast<int64_t>(rng() % 8);
+      if (rng() % 4 == 0) now->store(ms);
+      const size_t payload = rng() % 10 == 0 ? rng() % 1800 : rng() % 150;
+      model.push_back(Rec{ms, kFrameOverhead + 1 + payload});
+      ASSERT_EQ(MustAppend(log.get(), Msg("t", std::string(payload, 'r')), ms),
+                model.size() - 1);
+      if (rng() % 40 != 0) continue;
+      if (rng() % 5 == 0) {
+        ASSERT_TRUE(log->Close().ok());
+        log = MustOpen(o);
+      }
+      ASSERT_TRUE(log->Flush().ok());
+      const uint64_t last = model.size() - 1;
+      if (o.max_msgs > 0 && last >= o.max_msgs) {
+        first = std::max(first, last - o.max_msgs + 1);
+      }
+      uint64_t kept = 0;
+      for (uint64_t s = first; s <= last; ++s) kept += model[s].frame;
+      while (o.max_bytes > 0 && kept > o.max_bytes)
+        kept -= model[first++].frame;
+      while (o.max_age_ms > 0 && first <= last &&
+             model[first].ms < now->load() - o.max_age_ms) {
+        kept -= model[first++].frame;
+      }
+      ASSERT_EQ(log->FirstSeq(), first)
+          << "round " << round << " step " << step;
+      ASSERT_EQ(log->TotalRecords(), last + 1 - first);
+      ASSERT_EQ(log->TotalBytes(), kept);
+      const std::vector<StreamRecord> recs = ReadAll(*log);
+      ASSERT_EQ(recs.size(), last + 1 - first);
+      for (const StreamRecord& r : recs) ASSERT_EQ(r.unix_ms, model[r.seq].ms);
+      ASSERT_EQ(*log->SeekTime(0), first);
+    }
+  }
 }
 
 // Holds the writer in its next fsync until released.
@@ -650,6 +858,8 @@ TEST(StreamLogTest, ReadsConcurrentWithAppendsAndRetention) {
   std::thread reader([&] {
     while (!done.load()) {
       std::vector<StreamRecord> out;
+      // Trimmed as records are published: never over the limit.
+      ASSERT_LE(log->TotalRecords(), 300u);
       const uint64_t first = log->FirstSeq();
       absl::Status s = log->Read(first, 100, UINT64_MAX, &out);
       ASSERT_TRUE(s.ok()) << s;
@@ -674,7 +884,8 @@ TEST(StreamLogTest, ReadsConcurrentWithAppendsAndRetention) {
   while (reads.load() < 10) std::this_thread::yield();
   done = true;
   reader.join();
-  EXPECT_LE(log->TotalRecords(), 300u);
+  EXPECT_EQ(log->TotalRecords(), 300u);
+  EXPECT_EQ(log->FirstSeq(), 4701u);
   EXPECT_EQ(log->LastSeq(), 5000u);
 }
 

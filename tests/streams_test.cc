@@ -230,6 +230,7 @@ TEST(StreamsTest, AddInfoListDeleteAndTheirErrors) {
     cfg->set_name("limits");
     cfg->add_subjects("limits.>");
     cfg->set_max_bytes(1000);
+    cfg->set_segment_max_bytes(4096);
     EXPECT_EQ(CodeOf(c.dealer().Call(h)), wire::INVALID_STREAM);
     cfg->set_max_bytes(0);
     cfg->set_segment_max_bytes(100);
@@ -287,6 +288,23 @@ TEST(StreamsTest, AddInfoListDeleteAndTheirErrors) {
   EXPECT_EQ(CodeOf(c2.Stream(wire::STREAM_INFO, "audit")),
             wire::UNKNOWN_STREAM);
   EXPECT_FALSE(std::filesystem::exists(dir + "/streams/audit"));
+}
+
+// A stream on ">" stores every topic but reply inboxes ("_INBOX."): those
+// are one client's replies.
+TEST(StreamsTest, ReplyInboxesAreNeverStored) {
+  auto siftd = StartSiftd({"--data_dir=" + NewDataDir("inbox")});
+  ASSERT_NE(siftd, nullptr);
+  Raw c(siftd->endpoint());
+  ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "all", {">"}).ok());
+  auto plain = c.Publish("any.topic", "kept");
+  auto reply = c.Publish("_INBOX.someone.1", "a reply");
+  ASSERT_TRUE(plain.ok() && plain->has_ok() && reply.ok() && reply->has_ok());
+  EXPECT_EQ(plain->ok().stream_seq(), 1u);
+  EXPECT_EQ(reply->ok().stream_seq(), 0u);
+  auto info = c.Stream(wire::STREAM_INFO, "all");
+  ASSERT_TRUE(info.ok() && info->has_stream_reply());
+  EXPECT_EQ(info->stream_reply().streams(0).messages(), 1u);
 }
 
 // [[streams]] in the config file: created at start, marked from_config,

@@ -79,8 +79,12 @@ absl::StatusOr<StreamSettings> FromTable(const toml::table& table,
   ReadU64(table, "max_bytes", &s.max_bytes, source, &problems);
   ReadU64(table, "max_msgs", &s.max_msgs, source, &problems);
   ReadU64(table, "dedup_window_ms", &s.dedup_window_ms, source, &problems);
-  ReadU64(table, "segment_max_bytes", &s.segment_max_bytes, source,
-          &problems);
+  if (table.contains("segment_max_bytes")) {
+    ReadU64(table, "segment_max_bytes", &s.segment_max_bytes, source,
+            &problems);
+  } else {
+    s.segment_max_bytes = DefaultSegmentBytes(s.max_bytes);
+  }
   if (const toml::node* f = table.get("fsync")) {
     auto text = f->value<std::string>();
     absl::Status st = text ? ParseFsync(*text, &s)
@@ -104,6 +108,12 @@ absl::StatusOr<StreamSettings> FromTable(const toml::table& table,
 }
 
 }  // namespace
+
+uint64_t DefaultSegmentBytes(uint64_t max_bytes) {
+  constexpr uint64_t kDefault = 64 << 20;
+  if (max_bytes == 0) return kDefault;
+  return std::clamp<uint64_t>(max_bytes / 4, 4096, kDefault);
+}
 
 bool StreamSettings::operator==(const StreamSettings& o) const {
   return name == o.name && subjects == o.subjects &&
@@ -189,7 +199,9 @@ absl::Status ValidateStreamSettings(const StreamSettings& s) {
     return absl::InvalidArgumentError(absl::StrCat(
         "stream \"", s.name, "\" max_bytes (", s.max_bytes,
         ") must be 0 (unlimited) or at least segment_max_bytes (",
-        s.segment_max_bytes, "): retention removes whole segments"));
+        s.segment_max_bytes,
+        "): files are removed a segment at a time (leave segment_max_bytes "
+        "out and it is chosen from max_bytes)"));
   }
   if (s.dedup_window_ms > 7ull * 24 * 3600 * 1000) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -35,6 +35,11 @@ struct StreamSettings {
   bool operator!=(const StreamSettings& o) const { return !(*this == o); }
 };
 
+// The segment size when a stream's settings leave it out: 64 MiB, or a
+// quarter of max_bytes (at least 4 KiB) when that is smaller, so a small
+// max_bytes needs no segment size of its own.
+uint64_t DefaultSegmentBytes(uint64_t max_bytes);
+
 // "always", "never" or "<N>ms" (1 <= N <= 60000) into settings->fsync and
 // fsync_every_ms. InvalidArgument naming the value otherwise.
 absl::Status ParseFsync(std::string_view text, StreamSettings* settings);

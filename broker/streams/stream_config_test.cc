@@ -52,6 +52,17 @@ TEST(StreamConfigTest, ErrorsNameTheFileLineAndField) {
   EXPECT_FALSE(fsync.ok());
 }
 
+TEST(StreamConfigTest, ASmallMaxBytesChoosesItsSegmentSize) {
+  auto parsed = ParseStreamSections(
+      "[[streams]]\nname = \"s\"\nsubjects = [\"a\"]\n"
+      "max_bytes = 10485760\n",
+      "s.toml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ((*parsed)[0].segment_max_bytes, 10485760u / 4);
+  EXPECT_EQ(DefaultSegmentBytes(0), 64u << 20);
+  EXPECT_EQ(DefaultSegmentBytes(1000), 4096u);
+}
+
 TEST(StreamConfigTest, Validation) {
   StreamSettings s;
   s.name = "ok_name-1";

@@ -124,6 +124,12 @@ std::string TopicKey(std::string_view topic) {
   return absl::StrCat("r-", absl::Hex(h, absl::kZeroPad16));
 }
 
+// Request/reply inboxes ("_INBOX.<client id>...", docs/protocol.md §7) are
+// one client's replies: never stored, whatever a stream's subjects say.
+bool IsInbox(std::string_view topic) {
+  return topic.substr(0, 7) == "_INBOX.";
+}
+
 // The first subject of `a` that overlaps one of `b`'s, as "x overlaps y".
 std::string Overlap(const StreamSettings& a, const StreamSettings& b) {
   for (const std::string& x : a.subjects) {
@@ -184,6 +190,7 @@ struct StreamManager::Slot {
   uint64_t sid = 0;
   std::deque<Pull> pulls;
   bool temporary = false;  // an unnamed FETCH's: gone when it ends
+  bool read_error_logged = false;
 };
 
 StreamManager::StreamManager(std::string data_dir, Logger log)
@@ -340,6 +347,7 @@ StreamManager::Stream* StreamManager::Find(std::string_view name) const {
 }
 
 bool StreamManager::Captures(std::string_view topic) const {
+  if (IsInbox(topic)) return false;
   for (const auto& s : streams_) {
     for (const std::string& p : s->settings.subjects) {
       if (topic::PatternMatches(p, topic)) return true;
@@ -352,6 +360,7 @@ Capture StreamManager::Append(std::string_view topic,
                               const delivery::MessageRef& message,
                               int64_t unix_ms, std::string_view msg_id) {
   Capture c;
+  if (IsInbox(topic)) return c;
   for (const auto& s : streams_) {
     bool match = false;
     for (const std::string& p : s->settings.subjects) {
@@ -951,8 +960,18 @@ bool StreamManager::Pump(Slot& slot, int64_t now,
       records.clear();
       const size_t want =
           std::min<uint64_t>(kReadBatch, limit - c.next_seq() + 1);
-      if (!log.Read(c.next_seq(), want, kReadBytes, &records).ok() ||
-          records.empty()) {
+      absl::Status read = log.Read(c.next_seq(), want, kReadBytes, &records);
+      if (!read.ok() || records.empty()) {
+        // Not readable yet (or a read error, logged): look again soon
+        // rather than wait for news that may not come.
+        if (!read.ok() && !slot.read_error_logged) {
+          slot.read_error_logged = true;
+          log_("stream read failed: consumer waits",
+               {{"stream", slot.stream->settings.name},
+                {"seq", absl::StrCat(c.next_seq())},
+                {"error", std::string(read.message())}});
+        }
+        retry_at_ = std::min(retry_at_, now + kFullClientRetryMs);
         break;
       }
       for (store::StreamRecord& r : records) ahead.push_back(std::move(r));
@@ -984,7 +1003,7 @@ bool StreamManager::Pump(Slot& slot, int64_t now,
   if ((c.next_seq() <= limit || c.waiting() > 0) && c.has_room() &&
       (slot.push || (!slot.pulls.empty() && slot.pulls.front().remaining > 0)) &&
       !has_room(slot.push ? slot.client : slot.pulls.front().client)) {
-    client_full_ = true;
+    retry_at_ = std::min(retry_at_, now + kFullClientRetryMs);
   }
   return false;
 }
@@ -995,7 +1014,7 @@ void StreamManager::Process(int64_t now,
                             std::vector<StreamAnswer>* answers,
                             std::vector<delivery::DeadLetter>* dead) {
   work_left_ = false;
-  client_full_ = false;
+  retry_at_ = INT64_MAX;
   for (StreamAnswer& n : notices_) answers->push_back(std::move(n));
   notices_.clear();
   std::vector<uint64_t> expired;
@@ -1077,7 +1096,7 @@ void StreamManager::Process(int64_t now,
 
 int64_t StreamManager::NextDeadline(int64_t now) const {
   if (work_left_) return now;
-  int64_t next = client_full_ ? now + kFullClientRetryMs : INT64_MAX;
+  int64_t next = retry_at_;
   for (const auto& [id, slot] : slots_) {
     if (!slot->pulls.empty()) next = std::min(next, slot->pulls.front().deadline);
     if (slot->consumer->options().explicit_ack || slot->consumer->waiting()) {

@@ -142,7 +142,8 @@ class StreamManager {
   // ---- Publishing
 
   // The stream capturing `topic` (the first, in creation order, one of whose
-  // subjects matches), appending the message. `msg_id` (the sift-msg-id
+  // subjects matches), appending the message. Reply inboxes ("_INBOX.")
+  // are never captured. `msg_id` (the sift-msg-id
   // header) may be empty. `unix_ms` is the record's time.
   Capture Append(std::string_view topic, const delivery::MessageRef& message,
                  int64_t unix_ms, std::string_view msg_id);
@@ -301,8 +302,11 @@ class StreamManager {
   uint64_t next_held_key_ = 0;
   std::deque<AckAnswer> ack_answers_;
   bool work_left_ = false;
-  bool client_full_ = false;
-  Counters counters_;  // a consumer waits for its client to read
+  // A consumer waits briefly (its client's queue is full, or the records it
+  // is due are not readable yet): when to Process again, INT64_MAX if none.
+  // Absolute, so the loop sees it come due.
+  int64_t retry_at_ = INT64_MAX;
+  Counters counters_;
   // Errors to send at the next Process (a deleted stream's consumers).
   std::vector<StreamAnswer> notices_;
 };

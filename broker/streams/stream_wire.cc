@@ -15,9 +15,9 @@ absl::Status SettingsFromWire(const wire::StreamConfig& w,
   out->max_bytes = w.max_bytes();
   out->max_msgs = w.max_msgs();
   if (w.dedup_window_ms() != 0) out->dedup_window_ms = w.dedup_window_ms();
-  if (w.segment_max_bytes() != 0) {
-    out->segment_max_bytes = w.segment_max_bytes();
-  }
+  out->segment_max_bytes = w.segment_max_bytes() != 0
+                               ? w.segment_max_bytes()
+                               : DefaultSegmentBytes(w.max_bytes());
   absl::Status s = ParseFsync(w.fsync(), out);
   if (!s.ok()) return protocol::WireError(wire::INVALID_STREAM, s.message());
   return absl::OkStatus();

@@ -129,10 +129,16 @@ Frame PubHeader(uint64_t request_id, std::string_view topic,
 
 // One item the I/O thread must send: a message of its own (header frame,
 // optional payload frame) or a batch of PUBs (body only).
+// Most delivery ids one ACK command carries (about 10 bytes each).
+constexpr size_t kMaxAckIdsPerAck = 4096;
+
 struct Outgoing {
   Frame header;
   Frame payload;
   bool has_payload = false;
+  // An ACK whose header is built when it is sent: consecutive Ack() calls
+  // add their ids to it (one ACK command for many deliveries).
+  std::vector<uint64_t> ack_ids;
   std::unique_ptr<std::string> batch;
   uint32_t batch_count = 0;
   size_t messages() const { return batch ? batch_count : 1; }
@@ -563,9 +569,8 @@ class ClientCore {
           "(SubscribeOptions::ack): there is nothing to acknowledge");
     }
     wire::Header h;
-    if (kind == 0) {
-      h.mutable_ack()->add_delivery_ids(m.delivery_id());
-    } else if (kind == 1) {
+    if (kind == 0) return EnqueueAck(m.delivery_id());
+    if (kind == 1) {
       h.mutable_nack()->set_delivery_id(m.delivery_id());
       h.mutable_nack()->set_delay_ms(ToMs(delay));
     } else {
@@ -877,6 +882,29 @@ class ClientCore {
     return absl::OkStatus();
   }
 
+  // Queues an ACK of `id`, joining the ACK at the tail of the outbox if
+  // there is one (acks stay in order with everything else the client
+  // sends, and the broker parses one ACK per batch of them, not per id).
+  absl::Status EnqueueAck(uint64_t id) {
+    bool wake;
+    {
+      internal::FastMutexLock lock(&mu_);
+      if (closing_) return absl::FailedPreconditionError("client closed");
+      wake = outbox_.empty();
+      if (!outbox_.empty() && !outbox_.back().ack_ids.empty() &&
+          outbox_.back().ack_ids.size() < kMaxAckIdsPerAck) {
+        outbox_.back().ack_ids.push_back(id);
+        return absl::OkStatus();  // its wake-up is on its way
+      }
+      Outgoing out;
+      out.ack_ids.push_back(id);
+      outbox_.push_back(std::move(out));
+      ++queued_;
+    }
+    if (wake) Wake();
+    return absl::OkStatus();
+  }
+
   absl::Status EnqueueHeader(const wire::Header& h) {
     const std::string bytes = protocol::EncodeHeader(h);
     bool wake;
@@ -1060,6 +1088,13 @@ class ClientCore {
           Frame body(std::move(o.batch));
           zmq_msg_send(body.get(), socket_, ZMQ_DONTWAIT);
         } else {
+          if (!o.ack_ids.empty()) {
+            wire::Header ack;
+            for (uint64_t id : o.ack_ids) ack.mutable_ack()->add_delivery_ids(id);
+            const std::string bytes = protocol::EncodeHeader(ack);
+            o.header = Frame(bytes.data(), bytes.size());
+            o.ack_ids.clear();
+          }
           const int flags = ZMQ_DONTWAIT | (o.has_payload ? ZMQ_SNDMORE : 0);
           if (zmq_msg_send(o.header.get(), socket_, flags) < 0) break;
           if (o.has_payload) {

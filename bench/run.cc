@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -27,6 +30,9 @@ constexpr int64_t kProgressIntervalNs = 2'000'000'000;
 // clock read costs ~50 ns here, a sizeable share of a 16-byte message's
 // budget, and the baseline program (bench/plain_zmq_proxy.cc) reads none.
 constexpr uint64_t kUnpacedStampEvery = 64;
+// --confirm_window: pause before sending again a confirmed publish that was
+// refused for now (the client's or the stream writer's queue was full).
+constexpr auto kConfirmRetryPause = std::chrono::microseconds(200);
 
 LatencySummary Summarize(const LatencyHistogram& h) {
   LatencySummary s;
@@ -110,64 +116,111 @@ void PublisherLoop(const Options& options, int p, Transport* transport,
   state->done.store(true, std::memory_order_release);
 }
 
-// --confirm_window: publisher p as options.confirm_window threads, each with
-// one confirmed publish outstanding, all taking sequence numbers from one
-// counter.
+// --confirm_window: publisher p as one thread keeping up to
+// options.confirm_window confirmed publishes outstanding
+// (Transport::SendConfirmedAsync). The answers come on the client's I/O
+// thread; one the broker refused for now is sent again by this thread, with
+// its sequence number, after kConfirmRetryPause.
 void ConfirmedPublisherLoop(const Options& options, int p,
                             Transport* transport, const std::atomic<bool>* go,
                             const std::atomic<bool>* stop,
                             PublisherState* state,
                             LatencyHistogram* confirm_latency) {
+  // Shared with the callbacks, which may run while this thread returns.
+  struct Window {
+    std::mutex mu;
+    std::condition_variable changed;
+    int outstanding = 0;
+    std::deque<uint64_t> again;  // refused for now: send again
+    std::string error;
+    LatencyHistogram latency;
+    uint64_t retries = 0;
+  };
   while (!go->load(std::memory_order_acquire)) {
     std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
   PublisherResult& r = state->result;
   r.id = p;
-  std::atomic<uint64_t> next_seq{0};
-  std::atomic<bool> failed{false};
-  std::mutex mu;  // guards r.error and the histograms' merge
+  auto window = std::make_shared<Window>();
+  std::string payload(options.size, 'x');
+  Stamp stamp;
+  stamp.publisher = static_cast<uint16_t>(p);
+  uint64_t next_seq = 0;
   const int64_t start = NowNs();
-  std::vector<std::thread> threads;
-  for (int w = 0; w < options.confirm_window; ++w) {
-    threads.emplace_back([&] {
-      std::string payload(options.size, 'x');
-      Stamp stamp;
-      stamp.publisher = static_cast<uint16_t>(p);
-      LatencyHistogram latency;
-      uint64_t retries = 0;
-      while (!stop->load(std::memory_order_relaxed) &&
-             !failed.load(std::memory_order_relaxed)) {
-        const uint64_t seq = next_seq.fetch_add(1, std::memory_order_relaxed);
-        if (seq >= options.count) break;
-        stamp.seq = seq;
-        // A confirm costs a round trip: reading the clock for each is cheap
-        // beside it, and gives the confirm latency.
-        const int64_t t0 = NowNs();
-        stamp.send_ns = t0;
-        WriteStamp(stamp, payload.data());
-        uint64_t tries = 0;
-        absl::Status s = transport->SendConfirmed(p, seq, payload, &tries);
-        retries += tries;
-        if (tries > 0) {
-          state->retries.fetch_add(tries, std::memory_order_relaxed);
-        }
-        if (!s.ok()) {
-          std::lock_guard<std::mutex> l(mu);
-          if (r.error.empty()) {
-            r.error = absl::StrCat("seq ", seq, ": ", s.message());
-          }
-          failed.store(true);
-          break;
-        }
-        latency.Record(NowNs() - t0);
-        state->sent.fetch_add(1, std::memory_order_relaxed);
+  while (!stop->load(std::memory_order_relaxed)) {
+    uint64_t seq;
+    bool resend = false;
+    {
+      std::unique_lock<std::mutex> l(window->mu);
+      if (!window->error.empty()) break;
+      if (window->outstanding >= options.confirm_window ||
+          (window->again.empty() && next_seq >= options.count)) {
+        if (window->outstanding == 0) break;  // all confirmed
+        // Timed: `stop` is not signalled.
+        window->changed.wait_for(l, std::chrono::milliseconds(10));
+        continue;
       }
-      std::lock_guard<std::mutex> l(mu);
-      confirm_latency->Merge(latency);
-      r.retries += retries;
-    });
+      if (!window->again.empty()) {
+        seq = window->again.front();
+        window->again.pop_front();
+        resend = true;
+      } else {
+        seq = next_seq++;
+      }
+      ++window->outstanding;
+    }
+    if (resend) std::this_thread::sleep_for(kConfirmRetryPause);
+    // A confirm costs a round trip: reading the clock for each is cheap
+    // beside it, and gives the confirm latency.
+    const int64_t t0 = NowNs();
+    stamp.seq = seq;
+    stamp.send_ns = t0;
+    WriteStamp(stamp, payload.data());
+    auto done = [window, state, seq, t0](absl::Status s) {
+      const int64_t now = NowNs();
+      std::lock_guard<std::mutex> l(window->mu);
+      --window->outstanding;
+      if (s.ok()) {
+        window->latency.Record(now - t0);
+        state->sent.fetch_add(1, std::memory_order_relaxed);
+      } else if (absl::IsResourceExhausted(s)) {  // not stored: again
+        window->again.push_back(seq);
+        ++window->retries;
+        state->retries.fetch_add(1, std::memory_order_relaxed);
+      } else if (window->error.empty()) {
+        window->error = absl::StrCat("seq ", seq, ": ", s.message());
+      }
+      window->changed.notify_one();
+    };
+    absl::Status s;
+    while (true) {
+      s = transport->SendConfirmedAsync(p, seq, payload, done);
+      if (!absl::IsResourceExhausted(s) ||
+          stop->load(std::memory_order_relaxed)) {
+        break;
+      }
+      state->retries.fetch_add(1, std::memory_order_relaxed);
+      {
+        std::lock_guard<std::mutex> l(window->mu);
+        ++window->retries;
+      }
+      std::this_thread::sleep_for(kConfirmRetryPause);
+    }
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> l(window->mu);
+      --window->outstanding;
+      if (window->error.empty()) {
+        window->error = absl::StrCat("seq ", seq, ": ", s.message());
+      }
+      break;
+    }
   }
-  for (std::thread& t : threads) t.join();
+  // Wait for the answers still due (the client times them out).
+  std::unique_lock<std::mutex> l(window->mu);
+  window->changed.wait(l, [&] { return window->outstanding == 0; });
+  r.error = window->error;
+  r.retries = window->retries;
+  confirm_latency->Merge(window->latency);
   r.sent = state->sent.load();
   r.seconds = (NowNs() - start) / 1e9;
   r.msgs_per_s = r.seconds > 0 ? r.sent / r.seconds : 0;

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -37,13 +38,15 @@ class Transport {
   // publisher p's thread.
   virtual absl::Status Send(int p, std::string_view payload,
                             uint64_t* retries) = 0;
-  // --confirm_window: sends one message from publisher `p` and waits for
-  // the broker's confirmation; retries a refusal that means "later"
-  // (backpressure), adding one to *retries each time. Called concurrently
-  // from the confirm_window threads of publisher p.
-  virtual absl::Status SendConfirmed(int p, uint64_t seq,
-                                     std::string_view payload,
-                                     uint64_t* retries) {
+  // --confirm_window: starts one confirmed publish from publisher `p` and
+  // returns at once. An error means nothing was sent and `done` is never
+  // called (ResourceExhausted: the client holds too many, try later); OK
+  // means `done` runs exactly once, on a thread of the transport's, with
+  // the broker's answer (ResourceExhausted: refused for now, send it
+  // again). Called only on publisher p's thread.
+  virtual absl::Status SendConfirmedAsync(
+      int p, uint64_t seq, std::string_view payload,
+      std::function<void(absl::Status)> done) {
     return absl::UnimplementedError("confirmed publishes");
   }
   // --replay: called once the publishers are done; starts feeding the

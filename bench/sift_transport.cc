@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -122,26 +123,19 @@ class SiftTransport : public Transport {
     return absl::OkStatus();
   }
 
-  absl::Status SendConfirmed(int p, uint64_t seq, std::string_view payload,
-                             uint64_t* retries) override {
-    Client& client = *pub_clients_[p];
+  absl::Status SendConfirmedAsync(
+      int p, uint64_t seq, std::string_view payload,
+      std::function<void(absl::Status)> done) override {
     const std::string& topic = topics_[seq % topics_.size()];
-    while (true) {
-      PublishAck ack;
-      absl::Status s = client.PublishConfirmedWith(
-          topic, payload, no_publish_options_, kConfirmTimeout, &ack);
-      if (s.ok()) {
-        if (options_.stream() && ack.stream_seq == 0) {
-          unsequenced_.fetch_add(1, std::memory_order_relaxed);
-        }
-        return s;
-      }
-      // The client's queue or the stream's writer queue is full: nothing
-      // was stored or routed; try again.
-      if (!absl::IsResourceExhausted(s)) return s;
-      ++*retries;
-      std::this_thread::sleep_for(kBackoff);
-    }
+    return pub_clients_[p]->PublishConfirmedAsync(
+        topic, payload, no_publish_options_,
+        [this, done = std::move(done)](absl::Status s, const PublishAck& ack) {
+          if (s.ok() && options_.stream() && ack.stream_seq == 0) {
+            unsequenced_.fetch_add(1, std::memory_order_relaxed);
+          }
+          done(std::move(s));
+        },
+        kConfirmTimeout);
   }
 
   absl::Status StartReplay() override {

@@ -8,7 +8,7 @@
 // Delivery guarantees (issue 8): with --stream a stream "sift-bench"
 // captures the topic(s) (a spawned siftd gets a temporary data directory,
 // whose disk's raw fsync rate is probed first); --confirm_window publishes
-// with PublishConfirmedWith from several threads per publisher Client;
+// with PublishConfirmedAsync, N awaited per publisher Client;
 // --ack explicit subscribes with an AckOptions and ACKs every message from
 // the callback; --replay reads the stream back after the publishers are
 // done, through a stream subscription or FETCH polls.

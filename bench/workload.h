@@ -59,10 +59,10 @@ struct Options {
   // fsync policy ("always", "never", "<N>ms"); a spawned siftd gets a
   // temporary --data_dir, removed after the run.
   std::string stream_fsync;
-  // > 0: publishers publish confirmed (PublishConfirmed: answered once
+  // > 0: publishers publish confirmed (PublishConfirmedAsync: answered once
   // routed, and for a stream once the record is durable), each keeping this
-  // many confirms outstanding (one thread per outstanding confirm, all on
-  // the publisher's one Client). 0: fire-and-forget.
+  // many confirms outstanding (from its one thread and Client). 0:
+  // fire-and-forget.
   int confirm_window = 0;
   // Subscribers use explicit acks (at-least-once) and ACK every message.
   bool ack_explicit = false;

@@ -15,6 +15,7 @@
 #include <deque>
 #include <future>
 #include <limits>
+#include <set>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -165,6 +166,13 @@ class ClientCore {
  public:
   explicit ClientCore(ClientOptions options) : options_(std::move(options)) {}
 
+  // An async confirm's "no deadline (yet)".
+  static constexpr int64_t kNoDeadline = std::numeric_limits<int64_t>::max();
+  struct AsyncConfirm {
+    PublishDone done;
+    int64_t deadline_ms;  // kNoDeadline until the PUB is queued
+  };
+
   ~ClientCore() {
     Close();
     if (wake_fd_ >= 0) close(wake_fd_);
@@ -279,14 +287,22 @@ class ClientCore {
     // Wake everything still waiting.
     absl::flat_hash_map<uint64_t, std::promise<Reply>> waiters;
     absl::flat_hash_map<uint64_t, std::shared_ptr<SubTarget>> subs;
+    absl::flat_hash_map<uint64_t, AsyncConfirm> confirms;
     {
       internal::FastMutexLock lock(&mu_);
       waiters.swap(waiters_);
       subs.swap(subs_);
       requests_.clear();
+      confirms.swap(async_confirms_);
+      confirm_deadlines_.clear();
+      next_confirm_deadline_ms_.store(kNoDeadline);
     }
     for (auto& [id, promise] : waiters) {
       promise.set_value(absl::FailedPreconditionError("client closed"));
+    }
+    for (auto& [id, confirm] : confirms) {
+      confirm.done(absl::FailedPreconditionError("client closed"),
+                   PublishAck{});
     }
     for (auto& [sid, sub] : subs) CloseQueue(sub->queue.get());
   }
@@ -442,6 +458,57 @@ class ClientCore {
       ack->stream_seq = answer->ok().stream_seq();
       ack->duplicate = answer->ok().duplicate();
     }
+    return absl::OkStatus();
+  }
+
+  // The answer is matched by request id in Fulfil (async_confirms_), and
+  // timed out by the I/O thread (ExpireConfirms). The entry exists before
+  // the PUB can go out, so no answer is missed; its deadline is set once
+  // the PUB is queued, so a local refusal never reaches `done`.
+  absl::Status PublishConfirmedAsync(std::string_view topic,
+                                     std::string_view payload,
+                                     std::string_view headers,
+                                     const PublishOptions& later,
+                                     absl::Duration timeout,
+                                     PublishDone done) {
+    if (!done) {
+      return absl::FailedPreconditionError(
+          "PublishConfirmedAsync needs a done callback");
+    }
+    const uint64_t id = NextId();
+    {
+      internal::FastMutexLock lock(&mu_);
+      if (closing_) return absl::FailedPreconditionError("client closed");
+      if (async_confirms_.size() >= options_.max_async_confirms) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            async_confirms_.size(),
+            " confirmed publishes already await their answer "
+            "(ClientOptions::max_async_confirms); not sent, try again later"));
+      }
+      async_confirms_.emplace(id, AsyncConfirm{std::move(done), kNoDeadline});
+    }
+    if (absl::Status s = Publish(topic, payload, later.reply_to, id, true,
+                                 headers, &later);
+        !s.ok()) {
+      internal::FastMutexLock lock(&mu_);
+      // Gone only if Close() took it, and so called `done`.
+      return async_confirms_.erase(id) > 0 ? s : absl::OkStatus();
+    }
+    const int64_t ms = absl::ToInt64Milliseconds(timeout);
+    const int64_t now = NowMs();
+    const int64_t deadline =
+        ms >= kNoDeadline - now ? kNoDeadline - 1 : now + std::max<int64_t>(ms, 0);
+    bool earliest = false;
+    {
+      internal::FastMutexLock lock(&mu_);
+      auto it = async_confirms_.find(id);
+      if (it == async_confirms_.end()) return absl::OkStatus();  // answered
+      it->second.deadline_ms = deadline;
+      auto entry = confirm_deadlines_.emplace(deadline, id).first;
+      earliest = entry == confirm_deadlines_.begin();
+      if (earliest) next_confirm_deadline_ms_.store(deadline);
+    }
+    if (earliest) Wake();  // the I/O thread may sleep past it otherwise
     return absl::OkStatus();
   }
 
@@ -980,7 +1047,8 @@ class ClientCore {
       // in EAGAIN the next message is sure to signal it, but a send may
       // consume a signal, so after sending look at ZMQ_EVENTS (which costs
       // a system call, hence only then).
-      int64_t wait = next_ping_ms_ - NowMs();
+      int64_t wait = std::min(next_ping_ms_, next_confirm_deadline_ms_.load()) -
+                     NowMs();
       if (flushing) wait = std::min<int64_t>(wait, 10);
       if (check_events_ || !sending_.empty()) {
         int events;
@@ -1023,6 +1091,7 @@ class ClientCore {
       if (ready_ && SendQueued() > 0) check_events_ = true;
 
       const int64_t now = NowMs();
+      if (now >= next_confirm_deadline_ms_.load()) ExpireConfirms(now);
       if (now >= next_ping_ms_) {
         next_ping_ms_ =
             now + absl::ToInt64Milliseconds(options_.ping_interval);
@@ -1319,14 +1388,61 @@ class ClientCore {
   void Fulfil(uint64_t id, Reply reply) {
     if (id == 0) return;
     std::promise<Reply> promise;
+    PublishDone done;
     {
       internal::FastMutexLock lock(&mu_);
       auto it = waiters_.find(id);
-      if (it == waiters_.end()) return;
-      promise = std::move(it->second);
-      waiters_.erase(it);
+      if (it != waiters_.end()) {
+        promise = std::move(it->second);
+        waiters_.erase(it);
+      } else {
+        auto confirm = async_confirms_.find(id);
+        if (confirm == async_confirms_.end()) return;  // late or unknown
+        done = std::move(confirm->second.done);
+        if (confirm->second.deadline_ms != kNoDeadline) {
+          confirm_deadlines_.erase({confirm->second.deadline_ms, id});
+          UpdateConfirmDeadlineLocked();
+        }
+        async_confirms_.erase(confirm);
+      }
     }
-    promise.set_value(std::move(reply));
+    if (!done) {
+      promise.set_value(std::move(reply));
+      return;
+    }
+    PublishAck ack;
+    if (!reply.ok()) return done(reply.status(), ack);
+    ack.stream_seq = reply->ok().stream_seq();
+    ack.duplicate = reply->ok().duplicate();
+    done(absl::OkStatus(), ack);
+  }
+
+  // Fails the async confirms whose deadline has passed. I/O thread.
+  void ExpireConfirms(int64_t now) {
+    std::vector<PublishDone> expired;
+    {
+      internal::FastMutexLock lock(&mu_);
+      while (!confirm_deadlines_.empty() &&
+             confirm_deadlines_.begin()->first <= now) {
+        auto it = async_confirms_.find(confirm_deadlines_.begin()->second);
+        confirm_deadlines_.erase(confirm_deadlines_.begin());
+        if (it == async_confirms_.end()) continue;
+        expired.push_back(std::move(it->second.done));
+        async_confirms_.erase(it);
+      }
+      UpdateConfirmDeadlineLocked();
+    }
+    for (PublishDone& done : expired) {
+      done(absl::DeadlineExceededError(
+               "no answer from the broker to a confirmed publish in time"),
+           PublishAck{});
+    }
+  }
+
+  void UpdateConfirmDeadlineLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    next_confirm_deadline_ms_.store(confirm_deadlines_.empty()
+                                        ? kNoDeadline
+                                        : confirm_deadlines_.begin()->first);
   }
 
   // The I/O thread's view of subs_, refreshed when subs_generation_ moves,
@@ -1482,6 +1598,14 @@ class ClientCore {
   bool batching_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<uint64_t, std::promise<Reply>> waiters_
       ABSL_GUARDED_BY(mu_);
+  // PublishConfirmedAsync calls awaiting their answer, by request id, and
+  // their deadlines in order (entries not yet queued have none);
+  // next_confirm_deadline_ms_ mirrors the first, for the I/O thread's sleep.
+  absl::flat_hash_map<uint64_t, AsyncConfirm> async_confirms_
+      ABSL_GUARDED_BY(mu_);
+  std::set<std::pair<int64_t, uint64_t>> confirm_deadlines_
+      ABSL_GUARDED_BY(mu_);
+  std::atomic<int64_t> next_confirm_deadline_ms_{kNoDeadline};
   absl::flat_hash_map<uint64_t, std::shared_ptr<SubTarget>> subs_
       ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, std::shared_ptr<std::promise<Message>>>
@@ -1593,6 +1717,15 @@ absl::Status Client::PublishConfirmedWith(std::string_view topic,
                                           PublishAck* ack) {
   return core_->PublishConfirmed(topic, payload, EncodedHeaders(options),
                                  timeout, &options, options.reply_to, ack);
+}
+
+absl::Status Client::PublishConfirmedAsync(std::string_view topic,
+                                           std::string_view payload,
+                                           const PublishOptions& options,
+                                           PublishDone done,
+                                           absl::Duration timeout) {
+  return core_->PublishConfirmedAsync(topic, payload, EncodedHeaders(options),
+                                      options, timeout, std::move(done));
 }
 
 absl::Status Client::PublishConfirmed(std::string_view topic,

@@ -70,6 +70,9 @@ struct ClientOptions {
   // receiving steadily then keeps a CPU busy. See BENCHMARKS.md ("Latency
   // (issue 11 item 4)") for the measured trade-off.
   absl::Duration idle_spin = absl::ZeroDuration();
+  // Most PublishConfirmedAsync calls awaiting their answer at once; past
+  // this the call fails with ResourceExhausted (nothing is sent).
+  size_t max_async_confirms = 65536;
 };
 
 // Message headers (docs/protocol.md §8.1): ordered (key, value) pairs; a key
@@ -329,6 +332,11 @@ class Subscription {
   bool active_ = true;
 };
 
+// The outcome of a PublishConfirmedAsync: the broker's answer (OK, or its
+// ERROR as a Status; DeadlineExceeded, FailedPrecondition "client closed"),
+// and on OK what a stream made of the message (zeros if no stream took it).
+using PublishDone = std::function<void(absl::Status, const PublishAck&)>;
+
 // The broker's counters, as answered to STATS.
 using BrokerStats = wire::StatsReply;
 
@@ -373,6 +381,30 @@ class Client {
                                     const PublishOptions& options,
                                     absl::Duration timeout = absl::Seconds(5),
                                     PublishAck* ack = nullptr);
+  // The non-blocking PublishConfirmedWith, for keeping many confirms in
+  // flight from one thread (group commit of a stream with fsync=always
+  // answers all that arrived during one fsync together). Returns at once:
+  // OK once the message is queued, or a local refusal, after which `done`
+  // is never called: InvalidArgument, ResourceExhausted, PermissionDenied,
+  // FailedPrecondition as for Publish, ResourceExhausted also when
+  // ClientOptions::max_async_confirms answers are already awaited, and
+  // FailedPrecondition for a closed client or an empty `done`.
+  // After OK, `done` runs exactly once, with what PublishConfirmedWith
+  // would have returned: the broker's OK (and its PublishAck) or ERROR
+  // (e.g. ResourceExhausted: not stored, publish again), or
+  // DeadlineExceeded if no answer came within `timeout` (the message may
+  // still have been routed or stored). Across a reconnect the same rules
+  // hold: a message queued while disconnected goes out on the new session;
+  // one whose answer the lost connection took times out. Answers come in
+  // any order. `done` runs on the client's I/O thread (as subscription
+  // callbacks do: keep it short; it may publish, also with this call, but
+  // not block on this Client), or on the thread that Close()s the client,
+  // with FailedPrecondition, for those still awaited then. Thread-safe.
+  absl::Status PublishConfirmedAsync(std::string_view topic,
+                                     std::string_view payload,
+                                     const PublishOptions& options,
+                                     PublishDone done,
+                                     absl::Duration timeout = absl::Seconds(5));
   // Publish and wait until the broker has routed the message (OK) or
   // refused it (its ERROR as a Status), up to `timeout`.
   absl::Status PublishConfirmed(std::string_view topic,

@@ -270,9 +270,8 @@ def section(results, args, seconds, date=None):
     L.append("")
     L.append(
         "`--confirm_window N`: the publisher keeps N confirmed publishes "
-        "outstanding (`Client::PublishConfirmedWith`, N threads sharing its "
-        "one Client: the C++ client's confirm is blocking, so a window is "
-        "threads). A confirm to a stream is answered once its record is "
+        "outstanding (`Client::PublishConfirmedAsync` from one thread, its "
+        "one Client). A confirm to a stream is answered once its record is "
         "durable per the fsync policy; without a stream, once routed. "
         "msgs/s: confirmed publishes per second at the publisher; confirm: "
         "publish to OK, median.")

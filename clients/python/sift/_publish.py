@@ -2,12 +2,13 @@
 shared by Client and AsyncClient. Pure functions; thread-safe."""
 
 import datetime
+import math
 import time
 from typing import List, Mapping, Optional, Tuple, Union
 
-from . import _validate, _wire
+from . import _args, _validate, _wire
 from ._validate import HeadersArg, Name
-from .errors import InvalidRequest, Unsupported
+from .errors import InvalidArgumentType, InvalidRequest, Unsupported
 from .options import MSG_ID_HEADER, Limits
 
 Payload = Union[bytes, bytearray, memoryview, str]
@@ -17,7 +18,22 @@ When = Union[float, int, datetime.datetime]
 def later(limits: Limits, retain: bool, delay: Optional[float],
           deliver_at: Optional[When]) -> Tuple[int, int]:
     """(delay_ms, deliver_at_ms) for a PUB (§8.2), or InvalidRequest /
-    Unsupported for what the broker would refuse or ignore."""
+    Unsupported for what the broker would refuse or ignore (and
+    InvalidRequest / InvalidArgumentType for a delay or time that is not a
+    finite number, or negative)."""
+    _args.boolean(retain, "retain")
+    if delay is not None:
+        _args.seconds(delay, "delay")
+    if deliver_at is not None and not isinstance(deliver_at,
+                                                 datetime.datetime):
+        if not _args.is_number(deliver_at):
+            raise InvalidArgumentType(
+                f"deliver_at={_args.show(deliver_at)}: expected Unix seconds "
+                "(int or float) or a datetime, got "
+                f"{type(deliver_at).__name__}")
+        if not math.isfinite(deliver_at):
+            raise InvalidRequest(f"deliver_at={deliver_at}: not a time "
+                                 "(give Unix seconds or a datetime)")
     if delay is None and deliver_at is None:
         return 0, 0
     if delay is not None and deliver_at is not None:
@@ -28,8 +44,6 @@ def later(limits: Limits, retain: bool, delay: Optional[float],
         raise Unsupported("the broker holds no delayed messages (its WELCOME "
                           "has no max_delay_ms: it predates them)")
     if delay is not None:
-        if delay < 0:
-            raise InvalidRequest(f"delay = {delay} s is negative")
         delay_ms = round(delay * 1000)
         if delay_ms > limits.max_delay_ms:
             raise InvalidRequest(
@@ -59,6 +73,8 @@ def frames(limits: Limits, topic: Name, payload: Payload,
     A ``msg_id`` is sent as the header ``sift-msg-id``, after ``headers``."""
     t = _validate.publish_topic(topic, limits.max_topic_length,
                                 limits.max_topic_tokens)
+    _args.name(reply_to, "reply_to", optional=True)
+    _args.name(msg_id, "msg_id", optional=True)
     r = (_validate.topic(reply_to, limits.max_topic_length,
                          limits.max_topic_tokens, "reply_to")
          if reply_to else b"")

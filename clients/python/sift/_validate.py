@@ -4,12 +4,14 @@ caller gets its error at once, with the code the broker would answer.
 Names arrive as str or bytes and leave as bytes. Pure functions; thread-safe.
 """
 
+import collections.abc
 import re
 from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .errors import (Forbidden, HeadersTooLarge, InvalidHeader,
-                     InvalidPattern, InvalidQueueGroup, InvalidTopic,
-                     PayloadTooLarge, Unsupported)
+from ._args import show
+from .errors import (Forbidden, HeadersTooLarge, InvalidArgumentType,
+                     InvalidHeader, InvalidPattern, InvalidQueueGroup,
+                     InvalidTopic, PayloadTooLarge, Unsupported)
 
 #: Tokens per topic or pattern the broker accepts whatever its settings.
 HARD_MAX_TOKENS = 64
@@ -33,15 +35,19 @@ HeadersArg = Optional[Union[Mapping[Name, HeaderValue],
                             Iterable[Tuple[Name, HeaderValue]]]]
 
 
-def to_bytes(value: Union[str, bytes, bytearray, memoryview]) -> bytes:
-    """str as UTF-8; bytes-like as is."""
+def to_bytes(value: Union[str, bytes, bytearray, memoryview],
+             what: str = "") -> bytes:
+    """str as UTF-8; bytes-like as is. Anything else: InvalidArgumentType
+    (a TypeError) naming ``what``, the argument."""
     if isinstance(value, str):
         return value.encode("utf-8")
     if isinstance(value, bytes):
         return value
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
-    raise TypeError(f"expected str or bytes, got {type(value).__name__}")
+    where = f"{what}={show(value)}: " if what else ""
+    raise InvalidArgumentType(f"{where}expected str or bytes, got "
+                              f"{type(value).__name__}")
 
 
 def _quote(b: bytes) -> str:
@@ -104,7 +110,7 @@ def _check_name(b: bytes, what: str, pattern: bool, max_length: int,
 def topic(name: Name, max_length: int, max_tokens: int,
           what: str = "topic") -> bytes:
     """A literal topic as bytes, or InvalidTopic saying what is wrong."""
-    b = to_bytes(name)
+    b = to_bytes(name, what)
     if (0 < len(b) <= max_length and _TOPIC_RE.fullmatch(b)
             and b.count(b".") < min(max_tokens, HARD_MAX_TOKENS)):
         return b
@@ -126,16 +132,18 @@ def publish_topic(name: Name, max_length: int, max_tokens: int) -> bytes:
 
 def pattern(name: Name, max_length: int, max_tokens: int) -> bytes:
     """A subscription pattern as bytes, or InvalidPattern."""
-    b = to_bytes(name)
+    b = to_bytes(name, "pattern")
     _check_name(b, "pattern", True, max_length, max_tokens, InvalidPattern)
     return b
 
 
 def queue_group(name: Optional[Name]) -> bytes:
     """A queue group as bytes (empty: none), or InvalidQueueGroup."""
-    if not name:
+    if name is None:
         return b""
-    b = to_bytes(name)
+    b = to_bytes(name, "queue_group")
+    if not b:
+        return b""
     if len(b) > MAX_QUEUE_GROUP_BYTES:
         raise InvalidQueueGroup(
             f"invalid queue group {_quote(b)}: {len(b)} bytes exceeds the "
@@ -153,7 +161,7 @@ def queue_group(name: Optional[Name]) -> bytes:
 def payload(data: Union[str, bytes, bytearray, memoryview],
             max_bytes: int) -> bytes:
     """The payload as bytes, or PayloadTooLarge."""
-    b = to_bytes(data)
+    b = to_bytes(data, "payload")
     if len(b) > max_bytes:
         raise PayloadTooLarge(
             f"payload of {len(b)} bytes exceeds the broker's "
@@ -163,7 +171,7 @@ def payload(data: Union[str, bytes, bytearray, memoryview],
 
 def header_key(key: Name) -> bytes:
     """A header key as bytes, or InvalidHeader."""
-    b = to_bytes(key)
+    b = to_bytes(key, "header key")
     if not _HEADER_KEY_RE.fullmatch(b):
         raise InvalidHeader(
             f"header key {_quote(b)} is not 1 to {MAX_HEADER_KEY_BYTES} "
@@ -176,10 +184,17 @@ def headers(pairs: HeadersArg, max_count: int,
     """Headers as a list of (key, value) bytes, in order, checked against
     the broker's limits: InvalidHeader, HeadersTooLarge, or Unsupported
     when the broker takes none (max_headers 0)."""
-    if not pairs:
+    if pairs is None:
         return []
-    items: Sequence = (list(pairs.items()) if isinstance(pairs, Mapping)
-                       else list(pairs))
+    if isinstance(pairs, Mapping):
+        items: Sequence = list(pairs.items())
+    elif isinstance(pairs, (str, bytes, bytearray, memoryview)) or \
+            not isinstance(pairs, collections.abc.Iterable):
+        raise InvalidArgumentType(
+            f"headers={show(pairs)}: expected a dict or a list of (key, "
+            f"value) pairs, got {type(pairs).__name__}")
+    else:
+        items = list(pairs)
     if not items:
         return []
     if max_count == 0:
@@ -198,7 +213,7 @@ def headers(pairs: HeadersArg, max_count: int,
             k = header_key(key)
         except InvalidHeader as e:
             raise InvalidHeader(f"header {position}: {e.message}") from None
-        v = to_bytes(value)
+        v = to_bytes(value, f"headers[{k.decode('latin-1')!r}]")
         total += len(k) + len(v)
         out.append((k, v))
     if len(out) > max_count:

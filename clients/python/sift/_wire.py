@@ -118,11 +118,12 @@ def reload(rid: int) -> bytes:
     return _empty(rid, "reload")
 
 
-def declare(rid: int, pattern: str, queue_group: str, ack=None) -> bytes:
+def declare(rid: int, pattern: bytes, queue_group: bytes,
+            ack: Optional[AckOptions] = None) -> bytes:
     """DECLARE (protocol.md §6.2): a work queue the broker keeps."""
     h = _header(rid)
-    h.declare.pattern = pattern.encode()
-    h.declare.queue_group = queue_group.encode()
+    h.declare.pattern = to_bytes(pattern)
+    h.declare.queue_group = to_bytes(queue_group)
     if ack is not None:
         ack.fill(h.declare.ack)
     return h.SerializeToString()

@@ -24,20 +24,22 @@ import zmq
 import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
-from . import _publish, _validate, _wire
+from . import _args, _publish, _validate, _wire
 from ._queue import AsyncQueue
 from ._session import (ACK, BATCH_PAYLOAD_LIMIT, CONFIRM, RELOAD, STATS,
                        STREAM, SUB, UNSUB, Session, SubState)
 from ._publish import When
 from ._validate import HeadersArg, Name
 from .client import (DEFAULT_ENDPOINT, _fetch_args, _publish_ack,
-                     _stream_sub, check_endpoint, configure_socket)
+                     check_endpoint, check_message, check_options,
+                     configure_socket, declare_frame,
+                     request_timeout_message, sub_args)
 from .errors import (ClientClosed, MessagesDropped, NotConnected, PendingLimit,
                      SiftError, SubscriptionClosed, Timeout, UnknownStream)
 from .message import AsyncMessage, Message
 from .options import (AckOptions, Deliver, Limits, PluginSpec, PublishAck,
                       SlowConsumerOptions, StreamInfo, StreamStart,
-                      seconds_to_ms, slow_options, stream_config_fields)
+                      seconds_to_ms, stream_config_fields)
 
 log = logging.getLogger("sift")
 
@@ -126,7 +128,8 @@ class AsyncSubscription:
         if self._has_callback:
             raise SiftError("this subscription delivers to its callback; "
                             "next() is not used")
-        return await self._queue.pop(timeout)  # type: ignore[return-value]
+        return await self._queue.pop(  # type: ignore[return-value]
+            _args.optional_seconds(timeout, "timeout"))
 
     def __aiter__(self) -> AsyncIterator[AsyncMessage]:
         """``async for msg in sub``: messages until the subscription closes;
@@ -146,6 +149,7 @@ class AsyncSubscription:
     async def unsubscribe(self, timeout: float = 5.0) -> None:
         """Stops deliveries at once, then waits up to ``timeout`` seconds
         for the broker's answer. Idempotent. Raises Timeout."""
+        _args.timeout(timeout)
         if not self._active:
             return
         self._active = False
@@ -185,10 +189,10 @@ class AsyncClient:
                  error_callback: Optional[AsyncErrorCallback] = None,
                  context: Optional["zmq.Context"] = None) -> None:
         check_endpoint(endpoint)
-        name_b = _validate.to_bytes(name)
-        if len(name_b) > _validate.MAX_CLIENT_NAME_BYTES:
-            raise SiftError(f"client name of {len(name_b)} bytes exceeds "
-                            f"{_validate.MAX_CLIENT_NAME_BYTES}")
+        name_b = check_options(name, connect_timeout, reconnect,
+                               ping_interval, max_pending,
+                               queue_max_messages, queue_max_bytes,
+                               accepts_batches, error_callback, context)
         self.endpoint = endpoint
         self._connect_timeout = connect_timeout
         self._max_pending = max_pending
@@ -329,6 +333,7 @@ class AsyncClient:
         record: once durable). Returns a PublishAck (stream_seq,
         duplicate)."""
         self._check_started()
+        _args.timeout(timeout)
         rid = self._session.next_id()
         frames = _publish.frames(self._session.limits, topic, payload,
                                  headers, reply_to, rid, True, retain, delay,
@@ -357,17 +362,12 @@ class AsyncClient:
         message at a time."""
         self._check_started()
         lim = self._session.limits
-        pat = _validate.pattern(pattern, lim.max_topic_length,
-                                lim.max_topic_tokens)
-        group = _validate.queue_group(queue_group)
-        filt = _validate.to_bytes(filter) if filter else b""
-        ack_opts = AckOptions() if ack is True else (ack or None)
-        start = _stream_sub(stream, consumer, deliver, group, filt, plugins)
-        slow_opts = slow_options(slow)
+        pat, group, filt, specs, ack_opts, start, slow_opts = sub_args(
+            pattern, queue_group, filter, plugins, ack, callback, stream,
+            consumer, deliver, slow, timeout, lim)
         queue = AsyncQueue(self._queue_max_messages, self._queue_max_bytes)
         state = SubState(self._session.next_id(), pat, group, filt,
-                         tuple(plugins), ack_opts, False, queue, start,
-                         slow_opts)
+                         specs, ack_opts, False, queue, start, slow_opts)
         state.check_size(lim)
         await self._subscribe(state, timeout)
         if callback is not None:
@@ -459,9 +459,17 @@ class AsyncClient:
         """Publishes a request and waits up to ``timeout`` seconds for the
         first reply (see Client.request())."""
         self._check_started()
+        _args.timeout(timeout)
+        # Checked before anything is sent (the reply subscription included).
+        _publish.frames(self._session.limits, topic, payload, headers, None,
+                        0, False)
         assert self._loop is not None
         deadline = self._loop.time() + timeout
-        await self._ensure_inbox(timeout)
+        try:
+            await self._ensure_inbox(timeout)
+        except Timeout:
+            raise Timeout(request_timeout_message(
+                topic, timeout, self._session.ready, inbox=True)) from None
         token = self._session.next_id()
         fut = self._loop.create_future()
         reply_to = f"{self._session.limits.inbox_prefix}.{token}"
@@ -475,13 +483,15 @@ class AsyncClient:
                 fut, max(0.0, deadline - self._loop.time()))
         except asyncio.TimeoutError:
             self._session.requests.pop(token, None)
-            raise Timeout(f"no reply to request on {topic!r} within "
-                          f"{timeout} s") from None
+            raise Timeout(request_timeout_message(
+                topic, timeout, self._session.ready)) from None
 
     # ---- Explicit acks ----
 
     async def _ack_call(self, frames_for, message: Message,
                         timeout: Optional[float], what: str) -> None:
+        check_message(message)
+        _args.optional_seconds(timeout, "timeout")
         if not message.delivery_id:
             message._ackable()  # raises NotAckable
         self._check_started()
@@ -502,6 +512,7 @@ class AsyncClient:
     async def nack(self, message: Message, delay: float = 0.0,
                    timeout: Optional[float] = None) -> None:
         """Refuses a delivery: redelivered after ``delay`` seconds."""
+        check_message(message)
         delay_ms = seconds_to_ms(delay, "delay")
         await self._ack_call(
             lambda rid: _wire.nack(rid, message.delivery_id, delay_ms),
@@ -546,7 +557,7 @@ class AsyncClient:
         rid = self._session.next_id()
         infos = await self._call(
             STREAM, [_wire.stream_request(rid, _wire.STREAM_INFO,
-                                          _validate.to_bytes(name))],
+                                          _validate.to_bytes(name, "name"))],
             rid, timeout, f"stream_info {name!r}")
         if not infos:
             raise UnknownStream(f"the broker answered no stream for {name!r}")
@@ -566,8 +577,8 @@ class AsyncClient:
         self._check_started()
         rid = self._session.next_id()
         await self._call(STREAM, [_wire.stream_request(
-            rid, _wire.STREAM_DELETE, _validate.to_bytes(name))], rid,
-            timeout, f"delete_stream {name!r}")
+            rid, _wire.STREAM_DELETE, _validate.to_bytes(name, "name"))],
+            rid, timeout, f"delete_stream {name!r}")
 
     async def delete_consumer(self, stream: str, consumer: str, *,
                               timeout: float = 5.0) -> None:
@@ -575,8 +586,8 @@ class AsyncClient:
         self._check_started()
         rid = self._session.next_id()
         await self._call(STREAM, [_wire.stream_request(
-            rid, _wire.CONSUMER_DELETE, _validate.to_bytes(stream),
-            consumer=_validate.to_bytes(consumer))], rid, timeout,
+            rid, _wire.CONSUMER_DELETE, _validate.to_bytes(stream, "stream"),
+            consumer=_validate.to_bytes(consumer, "consumer"))], rid, timeout,
             f"delete_consumer {stream!r} {consumer!r}")
 
     async def fetch(self, stream: Union[str, StreamStart], batch: int = 1, *,
@@ -590,6 +601,7 @@ class AsyncClient:
         Client.fetch(); same arguments and errors). Several may run at
         once."""
         self._check_started()
+        _args.timeout(timeout)
         start, batch_n, wait_ms, pat, ack_opts = _fetch_args(
             self._session.limits, stream, batch, consumer, wait, deliver,
             pattern, ack)
@@ -619,8 +631,9 @@ class AsyncClient:
         self._check_started()
         rid = self._session.next_id()
         await self._call(RELOAD,
-                         [_wire.declare(rid, pattern, queue_group, ack)], rid,
-                         timeout, "declare")
+                         [declare_frame(rid, pattern, queue_group, ack,
+                                        self._session.limits)], rid,
+                         timeout, f"declare {queue_group!r} on {pattern!r}")
 
     async def reload(self, timeout: float = 5.0) -> None:
         """Asks the broker to re-read its plugin config (see
@@ -678,6 +691,7 @@ class AsyncClient:
         """Sends what is queued (for at most ``timeout`` seconds), says BYE,
         stops the client's tasks and closes the socket. Waiting calls fail
         with ClientClosed; subscriptions end. Idempotent."""
+        _args.timeout(timeout)
         if self._sockets_closed:
             return
         session = self._session
@@ -765,6 +779,7 @@ class AsyncClient:
 
     async def _call(self, kind: str, frames: List[bytes], rid: int,
                     timeout: float, what: str, resend: bool = True) -> Any:
+        _args.timeout(timeout)  # before anything is sent
         assert self._loop is not None
         fut = self._loop.create_future()
         self._session.request(kind, frames, fut, rid, resend=resend)

@@ -12,7 +12,10 @@ at a time, in arrival order (as nats clients do); the error_callback runs on
 one more ("sift-errors"). Callbacks may call anything on the client, blocking
 calls included (request, publish_confirmed, ack with a timeout), even one
 answered by another callback of the same client. Every blocking call has a
-timeout.
+timeout: a finite number of seconds >= 0 (None, negative, NaN or infinite
+timeouts are refused with InvalidRequest before anything is sent). Arguments
+of a wrong type are refused at once, in the caller's thread, with
+InvalidArgumentType (a TypeError) naming the argument.
 """
 
 import concurrent.futures
@@ -26,7 +29,7 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, Union
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from . import _publish, _validate, _wire
+from . import _args, _publish, _validate, _wire
 from ._queue import SyncQueue
 from ._session import (ACK, BATCH_PAYLOAD_LIMIT, CONFIRM, RELOAD, STATS,
                        STREAM, SUB, UNSUB, Session, SubState)
@@ -38,8 +41,8 @@ from .errors import (ClientClosed, InvalidRequest, MessagesDropped,
 from .message import Message
 from .options import (AckOptions, Deliver, Limits, PluginSpec, PublishAck,
                       SlowConsumerOptions, StreamInfo, StreamStart,
-                      seconds_to_ms, slow_options, stream_start,
-                      stream_config_fields)
+                      ack_options, plugin_specs, seconds_to_ms, slow_options,
+                      stream_start, stream_config_fields)
 
 #: Most records one fetch() may ask for.
 MAX_FETCH_BATCH = 10000
@@ -75,6 +78,80 @@ def check_endpoint(endpoint: str) -> None:
             "tcp://127.0.0.1:7440 or ipc:///path)")
 
 
+def check_options(name: str, connect_timeout: float, reconnect: bool,
+                  ping_interval: float, max_pending: int,
+                  queue_max_messages: int, queue_max_bytes: int,
+                  accepts_batches: bool, error_callback: Any,
+                  context: Any) -> bytes:
+    """The constructor arguments Client and AsyncClient share, checked (the
+    client name as bytes). Raises SiftError (a name too long),
+    InvalidArgumentType, InvalidRequest."""
+    name_b = _validate.to_bytes(name, "name")
+    if len(name_b) > _validate.MAX_CLIENT_NAME_BYTES:
+        raise SiftError(f"client name of {len(name_b)} bytes exceeds "
+                        f"{_validate.MAX_CLIENT_NAME_BYTES}")
+    _args.timeout(connect_timeout, "connect_timeout")
+    _args.boolean(reconnect, "reconnect")
+    _args.positive_seconds(ping_interval, "ping_interval")
+    _args.integer(max_pending, "max_pending")
+    _args.integer(queue_max_messages, "queue_max_messages")
+    _args.integer(queue_max_bytes, "queue_max_bytes")
+    _args.boolean(accepts_batches, "accepts_batches")
+    _args.callback(error_callback, "error_callback")
+    if context is not None:
+        _args.instance(context, zmq.Context, "context",
+                       "a zmq.Context (or None)")
+    return name_b
+
+
+def check_message(message: Any, what: str = "message") -> Message:
+    """ack()'s, nack()'s and in_progress()'s message."""
+    return _args.instance(message, Message, what,
+                          "a sift.Message received with explicit acks")
+
+
+def sub_args(pattern, queue_group, filter, plugins, ack, callback, stream,
+             consumer, deliver, slow, timeout, limits: Limits):
+    """subscribe()'s arguments checked and converted (Client and
+    AsyncClient): (pattern, group, filter, plugins, AckOptions or None,
+    StreamStart or None, SlowConsumerOptions or None)."""
+    _args.timeout(timeout)
+    _args.callback(callback)
+    pat = _validate.pattern(pattern, limits.max_topic_length,
+                            limits.max_topic_tokens)
+    group = _validate.queue_group(queue_group)
+    filt = _validate.to_bytes(filter, "filter") if filter is not None else b""
+    specs = plugin_specs(plugins)
+    ack_opts = ack_options(ack)
+    start = _stream_sub(stream, consumer, deliver, group, filt, specs)
+    return pat, group, filt, specs, ack_opts, start, slow_options(slow)
+
+
+def declare_frame(rid: int, pattern: Name, queue_group: Name, ack,
+                  limits: Limits) -> bytes:
+    """declare()'s DECLARE, its arguments checked."""
+    pat = _validate.pattern(pattern, limits.max_topic_length,
+                            limits.max_topic_tokens)
+    group = _validate.queue_group(queue_group)
+    return _wire.declare(rid, pat, group, ack_options(ack))
+
+
+def request_timeout_message(topic: Name, timeout: float, ready: bool,
+                            inbox: bool = False) -> str:
+    """Timeout's text for a request(): it names the request, and says when
+    the broker is unreachable (the client reconnecting)."""
+    if not ready:
+        return (f"request on {topic!r}: no reply within {timeout} s: the "
+                "broker is unreachable (not connected; the client is "
+                "reconnecting)")
+    if inbox:
+        return (f"request on {topic!r}: no reply within {timeout} s (the "
+                "broker did not accept the client's reply subscription in "
+                "time)")
+    return (f"no reply to request on {topic!r} within {timeout} s (nobody "
+            "answered: there is no \"no responders\" signal)")
+
+
 def _publish_ack(ok) -> PublishAck:
     """The PublishAck of a confirmed PUB's Ok (None: an empty answer)."""
     if ok is None:
@@ -97,17 +174,15 @@ def _fetch_args(limits: Limits, stream, batch: int, consumer, wait: float,
                 deliver, pattern, ack):
     """fetch()'s arguments checked and converted: (StreamStart, batch,
     wait in ms, pattern bytes, AckOptions or None)."""
-    if isinstance(batch, bool) or not 1 <= int(batch) <= MAX_FETCH_BATCH:
-        raise InvalidRequest(f"fetch batch {batch} is out of range (1 to "
-                             f"{MAX_FETCH_BATCH})")
+    batch_n = _args.integer(batch, "batch", 1, MAX_FETCH_BATCH)
     start = stream_start(stream, consumer, deliver)
     if start is None:
         raise InvalidRequest("fetch needs a stream")
     wait_ms = seconds_to_ms(wait, "wait")
-    pat = (_validate.pattern(pattern, limits.max_topic_length,
-                             limits.max_topic_tokens) if pattern else b"")
-    ack_opts = AckOptions() if ack is True else (ack or None)
-    return start, int(batch), wait_ms, pat, ack_opts
+    pat = (b"" if pattern is None or pattern in ("", b"") else
+           _validate.pattern(pattern, limits.max_topic_length,
+                             limits.max_topic_tokens))
+    return start, batch_n, wait_ms, pat, ack_options(ack)
 
 
 class _Dispatcher:
@@ -226,7 +301,10 @@ class Subscription:
 
     def next(self, timeout: Optional[float] = None) -> Message:
         """The next message, waiting up to ``timeout`` seconds (None: until
-        a message comes or the subscription closes).
+        a message comes or the subscription closes; this waits for a
+        message, not for the broker: with the broker away, it waits for the
+        reconnect and the messages after it). A negative or NaN timeout
+        raises InvalidRequest.
 
         Raises:
           Timeout: nothing came within ``timeout``.
@@ -242,7 +320,7 @@ class Subscription:
         if self._has_callback:
             raise SiftError("this subscription delivers to its callback; "
                             "next() is not used")
-        return self._queue.pop(timeout)
+        return self._queue.pop(_args.optional_seconds(timeout, "timeout"))
 
     def __iter__(self) -> Iterator[Message]:
         """Yields messages until the subscription closes. Drops (queue full)
@@ -260,6 +338,7 @@ class Subscription:
         """Stops deliveries at once (messages already queued can still be
         taken), then waits up to ``timeout`` seconds for the broker's answer.
         Idempotent. Raises Timeout (deliveries stopped anyway)."""
+        _args.timeout(timeout)
         if not self._active:
             return
         self._active = False
@@ -315,6 +394,17 @@ class Client:
       VersionMismatch: the broker speaks another protocol version.
       TooManyClients: the broker stayed full for connect_timeout.
       SiftError: a malformed endpoint.
+      InvalidArgumentType, InvalidRequest: an option of a wrong type or
+        value (e.g. a non-callable error_callback, connect_timeout=None).
+
+    Every method checks its arguments before it sends anything: a wrong
+    type raises InvalidArgumentType (an InvalidRequest that is also a
+    TypeError) naming the argument and what it accepts; a ``timeout`` (or
+    delay, wait) that is None, negative, NaN or infinite raises
+    InvalidRequest (a ValueError). Every blocking call has a timeout; the
+    two calls where None means something are Subscription.next(None) (wait
+    for a message as long as it takes, as iteration does) and
+    ack()/nack()/in_progress() with timeout=None (fire-and-forget).
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, name: str = "",
@@ -326,10 +416,11 @@ class Client:
                  error_callback: Optional[ErrorCallback] = None,
                  context: Optional["zmq.Context"] = None) -> None:
         check_endpoint(endpoint)
-        name_b = _validate.to_bytes(name)
-        if len(name_b) > _validate.MAX_CLIENT_NAME_BYTES:
-            raise SiftError(f"client name of {len(name_b)} bytes exceeds "
-                            f"{_validate.MAX_CLIENT_NAME_BYTES}")
+        name_b = check_options(name, connect_timeout, reconnect,
+                               ping_interval, max_pending,
+                               queue_max_messages, queue_max_bytes,
+                               accepts_batches, error_callback, context)
+        _args.boolean(batch_publishes, "batch_publishes")
         self.endpoint = endpoint
         self._queue_max_messages = queue_max_messages
         self._queue_max_bytes = queue_max_bytes
@@ -460,6 +551,7 @@ class Client:
         message the broker refused with HELLO_REQUIRED (restart) is sent
         again after reconnecting, within the same timeout.
         """
+        _args.timeout(timeout)
         rid = self._session.next_id()
         frames = _publish.frames(self._session.limits, topic, payload,
                                  headers, reply_to, rid, True, retain, delay,
@@ -531,17 +623,12 @@ class Client:
           ClientClosed, NotConnected, PendingLimit.
         """
         lim = self._session.limits
-        pat = _validate.pattern(pattern, lim.max_topic_length,
-                                lim.max_topic_tokens)
-        group = _validate.queue_group(queue_group)
-        filt = _validate.to_bytes(filter) if filter else b""
-        ack_opts = AckOptions() if ack is True else (ack or None)
-        start = _stream_sub(stream, consumer, deliver, group, filt, plugins)
-        slow_opts = slow_options(slow)
+        pat, group, filt, specs, ack_opts, start, slow_opts = sub_args(
+            pattern, queue_group, filter, plugins, ack, callback, stream,
+            consumer, deliver, slow, timeout, lim)
         queue = SyncQueue(self._queue_max_messages, self._queue_max_bytes)
         state = SubState(self._session.next_id(), pat, group, filt,
-                         tuple(plugins), ack_opts, False, queue, start,
-                         slow_opts)
+                         specs, ack_opts, False, queue, start, slow_opts)
         state.check_size(lim)
         self._subscribe(state, timeout)
         if callback is not None:
@@ -634,10 +721,21 @@ class Client:
         waits up to ``timeout`` seconds for the first reply.
 
         Raises: what publish() raises; Timeout if no reply came (there is no
-        "no responders" signal: nobody listening also ends in Timeout).
+        "no responders" signal: nobody listening also ends in Timeout). Its
+        text names the request, and says so when the broker is unreachable
+        (the client reconnecting): such a request may still be sent after
+        the reconnect (its reply is then ignored).
         """
+        _args.timeout(timeout)
+        # Checked before anything is sent (the reply subscription included).
+        _publish.frames(self._session.limits, topic, payload, headers, None,
+                        0, False)
         deadline = time.monotonic() + timeout
-        self._ensure_inbox(timeout)
+        try:
+            self._ensure_inbox(timeout)
+        except Timeout:
+            raise Timeout(request_timeout_message(
+                topic, timeout, self._session.ready, inbox=True)) from None
         token = self._session.next_id()
         fut: "concurrent.futures.Future" = concurrent.futures.Future()
         reply_to = f"{self._session.limits.inbox_prefix}.{token}"
@@ -652,13 +750,16 @@ class Client:
         except concurrent.futures.TimeoutError:
             with self._lock:
                 self._session.requests.pop(token, None)
-            raise Timeout(f"no reply to request on {topic!r} within "
-                          f"{timeout} s") from None
+                ready = self._session.ready
+            raise Timeout(request_timeout_message(topic, timeout,
+                                                  ready)) from None
 
     # ---- Explicit acks ----
 
     def _ack_call(self, frames_for, message: Message,
                   timeout: Optional[float], what: str) -> None:
+        check_message(message)
+        _args.optional_seconds(timeout, "timeout")
         if not message.delivery_id:
             message._ackable()  # raises NotAckable
         if timeout is None:
@@ -679,6 +780,7 @@ class Client:
              timeout: Optional[float] = None) -> None:
         """Refuses a delivery: redelivered after ``delay`` seconds (0: the
         subscription's backoff). See Message.nack()."""
+        check_message(message)
         delay_ms = seconds_to_ms(delay, "delay")
         self._ack_call(
             lambda rid: _wire.nack(rid, message.delivery_id, delay_ms),
@@ -743,7 +845,7 @@ class Client:
         rid = self._session.next_id()
         infos = self._call(
             STREAM, [_wire.stream_request(rid, _wire.STREAM_INFO,
-                                          _validate.to_bytes(name))],
+                                          _validate.to_bytes(name, "name"))],
             rid, timeout, f"stream_info {name!r}")
         if not infos:
             raise UnknownStream(f"the broker answered no stream for {name!r}")
@@ -765,7 +867,7 @@ class Client:
         disabled), Timeout, ClientClosed, NotConnected. Thread-safe."""
         rid = self._session.next_id()
         self._call(STREAM, [_wire.stream_request(
-            rid, _wire.STREAM_DELETE, _validate.to_bytes(name))], rid,
+            rid, _wire.STREAM_DELETE, _validate.to_bytes(name, "name"))], rid,
             timeout, f"delete_stream {name!r}")
 
     def delete_consumer(self, stream: str, consumer: str, *,
@@ -776,8 +878,8 @@ class Client:
         disabled), Timeout, ClientClosed, NotConnected. Thread-safe."""
         rid = self._session.next_id()
         self._call(STREAM, [_wire.stream_request(
-            rid, _wire.CONSUMER_DELETE, _validate.to_bytes(stream),
-            consumer=_validate.to_bytes(consumer))], rid, timeout,
+            rid, _wire.CONSUMER_DELETE, _validate.to_bytes(stream, "stream"),
+            consumer=_validate.to_bytes(consumer, "consumer"))], rid, timeout,
             f"delete_consumer {stream!r} {consumer!r}")
 
     def fetch(self, stream: Union[str, StreamStart], batch: int = 1, *,
@@ -819,6 +921,7 @@ class Client:
           NotConnected.
         Thread-safe: several fetches may run at once, also from callbacks.
         """
+        _args.timeout(timeout)
         start, batch_n, wait_ms, pat, ack_opts = _fetch_args(
             self._session.limits, stream, batch, consumer, wait, deliver,
             pattern, ack)
@@ -863,8 +966,9 @@ class Client:
         seconds. Raises InvalidPattern, InvalidQueueGroup, InvalidRequest,
         Timeout."""
         rid = self._session.next_id()
-        self._call(RELOAD, [_wire.declare(rid, pattern, queue_group, ack)],
-                   rid, timeout, "declare")
+        self._call(RELOAD, [declare_frame(rid, pattern, queue_group, ack,
+                                          self._session.limits)],
+                   rid, timeout, f"declare {queue_group!r} on {pattern!r}")
 
     # ---- State ----
 
@@ -917,6 +1021,7 @@ class Client:
         subscriptions end (their queued messages can still be taken).
         Callback threads finish the messages queued before the close (waited
         for up to ``timeout`` seconds more). Idempotent; any thread."""
+        _args.timeout(timeout)
         with self._lock:
             first = not self._session.closed
             if first:
@@ -959,6 +1064,7 @@ class Client:
 
     def _call(self, kind: str, frames: List[bytes], rid: int,
               timeout: float, what: str, resend: bool = True) -> Any:
+        _args.timeout(timeout)  # before anything is sent
         fut: "concurrent.futures.Future" = concurrent.futures.Future()
         with self._lock:
             self._session.request(kind, frames, fut, rid, resend=resend)

@@ -218,6 +218,14 @@ class InvalidRequest(SiftError, ValueError):
     code = ErrorCode.INVALID_REQUEST
 
 
+class InvalidArgumentType(InvalidRequest, TypeError):
+    """An argument of a wrong type (e.g. ``subscribe(ack="yes")``,
+    ``subscribe(callback=42)``, ``publish(topic=42)``), refused by the
+    client before anything is sent or handed to a thread; the message names
+    the argument and what it accepts. An InvalidRequest (so a ValueError,
+    code INVALID_REQUEST) that is also a TypeError."""
+
+
 class InternalError(SiftError):
     """INTERNAL (14): a broker-side failure; may be retried with backoff."""
     code = ErrorCode.INTERNAL

@@ -5,11 +5,14 @@ broker's limits.
 Plain immutable values: safe to share between threads.
 """
 
+import collections.abc
 import dataclasses
 import datetime
+import math
 from typing import Iterable, Mapping, Optional, Sequence, Tuple, Union
 
-from .errors import InvalidRequest
+from . import _args
+from .errors import InvalidArgumentType, InvalidRequest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +57,21 @@ class AckOptions:
     backoff_max: Optional[float] = None
     backoff_jitter: Optional[float] = None
     max_queued: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        # Wrong types and values now, not when the SUB is encoded.
+        for what in ("ack_wait", "backoff_initial", "backoff_max"):
+            value = getattr(self, what)
+            if value is not None:
+                seconds_to_ms(value, what)
+        for what in ("max_deliver", "max_in_flight", "max_queued"):
+            value = getattr(self, what)
+            if value is not None:
+                _u32(value, what)
+        for what in ("backoff_multiplier", "backoff_jitter"):
+            value = getattr(self, what)
+            if value is not None:
+                _finite(value, what)
 
     def fill(self, policy) -> None:
         """Writes the set fields into a wire AckPolicy (seconds -> ms)."""
@@ -145,29 +163,57 @@ class SlowConsumerOptions:
 def slow_options(slow: Union[None, str, "SlowConsumerOptions"]
                  ) -> Optional[SlowConsumerOptions]:
     """subscribe()'s ``slow`` argument as SlowConsumerOptions (None: the
-    broker's default), or InvalidRequest."""
+    broker's default), or InvalidRequest (InvalidArgumentType for a wrong
+    type)."""
     if slow is None or isinstance(slow, SlowConsumerOptions):
         return slow
     if isinstance(slow, str):
         return SlowConsumerOptions(slow)
-    raise InvalidRequest(f"slow = {slow!r}: a policy name or "
-                         "SlowConsumerOptions")
+    raise InvalidArgumentType(
+        f"slow={_args.show(slow)}: expected a policy name (\"drop-newest\", "
+        "\"drop-oldest\", \"disconnect\"), a SlowConsumerOptions or None, "
+        f"got {type(slow).__name__}")
+
+
+def ack_options(ack: Union[None, bool, "AckOptions"],
+                what: str = "ack") -> Optional[AckOptions]:
+    """The ``ack`` argument of subscribe(), fetch() and declare() as
+    AckOptions (None: no explicit acks), or InvalidArgumentType."""
+    if ack is None or ack is False:
+        return None
+    if ack is True:
+        return AckOptions()
+    if isinstance(ack, AckOptions):
+        return ack
+    raise InvalidArgumentType(
+        f"{what}={_args.show(ack)}: expected True (explicit acks with the "
+        "broker's defaults), a sift.AckOptions, or None/False (no explicit "
+        f"acks), got {type(ack).__name__}")
 
 
 def _u32(value: int, what: str) -> int:
-    v = int(value)
-    if not 0 <= v <= 0xFFFFFFFF:
-        raise InvalidRequest(f"{what} = {value} is out of range (0 to "
-                             "4294967295)")
-    return v
+    return _args.integer(value, what, 0, 0xFFFFFFFF)
+
+
+def _finite(value: float, what: str) -> float:
+    if not _args.is_number(value):
+        raise InvalidArgumentType(f"{what}={_args.show(value)}: expected a "
+                                  f"number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise InvalidRequest(f"{what}={value}: not a finite number")
+    return float(value)
 
 
 def seconds_to_ms(seconds: float, what: str) -> int:
     """Seconds (float) to whole milliseconds for the wire, rounded; an
-    InvalidRequest if negative or beyond 32 bits of milliseconds."""
-    if seconds < 0:
-        raise InvalidRequest(f"{what} = {seconds} s is negative")
-    return _u32(round(seconds * 1000), what + " (ms)")
+    InvalidRequest if negative, not a finite number or beyond 32 bits of
+    milliseconds (InvalidArgumentType if not a number)."""
+    _args.seconds(seconds, what)
+    ms = round(seconds * 1000)
+    if ms > 0xFFFFFFFF:
+        raise InvalidRequest(f"{what}={seconds}: too long (at most "
+                             f"{0xFFFFFFFF // 1000} s)")
+    return ms
 
 
 Settings = Union[Mapping[str, Union[str, bytes]],
@@ -184,10 +230,49 @@ class PluginSpec:
     name: str
     settings: Union[Settings, Sequence] = ()
 
+    def __post_init__(self) -> None:
+        # Wrong types now, not when the SUB is encoded.
+        _args.name(self.name, "PluginSpec name")
+        s = self.settings
+        if isinstance(s, (str, bytes)) or not isinstance(
+                s, (collections.abc.Mapping, collections.abc.Iterable)):
+            raise InvalidArgumentType(
+                f"PluginSpec settings={_args.show(s)}: expected a dict or a "
+                f"list of (key, value) pairs, got {type(s).__name__}")
+        if not isinstance(s, (collections.abc.Mapping,
+                              collections.abc.Sequence)):
+            # A one-shot iterable (a generator): kept, not used up here.
+            object.__setattr__(self, "settings", tuple(s))
+        for pair in self.setting_pairs():
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise InvalidArgumentType(
+                    f"PluginSpec {self.name!r} setting {_args.show(pair)}: "
+                    "expected a (key, value) pair")
+            _args.name(pair[0], f"PluginSpec {self.name!r} setting key")
+            _args.name(pair[1], f"PluginSpec {self.name!r} setting "
+                       f"{pair[0]!r}")
+
     def setting_pairs(self):
         """The settings as a list of (key, value) pairs, in order."""
         s = self.settings
         return list(s.items()) if isinstance(s, Mapping) else list(s)
+
+
+def plugin_specs(plugins: Sequence[PluginSpec]) -> Tuple[PluginSpec, ...]:
+    """subscribe()'s ``plugins`` as a tuple of PluginSpecs, or
+    InvalidArgumentType."""
+    if isinstance(plugins, PluginSpec) or isinstance(plugins, (str, bytes)) \
+            or not isinstance(plugins, collections.abc.Iterable):
+        raise InvalidArgumentType(
+            f"plugins={_args.show(plugins)}: expected a list of "
+            f"sift.PluginSpec, got {type(plugins).__name__}")
+    specs = tuple(plugins)
+    for spec in specs:
+        if not isinstance(spec, PluginSpec):
+            raise InvalidArgumentType(
+                f"plugins: {_args.show(spec)} is not a sift.PluginSpec "
+                f"(got {type(spec).__name__})")
+    return specs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,7 +382,11 @@ class StreamStart:
     deliver: Deliver = "all"
 
     def __post_init__(self) -> None:
-        deliver_fields(self.deliver)  # InvalidRequest now, not at send time
+        # InvalidRequest now, not at send time.
+        _args.instance(self.stream, str, "stream", "a stream name (str)")
+        _args.instance(self.consumer, str, "consumer",
+                       "a consumer name (str; \"\": ephemeral)")
+        deliver_fields(self.deliver)
         if not self.stream:
             raise InvalidRequest("a StreamStart needs a stream name")
 
@@ -319,8 +408,14 @@ class StreamStart:
             start.start_time_ms = ms
 
 
-def _to_bytes(value: Union[str, bytes]) -> bytes:
-    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+def _to_bytes(value: Union[str, bytes], what: str = "name") -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    # bytes(42) would be 42 zero bytes on the wire.
+    raise InvalidArgumentType(f"{what}={_args.show(value)}: expected str or "
+                              f"bytes, got {type(value).__name__}")
 
 
 def _seconds_or_none(ms: int) -> Optional[float]:
@@ -475,8 +570,13 @@ def stream_start(stream: Union[None, str, StreamStart],
                 "arguments with a stream name, not both")
         return stream
     if not isinstance(stream, str):
-        raise InvalidRequest(f"stream = {stream!r}: a name (str) or a "
-                             "StreamStart")
+        raise InvalidArgumentType(
+            f"stream={_args.show(stream)}: expected a stream name (str), a "
+            f"StreamStart or None, got {type(stream).__name__}")
+    if consumer is not None and not isinstance(consumer, str):
+        raise InvalidArgumentType(
+            f"consumer={_args.show(consumer)}: expected a consumer name (str) "
+            f"or None, got {type(consumer).__name__}")
     return StreamStart(stream, consumer or "",
                        "all" if deliver is None else deliver)
 
@@ -484,8 +584,7 @@ def stream_start(stream: Union[None, str, StreamStart],
 def _u64_ms(seconds: Optional[float], what: str) -> int:
     if seconds is None:
         return 0
-    if seconds < 0:
-        raise InvalidRequest(f"{what} = {seconds} s is negative")
+    _args.seconds(seconds, what)
     ms = round(seconds * 1000)
     if seconds > 0 and ms == 0:
         raise InvalidRequest(f"{what} = {seconds} s is under 1 ms")
@@ -497,10 +596,7 @@ def _u64_ms(seconds: Optional[float], what: str) -> int:
 def _u64(value: Optional[int], what: str) -> int:
     if value is None:
         return 0
-    v = int(value)
-    if not 0 <= v < 1 << 64:
-        raise InvalidRequest(f"{what} = {value} is out of range")
-    return v
+    return _args.integer(value, what, 0, (1 << 64) - 1)
 
 
 def stream_config_fields(name: str, subjects, max_age: Optional[float],
@@ -510,9 +606,14 @@ def stream_config_fields(name: str, subjects, max_age: Optional[float],
     """add_stream()'s arguments as keyword arguments of
     _wire.stream_request (seconds to ms; None to 0, the broker's
     default/unlimited), or InvalidRequest for values that cannot be sent."""
+    _args.name(name, "name")
     if isinstance(subjects, (str, bytes)):
         subjects = [subjects]
-    subs = [_to_bytes(s) for s in subjects]
+    elif not isinstance(subjects, collections.abc.Iterable):
+        raise InvalidArgumentType(
+            f"subjects={_args.show(subjects)}: expected a pattern (str) or a "
+            f"list of them, got {type(subjects).__name__}")
+    subs = [_to_bytes(s, "subjects") for s in subjects]
     if fsync is not None and not isinstance(fsync, str):
         raise InvalidRequest(f"fsync = {fsync!r}: \"always\", \"never\" or "
                              "\"<N>ms\"")

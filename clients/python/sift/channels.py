@@ -85,6 +85,7 @@ import msgpack
 from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer
 
+from . import _args
 from .aio import AsyncClient, AsyncSubscription
 from .errors import QueueFull, SiftError, Timeout, UnknownDelivery
 from .message import Message
@@ -210,13 +211,17 @@ class SiftChannelLayer(BaseChannelLayer):
         if not _PREFIX_RE.match(prefix):
             raise ValueError(f"prefix {prefix!r}: dot-separated tokens of "
                              "A-Z a-z 0-9 _ - expected")
+        _args.seconds(expiry, "expiry")
         self.endpoint = endpoint
         self.prefix = prefix
-        self.group_expiry = group_expiry
+        self.group_expiry = _args.seconds(group_expiry, "group_expiry")
         self.channel_capacity = self.compile_capacities(channel_capacity or {})
-        self.send_timeout = send_timeout
-        self.connect_timeout = connect_timeout
-        self.hold = hold
+        # Every blocking call has a timeout: None, negative or NaN are
+        # refused here, not at the first send.
+        self.send_timeout = _args.timeout(send_timeout, "send_timeout")
+        self.connect_timeout = _args.timeout(connect_timeout,
+                                             "connect_timeout")
+        self.hold = _args.seconds(hold, "hold")
         self._layers: Dict[asyncio.AbstractEventLoop, "_LoopLayer"] = {}
 
     # ---- per-loop state ----
@@ -253,8 +258,13 @@ class SiftChannelLayer(BaseChannelLayer):
     # ---- the channel layer API ----
 
     async def new_channel(self, prefix: str = "specific") -> str:
-        """A new process-specific channel name, ``<prefix>.<id>!<random>``,
-        receivable in this process (this event loop)."""
+        """A new process-specific channel name, ``<prefix>.<id>!<random>``
+        (a ``channel_capacity`` pattern for it: ``"<prefix>.*"``). It
+        belongs to this event loop's connection: receivable on this loop
+        only, gone when the loop closes. In sync code each
+        ``async_to_sync(...)`` call runs a new loop, so make and use a
+        channel within one call (channels_redis's names belong to the layer
+        object instead)."""
         layer = await self._layer()
         suffix = "".join(random.choices(string.ascii_letters + string.digits,
                                         k=12))
@@ -433,9 +443,14 @@ class _LoopLayer:
                              "exp": repr(expires_at)},
                     timeout=self.parent.send_timeout)
             except Timeout:
+                # Not raised (the owner may be gone for good), but not
+                # necessarily lost: with the broker unreachable, the request
+                # stays queued in the client and goes out after the
+                # reconnect.
                 log.info("send to %s: no answer from its process within "
-                         "%s s (gone?): dropped", channel,
-                         self.parent.send_timeout)
+                         "%s s (the process gone, or the broker unreachable: "
+                         "then it may still arrive after the reconnect)",
+                         channel, self.parent.send_timeout)
                 return
             if reply.payload == b"full":
                 raise ChannelFull(channel)

@@ -24,6 +24,7 @@ import unittest
 from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
 
+import sift
 from sift.channels import SiftChannelLayer
 from siftd import Siftd
 
@@ -213,6 +214,42 @@ class CapacityTest(LayerTestCase):
             await layer.send(big, {"type": "m"})
         with self.assertRaises(ChannelFull):
             await layer.send(big, {"type": "m"})
+
+    async def test_documented_channel_capacity_patterns(self):
+        """The channel_capacity example of docs/python.md ("Django
+        Channels") matches the names new_channel(prefix) makes:
+        <prefix>.<id>!<12 random characters>."""
+        documented = {"http.response.*": 10,
+                      re.compile(r"^websocket\.send\."): 20}
+        layer = self.layer(capacity=100, channel_capacity=documented)
+        response = await layer.new_channel("http.response")
+        self.assertRegex(response,
+                         r"^http\.response\.[0-9a-f]{32}![A-Za-z0-9]{12}$")
+        websocket = await layer.new_channel("websocket.send")
+        self.assertEqual(layer.get_capacity(response), 10)
+        self.assertEqual(layer.get_capacity(websocket), 20)
+        self.assertEqual(layer.get_capacity(await layer.new_channel()), 100)
+        for _ in range(10):
+            await layer.send(response, {"type": "m"})
+        with self.assertRaises(ChannelFull):
+            await layer.send(response, {"type": "m"})
+        # What the docs showed before matched none of these names.
+        old = self.layer(capacity=100, channel_capacity={
+            "http.response!*": 10, re.compile(r"^websocket\.send!"): 20})
+        self.assertEqual(old.get_capacity(response), 100)
+        self.assertEqual(old.get_capacity(websocket), 100)
+
+    async def test_timeouts_are_checked_up_front(self):
+        # Every blocking call has a timeout: None, negative, NaN refused
+        # when the layer is made, not at the first send.
+        for key in ("send_timeout", "connect_timeout"):
+            for bad in (None, -1, float("nan")):
+                with self.subTest(key=key, value=bad):
+                    with self.assertRaises(sift.InvalidRequest) as cm:
+                        SiftChannelLayer(**{key: bad})
+                    self.assertIn(key, str(cm.exception))
+        with self.assertRaises(sift.InvalidRequest):
+            SiftChannelLayer(hold=-1)
 
     async def test_normal_channel_full_raises_channel_full(self):
         # A normal channel's bound is its work queue's max_queued in the
@@ -510,8 +547,65 @@ class SyncCallerTest(LayerTestCase):
         # The thread's loops are closed and so are their connections.
         self.assertEqual(len(layer._layers), 1)
 
+    async def test_a_channel_belongs_to_the_loop_that_made_it(self):
+        """docs/python.md: each async_to_sync call runs a new loop, and a
+        new_channel() name is receivable on its own loop only: make and use
+        it within one call."""
+        layer = self.layer(send_timeout=0.5)
+        results = {}
+
+        async def make_send_receive():
+            name = await layer.new_channel()
+            await layer.send(name, {"type": "same.loop"})
+            return await asyncio.wait_for(layer.receive(name), 5)
+
+        def sync_code():
+            try:
+                name = async_to_sync(layer.new_channel)()
+                try:
+                    async_to_sync(layer.receive)(name)
+                except RuntimeError as exc:
+                    results["other_loop"] = exc
+                results["one_call"] = async_to_sync(make_send_receive)()
+            except Exception as exc:  # noqa: BLE001
+                results["error"] = exc
+
+        thread = threading.Thread(target=sync_code)
+        thread.start()
+        await asyncio.get_running_loop().run_in_executor(None, thread.join,
+                                                         20)
+        self.assertNotIn("error", results)
+        self.assertIn("another process or event loop",
+                      str(results["other_loop"]))
+        self.assertEqual(results["one_call"], {"type": "same.loop"})
+
 
 class BrokerRestartTest(LayerTestCase):
+    async def test_group_send_that_timed_out_goes_out_after_the_reconnect(
+            self):
+        """docs/python.md: a group_send that raises sift.Timeout (the
+        broker unreachable) may still be delivered: it stays queued in the
+        client and is published after the reconnect."""
+        own = Siftd("--log_level=warn").start()
+        self.addCleanup(own.stop)
+        layer = self.layer(endpoint=own.endpoint, send_timeout=0.5)
+        channel = await layer.new_channel()
+        await layer.group_add("g", channel)
+        (inner,) = layer._layers.values()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, own.kill)
+        deadline = time.monotonic() + 10
+        while inner.client.is_connected and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        self.assertFalse(inner.client.is_connected)
+        with self.assertRaises(sift.Timeout):
+            await layer.group_send("g", {"type": "late"})
+        await loop.run_in_executor(None, own.start)
+        # Resubscribed first (the membership is held here), then the
+        # queued publish: the message arrives.
+        got = await asyncio.wait_for(layer.receive(channel), 15)
+        self.assertEqual(got, {"type": "late"})
+
     async def test_groups_and_channels_work_after_a_broker_restart(self):
         layer = self.layer()
         channel = await layer.new_channel()

@@ -30,8 +30,17 @@ CHANNEL_LAYERS = {
     },
 }
 
+# To stderr, which is Daphne's log. Django's loggers stay enabled (a
+# dictConfig disables every logger configured before it unless told not to,
+# and then an HTTP 500 left no traceback anywhere), and "django" writes to
+# the console also with DEBUG off (Django's default then only mails the
+# ADMINS): a 500's traceback comes from "django.request".
 LOGGING = {
     "version": 1,
+    "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"sift": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO"},
+        "sift": {"handlers": ["console"], "level": "INFO"},
+    },
 }

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 import websockets
@@ -152,6 +153,33 @@ class TwoDaphnesTest(unittest.IsolatedAsyncioTestCase):
         await self.notify(a, "after-close")
         got = json.loads(await asyncio.wait_for(stay.recv(), 10))
         self.assertEqual(got["text"], "after-close")
+
+
+class ErrorLogTest(unittest.TestCase):
+    """An HTTP 500 leaves its traceback in Daphne's log (the example's
+    LOGGING once disabled Django's loggers, and a 500 logged nothing)."""
+
+    def test_http_500_traceback_in_daphne_log(self):
+        if not os.path.exists(DAPHNE):
+            raise unittest.SkipTest(f"{DAPHNE} missing")
+        # No broker there: /notify's group_send cannot connect (the layer's
+        # connect_timeout, 5 s) and the view fails.
+        nobody = f"tcp://127.0.0.1:{free_port()}"
+        daphne = Daphne(nobody, f"e2e{os.getpid()}err")
+        self.addCleanup(daphne.stop)
+        daphne.wait_ready()  # "/" needs no broker
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            http_get(daphne.url("/notify?text=x"))
+        self.assertEqual(cm.exception.code, 500)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            log = daphne.log_tail(20000)
+            if "Internal Server Error: /notify" in log:
+                break
+            time.sleep(0.1)
+        self.assertIn("Internal Server Error: /notify", log)
+        self.assertIn("Traceback (most recent call last)", log)
+        self.assertIn("sift.errors.Timeout", log)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ progress_interval (s, default ack_wait/3), max_deliver (default: the
 broker's, 5; 0 = unlimited), backoff_initial, backoff_multiplier,
 backoff_max, backoff_jitter, max_queued (the group's, see AckOptions),
 topic_prefix, group_prefix, confirm_publish (default True: wait for the
-broker's OK), connect_timeout (s, default 5), publish_timeout (s, default 10),
+broker's OK), connect_timeout (s, default Celery's broker_connection_timeout, 4), publish_timeout (s, default 10),
 client_name.
 """
 

@@ -150,6 +150,13 @@ int main(int argc, char** argv) {
                  std::string(streams.status().message()).c_str());
     return 2;
   }
+  if (!streams->empty() && cli->config.data_dir.empty()) {
+    std::fprintf(stderr,
+                 "siftd: %s: [[streams]] needs data_dir: set data_dir (or "
+                 "--data_dir=DIR) to where siftd may keep them\n",
+                 cli->config_path.c_str());
+    return 2;
+  }
   auto schedules = LoadSchedules(cli->config_path, cli->config);
   if (!schedules.ok()) {
     std::fprintf(stderr, "siftd: %s\n",

@@ -685,6 +685,37 @@ TEST(StreamsTest, TornTailIsRecoveredOnStart) {
   EXPECT_EQ(next->ok().stream_seq(), 3u);
 }
 
+// Damage inside the newest segment with valid records after it is damage
+// to confirmed records, not a torn tail: siftd refuses to start, naming the
+// file and offset, and cuts nothing.
+TEST(StreamsTest, DamageBeforeValidRecordsStopsTheBroker) {
+  const std::string dir = NewDataDir("damage");
+  auto siftd = StartSiftd({"--data_dir=" + dir});
+  ASSERT_NE(siftd, nullptr);
+  {
+    Raw c(siftd->endpoint());
+    ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "log", {"log.>"}).ok());
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(c.Publish("log.a", "abcdef").ok());
+  }
+  ASSERT_TRUE(siftd->Stop().ok());
+  std::string segment;
+  for (const auto& e :
+       std::filesystem::directory_iterator(dir + "/streams/log/log")) {
+    if (e.path().extension() == ".seg") segment = e.path();
+  }
+  ASSERT_FALSE(segment.empty());
+  const auto size = std::filesystem::file_size(segment);
+  {
+    std::fstream f(segment, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(40);  // inside the first record
+    f.put('!');
+  }
+  EXPECT_FALSE(siftd->Restart().ok());
+  EXPECT_TRUE(siftd->WaitForLog("followed by valid records", kTimeout))
+      << siftd->ReadLog();
+  EXPECT_EQ(std::filesystem::file_size(segment), size);
+}
+
 // The crash test: confirmed publishes (each with a sift-msg-id, retried
 // after a crash with the same id) to a stream with fsync=always while siftd
 // is SIGKILLed again and again; a durable consumer acks as it goes. After

@@ -279,13 +279,14 @@ class Server::Loop {
     }
     auto opened = streams::StreamManager::Open(
         config_.data_dir, stream_settings_,
-        [](std::string_view message,
+        [](bool warning, std::string_view message,
            std::vector<std::pair<std::string, std::string>> fields) {
           std::string details;
           for (const auto& [k, v] : fields) {
             absl::StrAppend(&details, details.empty() ? "" : " ", k, "=", v);
           }
-          Log(LogLevel::kInfo, message, {{"details", details}});
+          Log(warning ? LogLevel::kWarn : LogLevel::kInfo, message,
+              {{"details", details}});
         });
     if (!opened.ok()) {
       return absl::Status(
@@ -1589,6 +1590,11 @@ class Server::Loop {
     const wire::Fetch& f = h.fetch();
     auto options =
         ConsumerOptionsOf(f.has_ack(), f.ack(), f.pattern(), f.start());
+    if (options.ok() && f.has_ack() && !f.ack().has_max_in_flight()) {
+      // A FETCH of N with acks may hold N unacknowledged.
+      options->ack.max_in_flight =
+          std::max<uint32_t>(options->ack.max_in_flight, f.batch());
+    }
     absl::Status s = options.status();
     if (s.ok()) {
       s = streams_->Fetch(client, h.request_id(), f.sid(),

@@ -264,6 +264,25 @@ absl::Status StreamLog::Recover(RecoveryReport* report) {
               absl::StrCat("segment ", path, ": ", AV(reason), " at offset ",
                            reader.record_offset()));
         }
+        // A torn tail ends the file. Valid records after the damage mean
+        // records that were durable (confirmed) are damaged: cutting would
+        // drop them and hand their seqs to new records.
+        {
+          const uint64_t at = reader.record_offset();
+          std::string rest(file_size - at, '\0');
+          if (!PreadAll(fd, rest.data(), rest.size(), at)) {
+            return ErrnoError(errno, "cannot read", path);
+          }
+          const uint64_t good = bases[i] + seg->records - 1;
+          if (const uint64_t later =
+                  ValidRecordAfter(rest, options_.max_record_bytes, good)) {
+            return absl::DataLossError(absl::StrCat(
+                "segment ", path, ": ", AV(reason), " at offset ", at,
+                " followed by valid records (seq ", later,
+                "): records that were durable are damaged; move the file "
+                "away (the stream then starts after the segment before it)"));
+          }
+        }
         if (absl::Status s = cut(reader.record_offset(), reason); !s.ok()) {
           return s;
         }

@@ -761,7 +761,10 @@ TEST(StreamLogRecoveryTest, FlippedByteInLastRecord) {
   EXPECT_EQ(recs.back().message->payload, std::string(100, 'a' + 18));
 }
 
-TEST(StreamLogRecoveryTest, FlippedByteMidSegmentDropsTheRest) {
+// Damage with valid records after it is not a torn tail: those records
+// were durable once. Open refuses (naming file and offset) rather than cut
+// them and give their seqs to new records.
+TEST(StreamLogRecoveryTest, FlippedByteMidSegmentIsAnError) {
   const StreamLogOptions o = Opts(TestDir("rec_flip_mid"));
   const std::string file = WriteTwenty(o);
   {
@@ -769,10 +772,19 @@ TEST(StreamLogRecoveryTest, FlippedByteMidSegmentDropsTheRest) {
     f.seekp(kSegmentHeaderBytes + 10 * kFrame20 + 60);
     f.put('!');
   }
+  const auto size = fs::file_size(file);
   RecoveryReport report;
-  auto log = MustOpen(o, &report);
-  EXPECT_EQ(report.truncated_records, 10u);  // the bad one and 9 after it
-  EXPECT_EQ(log->LastSeq(), 10u);
+  auto log = StreamLog::Open(o, &report);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(log.status().message().find(
+                absl::StrCat("offset ", kSegmentHeaderBytes + 10 * kFrame20)),
+            absl::string_view::npos)
+      << log.status();
+  EXPECT_NE(log.status().message().find("followed by valid records (seq 12)"),
+            absl::string_view::npos)
+      << log.status();
+  EXPECT_EQ(fs::file_size(file), size);  // nothing cut
 }
 
 TEST(StreamLogRecoveryTest, GarbageAppended) {
@@ -956,11 +968,21 @@ TEST(StreamLogRandomTest, AppendsReopensAndTornTails) {
     const uint64_t size = fs::file_size(file);
     const uint64_t base = *ParseSegmentFileName(fs::path(file).filename().string());
     if (size <= kSegmentHeaderBytes) continue;
-    const uint64_t point = kSegmentHeaderBytes + rng() % (size - kSegmentHeaderBytes);
+    uint64_t point = kSegmentHeaderBytes + rng() % (size - kSegmentHeaderBytes);
     const int kind = static_cast<int>(rng() % 4);
     if (kind == 0) {
       fs::resize_file(file, point);
     } else if (kind == 1) {
+      // A flipped byte in the newest record (one earlier, with valid
+      // records after it, is damage to durable records: Open refuses it,
+      // FlippedByteMidSegmentIsAnError).
+      uint64_t last_start = kSegmentHeaderBytes;
+      for (uint64_t seq = base; seq + 1 < next; ++seq) {
+        const Model& m = model.at(seq);
+        last_start += kFrameOverhead + m.id.size() + m.topic.size() +
+                      m.payload.size();
+      }
+      point = last_start + rng() % (size - last_start);
       std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
       f.seekg(point);
       const char c = static_cast<char>(f.get());

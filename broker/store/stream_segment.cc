@@ -138,4 +138,18 @@ uint64_t CountFramesInTail(std::string_view tail, size_t max_body) {
   return frames;
 }
 
+uint64_t ValidRecordAfter(std::string_view tail, size_t max_body,
+                          uint64_t after_seq) {
+  for (size_t off = 1; off + kFrameHeaderBytes < tail.size(); ++off) {
+    RecordView r;
+    size_t frame_bytes = 0;
+    if (DecodeRecord(tail.substr(off), max_body, &r, &frame_bytes) ==
+            DecodeResult::kOk &&
+        r.seq > after_seq) {
+      return r.seq;
+    }
+  }
+  return 0;
+}
+
 }  // namespace sift::store

@@ -109,6 +109,13 @@ class SegmentReader {
 // prefixes while they are in range; a torn frame or garbage counts as one.
 uint64_t CountFramesInTail(std::string_view tail, size_t max_body);
 
+// The seq of the first record that decodes whole (checksum included) at
+// any offset after the start of `tail` and has a seq above `after_seq`, or
+// 0 if there is none: a damaged record followed by valid ones is damage
+// amid durable records, not a torn tail.
+uint64_t ValidRecordAfter(std::string_view tail, size_t max_body,
+                          uint64_t after_seq);
+
 }  // namespace sift::store
 
 #endif  // SIFT_BROKER_STORE_STREAM_SEGMENT_H_

@@ -195,6 +195,11 @@ absl::Status ValidateStreamSettings(const StreamSettings& s) {
         "stream \"", s.name, "\" segment_max_bytes must be between 4096 and ",
         uint64_t{1} << 30, " (got ", s.segment_max_bytes, ")"));
   }
+  if (s.max_bytes != 0 && s.max_bytes < 4096) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stream \"", s.name, "\" max_bytes must be 0 (unlimited) or at least "
+        "4096 (got ", s.max_bytes, ")"));
+  }
   if (s.max_bytes != 0 && s.max_bytes < s.segment_max_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "stream \"", s.name, "\" max_bytes (", s.max_bytes,

@@ -167,6 +167,7 @@ struct StreamManager::Stream {
   std::map<std::string, std::string> saved;  // loaded states, not yet used
   uint64_t durable_seen = 0;
   bool failed_logged = false;
+  bool store_failed_logged = false;
   struct Confirm {
     uint64_t seq;
     bool duplicate;
@@ -259,10 +260,12 @@ absl::Status StreamManager::OpenStream(StreamSettings settings,
   s->dir = absl::StrCat(data_dir_, "/streams/", settings.name);
   if (absl::Status st = MakeDir(s->dir); !st.ok()) return st;
   if (create) {
-    if (absl::Status st = WriteFileAtomic(absl::StrCat(s->dir, "/stream.toml"),
-                                          StreamSettingsToToml(settings));
-        !st.ok()) {
-      return st;
+    // Written only when it changes: a full disk must not stop a restart.
+    const std::string file = absl::StrCat(s->dir, "/stream.toml");
+    const std::string text = StreamSettingsToToml(settings);
+    absl::StatusOr<std::string> old = ReadFile(file);
+    if (!old.ok() || *old != text) {
+      if (absl::Status st = WriteFileAtomic(file, text); !st.ok()) return st;
     }
   }
   store::RecoveryReport report;
@@ -274,7 +277,7 @@ absl::Status StreamManager::OpenStream(StreamSettings settings,
                                      log.status().message()));
   }
   if (report.truncated()) {
-    log_("stream recovered: torn or corrupt tail cut",
+    log_(true, "stream recovered: torn or corrupt tail cut",
          {{"stream", settings.name},
           {"file", report.file},
           {"offset", absl::StrCat(report.offset)},
@@ -300,7 +303,7 @@ absl::Status StreamManager::OpenStream(StreamSettings settings,
     auto m = std::make_shared<delivery::StoredMessage>();
     int64_t due = 0;
     if (!DecodeHeld(text, &due, m.get())) {
-      log_("held message unreadable: removed",
+      log_(true, "held message unreadable: removed",
            {{"stream", settings.name}, {"file", key}});
       s->held->Remove(key);
       continue;
@@ -322,6 +325,18 @@ absl::Status StreamManager::OpenStream(StreamSettings settings,
       return absl::DataLossError(absl::StrCat(
           raw->dir, "/consumers/", name, ".state: ", st.message()));
     }
+    if (floor > raw->log->LastSeq()) {
+      // Acknowledged past the end: records it saw were lost (a machine
+      // crash with fsync=never). Its position follows the log, so records
+      // appended from now on (which reuse those seqs) reach it.
+      log_(true, "consumer position past the stream's end: moved back",
+           {{"stream", raw->settings.name},
+            {"consumer", name},
+            {"ack_floor", absl::StrCat(floor)},
+            {"last_seq", absl::StrCat(raw->log->LastSeq())}});
+      floor = raw->log->LastSeq();
+      acked.clear();
+    }
     auto slot = std::make_unique<Slot>();
     slot->id = next_slot_++;
     slot->stream = raw;
@@ -330,7 +345,7 @@ absl::Status StreamManager::OpenStream(StreamSettings settings,
     slots_[slot->id] = std::move(slot);
   }
   raw->saved.clear();
-  log_("stream open",
+  log_(false, "stream open",
        {{"stream", raw->settings.name},
         {"first_seq", absl::StrCat(raw->log->FirstSeq())},
         {"last_seq", absl::StrCat(raw->log->LastSeq())},
@@ -966,7 +981,7 @@ bool StreamManager::Pump(Slot& slot, int64_t now,
         // rather than wait for news that may not come.
         if (!read.ok() && !slot.read_error_logged) {
           slot.read_error_logged = true;
-          log_("stream read failed: consumer waits",
+          log_(true, "stream read failed: consumer waits",
                {{"stream", slot.stream->settings.name},
                 {"seq", absl::StrCat(c.next_seq())},
                 {"error", std::string(read.message())}});
@@ -1040,9 +1055,19 @@ void StreamManager::Process(int64_t now,
       answers->push_back(std::move(a));
       s->confirms.pop_front();
     }
+    for (ConsumerStore* store : {s->store.get(), s->held.get()}) {
+      if (store == nullptr || s->store_failed_logged) continue;
+      absl::Status bad = store->writer_status();
+      if (!bad.ok()) {
+        s->store_failed_logged = true;
+        log_(true, "stream's consumer positions or kept messages can no longer be "
+             "saved: they are lost at the next restart",
+             {{"stream", s->settings.name}, {"error", std::string(bad.message())}});
+      }
+    }
     if (!failed.ok() && !s->failed_logged) {
       s->failed_logged = true;
-      log_("stream writer failed: nothing more is stored until siftd "
+      log_(true, "stream writer failed: nothing more is stored until siftd "
            "restarts",
            {{"stream", s->settings.name},
             {"error", std::string(failed.message())}});

@@ -113,9 +113,11 @@ struct Capture {
 
 class StreamManager {
  public:
-  using Logger = std::function<void(std::string_view message,
-                                    std::vector<std::pair<std::string,
-                                                          std::string>>)>;
+  // How the manager logs: `warning` for what an operator must look at
+  // (damage cut, a writer that failed), else information.
+  using Logger = std::function<void(
+      bool warning, std::string_view message,
+      std::vector<std::pair<std::string, std::string>>)>;
 
   // Opens every stream under <data_dir>/streams and creates those of
   // `configured` that are missing (a configured stream whose settings

@@ -387,6 +387,12 @@ TEST(AcksTest, DeclaredQueuesHoldMessagesUntilAWorkerComes) {
   AckOptions ack = Fast(absl::Seconds(30));
   ASSERT_TRUE(pub->Declare("jobs.>", "pool", ack).ok());
   ASSERT_TRUE(pub->Declare("jobs.>", "pool", ack).ok());  // idempotent
+  {  // other group settings for the same queue: refused, the first stands
+    AckOptions other = ack;
+    other.max_queued = ack.max_queued.value_or(100000) + 1;
+    absl::Status s = pub->Declare("jobs.>", "pool", other);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  }
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(pub->PublishConfirmed("jobs.x", absl::StrCat(i), kTimeout).ok());
   }

@@ -1829,7 +1829,23 @@ class Server::Loop {
                      const wire::Header& h) {
     const wire::Declare& d = h.declare();
     const std::string key = absl::StrCat(d.queue_group(), "\n", d.pattern());
-    if (declared_.contains(key)) {
+    if (auto it = declared_.find(key); it != declared_.end()) {
+      // Idempotent for the same group settings; others are refused, as a
+      // member that disagrees with its group is.
+      const delivery::AckPolicy again = AckPolicyOf(d.ack());
+      const delivery::AckPolicy& first = it->second;
+      if (again.max_deliver != first.max_deliver ||
+          again.max_queued != first.max_queued ||
+          again.backoff != first.backoff) {
+        return SendClientError(
+            routing_id, true, client, h.request_id(), wire::INVALID_REQUEST,
+            absl::StrCat("queue group \"", d.queue_group(), "\" on \"",
+                         d.pattern(),
+                         "\" was declared with other max_deliver, "
+                         "max_queued or backoff (",
+                         first.max_deliver, ", ", first.max_queued,
+                         "): the first declaration stands"));
+      }
       return Answer(routing_id, client, h.request_id(), absl::OkStatus());
     }
     if (d.queue_group().empty()) {
@@ -1864,7 +1880,7 @@ class Server::Loop {
         s = protocol::WireError(wire::INVALID_REQUEST,
                                 absl::StrCat("ack: ", s.message()));
       } else {
-        declared_.insert(key);
+        declared_.emplace(key, policy);
         deliveries_idle_ = false;
       }
     }
@@ -2697,7 +2713,7 @@ class Server::Loop {
   // members, and which (group, pattern) pairs it holds.
   Router::ClientHandle declared_client_ = kNone;
   uint64_t declared_sids_ = 0;
-  absl::flat_hash_set<std::string> declared_;
+  absl::flat_hash_map<std::string, delivery::AckPolicy> declared_;
   store::RetainedStore retained_{config_.max_retained,
                                  config_.max_retained_bytes};
   delivery::ScheduledMessages scheduled_{config_.max_delayed,

@@ -282,7 +282,7 @@ TEST(StreamsTest, AddInfoListDeleteAndTheirErrors) {
     auto r = watcher.dealer().Recv(absl::Milliseconds(200));
     told = r && r->header && r->header->has_error() &&
            r->header->error().code() == wire::UNKNOWN_STREAM &&
-           r->header->request_id() == 0;
+           r->header->request_id() == 0 && r->header->error().sid() == 4;
   }
   EXPECT_TRUE(told);
   EXPECT_EQ(CodeOf(c2.Stream(wire::STREAM_INFO, "audit")),

@@ -1694,6 +1694,15 @@ class Server::Loop {
     for (const streams::StreamAnswer& a : stream_answers_) {
       if (!router_.IsLive(a.client)) continue;
       const std::string routing_id = sessions_[a.client].routing_id;
+      if (a.ended_sid != 0) {  // a notice that ends a subscription
+        wire::Header notice;
+        notice.mutable_error()->set_code(protocol::WireCodeOf(a.status));
+        notice.mutable_error()->set_message(std::string(a.status.message()));
+        notice.mutable_error()->set_sid(a.ended_sid);
+        router_.RecordErrorSent();
+        SendHeader(routing_id, notice);
+        continue;
+      }
       if (!a.status.ok()) {
         Answer(routing_id, a.client, a.request_id, a.status);
         continue;

@@ -533,11 +533,13 @@ absl::Status StreamManager::Delete(const std::string& name) {
     doomed.push_back(id);
     // Its subscription and its waiting FETCHes are told they ended.
     if (slot->push) {
-      notices_.push_back(StreamAnswer{
+      StreamAnswer notice{
           slot->client, 0,
           Unknown(absl::StrCat("stream \"", name,
                                "\" was deleted: subscription ", slot->sid,
-                               " ended"))});
+                               " ended"))};
+      notice.ended_sid = slot->sid;
+      notices_.push_back(std::move(notice));
     }
     for (const Pull& p : slot->pulls) {
       notices_.push_back(StreamAnswer{

@@ -75,6 +75,7 @@ struct StreamAnswer {
   uint64_t stream_seq = 0;
   bool duplicate = false;
   uint32_t delivered = 0;
+  uint64_t ended_sid = 0;  // a notice ending this subscription (ERROR.sid)
 };
 
 struct ConsumerView {

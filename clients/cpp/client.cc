@@ -1316,6 +1316,12 @@ class ClientCore {
           broker_dropped_.fetch_add(h.error().dropped());
           return;
         }
+        if (h.request_id() == 0 && h.error().sid() != 0) {
+          // A notice that one of our subscriptions ended (its stream was
+          // deleted): Next() returns what is left, then Cancelled.
+          ForgetSub(h.error().sid());
+          return;
+        }
         const bool lost_session = h.error().code() == wire::HELLO_REQUIRED;
         Fulfil(h.request_id(),
                protocol::WireError(h.error().code(), h.error().message()));

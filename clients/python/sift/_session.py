@@ -506,6 +506,14 @@ class Session:
             self._report(SlowConsumer(e.message, dropped=e.dropped))
             return
         exc = error_for_code(code, e.message)
+        if not rid and getattr(e, "sid", 0):
+            # A notice that ends one of our subscriptions (its stream was
+            # deleted): its iterator ends with this error.
+            sub = self.subs.pop(e.sid, None)
+            if sub is not None:
+                self._close_sink(sub, exc)
+            self._report(exc)
+            return
         if rid and rid == self.hello_rid:
             self._on_hello_error(exc)
             return

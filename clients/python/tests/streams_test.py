@@ -262,6 +262,19 @@ class StreamsTest(_DataDir, BrokerTestCase):
         with self.assertRaises(sift.UnknownStream):
             c.stream_info(name)
 
+    def test_deleting_a_stream_ends_its_subscriptions(self):
+        c = self.client()
+        name, prefix = self.stream(c)
+        c.publish_confirmed(prefix + ".a", b"one")
+        sub = c.subscribe(prefix + ".>", stream=name, deliver="all")
+        self.assertEqual(sub.next(5).payload, b"one")
+        c.delete_stream(name)
+        # The broker's notice ends it: the iterator raises, it does not wait.
+        start = time.monotonic()
+        with self.assertRaises(sift.UnknownStream):
+            sub.next(5)
+        self.assertLess(time.monotonic() - start, 4)
+
     def test_admin_errors(self):
         c = self.client()
         name, prefix = self.stream(c)

@@ -213,6 +213,57 @@ TEST(AcksTest, WorkQueuesMoveTasksBetweenWorkers) {
   ASSERT_TRUE(a->Ack(*rescued).ok());
 }
 
+// Workers of queue group "pool" on `pattern`, prefetch 10, that record
+// each task (the payload's number) and acknowledge it.
+struct AckingWorkers {
+  absl::Mutex mu;
+  std::multiset<int> done ABSL_GUARDED_BY(mu);
+  int redelivered ABSL_GUARDED_BY(mu) = 0;
+  std::vector<std::unique_ptr<Client>> clients;
+  std::vector<std::unique_ptr<Subscription>> subs;
+
+  void Start(const std::string& endpoint, const std::string& pattern,
+             int count) {
+    for (int w = 0; w < count; ++w) {
+      clients.push_back(Connect(endpoint));
+      ASSERT_NE(clients.back(), nullptr);
+      Client* c = clients.back().get();
+      SubscribeOptions o;
+      AckOptions ack = Fast(absl::Seconds(30));
+      ack.max_in_flight = 10;
+      o.ack = ack;
+      o.queue_group = "pool";
+      o.callback = [this, c](const Message& m) {
+        int n = 0;
+        EXPECT_TRUE(absl::SimpleAtoi(
+            absl::string_view(m.payload().data(), m.payload().size()), &n));
+        if (c->Ack(m).ok()) {
+          absl::MutexLock lock(&mu);
+          done.insert(n);
+          if (m.attempt() > 1) ++redelivered;
+        }
+      };
+      auto sub = c->Subscribe(pattern, o);
+      ASSERT_TRUE(sub.ok()) << sub.status();
+      subs.push_back(*std::move(sub));
+    }
+  }
+
+  // Waits (bounded) until `n` tasks are done, then a little more, so that
+  // anything done twice would show.
+  void WaitFor(size_t n) {
+    const absl::Time deadline = absl::Now() + kTimeout;
+    for (;;) {
+      {
+        absl::MutexLock lock(&mu);
+        if (done.size() >= n || absl::Now() > deadline) break;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    absl::SleepFor(absl::Milliseconds(300));
+  }
+};
+
 // 1,000 tasks over three workers with prefetch 10, each acked once: every
 // task is done exactly once, none is redelivered.
 TEST(AcksTest, AThousandTasksAreEachDoneOnce) {
@@ -220,51 +271,16 @@ TEST(AcksTest, AThousandTasksAreEachDoneOnce) {
   ASSERT_NE(siftd, nullptr);
   auto pub = Connect(siftd->endpoint());
   ASSERT_NE(pub, nullptr);
-  absl::Mutex mu;
-  std::multiset<int> done;
-  int redelivered = 0;
-  std::vector<std::unique_ptr<Client>> workers;
-  std::vector<std::unique_ptr<Subscription>> subs;
-  for (int w = 0; w < 3; ++w) {
-    workers.push_back(Connect(siftd->endpoint()));
-    ASSERT_NE(workers.back(), nullptr);
-    Client* c = workers.back().get();
-    SubscribeOptions o;
-    AckOptions ack = Fast(absl::Seconds(30));
-    ack.max_in_flight = 10;
-    o.ack = ack;
-    o.queue_group = "pool";
-    o.callback = [&, c](const Message& m) {
-      int n = 0;
-      EXPECT_TRUE(absl::SimpleAtoi(
-          absl::string_view(m.payload().data(), m.payload().size()), &n));
-      {
-        absl::MutexLock lock(&mu);
-        done.insert(n);
-        if (m.attempt() > 1) ++redelivered;
-      }
-      EXPECT_TRUE(c->Ack(m).ok());
-    };
-    auto s = c->Subscribe("work", o);
-    ASSERT_TRUE(s.ok()) << s.status();
-    subs.push_back(*std::move(s));
-  }
+  AckingWorkers workers;
+  workers.Start(siftd->endpoint(), "work", 3);
   for (int i = 0; i < 1000; ++i) {
     ASSERT_TRUE(pub->Publish("work", absl::StrCat(i)).ok());
   }
-  const absl::Time deadline = absl::Now() + kTimeout;
-  for (;;) {
-    {
-      absl::MutexLock lock(&mu);
-      if (done.size() >= 1000 || absl::Now() > deadline) break;
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  absl::SleepFor(absl::Milliseconds(200));  // anything extra would show
-  absl::MutexLock lock(&mu);
-  EXPECT_EQ(done.size(), 1000u);
-  for (int i = 0; i < 1000; ++i) EXPECT_EQ(done.count(i), 1u) << i;
-  EXPECT_EQ(redelivered, 0);
+  workers.WaitFor(1000);
+  absl::MutexLock lock(&workers.mu);
+  EXPECT_EQ(workers.done.size(), 1000u);
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(workers.done.count(i), 1u) << i;
+  EXPECT_EQ(workers.redelivered, 0);
 }
 
 // A work queue of 4 workers, one of which vanishes mid-task (its socket
@@ -302,51 +318,17 @@ TEST(AcksTest, AWorkerKilledMidTaskLosesNothing) {
     if (r && r->header && r->header->has_deliver()) ++held;
   }
   ASSERT_EQ(held, 5);
-  absl::Mutex mu;
-  std::multiset<int> acked;
-  int redelivered = 0;
-  std::vector<std::unique_ptr<Client>> workers;
-  std::vector<std::unique_ptr<Subscription>> subs;
-  for (int w = 0; w < 3; ++w) {
-    workers.push_back(Connect(siftd->endpoint()));
-    ASSERT_NE(workers.back(), nullptr);
-    Client* c = workers.back().get();
-    SubscribeOptions o;
-    AckOptions ack = Fast(absl::Seconds(30));
-    ack.max_in_flight = 10;
-    o.ack = ack;
-    o.queue_group = "pool";
-    o.callback = [&, c](const Message& m) {
-      int n = 0;
-      EXPECT_TRUE(absl::SimpleAtoi(
-          absl::string_view(m.payload().data(), m.payload().size()), &n));
-      if (c->Ack(m).ok()) {
-        absl::MutexLock lock(&mu);
-        acked.insert(n);
-        if (m.attempt() > 1) ++redelivered;
-      }
-    };
-    auto s = c->Subscribe("jobs", o);
-    ASSERT_TRUE(s.ok()) << s.status();
-    subs.push_back(*std::move(s));
-  }
+  AckingWorkers workers;
+  workers.Start(siftd->endpoint(), "jobs", 3);
   for (int i = 5; i < 1000; ++i) {
     ASSERT_TRUE(pub->Publish("jobs", absl::StrCat(i)).ok());
   }
   doomed.CloseNow();  // mid-task
-  const absl::Time deadline = absl::Now() + kTimeout;
-  for (;;) {
-    {
-      absl::MutexLock lock(&mu);
-      if (acked.size() >= 1000 || absl::Now() > deadline) break;
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  absl::SleepFor(absl::Milliseconds(300));  // anything extra would show
-  absl::MutexLock lock(&mu);
-  EXPECT_EQ(acked.size(), 1000u);
-  for (int i = 0; i < 1000; ++i) EXPECT_EQ(acked.count(i), 1u) << i;
-  EXPECT_EQ(redelivered, 5);  // the vanished worker's five
+  workers.WaitFor(1000);
+  absl::MutexLock lock(&workers.mu);
+  EXPECT_EQ(workers.done.size(), 1000u);
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(workers.done.count(i), 1u) << i;
+  EXPECT_EQ(workers.redelivered, 5);  // the vanished worker's five
 }
 
 // An ACK of an id that is not in flight (twice, or made up) gets

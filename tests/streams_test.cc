@@ -654,23 +654,32 @@ TEST(StreamsTest, FullDiskGivesStoreFullAndOtherTrafficContinues) {
   EXPECT_EQ(Reap(pid, absl::Seconds(10)), 0) << ReadFile(log);
 }
 
+// siftd on `dir` with a stream "log" of three confirmed records, stopped;
+// *segment is its segment file ("" after a failure).
+void ThreeRecordsThenStop(const std::string& dir,
+                          std::unique_ptr<SiftdProcess>* siftd,
+                          std::string* segment) {
+  *siftd = StartSiftd({"--data_dir=" + dir});
+  ASSERT_NE(*siftd, nullptr);
+  {
+    Raw c((*siftd)->endpoint());
+    ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "log", {"log.>"}).ok());
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(c.Publish("log.a", "abcdef").ok());
+  }
+  ASSERT_TRUE((*siftd)->Stop().ok());
+  for (const auto& e :
+       std::filesystem::directory_iterator(dir + "/streams/log/log")) {
+    if (e.path().extension() == ".seg") *segment = e.path();
+  }
+}
+
 // A torn tail (a record cut in half, as a crash mid-write leaves it) is cut
 // off on start, with a log line; the records before it stay.
 TEST(StreamsTest, TornTailIsRecoveredOnStart) {
   const std::string dir = NewDataDir("torn");
-  auto siftd = StartSiftd({"--data_dir=" + dir});
-  ASSERT_NE(siftd, nullptr);
-  {
-    Raw c(siftd->endpoint());
-    ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "log", {"log.>"}).ok());
-    for (int i = 0; i < 3; ++i) ASSERT_TRUE(c.Publish("log.a", "abcdef").ok());
-  }
-  ASSERT_TRUE(siftd->Stop().ok());
+  std::unique_ptr<SiftdProcess> siftd;
   std::string segment;
-  for (const auto& e :
-       std::filesystem::directory_iterator(dir + "/streams/log/log")) {
-    if (e.path().extension() == ".seg") segment = e.path();
-  }
+  ThreeRecordsThenStop(dir, &siftd, &segment);
   ASSERT_FALSE(segment.empty());
   const auto size = std::filesystem::file_size(segment);
   std::filesystem::resize_file(segment, size - 3);  // the last record torn
@@ -690,19 +699,9 @@ TEST(StreamsTest, TornTailIsRecoveredOnStart) {
 // file and offset, and cuts nothing.
 TEST(StreamsTest, DamageBeforeValidRecordsStopsTheBroker) {
   const std::string dir = NewDataDir("damage");
-  auto siftd = StartSiftd({"--data_dir=" + dir});
-  ASSERT_NE(siftd, nullptr);
-  {
-    Raw c(siftd->endpoint());
-    ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "log", {"log.>"}).ok());
-    for (int i = 0; i < 3; ++i) ASSERT_TRUE(c.Publish("log.a", "abcdef").ok());
-  }
-  ASSERT_TRUE(siftd->Stop().ok());
+  std::unique_ptr<SiftdProcess> siftd;
   std::string segment;
-  for (const auto& e :
-       std::filesystem::directory_iterator(dir + "/streams/log/log")) {
-    if (e.path().extension() == ".seg") segment = e.path();
-  }
+  ThreeRecordsThenStop(dir, &siftd, &segment);
   ASSERT_FALSE(segment.empty());
   const auto size = std::filesystem::file_size(segment);
   {

@@ -361,45 +361,37 @@ StreamManager::Stream* StreamManager::Find(std::string_view name) const {
   return nullptr;
 }
 
-bool StreamManager::Captures(std::string_view topic) const {
-  if (IsInbox(topic)) return false;
+StreamManager::Stream* StreamManager::Capturing(std::string_view topic) const {
   for (const auto& s : streams_) {
     for (const std::string& p : s->settings.subjects) {
-      if (topic::PatternMatches(p, topic)) return true;
+      if (topic::PatternMatches(p, topic)) return s.get();
     }
   }
-  return false;
+  return nullptr;
+}
+
+bool StreamManager::Captures(std::string_view topic) const {
+  return !IsInbox(topic) && Capturing(topic) != nullptr;
 }
 
 Capture StreamManager::Append(std::string_view topic,
                               const delivery::MessageRef& message,
                               int64_t unix_ms, std::string_view msg_id) {
   Capture c;
-  if (IsInbox(topic)) return c;
-  for (const auto& s : streams_) {
-    bool match = false;
-    for (const std::string& p : s->settings.subjects) {
-      if (topic::PatternMatches(p, topic)) {
-        match = true;
-        break;
-      }
-    }
-    if (!match) continue;
-    c.captured = true;
-    c.stream = s->settings.name;
-    absl::Status st = s->log->Append(message, unix_ms, msg_id, &c.seq);
-    if (st.ok()) return c;
-    if (absl::IsAlreadyExists(st)) {
-      c.duplicate = true;
-      return c;
-    }
-    c.status = protocol::WireError(
-        absl::IsInvalidArgument(st) ? wire::PAYLOAD_TOO_LARGE
-                                    : wire::STORE_FULL,
-        absl::StrCat("stream \"", s->settings.name,
-                     "\" did not store it: ", st.message()));
+  Stream* s = IsInbox(topic) ? nullptr : Capturing(topic);
+  if (s == nullptr) return c;
+  c.captured = true;
+  c.stream = s->settings.name;
+  absl::Status st = s->log->Append(message, unix_ms, msg_id, &c.seq);
+  if (st.ok()) return c;
+  if (absl::IsAlreadyExists(st)) {
+    c.duplicate = true;
     return c;
   }
+  c.status = protocol::WireError(
+      absl::IsInvalidArgument(st) ? wire::PAYLOAD_TOO_LARGE : wire::STORE_FULL,
+      absl::StrCat("stream \"", s->settings.name,
+                   "\" did not store it: ", st.message()));
   return c;
 }
 
@@ -418,33 +410,24 @@ void StreamManager::ConfirmWhenDurable(const std::string& stream, uint64_t seq,
 
 std::optional<std::pair<std::string, uint64_t>> StreamManager::SaveRetained(
     const delivery::MessageRef& message) {
-  for (const auto& s : streams_) {
-    for (const std::string& p : s->settings.subjects) {
-      if (!topic::PatternMatches(p, message->topic)) continue;
-      const std::string key = TopicKey(message->topic);
-      const uint64_t ticket = message->payload.empty()
-                                  ? s->held->Remove(key)
-                                  : s->held->Put(key, EncodeHeld(0, *message));
-      return std::make_pair(s->settings.name, ticket);
-    }
-  }
-  return std::nullopt;
+  Stream* s = Capturing(message->topic);
+  if (s == nullptr) return std::nullopt;
+  const std::string key = TopicKey(message->topic);
+  const uint64_t ticket = message->payload.empty()
+                              ? s->held->Remove(key)
+                              : s->held->Put(key, EncodeHeld(0, *message));
+  return std::make_pair(s->settings.name, ticket);
 }
 
 std::optional<StreamManager::Saved> StreamManager::SaveDelayed(
     const delivery::MessageRef& message, int64_t due_unix_ms) {
-  for (const auto& s : streams_) {
-    for (const std::string& p : s->settings.subjects) {
-      if (!topic::PatternMatches(p, message->topic)) continue;
-      // Unique across restarts: the time it was made and a counter.
-      const std::string key = absl::StrCat(
-          "d-", absl::ToUnixMillis(absl::Now()), "-", ++next_held_key_);
-      const uint64_t ticket =
-          s->held->Put(key, EncodeHeld(due_unix_ms, *message));
-      return Saved{s->settings.name, key, ticket};
-    }
-  }
-  return std::nullopt;
+  Stream* s = Capturing(message->topic);
+  if (s == nullptr) return std::nullopt;
+  // Unique across restarts: the time it was made and a counter.
+  const std::string key = absl::StrCat("d-", absl::ToUnixMillis(absl::Now()),
+                                       "-", ++next_held_key_);
+  const uint64_t ticket = s->held->Put(key, EncodeHeld(due_unix_ms, *message));
+  return Saved{s->settings.name, key, ticket};
 }
 
 void StreamManager::ForgetDelayed(const std::string& stream,

@@ -263,6 +263,9 @@ class StreamManager {
   absl::Status OpenStream(StreamSettings settings, bool from_config,
                           bool create);
   Stream* Find(std::string_view name) const;
+  // The stream whose subjects match `topic` (the first in creation order;
+  // subjects do not overlap), or null.
+  Stream* Capturing(std::string_view topic) const;
   // INVALID_REQUEST if `pattern` (non-empty) can match no subject of `s`.
   absl::Status CheckPattern(const Stream& s, const std::string& pattern) const;
   StreamView ViewOf(const Stream& s) const;

@@ -30,8 +30,8 @@ from ._session import (ACK, BATCH_PAYLOAD_LIMIT, CONFIRM, RELOAD, STATS,
                        STREAM, SUB, UNSUB, Session, SubState)
 from ._publish import When
 from ._validate import HeadersArg, Name
-from .client import (DEFAULT_ENDPOINT, _fetch_args, _publish_ack,
-                     check_endpoint, check_message, check_options,
+from .client import (DEFAULT_ENDPOINT, _SubscriptionBase, _fetch_args,
+                     _publish_ack, check_endpoint, check_message, check_options,
                      configure_socket, declare_frame,
                      request_timeout_message, sub_args)
 from .errors import (ClientClosed, MessagesDropped, NotConnected, PendingLimit,
@@ -77,57 +77,17 @@ class _AsyncSession(Session):
         return AsyncMessage(client=self._client, **fields)
 
 
-class AsyncSubscription:
+class AsyncSubscription(_SubscriptionBase):
     """A live subscription of an AsyncClient: ``await sub.next(timeout)``,
     ``async for msg in sub``, or a callback. Use ``async with`` or
     ``await sub.unsubscribe()`` to stop it. Not thread-safe."""
-
-    def __init__(self, client: "AsyncClient", state: SubState,
-                 queue: AsyncQueue, has_callback: bool) -> None:
-        self._client = client
-        self._state = state
-        self._queue = queue
-        self._has_callback = has_callback
-        self._active = True
-
-    @property
-    def sid(self) -> int:
-        """The subscription id (unique per client)."""
-        return self._state.sid
-
-    @property
-    def pattern(self) -> str:
-        """The pattern subscribed to."""
-        return self._state.pattern.decode("latin-1")
-
-    @property
-    def queue_group(self) -> str:
-        """The queue group ("" if none)."""
-        return self._state.queue_group.decode("latin-1")
-
-    @property
-    def stream(self) -> Optional[StreamStart]:
-        """The stream this subscription consumes (None: live routing)."""
-        return self._state.stream
-
-    @property
-    def dropped(self) -> int:
-        """Messages dropped because the local queue was full (ever)."""
-        return self._queue.dropped
-
-    @property
-    def closed(self) -> bool:
-        """True once unsubscribed or closed (queued messages may remain)."""
-        return self._queue.closed
 
     async def next(self, timeout: Optional[float] = None) -> AsyncMessage:
         """The next message, waiting up to ``timeout`` seconds (None: until
         one comes or the subscription closes). Raises Timeout,
         MessagesDropped (once per run of drops; call again),
         SubscriptionClosed, or the error that ended the subscription."""
-        if self._has_callback:
-            raise SiftError("this subscription delivers to its callback; "
-                            "next() is not used")
+        self._check_pull()
         return await self._queue.pop(  # type: ignore[return-value]
             _args.optional_seconds(timeout, "timeout"))
 

@@ -251,16 +251,11 @@ class _ClientSession(Session):
         return Message(client=self._client, **fields)
 
 
-class Subscription:
-    """A live subscription of a blocking Client.
+class _SubscriptionBase:
+    """What Subscription and AsyncSubscription share: the subscription's
+    state and its local queue."""
 
-    Without a callback, messages queue (bounded: the client's
-    queue_max_messages and queue_max_bytes) until next() or iteration takes
-    them. next() may be called from any thread; each message goes to one
-    caller. Use it as a context manager, or call unsubscribe(), to stop it.
-    """
-
-    def __init__(self, client: "Client", state: SubState, queue: SyncQueue,
+    def __init__(self, client: Any, state: SubState, queue: Any,
                  has_callback: bool) -> None:
         self._client = client
         self._state = state
@@ -291,13 +286,28 @@ class Subscription:
     @property
     def dropped(self) -> int:
         """Messages dropped because this subscription's local queue was
-        full, since it was made (never decreases). Thread-safe."""
+        full, since it was made (never decreases)."""
         return self._queue.dropped
 
     @property
     def closed(self) -> bool:
         """True once unsubscribed or closed (queued messages may remain)."""
         return self._queue.closed
+
+    def _check_pull(self) -> None:
+        if self._has_callback:
+            raise SiftError("this subscription delivers to its callback; "
+                            "next() is not used")
+
+
+class Subscription(_SubscriptionBase):
+    """A live subscription of a blocking Client.
+
+    Without a callback, messages queue (bounded: the client's
+    queue_max_messages and queue_max_bytes) until next() or iteration takes
+    them. next() may be called from any thread; each message goes to one
+    caller. Use it as a context manager, or call unsubscribe(), to stop it.
+    """
 
     def next(self, timeout: Optional[float] = None) -> Message:
         """The next message, waiting up to ``timeout`` seconds (None: until
@@ -317,9 +327,7 @@ class Subscription:
             subscribed again after a reconnect (its code says why).
           SiftError: the subscription has a callback (next() is not used).
         """
-        if self._has_callback:
-            raise SiftError("this subscription delivers to its callback; "
-                            "next() is not used")
+        self._check_pull()
         return self._queue.pop(_args.optional_seconds(timeout, "timeout"))
 
     def __iter__(self) -> Iterator[Message]:

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "broker/base/absl_view.h"
+#include "broker/base/toml_text.h"
 #include "toml++/toml.h"
 
 namespace sift::delivery {
@@ -522,6 +523,40 @@ absl::StatusOr<std::vector<Schedule>> ParseScheduleSections(
   }
   if (!problems.empty()) {
     return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
+  }
+  return out;
+}
+
+bool operator==(const Schedule& a, const Schedule& b) {
+  return a.name == b.name && a.topic == b.topic && a.payload == b.payload &&
+         a.headers == b.headers && a.interval_ms == b.interval_ms &&
+         (a.interval_ms != 0 || a.cron == b.cron);
+}
+
+// Written a line at a time: headers keep their order, which a toml::table
+// would sort.
+std::string ScheduleSectionsToToml(const std::vector<Schedule>& schedules) {
+  std::string out;
+  auto line = [&out](std::string text) {
+    out += text;
+    out += "\n";
+  };
+  for (const Schedule& s : schedules) {
+    out += "\n[[schedules]]\n";
+    line(TomlKeyValue("name", s.name));
+    line(TomlKeyValue("topic", s.topic));
+    line(TomlKeyValue("payload", s.payload));
+    if (s.interval_ms > 0) {
+      line(TomlKeyValue("every_ms", s.interval_ms));
+    } else {
+      line(TomlKeyValue("cron", s.cron.text));
+    }
+    if (!s.headers.empty()) {
+      out += "[schedules.headers]\n";
+      for (const auto& [key, value] : s.headers) {
+        line(TomlKeyValue(key, value));
+      }
+    }
   }
   return out;
 }

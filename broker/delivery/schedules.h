@@ -85,6 +85,13 @@ struct Schedule {
   CronSpec cron;            // meaningful when interval_ms == 0
 };
 
+// Compares every field; a cron schedule's by its CronSpec (the fields'
+// values, not the text).
+bool operator==(const Schedule& a, const Schedule& b);
+inline bool operator!=(const Schedule& a, const Schedule& b) {
+  return !(a == b);
+}
+
 // Shortest every_ms accepted.
 inline constexpr int64_t kMinScheduleIntervalMs = 100;
 
@@ -106,6 +113,12 @@ struct ScheduleLimits {
 absl::StatusOr<std::vector<Schedule>> ParseScheduleSections(
     std::string_view toml_text, std::string_view source_name,
     const ScheduleLimits& limits = ScheduleLimits());
+
+// `schedules` as [[schedules]] tables (a cron schedule with its expression
+// as written; headers in order, as a [schedules.headers] table). For siftd
+// --print-config: ParseScheduleSections of the result gives `schedules`
+// back. The tables go after a file's top-level keys.
+std::string ScheduleSectionsToToml(const std::vector<Schedule>& schedules);
 
 // ScheduleTimer says which schedules are due. An interval schedule fires at
 // start + k * interval_ms (start = the time given to the constructor, so the

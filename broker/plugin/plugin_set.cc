@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "broker/base/absl_view.h"
+#include "broker/base/toml_text.h"
 #include "broker/plugin/builtins.h"
 #include "broker/plugin/dynamic_plugin.h"
 #include "broker/plugin/header_filter.h"
@@ -133,6 +134,22 @@ void ParseChain(const toml::node& node, std::string_view where,
                        return a.line != b.line ? a.line < b.line
                                                : a.column < b.column;
                      });
+    bool twice = false;
+    for (size_t i = 1; i < settings.size() && !twice; ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (settings[j].name == settings[i].name) {
+          // Only a dotted key and the same name quoted can do this
+          // (set.tenant and 'set.tenant'); one setting cannot have two
+          // values, and --print-config could not write both back.
+          problems->Add(*settings[i].value,
+                        absl::StrCat(AV(where), ": setting \"",
+                                     settings[i].name, "\" is given twice"));
+          twice = true;
+          break;
+        }
+      }
+    }
+    if (twice) continue;
     for (const Setting& setting : settings) {
       std::string text;
       if (!ValueText(*setting.value, &text)) {
@@ -382,6 +399,86 @@ absl::StatusOr<PluginSettings> ParsePluginSettings(
   }
   if (absl::Status s = problems.status(); !s.ok()) return s;
   return settings;
+}
+
+bool operator==(const PluginSettings& a, const PluginSettings& b) {
+  auto same_chain = [](const std::vector<StageSpec>& x,
+                       const std::vector<StageSpec>& y) {
+    if (x.size() != y.size()) return false;
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (x[i].plugin != y[i].plugin ||
+          x[i].config.entries() != y[i].config.entries()) {
+        return false;
+      }
+    }
+    return true;
+  };
+  if (a.libraries.size() != b.libraries.size() ||
+      a.routes.size() != b.routes.size() ||
+      a.message_types.size() != b.message_types.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.libraries.size(); ++i) {
+    if (a.libraries[i].path != b.libraries[i].path ||
+        a.libraries[i].required != b.libraries[i].required) {
+      return false;
+    }
+  }
+  for (size_t i = 0; i < a.routes.size(); ++i) {
+    if (a.routes[i].pattern != b.routes[i].pattern ||
+        !same_chain(a.routes[i].chain, b.routes[i].chain)) {
+      return false;
+    }
+  }
+  for (size_t i = 0; i < a.message_types.size(); ++i) {
+    const MessageTypeSpec& x = a.message_types[i];
+    const MessageTypeSpec& y = b.message_types[i];
+    if (x.pattern != y.pattern || x.type != y.type ||
+        x.descriptor_set != y.descriptor_set) {
+      return false;
+    }
+  }
+  return a.subscription_plugins == b.subscription_plugins &&
+         a.subscription_descriptor_sets == b.subscription_descriptor_sets;
+}
+
+// Written a line at a time: a chain entry's settings keep their order
+// (header_set adds headers in it), which a toml::table would sort.
+std::string PluginSettingsToToml(const PluginSettings& settings) {
+  std::string out;
+  auto line = [&out](std::string text) {
+    out += text;
+    out += "\n";
+  };
+  for (const LibrarySpec& lib : settings.libraries) {
+    out += "\n[[plugin_libraries]]\n";
+    line(TomlKeyValue("path", lib.path));
+    line(TomlKeyValue("required", lib.required));
+  }
+  for (const RouteSpec& route : settings.routes) {
+    out += "\n[[routes]]\n";
+    line(TomlKeyValue("pattern", route.pattern));
+    for (const StageSpec& stage : route.chain) {
+      out += "\n[[routes.chain]]\n";
+      line(TomlKeyValue("plugin", stage.plugin));
+      // Plugins read every setting as text: a number or boolean in the
+      // file comes back as the same text, quoted.
+      for (const auto& [key, value] : stage.config.entries()) {
+        line(TomlKeyValue(key, value));
+      }
+    }
+  }
+  for (const MessageTypeSpec& type : settings.message_types) {
+    out += "\n[[message_types]]\n";
+    line(TomlKeyValue("pattern", type.pattern));
+    line(TomlKeyValue("type", type.type));
+    line(TomlKeyValue("descriptor_set", type.descriptor_set));
+  }
+  out += "\n[subscriptions]\n";
+  line(TomlKeyValue("plugins", TomlStrings(settings.subscription_plugins)));
+  line(TomlKeyValue("descriptor_sets",
+                    TomlStrings(settings.subscription_descriptor_sets)));
+  return out;
 }
 
 absl::StatusOr<std::unique_ptr<PluginSet>> PluginSet::Build(

@@ -93,9 +93,24 @@ inline constexpr std::string_view kPluginSections[] = {
 // Reads the plugin sections of TOML `text` (other keys are ignored).
 // Errors: InvalidArgument naming `source_name`, the line and what is wrong
 // (an unknown key in a section, a missing pattern or plugin name, an invalid
-// pattern, a value of the wrong type).
+// pattern, a value of the wrong type, a chain entry setting given twice, as
+// set.tenant and 'set.tenant').
 absl::StatusOr<PluginSettings> ParsePluginSettings(std::string_view text,
                                                    std::string_view source_name);
+
+// Compares every field (a chain entry's settings in order).
+bool operator==(const PluginSettings& a, const PluginSettings& b);
+inline bool operator!=(const PluginSettings& a, const PluginSettings& b) {
+  return !(a == b);
+}
+
+// `settings` as the TOML of the plugin sections, in the order above
+// ([[plugin_libraries]], [[routes]] with their [[routes.chain]],
+// [[message_types]], then [subscriptions], always written). Chain settings
+// are written as strings, in their order. For siftd --print-config:
+// ParsePluginSettings of the result gives `settings` back. The tables go
+// after a file's top-level keys.
+std::string PluginSettingsToToml(const PluginSettings& settings);
 
 // One STATS row: a stage of a route chain, or one plugin summed over all
 // subscription chains.

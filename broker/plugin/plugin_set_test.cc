@@ -174,6 +174,55 @@ set.tenant = "eu"
             (Pairs{{"set.tenant", "eu"}}));
 }
 
+// A dotted key and the same name quoted would be one setting with two
+// values (and --print-config could not write them back): refused.
+TEST(ParsePluginSettingsTest, SettingGivenTwiceIsRefused) {
+  EXPECT_EQ(ParseError(R"([[routes]]
+pattern = "a.>"
+[[routes.chain]]
+plugin = "header_set"
+set.tenant = "eu"
+"set.tenant" = "us"
+)"),
+            "siftd.toml:6: route 1: setting \"set.tenant\" is given twice");
+}
+
+// PluginSettingsToToml writes what ParsePluginSettings reads back as the
+// same settings (siftd --print-config; the whole file in
+// broker/config/siftd_config_test).
+TEST(PluginSettingsToTomlTest, RoundTrips) {
+  absl::StatusOr<PluginSettings> s = Parse(R"([[plugin_libraries]]
+path = "/x/lib.so"
+required = false
+[[routes]]
+pattern = "a.>"
+[[routes.chain]]
+plugin = "header_set"
+"set.zone" = "1"
+set.app = 2
+"" = "empty key"
+[[routes.chain]]
+plugin = "sample"
+[[message_types]]
+pattern = "a.>"
+type = "x.Y"
+descriptor_set = "/x.pb"
+[subscriptions]
+plugins = []
+)");
+  ASSERT_TRUE(s.ok()) << s.status();
+  const std::string toml = PluginSettingsToToml(*s);
+  absl::StatusOr<PluginSettings> again = Parse(toml);
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << toml;
+  EXPECT_TRUE(*again == *s) << toml;
+  EXPECT_EQ(again->routes[0].chain[0].config.entries(),
+            (Pairs{{"set.zone", "1"}, {"set.app", "2"}, {"", "empty key"}}));
+  EXPECT_TRUE(again->subscription_plugins.empty());
+  PluginSettings other = *again;
+  other.routes[0].chain[0].config.Add("x", "y");
+  EXPECT_FALSE(other == *s);
+}
+
 // header_set documents that its set.<key> entries apply in order
 // (header_edit.h: "in order (PluginConfig keeps them ordered)"), and
 // PluginConfig is ordered, but toml++ tables are std::maps: a chain entry's

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "broker/base/absl_view.h"
+#include "broker/base/toml_text.h"
 #include "broker/topic/topic.h"
 #include "toml++/toml.h"
 
@@ -299,6 +300,28 @@ std::string StreamSettingsToToml(const StreamSettings& s) {
   out << "# A sift stream's settings, written by siftd (docs/delivery.md).\n"
       << t << "\n";
   return out.str();
+}
+
+std::string StreamSectionsToToml(const std::vector<StreamSettings>& streams) {
+  std::string out;
+  auto line = [&out](std::string text) {
+    out += text;
+    out += "\n";
+  };
+  for (const StreamSettings& s : streams) {
+    out += "\n[[streams]]\n";
+    line(TomlKeyValue("name", s.name));
+    line(TomlKeyValue("subjects", TomlStrings(s.subjects)));
+    line(TomlKeyValue("max_age_ms", static_cast<int64_t>(s.max_age_ms)));
+    line(TomlKeyValue("max_bytes", static_cast<int64_t>(s.max_bytes)));
+    line(TomlKeyValue("max_msgs", static_cast<int64_t>(s.max_msgs)));
+    line(TomlKeyValue("fsync", FsyncText(s)));
+    line(TomlKeyValue("dedup_window_ms",
+                      static_cast<int64_t>(s.dedup_window_ms)));
+    line(TomlKeyValue("segment_max_bytes",
+                      static_cast<int64_t>(s.segment_max_bytes)));
+  }
+  return out;
 }
 
 absl::StatusOr<StreamSettings> StreamSettingsFromToml(

@@ -63,6 +63,12 @@ absl::Status ValidateStreamSettings(const StreamSettings& settings);
 absl::StatusOr<std::vector<StreamSettings>> ParseStreamSections(
     std::string_view toml_text, std::string_view source_name);
 
+// `streams` as [[streams]] tables, every setting written (segment_max_bytes
+// too, so it does not depend on max_bytes when read back), in the order
+// given. For siftd --print-config: ParseStreamSections of the result gives
+// `streams` back. The tables go after a file's top-level keys.
+std::string StreamSectionsToToml(const std::vector<StreamSettings>& streams);
+
 // One stream as the TOML of its stream.toml file, and back.
 std::string StreamSettingsToToml(const StreamSettings& settings);
 absl::StatusOr<StreamSettings> StreamSettingsFromToml(

@@ -14,10 +14,9 @@
 #include <vector>
 
 #include "broker/config/config.h"
+#include "broker/config/siftd_config.h"
 #include "broker/log/log.h"
 #include "broker/plugin/plugin_set.h"
-#include "broker/delivery/schedules.h"
-#include "broker/streams/stream_config.h"
 #include "broker/server/library_log.h"
 #include "broker/server/server.h"
 
@@ -45,18 +44,10 @@ void RaiseFdLimit() {
              {"was", static_cast<uint64_t>(before)}});
 }
 
-// Reads the plugin sections of the config file at `path` ("" for none) and
-// builds them: route chains, plugin libraries, subscription rules.
-absl::StatusOr<std::unique_ptr<sift::plugin::PluginSet>> LoadPlugins(
-    const std::string& path, const sift::Config& config) {
-  sift::plugin::PluginSettings settings;
-  if (!path.empty()) {
-    absl::StatusOr<std::string> text = sift::ReadConfigFile(path);
-    if (!text.ok()) return text.status();
-    auto parsed = sift::plugin::ParsePluginSettings(*text, path);
-    if (!parsed.ok()) return parsed.status();
-    settings = *std::move(parsed);
-  }
+// Builds the plugin set of `settings`: route chains, plugin libraries,
+// subscription rules.
+absl::StatusOr<std::unique_ptr<sift::plugin::PluginSet>> BuildPlugins(
+    const sift::plugin::PluginSettings& settings, const sift::Config& config) {
   std::vector<std::string> warnings;
   auto set = sift::plugin::PluginSet::Build(
       settings, sift::topic::Limits{config.max_topic_length,
@@ -75,27 +66,15 @@ absl::StatusOr<std::unique_ptr<sift::plugin::PluginSet>> LoadPlugins(
   return set;
 }
 
-// The [[streams]] of the config file at `path` ("" for none).
-absl::StatusOr<std::vector<sift::streams::StreamSettings>> LoadStreams(
-    const std::string& path) {
-  if (path.empty()) return std::vector<sift::streams::StreamSettings>{};
-  absl::StatusOr<std::string> text = sift::ReadConfigFile(path);
-  if (!text.ok()) return text.status();
-  return sift::streams::ParseStreamSections(*text, path);
-}
-
-// The [[schedules]] of the config file at `path` ("" for none), checked
-// against the broker's limits.
-absl::StatusOr<std::vector<sift::delivery::Schedule>> LoadSchedules(
+// Reads the plugin sections of the config file at `path` again and builds
+// them (SIGHUP, RELOAD).
+absl::StatusOr<std::unique_ptr<sift::plugin::PluginSet>> ReloadPlugins(
     const std::string& path, const sift::Config& config) {
-  if (path.empty()) return std::vector<sift::delivery::Schedule>{};
   absl::StatusOr<std::string> text = sift::ReadConfigFile(path);
   if (!text.ok()) return text.status();
-  sift::delivery::ScheduleLimits limits;
-  limits.topic = {config.max_topic_length, config.max_topic_tokens};
-  limits.headers = {config.max_headers, config.max_headers_bytes};
-  limits.max_payload_bytes = config.max_payload_bytes;
-  return sift::delivery::ParseScheduleSections(*text, path, limits);
+  auto parsed = sift::plugin::ParsePluginSettings(*text, path);
+  if (!parsed.ok()) return parsed.status();
+  return BuildPlugins(*parsed, config);
 }
 
 }  // namespace
@@ -126,6 +105,17 @@ int main(int argc, char** argv) {
     std::fputs(cli->output.c_str(), cli->exit_code == 0 ? stdout : stderr);
     return cli->exit_code;
   }
+  // The config file's sections (plugins, [[streams]], [[schedules]]).
+  auto loaded = sift::LoadSiftdConfig(*cli);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "siftd: %s\n",
+                 std::string(loaded.status().message()).c_str());
+    return 2;
+  }
+  if (cli->action == sift::CommandLine::Action::kPrintConfig) {
+    std::fputs(sift::SiftdConfigToToml(*loaded).c_str(), stdout);
+    return 0;
+  }
   if (auto level = sift::ParseLogLevel(cli->config.log_level); level.ok()) {
     sift::SetLogLevel(*level);
   }
@@ -138,35 +128,17 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
 
-  auto plugins = LoadPlugins(cli->config_path, cli->config);
+  auto plugins = BuildPlugins(loaded->plugins, cli->config);
   if (!plugins.ok()) {
     std::fprintf(stderr, "siftd: %s\n",
                  std::string(plugins.status().message()).c_str());
     return 2;
   }
-  auto streams = LoadStreams(cli->config_path);
-  if (!streams.ok()) {
-    std::fprintf(stderr, "siftd: %s\n",
-                 std::string(streams.status().message()).c_str());
-    return 2;
-  }
-  if (!streams->empty() && cli->config.data_dir.empty()) {
-    std::fprintf(stderr,
-                 "siftd: %s: [[streams]] needs data_dir: set data_dir (or "
-                 "--data_dir=DIR) to where siftd may keep them\n",
-                 cli->config_path.c_str());
-    return 2;
-  }
-  auto schedules = LoadSchedules(cli->config_path, cli->config);
-  if (!schedules.ok()) {
-    std::fprintf(stderr, "siftd: %s\n",
-                 std::string(schedules.status().message()).c_str());
-    return 2;
-  }
   void* context = zmq_ctx_new();
   auto server = sift::Server::Create(cli->config, context,
-                                     *std::move(plugins), *std::move(streams),
-                                     *std::move(schedules));
+                                     *std::move(plugins),
+                                     std::move(loaded->streams),
+                                     std::move(loaded->schedules));
   if (!server.ok()) {
     sift::Log(sift::LogLevel::kError, "cannot start",
               {{"error", std::string(server.status().message())}});
@@ -187,7 +159,7 @@ int main(int argc, char** argv) {
   const sift::Config config = cli->config;
   if (!config_path.empty()) {
     (*server)->SetReloader([config_path, config] {
-      return LoadPlugins(config_path, config);
+      return ReloadPlugins(config_path, config);
     });
   }
   // SIGHUP: re-read the plugin sections; an invalid file is logged and the
@@ -204,7 +176,7 @@ int main(int argc, char** argv) {
                   "SIGHUP ignored: siftd was started without --config", {});
         continue;
       }
-      auto fresh = LoadPlugins(config_path, config);
+      auto fresh = ReloadPlugins(config_path, config);
       if (!fresh.ok()) {
         sift::Log(sift::LogLevel::kWarn,
                   "reload refused; the old plugin config stays",

@@ -545,7 +545,9 @@ constexpr GeneralFlag kGeneralFlags[] = {
     {"config", "--config=FILE",
      "Read settings from the TOML file FILE (applied before the flags)."},
     {"print_config", "--print-config",
-     "Print the effective configuration as TOML and exit."},
+     "Print the effective configuration as TOML (the settings, and the "
+     "file's plugin sections, [[streams]] and [[schedules]]) and exit; the "
+     "output works as a --config file."},
     {"version", "--version", "Print the version and exit."},
     {"help", "--help", "Print this help and exit."},
 };
@@ -561,9 +563,11 @@ std::string Usage(std::string_view program) {
       "--print-config and docs/configuration.md). Flags take --name=VALUE or\n"
       "--name VALUE.\n\n"
       "The file may also hold plugin sections ([[routes]], [[plugin_libraries]],\n"
-      "[subscriptions]; see docs/plugins.md). SIGHUP, or `sift reload`, makes\n"
-      "siftd re-read them without dropping clients; an invalid file is logged\n"
-      "and the old plugin config stays. Other settings need a restart.\n\n"
+      "[[message_types]], [subscriptions]; see docs/plugins.md), [[streams]]\n"
+      "(docs/delivery.md) and [[schedules]] (docs/schedules.md). SIGHUP, or\n"
+      "`sift reload`, makes siftd re-read the plugin sections without dropping\n"
+      "clients; an invalid file is logged and the old plugin config stays.\n"
+      "Other settings and sections need a restart.\n\n"
       "Flags:\n");
   for (const GeneralFlag& flag : kGeneralFlags) {
     absl::StrAppend(&out, "  ", AV(flag.shown), "\n      ",
@@ -869,10 +873,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, char** argv,
   absl::Status valid = ValidateConfig(result.config);
   if (!valid.ok()) return valid;
 
-  if (print_config) {
-    result.action = CommandLine::Action::kExit;
-    result.output = ConfigToToml(result.config);
-  }
+  if (print_config) result.action = CommandLine::Action::kPrintConfig;
   return result;
 }
 

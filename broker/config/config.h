@@ -115,24 +115,28 @@ absl::StatusOr<Config> ParseConfigToml(std::string_view text,
 absl::Status ValidateConfig(const Config& config);
 
 // `config` as TOML, one commented key per setting, in table order.
-// ParseConfigToml(ConfigToToml(c), ...) == c for every valid c.
+// ParseConfigToml(ConfigToToml(c), ...) == c for every valid c. The file's
+// sections are not settings: SiftdConfigToToml (siftd_config.h) adds them.
 std::string ConfigToToml(const Config& config);
 
 // Reads a whole config file (at most 16 MiB). Errors name the file.
 absl::StatusOr<std::string> ReadConfigFile(const std::string& path);
 
-// The result of ParseCommandLine: either run the broker with `config`, or
-// print `output` to stdout and exit with `exit_code` (--help, --version,
-// --print-config).
+// The result of ParseCommandLine: run the broker with `config`; print
+// `output` to stdout and exit with `exit_code` (--help, --version); or, for
+// --print-config, print the effective configuration and exit 0. That is
+// `config` and the sections of the --config file, which other modules read
+// (broker/config/siftd_config.h: LoadSiftdConfig, SiftdConfigToToml).
 struct CommandLine {
-  enum class Action { kRun, kExit };
+  enum class Action { kRun, kExit, kPrintConfig };
 
   Config config;
   Action action = Action::kRun;
   int exit_code = 0;
-  std::string output;  // Text to print for kExit; empty for kRun.
-  // The --config file, if one was given (siftd re-reads its plugin
-  // sections on SIGHUP and RELOAD).
+  std::string output;  // Text to print for kExit; empty otherwise.
+  // The --config file, if one was given: siftd reads its sections (plugins,
+  // [[streams]], [[schedules]]) at start, and its plugin sections again on
+  // SIGHUP and RELOAD.
   std::string config_path;
 };
 
@@ -140,7 +144,8 @@ struct CommandLine {
 //   --config=FILE     read settings from a TOML file
 //   --SETTING=VALUE   every setting of Config, by its field name; lists are
 //                     comma-separated (--endpoints=tcp://*:7440,ipc:///tmp/s)
-//   --print-config    print the effective config as TOML and exit 0
+//   --print-config    Action::kPrintConfig: print the effective config
+//                     (settings and the file's sections) as TOML, exit 0
 //   --version         print "siftd <version_string>" and exit 0
 //   --help, -h        print usage (every flag, its default and meaning), exit 0
 // `--flag value` works as well as `--flag=value`, one dash as well as two,

@@ -371,23 +371,27 @@ TEST(CommandLineTest, RulesBetweenSettingsApplyToTheEffectiveConfig) {
       ParseConfigToml("max_pending_bytes_per_client = 2147483648\n", "f").ok());
 }
 
-TEST(CommandLineTest, PrintConfigPrintsTheEffectiveConfigAsToml) {
+// --print-config asks for the effective config: the settings here, the
+// file's sections too (siftd_config_test, tests/print_config_test).
+TEST(CommandLineTest, PrintConfigAsksForTheEffectiveConfig) {
   const std::string path =
       WriteTempFile("print.toml", "stats_top_topics = 7\n");
   absl::StatusOr<CommandLine> parsed = ParseArgs(
       {"--print-config", "--config=" + path, "--endpoints=inproc://x"});
   ASSERT_TRUE(parsed.ok()) << parsed.status();
-  EXPECT_EQ(parsed->action, CommandLine::Action::kExit);
+  EXPECT_EQ(parsed->action, CommandLine::Action::kPrintConfig);
   EXPECT_EQ(parsed->exit_code, 0);
-  EXPECT_THAT(parsed->output, HasSubstr("\nstats_top_topics = 7\n"));
-  EXPECT_THAT(parsed->output, HasSubstr("\nendpoints = [\"inproc://x\"]\n"));
-  absl::StatusOr<Config> reparsed =
-      ParseConfigToml(parsed->output, "printed.toml");
+  EXPECT_EQ(parsed->output, "");
+  EXPECT_EQ(parsed->config_path, path);
+  const std::string toml = ConfigToToml(parsed->config);
+  EXPECT_THAT(toml, HasSubstr("\nstats_top_topics = 7\n"));
+  EXPECT_THAT(toml, HasSubstr("\nendpoints = [\"inproc://x\"]\n"));
+  absl::StatusOr<Config> reparsed = ParseConfigToml(toml, "printed.toml");
   ASSERT_TRUE(reparsed.ok()) << reparsed.status();
   EXPECT_EQ(*reparsed, parsed->config);
 
-  // The printed file, fed back through --config, gives the same config.
-  const std::string printed = WriteTempFile("printed.toml", parsed->output);
+  // The printed settings, fed back through --config, give the same config.
+  const std::string printed = WriteTempFile("printed.toml", toml);
   absl::StatusOr<CommandLine> again = ParseArgs({"--config", printed});
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->action, CommandLine::Action::kRun);

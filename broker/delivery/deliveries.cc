@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -26,6 +27,70 @@ bool SameGroupPolicy(const AckPolicy& a, const AckPolicy& b) {
 constexpr size_t kTimerSlack = 1024;
 
 }  // namespace
+
+namespace {
+
+// The allocator of StoredMessage::Make: std::allocate_shared asks it for
+// one block holding the reference count and the object; it adds `extra`
+// bytes behind them, where the object keeps its fields' bytes.
+template <typename T>
+struct TrailingBytes {
+  using value_type = T;
+  explicit TrailingBytes(size_t extra_bytes) : extra(extra_bytes) {}
+  template <typename U>
+  TrailingBytes(const TrailingBytes<U>& other) : extra(other.extra) {}
+  T* allocate(size_t n) {
+    assert(n == 1);
+    return static_cast<T*>(::operator new(n * sizeof(T) + extra));
+  }
+  void deallocate(T* p, size_t n) {
+    ::operator delete(p, n * sizeof(T) + extra);
+  }
+  template <typename U>
+  bool operator==(const TrailingBytes<U>& other) const {
+    return extra == other.extra;
+  }
+  template <typename U>
+  bool operator!=(const TrailingBytes<U>& other) const {
+    return extra != other.extra;
+  }
+  size_t extra;
+};
+
+}  // namespace
+
+MessageRef StoredMessage::Make(std::string_view topic,
+                               std::string_view reply_to,
+                               std::string_view headers,
+                               std::string_view payload, uint32_t topic_slot) {
+  const size_t extra =
+      topic.size() + reply_to.size() + headers.size() + payload.size();
+  return std::allocate_shared<StoredMessage>(
+      TrailingBytes<StoredMessage>(extra), Passkey(), topic, reply_to, headers,
+      payload, topic_slot);
+}
+
+StoredMessage::StoredMessage(Passkey, std::string_view topic_in,
+                             std::string_view reply_to_in,
+                             std::string_view headers_in,
+                             std::string_view payload_in,
+                             uint32_t topic_slot_in)
+    : topic_slot(topic_slot_in) {
+  // The block that holds this object ends no earlier than this object does,
+  // and Make asked for the fields' bytes beyond that block's end.
+  char* at = reinterpret_cast<char*>(this + 1);
+  auto keep = [&at](std::string_view in) {
+    if (in.empty()) return std::string_view();
+    std::memcpy(at, in.data(), in.size());
+    const std::string_view kept(at, in.size());
+    at += in.size();
+    return kept;
+  };
+  topic = keep(topic_in);
+  reply_to = keep(reply_to_in);
+  headers = keep(headers_in);
+  payload = keep(payload_in);
+}
 
 absl::Status ValidateAckPolicy(const AckPolicy& policy) {
   if (policy.ack_wait_ms == 0) {
@@ -123,7 +188,9 @@ absl::Status Deliveries::AddConsumer(uint32_t client, uint64_t sid,
   co.in_flight = 0;
   co.pattern.assign(pattern.data(), pattern.size());
   co.policy = policy;
-  co.head = co.tail = kNone;
+  co.in_flight_list = EntryList{};
+  co.waiting_list = EntryList{};
+  co.timer = 0;
   co.delivered = 0;
   co.acks = 0;
   consumers_by_key_.emplace(Key{client, sid}, c);
@@ -179,21 +246,11 @@ size_t Deliveries::RemoveConsumerAt(uint32_t c, int64_t now,
     if (index < gr.cursor) --gr.cursor;
   }
 
-  // Its entries: in flight, or waiting to come back to it.
+  // Its entries: waiting to come back to it, or in flight.
   size_t dropped = 0;
-  scratch_.clear();
-  for (uint32_t slot = co.head; slot != kNone;) {
-    Entry& e = entries_[slot];
-    const uint32_t next = e.next;
-    if (e.in_flight) {
-      EndInFlight(slot);
-      if (g == kNone) {
-        ++dropped;
-        FreeEntry(slot);
-      } else {
-        scratch_.push_back(slot);  // in delivery order
-      }
-    } else if (g == kNone) {
+  for (uint32_t slot = co.waiting_list.head; slot != kNone;) {
+    const uint32_t next = entries_[slot].next;
+    if (g == kNone) {
       ++dropped;
       --delayed_;
       FreeEntry(slot);  // cancels its timer
@@ -202,6 +259,19 @@ size_t Deliveries::RemoveConsumerAt(uint32_t c, int64_t now,
     }
     slot = next;
   }
+  scratch_.clear();
+  for (uint32_t slot = co.in_flight_list.head; slot != kNone;) {
+    const uint32_t next = entries_[slot].next;
+    ForgetInFlight(in_flight_by_id_.find(entries_[slot].delivery_id));
+    if (g == kNone) {
+      ++dropped;
+      FreeEntry(slot);
+    } else {
+      scratch_.push_back(slot);  // in delivery order
+    }
+    slot = next;
+  }
+  co.timer = 0;
   if (g == kNone) {
     dropped += co.queue.size();
     queued_ -= co.queue.size();
@@ -228,7 +298,8 @@ size_t Deliveries::RemoveConsumerAt(uint32_t c, int64_t now,
     }
   }
   scratch_.clear();
-  assert(co.head == kNone && co.in_flight == 0);
+  assert(co.in_flight_list.head == kNone && co.waiting_list.head == kNone &&
+         co.in_flight == 0);
 
   co.live = false;
   co.leaving = false;
@@ -327,30 +398,30 @@ void Deliveries::FreeEntry(uint32_t slot) {
 }
 
 void Deliveries::Link(uint32_t c, uint32_t slot) {
-  Consumer& co = consumers_[c];
   Entry& e = entries_[slot];
+  EntryList& list = ListOf(c, e);
   e.consumer = c;
-  e.prev = co.tail;
+  e.prev = list.tail;
   e.next = kNone;
-  if (co.tail == kNone) {
-    co.head = slot;
+  if (list.tail == kNone) {
+    list.head = slot;
   } else {
-    entries_[co.tail].next = slot;
+    entries_[list.tail].next = slot;
   }
-  co.tail = slot;
+  list.tail = slot;
 }
 
 void Deliveries::Unlink(uint32_t slot) {
   Entry& e = entries_[slot];
   if (e.consumer == kNone) return;
-  Consumer& co = consumers_[e.consumer];
+  EntryList& list = ListOf(e.consumer, e);
   if (e.prev == kNone) {
-    co.head = e.next;
+    list.head = e.next;
   } else {
     entries_[e.prev].next = e.next;
   }
   if (e.next == kNone) {
-    co.tail = e.prev;
+    list.tail = e.prev;
   } else {
     entries_[e.next].prev = e.prev;
   }
@@ -358,15 +429,38 @@ void Deliveries::Unlink(uint32_t slot) {
 }
 
 void Deliveries::Schedule(uint32_t slot, int64_t when) {
-  entries_[slot].timer = timers_.Push(when, slot);
-  if (timers_.size() > 2 * (in_flight_ + delayed_) + kTimerSlack) {
+  PushTimer(slot, when, &entries_[slot].timer);
+}
+
+void Deliveries::PushTimer(uint32_t key, int64_t when, uint64_t* seq) {
+  *seq = timers_.Push(when, key);
+  // Live timers: at most one per consumer and one per delayed entry.
+  if (timers_.size() > 2 * (consumers_by_key_.size() + delayed_) + kTimerSlack) {
     timers_.Compact(
         [this](const TimerQueue::Timer& t) { return TimerLive(t); });
   }
 }
 
 void Deliveries::PruneTimers() {
-  while (!timers_.empty() && !TimerLive(timers_.top())) timers_.Pop();
+  while (!timers_.empty()) {
+    const TimerQueue::Timer t = timers_.top();
+    if (!TimerLive(t)) {
+      timers_.Pop();
+      continue;
+    }
+    if ((t.slot & kConsumerTimer) == 0) return;
+    // A consumer's timer may be early (the entry it was armed for was
+    // acked): moved to its head's deadline, or dropped if nothing is in
+    // flight, so the top is exact.
+    const uint32_t c = t.slot & ~kConsumerTimer;
+    const uint32_t head = consumers_[c].in_flight_list.head;
+    if (head != kNone && entries_[head].deadline == t.when) return;
+    timers_.Pop();
+    consumers_[c].timer = 0;
+    if (head != kNone) {
+      PushTimer(t.slot, entries_[head].deadline, &consumers_[c].timer);
+    }
+  }
 }
 
 int64_t Deliveries::NextDeadline() {
@@ -381,15 +475,15 @@ void Deliveries::Deliver(uint32_t c, uint32_t slot, int64_t now,
                          std::vector<Send>* sends) {
   Consumer& co = consumers_[c];
   assert(co.live && !co.leaving && HasCapacity(co));
-  if (entries_[slot].consumer != c) {
-    Unlink(slot);
-    Link(c, slot);
-  }
+  Unlink(slot);  // from a waiting list, if on one
   Entry& e = entries_[slot];
   e.in_flight = true;
+  e.timer = 0;
   ++e.attempt;
   e.delivery_id = next_delivery_id_++;
   e.deadline = now + co.policy.ack_wait_ms;
+  Link(c, slot);  // the tail of its in-flight list: the latest deadline
+  ArmConsumerTimer(c, e.deadline);
   in_flight_by_id_.emplace(e.delivery_id, slot);
   ++co.in_flight;
   ++in_flight_;
@@ -398,7 +492,6 @@ void Deliveries::Deliver(uint32_t c, uint32_t slot, int64_t now,
   if (e.attempt > 1) ++counters_.redeliveries;
   sends->push_back(
       Send{co.client, co.sid, e.delivery_id, e.attempt, e.message});
-  Schedule(slot, e.deadline);
 }
 
 void Deliveries::DeliverWaiting(uint32_t c, Waiting waiting, int64_t now,
@@ -515,15 +608,23 @@ absl::Status NotInFlight(uint32_t client, uint64_t delivery_id) {
 }
 }  // namespace
 
-void Deliveries::EndInFlight(IdIndex::iterator it) {
-  Entry& e = entries_[it->second];
+uint32_t Deliveries::ForgetInFlight(IdIndex::iterator it) {
+  const uint32_t slot = it->second;
+  Entry& e = entries_[slot];
   assert(e.in_flight && it->first == e.delivery_id);
   in_flight_by_id_.erase(it);
+  const uint32_t c = e.consumer;
+  Unlink(slot);
   e.delivery_id = 0;
   e.in_flight = false;
-  e.timer = 0;
-  --consumers_[e.consumer].in_flight;
+  --consumers_[c].in_flight;
   --in_flight_;
+  return c;
+}
+
+void Deliveries::EndInFlight(IdIndex::iterator it) {
+  const uint32_t slot = it->second;
+  Link(ForgetInFlight(it), slot);  // onto the holder's waiting list
 }
 
 absl::Status Deliveries::Ack(uint32_t client, uint64_t delivery_id, int64_t now,
@@ -531,8 +632,7 @@ absl::Status Deliveries::Ack(uint32_t client, uint64_t delivery_id, int64_t now,
   const auto it = FindInFlight(client, delivery_id);
   if (it == in_flight_by_id_.end()) return NotInFlight(client, delivery_id);
   const uint32_t slot = it->second;
-  const uint32_t c = entries_[slot].consumer;
-  EndInFlight(it);
+  const uint32_t c = ForgetInFlight(it);
   FreeEntry(slot);
   ++counters_.acks;
   ++consumers_[c].acks;
@@ -560,9 +660,12 @@ absl::Status Deliveries::Progress(uint32_t client, uint64_t delivery_id,
   const auto it = FindInFlight(client, delivery_id);
   if (it == in_flight_by_id_.end()) return NotInFlight(client, delivery_id);
   const uint32_t slot = it->second;
-  Entry& e = entries_[slot];
-  e.deadline = now + consumers_[e.consumer].policy.ack_wait_ms;
-  Schedule(slot, e.deadline);  // the old timer goes stale
+  const uint32_t c = entries_[slot].consumer;
+  // To the tail of the in-flight list, which stays in deadline order; the
+  // consumer's timer, at or before the old head's deadline, still covers it.
+  Unlink(slot);
+  entries_[slot].deadline = now + consumers_[c].policy.ack_wait_ms;
+  Link(c, slot);
   ++counters_.progress;
   return absl::OkStatus();
 }
@@ -636,21 +739,38 @@ void Deliveries::Tick(int64_t now, std::vector<Send>* sends,
     }
     if (t.when > now) break;
     timers_.Pop();
-    Entry& e = entries_[t.slot];
-    if (e.in_flight) {
-      // The ack wait ran out: a failed delivery, retried after the backoff
-      // counted from the deadline (so a late Tick does not add its lateness).
-      const uint32_t c = e.consumer;
-      const int64_t deadline = e.deadline;
-      EndInFlight(t.slot);
-      ++counters_.expired;
-      Retry(t.slot, std::nullopt, deadline, kReasonMaxDeliverAfterAckWait, now,
-            sends, dead);
-      Refill(c, now, sends);
+    if ((t.slot & kConsumerTimer) != 0) {
+      ConsumerTimerFired(t.slot & ~kConsumerTimer, now, sends, dead);
     } else {
       Redeliver(t.slot, now, sends);
     }
   }
+}
+
+void Deliveries::ConsumerTimerFired(uint32_t c, int64_t now,
+                                    std::vector<Send>* sends,
+                                    std::vector<DeadLetter>* dead) {
+  consumers_[c].timer = 0;
+  const uint32_t slot = consumers_[c].in_flight_list.head;
+  if (slot == kNone) return;  // all acked since it was armed
+  const int64_t deadline = entries_[slot].deadline;
+  if (deadline > now) {  // the entry it was armed for was acked
+    PushTimer(c | kConsumerTimer, deadline, &consumers_[c].timer);
+    return;
+  }
+  // Armed for the next one first: anything delivered to `c` below lands
+  // behind it.
+  if (const uint32_t next = entries_[slot].next; next != kNone) {
+    PushTimer(c | kConsumerTimer, entries_[next].deadline,
+              &consumers_[c].timer);
+  }
+  // The ack wait ran out: a failed delivery, retried after the backoff
+  // counted from the deadline (so a late Tick does not add its lateness).
+  EndInFlight(slot);
+  ++counters_.expired;
+  Retry(slot, std::nullopt, deadline, kReasonMaxDeliverAfterAckWait, now,
+        sends, dead);
+  Refill(c, now, sends);
 }
 
 }  // namespace sift::delivery

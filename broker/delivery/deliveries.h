@@ -54,10 +54,13 @@
 // loop can collect one batch across calls. REQUIRES: they are non-null.
 //
 // Costs: Offer and Ack are a few hash operations (the consumer, the id
-// index) plus a heap push that is O(1) in the usual case (see TimerQueue).
-// A message that finds capacity costs no heap allocation after warm-up
-// beyond the caller's StoredMessage: entries, the id index and the timer
-// heap reuse their storage; waiting messages live in std::deque blocks.
+// index) and O(1) list links; no timer per delivery: a consumer's in-flight
+// messages are kept in deadline order (one ack wait per consumer, and a
+// clock that does not go back), so one timer per consumer, for the earliest
+// of them, covers them all. A message that finds capacity costs no heap
+// allocation after warm-up beyond the caller's StoredMessage: entries, the
+// id index and the timer heap reuse their storage; waiting messages live in
+// std::deque blocks.
 // Choosing another group member is O(members) with a pattern match each; a
 // member that regains capacity in a group whose members have different
 // patterns scans the backlog for the first message it matches (O(backlog)
@@ -104,15 +107,42 @@ struct AckPolicy {
 // InvalidArgument naming the field for a policy AddConsumer would refuse.
 absl::Status ValidateAckPolicy(const AckPolicy& policy);
 
-// A published message as delivery keeps it until it is acked: shared by
-// every consumer it was offered to, immutable.
-struct StoredMessage {
-  std::string topic;
-  std::string reply_to;
-  std::string headers;  // raw wire header entries (broker/protocol/headers.h)
-  std::string payload;
-};
+struct StoredMessage;
 using MessageRef = std::shared_ptr<const StoredMessage>;
+
+// A published message as delivery keeps it until it is acked: shared by
+// every consumer it was offered to, immutable. Made only by Make(), which
+// copies the four fields into the same allocation as the object and its
+// reference count (one malloc per message); the views point there and live
+// as long as the object. Not copyable. Thread-safety: immutable, so any
+// thread may read it; the MessageRef is a std::shared_ptr.
+struct StoredMessage {
+  struct Passkey {
+   private:
+    friend struct StoredMessage;
+    Passkey() = default;
+  };
+
+  // Errors: none (std::bad_alloc as `new`).
+  static MessageRef Make(std::string_view topic, std::string_view reply_to,
+                         std::string_view headers, std::string_view payload,
+                         uint32_t topic_slot = 0);
+
+  // For Make only (std::allocate_shared needs it public).
+  StoredMessage(Passkey, std::string_view topic, std::string_view reply_to,
+                std::string_view headers, std::string_view payload,
+                uint32_t topic_slot);
+  StoredMessage(const StoredMessage&) = delete;
+  StoredMessage& operator=(const StoredMessage&) = delete;
+
+  std::string_view topic;
+  std::string_view reply_to;
+  std::string_view headers;  // raw wire header entries (protocol/headers.h)
+  std::string_view payload;
+  // The router's counters slot of `topic` (Router::TopicSlot), when the
+  // server knew it on storing; 0: look it up. Delivery does not read it.
+  uint32_t topic_slot = 0;
+};
 
 // One DELIVER the caller must send.
 struct Send {
@@ -264,7 +294,8 @@ class Deliveries {
 
   // The earliest time at which Tick has work, or INT64_MAX if none: the loop
   // may sleep until then. Discards cancelled timers from the front of the
-  // heap (hence not const); amortized O(1).
+  // heap and corrects an early one (hence not const); O(log consumers) at
+  // worst, amortized O(1) per timer.
   int64_t NextDeadline();
 
   // Gauges.
@@ -302,17 +333,26 @@ class Deliveries {
     MessageRef message;        // null while the slot is free
     uint64_t seq = 0;          // Waiting::seq
     uint64_t delivery_id = 0;  // in flight: its current delivery id
-    uint64_t timer = 0;        // seq of its live timer (0: free)
-    int64_t deadline = 0;      // ack-wait deadline, or redelivery due time
+    // Waiting: seq of its live redelivery timer (0: none). In flight: 0, the
+    // consumer's timer covers it.
+    uint64_t timer = 0;
+    int64_t deadline = 0;  // ack-wait deadline, or redelivery due time
     // In flight: the holder. Waiting: the consumer to return to, or in a
     // group the member it left (to prefer another), kNone if gone.
     uint32_t consumer = kNone;
     uint32_t group = kNone;
     uint32_t attempt = 0;  // deliveries made so far
     bool in_flight = false;
-    // The list of entries that name `consumer`, in delivery order.
+    // The list of `consumer` this entry is on: its in-flight list (deadline
+    // order) while in flight, else its waiting list (delivery order).
     uint32_t prev = kNone;
     uint32_t next = kNone;
+  };
+
+  // The two lists of entries a consumer names.
+  struct EntryList {
+    uint32_t head = kNone;
+    uint32_t tail = kNone;
   };
 
   struct Consumer {
@@ -324,8 +364,16 @@ class Deliveries {
     uint32_t in_flight = 0;
     std::string pattern;
     AckPolicy policy;
-    uint32_t head = kNone;  // its entries (see Entry::prev/next)
-    uint32_t tail = kNone;
+    // In flight here, earliest ack-wait deadline first: delivery order, an
+    // entry moving to the tail on PROGRESS (now + ack_wait_ms is never
+    // earlier than a deadline set before).
+    EntryList in_flight_list;
+    // Waiting out a backoff to come back here (or, in a group, having left
+    // here), in the order they failed.
+    EntryList waiting_list;
+    // While in_flight_list is not empty: seq of a live timer at or before
+    // its head's deadline (0: none).
+    uint64_t timer = 0;
     std::deque<Waiting> queue;  // not in a group only
     uint64_t delivered = 0;
     uint64_t acks = 0;
@@ -355,22 +403,47 @@ class Deliveries {
   uint32_t NewEntry(MessageRef message, uint64_t seq, uint32_t attempts,
                     uint32_t group);
   void FreeEntry(uint32_t slot);
-  void Link(uint32_t consumer, uint32_t slot);
+  // The list of consumer `c` that entry `slot` belongs on (by in_flight).
+  EntryList& ListOf(uint32_t c, const Entry& e) {
+    return e.in_flight ? consumers_[c].in_flight_list
+                       : consumers_[c].waiting_list;
+  }
+  // Appends `slot` to the tail of ListOf(c, entry).
+  void Link(uint32_t c, uint32_t slot);
   void Unlink(uint32_t slot);
+  // Sets waiting entry `slot`'s redelivery timer.
   void Schedule(uint32_t slot, int64_t when);
+  void PushTimer(uint32_t key, int64_t when, uint64_t* seq);
+  // Arms consumer `c`'s ack-wait timer for `when` unless one is live.
+  void ArmConsumerTimer(uint32_t c, int64_t when) {
+    if (consumers_[c].timer == 0) {
+      PushTimer(c | kConsumerTimer, when, &consumers_[c].timer);
+    }
+  }
+  // Timer keys (TimerQueue::Timer::slot): an entry's slot, or a consumer's
+  // number with this bit set.
+  static constexpr uint32_t kConsumerTimer = uint32_t{1} << 31;
 
   // Sends entry `slot` to `consumer`. REQUIRES: it has capacity.
   void Deliver(uint32_t consumer, uint32_t slot, int64_t now,
                std::vector<Send>* sends);
   void DeliverWaiting(uint32_t consumer, Waiting waiting, int64_t now,
                       std::vector<Send>* sends);
-  // Ends the in-flight state of `slot` (ack, nack, expiry, removal): the id
-  // is forgotten and the holder's capacity freed.
+  // Ends the in-flight state of `slot` (nack, expiry, removal): the id is
+  // forgotten, the holder's capacity freed, and the entry moves to the
+  // holder's waiting list.
   void EndInFlight(uint32_t slot) {
     EndInFlight(in_flight_by_id_.find(entries_[slot].delivery_id));
   }
   // The same, for an iterator of in_flight_by_id_ already found.
   void EndInFlight(IdIndex::iterator it);
+  // EndInFlight, but the entry is left on no list (about to be freed or
+  // handed on). Returns the consumer that held it.
+  uint32_t ForgetInFlight(IdIndex::iterator it);
+  // The timer of consumer `c` fired at `now`: expires its earliest in-flight
+  // entry if that is due, and re-arms for the next.
+  void ConsumerTimerFired(uint32_t c, int64_t now, std::vector<Send>* sends,
+                          std::vector<DeadLetter>* dead);
   // The message failed at delivery `attempt`: dead letter at max_deliver
   // (freeing the slot), else wait `delay` ms from `from` (or the backoff).
   void Retry(uint32_t slot, std::optional<uint32_t> delay_ms, int64_t from,
@@ -394,10 +467,13 @@ class Deliveries {
                           std::vector<DeadLetter>* dead);
   // Forgets a group with neither members nor messages.
   void MaybeForgetGroup(uint32_t group);
-  // Pops cancelled timers off the top of the heap.
+  // Pops cancelled timers off the top of the heap, and moves an early
+  // consumer timer there to its exact time.
   void PruneTimers();
   bool TimerLive(const TimerQueue::Timer& t) const {
-    return entries_[t.slot].timer == t.seq;
+    return (t.slot & kConsumerTimer) != 0
+               ? consumers_[t.slot & ~kConsumerTimer].timer == t.seq
+               : entries_[t.slot].timer == t.seq;
   }
 
   SplitMix64 random_;

@@ -27,10 +27,8 @@ void Ok(const absl::Status& s) {
 }
 
 MessageRef Message() {
-  auto m = std::make_shared<StoredMessage>();
-  m->topic = "orders.eu.created";
-  m->payload.assign(128, 'x');
-  return m;
+  return StoredMessage::Make("orders.eu.created", "", "",
+                             std::string(128, 'x'));
 }
 
 AckPolicy BenchPolicy() {

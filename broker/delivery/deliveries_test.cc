@@ -25,10 +25,7 @@ namespace {
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 
 MessageRef Msg(std::string topic, std::string payload) {
-  auto m = std::make_shared<StoredMessage>();
-  m->topic = std::move(topic);
-  m->payload = std::move(payload);
-  return m;
+  return StoredMessage::Make(topic, "", "", payload);
 }
 
 // Exact timings: ack wait 1 s, backoff 100, 200, 400 ... ms without jitter,
@@ -84,7 +81,7 @@ class DeliveriesTest : public ::testing::Test {
   }
   static std::vector<std::string> Payloads(const std::vector<Send>& sends) {
     std::vector<std::string> out;
-    for (const Send& s : sends) out.push_back(s.message->payload);
+    for (const Send& s : sends) out.emplace_back(s.message->payload);
     return out;
   }
 
@@ -525,7 +522,7 @@ TEST_F(DeliveriesTest, GroupBacklogWhenAllAreFullDrainsFifoOnAck) {
     const Send n = TakeOne();
     EXPECT_EQ(n.client, c);
     held[c] = n.delivery_id;
-    order.push_back(n.message->payload);
+    order.emplace_back(n.message->payload);
   }
   EXPECT_EQ(order, (std::vector<std::string>{"m2", "m3", "m4", "m5"}));
   EXPECT_EQ(d_.backlog("w"), 0u);
@@ -664,7 +661,7 @@ TEST_F(DeliveriesTest, RemovedMemberWithOthersFullFillsTheBacklogHead) {
     ASSERT_TRUE(Ack(2, held).ok());
     const Send n = TakeOne();
     held = n.delivery_id;
-    order.push_back(n.message->payload + std::to_string(n.attempt));
+    order.push_back(std::string(n.message->payload) + std::to_string(n.attempt));
   }
   EXPECT_EQ(order, (std::vector<std::string>{"a2", "b2", "d1"}));
 }
@@ -932,8 +929,8 @@ TEST_P(DeliveriesRandomTest, EveryMessageIsAckedOnceOrDeadLettered) {
       ASSERT_TRUE(d.IsConsumer(s.client, s.sid));
       ASSERT_TRUE(topic::PatternMatches(c->pattern, s.message->topic));
       ASSERT_TRUE(ids_seen.insert(s.delivery_id).second) << "id reused";
-      message_of_id[s.delivery_id] = std::stoul(s.message->payload);
-      Message& m = messages[std::stoul(s.message->payload)];
+      message_of_id[s.delivery_id] = std::stoul(std::string(s.message->payload));
+      Message& m = messages[std::stoul(std::string(s.message->payload))];
       ASSERT_EQ(m.acked, 0);
       ASSERT_EQ(m.dead, 0);
       ASSERT_EQ(s.attempt, m.deliveries + 1);
@@ -944,7 +941,7 @@ TEST_P(DeliveriesRandomTest, EveryMessageIsAckedOnceOrDeadLettered) {
     }
     sends.clear();
     for (const DeadLetter& x : dead) {
-      Message& m = messages[std::stoul(x.message->payload)];
+      Message& m = messages[std::stoul(std::string(x.message->payload))];
       ASSERT_EQ(m.acked, 0);
       ASSERT_EQ(m.dead, 0);
       m.dead = 1;

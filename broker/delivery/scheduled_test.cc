@@ -10,17 +10,14 @@ namespace sift::delivery {
 namespace {
 
 MessageRef M(std::string payload) {
-  auto m = std::make_shared<StoredMessage>();
-  m->topic = "t";
-  m->payload = std::move(payload);
-  return m;
+  return StoredMessage::Make("t", "", "", payload);
 }
 
 std::vector<std::string> Take(ScheduledMessages& s, int64_t now) {
   std::vector<MessageRef> out;
   s.TakeDue(now, &out);
   std::vector<std::string> payloads;
-  for (const MessageRef& m : out) payloads.push_back(m->payload);
+  for (const MessageRef& m : out) payloads.emplace_back(m->payload);
   return payloads;
 }
 

@@ -997,13 +997,10 @@ class Server::Loop {
   // broker/delivery/scheduled.h).
 
   static delivery::MessageRef Stored(const protocol::PubView& pub,
-                                     std::string_view payload) {
-    auto m = std::make_shared<delivery::StoredMessage>();
-    m->topic = std::string(pub.topic);
-    m->reply_to = std::string(pub.reply_to);
-    m->headers = std::string(pub.headers);
-    m->payload = std::string(payload);
-    return m;
+                                     std::string_view payload,
+                                     Router::TopicSlot topic_slot = 0) {
+    return delivery::StoredMessage::Make(pub.topic, pub.reply_to, pub.headers,
+                                         payload, topic_slot);
   }
 
   // A PUB with retain, delay_ms or deliver_at_ms: checked, then kept as the
@@ -1725,8 +1722,8 @@ class Server::Loop {
     wire::Header h;
     wire::Deliver* d = h.mutable_deliver();
     d->set_sid(send.sid);
-    d->set_topic(m.topic);
-    if (!m.reply_to.empty()) d->set_reply_to(m.reply_to);
+    d->set_topic(std::string(m.topic));
+    if (!m.reply_to.empty()) d->set_reply_to(std::string(m.reply_to));
     if (send.delivery_id != 0) {
       d->set_delivery_id(send.delivery_id);
       d->set_attempt(send.attempt);
@@ -1778,7 +1775,7 @@ class Server::Loop {
   // until acked; delivered now if the consumer has room.
   void OfferTracked(const Router::Target& t, const protocol::PubView& pub,
                     std::string_view payload) {
-    const delivery::MessageRef message = Stored(pub, payload);
+    const delivery::MessageRef message = Stored(pub, payload, t.slot);
     const size_t dead_before = ack_dead_.size();
     deliveries_.Offer(t.client, t.sid, message, now_ms_, &ack_sends_,
                       &ack_dead_)
@@ -1794,21 +1791,38 @@ class Server::Loop {
 
   // Sends what the delivery module asked for, and publishes its dead
   // letters.
+  // Re-entrant (a dead letter may go to an explicit-ack subscriber): each
+  // call works on vectors of its own, taken from spares so that their
+  // storage is reused.
   void SendAckDeliveries() {
     while (!ack_sends_.empty() || !ack_dead_.empty()) {
-      std::vector<delivery::Send> sends;
+      std::vector<delivery::Send> sends = TakeSpare(&spare_sends_);
       sends.swap(ack_sends_);
       for (const delivery::Send& s : sends) {
         const delivery::StoredMessage& m = *s.message;
         const protocol::PubView view = ViewOf(m);
-        DeliverFrame(
-            Router::Target{s.client, s.sid, router_.SlotForTopic(m.topic)},
-            view, m.payload, nullptr, s.delivery_id, s.attempt);
+        const Router::TopicSlot slot = m.topic_slot != 0
+                                           ? m.topic_slot
+                                           : router_.SlotForTopic(m.topic);
+        DeliverFrame(Router::Target{s.client, s.sid, slot}, view, m.payload,
+                     nullptr, s.delivery_id, s.attempt);
       }
-      std::vector<delivery::DeadLetter> dead;
+      sends.clear();
+      spare_sends_.push_back(std::move(sends));
+      if (ack_dead_.empty()) continue;
+      std::vector<delivery::DeadLetter> dead = TakeSpare(&spare_dead_);
       dead.swap(ack_dead_);
       for (const delivery::DeadLetter& d : dead) PublishAckDeadLetter(d);
+      dead.clear();
+      spare_dead_.push_back(std::move(dead));
     }
+  }
+  template <typename T>
+  static std::vector<T> TakeSpare(std::vector<std::vector<T>>* spares) {
+    if (spares->empty()) return {};
+    std::vector<T> v = std::move(spares->back());
+    spares->pop_back();
+    return v;
   }
 
   // Dead letters of the delivery module: "$sift.deadletter.<topic>" with
@@ -1821,7 +1835,7 @@ class Server::Loop {
                     {"sift-reason", d.reason},
                     {"sift-attempts", absl::StrCat(d.attempts)}});
     const std::string topic =
-        absl::StrCat(AV(plugin::kDeadLetterPrefix), m.topic);
+        absl::StrCat(AV(plugin::kDeadLetterPrefix), AV(m.topic));
     protocol::PubView view = ViewOf(m);
     view.topic = topic;
     view.headers = headers;
@@ -2717,6 +2731,9 @@ class Server::Loop {
   std::vector<streams::StreamAnswer> stream_answers_;
   std::vector<delivery::Send> ack_sends_;
   std::vector<delivery::DeadLetter> ack_dead_;
+  // Emptied vectors of SendAckDeliveries, kept for their storage.
+  std::vector<std::vector<delivery::Send>> spare_sends_;
+  std::vector<std::vector<delivery::DeadLetter>> spare_dead_;
   bool deliveries_idle_ = true;  // no timers to watch
   // Declared queues: the internal client holding their placeholder
   // members, and which (group, pattern) pairs it holds.

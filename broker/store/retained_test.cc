@@ -10,17 +10,14 @@ namespace sift::store {
 namespace {
 
 MessageRef M(std::string topic, std::string payload) {
-  auto m = std::make_shared<delivery::StoredMessage>();
-  m->topic = std::move(topic);
-  m->payload = std::move(payload);
-  return m;
+  return delivery::StoredMessage::Make(topic, "", "", payload);
 }
 
 std::vector<std::string> Topics(const RetainedStore& s, std::string_view p) {
   std::vector<MessageRef> out;
   s.Match(p, &out);
   std::vector<std::string> topics;
-  for (const MessageRef& m : out) topics.push_back(m->topic + "=" + m->payload);
+  for (const MessageRef& m : out) topics.push_back(std::string(m->topic) + "=" + std::string(m->payload));
   return topics;
 }
 

@@ -551,13 +551,10 @@ absl::Status StreamLog::Read(uint64_t from_seq, size_t max_records,
       if (records > 0 && bytes + reader.frame_bytes() > max_bytes) {
         return absl::OkStatus();
       }
-      auto m = std::make_shared<delivery::StoredMessage>();
-      m->topic = std::string(r.topic);
-      m->reply_to = std::string(r.reply_to);
-      m->headers = std::string(r.headers);
-      m->payload = std::string(r.payload);
-      out->push_back(StreamRecord{r.seq, r.unix_ms, std::string(r.msg_id),
-                                  std::move(m)});
+      out->push_back(StreamRecord{
+          r.seq, r.unix_ms, std::string(r.msg_id),
+          delivery::StoredMessage::Make(r.topic, r.reply_to, r.headers,
+                                        r.payload)});
       bytes += reader.frame_bytes();
       if (++records >= max_records) return absl::OkStatus();
     }

@@ -62,9 +62,9 @@ void BM_Append(benchmark::State& state) {
     state.SkipWithError(std::string(log.status().message()).c_str());
     return;
   }
-  auto m = std::make_shared<delivery::StoredMessage>();
-  m->topic = "bench.stream.append";
-  m->payload.assign(static_cast<size_t>(state.range(0)), 'x');
+  const delivery::MessageRef m = delivery::StoredMessage::Make(
+      "bench.stream.append", "", "",
+      std::string(static_cast<size_t>(state.range(0)), 'x'));
   uint64_t seq = 0, full = 0;
   int64_t ms = 1;
   for (auto _ : state) {
@@ -110,9 +110,9 @@ void BM_Read(benchmark::State& state) {
     state.SkipWithError(std::string(log.status().message()).c_str());
     return;
   }
-  auto m = std::make_shared<delivery::StoredMessage>();
-  m->topic = "bench.stream.read";
-  m->payload.assign(static_cast<size_t>(state.range(0)), 'x');
+  const delivery::MessageRef m = delivery::StoredMessage::Make(
+      "bench.stream.read", "", "",
+      std::string(static_cast<size_t>(state.range(0)), 'x'));
   const uint64_t n = (64 << 20) / (state.range(0) + 64);
   uint64_t seq = 0;
   for (uint64_t i = 0; i < n; ++i) {

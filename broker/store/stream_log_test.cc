@@ -39,12 +39,7 @@ std::string TestDir(const std::string& name) {
 
 MessageRef Msg(std::string topic, std::string payload,
                std::string headers = "", std::string reply_to = "") {
-  auto m = std::make_shared<StoredMessage>();
-  m->topic = std::move(topic);
-  m->reply_to = std::move(reply_to);
-  m->headers = std::move(headers);
-  m->payload = std::move(payload);
-  return m;
+  return StoredMessage::Make(topic, reply_to, headers, payload);
 }
 
 StreamLogOptions Opts(const std::string& dir) {

@@ -81,15 +81,15 @@ absl::Status BadRequest(absl::string_view what) {
 // length-prefixed fields (topic, reply_to, raw headers, payload).
 std::string EncodeHeld(int64_t due_unix_ms, const delivery::StoredMessage& m) {
   std::string out = absl::StrCat("sift-held 1\n", due_unix_ms, "\n");
-  for (const std::string* f : {&m.topic, &m.reply_to, &m.headers, &m.payload}) {
-    absl::StrAppend(&out, f->size(), "\n");
-    out.append(*f);
+  for (std::string_view f : {m.topic, m.reply_to, m.headers, m.payload}) {
+    absl::StrAppend(&out, f.size(), "\n");
+    out.append(f);
   }
   return out;
 }
 
 bool DecodeHeld(std::string_view text, int64_t* due,
-                delivery::StoredMessage* m) {
+                delivery::MessageRef* m) {
   auto line = [&](std::string_view* out) {
     const size_t nl = text.find('\n');
     if (nl == std::string_view::npos) return false;
@@ -102,16 +102,20 @@ bool DecodeHeld(std::string_view text, int64_t* due,
       !absl::SimpleAtoi(AV(number), due)) {
     return false;
   }
-  for (std::string* f : {&m->topic, &m->reply_to, &m->headers, &m->payload}) {
+  std::string_view fields[4];  // topic, reply_to, headers, payload
+  for (std::string_view& f : fields) {
     size_t n;
     if (!line(&number) || !absl::SimpleAtoi(AV(number), &n) ||
         n > text.size()) {
       return false;
     }
-    f->assign(text.substr(0, n));
+    f = text.substr(0, n);
     text.remove_prefix(n);
   }
-  return text.empty();
+  if (!text.empty()) return false;
+  *m = delivery::StoredMessage::Make(fields[0], fields[1], fields[2],
+                                     fields[3]);
+  return true;
 }
 
 // A stable 64-bit hash (FNV-1a) naming a topic's retained file.
@@ -300,9 +304,9 @@ absl::Status StreamManager::OpenStream(StreamSettings settings,
       s->held->Load();
   if (!held_files.ok()) return held_files.status();
   for (const auto& [key, text] : *held_files) {
-    auto m = std::make_shared<delivery::StoredMessage>();
+    delivery::MessageRef m;
     int64_t due = 0;
-    if (!DecodeHeld(text, &due, m.get())) {
+    if (!DecodeHeld(text, &due, &m)) {
       log_(true, "held message unreadable: removed",
            {{"stream", settings.name}, {"file", key}});
       s->held->Remove(key);

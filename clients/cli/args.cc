@@ -49,6 +49,17 @@ constexpr FlagSpec kFlags[] = {
     {"plugin", true, Bit(Command::kSub)},
     {"with", true, Bit(Command::kSub)},
     {"ack", false, Bit(Command::kSub) | Bit(Command::kFetch)},
+    // The explicit-ack policy (AckOptions) and NACKs; they need --ack.
+    {"ack_wait", true, kStreamReaders},
+    {"max_deliver", true, kStreamReaders},
+    {"max_in_flight", true, kStreamReaders},
+    {"max_queued", true, Bit(Command::kSub)},
+    {"backoff_initial", true, kStreamReaders},
+    {"backoff_multiplier", true, kStreamReaders},
+    {"backoff_max", true, kStreamReaders},
+    {"backoff_jitter", true, kStreamReaders},
+    {"nack", false, kStreamReaders},
+    {"nack_delay", true, kStreamReaders},
     {"slow", true, Bit(Command::kSub)},
     {"max_pending", true, Bit(Command::kSub)},
     {"max_pending_msgs", true, Bit(Command::kSub)},
@@ -240,6 +251,62 @@ absl::StatusOr<uint64_t> ParseBytes(const FlagUse& flag,
         " (bytes, e.g. 1048576 or 512MiB; KiB, MiB, GiB, TiB; 0: ", zero, ")"));
   }
   return n * unit;
+}
+
+// The broker's defaults for the backoff (docs/protocol.md §6.2), which a
+// lone --backoff-initial or --backoff-max must fit.
+constexpr absl::Duration kDefaultBackoffInitial = absl::Seconds(1);
+constexpr absl::Duration kDefaultBackoffMax = absl::Seconds(60);
+constexpr int64_t kMaxWireMs = UINT32_MAX;  // AckPolicy's *_ms are uint32
+
+// A duration in whole milliseconds, from `min_ms` to 2^32-1 ms (the wire's
+// uint32 fields): a duration such as 500ms or 30s, or a bare number of
+// milliseconds.
+absl::StatusOr<absl::Duration> ParseMillisFlag(const FlagUse& flag,
+                                               int64_t min_ms) {
+  const std::string& v = *flag.value;
+  absl::Duration d;
+  int64_t ms = 0;
+  bool ok = false;
+  if (!v.empty() && v[0] != '-' && v[0] != '+' && absl::SimpleAtoi(v, &ms)) {
+    d = absl::Milliseconds(ms);
+    ok = true;
+  } else if (absl::ParseDuration(v, &d) && d >= absl::ZeroDuration() &&
+             d != absl::InfiniteDuration()) {
+    ok = d % absl::Milliseconds(1) == absl::ZeroDuration();
+    ms = absl::ToInt64Milliseconds(d);
+  }
+  if (!ok || ms < min_ms || ms > kMaxWireMs) {
+    return UsageError(absl::StrCat(
+        "invalid duration '", v, "' for ", flag.written,
+        " (whole milliseconds from ", min_ms,
+        "ms to 4294967295ms, e.g. 500ms, 30s, 2m; a bare number is "
+        "milliseconds)"));
+  }
+  return d;
+}
+
+// A count from `min` to 2^32-1 (the wire's uint32 fields).
+absl::StatusOr<uint32_t> ParseUint32Flag(const FlagUse& flag, uint32_t min,
+                                         absl::string_view zero_means) {
+  int64_t n;
+  if (!absl::SimpleAtoi(*flag.value, &n) || n < min || n > UINT32_MAX) {
+    return UsageError(absl::StrCat(
+        "invalid count '", *flag.value, "' for ", flag.written, " (", min,
+        " to 4294967295", zero_means.empty() ? "" : "; 0: ", zero_means, ")"));
+  }
+  return static_cast<uint32_t>(n);
+}
+
+// A finite number from `min` to `max`.
+absl::StatusOr<double> ParseNumberFlag(const FlagUse& flag, double min,
+                                       double max, absl::string_view range) {
+  double x;
+  if (!absl::SimpleAtod(*flag.value, &x) || !(x >= min && x <= max)) {
+    return UsageError(absl::StrCat("invalid number '", *flag.value, "' for ",
+                                   flag.written, " (", range, ")"));
+  }
+  return x;
 }
 
 // --slow: drop-newest, drop-oldest or disconnect.
@@ -440,6 +507,42 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     absl::StatusOr<std::string> fsync = ParseFsync(flag);
     if (!fsync.ok()) return fsync.status();
     args.fsync = *fsync;
+  } else if (name == "ack_wait") {
+    absl::StatusOr<absl::Duration> d = ParseMillisFlag(flag, 1);
+    if (!d.ok()) return d.status();
+    args.ack_wait = *d;
+  } else if (name == "max_deliver") {
+    absl::StatusOr<uint32_t> n = ParseUint32Flag(flag, 0, "no limit");
+    if (!n.ok()) return n.status();
+    args.max_deliver = *n;
+  } else if (name == "max_in_flight") {
+    absl::StatusOr<uint32_t> n = ParseUint32Flag(flag, 1, "");
+    if (!n.ok()) return n.status();
+    args.max_in_flight = *n;
+  } else if (name == "max_queued") {
+    absl::StatusOr<uint32_t> n =
+        ParseUint32Flag(flag, 0, "none wait, beyond max-in-flight");
+    if (!n.ok()) return n.status();
+    args.max_queued = *n;
+  } else if (name == "backoff_initial" || name == "backoff_max") {
+    absl::StatusOr<absl::Duration> d = ParseMillisFlag(flag, 0);
+    if (!d.ok()) return d.status();
+    (name == "backoff_initial" ? args.backoff_initial : args.backoff_max) = *d;
+  } else if (name == "backoff_multiplier") {
+    absl::StatusOr<double> x =
+        ParseNumberFlag(flag, 1, 1e9, "a number >= 1, e.g. 2 or 1.5");
+    if (!x.ok()) return x.status();
+    args.backoff_multiplier = *x;
+  } else if (name == "backoff_jitter") {
+    absl::StatusOr<double> x =
+        ParseNumberFlag(flag, 0, 1, "a share from 0 to 1, e.g. 0.2; 0: none");
+    if (!x.ok()) return x.status();
+    args.backoff_jitter = *x;
+  } else if (name == "nack_delay") {
+    absl::StatusOr<absl::Duration> d = ParseMillisFlag(flag, 0);
+    if (!d.ok()) return d.status();
+    args.nack = true;
+    args.nack_delay = *d;
   } else if (name == "header") {
     const size_t eq = flag.value->find('=');
     if (eq == std::string::npos || eq == 0) {
@@ -462,6 +565,8 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
       args.show_headers = *b;
     } else if (name == "ack") {
       args.ack = *b;
+    } else if (name == "nack") {
+      args.nack = *b;
     } else if (name == "retain") {
       args.retain = *b;
     } else if ((name == "all" || name == "new") && *b) {
@@ -499,6 +604,38 @@ absl::Status CheckSlowFlags(const Args& args, absl::string_view cmd,
         cmd, ": --slow is for live subscriptions without --ack (with --ack "
              "the broker holds what is not acknowledged; a --stream's "
              "records wait in the stream)",
+        SeeHelp(info)));
+  }
+  return absl::OkStatus();
+}
+
+// sub's and fetch's explicit-ack flags: they set the policy of --ack and
+// must fit together and the broker's defaults. `given` is the first such
+// flag as written ("" if none).
+absl::Status CheckAckFlags(const Args& args, const std::string& given,
+                           absl::string_view cmd, const CommandInfo& info) {
+  if (given.empty()) return absl::OkStatus();
+  if (!args.ack) {
+    return UsageError(absl::StrCat(
+        cmd, ": ", given,
+        " is for explicit acks: add --ack (at-least-once delivery)",
+        SeeHelp(info)));
+  }
+  const absl::Duration initial =
+      args.backoff_initial.value_or(kDefaultBackoffInitial);
+  const absl::Duration max = args.backoff_max.value_or(kDefaultBackoffMax);
+  if (max < initial) {
+    return UsageError(absl::StrCat(
+        cmd, ": --backoff-max (",
+        args.backoff_max ? "" : "the broker's default ",
+        absl::FormatDuration(max), ") is below --backoff-initial (",
+        args.backoff_initial ? "" : "the broker's default ",
+        absl::FormatDuration(initial), ")", SeeHelp(info)));
+  }
+  if (args.max_queued.has_value() && !args.stream.empty()) {
+    return UsageError(absl::StrCat(
+        cmd, ": --max-queued bounds the messages a live queue group keeps "
+             "waiting; a --stream's records wait in the stream",
         SeeHelp(info)));
   }
   return absl::OkStatus();
@@ -622,6 +759,7 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
   bool timeout_given = false;
   bool count_given = false;
   int start_flags = 0;
+  std::string ack_flag;  // the first flag that needs --ack, as written
   for (const FlagUse& flag : tokens.flags) {
     if (flag.spec->commands != kGlobal &&
         (flag.spec->commands & Bit(info->command)) == 0) {
@@ -636,6 +774,12 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
     count_given |= flag_name == "count";
     start_flags += flag_name == "all" || flag_name == "new" ||
                    flag_name == "from_seq" || flag_name == "since";
+    const bool needs_ack =
+        flag_name == "ack_wait" || flag_name == "max_deliver" ||
+        flag_name == "max_in_flight" || flag_name == "max_queued" ||
+        flag_name.substr(0, 8) == "backoff_" ||
+        flag_name == "nack_delay" || (flag_name == "nack" && args.nack);
+    if (needs_ack && ack_flag.empty()) ack_flag = flag.written;
   }
 
   // Positional arguments. `pub --file F` takes its MESSAGE from F.
@@ -710,6 +854,11 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
   }
   if (args.command == Command::kSub) {
     if (absl::Status s = CheckSlowFlags(args, cmd, *info); !s.ok()) return s;
+  }
+  if (args.command == Command::kSub || args.command == Command::kFetch) {
+    if (absl::Status s = CheckAckFlags(args, ack_flag, cmd, *info); !s.ok()) {
+      return s;
+    }
   }
   if (args.command == Command::kFetch && args.ack && args.consumer.empty()) {
     return UsageError(absl::StrCat(
@@ -825,7 +974,8 @@ std::string CommandUsage(Command command) {
       return absl::StrCat(
           "Usage: sift sub PATTERN [--queue GROUP] [--count N] "
           "[--timeout D] [--headers]\n"
-          "                [--ack] [--filter EXPR] [--plugin NAME [--with K=V]...]...\n"
+          "                [--ack [ACK FLAGS]] [--filter EXPR]\n"
+          "                [--plugin NAME [--with K=V]...]...\n"
           "                [--slow POLICY [--max-pending BYTES] "
           "[--max-pending-msgs N]]\n"
           "                [--stream NAME [--consumer NAME]\n"
@@ -860,6 +1010,31 @@ std::string CommandUsage(Command command) {
           "  --with K=V     a setting of the --plugin before it, e.g.\n"
           "                 --plugin payload_filter --with format=json\n"
           "                 --with 'expr=amount > 100'\n"
+          "\n"
+          "ACK FLAGS (need --ack; left out, the broker's default applies;\n"
+          "durations are whole ms: 500ms, 30s, or a bare number of ms):\n"
+          "  --ack-wait D     redeliver what is not acknowledged within D\n"
+          "                   (default 30s)\n"
+          "  --max-deliver N  attempts before a message goes to the dead-letter\n"
+          "                   topic $sift.deadletter.<topic> (default 5; 0: no\n"
+          "                   limit)\n"
+          "  --max-in-flight N  most messages unacknowledged at once (prefetch;\n"
+          "                   default 1000)\n"
+          "  --max-queued N   most messages a queue group keeps waiting for a\n"
+          "                   member with room (default 100000); more are\n"
+          "                   dead-lettered. Not with --stream\n"
+          "  --backoff-initial D  wait before the first redelivery (default 1s)\n"
+          "  --backoff-multiplier X  each later wait, times X (>= 1; default 2)\n"
+          "  --backoff-max D  longest wait (default 60s; >= --backoff-initial)\n"
+          "  --backoff-jitter X  cut each wait by a random share of up to X\n"
+          "                   (0 to 1; default 0.2)\n"
+          "  --nack           refuse (NACK) each message once printed instead of\n"
+          "                   acknowledging it: it comes again after the backoff,\n"
+          "                   up to --max-deliver attempts, then is dead-lettered\n"
+          "                   (each delivery counts for --count)\n"
+          "  --nack-delay D   --nack, redelivered after D instead of the backoff\n"
+          "  In a --queue group, --max-deliver, --max-queued and the backoff are\n"
+          "  the group's: a member asking for others is refused.\n"
           "\n"
           "When sift falls behind (the broker holds more than --max-pending\n"
           "bytes for it, handed to its connection and not yet written):\n"
@@ -901,6 +1076,9 @@ std::string CommandUsage(Command command) {
           "  sift sub 'orders.>'\n"
           "  sift sub 'orders.>' --stream orders --all --count 100\n"
           "  sift sub 'prices.>' --slow drop-oldest --max-pending 1MiB\n"
+          "  sift sub 'jobs.>' --queue workers --ack --max-in-flight 10\n"
+          "  sift sub 'jobs.>' --ack --nack --max-deliver 3 --backoff-initial "
+          "100ms\n"
           "  sift sub 'orders.*.created' --queue billing --count 10 "
           "--timeout 30s\n",
           kGlobalNote);
@@ -972,7 +1150,8 @@ std::string CommandUsage(Command command) {
       return absl::StrCat(
           "Usage: sift fetch STREAM [--consumer NAME] [--batch N] [--wait D]\n"
           "                  [--all | --new | --from-seq N | --since TIME]\n"
-          "                  [--filter-topic PATTERN] [--ack] [--headers]\n"
+          "                  [--filter-topic PATTERN] [--ack [ACK FLAGS]] "
+          "[--headers]\n"
           "\n"
           "Polls stream STREAM once (a pull consumer) and prints each message\n"
           "it returns as one line,\n"
@@ -1002,6 +1181,14 @@ std::string CommandUsage(Command command) {
           "                   fetch after the ack wait. Without --ack a\n"
           "                   message counts as acknowledged once sent\n"
           "  --headers        also print each message's headers, one per line\n"
+          "\n"
+          "ACK FLAGS (need --ack; as for sub, see sift sub --help):\n"
+          "  --ack-wait D, --max-deliver N, --max-in-flight N,\n"
+          "  --backoff-initial D, --backoff-multiplier X, --backoff-max D,\n"
+          "  --backoff-jitter X: the ack policy this fetch asks for; --nack or\n"
+          "  --nack-delay D: refuse each message once printed, so that a later\n"
+          "  fetch gets it again (after D, or the backoff), up to --max-deliver\n"
+          "  attempts, after which it is dead-lettered\n"
           "\n"
           "Examples:\n"
           "  sift fetch orders --all --batch 100\n"

@@ -98,7 +98,25 @@ struct Args {
     std::vector<std::pair<std::string, std::string>> settings;
   };
   std::vector<Plugin> plugins;
-  bool ack = false;  // sub: explicit acks, each message acked once printed
+  // sub, fetch: explicit acks, each message acknowledged once printed (or
+  // refused: `nack`).
+  bool ack = false;
+  // sub, fetch with --ack: the explicit-ack policy, field by field as the C++
+  // client's AckOptions (unset: the broker's default). Durations are whole
+  // milliseconds (the wire's unit), at most 2^32-1 ms. max_queued: sub only.
+  std::optional<absl::Duration> ack_wait;         // --ack-wait D (>= 1ms)
+  std::optional<uint32_t> max_deliver;            // --max-deliver N (0: no limit)
+  std::optional<uint32_t> max_in_flight;          // --max-in-flight N (>= 1)
+  std::optional<uint32_t> max_queued;             // --max-queued N
+  std::optional<absl::Duration> backoff_initial;  // --backoff-initial D
+  std::optional<double> backoff_multiplier;       // --backoff-multiplier X
+  std::optional<absl::Duration> backoff_max;      // --backoff-max D
+  std::optional<double> backoff_jitter;           // --backoff-jitter X
+  // sub, fetch with --ack: --nack, or --nack-delay D: refuse each message
+  // once printed (NACK), to be redelivered after D (0: the backoff), up to
+  // max_deliver attempts, then dead-lettered.
+  bool nack = false;
+  absl::Duration nack_delay = absl::ZeroDuration();
   // sub: --slow POLICY, --max-pending BYTES (0: the broker's per-client
   // bound), --max-pending-msgs N (drop-oldest; 0: the broker's default).
   SlowFlag slow = SlowFlag::kUnset;

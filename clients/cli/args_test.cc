@@ -340,6 +340,174 @@ TEST(ParseArgsTest, SubSlowConsumerErrors) {
               HasSubstr("--slow"));
 }
 
+TEST(AckArgsTest, DefaultsLeaveThePolicyToTheBroker) {
+  absl::StatusOr<Args> args = Parse({"sub", "jobs.>", "--ack"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_TRUE(args->ack);
+  EXPECT_FALSE(args->ack_wait.has_value());
+  EXPECT_FALSE(args->max_deliver.has_value());
+  EXPECT_FALSE(args->max_in_flight.has_value());
+  EXPECT_FALSE(args->max_queued.has_value());
+  EXPECT_FALSE(args->backoff_initial.has_value());
+  EXPECT_FALSE(args->backoff_multiplier.has_value());
+  EXPECT_FALSE(args->backoff_max.has_value());
+  EXPECT_FALSE(args->backoff_jitter.has_value());
+  EXPECT_FALSE(args->nack);
+  EXPECT_EQ(args->nack_delay, absl::ZeroDuration());
+}
+
+TEST(AckArgsTest, EverySubscribeOptionHasItsFlag) {
+  absl::StatusOr<Args> args = Parse(
+      {"sub", "jobs.>", "--queue", "workers", "--ack", "--ack-wait", "1500ms",
+       "--max-deliver", "3", "--max-in-flight=10", "--max-queued", "0",
+       "--backoff-initial", "250", "--backoff-multiplier", "1.5",
+       "--backoff_max", "2m", "--backoff-jitter", "0"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->ack_wait, absl::Milliseconds(1500));
+  EXPECT_EQ(args->max_deliver, 3u);
+  EXPECT_EQ(args->max_in_flight, 10u);
+  EXPECT_EQ(args->max_queued, 0u);
+  EXPECT_EQ(args->backoff_initial, absl::Milliseconds(250));  // bare: ms
+  EXPECT_EQ(args->backoff_multiplier, 1.5);
+  EXPECT_EQ(args->backoff_max, absl::Minutes(2));
+  EXPECT_EQ(args->backoff_jitter, 0.0);
+  EXPECT_FALSE(args->nack);
+
+  // 0 means no limit for --max-deliver; the largest values fit the wire.
+  args = Parse({"sub", "j", "--ack", "--max-deliver", "0", "--ack-wait",
+                "4294967295", "--max-in-flight", "4294967295"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->max_deliver, 0u);
+  EXPECT_EQ(args->ack_wait, absl::Milliseconds(4294967295));
+  EXPECT_EQ(args->max_in_flight, 4294967295u);
+}
+
+TEST(AckArgsTest, NackAndNackDelay) {
+  absl::StatusOr<Args> args = Parse({"sub", "j", "--ack", "--nack"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_TRUE(args->nack);
+  EXPECT_EQ(args->nack_delay, absl::ZeroDuration());
+
+  args = Parse({"sub", "j", "--nack-delay", "2s", "--ack"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_TRUE(args->nack);  // --nack-delay is --nack with a delay
+  EXPECT_EQ(args->nack_delay, absl::Seconds(2));
+
+  // --nack=false is no NACK, and needs no --ack.
+  args = Parse({"sub", "j", "--nack=false"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_FALSE(args->nack);
+
+  // fetch takes them too (a durable consumer's ack policy), not
+  // --max-queued (no queue group).
+  args = Parse({"fetch", "orders", "--consumer", "c", "--ack", "--nack-delay",
+                "100", "--ack-wait", "5s", "--max-deliver", "2"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_TRUE(args->nack);
+  EXPECT_EQ(args->nack_delay, absl::Milliseconds(100));
+  EXPECT_EQ(args->ack_wait, absl::Seconds(5));
+  EXPECT_EQ(args->max_deliver, 2u);
+  EXPECT_THAT(ErrorOf({"fetch", "o", "--consumer", "c", "--ack",
+                       "--max-queued", "5"}),
+              HasSubstr("fetch does not take --max-queued"));
+}
+
+TEST(AckArgsTest, BadValuesAreUsageErrors) {
+  EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--ack-wait", "0"}),
+            "sub: invalid duration '0' for --ack-wait (whole milliseconds from "
+            "1ms to 4294967295ms, e.g. 500ms, 30s, 2m; a bare number is "
+            "milliseconds)");
+  for (const char* bad : {"-5", "1.5ms", "100us", "soon", "4294967296", "inf",
+                          "50d", ""}) {
+    EXPECT_THAT(ErrorOf({"sub", "j", "--ack", "--ack-wait", bad}),
+                HasSubstr("for --ack-wait (whole milliseconds"))
+        << bad;
+  }
+  EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--max-deliver", "-1"}),
+            "sub: invalid count '-1' for --max-deliver (0 to 4294967295; 0: "
+            "no limit)");
+  EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--max-in-flight", "0"}),
+            "sub: invalid count '0' for --max-in-flight (1 to 4294967295)");
+  EXPECT_THAT(ErrorOf({"sub", "j", "--ack", "--max-queued", "4294967296"}),
+              HasSubstr("invalid count '4294967296' for --max-queued"));
+  EXPECT_THAT(ErrorOf({"sub", "j", "--ack", "--max-deliver", "many"}),
+              HasSubstr("invalid count 'many'"));
+  EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--backoff-multiplier", "0.5"}),
+            "sub: invalid number '0.5' for --backoff-multiplier (a number >= "
+            "1, e.g. 2 or 1.5)");
+  EXPECT_THAT(ErrorOf({"sub", "j", "--ack", "--backoff-multiplier", "nan"}),
+              HasSubstr("invalid number 'nan'"));
+  EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--backoff-jitter", "1.5"}),
+            "sub: invalid number '1.5' for --backoff-jitter (a share from 0 "
+            "to 1, e.g. 0.2; 0: none)");
+  EXPECT_THAT(ErrorOf({"sub", "j", "--ack", "--nack-delay", "-1s"}),
+              HasSubstr("invalid duration '-1s' for --nack-delay"));
+  EXPECT_THAT(ErrorOf({"sub", "j", "--ack", "--nack=maybe"}),
+              HasSubstr("invalid value 'maybe' for --nack"));
+}
+
+TEST(AckArgsTest, FlagsThatDoNotFitAreUsageErrors) {
+  // Every policy flag, and --nack, needs --ack; the first one is named.
+  EXPECT_EQ(ErrorOf({"sub", "j", "--max-deliver", "3", "--ack-wait", "1s"}),
+            "sub: --max-deliver is for explicit acks: add --ack "
+            "(at-least-once delivery) (see sift sub --help)");
+  for (std::vector<std::string> flag :
+       {std::vector<std::string>{"--ack-wait", "1s"},
+        {"--max-in-flight", "1"},
+        {"--max-queued", "1"},
+        {"--backoff-initial", "1s"},
+        {"--backoff-multiplier", "2"},
+        {"--backoff-max", "1s"},
+        {"--backoff-jitter", "0"},
+        {"--nack"},
+        {"--nack-delay", "1s"}}) {
+    std::vector<std::string> argv = {"sub", "j"};
+    argv.insert(argv.end(), flag.begin(), flag.end());
+    EXPECT_THAT(ErrorOf(argv), HasSubstr(flag[0] + " is for explicit acks: "
+                                         "add --ack"));
+  }
+  EXPECT_THAT(ErrorOf({"fetch", "o", "--consumer", "c", "--nack"}),
+              HasSubstr("--nack is for explicit acks: add --ack"));
+  // The backoff's maximum may not be below its start, the broker's defaults
+  // (1s, 60s) standing in for the one left out.
+  EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--backoff-initial", "2s",
+                     "--backoff-max", "1s"}),
+            "sub: --backoff-max (1s) is below --backoff-initial (2s) (see "
+            "sift sub --help)");
+  EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--backoff-initial", "90s"}),
+            "sub: --backoff-max (the broker's default 1m) is below "
+            "--backoff-initial (1m30s) (see sift sub --help)");
+  EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--backoff-max", "500ms"}),
+            "sub: --backoff-max (500ms) is below --backoff-initial (the "
+            "broker's default 1s) (see sift sub --help)");
+  EXPECT_TRUE(Parse({"sub", "j", "--ack", "--backoff-initial", "90s",
+                     "--backoff-max", "90s"})
+                  .ok());
+  // A stream keeps its records: no queue group backlog to bound.
+  EXPECT_THAT(ErrorOf({"sub", "j", "--stream", "s", "--ack", "--max-queued",
+                       "5"}),
+              HasSubstr("--max-queued bounds the messages a live queue group "
+                        "keeps waiting"));
+  // reply answers requests; it does not take acks.
+  EXPECT_THAT(ErrorOf({"reply", "t", "--echo", "--nack"}),
+              HasSubstr("reply does not take --nack"));
+}
+
+TEST(AckArgsTest, HelpDescribesEveryAckFlag) {
+  const std::string sub = CommandUsage(Command::kSub);
+  const std::string fetch = CommandUsage(Command::kFetch);
+  for (const char* flag :
+       {"--ack-wait D", "--max-deliver N", "--max-in-flight N",
+        "--backoff-initial D", "--backoff-multiplier X", "--backoff-max D",
+        "--backoff-jitter X", "--nack", "--nack-delay D"}) {
+    EXPECT_THAT(sub, HasSubstr(flag));
+    EXPECT_THAT(fetch, HasSubstr(flag));
+  }
+  EXPECT_THAT(sub, HasSubstr("--max-queued N"));
+  EXPECT_THAT(fetch, Not(HasSubstr("--max-queued")));
+  EXPECT_THAT(sub, HasSubstr("$sift.deadletter.<topic>"));
+}
+
 TEST(UsageTest, FitsIn80Columns) {
   std::vector<std::string> texts = {Usage()};
   for (Command c : {Command::kPub, Command::kSub, Command::kReq,

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -198,6 +199,32 @@ sift::SlowPolicy SlowPolicyOf(SlowFlag slow) {
   }
 }
 
+// The explicit-ack policy of sub and fetch (--ack and its flags); unset
+// without --ack. Fields not given keep the broker's defaults.
+std::optional<AckOptions> AckOptionsOf(const Args& args) {
+  if (!args.ack) return std::nullopt;
+  AckOptions ack;
+  ack.ack_wait = args.ack_wait;
+  ack.max_deliver = args.max_deliver;
+  ack.max_in_flight = args.max_in_flight;
+  ack.max_queued = args.max_queued;
+  ack.backoff_initial = args.backoff_initial;
+  ack.backoff_multiplier = args.backoff_multiplier;
+  ack.backoff_max = args.backoff_max;
+  ack.backoff_jitter = args.backoff_jitter;
+  return ack;
+}
+
+// After a message of an explicit-ack subscription or fetch was printed:
+// acknowledge it, or with --nack refuse it. Fire-and-forget; the broker
+// answers only an id it no longer holds, which the client logs.
+void Settle(const Args& args, Client& client, const Message& message) {
+  if (!args.ack) return;
+  absl::Status sent = args.nack ? client.Nack(message, args.nack_delay)
+                                : client.Ack(message);
+  sent.IgnoreError();  // FailedPrecondition only: the client is closing
+}
+
 // Shared by sub and reply: subscribes to args.topic and hands each message to
 // `handle` until args.count messages were handled (0: no limit), the
 // deadline passed, or a stop signal came. `handle` returns whether the
@@ -209,7 +236,7 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
   options.queue_group = args.queue_group;
   options.timeout = args.connect_timeout;
   options.filter = args.filter;
-  if (args.ack) options.ack = AckOptions{};
+  options.ack = AckOptionsOf(args);
   if (!args.stream.empty()) options.stream = StartOf(args, DeliverPolicy::kNew);
   if (args.slow != SlowFlag::kUnset) {
     options.slow = SlowConsumer{SlowPolicyOf(args.slow), args.max_pending,
@@ -279,7 +306,7 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
                                " failed: ", message.status().message()));
     }
     if (handle(*message)) ++handled;
-    if (args.ack) client.Ack(*message).IgnoreError();
+    Settle(args, client, *message);
   }
   return 0;
 }
@@ -306,7 +333,7 @@ int RunFetch(const Args& args) {
   options.batch = static_cast<uint32_t>(args.batch);
   options.max_wait = args.wait;
   options.pattern = args.filter_topic;
-  if (args.ack) options.ack = AckOptions{};
+  options.ack = AckOptionsOf(args);
   absl::StatusOr<std::vector<Message>> messages =
       (*client)->Fetch(options, args.connect_timeout);
   if (!messages.ok()) {
@@ -317,9 +344,9 @@ int RunFetch(const Args& args) {
     PrintLine(
         MessageLine(message.topic(), message.stream_seq(), message.payload()));
     if (args.show_headers) PrintHeaders(message);
-    if (args.ack) (*client)->Ack(message).IgnoreError();
+    Settle(args, **client, message);
   }
-  (*client)->Close();  // flushes the ACKs
+  (*client)->Close();  // flushes the ACKs (or NACKs)
   return 0;
 }
 

@@ -1,0 +1,210 @@
+// Explicit acks through the `sift` command against a real siftd: sub --ack
+// with the ack-policy flags (--max-deliver, --backoff-*, --max-in-flight,
+// ...), --nack and --nack-delay driving redeliveries and dead letters, a
+// queue group refusing a member whose policy differs, and fetch --nack.
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "clients/cpp/client.h"
+#include "gtest/gtest.h"
+#include "tests/harness.h"
+#include "tests/siftd_process.h"
+#include "tests/test_util.h"
+
+namespace sift::test {
+namespace {
+
+constexpr absl::Duration kTimeout = absl::Seconds(20);
+
+std::string SiftCliPath() {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* ws = std::getenv("TEST_WORKSPACE");
+  return absl::StrCat(srcdir ? srcdir : ".", "/", ws ? ws : "sift",
+                      "/clients/cli/sift");
+}
+
+// Starts `sift --server=<siftd> args...` with its output in a new file.
+struct Running {
+  pid_t pid;
+  std::string out;
+};
+Running StartSift(const SiftdProcess& siftd, std::vector<std::string> args) {
+  static int runs = 0;
+  Running r{-1, absl::StrCat(TestTmpDir(), "/acks-cli-", getpid(), "-",
+                             ++runs, ".txt")};
+  std::vector<std::string> argv = {SiftCliPath(),
+                                   absl::StrCat("--server=", siftd.endpoint())};
+  argv.insert(argv.end(), args.begin(), args.end());
+  r.pid = Spawn(argv, r.out);
+  EXPECT_GT(r.pid, 0);
+  return r;
+}
+
+// Waits (bounded) until the broker has `n` explicit-ack subscriptions.
+bool WaitForConsumers(Client& client, uint64_t n) {
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (absl::Now() < deadline) {
+    absl::StatusOr<BrokerStats> stats = client.Stats(kTimeout);
+    if (stats.ok() && stats->deliveries().consumers() == n) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return false;
+}
+
+// --nack refuses every delivery: the message comes again after the backoff
+// the flags set (20 ms, no jitter), --max-deliver times, then goes to the
+// dead-letter topic with the attempts the flag allowed.
+TEST(AcksCliTest, NackRedeliversUpToMaxDeliverThenDeadLetters) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto client = Connect(siftd->endpoint());
+  ASSERT_NE(client, nullptr);
+  auto dead = client->Subscribe("$sift.deadletter.>");
+  ASSERT_TRUE(dead.ok()) << dead.status();
+
+  Running sub = StartSift(
+      *siftd, {"sub", "jobs.poison", "--ack", "--nack", "--max-deliver", "3",
+               "--backoff-initial", "20ms", "--backoff-jitter", "0",
+               "--ack-wait", "30s", "--max-in-flight", "5", "--count", "3",
+               "--timeout", "15s"});
+  ASSERT_GT(sub.pid, 0);
+  ASSERT_TRUE(WaitForConsumers(*client, 1)) << ReadFile(sub.out);
+  ASSERT_TRUE(client->PublishConfirmed("jobs.poison", "bad", kTimeout).ok());
+
+  EXPECT_EQ(Reap(sub.pid, kTimeout), 0) << ReadFile(sub.out);
+  EXPECT_EQ(ReadFile(sub.out),
+            "[jobs.poison] bad\n[jobs.poison] bad\n[jobs.poison] bad\n");
+  absl::StatusOr<Message> d = (*dead)->Next(kTimeout);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->topic(), "$sift.deadletter.jobs.poison");
+  EXPECT_EQ(d->payload(), "bad");
+  EXPECT_EQ(d->header("sift-reason"), "max_deliver after nack");
+  EXPECT_EQ(d->header("sift-attempts"), "3");
+  absl::StatusOr<BrokerStats> stats = client->Stats(kTimeout);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->deliveries().nacks(), 3u);
+  EXPECT_EQ(stats->deliveries().redeliveries(), 2u);
+  EXPECT_EQ(stats->deliveries().acks(), 0u);
+}
+
+// --nack-delay: the redelivery comes after the delay given, not after the
+// backoff (set to 20 s here, so the run would time out on it).
+TEST(AcksCliTest, NackDelayTimesTheRedelivery) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto client = Connect(siftd->endpoint());
+  ASSERT_NE(client, nullptr);
+  Running sub = StartSift(
+      *siftd, {"sub", "jobs.later", "--ack", "--nack-delay", "400ms",
+               "--backoff-initial", "20s", "--backoff-max", "20s",
+               "--max-deliver", "2", "--count", "2", "--timeout", "10s"});
+  ASSERT_GT(sub.pid, 0);
+  ASSERT_TRUE(WaitForConsumers(*client, 1)) << ReadFile(sub.out);
+  const absl::Time published = absl::Now();
+  ASSERT_TRUE(client->PublishConfirmed("jobs.later", "x", kTimeout).ok());
+  EXPECT_EQ(Reap(sub.pid, kTimeout), 0) << ReadFile(sub.out);
+  EXPECT_GE(absl::Now() - published, absl::Milliseconds(400));
+  EXPECT_EQ(ReadFile(sub.out), "[jobs.later] x\n[jobs.later] x\n");
+}
+
+// Without --nack each message is acknowledged once printed: nothing comes
+// again, whatever the ack wait.
+TEST(AcksCliTest, AckAcknowledgesEachMessage) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto client = Connect(siftd->endpoint());
+  ASSERT_NE(client, nullptr);
+  Running sub = StartSift(*siftd, {"sub", "jobs.ok", "--ack", "--ack-wait",
+                                   "200", "--max-in-flight", "1", "--count",
+                                   "2", "--timeout", "15s"});
+  ASSERT_GT(sub.pid, 0);
+  ASSERT_TRUE(WaitForConsumers(*client, 1)) << ReadFile(sub.out);
+  ASSERT_TRUE(client->PublishConfirmed("jobs.ok", "a", kTimeout).ok());
+  ASSERT_TRUE(client->PublishConfirmed("jobs.ok", "b", kTimeout).ok());
+  EXPECT_EQ(Reap(sub.pid, kTimeout), 0) << ReadFile(sub.out);
+  EXPECT_EQ(ReadFile(sub.out), "[jobs.ok] a\n[jobs.ok] b\n");
+  absl::SleepFor(absl::Milliseconds(400));  // past the 200 ms ack wait
+  absl::StatusOr<BrokerStats> stats = client->Stats(kTimeout);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->deliveries().acks(), 2u);
+  EXPECT_EQ(stats->deliveries().expired(), 0u);
+  EXPECT_EQ(stats->deliveries().redeliveries(), 0u);
+}
+
+// The flags reach the broker: a queue group's retry policy is its first
+// member's, and a `sift sub` asking for another --max-deliver is refused
+// (exit 1, the broker's reason); one asking for the same joins.
+TEST(AcksCliTest, AQueueGroupRefusesAnotherMaxDeliver) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto client = Connect(siftd->endpoint());
+  ASSERT_NE(client, nullptr);
+  SubscribeOptions first;
+  first.queue_group = "workers";
+  first.ack = AckOptions{};
+  first.ack->max_deliver = 4;
+  auto member = client->Subscribe("jobs.group", first);
+  ASSERT_TRUE(member.ok()) << member.status();
+
+  Running other = StartSift(*siftd, {"sub", "jobs.group", "--queue", "workers",
+                                     "--ack", "--max-deliver", "2"});
+  ASSERT_GT(other.pid, 0);
+  EXPECT_EQ(Reap(other.pid, kTimeout), 1) << ReadFile(other.out);
+  EXPECT_TRUE(absl::StrContains(ReadFile(other.out),
+                                "sift: cannot subscribe to jobs.group: "))
+      << ReadFile(other.out);
+  EXPECT_TRUE(absl::StrContains(ReadFile(other.out), "max_deliver"))
+      << ReadFile(other.out);
+
+  Running same = StartSift(*siftd, {"sub", "jobs.group", "--queue", "workers",
+                                    "--ack", "--max-deliver", "4", "--timeout",
+                                    "1s"});
+  ASSERT_GT(same.pid, 0);
+  EXPECT_EQ(Reap(same.pid, kTimeout), 0) << ReadFile(same.out);
+  EXPECT_EQ(ReadFile(same.out), "");
+}
+
+// fetch --nack: the record is refused, so the next fetch of the durable
+// consumer gets it again; a fetch with plain --ack then acknowledges it.
+TEST(AcksCliTest, FetchNackHandsTheRecordOutAgain) {
+  std::string data_dir = absl::StrCat(TestTmpDir(), "/acks-cli-XXXXXX");
+  ASSERT_NE(mkdtemp(data_dir.data()), nullptr);
+  auto siftd = StartSiftd({"--data_dir=" + data_dir});
+  ASSERT_NE(siftd, nullptr);
+  Running add = StartSift(*siftd, {"stream", "add", "jobs", "--subjects",
+                                   "jobs.>", "--fsync", "never"});
+  ASSERT_EQ(Reap(add.pid, kTimeout), 0) << ReadFile(add.out);
+  auto client = Connect(siftd->endpoint());
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->PublishConfirmed("jobs.one", "r1", kTimeout).ok());
+
+  const std::vector<std::string> fetch = {
+      "fetch", "jobs", "--consumer", "c", "--ack", "--wait", "5s",
+      "--backoff-initial", "10ms", "--backoff-jitter", "0"};
+  std::vector<std::string> nack = fetch;
+  nack.insert(nack.end(), {"--nack-delay", "0"});
+  for (int round = 1; round <= 2; ++round) {
+    Running r = StartSift(*siftd, nack);
+    ASSERT_EQ(Reap(r.pid, kTimeout), 0) << ReadFile(r.out);
+    EXPECT_EQ(ReadFile(r.out), "[jobs.one #1] r1\n") << "round " << round;
+  }
+  Running acked = StartSift(*siftd, fetch);
+  ASSERT_EQ(Reap(acked.pid, kTimeout), 0) << ReadFile(acked.out);
+  EXPECT_EQ(ReadFile(acked.out), "[jobs.one #1] r1\n");
+  std::vector<std::string> empty = fetch;
+  empty[6] = "300ms";  // --wait
+  Running none = StartSift(*siftd, empty);
+  ASSERT_EQ(Reap(none.pid, kTimeout), 0) << ReadFile(none.out);
+  EXPECT_EQ(ReadFile(none.out), "");
+}
+
+}  // namespace
+}  // namespace sift::test

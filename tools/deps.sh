@@ -15,7 +15,7 @@ PACKAGES=(
   liblua5.4-dev        # Lua script plugins
   libgtest-dev libgmock-dev
   libbenchmark-dev
-  zlib1g-dev           # crc32 for stream log records (broker/store)
+  libdeflate-dev       # CRC-32 of stream log records (broker/store)
   python3              # tools/test_summary.py
   python3-zmq python3-protobuf  # clients/python (the sift Python client)
   python3-django python3-django-channels python3-msgpack  # sift.channels (Django Channels layer)

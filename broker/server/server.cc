@@ -398,6 +398,8 @@ class Server::Loop {
       if (!closing_.empty() && wait > 1) wait = 1;
       if (!held_.empty() && wait > kHeldRetryMs) wait = kHeldRetryMs;
       if (wait < 0) wait = 0;
+      // Appends made outside a drain (due delayed messages, schedules).
+      if (streams_ != nullptr) streams_->HandOff();
       pollfds_.assign({{zmq_fd, POLLIN, 0},
                        {wake_fd_, POLLIN, 0},
                        {guard_->monitor_fd(), POLLIN, 0},
@@ -561,6 +563,7 @@ class Server::Loop {
         if (zmq_errno() == EINTR) continue;
         // EAGAIN: nothing more right now. Send what is pending; a send may
         // take the fd's signal, so then receive once more before sleeping.
+        if (streams_ != nullptr) streams_->HandOff();
         if (dirty_.empty()) {
           FlushGoneClients();
           if (!closing_.empty()) FinishClosing();
@@ -588,6 +591,7 @@ class Server::Loop {
       HandleMessage(frames);
       ++handled;
     }
+    if (streams_ != nullptr) streams_->HandOff();
     FlushBatches();
     FlushGoneClients();
     return false;

@@ -423,23 +423,21 @@ absl::Status StreamLog::Append(delivery::MessageRef message, int64_t unix_ms,
                      "max_bytes (", options_.max_bytes, "): it could never "
                      "be kept"));
   }
-  {
-    absl::MutexLock l(&queue_mu_);
-    if (queued_records_ >= options_.max_queued_records ||
-        (queued_records_ > 0 &&
-         queued_bytes_ + bytes > options_.max_queued_bytes)) {
-      stats_.rejected_full.fetch_add(1, std::memory_order_relaxed);
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "stream writer queue is full (", queued_records_, " records, ",
-          queued_bytes_, " bytes not yet written)"));
-    }
-    const bool wake = queue_.empty();
-    queue_.push_back(
-        Pending{next_seq_, ms, std::string(msg_id), std::move(message), bytes});
-    ++queued_records_;
-    queued_bytes_ += bytes;
-    if (wake) work_cv_.Signal();
+  const uint64_t records =
+      queued_records_.load(std::memory_order_relaxed) + staged_.size();
+  const uint64_t queued_bytes =
+      queued_bytes_.load(std::memory_order_relaxed) + staged_bytes_;
+  if (records >= options_.max_queued_records ||
+      (records > 0 && queued_bytes + bytes > options_.max_queued_bytes)) {
+    stats_.rejected_full.fetch_add(1, std::memory_order_relaxed);
+    return absl::ResourceExhaustedError(
+        absl::StrCat("stream writer queue is full (", records, " records, ",
+                     queued_bytes, " bytes not yet written)"));
   }
+  staged_.push_back(
+      Pending{next_seq_, ms, std::string(msg_id), std::move(message), bytes});
+  staged_bytes_ += bytes;
+  if (staged_.size() >= kHandOffRecords) HandOff();
   *seq = next_seq_++;
   last_ms_ = ms;
   if (!msg_id.empty()) RememberId(msg_id, *seq, ms);
@@ -454,8 +452,25 @@ uint64_t StreamLog::TakeDurable() {
   return DurableSeq();
 }
 
+void StreamLog::HandOff() {
+  if (staged_.empty()) return;
+  absl::MutexLock l(&queue_mu_);
+  queued_records_.fetch_add(staged_.size(), std::memory_order_relaxed);
+  queued_bytes_.fetch_add(staged_bytes_, std::memory_order_relaxed);
+  staged_bytes_ = 0;
+  if (queue_.empty()) {
+    queue_.swap(staged_);  // staged_ keeps the emptied vector's storage
+    work_cv_.Signal();
+  } else {
+    queue_.insert(queue_.end(), std::make_move_iterator(staged_.begin()),
+                  std::make_move_iterator(staged_.end()));
+    staged_.clear();
+  }
+}
+
 absl::Status StreamLog::Flush() {
   if (closed_) return writer_status();
+  HandOff();
   absl::MutexLock l(&queue_mu_);
   const uint64_t ticket = ++flush_requested_;
   work_cv_.Signal();
@@ -465,6 +480,7 @@ absl::Status StreamLog::Flush() {
 
 absl::Status StreamLog::Close() {
   if (closed_) return writer_status();
+  HandOff();
   closed_ = true;
   {
     absl::MutexLock l(&queue_mu_);
@@ -1065,8 +1081,8 @@ void StreamLog::WriterLoop() {
     batch.clear();
     {
       absl::MutexLock l(&queue_mu_);
-      queued_records_ -= batch_records;
-      queued_bytes_ -= batch_bytes;
+      queued_records_.fetch_sub(batch_records, std::memory_order_relaxed);
+      queued_bytes_.fetch_sub(batch_bytes, std::memory_order_relaxed);
       if (flush_ticket != 0) {
         flush_done_ = flush_ticket;
         done_cv_.SignalAll();

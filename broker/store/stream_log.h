@@ -218,7 +218,8 @@ class StreamLog {
   StreamLog& operator=(const StreamLog&) = delete;
 
   // Owner thread. Assigns the next seq to `message` and queues the record
-  // for the writer; *seq is set on OK and on AlreadyExists. `msg_id` may be
+  // for the writer (handed over in batches: see HandOff); *seq is set on OK
+  // and on AlreadyExists. The queue's bounds count staged records too. `msg_id` may be
   // empty (no dedup). Errors: AlreadyExists (a duplicate msg_id within the
   // window: *seq is the original's, nothing queued), ResourceExhausted (the
   // queue is full: nothing queued, no seq used), InvalidArgument (record
@@ -227,6 +228,14 @@ class StreamLog {
   // REQUIRES: message != nullptr.
   absl::Status Append(delivery::MessageRef message, int64_t unix_ms,
                       std::string_view msg_id, uint64_t* seq);
+
+  // Owner thread. Hands the records appended since the last call to the
+  // writer. Append queues a record in the owner's own batch and hands a
+  // batch over only when it reaches kHandOffRecords, so the owner calls
+  // this whenever it may go idle (the broker: after each drain of its
+  // socket); Flush and Close call it. Cheap when nothing is staged.
+  void HandOff();
+  static constexpr size_t kHandOffRecords = 256;
 
   // An eventfd (non-blocking, readable while the writer has news: durable
   // seq advanced or the writer failed). Owned by the log.
@@ -362,6 +371,10 @@ class StreamLog {
   int dir_fd_ = -1;
 
   // Owner thread only.
+  // Appended, not yet handed to the writer (HandOff): one lock per batch of
+  // appends rather than per append.
+  std::vector<Pending> staged_;
+  uint64_t staged_bytes_ = 0;
   uint64_t next_seq_ = 1;
   int64_t last_ms_ = 0;
   bool closed_ = false;
@@ -373,8 +386,10 @@ class StreamLog {
   absl::CondVar work_cv_;  // the writer waits for work
   absl::CondVar done_cv_;  // Flush waits for the writer
   std::vector<Pending> queue_ ABSL_GUARDED_BY(queue_mu_);
-  uint64_t queued_bytes_ ABSL_GUARDED_BY(queue_mu_) = 0;
-  uint64_t queued_records_ ABSL_GUARDED_BY(queue_mu_) = 0;  // incl. batch
+  // Handed to the writer and not yet written (its batch included): changed
+  // under queue_mu_, read by Append without it.
+  std::atomic<uint64_t> queued_bytes_{0};
+  std::atomic<uint64_t> queued_records_{0};
   bool closing_ ABSL_GUARDED_BY(queue_mu_) = false;
   uint64_t flush_requested_ ABSL_GUARDED_BY(queue_mu_) = 0;  // Flush calls
   uint64_t flush_done_ ABSL_GUARDED_BY(queue_mu_) = 0;  // ... answered

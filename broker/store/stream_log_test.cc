@@ -60,6 +60,7 @@ uint64_t MustAppend(StreamLog* log, MessageRef m, int64_t ms,
   uint64_t seq = 0;
   absl::Status s = log->Append(std::move(m), ms, id, &seq);
   EXPECT_TRUE(s.ok()) << s;
+  log->HandOff();  // as the broker's loop does after each drain
   return seq;
 }
 
@@ -562,6 +563,32 @@ TEST(StreamLogTest, FsyncAlwaysGroupsCommits) {
   EXPECT_TRUE(log->Close().ok());
 }
 
+TEST(StreamLogTest, AppendsReachTheWriterOnHandOffOrInBatches) {
+  const std::string dir = TestDir("hand_off");
+  auto log = MustOpen(Opts(dir));
+  uint64_t seq = 0;
+  ASSERT_TRUE(log->Append(Msg("t", "staged"), 1, "", &seq).ok());
+  EXPECT_EQ(seq, 1u);
+  // Staged on the owner's side: the writer has not seen it.
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(log->WrittenSeq(), 0u);
+  log->HandOff();
+  ASSERT_TRUE(WaitDurable(log.get(), 1));
+  // A full batch goes without HandOff.
+  for (size_t i = 0; i < StreamLog::kHandOffRecords; ++i) {
+    ASSERT_TRUE(log->Append(Msg("t", "batch"), 1, "", &seq).ok());
+  }
+  ASSERT_TRUE(WaitDurable(log.get(), 1 + StreamLog::kHandOffRecords));
+  // Flush and Close hand off what is staged.
+  ASSERT_TRUE(log->Append(Msg("t", "flushed"), 1, "", &seq).ok());
+  ASSERT_TRUE(log->Flush().ok());
+  EXPECT_EQ(log->WrittenSeq(), seq);
+  ASSERT_TRUE(log->Append(Msg("t", "closed"), 1, "", &seq).ok());
+  ASSERT_TRUE(log->Close().ok());
+  auto again = MustOpen(Opts(dir));
+  EXPECT_EQ(again->LastSeq(), seq);
+}
+
 TEST(StreamLogTest, FsyncAlwaysDurableAdvancesWithoutFlush) {
   const std::string dir = TestDir("fsync_always_poll");
   auto log = MustOpen(Opts(dir));
@@ -882,6 +909,7 @@ TEST(StreamLogTest, ReadsConcurrentWithAppendsAndRetention) {
     absl::Status s;
     while (absl::IsResourceExhausted(
         s = log->Append(Msg("t", absl::StrCat("p", i)), 1, "", &seq))) {
+      log->HandOff();
       WaitDurable(log.get(), log->WrittenSeq() + 1);
     }
     ASSERT_TRUE(s.ok()) << s;

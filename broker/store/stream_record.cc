@@ -1,6 +1,6 @@
 #include "broker/store/stream_record.h"
 
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include <cstring>
 
@@ -24,14 +24,10 @@ inline uint64_t GetU64(const char* p) {
   return v;
 }
 
-// crc32 over body_len's 4 bytes and the body (zlib takes uInt lengths; a
-// body is bounded far below 4 GiB by the log's max record size).
+// CRC-32 over body_len's 4 bytes and the body.
 uint32_t FrameCrc(const char* len_bytes, const char* body, size_t body_len) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  crc = crc32(crc, reinterpret_cast<const Bytef*>(len_bytes), 4);
-  crc = crc32(crc, reinterpret_cast<const Bytef*>(body),
-              static_cast<uInt>(body_len));
-  return static_cast<uint32_t>(crc);
+  const uint32_t crc = libdeflate_crc32(0, len_bytes, 4);
+  return libdeflate_crc32(crc, body, body_len);
 }
 
 }  // namespace

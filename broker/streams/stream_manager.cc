@@ -321,6 +321,7 @@ absl::Status StreamManager::OpenStream(StreamSettings settings,
   // them before anyone attaches).
   Stream* raw = s.get();
   streams_.push_back(std::move(s));
+  StreamsChanged();
   for (const auto& [name, state] : raw->saved) {
     uint64_t floor;
     std::vector<uint64_t> acked;
@@ -365,17 +366,41 @@ StreamManager::Stream* StreamManager::Find(std::string_view name) const {
   return nullptr;
 }
 
-StreamManager::Stream* StreamManager::Capturing(std::string_view topic) const {
+StreamManager::Stream* StreamManager::Capturing(
+    std::string_view topic) const {
+  if (last_captured_known_ && topic == last_captured_topic_) {
+    return last_captured_;
+  }
+  if (auto it = capturing_.find(AV(topic)); it != capturing_.end()) {
+    last_captured_topic_.assign(topic.data(), topic.size());
+    last_captured_ = it->second;
+    last_captured_known_ = true;
+    return it->second;
+  }
+  Stream* found = nullptr;
   for (const auto& s : streams_) {
     for (const std::string& p : s->settings.subjects) {
-      if (topic::PatternMatches(p, topic)) return s.get();
+      if (topic::PatternMatches(p, topic)) {
+        found = s.get();
+        break;
+      }
     }
+    if (found != nullptr) break;
   }
-  return nullptr;
+  if (capturing_.size() >= kCapturingCacheLimit) capturing_.clear();
+  capturing_.emplace(AV(topic), found);
+  last_captured_topic_.assign(topic.data(), topic.size());
+  last_captured_ = found;
+  last_captured_known_ = true;
+  return found;
 }
 
 bool StreamManager::Captures(std::string_view topic) const {
   return !IsInbox(topic) && Capturing(topic) != nullptr;
+}
+
+void StreamManager::HandOff() {
+  for (const auto& s : streams_) s->log->HandOff();
 }
 
 Capture StreamManager::Append(std::string_view topic,
@@ -547,6 +572,7 @@ absl::Status StreamManager::Delete(const std::string& name) {
     std::filesystem::remove_all(gone, ec);
   }
   streams_.erase(it);
+  StreamsChanged();
   return absl::OkStatus();
 }
 

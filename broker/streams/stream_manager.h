@@ -231,6 +231,9 @@ class StreamManager {
 
   // ---- The loop
 
+  // Hands every stream's staged appends to its writer (StreamLog::HandOff):
+  // the loop calls it after each drain of its socket and before it sleeps.
+  void HandOff();
   // Appends the fds to poll (each stream's log and consumer store).
   void PollFds(std::vector<pollfd>* fds) const;
   // Takes durability news, answers confirms, pumps consumers (redeliveries,
@@ -264,8 +267,13 @@ class StreamManager {
                           bool create);
   Stream* Find(std::string_view name) const;
   // The stream whose subjects match `topic` (the first in creation order;
-  // subjects do not overlap), or null.
+  // subjects do not overlap), or null. Answers from capturing_ when it can.
   Stream* Capturing(std::string_view topic) const;
+  // Forgets Capturing's remembered answers: the set of streams changed.
+  void StreamsChanged() {
+    capturing_.clear();
+    last_captured_known_ = false;
+  }
   // INVALID_REQUEST if `pattern` (non-empty) can match no subject of `s`.
   absl::Status CheckPattern(const Stream& s, const std::string& pattern) const;
   StreamView ViewOf(const Stream& s) const;
@@ -291,6 +299,15 @@ class StreamManager {
   const std::string data_dir_;
   Logger log_;
   std::vector<std::unique_ptr<Stream>> streams_;  // creation order
+  // Capturing's answers by topic (null: no stream), so that a publish does
+  // not match every stream's subjects; emptied when streams are added or
+  // deleted, and when it reaches kCapturingCacheLimit topics.
+  mutable absl::flat_hash_map<std::string, Stream*> capturing_;
+  static constexpr size_t kCapturingCacheLimit = 65536;
+  // The last answer, before capturing_ (a publisher often repeats a topic).
+  mutable std::string last_captured_topic_;
+  mutable Stream* last_captured_ = nullptr;
+  mutable bool last_captured_known_ = false;
   std::map<uint64_t, std::unique_ptr<Slot>> slots_;
   uint64_t next_slot_ = 1;
   std::map<std::pair<uint32_t, uint64_t>, uint64_t> push_;  // (client, sid)

@@ -231,6 +231,7 @@ size_t Deliveries::RemoveConsumerAt(uint32_t c, int64_t now,
   Consumer& co = consumers_[c];
   assert(co.live && co.leaving);
   consumers_by_key_.erase(Key{co.client, co.sid});
+  last_found_ = kNone;
   if (auto it = consumers_by_client_.find(co.client);
       it != consumers_by_client_.end()) {
     std::vector<uint32_t>& mine = it->second;
@@ -262,7 +263,7 @@ size_t Deliveries::RemoveConsumerAt(uint32_t c, int64_t now,
   scratch_.clear();
   for (uint32_t slot = co.in_flight_list.head; slot != kNone;) {
     const uint32_t next = entries_[slot].next;
-    ForgetInFlight(in_flight_by_id_.find(entries_[slot].delivery_id));
+    ForgetInFlight(slot);
     if (g == kNone) {
       ++dropped;
       FreeEntry(slot);
@@ -319,11 +320,6 @@ void Deliveries::MaybeForgetGroup(uint32_t g) {
   std::deque<Waiting>().swap(gr.backlog);
   gr.cursor = 0;
   free_groups_.push_back(g);
-}
-
-uint32_t Deliveries::FindConsumer(uint32_t client, uint64_t sid) const {
-  auto it = consumers_by_key_.find(Key{client, sid});
-  return it == consumers_by_key_.end() ? kNone : it->second;
 }
 
 uint32_t Deliveries::PickMember(uint32_t g, uint32_t avoid,
@@ -484,7 +480,7 @@ void Deliveries::Deliver(uint32_t c, uint32_t slot, int64_t now,
   e.deadline = now + co.policy.ack_wait_ms;
   Link(c, slot);  // the tail of its in-flight list: the latest deadline
   ArmConsumerTimer(c, e.deadline);
-  in_flight_by_id_.emplace(e.delivery_id, slot);
+  in_flight_by_id_.Insert(e.delivery_id, slot);
   ++co.in_flight;
   ++in_flight_;
   ++co.delivered;
@@ -591,14 +587,13 @@ absl::Status Deliveries::Offer(uint32_t client, uint64_t sid,
 
 // --- Acks, nacks, timers ---
 
-Deliveries::IdIndex::iterator Deliveries::FindInFlight(uint32_t client,
-                                                       uint64_t delivery_id) {
-  auto it = in_flight_by_id_.find(delivery_id);
-  if (it != in_flight_by_id_.end() &&
-      consumers_[entries_[it->second].consumer].client != client) {
-    return in_flight_by_id_.end();
+uint32_t Deliveries::FindInFlight(uint32_t client,
+                                  uint64_t delivery_id) const {
+  const uint32_t slot = in_flight_by_id_.Find(delivery_id);
+  if (slot != kNone && consumers_[entries_[slot].consumer].client != client) {
+    return kNone;
   }
-  return it;
+  return slot;
 }
 
 namespace {
@@ -608,11 +603,10 @@ absl::Status NotInFlight(uint32_t client, uint64_t delivery_id) {
 }
 }  // namespace
 
-uint32_t Deliveries::ForgetInFlight(IdIndex::iterator it) {
-  const uint32_t slot = it->second;
+uint32_t Deliveries::ForgetInFlight(uint32_t slot) {
   Entry& e = entries_[slot];
-  assert(e.in_flight && it->first == e.delivery_id);
-  in_flight_by_id_.erase(it);
+  assert(e.in_flight);
+  in_flight_by_id_.Erase(e.delivery_id);
   const uint32_t c = e.consumer;
   Unlink(slot);
   e.delivery_id = 0;
@@ -622,17 +616,15 @@ uint32_t Deliveries::ForgetInFlight(IdIndex::iterator it) {
   return c;
 }
 
-void Deliveries::EndInFlight(IdIndex::iterator it) {
-  const uint32_t slot = it->second;
-  Link(ForgetInFlight(it), slot);  // onto the holder's waiting list
+void Deliveries::EndInFlight(uint32_t slot) {
+  Link(ForgetInFlight(slot), slot);  // onto the holder's waiting list
 }
 
 absl::Status Deliveries::Ack(uint32_t client, uint64_t delivery_id, int64_t now,
                              std::vector<Send>* sends) {
-  const auto it = FindInFlight(client, delivery_id);
-  if (it == in_flight_by_id_.end()) return NotInFlight(client, delivery_id);
-  const uint32_t slot = it->second;
-  const uint32_t c = ForgetInFlight(it);
+  const uint32_t slot = FindInFlight(client, delivery_id);
+  if (slot == kNone) return NotInFlight(client, delivery_id);
+  const uint32_t c = ForgetInFlight(slot);
   FreeEntry(slot);
   ++counters_.acks;
   ++consumers_[c].acks;
@@ -644,11 +636,10 @@ absl::Status Deliveries::Nack(uint32_t client, uint64_t delivery_id,
                               std::optional<uint32_t> delay_ms, int64_t now,
                               std::vector<Send>* sends,
                               std::vector<DeadLetter>* dead) {
-  const auto it = FindInFlight(client, delivery_id);
-  if (it == in_flight_by_id_.end()) return NotInFlight(client, delivery_id);
-  const uint32_t slot = it->second;
+  const uint32_t slot = FindInFlight(client, delivery_id);
+  if (slot == kNone) return NotInFlight(client, delivery_id);
   const uint32_t c = entries_[slot].consumer;
-  EndInFlight(it);
+  EndInFlight(slot);
   ++counters_.nacks;
   Retry(slot, delay_ms, now, kReasonMaxDeliverAfterNack, now, sends, dead);
   Refill(c, now, sends);
@@ -657,9 +648,8 @@ absl::Status Deliveries::Nack(uint32_t client, uint64_t delivery_id,
 
 absl::Status Deliveries::Progress(uint32_t client, uint64_t delivery_id,
                                   int64_t now) {
-  const auto it = FindInFlight(client, delivery_id);
-  if (it == in_flight_by_id_.end()) return NotInFlight(client, delivery_id);
-  const uint32_t slot = it->second;
+  const uint32_t slot = FindInFlight(client, delivery_id);
+  if (slot == kNone) return NotInFlight(client, delivery_id);
   const uint32_t c = entries_[slot].consumer;
   // To the tail of the in-flight list, which stays in deadline order; the
   // consumer's timer, at or before the old head's deadline, still covers it.

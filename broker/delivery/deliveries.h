@@ -83,6 +83,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "broker/delivery/backoff.h"
+#include "broker/delivery/in_flight_index.h"
 #include "broker/delivery/timer_queue.h"
 
 namespace sift::delivery {
@@ -245,7 +246,7 @@ class Deliveries {
   // hold messages; NextDeadline covers their timers.)
   bool empty() const { return consumers_by_key_.empty(); }
   bool IsConsumer(uint32_t client, uint64_t sid) const {
-    return consumers_by_key_.contains(Key{client, sid});
+    return FindConsumer(client, sid) != kNone;
   }
 
   // The router routed `message` to consumer (client, sid) (for a group: the
@@ -395,10 +396,21 @@ class Deliveries {
   const AckPolicy& RetryPolicy(uint32_t consumer, uint32_t group) const {
     return group != kNone ? groups_[group].policy : consumers_[consumer].policy;
   }
-  uint32_t FindConsumer(uint32_t client, uint64_t sid) const;
-  using IdIndex = absl::flat_hash_map<uint64_t, uint32_t>;  // id -> slot
-  // The in-flight entry of `delivery_id` at `client`, or end().
-  IdIndex::iterator FindInFlight(uint32_t client, uint64_t delivery_id);
+  // The consumer number of (client, sid), or kNone. Remembers the last one
+  // found: the routing path asks for the same subscription message after
+  // message.
+  uint32_t FindConsumer(uint32_t client, uint64_t sid) const {
+    if (last_found_ != kNone && last_found_key_ == Key{client, sid}) {
+      return last_found_;
+    }
+    auto it = consumers_by_key_.find(Key{client, sid});
+    if (it == consumers_by_key_.end()) return kNone;
+    last_found_key_ = it->first;
+    last_found_ = it->second;
+    return it->second;
+  }
+  // The slot of the in-flight entry of `delivery_id` at `client`, or kNone.
+  uint32_t FindInFlight(uint32_t client, uint64_t delivery_id) const;
 
   uint32_t NewEntry(MessageRef message, uint64_t seq, uint32_t attempts,
                     uint32_t group);
@@ -432,14 +444,10 @@ class Deliveries {
   // Ends the in-flight state of `slot` (nack, expiry, removal): the id is
   // forgotten, the holder's capacity freed, and the entry moves to the
   // holder's waiting list.
-  void EndInFlight(uint32_t slot) {
-    EndInFlight(in_flight_by_id_.find(entries_[slot].delivery_id));
-  }
-  // The same, for an iterator of in_flight_by_id_ already found.
-  void EndInFlight(IdIndex::iterator it);
+  void EndInFlight(uint32_t slot);
   // EndInFlight, but the entry is left on no list (about to be freed or
   // handed on). Returns the consumer that held it.
-  uint32_t ForgetInFlight(IdIndex::iterator it);
+  uint32_t ForgetInFlight(uint32_t slot);
   // The timer of consumer `c` fired at `now`: expires its earliest in-flight
   // entry if that is due, and re-arms for the next.
   void ConsumerTimerFired(uint32_t c, int64_t now, std::vector<Send>* sends,
@@ -483,6 +491,10 @@ class Deliveries {
   std::vector<Consumer> consumers_;  // indexed by consumer number
   std::vector<uint32_t> free_consumers_;
   absl::flat_hash_map<Key, uint32_t> consumers_by_key_;
+  // FindConsumer's last answer (kNone: none); forgotten when a consumer
+  // goes.
+  mutable Key last_found_key_{0, 0};
+  mutable uint32_t last_found_ = kNone;
   absl::flat_hash_map<uint32_t, std::vector<uint32_t>> consumers_by_client_;
 
   std::vector<Group> groups_;
@@ -491,7 +503,7 @@ class Deliveries {
 
   std::vector<Entry> entries_;  // indexed by slot
   std::vector<uint32_t> free_entries_;
-  IdIndex in_flight_by_id_;
+  InFlightIndex in_flight_by_id_;
   TimerQueue timers_;
   std::vector<uint32_t> scratch_;  // RemoveConsumerAt's returning entries
 

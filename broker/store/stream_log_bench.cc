@@ -104,23 +104,12 @@ delivery::MessageRef BenchMessage(const char* topic, int64_t bytes) {
       topic, "", "", std::string(static_cast<size_t>(bytes), 'x'));
 }
 
-// Hands the records appended so far to the writer, for a StreamLog that
-// keeps them in the owner's own batch until HandOff() (a change on its way
-// to the store); nothing for one that hands each record over in Append.
-// Called before every wait for the writer, which would otherwise wait for
-// records it was never given. Call log->HandOff() directly once every
-// StreamLog has it.
-template <typename Log>
-auto HandOff(Log* log, int) -> decltype(log->HandOff()) {
-  return log->HandOff();
-}
-template <typename Log>
-void HandOff(Log*, long) {}
-
 // Waits until record `seq` is durable. Errors: the writer's, or
-// DeadlineExceeded at `deadline`.
+// DeadlineExceeded at `deadline`. First hands the writer the records
+// appended and still staged (StreamLog::HandOff): it would otherwise wait
+// for records it was never given.
 absl::Status WaitDurable(StreamLog* log, uint64_t seq, absl::Time deadline) {
-  HandOff(log, 0);
+  log->HandOff();
   while (log->DurableSeq() < seq) {
     if (absl::Status s = log->writer_status(); !s.ok()) return s;
     if (absl::Now() >= deadline) {

@@ -21,6 +21,21 @@ bool SameGroupPolicy(const AckPolicy& a, const AckPolicy& b) {
          a.backoff == b.backoff;
 }
 
+// Waiting messages can sit in memory long enough to leave the caches (a
+// burst queued behind a prefetch of 1,000 is hundreds of MB), and the first
+// touch of one (Deliver's reference count) then stalls for a memory load.
+// Refill starts loading the message this many places ahead of the one it
+// delivers.
+constexpr size_t kPrefetchAhead = 4;
+
+// Starts loading message `m`'s reference counts (just before the object in
+// std::allocate_shared's block) and its first field bytes.
+inline void PrefetchMessage(const MessageRef& m) {
+  const char* p = reinterpret_cast<const char*>(m.get());
+  __builtin_prefetch(p - 16, 1);
+  __builtin_prefetch(p + sizeof(StoredMessage), 0);
+}
+
 // The heap may hold this many cancelled timers beyond twice the live ones
 // before it is swept: sweeps stay O(1) amortized per timer and rare when
 // little is in flight.
@@ -512,6 +527,9 @@ void Deliveries::Refill(uint32_t c, int64_t now, std::vector<Send>* sends) {
   Consumer& co = consumers_[c];
   if (co.group == kNone) {
     while (HasCapacity(co) && !co.queue.empty()) {
+      if (co.queue.size() > kPrefetchAhead) {
+        PrefetchMessage(co.queue[kPrefetchAhead].message);
+      }
       Waiting w = std::move(co.queue.front());
       co.queue.pop_front();
       --queued_;
@@ -524,6 +542,9 @@ void Deliveries::Refill(uint32_t c, int64_t now, std::vector<Send>* sends) {
   std::deque<Waiting>& backlog = groups_[co.group].backlog;
   size_t i = 0;
   while (HasCapacity(co) && i < backlog.size()) {
+    if (backlog.size() > i + kPrefetchAhead) {
+      PrefetchMessage(backlog[i + kPrefetchAhead].message);
+    }
     if (!topic::PatternMatches(co.pattern, backlog[i].message->topic)) {
       ++i;
       continue;
@@ -545,7 +566,7 @@ void Deliveries::DeadLetterMessage(MessageRef message, uint32_t c,
 }
 
 absl::Status Deliveries::Offer(uint32_t client, uint64_t sid,
-                               const MessageRef& message, int64_t now,
+                               MessageRef message, int64_t now,
                                std::vector<Send>* sends,
                                std::vector<DeadLetter>* dead) {
   const uint32_t c = FindConsumer(client, sid);
@@ -558,11 +579,11 @@ absl::Status Deliveries::Offer(uint32_t client, uint64_t sid,
   const uint64_t seq = next_seq_++;
   if (co.group == kNone) {
     if (HasCapacity(co) && co.queue.empty()) {
-      Deliver(c, NewEntry(message, seq, 0, kNone), now, sends);
+      Deliver(c, NewEntry(std::move(message), seq, 0, kNone), now, sends);
     } else if (co.queue.size() >= co.policy.max_queued) {
-      DeadLetterMessage(message, c, kReasonQueueFull, 0, dead);
+      DeadLetterMessage(std::move(message), c, kReasonQueueFull, 0, dead);
     } else {
-      co.queue.push_back(Waiting{message, seq, 0});
+      co.queue.push_back(Waiting{std::move(message), seq, 0});
       ++queued_;
     }
     return absl::OkStatus();
@@ -572,14 +593,15 @@ absl::Status Deliveries::Offer(uint32_t client, uint64_t sid,
   const uint32_t target =
       HasCapacity(co) ? c : PickMember(co.group, c, message->topic);
   if (target != kNone) {
-    Deliver(target, NewEntry(message, seq, 0, co.group), now, sends);
+    Deliver(target, NewEntry(std::move(message), seq, 0, co.group), now,
+            sends);
     return absl::OkStatus();
   }
   Group& gr = groups_[co.group];
   if (gr.backlog.size() >= gr.policy.max_queued) {
-    DeadLetterMessage(message, c, kReasonQueueFull, 0, dead);
+    DeadLetterMessage(std::move(message), c, kReasonQueueFull, 0, dead);
   } else {
-    gr.backlog.push_back(Waiting{message, seq, 0});
+    gr.backlog.push_back(Waiting{std::move(message), seq, 0});
     ++queued_;
   }
   return absl::OkStatus();

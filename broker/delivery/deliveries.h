@@ -257,7 +257,7 @@ class Deliveries {
   // queue. A full queue or backlog -> a DeadLetter ("queue full", attempts
   // 0). NotFound (nothing appended) if (client, sid) is not a consumer;
   // InvalidArgument for a null message.
-  absl::Status Offer(uint32_t client, uint64_t sid, const MessageRef& message,
+  absl::Status Offer(uint32_t client, uint64_t sid, MessageRef message,
                      int64_t now, std::vector<Send>* sends,
                      std::vector<DeadLetter>* dead);
 

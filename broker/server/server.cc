@@ -1779,10 +1779,10 @@ class Server::Loop {
   // until acked; delivered now if the consumer has room.
   void OfferTracked(const Router::Target& t, const protocol::PubView& pub,
                     std::string_view payload) {
-    const delivery::MessageRef message = Stored(pub, payload, t.slot);
     const size_t dead_before = ack_dead_.size();
-    deliveries_.Offer(t.client, t.sid, message, now_ms_, &ack_sends_,
-                      &ack_dead_)
+    deliveries_
+        .Offer(t.client, t.sid, Stored(pub, payload, t.slot), now_ms_,
+               &ack_sends_, &ack_dead_)
         .IgnoreError();  // NotFound: not a consumer (checked by the caller)
     for (size_t i = dead_before; i < ack_dead_.size(); ++i) {
       if (ack_dead_[i].reason == delivery::kReasonQueueFull) {

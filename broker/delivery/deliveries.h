@@ -53,8 +53,9 @@
 // Output parameters (`sends`, `dead`) are appended to, never cleared, so a
 // loop can collect one batch across calls. REQUIRES: they are non-null.
 //
-// Costs: Offer and Ack are a few hash operations (the consumer, the id
-// index) and O(1) list links; no timer per delivery: a consumer's in-flight
+// Costs: Offer and Ack are a hash lookup of the consumer (none when it is
+// the one found last), an id lookup in a direct-mapped ring (InFlightIndex)
+// and O(1) list links; no timer per delivery: a consumer's in-flight
 // messages are kept in deadline order (one ack wait per consumer, and a
 // clock that does not go back), so one timer per consumer, for the earliest
 // of them, covers them all. A message that finds capacity costs no heap

@@ -7,7 +7,7 @@
 //
 // Design (decisions a caller relies on):
 // - Files: <dir>/<base seq, 20 digits>.seg, format in stream_record.h
-//   (length prefix + zlib crc32 per record). A segment is rotated when the
+//   (length prefix + CRC-32 per record). A segment is rotated when the
 //   next record would take it past segment_max_bytes (a record larger than
 //   that gets a segment of its own). There is always at least one segment
 //   file (possibly empty), so an empty stream keeps its next seq on disk.
@@ -53,8 +53,11 @@
 //   apply), and one ahead of the recovered records (a torn tail was cut) is
 //   rewritten by Open so it cannot hide the seqs appended next.
 // - Durability: Append hands the record to the writer through a bounded
-//   queue and returns its seq at once. The writer takes everything queued as
-//   one batch, writes it with one pwrite per segment touched, then per
+//   queue and returns its seq at once (the owner keeps a batch of its own
+//   and hands it over in one lock: every kHandOffRecords appends, and on
+//   HandOff, which the owner calls before it goes idle). The writer takes
+//   everything queued as one batch, writes it with one pwrite per segment
+//   touched, then per
 //   fsync_policy: kAlways fdatasyncs the batch before it counts as durable
 //   (group commit: everything that queued up during the previous fsync goes
 //   in the next one); kEveryMs fdatasyncs at most every fsync_every_ms (when

@@ -57,8 +57,8 @@
 //   and hands it over in one lock: every kHandOffRecords appends, and on
 //   HandOff, which the owner calls before it goes idle). The writer takes
 //   everything queued as one batch, writes it with one pwrite per segment
-//   touched, then per
-//   fsync_policy: kAlways fdatasyncs the batch before it counts as durable
+//   touched, then per fsync_policy: kAlways fdatasyncs the batch before it
+//   counts as durable
 //   (group commit: everything that queued up during the previous fsync goes
 //   in the next one); kEveryMs fdatasyncs at most every fsync_every_ms (when
 //   something was written since); kNever never fsyncs and counts a record

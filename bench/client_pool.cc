@@ -3,43 +3,12 @@
 #include <zmq.h>
 
 #include <algorithm>
-#include <atomic>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "bench/parallel_for.h"
 
 namespace sift::bench {
-namespace {
-
-// Runs fn(i) for i in [0, n) on up to `threads` threads; returns the first
-// error (the rest of the work is skipped after one).
-absl::Status ParallelFor(int n, int threads,
-                         const std::function<absl::Status(int)>& fn) {
-  std::atomic<int> next{0};
-  absl::Mutex mu;
-  absl::Status first_error;
-  std::atomic<bool> failed{false};
-  auto work = [&] {
-    while (!failed.load()) {
-      const int i = next.fetch_add(1);
-      if (i >= n) return;
-      absl::Status s = fn(i);
-      if (!s.ok()) {
-        absl::MutexLock lock(&mu);
-        if (first_error.ok()) first_error = s;
-        failed.store(true);
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  const int t = std::max(1, std::min(threads, n));
-  for (int i = 0; i < t; ++i) pool.emplace_back(work);
-  for (std::thread& th : pool) th.join();
-  return first_error;
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<ClientPool>> ClientPool::Connect(
     const std::string& endpoint, int clients, int threads,

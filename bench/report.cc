@@ -189,6 +189,10 @@ std::string TextReport(const RunResult& r) {
   }
   absl::StrAppend(&out, "\n  server      ", r.server,
                   r.spawned ? " (spawned)" : "", "\n");
+  absl::StrAppend(&out, absl::StrFormat("  setup       %.3f s before the "
+                                        "first message (server, clients, "
+                                        "subscriptions)\n",
+                                        r.setup_seconds));
   absl::StrAppend(
       &out,
       absl::StrFormat("  delivered   %.4f (%s / %s; duplicates %s, out of "
@@ -349,6 +353,7 @@ std::string JsonReport(const RunResult& r) {
              .Raw("latency_us", LatencyJson(r.latency))
              .Raw("confirm_latency_us", LatencyJson(r.confirm_latency))
              .Num("replay_fill_s", r.replay_fill_seconds)
+             .Num("setup_s", r.setup_seconds)
              .Raw("stream", StreamJson(r.stream))
              .Raw("disk", DiskJson(r.disk))
              .Raw("server", server.Done())

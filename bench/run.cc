@@ -241,11 +241,13 @@ absl::StatusOr<RunResult> RunMessages(const Options& options,
     receivers.push_back(std::make_unique<Receiver>(options.pubs, options.count));
     receiver_ptrs.push_back(receivers.back().get());
   }
+  const int64_t prepare_ns = NowNs();
   if (absl::Status s = transport->Prepare(receiver_ptrs); !s.ok()) {
     transport->Disconnect();
     transport->StopServer();
     return s;
   }
+  result.setup_seconds = (NowNs() - prepare_ns) / 1e9;
   result.server = transport->server_description();
   result.spawned = transport->spawned();
   result.notes = transport->notes();

@@ -3,7 +3,9 @@
 // to siftd (spawned or given). Subscribers receive on their client's I/O
 // thread through a callback (or, with --next, on a thread of their own
 // through Subscription::Next()). Publishers retry a Publish refused with
-// ResourceExhausted after a short pause, never dropping a message.
+// ResourceExhausted after a short pause, never dropping a message. With
+// --topics N a subscriber's client subscribes to the N topics from several
+// threads at once, so its Subscribe() round trips overlap.
 //
 // Delivery guarantees (issue 8): with --stream a stream "sift-bench"
 // captures the topic(s) (a spawned siftd gets a temporary data directory,

@@ -201,6 +201,9 @@ struct RunResult {
   StreamResult stream;    // --stream
   DiskProbeResult disk;   // --stream on a spawned siftd
   double replay_fill_seconds = 0;  // --replay: publishing before the reads
+  // Before the first message: starting the server (--spawn), connecting
+  // every client and placing every subscription. Not part of any rate.
+  double setup_seconds = 0;
   std::vector<std::string> notes;
 };
 

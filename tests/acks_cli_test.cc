@@ -206,5 +206,38 @@ TEST(AcksCliTest, FetchNackHandsTheRecordOutAgain) {
   EXPECT_EQ(ReadFile(none.out), "");
 }
 
+// A stream consumer's record refused --max-deliver times: its dead letter
+// says why (the NACKs) and names the stream and the record's seq.
+TEST(AcksCliTest, AStreamDeadLetterNamesTheStreamAndItsSeq) {
+  std::string data_dir = absl::StrCat(TestTmpDir(), "/acks-cli-XXXXXX");
+  ASSERT_NE(mkdtemp(data_dir.data()), nullptr);
+  auto siftd = StartSiftd({"--data_dir=" + data_dir});
+  ASSERT_NE(siftd, nullptr);
+  Running add = StartSift(*siftd, {"stream", "add", "jobs", "--subjects",
+                                   "jobs.>", "--fsync", "never"});
+  ASSERT_EQ(Reap(add.pid, kTimeout), 0) << ReadFile(add.out);
+  auto client = Connect(siftd->endpoint());
+  ASSERT_NE(client, nullptr);
+  auto dead = client->Subscribe("$sift.deadletter.>");
+  ASSERT_TRUE(dead.ok()) << dead.status();
+  ASSERT_TRUE(client->PublishConfirmed("jobs.ok", "fine", kTimeout).ok());
+  ASSERT_TRUE(client->PublishConfirmed("jobs.poison", "bad", kTimeout).ok());
+
+  Running sub = StartSift(
+      *siftd, {"sub", "jobs.poison", "--stream", "jobs", "--all", "--ack",
+               "--nack", "--max-deliver", "2", "--backoff-initial", "20ms",
+               "--backoff-jitter", "0", "--count", "2", "--timeout", "15s"});
+  ASSERT_GT(sub.pid, 0);
+  EXPECT_EQ(Reap(sub.pid, kTimeout), 0) << ReadFile(sub.out);
+  absl::StatusOr<Message> d = (*dead)->Next(kTimeout);
+  ASSERT_TRUE(d.ok()) << d.status() << ReadFile(sub.out);
+  EXPECT_EQ(d->topic(), "$sift.deadletter.jobs.poison");
+  EXPECT_EQ(d->payload(), "bad");
+  EXPECT_EQ(d->header("sift-reason"), "max_deliver after nack");
+  EXPECT_EQ(d->header("sift-attempts"), "2");
+  EXPECT_EQ(d->header("sift-stream"), "jobs");
+  EXPECT_EQ(d->header("sift-stream-seq"), "2");
+}
+
 }  // namespace
 }  // namespace sift::test

@@ -172,6 +172,10 @@ struct DeadLetter {
   uint64_t sid;
   std::string reason;  // one of the kReason* above
   uint32_t attempts;   // deliveries made; 0 when refused by a full queue
+  // A stream consumer's dead letter: the stream and the record's seq (the
+  // sift-stream and sift-stream-seq headers); empty and 0 otherwise.
+  std::string stream = {};
+  uint64_t stream_seq = 0;
 };
 
 class Deliveries {

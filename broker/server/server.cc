@@ -1834,10 +1834,19 @@ class Server::Loop {
   void PublishAckDeadLetter(const delivery::DeadLetter& d) {
     const delivery::StoredMessage& m = *d.message;
     router_.RecordDrop(DropReason::kDeadLettered);
-    const std::string headers = plugin::DeadLetterHeaders(
-        m.headers, {{"sift-original-topic", m.topic},
-                    {"sift-reason", d.reason},
-                    {"sift-attempts", absl::StrCat(d.attempts)}});
+    const std::string attempts = absl::StrCat(d.attempts);
+    const std::string headers =
+        d.stream_seq == 0
+            ? plugin::DeadLetterHeaders(m.headers,
+                                        {{"sift-original-topic", m.topic},
+                                         {"sift-reason", d.reason},
+                                         {"sift-attempts", attempts}})
+            : plugin::DeadLetterHeaders(
+                  m.headers, {{"sift-original-topic", m.topic},
+                              {"sift-reason", d.reason},
+                              {"sift-attempts", attempts},
+                              {"sift-stream", d.stream},
+                              {"sift-stream-seq", absl::StrCat(d.stream_seq)}});
     const std::string topic =
         absl::StrCat(AV(plugin::kDeadLetterPrefix), AV(m.topic));
     protocol::PubView view = ViewOf(m);

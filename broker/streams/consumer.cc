@@ -112,8 +112,14 @@ absl::Status Consumer::Ack(uint64_t seq, uint64_t delivery_id,
 }
 
 void Consumer::Retry(uint64_t seq, uint32_t attempts, uint32_t delay_ms,
-                     int64_t now) {
-  redeliver_[seq] = Waiting{attempts, now + delay_ms};
+                     int64_t now, std::string_view failure) {
+  redeliver_[seq] = Waiting{attempts, now + delay_ms, failure};
+}
+
+std::string_view Consumer::FailureAt(uint64_t seq) const {
+  auto it = redeliver_.find(seq);
+  return it == redeliver_.end() ? delivery::kReasonMaxDeliverAfterAckWait
+                                : it->second.failure;
 }
 
 absl::Status Consumer::Nack(uint64_t seq, uint64_t delivery_id,
@@ -126,11 +132,16 @@ absl::Status Consumer::Nack(uint64_t seq, uint64_t delivery_id,
   }
   const uint32_t attempts = it->second.attempt;
   in_flight_.erase(it);
+  // At max_deliver there is nothing to wait for: due now, so the next pump
+  // dead-letters it (as Deliveries::Nack does at once).
+  const bool last = options_.ack.max_deliver != 0 &&
+                    attempts >= options_.ack.max_deliver;
   Retry(seq, attempts,
-        delay_ms ? *delay_ms
-                 : delivery::JitteredDelayMs(options_.ack.backoff, attempts,
-                                             random),
-        now);
+        last       ? 0
+        : delay_ms ? *delay_ms
+                   : delivery::JitteredDelayMs(options_.ack.backoff, attempts,
+                                               random),
+        now, delivery::kReasonMaxDeliverAfterNack);
   return absl::OkStatus();
 }
 
@@ -157,7 +168,7 @@ size_t Consumer::Expire(int64_t now, uint64_t random,
     Retry(it->first, it->second.attempt,
           delivery::JitteredDelayMs(options_.ack.backoff, it->second.attempt,
                                     random + it->first),
-          now);
+          now, delivery::kReasonMaxDeliverAfterAckWait);
     it = in_flight_.erase(it);
     ++n;
   }
@@ -172,7 +183,8 @@ void Consumer::Release(uint32_t client, int64_t now,
       continue;
     }
     ids->push_back(it->second.delivery_id);
-    Retry(it->first, it->second.attempt, 0, now);
+    Retry(it->first, it->second.attempt, 0, now,
+          delivery::kReasonMaxDeliverAfterConsumerLeft);
     it = in_flight_.erase(it);
   }
 }

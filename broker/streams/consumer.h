@@ -73,6 +73,10 @@ class Consumer {
   uint32_t NextAttempt(uint64_t seq) const;
   // Whether NextAttempt(seq) would pass max_deliver (then GiveUp).
   bool ExhaustedAt(uint64_t seq) const;
+  // Why waiting record `seq`'s last delivery failed, as a dead letter's
+  // sift-reason: one of delivery::kReasonMaxDeliverAfter* (ack wait, nack,
+  // consumer left).
+  std::string_view FailureAt(uint64_t seq) const;
 
   // `seq` (next_seq(), or a due redelivery) was sent with `delivery_id` to
   // `client`.
@@ -122,10 +126,12 @@ class Consumer {
   struct Waiting {
     uint32_t attempts;  // deliveries made so far
     int64_t due;
+    std::string_view failure;  // a delivery::kReasonMaxDeliverAfter*
   };
 
   void MarkAcked(uint64_t seq);
-  void Retry(uint64_t seq, uint32_t attempts, uint32_t delay_ms, int64_t now);
+  void Retry(uint64_t seq, uint32_t attempts, uint32_t delay_ms, int64_t now,
+             std::string_view failure);
 
   std::string name_;
   ConsumerOptions options_;

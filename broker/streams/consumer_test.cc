@@ -94,5 +94,27 @@ TEST(ConsumerTest, PrefetchProgressReleaseAndRetention) {
   EXPECT_EQ(c.ack_floor(), 5u);
 }
 
+TEST(ConsumerTest, EachFailureIsRememberedAndANackAtMaxDeliverIsDueNow) {
+  Consumer c("", 0, {});
+  c.options() = Explicit(10, 2);
+  c.Sent(1, 11, 1, 0);
+  c.Sent(2, 12, 1, 0);
+  c.Sent(3, 13, 2, 0);
+  ASSERT_TRUE(c.Nack(1, 11, 1, std::nullopt, 0, 0).ok());
+  std::vector<uint64_t> ids;
+  c.Release(2, 50, &ids);                 // seq 3's client leaves
+  EXPECT_EQ(c.Expire(100, 0, &ids), 1u);  // seq 2's ack wait runs out
+  EXPECT_EQ(c.FailureAt(1), "max_deliver after nack");
+  EXPECT_EQ(c.FailureAt(2), "max_deliver after ack_wait");
+  EXPECT_EQ(c.FailureAt(3), "max_deliver after consumer left");
+  // The second delivery of seq 1 is its last (max_deliver 2): a nack with a
+  // long delay still makes it due at once, to be dead-lettered.
+  ASSERT_EQ(c.DueRedeliveries(100, 10).front(), 1u);
+  c.Sent(1, 21, 1, 100);
+  ASSERT_TRUE(c.Nack(1, 21, 1, 60000, 100, 0).ok());
+  EXPECT_TRUE(c.ExhaustedAt(1));
+  EXPECT_EQ(c.DueRedeliveries(100, 10), (std::vector<uint64_t>{1, 3}));
+}
+
 }  // namespace
 }  // namespace sift::streams

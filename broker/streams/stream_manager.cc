@@ -968,9 +968,8 @@ bool StreamManager::Pump(Slot& slot, int64_t now,
       if (exhausted) {
         dead->push_back(delivery::DeadLetter{
             records[0].message, slot.push ? slot.client : 0,
-            slot.push ? slot.sid : 0,
-            std::string(delivery::kReasonMaxDeliverAfterAckWait),
-            c.NextAttempt(seq) - 1});
+            slot.push ? slot.sid : 0, std::string(c.FailureAt(seq)),
+            c.NextAttempt(seq) - 1, slot.stream->settings.name, seq});
         ++counters_.dead_letters;
         c.GiveUp(seq);
         continue;

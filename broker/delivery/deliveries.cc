@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "broker/base/absl_view.h"
+#include "broker/delivery/block_cache.h"
 #include "broker/topic/topic.h"
 
 namespace sift::delivery {
@@ -47,7 +48,8 @@ namespace {
 
 // The allocator of StoredMessage::Make: std::allocate_shared asks it for
 // one block holding the reference count and the object; it adds `extra`
-// bytes behind them, where the object keeps its fields' bytes.
+// bytes behind them, where the object keeps its fields' bytes. Blocks come
+// from BlockCache.
 template <typename T>
 struct TrailingBytes {
   using value_type = T;
@@ -56,11 +58,9 @@ struct TrailingBytes {
   TrailingBytes(const TrailingBytes<U>& other) : extra(other.extra) {}
   T* allocate(size_t n) {
     assert(n == 1);
-    return static_cast<T*>(::operator new(n * sizeof(T) + extra));
+    return static_cast<T*>(BlockCache::Allocate(n * sizeof(T) + extra));
   }
-  void deallocate(T* p, size_t n) {
-    ::operator delete(p, n * sizeof(T) + extra);
-  }
+  void deallocate(T* p, size_t n) { BlockCache::Free(p, n * sizeof(T) + extra); }
   template <typename U>
   bool operator==(const TrailingBytes<U>& other) const {
     return extra == other.extra;
@@ -550,7 +550,11 @@ void Deliveries::Refill(uint32_t c, int64_t now, std::vector<Send>* sends) {
       continue;
     }
     Waiting w = std::move(backlog[i]);
-    backlog.erase(backlog.begin() + static_cast<std::ptrdiff_t>(i));
+    if (i == 0) {
+      backlog.pop_front();  // the usual case, cheaper than erase
+    } else {
+      backlog.erase(backlog.begin() + static_cast<std::ptrdiff_t>(i));
+    }
     --queued_;
     DeliverWaiting(c, std::move(w), now, sends);
   }

@@ -1799,18 +1799,17 @@ class Server::Loop {
   // call works on vectors of its own, taken from spares so that their
   // storage is reused.
   void SendAckDeliveries() {
+    if (ack_sends_.size() == 1 && ack_dead_.empty()) {
+      // One delivery (a message offered with room for it): no vector swap.
+      const delivery::Send s = std::move(ack_sends_.front());
+      ack_sends_.clear();
+      SendAckDelivery(s);
+      if (ack_sends_.empty() && ack_dead_.empty()) return;
+    }
     while (!ack_sends_.empty() || !ack_dead_.empty()) {
       std::vector<delivery::Send> sends = TakeSpare(&spare_sends_);
       sends.swap(ack_sends_);
-      for (const delivery::Send& s : sends) {
-        const delivery::StoredMessage& m = *s.message;
-        const protocol::PubView view = ViewOf(m);
-        const Router::TopicSlot slot = m.topic_slot != 0
-                                           ? m.topic_slot
-                                           : router_.SlotForTopic(m.topic);
-        DeliverFrame(Router::Target{s.client, s.sid, slot}, view, m.payload,
-                     nullptr, s.delivery_id, s.attempt);
-      }
+      for (const delivery::Send& s : sends) SendAckDelivery(s);
       sends.clear();
       spare_sends_.push_back(std::move(sends));
       if (ack_dead_.empty()) continue;
@@ -1820,6 +1819,14 @@ class Server::Loop {
       dead.clear();
       spare_dead_.push_back(std::move(dead));
     }
+  }
+  void SendAckDelivery(const delivery::Send& s) {
+    const delivery::StoredMessage& m = *s.message;
+    const protocol::PubView view = ViewOf(m);
+    const Router::TopicSlot slot =
+        m.topic_slot != 0 ? m.topic_slot : router_.SlotForTopic(m.topic);
+    DeliverFrame(Router::Target{s.client, s.sid, slot}, view, m.payload,
+                 nullptr, s.delivery_id, s.attempt);
   }
   template <typename T>
   static std::vector<T> TakeSpare(std::vector<std::vector<T>>* spares) {

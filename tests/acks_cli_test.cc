@@ -24,13 +24,6 @@ namespace {
 
 constexpr absl::Duration kTimeout = absl::Seconds(20);
 
-std::string SiftCliPath() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* ws = std::getenv("TEST_WORKSPACE");
-  return absl::StrCat(srcdir ? srcdir : ".", "/", ws ? ws : "sift",
-                      "/clients/cli/sift");
-}
-
 // Starts `sift --server=<siftd> args...` with its output in a new file.
 struct Running {
   pid_t pid;
@@ -46,6 +39,19 @@ Running StartSift(const SiftdProcess& siftd, std::vector<std::string> args) {
   r.pid = Spawn(argv, r.out);
   EXPECT_GT(r.pid, 0);
   return r;
+}
+
+// siftd with a stream "jobs" on "jobs.>" (fsync never), or null.
+std::unique_ptr<SiftdProcess> StartWithJobsStream() {
+  auto siftd = StartSiftdWithStreams();
+  if (siftd == nullptr) return nullptr;
+  Running add = StartSift(*siftd, {"stream", "add", "jobs", "--subjects",
+                                   "jobs.>", "--fsync", "never"});
+  if (Reap(add.pid, kTimeout) != 0) {
+    ADD_FAILURE() << "stream add: " << ReadFile(add.out);
+    return nullptr;
+  }
+  return siftd;
 }
 
 // Waits (bounded) until the broker has `n` explicit-ack subscriptions.
@@ -175,13 +181,8 @@ TEST(AcksCliTest, AQueueGroupRefusesAnotherMaxDeliver) {
 // fetch --nack: the record is refused, so the next fetch of the durable
 // consumer gets it again; a fetch with plain --ack then acknowledges it.
 TEST(AcksCliTest, FetchNackHandsTheRecordOutAgain) {
-  std::string data_dir = absl::StrCat(TestTmpDir(), "/acks-cli-XXXXXX");
-  ASSERT_NE(mkdtemp(data_dir.data()), nullptr);
-  auto siftd = StartSiftd({"--data_dir=" + data_dir});
+  auto siftd = StartWithJobsStream();
   ASSERT_NE(siftd, nullptr);
-  Running add = StartSift(*siftd, {"stream", "add", "jobs", "--subjects",
-                                   "jobs.>", "--fsync", "never"});
-  ASSERT_EQ(Reap(add.pid, kTimeout), 0) << ReadFile(add.out);
   auto client = Connect(siftd->endpoint());
   ASSERT_NE(client, nullptr);
   ASSERT_TRUE(client->PublishConfirmed("jobs.one", "r1", kTimeout).ok());
@@ -209,13 +210,8 @@ TEST(AcksCliTest, FetchNackHandsTheRecordOutAgain) {
 // A stream consumer's record refused --max-deliver times: its dead letter
 // says why (the NACKs) and names the stream and the record's seq.
 TEST(AcksCliTest, AStreamDeadLetterNamesTheStreamAndItsSeq) {
-  std::string data_dir = absl::StrCat(TestTmpDir(), "/acks-cli-XXXXXX");
-  ASSERT_NE(mkdtemp(data_dir.data()), nullptr);
-  auto siftd = StartSiftd({"--data_dir=" + data_dir});
+  auto siftd = StartWithJobsStream();
   ASSERT_NE(siftd, nullptr);
-  Running add = StartSift(*siftd, {"stream", "add", "jobs", "--subjects",
-                                   "jobs.>", "--fsync", "never"});
-  ASSERT_EQ(Reap(add.pid, kTimeout), 0) << ReadFile(add.out);
   auto client = Connect(siftd->endpoint());
   ASSERT_NE(client, nullptr);
   auto dead = client->Subscribe("$sift.deadletter.>");

@@ -6,10 +6,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 
@@ -65,6 +67,28 @@ int Reap(pid_t pid, absl::Duration timeout) {
   kill(pid, SIGKILL);
   waitpid(pid, &status, 0);
   return -1;
+}
+
+std::string NewTestDir(const std::string& prefix) {
+  std::string templ = absl::StrCat(TestTmpDir(), "/", prefix, "-XXXXXX");
+  if (mkdtemp(templ.data()) == nullptr) {
+    ADD_FAILURE() << "mkdtemp " << templ << " failed";
+    return "";
+  }
+  return templ;
+}
+
+std::unique_ptr<SiftdProcess> StartSiftdWithStreams(
+    std::vector<std::string> flags) {
+  flags.push_back(absl::StrCat("--data_dir=", NewTestDir("streams")));
+  return StartSiftd(std::move(flags));
+}
+
+std::string SiftCliPath() {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* ws = std::getenv("TEST_WORKSPACE");
+  return absl::StrCat(srcdir ? srcdir : ".", "/", ws ? ws : "sift",
+                      "/clients/cli/sift");
 }
 
 std::string ReadFile(const std::string& path) {

@@ -20,6 +20,17 @@ namespace sift::test {
 // siftd with `flags` added, or null after an EXPECT failure.
 std::unique_ptr<SiftdProcess> StartSiftd(std::vector<std::string> flags = {});
 
+// A new empty directory under the test's tmp dir, named `prefix`-XXXXXX
+// ("" after an EXPECT failure).
+std::string NewTestDir(const std::string& prefix);
+
+// siftd with streams enabled (--data_dir a new directory) and `flags`.
+std::unique_ptr<SiftdProcess> StartSiftdWithStreams(
+    std::vector<std::string> flags = {});
+
+// The `sift` command in the test's runfiles.
+std::string SiftCliPath();
+
 // A client connected to `endpoint`, or null after an EXPECT failure.
 std::unique_ptr<Client> Connect(const std::string& endpoint);
 

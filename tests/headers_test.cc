@@ -419,14 +419,6 @@ TEST(HeadersTest, TheClientChecksHeadersLocally) {
   EXPECT_TRUE(plain->PublishConfirmed("t", "p", kTimeout).ok());
 }
 
-// The `sift` command: pub --header, sub --headers.
-std::string SiftCliPath() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* ws = std::getenv("TEST_WORKSPACE");
-  return absl::StrCat(srcdir ? srcdir : ".", "/", ws ? ws : "sift",
-                      "/clients/cli/sift");
-}
-
 TEST(HeadersTest, TheCliPublishesAndPrintsHeaders) {
   auto siftd = StartSiftd();
   ASSERT_NE(siftd, nullptr);

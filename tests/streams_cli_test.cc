@@ -27,26 +27,6 @@ namespace {
 
 constexpr absl::Duration kTimeout = absl::Seconds(20);
 
-std::string SiftCliPath() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* ws = std::getenv("TEST_WORKSPACE");
-  return absl::StrCat(srcdir ? srcdir : ".", "/", ws ? ws : "sift",
-                      "/clients/cli/sift");
-}
-
-// A fresh directory under the test's tmp dir.
-std::string NewDataDir() {
-  std::string templ = absl::StrCat(TestTmpDir(), "/streams-XXXXXX");
-  const char* dir = mkdtemp(templ.data());
-  EXPECT_NE(dir, nullptr);
-  return templ;
-}
-
-// siftd with streams enabled (its own data directory), or null.
-std::unique_ptr<SiftdProcess> StartWithStreams() {
-  return StartSiftd({absl::StrCat("--data_dir=", NewDataDir())});
-}
-
 struct Result {
   int code;
   std::string out;  // stdout and stderr
@@ -72,7 +52,7 @@ std::vector<std::string> Lines(const std::string& text) {
 }
 
 TEST(StreamsCliTest, AddInfoLsRmRoundTrip) {
-  auto siftd = StartWithStreams();
+  auto siftd = StartSiftdWithStreams();
   ASSERT_NE(siftd, nullptr);
 
   Result r = Sift(*siftd, {"stream", "ls"});
@@ -139,7 +119,7 @@ TEST(StreamsCliTest, AddInfoLsRmRoundTrip) {
 }
 
 TEST(StreamsCliTest, BadSettingsAndStreamsDisabled) {
-  auto siftd = StartWithStreams();
+  auto siftd = StartSiftdWithStreams();
   ASSERT_NE(siftd, nullptr);
   for (const std::vector<std::string>& args :
        std::vector<std::vector<std::string>>{
@@ -168,7 +148,7 @@ TEST(StreamsCliTest, BadSettingsAndStreamsDisabled) {
 }
 
 TEST(StreamsCliTest, PubMsgIdTwiceStoresOneRecord) {
-  auto siftd = StartWithStreams();
+  auto siftd = StartSiftdWithStreams();
   ASSERT_NE(siftd, nullptr);
   ASSERT_EQ(Sift(*siftd, {"stream", "add", "orders", "--subjects",
                           "orders.>"}).code,
@@ -207,7 +187,7 @@ TEST(StreamsCliTest, PubMsgIdTwiceStoresOneRecord) {
 }
 
 TEST(StreamsCliTest, FetchBatchesFromWhereAsked) {
-  auto siftd = StartWithStreams();
+  auto siftd = StartSiftdWithStreams();
   ASSERT_NE(siftd, nullptr);
   ASSERT_EQ(Sift(*siftd, {"stream", "add", "orders", "--subjects",
                           "orders.>"}).code,
@@ -276,7 +256,7 @@ TEST(StreamsCliTest, FetchBatchesFromWhereAsked) {
 }
 
 TEST(StreamsCliTest, SubStreamReplaysThenFollows) {
-  auto siftd = StartWithStreams();
+  auto siftd = StartSiftdWithStreams();
   ASSERT_NE(siftd, nullptr);
   ASSERT_EQ(Sift(*siftd, {"stream", "add", "orders", "--subjects",
                           "orders.>"}).code,
@@ -328,7 +308,7 @@ TEST(StreamsCliTest, SubStreamReplaysThenFollows) {
 
 // The client calls themselves, against the real broker.
 TEST(StreamsClientTest, AdminFetchAndAcks) {
-  auto siftd = StartWithStreams();
+  auto siftd = StartSiftdWithStreams();
   ASSERT_NE(siftd, nullptr);
   auto client = Connect(siftd->endpoint());
   ASSERT_NE(client, nullptr);

@@ -1794,10 +1794,9 @@ class Server::Loop {
   }
 
   // Sends what the delivery module asked for, and publishes its dead
-  // letters.
-  // Re-entrant (a dead letter may go to an explicit-ack subscriber): each
-  // call works on vectors of its own, taken from spares so that their
-  // storage is reused.
+  // letters. Re-entrant (a dead letter may go to an explicit-ack
+  // subscriber): each call works on vectors of its own, taken from spares
+  // so that their storage is reused.
   void SendAckDeliveries() {
     if (ack_sends_.size() == 1 && ack_dead_.empty()) {
       // One delivery (a message offered with room for it): no vector swap.
@@ -1836,8 +1835,9 @@ class Server::Loop {
     return v;
   }
 
-  // Dead letters of the delivery module: "$sift.deadletter.<topic>" with
-  // sift-original-topic, sift-reason and sift-attempts.
+  // Dead letters of the delivery module and of stream consumers:
+  // "$sift.deadletter.<topic>" with sift-original-topic, sift-reason and
+  // sift-attempts, and for a stream's record sift-stream and sift-stream-seq.
   void PublishAckDeadLetter(const delivery::DeadLetter& d) {
     const delivery::StoredMessage& m = *d.message;
     router_.RecordDrop(DropReason::kDeadLettered);

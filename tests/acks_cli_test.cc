@@ -2,6 +2,7 @@
 // with the ack-policy flags (--max-deliver, --backoff-*, --max-in-flight,
 // ...), --nack and --nack-delay driving redeliveries and dead letters, a
 // queue group refusing a member whose policy differs, and fetch --nack.
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -233,6 +234,73 @@ TEST(AcksCliTest, AStreamDeadLetterNamesTheStreamAndItsSeq) {
   EXPECT_EQ(d->header("sift-attempts"), "2");
   EXPECT_EQ(d->header("sift-stream"), "jobs");
   EXPECT_EQ(d->header("sift-stream-seq"), "2");
+}
+
+// `sub --ack --count N` holds at most N messages (its --max-in-flight
+// defaults to N): one-shot workers used to take the broker's default 1,000,
+// print one, and leave the rest to come back as failed deliveries ("consumer
+// left"), so that a few runs dead-lettered records nobody had printed.
+TEST(AcksCliTest, AOneShotSubHoldsOnlyWhatItPrints) {
+  auto siftd = StartWithJobsStream();
+  ASSERT_NE(siftd, nullptr);
+  auto client = Connect(siftd->endpoint());
+  ASSERT_NE(client, nullptr);
+  auto dead = client->Subscribe("$sift.deadletter.>");
+  ASSERT_TRUE(dead.ok()) << dead.status();
+  for (int i = 1; i <= 10; ++i) {
+    ASSERT_TRUE(client
+                    ->PublishConfirmed(absl::StrCat("jobs.j", i),
+                                       absl::StrCat("p", i), kTimeout)
+                    .ok());
+  }
+  for (int run = 1; run <= 3; ++run) {
+    Running r = StartSift(*siftd, {"sub", "jobs.>", "--stream", "jobs",
+                                   "--consumer", "one-shot", "--all", "--ack",
+                                   "--max-deliver", "2", "--count", "1",
+                                   "--timeout", "10s"});
+    ASSERT_EQ(Reap(r.pid, kTimeout), 0) << ReadFile(r.out);
+    EXPECT_EQ(ReadFile(r.out),
+              absl::StrCat("[jobs.j", run, " #", run, "] p", run, "\n"));
+  }
+  absl::StatusOr<Message> d = (*dead)->Next(absl::Milliseconds(300));
+  EXPECT_FALSE(d.ok()) << "dead-lettered: " << d->topic();
+}
+
+// `fetch --ack` and `sub --ack` exit only once the broker has saved the
+// named consumer's position: a broker killed right after still has it.
+TEST(AcksCliTest, AckedPositionsSurviveAKillRightAfterTheCommand) {
+  auto siftd = StartWithJobsStream();
+  ASSERT_NE(siftd, nullptr);
+  {
+    auto client = Connect(siftd->endpoint());
+    ASSERT_NE(client, nullptr);
+    for (int i = 1; i <= 6; ++i) {
+      ASSERT_TRUE(client
+                      ->PublishConfirmed(absl::StrCat("jobs.j", i),
+                                         absl::StrCat("p", i), kTimeout)
+                      .ok());
+    }
+  }
+  const std::vector<std::string> fetch = {"fetch", "jobs", "--consumer", "f",
+                                          "--ack", "--batch", "2",
+                                          "--wait", "2s"};
+  const std::vector<std::string> sub = {
+      "sub",   "jobs.>", "--stream", "jobs", "--consumer", "s", "--all",
+      "--ack", "--count", "2",     "--timeout", "10s"};
+  for (int round = 0; round < 3; ++round) {
+    Running f = StartSift(*siftd, fetch);
+    ASSERT_EQ(Reap(f.pid, kTimeout), 0) << ReadFile(f.out);
+    Running s = StartSift(*siftd, sub);
+    ASSERT_EQ(Reap(s.pid, kTimeout), 0) << ReadFile(s.out);
+    const int a = 2 * round + 1, b = 2 * round + 2;
+    const std::string expected = absl::StrCat(
+        "[jobs.j", a, " #", a, "] p", a, "\n[jobs.j", b, " #", b, "] p", b,
+        "\n");
+    EXPECT_EQ(ReadFile(f.out), expected) << "round " << round;
+    EXPECT_EQ(ReadFile(s.out), expected) << "round " << round;
+    ASSERT_EQ(kill(siftd->pid(), SIGKILL), 0);
+    ASSERT_TRUE(siftd->Restart().ok());
+  }
 }
 
 }  // namespace

@@ -199,6 +199,9 @@ sift::SlowPolicy SlowPolicyOf(SlowFlag slow) {
   }
 }
 
+// The broker's default prefetch (AckOptions::max_in_flight).
+constexpr int64_t kDefaultMaxInFlight = 1000;
+
 // The explicit-ack policy of sub and fetch (--ack and its flags); unset
 // without --ack. Fields not given keep the broker's defaults.
 std::optional<AckOptions> AckOptionsOf(const Args& args) {
@@ -218,11 +221,29 @@ std::optional<AckOptions> AckOptionsOf(const Args& args) {
 // After a message of an explicit-ack subscription or fetch was printed:
 // acknowledge it, or with --nack refuse it. Fire-and-forget; the broker
 // answers only an id it no longer holds, which the client logs.
-void Settle(const Args& args, Client& client, const Message& message) {
-  if (!args.ack) return;
-  absl::Status sent = args.nack ? client.Nack(message, args.nack_delay)
-                                : client.Ack(message);
-  sent.IgnoreError();  // FailedPrecondition only: the client is closing
+// With --ack: acknowledges `message` (or refuses it, --nack). An ack with
+// `wait` waits for the broker's answer (Client::AckSync: for a durable
+// stream consumer, its position is then on disk), so that `sift` exits only
+// once what it printed is acknowledged; false (after a message on stderr)
+// if that failed.
+bool Settle(const Args& args, Client& client, const Message& message,
+            bool wait) {
+  if (!args.ack) return true;
+  if (args.nack) {
+    // FailedPrecondition only: the client is closing.
+    client.Nack(message, args.nack_delay).IgnoreError();
+    return true;
+  }
+  if (!wait) {
+    client.Ack(message).IgnoreError();  // as for Nack
+    return true;
+  }
+  const absl::Status acked = client.AckSync(message, args.connect_timeout);
+  if (acked.ok()) return true;
+  std::fprintf(stderr, "sift: acknowledging %s failed: %s\n",
+               std::string(message.topic()).c_str(),
+               std::string(acked.message()).c_str());
+  return false;
 }
 
 // Shared by sub and reply: subscribes to args.topic and hands each message to
@@ -237,6 +258,13 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
   options.timeout = args.connect_timeout;
   options.filter = args.filter;
   options.ack = AckOptionsOf(args);
+  if (options.ack && args.count > 0 && !args.max_in_flight) {
+    // Hold no more than --count: what the broker hands this subscription
+    // beyond what it prints would come back to others as a failed delivery
+    // (its consumer left), and count toward --max-deliver.
+    options.ack->max_in_flight = static_cast<uint32_t>(
+        std::min<int64_t>(args.count, kDefaultMaxInFlight));
+  }
   if (!args.stream.empty()) options.stream = StartOf(args, DeliverPolicy::kNew);
   if (args.slow != SlowFlag::kUnset) {
     options.slow = SlowConsumer{SlowPolicyOf(args.slow), args.max_pending,
@@ -306,7 +334,8 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
                                " failed: ", message.status().message()));
     }
     if (handle(*message)) ++handled;
-    Settle(args, client, *message);
+    // Each ack waits for the broker: the next message may never come.
+    if (!Settle(args, client, *message, /*wait=*/true)) return 1;
   }
   return 0;
 }
@@ -340,14 +369,18 @@ int RunFetch(const Args& args) {
     return Fail(absl::StrCat("cannot fetch from stream ", args.stream, ": ",
                              messages.status().message()));
   }
-  for (const Message& message : *messages) {
+  int code = 0;
+  for (size_t i = 0; i < messages->size(); ++i) {
+    const Message& message = (*messages)[i];
     PrintLine(
         MessageLine(message.topic(), message.stream_seq(), message.payload()));
     if (args.show_headers) PrintHeaders(message);
-    Settle(args, **client, message);
+    // The last ack waits for the broker's answer, which comes once it and
+    // every ack before it are processed (and saved, for a named consumer).
+    if (!Settle(args, **client, message, i + 1 == messages->size())) code = 1;
   }
-  (*client)->Close();  // flushes the ACKs (or NACKs)
-  return 0;
+  (*client)->Close();  // flushes the NACKs
+  return code;
 }
 
 int RunStream(const Args& args) {

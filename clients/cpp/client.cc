@@ -629,6 +629,13 @@ class ClientCore {
 
   // ACK, NACK and PROGRESS go out fire-and-forget (request_id 0): the
   // broker answers only an unknown delivery id, with ERROR UNKNOWN_DELIVERY.
+  absl::Status AckSync(const Message& m, absl::Duration timeout) {
+    if (m.delivery_id() == 0) return SendAck(m, 0, timeout);  // its error
+    wire::Header h;
+    h.mutable_ack()->add_delivery_ids(m.delivery_id());
+    return Call(std::move(h), timeout).status();
+  }
+
   absl::Status SendAck(const Message& m, int kind, absl::Duration delay) {
     if (m.delivery_id() == 0) {
       return absl::FailedPreconditionError(
@@ -1781,6 +1788,11 @@ absl::Status Client::Declare(std::string_view pattern,
 
 absl::Status Client::Ack(const Message& message) {
   return core_->SendAck(message, 0, absl::ZeroDuration());
+}
+
+absl::Status Client::AckSync(const Message& message,
+                             absl::Duration timeout) {
+  return core_->AckSync(message, timeout);
 }
 
 absl::Status Client::Nack(const Message& message, absl::Duration delay) {

@@ -500,6 +500,17 @@ class Client {
   // ERROR UNKNOWN_DELIVERY, which is logged. Errors here: FailedPrecondition for a message without a
   // delivery id, or a closed client. Thread-safe; also from callbacks.
   absl::Status Ack(const Message& message);
+  // Acknowledges and waits up to `timeout` for the broker's answer
+  // (JetStream's AckSync): OK once the broker has processed it, and for a
+  // durable stream consumer once its new acknowledged position is on disk,
+  // so it survives a broker restart. Acks queued before it (Ack) are
+  // processed first, in order. Errors: NotFound (UNKNOWN_DELIVERY) if the
+  // broker no longer holds it in flight (acknowledged already, or its ack
+  // wait ran out), DeadlineExceeded, FailedPrecondition as for Ack.
+  // Thread-safe; not from a subscription callback (the answer is read on
+  // the thread that runs callbacks).
+  absl::Status AckSync(const Message& message,
+                       absl::Duration timeout = absl::Seconds(5));
   // Refuses it: the broker redelivers it after `delay` (zero: the
   // subscription's backoff for its attempt), to another group member when
   // there is one. Same errors as Ack.

@@ -147,6 +147,22 @@ TEST(StreamsCliTest, BadSettingsAndStreamsDisabled) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
 }
 
+// A delayed publish the broker refuses is reported, with or without
+// --confirm (it used to print "published 1 message" and exit 0).
+TEST(StreamsCliTest, PubDelayPastTheBrokersLimitIsRefused) {
+  auto siftd = StartSiftd({"--max_delay_ms=60000"});
+  ASSERT_NE(siftd, nullptr);
+  for (bool confirm : {false, true}) {
+    std::vector<std::string> args = {"pub", "later.t", "x", "--delay", "2m"};
+    if (confirm) args.push_back("--confirm");
+    Result r = Sift(*siftd, args);
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_TRUE(absl::StrContains(r.out, "publish to later.t failed")) << r.out;
+  }
+  Result ok = Sift(*siftd, {"pub", "later.t", "x", "--delay", "30s"});
+  EXPECT_EQ(ok.code, 0) << ok.out;
+}
+
 TEST(StreamsCliTest, PubMsgIdTwiceStoresOneRecord) {
   auto siftd = StartSiftdWithStreams();
   ASSERT_NE(siftd, nullptr);

@@ -759,6 +759,7 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
   bool timeout_given = false;
   bool count_given = false;
   int start_flags = 0;
+  bool nack_given = false, nack_delay_given = false;
   std::string ack_flag;  // the first flag that needs --ack, as written
   for (const FlagUse& flag : tokens.flags) {
     if (flag.spec->commands != kGlobal &&
@@ -772,6 +773,8 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
     const std::string_view flag_name = flag.spec->name;
     timeout_given |= flag_name == "timeout";
     count_given |= flag_name == "count";
+    nack_given |= flag_name == "nack" && args.nack;
+    nack_delay_given |= flag_name == "nack_delay";
     start_flags += flag_name == "all" || flag_name == "new" ||
                    flag_name == "from_seq" || flag_name == "since";
     const bool needs_ack =
@@ -843,6 +846,12 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
   if (start_flags > 1) {
     return UsageError(absl::StrCat(
         cmd, ": give at most one of --all, --new, --from-seq and --since",
+        SeeHelp(*info)));
+  }
+  if (nack_given && nack_delay_given) {
+    return UsageError(absl::StrCat(
+        cmd, ": give --nack or --nack-delay D, not both (--nack-delay is "
+             "--nack with its delay)",
         SeeHelp(*info)));
   }
   if (args.command == Command::kSub && args.stream.empty() &&

@@ -393,6 +393,10 @@ TEST(AckArgsTest, NackAndNackDelay) {
   EXPECT_TRUE(args->nack);  // --nack-delay is --nack with a delay
   EXPECT_EQ(args->nack_delay, absl::Seconds(2));
 
+  // One or the other, as the usage line says.
+  EXPECT_THAT(ErrorOf({"sub", "j", "--ack", "--nack", "--nack-delay", "1s"}),
+              HasSubstr("sub: give --nack or --nack-delay D, not both"));
+
   // --nack=false is no NACK, and needs no --ack.
   args = Parse({"sub", "j", "--nack=false"});
   ASSERT_TRUE(args.ok()) << args.status();

@@ -124,6 +124,11 @@ int RunPub(const Args& args) {
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
   if (!client.ok()) return Fail(client.status().message());
   std::vector<PublishAck> acks;
+  // A retained or delayed message is always confirmed: the broker may
+  // refuse it (a delay past its max_delay_ms, its store full), and a
+  // fire-and-forget publish would report success anyway.
+  const bool confirm =
+      args.confirm || args.retain || args.delay > absl::ZeroDuration();
   for (int64_t n = 1; n <= args.count; ++n) {
     const std::string payload =
         args.count > 1 && args.payload_file.empty()
@@ -137,12 +142,10 @@ int RunPub(const Args& args) {
         args.count > 1 ? ExpandSequence(args.msg_id, n) : args.msg_id;
     PublishAck ack;
     absl::Status status =
-        args.confirm ? (*client)->PublishConfirmedWith(args.topic, payload,
-                                                       options,
-                                                       args.connect_timeout,
-                                                       &ack)
-                     : (*client)->PublishWith(args.topic, payload, options);
-    if (args.confirm && status.ok()) acks.push_back(ack);
+        confirm ? (*client)->PublishConfirmedWith(args.topic, payload, options,
+                                                  args.connect_timeout, &ack)
+                : (*client)->PublishWith(args.topic, payload, options);
+    if (confirm && status.ok()) acks.push_back(ack);
     if (!status.ok()) {
       return Fail(absl::StrCat(
           "publish to ", args.topic, " failed",

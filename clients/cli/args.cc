@@ -530,7 +530,7 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     (name == "backoff_initial" ? args.backoff_initial : args.backoff_max) = *d;
   } else if (name == "backoff_multiplier") {
     absl::StatusOr<double> x =
-        ParseNumberFlag(flag, 1, 1e9, "a number >= 1, e.g. 2 or 1.5");
+        ParseNumberFlag(flag, 1, 1e9, "a number from 1 to 1e9, e.g. 2 or 1.5");
     if (!x.ok()) return x.status();
     args.backoff_multiplier = *x;
   } else if (name == "backoff_jitter") {

@@ -393,6 +393,10 @@ TEST(AckArgsTest, NackAndNackDelay) {
   EXPECT_TRUE(args->nack);  // --nack-delay is --nack with a delay
   EXPECT_EQ(args->nack_delay, absl::Seconds(2));
 
+  // The multiplier's bound is in its message.
+  EXPECT_THAT(ErrorOf({"sub", "j", "--ack", "--backoff-multiplier", "1e10"}),
+              HasSubstr("a number from 1 to 1e9"));
+
   // One or the other, as the usage line says.
   EXPECT_THAT(ErrorOf({"sub", "j", "--ack", "--nack", "--nack-delay", "1s"}),
               HasSubstr("sub: give --nack or --nack-delay D, not both"));
@@ -437,8 +441,8 @@ TEST(AckArgsTest, BadValuesAreUsageErrors) {
   EXPECT_THAT(ErrorOf({"sub", "j", "--ack", "--max-deliver", "many"}),
               HasSubstr("invalid count 'many'"));
   EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--backoff-multiplier", "0.5"}),
-            "sub: invalid number '0.5' for --backoff-multiplier (a number >= "
-            "1, e.g. 2 or 1.5)");
+            "sub: invalid number '0.5' for --backoff-multiplier (a number "
+            "from 1 to 1e9, e.g. 2 or 1.5)");
   EXPECT_THAT(ErrorOf({"sub", "j", "--ack", "--backoff-multiplier", "nan"}),
               HasSubstr("invalid number 'nan'"));
   EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--backoff-jitter", "1.5"}),

@@ -467,11 +467,14 @@ void Deliveries::PruneTimers() {
     const uint32_t head = consumers_[c].in_flight_list.head;
     if (head != kNone && entries_[head].deadline == t.when) return;
     timers_.Pop();
-    consumers_[c].timer = 0;
-    if (head != kNone) {
-      PushTimer(t.slot, entries_[head].deadline, &consumers_[c].timer);
-    }
+    RearmConsumerTimer(c);
   }
+}
+
+void Deliveries::RearmConsumerTimer(uint32_t c) {
+  consumers_[c].timer = 0;
+  const uint32_t head = consumers_[c].in_flight_list.head;
+  if (head != kNone) ArmConsumerTimer(c, entries_[head].deadline);
 }
 
 int64_t Deliveries::NextDeadline() {
@@ -766,19 +769,18 @@ void Deliveries::Tick(int64_t now, std::vector<Send>* sends,
 void Deliveries::ConsumerTimerFired(uint32_t c, int64_t now,
                                     std::vector<Send>* sends,
                                     std::vector<DeadLetter>* dead) {
-  consumers_[c].timer = 0;
   const uint32_t slot = consumers_[c].in_flight_list.head;
-  if (slot == kNone) return;  // all acked since it was armed
-  const int64_t deadline = entries_[slot].deadline;
-  if (deadline > now) {  // the entry it was armed for was acked
-    PushTimer(c | kConsumerTimer, deadline, &consumers_[c].timer);
+  if (slot == kNone || entries_[slot].deadline > now) {
+    // All acked since it was armed, or the entry it was armed for was.
+    RearmConsumerTimer(c);
     return;
   }
+  const int64_t deadline = entries_[slot].deadline;
   // Armed for the next one first: anything delivered to `c` below lands
   // behind it.
+  consumers_[c].timer = 0;
   if (const uint32_t next = entries_[slot].next; next != kNone) {
-    PushTimer(c | kConsumerTimer, entries_[next].deadline,
-              &consumers_[c].timer);
+    ArmConsumerTimer(c, entries_[next].deadline);
   }
   // The ack wait ran out: a failed delivery, retried after the backoff
   // counted from the deadline (so a late Tick does not add its lateness).

@@ -437,6 +437,9 @@ class Deliveries {
       PushTimer(c | kConsumerTimer, when, &consumers_[c].timer);
     }
   }
+  // Drops consumer `c`'s timer and arms one for its in-flight head's
+  // deadline, if anything is in flight.
+  void RearmConsumerTimer(uint32_t c);
   // Timer keys (TimerQueue::Timer::slot): an entry's slot, or a consumer's
   // number with this bit set.
   static constexpr uint32_t kConsumerTimer = uint32_t{1} << 31;

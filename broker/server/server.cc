@@ -398,7 +398,8 @@ class Server::Loop {
       if (!closing_.empty() && wait > 1) wait = 1;
       if (!held_.empty() && wait > kHeldRetryMs) wait = kHeldRetryMs;
       if (wait < 0) wait = 0;
-      // Appends made outside a drain (due delayed messages, schedules).
+      // The stream appends of this pass (drains, due delayed messages,
+      // schedules) go to their writers: every pass of the loop ends here.
       if (streams_ != nullptr) streams_->HandOff();
       pollfds_.assign({{zmq_fd, POLLIN, 0},
                        {wake_fd_, POLLIN, 0},
@@ -563,7 +564,6 @@ class Server::Loop {
         if (zmq_errno() == EINTR) continue;
         // EAGAIN: nothing more right now. Send what is pending; a send may
         // take the fd's signal, so then receive once more before sleeping.
-        if (streams_ != nullptr) streams_->HandOff();
         if (dirty_.empty()) {
           FlushGoneClients();
           if (!closing_.empty()) FinishClosing();
@@ -591,7 +591,6 @@ class Server::Loop {
       HandleMessage(frames);
       ++handled;
     }
-    if (streams_ != nullptr) streams_->HandOff();
     FlushBatches();
     FlushGoneClients();
     return false;
@@ -1798,13 +1797,6 @@ class Server::Loop {
   // subscriber): each call works on vectors of its own, taken from spares
   // so that their storage is reused.
   void SendAckDeliveries() {
-    if (ack_sends_.size() == 1 && ack_dead_.empty()) {
-      // One delivery (a message offered with room for it): no vector swap.
-      const delivery::Send s = std::move(ack_sends_.front());
-      ack_sends_.clear();
-      SendAckDelivery(s);
-      if (ack_sends_.empty() && ack_dead_.empty()) return;
-    }
     while (!ack_sends_.empty() || !ack_dead_.empty()) {
       std::vector<delivery::Send> sends = TakeSpare(&spare_sends_);
       sends.swap(ack_sends_);

@@ -232,7 +232,7 @@ class StreamManager {
   // ---- The loop
 
   // Hands every stream's staged appends to its writer (StreamLog::HandOff):
-  // the loop calls it after each drain of its socket and before it sleeps.
+  // the loop calls it once per pass, before it polls.
   void HandOff();
   // Appends the fds to poll (each stream's log and consumer store).
   void PollFds(std::vector<pollfd>* fds) const;

@@ -230,6 +230,15 @@ void BatchWriter::AppendDeliver(uint64_t sid, std::string_view topic,
       payload);
 }
 
+void BatchWriter::AppendReply(const wire::Header& reply) {
+  AppendEntry(
+      body_, reply.ByteSizeLong(),
+      [&](char* out) {
+        reply.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out));
+      },
+      {});
+}
+
 PubView PubViewOf(const wire::Header& h, std::string* headers_scratch) {
   PubView v;
   v.request_id = h.request_id();

@@ -1,5 +1,5 @@
-// Batches: many PUBs (client -> broker) or DELIVERs (broker -> client) packed
-// into one ZeroMQ frame, each entry a varint-length header then a
+// Batches: many PUBs (client -> broker) or DELIVERs and replies (broker ->
+// client) packed into one ZeroMQ frame, each entry a varint-length header then a
 // varint-length payload (see Batch in proto/sift.proto). Also the zero-copy
 // decoders for the two headers that travel in batches.
 //
@@ -73,6 +73,9 @@ class BatchWriter {
                      std::string_view reply_to, std::string_view headers,
                      std::string_view payload, uint64_t delivery_id = 0,
                      uint32_t attempt = 0, bool retained = false);
+  // A header-only reply (OK or ERROR, broker -> client): its entry has an
+  // empty payload.
+  void AppendReply(const wire::Header& reply);
 
  private:
   std::string* body_;

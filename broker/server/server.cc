@@ -368,6 +368,8 @@ class Server::Loop {
     int64_t next_housekeeping = now_ms_ + kHousekeepingIntervalMs;
     bool armed = Drain();
     while (true) {
+      // Replies batched since the last drain: the next drain sends them.
+      if (!dirty_.empty()) armed = false;
       int64_t wait = armed ? next_housekeeping - now_ms_ : 0;
       if (armed && scheduled_.size() > 0) {
         wait = std::min<int64_t>(
@@ -495,11 +497,14 @@ class Server::Loop {
     int fd = -1;  // the connection's (ZMQ_SRCFD); -1 for inproc://
     int64_t last_seen_ms = 0;
     bool batches = false;  // the client accepts BATCH (said so in HELLO)
+    // ... and OK and ERROR replies inside it (HELLO accepts_batched_replies).
+    bool batched_replies = false;
     // Bytes handed to ZeroMQ for this client and not yet written.
     OutputAccount* account = nullptr;
     // DELIVERs waiting to go out as one BATCH, and each one's topic slot.
     std::unique_ptr<OutBuffer> out;
     std::vector<Router::TopicSlot> out_slots;
+    uint32_t out_replies = 0;  // replies in `out`, after or among them
     uint64_t out_payload_bytes = 0;
     size_t last_batch_bytes = 0;  // size of the previous batch sent
     bool dirty = false;           // listed in dirty_
@@ -781,6 +786,8 @@ class Server::Loop {
     session.fd = fd;
     session.last_seen_ms = now_ms_;
     session.batches = h.hello().accepts_batches();
+    session.batched_replies =
+        session.batches && h.hello().accepts_batched_replies();
     session.account = OutputAccount::New(all_output_);
     session.slow_drops = 0;
     session.slow_drops_unreported = 0;
@@ -895,10 +902,10 @@ class Server::Loop {
       }
     }
     if (pub.confirm) {
-      wire::Header reply;
-      reply.set_request_id(pub.request_id);
-      reply.mutable_ok();
-      SendHeader(routing_id, reply);
+      reply_.Clear();
+      reply_.set_request_id(pub.request_id);
+      reply_.mutable_ok();
+      SendReply(client, reply_);
     }
   }
 
@@ -1693,27 +1700,27 @@ class Server::Loop {
     stream_sends_.clear();
     for (const streams::StreamAnswer& a : stream_answers_) {
       if (!router_.IsLive(a.client)) continue;
-      const std::string routing_id = sessions_[a.client].routing_id;
       if (a.ended_sid != 0) {  // a notice that ends a subscription
         wire::Header notice;
         notice.mutable_error()->set_code(protocol::WireCodeOf(a.status));
         notice.mutable_error()->set_message(std::string(a.status.message()));
         notice.mutable_error()->set_sid(a.ended_sid);
         router_.RecordErrorSent();
-        SendHeader(routing_id, notice);
+        SendReply(a.client, notice);
         continue;
       }
       if (!a.status.ok()) {
-        Answer(routing_id, a.client, a.request_id, a.status);
+        Answer(sessions_[a.client].routing_id, a.client, a.request_id,
+               a.status);
         continue;
       }
-      wire::Header reply;
-      reply.set_request_id(a.request_id);
-      wire::Ok* ok = reply.mutable_ok();
+      reply_.Clear();
+      reply_.set_request_id(a.request_id);
+      wire::Ok* ok = reply_.mutable_ok();
       if (a.stream_seq != 0) ok->set_stream_seq(a.stream_seq);
       if (a.duplicate) ok->set_duplicate(true);
       if (a.delivered != 0) ok->set_delivered(a.delivered);
-      SendHeader(routing_id, reply);
+      SendReply(a.client, reply_);
     }
     stream_answers_.clear();
     SendAckDeliveries();  // the dead letters
@@ -2261,8 +2268,10 @@ class Server::Loop {
   // without a copy (freed once sent). Both are charged to the session.
   void FlushSession(Router::ClientHandle client) {
     Session& session = sessions_[client];
-    if (session.out_slots.empty()) return;
-    const uint32_t count = static_cast<uint32_t>(session.out_slots.size());
+    if (session.out_slots.empty() && session.out_replies == 0) return;
+    const uint32_t count =
+        static_cast<uint32_t>(session.out_slots.size()) + session.out_replies;
+    session.out_replies = 0;
     const uint64_t bytes = session.out_payload_bytes;
     session.out_payload_bytes = 0;
     session.last_batch_bytes = session.out->bytes.size();
@@ -2422,29 +2431,56 @@ class Server::Loop {
   // Sends a header-only reply. Replies are never dropped silently: a full
   // queue is counted like any other slow-consumer drop.
   void SendHeader(std::string_view routing_id, const wire::Header& header) {
-    const std::string bytes = protocol::EncodeHeader(header);
     auto found = by_routing_id_.find(
         absl::string_view(routing_id.data(), routing_id.size()));
-    if (found == by_routing_id_.end()) {
-      // No session: nothing is queued for this peer that a reply could
-      // overtake, and nothing to charge it to.
-      if (const int err = SendRoutingId(routing_id); err != 0) {
-        router_.RecordDrop(err == EHOSTUNREACH ? DropReason::kClientGone
-                                               : DropReason::kSlowConsumer);
-        return;
-      }
-      zmq_send(socket_, bytes.data(), bytes.size(), ZMQ_DONTWAIT);
+    if (found != by_routing_id_.end()) {
+      return SendReply(found->second, header);
+    }
+    // No session: nothing is queued for this peer that a reply could
+    // overtake, and nothing to charge it to.
+    if (const int err = SendRoutingId(routing_id); err != 0) {
+      router_.RecordDrop(err == EHOSTUNREACH ? DropReason::kClientGone
+                                             : DropReason::kSlowConsumer);
       return;
     }
-    // Replies must not overtake deliveries already batched for this client.
-    const Router::ClientHandle client = found->second;
-    FlushSession(client);
+    const std::string bytes = protocol::EncodeHeader(header);
+    zmq_send(socket_, bytes.data(), bytes.size(), ZMQ_DONTWAIT);
+  }
+
+  // SendHeader to a session's client: an OK or ERROR into its pending BATCH
+  // if it accepts batched replies, anything else after that batch.
+  void SendReply(Router::ClientHandle client, const wire::Header& header) {
     Session& session = sessions_[client];
+    if (session.batched_replies && (header.has_ok() || header.has_error())) {
+      if (!HasRoom(session, client, header.ByteSizeLong())) return;
+      AppendReply(session, client, header);
+      return;
+    }
+    const std::string bytes = protocol::EncodeHeader(header);
+    // Replies must not overtake deliveries already batched for this client.
+    FlushSession(client);
     if (!HasRoom(session, client, bytes.size())) return;
     if (!SendRoutingFrame(session, client, 1)) return;
     zmq_msg_t part;
     InitAccountedCopy(&part, bytes, session.account);
     zmq_msg_send(&part, socket_, ZMQ_DONTWAIT);
+  }
+
+  // Adds a reply to the session's pending BATCH (opened if need be); sent
+  // with it at the end of the pass, or now if the batch is full.
+  void AppendReply(Session& session, Router::ClientHandle client,
+                   const wire::Header& reply) {
+    if (!session.out) {
+      session.out = std::make_unique<OutBuffer>();
+      session.out->bytes.reserve(session.last_batch_bytes + 256);
+    }
+    protocol::BatchWriter(&session.out->bytes).AppendReply(reply);
+    ++session.out_replies;
+    if (!session.dirty) {
+      session.dirty = true;
+      dirty_.push_back(client);
+    }
+    if (session.out->bytes.size() >= kFlushBatchBytes) FlushSession(client);
   }
 
   void EndSession(Router::ClientHandle client, std::string_view reason) {
@@ -2455,9 +2491,12 @@ class Server::Loop {
           {{"client", router_.client_id(client)}, {"reason", reason}});
     }
     Session& s = sessions_[client];
-    router_.RecordDrop(DropReason::kClientGone, s.out_slots.size());
+    router_.RecordDrop(DropReason::kClientGone,
+                       s.out_slots.size() + s.out_replies);
     s.out.reset();
     s.out_slots.clear();
+    s.out_replies = 0;
+    s.batched_replies = false;
     s.out_payload_bytes = 0;
     s.batches = false;
     s.closing = false;
@@ -2664,6 +2703,7 @@ class Server::Loop {
 
   Router router_;
   protocol::HeaderDecoder decoder_;
+  wire::Header reply_;  // scratch for the OKs of the hot paths
   LogLimiter log_limiter_{/*per_window=*/50, /*window_ms=*/10000};
 
   // Sessions by Router::ClientHandle, and the reverse index.

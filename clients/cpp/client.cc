@@ -166,11 +166,11 @@ class ClientCore {
  public:
   explicit ClientCore(ClientOptions options) : options_(std::move(options)) {}
 
-  // An async confirm's "no deadline (yet)".
+  // No deadline: next_confirm_deadline_ms_ when no confirm awaits.
   static constexpr int64_t kNoDeadline = std::numeric_limits<int64_t>::max();
   struct AsyncConfirm {
     PublishDone done;
-    int64_t deadline_ms;  // kNoDeadline until the PUB is queued
+    int64_t deadline_ms;  // when it fails with DeadlineExceeded
   };
 
   ~ClientCore() {
@@ -476,6 +476,11 @@ class ClientCore {
           "PublishConfirmedAsync needs a done callback");
     }
     const uint64_t id = NextId();
+    const int64_t ms = absl::ToInt64Milliseconds(timeout);
+    const int64_t now = NowMs();
+    const int64_t deadline =
+        ms >= kNoDeadline - now ? kNoDeadline - 1 : now + std::max<int64_t>(ms, 0);
+    bool earliest;
     {
       internal::FastMutexLock lock(&mu_);
       if (closing_) return absl::FailedPreconditionError("client closed");
@@ -485,31 +490,45 @@ class ClientCore {
             " confirmed publishes already await their answer "
             "(ClientOptions::max_async_confirms); not sent, try again later"));
       }
-      async_confirms_.emplace(id, AsyncConfirm{std::move(done), kNoDeadline});
+      async_confirms_.emplace(id, AsyncConfirm{std::move(done), deadline});
+      earliest = PushConfirmDeadlineLocked(deadline, id);
     }
+    if (earliest) Wake();  // the I/O thread may sleep past it otherwise
     if (absl::Status s = Publish(topic, payload, later.reply_to, id, true,
                                  headers, &later);
         !s.ok()) {
       internal::FastMutexLock lock(&mu_);
-      // Gone only if Close() took it, and so called `done`.
+      // Gone only if it timed out or Close() took it, and so `done` ran.
       return async_confirms_.erase(id) > 0 ? s : absl::OkStatus();
     }
-    const int64_t ms = absl::ToInt64Milliseconds(timeout);
-    const int64_t now = NowMs();
-    const int64_t deadline =
-        ms >= kNoDeadline - now ? kNoDeadline - 1 : now + std::max<int64_t>(ms, 0);
-    bool earliest = false;
-    {
-      internal::FastMutexLock lock(&mu_);
-      auto it = async_confirms_.find(id);
-      if (it == async_confirms_.end()) return absl::OkStatus();  // answered
-      it->second.deadline_ms = deadline;
-      auto entry = confirm_deadlines_.emplace(deadline, id).first;
-      earliest = entry == confirm_deadlines_.begin();
-      if (earliest) next_confirm_deadline_ms_.store(deadline);
-    }
-    if (earliest) Wake();  // the I/O thread may sleep past it otherwise
     return absl::OkStatus();
+  }
+
+  // Adds a confirm's deadline to the heap; true if it is now the earliest.
+  // Answered confirms leave their entries behind (ExpireConfirms skips
+  // them): the heap is rebuilt from async_confirms_ when they are more than
+  // half of it, so it stays within twice the confirms awaited (plus 1024).
+  bool PushConfirmDeadlineLocked(int64_t deadline, uint64_t id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto& heap = confirm_deadlines_;
+    if (heap.size() >= 2 * async_confirms_.size() + 1024) {
+      heap.erase(std::remove_if(heap.begin(), heap.end(),
+                                [this](const std::pair<int64_t, uint64_t>& e) {
+                                  auto it = async_confirms_.find(e.second);
+                                  return it == async_confirms_.end() ||
+                                         it->second.deadline_ms != e.first;
+                                }),
+                 heap.end());
+      std::make_heap(heap.begin(), heap.end(), std::greater<>());
+      UpdateConfirmDeadlineLocked();
+    }
+    heap.emplace_back(deadline, id);
+    std::push_heap(heap.begin(), heap.end(), std::greater<>());
+    if (deadline >= next_confirm_deadline_ms_.load(std::memory_order_relaxed)) {
+      return false;
+    }
+    next_confirm_deadline_ms_.store(deadline);
+    return true;
   }
 
   absl::StatusOr<uint64_t> Subscribe(
@@ -1009,6 +1028,7 @@ class ClientCore {
     h.mutable_hello()->set_protocol_version(wire::PROTOCOL_VERSION_CURRENT);
     h.mutable_hello()->set_client_name(options_.name);
     h.mutable_hello()->set_accepts_batches(true);
+    h.mutable_hello()->set_accepts_batched_replies(true);
     SendNow(h);
   }
 
@@ -1303,14 +1323,66 @@ class ClientCore {
     while (reader.Next(&header, &payload)) {
       protocol::DeliverView d;
       if (protocol::DecodeDeliverFast(header.data(), header.size(), &d)) {
+        AnswerOks();
         Deliver(d, payload, [] { return std::shared_ptr<const void>(); });
         continue;
       }
       auto decoded = decoder_.Decode(header.data(), header.size());
-      if (decoded.ok() && (*decoded)->has_deliver()) {
-        DeliverDecoded((*decoded)->deliver(), payload);
-      }  // only DELIVERs travel in batches to clients
+      if (!decoded.ok()) continue;  // not from a broker: ignore
+      const wire::Header& h = **decoded;
+      if (h.has_ok() && h.request_id() != 0) {
+        // Replies (accepts_batched_replies): consecutive OKs are answered
+        // together, under one lock.
+        oks_.push_back({h.request_id(), h.ok().stream_seq(),
+                        h.ok().delivered(), h.ok().duplicate()});
+        continue;
+      }
+      AnswerOks();
+      if (h.has_deliver()) {
+        DeliverDecoded(h.deliver(), payload);
+      } else {
+        Dispatch(h);  // an ERROR (accepts_batched_replies)
+      }
     }
+    AnswerOks();
+  }
+
+  // Answers the OKs gathered in oks_, in order: the async confirms among
+  // them under one lock, the others (synchronous waiters) through Fulfil.
+  void AnswerOks() {
+    if (oks_.empty()) return;
+    ok_dones_.clear();
+    {
+      internal::FastMutexLock lock(&mu_);
+      for (const OkReply& ok : oks_) {
+        auto confirm = async_confirms_.find(ok.request_id);
+        if (confirm == async_confirms_.end()) {
+          ok_dones_.emplace_back();  // a waiter, late, or unknown
+          continue;
+        }
+        ok_dones_.push_back(std::move(confirm->second.done));
+        async_confirms_.erase(confirm);  // its deadline entry stays, stale
+      }
+    }
+    for (size_t i = 0; i < oks_.size(); ++i) {
+      const OkReply& ok = oks_[i];
+      if (!ok_dones_[i]) {
+        wire::Header h;
+        h.set_request_id(ok.request_id);
+        if (ok.stream_seq != 0) h.mutable_ok()->set_stream_seq(ok.stream_seq);
+        if (ok.delivered != 0) h.mutable_ok()->set_delivered(ok.delivered);
+        if (ok.duplicate) h.mutable_ok()->set_duplicate(true);
+        h.mutable_ok();
+        Fulfil(ok.request_id, std::move(h));
+        continue;
+      }
+      PublishAck ack;
+      ack.stream_seq = ok.stream_seq;
+      ack.duplicate = ok.duplicate;
+      ok_dones_[i](absl::OkStatus(), ack);
+    }
+    oks_.clear();
+    ok_dones_.clear();
   }
 
   void Dispatch(const wire::Header& h) {
@@ -1412,11 +1484,7 @@ class ClientCore {
         auto confirm = async_confirms_.find(id);
         if (confirm == async_confirms_.end()) return;  // late or unknown
         done = std::move(confirm->second.done);
-        if (confirm->second.deadline_ms != kNoDeadline) {
-          confirm_deadlines_.erase({confirm->second.deadline_ms, id});
-          UpdateConfirmDeadlineLocked();
-        }
-        async_confirms_.erase(confirm);
+        async_confirms_.erase(confirm);  // its deadline entry stays, stale
       }
     }
     if (!done) {
@@ -1435,11 +1503,15 @@ class ClientCore {
     std::vector<PublishDone> expired;
     {
       internal::FastMutexLock lock(&mu_);
-      while (!confirm_deadlines_.empty() &&
-             confirm_deadlines_.begin()->first <= now) {
-        auto it = async_confirms_.find(confirm_deadlines_.begin()->second);
-        confirm_deadlines_.erase(confirm_deadlines_.begin());
-        if (it == async_confirms_.end()) continue;
+      auto& heap = confirm_deadlines_;
+      while (!heap.empty() && heap.front().first <= now) {
+        const auto [deadline, id] = heap.front();
+        std::pop_heap(heap.begin(), heap.end(), std::greater<>());
+        heap.pop_back();
+        auto it = async_confirms_.find(id);
+        if (it == async_confirms_.end() || it->second.deadline_ms != deadline) {
+          continue;  // answered already
+        }
         expired.push_back(std::move(it->second.done));
         async_confirms_.erase(it);
       }
@@ -1455,7 +1527,7 @@ class ClientCore {
   void UpdateConfirmDeadlineLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     next_confirm_deadline_ms_.store(confirm_deadlines_.empty()
                                         ? kNoDeadline
-                                        : confirm_deadlines_.begin()->first);
+                                        : confirm_deadlines_.front().first);
   }
 
   // The I/O thread's view of subs_, refreshed when subs_generation_ moves,
@@ -1612,12 +1684,22 @@ class ClientCore {
   absl::flat_hash_map<uint64_t, std::promise<Reply>> waiters_
       ABSL_GUARDED_BY(mu_);
   // PublishConfirmedAsync calls awaiting their answer, by request id, and
-  // their deadlines in order (entries not yet queued have none);
-  // next_confirm_deadline_ms_ mirrors the first, for the I/O thread's sleep.
+  // their deadlines (PushConfirmDeadlineLocked); next_confirm_deadline_ms_
+  // mirrors the earliest, for the I/O thread's sleep.
   absl::flat_hash_map<uint64_t, AsyncConfirm> async_confirms_
       ABSL_GUARDED_BY(mu_);
-  std::set<std::pair<int64_t, uint64_t>> confirm_deadlines_
-      ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<int64_t, uint64_t>> confirm_deadlines_
+      ABSL_GUARDED_BY(mu_);  // a min-heap (std::greater)
+  // I/O thread: the OKs of a BATCH being read, and their callbacks
+  // (AnswerOks).
+  struct OkReply {
+    uint64_t request_id;
+    uint64_t stream_seq;
+    uint32_t delivered;
+    bool duplicate;
+  };
+  std::vector<OkReply> oks_;
+  std::vector<PublishDone> ok_dones_;
   std::atomic<int64_t> next_confirm_deadline_ms_{kNoDeadline};
   absl::flat_hash_map<uint64_t, std::shared_ptr<SubTarget>> subs_
       ABSL_GUARDED_BY(mu_);

@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "broker/protocol/batch.h"
 #include "clients/cpp/client.h"
 #include "clients/cpp/fake_broker.h"
 #include "gtest/gtest.h"
@@ -158,6 +159,116 @@ TEST(PublishAsyncTest, NoAnswerTimesOutWithoutWaitingForThePing) {
   broker.Push(Answer(OkFor(pubs[0].request_id())));
   absl::SleepFor(absl::Milliseconds(50));
   EXPECT_EQ(outcomes.calls().size(), 1u);
+}
+
+// A broker that accepts_batched_replies (docs/protocol.md §9) sends the
+// answers of one pass as entries of one BATCH.
+Out BatchOf(const std::vector<wire::Header>& replies) {
+  Out out;
+  out.header.mutable_batch()->set_count(static_cast<uint32_t>(replies.size()));
+  protocol::BatchWriter writer(&out.payload);
+  for (const wire::Header& reply : replies) writer.AppendReply(reply);
+  out.has_payload = true;
+  return out;
+}
+
+TEST(PublishAsyncTest, AnswersInOneBatchReachTheirCallsInOrder) {
+  FakeBroker broker(Silent);
+  auto client = test::ConnectTo(broker);
+  ASSERT_NE(client, nullptr);
+  Outcomes outcomes;
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(client
+                    ->PublishConfirmedAsync("orders.a", "x", PublishOptions{},
+                                            outcomes.Done(i))
+                    .ok());
+  }
+  std::vector<wire::Header> pubs = WaitForPubs(broker, 4);
+  ASSERT_EQ(pubs.size(), 4u);
+  wire::Header ok0 = OkFor(pubs[0].request_id());
+  ok0.mutable_ok()->set_stream_seq(5);
+  wire::Header ok3 = OkFor(pubs[3].request_id());
+  ok3.mutable_ok()->set_stream_seq(5);
+  ok3.mutable_ok()->set_duplicate(true);
+  broker.Push(BatchOf({ok0, ErrorFor(pubs[1].request_id(), wire::STORE_FULL),
+                       OkFor(pubs[2].request_id()),
+                       OkFor(pubs[3].request_id() + 1000),  // unknown: ignored
+                       ok3}));
+  std::vector<Outcomes::Call> calls = outcomes.WaitFor(4);
+  ASSERT_EQ(calls.size(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(calls[i].index, i);
+  EXPECT_TRUE(calls[0].status.ok());
+  EXPECT_EQ(calls[0].ack.stream_seq, 5u);
+  EXPECT_EQ(calls[1].status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(calls[2].status.ok());
+  EXPECT_TRUE(calls[3].status.ok());
+  EXPECT_TRUE(calls[3].ack.duplicate);
+  // A synchronous call's OK in a batch reaches it as well.
+  std::thread answer([&broker] {
+    std::vector<wire::Header> all = WaitForPubs(broker, 5);
+    if (all.size() == 5) broker.Push(BatchOf({OkFor(all[4].request_id())}));
+  });
+  EXPECT_TRUE(client->PublishConfirmed("orders.b", "y", absl::Seconds(5)).ok());
+  answer.join();
+}
+
+// Answered confirms leave stale deadlines behind (the client's heap drops
+// them lazily): none of them may fire, and a later, shorter timeout still
+// fires first and on time.
+TEST(PublishAsyncTest, AnsweredConfirmsNeverTimeOutAndShortOnesStillDo) {
+  FakeBroker broker(Silent);
+  ClientOptions options = broker.Options();
+  options.ping_interval = absl::Seconds(30);
+  auto connected = Client::Connect(options);
+  ASSERT_TRUE(connected.ok()) << connected.status();
+  std::unique_ptr<Client> client = *std::move(connected);
+  Outcomes outcomes;
+  constexpr int kAnswered = 3000;  // enough to rebuild the heap twice
+  for (int i = 0; i < kAnswered; ++i) {
+    ASSERT_TRUE(client
+                    ->PublishConfirmedAsync("orders.a", "x", PublishOptions{},
+                                            outcomes.Done(i),
+                                            absl::Seconds(60))
+                    .ok());
+    if (i % 100 == 99) {
+      std::vector<wire::Header> pubs = WaitForPubs(broker, i + 1);
+      ASSERT_EQ(pubs.size(), static_cast<size_t>(i + 1));
+      std::vector<wire::Header> oks;
+      for (int j = i - 99; j <= i; ++j) {
+        oks.push_back(OkFor(pubs[j].request_id()));
+      }
+      broker.Push(BatchOf(oks));
+      ASSERT_EQ(outcomes.WaitFor(i + 1).size(), static_cast<size_t>(i + 1));
+    }
+  }
+  ASSERT_TRUE(client
+                  ->PublishConfirmedAsync("orders.a", "long", PublishOptions{},
+                                          outcomes.Done(kAnswered),
+                                          absl::Seconds(60))
+                  .ok());
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(client
+                  ->PublishConfirmedAsync("orders.a", "short",
+                                          PublishOptions{},
+                                          outcomes.Done(kAnswered + 1),
+                                          absl::Milliseconds(150))
+                  .ok());
+  std::vector<Outcomes::Call> calls = outcomes.WaitFor(kAnswered + 1);
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_EQ(calls.size(), static_cast<size_t>(kAnswered + 1));
+  for (int i = 0; i < kAnswered; ++i) EXPECT_TRUE(calls[i].status.ok()) << i;
+  EXPECT_EQ(calls[kAnswered].index, kAnswered + 1);
+  EXPECT_EQ(calls[kAnswered].status.code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_GE(took, absl::Milliseconds(140));
+  EXPECT_LT(took, absl::Seconds(3));
+  std::vector<wire::Header> pubs = WaitForPubs(broker, kAnswered + 2);
+  ASSERT_EQ(pubs.size(), static_cast<size_t>(kAnswered + 2));
+  broker.Push(Answer(OkFor(pubs[kAnswered].request_id())));
+  calls = outcomes.WaitFor(kAnswered + 2);
+  ASSERT_EQ(calls.size(), static_cast<size_t>(kAnswered + 2));
+  EXPECT_EQ(calls.back().index, kAnswered);
+  EXPECT_TRUE(calls.back().status.ok());
 }
 
 TEST(PublishAsyncTest, LocalRefusalsNeverCallDone) {

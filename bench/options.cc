@@ -45,6 +45,9 @@ Workload:
   --size BYTES          payload size, >= 16 (default 128)
   --count N             messages per publisher (default 100000)
   --pubs N              publishers (default 1)
+  --pub_clients N       sift: the publishers share N Clients, publisher p
+                        using client p mod N, each from its own thread
+                        (default: a Client per publisher)
   --subs N              subscribers (default 1)
   --topic TOPIC         topic published to (default bench.topic)
   --pattern PATTERN     subscribers' pattern (default: the topic)
@@ -242,6 +245,8 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
       s = ParseInt<uint64_t>(name, value, 1, kProbeSeq - 1, &o.count);
     } else if (name == "pubs") {
       s = ParseInt<int>(name, value, 1, kMaxPublishers - 1, &o.pubs);
+    } else if (name == "pub_clients") {
+      s = ParseInt<int>(name, value, 1, kMaxPublishers - 1, &o.pub_clients);
     } else if (name == "subs") {
       s = ParseInt<int>(name, value, 0, 100000, &o.subs);
     } else if (name == "topic") {
@@ -330,6 +335,10 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     return absl::InvalidArgumentError(
         "--stream, --confirm_window, --ack explicit and --replay: sift mode "
         "message runs only");
+  }
+  if (o.pub_clients > 0 && (o.mode != Mode::kSift || o.pub_clients > o.pubs)) {
+    return absl::InvalidArgumentError(
+        "--pub_clients: sift mode, at most --pubs");
   }
   if (o.confirm_window > 0 && o.rate > 0) {
     return absl::InvalidArgumentError(

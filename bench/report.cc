@@ -108,6 +108,8 @@ std::string WorkloadJson(const Options& o) {
       .Int("count", o.count)
       .Int("pubs", static_cast<uint64_t>(o.pubs))
       .Int("subs", static_cast<uint64_t>(o.subs))
+      .Int("pub_clients", static_cast<uint64_t>(
+                              o.pub_clients > 0 ? o.pub_clients : o.pubs))
       .Str("topic", o.topic)
       .Str("pattern", o.SubscriberPattern())
       .Str("queue", o.queue)
@@ -177,6 +179,10 @@ std::string TextReport(const RunResult& r) {
       o.queue_group() ? absl::StrCat(" (queue group ", o.queue, ")") : "",
       o.noise > 0 ? absl::StrCat(", noise ", o.noise) : "",
       Thousands(static_cast<double>(o.size)), Thousands(o.count), o.topic);
+  if (o.pub_clients > 0 && o.pub_clients < o.pubs) {
+    absl::StrAppend(&out, ", ", o.pub_clients, " publishing Client",
+                    o.pub_clients == 1 ? "" : "s");
+  }
   if (o.rate > 0) absl::StrAppend(&out, ", rate ", Thousands(o.rate), "/s");
   if (o.stream()) absl::StrAppend(&out, ", stream fsync ", o.stream_fsync);
   if (o.confirm_window > 0) {

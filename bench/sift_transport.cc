@@ -115,7 +115,9 @@ class SiftTransport : public Transport {
       }
     }
 
-    for (int p = 0; p < options_.pubs; ++p) {
+    const int pub_clients =
+        options_.pub_clients > 0 ? options_.pub_clients : options_.pubs;
+    for (int p = 0; p < pub_clients; ++p) {
       auto client = Connect(absl::StrCat("sift-bench-pub-", p));
       if (!client.ok()) return client.status();
       pub_clients_.push_back(std::move(*client));
@@ -134,7 +136,7 @@ class SiftTransport : public Transport {
       int p, uint64_t seq, std::string_view payload,
       std::function<void(absl::Status)> done) override {
     const std::string& topic = topics_[seq % topics_.size()];
-    return pub_clients_[p]->PublishConfirmedAsync(
+    return pub_clients_[p % pub_clients_.size()]->PublishConfirmedAsync(
         topic, payload, no_publish_options_,
         [this, done = std::move(done)](absl::Status s, const PublishAck& ack) {
           if (s.ok() && options_.stream() && ack.stream_seq == 0) {
@@ -188,7 +190,7 @@ class SiftTransport : public Transport {
 
   absl::Status Send(int p, std::string_view payload,
                     uint64_t* retries) override {
-    Client& client = *pub_clients_[p];
+    Client& client = *pub_clients_[p % pub_clients_.size()];
     size_t& t = next_topic_[p];
     const std::string& topic = topics_[t];
     if (++t == topics_.size()) t = 0;

@@ -40,6 +40,9 @@ struct Options {
   size_t size = 128;         // payload bytes, >= kStampSize
   uint64_t count = 100000;   // messages per publisher
   int pubs = 1;
+  // sift: the publishers share this many Clients (publisher p uses client
+  // p mod pub_clients); 0: one Client per publisher.
+  int pub_clients = 0;
   int subs = 1;
   std::string topic = "bench.topic";
   std::string pattern;       // subscribers' pattern; empty = topic

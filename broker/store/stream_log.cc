@@ -453,6 +453,14 @@ uint64_t StreamLog::TakeDurable() {
 }
 
 void StreamLog::HandOff() {
+  if (has_spent_.load(std::memory_order_acquire)) {
+    {
+      absl::MutexLock l(&queue_mu_);
+      spent_taken_.swap(spent_);
+      has_spent_.store(false, std::memory_order_relaxed);
+    }
+    spent_taken_.clear();  // frees the messages here, the owner thread
+  }
   if (staged_.empty()) return;
   absl::MutexLock l(&queue_mu_);
   queued_records_.fetch_add(staged_.size(), std::memory_order_relaxed);
@@ -1078,9 +1086,17 @@ void StreamLog::WriterLoop() {
       if (!s.ok()) Fail(std::move(s));
     }
     const size_t batch_records = batch.size();
-    batch.clear();
     {
       absl::MutexLock l(&queue_mu_);
+      // The owner drops the written records (HandOff; after Close, the
+      // destructor).
+      if (spent_.empty()) {
+        spent_.swap(batch);
+      } else {
+        spent_.insert(spent_.end(), std::make_move_iterator(batch.begin()),
+                      std::make_move_iterator(batch.end()));
+      }
+      has_spent_.store(!spent_.empty(), std::memory_order_release);
       queued_records_.fetch_sub(batch_records, std::memory_order_relaxed);
       queued_bytes_.fetch_sub(batch_bytes, std::memory_order_relaxed);
       if (flush_ticket != 0) {
@@ -1089,6 +1105,7 @@ void StreamLog::WriterLoop() {
       }
       if (closing && queue_.empty()) break;
     }
+    batch.clear();  // moved from, or spent_'s emptied vector
   }
   // Closing: record FirstSeq() for the next Open.
   if (!failed_.load(std::memory_order_relaxed) &&

@@ -378,6 +378,7 @@ class StreamLog {
   // appends rather than per append.
   std::vector<Pending> staged_;
   uint64_t staged_bytes_ = 0;
+  std::vector<Pending> spent_taken_;  // spent_, emptied here (HandOff)
   uint64_t next_seq_ = 1;
   int64_t last_ms_ = 0;
   bool closed_ = false;
@@ -389,6 +390,11 @@ class StreamLog {
   absl::CondVar work_cv_;  // the writer waits for work
   absl::CondVar done_cv_;  // Flush waits for the writer
   std::vector<Pending> queue_ ABSL_GUARDED_BY(queue_mu_);
+  // Written records going back to the owner, which drops them in HandOff:
+  // their messages are freed by the thread that made them, into its
+  // BlockCache, not by the writer. has_spent_: spent_ is not empty.
+  std::vector<Pending> spent_ ABSL_GUARDED_BY(queue_mu_);
+  std::atomic<bool> has_spent_{false};
   // Handed to the writer and not yet written (its batch included): changed
   // under queue_mu_, read by Append without it.
   std::atomic<uint64_t> queued_bytes_{0};

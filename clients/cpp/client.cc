@@ -15,7 +15,7 @@
 #include <deque>
 #include <future>
 #include <limits>
-#include <set>
+#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -147,6 +147,29 @@ struct Outgoing {
 
 using Reply = absl::StatusOr<wire::Header>;
 
+// The ZeroMQ context of the Clients given none (ClientOptions::zmq_context):
+// one per process, as the ZeroMQ guide advises, so they share its one I/O
+// thread (each Client still has its own socket and thread). Made on first
+// use and never terminated (a Client closes only its own sockets); a child
+// after fork() makes its own, since a context does not survive a fork.
+void* ProcessContext() {
+  static std::mutex mu;
+  static void* context = nullptr;  // guarded by mu
+  static pid_t owner = 0;          // guarded by mu
+  std::lock_guard<std::mutex> lock(mu);
+  if (context == nullptr || owner != getpid()) {
+    context = zmq_ctx_new();
+    if (context != nullptr) {
+      // Each Client takes three sockets (its DEALER and a monitor pair):
+      // allow as many as ZeroMQ can, not its default 1023.
+      zmq_ctx_set(context, ZMQ_MAX_SOCKETS,
+                  zmq_ctx_get(context, ZMQ_SOCKET_LIMIT));
+    }
+    owner = getpid();
+  }
+  return context;
+}
+
 std::string NextMonitorName() {
   static std::atomic<uint64_t> counter{0};
   return absl::StrCat("inproc://sift-client-monitor-", getpid(), "-",
@@ -176,7 +199,6 @@ class ClientCore {
   ~ClientCore() {
     Close();
     if (wake_fd_ >= 0) close(wake_fd_);
-    if (owns_context_ && context_ != nullptr) zmq_ctx_term(context_);
   }
 
   // Creates the sockets, starts the I/O thread and waits for WELCOME.
@@ -185,14 +207,10 @@ class ClientCore {
         std::max(options_.ping_interval, absl::Milliseconds(10));
     spin_ns_ =
         std::max<int64_t>(0, absl::ToInt64Nanoseconds(options_.idle_spin));
-    if (options_.zmq_context != nullptr) {
-      context_ = options_.zmq_context;
-    } else {
-      context_ = zmq_ctx_new();
-      owns_context_ = true;
-    }
+    context_ = options_.zmq_context != nullptr ? options_.zmq_context
+                                               : ProcessContext();
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    socket_ = zmq_socket(context_, ZMQ_DEALER);
+    socket_ = context_ == nullptr ? nullptr : zmq_socket(context_, ZMQ_DEALER);
     if (socket_ == nullptr || wake_fd_ < 0) {
       return absl::InternalError(
           absl::StrCat("cannot create socket: ", zmq_strerror(zmq_errno())));
@@ -1644,8 +1662,7 @@ class ClientCore {
 
   // Constant after Start() (except options_.ping_interval: I/O thread).
   ClientOptions options_;
-  void* context_ = nullptr;
-  bool owns_context_ = false;
+  void* context_ = nullptr;  // not ours: never terminated here
   int wake_fd_ = -1;
 
   // The I/O thread's while it runs (socket_ also SendDirect's, under

@@ -59,8 +59,13 @@ struct ClientOptions {
   // kind. Callback subscriptions have no queue and are unaffected.
   size_t subscription_queue_max_messages = 65536;
   size_t subscription_queue_max_bytes = 64 << 20;  // 64 MiB
-  // For inproc:// endpoints: the embedded broker's ZeroMQ context
-  // (EmbeddedBroker::zmq_context()). Null: the client makes its own.
+  // The ZeroMQ context the client's socket lives in, which must outlive the
+  // Client. For inproc:// endpoints: the embedded broker's
+  // (EmbeddedBroker::zmq_context()). Null (the default): one context the
+  // process's Clients share, as the ZeroMQ guide advises: their sockets are
+  // served by its one ZeroMQ I/O thread, saving a thread and its wake-ups
+  // per Client (BENCHMARKS.md, "Group commit"). Pass a context of your own
+  // to give a Client its own I/O thread(s).
   void* zmq_context = nullptr;
   // Busy-polling, for lower latency at the price of CPU (as siftd's
   // idle_spin_us). Zero (the default): the client's I/O thread, which runs

@@ -1,0 +1,87 @@
+// The C++ client's shared ZeroMQ context (ClientOptions::zmq_context null),
+// against a real siftd: many Clients in one process (more than a default
+// ZeroMQ context's 1023 sockets take), and a Client made in a child after
+// fork() by a parent that already had one.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "clients/cpp/client.h"
+#include "gtest/gtest.h"
+#include "tests/harness.h"
+#include "tests/siftd_process.h"
+
+namespace sift::test {
+namespace {
+
+TEST(ClientContextTest, FourHundredClientsInOneProcess) {
+  auto siftd = StartSiftd({});
+  ASSERT_NE(siftd, nullptr);
+  // Three sockets each (DEALER and a monitor pair): 1,200 in the one
+  // context, past ZeroMQ's default ZMQ_MAX_SOCKETS of 1023.
+  constexpr int kClients = 400;
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    auto client = Connect(siftd->endpoint());
+    ASSERT_NE(client, nullptr) << "client " << i;
+    clients.push_back(std::move(client));
+  }
+  auto sub = clients.back()->Subscribe("ctx.>");
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  for (int i = 0; i < kClients; i += 50) {
+    ASSERT_TRUE(
+        clients[i]->PublishConfirmed(absl::StrCat("ctx.", i), "x").ok());
+    auto m = (*sub)->Next(absl::Seconds(5));
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->topic(), absl::StrCat("ctx.", i));
+  }
+  for (auto& c : clients) c->Close();
+}
+
+TEST(ClientContextTest, AChildAfterForkMakesItsOwnContext) {
+  auto siftd = StartSiftd({});
+  ASSERT_NE(siftd, nullptr);
+  auto parent = Connect(siftd->endpoint());  // the parent's context is made
+  ASSERT_NE(parent, nullptr);
+  auto sub = parent->Subscribe("forked.>");
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // No gtest here: the exit status says what happened.
+    ClientOptions options;
+    options.endpoint = siftd->endpoint();
+    options.connect_timeout = absl::Seconds(5);
+    auto client = Client::Connect(options);
+    if (!client.ok()) _exit(2);
+    if (!(*client)->PublishConfirmed("forked.child", "hi").ok()) _exit(3);
+    (*client)->Close();
+    _exit(0);
+  }
+  int status = 0;
+  pid_t waited = -1;
+  for (int i = 0; i < 1000; ++i) {  // at most 10 s
+    waited = waitpid(child, &status, WNOHANG);
+    if (waited != 0) break;
+    usleep(10000);
+  }
+  if (waited == 0) {
+    kill(child, SIGKILL);
+    waitpid(child, &status, 0);
+    FAIL() << "the forked child did not finish in 10 s";
+  }
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  auto m = (*sub)->Next(absl::Seconds(5));
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->topic(), "forked.child");
+  EXPECT_EQ(m->payload(), "hi");
+}
+
+}  // namespace
+}  // namespace sift::test

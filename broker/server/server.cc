@@ -89,6 +89,13 @@ int64_t NowMs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
+// Unix time in ms (absl::Now() costs several times more: per stream record).
+int64_t UnixNowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
 // Initializes *m as a new frame holding a copy of `bytes`.
 void InitCopy(zmq_msg_t* m, std::string_view bytes) {
   zmq_msg_init_size(m, bytes.size());
@@ -1524,8 +1531,8 @@ class Server::Loop {
     while (headers.Next(&key, &value)) {
       if (key == kMsgIdHeader) msg_id = value;
     }
-    capture_ = streams_->Append(pub.topic, Stored(pub, payload),
-                                absl::ToUnixMillis(absl::Now()), msg_id);
+    capture_ = streams_->Append(pub.topic, Stored(pub, payload), UnixNowMs(),
+                                msg_id);
     if (!capture_.status.ok()) {
       router_.RecordDrop(DropReason::kStoreFull);
       *error = capture_.status;

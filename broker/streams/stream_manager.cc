@@ -424,7 +424,7 @@ Capture StreamManager::Append(std::string_view topic,
   return c;
 }
 
-void StreamManager::ConfirmWhenDurable(const std::string& stream, uint64_t seq,
+void StreamManager::ConfirmWhenDurable(std::string_view stream, uint64_t seq,
                                        bool duplicate, uint32_t client,
                                        uint64_t request_id,
                                        uint64_t held_ticket) {

@@ -109,7 +109,8 @@ struct Capture {
   absl::Status status;    // STORE_FULL / INVALID_REQUEST on failure
   uint64_t seq = 0;
   bool duplicate = false;  // its sift-msg-id was seen: not stored again
-  std::string stream;
+  // The stream's name, valid while the stream exists (use it at once).
+  std::string_view stream;
 };
 
 class StreamManager {
@@ -155,7 +156,7 @@ class StreamManager {
   // A confirmed publish's OK once record `seq` of `stream` is durable.
   // `held_ticket`: also wait for that write of the stream's held store (a
   // retained value), 0 for none.
-  void ConfirmWhenDurable(const std::string& stream, uint64_t seq,
+  void ConfirmWhenDurable(std::string_view stream, uint64_t seq,
                           bool duplicate, uint32_t client,
                           uint64_t request_id, uint64_t held_ticket = 0);
 

@@ -297,12 +297,16 @@ def section(results, args, seconds, date=None):
         "Group commit: 16 publishers, each its own Client and thread keeping "
         "N confirmed publishes outstanding, fsync=always, against the same "
         "load with no stream and against the raw fsync rate measured by the "
-        "probes before those stream runs (median).")
+        "probes before those stream runs (median). Records per fsync: the "
+        "stream's records appended over its fdatasync calls (`sift stream "
+        "info`, since siftd started), how many records each fsync made "
+        "durable.")
     L.append("")
     L.append("| confirms outstanding per publisher (in flight) | no stream: "
              "msgs/s | fsync=always: confirmed msgs/s | × no stream | "
-             "raw fsyncs/s | × raw fsync rate | confirm p50 |")
-    L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+             "raw fsyncs/s | × raw fsync rate | records per fsync | "
+             "confirm p50 |")
+    L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     group = {}
     for window, _ in GROUP_WINDOWS:
         g_mem = m("group%d/memory" % window, pub_rate)
@@ -312,12 +316,16 @@ def section(results, args, seconds, date=None):
                             if r["disk"]["measured"]])
         lat = m("group%d/always" % window,
                 lambda r: r["confirm_latency_us"]["p50"])
+        per_fsync = m("group%d/always" % window,
+                      lambda r: r["stream"].get("appended", 0) /
+                      r["stream"]["fsyncs"]
+                      if r["stream"].get("fsyncs") else None)
         group[window] = (g_mem, g_always, g_fsync_rate)
-        L.append("| %d (%s) | %s | %s | %s | %s | **%s** | %s |" % (
+        L.append("| %d (%s) | %s | %s | %s | %s | **%s** | %s | %s |" % (
             window, "{:,}".format(16 * window), fmt_rate(g_mem),
             fmt_rate(g_always), fmt_ratio(g_always, g_mem),
             fmt_rate(g_fsync_rate), fmt_ratio(g_always, g_fsync_rate),
-            fmt_us(lat)))
+            "—" if per_fsync is None else "%.0f" % per_fsync, fmt_us(lat)))
     L.append("")
     for window, _ in GROUP_WINDOWS:
         g_mem, g_always, g_fsync_rate = group[window]

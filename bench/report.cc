@@ -136,6 +136,8 @@ std::string StreamJson(const StreamResult& s) {
       .Int("last_seq", s.last_seq)
       .Int("durable_seq", s.durable_seq)
       .Int("bytes", s.bytes)
+      .Int("appended", s.appended)
+      .Int("fsyncs", s.fsyncs)
       .Done();
 }
 
@@ -235,12 +237,13 @@ std::string TextReport(const RunResult& r) {
   if (r.stream.known) {
     absl::StrAppend(
         &out, absl::StrFormat("  stream      %s (fsync %s): %s messages, "
-                              "last seq %s, durable seq %s, %s\n",
+                              "last seq %s, durable seq %s, %s, %s fsyncs\n",
                               r.stream.name, r.stream.fsync,
                               Thousands(r.stream.messages),
                               Thousands(r.stream.last_seq),
                               Thousands(r.stream.durable_seq),
-                              MiB(r.stream.bytes)));
+                              MiB(r.stream.bytes),
+                              Thousands(r.stream.fsyncs)));
   }
   if (r.disk.measured) {
     absl::StrAppend(

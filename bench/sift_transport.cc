@@ -172,6 +172,8 @@ class SiftTransport : public Transport {
         st.last_seq = info->last_seq;
         st.durable_seq = info->durable_seq;
         st.bytes = info->bytes;
+        st.appended = info->appended;
+        st.fsyncs = info->fsyncs;
       } else {
         result->notes.push_back(absl::StrCat("stream info: ",
                                              info.status().message()));

@@ -165,6 +165,8 @@ struct StreamResult {
   uint64_t last_seq = 0;
   uint64_t durable_seq = 0;
   uint64_t bytes = 0;
+  uint64_t appended = 0;  // since siftd started
+  uint64_t fsyncs = 0;    // ditto: fdatasync calls on its segments
 };
 
 struct RunResult {

@@ -89,6 +89,8 @@ TEST(StreamsCliTest, AddInfoLsRmRoundTrip) {
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "max msgs        100\n")) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "consumers       0\n")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "since start     0 appended, "))
+      << r.out;
 
   r = Sift(*siftd, {"stream", "ls"});
   EXPECT_EQ(r.code, 0) << r.out;

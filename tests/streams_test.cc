@@ -305,6 +305,10 @@ TEST(StreamsTest, ReplyInboxesAreNeverStored) {
   auto info = c.Stream(wire::STREAM_INFO, "all");
   ASSERT_TRUE(info.ok() && info->has_stream_reply());
   EXPECT_EQ(info->stream_reply().streams(0).messages(), 1u);
+  // Counted since the start: one record appended, made durable (fsync
+  // "always", the default) by at least one fsync before its OK.
+  EXPECT_EQ(info->stream_reply().streams(0).appended(), 1u);
+  EXPECT_GE(info->stream_reply().streams(0).fsyncs(), 1u);
 }
 
 // [[streams]] in the config file: created at start, marked from_config,

@@ -489,6 +489,8 @@ StreamView StreamManager::ViewOf(const Stream& s) const {
   v.durable_seq = s.log->DurableSeq();
   v.messages = s.log->TotalRecords();
   v.bytes = s.log->TotalBytes();
+  v.appended = s.log->stats().appended.load(std::memory_order_relaxed);
+  v.fsyncs = s.log->stats().fsyncs.load(std::memory_order_relaxed);
   for (const auto& [name, id] : s.durable) {
     const Slot& slot = *slots_.at(id);
     ConsumerView c;

@@ -91,6 +91,7 @@ struct StreamView {
   bool from_config = false;
   uint64_t first_seq = 0, last_seq = 0, durable_seq = 0;
   uint64_t messages = 0, bytes = 0;
+  uint64_t appended = 0, fsyncs = 0;  // since siftd started
   std::vector<ConsumerView> consumers;
 };
 

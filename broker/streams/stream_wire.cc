@@ -40,6 +40,8 @@ void FillStreamInfo(const StreamView& v, wire::StreamInfo* out) {
   out->set_durable_seq(v.durable_seq);
   out->set_messages(v.messages);
   out->set_bytes(v.bytes);
+  out->set_appended(v.appended);
+  out->set_fsyncs(v.fsyncs);
   out->set_from_config(v.from_config);
   for (const ConsumerView& cv : v.consumers) {
     wire::ConsumerInfo* ci = out->add_consumers();

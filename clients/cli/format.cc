@@ -266,6 +266,15 @@ std::string FormatStreamInfo(const StreamInfo& info) {
   row("last seq", absl::StrFormat("%d written, %d durable", info.last_seq,
                                   info.durable_seq));
   row("bytes", absl::StrCat(info.bytes));
+  row("since start", absl::StrFormat(
+                         "%d appended, %d fsyncs%s", info.appended,
+                         info.fsyncs,
+                         info.fsyncs > 0
+                             ? absl::StrFormat(" (%.1f records per fsync)",
+                                               static_cast<double>(
+                                                   info.appended) /
+                                                   info.fsyncs)
+                             : ""));
   row("max age", DurationLimit(c.max_age, "unlimited"));
   row("max bytes", Limit(c.max_bytes));
   row("max msgs", Limit(c.max_msgs));

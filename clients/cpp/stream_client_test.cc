@@ -39,6 +39,8 @@ wire::StreamInfo SampleInfo(const std::string& name) {
   info.set_durable_seq(8);
   info.set_messages(9);
   info.set_bytes(4096);
+  info.set_appended(12);
+  info.set_fsyncs(3);
   wire::ConsumerInfo* c = info.add_consumers();
   c->set_name("billing");
   c->set_ack_floor(4);
@@ -114,6 +116,8 @@ TEST(StreamWireTest, InfoFromWire) {
   EXPECT_EQ(info.durable_seq, 8u);
   EXPECT_EQ(info.messages, 9u);
   EXPECT_EQ(info.bytes, 4096u);
+  EXPECT_EQ(info.appended, 12u);
+  EXPECT_EQ(info.fsyncs, 3u);
   ASSERT_EQ(info.consumers.size(), 1u);
   EXPECT_EQ(info.consumers[0].name, "billing");
   EXPECT_EQ(info.consumers[0].ack_floor, 4u);

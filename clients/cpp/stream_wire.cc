@@ -84,6 +84,8 @@ StreamInfo FromWire(const wire::StreamInfo& info) {
   out.durable_seq = info.durable_seq();
   out.messages = info.messages();
   out.bytes = info.bytes();
+  out.appended = info.appended();
+  out.fsyncs = info.fsyncs();
   out.from_config = info.from_config();
   out.consumers.reserve(info.consumers_size());
   for (const wire::ConsumerInfo& c : info.consumers()) {

@@ -85,6 +85,10 @@ struct StreamInfo {
   uint64_t durable_seq = 0;  // the newest record durable per config.fsync
   uint64_t messages = 0;
   uint64_t bytes = 0;        // of its segment files
+  // Since siftd started: records appended and fdatasync calls made;
+  // appended / fsyncs is the records one fsync made durable (group commit).
+  uint64_t appended = 0;
+  uint64_t fsyncs = 0;
   std::vector<ConsumerInfo> consumers;  // durable ones
   bool from_config = false;  // defined in siftd's config file
 };

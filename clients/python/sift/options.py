@@ -497,6 +497,9 @@ class StreamInfo:
       durable_seq: the newest record durable per the fsync policy.
       messages: records held.
       bytes: size of its segment files.
+      appended: records appended since siftd started.
+      fsyncs: fdatasync calls on its segment files since siftd started
+        (appended / fsyncs: records one fsync made durable).
       consumers: its durable consumers (ConsumerInfo), in the broker's
         order.
       from_config: defined in siftd's config file (not by a client).
@@ -510,6 +513,8 @@ class StreamInfo:
     bytes: int = 0
     consumers: Tuple[ConsumerInfo, ...] = ()
     from_config: bool = False
+    appended: int = 0
+    fsyncs: int = 0
 
     @property
     def name(self) -> str:
@@ -532,7 +537,8 @@ class StreamInfo:
                    bytes=info.bytes,
                    consumers=tuple(ConsumerInfo.from_wire(c)
                                    for c in info.consumers),
-                   from_config=info.from_config)
+                   from_config=info.from_config,
+                   appended=info.appended, fsyncs=info.fsyncs)
 
 
 @dataclasses.dataclass(frozen=True)

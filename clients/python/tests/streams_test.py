@@ -356,6 +356,9 @@ class StreamsTest(_DataDir, BrokerTestCase):
         # Consumers see durable records only: wait for the fsync too.
         self.assertTrue(wait_until(
             lambda: c.stream_info(name).durable_seq == 3, 5))
+        info = c.stream_info(name)
+        self.assertEqual(info.appended, 3)  # duplicates are not appended
+        self.assertGreaterEqual(info.fsyncs, 1)
         msgs = c.fetch(name, 10)
         self.assertEqual([m.payload for m in msgs], [b"1", b"2", b"3"])
         self.assertEqual([m.stream_seq for m in msgs], [1, 2, 3])

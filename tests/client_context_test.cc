@@ -43,6 +43,35 @@ TEST(ClientContextTest, FourHundredClientsInOneProcess) {
   for (auto& c : clients) c->Close();
 }
 
+// A program that publishes and exits at once: Close() must not leave
+// messages in the shared context's pipes, which nobody waits for at exit.
+TEST(ClientContextTest, AShortLivedPublisherLosesNothingAtExit) {
+  auto siftd = StartSiftd({});
+  ASSERT_NE(siftd, nullptr);
+  auto client = Connect(siftd->endpoint());
+  ASSERT_NE(client, nullptr);
+  auto sub = client->Subscribe("exit.>");
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  constexpr int kMessages = 50000;
+  for (int run = 0; run < 3; ++run) {
+    const std::string out = NewTestDir("pub") + "/out.txt";
+    const pid_t pid = Spawn({SiftCliPath(),
+                             absl::StrCat("--server=", siftd->endpoint()),
+                             "pub", "exit.t", "m{n}", "--count",
+                             absl::StrCat(kMessages)},
+                            out);
+    ASSERT_GT(pid, 0);
+    ASSERT_EQ(Reap(pid, absl::Seconds(30)), 0);
+    int received = 0;
+    while (received < kMessages) {
+      auto m = (*sub)->Next(absl::Seconds(5));
+      if (!m.ok()) break;
+      ++received;
+    }
+    ASSERT_EQ(received, kMessages) << "run " << run;
+  }
+}
+
 TEST(ClientContextTest, AChildAfterForkMakesItsOwnContext) {
   auto siftd = StartSiftd({});
   ASSERT_NE(siftd, nullptr);

@@ -11,11 +11,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <future>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -34,6 +36,9 @@
 #include "clients/cpp/subscription_queue.h"
 
 namespace sift {
+
+class ClientCore;
+
 namespace {
 
 // Client-side batching (see Batch in proto/sift.proto): Publish appends to
@@ -170,6 +175,9 @@ void* ProcessContext() {
   return context;
 }
 
+// The ClientCore whose I/O thread this is (null on other threads).
+thread_local const ClientCore* io_thread_core = nullptr;
+
 std::string NextMonitorName() {
   static std::atomic<uint64_t> counter{0};
   return absl::StrCat("inproc://sift-client-monitor-", getpid(), "-",
@@ -184,8 +192,10 @@ std::string NextMonitorName() {
 // user threads, always under sock_mu_: a deliberate exception to "one socket,
 // one thread" (STYLE.md), serialized by the mutex as ZeroMQ requires, that
 // saves a thread hand-off per low-rate publish. The monitor socket is the
-// I/O thread's alone.
-class ClientCore {
+// I/O thread's alone. The I/O thread holds a reference to its ClientCore
+// while it runs, so a Client closed or destroyed inside one of its own
+// callbacks is freed by that thread once it stops.
+class ClientCore : public std::enable_shared_from_this<ClientCore> {
  public:
   explicit ClientCore(ClientOptions options) : options_(std::move(options)) {}
 
@@ -198,6 +208,9 @@ class ClientCore {
 
   ~ClientCore() {
     Close();
+    // The I/O thread's own reference was the last: this runs at its end,
+    // on it, and a thread cannot join itself.
+    if (io_thread_.joinable()) io_thread_.detach();
     if (wake_fd_ >= 0) close(wake_fd_);
   }
 
@@ -274,9 +287,18 @@ class ClientCore {
       welcome = waiters_[hello_id].get_future();
     }
     SendHello(hello_id);  // before the I/O thread exists, which owns it next
-    io_thread_ = std::thread([this] {
+    io_thread_ = std::thread([this, self = shared_from_this()] {
       pthread_setname_np(pthread_self(), "sift-client");  // for top -H, perf
+      io_thread_core = this;
       IoLoop();
+      bool in_callback;
+      {
+        internal::FastMutexLock lock(&mu_);
+        in_callback = closed_in_callback_;
+      }
+      // Closed from a callback (Close() could not wait for this thread):
+      // finish here. Otherwise Close() does, after joining.
+      if (in_callback) FinishClose();
     });
 
     auto ready = WaitFor(std::move(welcome), hello_id, options_.connect_timeout);
@@ -294,13 +316,41 @@ class ClientCore {
   }
 
   void Close() {
+    const bool in_callback = OnIoThread();
     {
       internal::FastMutexLock lock(&mu_);
       closing_ = true;  // a second Close() just waits for the first
+      if (in_callback) closed_in_callback_ = true;
     }
     Wake();
+    if (in_callback) {
+      // From one of this client's callbacks: the I/O thread flushes, says
+      // BYE and stops once the callback returns, then FinishClose()s.
+      return;
+    }
     internal::FastMutexLock join_lock(&join_mu_);
     if (io_thread_.joinable()) io_thread_.join();
+    FinishClose();
+  }
+
+  // Whether the caller is this client's I/O thread (one of its callbacks).
+  bool OnIoThread() const { return io_thread_core == this; }
+
+  // FailedPrecondition for a call that waits for the broker's answer when
+  // made from a callback: the I/O thread running it is the one that would
+  // read the answer, so the call could only time out.
+  absl::Status NotInCallback(std::string_view call) const {
+    if (!OnIoThread()) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(
+        AbslView(call),
+        " waits for the broker's answer, which this client's I/O thread "
+        "reads, and a callback runs on that thread: call it from another "
+        "thread (or use PublishConfirmedAsync)"));
+  }
+
+  // After the I/O thread stopped: closes the sockets and fails what still
+  // waits (requests, async confirms, subscription queues). Idempotent.
+  void FinishClose() {
     CloseSockets();
     // Wake everything still waiting.
     absl::flat_hash_map<uint64_t, std::promise<Reply>> waiters;
@@ -462,6 +512,7 @@ class ClientCore {
                                 const PublishOptions* later = nullptr,
                                 std::string_view reply_to = {},
                                 PublishAck* ack = nullptr) {
+    if (absl::Status s = NotInCallback("PublishConfirmed"); !s.ok()) return s;
     const uint64_t id = NextId();
     std::future<Reply> reply = AddWaiter(id);
     if (absl::Status s =
@@ -552,6 +603,7 @@ class ClientCore {
   absl::StatusOr<uint64_t> Subscribe(
       std::string_view pattern, const SubscribeOptions& options,
       std::shared_ptr<internal::SubscriptionQueue> queue, bool inbox) {
+    if (absl::Status s = NotInCallback("Subscribe"); !s.ok()) return s;
     if (absl::Status s = topic::ValidatePattern(pattern, TopicLimits());
         !s.ok()) {
       return protocol::WireError(wire::INVALID_PATTERN, s.message());
@@ -608,6 +660,11 @@ class ClientCore {
   }
 
   absl::Status Unsubscribe(uint64_t sid) {
+    if (OnIoThread()) {
+      // In a callback: the answer could not be read while this waited.
+      UnsubscribeNoWait(sid);
+      return absl::OkStatus();
+    }
     ForgetSub(sid);
     const uint64_t id = NextId();
     std::future<Reply> reply;
@@ -632,6 +689,7 @@ class ClientCore {
                                   std::string_view payload,
                                   std::string_view headers,
                                   absl::Duration timeout) {
+    if (absl::Status s = NotInCallback("Request"); !s.ok()) return s;
     if (absl::Status s = EnsureInbox(); !s.ok()) return s;
     const uint64_t token = NextId();
     auto promise = std::make_shared<std::promise<Message>>();
@@ -693,6 +751,7 @@ class ClientCore {
   // Sends a request (its request_id is set here) and waits up to `timeout`
   // for the answer: the reply header, or the ERROR as a Status.
   Reply Call(wire::Header h, absl::Duration timeout) {
+    if (absl::Status s = NotInCallback("this call"); !s.ok()) return s;
     const uint64_t id = NextId();
     h.set_request_id(id);
     std::future<Reply> reply = AddWaiter(id);
@@ -1085,6 +1144,9 @@ class ClientCore {
     if (monitor_ != nullptr) ReadMonitor();  // events from before the loop
     bool flushing = false;
     int64_t flush_deadline = 0;
+    // Closing: the PING sent once all was handed to ZeroMQ, answered once
+    // the broker has read everything before it.
+    std::optional<std::future<Reply>> closing_pong;
     while (true) {
       // The loop sleeps on the socket's fd, not in zmq_poll on the socket,
       // so that publishers may send on it meanwhile (under sock_mu_). That
@@ -1159,14 +1221,30 @@ class ClientCore {
           internal::FastMutexLock lock(&mu_);
           empty = outbox_.empty() && sending_.empty();
         }
-        if (empty || !ready_ || now >= flush_deadline) {
+        if (empty && ready_ && !closing_pong.has_value()) {
+          // The sockets of a shared context are not waited for when they
+          // close, nor at exit: before saying BYE, make sure the broker has
+          // read what was sent (a PING's PONG comes after it all).
+          const uint64_t id = NextId();
+          closing_pong = AddWaiter(id);
+          wire::Header h;
+          h.set_request_id(id);
+          h.mutable_ping();
+          SendNow(h);
+        }
+        const bool read_by_broker =
+            closing_pong.has_value() &&
+            closing_pong->wait_for(std::chrono::seconds(0)) ==
+                std::future_status::ready;
+        if (read_by_broker || !ready_ || now >= flush_deadline) {
           if (ready_) {
             wire::Header h;
             h.mutable_bye();
             SendNow(h);
-            // What was handed to ZeroMQ (the flushed messages, the BYE) may
-            // still be in its pipe: give it the rest of the flush budget to
-            // go out when the socket closes (linger is 0 until now).
+            // What is still in ZeroMQ's pipe (the BYE; everything, if the
+            // broker did not answer in time) gets the rest of the flush
+            // budget to go out when the socket closes (linger is 0 until
+            // now).
             const int linger =
                 static_cast<int>(std::max<int64_t>(flush_deadline - now, 0));
             internal::FastMutexLock lock(&sock_mu_);
@@ -1726,6 +1804,8 @@ class ClientCore {
   std::string inbox_prefix_ ABSL_GUARDED_BY(mu_);
   uint64_t hello_id_ ABSL_GUARDED_BY(mu_) = 0;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  // Close() was called on the I/O thread, which then finishes it itself.
+  bool closed_in_callback_ ABSL_GUARDED_BY(mu_) = false;
 
   // Serializes use of socket_ between the I/O thread and SendDirect callers
   // once the I/O thread runs. Lock order: mu_, then sock_mu_.
@@ -1759,6 +1839,10 @@ absl::StatusOr<Message> Subscription::Next(absl::Duration timeout) {
   if (!queue_) {
     return absl::FailedPreconditionError(
         "this subscription delivers to its callback; Next() is not used");
+  }
+  if (core_->OnIoThread() && timeout > absl::ZeroDuration()) {
+    // Only what is queued already: nothing more arrives while it waits.
+    return queue_->Pop(absl::ZeroDuration());
   }
   return queue_->Pop(timeout);
 }

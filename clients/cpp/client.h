@@ -7,8 +7,14 @@
 // queued and keeps the session alive; a publish may also be sent by the
 // calling thread when nothing is queued (the socket is shared under a mutex).
 // Subscription callbacks run on the I/O thread, one at a time, in arrival order,
-// and must not block for long (they may call Publish, but not a blocking call
-// such as Request or PublishConfirmed on the same Client). A Subscription's
+// and must not block for long. They may call Publish, PublishConfirmedAsync,
+// Ack/Nack and the like on the same Client; a call that waits for the
+// broker's answer (Subscribe, PublishConfirmed, Request, Stats, stream admin,
+// Fetch, AckSync) fails there at once with FailedPrecondition, since the
+// answer would be read by the very thread that waits; Unsubscribe() there
+// does not wait for its answer, and Next() returns only what is queued
+// already. Close(), or destroying the Client, in a callback returns at once:
+// the I/O thread stops when the callback returns. A Subscription's
 // Next() may be called from one thread at a time; its queue is bounded
 // (ClientOptions::subscription_queue_max_messages), and what a slow Next()
 // loop misses is counted and reported, not held without limit.
@@ -525,8 +531,11 @@ class Client {
   // in-progress ack). Send it more often than the ack wait.
   absl::Status InProgress(const Message& message);
 
-  // Sends BYE, flushes queued messages (bounded wait) and stops the I/O
-  // thread. Further calls fail with FailedPrecondition.
+  // Sends BYE, flushes queued messages (bounded wait, 2 s) and stops the
+  // I/O thread; what still waits for an answer fails with
+  // FailedPrecondition, as do further calls. Waits for the I/O thread,
+  // except in one of this client's callbacks: there it returns at once and
+  // the I/O thread stops once the callback returns. Thread-safe.
   void Close();
 
   // The id the broker gave this connection, and its inbox prefix.

@@ -101,7 +101,12 @@ class FakeBroker {
     return options;
   }
 
-  // Every header received, HELLO and PINGs left out.
+  // PINGs are answered with PONG (and they and BYEs are left out of
+  // received()) unless this is set to false: then they are recorded like
+  // any other header, and only Push() answers them.
+  void set_answer_pings(bool on) { answer_pings_.store(on); }
+
+  // Every header received, HELLO (and PINGs and BYEs, see above) left out.
   std::vector<wire::Header> received() {
     absl::MutexLock lock(&mu_);
     return received_;
@@ -184,7 +189,16 @@ class FakeBroker {
         Send(peer, Answer(std::move(w)));
         continue;
       }
-      if (h.has_ping() || h.has_bye()) continue;
+      if (answer_pings_.load()) {
+        if (h.has_ping()) {  // answered as siftd does (Close() waits for it)
+          wire::Header pong;
+          pong.set_request_id(h.request_id());
+          pong.mutable_pong();
+          Send(peer, Answer(std::move(pong)));
+          continue;
+        }
+        if (h.has_bye()) continue;
+      }
       {
         absl::MutexLock lock(&mu_);
         received_.push_back(h);
@@ -201,6 +215,7 @@ class FakeBroker {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<int> hellos_{0};
+  std::atomic<bool> answer_pings_{true};
   absl::Mutex mu_;
   std::vector<wire::Header> received_ ABSL_GUARDED_BY(mu_);
   std::vector<Out> pushed_ ABSL_GUARDED_BY(mu_);

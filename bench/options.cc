@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "bench/payload.h"
@@ -71,7 +72,9 @@ Delivery guarantees (sift only; docs/delivery.md):
                         10ms). A spawned siftd gets a temporary --data_dir
                         (under $TEST_TMPDIR, else $TMPDIR, else /tmp),
                         removed after; a running one (--server) needs its
-                        own, and loses any stream named sift-bench
+                        own: sift-bench adds a stream named sift-bench
+                        there and deletes it after the run (one of that
+                        name already there is lost)
   --disk_probe SECONDS  with --stream and --spawn: before the run, append
                         --size bytes + fdatasync in a loop for this long in
                         the data directory and report the disk's raw fsync
@@ -273,7 +276,16 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     } else if (name == "memory_threads") {
       s = ParseInt<int>(name, value, 1, 10000, &o.memory_threads);
     } else if (name == "stream") {
-      if (value.empty()) s = Bad(name, value, "want always, never or <N>ms");
+      // The broker's spelling (docs/protocol.md §8.3): refused here, as a
+      // bad flag, rather than by the broker after setup.
+      int64_t ms = 0;
+      const bool interval =
+          absl::EndsWith(value, "ms") &&
+          absl::SimpleAtoi(value.substr(0, value.size() - 2), &ms) &&
+          ms >= 1 && ms <= 60000;
+      if (value != "always" && value != "never" && !interval) {
+        s = Bad(name, value, "want always, never or <N>ms, 1 <= N <= 60000");
+      }
       o.stream_fsync = value;
     } else if (name == "disk_probe") {
       s = ParseSeconds(name, value, &o.disk_probe_s);

@@ -237,12 +237,14 @@ std::string TextReport(const RunResult& r) {
   if (r.stream.known) {
     absl::StrAppend(
         &out, absl::StrFormat("  stream      %s (fsync %s): %s messages, "
-                              "last seq %s, durable seq %s, %s, %s fsyncs\n",
+                              "last seq %s, durable seq %s, %s; %s appended "
+                              "in %s fsyncs\n",
                               r.stream.name, r.stream.fsync,
                               Thousands(r.stream.messages),
                               Thousands(r.stream.last_seq),
                               Thousands(r.stream.durable_seq),
                               MiB(r.stream.bytes),
+                              Thousands(r.stream.appended),
                               Thousands(r.stream.fsyncs)));
   }
   if (r.disk.measured) {

@@ -166,6 +166,15 @@ if [[ $rc -ne 2 ]]; then
   echo "FAIL --mode proxy --stream: exit $rc, want 2"
   failures=$((failures + 1))
 fi
+# A fsync policy the broker would refuse is a bad flag, not a setup error.
+for policy in sometimes 61000ms 0ms; do
+  rc=0
+  "$bench" --stream "$policy" >/dev/null 2>&1 || rc=$?
+  if [[ $rc -ne 2 ]]; then
+    echo "FAIL --stream $policy: exit $rc, want 2"
+    failures=$((failures + 1))
+  fi
+done
 "$bench" --help | grep -q -- "--memory_subs" || {
   echo "FAIL --help lacks --memory_subs"
   failures=$((failures + 1))

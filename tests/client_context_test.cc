@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "clients/cpp/client.h"
@@ -70,6 +71,20 @@ TEST(ClientContextTest, AShortLivedPublisherLosesNothingAtExit) {
     }
     ASSERT_EQ(received, kMessages) << "run " << run;
   }
+}
+
+// inproc:// lives inside one context: without the embedded broker's, the
+// shared context has nobody there, and the error says what to set.
+TEST(ClientContextTest, InprocWithoutTheBrokersContextSaysWhatToSet) {
+  ClientOptions options;
+  options.endpoint = "inproc://no-broker-here";
+  options.connect_timeout = absl::Milliseconds(200);
+  auto client = Client::Connect(options);
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(client.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(absl::StrContains(client.status().message(),
+                                "EmbeddedBroker::zmq_context()"))
+      << client.status();
 }
 
 TEST(ClientContextTest, AChildAfterForkMakesItsOwnContext) {

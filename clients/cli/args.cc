@@ -259,11 +259,16 @@ constexpr absl::Duration kDefaultBackoffInitial = absl::Seconds(1);
 constexpr absl::Duration kDefaultBackoffMax = absl::Seconds(60);
 constexpr int64_t kMaxWireMs = UINT32_MAX;  // AckPolicy's *_ms are uint32
 
-// A duration in whole milliseconds, from `min_ms` to 2^32-1 ms (the wire's
-// uint32 fields): a duration such as 500ms or 30s, or a bare number of
-// milliseconds.
+// No upper bound for ParseMillisFlag (a uint64 field of the wire).
+constexpr int64_t kUnboundedMs = std::numeric_limits<int64_t>::max() / 2;
+
+// A duration in whole milliseconds, from `min_ms` to `max_ms` (by default
+// 2^32-1 ms, the wire's uint32 fields): a duration such as 500ms or 30s, or
+// a bare number of milliseconds. Sent to the broker in ms: a fraction of a
+// millisecond is refused, not cut.
 absl::StatusOr<absl::Duration> ParseMillisFlag(const FlagUse& flag,
-                                               int64_t min_ms) {
+                                               int64_t min_ms,
+                                               int64_t max_ms = kMaxWireMs) {
   const std::string& v = *flag.value;
   absl::Duration d;
   int64_t ms = 0;
@@ -276,12 +281,15 @@ absl::StatusOr<absl::Duration> ParseMillisFlag(const FlagUse& flag,
     ok = d % absl::Milliseconds(1) == absl::ZeroDuration();
     ms = absl::ToInt64Milliseconds(d);
   }
-  if (!ok || ms < min_ms || ms > kMaxWireMs) {
+  if (!ok || ms < min_ms || ms > max_ms) {
+    const std::string range =
+        max_ms >= kUnboundedMs
+            ? absl::StrCat("whole milliseconds, at least ", min_ms, "ms")
+            : absl::StrCat("whole milliseconds from ", min_ms, "ms to ",
+                           max_ms, "ms");
     return UsageError(absl::StrCat(
-        "invalid duration '", v, "' for ", flag.written,
-        " (whole milliseconds from ", min_ms,
-        "ms to 4294967295ms, e.g. 500ms, 30s, 2m; a bare number is "
-        "milliseconds)"));
+        "invalid duration '", v, "' for ", flag.written, " (", range,
+        ", e.g. 500ms, 30s, 2m; a bare number is milliseconds)"));
   }
   return d;
 }
@@ -320,17 +328,20 @@ absl::StatusOr<SlowFlag> ParseSlowFlag(const FlagUse& flag) {
 }
 
 // --fsync: "always", "never", or an interval, as the broker spells it
-// ("<N>ms").
+// ("<N>ms", 1 to 60000).
 absl::StatusOr<std::string> ParseFsync(const FlagUse& flag) {
   const std::string& v = *flag.value;
   if (v == "always" || v == "never") return v;
   absl::Duration d;
-  if (absl::ParseDuration(v, &d) && d >= absl::Milliseconds(1)) {
+  if (absl::ParseDuration(v, &d) && d >= absl::Milliseconds(1) &&
+      d <= absl::Seconds(60) &&
+      d % absl::Milliseconds(1) == absl::ZeroDuration()) {
     return absl::StrCat(absl::ToInt64Milliseconds(d), "ms");
   }
   return UsageError(absl::StrCat(
       "invalid fsync policy '", v, "' for ", flag.written,
-      " (always, never, or an interval of at least 1ms such as 10ms)"));
+      " (always, never, or an interval in whole milliseconds from 1ms to "
+      "60s, such as 10ms)"));
 }
 
 // Sets the field of `args` that `flag` names.
@@ -365,7 +376,7 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     }
     args.payload_file = *flag.value;
   } else if (name == "delay") {
-    absl::StatusOr<absl::Duration> d = ParseDurationFlag(flag);
+    absl::StatusOr<absl::Duration> d = ParseMillisFlag(flag, 1, kUnboundedMs);
     if (!d.ok()) return d.status();
     args.delay = *d;
   } else if (name == "filter") {
@@ -466,11 +477,11 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
       args.subjects.emplace_back(subject);
     }
   } else if (name == "max_age") {
-    absl::StatusOr<absl::Duration> d = ParseDurationFlag(flag);
+    absl::StatusOr<absl::Duration> d = ParseMillisFlag(flag, 1, kUnboundedMs);
     if (!d.ok()) return d.status();
     args.max_age = *d;
   } else if (name == "dedup_window") {
-    absl::StatusOr<absl::Duration> d = ParseDurationFlag(flag);
+    absl::StatusOr<absl::Duration> d = ParseMillisFlag(flag, 1, kUnboundedMs);
     if (!d.ok()) return d.status();
     args.dedup_window = *d;
   } else if (name == "max_bytes") {
@@ -1243,7 +1254,7 @@ std::string CommandUsage(Command command) {
           "                  (limits default to none; the oldest go first)\n"
           "  --fsync P       always (default: a confirmed publish waits for\n"
           "                  its fsync), never (left to the OS), or an\n"
-          "                  interval such as 10ms\n"
+          "                  interval of 1ms to 60s such as 10ms\n"
           "  --dedup-window D  publishes with the same message id (pub\n"
           "                  --msg-id) within D are stored once (default 2m)\n"
           "  --segment-bytes N  size of a segment file before the next one\n"

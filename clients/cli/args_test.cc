@@ -663,7 +663,24 @@ TEST(StreamArgsTest, StreamErrors) {
               HasSubstr("invalid fsync policy 'sometimes'"));
   EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a", "--fsync",
                        "100us"}),
-              HasSubstr("at least 1ms"));
+              HasSubstr("from 1ms to 60s"));
+  // Sent in whole ms, up to the broker's 60 s: a fraction is refused, not
+  // cut (1.5ms was sent as 1ms), and so is more than 60 s (refused by the
+  // broker only, before).
+  EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a", "--fsync",
+                       "1.5ms"}),
+              HasSubstr("invalid fsync policy '1.5ms'"));
+  EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a", "--fsync",
+                       "61s"}),
+              HasSubstr("invalid fsync policy '61s'"));
+  EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a", "--max-age",
+                       "1.5ms"}),
+              HasSubstr("whole milliseconds, at least 1ms"));
+  EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a",
+                       "--dedup-window", "0.5s1us"}),
+              HasSubstr("invalid duration '0.5s1us'"));
+  EXPECT_THAT(ErrorOf({"pub", "t", "m", "--delay", "2.0005s"}),
+              HasSubstr("invalid duration '2.0005s' for --delay"));
   EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a",
                        "--max-bytes", "1GB"}),
               HasSubstr("invalid size '1GB'"));

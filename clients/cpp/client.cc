@@ -24,6 +24,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -308,7 +309,12 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         return absl::DeadlineExceededError(absl::StrCat(
             "cannot connect to ", options_.endpoint, ": no answer within ",
             absl::FormatDuration(options_.connect_timeout),
-            " (is siftd running there?)"));
+            absl::StartsWith(options_.endpoint, "inproc://") &&
+                    options_.zmq_context == nullptr
+                ? " (an inproc:// endpoint is reached only through the "
+                  "embedded broker's context: set ClientOptions::zmq_context "
+                  "to EmbeddedBroker::zmq_context())"
+                : " (is siftd running there?)"));
       }
       return ready.status();
     }

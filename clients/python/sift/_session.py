@@ -398,8 +398,13 @@ class Session:
                     h = _wire.parse(header)
                 except SiftError:
                     continue
-                if h.WhichOneof("command") == "deliver":
+                cmd = h.WhichOneof("command")
+                if cmd == "deliver":
                     self._on_deliver(h.deliver, payload)
+                elif cmd == "ok":  # accepts_batched_replies (§9)
+                    self._on_reply(h, cmd)
+                elif cmd == "error":
+                    self._on_error(h)
         except SiftError as e:
             log.warning("sift: malformed BATCH from the broker: %s", e)
 

@@ -30,7 +30,9 @@ def hello(rid: int, name: bytes, accepts_batches: bool) -> bytes:
     if name:
         h.hello.client_name = name
     if accepts_batches:
+        # DELIVERs, and OKs and ERRORs too, may come inside BATCH (§9).
         h.hello.accepts_batches = True
+        h.hello.accepts_batched_replies = True
     return h.SerializeToString()
 
 

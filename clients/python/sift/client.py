@@ -388,7 +388,9 @@ class Client:
       queue_max_messages, queue_max_bytes: bounds of each subscription's
         local queue (messages; payload bytes); 0 = unbounded. Beyond, the
         newest messages are dropped and counted (Subscription.dropped).
-      accepts_batches: let the broker pack deliveries into BATCH frames.
+      accepts_batches: let the broker pack deliveries, and the OK and
+        ERROR answers to requests, into BATCH frames (protocol.md §9:
+        HELLO's accepts_batches and accepts_batched_replies).
       batch_publishes: pack fire-and-forget publishes that queue up into
         BATCH frames (never waits to fill one).
       error_callback: called (on the "sift-errors" thread) with each error no

@@ -339,6 +339,31 @@ class SessionTest(unittest.TestCase):
         s.ok(prid)
         self.assertEqual(s.results["pub"], ("ok", None))
 
+    def test_replies_inside_a_batch_answer_their_requests_in_order(self):
+        s = self.connected()
+        hello = pb.Header.FromString(
+            _wire.hello(1, b"t", accepts_batches=True))
+        self.assertTrue(hello.hello.accepts_batched_replies)
+        rids = [s.next_id() for _ in range(3)]
+        for i, rid in enumerate(rids):
+            s.request(OK, [_wire.pub(rid, b"a", b"", True, []), b""],
+                      "pub%d" % i, rid)
+        s.sent()
+        ok0 = pb.Header(request_id=rids[0])
+        ok0.ok.stream_seq = 7
+        err1 = pb.Header(request_id=rids[1])
+        err1.error.code = ErrorCode.STORE_FULL
+        err1.error.message = "full"
+        ok2 = pb.Header(request_id=rids[2])
+        ok2.ok.SetInParent()
+        body = b"".join(_wire.batch_entry(h.SerializeToString(), b"")
+                        for h in (ok0, err1, ok2))
+        s.on_frames([_wire.batch_header(3), body])
+        self.assertEqual(s.results["pub0"][0], "ok")
+        self.assertEqual(s.results["pub1"][0], "error")
+        self.assertIsInstance(s.results["pub1"][1], sift.StoreFull)
+        self.assertEqual(s.results["pub2"][0], "ok")
+
     def test_unanswered_requests_after_a_disconnect(self):
         s = self.connected()
         srid, prid = s.next_id(), s.next_id()

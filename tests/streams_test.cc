@@ -7,11 +7,14 @@
 // the crash test (SIGKILL during a confirmed-publish load, fsync=always).
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -20,7 +23,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -527,6 +532,95 @@ TEST(StreamsTest, UnacknowledgedRecordsAreRedeliveredThenDeadLettered) {
   ASSERT_TRUE(dead.has_value());
   EXPECT_EQ(dead->first.topic(), "$sift.deadletter.t.a");
   EXPECT_FALSE(c.Next(absl::Milliseconds(400)).has_value());
+}
+
+// siftd's CPU time (user + system) so far, in seconds.
+double CpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  // The fields after the command name in parentheses: utime is the 14th
+  // field of the line, stime the 15th (proc(5)).
+  std::vector<std::string> f =
+      absl::StrSplit(stat.substr(stat.rfind(')') + 2), ' ');
+  if (f.size() < 13) return -1;
+  double utime = 0, stime = 0;
+  if (!absl::SimpleAtod(f[11], &utime) || !absl::SimpleAtod(f[12], &stime)) {
+    return -1;
+  }
+  return (utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+// A durable consumer whose subscriber left holds its records for the next
+// one: those with deliveries left wait (siftd stays idle: it spun on them
+// at 100% CPU before), those max_deliver ended are dead-lettered at once,
+// not when a subscriber comes back.
+TEST(StreamsTest, ADetachedConsumerWaitsIdleAndDeadLettersAtOnce) {
+  auto siftd = StartSiftd({"--data_dir=" + NewDataDir("detached")});
+  ASSERT_NE(siftd, nullptr);
+  Raw c(siftd->endpoint());
+  Raw dl(siftd->endpoint());
+  {
+    wire::Header h;
+    h.set_request_id(99);
+    h.mutable_sub()->set_sid(1);
+    h.mutable_sub()->set_pattern("$sift.deadletter.>");
+    ASSERT_TRUE(dl.dealer().Call(h).ok());
+  }
+  ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "t", {"t.>"}).ok());
+  ASSERT_TRUE(c.Publish("t.a", "one").ok());
+  ASSERT_TRUE(c.Publish("t.b", "two").ok());
+  // Two durable consumers take both records and vanish without an ack:
+  // "once" may deliver each record once, "often" five times.
+  for (const auto& [name, max_deliver] :
+       {std::pair<std::string, uint32_t>{"once", 1}, {"often", 5}}) {
+    Raw worker(siftd->endpoint());
+    wire::Header h;
+    h.set_request_id(7);
+    wire::Sub* s = h.mutable_sub();
+    s->set_sid(3);
+    s->mutable_stream()->set_stream("t");
+    s->mutable_stream()->set_consumer(name);
+    s->mutable_stream()->set_deliver(wire::DELIVER_ALL);
+    s->mutable_ack()->set_ack_wait_ms(30000);
+    s->mutable_ack()->set_max_deliver(max_deliver);
+    s->mutable_ack()->set_backoff_initial_ms(1);
+    s->mutable_ack()->set_backoff_jitter(0);
+    ASSERT_TRUE(worker.dealer().Call(h).ok());
+    ASSERT_TRUE(worker.Next(kTimeout).has_value());
+    ASSERT_TRUE(worker.Next(kTimeout).has_value());
+    worker.dealer().CloseNow();
+  }
+  // Their records wait for a subscriber ("often"), or are dead-lettered
+  // ("once"): either way there is nothing to do until one comes.
+  absl::SleepFor(absl::Milliseconds(200));
+  const double before = CpuSeconds(siftd->pid());
+  absl::SleepFor(absl::Seconds(1));
+  const double used = CpuSeconds(siftd->pid()) - before;
+  ASSERT_GE(before, 0);
+  EXPECT_LT(used, 0.5) << "siftd used " << used << " s of CPU in 1 s, idle";
+  // "once": both dead-lettered with nobody subscribed.
+  std::vector<std::string> dead;
+  for (int i = 0; i < 2; ++i) {
+    auto d = dl.Next(kTimeout);
+    ASSERT_TRUE(d.has_value()) << "dead letter " << i;
+    dead.push_back(d->second);
+    for (const wire::HeaderField& f : d->first.headers()) {
+      if (f.key() == "sift-reason") {
+        EXPECT_EQ(f.value(), "max_deliver after consumer left");
+      }
+    }
+  }
+  std::sort(dead.begin(), dead.end());
+  EXPECT_EQ(dead, (std::vector<std::string>{"one", "two"}));
+  // "often": its two records wait for a subscriber.
+  EXPECT_FALSE(dl.Next(absl::Milliseconds(200)).has_value());
+  // The next subscriber gets them (attempt 2).
+  Raw next(siftd->endpoint());
+  ASSERT_TRUE(next.Sub(4, "t", "often", wire::DELIVER_ALL, true).ok());
+  auto again = next.Next(kTimeout);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->first.attempt(), 2u);
 }
 
 // Retained values and delayed messages of a stream's topics survive a

@@ -189,10 +189,15 @@ void Consumer::Release(uint32_t client, int64_t now,
   }
 }
 
-int64_t Consumer::NextDeadline() const {
+int64_t Consumer::NextDeadline(bool deliverable) const {
   int64_t next = INT64_MAX;
   for (const auto& [seq, f] : in_flight_) next = std::min(next, f.deadline);
-  for (const auto& [seq, w] : redeliver_) next = std::min(next, w.due);
+  const uint32_t max = options_.ack.max_deliver;
+  for (const auto& [seq, w] : redeliver_) {
+    const bool exhausted =
+        options_.explicit_ack && max != 0 && w.attempts + 1 > max;
+    if (deliverable || exhausted) next = std::min(next, w.due);
+  }
   return next;
 }
 

@@ -906,6 +906,37 @@ void StreamManager::PollFds(std::vector<pollfd>* fds) const {
   }
 }
 
+void StreamManager::DeadLetterRecord(Slot& slot,
+                                     const store::StreamRecord& record,
+                                     std::vector<delivery::DeadLetter>* dead) {
+  Consumer& c = *slot.consumer;
+  dead->push_back(delivery::DeadLetter{
+      record.message, slot.push ? slot.client : 0, slot.push ? slot.sid : 0,
+      std::string(c.FailureAt(record.seq)), c.NextAttempt(record.seq) - 1,
+      slot.stream->settings.name, record.seq});
+  ++counters_.dead_letters;
+  c.GiveUp(record.seq);
+}
+
+void StreamManager::DeadLetterExhausted(
+    Slot& slot, int64_t now, std::vector<delivery::DeadLetter>* dead) {
+  Consumer& c = *slot.consumer;
+  std::vector<store::StreamRecord> records;
+  size_t budget = kPumpBudget;
+  for (uint64_t seq : c.DueRedeliveries(now, SIZE_MAX)) {
+    if (budget == 0) break;
+    if (!c.ExhaustedAt(seq)) continue;
+    --budget;
+    records.clear();
+    if (!slot.stream->log->Read(seq, 1, kReadBytes, &records).ok() ||
+        records.empty() || records[0].seq != seq) {
+      c.GiveUp(seq);  // gone (retention)
+      continue;
+    }
+    DeadLetterRecord(slot, records[0], dead);
+  }
+}
+
 bool StreamManager::Pump(Slot& slot, int64_t now,
                          const std::function<bool(uint32_t)>& has_room,
                          std::vector<StreamSend>* sends,
@@ -968,12 +999,7 @@ bool StreamManager::Pump(Slot& slot, int64_t now,
         continue;
       }
       if (exhausted) {
-        dead->push_back(delivery::DeadLetter{
-            records[0].message, slot.push ? slot.client : 0,
-            slot.push ? slot.sid : 0, std::string(c.FailureAt(seq)),
-            c.NextAttempt(seq) - 1, slot.stream->settings.name, seq});
-        ++counters_.dead_letters;
-        c.GiveUp(seq);
+        DeadLetterRecord(slot, records[0], dead);
         continue;
       }
       send(records[0], client, sid, pull);
@@ -1101,6 +1127,8 @@ void StreamManager::Process(int64_t now,
     bool more = false;  // stopped by its budget, not for want of records
     if (slot->push || !slot->pulls.empty()) {
       more = Pump(*slot, now, has_room, sends, dead);
+    } else if (c.waiting() > 0) {
+      DeadLetterExhausted(*slot, now, dead);
     }
     // FETCHes end when served, or when due with nothing more at hand.
     while (!slot->pulls.empty() &&
@@ -1141,7 +1169,9 @@ int64_t StreamManager::NextDeadline(int64_t now) const {
   for (const auto& [id, slot] : slots_) {
     if (!slot->pulls.empty()) next = std::min(next, slot->pulls.front().deadline);
     if (slot->consumer->options().explicit_ack || slot->consumer->waiting()) {
-      next = std::min(next, slot->consumer->NextDeadline());
+      // Redeliveries nobody can take wait for a subscriber: not a deadline.
+      next = std::min(next, slot->consumer->NextDeadline(
+                                slot->push || !slot->pulls.empty()));
     }
   }
   return next;

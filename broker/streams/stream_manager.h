@@ -283,6 +283,15 @@ class StreamManager {
   absl::StatusOr<Slot*> SlotFor(Stream* s, const StartSpec& spec,
                                 const ConsumerOptions& options, bool temporary);
   void DestroySlot(uint64_t id);
+  // Dead-letters `record` (waiting record r.seq of `slot`'s consumer, whose
+  // max_deliver is reached) and gives it up.
+  void DeadLetterRecord(Slot& slot, const store::StreamRecord& record,
+                        std::vector<delivery::DeadLetter>* dead);
+  // A consumer nobody can deliver to now (no subscription, no FETCH):
+  // dead-letters its due records that max_deliver ended (the others wait
+  // for a subscriber), at most kPumpBudget.
+  void DeadLetterExhausted(Slot& slot, int64_t now,
+                           std::vector<delivery::DeadLetter>* dead);
   // Sends what the consumer may take now; true if it stopped at its budget
   // with more at hand.
   bool Pump(Slot& slot, int64_t now,

@@ -623,6 +623,50 @@ TEST(StreamsTest, ADetachedConsumerWaitsIdleAndDeadLettersAtOnce) {
   EXPECT_EQ(again->first.attempt(), 2u);
 }
 
+// A subscriber at its max_in_flight with a redelivery due: the redelivery
+// waits for room (an ack), and siftd stays idle meanwhile.
+TEST(StreamsTest, AFullConsumerWaitsIdleForRoom) {
+  auto siftd = StartSiftd({"--data_dir=" + NewDataDir("full")});
+  ASSERT_NE(siftd, nullptr);
+  Raw c(siftd->endpoint());
+  ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "t", {"t.>"}).ok());
+  for (const char* p : {"one", "two", "three"}) {
+    ASSERT_TRUE(c.Publish("t.a", p).ok());
+  }
+  wire::Header h;
+  h.set_request_id(7);
+  wire::Sub* s = h.mutable_sub();
+  s->set_sid(3);
+  s->mutable_stream()->set_stream("t");
+  s->mutable_stream()->set_deliver(wire::DELIVER_ALL);
+  s->mutable_ack()->set_ack_wait_ms(30000);
+  s->mutable_ack()->set_max_in_flight(2);
+  ASSERT_TRUE(c.dealer().Call(h).ok());
+  auto one = c.Next(kTimeout);
+  auto two = c.Next(kTimeout);
+  ASSERT_TRUE(one.has_value() && two.has_value());
+  wire::Header nack;
+  nack.mutable_nack()->set_delivery_id(one->first.delivery_id());
+  nack.mutable_nack()->set_delay_ms(100);
+  c.dealer().Send(nack);
+  auto three = c.Next(kTimeout);  // the room the NACK made
+  ASSERT_TRUE(three.has_value());
+  EXPECT_EQ(three->second, "three");
+  // "one" is due again in 100 ms, with two in flight: it waits for room.
+  absl::SleepFor(absl::Milliseconds(300));
+  const double before = CpuSeconds(siftd->pid());
+  absl::SleepFor(absl::Seconds(1));
+  const double used = CpuSeconds(siftd->pid()) - before;
+  ASSERT_GE(before, 0);
+  EXPECT_LT(used, 0.5) << "siftd used " << used << " s of CPU in 1 s, idle";
+  EXPECT_FALSE(c.Next(absl::Milliseconds(100)).has_value());
+  ASSERT_TRUE(c.Ack({two->first.delivery_id()}).ok());
+  auto again = c.Next(kTimeout);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->second, "one");
+  EXPECT_EQ(again->first.attempt(), 2u);
+}
+
 // Retained values and delayed messages of a stream's topics survive a
 // SIGKILL; those of other topics do not (docs/delivery.md §5, §6).
 TEST(StreamsTest, RetainedAndDelayedOnStreamTopicsSurviveAKill) {

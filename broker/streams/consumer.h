@@ -103,9 +103,9 @@ class Consumer {
   // its delivery ids are appended to *ids.
   void Release(uint32_t client, int64_t now, std::vector<uint64_t>* ids);
   // The earliest ack deadline or redelivery due time; INT64_MAX if none.
-  // `deliverable` false: nobody can take a delivery now (no subscription,
-  // no FETCH), so redeliveries wait for one and only those max_deliver
-  // ended (to dead-letter) count, with the ack deadlines.
+  // `deliverable` false: no delivery can go out now (no subscription or
+  // FETCH, no room), so redeliveries wait for one and only those
+  // max_deliver ended (to dead-letter) count, with the ack deadlines.
   int64_t NextDeadline(bool deliverable = true) const;
 
   // The persisted state: "floor=N acked=a,b,c". Changed since the last

@@ -196,6 +196,17 @@ struct StreamManager::Slot {
   std::deque<Pull> pulls;
   bool temporary = false;  // an unnamed FETCH's: gone when it ends
   bool read_error_logged = false;
+  // The last Pump stopped at the client's full output queue (looked at
+  // again after kFullClientRetryMs, through retry_at_).
+  bool client_full = false;
+
+  // Whether a due redelivery could go out now: someone to take it, room in
+  // the consumer's max_in_flight and in the client's queue. Otherwise what
+  // is due waits for that (an ack, a subscriber, the retry) and is no
+  // deadline: siftd's loop would spin on it.
+  bool CanDeliver() const {
+    return (push || !pulls.empty()) && consumer->has_room() && !client_full;
+  }
 };
 
 StreamManager::StreamManager(std::string data_dir, Logger log)
@@ -943,6 +954,7 @@ bool StreamManager::Pump(Slot& slot, int64_t now,
                          std::vector<delivery::DeadLetter>* dead) {
   Consumer& c = *slot.consumer;
   store::StreamLog& log = *slot.stream->log;
+  slot.client_full = false;
   c.Forget(log.FirstSeq());
   const uint64_t limit = log.DurableSeq();
   size_t budget = kPumpBudget;
@@ -991,7 +1003,9 @@ bool StreamManager::Pump(Slot& slot, int64_t now,
   if (c.waiting() > 0) {
     for (uint64_t seq : c.DueRedeliveries(now, budget)) {
       const bool exhausted = c.ExhaustedAt(seq);
-      if (!exhausted && !ready(&client, &sid, &pull)) break;
+      // One that cannot go out now waits; those after it that max_deliver
+      // ended are still dead-lettered (they need no room).
+      if (!exhausted && !ready(&client, &sid, &pull)) continue;
       records.clear();
       if (!log.Read(seq, 1, kReadBytes, &records).ok() || records.empty() ||
           records[0].seq != seq) {
@@ -1060,6 +1074,7 @@ bool StreamManager::Pump(Slot& slot, int64_t now,
   if ((c.next_seq() <= limit || c.waiting() > 0) && c.has_room() &&
       (slot.push || (!slot.pulls.empty() && slot.pulls.front().remaining > 0)) &&
       !has_room(slot.push ? slot.client : slot.pulls.front().client)) {
+    slot.client_full = true;
     retry_at_ = std::min(retry_at_, now + kFullClientRetryMs);
   }
   return false;
@@ -1169,9 +1184,8 @@ int64_t StreamManager::NextDeadline(int64_t now) const {
   for (const auto& [id, slot] : slots_) {
     if (!slot->pulls.empty()) next = std::min(next, slot->pulls.front().deadline);
     if (slot->consumer->options().explicit_ack || slot->consumer->waiting()) {
-      // Redeliveries nobody can take wait for a subscriber: not a deadline.
-      next = std::min(next, slot->consumer->NextDeadline(
-                                slot->push || !slot->pulls.empty()));
+      // Redeliveries nobody can take now wait (CanDeliver): not a deadline.
+      next = std::min(next, slot->consumer->NextDeadline(slot->CanDeliver()));
     }
   }
   return next;

@@ -623,6 +623,40 @@ TEST(StreamsTest, ADetachedConsumerWaitsIdleAndDeadLettersAtOnce) {
   EXPECT_EQ(again->first.attempt(), 2u);
 }
 
+// A durable consumer's pattern filters its redeliveries too: a record
+// delivered under an earlier, wider pattern and not acknowledged is skipped
+// (so acknowledged) by a subscriber whose pattern it does not match, as a
+// new record on its topic would be (docs/delivery.md §4).
+TEST(StreamsTest, RedeliveriesFollowTheConsumersCurrentPattern) {
+  auto siftd = StartSiftd({"--data_dir=" + NewDataDir("pattern")});
+  ASSERT_NE(siftd, nullptr);
+  Raw c(siftd->endpoint());
+  ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "pf", {"pf.>"}).ok());
+  ASSERT_TRUE(c.Publish("pf.a", "A").ok());
+  ASSERT_TRUE(c.Publish("pf.b", "B").ok());
+  {
+    Raw wide(siftd->endpoint());
+    ASSERT_TRUE(wide.Sub(3, "pf", "c", wire::DELIVER_ALL, true, ">").ok());
+    ASSERT_TRUE(wide.Next(kTimeout).has_value());
+    ASSERT_TRUE(wide.Next(kTimeout).has_value());
+    wide.dealer().CloseNow();  // both go back, unacknowledged
+  }
+  absl::SleepFor(absl::Milliseconds(200));
+  Raw narrow(siftd->endpoint());
+  ASSERT_TRUE(narrow.Sub(4, "pf", "c", wire::DELIVER_ALL, true, "pf.a").ok());
+  auto a = narrow.Next(kTimeout);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->second, "A");
+  EXPECT_EQ(a->first.attempt(), 2u);
+  EXPECT_FALSE(narrow.Next(absl::Milliseconds(500)).has_value())
+      << "pf.b went to a pf.a subscriber";
+  ASSERT_TRUE(narrow.Ack({a->first.delivery_id()}).ok());
+  auto info = c.Stream(wire::STREAM_INFO, "pf");
+  ASSERT_TRUE(info.ok() && info->has_stream_reply());
+  ASSERT_EQ(info->stream_reply().streams(0).consumers_size(), 1);
+  EXPECT_EQ(info->stream_reply().streams(0).consumers(0).ack_floor(), 2u);
+}
+
 // A subscriber at its max_in_flight with a redelivery due: the redelivery
 // waits for room (an ack), and siftd stays idle meanwhile.
 TEST(StreamsTest, AFullConsumerWaitsIdleForRoom) {

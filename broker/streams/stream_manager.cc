@@ -1016,6 +1016,14 @@ bool StreamManager::Pump(Slot& slot, int64_t now,
         DeadLetterRecord(slot, records[0], dead);
         continue;
       }
+      const std::string& filter = c.options().pattern;
+      if (!filter.empty() &&
+          !topic::PatternMatches(filter, records[0].message->topic)) {
+        // The consumer's pattern changed since it was delivered: skipped,
+        // and so acknowledged, as a new record on that topic would be.
+        c.GiveUp(seq);
+        continue;
+      }
       send(records[0], client, sid, pull);
     }
   }

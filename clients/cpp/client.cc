@@ -362,17 +362,21 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     absl::flat_hash_map<uint64_t, std::promise<Reply>> waiters;
     absl::flat_hash_map<uint64_t, std::shared_ptr<SubTarget>> subs;
     absl::flat_hash_map<uint64_t, AsyncConfirm> confirms;
+    absl::flat_hash_map<uint64_t, std::shared_ptr<RequestPromise>> requests;
     {
       internal::FastMutexLock lock(&mu_);
       waiters.swap(waiters_);
       subs.swap(subs_);
-      requests_.clear();
+      requests.swap(requests_);
       confirms.swap(async_confirms_);
       confirm_deadlines_.clear();
       next_confirm_deadline_ms_.store(kNoDeadline);
     }
     for (auto& [id, promise] : waiters) {
       promise.set_value(absl::FailedPreconditionError("client closed"));
+    }
+    for (auto& [token, request] : requests) {
+      request->set_value(absl::FailedPreconditionError("client closed"));
     }
     for (auto& [id, confirm] : confirms) {
       confirm.done(absl::FailedPreconditionError("client closed"),
@@ -698,8 +702,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     if (absl::Status s = NotInCallback("Request"); !s.ok()) return s;
     if (absl::Status s = EnsureInbox(); !s.ok()) return s;
     const uint64_t token = NextId();
-    auto promise = std::make_shared<std::promise<Message>>();
-    std::future<Message> reply = promise->get_future();
+    auto promise = std::make_shared<RequestPromise>();
+    std::future<absl::StatusOr<Message>> reply = promise->get_future();
     std::string reply_to;
     {
       internal::FastMutexLock lock(&mu_);
@@ -1721,7 +1725,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         !absl::SimpleAtoi(AbslView(topic.substr(dot + 1)), &token)) {
       return;
     }
-    std::shared_ptr<std::promise<Message>> request;
+    std::shared_ptr<RequestPromise> request;
     {
       internal::FastMutexLock lock(&mu_);
       auto it = requests_.find(token);
@@ -1804,8 +1808,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::atomic<int64_t> next_confirm_deadline_ms_{kNoDeadline};
   absl::flat_hash_map<uint64_t, std::shared_ptr<SubTarget>> subs_
       ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<uint64_t, std::shared_ptr<std::promise<Message>>>
-      requests_ ABSL_GUARDED_BY(mu_);
+  // Request() calls awaiting their reply, by inbox token (FailedPrecondition
+  // at Close).
+  using RequestPromise = std::promise<absl::StatusOr<Message>>;
+  absl::flat_hash_map<uint64_t, std::shared_ptr<RequestPromise>> requests_
+      ABSL_GUARDED_BY(mu_);
   std::string client_id_ ABSL_GUARDED_BY(mu_);
   std::string inbox_prefix_ ABSL_GUARDED_BY(mu_);
   uint64_t hello_id_ ABSL_GUARDED_BY(mu_) = 0;

@@ -75,6 +75,30 @@ TEST(CloseClientTest, CloseWaitsForTheBrokerToHaveReadEverything) {
                   .has_value());
 }
 
+// Close() fails what still waits for an answer, Request() included (it
+// waited out its own timeout).
+TEST(CloseClientTest, CloseFailsAPendingRequest) {
+  FakeBroker broker(AcceptSubs);  // answers no request
+  std::unique_ptr<Client> client = ConnectTo(broker);
+  ASSERT_NE(client, nullptr);
+  absl::Status status;
+  absl::Duration took;
+  std::thread requester([&] {
+    const absl::Time start = absl::Now();
+    status = client->Request("svc.x", "q", absl::Seconds(30)).status();
+    took = absl::Now() - start;
+  });
+  ASSERT_TRUE(broker
+                  .WaitFor([](const wire::Header& h) {
+                    return h.has_pub() && h.pub().topic() == "svc.x";
+                  })
+                  .has_value());
+  client->Close();
+  requester.join();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_LT(took, absl::Seconds(5));
+}
+
 TEST(CloseClientTest, CloseFromASubscriptionCallback) {
   FakeBroker broker(AcceptSubs);
   std::unique_ptr<Client> client = ConnectTo(broker);

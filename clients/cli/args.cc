@@ -333,8 +333,15 @@ absl::StatusOr<std::string> ParseFsync(const FlagUse& flag) {
   const std::string& v = *flag.value;
   if (v == "always" || v == "never") return v;
   absl::Duration d;
-  if (absl::ParseDuration(v, &d) && d >= absl::Milliseconds(1) &&
-      d <= absl::Seconds(60) &&
+  bool parsed = false;
+  int64_t ms = 0;
+  if (!v.empty() && v[0] != '-' && v[0] != '+' && absl::SimpleAtoi(v, &ms)) {
+    d = absl::Milliseconds(ms);  // a bare number is milliseconds, as for
+    parsed = true;               // every duration flag
+  } else {
+    parsed = absl::ParseDuration(v, &d);
+  }
+  if (parsed && d >= absl::Milliseconds(1) && d <= absl::Seconds(60) &&
       d % absl::Milliseconds(1) == absl::ZeroDuration()) {
     return absl::StrCat(absl::ToInt64Milliseconds(d), "ms");
   }
@@ -477,7 +484,8 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
       args.subjects.emplace_back(subject);
     }
   } else if (name == "max_age") {
-    absl::StatusOr<absl::Duration> d = ParseMillisFlag(flag, 1, kUnboundedMs);
+    // 0: unlimited, as in the config file and the API.
+    absl::StatusOr<absl::Duration> d = ParseMillisFlag(flag, 0, kUnboundedMs);
     if (!d.ok()) return d.status();
     args.max_age = *d;
   } else if (name == "dedup_window") {

@@ -675,7 +675,15 @@ TEST(StreamArgsTest, StreamErrors) {
               HasSubstr("invalid fsync policy '61s'"));
   EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a", "--max-age",
                        "1.5ms"}),
-              HasSubstr("whole milliseconds, at least 1ms"));
+              HasSubstr("whole milliseconds, at least 0ms"));
+  // A bare number is milliseconds, for --fsync too; --max-age 0 is
+  // unlimited, as in the config file.
+  absl::StatusOr<Args> bare = Parse(
+      {"stream", "add", "s", "--subjects", "a", "--fsync", "10", "--max-age",
+       "0"});
+  ASSERT_TRUE(bare.ok()) << bare.status();
+  EXPECT_EQ(bare->fsync, "10ms");
+  EXPECT_EQ(bare->max_age, absl::ZeroDuration());
   EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a",
                        "--dedup-window", "0.5s1us"}),
               HasSubstr("invalid duration '0.5s1us'"));

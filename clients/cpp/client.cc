@@ -345,13 +345,14 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   // FailedPrecondition for a call that waits for the broker's answer when
   // made from a callback: the I/O thread running it is the one that would
   // read the answer, so the call could only time out.
-  absl::Status NotInCallback(std::string_view call) const {
+  absl::Status NotInCallback(std::string_view call,
+                             std::string_view instead = "") const {
     if (!OnIoThread()) return absl::OkStatus();
     return absl::FailedPreconditionError(absl::StrCat(
         AbslView(call),
         " waits for the broker's answer, which this client's I/O thread "
         "reads, and a callback runs on that thread: call it from another "
-        "thread (or use PublishConfirmedAsync)"));
+        "thread", AbslView(instead)));
   }
 
   // After the I/O thread stopped: closes the sockets and fails what still
@@ -522,7 +523,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                                 const PublishOptions* later = nullptr,
                                 std::string_view reply_to = {},
                                 PublishAck* ack = nullptr) {
-    if (absl::Status s = NotInCallback("PublishConfirmed"); !s.ok()) return s;
+    if (absl::Status s = NotInCallback("PublishConfirmed",
+                                       " (or use PublishConfirmedAsync)");
+        !s.ok()) {
+      return s;
+    }
     const uint64_t id = NextId();
     std::future<Reply> reply = AddWaiter(id);
     if (absl::Status s =
@@ -1855,7 +1860,13 @@ absl::StatusOr<Message> Subscription::Next(absl::Duration timeout) {
   }
   if (core_->OnIoThread() && timeout > absl::ZeroDuration()) {
     // Only what is queued already: nothing more arrives while it waits.
-    return queue_->Pop(absl::ZeroDuration());
+    absl::StatusOr<Message> m = queue_->Pop(absl::ZeroDuration());
+    if (absl::IsDeadlineExceeded(m.status())) {
+      return absl::DeadlineExceededError(
+          "no message queued: Next() in one of this client's callbacks "
+          "does not wait, since messages arrive on the thread running it");
+    }
+    return m;
   }
   return queue_->Pop(timeout);
 }
@@ -2009,6 +2020,20 @@ absl::StatusOr<BrokerStats> Client::Stats(absl::Duration timeout) {
 
 absl::StatusOr<StreamInfo> Client::AddStream(const StreamConfig& config,
                                              absl::Duration timeout) {
+  // Zero means "unlimited" or "the default": a negative one is a mistake,
+  // not either (the wire has no sign).
+  for (const auto& [name, d] : {std::pair<const char*, absl::Duration>{
+                                    "max_age", config.max_age},
+                                {"dedup_window", config.dedup_window}}) {
+    if (d < absl::ZeroDuration()) {
+      return protocol::WireError(
+          wire::INVALID_STREAM,
+          absl::StrCat("StreamConfig.", name, " is negative (",
+                       absl::FormatDuration(d), "); 0 means ",
+                       std::string_view(name) == "max_age" ? "unlimited"
+                                                           : "the default"));
+    }
+  }
   auto streams = core_->StreamCall(
       internal::StreamRequestHeader(0, wire::STREAM_ADD, config.name, {},
                                     &config),

@@ -470,7 +470,8 @@ class Client {
   // Creates a stream (STREAM ADD) and returns it as the broker holds it
   // (defaults filled in). Adding the same config again is OK and changes
   // nothing. InvalidArgument (INVALID_STREAM): a bad name, subject pattern
-  // or setting, or the name is taken with other settings.
+  // or setting (a negative max_age or dedup_window among them, refused
+  // before sending), or the name is taken with other settings.
   absl::StatusOr<StreamInfo> AddStream(
       const StreamConfig& config, absl::Duration timeout = absl::Seconds(5));
   // One stream's settings, counts and durable consumers. NotFound

@@ -204,6 +204,20 @@ TEST(StreamClientTest, AdminCallsSendTheirOpAndReadTheReply) {
   absl::Status bad = client->AddStream(config).status();
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument) << bad;
   EXPECT_EQ(protocol::WireCodeOf(bad), wire::INVALID_STREAM);
+  // A negative duration is refused before anything is sent (it went out as
+  // 0: unlimited or the default).
+  const size_t sent = broker.received().size();
+  config.name = "negative";
+  config.max_age = absl::Milliseconds(-5);
+  absl::Status negative = client->AddStream(config).status();
+  EXPECT_EQ(negative.code(), absl::StatusCode::kInvalidArgument) << negative;
+  EXPECT_NE(negative.message().find("max_age is negative"),
+            std::string_view::npos) << negative;
+  config.max_age = absl::ZeroDuration();
+  config.dedup_window = absl::Seconds(-1);
+  EXPECT_EQ(client->AddStream(config).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(broker.received().size(), sent);
 }
 
 TEST(StreamClientTest, FetchCollectsItsDeliversUntilTheOk) {

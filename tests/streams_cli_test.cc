@@ -257,6 +257,8 @@ TEST(StreamsCliTest, FetchBatchesFromWhereAsked) {
   r = Sift(*siftd, {"stream", "info", "orders"});
   EXPECT_TRUE(absl::StrContains(r.out, "consumers       2\n")) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "billing")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "IN FLIGHT  WAITING  ATTACHED"))
+      << r.out;
 
   r = Sift(*siftd, {"stream", "rm-consumer", "orders", "billing"});
   EXPECT_EQ(r.code, 0) << r.out;

@@ -613,8 +613,15 @@ TEST(StreamsTest, ADetachedConsumerWaitsIdleAndDeadLettersAtOnce) {
   }
   std::sort(dead.begin(), dead.end());
   EXPECT_EQ(dead, (std::vector<std::string>{"one", "two"}));
-  // "often": its two records wait for a subscriber.
+  // "often": its two records wait for a subscriber, and say so.
   EXPECT_FALSE(dl.Next(absl::Milliseconds(200)).has_value());
+  auto info = c.Stream(wire::STREAM_INFO, "t");
+  ASSERT_TRUE(info.ok() && info->has_stream_reply());
+  for (const wire::ConsumerInfo& ci : info->stream_reply().streams(0).consumers()) {
+    EXPECT_EQ(ci.in_flight(), 0u) << ci.name();
+    EXPECT_EQ(ci.waiting(), ci.name() == "often" ? 2u : 0u) << ci.name();
+    EXPECT_FALSE(ci.attached()) << ci.name();
+  }
   // The next subscriber gets them (attempt 2).
   Raw next(siftd->endpoint());
   ASSERT_TRUE(next.Sub(4, "t", "often", wire::DELIVER_ALL, true).ok());

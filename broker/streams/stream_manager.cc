@@ -509,6 +509,7 @@ StreamView StreamManager::ViewOf(const Stream& s) const {
     c.ack_floor = slot.consumer->ack_floor();
     c.delivered_seq = slot.consumer->delivered_seq();
     c.in_flight = static_cast<uint32_t>(slot.consumer->in_flight());
+    c.waiting = static_cast<uint32_t>(slot.consumer->waiting());
     c.attached = slot.push || !slot.pulls.empty();
     v.consumers.push_back(std::move(c));
   }

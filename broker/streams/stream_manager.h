@@ -83,6 +83,7 @@ struct ConsumerView {
   uint64_t ack_floor = 0;
   uint64_t delivered_seq = 0;
   uint32_t in_flight = 0;
+  uint32_t waiting = 0;  // for redelivery
   bool attached = false;
 };
 

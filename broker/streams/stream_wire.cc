@@ -49,6 +49,7 @@ void FillStreamInfo(const StreamView& v, wire::StreamInfo* out) {
     ci->set_ack_floor(cv.ack_floor);
     ci->set_delivered_seq(cv.delivered_seq);
     ci->set_in_flight(cv.in_flight);
+    ci->set_waiting(cv.waiting);
     ci->set_attached(cv.attached);
   }
 }

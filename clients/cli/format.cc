@@ -291,14 +291,14 @@ std::string FormatStreamInfo(const StreamInfo& info) {
   for (const ConsumerInfo& ci : info.consumers) {
     name_width = std::max(name_width, Escape(ci.name).size());
   }
-  absl::StrAppendFormat(&out, "  %-*s  %12s  %12s  %9s  %s\n",
+  absl::StrAppendFormat(&out, "  %-*s  %12s  %12s  %9s  %7s  %s\n",
                         static_cast<int>(name_width), "NAME", "ACKED TO",
-                        "DELIVERED TO", "IN FLIGHT", "ATTACHED");
+                        "DELIVERED TO", "IN FLIGHT", "WAITING", "ATTACHED");
   for (const ConsumerInfo& ci : info.consumers) {
-    absl::StrAppendFormat(&out, "  %-*s  %12d  %12d  %9d  %s\n",
+    absl::StrAppendFormat(&out, "  %-*s  %12d  %12d  %9d  %7d  %s\n",
                           static_cast<int>(name_width), Escape(ci.name),
                           ci.ack_floor, ci.delivered_seq, ci.in_flight,
-                          ci.attached ? "yes" : "no");
+                          ci.waiting, ci.attached ? "yes" : "no");
   }
   return out;
 }

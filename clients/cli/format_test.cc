@@ -163,7 +163,7 @@ StreamInfo SampleStream() {
   info.durable_seq = 11;
   info.messages = 10;
   info.bytes = 4096;
-  info.consumers.push_back({"billing", 4, 6, 2, true});
+  info.consumers.push_back({"billing", 4, 6, 2, true, 1});
   return info;
 }
 
@@ -182,8 +182,8 @@ TEST(StreamFormatTest, StreamInfo) {
   EXPECT_THAT(text, HasSubstr("segment bytes   67108864\n"));
   EXPECT_THAT(text, HasSubstr("consumers       1\n"));
   EXPECT_THAT(text, HasSubstr(
-                        "  billing             4             6          2  "
-                        "yes\n"));
+                        "  billing             4             6          2        1"
+                        "  yes\n"));
 }
 
 TEST(StreamFormatTest, StreamList) {

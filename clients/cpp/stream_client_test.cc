@@ -45,6 +45,7 @@ wire::StreamInfo SampleInfo(const std::string& name) {
   c->set_name("billing");
   c->set_ack_floor(4);
   c->set_delivered_seq(6);
+  c->set_waiting(1);
   c->set_in_flight(2);
   c->set_attached(true);
   return info;
@@ -123,6 +124,7 @@ TEST(StreamWireTest, InfoFromWire) {
   EXPECT_EQ(info.consumers[0].ack_floor, 4u);
   EXPECT_EQ(info.consumers[0].delivered_seq, 6u);
   EXPECT_EQ(info.consumers[0].in_flight, 2u);
+  EXPECT_EQ(info.consumers[0].waiting, 1u);
   EXPECT_TRUE(info.consumers[0].attached);
 }
 

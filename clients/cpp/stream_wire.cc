@@ -94,6 +94,7 @@ StreamInfo FromWire(const wire::StreamInfo& info) {
     ci.ack_floor = c.ack_floor();
     ci.delivered_seq = c.delivered_seq();
     ci.in_flight = c.in_flight();
+    ci.waiting = c.waiting();
     ci.attached = c.attached();
     out.consumers.push_back(std::move(ci));
   }

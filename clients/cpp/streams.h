@@ -75,6 +75,8 @@ struct ConsumerInfo {
   uint64_t delivered_seq = 0;  // the newest record delivered
   uint32_t in_flight = 0;      // delivered, not yet acknowledged
   bool attached = false;       // a subscription is consuming it now
+  uint32_t waiting = 0;        // delivered, failed (NACK, ack wait, consumer
+                               // left), waiting to be delivered again
 };
 
 // A stream's settings and state.
@@ -85,12 +87,12 @@ struct StreamInfo {
   uint64_t durable_seq = 0;  // the newest record durable per config.fsync
   uint64_t messages = 0;
   uint64_t bytes = 0;        // of its segment files
+  std::vector<ConsumerInfo> consumers;  // durable ones
+  bool from_config = false;  // defined in siftd's config file
   // Since siftd started: records appended and fdatasync calls made;
   // appended / fsyncs is the records one fsync made durable (group commit).
   uint64_t appended = 0;
   uint64_t fsyncs = 0;
-  std::vector<ConsumerInfo> consumers;  // durable ones
-  bool from_config = false;  // defined in siftd's config file
 };
 
 // What a confirmed publish was answered (Client::PublishConfirmedWith).

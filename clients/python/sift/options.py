@@ -469,6 +469,8 @@ class ConsumerInfo:
       delivered_seq: the newest record delivered.
       in_flight: records delivered, not yet acknowledged.
       attached: a subscription is consuming it now.
+      waiting: records delivered and failed (NACK, ack wait, consumer
+        left), waiting to be delivered again.
     """
 
     name: str
@@ -476,12 +478,14 @@ class ConsumerInfo:
     delivered_seq: int = 0
     in_flight: int = 0
     attached: bool = False
+    waiting: int = 0
 
     @classmethod
     def from_wire(cls, c) -> "ConsumerInfo":
         return cls(name=c.name.decode("utf-8", "replace"),
                    ack_floor=c.ack_floor, delivered_seq=c.delivered_seq,
-                   in_flight=c.in_flight, attached=c.attached)
+                   in_flight=c.in_flight, attached=c.attached,
+                   waiting=c.waiting)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -198,7 +198,7 @@ class StreamSessionTest(unittest.TestCase):
         info.config.subjects.append(b"a.>")
         info.config.dedup_window_ms = 120000
         info.last_seq = 3
-        info.consumers.add(name=b"c", ack_floor=2, attached=True)
+        info.consumers.add(name=b"c", ack_floor=2, attached=True, waiting=1)
         s.on_frames([h.SerializeToString()])
         [got] = s.results["list"][1]
         si = sift.StreamInfo.from_wire(got)
@@ -207,7 +207,7 @@ class StreamSessionTest(unittest.TestCase):
                           si.last_seq), ("s", ("a.>",), None, 120.0,
                                          "always", 3))
         self.assertEqual(si.consumer("c"),
-                         sift.ConsumerInfo("c", 2, 0, 0, True))
+                         sift.ConsumerInfo("c", 2, 0, 0, True, waiting=1))
 
 
 class StreamsTest(_DataDir, BrokerTestCase):

@@ -155,7 +155,17 @@ int RunPub(const Args& args) {
           ": ", status.message()));
     }
   }
-  (*client)->Close();  // flushes what Publish() queued
+  if (!confirm) {
+    // Fire-and-forget: say "published" only once the broker has read them.
+    if (absl::Status flushed = (*client)->Flush(args.connect_timeout);
+        !flushed.ok()) {
+      return Fail(absl::StrCat(
+          "the broker did not read all ", Messages(args.count), " to ",
+          args.topic, " within ", absl::FormatDuration(args.connect_timeout),
+          " (--connect_timeout); some may be lost: ", flushed.message()));
+    }
+  }
+  (*client)->Close();
   PrintLine(absl::StrCat("published ", Messages(args.count), " to ",
                          args.topic, StreamSeqsNote(acks)));
   return 0;

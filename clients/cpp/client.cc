@@ -2018,6 +2018,12 @@ absl::StatusOr<BrokerStats> Client::Stats(absl::Duration timeout) {
   return core_->Stats(timeout);
 }
 
+absl::Status Client::Flush(absl::Duration timeout) {
+  wire::Header ping;
+  ping.mutable_ping();
+  return core_->Call(std::move(ping), timeout).status();
+}
+
 absl::StatusOr<StreamInfo> Client::AddStream(const StreamConfig& config,
                                              absl::Duration timeout) {
   // Zero means "unlimited" or "the default": a negative one is a mistake,

@@ -441,6 +441,14 @@ class Client {
 
   absl::StatusOr<BrokerStats> Stats(absl::Duration timeout = absl::Seconds(5));
 
+  // Waits until the broker has read everything this client sent or queued
+  // before the call (a PING, answered after it all: NATS's Flush). It says
+  // nothing about what the broker did with fire-and-forget publishes, only
+  // that they were not left in this process. DeadlineExceeded if no answer
+  // came within `timeout`; FailedPrecondition after Close() or from a
+  // callback. Thread-safe.
+  absl::Status Flush(absl::Duration timeout = absl::Seconds(5));
+
   // Asks the broker to re-read the plugin sections of its config file
   // (routes, plugin libraries, [subscriptions]), as SIGHUP does. OK once the
   // new config is in force; InvalidArgument (INVALID_CONFIG) if it is

@@ -2,6 +2,7 @@
 // its I/O thread, the thread Close() otherwise waits for), against a
 // scripted fake broker (fake_broker.h): no abort, no hang, and what still
 // waits fails with FailedPrecondition as after any Close().
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <optional>
@@ -97,6 +98,32 @@ TEST(CloseClientTest, CloseFailsAPendingRequest) {
   requester.join();
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
   EXPECT_LT(took, absl::Seconds(5));
+}
+
+// Flush() returns once the broker has answered a PING sent after what was
+// queued, and DeadlineExceeded if it does not in time.
+TEST(CloseClientTest, FlushWaitsForThePong) {
+  FakeBroker broker(AcceptSubs);
+  std::unique_ptr<Client> client = ConnectTo(broker);
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->Publish("jobs.a", "x").ok());
+  EXPECT_TRUE(client->Flush(absl::Seconds(5)).ok());
+  broker.set_answer_pings(false);
+  ASSERT_TRUE(client->Publish("jobs.b", "y").ok());
+  const absl::Status late = client->Flush(absl::Milliseconds(200));
+  EXPECT_EQ(late.code(), absl::StatusCode::kDeadlineExceeded) << late;
+  // The PING came after the PUB it vouches for.
+  std::vector<wire::Header> got = broker.received();
+  auto pub = std::find_if(got.begin(), got.end(), [](const wire::Header& h) {
+    return h.has_pub() && h.pub().topic() == "jobs.b";
+  });
+  auto ping = std::find_if(got.begin(), got.end(), [](const wire::Header& h) {
+    return h.has_ping() && h.request_id() != 0;
+  });
+  ASSERT_NE(pub, got.end());
+  ASSERT_NE(ping, got.end());
+  EXPECT_LT(pub - got.begin(), ping - got.begin());
+  broker.set_answer_pings(true);
 }
 
 TEST(CloseClientTest, CloseFromASubscriptionCallback) {

@@ -186,6 +186,15 @@ class Raw {
 
   RawDealer& dealer() { return d_; }
 
+  // Subscribes (sid 1) to every dead letter: $sift.deadletter.>.
+  absl::StatusOr<wire::Header> WatchDeadLetters() {
+    wire::Header h;
+    h.set_request_id(next_++);
+    h.mutable_sub()->set_sid(1);
+    h.mutable_sub()->set_pattern("$sift.deadletter.>");
+    return d_.Call(h, std::nullopt, kTimeout);
+  }
+
  private:
   RawDealer d_;
   uint64_t next_ = 1;
@@ -499,13 +508,7 @@ TEST(StreamsTest, UnacknowledgedRecordsAreRedeliveredThenDeadLettered) {
   ASSERT_NE(siftd, nullptr);
   Raw c(siftd->endpoint());
   Raw dl(siftd->endpoint());
-  {
-    wire::Header h;
-    h.set_request_id(99);
-    h.mutable_sub()->set_sid(1);
-    h.mutable_sub()->set_pattern("$sift.deadletter.>");
-    ASSERT_TRUE(dl.dealer().Call(h).ok());
-  }
+  ASSERT_TRUE(dl.WatchDeadLetters().ok());
   ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "t", {"t.>"}).ok());
   ASSERT_TRUE(c.Publish("t.a", "payload").ok());
   wire::Header h;
@@ -560,13 +563,7 @@ TEST(StreamsTest, ADetachedConsumerWaitsIdleAndDeadLettersAtOnce) {
   ASSERT_NE(siftd, nullptr);
   Raw c(siftd->endpoint());
   Raw dl(siftd->endpoint());
-  {
-    wire::Header h;
-    h.set_request_id(99);
-    h.mutable_sub()->set_sid(1);
-    h.mutable_sub()->set_pattern("$sift.deadletter.>");
-    ASSERT_TRUE(dl.dealer().Call(h).ok());
-  }
+  ASSERT_TRUE(dl.WatchDeadLetters().ok());
   ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "t", {"t.>"}).ok());
   ASSERT_TRUE(c.Publish("t.a", "one").ok());
   ASSERT_TRUE(c.Publish("t.b", "two").ok());

@@ -132,6 +132,19 @@ class Raw {
                                    wire::DeliverPolicy policy,
                                    bool explicit_ack,
                                    const std::string& pattern = "") {
+    std::optional<wire::AckPolicy> ack;
+    if (explicit_ack) {
+      ack.emplace();
+      ack->set_ack_wait_ms(2000);
+    }
+    return SubWith(sid, stream, consumer, policy, ack, pattern);
+  }
+
+  // Sub with its ack policy given whole (none: no acks).
+  absl::StatusOr<wire::Header> SubWith(
+      uint64_t sid, const std::string& stream, const std::string& consumer,
+      wire::DeliverPolicy policy, const std::optional<wire::AckPolicy>& ack,
+      const std::string& pattern = "") {
     wire::Header h;
     h.set_request_id(next_++);
     wire::Sub* s = h.mutable_sub();
@@ -140,7 +153,7 @@ class Raw {
     s->mutable_stream()->set_stream(stream);
     s->mutable_stream()->set_consumer(consumer);
     s->mutable_stream()->set_deliver(policy);
-    if (explicit_ack) s->mutable_ack()->set_ack_wait_ms(2000);
+    if (ack.has_value()) *s->mutable_ack() = *ack;
     return d_.Call(h, std::nullopt, kTimeout);
   }
 
@@ -511,17 +524,12 @@ TEST(StreamsTest, UnacknowledgedRecordsAreRedeliveredThenDeadLettered) {
   ASSERT_TRUE(dl.WatchDeadLetters().ok());
   ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "t", {"t.>"}).ok());
   ASSERT_TRUE(c.Publish("t.a", "payload").ok());
-  wire::Header h;
-  h.set_request_id(500);
-  wire::Sub* s = h.mutable_sub();
-  s->set_sid(3);
-  s->mutable_stream()->set_stream("t");
-  s->mutable_stream()->set_deliver(wire::DELIVER_ALL);
-  s->mutable_ack()->set_ack_wait_ms(200);
-  s->mutable_ack()->set_max_deliver(2);
-  s->mutable_ack()->set_backoff_initial_ms(50);
-  s->mutable_ack()->set_backoff_jitter(0);
-  ASSERT_TRUE(c.dealer().Call(h).ok());
+  wire::AckPolicy ack;
+  ack.set_ack_wait_ms(200);
+  ack.set_max_deliver(2);
+  ack.set_backoff_initial_ms(50);
+  ack.set_backoff_jitter(0);
+  ASSERT_TRUE(c.SubWith(3, "t", "", wire::DELIVER_ALL, ack).ok());
   auto first = c.Next(kTimeout);
   ASSERT_TRUE(first.has_value());
   const absl::Time t1 = absl::Now();
@@ -572,18 +580,12 @@ TEST(StreamsTest, ADetachedConsumerWaitsIdleAndDeadLettersAtOnce) {
   for (const auto& [name, max_deliver] :
        {std::pair<std::string, uint32_t>{"once", 1}, {"often", 5}}) {
     Raw worker(siftd->endpoint());
-    wire::Header h;
-    h.set_request_id(7);
-    wire::Sub* s = h.mutable_sub();
-    s->set_sid(3);
-    s->mutable_stream()->set_stream("t");
-    s->mutable_stream()->set_consumer(name);
-    s->mutable_stream()->set_deliver(wire::DELIVER_ALL);
-    s->mutable_ack()->set_ack_wait_ms(30000);
-    s->mutable_ack()->set_max_deliver(max_deliver);
-    s->mutable_ack()->set_backoff_initial_ms(1);
-    s->mutable_ack()->set_backoff_jitter(0);
-    ASSERT_TRUE(worker.dealer().Call(h).ok());
+    wire::AckPolicy ack;
+    ack.set_ack_wait_ms(30000);
+    ack.set_max_deliver(max_deliver);
+    ack.set_backoff_initial_ms(1);
+    ack.set_backoff_jitter(0);
+    ASSERT_TRUE(worker.SubWith(3, "t", name, wire::DELIVER_ALL, ack).ok());
     ASSERT_TRUE(worker.Next(kTimeout).has_value());
     ASSERT_TRUE(worker.Next(kTimeout).has_value());
     worker.dealer().CloseNow();
@@ -671,15 +673,10 @@ TEST(StreamsTest, AFullConsumerWaitsIdleForRoom) {
   for (const char* p : {"one", "two", "three"}) {
     ASSERT_TRUE(c.Publish("t.a", p).ok());
   }
-  wire::Header h;
-  h.set_request_id(7);
-  wire::Sub* s = h.mutable_sub();
-  s->set_sid(3);
-  s->mutable_stream()->set_stream("t");
-  s->mutable_stream()->set_deliver(wire::DELIVER_ALL);
-  s->mutable_ack()->set_ack_wait_ms(30000);
-  s->mutable_ack()->set_max_in_flight(2);
-  ASSERT_TRUE(c.dealer().Call(h).ok());
+  wire::AckPolicy ack;
+  ack.set_ack_wait_ms(30000);
+  ack.set_max_in_flight(2);
+  ASSERT_TRUE(c.SubWith(3, "t", "", wire::DELIVER_ALL, ack).ok());
   auto one = c.Next(kTimeout);
   auto two = c.Next(kTimeout);
   ASSERT_TRUE(one.has_value() && two.has_value());

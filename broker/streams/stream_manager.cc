@@ -1004,9 +1004,9 @@ bool StreamManager::Pump(Slot& slot, int64_t now,
   if (c.waiting() > 0) {
     for (uint64_t seq : c.DueRedeliveries(now, budget)) {
       const bool exhausted = c.ExhaustedAt(seq);
-      // One that cannot go out now waits; those after it that max_deliver
-      // ended are still dead-lettered (they need no room).
-      if (!exhausted && !ready(&client, &sid, &pull)) continue;
+      // What cannot go out now waits; Process dead-letters those behind it
+      // that max_deliver ended (DeadLetterExhausted).
+      if (!exhausted && !ready(&client, &sid, &pull)) break;
       records.clear();
       if (!log.Read(seq, 1, kReadBytes, &records).ok() || records.empty() ||
           records[0].seq != seq) {
@@ -1151,7 +1151,8 @@ void StreamManager::Process(int64_t now,
     bool more = false;  // stopped by its budget, not for want of records
     if (slot->push || !slot->pulls.empty()) {
       more = Pump(*slot, now, has_room, sends, dead);
-    } else if (c.waiting() > 0) {
+    }
+    if (c.waiting() > 0 && !slot->CanDeliver()) {
       DeadLetterExhausted(*slot, now, dead);
     }
     // FETCHes end when served, or when due with nothing more at hand.

@@ -288,9 +288,9 @@ class StreamManager {
   // max_deliver is reached) and gives it up.
   void DeadLetterRecord(Slot& slot, const store::StreamRecord& record,
                         std::vector<delivery::DeadLetter>* dead);
-  // A consumer nobody can deliver to now (no subscription, no FETCH):
-  // dead-letters its due records that max_deliver ended (the others wait
-  // for a subscriber), at most kPumpBudget.
+  // A consumer that cannot deliver now (Slot::CanDeliver: no subscription
+  // or FETCH, no room): dead-letters its due records that max_deliver ended
+  // (the others wait), at most kPumpBudget.
   void DeadLetterExhausted(Slot& slot, int64_t now,
                            std::vector<delivery::DeadLetter>* dead);
   // Sends what the consumer may take now; true if it stopped at its budget

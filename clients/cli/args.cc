@@ -332,18 +332,9 @@ absl::StatusOr<SlowFlag> ParseSlowFlag(const FlagUse& flag) {
 absl::StatusOr<std::string> ParseFsync(const FlagUse& flag) {
   const std::string& v = *flag.value;
   if (v == "always" || v == "never") return v;
-  absl::Duration d;
-  bool parsed = false;
-  int64_t ms = 0;
-  if (!v.empty() && v[0] != '-' && v[0] != '+' && absl::SimpleAtoi(v, &ms)) {
-    d = absl::Milliseconds(ms);  // a bare number is milliseconds, as for
-    parsed = true;               // every duration flag
-  } else {
-    parsed = absl::ParseDuration(v, &d);
-  }
-  if (parsed && d >= absl::Milliseconds(1) && d <= absl::Seconds(60) &&
-      d % absl::Milliseconds(1) == absl::ZeroDuration()) {
-    return absl::StrCat(absl::ToInt64Milliseconds(d), "ms");
+  if (absl::StatusOr<absl::Duration> d = ParseMillisFlag(flag, 1, 60000);
+      d.ok()) {
+    return absl::StrCat(absl::ToInt64Milliseconds(*d), "ms");
   }
   return UsageError(absl::StrCat(
       "invalid fsync policy '", v, "' for ", flag.written,

@@ -232,10 +232,9 @@ std::optional<AckOptions> AckOptionsOf(const Args& args) {
 }
 
 // After a message of an explicit-ack subscription or fetch was printed:
-// acknowledge it, or with --nack refuse it. Fire-and-forget; the broker
-// answers only an id it no longer holds, which the client logs.
-// With --ack: acknowledges `message` (or refuses it, --nack). An ack with
-// `wait` waits for the broker's answer (Client::AckSync: for a durable
+// with --ack, acknowledges it (or refuses it, --nack: fire-and-forget, the
+// broker answers only an id it no longer holds). An ack with `wait` waits
+// for the broker's answer (Client::AckSync: for a durable
 // stream consumer, its position is then on disk), so that `sift` exits only
 // once what it printed is acknowledged; false (after a message on stderr)
 // if that failed.

@@ -737,8 +737,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     return static_cast<uint32_t>(std::clamp<int64_t>(ms, 0, UINT32_MAX));
   }
 
-  // ACK, NACK and PROGRESS go out fire-and-forget (request_id 0): the
-  // broker answers only an unknown delivery id, with ERROR UNKNOWN_DELIVERY.
+  // An ACK with a request id, answered once it and every ack before it are
+  // processed (Client::AckSync).
   absl::Status AckSync(const Message& m, absl::Duration timeout) {
     if (m.delivery_id() == 0) return SendAck(m, 0, timeout);  // its error
     wire::Header h;
@@ -746,6 +746,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     return Call(std::move(h), timeout).status();
   }
 
+  // ACK, NACK and PROGRESS go out fire-and-forget (request_id 0): the
+  // broker answers only an unknown delivery id, with ERROR UNKNOWN_DELIVERY.
   absl::Status SendAck(const Message& m, int kind, absl::Duration delay) {
     if (m.delivery_id() == 0) {
       return absl::FailedPreconditionError(

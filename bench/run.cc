@@ -116,115 +116,161 @@ void PublisherLoop(const Options& options, int p, Transport* transport,
   state->done.store(true, std::memory_order_release);
 }
 
-// --confirm_window: publisher p as one thread keeping up to
-// options.confirm_window confirmed publishes outstanding
-// (Transport::SendConfirmedAsync). The answers come on the client's I/O
-// thread; one the broker refused for now is sent again by this thread, with
-// its sequence number, after kConfirmRetryPause.
+// --confirm_window: publisher p keeping up to options.confirm_window
+// confirmed publishes outstanding (Transport::SendConfirmedAsync). Its
+// thread fills the window; after that each answer, on the client's I/O
+// thread, sends the next message from its callback, as an async publisher
+// with a pending limit does (nats.go's PublishAsync, a Netty handler): the
+// window stays full without waking this thread per confirm, which cost it
+// a context switch per message. A publish the broker or the client refused
+// for now goes back to this thread, which sends it again, with its
+// sequence number, after kConfirmRetryPause.
+class ConfirmedPublisher
+    : public std::enable_shared_from_this<ConfirmedPublisher> {
+ public:
+  ConfirmedPublisher(const Options& options, int p, Transport* transport,
+                     const std::atomic<bool>* stop, PublisherState* state)
+      : options_(options),
+        p_(p),
+        transport_(transport),
+        stop_(stop),
+        state_(state) {}
+
+  // Fills the window, then waits until every message is answered (or an
+  // error or `stop`), sending again what was refused. Publisher p's thread.
+  void Run(LatencyHistogram* confirm_latency) {
+    PublisherResult& r = state_->result;
+    r.id = p_;
+    const int64_t start = NowNs();
+    std::unique_lock<std::mutex> l(mu_);
+    while (error_.empty() && !stop_->load(std::memory_order_relaxed)) {
+      if (!again_.empty()) {
+        const uint64_t seq = again_.front();
+        again_.pop_front();
+        ++outstanding_;
+        l.unlock();
+        std::this_thread::sleep_for(kConfirmRetryPause);
+        SendOrFail(seq);
+        l.lock();
+        continue;
+      }
+      if (outstanding_ < options_.confirm_window &&
+          next_seq_ < options_.count) {
+        const uint64_t seq = next_seq_++;
+        ++outstanding_;
+        l.unlock();
+        SendOrFail(seq);
+        l.lock();
+        continue;
+      }
+      if (outstanding_ == 0) break;  // all answered
+      // Timed: `stop` is not signalled.
+      changed_.wait_for(l, std::chrono::milliseconds(10));
+    }
+    // Wait for the answers still due (the client times them out).
+    changed_.wait(l, [&] { return outstanding_ == 0; });
+    r.error = error_;
+    r.retries = retries_;
+    confirm_latency->Merge(latency_);
+    r.sent = state_->sent.load();
+    r.seconds = (NowNs() - start) / 1e9;
+    r.msgs_per_s = r.seconds > 0 ? r.sent / r.seconds : 0;
+    state_->done.store(true, std::memory_order_release);
+  }
+
+ private:
+  // Sends message `seq`, counted in outstanding_ by the caller; on a
+  // refusal to send, gives it back (ResourceExhausted: to again_, after the
+  // pause; else as the error that ends the run).
+  void SendOrFail(uint64_t seq) {
+    // The payload is copied by the client before the call returns: one
+    // buffer per thread (this one, or a transport thread in a callback).
+    thread_local std::string payload;
+    if (payload.size() != options_.size) payload.assign(options_.size, 'x');
+    Stamp stamp;
+    stamp.publisher = static_cast<uint16_t>(p_);
+    stamp.seq = seq;
+    // A confirm costs a round trip: reading the clock for each is cheap
+    // beside it, and gives the confirm latency.
+    const int64_t t0 = NowNs();
+    stamp.send_ns = t0;
+    WriteStamp(stamp, payload.data());
+    absl::Status s = transport_->SendConfirmedAsync(
+        p_, seq, payload,
+        [self = shared_from_this(), seq, t0](absl::Status s) {
+          self->Answered(seq, t0, std::move(s));
+        });
+    if (s.ok()) return;
+    std::lock_guard<std::mutex> l(mu_);
+    --outstanding_;
+    if (absl::IsResourceExhausted(s) &&
+        !stop_->load(std::memory_order_relaxed)) {
+      again_.push_back(seq);
+      ++retries_;
+      state_->retries.fetch_add(1, std::memory_order_relaxed);
+    } else if (error_.empty()) {
+      error_ = absl::StrCat("seq ", seq, ": ", s.message());
+    }
+    changed_.notify_one();
+  }
+
+  // The answer to message `seq`, sent at t0; on the transport's thread.
+  void Answered(uint64_t seq, int64_t t0, absl::Status s) {
+    const int64_t now = NowNs();
+    uint64_t next = 0;
+    bool send_next = false;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (s.ok()) {
+        latency_.Record(now - t0);
+        state_->sent.fetch_add(1, std::memory_order_relaxed);
+      } else if (absl::IsResourceExhausted(s)) {  // not stored: again
+        again_.push_back(seq);
+        ++retries_;
+        state_->retries.fetch_add(1, std::memory_order_relaxed);
+      } else if (error_.empty()) {
+        error_ = absl::StrCat("seq ", seq, ": ", s.message());
+      }
+      if (s.ok() && error_.empty() && again_.empty() &&
+          next_seq_ < options_.count &&
+          !stop_->load(std::memory_order_relaxed)) {
+        next = next_seq_++;  // takes this answer's place in the window
+        send_next = true;
+      } else {
+        --outstanding_;
+        changed_.notify_one();
+      }
+    }
+    if (send_next) SendOrFail(next);
+  }
+
+  const Options& options_;
+  const int p_;
+  Transport* const transport_;
+  const std::atomic<bool>* const stop_;
+  PublisherState* const state_;
+
+  std::mutex mu_;
+  std::condition_variable changed_;
+  int outstanding_ = 0;        // sent, not yet answered
+  uint64_t next_seq_ = 0;      // the next new message
+  std::deque<uint64_t> again_;  // refused for now: send again
+  std::string error_;
+  LatencyHistogram latency_;
+  uint64_t retries_ = 0;
+};
+
 void ConfirmedPublisherLoop(const Options& options, int p,
                             Transport* transport, const std::atomic<bool>* go,
                             const std::atomic<bool>* stop,
                             PublisherState* state,
                             LatencyHistogram* confirm_latency) {
-  // Shared with the callbacks, which may run while this thread returns.
-  struct Window {
-    std::mutex mu;
-    std::condition_variable changed;
-    int outstanding = 0;
-    std::deque<uint64_t> again;  // refused for now: send again
-    std::string error;
-    LatencyHistogram latency;
-    uint64_t retries = 0;
-  };
   while (!go->load(std::memory_order_acquire)) {
     std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
-  PublisherResult& r = state->result;
-  r.id = p;
-  auto window = std::make_shared<Window>();
-  std::string payload(options.size, 'x');
-  Stamp stamp;
-  stamp.publisher = static_cast<uint16_t>(p);
-  uint64_t next_seq = 0;
-  const int64_t start = NowNs();
-  while (!stop->load(std::memory_order_relaxed)) {
-    uint64_t seq;
-    bool resend = false;
-    {
-      std::unique_lock<std::mutex> l(window->mu);
-      if (!window->error.empty()) break;
-      if (window->outstanding >= options.confirm_window ||
-          (window->again.empty() && next_seq >= options.count)) {
-        if (window->outstanding == 0) break;  // all confirmed
-        // Timed: `stop` is not signalled.
-        window->changed.wait_for(l, std::chrono::milliseconds(10));
-        continue;
-      }
-      if (!window->again.empty()) {
-        seq = window->again.front();
-        window->again.pop_front();
-        resend = true;
-      } else {
-        seq = next_seq++;
-      }
-      ++window->outstanding;
-    }
-    if (resend) std::this_thread::sleep_for(kConfirmRetryPause);
-    // A confirm costs a round trip: reading the clock for each is cheap
-    // beside it, and gives the confirm latency.
-    const int64_t t0 = NowNs();
-    stamp.seq = seq;
-    stamp.send_ns = t0;
-    WriteStamp(stamp, payload.data());
-    auto done = [window, state, seq, t0](absl::Status s) {
-      const int64_t now = NowNs();
-      std::lock_guard<std::mutex> l(window->mu);
-      --window->outstanding;
-      if (s.ok()) {
-        window->latency.Record(now - t0);
-        state->sent.fetch_add(1, std::memory_order_relaxed);
-      } else if (absl::IsResourceExhausted(s)) {  // not stored: again
-        window->again.push_back(seq);
-        ++window->retries;
-        state->retries.fetch_add(1, std::memory_order_relaxed);
-      } else if (window->error.empty()) {
-        window->error = absl::StrCat("seq ", seq, ": ", s.message());
-      }
-      window->changed.notify_one();
-    };
-    absl::Status s;
-    while (true) {
-      s = transport->SendConfirmedAsync(p, seq, payload, done);
-      if (!absl::IsResourceExhausted(s) ||
-          stop->load(std::memory_order_relaxed)) {
-        break;
-      }
-      state->retries.fetch_add(1, std::memory_order_relaxed);
-      {
-        std::lock_guard<std::mutex> l(window->mu);
-        ++window->retries;
-      }
-      std::this_thread::sleep_for(kConfirmRetryPause);
-    }
-    if (!s.ok()) {
-      std::lock_guard<std::mutex> l(window->mu);
-      --window->outstanding;
-      if (window->error.empty()) {
-        window->error = absl::StrCat("seq ", seq, ": ", s.message());
-      }
-      break;
-    }
-  }
-  // Wait for the answers still due (the client times them out).
-  std::unique_lock<std::mutex> l(window->mu);
-  window->changed.wait(l, [&] { return window->outstanding == 0; });
-  r.error = window->error;
-  r.retries = window->retries;
-  confirm_latency->Merge(window->latency);
-  r.sent = state->sent.load();
-  r.seconds = (NowNs() - start) / 1e9;
-  r.msgs_per_s = r.seconds > 0 ? r.sent / r.seconds : 0;
-  state->done.store(true, std::memory_order_release);
+  // Shared with the callbacks, which may run while this thread returns.
+  std::make_shared<ConfirmedPublisher>(options, p, transport, stop, state)
+      ->Run(confirm_latency);
 }
 
 }  // namespace

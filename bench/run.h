@@ -43,7 +43,8 @@ class Transport {
   // called (ResourceExhausted: the client holds too many, try later); OK
   // means `done` runs exactly once, on a thread of the transport's, with
   // the broker's answer (ResourceExhausted: refused for now, send it
-  // again). Called only on publisher p's thread.
+  // again). Called on publisher p's thread, and from the `done` callbacks
+  // of its earlier calls (the next message takes an answered one's place).
   virtual absl::Status SendConfirmedAsync(
       int p, uint64_t seq, std::string_view payload,
       std::function<void(absl::Status)> done) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "broker/protocol/batch.h"
 #include "broker/protocol/codec.h"
 #include "proto/sift.pb.h"
 
@@ -40,6 +41,39 @@ void BM_HeaderDecoderDecodePub(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * bytes.size());
 }
 BENCHMARK(BM_HeaderDecoderDecodePub)->ArgName("reply_to")->Arg(0)->Arg(1);
+
+// An OK reply, as a confirmed publish gets: no strings, so nothing of it
+// needs the heap.
+void BM_HeaderDecoderDecodeOk(benchmark::State& state) {
+  wire::Header ok;
+  ok.set_request_id(123456);
+  ok.mutable_ok()->set_stream_seq(987654);
+  const std::string bytes = ok.SerializeAsString();
+  HeaderDecoder decoder;
+  for (auto _ : state) {
+    auto header = decoder.Decode(bytes.data(), bytes.size());
+    benchmark::DoNotOptimize(header);
+    if (!header.ok()) state.SkipWithError("decode failed");
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_HeaderDecoderDecodeOk);
+
+// The same OK read by DecodeOkFast, as the C++ client does.
+void BM_DecodeOkFast(benchmark::State& state) {
+  wire::Header ok;
+  ok.set_request_id(123456);
+  ok.mutable_ok()->set_stream_seq(987654);
+  const std::string bytes = ok.SerializeAsString();
+  for (auto _ : state) {
+    OkView view;
+    const bool decoded = DecodeOkFast(bytes.data(), bytes.size(), &view);
+    benchmark::DoNotOptimize(view);
+    if (!decoded) state.SkipWithError("decode failed");
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_DecodeOkFast);
 
 // Reference: protobuf parsing into one reused Header (no arena).
 void BM_ProtobufParsePub(benchmark::State& state) {

@@ -331,6 +331,18 @@ bool Same(const protocol::DeliverView& a, const protocol::DeliverView& b) {
 }
 
 
+std::string Describe(const protocol::OkView& v) {
+  return absl::StrCat("OK{request_id=", v.request_id,
+                      " stream_seq=", v.stream_seq,
+                      " duplicate=", v.duplicate,
+                      " delivered=", v.delivered, "}");
+}
+
+bool Same(const protocol::OkView& a, const protocol::OkView& b) {
+  return a.request_id == b.request_id && a.stream_seq == b.stream_seq &&
+         a.duplicate == b.duplicate && a.delivered == b.delivered;
+}
+
 bool Parse(std::string_view bytes, wire::Header* out) {
   return bytes.size() <= static_cast<size_t>(INT_MAX) &&
          out->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
@@ -539,6 +551,41 @@ void CheckHeader(std::string_view frame_in) {
   if (ref_ok && ref.has_deliver()) {
     std::string scratch;
     RoundTripDeliver(protocol::DeliverViewOf(ref.deliver(), &scratch), bytes);
+  }
+
+  protocol::OkView ok;
+  if (protocol::DecodeOkFast(frame.data(), frame.size(), &ok)) {
+    protocol::OkView full;
+    if (ref_ok && ref.has_ok()) {
+      full = {ref.request_id(), ref.ok().stream_seq(), ref.ok().duplicate(),
+              ref.ok().delivered()};
+    }
+    if (!ref_ok || !ref.has_ok() || !Same(ok, full)) {
+      Diverge(Classify(bytes, wire::Header::kOkFieldNumber, ref_ok, {}, {}),
+              absl::StrCat("DecodeOkFast reads ", Describe(ok),
+                           ", the full decoder ", DescribeFull(ref_ok, ref)),
+              bytes);
+    }
+    // AppendOk writes what protobuf writes for it, and reads back.
+    std::string body;
+    protocol::BatchWriter(&body).AppendOk(ok);
+    protocol::BatchReader reader(body.data(), body.size());
+    std::string_view header, payload;
+    protocol::OkView back;
+    SIFT_EXPECT(reader.Next(&header, &payload) &&
+                    protocol::DecodeOkFast(header.data(), header.size(),
+                                           &back) &&
+                    Same(back, ok),
+                bytes, "DecodeOkFast does not read back AppendOk's ",
+                Describe(ok));
+    wire::Header canonical;
+    if (ok.request_id != 0) canonical.set_request_id(ok.request_id);
+    canonical.mutable_ok()->set_stream_seq(ok.stream_seq);
+    canonical.mutable_ok()->set_duplicate(ok.duplicate);
+    canonical.mutable_ok()->set_delivered(ok.delivered);
+    SIFT_EXPECT(header == canonical.SerializeAsString(), bytes, "AppendOk of ",
+                Describe(ok), " wrote ", Hex(header), ", protobuf writes ",
+                Hex(canonical.SerializeAsString()));
   }
 }
 

@@ -184,6 +184,35 @@ bool DecodeDeliverFast(const char* data, size_t size, DeliverView* out) {
       wire::Deliver::kHeadersFieldNumber);
 }
 
+bool DecodeOkFast(const char* data, size_t size, OkView* out) {
+  *out = OkView{};
+  std::string_view inner;
+  if (!OuterFields(data, size, wire::Header::kOkFieldNumber, &out->request_id,
+                   &inner)) {
+    return false;
+  }
+  return WalkFields(inner.data(), inner.data() + inner.size(),
+                    [out](int f, bool is_bytes, uint64_t v, std::string_view,
+                          const char*) {
+                      if (is_bytes) return false;
+                      switch (f) {
+                        case wire::Ok::kStreamSeqFieldNumber:
+                          out->stream_seq = v;
+                          return true;
+                        case wire::Ok::kDuplicateFieldNumber:
+                          out->duplicate = v != 0;
+                          return true;
+                        case wire::Ok::kDeliveredFieldNumber:
+                          // protobuf would keep the low 32 bits: its call.
+                          if (v > 0xffffffffu) return false;
+                          out->delivered = static_cast<uint32_t>(v);
+                          return true;
+                        default:
+                          return false;
+                      }
+                    });
+}
+
 namespace {
 
 // Appends one entry: the header (written in place by `encode`, which must
@@ -235,6 +264,46 @@ void BatchWriter::AppendReply(const wire::Header& reply) {
       body_, reply.ByteSizeLong(),
       [&](char* out) {
         reply.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out));
+      },
+      {});
+}
+
+void BatchWriter::AppendOk(const OkView& ok) {
+  // Header{request_id = 1, ok = 10{stream_seq = 1, duplicate = 2,
+  // delivered = 3}}, fields in number order, zeros left out, as protobuf.
+  size_t inner = 0;
+  if (ok.stream_seq != 0) inner += 1 + VarintSize(ok.stream_seq);
+  if (ok.duplicate) inner += 2;
+  if (ok.delivered != 0) inner += 1 + VarintSize(ok.delivered);
+  size_t size = 1 + VarintSize(inner) + inner;
+  if (ok.request_id != 0) size += 1 + VarintSize(ok.request_id);
+  AppendEntry(
+      body_, size,
+      [&](char* p) {
+        using wire_format::PutVarint;
+        if (ok.request_id != 0) {
+          *p++ = static_cast<char>(
+              Tag(wire::Header::kRequestIdFieldNumber, kVarint));
+          p = PutVarint(ok.request_id, p);
+        }
+        *p++ = static_cast<char>(
+            Tag(wire::Header::kOkFieldNumber, kLengthDelimited));
+        p = PutVarint(inner, p);
+        if (ok.stream_seq != 0) {
+          *p++ = static_cast<char>(
+              Tag(wire::Ok::kStreamSeqFieldNumber, kVarint));
+          p = PutVarint(ok.stream_seq, p);
+        }
+        if (ok.duplicate) {
+          *p++ = static_cast<char>(
+              Tag(wire::Ok::kDuplicateFieldNumber, kVarint));
+          *p++ = 1;
+        }
+        if (ok.delivered != 0) {
+          *p++ = static_cast<char>(
+              Tag(wire::Ok::kDeliveredFieldNumber, kVarint));
+          p = PutVarint(ok.delivered, p);
+        }
       },
       {});
 }

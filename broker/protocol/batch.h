@@ -45,12 +45,22 @@ struct DeliverView {
   bool retained = false;     // a retained value sent to a new subscription
 };
 
-// Decode a Header that holds exactly a PUB (or a DELIVER) and nothing the
-// fast path does not know. Return false otherwise (including malformed
-// input): the caller then falls back to HeaderDecoder, which tells the two
-// apart and reports errors.
+// An OK reply (broker -> client): the answer to request `request_id`, with
+// the Ok fields a confirmed publish or a FETCH carries (0 / false: absent).
+struct OkView {
+  uint64_t request_id = 0;
+  uint64_t stream_seq = 0;
+  bool duplicate = false;
+  uint32_t delivered = 0;
+};
+
+// Decode a Header that holds exactly a PUB (or a DELIVER, or an OK) and
+// nothing the fast path does not know. Return false otherwise (including
+// malformed input): the caller then falls back to HeaderDecoder, which tells
+// them apart and reports errors.
 bool DecodePubFast(const char* data, size_t size, PubView* out);
 bool DecodeDeliverFast(const char* data, size_t size, DeliverView* out);
+bool DecodeOkFast(const char* data, size_t size, OkView* out);
 
 // The same views of headers the full decoder read (the fast ones refused
 // them): they point into `h` or `d`, and the header entries, re-encoded, into
@@ -76,6 +86,9 @@ class BatchWriter {
   // A header-only reply (OK or ERROR, broker -> client): its entry has an
   // empty payload.
   void AppendReply(const wire::Header& reply);
+  // AppendReply of Header{request_id, ok{...}}, written directly (the same
+  // bytes protobuf writes): one per confirmed publish.
+  void AppendOk(const OkView& ok);
 
  private:
   std::string* body_;

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "absl/base/attributes.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -908,12 +909,7 @@ class Server::Loop {
         return;
       }
     }
-    if (pub.confirm) {
-      reply_.Clear();
-      reply_.set_request_id(pub.request_id);
-      reply_.mutable_ok();
-      SendReply(client, reply_);
-    }
+    if (pub.confirm) SendOk(client, {pub.request_id});
   }
 
   // A BATCH is checked whole before any entry is routed: its size, its
@@ -949,6 +945,9 @@ class Server::Loop {
     protocol::BatchReader reader(body.data(), body.size());
     std::string_view header, payload;
     uint32_t seen = 0;
+    in_batch_ = true;
+    batch_unix_ms_ = 0;
+    absl::Cleanup end_batch = [this] { in_batch_ = false; };
     while (reader.Next(&header, &payload)) {
       ++seen;
       protocol::PubView pub;
@@ -1531,8 +1530,8 @@ class Server::Loop {
     while (headers.Next(&key, &value)) {
       if (key == kMsgIdHeader) msg_id = value;
     }
-    capture_ = streams_->Append(pub.topic, Stored(pub, payload), UnixNowMs(),
-                                msg_id);
+    capture_ = streams_->Append(pub.topic, Stored(pub, payload),
+                                RecordUnixMs(), msg_id);
     if (!capture_.status.ok()) {
       router_.RecordDrop(DropReason::kStoreFull);
       *error = capture_.status;
@@ -1540,6 +1539,14 @@ class Server::Loop {
       return false;
     }
     return true;
+  }
+
+  // A stream record's timestamp (Unix ms): one clock read per BATCH, whose
+  // PUBs arrived together, instead of one per record.
+  int64_t RecordUnixMs() {
+    if (!in_batch_) return UnixNowMs();
+    if (batch_unix_ms_ == 0) batch_unix_ms_ = UnixNowMs();
+    return batch_unix_ms_;
   }
 
   // The consumer settings of a stream SUB or FETCH: explicit acks when
@@ -1721,13 +1728,8 @@ class Server::Loop {
                a.status);
         continue;
       }
-      reply_.Clear();
-      reply_.set_request_id(a.request_id);
-      wire::Ok* ok = reply_.mutable_ok();
-      if (a.stream_seq != 0) ok->set_stream_seq(a.stream_seq);
-      if (a.duplicate) ok->set_duplicate(true);
-      if (a.delivered != 0) ok->set_delivered(a.delivered);
-      SendReply(a.client, reply_);
+      SendOk(a.client,
+             {a.request_id, a.stream_seq, a.duplicate, a.delivered});
     }
     stream_answers_.clear();
     SendAckDeliveries();  // the dead letters
@@ -2473,15 +2475,43 @@ class Server::Loop {
     zmq_msg_send(&part, socket_, ZMQ_DONTWAIT);
   }
 
+  // SendReply of an OK: one per confirmed publish, so written straight
+  // into a batching session's BATCH without a protobuf message.
+  void SendOk(Router::ClientHandle client, const protocol::OkView& ok) {
+    Session& session = sessions_[client];
+    if (!session.batched_replies) {
+      reply_.Clear();
+      reply_.set_request_id(ok.request_id);
+      wire::Ok* o = reply_.mutable_ok();
+      if (ok.stream_seq != 0) o->set_stream_seq(ok.stream_seq);
+      if (ok.duplicate) o->set_duplicate(true);
+      if (ok.delivered != 0) o->set_delivered(ok.delivered);
+      return SendReply(client, reply_);
+    }
+    constexpr size_t kLargestOkEntry = 34;  // bytes
+    if (!HasRoom(session, client, kLargestOkEntry)) return;
+    AppendReplyWith(session, client, [&ok](protocol::BatchWriter& w) {
+      w.AppendOk(ok);
+    });
+  }
+
   // Adds a reply to the session's pending BATCH (opened if need be); sent
   // with it at the end of the pass, or now if the batch is full.
   void AppendReply(Session& session, Router::ClientHandle client,
                    const wire::Header& reply) {
+    AppendReplyWith(session, client, [&reply](protocol::BatchWriter& w) {
+      w.AppendReply(reply);
+    });
+  }
+  template <typename Append>
+  void AppendReplyWith(Session& session, Router::ClientHandle client,
+                       Append append) {
     if (!session.out) {
       session.out = std::make_unique<OutBuffer>();
       session.out->bytes.reserve(session.last_batch_bytes + 256);
     }
-    protocol::BatchWriter(&session.out->bytes).AppendReply(reply);
+    protocol::BatchWriter writer(&session.out->bytes);
+    append(writer);
     ++session.out_replies;
     if (!session.dirty) {
       session.dirty = true;
@@ -2817,6 +2847,10 @@ class Server::Loop {
 
   int64_t started_ms_ = 0;
   int64_t now_ms_ = 0;
+  // RecordUnixMs: while HandleBatch routes a BATCH's entries, the clock
+  // read for them (0: not yet).
+  bool in_batch_ = false;
+  int64_t batch_unix_ms_ = 0;
 };
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(

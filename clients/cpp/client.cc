@@ -1413,6 +1413,16 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       return Deliver(d, frames->second.view(),
                      [&frames] { return std::shared_ptr<const void>(frames); });
     }
+    protocol::OkView ok;
+    if (!r.has_payload &&
+        protocol::DecodeOkFast(header.data(), header.size(), &ok) &&
+        ok.request_id != 0) {
+      // A lone OK (a broker that does not batch replies, or a reply sent
+      // when nothing else was due): answered as a batch's are.
+      oks_.push_back({ok.request_id, ok.stream_seq, ok.delivered,
+                      ok.duplicate});
+      return AnswerOks();
+    }
     auto decoded = decoder_.Decode(header.data(), header.size());
     if (!decoded.ok()) return;  // not from a broker: ignore
     if ((*decoded)->has_deliver()) {
@@ -1440,12 +1450,19 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         Deliver(d, payload, [] { return std::shared_ptr<const void>(); });
         continue;
       }
+      // Replies (accepts_batched_replies): consecutive OKs are answered
+      // together, under one lock.
+      protocol::OkView ok;
+      if (protocol::DecodeOkFast(header.data(), header.size(), &ok) &&
+          ok.request_id != 0) {
+        oks_.push_back({ok.request_id, ok.stream_seq, ok.delivered,
+                        ok.duplicate});
+        continue;
+      }
       auto decoded = decoder_.Decode(header.data(), header.size());
       if (!decoded.ok()) continue;  // not from a broker: ignore
       const wire::Header& h = **decoded;
       if (h.has_ok() && h.request_id() != 0) {
-        // Replies (accepts_batched_replies): consecutive OKs are answered
-        // together, under one lock.
         oks_.push_back({h.request_id(), h.ok().stream_seq(),
                         h.ok().delivered(), h.ok().duplicate()});
         continue;

@@ -587,6 +587,39 @@ void CheckHeader(std::string_view frame_in) {
                 Describe(ok), " wrote ", Hex(header), ", protobuf writes ",
                 Hex(canonical.SerializeAsString()));
   }
+
+  protocol::AckView ack;
+  if (protocol::DecodeAckFast(frame.data(), frame.size(), &ack)) {
+    SIFT_EXPECT(frame.Holds(ack.packed_ids), bytes,
+                "DecodeAckFast's view points outside the frame");
+    std::vector<uint64_t> ids;
+    std::string_view packed = ack.packed_ids;
+    uint64_t id;
+    while (protocol::NextPackedId(&packed, &id)) ids.push_back(id);
+    SIFT_EXPECT(packed.empty(), bytes,
+                "NextPackedId stopped before the end of ids DecodeAckFast "
+                "accepted");
+    const bool same =
+        ref_ok && ref.has_ack() && ref.request_id() == ack.request_id &&
+        std::equal(ids.begin(), ids.end(), ref.ack().delivery_ids().begin(),
+                   ref.ack().delivery_ids().end());
+    if (!same) {
+      Diverge(Classify(bytes, wire::Header::kAckFieldNumber, ref_ok, {}, {}),
+              absl::StrCat("DecodeAckFast reads request_id ", ack.request_id,
+                           " and ", ids.size(), " ids, the full decoder ",
+                           DescribeFull(ref_ok, ref)),
+              bytes);
+    }
+    if (!ids.empty()) {
+      std::string encoded;
+      protocol::EncodeAck(ids.data(), ids.size(), &encoded);
+      wire::Header canonical;
+      for (uint64_t i : ids) canonical.mutable_ack()->add_delivery_ids(i);
+      SIFT_EXPECT(encoded == canonical.SerializeAsString(), bytes,
+                  "EncodeAck of ", ids.size(), " ids wrote ", Hex(encoded),
+                  ", protobuf writes ", Hex(canonical.SerializeAsString()));
+    }
+  }
 }
 
 void CheckBatchBody(std::string_view body_in) {

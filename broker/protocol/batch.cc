@@ -213,6 +213,57 @@ bool DecodeOkFast(const char* data, size_t size, OkView* out) {
                     });
 }
 
+bool DecodeAckFast(const char* data, size_t size, AckView* out) {
+  *out = AckView{};
+  std::string_view inner;
+  if (!OuterFields(data, size, wire::Header::kAckFieldNumber, &out->request_id,
+                   &inner)) {
+    return false;
+  }
+  const bool ok = WalkFields(
+      inner.data(), inner.data() + inner.size(),
+      [out](int f, bool is_bytes, uint64_t, std::string_view bytes,
+            const char*) {
+        if (f != wire::Ack::kDeliveryIdsFieldNumber || !is_bytes) return false;
+        out->packed_ids = bytes;
+        return true;
+      });
+  if (!ok) return false;
+  // Every id a whole varint of at most 9 bytes: beyond, protobuf's reading
+  // (and 64-bit truncation) is its own to judge.
+  const char* p = out->packed_ids.data();
+  const char* end = p + out->packed_ids.size();
+  while (p < end) {
+    uint64_t id;
+    if (!GetVarint(p, end, &id, 9)) return false;
+  }
+  return true;
+}
+
+bool NextPackedId(std::string_view* packed, uint64_t* id) {
+  if (packed->empty()) return false;
+  const char* p = packed->data();
+  const char* end = p + packed->size();
+  if (!GetVarint(p, end, id, 9)) return false;
+  packed->remove_prefix(static_cast<size_t>(p - packed->data()));
+  return true;
+}
+
+void EncodeAck(const uint64_t* ids, size_t count, std::string* out) {
+  size_t packed = 0;
+  for (size_t i = 0; i < count; ++i) packed += VarintSize(ids[i]);
+  const size_t inner = 1 + VarintSize(packed) + packed;
+  out->resize(2 + VarintSize(inner) + inner);  // field 17's tag takes 2
+  char* p = out->data();
+  p = wire_format::PutVarint(
+      Tag(wire::Header::kAckFieldNumber, kLengthDelimited), p);
+  p = wire_format::PutVarint(inner, p);
+  *p++ = static_cast<char>(
+      Tag(wire::Ack::kDeliveryIdsFieldNumber, kLengthDelimited));
+  p = wire_format::PutVarint(packed, p);
+  for (size_t i = 0; i < count; ++i) p = wire_format::PutVarint(ids[i], p);
+}
+
 namespace {
 
 // Appends one entry: the header (written in place by `encode`, which must

@@ -1,7 +1,8 @@
 // Batches: many PUBs (client -> broker) or DELIVERs and replies (broker ->
 // client) packed into one ZeroMQ frame, each entry a varint-length header then a
 // varint-length payload (see Batch in proto/sift.proto). Also the zero-copy
-// decoders for the two headers that travel in batches.
+// decoders (and direct encoders) of the headers that travel most: PUB,
+// DELIVER, OK and ACK.
 //
 // BatchWriter appends entries into a caller-owned string; BatchReader walks a
 // received frame without copying. Both are plain values owned by one thread.
@@ -61,6 +62,21 @@ struct OkView {
 bool DecodePubFast(const char* data, size_t size, PubView* out);
 bool DecodeDeliverFast(const char* data, size_t size, DeliverView* out);
 bool DecodeOkFast(const char* data, size_t size, OkView* out);
+
+// An ACK (client -> broker) seen in place: its delivery ids, as protobuf
+// packs them (one varint each). DecodeAckFast accepts only ids below 2^63
+// (at most 9 bytes each), so that reading them back cannot fail.
+struct AckView {
+  uint64_t request_id = 0;
+  std::string_view packed_ids;
+};
+bool DecodeAckFast(const char* data, size_t size, AckView* out);
+// Reads the first id of *packed (AckView::packed_ids, or what is left of
+// it) into *id and removes it from *packed; false once *packed is empty.
+bool NextPackedId(std::string_view* packed, uint64_t* id);
+// Writes Header{ack{delivery_ids}} (request_id 0), the bytes protobuf
+// writes, into *out (replacing its content). REQUIRES: ids non-empty.
+void EncodeAck(const uint64_t* ids, size_t count, std::string* out);
 
 // The same views of headers the full decoder read (the fast ones refused
 // them): they point into `h` or `d`, and the header entries, re-encoded, into

@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "broker/base/absl_view.h"
 #include "broker/delivery/deliveries.h"
 #include "broker/delivery/scheduled.h"
@@ -653,6 +654,14 @@ class Server::Loop {
             header_size, &fast)) {
       return HandlePub(routing_id, client, fast, MsgView(payload_.get()),
                        payload_.get());
+    }
+    // And a subscriber's ACK of the deliveries it has processed.
+    protocol::AckView ack;
+    if (known && frames == 1 &&
+        protocol::DecodeAckFast(
+            static_cast<const char*>(zmq_msg_data(header_.get())),
+            header_size, &ack)) {
+      return HandleAckFast(routing_id, client, ack);
     }
     auto decoded = decoder_.Decode(zmq_msg_data(header_.get()), header_size);
     if (!decoded.ok()) {
@@ -1938,11 +1947,54 @@ class Server::Loop {
     Answer(routing_id, client, h.request_id(), s);
   }
 
+  // ACK, NACK, PROGRESS, as decoded by protobuf; see ApplyAck.
+  void HandleAck(std::string_view routing_id, Router::ClientHandle client,
+                 const wire::Header& h) {
+    AckCommand command;
+    command.kind = h.command_case();
+    command.request_id = h.request_id();
+    if (h.has_ack()) {
+      command.ids = absl::MakeConstSpan(h.ack().delivery_ids().data(),
+                                        h.ack().delivery_ids().size());
+    } else if (h.has_nack()) {
+      command.nack_id = h.nack().delivery_id();
+      command.ids = absl::MakeConstSpan(&command.nack_id, 1);
+      if (h.nack().delay_ms() > 0) command.delay = h.nack().delay_ms();
+    } else {
+      command.ids = absl::MakeConstSpan(h.progress().delivery_ids().data(),
+                                        h.progress().delivery_ids().size());
+    }
+    ApplyAck(routing_id, client, command);
+  }
+
+  // An ACK read by DecodeAckFast (the common case: a subscriber's batch of
+  // acks), its ids unpacked into a reused vector.
+  void HandleAckFast(std::string_view routing_id, Router::ClientHandle client,
+                     const protocol::AckView& ack) {
+    ack_ids_.clear();
+    std::string_view packed = ack.packed_ids;
+    uint64_t id;
+    while (protocol::NextPackedId(&packed, &id)) ack_ids_.push_back(id);
+    AckCommand command;
+    command.kind = wire::Header::kAck;
+    command.request_id = ack.request_id;
+    command.ids = ack_ids_;
+    ApplyAck(routing_id, client, command);
+  }
+
+  struct AckCommand {
+    wire::Header::CommandCase kind = wire::Header::kAck;  // or kNack, kProgress
+    uint64_t request_id = 0;
+    absl::Span<const uint64_t> ids;  // a NACK's: its nack_id
+    uint64_t nack_id = 0;
+    std::optional<uint32_t> delay;  // NACK
+  };
+
   // ACK, NACK, PROGRESS. An id not in flight for this client gets ERROR
   // UNKNOWN_DELIVERY (one per command, naming the first such id); OK if the
   // command had a request_id and every id was known.
-  void HandleAck(std::string_view routing_id, Router::ClientHandle client,
-                 const wire::Header& h) {
+  void ApplyAck(std::string_view routing_id, Router::ClientHandle client,
+                const AckCommand& command) {
     uint64_t unknown = 0;
     size_t unknown_count = 0;
     auto note = [&](absl::Status s, uint64_t id) {
@@ -1958,40 +2010,42 @@ class Server::Loop {
       stream_ids = stream_ids || yes;
       return yes;
     };
-    if (h.has_ack()) {
-      for (uint64_t id : h.ack().delivery_ids()) {
+    const bool is_ack = command.kind == wire::Header::kAck;
+    if (is_ack) {
+      for (uint64_t id : command.ids) {
         note(is_stream(id) ? streams_->Ack(client, id, now_ms_)
                            : deliveries_.Ack(client, id, now_ms_, &ack_sends_),
              id);
       }
-    } else if (h.has_nack()) {
-      const uint64_t id = h.nack().delivery_id();
-      std::optional<uint32_t> delay;
-      if (h.nack().delay_ms() > 0) delay = h.nack().delay_ms();
-      note(is_stream(id) ? streams_->Nack(client, id, delay, now_ms_)
-                         : deliveries_.Nack(client, id, delay, now_ms_,
+    } else if (command.kind == wire::Header::kNack) {
+      const uint64_t id = command.ids[0];
+      note(is_stream(id) ? streams_->Nack(client, id, command.delay, now_ms_)
+                         : deliveries_.Nack(client, id, command.delay, now_ms_,
                                             &ack_sends_, &ack_dead_),
            id);
     } else {
-      for (uint64_t id : h.progress().delivery_ids()) {
+      for (uint64_t id : command.ids) {
         note(is_stream(id) ? streams_->Progress(client, id, now_ms_)
                            : deliveries_.Progress(client, id, now_ms_),
              id);
       }
     }
     SendAckDeliveries();
-    if (stream_ids && unknown_count == 0 && h.request_id() != 0 &&
-        h.has_ack()) {
+    const uint64_t rid = command.request_id;
+    if (stream_ids && unknown_count == 0 && rid != 0 && is_ack) {
       // OK once the consumers' new positions are on disk.
-      streams_->AnswerAckWhenSaved(client, h.request_id());
+      streams_->AnswerAckWhenSaved(client, rid);
       ProcessStreams();
       return;
     }
     if (stream_ids) ProcessStreams();
     if (unknown_count > 0) {
+      const char* name = is_ack ? "ACK"
+                         : command.kind == wire::Header::kNack ? "NACK"
+                                                               : "PROGRESS";
       return SendClientError(
-          routing_id, true, client, h.request_id(), wire::UNKNOWN_DELIVERY,
-          absl::StrCat(protocol::CommandName(h), ": delivery ", unknown,
+          routing_id, true, client, rid, wire::UNKNOWN_DELIVERY,
+          absl::StrCat(name, ": delivery ", unknown,
                        unknown_count > 1
                            ? absl::StrCat(" (and ", unknown_count - 1,
                                           " more)")
@@ -2000,7 +2054,7 @@ class Server::Loop {
                        "already, its ack wait ran out and it was "
                        "redelivered, or it is another client's)"));
     }
-    if (h.request_id() != 0) Answer(routing_id, client, h.request_id(), {});
+    if (rid != 0) Answer(routing_id, client, rid, {});
   }
 
   // The client's explicit-ack subscriptions end: what they held goes to
@@ -2847,6 +2901,7 @@ class Server::Loop {
 
   int64_t started_ms_ = 0;
   int64_t now_ms_ = 0;
+  std::vector<uint64_t> ack_ids_;  // HandleAckFast's, reused
   // RecordUnixMs: while HandleBatch routes a BATCH's entries, the clock
   // read for them (0: not yet).
   bool in_batch_ = false;

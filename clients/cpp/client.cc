@@ -1108,7 +1108,15 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     return absl::OkStatus();
   }
 
+  // Wakes the I/O thread to send what was queued. On the I/O thread itself
+  // (a callback publishing or acking) only notes it: the loop polls without
+  // sleeping next, so a write and a read of wake_fd_ are saved per callback
+  // batch.
   void Wake() {
+    if (OnIoThread()) {
+      woken_on_io_thread_ = true;
+      return;
+    }
     const uint64_t one = 1;
     ssize_t ignored = write(wake_fd_, &one, sizeof(one));
     (void)ignored;
@@ -1174,6 +1182,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       int64_t wait = std::min(next_ping_ms_, next_confirm_deadline_ms_.load()) -
                      NowMs();
       if (flushing) wait = std::min<int64_t>(wait, 10);
+      if (woken_on_io_thread_) {
+        woken_on_io_thread_ = false;
+        wait = 0;
+      }
       if (check_events_ || !sending_.empty()) {
         int events;
         {
@@ -1298,10 +1310,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
           zmq_msg_send(body.get(), socket_, ZMQ_DONTWAIT);
         } else {
           if (!o.ack_ids.empty()) {
-            wire::Header ack;
-            for (uint64_t id : o.ack_ids) ack.mutable_ack()->add_delivery_ids(id);
-            const std::string bytes = protocol::EncodeHeader(ack);
-            o.header = Frame(bytes.data(), bytes.size());
+            protocol::EncodeAck(o.ack_ids.data(), o.ack_ids.size(),
+                                &ack_bytes_);
+            o.header = Frame(ack_bytes_.data(), ack_bytes_.size());
             o.ack_ids.clear();
           }
           const int flags = ZMQ_DONTWAIT | (o.has_payload ? ZMQ_SNDMORE : 0);
@@ -1828,6 +1839,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     bool duplicate;
   };
   std::vector<OkReply> oks_;
+  bool woken_on_io_thread_ = false;  // Wake() on the I/O thread; only it
+  std::string ack_bytes_;  // SendQueued's ACK header, reused (sock_mu_)
   std::vector<PublishDone> ok_dones_;
   std::atomic<int64_t> next_confirm_deadline_ms_{kNoDeadline};
   absl::flat_hash_map<uint64_t, std::shared_ptr<SubTarget>> subs_

@@ -82,12 +82,12 @@ Delivery guarantees (sift only; docs/delivery.md):
   --confirm_window N    publish confirmed (answered once routed; to a
                         stream, once the record is durable per its fsync
                         policy), each publisher keeping N confirms
-                        outstanding: one thread per publisher sends with
-                        Client::PublishConfirmedAsync while fewer than N
-                        await their answer (a publish refused for now is
-                        sent again, so a subscriber may see some out of
-                        order). Default 0: fire-and-forget. Not with
-                        --rate
+                        outstanding with Client::PublishConfirmedAsync:
+                        its thread sends the first N, then each answer's
+                        callback sends the next (a publish refused for
+                        now is sent again by the thread, so a subscriber
+                        may see some out of order). Default 0:
+                        fire-and-forget. Not with --rate
   --ack MODE            none (at-most-once, default) or explicit
                         (at-least-once: every subscriber ACKs each
                         message; the broker may queue the whole run)

@@ -455,13 +455,11 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     }
     args.batch = *n;
   } else if (name == "wait") {
-    absl::Duration d;
-    if (!absl::ParseDuration(*flag.value, &d) || d < absl::ZeroDuration()) {
-      return UsageError(absl::StrCat(
-          "invalid duration '", *flag.value, "' for ", flag.written,
-          " (use e.g. 0, 500ms, 5s; 0 answers at once)"));
-    }
-    args.wait = d;
+    // FETCH.max_wait_ms: whole ms (0 answers at once), at most an hour, as
+    // the broker takes it.
+    absl::StatusOr<absl::Duration> d = ParseMillisFlag(flag, 0, 3600000);
+    if (!d.ok()) return d.status();
+    args.wait = *d;
   } else if (name == "filter_topic") {
     args.filter_topic = *flag.value;
   } else if (name == "subjects") {
@@ -1186,8 +1184,9 @@ std::string CommandUsage(Command command) {
           "                   without it, each fetch reads from the start\n"
           "                   flag and keeps nothing\n"
           "  --batch N        at most N messages (1 to 10000; default 1)\n"
-          "  --wait D         wait up to D for N messages to be there (default\n"
-          "                   0: answer with what is there now)\n"
+          "  --wait D         wait up to D (whole ms, at most 1h) for N messages\n"
+          "                   to be there (default 0: answer with what is there\n"
+          "                   now)\n"
           "  --all            start at the stream's first message (default)\n"
           "  --new            only messages stored from now on (within --wait)\n"
           "  --from-seq N     start at sequence number N\n"

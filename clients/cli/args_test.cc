@@ -727,6 +727,10 @@ TEST(StreamArgsTest, Fetch) {
   args = Parse({"fetch", "s", "--wait", "0", "--all"});
   ASSERT_TRUE(args.ok()) << args.status();
   EXPECT_EQ(args->from, StreamFrom::kAll);
+  EXPECT_EQ(args->wait, absl::ZeroDuration());
+  args = Parse({"fetch", "s", "--wait", "250"});  // a bare number is ms
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->wait, absl::Milliseconds(250));
   args = Parse({"fetch", "s", "--new"});
   ASSERT_TRUE(args.ok()) << args.status();
   EXPECT_EQ(args->from, StreamFrom::kNew);
@@ -750,6 +754,14 @@ TEST(StreamArgsTest, FetchErrors) {
               HasSubstr("(1 to 10000)"));
   EXPECT_THAT(ErrorOf({"fetch", "s", "--wait", "-1s"}),
               HasSubstr("invalid duration '-1s' for --wait"));
+  // Sent in whole ms: a fraction is refused, not cut to 0 (no wait).
+  EXPECT_THAT(ErrorOf({"fetch", "s", "--wait", "0.5ms"}),
+              HasSubstr("invalid duration '0.5ms' for --wait (whole "
+                        "milliseconds"));
+  EXPECT_THAT(ErrorOf({"fetch", "s", "--wait", "inf"}),
+              HasSubstr("invalid duration 'inf' for --wait"));
+  EXPECT_THAT(ErrorOf({"fetch", "s", "--wait", "61m"}),
+              HasSubstr("from 0ms to 3600000ms"));
   EXPECT_THAT(ErrorOf({"fetch", "s", "--all", "--from-seq", "3"}),
               HasSubstr("at most one of --all, --new, --from-seq and --since"));
   EXPECT_THAT(ErrorOf({"fetch", "s", "--from-seq", "0"}),

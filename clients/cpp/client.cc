@@ -732,9 +732,14 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     return reply.get();
   }
 
+  // A duration for a uint32 *_ms field: whole ms rounded up (a positive
+  // duration never becomes 0, which the wire reads as "none"), negative as
+  // 0, at most 2^32-1.
   static uint32_t ToMs(absl::Duration d) {
-    const int64_t ms = absl::ToInt64Milliseconds(d);
-    return static_cast<uint32_t>(std::clamp<int64_t>(ms, 0, UINT32_MAX));
+    if (d <= absl::ZeroDuration()) return 0;
+    const int64_t ms =
+        absl::ToInt64Milliseconds(absl::Ceil(d, absl::Milliseconds(1)));
+    return static_cast<uint32_t>(std::min<int64_t>(ms, UINT32_MAX));
   }
 
   // An ACK with a request id, answered once it and every ack before it are

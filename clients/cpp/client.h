@@ -186,7 +186,8 @@ struct PublishOptions {
 // as Celery's retry_backoff/retry_jitter), to another member of the queue
 // group when there is one, and sends it to the dead-letter topic
 // "$sift.deadletter.<topic>" after max_deliver attempts. Unset fields take
-// the broker's defaults (shown).
+// the broker's defaults (shown). Durations go to the broker in whole
+// milliseconds, rounded up (at most 2^32-1 ms).
 struct AckOptions {
   std::optional<absl::Duration> ack_wait;        // 30 s (JetStream AckWait)
   std::optional<uint32_t> max_deliver;           // 5; 0 = unlimited
@@ -287,8 +288,8 @@ struct FetchOptions {
   // Most records to return: 1 to 10000 (InvalidArgument otherwise).
   uint32_t batch = 1;
   // How long the broker waits for `batch` records before answering with
-  // what it has; zero: answer with what is there now. Milliseconds
-  // precision; at most 2^32-1 ms.
+  // what it has; zero: answer with what is there now. Sent in whole
+  // milliseconds, rounded up; the broker takes at most 1 hour.
   absl::Duration max_wait = absl::ZeroDuration();
   // Only records whose topic matches this pattern; empty: all.
   std::string pattern;
@@ -532,8 +533,8 @@ class Client {
   absl::Status AckSync(const Message& message,
                        absl::Duration timeout = absl::Seconds(5));
   // Refuses it: the broker redelivers it after `delay` (zero: the
-  // subscription's backoff for its attempt), to another group member when
-  // there is one. Same errors as Ack.
+  // subscription's backoff for its attempt; else whole ms, rounded up), to
+  // another group member when there is one. Same errors as Ack.
   absl::Status Nack(const Message& message,
                     absl::Duration delay = absl::ZeroDuration());
   // Work goes on: the broker restarts the delivery's ack wait (JetStream's

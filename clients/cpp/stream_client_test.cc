@@ -306,6 +306,49 @@ TEST(StreamClientTest, FetchCollectsItsDeliversUntilTheOk) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// Durations go to the broker in whole milliseconds, rounded up: a positive
+// one never becomes 0, which means something else on the wire (answer at
+// once; no delay given, so the backoff).
+TEST(StreamClientTest, DurationsGoUpToTheNextMillisecond) {
+  FakeBroker broker([](const wire::Header& h) -> std::vector<Out> {
+    if (!h.has_fetch()) return {};
+    std::vector<Out> out;
+    out.push_back(DeliverOf(h.fetch().sid(), "orders.1", "p1", 1, 1001, 101));
+    wire::Header ok = OkFor(h.request_id());
+    ok.mutable_ok()->set_delivered(1);
+    out.push_back(Answer(std::move(ok)));
+    return out;
+  });
+  auto client = ConnectTo(broker);
+  ASSERT_NE(client, nullptr);
+
+  FetchOptions options;
+  options.start.stream = "orders";
+  options.start.consumer = "worker";
+  options.max_wait = absl::Microseconds(500);
+  options.ack = AckOptions{};
+  options.ack->ack_wait = absl::Microseconds(1200);
+  options.ack->backoff_initial = absl::Milliseconds(3);
+  absl::StatusOr<std::vector<Message>> got = client->Fetch(options);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_TRUE(client->Nack((*got)[0], absl::Microseconds(1500)).ok());
+
+  auto fetch = broker.WaitFor([](const wire::Header& h) {
+    return h.has_fetch();
+  });
+  ASSERT_TRUE(fetch.has_value());
+  EXPECT_EQ(fetch->fetch().max_wait_ms(), 1u);
+  EXPECT_EQ(fetch->fetch().ack().ack_wait_ms(), 2u);
+  EXPECT_EQ(fetch->fetch().ack().backoff_initial_ms(), 3u);
+  auto nack = broker.WaitFor([](const wire::Header& h) {
+    return h.has_nack();
+  });
+  ASSERT_TRUE(nack.has_value());
+  EXPECT_EQ(nack->nack().delivery_id(), 101u);
+  EXPECT_EQ(nack->nack().delay_ms(), 2u);
+}
+
 TEST(StreamClientTest, FetchWaitsMaxWaitPlusTimeoutThenGivesUp) {
   FakeBroker broker([](const wire::Header&) { return std::vector<Out>{}; });
   auto client = ConnectTo(broker);

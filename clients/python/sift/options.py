@@ -205,11 +205,15 @@ def _finite(value: float, what: str) -> float:
 
 
 def seconds_to_ms(seconds: float, what: str) -> int:
-    """Seconds (float) to whole milliseconds for the wire, rounded; an
-    InvalidRequest if negative, not a finite number or beyond 32 bits of
-    milliseconds (InvalidArgumentType if not a number)."""
+    """Seconds (float) to whole milliseconds for the wire, rounded, and at
+    least 1 for a positive duration (0 on the wire means none: answer at
+    once, no delay given); an InvalidRequest if negative, not a finite
+    number or beyond 32 bits of milliseconds (InvalidArgumentType if not a
+    number)."""
     _args.seconds(seconds, what)
     ms = round(seconds * 1000)
+    if ms == 0 and seconds > 0:
+        ms = 1
     if ms > 0xFFFFFFFF:
         raise InvalidRequest(f"{what}={seconds}: too long (at most "
                              f"{0xFFFFFFFF // 1000} s)")

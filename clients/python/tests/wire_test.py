@@ -94,6 +94,20 @@ class EncodingTest(unittest.TestCase):
             self.assertEqual(_wire._read_varint(v, 0), (n, len(v)))
 
 
+class MillisecondsTest(unittest.TestCase):
+    """Durations in seconds become the wire's whole milliseconds."""
+
+    def test_a_positive_duration_never_becomes_zero(self):
+        # 0 on the wire means something else (answer now, no delay given).
+        from sift.options import seconds_to_ms
+        self.assertEqual(seconds_to_ms(0.0004, "wait"), 1)
+        self.assertEqual(seconds_to_ms(1e-9, "delay"), 1)
+        self.assertEqual(seconds_to_ms(0, "wait"), 0)
+        self.assertEqual(seconds_to_ms(0.1, "wait"), 100)
+        self.assertEqual(seconds_to_ms(1.5, "ack_wait"), 1500)
+        self.assertEqual(seconds_to_ms(2.0004, "wait"), 2000)
+
+
 class ErrorCodeTest(unittest.TestCase):
 
     def test_codes_match_the_proto(self):

@@ -396,6 +396,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         !s.ok()) {
       return s;
     }
+    if (later != nullptr && later->delay < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "PublishOptions.delay is negative (",
+          absl::FormatDuration(later->delay), "): zero publishes now"));
+    }
     if (later != nullptr &&
         (later->retain || later->delay > absl::ZeroDuration() ||
          later->deliver_at.has_value())) {
@@ -761,6 +766,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     }
     wire::Header h;
     if (kind == 0) return EnqueueAck(m.delivery_id());
+    if (kind == 1 && delay < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Nack delay is negative (", absl::FormatDuration(delay),
+          "): zero redelivers after the backoff"));
+    }
     if (kind == 1) {
       h.mutable_nack()->set_delivery_id(m.delivery_id());
       h.mutable_nack()->set_delay_ms(ToMs(delay));
@@ -826,6 +836,13 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   // that ends the fetch (one socket, in order).
   absl::StatusOr<std::vector<Message>> Fetch(const FetchOptions& options,
                                              absl::Duration timeout) {
+    if (options.max_wait < absl::ZeroDuration()) {
+      return protocol::WireError(
+          wire::INVALID_REQUEST,
+          absl::StrCat("fetch max_wait is negative (",
+                       absl::FormatDuration(options.max_wait),
+                       "): zero answers at once"));
+    }
     if (options.batch < 1 || options.batch > 10000) {
       return protocol::WireError(
           wire::INVALID_REQUEST,

@@ -289,7 +289,8 @@ struct FetchOptions {
   uint32_t batch = 1;
   // How long the broker waits for `batch` records before answering with
   // what it has; zero: answer with what is there now. Sent in whole
-  // milliseconds, rounded up; the broker takes at most 1 hour.
+  // milliseconds, rounded up; the broker takes at most 1 hour. Negative:
+  // Fetch fails with InvalidArgument.
   absl::Duration max_wait = absl::ZeroDuration();
   // Only records whose topic matches this pattern; empty: all.
   std::string pattern;
@@ -376,11 +377,12 @@ class Client {
   absl::Status Publish(std::string_view topic, std::string_view payload,
                        const Headers& headers,
                        std::string_view reply_to = {});
-  // Publish / PublishConfirmed with any PublishOptions. A retained or delayed publish is
-  // refused by the broker with ResourceExhausted (STORE_FULL) when it holds
-  // its bound of them, InvalidArgument (INVALID_REQUEST) for retain with a
-  // delay, both delays, or a delay past max_delay_ms: use PublishConfirmed to
-  // see those.
+  // Publish / PublishConfirmed with any PublishOptions. A negative delay is
+  // InvalidArgument at once. A retained or delayed publish is refused by
+  // the broker with ResourceExhausted (STORE_FULL) when it holds its bound
+  // of them, InvalidArgument (INVALID_REQUEST) for retain with a delay,
+  // both delays, or a delay past max_delay_ms: use PublishConfirmed to see
+  // those.
   absl::Status PublishWith(std::string_view topic, std::string_view payload,
                            const PublishOptions& options);
   // With a non-null `ack`, a successful confirmed publish also says what a
@@ -534,7 +536,8 @@ class Client {
                        absl::Duration timeout = absl::Seconds(5));
   // Refuses it: the broker redelivers it after `delay` (zero: the
   // subscription's backoff for its attempt; else whole ms, rounded up), to
-  // another group member when there is one. Same errors as Ack.
+  // another group member when there is one. Same errors as Ack, and
+  // InvalidArgument for a negative delay.
   absl::Status Nack(const Message& message,
                     absl::Duration delay = absl::ZeroDuration());
   // Work goes on: the broker restarts the delivery's ack wait (JetStream's

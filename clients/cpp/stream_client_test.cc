@@ -349,6 +349,57 @@ TEST(StreamClientTest, DurationsGoUpToTheNextMillisecond) {
   EXPECT_EQ(nack->nack().delay_ms(), 2u);
 }
 
+// A negative duration is a caller's mistake, not "none": refused before
+// anything is sent.
+TEST(StreamClientTest, NegativeDurationsAreRefused) {
+  FakeBroker broker([](const wire::Header& h) -> std::vector<Out> {
+    if (!h.has_fetch()) return {};
+    std::vector<Out> out;
+    out.push_back(DeliverOf(h.fetch().sid(), "orders.1", "p1", 1, 1001, 101));
+    wire::Header ok = OkFor(h.request_id());
+    ok.mutable_ok()->set_delivered(1);
+    out.push_back(Answer(std::move(ok)));
+    return out;
+  });
+  auto client = ConnectTo(broker);
+  ASSERT_NE(client, nullptr);
+
+  FetchOptions options;
+  options.start.stream = "orders";
+  options.start.consumer = "worker";
+  options.ack = AckOptions{};
+  options.max_wait = absl::Milliseconds(-1);
+  absl::StatusOr<std::vector<Message>> got = client->Fetch(options);
+  EXPECT_TRUE(absl::IsInvalidArgument(got.status())) << got.status();
+  EXPECT_NE(got.status().message().find("max_wait is negative"),
+            absl::string_view::npos)
+      << got.status();
+
+  options.max_wait = absl::ZeroDuration();
+  got = client->Fetch(options);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 1u);
+  absl::Status nack = client->Nack((*got)[0], absl::Seconds(-2));
+  EXPECT_TRUE(absl::IsInvalidArgument(nack)) << nack;
+
+  PublishOptions later;
+  later.delay = absl::Milliseconds(-5);
+  absl::Status pub = client->PublishWith("orders.2", "x", later);
+  EXPECT_TRUE(absl::IsInvalidArgument(pub)) << pub;
+  EXPECT_NE(pub.message().find("delay is negative"), absl::string_view::npos)
+      << pub;
+
+  // None of them reached the broker: Flush() returns once the broker has
+  // read everything sent before it.
+  ASSERT_TRUE(client->Flush(absl::Seconds(5)).ok());
+  int fetches = 0;
+  for (const wire::Header& h : broker.received()) {
+    EXPECT_FALSE(h.has_nack() || h.has_pub()) << h.ShortDebugString();
+    if (h.has_fetch()) ++fetches;
+  }
+  EXPECT_EQ(fetches, 1);
+}
+
 TEST(StreamClientTest, FetchWaitsMaxWaitPlusTimeoutThenGivesUp) {
   FakeBroker broker([](const wire::Header&) { return std::vector<Out>{}; });
   auto client = ConnectTo(broker);

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -111,6 +112,61 @@ TEST_F(ReconnectTest, SubscriptionSurvivesBrokerRestart) {
   SIFT_ASSERT_OK(subscriber->PublishConfirmed("back.again", "hello"));
   SIFT_ASSERT_OK_AND_ASSIGN(Message back, listener->Next(absl::Seconds(10)));
   EXPECT_EQ(back.payload(), "hello");
+}
+
+// A restarted broker numbers its deliveries from 1 again: an ack of a
+// message received before the restart would acknowledge another one. The
+// client refuses it (UNKNOWN_DELIVERY) instead of sending it.
+TEST_F(ReconnectTest, AcksOfAnEarlierSessionAreRefusedNotSent) {
+  SIFT_ASSERT_OK_AND_ASSIGN(auto worker, NewClient("worker"));
+  SubscribeOptions options;
+  options.ack = AckOptions{};
+  SIFT_ASSERT_OK_AND_ASSIGN(auto sub, worker->Subscribe("jobs.>", options));
+  std::vector<Message> old;
+  {
+    SIFT_ASSERT_OK_AND_ASSIGN(auto publisher, NewClient("publisher"));
+    for (int i = 0; i < 5; ++i) {
+      SIFT_ASSERT_OK(publisher->PublishConfirmed("jobs.x",
+                                                 absl::StrCat("old", i)));
+    }
+    for (int i = 0; i < 5; ++i) {
+      SIFT_ASSERT_OK_AND_ASSIGN(Message m, sub->Next(absl::Seconds(10)));
+      old.push_back(std::move(m));
+    }
+  }
+  SIFT_ASSERT_OK(worker->Ack(old[0]));  // queued, maybe not sent yet
+  const uint64_t reconnects_before = worker->reconnects();
+  RestartBroker();
+  for (int i = 0; i < kMaxAttempts && worker->reconnects() == reconnects_before;
+       ++i) {
+    absl::SleepFor(kAttemptWait / 4);
+  }
+  ASSERT_GT(worker->reconnects(), reconnects_before);
+
+  SIFT_ASSERT_OK_AND_ASSIGN(auto publisher, NewClient("publisher2"));
+  std::vector<Message> fresh;
+  for (int i = 0; i < 5; ++i) {
+    SIFT_ASSERT_OK(publisher->PublishConfirmed("jobs.x",
+                                               absl::StrCat("new", i)));
+    SIFT_ASSERT_OK_AND_ASSIGN(Message m, sub->Next(absl::Seconds(10)));
+    EXPECT_EQ(m.payload(), absl::StrCat("new", i));
+    fresh.push_back(std::move(m));
+  }
+  for (size_t i = 0; i < old.size(); ++i) {
+    // The same ids in the new session.
+    EXPECT_EQ(fresh[i].delivery_id(), old[i].delivery_id());
+  }
+  for (size_t i = 1; i < old.size(); ++i) {
+    const absl::Status ack = worker->Ack(old[i]);
+    EXPECT_TRUE(absl::IsNotFound(ack)) << ack;
+    EXPECT_NE(ack.message().find("earlier session"), absl::string_view::npos)
+        << ack;
+    EXPECT_TRUE(absl::IsNotFound(worker->Nack(old[i])));
+    EXPECT_TRUE(absl::IsNotFound(worker->InProgress(old[i])));
+    EXPECT_TRUE(absl::IsNotFound(worker->AckSync(old[i])));
+  }
+  // None of the new deliveries was acknowledged by them: each acks once.
+  for (const Message& m : fresh) SIFT_EXPECT_OK(worker->AckSync(m));
 }
 
 TEST_F(ReconnectTest, SurvivesTwoRestartsAndKeepsAllSubscriptions) {

@@ -258,6 +258,22 @@ bool Settle(const Args& args, Client& client, const Message& message,
   return false;
 }
 
+// Settle after a reconnect may have come between the message and its ack:
+// a message of the ended session (Client::FromEarlierSession) cannot be
+// acknowledged any more, and the broker delivers it again, so it is not an
+// error: said, and not counted.
+enum class Settled { kDone, kFailed, kComesAgain };
+Settled SettleOrExplain(const Args& args, Client& client,
+                        const Message& message) {
+  if (Settle(args, client, message, /*wait=*/true)) return Settled::kDone;
+  if (!client.FromEarlierSession(message)) return Settled::kFailed;
+  std::fprintf(stderr,
+               "sift: the message above was printed but not acknowledged: "
+               "the session it came in ended (reconnect); the broker "
+               "delivers it again\n");
+  return Settled::kComesAgain;
+}
+
 // Shared by sub and reply: subscribes to args.topic and hands each message to
 // `handle` until args.count messages were handled (0: no limit), the
 // deadline passed, or a stop signal came. `handle` returns whether the
@@ -297,6 +313,22 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
   int64_t handled = 0;
   uint64_t broker_dropped = 0;
   uint64_t reconnects = client.reconnects();
+  // Messages of an explicit-ack subscription that came before a reconnect:
+  // skipped, and said so once they stop coming (or at the end).
+  struct StaleMessages {
+    uint64_t count = 0;
+    void Report() {
+      if (count == 0) return;
+      std::fprintf(stderr,
+                   "sift: %llu messages received before the reconnect were "
+                   "not printed: their session ended, so they can no longer "
+                   "be acknowledged; the broker delivers them again (stream "
+                   "consumers, queue groups)\n",
+                   static_cast<unsigned long long>(count));
+      count = 0;
+    }
+    ~StaleMessages() { Report(); }
+  } stale;
   while (args.count == 0 || handled < args.count) {
     if (stop.Requested()) return 0;
     // A new session: the broker restarted, or closed the connection (e.g.
@@ -345,9 +377,25 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
       return Fail(absl::StrCat("subscription to ", args.topic,
                                " failed: ", message.status().message()));
     }
-    if (handle(*message)) ++handled;
+    if (args.ack && client.FromEarlierSession(*message)) {
+      // Received before a reconnect: its delivery id was the old session's,
+      // so it can no longer be acknowledged. Not printed (nor counted): the
+      // broker delivers it again to a stream consumer or queue group.
+      ++stale.count;
+      continue;
+    }
+    stale.Report();
+    const bool counts = handle(*message);
     // Each ack waits for the broker: the next message may never come.
-    if (!Settle(args, client, *message, /*wait=*/true)) return 1;
+    switch (SettleOrExplain(args, client, *message)) {
+      case Settled::kDone:
+        if (counts) ++handled;
+        break;
+      case Settled::kComesAgain:
+        break;
+      case Settled::kFailed:
+        return 1;
+    }
   }
   return 0;
 }

@@ -148,6 +148,11 @@ struct Outgoing {
   std::vector<uint64_t> ack_ids;
   std::unique_ptr<std::string> batch;
   uint32_t batch_count = 0;
+  // An ACK, NACK or PROGRESS: the session whose delivery ids it names (not
+  // sent in a later one), and its request id if a caller waits (AckSync).
+  // 0 for anything else.
+  uint64_t session = 0;
+  uint64_t request_id = 0;
   size_t messages() const { return batch ? batch_count : 1; }
 };
 
@@ -753,7 +758,22 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     if (m.delivery_id() == 0) return SendAck(m, 0, timeout);  // its error
     wire::Header h;
     h.mutable_ack()->add_delivery_ids(m.delivery_id());
-    return Call(std::move(h), timeout).status();
+    return Call(std::move(h), timeout, m.session_).status();
+  }
+
+  // UNKNOWN_DELIVERY for an ACK, NACK or PROGRESS of a delivery made in
+  // an earlier session: a restarted broker numbers its deliveries from 1
+  // again, so the id would name another (as AMQP's channel-scoped delivery
+  // tags: the client must not carry them over).
+  static absl::Status StaleDelivery(uint64_t delivery_id) {
+    return protocol::WireError(
+        wire::UNKNOWN_DELIVERY,
+        absl::StrCat("delivery ", delivery_id,
+                     " came in an earlier session with the broker (it "
+                     "restarted, or the connection was lost since): it can "
+                     "no longer be acknowledged; the broker delivers it "
+                     "again (a stream consumer, a queue group) or has "
+                     "dropped it"));
   }
 
   // ACK, NACK and PROGRESS go out fire-and-forget (request_id 0): the
@@ -765,7 +785,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
           "(SubscribeOptions::ack): there is nothing to acknowledge");
     }
     wire::Header h;
-    if (kind == 0) return EnqueueAck(m.delivery_id());
+    if (kind == 0) return EnqueueAck(m.delivery_id(), m.session_);
     if (kind == 1 && delay < absl::ZeroDuration()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "Nack delay is negative (", absl::FormatDuration(delay),
@@ -777,17 +797,18 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     } else {
       h.mutable_progress()->add_delivery_ids(m.delivery_id());
     }
-    return EnqueueHeader(h);
+    return EnqueueHeader(h, m.session_);
   }
 
   // Sends a request (its request_id is set here) and waits up to `timeout`
   // for the answer: the reply header, or the ERROR as a Status.
-  Reply Call(wire::Header h, absl::Duration timeout) {
+  // `session`: for an ACK, the session of its delivery (EnqueueHeader).
+  Reply Call(wire::Header h, absl::Duration timeout, uint64_t session = 0) {
     if (absl::Status s = NotInCallback("this call"); !s.ok()) return s;
     const uint64_t id = NextId();
     h.set_request_id(id);
     std::future<Reply> reply = AddWaiter(id);
-    if (absl::Status s = EnqueueHeader(h); !s.ok()) {
+    if (absl::Status s = EnqueueHeader(h, session); !s.ok()) {
       DropWaiter(id);
       return s;
     }
@@ -893,6 +914,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   }
   uint64_t reconnects() const { return reconnects_.load(); }
   uint64_t broker_dropped() const { return broker_dropped_.load(); }
+  bool FromEarlierSession(const Message& m) const {
+    return m.delivery_id() != 0 &&
+           m.session_ != session_.load(std::memory_order_relaxed);
+  }
 
  private:
   // Where the DELIVERs of one Fetch() go until its OK.
@@ -1094,19 +1119,26 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   // Queues an ACK of `id`, joining the ACK at the tail of the outbox if
   // there is one (acks stay in order with everything else the client
   // sends, and the broker parses one ACK per batch of them, not per id).
-  absl::Status EnqueueAck(uint64_t id) {
+  // `session`: the session delivery `id` came in (Message::session_);
+  // UNKNOWN_DELIVERY if that session has ended (StaleDelivery).
+  absl::Status EnqueueAck(uint64_t id, uint64_t session) {
     bool wake;
     {
       internal::FastMutexLock lock(&mu_);
       if (closing_) return absl::FailedPreconditionError("client closed");
+      if (session != session_.load(std::memory_order_relaxed)) {
+        return StaleDelivery(id);
+      }
       wake = outbox_.empty();
       if (!outbox_.empty() && !outbox_.back().ack_ids.empty() &&
+          outbox_.back().session == session &&
           outbox_.back().ack_ids.size() < kMaxAckIdsPerAck) {
         outbox_.back().ack_ids.push_back(id);
         return absl::OkStatus();  // its wake-up is on its way
       }
       Outgoing out;
       out.ack_ids.push_back(id);
+      out.session = session;
       outbox_.push_back(std::move(out));
       ++queued_;
     }
@@ -1114,14 +1146,24 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     return absl::OkStatus();
   }
 
-  absl::Status EnqueueHeader(const wire::Header& h) {
+  // `session`: nonzero for an ACK, NACK or PROGRESS, the session of the
+  // delivery it names (UNKNOWN_DELIVERY if it has ended; see EnqueueAck).
+  absl::Status EnqueueHeader(const wire::Header& h, uint64_t session = 0) {
     const std::string bytes = protocol::EncodeHeader(h);
     bool wake;
     {
       internal::FastMutexLock lock(&mu_);
       if (closing_) return absl::FailedPreconditionError("client closed");
+      if (session != 0 && session != session_.load(std::memory_order_relaxed)) {
+        const uint64_t id = h.has_nack() ? h.nack().delivery_id()
+                            : h.has_ack() ? h.ack().delivery_ids(0)
+                                          : h.progress().delivery_ids(0);
+        return StaleDelivery(id);
+      }
       wake = outbox_.empty();
       Outgoing out;
+      out.session = session;
+      out.request_id = session != 0 ? h.request_id() : 0;
       out.header = Frame(bytes.data(), bytes.size());
       outbox_.push_back(std::move(out));
       ++queued_;
@@ -1594,6 +1636,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   void OnWelcome(const wire::Header& h) {
     std::vector<wire::Header> resubscribe;
+    std::vector<uint64_t> stale;  // AckSync waiters of dropped ACKs
     {
       internal::FastMutexLock lock(&mu_);
       if (h.request_id() != hello_id_) return;  // answer to an older HELLO
@@ -1607,6 +1650,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       max_headers_bytes_.store(w.max_headers_bytes());
       max_topic_length_.store(w.max_topic_length());
       max_topic_tokens_.store(w.max_topic_tokens());
+      session_.fetch_add(1, std::memory_order_relaxed);
+      stale = TakeStaleAcksLocked();
       if (had_session_) {
         // A new session after losing the broker: subscribe again, the inbox
         // under its new prefix.
@@ -1626,11 +1671,39 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
           next_ping_ms_,
           NowMs() + absl::ToInt64Milliseconds(options_.ping_interval));
     }
+    for (uint64_t id : stale) {
+      Fulfil(id, protocol::WireError(
+                     wire::UNKNOWN_DELIVERY,
+                     "the session ended before this ACK was sent: it was "
+                     "not sent (its delivery ids were that session's); the "
+                     "broker delivers the message again or has dropped it"));
+    }
     if (had_session_) reconnects_.fetch_add(1);
     had_session_ = true;
     for (const wire::Header& s : resubscribe) SendNow(s);
     ready_ = true;
     Fulfil(h.request_id(), h);
+  }
+
+  // A new session: drops the ACKs, NACKs and PROGRESSes queued for an
+  // earlier one (their delivery ids mean nothing now, or another delivery
+  // of a restarted broker). Returns the request ids of those a caller
+  // waits for. I/O thread, mu_ held (sending_ is the I/O thread's).
+  std::vector<uint64_t> TakeStaleAcksLocked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const uint64_t now = session_.load(std::memory_order_relaxed);
+    std::vector<uint64_t> waiting;
+    auto stale = [&](const Outgoing& o) {
+      if (o.session == 0 || o.session == now) return false;
+      queued_ -= o.messages();
+      if (o.request_id != 0) waiting.push_back(o.request_id);
+      return true;
+    };
+    outbox_.erase(std::remove_if(outbox_.begin(), outbox_.end(), stale),
+                  outbox_.end());
+    sending_.erase(std::remove_if(sending_.begin(), sending_.end(), stale),
+                   sending_.end());
+    return waiting;
   }
 
   void Fulfil(uint64_t id, Reply reply) {
@@ -1719,6 +1792,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       target->last_stream_seq = stream_seq;
     }
     Message m;
+    m.session_ = session_.load(std::memory_order_relaxed);  // this thread's
     m.stream_seq_ = stream_seq;
     m.timestamp_ms_ = timestamp_ms;
     m.topic_ = d.topic;
@@ -1862,6 +1936,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   };
   std::vector<OkReply> oks_;
   bool woken_on_io_thread_ = false;  // Wake() on the I/O thread; only it
+  // Counts WELCOMEs: the session a Message's delivery id belongs to
+  // (Message::session_). Written by the I/O thread with mu_ held.
+  std::atomic<uint64_t> session_{0};
   std::string ack_bytes_;  // SendQueued's ACK header, reused (sock_mu_)
   std::vector<PublishDone> ok_dones_;
   std::atomic<int64_t> next_confirm_deadline_ms_{kNoDeadline};
@@ -2152,6 +2229,9 @@ void Client::Close() { core_->Close(); }
 std::string Client::client_id() const { return core_->client_id(); }
 std::string Client::inbox_prefix() const { return core_->inbox_prefix(); }
 uint64_t Client::reconnects() const { return core_->reconnects(); }
+bool Client::FromEarlierSession(const Message& message) const {
+  return core_->FromEarlierSession(message);
+}
 uint64_t Client::broker_dropped() const { return core_->broker_dropped(); }
 
 }  // namespace sift

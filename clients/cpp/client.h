@@ -148,6 +148,8 @@ class Message {
   uint64_t timestamp_ms_ = 0;
   std::vector<std::pair<std::string_view, std::string_view>> headers_;
   std::string_view headers_wire_;  // the encoded entries headers_ points into
+  // The client's session it came in (its delivery_id is that session's).
+  uint64_t session_ = 0;
   // Owns the bytes the views point into; null while borrowed by a callback.
   std::shared_ptr<const void> storage_;
 };
@@ -556,6 +558,15 @@ class Client {
   std::string inbox_prefix() const;
   // How many times the client has re-established its session.
   uint64_t reconnects() const;
+  // True if `message` (of an explicit-ack subscription or fetch) came in a
+  // session with the broker that has since ended: the client reconnected,
+  // after a broker restart or a lost connection. Its delivery id belongs to
+  // that session (a restarted broker numbers deliveries from 1 again, as
+  // AMQP's delivery tags are per channel), so Ack, AckSync, Nack and
+  // InProgress refuse it with NotFound (wire code UNKNOWN_DELIVERY); the
+  // broker delivers it again (a stream consumer, a queue group) or has
+  // dropped it. Thread-safe.
+  bool FromEarlierSession(const Message& message) const;
   // Deliveries the broker dropped for this client because it did not read
   // fast enough (more than the broker's max_pending_bytes_per_client waited
   // for it), as the broker's SLOW_CONSUMER notices reported them; they come

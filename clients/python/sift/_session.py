@@ -21,12 +21,23 @@ from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
 from . import _wire
 from .errors import (BadFrame, ClientClosed, ErrorCode, NotConnected,
-                     PendingLimit, SiftError, SlowConsumer, error_for_code)
+                     PendingLimit, SiftError, SlowConsumer, UnknownDelivery,
+                     error_for_code)
 from .message import Message
 from .options import (AckOptions, Limits, PluginSpec, SlowConsumerOptions,
                       StreamStart)
 
 log = logging.getLogger("sift")
+
+
+def stale_delivery() -> UnknownDelivery:
+    """The error for an ACK, NACK or PROGRESS of a delivery made in an
+    earlier session: its id means nothing to the current one."""
+    return UnknownDelivery(
+        "this delivery came in an earlier session with the broker (it "
+        "restarted, or the connection was lost since): it can no longer be "
+        "acknowledged; the broker delivers it again (a stream consumer, a "
+        "queue group) or has dropped it")
 
 # Client-side batching of fire-and-forget PUBs (docs/protocol.md §9), as the
 # C++ client does it: PUBs that queue up while the sender is busy go out in
@@ -156,8 +167,11 @@ class Session:
         # (HELLO, PING, PONG, resubscriptions, BYE), then, once a session is
         # established, the user's.
         self.control: Deque[List[bytes]] = collections.deque()
-        self.outbox: Deque[Tuple[List[bytes], Optional[Pending], bool]] = (
-            collections.deque())
+        # (frames, pending, batchable, epoch): epoch is the session an
+        # ACK, NACK or PROGRESS belongs to (its delivery ids are that
+        # session's), 0 for anything else.
+        self.outbox: Deque[Tuple[List[bytes], Optional[Pending], bool,
+                                 int]] = collections.deque()
 
     # ---- Hooks for the driver ----
 
@@ -195,9 +209,13 @@ class Session:
                 f"{self.dead}")
 
     def enqueue(self, frames: List[bytes], pending: Optional[Pending] = None,
-                batchable: bool = False) -> None:
+                batchable: bool = False, epoch: int = 0) -> None:
         """Queues user traffic, sent once a session is established.
-        PendingLimit beyond max_pending messages."""
+        PendingLimit beyond max_pending messages. ``epoch``: the session an
+        ACK, NACK or PROGRESS belongs to (stale_delivery() if that session
+        ended), 0 for traffic of any session."""
+        if epoch and epoch != self.epoch:
+            raise stale_delivery()
         self.check_open()
         if len(self.outbox) >= self.max_pending:
             state = ("the broker is unreachable, reconnecting" if not
@@ -207,11 +225,12 @@ class Session:
                 f"({state}); not queued, try again later")
         if pending is not None:
             self.pending[pending.rid] = pending
-        self.outbox.append((frames, pending, batchable))
+        self.outbox.append((frames, pending, batchable, epoch))
 
     def request(self, kind: str, frames: List[bytes], waiter: Any, rid: int,
-                sid: int = 0, resend: bool = True) -> None:
-        self.enqueue(frames, Pending(rid, kind, frames, waiter, sid, resend))
+                sid: int = 0, resend: bool = True, epoch: int = 0) -> None:
+        self.enqueue(frames, Pending(rid, kind, frames, waiter, sid, resend),
+                     epoch=epoch)
 
     def forget(self, rid: int) -> None:
         """The caller stopped waiting (timeout)."""
@@ -280,7 +299,7 @@ class Session:
 
         outbox = self.outbox
         while outbox:
-            frames, pending, batchable = outbox.popleft()
+            frames, pending, batchable, _ = outbox.popleft()
             if pending is not None:
                 pending.epoch = self.epoch
             if batch_ok and batchable:
@@ -428,13 +447,15 @@ class Session:
         self._deliver(sub, msg)
 
     def _message_of(self, d, payload: bytes) -> Message:
-        return self._make_message(
+        m = self._make_message(
             topic=d.topic.decode("latin-1"), payload=payload,
             reply_to=d.reply_to.decode("latin-1"),
             headers=_wire.headers_of(d.headers) if len(d.headers) else [],
             sid=d.sid, delivery_id=d.delivery_id, attempt=d.attempt,
             retained=d.retained, stream_seq=d.stream_seq,
             timestamp_ms=d.timestamp_ms)
+        m._epoch = self.epoch
+        return m
 
     def _on_welcome(self, h) -> None:
         if h.request_id != self.hello_rid:
@@ -452,12 +473,31 @@ class Session:
                                  time.monotonic() + self.ping_interval)
         if self.had_session:
             self.reconnects += 1
+            self._drop_stale_acks()
             self._resume()
         self.had_session = True
         self.ready = True
         if self.connect_waiter is not None:
             self._resolve(self.connect_waiter, self.limits)
             self.connect_waiter = None
+
+    def _drop_stale_acks(self) -> None:
+        """After a new WELCOME: ACKs, NACKs and PROGRESSes queued for an
+        earlier session are not sent; their delivery ids were that
+        session's (a restarted broker numbers its deliveries from 1 again,
+        and would take them for others). Their waiters get
+        stale_delivery()."""
+        kept: Deque[Tuple[List[bytes], Optional[Pending], bool, int]] = (
+            collections.deque())
+        for item in self.outbox:
+            _, pending, _, epoch = item
+            if not epoch or epoch == self.epoch:
+                kept.append(item)
+                continue
+            if pending is not None:
+                self.pending.pop(pending.rid, None)
+                self._fail(pending.waiter, stale_delivery())
+        self.outbox = kept
 
     def _resume(self) -> None:
         """After a new WELCOME: subscribe again, resend what the broker

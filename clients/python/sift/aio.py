@@ -456,12 +456,12 @@ class AsyncClient:
             message._ackable()  # raises NotAckable
         self._check_started()
         if timeout is None:
-            self._session.enqueue([frames_for(0)])
+            self._session.enqueue([frames_for(0)], epoch=message._epoch)
             self._flush()
             return
         rid = self._session.next_id()
         await self._call(ACK, [frames_for(rid)], rid, timeout, what,
-                         resend=False)
+                         resend=False, epoch=message._epoch)
 
     async def ack(self, message: Message,
                   timeout: Optional[float] = None) -> None:
@@ -738,11 +738,13 @@ class AsyncClient:
         self._dispatch.put_nowait(run)
 
     async def _call(self, kind: str, frames: List[bytes], rid: int,
-                    timeout: float, what: str, resend: bool = True) -> Any:
+                    timeout: float, what: str, resend: bool = True,
+                    epoch: int = 0) -> Any:
         _args.timeout(timeout)  # before anything is sent
         assert self._loop is not None
         fut = self._loop.create_future()
-        self._session.request(kind, frames, fut, rid, resend=resend)
+        self._session.request(kind, frames, fut, rid, resend=resend,
+                              epoch=epoch)
         self._flush()
         return await self._wait(fut, rid, timeout, what)
 

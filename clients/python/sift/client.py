@@ -774,11 +774,12 @@ class Client:
             message._ackable()  # raises NotAckable
         if timeout is None:
             with self._lock:
-                self._session.enqueue([frames_for(0)])
+                self._session.enqueue([frames_for(0)], epoch=message._epoch)
             self._wake()
             return
         rid = self._session.next_id()
-        self._call(ACK, [frames_for(rid)], rid, timeout, what, resend=False)
+        self._call(ACK, [frames_for(rid)], rid, timeout, what, resend=False,
+                   epoch=message._epoch)
 
     def ack(self, message: Message, timeout: Optional[float] = None) -> None:
         """Acknowledges a delivery (see Message.ack()). Thread-safe; also
@@ -1073,11 +1074,13 @@ class Client:
         self._dispatcher.submit(lambda: cb(exc))
 
     def _call(self, kind: str, frames: List[bytes], rid: int,
-              timeout: float, what: str, resend: bool = True) -> Any:
+              timeout: float, what: str, resend: bool = True,
+              epoch: int = 0) -> Any:
         _args.timeout(timeout)  # before anything is sent
         fut: "concurrent.futures.Future" = concurrent.futures.Future()
         with self._lock:
-            self._session.request(kind, frames, fut, rid, resend=resend)
+            self._session.request(kind, frames, fut, rid, resend=resend,
+                                  epoch=epoch)
         self._wake()
         return self._wait(fut, rid, timeout, what)
 

@@ -40,7 +40,7 @@ class Message:
 
     __slots__ = ("topic", "payload", "reply_to", "headers", "sid",
                  "delivery_id", "attempt", "retained", "stream_seq",
-                 "timestamp_ms", "_client")
+                 "timestamp_ms", "_client", "_epoch")
 
     def __init__(self, topic: str, payload: bytes, reply_to: str = "",
                  headers: Optional[List[Tuple[str, bytes]]] = None,
@@ -58,6 +58,9 @@ class Message:
         self.stream_seq = stream_seq
         self.timestamp_ms = timestamp_ms
         self._client = client
+        # The session (Session.epoch) it was delivered in, 0 if none: its
+        # delivery_id means something to that session only.
+        self._epoch = 0
 
     @property
     def timestamp(self) -> Optional[datetime.datetime]:
@@ -107,7 +110,10 @@ class Message:
         Raises:
           NotAckable: not from an explicit-ack subscription or fetch.
           UnknownDelivery: (with a timeout) the delivery is not in flight
-            any more (acknowledged already, or redelivered since).
+            any more (acknowledged already, or redelivered since); at once,
+            whatever the timeout, if it came in an earlier session (the
+            broker restarted or the connection was lost since: its id
+            belongs to that session).
           Timeout, ClientClosed, PendingLimit.
         """
         self._ackable().ack(self, timeout=timeout)

@@ -41,6 +41,38 @@ class ReconnectTest(unittest.TestCase):
         # The inbox moved to the new prefix, and the responder is back.
         self.assertEqual(c.request("svc.echo", b"2", timeout=5).payload, b"2")
 
+    def test_acks_of_an_earlier_session_are_refused_not_sent(self):
+        # A restarted broker numbers its deliveries from 1 again: acks of
+        # messages from before the restart would acknowledge others.
+        c = self.client()
+        sub = c.subscribe("jobs.>", ack=True)
+        pub = self.client()
+        for i in range(5):
+            pub.publish_confirmed("jobs.x", b"old%d" % i)
+        old = [sub.next(5) for _ in range(5)]
+        self.assertEqual([m.delivery_id for m in old], [1, 2, 3, 4, 5])
+        old[0].ack()  # queued for the old session, maybe not sent yet
+        self.siftd.restart()
+        self.assertTrue(wait_until(lambda: c.reconnects >= 1, 10),
+                        "no new session within 10 s")
+        self.assertTrue(wait_until(lambda: pub.reconnects >= 1, 10))
+        for i in range(5):
+            pub.publish_confirmed("jobs.x", b"new%d" % i)
+        new = [sub.next(5) for _ in range(5)]
+        self.assertEqual([m.payload for m in new],
+                         [b"new%d" % i for i in range(5)])
+        # Same ids as the old ones, in the new session.
+        self.assertEqual([m.delivery_id for m in new], [1, 2, 3, 4, 5])
+        for m in old[1:]:
+            with self.assertRaisesRegex(sift.UnknownDelivery,
+                                        "earlier session"):
+                m.ack()
+            with self.assertRaises(sift.UnknownDelivery):
+                m.nack(timeout=5)
+        # The new deliveries are all still in flight: each acks once.
+        for m in new:
+            m.ack(timeout=5)
+
     def test_calls_during_an_outage_complete_after_it(self):
         c = self.client()
         sub = c.subscribe("jobs")
@@ -115,6 +147,29 @@ class ReconnectTest(unittest.TestCase):
                 await c.publish_confirmed("news.x", b"hello again")
                 self.assertEqual((await sub.next(5)).payload, b"hello again")
                 self.assertEqual((await c.stats()).subscriptions, 1)
+            finally:
+                await c.close()
+        asyncio.run(run())
+
+    def test_async_acks_of_an_earlier_session_are_refused(self):
+        async def run():
+            c = await sift.AsyncClient.connect(self.siftd.endpoint)
+            try:
+                sub = await c.subscribe("jobs.>", ack=True)
+                await c.publish_confirmed("jobs.x", b"old")
+                old = await sub.next(5)
+                self.siftd.restart()
+                deadline = time.monotonic() + 10
+                while c.reconnects < 1 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                self.assertEqual(c.reconnects, 1)
+                await c.publish_confirmed("jobs.x", b"new")
+                new = await sub.next(5)
+                self.assertEqual(new.delivery_id, old.delivery_id)
+                with self.assertRaisesRegex(sift.UnknownDelivery,
+                                            "earlier session"):
+                    await old.ack()
+                await new.ack(timeout=5)  # still in flight: not acked
             finally:
                 await c.close()
         asyncio.run(run())

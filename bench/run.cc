@@ -145,22 +145,19 @@ class ConfirmedPublisher
     std::unique_lock<std::mutex> l(mu_);
     while (error_.empty() && !stop_->load(std::memory_order_relaxed)) {
       if (!again_.empty()) {
-        const uint64_t seq = again_.front();
-        again_.pop_front();
-        ++outstanding_;
         l.unlock();
         std::this_thread::sleep_for(kConfirmRetryPause);
-        SendOrFail(seq);
         l.lock();
+        const uint64_t seq = again_.front();  // only this thread takes
+        again_.pop_front();
+        ++outstanding_;
+        SendLocked(seq);
         continue;
       }
       if (outstanding_ < options_.confirm_window &&
           next_seq_ < options_.count) {
-        const uint64_t seq = next_seq_++;
         ++outstanding_;
-        l.unlock();
-        SendOrFail(seq);
-        l.lock();
+        SendLocked(next_seq_++);
         continue;
       }
       if (outstanding_ == 0) break;  // all answered
@@ -181,8 +178,11 @@ class ConfirmedPublisher
  private:
   // Sends message `seq`, counted in outstanding_ by the caller; on a
   // refusal to send, gives it back (ResourceExhausted: to again_, after the
-  // pause; else as the error that ends the run).
-  void SendOrFail(uint64_t seq) {
+  // pause; else as the error that ends the run). Under mu_, so that new
+  // messages go out in the order of their seq, whichever thread sends them
+  // (a receiver counts any other order as out of order). The client calls
+  // no `done` from inside SendConfirmedAsync.
+  void SendLocked(uint64_t seq) {
     // The payload is copied by the client before the call returns: one
     // buffer per thread (this one, or a transport thread in a callback).
     thread_local std::string payload;
@@ -201,7 +201,6 @@ class ConfirmedPublisher
           self->Answered(seq, t0, std::move(s));
         });
     if (s.ok()) return;
-    std::lock_guard<std::mutex> l(mu_);
     --outstanding_;
     if (absl::IsResourceExhausted(s) &&
         !stop_->load(std::memory_order_relaxed)) {
@@ -217,31 +216,25 @@ class ConfirmedPublisher
   // The answer to message `seq`, sent at t0; on the transport's thread.
   void Answered(uint64_t seq, int64_t t0, absl::Status s) {
     const int64_t now = NowNs();
-    uint64_t next = 0;
-    bool send_next = false;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (s.ok()) {
-        latency_.Record(now - t0);
-        state_->sent.fetch_add(1, std::memory_order_relaxed);
-      } else if (absl::IsResourceExhausted(s)) {  // not stored: again
-        again_.push_back(seq);
-        ++retries_;
-        state_->retries.fetch_add(1, std::memory_order_relaxed);
-      } else if (error_.empty()) {
-        error_ = absl::StrCat("seq ", seq, ": ", s.message());
-      }
-      if (s.ok() && error_.empty() && again_.empty() &&
-          next_seq_ < options_.count &&
-          !stop_->load(std::memory_order_relaxed)) {
-        next = next_seq_++;  // takes this answer's place in the window
-        send_next = true;
-      } else {
-        --outstanding_;
-        changed_.notify_one();
-      }
+    std::lock_guard<std::mutex> l(mu_);
+    if (s.ok()) {
+      latency_.Record(now - t0);
+      state_->sent.fetch_add(1, std::memory_order_relaxed);
+    } else if (absl::IsResourceExhausted(s)) {  // not stored: again
+      again_.push_back(seq);
+      ++retries_;
+      state_->retries.fetch_add(1, std::memory_order_relaxed);
+    } else if (error_.empty()) {
+      error_ = absl::StrCat("seq ", seq, ": ", s.message());
     }
-    if (send_next) SendOrFail(next);
+    if (s.ok() && error_.empty() && again_.empty() &&
+        next_seq_ < options_.count &&
+        !stop_->load(std::memory_order_relaxed)) {
+      SendLocked(next_seq_++);  // takes this answer's place in the window
+    } else {
+      --outstanding_;
+      changed_.notify_one();
+    }
   }
 
   const Options& options_;
@@ -250,7 +243,7 @@ class ConfirmedPublisher
   const std::atomic<bool>* const stop_;
   PublisherState* const state_;
 
-  std::mutex mu_;
+  std::mutex mu_;  // guards the members below
   std::condition_variable changed_;
   int outstanding_ = 0;        // sent, not yet answered
   uint64_t next_seq_ = 0;      // the next new message

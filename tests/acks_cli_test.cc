@@ -14,8 +14,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "broker/protocol/codec.h"
 #include "clients/cpp/client.h"
 #include "gtest/gtest.h"
+#include "proto/sift.pb.h"
 #include "tests/harness.h"
 #include "tests/siftd_process.h"
 #include "tests/test_util.h"
@@ -144,6 +146,40 @@ TEST(AcksCliTest, AckAcknowledgesEachMessage) {
   EXPECT_EQ(stats->deliveries().acks(), 2u);
   EXPECT_EQ(stats->deliveries().expired(), 0u);
   EXPECT_EQ(stats->deliveries().redeliveries(), 0u);
+}
+
+// A fire-and-forget `sift pub` whose messages the broker refuses (here a
+// full work queue: QUEUE_FULL) says so and exits 1, instead of "published".
+TEST(AcksCliTest, PubWithoutConfirmReportsRefusedMessages) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto worker = Connect(siftd->endpoint());
+  ASSERT_NE(worker, nullptr);
+  SubscribeOptions options;
+  options.queue_group = "small";
+  options.ack = AckOptions{};
+  options.ack->max_in_flight = 1;
+  options.ack->max_queued = 1;
+  auto sub = worker->Subscribe("q", options);
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  Running pub = StartSift(*siftd, {"pub", "q", "m{n}", "--count", "5"});
+  ASSERT_GT(pub.pid, 0);
+  EXPECT_EQ(Reap(pub.pid, kTimeout), 1) << ReadFile(pub.out);
+  const std::string out = ReadFile(pub.out);
+  // One in flight, one queued, three refused.
+  EXPECT_NE(out.find("the broker refused 3 of 5 messages to q"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("queue"), std::string::npos) << out;
+  EXPECT_EQ(out.find("published"), std::string::npos) << out;
+  // The client library counts them (Client::async_errors).
+  auto pub2 = Connect(siftd->endpoint());
+  ASSERT_NE(pub2, nullptr);
+  ASSERT_TRUE(pub2->Publish("q", "again").ok());
+  ASSERT_TRUE(pub2->Flush(kTimeout).ok());
+  EXPECT_EQ(pub2->async_errors(), 1u);
+  EXPECT_EQ(protocol::WireCodeOf(pub2->last_async_error()), wire::QUEUE_FULL)
+      << pub2->last_async_error();
 }
 
 // The flags reach the broker: a queue group's retry policy is its first

@@ -156,13 +156,21 @@ int RunPub(const Args& args) {
     }
   }
   if (!confirm) {
-    // Fire-and-forget: say "published" only once the broker has read them.
+    // Fire-and-forget: say "published" only once the broker has read them,
+    // and none of them was refused (its ERRORs come before Flush's PONG).
     if (absl::Status flushed = (*client)->Flush(args.connect_timeout);
         !flushed.ok()) {
       return Fail(absl::StrCat(
           "the broker did not read all ", Messages(args.count), " to ",
           args.topic, " within ", absl::FormatDuration(args.connect_timeout),
           " (--connect_timeout); some may be lost: ", flushed.message()));
+    }
+    if (const uint64_t refused = (*client)->async_errors(); refused > 0) {
+      return Fail(absl::StrCat(
+          "the broker refused ", refused, " of ", Messages(args.count),
+          " to ", args.topic, " (the last: ",
+          (*client)->last_async_error().message(),
+          "); use --confirm to see which"));
     }
   }
   (*client)->Close();

@@ -914,6 +914,14 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   }
   uint64_t reconnects() const { return reconnects_.load(); }
   uint64_t broker_dropped() const { return broker_dropped_.load(); }
+  uint64_t async_errors() const {
+    internal::FastMutexLock lock(&mu_);
+    return async_errors_;
+  }
+  absl::Status last_async_error() const {
+    internal::FastMutexLock lock(&mu_);
+    return last_async_error_;
+  }
   bool FromEarlierSession(const Message& m) const {
     return m.delivery_id() != 0 &&
            m.session_ != session_.load(std::memory_order_relaxed);
@@ -1607,6 +1615,15 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
           return;
         }
         const bool lost_session = h.error().code() == wire::HELLO_REQUIRED;
+        if (h.request_id() == 0 && !lost_session) {
+          // The answer to a fire-and-forget command (a refused PUB, an ACK
+          // of an unknown delivery): nobody waits for it; counted.
+          internal::FastMutexLock lock(&mu_);
+          ++async_errors_;
+          last_async_error_ =
+              protocol::WireError(h.error().code(), h.error().message());
+          return;
+        }
         Fulfil(h.request_id(),
                protocol::WireError(h.error().code(), h.error().message()));
         // The broker lost our session (restart): start a new one, once.
@@ -1915,6 +1932,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   mutable internal::FastMutex mu_;
   std::vector<Outgoing> outbox_ ABSL_GUARDED_BY(mu_);
+  uint64_t async_errors_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status last_async_error_ ABSL_GUARDED_BY(mu_);
   size_t queued_ ABSL_GUARDED_BY(mu_) = 0;  // messages in outbox_ + sending_
   bool batching_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<uint64_t, std::promise<Reply>> waiters_
@@ -2229,6 +2248,10 @@ void Client::Close() { core_->Close(); }
 std::string Client::client_id() const { return core_->client_id(); }
 std::string Client::inbox_prefix() const { return core_->inbox_prefix(); }
 uint64_t Client::reconnects() const { return core_->reconnects(); }
+uint64_t Client::async_errors() const { return core_->async_errors(); }
+absl::Status Client::last_async_error() const {
+  return core_->last_async_error();
+}
 bool Client::FromEarlierSession(const Message& message) const {
   return core_->FromEarlierSession(message);
 }

@@ -558,6 +558,16 @@ class Client {
   std::string inbox_prefix() const;
   // How many times the client has re-established its session.
   uint64_t reconnects() const;
+  // ERRORs the broker sent for fire-and-forget commands, which nobody
+  // waits for: a PUB it refused (STORE_FULL when a stream's writer queue
+  // is full, QUEUE_FULL, PAYLOAD_TOO_LARGE, ...), an ACK, NACK or PROGRESS
+  // of a delivery it no longer holds (UNKNOWN_DELIVERY). Counted since the
+  // client was made; last_async_error() is the latest, as a Status with its
+  // wire code (OK if none). They arrive in order with everything else, so
+  // after Flush() every ERROR for what was sent before it is counted.
+  // Thread-safe.
+  uint64_t async_errors() const;
+  absl::Status last_async_error() const;
   // True if `message` (of an explicit-ack subscription or fetch) came in a
   // session with the broker that has since ended: the client reconnected,
   // after a broker restart or a lost connection. Its delivery id belongs to

@@ -522,8 +522,10 @@ class Client {
   // its acknowledged position moves on. Fire-and-forget (queued, returns
   // at once); an id the broker no longer holds in flight (acknowledged
   // twice, or its ack wait ran out and it was redelivered) is answered with
-  // ERROR UNKNOWN_DELIVERY, which is logged. Errors here: FailedPrecondition for a message without a
-  // delivery id, or a closed client. Thread-safe; also from callbacks.
+  // ERROR UNKNOWN_DELIVERY, counted in async_errors(). Errors here:
+  // FailedPrecondition for a message without a delivery id, or a closed
+  // client; NotFound (UNKNOWN_DELIVERY) for a message of an earlier session
+  // (FromEarlierSession). Thread-safe; also from callbacks.
   absl::Status Ack(const Message& message);
   // Acknowledges and waits up to `timeout` for the broker's answer
   // (JetStream's AckSync): OK once the broker has processed it, and for a

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -405,6 +406,10 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
       return UsageError(absl::StrCat("flag ", flag.written,
                                      " needs a message id"));
     }
+    if (!args.msg_id.empty() && args.msg_id != *flag.value) {
+      return UsageError(absl::StrCat("two message ids: '", args.msg_id,
+                                     "' and '", *flag.value, "'"));
+    }
     args.msg_id = *flag.value;
   } else if (name == "stream") {
     if (flag.value->empty()) {
@@ -558,8 +563,26 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
                                      "' for ", flag.written,
                                      " (use KEY=VALUE, e.g. region=eu)"));
     }
-    args.headers.emplace_back(flag.value->substr(0, eq),
-                              flag.value->substr(eq + 1));
+    const std::string key = flag.value->substr(0, eq);
+    const std::string value = flag.value->substr(eq + 1);
+    if (absl::EqualsIgnoreCase(key, "msg-id") ||
+        absl::EqualsIgnoreCase(key, "sift-msg-id")) {
+      // The message id a stream deduplicates on (--msg-id), however
+      // spelled: the broker reads only "sift-msg-id".
+      if (value.empty()) {
+        return UsageError(absl::StrCat("flag ", flag.written,
+                                       " needs a message id after ", key,
+                                       "="));
+      }
+      if (!args.msg_id.empty() && args.msg_id != value) {
+        return UsageError(absl::StrCat("two message ids: '", args.msg_id,
+                                       "' and '", value, "' (", flag.written,
+                                       " ", key, "= is --msg-id)"));
+      }
+      args.msg_id = value;
+    } else {
+      args.headers.emplace_back(key, value);
+    }
   } else {
     absl::StatusOr<bool> b = ParseBoolFlag(flag);
     if (!b.ok()) return b.status();

@@ -802,6 +802,24 @@ TEST(StreamArgsTest, PubMsgId) {
   EXPECT_EQ(args->msg_id, "order-{n}");
   EXPECT_THAT(ErrorOf({"pub", "t", "m", "--msg-id="}),
               HasSubstr("needs a message id"));
+  // --header Msg-Id=ID (the spelling, any case) or
+  // sift-msg-id=ID is the message id too, not a header the broker ignores.
+  for (const char* key : {"Msg-Id", "msg-id", "SIFT-MSG-ID", "sift-msg-id"}) {
+    args = Parse({"pub", "t", "m", "--header", absl::StrCat(key, "=o-7"),
+                  "--header", "region=eu"});
+    ASSERT_TRUE(args.ok()) << key << ": " << args.status();
+    EXPECT_EQ(args->msg_id, "o-7") << key;
+    ASSERT_EQ(args->headers.size(), 1u) << key;
+    EXPECT_EQ(args->headers[0].first, "region");
+  }
+  args = Parse({"pub", "t", "m", "--msg-id", "a", "--header", "Msg-Id=a"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_THAT(ErrorOf({"pub", "t", "m", "--msg-id", "a", "--header",
+                       "sift-msg-id=b"}),
+              HasSubstr("two message ids: 'a' and 'b'"));
+  EXPECT_THAT(ErrorOf({"pub", "t", "m", "--header", "Msg-Id=b", "--msg-id",
+                       "a"}),
+              HasSubstr("two message ids: 'b' and 'a'"));
 }
 
 TEST(StreamArgsTest, Help) {

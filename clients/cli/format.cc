@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -210,16 +211,22 @@ std::string MessageLine(std::string_view topic, uint64_t stream_seq,
 
 std::string StreamSeqsNote(const std::vector<PublishAck>& acks) {
   uint64_t low = 0, high = 0, duplicates = 0;
+  absl::flat_hash_set<uint64_t> seqs;
   for (const PublishAck& ack : acks) {
     if (ack.stream_seq == 0) continue;
     if (low == 0 || ack.stream_seq < low) low = ack.stream_seq;
     high = std::max(high, ack.stream_seq);
     duplicates += ack.duplicate ? 1 : 0;
+    seqs.insert(ack.stream_seq);
   }
   if (low == 0) return "";
-  std::string note = low == high ? absl::StrCat(" (stream seq ", low)
-                                 : absl::StrCat(" (stream seqs ", low, "..",
-                                                high);
+  // low..high only when it holds no other seqs (another publisher's, say).
+  std::string note =
+      low == high ? absl::StrCat(" (stream seq ", low)
+      : seqs.size() == high - low + 1
+          ? absl::StrCat(" (stream seqs ", low, "..", high)
+          : absl::StrCat(" (", seqs.size(), " stream seqs from ", low, " to ",
+                         high, ", not contiguous");
   if (duplicates > 0) {
     absl::StrAppend(&note, ", ", duplicates,
                     duplicates == 1 ? " duplicate" : " duplicates");

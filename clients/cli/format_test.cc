@@ -146,7 +146,14 @@ TEST(StreamFormatTest, StreamSeqsNote) {
             " (stream seq 7, 1 duplicate)");
   EXPECT_EQ(StreamSeqsNote({PublishAck{9, false}, PublishAck{7, false},
                             PublishAck{7, true}, PublishAck{7, true}}),
-            " (stream seqs 7..9, 2 duplicates)");
+            " (2 stream seqs from 7 to 9, not contiguous, 2 duplicates)");
+  // Seqs 8 went to another publisher: not "7..10".
+  EXPECT_EQ(StreamSeqsNote({PublishAck{7, false}, PublishAck{9, false},
+                            PublishAck{10, false}}),
+            " (3 stream seqs from 7 to 10, not contiguous)");
+  EXPECT_EQ(StreamSeqsNote({PublishAck{7, false}, PublishAck{8, false},
+                            PublishAck{9, false}}),
+            " (stream seqs 7..9)");
 }
 
 StreamInfo SampleStream() {

@@ -1020,11 +1020,14 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     waiters_.erase(id);
   }
 
-  static void CloseQueue(internal::SubscriptionQueue* queue) {
-    if (queue != nullptr) queue->Close();
+  static void CloseQueue(internal::SubscriptionQueue* queue,
+                         std::string why = "") {
+    if (queue != nullptr) queue->Close(std::move(why));
   }
 
-  void ForgetSub(uint64_t sid) {
+  // `why`: the broker's reason when it ended the subscription (Next() says
+  // it), empty when the client did.
+  void ForgetSub(uint64_t sid, std::string why = "") {
     std::shared_ptr<SubTarget> sub;
     {
       internal::FastMutexLock lock(&mu_);
@@ -1034,7 +1037,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       subs_.erase(it);
       subs_generation_.fetch_add(1, std::memory_order_release);
     }
-    CloseQueue(sub->queue.get());
+    CloseQueue(sub->queue.get(), std::move(why));
   }
 
   Reply WaitFor(std::future<Reply> reply, uint64_t id,
@@ -1611,7 +1614,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         if (h.request_id() == 0 && h.error().sid() != 0) {
           // A notice that one of our subscriptions ended (its stream was
           // deleted): Next() returns what is left, then Cancelled.
-          ForgetSub(h.error().sid());
+          ForgetSub(h.error().sid(), h.error().message());
           return;
         }
         const bool lost_session = h.error().code() == wire::HELLO_REQUIRED;

@@ -52,13 +52,18 @@ absl::StatusOr<Message> SubscriptionQueue::Pop(absl::Duration timeout) {
     ++popped_;
     return m;
   }
-  if (closed_) return absl::CancelledError("subscription ended");
+  if (closed_) {
+    return absl::CancelledError(why_closed_.empty()
+                                    ? "subscription ended"
+                                    : "subscription ended: " + why_closed_);
+  }
   return absl::DeadlineExceededError(
       absl::StrCat("no message within ", absl::FormatDuration(timeout)));
 }
 
-void SubscriptionQueue::Close() {
+void SubscriptionQueue::Close(std::string why) {
   absl::MutexLock lock(&mu_);
+  if (!closed_) why_closed_ = std::move(why);
   closed_ = true;
 }
 

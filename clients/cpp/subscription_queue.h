@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -55,8 +56,10 @@ class SubscriptionQueue {
   //   - DeadlineExceeded if nothing came in time.
   absl::StatusOr<Message> Pop(absl::Duration timeout);
 
-  // Ends the queue: Pop() returns what is left, then Cancelled.
-  void Close();
+  // Ends the queue: Pop() returns what is left, then Cancelled ("subscription
+  // ended", and `why` after a colon when given: e.g. the broker's notice
+  // that the stream was deleted).
+  void Close(std::string why = "");
 
   // Messages dropped since the queue was made. Never decreases.
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
@@ -96,6 +99,7 @@ class SubscriptionQueue {
   // messages are dropped; at most one per queued message, plus one.
   std::deque<Gap> gaps_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  std::string why_closed_ ABSL_GUARDED_BY(mu_);  // Close()'s reason
 };
 
 }  // namespace sift::internal

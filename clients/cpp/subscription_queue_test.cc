@@ -147,6 +147,16 @@ TEST(SubscriptionQueueTest, CloseReturnsTheRestThenTrailingDropsThenCancelled) {
   EXPECT_EQ(PopNow(q), "CANCELLED");
 }
 
+TEST(SubscriptionQueueTest, CloseGivesItsReason) {
+  SubscriptionQueue q(10, 0);
+  q.Close("stream \"s\" was deleted");
+  q.Close("later: ignored");
+  absl::StatusOr<Message> m = q.Pop(absl::ZeroDuration());
+  EXPECT_TRUE(absl::IsCancelled(m.status()));
+  EXPECT_EQ(m.status().message(),
+            "subscription ended: stream \"s\" was deleted");
+}
+
 TEST(SubscriptionQueueTest, WaitingPopWakesOnPushDropAndClose) {
   SubscriptionQueue q(1, 4);
   const absl::Duration kLong = absl::Seconds(30);  // only reached on failure

@@ -306,19 +306,23 @@ TEST(StreamClientTest, FetchCollectsItsDeliversUntilTheOk) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// The fake broker's answer to a FETCH: record 1 of "orders" (delivery id 101),
+// then the OK.
+std::vector<Out> AnswerFetchWithOneRecord(const wire::Header& h) {
+  if (!h.has_fetch()) return {};
+  std::vector<Out> out;
+  out.push_back(DeliverOf(h.fetch().sid(), "orders.1", "p1", 1, 1001, 101));
+  wire::Header ok = OkFor(h.request_id());
+  ok.mutable_ok()->set_delivered(1);
+  out.push_back(Answer(std::move(ok)));
+  return out;
+}
+
 // Durations go to the broker in whole milliseconds, rounded up: a positive
 // one never becomes 0, which means something else on the wire (answer at
 // once; no delay given, so the backoff).
 TEST(StreamClientTest, DurationsGoUpToTheNextMillisecond) {
-  FakeBroker broker([](const wire::Header& h) -> std::vector<Out> {
-    if (!h.has_fetch()) return {};
-    std::vector<Out> out;
-    out.push_back(DeliverOf(h.fetch().sid(), "orders.1", "p1", 1, 1001, 101));
-    wire::Header ok = OkFor(h.request_id());
-    ok.mutable_ok()->set_delivered(1);
-    out.push_back(Answer(std::move(ok)));
-    return out;
-  });
+  FakeBroker broker(AnswerFetchWithOneRecord);
   auto client = ConnectTo(broker);
   ASSERT_NE(client, nullptr);
 
@@ -352,15 +356,7 @@ TEST(StreamClientTest, DurationsGoUpToTheNextMillisecond) {
 // A negative duration is a caller's mistake, not "none": refused before
 // anything is sent.
 TEST(StreamClientTest, NegativeDurationsAreRefused) {
-  FakeBroker broker([](const wire::Header& h) -> std::vector<Out> {
-    if (!h.has_fetch()) return {};
-    std::vector<Out> out;
-    out.push_back(DeliverOf(h.fetch().sid(), "orders.1", "p1", 1, 1001, 101));
-    wire::Header ok = OkFor(h.request_id());
-    ok.mutable_ok()->set_delivered(1);
-    out.push_back(Answer(std::move(ok)));
-    return out;
-  });
+  FakeBroker broker(AnswerFetchWithOneRecord);
   auto client = ConnectTo(broker);
   ASSERT_NE(client, nullptr);
 

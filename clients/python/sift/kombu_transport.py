@@ -253,7 +253,7 @@ class Channel(virtual.Channel):
         except (ValueError, KeyError, TypeError) as exc:
             logger.error("sift: dropping a message on %s that is not a kombu "
                          "envelope: %r", msg.topic, exc)
-            self.client.ack(msg)
+            self._settle(msg)
             return
         tag = f"{self.connection.session_tag()}.{msg.delivery_id}"
         props["delivery_tag"] = tag
@@ -262,7 +262,7 @@ class Channel(virtual.Channel):
         info = props.setdefault("delivery_info", {})
         info["redelivered"] = redelivered
         if self._no_ack.get(consumer_tag):
-            self.client.ack(msg)
+            self._settle(msg)
         else:
             with self._lock:
                 self._inflight[tag] = msg
@@ -272,6 +272,20 @@ class Channel(virtual.Channel):
             return
         callback(envelope)
 
+    def _settle(self, msg: "sift.Message", requeue: bool = False) -> None:
+        """ACK (or, requeue, NACK) one delivery, fire-and-forget. One of an
+        earlier session (a reconnect came between; its id was that
+        session's) raises UnknownDelivery at once: nothing to do, the broker
+        redelivers it."""
+        try:
+            if requeue:
+                self.client.nack(msg, delay=0.001)  # 0 would mean the backoff
+            else:
+                self.client.ack(msg)
+        except sift.UnknownDelivery as exc:
+            logger.info("sift: not settled, the broker redelivers it: %s",
+                        exc)
+
     def _pop(self, delivery_tag) -> Optional["sift.Message"]:
         with self._lock:
             return self._inflight.pop(delivery_tag, None)
@@ -280,10 +294,7 @@ class Channel(virtual.Channel):
         msg = self._pop(delivery_tag)
         if msg is None:
             return
-        if requeue:
-            self.client.nack(msg, delay=0.001)  # 0 would mean the backoff
-        else:
-            self.client.ack(msg)
+        self._settle(msg, requeue=requeue)
 
     def held(self):
         """The sift messages this channel holds unacknowledged."""
@@ -296,7 +307,7 @@ class Channel(virtual.Channel):
         logger.debug("sift: ack %s (%s)", delivery_tag,
                      "held" if msg is not None else "not held")
         if msg is not None:
-            self.client.ack(msg)
+            self._settle(msg)
 
     def basic_reject(self, delivery_tag, requeue=False):
         # Only kombu's bookkeeping here: requeueing is the broker's NACK.

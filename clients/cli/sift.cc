@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "broker/protocol/codec.h"
 #include "clients/cli/args.h"
 #include "clients/cli/format.h"
 #include "clients/cpp/client.h"
@@ -266,20 +267,32 @@ bool Settle(const Args& args, Client& client, const Message& message,
   return false;
 }
 
-// Settle after a reconnect may have come between the message and its ack:
-// a message of the ended session (Client::FromEarlierSession) cannot be
-// acknowledged any more, and the broker delivers it again, so it is not an
-// error: said, and not counted.
-enum class Settled { kDone, kFailed, kComesAgain };
+// Settle, where a reconnect may have come between the message and its ack:
+// a message of the ended session (Client::FromEarlierSession), or one whose
+// ack the broker answered HELLO_REQUIRED (it had lost the session), cannot
+// be acknowledged any more. Not an error: counted in *unsettled (said once
+// they stop); it does not count toward --count, which counts messages
+// printed and acknowledged.
+enum class Settled { kDone, kUnsettled, kFailed };
 Settled SettleOrExplain(const Args& args, Client& client,
-                        const Message& message) {
-  if (Settle(args, client, message, /*wait=*/true)) return Settled::kDone;
-  if (!client.FromEarlierSession(message)) return Settled::kFailed;
-  std::fprintf(stderr,
-               "sift: the message above was printed but not acknowledged: "
-               "the session it came in ended (reconnect); the broker "
-               "delivers it again\n");
-  return Settled::kComesAgain;
+                        const Message& message, uint64_t* unsettled) {
+  if (!args.ack || args.nack) {
+    Settle(args, client, message, /*wait=*/true);
+    return Settled::kDone;
+  }
+  const bool old = client.FromEarlierSession(message);
+  const absl::Status acked =
+      old ? absl::OkStatus() : client.AckSync(message, args.connect_timeout);
+  if (acked.ok() && !old) return Settled::kDone;
+  if (old || client.FromEarlierSession(message) ||
+      protocol::WireCodeOf(acked) == wire::HELLO_REQUIRED) {
+    ++*unsettled;
+    return Settled::kUnsettled;
+  }
+  std::fprintf(stderr, "sift: acknowledging %s failed: %s\n",
+               std::string(message.topic()).c_str(),
+               std::string(acked.message()).c_str());
+  return Settled::kFailed;
 }
 
 // Shared by sub and reply: subscribes to args.topic and hands each message to
@@ -321,22 +334,23 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
   int64_t handled = 0;
   uint64_t broker_dropped = 0;
   uint64_t reconnects = client.reconnects();
-  // Messages of an explicit-ack subscription that came before a reconnect:
-  // skipped, and said so once they stop coming (or at the end).
-  struct StaleMessages {
+  // Messages of an explicit-ack subscription printed but not acknowledged
+  // because their session ended (a reconnect): said once they stop coming
+  // (or at the end).
+  struct Unsettled {
     uint64_t count = 0;
     void Report() {
       if (count == 0) return;
       std::fprintf(stderr,
-                   "sift: %llu messages received before the reconnect were "
-                   "not printed: their session ended, so they can no longer "
-                   "be acknowledged; the broker delivers them again (stream "
-                   "consumers, queue groups)\n",
+                   "sift: %llu messages printed were not acknowledged: the "
+                   "session they came in ended (reconnect). A named stream "
+                   "consumer, or a queue group whose broker kept running, "
+                   "gets them again; other deliveries are gone\n",
                    static_cast<unsigned long long>(count));
       count = 0;
     }
-    ~StaleMessages() { Report(); }
-  } stale;
+    ~Unsettled() { Report(); }
+  } unsettled;
   while (args.count == 0 || handled < args.count) {
     if (stop.Requested()) return 0;
     // A new session: the broker restarted, or closed the connection (e.g.
@@ -385,21 +399,16 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
       return Fail(absl::StrCat("subscription to ", args.topic,
                                " failed: ", message.status().message()));
     }
-    if (args.ack && client.FromEarlierSession(*message)) {
-      // Received before a reconnect: its delivery id was the old session's,
-      // so it can no longer be acknowledged. Not printed (nor counted): the
-      // broker delivers it again to a stream consumer or queue group.
-      ++stale.count;
-      continue;
-    }
-    stale.Report();
+    // A message received before a reconnect is printed all the same: an
+    // ephemeral or in-memory consumer would never get it again.
+    if (!client.FromEarlierSession(*message)) unsettled.Report();
     const bool counts = handle(*message);
     // Each ack waits for the broker: the next message may never come.
-    switch (SettleOrExplain(args, client, *message)) {
+    switch (SettleOrExplain(args, client, *message, &unsettled.count)) {
       case Settled::kDone:
         if (counts) ++handled;
         break;
-      case Settled::kComesAgain:
+      case Settled::kUnsettled:
         break;
       case Settled::kFailed:
         return 1;

@@ -629,6 +629,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       std::string_view pattern, const SubscribeOptions& options,
       std::shared_ptr<internal::SubscriptionQueue> queue, bool inbox) {
     if (absl::Status s = NotInCallback("Subscribe"); !s.ok()) return s;
+    if (options.ack.has_value()) {
+      if (absl::Status s = CheckAckDurations(*options.ack); !s.ok()) return s;
+    }
     if (absl::Status s = topic::ValidatePattern(pattern, TopicLimits());
         !s.ok()) {
       return protocol::WireError(wire::INVALID_PATTERN, s.message());
@@ -771,9 +774,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         absl::StrCat("delivery ", delivery_id,
                      " came in an earlier session with the broker (it "
                      "restarted, or the connection was lost since): it can "
-                     "no longer be acknowledged; the broker delivers it "
-                     "again (a stream consumer, a queue group) or has "
-                     "dropped it"));
+                     "no longer be acknowledged; a named stream consumer "
+                     "gets it again, and so does a queue group whose broker "
+                     "kept running; other deliveries are gone"));
   }
 
   // ACK, NACK and PROGRESS go out fire-and-forget (request_id 0): the
@@ -786,10 +789,12 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     }
     wire::Header h;
     if (kind == 0) return EnqueueAck(m.delivery_id(), m.session_);
-    if (kind == 1 && delay < absl::ZeroDuration()) {
+    if (kind == 1 &&
+        (delay < absl::ZeroDuration() || delay == absl::InfiniteDuration())) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "Nack delay is negative (", absl::FormatDuration(delay),
-          "): zero redelivers after the backoff"));
+          "Nack delay is ", absl::FormatDuration(delay),
+          ": it must be finite and not negative (zero redelivers after the "
+          "backoff)"));
     }
     if (kind == 1) {
       h.mutable_nack()->set_delivery_id(m.delivery_id());
@@ -817,6 +822,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   absl::Status Declare(std::string_view pattern, std::string_view group,
                        const AckOptions& ack, absl::Duration timeout) {
+    if (absl::Status s = CheckAckDurations(ack); !s.ok()) return s;
     wire::Header h;
     h.mutable_declare()->set_pattern(std::string(pattern));
     h.mutable_declare()->set_queue_group(std::string(group));
@@ -857,12 +863,17 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   // that ends the fetch (one socket, in order).
   absl::StatusOr<std::vector<Message>> Fetch(const FetchOptions& options,
                                              absl::Duration timeout) {
-    if (options.max_wait < absl::ZeroDuration()) {
+    if (options.max_wait < absl::ZeroDuration() ||
+        options.max_wait > absl::Hours(1)) {
       return protocol::WireError(
           wire::INVALID_REQUEST,
-          absl::StrCat("fetch max_wait is negative (",
+          absl::StrCat("fetch max_wait is ",
                        absl::FormatDuration(options.max_wait),
-                       "): zero answers at once"));
+                       ": from 0 (answer at once) to 1h, as the broker takes "
+                       "it"));
+    }
+    if (options.ack.has_value()) {
+      if (absl::Status s = CheckAckDurations(*options.ack); !s.ok()) return s;
     }
     if (options.batch < 1 || options.batch > 10000) {
       return protocol::WireError(
@@ -1093,6 +1104,25 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       }
     }
     return h;
+  }
+
+  // InvalidArgument for an AckOptions duration that is negative or infinite
+  // (a caller's mistake the wire could only misread: sent as whole ms).
+  static absl::Status CheckAckDurations(const AckOptions& a) {
+    const std::pair<const char*, const std::optional<absl::Duration>*>
+        fields[] = {{"ack_wait", &a.ack_wait},
+                    {"backoff_initial", &a.backoff_initial},
+                    {"backoff_max", &a.backoff_max}};
+    for (const auto& [name, d] : fields) {
+      if (d->has_value() &&
+          (**d < absl::ZeroDuration() || **d == absl::InfiniteDuration())) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("AckOptions.", name, " is ",
+                         absl::FormatDuration(**d),
+                         ": it must be a finite, non-negative duration"));
+      }
+    }
+    return absl::OkStatus();
   }
 
   static void FillAckPolicy(const AckOptions& a, wire::AckPolicy* p) {
@@ -1695,8 +1725,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       Fulfil(id, protocol::WireError(
                      wire::UNKNOWN_DELIVERY,
                      "the session ended before this ACK was sent: it was "
-                     "not sent (its delivery ids were that session's); the "
-                     "broker delivers the message again or has dropped it"));
+                     "not sent (its delivery ids were that session's); a "
+                     "named stream consumer gets the message again, and so "
+                     "does a queue group whose broker kept running"));
     }
     if (had_session_) reconnects_.fetch_add(1);
     had_session_ = true;

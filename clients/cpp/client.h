@@ -575,9 +575,11 @@ class Client {
   // after a broker restart or a lost connection. Its delivery id belongs to
   // that session (a restarted broker numbers deliveries from 1 again, as
   // AMQP's delivery tags are per channel), so Ack, AckSync, Nack and
-  // InProgress refuse it with NotFound (wire code UNKNOWN_DELIVERY); the
-  // broker delivers it again (a stream consumer, a queue group) or has
-  // dropped it. Thread-safe.
+  // InProgress refuse it with NotFound (wire code UNKNOWN_DELIVERY). A named
+  // stream consumer gets it again, and so does a queue group whose broker
+  // kept running (a lost connection); other deliveries are gone (a session
+  // that ends drops its deliveries; a restart, those outside streams).
+  // Thread-safe.
   bool FromEarlierSession(const Message& message) const;
   // Deliveries the broker dropped for this client because it did not read
   // fast enough (more than the broker's max_pending_bytes_per_client waited

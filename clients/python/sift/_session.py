@@ -36,8 +36,8 @@ def stale_delivery() -> UnknownDelivery:
     return UnknownDelivery(
         "this delivery came in an earlier session with the broker (it "
         "restarted, or the connection was lost since): it can no longer be "
-        "acknowledged; the broker delivers it again (a stream consumer, a "
-        "queue group) or has dropped it")
+        "acknowledged; a named stream consumer gets it again, and so does a "
+        "queue group whose broker kept running; other deliveries are gone")
 
 # Client-side batching of fire-and-forget PUBs (docs/protocol.md §9), as the
 # C++ client does it: PUBs that queue up while the sender is busy go out in

@@ -1952,6 +1952,7 @@ class Server::Loop {
                  const wire::Header& h) {
     AckCommand command;
     command.kind = h.command_case();
+    command.name = protocol::CommandName(h);
     command.request_id = h.request_id();
     if (h.has_ack()) {
       command.ids = absl::MakeConstSpan(h.ack().delivery_ids().data(),
@@ -1984,6 +1985,7 @@ class Server::Loop {
 
   struct AckCommand {
     wire::Header::CommandCase kind = wire::Header::kAck;  // or kNack, kProgress
+    const char* name = "ACK";  // protocol::CommandName's, for errors
     uint64_t request_id = 0;
     absl::Span<const uint64_t> ids;  // a NACK's: its nack_id
     uint64_t nack_id = 0;
@@ -2040,12 +2042,9 @@ class Server::Loop {
     }
     if (stream_ids) ProcessStreams();
     if (unknown_count > 0) {
-      const char* name = is_ack ? "ACK"
-                         : command.kind == wire::Header::kNack ? "NACK"
-                                                               : "PROGRESS";
       return SendClientError(
           routing_id, true, client, rid, wire::UNKNOWN_DELIVERY,
-          absl::StrCat(name, ": delivery ", unknown,
+          absl::StrCat(command.name, ": delivery ", unknown,
                        unknown_count > 1
                            ? absl::StrCat(" (and ", unknown_count - 1,
                                           " more)")

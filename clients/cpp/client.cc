@@ -1535,8 +1535,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         ok.request_id != 0) {
       // A lone OK (a broker that does not batch replies, or a reply sent
       // when nothing else was due): answered as a batch's are.
-      oks_.push_back({ok.request_id, ok.stream_seq, ok.delivered,
-                      ok.duplicate});
+      oks_.push_back(ok);
       return AnswerOks();
     }
     auto decoded = decoder_.Decode(header.data(), header.size());
@@ -1571,8 +1570,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       protocol::OkView ok;
       if (protocol::DecodeOkFast(header.data(), header.size(), &ok) &&
           ok.request_id != 0) {
-        oks_.push_back({ok.request_id, ok.stream_seq, ok.delivered,
-                        ok.duplicate});
+        oks_.push_back(ok);
         continue;
       }
       auto decoded = decoder_.Decode(header.data(), header.size());
@@ -1580,7 +1578,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       const wire::Header& h = **decoded;
       if (h.has_ok() && h.request_id() != 0) {
         oks_.push_back({h.request_id(), h.ok().stream_seq(),
-                        h.ok().delivered(), h.ok().duplicate()});
+                        h.ok().duplicate(), h.ok().delivered()});
         continue;
       }
       AnswerOks();
@@ -1600,7 +1598,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     ok_dones_.clear();
     {
       internal::FastMutexLock lock(&mu_);
-      for (const OkReply& ok : oks_) {
+      for (const protocol::OkView& ok : oks_) {
         auto confirm = async_confirms_.find(ok.request_id);
         if (confirm == async_confirms_.end()) {
           ok_dones_.emplace_back();  // a waiter, late, or unknown
@@ -1611,7 +1609,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       }
     }
     for (size_t i = 0; i < oks_.size(); ++i) {
-      const OkReply& ok = oks_[i];
+      const protocol::OkView& ok = oks_[i];
       if (!ok_dones_[i]) {
         wire::Header h;
         h.set_request_id(ok.request_id);
@@ -1981,13 +1979,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       ABSL_GUARDED_BY(mu_);  // a min-heap (std::greater)
   // I/O thread: the OKs of a BATCH being read, and their callbacks
   // (AnswerOks).
-  struct OkReply {
-    uint64_t request_id;
-    uint64_t stream_seq;
-    uint32_t delivered;
-    bool duplicate;
-  };
-  std::vector<OkReply> oks_;
+  std::vector<protocol::OkView> oks_;
   bool woken_on_io_thread_ = false;  // Wake() on the I/O thread; only it
   // Counts WELCOMEs: the session a Message's delivery id belongs to
   // (Message::session_). Written by the I/O thread with mu_ held.

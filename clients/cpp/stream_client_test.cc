@@ -318,6 +318,16 @@ std::vector<Out> AnswerFetchWithOneRecord(const wire::Header& h) {
   return out;
 }
 
+// An acked FETCH of consumer "worker" of stream "orders" (the fake broker's
+// AnswerFetchWithOneRecord answers it).
+FetchOptions WorkerFetch() {
+  FetchOptions options;
+  options.start.stream = "orders";
+  options.start.consumer = "worker";
+  options.ack = AckOptions{};
+  return options;
+}
+
 // Durations go to the broker in whole milliseconds, rounded up: a positive
 // one never becomes 0, which means something else on the wire (answer at
 // once; no delay given, so the backoff).
@@ -326,11 +336,8 @@ TEST(StreamClientTest, DurationsGoUpToTheNextMillisecond) {
   auto client = ConnectTo(broker);
   ASSERT_NE(client, nullptr);
 
-  FetchOptions options;
-  options.start.stream = "orders";
-  options.start.consumer = "worker";
+  FetchOptions options = WorkerFetch();
   options.max_wait = absl::Microseconds(500);
-  options.ack = AckOptions{};
   options.ack->ack_wait = absl::Microseconds(1200);
   options.ack->backoff_initial = absl::Milliseconds(3);
   absl::StatusOr<std::vector<Message>> got = client->Fetch(options);
@@ -360,10 +367,7 @@ TEST(StreamClientTest, NegativeDurationsAreRefused) {
   auto client = ConnectTo(broker);
   ASSERT_NE(client, nullptr);
 
-  FetchOptions options;
-  options.start.stream = "orders";
-  options.start.consumer = "worker";
-  options.ack = AckOptions{};
+  FetchOptions options = WorkerFetch();
   options.max_wait = absl::Milliseconds(-1);
   absl::StatusOr<std::vector<Message>> got = client->Fetch(options);
   EXPECT_TRUE(absl::IsInvalidArgument(got.status())) << got.status();

@@ -34,6 +34,9 @@ class BlockCache {
     if (Node* n = lists.heads[c]) {
       lists.heads[c] = n->next;
       lists.bytes -= BlockBytes(c);
+      // The next block of this class may have left the caches while it
+      // waited here; start loading it, for writing, a message ahead.
+      if (n->next != nullptr) __builtin_prefetch(n->next, 1);
       return n;
     }
     return ::operator new(BlockBytes(c));

@@ -212,6 +212,7 @@ absl::Status Deliveries::AddConsumer(uint32_t client, uint64_t sid,
   consumers_by_client_[client].push_back(c);
   if (g != kNone) {
     groups_[g].members.push_back(c);
+    UpdateGroupPattern(g);
     Refill(c, now, sends);
   }
   return absl::OkStatus();
@@ -246,7 +247,7 @@ size_t Deliveries::RemoveConsumerAt(uint32_t c, int64_t now,
   Consumer& co = consumers_[c];
   assert(co.live && co.leaving);
   consumers_by_key_.erase(Key{co.client, co.sid});
-  last_found_ = kNone;
+  found_.fill(Found{});
   if (auto it = consumers_by_client_.find(co.client);
       it != consumers_by_client_.end()) {
     std::vector<uint32_t>& mine = it->second;
@@ -260,6 +261,7 @@ size_t Deliveries::RemoveConsumerAt(uint32_t c, int64_t now,
     const size_t index = static_cast<size_t>(pos - gr.members.begin());
     gr.members.erase(pos);
     if (index < gr.cursor) --gr.cursor;
+    UpdateGroupPattern(g);
   }
 
   // Its entries: waiting to come back to it, or in flight.
@@ -334,11 +336,26 @@ void Deliveries::MaybeForgetGroup(uint32_t g) {
   std::string().swap(gr.name);
   std::deque<Waiting>().swap(gr.backlog);
   gr.cursor = 0;
+  gr.uniform = false;
+  std::string().swap(gr.pattern);
   free_groups_.push_back(g);
 }
 
+void Deliveries::UpdateGroupPattern(uint32_t g) {
+  Group& gr = groups_[g];
+  if (gr.members.empty()) return;  // keeps what its backlog was known to
+  const std::string& first = consumers_[gr.members.front()].pattern;
+  bool alike = true;
+  for (uint32_t m : gr.members) alike = alike && consumers_[m].pattern == first;
+  if (alike == gr.uniform && (!alike || first == gr.pattern)) return;
+  gr.uniform = alike;
+  if (alike) gr.pattern = first;
+  ++gr.pattern_gen;  // what was known of the backlog no longer holds
+  if (gr.pattern_gen == 0) gr.pattern_gen = 1;  // 0: known of nothing
+}
+
 uint32_t Deliveries::PickMember(uint32_t g, uint32_t avoid,
-                                std::string_view topic) {
+                                std::string_view topic, bool matches_all) {
   Group& gr = groups_[g];
   const size_t n = gr.members.size();
   if (n == 0) return kNone;
@@ -349,7 +366,7 @@ uint32_t Deliveries::PickMember(uint32_t g, uint32_t avoid,
     if (m == avoid) continue;
     const Consumer& c = consumers_[m];
     if (c.leaving || !HasCapacity(c)) continue;
-    if (!topic::PatternMatches(c.pattern, topic)) continue;
+    if (!matches_all && !topic::PatternMatches(c.pattern, topic)) continue;
     gr.cursor = (i + 1) % n;
     return m;
   }
@@ -542,13 +559,15 @@ void Deliveries::Refill(uint32_t c, int64_t now, std::vector<Send>* sends) {
   }
   // The backlog in FIFO order, skipping what this member's pattern does not
   // match (another member's work).
+  const Group& gr = groups_[co.group];
   std::deque<Waiting>& backlog = groups_[co.group].backlog;
   size_t i = 0;
   while (HasCapacity(co) && i < backlog.size()) {
     if (backlog.size() > i + kPrefetchAhead) {
       PrefetchMessage(backlog[i + kPrefetchAhead].message);
     }
-    if (!topic::PatternMatches(co.pattern, backlog[i].message->topic)) {
+    if (!MatchesAllMembers(gr, backlog[i]) &&
+        !topic::PatternMatches(co.pattern, backlog[i].message->topic)) {
       ++i;
       continue;
     }
@@ -596,19 +615,23 @@ absl::Status Deliveries::Offer(uint32_t client, uint64_t sid,
     return absl::OkStatus();
   }
   // A member with capacity matches nothing in the backlog (it would have
-  // taken it), so sending to it keeps the backlog's order.
+  // taken it), so sending to it keeps the backlog's order. The message
+  // matches `co`'s pattern (the router chose `co`), so in a uniform group
+  // it matches every member's.
+  Group& gr = groups_[co.group];
   const uint32_t target =
-      HasCapacity(co) ? c : PickMember(co.group, c, message->topic);
+      HasCapacity(co) ? c
+                      : PickMember(co.group, c, message->topic, gr.uniform);
   if (target != kNone) {
     Deliver(target, NewEntry(std::move(message), seq, 0, co.group), now,
             sends);
     return absl::OkStatus();
   }
-  Group& gr = groups_[co.group];
   if (gr.backlog.size() >= gr.policy.max_queued) {
     DeadLetterMessage(std::move(message), c, kReasonQueueFull, 0, dead);
   } else {
-    gr.backlog.push_back(Waiting{std::move(message), seq, 0});
+    gr.backlog.push_back(Waiting{std::move(message), seq, 0,
+                                 gr.uniform ? gr.pattern_gen : 0});
     ++queued_;
   }
   return absl::OkStatus();
@@ -647,6 +670,11 @@ uint32_t Deliveries::ForgetInFlight(uint32_t slot) {
 
 void Deliveries::EndInFlight(uint32_t slot) {
   Link(ForgetInFlight(slot), slot);  // onto the holder's waiting list
+}
+
+void Deliveries::PrefetchInFlight(uint64_t delivery_id) const {
+  const uint32_t slot = in_flight_by_id_.Find(delivery_id);
+  if (slot != kNone) PrefetchMessage(entries_[slot].message);
 }
 
 absl::Status Deliveries::Ack(uint32_t client, uint64_t delivery_id, int64_t now,

@@ -70,6 +70,7 @@
 #ifndef SIFT_BROKER_DELIVERY_DELIVERIES_H_
 #define SIFT_BROKER_DELIVERY_DELIVERIES_H_
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -261,7 +262,9 @@ class Deliveries {
   // tail of the group's backlog; not in a group: the tail of the consumer's
   // queue. A full queue or backlog -> a DeadLetter ("queue full", attempts
   // 0). NotFound (nothing appended) if (client, sid) is not a consumer;
-  // InvalidArgument for a null message.
+  // InvalidArgument for a null message. REQUIRES: message->topic matches
+  // the consumer's pattern (the router's choice): in a group whose members
+  // share one pattern, no other member's is matched again.
   absl::Status Offer(uint32_t client, uint64_t sid, MessageRef message,
                      int64_t now, std::vector<Send>* sends,
                      std::vector<DeadLetter>* dead);
@@ -284,6 +287,12 @@ class Deliveries {
   absl::Status Nack(uint32_t client, uint64_t delivery_id,
                     std::optional<uint32_t> delay_ms, int64_t now,
                     std::vector<Send>* sends, std::vector<DeadLetter>* dead);
+
+  // A hint, no effect on state: starts loading what Ack(delivery_id) will
+  // touch (its entry and its message's reference count), which has often
+  // left the caches since the delivery. A caller acking a list of ids calls
+  // it a few ids ahead. Unknown ids are ignored.
+  void PrefetchInFlight(uint64_t delivery_id) const;
 
   // "Still working on it" (JetStream in-progress): the ack wait restarts
   // from `now`. Same delivery id, same attempt. NotFound as for Ack.
@@ -327,10 +336,15 @@ class Deliveries {
   // A message waiting for capacity; `attempts` deliveries were made before.
   // `seq` orders messages by Offer: one coming back to the head of a line is
   // put among the others that came back in that order, not reversed.
+  // `pattern_gen`: in a group's backlog, the group's pattern_gen when the
+  // message was admitted if its members then all had one pattern (which
+  // the message matches), else 0: while the group's pattern_gen is
+  // unchanged, every member matches it without a pattern match.
   struct Waiting {
     MessageRef message;
     uint64_t seq;
     uint32_t attempts;
+    uint32_t pattern_gen = 0;
   };
 
   // A message in flight (delivered, not yet acked), or waiting out a
@@ -392,6 +406,14 @@ class Deliveries {
     size_t cursor = 0;              // round robin: next member to try
     std::deque<Waiting> backlog;
     uint32_t delayed = 0;  // entries waiting to be redelivered to the group
+    // While `uniform`, every member's pattern is `pattern` (the usual work
+    // queue: workers alike). pattern_gen changes whenever that stops being
+    // true or `pattern` changes (UpdateGroupPattern); a group without
+    // members keeps both, so a worker that rejoins with the same pattern
+    // finds its backlog still known to match.
+    bool uniform = false;
+    uint32_t pattern_gen = 1;
+    std::string pattern;
   };
 
   bool HasCapacity(const Consumer& c) const {
@@ -401,17 +423,17 @@ class Deliveries {
   const AckPolicy& RetryPolicy(uint32_t consumer, uint32_t group) const {
     return group != kNone ? groups_[group].policy : consumers_[consumer].policy;
   }
-  // The consumer number of (client, sid), or kNone. Remembers the last one
-  // found: the routing path asks for the same subscription message after
-  // message.
+  // The consumer number of (client, sid), or kNone. Remembers the last few
+  // found: the routing path asks for the same subscriptions message after
+  // message (one, or the members of a queue group in turn).
   uint32_t FindConsumer(uint32_t client, uint64_t sid) const {
-    if (last_found_ != kNone && last_found_key_ == Key{client, sid}) {
-      return last_found_;
+    const Key key{client, sid};
+    for (const Found& f : found_) {
+      if (f.consumer != kNone && f.key == key) return f.consumer;
     }
-    auto it = consumers_by_key_.find(Key{client, sid});
+    auto it = consumers_by_key_.find(key);
     if (it == consumers_by_key_.end()) return kNone;
-    last_found_key_ = it->first;
-    last_found_ = it->second;
+    found_[found_next_++ % found_.size()] = Found{key, it->second};
     return it->second;
   }
   // The slot of the in-flight entry of `delivery_id` at `client`, or kNone.
@@ -474,7 +496,18 @@ class Deliveries {
   void Refill(uint32_t consumer, int64_t now, std::vector<Send>* sends);
   // A member of `group` other than `avoid`, not leaving, with capacity,
   // whose pattern matches `topic`; round robin. kNone if there is none.
-  uint32_t PickMember(uint32_t group, uint32_t avoid, std::string_view topic);
+  // `matches_all`: the caller knows every member matches `topic` (no
+  // pattern match is made).
+  uint32_t PickMember(uint32_t group, uint32_t avoid, std::string_view topic,
+                      bool matches_all = false);
+  // Recomputes group `g`'s uniform/pattern/pattern_gen after its members
+  // changed.
+  void UpdateGroupPattern(uint32_t g);
+  // Whether backlog message `w` of group `gr` is known to match every
+  // member's pattern.
+  static bool MatchesAllMembers(const Group& gr, const Waiting& w) {
+    return gr.uniform && w.pattern_gen == gr.pattern_gen;
+  }
   void DeadLetterMessage(MessageRef message, uint32_t consumer,
                          std::string_view reason, uint32_t attempts,
                          std::vector<DeadLetter>* dead);
@@ -499,10 +532,14 @@ class Deliveries {
   std::vector<Consumer> consumers_;  // indexed by consumer number
   std::vector<uint32_t> free_consumers_;
   absl::flat_hash_map<Key, uint32_t> consumers_by_key_;
-  // FindConsumer's last answer (kNone: none); forgotten when a consumer
-  // goes.
-  mutable Key last_found_key_{0, 0};
-  mutable uint32_t last_found_ = kNone;
+  // FindConsumer's last answers (consumer kNone: none); forgotten when a
+  // consumer goes.
+  struct Found {
+    Key key{0, 0};
+    uint32_t consumer = kNone;
+  };
+  mutable std::array<Found, 4> found_{};
+  mutable uint32_t found_next_ = 0;
   absl::flat_hash_map<uint32_t, std::vector<uint32_t>> consumers_by_client_;
 
   std::vector<Group> groups_;

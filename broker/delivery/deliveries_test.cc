@@ -1059,12 +1059,21 @@ TEST_P(DeliveriesRandomTest, EveryMessageIsAckedOnceOrDeadLettered) {
       consumers.erase(consumers.begin() + static_cast<std::ptrdiff_t>(i));
       ASSERT_EQ(d.RemoveClient(client, now, &sends, &dead), 0u);
     } else {  // a worker joins
-      switch (rng() % 3) {
+      switch (rng() % 4) {
         case 0:
           add("jobs.>", "g1");
           break;
         case 1:
           add("work.a", "g2");
+          break;
+        case 2:
+          // g1's members are mostly alike ("jobs.>"), and sometimes not:
+          // its backlog then has messages this one must not take.
+          if (chance(50)) {
+            add("jobs.*", "g1");
+          } else {
+            add("jobs.>", "g1");
+          }
           break;
         default:
           add("work.*", "g2");

@@ -1,5 +1,7 @@
 #include "broker/protocol/batch.h"
 
+#include <cstddef>
+#include <cstdint>
 #include <cstring>
 
 #include "broker/protocol/codec.h"
@@ -390,10 +392,22 @@ DeliverView DeliverViewOf(const wire::Deliver& d,
 }
 
 uint64_t BatchReader::SkipRest() {
+  // Each entry's position depends on the lengths before it, so a walk over
+  // a body the network thread has just written would wait for its cache
+  // lines one by one. Asking for them this far ahead overlaps the waits.
+  constexpr ptrdiff_t kPrefetchBytes = 1024;
+  uintptr_t prefetched = reinterpret_cast<uintptr_t>(p_);
   std::string_view header, payload;
   uint64_t n = 0;
-  while (Next(&header, &payload)) ++n;
-  return n;
+  for (;;) {
+    const uintptr_t want = reinterpret_cast<uintptr_t>(
+        end_ - p_ > kPrefetchBytes ? p_ + kPrefetchBytes : end_);
+    for (; prefetched < want; prefetched += 64) {
+      __builtin_prefetch(reinterpret_cast<const void*>(prefetched));
+    }
+    if (!Next(&header, &payload)) return n;
+    ++n;
+  }
 }
 
 bool BatchReader::Next(std::string_view* header, std::string_view* payload) {

@@ -2014,7 +2014,15 @@ class Server::Loop {
     };
     const bool is_ack = command.kind == wire::Header::kAck;
     if (is_ack) {
-      for (uint64_t id : command.ids) {
+      // Messages acked a few ids on start loading now (Deliveries'
+      // PrefetchInFlight): by their ack they have often left the caches.
+      constexpr size_t kAckPrefetchAhead = 4;
+      const auto& ids = command.ids;
+      for (size_t i = 0; i < ids.size(); ++i) {
+        if (i + kAckPrefetchAhead < ids.size()) {
+          deliveries_.PrefetchInFlight(ids[i + kAckPrefetchAhead]);
+        }
+        const uint64_t id = ids[i];
         note(is_stream(id) ? streams_->Ack(client, id, now_ms_)
                            : deliveries_.Ack(client, id, now_ms_, &ack_sends_),
              id);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "broker/base/absl_view.h"
 #include "broker/delivery/block_cache.h"
+#include "broker/delivery/message_arena.h"
 #include "broker/topic/topic.h"
 
 namespace sift::delivery {
@@ -49,40 +50,76 @@ namespace {
 // The allocator of StoredMessage::Make: std::allocate_shared asks it for
 // one block holding the reference count and the object; it adds `extra`
 // bytes behind them, where the object keeps its fields' bytes. Blocks come
-// from BlockCache.
+// from MessageArena (`arena`) or BlockCache.
 template <typename T>
 struct TrailingBytes {
   using value_type = T;
-  explicit TrailingBytes(size_t extra_bytes) : extra(extra_bytes) {}
+  TrailingBytes(size_t extra_bytes, bool from_arena)
+      : extra(extra_bytes), arena(from_arena) {}
   template <typename U>
-  TrailingBytes(const TrailingBytes<U>& other) : extra(other.extra) {}
+  TrailingBytes(const TrailingBytes<U>& other)
+      : extra(other.extra), arena(other.arena) {}
   T* allocate(size_t n) {
     assert(n == 1);
-    return static_cast<T*>(BlockCache::Allocate(n * sizeof(T) + extra));
+    const size_t bytes = n * sizeof(T) + extra;
+    return static_cast<T*>(arena ? MessageArena::Allocate(bytes)
+                                 : BlockCache::Allocate(bytes));
   }
-  void deallocate(T* p, size_t n) { BlockCache::Free(p, n * sizeof(T) + extra); }
+  void deallocate(T* p, size_t n) {
+    const size_t bytes = n * sizeof(T) + extra;
+    if (arena) {
+      MessageArena::Free(p, bytes);
+    } else {
+      BlockCache::Free(p, bytes);
+    }
+  }
   template <typename U>
   bool operator==(const TrailingBytes<U>& other) const {
-    return extra == other.extra;
+    return extra == other.extra && arena == other.arena;
   }
   template <typename U>
   bool operator!=(const TrailingBytes<U>& other) const {
-    return extra != other.extra;
+    return !(*this == other);
   }
   size_t extra;
+  bool arena;
 };
 
+// Room for std::allocate_shared's reference counts and the object, beyond
+// the fields' bytes (MessageArena::Allocate asserts the real size fits).
+constexpr size_t kBlockOverhead = 128;
+
 }  // namespace
+
+MessageRef StoredMessage::MakeIn(bool arena, std::string_view topic,
+                                 std::string_view reply_to,
+                                 std::string_view headers,
+                                 std::string_view payload,
+                                 uint32_t topic_slot) {
+  const size_t extra =
+      topic.size() + reply_to.size() + headers.size() + payload.size();
+  return std::allocate_shared<StoredMessage>(
+      TrailingBytes<StoredMessage>(extra, arena), Passkey(), topic, reply_to,
+      headers, payload, topic_slot);
+}
 
 MessageRef StoredMessage::Make(std::string_view topic,
                                std::string_view reply_to,
                                std::string_view headers,
                                std::string_view payload, uint32_t topic_slot) {
+  return MakeIn(false, topic, reply_to, headers, payload, topic_slot);
+}
+
+MessageRef StoredMessage::MakeQueued(std::string_view topic,
+                                     std::string_view reply_to,
+                                     std::string_view headers,
+                                     std::string_view payload,
+                                     uint32_t topic_slot) {
   const size_t extra =
       topic.size() + reply_to.size() + headers.size() + payload.size();
-  return std::allocate_shared<StoredMessage>(
-      TrailingBytes<StoredMessage>(extra), Passkey(), topic, reply_to, headers,
-      payload, topic_slot);
+  const bool arena = extra + kBlockOverhead <= MessageArena::kMaxBlockBytes &&
+                     MessageArena::ShouldUse();
+  return MakeIn(arena, topic, reply_to, headers, payload, topic_slot);
 }
 
 StoredMessage::StoredMessage(Passkey, std::string_view topic_in,

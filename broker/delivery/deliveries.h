@@ -130,6 +130,14 @@ struct StoredMessage {
   static MessageRef Make(std::string_view topic, std::string_view reply_to,
                          std::string_view headers, std::string_view payload,
                          uint32_t topic_slot = 0);
+  // Make for a message explicit-ack consumers will hold (Deliveries::Offer):
+  // its block comes from MessageArena (see there why), unless the message
+  // is large or the arena wastes too much. Same errors.
+  static MessageRef MakeQueued(std::string_view topic,
+                               std::string_view reply_to,
+                               std::string_view headers,
+                               std::string_view payload,
+                               uint32_t topic_slot = 0);
 
   // For Make only (std::allocate_shared needs it public).
   StoredMessage(Passkey, std::string_view topic, std::string_view reply_to,
@@ -145,6 +153,11 @@ struct StoredMessage {
   // The router's counters slot of `topic` (Router::TopicSlot), when the
   // server knew it on storing; 0: look it up. Delivery does not read it.
   uint32_t topic_slot = 0;
+
+ private:
+  static MessageRef MakeIn(bool arena, std::string_view topic,
+                           std::string_view reply_to, std::string_view headers,
+                           std::string_view payload, uint32_t topic_slot);
 };
 
 // One DELIVER the caller must send.

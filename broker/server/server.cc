@@ -1805,7 +1805,11 @@ class Server::Loop {
                     std::string_view payload) {
     const size_t dead_before = ack_dead_.size();
     deliveries_
-        .Offer(t.client, t.sid, Stored(pub, payload, t.slot), now_ms_,
+        .Offer(t.client, t.sid,
+               delivery::StoredMessage::MakeQueued(pub.topic, pub.reply_to,
+                                                   pub.headers, payload,
+                                                   t.slot),
+               now_ms_,
                &ack_sends_, &ack_dead_)
         .IgnoreError();  // NotFound: not a consumer (checked by the caller)
     for (size_t i = dead_before; i < ack_dead_.size(); ++i) {

@@ -1,0 +1,191 @@
+#include "broker/delivery/message_arena.h"
+
+#include <sys/mman.h>
+
+#include <atomic>
+#include <cassert>
+#include <cstdint>
+#include <mutex>
+#include <new>
+#include <vector>
+
+namespace sift::delivery {
+
+namespace {
+
+constexpr size_t kChunk = MessageArena::kChunkBytes;
+
+// The first cache line of every chunk (blocks start after it, so frees on
+// other threads do not share a line with the thread bumping in the chunk).
+struct alignas(64) ChunkHeader {
+  // Bytes of live blocks. While a thread bumps in the chunk: kBias less the
+  // bytes freed so far, so no free can bring it to 0; the thread then takes
+  // away kBias less what it handed out (Bump::Retire).
+  std::atomic<int64_t> live{0};
+  size_t index = 0;  // in Shared::in_use
+};
+static_assert(sizeof(ChunkHeader) == 64, "one cache line");
+constexpr int64_t kBias = int64_t{1} << 40;
+
+// What all threads share, under `mu`. Never destroyed: blocks may be freed
+// (and chunks released) by thread exits after static destruction begins.
+struct Shared {
+  std::mutex mu;
+  std::vector<ChunkHeader*> in_use;
+  std::vector<ChunkHeader*> spares;
+};
+Shared& TheShared() {
+  static Shared* const shared = new Shared;
+  return *shared;
+}
+
+ChunkHeader* ChunkOf(void* block) {
+  return reinterpret_cast<ChunkHeader*>(reinterpret_cast<uintptr_t>(block) &
+                                        ~(uintptr_t{kChunk} - 1));
+}
+
+size_t Rounded(size_t bytes) { return (bytes + 15) & ~size_t{15}; }
+
+// A chunk-aligned mapping of kChunk bytes, or nullptr.
+void* MapChunk() {
+  void* p = mmap(nullptr, 2 * kChunk, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t aligned = (start + kChunk - 1) & ~(uintptr_t{kChunk} - 1);
+  if (aligned > start) munmap(p, aligned - start);
+  const uintptr_t tail = aligned + kChunk;
+  if (start + 2 * kChunk > tail) {
+    munmap(reinterpret_cast<void*>(tail), start + 2 * kChunk - tail);
+  }
+  return reinterpret_cast<void*>(aligned);
+}
+
+// Chunk `c` holds no live block and no thread bumps in it.
+void Release(ChunkHeader* c) {
+  Shared& s = TheShared();
+  std::lock_guard<std::mutex> lock(s.mu);
+  ChunkHeader* last = s.in_use.back();
+  s.in_use[c->index] = last;
+  last->index = c->index;
+  s.in_use.pop_back();
+  if (s.spares.size() < MessageArena::kMaxSpareChunks) {
+    s.spares.push_back(c);
+  } else {
+    munmap(c, kChunk);
+  }
+}
+
+// Whether the chunks in use waste too much. REQUIRES: s.mu held.
+bool Wasteful(const Shared& s) {
+  const size_t mapped = s.in_use.size() * kChunk;
+  if (mapped <= MessageArena::kWasteFloorBytes) return false;
+  size_t live = 0;
+  for (const ChunkHeader* c : s.in_use) {
+    const int64_t v = c->live.load(std::memory_order_relaxed);
+    live += v > kBias / 2 ? kChunk : static_cast<size_t>(v);  // bumped in
+  }
+  return live < mapped / 4;
+}
+
+// The calling thread's chunk.
+struct Bump {
+  ChunkHeader* chunk = nullptr;
+  char* next = nullptr;
+  char* end = nullptr;
+  int64_t handed_out = 0;  // bytes of blocks carved from `chunk`
+  bool declining = false;  // ShouldUse() says no
+  size_t calls = 0;        // ShouldUse() calls while declining
+
+  ~Bump() { Retire(); }
+
+  // Stops bumping in `chunk`; releases it if all its blocks are freed.
+  void Retire() {
+    if (chunk == nullptr) return;
+    ChunkHeader* c = chunk;
+    chunk = nullptr;
+    next = end = nullptr;
+    const int64_t take = kBias - handed_out;
+    if (c->live.fetch_sub(take, std::memory_order_acq_rel) == take) {
+      Release(c);
+    }
+  }
+
+  // Starts bumping in a spare or new chunk; notes whether the arena wastes
+  // too much.
+  void Refill() {
+    Retire();
+    Shared& s = TheShared();
+    ChunkHeader* c = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      declining = Wasteful(s);
+      calls = 0;
+      if (!s.spares.empty()) {
+        c = s.spares.back();
+        s.spares.pop_back();
+      } else if (void* m = MapChunk()) {
+        c = new (m) ChunkHeader;
+      } else {
+        throw std::bad_alloc();
+      }
+      c->live.store(kBias, std::memory_order_relaxed);
+      c->index = s.in_use.size();
+      s.in_use.push_back(c);
+    }
+    chunk = c;
+    next = reinterpret_cast<char*>(c) + sizeof(ChunkHeader);
+    end = reinterpret_cast<char*>(c) + kChunk;
+    handed_out = 0;
+  }
+};
+
+Bump& Mine() {
+  thread_local Bump bump;
+  return bump;
+}
+
+}  // namespace
+
+bool MessageArena::ShouldUse() {
+  Bump& b = Mine();
+  if (!b.declining) return true;
+  if (++b.calls < kRecheckEvery) return false;
+  b.calls = 0;
+  Shared& s = TheShared();
+  std::lock_guard<std::mutex> lock(s.mu);
+  b.declining = Wasteful(s);
+  return !b.declining;
+}
+
+void* MessageArena::Allocate(size_t bytes) {
+  assert(bytes > 0 && bytes <= kMaxBlockBytes);
+  const size_t n = Rounded(bytes);
+  Bump& b = Mine();
+  if (n > static_cast<size_t>(b.end - b.next)) b.Refill();
+  void* block = b.next;
+  b.next += n;
+  b.handed_out += static_cast<int64_t>(n);
+  return block;
+}
+
+void MessageArena::Free(void* block, size_t bytes) {
+  ChunkHeader* c = ChunkOf(block);
+  const int64_t n = static_cast<int64_t>(Rounded(bytes));
+  if (c->live.fetch_sub(n, std::memory_order_acq_rel) == n) Release(c);
+}
+
+MessageArena::Stats MessageArena::stats() {
+  Shared& s = TheShared();
+  std::lock_guard<std::mutex> lock(s.mu);
+  Stats out;
+  out.chunks_in_use = s.in_use.size();
+  out.spare_chunks = s.spares.size();
+  for (const ChunkHeader* c : s.in_use) {
+    const int64_t v = c->live.load(std::memory_order_relaxed);
+    if (v <= kBias / 2) out.live_bytes += static_cast<size_t>(v);
+  }
+  return out;
+}
+
+}  // namespace sift::delivery

@@ -1,0 +1,63 @@
+// MessageArena holds the messages the broker keeps for explicit-ack
+// consumers (StoredMessage::Make with StoredMessage::kQueued): blocks are
+// carved from 2 MiB chunks by bumping a pointer, and a chunk goes back (to a
+// few spares, else to the system) once every block in it has been freed.
+//
+// Why not the heap: a burst held for slow consumers is hundreds of MB of
+// small blocks made in arrival order and freed in about that order. From
+// malloc, each block costs a search and a header, its free touches its
+// neighbours' headers (cold by then) to merge them, and the heap grows and
+// shrinks a page at a time. From here, a block costs a pointer bump, its
+// free one atomic decrement of its chunk's count, and a burst lies in
+// memory in the order it is delivered.
+//
+// Waste: a chunk stays mapped while any block in it lives, so a few
+// messages held long (a consumer that never acks) can pin chunks that are
+// otherwise empty. ShouldUse() says no (the caller uses the heap) while more
+// than kWasteFloorBytes are in chunks and under a quarter of those bytes are
+// live; it looks again every kRecheckEvery calls.
+//
+// Thread-safety: Allocate and Free may be called from any thread. Each
+// thread bumps in a chunk of its own (given back when the thread exits); a
+// block may be freed on any thread.
+#ifndef SIFT_BROKER_DELIVERY_MESSAGE_ARENA_H_
+#define SIFT_BROKER_DELIVERY_MESSAGE_ARENA_H_
+
+#include <cstddef>
+
+namespace sift::delivery {
+
+class MessageArena {
+ public:
+  static constexpr size_t kChunkBytes = size_t{2} << 20;
+  // Larger blocks come from the heap (Allocate declines them).
+  static constexpr size_t kMaxBlockBytes = size_t{64} << 10;
+  // Freed chunks kept mapped for reuse (a burst after a burst does not fault
+  // its pages in again); beyond, they are unmapped.
+  static constexpr size_t kMaxSpareChunks = 8;
+  static constexpr size_t kWasteFloorBytes = size_t{64} << 20;
+  static constexpr size_t kRecheckEvery = 4096;
+
+  // Whether the calling thread should allocate its next block here: false
+  // while the chunks waste too much (above). Cheap: a thread-local flag,
+  // and a look at every chunk once per kRecheckEvery calls while false.
+  static bool ShouldUse();
+  // A block of `bytes` bytes, aligned to 16. REQUIRES: 0 < bytes <=
+  // kMaxBlockBytes. Errors: std::bad_alloc if a chunk cannot be mapped.
+  static void* Allocate(size_t bytes);
+  // Frees a block Allocate(bytes) returned, with the same `bytes`.
+  static void Free(void* block, size_t bytes);
+
+  // For tests and STATS-like reports; a snapshot, racy against other
+  // threads.
+  struct Stats {
+    size_t chunks_in_use = 0;  // mapped and holding blocks (or bumped in)
+    size_t spare_chunks = 0;
+    size_t live_bytes = 0;  // in chunks no thread bumps in any more
+  };
+  static Stats stats();
+};
+
+}  // namespace sift::delivery
+
+#endif  // SIFT_BROKER_DELIVERY_MESSAGE_ARENA_H_

@@ -358,6 +358,63 @@ TEST(AcksTest, UnknownDeliveriesAndBadPoliciesAreErrors) {
   ASSERT_TRUE(reply.ok() && reply->has_ok()) << reply->DebugString();
 }
 
+// An ACK whose list names, after a delivery's id, the id that delivery's
+// freed slot is about to hand the next queued message (ids are sequential,
+// so a hostile client can guess it): both are acknowledged, and the broker
+// sends no DELIVER for the second (its delivery ended before it was sent),
+// keeps running, and serves the next message as usual.
+TEST(AcksTest, AnAckOfTheIdItsOwnAckHandsOutIsAppliedAndNotSent) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto pub = Connect(siftd->endpoint());
+  ASSERT_NE(pub, nullptr);
+  RawDealer raw(siftd->endpoint());
+  ASSERT_TRUE(raw.Hello().ok());
+  wire::Header sub = SubHeader(2, 1, "jobs");
+  sub.mutable_sub()->mutable_ack()->set_max_in_flight(1);
+  auto joined = raw.Call(sub);
+  ASSERT_TRUE(joined.ok() && joined->has_ok()) << joined->DebugString();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(pub->Publish("jobs", absl::StrCat("m", i)).ok());
+  }
+  std::optional<RawReply> first;
+  for (int i = 0; i < 50 && !first; ++i) {
+    auto r = raw.Recv(absl::Milliseconds(100));
+    if (r && r->header && r->header->has_deliver()) first = std::move(r);
+  }
+  ASSERT_TRUE(first.has_value());
+  ASSERT_EQ(first->frames.size(), 2u);
+  EXPECT_EQ(first->frames[1], "m0");
+  const uint64_t id = first->header->deliver().delivery_id();
+  wire::Header ack;
+  ack.set_request_id(3);
+  ack.mutable_ack()->add_delivery_ids(id);
+  ack.mutable_ack()->add_delivery_ids(id + 1);  // m1's, not yet sent
+  raw.Send(ack);
+  // m1 was acknowledged without being delivered: m2 comes (around the OK),
+  // and nothing else.
+  bool ok = false;
+  std::vector<std::string> delivered;
+  for (int i = 0; i < 10; ++i) {
+    auto r = raw.Recv(absl::Milliseconds(300));
+    if (!r) break;
+    if (r->header && r->header->has_ok()) ok = r->header->request_id() == 3;
+    if (r->header && r->header->has_deliver()) {
+      delivered.push_back(r->frames[1]);
+      EXPECT_EQ(r->header->deliver().delivery_id(), id + 2);
+    }
+  }
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(delivered, std::vector<std::string>{"m2"});
+  auto stats = raw.Call(StatsHeader(4));
+  ASSERT_TRUE(stats.ok() && stats->has_stats_reply()) << stats->DebugString();
+  const wire::DeliveryCounts& counts = stats->stats_reply().deliveries();
+  EXPECT_EQ(counts.acks(), 2u);
+  EXPECT_EQ(counts.delivered(), 3u);  // m1's delivery was made, not sent
+  EXPECT_EQ(counts.in_flight(), 1u);
+  EXPECT_TRUE(siftd->IsRunning());
+}
+
 // A declared work queue keeps what is published before any worker
 // subscribes, and while none is connected; a worker that joins gets it all,
 // in order. Without the declaration the same publish has no subscriber.

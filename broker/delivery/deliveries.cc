@@ -558,8 +558,8 @@ void Deliveries::Deliver(uint32_t c, uint32_t slot, int64_t now,
   ++co.delivered;
   ++counters_.delivered;
   if (e.attempt > 1) ++counters_.redeliveries;
-  sends->push_back(
-      Send{co.client, co.sid, e.delivery_id, e.attempt, e.message});
+  sends->push_back(Send{co.client, co.sid, e.delivery_id, e.attempt,
+                        e.message.get(), slot});
 }
 
 void Deliveries::DeliverWaiting(uint32_t c, Waiting waiting, int64_t now,

@@ -161,12 +161,17 @@ struct StoredMessage {
 };
 
 // One DELIVER the caller must send.
+// `message` is not a reference of its own (no count to take and give back
+// per delivery): Deliveries holds the message while the delivery is in
+// flight, so a caller that made other calls on Deliveries since it got the
+// Send checks Deliveries::InFlight(send) before reading it.
 struct Send {
   uint32_t client;
   uint64_t sid;
   uint64_t delivery_id;
   uint32_t attempt;  // 1 for the first delivery
-  MessageRef message;
+  const StoredMessage* message;
+  uint32_t slot;  // Deliveries' own, for InFlight
 };
 
 // Reasons a message is dead-lettered (DeadLetter::reason).
@@ -300,6 +305,13 @@ class Deliveries {
   absl::Status Nack(uint32_t client, uint64_t delivery_id,
                     std::optional<uint32_t> delay_ms, int64_t now,
                     std::vector<Send>* sends, std::vector<DeadLetter>* dead);
+
+  // Whether `send`'s delivery is still in flight (not acked, nacked,
+  // expired, or ended by its consumer leaving), so send.message is valid.
+  bool InFlight(const Send& send) const {
+    return send.slot < entries_.size() && entries_[send.slot].in_flight &&
+           entries_[send.slot].delivery_id == send.delivery_id;
+  }
 
   // A hint, no effect on state: starts loading what Ack(delivery_id) will
   // touch (its entry and its message's reference count), which has often

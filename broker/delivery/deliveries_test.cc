@@ -24,8 +24,13 @@ namespace {
 
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 
+// Send::message is a plain pointer, valid while its delivery is in flight;
+// the tests read Sends after their deliveries ended, so every message made
+// here is kept for the life of the test binary.
 MessageRef Msg(std::string topic, std::string payload) {
-  return StoredMessage::Make(topic, "", "", payload);
+  static auto* const kept = new std::vector<MessageRef>;
+  kept->push_back(StoredMessage::Make(topic, "", "", payload));
+  return kept->back();
 }
 
 // Exact timings: ack wait 1 s, backoff 100, 200, 400 ... ms without jitter,
@@ -187,6 +192,27 @@ TEST_F(DeliveriesTest, PrefetchBoundsInFlightAndAckPullsTheQueueInOrder) {
   EXPECT_EQ(d_.consumer_stats(1, 1)->in_flight, 2u);
   EXPECT_EQ(d_.consumer_stats(1, 1)->acks, 2u);
   EXPECT_EQ(d_.consumer_stats(1, 1)->max_in_flight, 2u);
+}
+
+// A Send's message is only the caller's to read while its delivery is in
+// flight; InFlight tells, also once the entry's slot serves another delivery.
+TEST_F(DeliveriesTest, InFlightTellsWhetherASendsDeliveryGoesOn) {
+  Add(1, 1, "t", "", TestPolicy(/*max_in_flight=*/1));
+  Offer(1, 1, Msg("t", "a"));
+  Offer(1, 1, Msg("t", "b"));  // queued
+  const Send a = TakeOne();
+  EXPECT_TRUE(d_.InFlight(a));
+  ASSERT_TRUE(Ack(1, a.delivery_id).ok());
+  const Send b = TakeOne();  // reuses a's slot
+  EXPECT_EQ(b.slot, a.slot);
+  EXPECT_FALSE(d_.InFlight(a));
+  EXPECT_TRUE(d_.InFlight(b));
+  ASSERT_TRUE(Nack(1, b.delivery_id, 0).ok());  // redelivered at once
+  const Send b2 = TakeOne();
+  EXPECT_FALSE(d_.InFlight(b));
+  EXPECT_TRUE(d_.InFlight(b2));
+  EXPECT_EQ(d_.RemoveConsumer(1, 1, now_, &sends_, &dead_), 1u);
+  EXPECT_FALSE(d_.InFlight(b2));
 }
 
 TEST_F(DeliveriesTest, FullQueueDeadLettersAsQueueFull) {

@@ -1841,6 +1841,9 @@ class Server::Loop {
     }
   }
   void SendAckDelivery(const delivery::Send& s) {
+    // Ended since (an ACK later in the same command naming the id it was
+    // given, a DELIVER before it that dropped the client): nothing to send.
+    if (!deliveries_.InFlight(s)) return;
     const delivery::StoredMessage& m = *s.message;
     const protocol::PubView view = ViewOf(m);
     const Router::TopicSlot slot =

@@ -589,7 +589,8 @@ void CheckHeader(std::string_view frame_in) {
   }
 
   protocol::AckView ack;
-  if (protocol::DecodeAckFast(frame.data(), frame.size(), &ack)) {
+  std::vector<uint64_t> walked;  // the ids DecodeAckFast read as it checked
+  if (protocol::DecodeAckFast(frame.data(), frame.size(), &ack, &walked)) {
     SIFT_EXPECT(frame.Holds(ack.packed_ids), bytes,
                 "DecodeAckFast's view points outside the frame");
     std::vector<uint64_t> ids;
@@ -599,6 +600,8 @@ void CheckHeader(std::string_view frame_in) {
     SIFT_EXPECT(packed.empty(), bytes,
                 "NextPackedId stopped before the end of ids DecodeAckFast "
                 "accepted");
+    SIFT_EXPECT(walked == ids, bytes,
+                "DecodeAckFast's ids differ from NextPackedId's");
     const bool same =
         ref_ok && ref.has_ack() && ref.request_id() == ack.request_id &&
         std::equal(ids.begin(), ids.end(), ref.ack().delivery_ids().begin(),

@@ -44,8 +44,6 @@ ChunkHeader* ChunkOf(void* block) {
                                         ~(uintptr_t{kChunk} - 1));
 }
 
-size_t Rounded(size_t bytes) { return (bytes + 15) & ~size_t{15}; }
-
 // A chunk-aligned mapping of kChunk bytes, or nullptr.
 void* MapChunk() {
   void* p = mmap(nullptr, 2 * kChunk, PROT_READ | PROT_WRITE,
@@ -88,68 +86,58 @@ bool Wasteful(const Shared& s) {
   return live < mapped / 4;
 }
 
-// The calling thread's chunk.
-struct Bump {
-  ChunkHeader* chunk = nullptr;
-  char* next = nullptr;
-  char* end = nullptr;
-  int64_t handed_out = 0;  // bytes of blocks carved from `chunk`
-  bool declining = false;  // ShouldUse() says no
-  size_t calls = 0;        // ShouldUse() calls while declining
+using message_arena_internal::Bump;
 
-  ~Bump() { Retire(); }
+// Stops bumping in the thread's chunk; releases it if all its blocks are
+// freed.
+void Retire(Bump& b) {
+  if (b.chunk == nullptr) return;
+  ChunkHeader* c = static_cast<ChunkHeader*>(b.chunk);
+  b.chunk = nullptr;
+  b.next = b.end = nullptr;
+  const int64_t take = kBias - b.handed_out;
+  if (c->live.fetch_sub(take, std::memory_order_acq_rel) == take) Release(c);
+}
 
-  // Stops bumping in `chunk`; releases it if all its blocks are freed.
-  void Retire() {
-    if (chunk == nullptr) return;
-    ChunkHeader* c = chunk;
-    chunk = nullptr;
-    next = end = nullptr;
-    const int64_t take = kBias - handed_out;
-    if (c->live.fetch_sub(take, std::memory_order_acq_rel) == take) {
-      Release(c);
-    }
-  }
-
-  // Starts bumping in a spare or new chunk; notes whether the arena wastes
-  // too much.
-  void Refill() {
-    Retire();
-    Shared& s = TheShared();
-    ChunkHeader* c = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(s.mu);
-      declining = Wasteful(s);
-      calls = 0;
-      if (!s.spares.empty()) {
-        c = s.spares.back();
-        s.spares.pop_back();
-      } else if (void* m = MapChunk()) {
-        c = new (m) ChunkHeader;
-      } else {
-        throw std::bad_alloc();
-      }
-      c->live.store(kBias, std::memory_order_relaxed);
-      c->index = s.in_use.size();
-      s.in_use.push_back(c);
-    }
-    chunk = c;
-    next = reinterpret_cast<char*>(c) + sizeof(ChunkHeader);
-    end = reinterpret_cast<char*>(c) + kChunk;
-    handed_out = 0;
-  }
+// Gives the thread's chunk back when the thread exits.
+struct RetireAtExit {
+  ~RetireAtExit() { Retire(message_arena_internal::bump); }
 };
 
-Bump& Mine() {
-  thread_local Bump bump;
-  return bump;
+// Starts bumping in a spare or new chunk; notes whether the arena wastes
+// too much.
+void Refill(Bump& b) {
+  thread_local RetireAtExit retire_at_exit;
+  (void)retire_at_exit;  // constructed once per thread, here
+  Retire(b);
+  Shared& s = TheShared();
+  ChunkHeader* c = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    b.declining = Wasteful(s);
+    b.calls = 0;
+    if (!s.spares.empty()) {
+      c = s.spares.back();
+      s.spares.pop_back();
+    } else if (void* m = MapChunk()) {
+      c = new (m) ChunkHeader;
+    } else {
+      throw std::bad_alloc();
+    }
+    c->live.store(kBias, std::memory_order_relaxed);
+    c->index = s.in_use.size();
+    s.in_use.push_back(c);
+  }
+  b.chunk = c;
+  b.next = reinterpret_cast<char*>(c) + sizeof(ChunkHeader);
+  b.end = reinterpret_cast<char*>(c) + kChunk;
+  b.handed_out = 0;
 }
 
 }  // namespace
 
-bool MessageArena::ShouldUse() {
-  Bump& b = Mine();
-  if (!b.declining) return true;
+bool MessageArena::Recheck() {
+  Bump& b = message_arena_internal::bump;
   if (++b.calls < kRecheckEvery) return false;
   b.calls = 0;
   Shared& s = TheShared();
@@ -158,11 +146,10 @@ bool MessageArena::ShouldUse() {
   return !b.declining;
 }
 
-void* MessageArena::Allocate(size_t bytes) {
-  assert(bytes > 0 && bytes <= kMaxBlockBytes);
-  const size_t n = Rounded(bytes);
-  Bump& b = Mine();
-  if (n > static_cast<size_t>(b.end - b.next)) b.Refill();
+void* MessageArena::AllocateInNewChunk(size_t n) {
+  assert(n > 0 && n <= kMaxBlockBytes);
+  Bump& b = message_arena_internal::bump;
+  Refill(b);
   void* block = b.next;
   b.next += n;
   b.handed_out += static_cast<int64_t>(n);
@@ -171,7 +158,7 @@ void* MessageArena::Allocate(size_t bytes) {
 
 void MessageArena::Free(void* block, size_t bytes) {
   ChunkHeader* c = ChunkOf(block);
-  const int64_t n = static_cast<int64_t>(Rounded(bytes));
+  const int64_t n = static_cast<int64_t>((bytes + 15) & ~size_t{15});
   if (c->live.fetch_sub(n, std::memory_order_acq_rel) == n) Release(c);
 }
 

@@ -23,9 +23,25 @@
 #ifndef SIFT_BROKER_DELIVERY_MESSAGE_ARENA_H_
 #define SIFT_BROKER_DELIVERY_MESSAGE_ARENA_H_
 
+#include <cassert>
 #include <cstddef>
+#include <cstdint>
 
 namespace sift::delivery {
+
+namespace message_arena_internal {
+// The calling thread's chunk. Trivially destructible, so that reaching it
+// costs no guard; MessageArena gives the chunk back when the thread exits.
+struct Bump {
+  char* next = nullptr;
+  char* end = nullptr;
+  void* chunk = nullptr;
+  int64_t handed_out = 0;  // bytes of blocks carved from `chunk`
+  uint32_t calls = 0;      // ShouldUse() calls while declining
+  bool declining = false;  // ShouldUse() says no
+};
+inline thread_local Bump bump;
+}  // namespace message_arena_internal
 
 class MessageArena {
  public:
@@ -41,10 +57,21 @@ class MessageArena {
   // Whether the calling thread should allocate its next block here: false
   // while the chunks waste too much (above). Cheap: a thread-local flag,
   // and a look at every chunk once per kRecheckEvery calls while false.
-  static bool ShouldUse();
+  static bool ShouldUse() {
+    return !message_arena_internal::bump.declining || Recheck();
+  }
   // A block of `bytes` bytes, aligned to 16. REQUIRES: 0 < bytes <=
   // kMaxBlockBytes. Errors: std::bad_alloc if a chunk cannot be mapped.
-  static void* Allocate(size_t bytes);
+  static void* Allocate(size_t bytes) {
+    assert(bytes > 0 && bytes <= kMaxBlockBytes);
+    const size_t n = (bytes + 15) & ~size_t{15};
+    message_arena_internal::Bump& b = message_arena_internal::bump;
+    if (n > static_cast<size_t>(b.end - b.next)) return AllocateInNewChunk(n);
+    void* block = b.next;
+    b.next += n;
+    b.handed_out += static_cast<int64_t>(n);
+    return block;
+  }
   // Frees a block Allocate(bytes) returned, with the same `bytes`.
   static void Free(void* block, size_t bytes);
 
@@ -56,6 +83,10 @@ class MessageArena {
     size_t live_bytes = 0;  // in chunks no thread bumps in any more
   };
   static Stats stats();
+
+ private:
+  static bool Recheck();
+  static void* AllocateInNewChunk(size_t n);
 };
 
 }  // namespace sift::delivery

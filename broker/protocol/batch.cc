@@ -19,11 +19,6 @@ using wire_format::VarintSize;
 using wire_format::GetBytes;
 using wire_format::GetVarint;
 
-inline void PutVarint(uint64_t v, std::string* out) {
-  char buf[10];
-  out->append(buf, static_cast<size_t>(wire_format::PutVarint(v, buf) - buf));
-}
-
 // Calls visit(field, is_bytes, varint_value, bytes, field_begin) for each
 // field of a message (field_begin: where the field's tag starts); stops with
 // false on malformed input, on a field that appears twice (protobuf would
@@ -215,8 +210,10 @@ bool DecodeOkFast(const char* data, size_t size, OkView* out) {
                     });
 }
 
-bool DecodeAckFast(const char* data, size_t size, AckView* out) {
+bool DecodeAckFast(const char* data, size_t size, AckView* out,
+                   std::vector<uint64_t>* ids) {
   *out = AckView{};
+  if (ids != nullptr) ids->clear();
   std::string_view inner;
   if (!OuterFields(data, size, wire::Header::kAckFieldNumber, &out->request_id,
                    &inner)) {
@@ -238,6 +235,7 @@ bool DecodeAckFast(const char* data, size_t size, AckView* out) {
   while (p < end) {
     uint64_t id;
     if (!GetVarint(p, end, &id, 9)) return false;
+    if (ids != nullptr) ids->push_back(id);
   }
   return true;
 }
@@ -273,11 +271,14 @@ namespace {
 template <typename Encode>
 void AppendEntry(std::string* body, size_t header_size, Encode encode,
                  std::string_view payload) {
-  PutVarint(header_size, body);
+  // One resize for the two lengths and the header (this is every
+  // delivery's path), then the payload.
   const size_t at = body->size();
-  body->resize(at + header_size);
-  encode(body->data() + at);
-  PutVarint(payload.size(), body);
+  body->resize(at + wire_format::VarintSize(header_size) + header_size +
+               wire_format::VarintSize(payload.size()));
+  char* p = wire_format::PutVarint(header_size, body->data() + at);
+  encode(p);
+  wire_format::PutVarint(payload.size(), p + header_size);
   body->append(payload.data(), payload.size());
 }
 
@@ -301,13 +302,14 @@ void BatchWriter::AppendDeliver(uint64_t sid, std::string_view topic,
                                 std::string_view payload,
                                 uint64_t delivery_id, uint32_t attempt,
                                 bool retained) {
+  const size_t body = codec_internal::DeliverBodySize(
+      sid, topic, reply_to, headers, delivery_id, attempt, retained);
   AppendEntry(
-      body_,
-      DeliverSize(sid, topic, reply_to, headers, delivery_id, attempt,
-                  retained),
+      body_, 1 + VarintSize(body) + body,
       [&](char* out) {
-        EncodeDeliver(sid, topic, reply_to, headers, delivery_id, attempt,
-                      retained, out);
+        codec_internal::EncodeDeliverSized(body, sid, topic, reply_to, headers,
+                                           delivery_id, attempt, retained,
+                                           out);
       },
       payload);
 }

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "broker/protocol/wire_format.h"
 #include "proto/sift.pb.h"
@@ -70,7 +71,10 @@ struct AckView {
   uint64_t request_id = 0;
   std::string_view packed_ids;
 };
-bool DecodeAckFast(const char* data, size_t size, AckView* out);
+// With `ids`, also replaces *ids with the ids, read in the same walk that
+// checks them (its content is unspecified when false is returned).
+bool DecodeAckFast(const char* data, size_t size, AckView* out,
+                   std::vector<uint64_t>* ids = nullptr);
 // Reads the first id of *packed (AckView::packed_ids, or what is left of
 // it) into *id and removes it from *packed; false once *packed is empty.
 bool NextPackedId(std::string_view* packed, uint64_t* id);

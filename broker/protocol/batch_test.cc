@@ -190,6 +190,9 @@ TEST(BatchTest, AckHeadersMatchProtobuf) {
     std::string_view packed = view.packed_ids;
     while (NextPackedId(&packed, &id)) back.push_back(id);
     EXPECT_EQ(back, ids);
+    std::vector<uint64_t> walked = {42};  // replaced, not appended to
+    ASSERT_TRUE(DecodeAckFast(fast.data(), fast.size(), &view, &walked));
+    EXPECT_EQ(walked, ids);
   }
 
   AckView view;

@@ -135,10 +135,15 @@ inline size_t DeliverSize(uint64_t sid, std::string_view topic,
   return 1 + wire_format::VarintSize(body) + body;
 }
 
-inline size_t EncodeDeliver(uint64_t sid, std::string_view topic,
-                            std::string_view reply_to,
-                            std::string_view headers, uint64_t delivery_id,
-                            uint32_t attempt, bool retained, char* out) {
+namespace codec_internal {
+
+// EncodeDeliver, given DeliverBodySize(...) of the same arguments as `body`.
+inline size_t EncodeDeliverSized(size_t body, uint64_t sid,
+                                 std::string_view topic,
+                                 std::string_view reply_to,
+                                 std::string_view headers,
+                                 uint64_t delivery_id, uint32_t attempt,
+                                 bool retained, char* out) {
   using wire_format::kLengthDelimited;
   using wire_format::kVarint;
   using wire_format::PutVarint;
@@ -146,9 +151,7 @@ inline size_t EncodeDeliver(uint64_t sid, std::string_view topic,
   char* p = out;
   *p++ = static_cast<char>(
       Tag(wire::Header::kDeliverFieldNumber, kLengthDelimited));
-  p = PutVarint(codec_internal::DeliverBodySize(sid, topic, reply_to, headers,
-                                                delivery_id, attempt, retained),
-                p);
+  p = PutVarint(body, p);
   if (sid != 0) {
     *p++ = static_cast<char>(Tag(wire::Deliver::kSidFieldNumber, kVarint));
     p = PutVarint(sid, p);
@@ -179,6 +182,18 @@ inline size_t EncodeDeliver(uint64_t sid, std::string_view topic,
     *p++ = 1;
   }
   return static_cast<size_t>(p - out);
+}
+
+}  // namespace codec_internal
+
+inline size_t EncodeDeliver(uint64_t sid, std::string_view topic,
+                            std::string_view reply_to,
+                            std::string_view headers, uint64_t delivery_id,
+                            uint32_t attempt, bool retained, char* out) {
+  return codec_internal::EncodeDeliverSized(
+      codec_internal::DeliverBodySize(sid, topic, reply_to, headers,
+                                      delivery_id, attempt, retained),
+      sid, topic, reply_to, headers, delivery_id, attempt, retained, out);
 }
 
 }  // namespace sift::protocol

@@ -19,12 +19,10 @@ constexpr uint8_t Tag(int field, uint8_t wire_type) {
 }
 
 constexpr size_t VarintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
+  // 7 bits a byte: the bits in use (at least 1), rounded up to sevens. The
+  // multiply-and-shift divides by 7 for any bit count of a uint64.
+  const uint32_t bits = 64 - static_cast<uint32_t>(__builtin_clzll(v | 1));
+  return (bits * 9 + 64) / 64;
 }
 
 // Writes `v` at p[0, VarintSize(v)); returns the end.

@@ -660,7 +660,7 @@ class Server::Loop {
     if (known && frames == 1 &&
         protocol::DecodeAckFast(
             static_cast<const char*>(zmq_msg_data(header_.get())),
-            header_size, &ack)) {
+            header_size, &ack, &ack_ids_)) {
       return HandleAckFast(routing_id, client, ack);
     }
     auto decoded = decoder_.Decode(zmq_msg_data(header_.get()), header_size);
@@ -1976,13 +1976,9 @@ class Server::Loop {
   }
 
   // An ACK read by DecodeAckFast (the common case: a subscriber's batch of
-  // acks), its ids unpacked into a reused vector.
+  // acks), its ids unpacked by it into ack_ids_, a reused vector.
   void HandleAckFast(std::string_view routing_id, Router::ClientHandle client,
                      const protocol::AckView& ack) {
-    ack_ids_.clear();
-    std::string_view packed = ack.packed_ids;
-    uint64_t id;
-    while (protocol::NextPackedId(&packed, &id)) ack_ids_.push_back(id);
     AckCommand command;
     command.kind = wire::Header::kAck;
     command.request_id = ack.request_id;

@@ -59,9 +59,10 @@
 // messages are kept in deadline order (one ack wait per consumer, and a
 // clock that does not go back), so one timer per consumer, for the earliest
 // of them, covers them all. A message that finds capacity costs no heap
-// allocation after warm-up beyond the caller's StoredMessage: entries, the
+// allocation after warm-up beyond the caller's StoredMessage (made with
+// StoredMessage::MakeQueued: a pointer bump in MessageArena): entries, the
 // id index and the timer heap reuse their storage; waiting messages live in
-// std::deque blocks.
+// std::deque blocks. A Send carries no reference count of its own.
 // Choosing another group member is O(members) with a pattern match each; a
 // member that regains capacity in a group whose members have different
 // patterns scans the backlog for the first message it matches (O(backlog)

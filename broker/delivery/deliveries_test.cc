@@ -10,12 +10,14 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "broker/delivery/message_arena.h"
 #include "broker/topic/topic.h"
 #include "gtest/gtest.h"
 
@@ -95,6 +97,34 @@ class DeliveriesTest : public ::testing::Test {
   std::vector<Send> sends_;
   std::vector<DeadLetter> dead_;
 };
+
+// --- Stored messages ---
+
+// MakeQueued keeps the fields as Make does, in MessageArena; the last
+// reference's release gives the block back (its chunk goes once the thread
+// that bumped in it is done with it). A message over the arena's block size
+// comes from the heap.
+TEST(StoredMessageTest, MakeQueuedKeepsTheFieldsInTheArena) {
+  const MessageArena::Stats before = MessageArena::stats();
+  std::thread([] {
+    MessageRef m = StoredMessage::MakeQueued("orders.eu", "_INBOX.1",
+                                             "\x01h", "payload", 7);
+    EXPECT_EQ(m->topic, "orders.eu");
+    EXPECT_EQ(m->reply_to, "_INBOX.1");
+    EXPECT_EQ(m->headers, "\x01h");
+    EXPECT_EQ(m->payload, "payload");
+    EXPECT_EQ(m->topic_slot, 7u);
+    const std::string big(MessageArena::kMaxBlockBytes, 'x');
+    MessageRef large = StoredMessage::MakeQueued("t", "", "", big);
+    EXPECT_EQ(large->payload, big);
+    MessageRef copy = m;
+    m.reset();
+    EXPECT_EQ(copy->payload, "payload");
+  }).join();
+  const MessageArena::Stats after = MessageArena::stats();
+  EXPECT_EQ(after.chunks_in_use, before.chunks_in_use);
+  EXPECT_EQ(after.live_bytes, before.live_bytes);
+}
 
 // --- Consumers ---
 

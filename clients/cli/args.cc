@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -198,6 +199,28 @@ absl::StatusOr<Tokens> Tokenize(const std::vector<std::string>& argv) {
   return tokens;
 }
 
+// Flag values are taken as written. absl's SimpleAtoi, SimpleAtod and
+// ParseTime skip ASCII whitespace around a value (" 300" and "300 " are
+// 300; absl::ParseDuration does not), so every number, size, duration and
+// time flag parses through these wrappers, which refuse such a value as
+// they do any other malformed one.
+bool Padded(absl::string_view v) {
+  return !v.empty() &&
+         (absl::ascii_isspace(static_cast<unsigned char>(v.front())) ||
+          absl::ascii_isspace(static_cast<unsigned char>(v.back())));
+}
+template <typename Int>
+bool ParseInteger(absl::string_view v, Int* n) {
+  return !Padded(v) && absl::SimpleAtoi(v, n);
+}
+bool ParseDouble(absl::string_view v, double* x) {
+  return !Padded(v) && absl::SimpleAtod(v, x);
+}
+bool ParseRfc3339(absl::string_view v, absl::Time* t) {
+  std::string err;
+  return !Padded(v) && absl::ParseTime(absl::RFC3339_full, v, t, &err);
+}
+
 absl::StatusOr<absl::Duration> ParseDurationFlag(const FlagUse& flag) {
   absl::Duration d;
   if (!absl::ParseDuration(*flag.value, &d) || d <= absl::ZeroDuration()) {
@@ -210,7 +233,7 @@ absl::StatusOr<absl::Duration> ParseDurationFlag(const FlagUse& flag) {
 
 absl::StatusOr<int64_t> ParseCountFlag(const FlagUse& flag) {
   int64_t n;
-  if (!absl::SimpleAtoi(*flag.value, &n) || n < 0) {
+  if (!ParseInteger(*flag.value, &n) || n < 0) {
     return UsageError(absl::StrCat("invalid count '", *flag.value, "' for ",
                                    flag.written,
                                    " (a whole number, 0 or more)"));
@@ -245,7 +268,7 @@ absl::StatusOr<uint64_t> ParseBytes(const FlagUse& flag,
     }
   }
   uint64_t n;
-  if (v.empty() || v[0] == '-' || v[0] == '+' || !absl::SimpleAtoi(v, &n) ||
+  if (v.empty() || v[0] == '-' || v[0] == '+' || !ParseInteger(v, &n) ||
       n > UINT64_MAX / unit) {
     return UsageError(absl::StrCat(
         "invalid size '", *flag.value, "' for ", flag.written,
@@ -274,7 +297,7 @@ absl::StatusOr<absl::Duration> ParseMillisFlag(const FlagUse& flag,
   absl::Duration d;
   int64_t ms = 0;
   bool ok = false;
-  if (!v.empty() && v[0] != '-' && v[0] != '+' && absl::SimpleAtoi(v, &ms)) {
+  if (!v.empty() && v[0] != '-' && v[0] != '+' && ParseInteger(v, &ms)) {
     d = absl::Milliseconds(ms);
     ok = true;
   } else if (absl::ParseDuration(v, &d) && d >= absl::ZeroDuration() &&
@@ -299,7 +322,7 @@ absl::StatusOr<absl::Duration> ParseMillisFlag(const FlagUse& flag,
 absl::StatusOr<uint32_t> ParseUint32Flag(const FlagUse& flag, uint32_t min,
                                          absl::string_view zero_means) {
   int64_t n;
-  if (!absl::SimpleAtoi(*flag.value, &n) || n < min || n > UINT32_MAX) {
+  if (!ParseInteger(*flag.value, &n) || n < min || n > UINT32_MAX) {
     return UsageError(absl::StrCat(
         "invalid count '", *flag.value, "' for ", flag.written, " (", min,
         " to 4294967295", zero_means.empty() ? "" : "; 0: ", zero_means, ")"));
@@ -311,7 +334,7 @@ absl::StatusOr<uint32_t> ParseUint32Flag(const FlagUse& flag, uint32_t min,
 absl::StatusOr<double> ParseNumberFlag(const FlagUse& flag, double min,
                                        double max, absl::string_view range) {
   double x;
-  if (!absl::SimpleAtod(*flag.value, &x) || !(x >= min && x <= max)) {
+  if (!ParseDouble(*flag.value, &x) || !(x >= min && x <= max)) {
     return UsageError(absl::StrCat("invalid number '", *flag.value, "' for ",
                                    flag.written, " (", range, ")"));
   }
@@ -435,9 +458,8 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     args.from_seq = static_cast<uint64_t>(*n);
   } else if (name == "since") {
     absl::Time t;
-    std::string err;
     absl::Duration ago;
-    if (absl::ParseTime(absl::RFC3339_full, *flag.value, &t, &err)) {
+    if (ParseRfc3339(*flag.value, &t)) {
       args.since_time = t;
     } else if (absl::ParseDuration(*flag.value, &ago) &&
                ago > absl::ZeroDuration()) {

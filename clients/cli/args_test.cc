@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -191,6 +192,78 @@ TEST(ParseArgsTest, BadFlagValues) {
   EXPECT_THAT(ErrorOf({"stats", "--server="}),
               HasSubstr("--server needs an endpoint"));
   EXPECT_EQ(ErrorOf({"stats", "--version=2"}), "flag --version takes no value");
+}
+
+// A number, duration, size or time with whitespace around it is refused
+// like any other malformed value, by every flag that takes one (absl's
+// SimpleAtoi/SimpleAtod and ParseTime skip it: `fetch --wait ' 300'` was
+// taken as 300ms).
+TEST(ParseArgsTest, ValuesWithSurroundingWhitespaceAreRefused) {
+  struct Case {
+    std::vector<std::string> argv;  // the command and its other arguments
+    std::string flag;
+    std::string value;  // a valid value of `flag`
+  };
+  const std::vector<std::string> add = {"stream", "add", "s", "--subjects",
+                                        "a.>"};
+  const std::vector<std::string> ack = {"sub", "t", "--ack"};
+  const std::vector<std::string> slow = {"sub", "t", "--slow", "drop-oldest"};
+  const std::vector<std::string> stream = {"sub", "t", "--stream", "s"};
+  const std::vector<Case> cases = {
+      {{"pub", "t", "m"}, "--count", "3"},
+      {{"pub", "t", "m"}, "--delay", "300"},
+      {{"pub", "t", "m"}, "--delay", "2s"},
+      {{"stats"}, "--connect_timeout", "2s"},
+      {{"sub", "t"}, "--timeout", "2s"},
+      {slow, "--max-pending", "1MiB"},
+      {slow, "--max-pending", "65536"},
+      {slow, "--max-pending-msgs", "10"},
+      {ack, "--ack-wait", "300"},
+      {ack, "--max-deliver", "3"},
+      {ack, "--max-in-flight", "3"},
+      {ack, "--max-queued", "3"},
+      {ack, "--backoff-initial", "100ms"},
+      {ack, "--backoff-max", "2s"},
+      {ack, "--backoff-multiplier", "1.5"},
+      {ack, "--backoff-jitter", "0.1"},
+      {ack, "--nack-delay", "300"},
+      {stream, "--from-seq", "7"},
+      {stream, "--since", "90s"},
+      {stream, "--since", "2026-11-30T12:00:00Z"},
+      {{"fetch", "s"}, "--wait", "300"},
+      {{"fetch", "s"}, "--wait", "5s"},
+      {{"fetch", "s"}, "--batch", "10"},
+      {add, "--max-age", "24h"},
+      {add, "--max-bytes", "512MiB"},
+      {add, "--max-msgs", "100"},
+      {add, "--fsync", "10ms"},
+      {add, "--fsync", "10"},
+      {add, "--dedup-window", "2m"},
+      {add, "--segment-bytes", "1MiB"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> good = c.argv;
+    good.insert(good.end(), {c.flag, c.value});
+    absl::StatusOr<Args> ok = Parse(good);
+    EXPECT_TRUE(ok.ok()) << c.flag << " " << c.value << ": " << ok.status();
+    for (const std::string& padded :
+         {" " + c.value, c.value + " ", "\t" + c.value, c.value + "\n"}) {
+      std::vector<std::string> bad = c.argv;
+      bad.insert(bad.end(), {c.flag, padded});
+      EXPECT_THAT(ErrorOf(bad),
+                  HasSubstr(absl::StrCat("'", padded, "' for ", c.flag)))
+          << c.flag << " '" << padded << "'";
+    }
+  }
+  // Inside a size, between the number and its unit, too.
+  EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a.>",
+                       "--max-bytes", "512 MiB"}),
+              HasSubstr("invalid size '512 MiB' for --max-bytes"));
+  // The example, whole.
+  EXPECT_EQ(ErrorOf({"fetch", "s", "--wait", " 300"}),
+            "fetch: invalid duration ' 300' for --wait (whole milliseconds "
+            "from 0ms to 3600000ms, e.g. 500ms, 30s, 2m; a bare number is "
+            "milliseconds)");
 }
 
 TEST(ParseArgsTest, WrongNumberOfArguments) {

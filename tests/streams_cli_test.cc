@@ -204,6 +204,36 @@ TEST(StreamsCliTest, PubMsgIdTwiceStoresOneRecord) {
             "[orders.x #4] m3\n");
 }
 
+// The message id, as --msg-id or as a header Msg-Id (any case), is sent
+// as the header sift-msg-id where it was given among the headers; it used
+// to be moved after them all.
+TEST(StreamsCliTest, PubKeepsTheHeadersInTheOrderGiven) {
+  auto siftd = StartSiftdWithStreams();
+  ASSERT_NE(siftd, nullptr);
+  ASSERT_EQ(Sift(*siftd, {"stream", "add", "orders", "--subjects",
+                          "orders.>"}).code,
+            0);
+  Result r = Sift(*siftd, {"pub", "orders.x", "one", "--header", "a=1",
+                           "--header", "Msg-Id=A", "--header", "b=2",
+                           "--confirm"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  r = Sift(*siftd, {"pub", "orders.x", "m{n}", "--count", "2", "--header",
+                    "a=1", "--msg-id", "B{n}", "--header", "b=2"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  r = Sift(*siftd, {"fetch", "orders", "--all", "--batch", "10", "--wait",
+                    "2s", "--headers"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out,
+            "[orders.x #1] one\n  a: 1\n  sift-msg-id: A\n  b: 2\n"
+            "[orders.x #2] m1\n  a: 1\n  sift-msg-id: B1\n  b: 2\n"
+            "[orders.x #3] m2\n  a: 1\n  sift-msg-id: B2\n  b: 2\n");
+  // Still the id the stream deduplicates on.
+  r = Sift(*siftd, {"pub", "orders.x", "again", "--header", "z=0",
+                    "--header", "msg-id=B2", "--confirm"});
+  EXPECT_EQ(r.out,
+            "published 1 message to orders.x (stream seq 3, 1 duplicate)\n");
+}
+
 TEST(StreamsCliTest, FetchBatchesFromWhereAsked) {
   auto siftd = StartSiftdWithStreams();
   ASSERT_NE(siftd, nullptr);

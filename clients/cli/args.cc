@@ -366,6 +366,24 @@ absl::StatusOr<std::string> ParseFsync(const FlagUse& flag) {
       "60s, such as 10ms)"));
 }
 
+// Records the message id `id` (pub --msg-id, or a header Msg-Id): in
+// args.msg_id, and as the header kMsgIdHeaderKey where it is first given,
+// so that the headers go out in the order written. `written` names the
+// flag for the error of a second, different id.
+absl::Status SetMsgId(const std::string& id, absl::string_view written,
+                      Args& args) {
+  if (args.msg_id.empty()) {
+    args.msg_id = id;
+    args.headers.emplace_back(kMsgIdHeaderKey, id);
+    return absl::OkStatus();
+  }
+  if (args.msg_id != id) {
+    return UsageError(absl::StrCat("two message ids: '", args.msg_id, "' and '",
+                                   id, "'", written));
+  }
+  return absl::OkStatus();
+}
+
 // Sets the field of `args` that `flag` names.
 absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
   const std::string_view name = flag.spec->name;
@@ -429,11 +447,7 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
       return UsageError(absl::StrCat("flag ", flag.written,
                                      " needs a message id"));
     }
-    if (!args.msg_id.empty() && args.msg_id != *flag.value) {
-      return UsageError(absl::StrCat("two message ids: '", args.msg_id,
-                                     "' and '", *flag.value, "'"));
-    }
-    args.msg_id = *flag.value;
+    if (absl::Status s = SetMsgId(*flag.value, "", args); !s.ok()) return s;
   } else if (name == "stream") {
     if (flag.value->empty()) {
       return UsageError(
@@ -596,12 +610,9 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
                                        " needs a message id after ", key,
                                        "="));
       }
-      if (!args.msg_id.empty() && args.msg_id != value) {
-        return UsageError(absl::StrCat("two message ids: '", args.msg_id,
-                                       "' and '", value, "' (", flag.written,
-                                       " ", key, "= is --msg-id)"));
-      }
-      args.msg_id = value;
+      const std::string why =
+          absl::StrCat(" (", flag.written, " ", key, "= is --msg-id)");
+      if (absl::Status s = SetMsgId(value, why, args); !s.ok()) return s;
     } else {
       args.headers.emplace_back(key, value);
     }

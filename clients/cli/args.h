@@ -27,6 +27,9 @@ namespace sift::cli {
 // The version printed by `sift --version`.
 inline constexpr char kSiftVersion[] = "0.1.0";
 
+// The header a stream deduplicates on (the client library's kMsgIdHeader).
+inline constexpr char kMsgIdHeaderKey[] = "sift-msg-id";
+
 enum class Command {
   kPub,
   kSub,
@@ -87,7 +90,9 @@ struct Args {
   bool echo = false;                    // reply
   std::optional<std::string> response;  // reply: --response TEXT
   bool json = false;                    // stats
-  // pub, req: --header KEY=VALUE, in the order given (repeatable).
+  // pub, req: --header KEY=VALUE, in the order given (repeatable). The
+  // message id (msg_id) is one of them, as kMsgIdHeaderKey, where it was
+  // first given.
   std::vector<std::pair<std::string, std::string>> headers;
   bool show_headers = false;            // sub, req: --headers
   // sub: --filter EXPR (a header expression the broker evaluates), and
@@ -125,7 +130,9 @@ struct Args {
   bool retain = false;                           // pub: --retain
   std::string payload_file;                      // pub: --file F ("-": stdin)
   absl::Duration delay = absl::ZeroDuration();   // pub: --delay D
-  std::string msg_id;  // pub: --msg-id ID (header sift-msg-id; {n} expands)
+  // pub: --msg-id ID, or --header Msg-Id=ID (any case; req too): the value
+  // of its entry in `headers` ({n} expands, with pub --count).
+  std::string msg_id;
 
   // Streams. `stream`: the NAME of stream add/info/rm, the STREAM of fetch
   // and stream rm-consumer, sub's --stream. `consumer`: --consumer of fetch

@@ -1,6 +1,7 @@
 #include "clients/cli/args.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -877,16 +878,33 @@ TEST(StreamArgsTest, PubMsgId) {
               HasSubstr("needs a message id"));
   // --header Msg-Id=ID (the spelling, any case) or
   // sift-msg-id=ID is the message id too, not a header the broker ignores.
+  // It stays where it was given among the headers, under the key the
+  // broker reads (it used to be moved after them all).
+  using Headers = std::vector<std::pair<std::string, std::string>>;
   for (const char* key : {"Msg-Id", "msg-id", "SIFT-MSG-ID", "sift-msg-id"}) {
     args = Parse({"pub", "t", "m", "--header", absl::StrCat(key, "=o-7"),
                   "--header", "region=eu"});
     ASSERT_TRUE(args.ok()) << key << ": " << args.status();
     EXPECT_EQ(args->msg_id, "o-7") << key;
-    ASSERT_EQ(args->headers.size(), 1u) << key;
-    EXPECT_EQ(args->headers[0].first, "region");
+    EXPECT_EQ(args->headers, (Headers{{"sift-msg-id", "o-7"},
+                                      {"region", "eu"}}))
+        << key;
   }
-  args = Parse({"pub", "t", "m", "--msg-id", "a", "--header", "Msg-Id=a"});
+  args = Parse({"pub", "t", "m", "--header", "a=1", "--msg-id", "x-{n}",
+                "--header", "b=2"});
   ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->msg_id, "x-{n}");
+  EXPECT_EQ(args->headers,
+            (Headers{{"a", "1"}, {"sift-msg-id", "x-{n}"}, {"b", "2"}}));
+  // The same id twice is one header, where it came first.
+  args = Parse({"pub", "t", "m", "--msg-id", "a", "--header", "z=1",
+                "--header", "Msg-Id=a"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->headers, (Headers{{"sift-msg-id", "a"}, {"z", "1"}}));
+  // req sends it too (it was dropped), under the broker's key.
+  args = Parse({"req", "t", "m", "--header", "MSG-ID=r", "--header", "b=2"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->headers, (Headers{{"sift-msg-id", "r"}, {"b", "2"}}));
   EXPECT_THAT(ErrorOf({"pub", "t", "m", "--msg-id", "a", "--header",
                        "sift-msg-id=b"}),
               HasSubstr("two message ids: 'a' and 'b'"));

@@ -130,6 +130,12 @@ int RunPub(const Args& args) {
   // fire-and-forget publish would report success anyway.
   const bool confirm =
       args.confirm || args.retain || args.delay > absl::ZeroDuration();
+  // The message id is one of the headers, where it was given (not
+  // PublishOptions::msg_id, which goes after them all); {n} expands in it.
+  const auto msg_id_header = std::find_if(
+      args.headers.begin(), args.headers.end(),
+      [](const auto& header) { return header.first == kMsgIdHeaderKey; });
+  const size_t msg_id_at = msg_id_header - args.headers.begin();
   for (int64_t n = 1; n <= args.count; ++n) {
     const std::string payload =
         args.count > 1 && args.payload_file.empty()
@@ -139,8 +145,9 @@ int RunPub(const Args& args) {
     options.headers = args.headers;
     options.retain = args.retain;
     options.delay = args.delay;
-    options.msg_id =
-        args.count > 1 ? ExpandSequence(args.msg_id, n) : args.msg_id;
+    if (args.count > 1 && msg_id_at < options.headers.size()) {
+      options.headers[msg_id_at].second = ExpandSequence(args.msg_id, n);
+    }
     PublishAck ack;
     absl::Status status =
         confirm ? (*client)->PublishConfirmedWith(args.topic, payload, options,

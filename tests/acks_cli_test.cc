@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -300,6 +301,72 @@ TEST(AcksCliTest, AOneShotSubHoldsOnlyWhatItPrints) {
   }
   absl::StatusOr<Message> d = (*dead)->Next(absl::Milliseconds(300));
   EXPECT_FALSE(d.ok()) << "dead-lettered: " << d->topic();
+}
+
+// A stream deleted under `sub --stream --ack`: sift prints the messages it
+// received, then the broker's reason, and exits 1, as it does without
+// --ack. With --ack the first sign used to be an acknowledgement that
+// failed (the broker had dropped the delivery with the stream): sift said
+// only that ("delivery ... is not in flight") and printed no more. sift's
+// stdout is a pipe nobody reads until the stream is gone, so that sift
+// holds deliveries it has not printed yet when the broker ends the
+// subscription.
+TEST(AcksCliTest, SubAckSaysItsStreamWasDeleted) {
+  auto siftd = StartSiftdWithStreams();
+  ASSERT_NE(siftd, nullptr);
+  auto client = Connect(siftd->endpoint());
+  ASSERT_NE(client, nullptr);
+  const std::string payload(2000, 'x');  // 200 of them fill a pipe
+  for (const bool ack : {true, false}) {
+    SCOPED_TRACE(ack ? "--ack" : "no --ack");
+    StreamConfig config;
+    config.name = "jobs";
+    config.subjects = {"jobs.>"};
+    config.fsync = "never";
+    ASSERT_TRUE(client->AddStream(config, kTimeout).ok());
+    for (int i = 1; i <= 200; ++i) {
+      ASSERT_TRUE(client->PublishConfirmed("jobs.j", payload, kTimeout).ok());
+    }
+    const std::string dir = NewTestDir("deleted-");
+    ASSERT_FALSE(dir.empty());
+    const std::string sift =
+        absl::StrCat("\"$0\" --server=", siftd->endpoint(),
+                     " sub 'jobs.>' --stream jobs --consumer c --all",
+                     ack ? " --ack" : "");
+    const pid_t pid = Spawn(
+        {"/bin/sh", "-c",
+         absl::StrCat("(", sift, " 2>\"$1/err\"; echo $? >\"$1/rc\") | ",
+                      "(while [ ! -e \"$1/go\" ]; do sleep 0.02; done; ",
+                      "wc -l >\"$1/lines\")"),
+         SiftCliPath(), dir},
+        dir + "/sh.txt");
+    ASSERT_GT(pid, 0);
+    // Every record delivered to sift, which is stuck printing them.
+    bool delivered = false;
+    const absl::Time deadline = absl::Now() + kTimeout;
+    while (!delivered && absl::Now() < deadline) {
+      absl::StatusOr<StreamInfo> info = client->GetStreamInfo("jobs", kTimeout);
+      ASSERT_TRUE(info.ok()) << info.status();
+      for (const ConsumerInfo& c : info->consumers) {
+        delivered |= c.name == "c" && c.attached && c.delivered_seq == 200;
+      }
+      if (!delivered) absl::SleepFor(absl::Milliseconds(20));
+    }
+    ASSERT_TRUE(delivered);
+    ASSERT_TRUE(client->DeleteStream("jobs", kTimeout).ok());
+    FILE* go = std::fopen((dir + "/go").c_str(), "w");
+    ASSERT_NE(go, nullptr);
+    std::fclose(go);
+    EXPECT_EQ(Reap(pid, kTimeout), 0) << ReadFile(dir + "/sh.txt");
+    const std::string err = ReadFile(dir + "/err");
+    EXPECT_EQ(ReadFile(dir + "/rc"), "1\n") << err;
+    EXPECT_EQ(ReadFile(dir + "/lines"), "200\n") << err;
+    EXPECT_TRUE(absl::StrContains(
+        err, "sift: subscription to jobs.> failed: subscription ended: "
+             "stream \"jobs\" was deleted"))
+        << err;
+    EXPECT_FALSE(absl::StrContains(err, "acknowledging")) << err;
+  }
 }
 
 // `fetch --ack` and `sub --ack` exit only once the broker has saved the

@@ -279,10 +279,12 @@ bool Settle(const Args& args, Client& client, const Message& message,
 // ack the broker answered HELLO_REQUIRED (it had lost the session), cannot
 // be acknowledged any more. Not an error: counted in *unsettled (said once
 // they stop); it does not count toward --count, which counts messages
-// printed and acknowledged.
+// printed and acknowledged. kFailed: the ack failed otherwise, *failed
+// says why (the caller explains it).
 enum class Settled { kDone, kUnsettled, kFailed };
 Settled SettleOrExplain(const Args& args, Client& client,
-                        const Message& message, uint64_t* unsettled) {
+                        const Message& message, uint64_t* unsettled,
+                        absl::Status* failed) {
   if (!args.ack || args.nack) {
     Settle(args, client, message, /*wait=*/true);
     return Settled::kDone;
@@ -296,10 +298,32 @@ Settled SettleOrExplain(const Args& args, Client& client,
     ++*unsettled;
     return Settled::kUnsettled;
   }
-  std::fprintf(stderr, "sift: acknowledging %s failed: %s\n",
-               std::string(message.topic()).c_str(),
-               std::string(acked.message()).c_str());
+  *failed = acked;
   return Settled::kFailed;
+}
+
+// After an ack failed: the broker's reason if it ended the subscription
+// (its stream was deleted), with the messages queued before its notice in
+// *left; else nullopt. The broker drops the subscription's deliveries with
+// it and says so, which sift may read only after it printed one of them
+// and failed to acknowledge it: Next() returns the notice after the
+// messages queued before it. It is waited for up to kPollSlice.
+std::optional<absl::Status> EndOfSubscription(Subscription& sub,
+                                              std::vector<Message>* left) {
+  const absl::Time until = absl::Now() + kPollSlice;
+  for (;;) {
+    const absl::Time now = absl::Now();
+    absl::StatusOr<Message> next =
+        sub.Next(std::max(until - now, absl::ZeroDuration()));
+    if (next.ok()) {
+      left->push_back(*std::move(next));
+    } else if (next.status().code() == absl::StatusCode::kCancelled) {
+      return next.status();
+    } else if (next.status().code() != absl::StatusCode::kResourceExhausted) {
+      return std::nullopt;  // nothing more: the subscription lives on
+    }
+    if (now >= until) return std::nullopt;
+  }
 }
 
 // Shared by sub and reply: subscribes to args.topic and hands each message to
@@ -411,14 +435,31 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
     if (!client.FromEarlierSession(*message)) unsettled.Report();
     const bool counts = handle(*message);
     // Each ack waits for the broker: the next message may never come.
-    switch (SettleOrExplain(args, client, *message, &unsettled.count)) {
+    absl::Status ack_failed;
+    switch (SettleOrExplain(args, client, *message, &unsettled.count,
+                            &ack_failed)) {
       case Settled::kDone:
         if (counts) ++handled;
         break;
       case Settled::kUnsettled:
         break;
-      case Settled::kFailed:
-        return 1;
+      case Settled::kFailed: {
+        // When the broker ended the subscription, its messages left are
+        // printed and the reason said as without --ack (none can be
+        // acknowledged any more). Otherwise those taken from the queue are
+        // not printed: unacknowledged, they come again to a subscription
+        // that lives on.
+        std::vector<Message> left;
+        if (std::optional<absl::Status> ended =
+                EndOfSubscription(**sub, &left)) {
+          for (const Message& m : left) handle(m);
+          return Fail(absl::StrCat("subscription to ", args.topic,
+                                   " failed: ", ended->message()));
+        }
+        return Fail(absl::StrCat("acknowledging ",
+                                 std::string(message->topic()), " failed: ",
+                                 ack_failed.message()));
+      }
     }
   }
   return 0;

@@ -179,6 +179,31 @@ for policy in sometimes 61000ms 0ms; do
     failures=$((failures + 1))
   fi
 done
+# FSYNC is the broker's fsync setting, in milliseconds only: a duration
+# in other units is refused (exit 2) with the spelling to use instead.
+for policy in 5s ' 10ms' '10ms ' +10ms; do
+  rc=0
+  err="$("$bench" --stream "$policy" 2>&1 >/dev/null)" || rc=$?
+  if [[ $rc -ne 2 ]]; then
+    echo "FAIL --stream '$policy': exit $rc, want 2"
+    failures=$((failures + 1))
+  fi
+done
+err="$("$bench" --stream 5s 2>&1 >/dev/null)" || true
+if [[ "$err" != *"<N>ms"*"5s is 5000ms"* ]]; then
+  echo "FAIL --stream 5s: the error does not say what to write: $err"
+  failures=$((failures + 1))
+fi
+# --disk_probe probes the data directory of the siftd it spawns for a
+# --stream: given without --stream it does nothing, and says so (it was
+# ignored silently). A run of 200 messages.
+rc=0
+err="$("$bench" --spawn "$siftd" --json --quiet --timeout 60 --count 200 \
+  --disk_probe 0.05 2>&1 >/dev/null)" || rc=$?
+if [[ $rc -ne 0 || "$err" != *"--disk_probe"*"ignored"* ]]; then
+  echo "FAIL --disk_probe without --stream: exit $rc, stderr: $err"
+  failures=$((failures + 1))
+fi
 "$bench" --help | grep -q -- "--memory_subs" || {
   echo "FAIL --help lacks --memory_subs"
   failures=$((failures + 1))

@@ -1,17 +1,27 @@
 // Broker restarts: a client with reconnect on re-establishes its session and
 // its subscriptions by itself after siftd is stopped (SIGTERM) and started
-// again on the same port.
+// again on the same port. And what becomes of calls waiting for an answer
+// when siftd dies (SIGKILL) with their requests sent: they fail at once with
+// Unavailable, not at their timeout; those not sent yet go out on the next
+// session.
+#include <signal.h>
+
 #include <cstdint>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "clients/cpp/client.h"
 #include "gtest/gtest.h"
+#include "tests/harness.h"
 #include "tests/siftd_process.h"
 #include "tests/test_util.h"
 
@@ -22,6 +32,50 @@ namespace {
 // resubscription); attempts are bounded in number and time.
 constexpr int kMaxAttempts = 150;
 constexpr absl::Duration kAttemptWait = absl::Milliseconds(200);
+
+// The timeout of calls that siftd's death must end early: long, so that a
+// call ending in less than half of it cannot have timed out, however slow
+// the machine.
+constexpr absl::Duration kLongTimeout = absl::Seconds(20);
+// How long a call gets to hand its request to the frozen siftd's socket
+// (the client's I/O thread sends it within microseconds).
+constexpr absl::Duration kToSend = absl::Milliseconds(500);
+
+// What a call made on a thread of its own returned, and how long it took.
+struct Outcome {
+  absl::Status status;
+  absl::Duration took;
+};
+
+// Runs `call` (returning a Status or StatusOr) on a new thread.
+template <typename Call>
+std::future<Outcome> InFlight(Call call) {
+  return std::async(std::launch::async, [call = std::move(call)] {
+    const absl::Time start = absl::Now();
+    absl::Status status = AsStatus(call());
+    return Outcome{std::move(status), absl::Now() - start};
+  });
+}
+
+// The outcome of a call InFlight, waiting for it at most 2 * kLongTimeout.
+Outcome Result(std::future<Outcome>& call) {
+  if (call.wait_for(absl::ToChronoNanoseconds(2 * kLongTimeout)) !=
+      std::future_status::ready) {
+    return {absl::InternalError("the call did not return"), 2 * kLongTimeout};
+  }
+  return call.get();
+}
+
+// A call that siftd's death ended: Unavailable, saying so, well before its
+// timeout.
+void ExpectLost(const Outcome& outcome, const std::string& what) {
+  SCOPED_TRACE(what);
+  EXPECT_TRUE(absl::IsUnavailable(outcome.status)) << outcome.status;
+  EXPECT_NE(outcome.status.message().find("connection to the broker was lost"),
+            absl::string_view::npos)
+      << outcome.status;
+  EXPECT_LT(outcome.took, kLongTimeout / 2);
+}
 
 class ReconnectTest : public ::testing::Test {
  protected:
@@ -43,6 +97,13 @@ class ReconnectTest : public ::testing::Test {
     options.connect_timeout = absl::Seconds(10);
     return Client::Connect(options);
   }
+
+  // Freezes siftd (SIGSTOP): it reads nothing more, so a request sent now
+  // stays unanswered, while its connection stays open (the kernel takes the
+  // bytes). Kill() ends it.
+  void Freeze() { ASSERT_EQ(kill(siftd_->pid(), SIGSTOP), 0); }
+  // SIGKILLs siftd: its connections close, its sessions are gone.
+  void Kill() { ASSERT_EQ(kill(siftd_->pid(), SIGKILL), 0); }
 
   // Restarts siftd and checks the old one shut down cleanly.
   void RestartBroker() {
@@ -226,6 +287,164 @@ TEST_F(ReconnectTest, PublishesWhileDisconnectedAreSentAfterReconnect) {
     ASSERT_TRUE(msg.ok()) << "queued message " << i << ": " << msg.status();
     EXPECT_EQ(msg->payload(), absl::StrCat(i));
   }
+}
+
+// A STATS sent, then siftd killed: the answer can never come, and Stats()
+// says so when the connection drops, not after its timeout.
+TEST_F(ReconnectTest, StatsInFlightWhenTheBrokerIsKilledFailsAtOnce) {
+  SIFT_ASSERT_OK_AND_ASSIGN(auto client, NewClient("stats"));
+  SIFT_ASSERT_OK(client->Stats());
+  Freeze();
+  std::future<Outcome> stats =
+      InFlight([&] { return client->Stats(kLongTimeout); });
+  absl::SleepFor(kToSend);
+  Kill();
+  ExpectLost(Result(stats), "Stats");
+
+  // The next siftd answers.
+  SIFT_ASSERT_OK(siftd_->Restart());
+  SIFT_ASSERT_OK(client->Stats(kLongTimeout));
+}
+
+// Confirmed publishes sent, then siftd killed: PublishConfirmedAsync's
+// `done` and PublishConfirmed get Unavailable at once; the message may or
+// may not have been routed or stored.
+TEST_F(ReconnectTest,
+       ConfirmedPublishesInFlightWhenTheBrokerIsKilledFailAtOnce) {
+  // Declared before the client: its `done` may run until the client is gone.
+  std::promise<Outcome> async_done;
+  std::future<Outcome> async_outcome = async_done.get_future();
+  SIFT_ASSERT_OK_AND_ASSIGN(auto client, NewClient("confirms"));
+  SIFT_ASSERT_OK(client->PublishConfirmed("orders.warm", "up"));
+  Freeze();
+  const absl::Time start = absl::Now();
+  SIFT_ASSERT_OK(client->PublishConfirmedAsync(
+      "orders.async", "a", PublishOptions{},
+      [&async_done, start](absl::Status status, const PublishAck&) {
+        async_done.set_value(Outcome{std::move(status), absl::Now() - start});
+      },
+      kLongTimeout));
+  std::future<Outcome> sync = InFlight([&] {
+    return client->PublishConfirmed("orders.sync", "s", kLongTimeout);
+  });
+  absl::SleepFor(kToSend);
+  Kill();
+  const Outcome async = Result(async_outcome);
+  ExpectLost(async, "PublishConfirmedAsync");
+  EXPECT_NE(async.status.message().find("may or may not have been"),
+            absl::string_view::npos)
+      << async.status;
+  ExpectLost(Result(sync), "PublishConfirmed");
+}
+
+// Every other call that waits for an answer, its request sent when siftd
+// dies, fails the same way; Unsubscribe() succeeds (the next session does
+// not hold the subscription). A Subscribe() among them leaves no
+// subscription behind once the client has a new session; the subscriptions
+// it held are all made again.
+TEST_F(ReconnectTest, EveryCallInFlightWhenTheBrokerIsKilledEndsAtOnce) {
+  siftd_ = StartSiftdWithStreams();
+  ASSERT_NE(siftd_, nullptr);
+  SIFT_ASSERT_OK_AND_ASSIGN(auto client, NewClient("waiter"));
+  StreamConfig jobs;
+  jobs.name = "jobs";
+  jobs.subjects = {"jobs.>"};
+  SIFT_ASSERT_OK(client->AddStream(jobs));
+  SubscribeOptions acked;
+  acked.ack = AckOptions{};
+  SIFT_ASSERT_OK_AND_ASSIGN(auto work, client->Subscribe("work.>", acked));
+  SIFT_ASSERT_OK_AND_ASSIGN(auto gone, client->Subscribe("gone.>"));
+  SIFT_ASSERT_OK(client->PublishConfirmed("work.x", "w"));
+  SIFT_ASSERT_OK_AND_ASSIGN(Message delivery, work->Next(absl::Seconds(10)));
+  // Makes the client's inbox: no one answers this one.
+  EXPECT_FALSE(
+      client->Request("nobody.home", "?", absl::Milliseconds(100)).ok());
+
+  Freeze();
+  std::vector<std::pair<std::string, std::future<Outcome>>> calls;
+  calls.emplace_back("Flush",
+                     InFlight([&] { return client->Flush(kLongTimeout); }));
+  calls.emplace_back("Request", InFlight([&] {
+                       return client->Request("svc.price", "sku", kLongTimeout);
+                     }));
+  calls.emplace_back("AckSync", InFlight([&] {
+                       return client->AckSync(delivery, kLongTimeout);
+                     }));
+  calls.emplace_back("ListStreams", InFlight([&] {
+                       return client->ListStreams(kLongTimeout);
+                     }));
+  calls.emplace_back("Declare", InFlight([&] {
+                       return client->Declare("tasks.>", "workers", {},
+                                              kLongTimeout);
+                     }));
+  calls.emplace_back("Fetch", InFlight([&] {
+                       FetchOptions fetch;
+                       fetch.start.stream = "jobs";
+                       return client->Fetch(fetch, kLongTimeout);
+                     }));
+  calls.emplace_back("Subscribe", InFlight([&] {
+                       SubscribeOptions options;
+                       options.timeout = kLongTimeout;
+                       return client->Subscribe("late.>", options);
+                     }));
+  std::future<Outcome> unsubscribe =
+      InFlight([&] { return gone->Unsubscribe(); });
+  absl::SleepFor(kToSend);
+  Kill();
+  for (auto& [what, call] : calls) ExpectLost(Result(call), what);
+  // Not at its timeout (the client's connect_timeout, 10 s).
+  const Outcome unsubscribed = Result(unsubscribe);
+  SIFT_EXPECT_OK(unsubscribed.status);
+  EXPECT_LT(unsubscribed.took, absl::Seconds(5));
+
+  // On the next siftd the client holds exactly what it held before the
+  // calls: the ack subscription and its inbox; not "late.>", not "gone.>".
+  SIFT_ASSERT_OK(siftd_->Restart());
+  SIFT_ASSERT_OK_AND_ASSIGN(BrokerStats stats, client->Stats(kLongTimeout));
+  EXPECT_EQ(stats.subscriptions(), 2u) << stats.DebugString();
+  SIFT_ASSERT_OK(client->PublishConfirmed("work.y", "again"));
+  SIFT_ASSERT_OK_AND_ASSIGN(Message again, work->Next(absl::Seconds(10)));
+  EXPECT_EQ(again.payload(), "again");
+}
+
+// Requests the client has not sent when the connection drops are not
+// failed: they wait, and go out on the next session. A Subscribe() among
+// them is made once (the client resubscribes it with the others, and its
+// own SUB then finds it in place): subscribed.
+TEST_F(ReconnectTest, CallsMadeWhileTheBrokerIsDownGoOutOnTheNextSession) {
+  SIFT_ASSERT_OK_AND_ASSIGN(auto client, NewClient("patient"));
+  SIFT_ASSERT_OK_AND_ASSIGN(auto sub, client->Subscribe("later.>"));
+  SIFT_ASSERT_OK(siftd_->Stop());
+  // The client sees the connection close at once; give it a moment anyway,
+  // so that the calls below are queued, not sent to the closing connection.
+  absl::SleepFor(absl::Milliseconds(300));
+  std::future<Outcome> stats =
+      InFlight([&] { return client->Stats(kLongTimeout); });
+  std::future<Outcome> confirmed = InFlight([&] {
+    return client->PublishConfirmed("later.x", "queued", kLongTimeout);
+  });
+  std::unique_ptr<Subscription> queued_sub;
+  std::future<Outcome> subscribed = InFlight([&] {
+    SubscribeOptions options;
+    options.timeout = kLongTimeout;
+    absl::StatusOr<std::unique_ptr<Subscription>> made =
+        client->Subscribe("queued.>", options);
+    if (made.ok()) queued_sub = *std::move(made);
+    return made.status();
+  });
+  absl::SleepFor(kToSend);
+  SIFT_ASSERT_OK(siftd_->Restart());
+  SIFT_EXPECT_OK(Result(stats).status);
+  SIFT_EXPECT_OK(Result(confirmed).status);
+  SIFT_EXPECT_OK(Result(subscribed).status);
+  SIFT_ASSERT_OK_AND_ASSIGN(Message m, sub->Next(absl::Seconds(10)));
+  EXPECT_EQ(m.payload(), "queued");
+  ASSERT_NE(queued_sub, nullptr);
+  SIFT_ASSERT_OK(client->PublishConfirmed("queued.y", "made"));
+  SIFT_ASSERT_OK_AND_ASSIGN(Message made, queued_sub->Next(absl::Seconds(10)));
+  EXPECT_EQ(made.payload(), "made");
+  SIFT_ASSERT_OK_AND_ASSIGN(BrokerStats stats_now, client->Stats());
+  EXPECT_EQ(stats_now.subscriptions(), 2u) << stats_now.DebugString();
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -149,14 +150,31 @@ struct Outgoing {
   std::unique_ptr<std::string> batch;
   uint32_t batch_count = 0;
   // An ACK, NACK or PROGRESS: the session whose delivery ids it names (not
-  // sent in a later one), and its request id if a caller waits (AckSync).
-  // 0 for anything else.
+  // sent in a later one); 0 for anything else.
   uint64_t session = 0;
+  // The request id of a message of its own (0: none, and for a batch, whose
+  // PUBs carry theirs): a caller may wait for its answer (AckSync, a
+  // confirmed publish, Call...), and a session that ends leaves such a
+  // caller waiting only while this is still queued.
   uint64_t request_id = 0;
   size_t messages() const { return batch ? batch_count : 1; }
 };
 
 using Reply = absl::StatusOr<wire::Header>;
+
+// Unavailable, for a call whose request went to a session that ended before
+// the broker answered (the connection dropped, or the broker lost the
+// session): the answer cannot come, since a restarted broker knows nothing
+// of the request. `outcome` says what became of the request.
+absl::Status LostAnswer(std::string_view outcome) {
+  return absl::UnavailableError(absl::StrCat(
+      "the connection to the broker was lost before it answered; ",
+      AbslView(outcome)));
+}
+constexpr char kMayHaveRun[] =
+    "the request may or may not have been carried out";
+constexpr char kMayHaveStored[] =
+    "the message may or may not have been routed or stored";
 
 // The ZeroMQ context of the Clients given none (ClientOptions::zmq_context):
 // one per process, as the ZeroMQ guide advises, so they share its one I/O
@@ -210,6 +228,35 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   struct AsyncConfirm {
     PublishDone done;
     int64_t deadline_ms;  // when it fails with DeadlineExceeded
+  };
+
+  // A Request() awaiting its reply (requests_).
+  using RequestPromise = std::promise<absl::StatusOr<Message>>;
+
+  // What a call waiting in waiters_ asked for, which decides what it gets
+  // if its session ends unanswered (TakeEndedLocked).
+  enum class Asked : uint8_t {
+    kAnswer,       // Unavailable: may or may not have been carried out
+    kPublish,      // Unavailable: may or may not have been routed or stored
+    kSubscribe,    // Unavailable; the subscription is dropped, not resent
+    kUnsubscribe,  // done: the next session does not hold the subscription
+  };
+  // A call waiting for the broker's answer to its request.
+  struct Waiter {
+    std::promise<Reply> promise;
+    Asked asked = Asked::kAnswer;
+    uint64_t sid = 0;  // kSubscribe: the subscription's sid
+  };
+  // Who waits for a confirmed publish's answer: registered by Publish()
+  // under mu_ in the critical section that sends or queues the PUB, so a
+  // session that ends finds the caller's PUB either sent or queued, never
+  // in between. One of the two is set.
+  struct ConfirmWaiter {
+    Waiter* sync = nullptr;         // PublishConfirmed
+    AsyncConfirm* async = nullptr;  // PublishConfirmedAsync
+    // Out: the async confirm's deadline is now the earliest (wake the I/O
+    // thread, which may sleep past it otherwise).
+    bool earliest = false;
   };
 
   ~ClientCore() {
@@ -290,7 +337,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     {
       internal::FastMutexLock lock(&mu_);
       hello_id = hello_id_ = NextId();
-      welcome = waiters_[hello_id].get_future();
+      welcome = waiters_[hello_id].promise.get_future();
     }
     SendHello(hello_id);  // before the I/O thread exists, which owns it next
     io_thread_ = std::thread([this, self = shared_from_this()] {
@@ -365,7 +412,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   void FinishClose() {
     CloseSockets();
     // Wake everything still waiting.
-    absl::flat_hash_map<uint64_t, std::promise<Reply>> waiters;
+    absl::flat_hash_map<uint64_t, Waiter> waiters;
     absl::flat_hash_map<uint64_t, std::shared_ptr<SubTarget>> subs;
     absl::flat_hash_map<uint64_t, AsyncConfirm> confirms;
     absl::flat_hash_map<uint64_t, std::shared_ptr<RequestPromise>> requests;
@@ -378,8 +425,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       confirm_deadlines_.clear();
       next_confirm_deadline_ms_.store(kNoDeadline);
     }
-    for (auto& [id, promise] : waiters) {
-      promise.set_value(absl::FailedPreconditionError("client closed"));
+    for (auto& [id, waiter] : waiters) {
+      waiter.promise.set_value(absl::FailedPreconditionError("client closed"));
     }
     for (auto& [token, request] : requests) {
       request->set_value(absl::FailedPreconditionError("client closed"));
@@ -393,10 +440,13 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   // `headers`: encoded header entries, or empty. `later`: retain or a
   // delay (rare: encoded by protobuf, never batched or sent directly).
+  // `waiter`: who waits for a confirmed publish's answer, registered once
+  // nothing can refuse the PUB any more (a refusal registers nothing).
   absl::Status Publish(std::string_view topic, std::string_view payload,
                        std::string_view reply_to, uint64_t request_id,
                        bool confirm, std::string_view headers = {},
-                       const PublishOptions* later = nullptr) {
+                       const PublishOptions* later = nullptr,
+                       ConfirmWaiter* waiter = nullptr) {
     if (absl::Status s = CheckPublish(topic, payload, reply_to, headers);
         !s.ok()) {
       return s;
@@ -410,12 +460,18 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         (later->retain || later->delay > absl::ZeroDuration() ||
          later->deliver_at.has_value())) {
       return PublishLater(topic, payload, reply_to, request_id, confirm,
-                          headers, *later);
+                          headers, *later, waiter);
     }
     bool wake;
     {
       internal::FastMutexLock lock(&mu_);
       if (absl::Status s = CheckQueueLocked(); !s.ok()) return s;
+      if (waiter != nullptr) {
+        if (absl::Status s = RegisterConfirmLocked(request_id, waiter);
+            !s.ok()) {
+          return s;
+        }
+      }
       if (queued_ == 0 && ready_.load(std::memory_order_acquire)) {
         const int64_t now = NowNs();
         const bool direct = last_publish_ns_ != kInBurst &&
@@ -450,6 +506,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         out.header = PubHeader(request_id, topic, reply_to, confirm, headers);
         out.payload = Frame(payload.data(), payload.size());
         out.has_payload = true;
+        out.request_id = request_id;
         outbox_.push_back(std::move(out));
       }
       ++queued_;
@@ -461,7 +518,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   absl::Status PublishLater(std::string_view topic, std::string_view payload,
                             std::string_view reply_to, uint64_t request_id,
                             bool confirm, std::string_view headers,
-                            const PublishOptions& later) {
+                            const PublishOptions& later,
+                            ConfirmWaiter* waiter) {
     wire::Header h;
     h.set_request_id(request_id);
     wire::Pub* pub = h.mutable_pub();
@@ -489,10 +547,17 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     out.header = Frame(encoded.data(), encoded.size());
     out.payload = Frame(payload.data(), payload.size());
     out.has_payload = true;
+    out.request_id = request_id;
     bool wake;
     {
       internal::FastMutexLock lock(&mu_);
       if (absl::Status s = CheckQueueLocked(); !s.ok()) return s;
+      if (waiter != nullptr) {
+        if (absl::Status s = RegisterConfirmLocked(request_id, waiter);
+            !s.ok()) {
+          return s;
+        }
+      }
       last_publish_ns_ = kInBurst;
       wake = outbox_.empty();
       outbox_.push_back(std::move(out));
@@ -539,11 +604,13 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       return s;
     }
     const uint64_t id = NextId();
-    std::future<Reply> reply = AddWaiter(id);
-    if (absl::Status s =
-            Publish(topic, payload, reply_to, id, true, headers, later);
+    Waiter waiter;
+    waiter.asked = Asked::kPublish;
+    std::future<Reply> reply = waiter.promise.get_future();
+    ConfirmWaiter confirm{&waiter};
+    if (absl::Status s = Publish(topic, payload, reply_to, id, true, headers,
+                                 later, &confirm);
         !s.ok()) {
-      DropWaiter(id);
       return s;
     }
     Reply answer = WaitFor(std::move(reply), id, timeout);
@@ -555,10 +622,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     return absl::OkStatus();
   }
 
-  // The answer is matched by request id in Fulfil (async_confirms_), and
-  // timed out by the I/O thread (ExpireConfirms). The entry exists before
-  // the PUB can go out, so no answer is missed; its deadline is set once
-  // the PUB is queued, so a local refusal never reaches `done`.
+  // The answer is matched by request id in AnswerOks or Fulfil
+  // (async_confirms_), and timed out by the I/O thread (ExpireConfirms).
+  // Publish() adds the entry, with its deadline, in the critical section
+  // that sends or queues the PUB, once nothing can refuse it: no answer is
+  // missed, and a local refusal never reaches `done`.
   absl::Status PublishConfirmedAsync(std::string_view topic,
                                      std::string_view payload,
                                      std::string_view headers,
@@ -574,27 +642,35 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     const int64_t now = NowMs();
     const int64_t deadline =
         ms >= kNoDeadline - now ? kNoDeadline - 1 : now + std::max<int64_t>(ms, 0);
-    bool earliest;
-    {
-      internal::FastMutexLock lock(&mu_);
-      if (closing_) return absl::FailedPreconditionError("client closed");
-      if (async_confirms_.size() >= options_.max_async_confirms) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            async_confirms_.size(),
-            " confirmed publishes already await their answer "
-            "(ClientOptions::max_async_confirms); not sent, try again later"));
-      }
-      async_confirms_.emplace(id, AsyncConfirm{std::move(done), deadline});
-      earliest = PushConfirmDeadlineLocked(deadline, id);
-    }
-    if (earliest) Wake();  // the I/O thread may sleep past it otherwise
+    AsyncConfirm async{std::move(done), deadline};
+    ConfirmWaiter confirm{nullptr, &async};
     if (absl::Status s = Publish(topic, payload, later.reply_to, id, true,
-                                 headers, &later);
+                                 headers, &later, &confirm);
         !s.ok()) {
-      internal::FastMutexLock lock(&mu_);
-      // Gone only if it timed out or Close() took it, and so `done` ran.
-      return async_confirms_.erase(id) > 0 ? s : absl::OkStatus();
+      return s;  // not registered: `done` is never called
     }
+    if (confirm.earliest) Wake();  // the I/O thread may sleep past it otherwise
+    return absl::OkStatus();
+  }
+
+  // Registers who waits for the answer to confirmed publish `id` (see
+  // ConfirmWaiter). ResourceExhausted if ClientOptions::max_async_confirms
+  // are awaited already.
+  absl::Status RegisterConfirmLocked(uint64_t id, ConfirmWaiter* waiter)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (waiter->sync != nullptr) {
+      waiters_.emplace(id, std::move(*waiter->sync));
+      return absl::OkStatus();
+    }
+    if (async_confirms_.size() >= options_.max_async_confirms) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          async_confirms_.size(),
+          " confirmed publishes already await their answer "
+          "(ClientOptions::max_async_confirms); not sent, try again later"));
+    }
+    const int64_t deadline = waiter->async->deadline_ms;
+    async_confirms_.emplace(id, std::move(*waiter->async));
+    waiter->earliest = PushConfirmDeadlineLocked(deadline, id);
     return absl::OkStatus();
   }
 
@@ -653,22 +729,27 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     target->callback = options.callback;
     target->queue = std::move(queue);
     target->inbox = inbox;
-    std::future<Reply> reply;
     {
       internal::FastMutexLock lock(&mu_);
       if (closing_) return absl::FailedPreconditionError("client closed");
       subs_[sid] = target;
       subs_generation_.fetch_add(1, std::memory_order_release);
-      reply = waiters_[id].get_future();
     }
-    if (absl::Status s = EnqueueHeader(SubHeader(id, sid, *target)); !s.ok()) {
-      DropWaiter(id);
+    Waiter waiter;
+    waiter.asked = Asked::kSubscribe;
+    waiter.sid = sid;
+    std::future<Reply> reply = waiter.promise.get_future();
+    if (absl::Status s = EnqueueHeader(SubHeader(id, sid, *target), 0, &waiter);
+        !s.ok()) {
       ForgetSub(sid);
       return s;
     }
     auto answer = WaitFor(std::move(reply), id, options.timeout);
     // DUPLICATE_SID: a resubscription after a reconnect got there first; sids
     // are unique per client, so the broker holds exactly this subscription.
+    // Another error, or a session that ended unanswered (Unavailable), has
+    // dropped the subscription already (Fulfil, TakeEndedLocked), before a
+    // new session could make it again.
     if (!answer.ok() &&
         protocol::WireCodeOf(answer.status()) != wire::DUPLICATE_SID) {
       ForgetSub(sid);
@@ -695,15 +776,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     }
     ForgetSub(sid);
     const uint64_t id = NextId();
-    std::future<Reply> reply;
-    {
-      internal::FastMutexLock lock(&mu_);
-      if (closing_) return absl::OkStatus();
-      reply = waiters_[id].get_future();
-    }
-    if (absl::Status s = EnqueueHeader(UnsubHeader(id, sid)); !s.ok()) {
-      DropWaiter(id);
-      return s;
+    Waiter waiter;
+    waiter.asked = Asked::kUnsubscribe;
+    std::future<Reply> reply = waiter.promise.get_future();
+    if (!EnqueueHeader(UnsubHeader(id, sid), 0, &waiter).ok()) {
+      return absl::OkStatus();  // closed: the session ends, and it with it
     }
     absl::Status s = WaitFor(std::move(reply), id, options_.connect_timeout)
                          .status();
@@ -812,9 +889,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     if (absl::Status s = NotInCallback("this call"); !s.ok()) return s;
     const uint64_t id = NextId();
     h.set_request_id(id);
-    std::future<Reply> reply = AddWaiter(id);
-    if (absl::Status s = EnqueueHeader(h, session); !s.ok()) {
-      DropWaiter(id);
+    Waiter waiter;
+    std::future<Reply> reply = waiter.promise.get_future();
+    if (absl::Status s = EnqueueHeader(h, session, &waiter); !s.ok()) {
       return s;
     }
     return WaitFor(std::move(reply), id, timeout);
@@ -1021,9 +1098,12 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     return absl::OkStatus();
   }
 
+  // For the I/O thread's own PING at Close(), sent at once (SendNow).
+  // Callers register theirs as they queue the request (EnqueueHeader,
+  // Publish).
   std::future<Reply> AddWaiter(uint64_t id) {
     internal::FastMutexLock lock(&mu_);
-    return waiters_[id].get_future();
+    return waiters_[id].promise.get_future();
   }
 
   void DropWaiter(uint64_t id) {
@@ -1189,7 +1269,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   // `session`: nonzero for an ACK, NACK or PROGRESS, the session of the
   // delivery it names (UNKNOWN_DELIVERY if it has ended; see EnqueueAck).
-  absl::Status EnqueueHeader(const wire::Header& h, uint64_t session = 0) {
+  // `waiter`: the caller waiting for the answer to h.request_id(),
+  // registered in the critical section that queues it (so a session that
+  // ends finds it either queued or sent), and only if it is queued.
+  absl::Status EnqueueHeader(const wire::Header& h, uint64_t session = 0,
+                             Waiter* waiter = nullptr) {
     const std::string bytes = protocol::EncodeHeader(h);
     bool wake;
     {
@@ -1201,10 +1285,13 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                                           : h.progress().delivery_ids(0);
         return StaleDelivery(id);
       }
+      if (waiter != nullptr) {
+        waiters_.emplace(h.request_id(), std::move(*waiter));
+      }
       wake = outbox_.empty();
       Outgoing out;
       out.session = session;
-      out.request_id = session != 0 ? h.request_id() : 0;
+      out.request_id = h.request_id();
       out.header = Frame(bytes.data(), bytes.size());
       outbox_.push_back(std::move(out));
       ++queued_;
@@ -1329,6 +1416,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         case ReadResult::kEnded:
           return;
       }
+      // After reading, so that answers which came before the connection
+      // dropped still reach their callers.
+      if (end_session_) EndSession();
       if (ready_ && SendQueued() > 0) check_events_ = true;
 
       const int64_t now = NowMs();
@@ -1366,10 +1456,14 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
           h.mutable_ping();
           SendNow(h);
         }
-        const bool read_by_broker =
-            closing_pong.has_value() &&
+        bool read_by_broker = false;
+        if (closing_pong.has_value() &&
             closing_pong->wait_for(std::chrono::seconds(0)) ==
-                std::future_status::ready;
+                std::future_status::ready) {
+          read_by_broker = closing_pong->get().ok();
+          // Not answered (its session ended): ask the next session.
+          if (!read_by_broker) closing_pong.reset();
+        }
         if (read_by_broker || !ready_ || now >= flush_deadline) {
           if (ready_) {
             wire::Header h;
@@ -1451,6 +1545,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       if (id == ZMQ_EVENT_DISCONNECTED) {
         if (had_session_) lost_connection_ = true;
         ready_ = false;
+        // siftd ends a session whose connection closes (docs/protocol.md
+        // §1): what it did not answer, it never will.
+        if (session_open_) end_session_ = true;
       } else if (id == ZMQ_EVENT_CONNECTED && lost_connection_) {
         lost_connection_ = false;
         Rehello();
@@ -1459,10 +1556,12 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   }
 
   void Rehello() {
-    ready_ = false;
     uint64_t id;
     {
       internal::FastMutexLock lock(&mu_);
+      // Under mu_: a direct publish (SendDirect) either went out before
+      // the HELLO, in the old session, or sees ready_ false and is queued.
+      ready_ = false;
       id = hello_id_ = NextId();
     }
     SendHello(id);
@@ -1659,11 +1758,16 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                protocol::WireError(h.error().code(), h.error().message()));
         // The broker lost our session (restart): start a new one, once.
         // Messages sent before it noticed all get this error; they arrive
-        // before the WELCOME to our new HELLO, while ready_ is false.
+        // before the WELCOME to our new HELLO, while ready_ is false. Those
+        // it took before it lost the session are never answered: the
+        // WELCOME ends them (OnWelcome).
         if (lost_session && had_session_ && ready_ &&
             h.request_id() != hello_id_) {
           Rehello();
         }
+        // The broker refused our new HELLO: no session follows the old one
+        // for now, and what it did not answer it never will.
+        if (h.request_id() == hello_id_ && session_open_) EndSession();
         return;
       }
       case wire::Header::kPing: {
@@ -1685,9 +1789,16 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   void OnWelcome(const wire::Header& h) {
     std::vector<wire::Header> resubscribe;
     std::vector<uint64_t> stale;  // AckSync waiters of dropped ACKs
+    Ended ended;
     {
       internal::FastMutexLock lock(&mu_);
       if (h.request_id() != hello_id_) return;  // answer to an older HELLO
+      // A new session: the old one has ended, if no dropped connection said
+      // so yet (the broker lost it: HELLO_REQUIRED). Before anything below
+      // takes queued messages out or resubscribes.
+      if (session_open_) TakeEndedLocked(&ended);
+      // Request()s since: their reply_to names the old session's inbox.
+      TakeRequestsLocked(&ended);
       const wire::Welcome& w = h.welcome();
       client_id_ = w.client_id();
       inbox_prefix_ = w.inbox_prefix();
@@ -1704,7 +1815,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         // A new session after losing the broker: subscribe again, the inbox
         // under its new prefix.
         for (auto& [sid, sub] : subs_) {
-          if (sub->fetch) continue;  // the broker forgot the FETCH: it times out
+          if (sub->fetch) continue;  // a FETCH, not a subscription
           if (sub->inbox) sub->pattern = absl::StrCat(inbox_prefix_, ".>");
           resubscribe.push_back(SubHeader(0, sid, *sub));
         }
@@ -1727,11 +1838,158 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                      "named stream consumer gets the message again, and so "
                      "does a queue group whose broker kept running"));
     }
+    FinishEnded(ended);
     if (had_session_) reconnects_.fetch_add(1);
     had_session_ = true;
+    session_open_ = true;
     for (const wire::Header& s : resubscribe) SendNow(s);
     ready_ = true;
     Fulfil(h.request_id(), h);
+  }
+
+  // The calls a session that ended leaves to finish once mu_ is released
+  // (TakeEndedLocked, FinishEnded).
+  struct Ended {
+    std::vector<std::pair<std::promise<Reply>, Reply>> answers;
+    std::vector<PublishDone> confirms;
+    std::vector<std::shared_ptr<RequestPromise>> requests;
+    std::vector<std::shared_ptr<SubTarget>> subs;  // dropped subscriptions
+  };
+
+  // The session ended (its connection dropped, or the broker refused a new
+  // HELLO) with no new one yet: its unanswered calls end now, not at their
+  // timeouts. I/O thread.
+  void EndSession() {
+    Ended ended;
+    {
+      internal::FastMutexLock lock(&mu_);
+      TakeEndedLocked(&ended);
+    }
+    FinishEnded(ended);
+  }
+
+  // Takes out the calls waiting for an answer to a request sent in the
+  // session that ended: it will never come (a restarted broker knows
+  // nothing of the request; siftd ends a session whose connection closes).
+  // They are the waiters whose request is no longer queued: requests are
+  // registered in the critical section that sends or queues them, and
+  // ready_ is false, so nothing is sent again before the next WELCOME.
+  // Those still queued stay: they go out in the next session. Also takes
+  // every Request() (TakeRequestsLocked). A Subscribe()'s subscription is
+  // dropped here, before the next WELCOME could make it again; an
+  // Unsubscribe() is done. I/O thread, mu_ held.
+  void TakeEndedLocked(Ended* ended) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    session_open_ = false;
+    end_session_ = false;
+    const absl::flat_hash_set<uint64_t> queued = QueuedRequestIdsLocked();
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      const uint64_t id = it->first;
+      if (id == hello_id_ || queued.contains(id)) {
+        ++it;
+        continue;
+      }
+      Waiter& waiter = it->second;
+      Reply reply = LostAnswer(kMayHaveRun);
+      switch (waiter.asked) {
+        case Asked::kAnswer:
+          break;
+        case Asked::kPublish:
+          reply = LostAnswer(kMayHaveStored);
+          break;
+        case Asked::kSubscribe:
+          reply = LostAnswer(
+              "not subscribed (the session that may have taken the "
+              "subscription is gone, and it is not made again): subscribe "
+              "again");
+          TakeSubLocked(waiter.sid, ended);
+          break;
+        case Asked::kUnsubscribe:
+          reply = wire::Header();  // the next session holds no such sid
+          break;
+      }
+      ended->answers.emplace_back(std::move(waiter.promise), std::move(reply));
+      waiters_.erase(it++);
+    }
+    for (auto it = async_confirms_.begin(); it != async_confirms_.end();) {
+      if (queued.contains(it->first)) {
+        ++it;
+        continue;
+      }
+      // Its deadline entry stays, stale (ExpireConfirms skips it).
+      ended->confirms.push_back(std::move(it->second.done));
+      async_confirms_.erase(it++);
+    }
+    TakeRequestsLocked(ended);
+  }
+
+  // Request()s wait for a reply to their session's inbox, which ends with
+  // it, whether their PUB went out or is still queued (it then still goes
+  // out). mu_ held.
+  void TakeRequestsLocked(Ended* ended) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (auto& [token, request] : requests_) {
+      ended->requests.push_back(std::move(request));
+    }
+    requests_.clear();
+  }
+
+  // Drops subscription `sid` (its queue is closed by FinishEnded).
+  void TakeSubLocked(uint64_t sid, Ended* ended)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto sub = subs_.find(sid);
+    if (sub == subs_.end()) return;
+    ended->subs.push_back(std::move(sub->second));
+    subs_.erase(sub);
+    subs_generation_.fetch_add(1, std::memory_order_release);
+  }
+
+  // The request ids of the messages queued and not yet handed to the
+  // socket (outbox_, sending_): those of a batch's PUBs, as
+  // BatchWriter::AppendPub wrote them, and the others' own. Rare (a
+  // session's end): walking the batches costs the hot path nothing. I/O
+  // thread (sending_ is its own), mu_ held. Not through decoder_: the
+  // header OnWelcome is reading lives in it.
+  absl::flat_hash_set<uint64_t> QueuedRequestIdsLocked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    absl::flat_hash_set<uint64_t> ids;
+    auto add = [&](const Outgoing& o) {
+      if (!o.batch) {
+        if (o.request_id != 0) ids.insert(o.request_id);
+        return;
+      }
+      protocol::BatchReader reader(o.batch->data(), o.batch->size());
+      std::string_view header, payload;
+      while (reader.Next(&header, &payload)) {
+        protocol::PubView pub;
+        if (protocol::DecodePubFast(header.data(), header.size(), &pub)) {
+          if (pub.request_id != 0) ids.insert(pub.request_id);
+          continue;
+        }
+        wire::Header h;
+        if (h.ParseFromArray(header.data(), static_cast<int>(header.size())) &&
+            h.request_id() != 0) {
+          ids.insert(h.request_id());
+        }
+      }
+    };
+    for (const Outgoing& o : outbox_) add(o);
+    for (const Outgoing& o : sending_) add(o);
+    return ids;
+  }
+
+  // Completes what TakeEndedLocked took. Without mu_: `done` may publish.
+  void FinishEnded(Ended& ended) {
+    for (auto& [promise, reply] : ended.answers) {
+      promise.set_value(std::move(reply));
+    }
+    for (PublishDone& done : ended.confirms) {
+      done(LostAnswer(kMayHaveStored), PublishAck{});
+    }
+    for (auto& request : ended.requests) {
+      request->set_value(LostAnswer(
+          "a reply to the request (which may or may not have reached a "
+          "responder) would go to that session's inbox, which is gone"));
+    }
+    for (auto& sub : ended.subs) CloseQueue(sub->queue.get());
   }
 
   // A new session: drops the ACKs, NACKs and PROGRESSes queued for an
@@ -1759,11 +2017,19 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     if (id == 0) return;
     std::promise<Reply> promise;
     PublishDone done;
+    Ended refused;  // a refused SUB's subscription
     {
       internal::FastMutexLock lock(&mu_);
       auto it = waiters_.find(id);
       if (it != waiters_.end()) {
-        promise = std::move(it->second);
+        // A SUB refused (HELLO_REQUIRED among others): dropped here, on the
+        // I/O thread, so that a new session does not make it again before
+        // Subscribe() wakes up. DUPLICATE_SID means it is in place.
+        if (it->second.asked == Asked::kSubscribe && !reply.ok() &&
+            protocol::WireCodeOf(reply.status()) != wire::DUPLICATE_SID) {
+          TakeSubLocked(it->second.sid, &refused);
+        }
+        promise = std::move(it->second.promise);
         waiters_.erase(it);
       } else {
         auto confirm = async_confirms_.find(id);
@@ -1773,6 +2039,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       }
     }
     if (!done) {
+      FinishEnded(refused);
       promise.set_value(std::move(reply));
       return;
     }
@@ -1948,6 +2215,12 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::atomic<bool> ready_{false};
   bool had_session_ = false;      // a WELCOME was ever received
   bool lost_connection_ = false;  // disconnected; HELLO again on connect
+  // A WELCOME started the current session, and it has not been ended yet
+  // (TakeEndedLocked: its unanswered calls failed).
+  bool session_open_ = false;
+  // The connection dropped: end the session once what arrived before is
+  // read (IoLoop).
+  bool end_session_ = false;
   int64_t next_ping_ms_ = 0;
   absl::flat_hash_map<uint64_t, std::shared_ptr<SubTarget>> local_subs_;
   uint64_t local_generation_ = 0;
@@ -1968,8 +2241,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   absl::Status last_async_error_ ABSL_GUARDED_BY(mu_);
   size_t queued_ ABSL_GUARDED_BY(mu_) = 0;  // messages in outbox_ + sending_
   bool batching_ ABSL_GUARDED_BY(mu_) = false;
-  absl::flat_hash_map<uint64_t, std::promise<Reply>> waiters_
-      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   // PublishConfirmedAsync calls awaiting their answer, by request id, and
   // their deadlines (PushConfirmDeadlineLocked); next_confirm_deadline_ms_
   // mirrors the earliest, for the I/O thread's sleep.
@@ -1990,8 +2262,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   absl::flat_hash_map<uint64_t, std::shared_ptr<SubTarget>> subs_
       ABSL_GUARDED_BY(mu_);
   // Request() calls awaiting their reply, by inbox token (FailedPrecondition
-  // at Close).
-  using RequestPromise = std::promise<absl::StatusOr<Message>>;
+  // at Close; Unavailable when their session ends, TakeRequestsLocked).
   absl::flat_hash_map<uint64_t, std::shared_ptr<RequestPromise>> requests_
       ABSL_GUARDED_BY(mu_);
   std::string client_id_ ABSL_GUARDED_BY(mu_);

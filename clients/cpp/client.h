@@ -18,6 +18,23 @@
 // Next() may be called from one thread at a time; its queue is bounded
 // (ClientOptions::subscription_queue_max_messages), and what a slow Next()
 // loop misses is counted and reported, not held without limit.
+//
+// Lost sessions: a call that waits for the broker's answer (Subscribe,
+// PublishConfirmed*, Request, Stats, Flush, Reload, Declare, the stream
+// calls, Fetch, AckSync) fails at once with Unavailable when the session
+// its request went to ends before the broker answered, since the answer
+// can no longer come (a restarted broker knows nothing of the request):
+// when the connection drops (siftd killed or restarted, the network; at
+// once for a closed connection, after ZeroMQ's 3 s heartbeat timeout for
+// one gone silent), or when the broker lost the session on a live
+// connection (its HELLO_REQUIRED, then the WELCOME to the client's new
+// HELLO). The request may or may not have been carried out; the message
+// says so. A request still queued in the client at that moment (the broker
+// was already gone when it was made) is not failed: it goes out in the
+// next session, within the call's timeout. Except an AckSync (its delivery
+// id was the ended session's: NotFound, not sent) and a Request (a reply
+// would go to the ended session's inbox: Unavailable). docs/protocol.md
+// §3.3.
 #ifndef SIFT_CLIENTS_CPP_CLIENT_H_
 #define SIFT_CLIENTS_CPP_CLIENT_H_
 
@@ -277,7 +294,8 @@ struct SubscribeOptions {
   // is not used. If empty, messages queue up for Next(), within
   // ClientOptions::subscription_queue_max_messages and _bytes.
   MessageCallback callback;
-  // How long Subscribe() waits for the broker to accept the subscription.
+  // How long Subscribe() waits for the broker to accept the subscription
+  // (also for a new session, if the broker is away when it is called).
   absl::Duration timeout = absl::Seconds(5);
 };
 
@@ -328,7 +346,9 @@ class Subscription {
   // subscriptions). Any thread may call it; it takes no lock.
   uint64_t dropped() const;
   // Stops deliveries; waits for the broker's answer up to the client's
-  // connect timeout.
+  // connect timeout (DeadlineExceeded after). OK also when the session
+  // ends first: the next one does not hold the subscription (the client
+  // does not make it again).
   absl::Status Unsubscribe();
 
   uint64_t sid() const { return sid_; }
@@ -348,8 +368,9 @@ class Subscription {
 };
 
 // The outcome of a PublishConfirmedAsync: the broker's answer (OK, or its
-// ERROR as a Status; DeadlineExceeded, FailedPrecondition "client closed"),
-// and on OK what a stream made of the message (zeros if no stream took it).
+// ERROR as a Status; DeadlineExceeded, Unavailable for a lost session,
+// FailedPrecondition "client closed"), and on OK what a stream made of the
+// message (zeros if no stream took it).
 using PublishDone = std::function<void(absl::Status, const PublishAck&)>;
 
 // The broker's counters, as answered to STATS.
@@ -391,7 +412,8 @@ class Client {
   // stream made of it: the record's stream_seq (answered only once the
   // record is durable per the stream's fsync policy) and whether it was a
   // duplicate of an earlier PublishOptions::msg_id; *ack is left zero when
-  // no stream captures the topic, and untouched on error.
+  // no stream captures the topic, and untouched on error. Errors as for
+  // PublishConfirmed.
   absl::Status PublishConfirmedWith(std::string_view topic,
                                     std::string_view payload,
                                     const PublishOptions& options,
@@ -407,22 +429,29 @@ class Client {
   // FailedPrecondition for a closed client or an empty `done`.
   // After OK, `done` runs exactly once, with what PublishConfirmedWith
   // would have returned: the broker's OK (and its PublishAck) or ERROR
-  // (e.g. ResourceExhausted: not stored, publish again), or
-  // DeadlineExceeded if no answer came within `timeout` (the message may
-  // still have been routed or stored). Across a reconnect the same rules
-  // hold: a message queued while disconnected goes out on the new session;
-  // one whose answer the lost connection took times out. Answers come in
-  // any order. `done` runs on the client's I/O thread (as subscription
-  // callbacks do: keep it short; it may publish, also with this call, but
-  // not block on this Client), or on the thread that Close()s the client,
-  // with FailedPrecondition, for those still awaited then. Thread-safe.
+  // (e.g. ResourceExhausted: not stored, publish again), DeadlineExceeded
+  // if no answer came within `timeout` (the message may still have been
+  // routed or stored), or Unavailable, at once, if the session the PUB went
+  // to ended before the broker answered (connection lost, siftd killed or
+  // restarted: it may or may not have been routed or stored). A message
+  // queued while disconnected goes out on the new session, and is answered
+  // there. Answers come in any order. `done` runs on the client's I/O
+  // thread (as subscription callbacks do: keep it short; it may publish,
+  // also with this call, but not block on this Client), or on the thread
+  // that Close()s the client, with FailedPrecondition, for those still
+  // awaited then. Thread-safe.
   absl::Status PublishConfirmedAsync(std::string_view topic,
                                      std::string_view payload,
                                      const PublishOptions& options,
                                      PublishDone done,
                                      absl::Duration timeout = absl::Seconds(5));
   // Publish and wait until the broker has routed the message (OK) or
-  // refused it (its ERROR as a Status), up to `timeout`.
+  // refused it (its ERROR as a Status), up to `timeout`. Errors: those of
+  // Publish; the broker's (e.g. ResourceExhausted STORE_FULL: not stored);
+  // DeadlineExceeded if no answer came in time, Unavailable at once if the
+  // session the PUB went to ended first (connection lost, siftd killed or
+  // restarted): either way it may or may not have been routed or stored.
+  // FailedPrecondition for a closed client or from a callback.
   absl::Status PublishConfirmed(std::string_view topic,
                                 std::string_view payload,
                                 absl::Duration timeout = absl::Seconds(5));
@@ -431,11 +460,30 @@ class Client {
                                 const Headers& headers,
                                 absl::Duration timeout = absl::Seconds(5));
 
+  // Subscribes to `pattern` and waits up to options.timeout for the broker
+  // to accept. After a reconnect the client makes its subscriptions again
+  // by itself; a Subscribe() made while the broker is away waits for the
+  // next session. Errors: InvalidArgument for a bad pattern or queue group
+  // (checked locally), and the broker's refusals (see SubscribeOptions;
+  // ResourceExhausted for too many subscriptions, PermissionDenied for
+  // another client's inbox); DeadlineExceeded if the broker did not answer
+  // in time (the client then takes the subscription back); Unavailable at
+  // once if the session the SUB went to ended before the broker answered:
+  // not subscribed (the client does not make it in the next session),
+  // subscribe again. FailedPrecondition for a closed client or from a
+  // callback.
   absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(
       std::string_view pattern, SubscribeOptions options = {});
 
   // Publishes to `topic` with a reply_to in this client's inbox and waits up
-  // to `timeout` for the first reply.
+  // to `timeout` for the first reply. Errors: those of Publish;
+  // DeadlineExceeded if no reply came in time; Unavailable at once when the
+  // client's session ends first (connection lost, siftd killed or
+  // restarted), whether the request went out or was still queued (made
+  // while the broker was away: when the next session starts), since a
+  // reply would go to that session's inbox. The request may or may not
+  // have reached a responder (a queued one still goes out).
+  // FailedPrecondition for a closed client or from a callback.
   absl::StatusOr<Message> Request(std::string_view topic,
                                   std::string_view payload,
                                   absl::Duration timeout = absl::Seconds(5));
@@ -444,20 +492,25 @@ class Client {
                                   const Headers& headers,
                                   absl::Duration timeout = absl::Seconds(5));
 
+  // The broker's counters. DeadlineExceeded if no answer came within
+  // `timeout`; Unavailable at once if the session the STATS went to ended
+  // first; FailedPrecondition for a closed client or from a callback.
   absl::StatusOr<BrokerStats> Stats(absl::Duration timeout = absl::Seconds(5));
 
   // Waits until the broker has read everything this client sent or queued
   // before the call (a PING, answered after it all: NATS's Flush). It says
   // nothing about what the broker did with fire-and-forget publishes, only
   // that they were not left in this process. DeadlineExceeded if no answer
-  // came within `timeout`; FailedPrecondition after Close() or from a
-  // callback. Thread-safe.
+  // came within `timeout`; Unavailable at once if the session the PING
+  // went to ended first (what was sent before may not have been read);
+  // FailedPrecondition after Close() or from a callback. Thread-safe.
   absl::Status Flush(absl::Duration timeout = absl::Seconds(5));
 
   // Asks the broker to re-read the plugin sections of its config file
   // (routes, plugin libraries, [subscriptions]), as SIGHUP does. OK once the
   // new config is in force; InvalidArgument (INVALID_CONFIG) if it is
-  // invalid or the broker has no config file (the old config stays).
+  // invalid or the broker has no config file (the old config stays);
+  // DeadlineExceeded, Unavailable (session lost) as for Stats.
   absl::Status Reload(absl::Duration timeout = absl::Seconds(5));
 
   // Declares a work queue (AMQP's queue.declare; protocol.md §6.2): the
@@ -468,7 +521,8 @@ class Client {
   // workers must then subscribe with the same max_deliver, max_queued and
   // backoff. Errors: InvalidArgument (INVALID_PATTERN,
   // INVALID_QUEUE_GROUP, INVALID_REQUEST for a policy out of range or at
-  // odds with the group's), DeadlineExceeded.
+  // odds with the group's), DeadlineExceeded, Unavailable (the session
+  // ended before the broker answered: declared or not).
   absl::Status Declare(std::string_view pattern, std::string_view queue_group,
                        const AckOptions& ack = {},
                        absl::Duration timeout = absl::Seconds(5));
@@ -477,8 +531,10 @@ class Client {
   // A broker without a data directory (siftd --data_dir) has streams
   // disabled: every call below then fails with InvalidArgument
   // (INVALID_STREAM). Each waits up to `timeout` for the broker's answer
-  // (DeadlineExceeded after); a closed client fails with
-  // FailedPrecondition. Thread-safe; not from a subscription callback.
+  // (DeadlineExceeded after), and fails at once with Unavailable if the
+  // session its request went to ended first (the request may or may not
+  // have been carried out); a closed client fails with FailedPrecondition.
+  // Thread-safe; not from a subscription callback.
 
   // Creates a stream (STREAM ADD) and returns it as the broker holds it
   // (defaults filled in). Adding the same config again is OK and changes
@@ -510,10 +566,11 @@ class Client {
   // options.ack, Ack/Nack/InProgress each. Errors: NotFound
   // (UNKNOWN_STREAM) for an unknown stream, InvalidArgument
   // (INVALID_REQUEST, INVALID_PATTERN; INVALID_STREAM with streams
-  // disabled) for a bad batch, pattern or ack policy, DeadlineExceeded
-  // (records the broker sent meanwhile are then lost to this call: without
-  // ack they count as acknowledged). Thread-safe, several at once; not from
-  // a subscription callback.
+  // disabled) for a bad batch, pattern or ack policy, DeadlineExceeded, or
+  // Unavailable at once if the session the FETCH went to ended before the
+  // broker answered (either way, records the broker sent meanwhile are
+  // lost to this call: without ack they count as acknowledged). Thread-safe,
+  // several at once; not from a subscription callback.
   absl::StatusOr<std::vector<Message>> Fetch(
       const FetchOptions& options, absl::Duration timeout = absl::Seconds(5));
 
@@ -533,7 +590,11 @@ class Client {
   // so it survives a broker restart. Acks queued before it (Ack) are
   // processed first, in order. Errors: NotFound (UNKNOWN_DELIVERY) if the
   // broker no longer holds it in flight (acknowledged already, or its ack
-  // wait ran out), DeadlineExceeded, FailedPrecondition as for Ack.
+  // wait ran out), or if its session ended before the ACK was sent (not
+  // sent); DeadlineExceeded; Unavailable at once if the session ended after
+  // it was sent, before the answer (processed or not: if not, the delivery
+  // is handled as any of an ended session, see FromEarlierSession);
+  // FailedPrecondition as for Ack.
   // Thread-safe; not from a subscription callback (the answer is read on
   // the thread that runs callbacks).
   absl::Status AckSync(const Message& message,

@@ -1,7 +1,8 @@
 // A scripted fake broker for the C++ client's unit tests: a ZeroMQ ROUTER on
-// inproc:// that answers HELLO itself and every other request with what the
-// test's handler returns, and records what the client sent. Plus helpers to
-// build its answers. The real broker is exercised by tests/.
+// inproc:// that answers HELLO itself (or leaves that to the test) and every
+// other request with what the test's handler returns, and records what the
+// client sent (the PUBs of a BATCH one by one). Plus helpers to build its
+// answers. The real broker is exercised by tests/.
 //
 // Thread-safety: a FakeBroker runs one thread of its own, which owns the
 // socket; received(), WaitFor() and Push() may be called from any thread.
@@ -15,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -24,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "broker/protocol/batch.h"
 #include "broker/protocol/codec.h"
 #include "clients/cpp/client.h"
 #include "gtest/gtest.h"
@@ -105,8 +108,34 @@ class FakeBroker {
   // received()) unless this is set to false: then they are recorded like
   // any other header, and only Push() answers them.
   void set_answer_pings(bool on) { answer_pings_.store(on); }
+  // HELLOs are answered with Welcome() unless this is set to false: then
+  // they are only counted (hellos(), last_hello_id()), and the test Push()es
+  // the answer.
+  void set_answer_hellos(bool on) { answer_hellos_.store(on); }
+  // WELCOME.max_batch_bytes (0, the default: the client sends no BATCH).
+  void set_max_batch_bytes(uint64_t bytes) { max_batch_bytes_.store(bytes); }
 
-  // Every header received, HELLO (and PINGs and BYEs, see above) left out.
+  // The WELCOME answering HELLO `request_id`, for session number `n`
+  // (client id "c<n>", inbox prefix "_INBOX.c<n>").
+  wire::Header Welcome(uint64_t request_id, int n) const {
+    wire::Header w;
+    w.set_request_id(request_id);
+    wire::Welcome* welcome = w.mutable_welcome();
+    welcome->set_protocol_version(wire::PROTOCOL_VERSION_CURRENT);
+    welcome->set_client_id(absl::StrCat("c", n));
+    welcome->set_inbox_prefix(absl::StrCat("_INBOX.c", n));
+    welcome->set_max_payload_bytes(1 << 20);
+    welcome->set_max_topic_length(256);
+    welcome->set_max_topic_tokens(16);
+    welcome->set_max_subscriptions(1000);
+    welcome->set_max_headers(16);
+    welcome->set_max_headers_bytes(4096);
+    welcome->set_max_batch_bytes(max_batch_bytes_.load());
+    return w;
+  }
+
+  // Every header received, HELLO (and PINGs and BYEs, see above) left out;
+  // for a BATCH, the header of each PUB in it.
   std::vector<wire::Header> received() {
     absl::MutexLock lock(&mu_);
     return received_;
@@ -124,6 +153,7 @@ class FakeBroker {
     return std::nullopt;
   }
   int hellos() const { return hellos_.load(); }
+  uint64_t last_hello_id() const { return last_hello_id_.load(); }
 
   // Sends to the (last) connected client from any thread: queued for the
   // broker's thread, which owns the socket.
@@ -173,20 +203,24 @@ class FakeBroker {
       wire::Header h;
       if (!h.ParseFromString(frames[1])) continue;
       if (h.has_hello()) {
-        ++hellos_;
-        wire::Header w;
-        w.set_request_id(h.request_id());
-        wire::Welcome* welcome = w.mutable_welcome();
-        welcome->set_protocol_version(wire::PROTOCOL_VERSION_CURRENT);
-        welcome->set_client_id(absl::StrCat("c", hellos_.load()));
-        welcome->set_inbox_prefix(absl::StrCat("_INBOX.c", hellos_.load()));
-        welcome->set_max_payload_bytes(1 << 20);
-        welcome->set_max_topic_length(256);
-        welcome->set_max_topic_tokens(16);
-        welcome->set_max_subscriptions(1000);
-        welcome->set_max_headers(16);
-        welcome->set_max_headers_bytes(4096);
-        Send(peer, Answer(std::move(w)));
+        const int n = ++hellos_;
+        last_hello_id_.store(h.request_id());
+        if (answer_hellos_.load()) {
+          Send(peer, Answer(Welcome(h.request_id(), n)));
+        }
+        continue;
+      }
+      if (h.has_batch() && frames.size() >= 3) {
+        // PUBs: each recorded and handled as if it came alone.
+        protocol::BatchReader reader(frames[2].data(), frames[2].size());
+        std::string_view entry, payload;
+        while (reader.Next(&entry, &payload)) {
+          wire::Header pub;
+          if (pub.ParseFromArray(entry.data(),
+                                 static_cast<int>(entry.size()))) {
+            Handle(peer, pub);
+          }
+        }
         continue;
       }
       if (answer_pings_.load()) {
@@ -199,12 +233,16 @@ class FakeBroker {
         }
         if (h.has_bye()) continue;
       }
-      {
-        absl::MutexLock lock(&mu_);
-        received_.push_back(h);
-      }
-      for (const Out& out : handler_(h)) Send(peer, out);
+      Handle(peer, h);
     }
+  }
+
+  void Handle(const std::string& peer, const wire::Header& h) {
+    {
+      absl::MutexLock lock(&mu_);
+      received_.push_back(h);
+    }
+    for (const Out& out : handler_(h)) Send(peer, out);
   }
 
   static inline std::atomic<int> counter_{0};
@@ -216,6 +254,9 @@ class FakeBroker {
   std::atomic<bool> stop_{false};
   std::atomic<int> hellos_{0};
   std::atomic<bool> answer_pings_{true};
+  std::atomic<bool> answer_hellos_{true};
+  std::atomic<uint64_t> max_batch_bytes_{0};
+  std::atomic<uint64_t> last_hello_id_{0};
   absl::Mutex mu_;
   std::vector<wire::Header> received_ ABSL_GUARDED_BY(mu_);
   std::vector<Out> pushed_ ABSL_GUARDED_BY(mu_);

@@ -1,0 +1,323 @@
+// What becomes of the calls waiting for the broker's answer when the broker
+// loses the client's session (here: it answers HELLO_REQUIRED, and WELCOMEs
+// the client's new HELLO), against a scripted fake broker (fake_broker.h):
+// every call whose request went to the ended session fails at once with
+// Unavailable instead of waiting out its timeout, an Unsubscribe() is done,
+// and a Subscribe() among them is not made again in the new session; what
+// was still queued goes out in the new session and is answered there. A
+// connection that drops (siftd killed) is exercised by
+// tests/reconnect_test.cc.
+#include <atomic>
+#include <cstddef>
+#include <future>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "broker/protocol/codec.h"
+#include "clients/cpp/client.h"
+#include "clients/cpp/fake_broker.h"
+#include "gtest/gtest.h"
+#include "proto/sift.pb.h"
+
+namespace sift {
+namespace {
+
+using test::Answer;
+using test::ConnectTo;
+using test::DeliverOf;
+using test::ErrorFor;
+using test::FakeBroker;
+using test::OkFor;
+using test::Out;
+
+// Long, so that a call ending in less than half of it cannot have timed out.
+constexpr absl::Duration kLongTimeout = absl::Seconds(20);
+
+struct Outcome {
+  absl::Status status;
+  absl::Duration took;
+};
+
+const absl::Status& AsStatus(const absl::Status& s) { return s; }
+template <typename T>
+const absl::Status& AsStatus(const absl::StatusOr<T>& s) {
+  return s.status();
+}
+
+// Runs `call` (returning a Status or StatusOr) on a thread of its own.
+template <typename Call>
+std::future<Outcome> InFlight(Call call) {
+  return std::async(std::launch::async, [call = std::move(call)] {
+    const absl::Time start = absl::Now();
+    absl::Status status = AsStatus(call());
+    return Outcome{std::move(status), absl::Now() - start};
+  });
+}
+
+Outcome Result(std::future<Outcome>& call) {
+  if (call.wait_for(absl::ToChronoNanoseconds(2 * kLongTimeout)) !=
+      std::future_status::ready) {
+    return {absl::InternalError("the call did not return"), 2 * kLongTimeout};
+  }
+  return call.get();
+}
+
+// The `done` calls of PublishConfirmedAsync, by topic.
+class Outcomes {
+ public:
+  struct Call {
+    std::string topic;
+    absl::Status status;
+  };
+  PublishDone Done(std::string topic) {
+    return [this, topic](absl::Status s, const PublishAck&) {
+      absl::MutexLock lock(&mu_);
+      calls_.push_back({topic, std::move(s)});
+    };
+  }
+  std::vector<Call> calls() {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
+  // Waits up to 5 s for `n` calls; returns them all.
+  std::vector<Call> WaitFor(size_t n) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (calls().size() < n && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    return calls();
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<Call> calls_ ABSL_GUARDED_BY(mu_);
+};
+
+// Answers SUBs, except those of "pending.>"; answers nothing else, except
+// STATS once `lose_session` is set: HELLO_REQUIRED, as a broker that lost
+// the session (a restart, a timeout) does.
+FakeBroker::Handler Script(const std::atomic<bool>& lose_session) {
+  return [&lose_session](const wire::Header& h) -> std::vector<Out> {
+    if (h.has_sub() && h.request_id() != 0 &&
+        h.sub().pattern() != "pending.>") {
+      return {Answer(OkFor(h.request_id()))};
+    }
+    if (h.has_stats() && lose_session) {
+      return {Answer(ErrorFor(h.request_id(), wire::HELLO_REQUIRED))};
+    }
+    return {};
+  };
+}
+
+TEST(LostSessionTest, CallsSentToALostSessionFailAtOnce) {
+  std::atomic<bool> lose_session{false};
+  FakeBroker broker(Script(lose_session));
+  // Declared before the client: its `done` may run until the client is gone.
+  std::promise<Outcome> async_done;
+  std::future<Outcome> async_outcome = async_done.get_future();
+  auto client = ConnectTo(broker);
+  ASSERT_NE(client, nullptr);
+
+  SubscribeOptions acked;
+  acked.ack = AckOptions{};
+  auto work = client->Subscribe("work.>", acked);
+  ASSERT_TRUE(work.ok()) << work.status();
+  auto gone = client->Subscribe("gone.>");
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  broker.Push(DeliverOf((*work)->sid(), "work.x", "w", 0, 0,
+                        /*delivery_id=*/7));
+  absl::StatusOr<Message> delivery = (*work)->Next(absl::Seconds(5));
+  ASSERT_TRUE(delivery.ok()) << delivery.status();
+
+  std::vector<std::pair<std::string, std::future<Outcome>>> calls;
+  calls.emplace_back("Stats",
+                     InFlight([&] { return client->Stats(kLongTimeout); }));
+  calls.emplace_back("PublishConfirmed", InFlight([&] {
+                       return client->PublishConfirmed("orders.a", "x",
+                                                       kLongTimeout);
+                     }));
+  calls.emplace_back("Request", InFlight([&] {
+                       return client->Request("svc.price", "sku", kLongTimeout);
+                     }));
+  calls.emplace_back("AckSync", InFlight([&] {
+                       return client->AckSync(*delivery, kLongTimeout);
+                     }));
+  calls.emplace_back("ListStreams", InFlight([&] {
+                       return client->ListStreams(kLongTimeout);
+                     }));
+  calls.emplace_back("Fetch", InFlight([&] {
+                       FetchOptions fetch;
+                       fetch.start.stream = "jobs";
+                       return client->Fetch(fetch, kLongTimeout);
+                     }));
+  calls.emplace_back("Subscribe", InFlight([&] {
+                       SubscribeOptions options;
+                       options.timeout = kLongTimeout;
+                       return client->Subscribe("pending.>", options);
+                     }));
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(client
+                  ->PublishConfirmedAsync(
+                      "orders.b", "y", PublishOptions{},
+                      [&async_done, start](absl::Status s, const PublishAck&) {
+                        async_done.set_value(
+                            Outcome{std::move(s), absl::Now() - start});
+                      },
+                      kLongTimeout)
+                  .ok());
+  std::future<Outcome> unsubscribe =
+      InFlight([&] { return (*gone)->Unsubscribe(); });
+
+  // Every request has reached the broker before it loses the session.
+  auto sent = [&](auto pred) { return broker.WaitFor(pred).has_value(); };
+  ASSERT_TRUE(sent([](const wire::Header& h) { return h.has_stats(); }));
+  ASSERT_TRUE(sent([](const wire::Header& h) {
+    return h.has_pub() && h.pub().topic() == "orders.a";
+  }));
+  ASSERT_TRUE(sent([](const wire::Header& h) {
+    return h.has_pub() && h.pub().topic() == "orders.b";
+  }));
+  ASSERT_TRUE(sent([](const wire::Header& h) {
+    return h.has_pub() && h.pub().topic() == "svc.price";
+  }));
+  ASSERT_TRUE(sent([](const wire::Header& h) {
+    return h.has_ack() && h.request_id() != 0;
+  }));
+  ASSERT_TRUE(sent([](const wire::Header& h) { return h.has_stream(); }));
+  ASSERT_TRUE(sent([](const wire::Header& h) { return h.has_fetch(); }));
+  ASSERT_TRUE(sent([](const wire::Header& h) {
+    return h.has_sub() && h.sub().pattern() == "pending.>";
+  }));
+  ASSERT_TRUE(sent([](const wire::Header& h) { return h.has_unsub(); }));
+
+  lose_session = true;
+  const absl::Status refused = client->Stats(kLongTimeout).status();
+  EXPECT_EQ(protocol::WireCodeOf(refused), wire::HELLO_REQUIRED) << refused;
+  EXPECT_TRUE(absl::IsUnavailable(refused)) << refused;
+
+  for (auto& [what, call] : calls) {
+    SCOPED_TRACE(what);
+    const Outcome outcome = Result(call);
+    EXPECT_TRUE(absl::IsUnavailable(outcome.status)) << outcome.status;
+    EXPECT_NE(
+        outcome.status.message().find("connection to the broker was lost"),
+        absl::string_view::npos)
+        << outcome.status;
+    EXPECT_LT(outcome.took, kLongTimeout / 2);
+  }
+  const Outcome async = Result(async_outcome);
+  EXPECT_TRUE(absl::IsUnavailable(async.status)) << async.status;
+  EXPECT_NE(async.status.message().find("may or may not have been"),
+            absl::string_view::npos)
+      << async.status;
+  EXPECT_LT(async.took, kLongTimeout / 2);
+  // The new session does not hold the subscription: unsubscribed.
+  const Outcome unsubscribed = Result(unsubscribe);
+  EXPECT_TRUE(unsubscribed.status.ok()) << unsubscribed.status;
+
+  // The new session gets the subscriptions the client holds (the inbox
+  // under its new prefix), not the one whose Subscribe() failed.
+  EXPECT_GE(broker.hellos(), 2);
+  auto resubscribed = [&](const std::string& pattern) {
+    return broker
+        .WaitFor([&](const wire::Header& h) {
+          return h.has_sub() && h.request_id() == 0 &&
+                 h.sub().pattern() == pattern;
+        })
+        .has_value();
+  };
+  EXPECT_TRUE(resubscribed("work.>"));
+  EXPECT_TRUE(resubscribed("_INBOX.c2.>"));
+  for (const wire::Header& h : broker.received()) {
+    if (!h.has_sub() || h.request_id() != 0) continue;
+    EXPECT_NE(h.sub().pattern(), "pending.>");
+    EXPECT_NE(h.sub().pattern(), "gone.>");
+  }
+}
+
+// What the client has not sent when the session ends is not failed: it
+// goes out in the next session and is answered there. Here the client
+// learns of the end from HELLO_REQUIRED, and the test holds back the
+// WELCOME to its new HELLO while it queues confirmed publishes (batched:
+// found in their BATCH) and a Flush().
+TEST(LostSessionTest, RequestsQueuedWhenTheSessionEndsGoOutInTheNext) {
+  std::atomic<bool> lose_session{false};
+  FakeBroker broker(Script(lose_session));
+  broker.set_max_batch_bytes(1 << 20);
+  std::promise<Outcome> sent_done;
+  std::future<Outcome> sent_outcome = sent_done.get_future();
+  Outcomes queued;
+  auto client = ConnectTo(broker);
+  ASSERT_NE(client, nullptr);
+
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(
+      client
+          ->PublishConfirmedAsync(
+              "sent.a", "a", PublishOptions{},
+              [&sent_done, start](absl::Status s, const PublishAck&) {
+                sent_done.set_value(Outcome{std::move(s), absl::Now() - start});
+              },
+              kLongTimeout)
+          .ok());
+  ASSERT_TRUE(broker
+                  .WaitFor([](const wire::Header& h) {
+                    return h.has_pub() && h.pub().topic() == "sent.a";
+                  })
+                  .has_value());
+
+  broker.set_answer_hellos(false);
+  lose_session = true;
+  EXPECT_EQ(protocol::WireCodeOf(client->Stats(kLongTimeout).status()),
+            wire::HELLO_REQUIRED);
+  const absl::Time hello_deadline = absl::Now() + absl::Seconds(5);
+  while (broker.hellos() < 2 && absl::Now() < hello_deadline) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  ASSERT_EQ(broker.hellos(), 2);
+
+  // No session: these wait in the client.
+  for (const char* topic : {"queued.b", "queued.c"}) {
+    ASSERT_TRUE(client
+                    ->PublishConfirmedAsync(topic, topic, PublishOptions{},
+                                            queued.Done(topic), kLongTimeout)
+                    .ok());
+  }
+  std::future<Outcome> flush =
+      InFlight([&] { return client->Flush(kLongTimeout); });
+  absl::SleepFor(absl::Milliseconds(50));  // Flush() has queued its PING
+  lose_session = false;
+  broker.Push(Answer(broker.Welcome(broker.last_hello_id(), 2)));
+
+  // The PUB sent in the ended session fails at once; the queued ones are
+  // not failed with it (the same sweep would have ended them first).
+  const Outcome sent = Result(sent_outcome);
+  EXPECT_TRUE(absl::IsUnavailable(sent.status)) << sent.status;
+  EXPECT_LT(sent.took, kLongTimeout / 2);
+  EXPECT_TRUE(queued.calls().empty());
+  const Outcome flushed = Result(flush);
+  EXPECT_TRUE(flushed.status.ok()) << flushed.status;
+  EXPECT_LT(flushed.took, kLongTimeout / 2);
+  for (const char* topic : {"queued.b", "queued.c"}) {
+    auto pub = broker.WaitFor([topic](const wire::Header& h) {
+      return h.has_pub() && h.pub().topic() == topic;
+    });
+    ASSERT_TRUE(pub.has_value()) << topic;
+    broker.Push(Answer(OkFor(pub->request_id())));
+  }
+  std::vector<Outcomes::Call> calls = queued.WaitFor(2);
+  ASSERT_EQ(calls.size(), 2u);
+  for (const Outcomes::Call& call : calls) {
+    EXPECT_TRUE(call.status.ok()) << call.topic << ": " << call.status;
+  }
+}
+
+}  // namespace
+}  // namespace sift

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -181,6 +182,65 @@ TEST(AcksCliTest, PubWithoutConfirmReportsRefusedMessages) {
   EXPECT_EQ(pub2->async_errors(), 1u);
   EXPECT_EQ(protocol::WireCodeOf(pub2->last_async_error()), wire::QUEUE_FULL)
       << pub2->last_async_error();
+}
+
+// `sift pub --confirm` keeps up to --window confirms awaited and still
+// names the first message refused (here by a full work queue: QUEUE_FULL),
+// exit 1; with a window it also says what became of those sent after it.
+TEST(AcksCliTest, PubConfirmNamesTheFirstRefusedMessage) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto worker = Connect(siftd->endpoint());
+  ASSERT_NE(worker, nullptr);
+  std::vector<std::unique_ptr<Subscription>> subs;
+  for (const std::string window : {"1", "256"}) {
+    SCOPED_TRACE(absl::StrCat("--window ", window));
+    const std::string topic = absl::StrCat("q", window);
+    SubscribeOptions options;
+    options.queue_group = "small";
+    options.ack = AckOptions{};
+    options.ack->max_in_flight = 1;
+    options.ack->max_queued = 1;
+    auto sub = worker->Subscribe(topic, options);
+    ASSERT_TRUE(sub.ok()) << sub.status();
+    subs.push_back(*std::move(sub));
+    Running pub = StartSift(*siftd, {"pub", topic, "m{n}", "--count", "5",
+                                     "--confirm", "--window", window});
+    ASSERT_GT(pub.pid, 0);
+    EXPECT_EQ(Reap(pub.pid, kTimeout), 1) << ReadFile(pub.out);
+    const std::string out = ReadFile(pub.out);
+    EXPECT_EQ(out.find("published 5"), std::string::npos) << out;
+    EXPECT_NE(out.find("max_queued"), std::string::npos) << out;
+    const std::string prefix =
+        absl::StrCat("sift: publish to ", topic, " failed after ");
+    ASSERT_TRUE(absl::StartsWith(out, prefix)) << out;
+    int ok_before = -1;
+    ASSERT_TRUE(absl::SimpleAtoi(out.substr(prefix.size(), 1), &ok_before))
+        << out;
+    if (window == "1") {
+      // One at a time: one in flight, one queued, the third refused, and
+      // nothing sent after it.
+      EXPECT_EQ(ok_before, 2) << out;
+      EXPECT_EQ(out.find("sent after it"), std::string::npos) << out;
+      continue;
+    }
+    // The five go out without waiting: the queue takes one or two (as the
+    // first reaches the worker before the second comes, or not), the first
+    // refused is named, and those sent after it before its answer came
+    // (in practice all the rest) are counted: refused too.
+    EXPECT_TRUE(ok_before == 1 || ok_before == 2) << out;
+    const size_t note = out.find("; of the ");
+    if (note == std::string::npos) continue;  // the answer came first
+    int after = -1;
+    ASSERT_TRUE(absl::SimpleAtoi(out.substr(note + 9, 1), &after)) << out;
+    EXPECT_TRUE(after >= 1 && after <= 5 - ok_before - 1) << out;
+    EXPECT_NE(out.find(absl::StrCat(after == 1 ? " message" : " messages",
+                                    " sent after it before its answer "
+                                    "came, 0 published, ",
+                                    after, " refused\n")),
+              std::string::npos)
+        << out;
+  }
 }
 
 // The flags reach the broker: a queue group's retry policy is its first

@@ -39,6 +39,7 @@ constexpr FlagSpec kFlags[] = {
     {"count", true,
      Bit(Command::kPub) | Bit(Command::kSub) | Bit(Command::kReply)},
     {"confirm", false, Bit(Command::kPub)},
+    {"window", true, Bit(Command::kPub)},
     {"queue", true, Bit(Command::kSub) | Bit(Command::kReply)},
     {"timeout", true, Bit(Command::kSub) | Bit(Command::kReq)},
     {"echo", false, Bit(Command::kReply)},
@@ -405,6 +406,15 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     absl::StatusOr<int64_t> n = ParseCountFlag(flag);
     if (!n.ok()) return n.status();
     args.count = *n;
+  } else if (name == "window") {
+    absl::StatusOr<int64_t> n = ParseCountFlag(flag);
+    if (!n.ok()) return n.status();
+    if (*n < 1 || *n > kMaxConfirmWindow) {
+      return UsageError(absl::StrCat("invalid window '", *flag.value,
+                                     "' for ", flag.written, " (1 to ",
+                                     kMaxConfirmWindow, ")"));
+    }
+    args.window = *n;
   } else if (name == "queue") {
     args.queue_group = *flag.value;
   } else if (name == "response") {
@@ -822,6 +832,7 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
   // Flags: each must belong to this command (or be global).
   bool timeout_given = false;
   bool count_given = false;
+  bool window_given = false;
   int start_flags = 0;
   bool nack_given = false, nack_delay_given = false;
   std::string ack_flag;  // the first flag that needs --ack, as written
@@ -837,6 +848,7 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
     const std::string_view flag_name = flag.spec->name;
     timeout_given |= flag_name == "timeout";
     count_given |= flag_name == "count";
+    window_given |= flag_name == "window";
     nack_given |= flag_name == "nack" && args.nack;
     nack_delay_given |= flag_name == "nack_delay";
     start_flags += flag_name == "all" || flag_name == "new" ||
@@ -895,6 +907,13 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
       if (args.count < 1) {
         return UsageError(
             absl::StrCat(cmd, ": --count must be at least 1", SeeHelp(*info)));
+      }
+      if (window_given && !args.confirm && !args.retain &&
+          args.delay == absl::ZeroDuration()) {
+        return UsageError(absl::StrCat(
+            cmd, ": --window bounds the confirms awaited at once: add "
+                 "--confirm",
+            SeeHelp(*info)));
       }
       break;
     case Command::kSub:
@@ -1006,9 +1025,9 @@ std::string CommandUsage(Command command) {
   switch (command) {
     case Command::kPub:
       return absl::StrCat(
-          "Usage: sift pub TOPIC (MESSAGE | --file F) [--count N] [--confirm]\n"
-          "                [--header K=V]... [--msg-id ID] [--retain] "
-          "[--delay D]\n"
+          "Usage: sift pub TOPIC (MESSAGE | --file F) [--count N]\n"
+          "                [--confirm [--window N]] [--header K=V]...\n"
+          "                [--msg-id ID] [--retain] [--delay D]\n"
           "\n"
           "Publishes MESSAGE on TOPIC, a literal topic (no wildcards).\n"
           "Prints \"published N message(s) to TOPIC\" once the broker has read\n"
@@ -1024,6 +1043,12 @@ std::string CommandUsage(Command command) {
           "  --confirm    wait until the broker has routed each message (and,\n"
           "               if a stream stores TOPIC, made it durable), and\n"
           "               fail on the first one it refuses\n"
+          "  --window N   with --confirm (or --retain, --delay): at most N\n"
+          "               messages awaiting their confirm at once (1 to\n"
+          "               65536; default 256). They go out in order; once\n"
+          "               one is refused no more are sent, but those sent\n"
+          "               before its answer came may be published (said\n"
+          "               in the error). 1: one at a time\n"
           "  --msg-id ID  message id for stream dedup: the same ID again\n"
           "               within the stream's dedup window is stored once\n"
           "               (short for --header sift-msg-id=ID; a header\n"

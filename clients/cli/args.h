@@ -27,6 +27,10 @@ namespace sift::cli {
 // The version printed by `sift --version`.
 inline constexpr char kSiftVersion[] = "0.1.0";
 
+// Most confirms `pub --window` may keep awaited at once (the client
+// library's default ClientOptions::max_async_confirms).
+inline constexpr int64_t kMaxConfirmWindow = 65536;
+
 // The header a stream deduplicates on (the client library's kMsgIdHeader).
 inline constexpr char kMsgIdHeaderKey[] = "sift-msg-id";
 
@@ -83,6 +87,9 @@ struct Args {
   // Command flags.
   int64_t count = 1;        // pub: default 1; sub, reply: 0 = no limit
   bool confirm = false;     // pub
+  // pub, confirmed (--confirm, --retain, --delay): --window N, the most
+  // messages awaiting their confirm at once, 1 to kMaxConfirmWindow.
+  int64_t window = 256;
   std::string queue_group;  // sub, reply
   // sub: how long to wait for messages (infinite by default);
   // req: how long to wait for the reply (5s by default).

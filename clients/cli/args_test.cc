@@ -267,6 +267,35 @@ TEST(ParseArgsTest, ValuesWithSurroundingWhitespaceAreRefused) {
             "milliseconds)");
 }
 
+// pub --confirm keeps up to --window N confirms awaited (it used to wait
+// for each before sending the next).
+TEST(ParseArgsTest, PubConfirmWindow) {
+  absl::StatusOr<Args> args = Parse({"pub", "t", "m", "--confirm"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->window, 256);
+  args = Parse({"pub", "t", "m", "--confirm", "--window", "1"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->window, 1);
+  // --retain and --delay publishes are confirmed too.
+  args = Parse({"pub", "t", "m", "--retain", "--window=65536"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->window, 65536);
+  args = Parse({"pub", "t", "m", "--delay", "1s", "--window=8"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->window, 8);
+  EXPECT_EQ(ErrorOf({"pub", "t", "m", "--confirm", "--window", "0"}),
+            "pub: invalid window '0' for --window (1 to 65536)");
+  EXPECT_THAT(ErrorOf({"pub", "t", "m", "--confirm", "--window", "65537"}),
+              HasSubstr("invalid window '65537'"));
+  EXPECT_THAT(ErrorOf({"pub", "t", "m", "--confirm", "--window", " 8"}),
+              HasSubstr("invalid count ' 8' for --window"));
+  EXPECT_THAT(ErrorOf({"pub", "t", "m", "--window", "8"}),
+              HasSubstr("pub: --window bounds the confirms awaited at once: "
+                        "add --confirm"));
+  EXPECT_THAT(ErrorOf({"sub", "t", "--window", "8"}),
+              HasSubstr("sub does not take --window"));
+}
+
 TEST(ParseArgsTest, WrongNumberOfArguments) {
   EXPECT_EQ(ErrorOf({"pub"}), "pub: missing TOPIC (see sift pub --help)");
   EXPECT_EQ(ErrorOf({"pub", "t"}),
@@ -335,7 +364,8 @@ TEST(UsageTest, EachCommandDocumentsItsFlags) {
   };
   const std::vector<Case> cases = {
       {Command::kPub,
-       {"Usage: sift pub TOPIC (MESSAGE | --file F)", "--count N", "{n}", "--confirm"}},
+       {"Usage: sift pub TOPIC (MESSAGE | --file F)", "--count N", "{n}",
+        "--confirm", "--window N"}},
       {Command::kSub,
        {"Usage: sift sub PATTERN", "--queue GROUP", "--count N", "--timeout D",
         "[TOPIC] PAYLOAD", "SIGINT", "--slow POLICY", "drop-newest",

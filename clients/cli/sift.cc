@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "broker/protocol/codec.h"
 #include "clients/cli/args.h"
+#include "clients/cli/confirm_window.h"
 #include "clients/cli/format.h"
 #include "clients/cpp/client.h"
 #include "proto/sift.pb.h"
@@ -104,6 +105,17 @@ absl::StatusOr<std::unique_ptr<Client>> ConnectOrExplain(const Args& args) {
       absl::StrCat("cannot connect to ", args.server, ": ", reason));
 }
 
+// "publish to TOPIC failed after 2 of 5 messages: WHY": message `n` of
+// args.count could not be published.
+std::string PublishFailed(const Args& args, int64_t n, absl::string_view why) {
+  return absl::StrCat(
+      "publish to ", args.topic, " failed",
+      args.count > 1
+          ? absl::StrCat(" after ", n - 1, " of ", Messages(args.count))
+          : "",
+      ": ", why);
+}
+
 int RunPub(const Args& args) {
   std::string message = args.message;
   if (!args.payload_file.empty()) {
@@ -124,12 +136,14 @@ int RunPub(const Args& args) {
   }
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
   if (!client.ok()) return Fail(client.status().message());
-  std::vector<PublishAck> acks;
   // A retained or delayed message is always confirmed: the broker may
   // refuse it (a delay past its max_delay_ms, its store full), and a
   // fire-and-forget publish would report success anyway.
   const bool confirm =
       args.confirm || args.retain || args.delay > absl::ZeroDuration();
+  // Confirmed: up to --window messages await their answer at once, sent in
+  // order by this thread; once one is refused, no more are sent.
+  ConfirmWindow window(args.window);
   // The message id is one of the headers, where it was given (not
   // PublishOptions::msg_id, which goes after them all); {n} expands in it.
   const auto msg_id_header = std::find_if(
@@ -148,22 +162,41 @@ int RunPub(const Args& args) {
     if (args.count > 1 && msg_id_at < options.headers.size()) {
       options.headers[msg_id_at].second = ExpandSequence(args.msg_id, n);
     }
-    PublishAck ack;
-    absl::Status status =
-        confirm ? (*client)->PublishConfirmedWith(args.topic, payload, options,
-                                                  args.connect_timeout, &ack)
-                : (*client)->PublishWith(args.topic, payload, options);
-    if (confirm && status.ok()) acks.push_back(ack);
-    if (!status.ok()) {
-      return Fail(absl::StrCat(
-          "publish to ", args.topic, " failed",
-          args.count > 1
-              ? absl::StrCat(" after ", n - 1, " of ", Messages(args.count))
-              : "",
-          ": ", status.message()));
+    if (confirm) {
+      if (!window.WaitForRoom()) break;
+      absl::Status status = (*client)->PublishConfirmedAsync(
+          args.topic, payload, options, window.Sending(), args.connect_timeout);
+      if (!status.ok()) {
+        window.NotSent(std::move(status));
+        break;
+      }
+      continue;
+    }
+    if (absl::Status status =
+            (*client)->PublishWith(args.topic, payload, options);
+        !status.ok()) {
+      return Fail(PublishFailed(args, n, status.message()));
     }
   }
-  if (!confirm) {
+  if (confirm) {
+    window.WaitForAll();
+    if (std::optional<ConfirmWindow::Refusal> refused = window.FirstRefusal()) {
+      // As PublishConfirmedWith words a timeout.
+      const std::string why =
+          refused->status.code() == absl::StatusCode::kDeadlineExceeded
+              ? absl::StrCat("no answer from the broker within ",
+                             absl::FormatDuration(args.connect_timeout))
+              : std::string(refused->status.message());
+      const int64_t later = refused->later_ok + refused->later_failed;
+      return Fail(absl::StrCat(
+          PublishFailed(args, refused->n, why),
+          later == 0 ? ""
+                     : absl::StrCat("; of the ", Messages(later),
+                                    " sent after it before its answer came, ",
+                                    refused->later_ok, " published, ",
+                                    refused->later_failed, " refused")));
+    }
+  } else {
     // Fire-and-forget: say "published" only once the broker has read them,
     // and none of them was refused (its ERRORs come before Flush's PONG).
     if (absl::Status flushed = (*client)->Flush(args.connect_timeout);
@@ -183,7 +216,7 @@ int RunPub(const Args& args) {
   }
   (*client)->Close();
   PrintLine(absl::StrCat("published ", Messages(args.count), " to ",
-                         args.topic, StreamSeqsNote(acks)));
+                         args.topic, StreamSeqsNote(window.acks())));
   return 0;
 }
 
@@ -457,8 +490,8 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
                                    " failed: ", ended->message()));
         }
         return Fail(absl::StrCat("acknowledging ",
-                                 std::string(message->topic()), " failed: ",
-                                 ack_failed.message()));
+                                 std::string(message->topic()),
+                                 " failed: ", ack_failed.message()));
       }
     }
   }

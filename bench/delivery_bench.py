@@ -106,8 +106,10 @@ def rows(quick):
 
 
 def run_one(bench, siftd, args, probe_s):
-    cmd = [bench, "--spawn", siftd, "--json", "--quiet", "--timeout", "600",
-           "--disk_probe", str(probe_s)] + args
+    cmd = [bench, "--spawn", siftd, "--json", "--quiet", "--timeout", "600"]
+    if "--stream" in args:  # it probes the stream's data directory
+        cmd += ["--disk_probe", str(probe_s)]
+    cmd += args
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        text=True, timeout=900)
     # 3: the report says what was missing; anything else is a setup error.
@@ -425,9 +427,9 @@ def section(results, args, seconds, date=None):
                  "once: %s." % ", ".join("`%s`" % k for k in incomplete))
         L.append("")
 
-    L.append("Commands (each row; `--disk_probe %s` and `--spawn "
-             "bazel-bin/broker/siftd --json --quiet --timeout 600` on every "
-             "one):" % args.probe)
+    L.append("Commands (each row; `--spawn bazel-bin/broker/siftd --json "
+             "--quiet --timeout 600` on every one, and `--disk_probe %s` on "
+             "those with `--stream`):" % args.probe)
     L.append("")
     L.append("```")
     for key, a in rows(args.quick):

@@ -401,13 +401,10 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   }
   if (disk_probe_given && o.disk_probe_s > 0 &&
       (!o.stream() || o.spawn.empty())) {
-    // Said rather than refused (exit 2): bench/delivery_bench.py passes
-    // --disk_probe to every run, with --stream or not.
-    std::fprintf(stderr,
-                 "sift-bench: warning: --disk_probe is ignored: it probes "
-                 "the data directory of a siftd started for a --stream run "
-                 "(--stream and --spawn)\n");
-    o.disk_probe_s = 0;
+    return absl::InvalidArgumentError(
+        "--disk_probe probes the data directory of a siftd started for a "
+        "--stream run: it needs --stream and --spawn (--disk_probe 0: no "
+        "probe)");
   }
   if (o.memory_subs == 0 && o.subs < 1) {
     return absl::InvalidArgumentError("--subs must be at least 1");

@@ -40,6 +40,12 @@ inline char* PutVarint(uint64_t v, char* p) {
 // advancing p. False on a truncated or over-long varint.
 inline bool GetVarint(const char*& p, const char* end, uint64_t* v,
                       int max_bytes = 10) {
+  // One byte (values below 128: most tags and lengths) without the loop.
+  if (__builtin_expect(p < end && (static_cast<uint8_t>(*p) & 0x80) == 0,
+                       1)) {
+    *v = static_cast<uint8_t>(*p++);
+    return true;
+  }
   uint64_t result = 0;
   for (int shift = 0; shift < 7 * max_bytes && p < end; shift += 7) {
     const uint8_t byte = static_cast<uint8_t>(*p++);

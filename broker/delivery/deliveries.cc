@@ -249,6 +249,7 @@ absl::Status Deliveries::AddConsumer(uint32_t client, uint64_t sid,
   consumers_by_client_[client].push_back(c);
   if (g != kNone) {
     groups_[g].members.push_back(c);
+    if (HasCapacity(co)) ++groups_[g].with_capacity;
     UpdateGroupPattern(g);
     Refill(c, now, sends);
   }
@@ -260,7 +261,7 @@ size_t Deliveries::RemoveConsumer(uint32_t client, uint64_t sid, int64_t now,
                                   std::vector<DeadLetter>* dead) {
   const uint32_t c = FindConsumer(client, sid);
   if (c == kNone) return 0;
-  consumers_[c].leaving = true;
+  MarkLeaving(c);
   return RemoveConsumerAt(c, now, sends, dead);
 }
 
@@ -272,10 +273,16 @@ size_t Deliveries::RemoveClient(uint32_t client, int64_t now,
   // Mark them all first: no member of this client may receive what another
   // of its members gives back.
   const std::vector<uint32_t> leaving = it->second;
-  for (uint32_t c : leaving) consumers_[c].leaving = true;
+  for (uint32_t c : leaving) MarkLeaving(c);
   size_t dropped = 0;
   for (uint32_t c : leaving) dropped += RemoveConsumerAt(c, now, sends, dead);
   return dropped;
+}
+
+void Deliveries::MarkLeaving(uint32_t c) {
+  Consumer& co = consumers_[c];
+  co.leaving = true;
+  if (co.group != kNone && HasCapacity(co)) --groups_[co.group].with_capacity;
 }
 
 size_t Deliveries::RemoveConsumerAt(uint32_t c, int64_t now,
@@ -395,7 +402,7 @@ uint32_t Deliveries::PickMember(uint32_t g, uint32_t avoid,
                                 std::string_view topic, bool matches_all) {
   Group& gr = groups_[g];
   const size_t n = gr.members.size();
-  if (n == 0) return kNone;
+  if (n == 0 || gr.with_capacity == 0) return kNone;
   const size_t start = gr.cursor % n;
   for (size_t k = 0; k < n; ++k) {
     const size_t i = (start + k) % n;
@@ -408,6 +415,17 @@ uint32_t Deliveries::PickMember(uint32_t g, uint32_t avoid,
     return m;
   }
   return kNone;
+}
+
+bool Deliveries::CapacityCountsHold() const {
+  for (const Group& gr : groups_) {
+    uint32_t n = 0;
+    for (uint32_t m : gr.members) {
+      if (!consumers_[m].leaving && HasCapacity(consumers_[m])) ++n;
+    }
+    if (n != gr.with_capacity) return false;
+  }
+  return true;
 }
 
 size_t Deliveries::backlog(std::string_view group) const {
@@ -554,6 +572,7 @@ void Deliveries::Deliver(uint32_t c, uint32_t slot, int64_t now,
   ArmConsumerTimer(c, e.deadline);
   in_flight_by_id_.Insert(e.delivery_id, slot);
   ++co.in_flight;
+  if (co.group != kNone && !HasCapacity(co)) --groups_[co.group].with_capacity;
   ++in_flight_;
   ++co.delivered;
   ++counters_.delivered;
@@ -700,7 +719,12 @@ uint32_t Deliveries::ForgetInFlight(uint32_t slot) {
   Unlink(slot);
   e.delivery_id = 0;
   e.in_flight = false;
-  --consumers_[c].in_flight;
+  Consumer& co = consumers_[c];
+  --co.in_flight;
+  if (co.group != kNone && !co.leaving &&
+      co.in_flight + 1 == co.policy.max_in_flight) {
+    ++groups_[co.group].with_capacity;  // it was full
+  }
   --in_flight_;
   return c;
 }

@@ -350,6 +350,9 @@ class Deliveries {
   std::optional<ConsumerStats> consumer_stats(uint32_t client,
                                               uint64_t sid) const;
   const Counters& counters() const { return counters_; }
+  // For tests: whether every group's count of members with capacity is
+  // what its members say.
+  bool CapacityCountsHold() const;
 
  private:
   using Key = std::pair<uint32_t, uint64_t>;  // (client, sid)
@@ -440,6 +443,9 @@ class Deliveries {
     bool uniform = false;
     uint32_t pattern_gen = 1;
     std::string pattern;
+    // Members not leaving that have capacity: PickMember looks no further
+    // when there are none (a work queue whose workers are all busy).
+    uint32_t with_capacity = 0;
   };
 
   bool HasCapacity(const Consumer& c) const {
@@ -537,6 +543,9 @@ class Deliveries {
   void DeadLetterMessage(MessageRef message, uint32_t consumer,
                          std::string_view reason, uint32_t attempts,
                          std::vector<DeadLetter>* dead);
+  // Marks consumer `c` as leaving (never chosen again), before
+  // RemoveConsumerAt.
+  void MarkLeaving(uint32_t c);
   size_t RemoveConsumerAt(uint32_t consumer, int64_t now,
                           std::vector<Send>* sends,
                           std::vector<DeadLetter>* dead);

@@ -1137,6 +1137,7 @@ TEST_P(DeliveriesRandomTest, EveryMessageIsAckedOnceOrDeadLettered) {
       }
     }
     ASSERT_NO_FATAL_FAILURE(check_outputs()) << "step " << step;
+    ASSERT_TRUE(d.CapacityCountsHold()) << "step " << step;
   }
 
   // Staff every group and drain: ack whatever arrives until nothing is left.

@@ -39,11 +39,6 @@ Shared& TheShared() {
   return *shared;
 }
 
-ChunkHeader* ChunkOf(void* block) {
-  return reinterpret_cast<ChunkHeader*>(reinterpret_cast<uintptr_t>(block) &
-                                        ~(uintptr_t{kChunk} - 1));
-}
-
 // A chunk-aligned mapping of kChunk bytes, or nullptr.
 void* MapChunk() {
   void* p = mmap(nullptr, 2 * kChunk, PROT_READ | PROT_WRITE,
@@ -104,6 +99,11 @@ struct RetireAtExit {
   ~RetireAtExit() { Retire(message_arena_internal::bump); }
 };
 
+// Takes the thread's counted frees when it exits.
+struct FlushAtExit {
+  ~FlushAtExit() { MessageArena::FlushFrees(); }
+};
+
 // Starts bumping in a spare or new chunk; notes whether the arena wastes
 // too much.
 void Refill(Bump& b) {
@@ -156,10 +156,23 @@ void* MessageArena::AllocateInNewChunk(size_t n) {
   return block;
 }
 
-void MessageArena::Free(void* block, size_t bytes) {
-  ChunkHeader* c = ChunkOf(block);
-  const int64_t n = static_cast<int64_t>((bytes + 15) & ~size_t{15});
-  if (c->live.fetch_sub(n, std::memory_order_acq_rel) == n) Release(c);
+void MessageArena::TakeFrees() {
+  message_arena_internal::PendingFrees& p =
+      message_arena_internal::pending_frees;
+  ChunkHeader* c = static_cast<ChunkHeader*>(p.chunk);
+  const int64_t n = p.bytes;
+  p = {};
+  if (c != nullptr && c->live.fetch_sub(n, std::memory_order_acq_rel) == n) {
+    Release(c);
+  }
+}
+
+void MessageArena::FreeInAnotherChunk(void* chunk, int64_t bytes) {
+  // Counted frees are taken when the thread exits, too.
+  thread_local FlushAtExit flush_at_exit;
+  (void)flush_at_exit;
+  TakeFrees();
+  message_arena_internal::pending_frees = {chunk, bytes, 1};
 }
 
 MessageArena::Stats MessageArena::stats() {

@@ -41,6 +41,15 @@ struct Bump {
   bool declining = false;  // ShouldUse() says no
 };
 inline thread_local Bump bump;
+
+// Frees the calling thread made in one chunk, not yet taken from its count
+// (MessageArena::Free takes them in one step per kFreeBatch).
+struct PendingFrees {
+  void* chunk = nullptr;
+  int64_t bytes = 0;
+  uint32_t count = 0;
+};
+inline thread_local PendingFrees pending_frees;
 }  // namespace message_arena_internal
 
 class MessageArena {
@@ -53,6 +62,7 @@ class MessageArena {
   static constexpr size_t kMaxSpareChunks = 8;
   static constexpr size_t kWasteFloorBytes = size_t{64} << 20;
   static constexpr size_t kRecheckEvery = 4096;
+  static constexpr uint32_t kFreeBatch = 256;
 
   // Whether the calling thread should allocate its next block here: false
   // while the chunks waste too much (above). Cheap: a thread-local flag,
@@ -72,11 +82,32 @@ class MessageArena {
     b.handed_out += static_cast<int64_t>(n);
     return block;
   }
-  // Frees a block Allocate(bytes) returned, with the same `bytes`.
-  static void Free(void* block, size_t bytes);
+  // Frees a block Allocate(bytes) returned, with the same `bytes`. Blocks
+  // are mostly freed in the order they were made, so consecutive frees in
+  // one chunk are counted together: a chunk may go back up to kFreeBatch
+  // frees late, or at the freeing thread's next FlushFrees() (or its exit).
+  static void Free(void* block, size_t bytes) {
+    message_arena_internal::PendingFrees& p =
+        message_arena_internal::pending_frees;
+    void* chunk = reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(block) &
+                                          ~(uintptr_t{kChunkBytes} - 1));
+    const int64_t n = static_cast<int64_t>((bytes + 15) & ~size_t{15});
+    if (chunk == p.chunk && p.count < kFreeBatch) {
+      p.bytes += n;
+      ++p.count;
+      return;
+    }
+    FreeInAnotherChunk(chunk, n);
+  }
+  // Takes the calling thread's counted frees from their chunk's count now.
+  // A thread that frees blocks calls it before it goes idle (siftd's
+  // routing thread: every pass of its loop). Cheap when there are none.
+  static void FlushFrees() {
+    if (message_arena_internal::pending_frees.chunk != nullptr) TakeFrees();
+  }
 
   // For tests and STATS-like reports; a snapshot, racy against other
-  // threads.
+  // threads, and not counting frees not yet flushed (FlushFrees).
   struct Stats {
     size_t chunks_in_use = 0;  // mapped and holding blocks (or bumped in)
     size_t spare_chunks = 0;
@@ -87,6 +118,8 @@ class MessageArena {
  private:
   static bool Recheck();
   static void* AllocateInNewChunk(size_t n);
+  static void FreeInAnotherChunk(void* chunk, int64_t bytes);
+  static void TakeFrees();
 };
 
 }  // namespace sift::delivery

@@ -26,6 +26,7 @@
 #include "absl/types/span.h"
 #include "broker/base/absl_view.h"
 #include "broker/delivery/deliveries.h"
+#include "broker/delivery/message_arena.h"
 #include "broker/delivery/scheduled.h"
 #include "broker/store/retained.h"
 #include "broker/log/log.h"
@@ -412,6 +413,8 @@ class Server::Loop {
       // The stream appends of this pass (drains, due delayed messages,
       // schedules) go to their writers: every pass of the loop ends here.
       if (streams_ != nullptr) streams_->HandOff();
+      // Messages acked this pass give their arena chunks back.
+      delivery::MessageArena::FlushFrees();
       pollfds_.assign({{zmq_fd, POLLIN, 0},
                        {wake_fd_, POLLIN, 0},
                        {guard_->monitor_fd(), POLLIN, 0},

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "clients/cpp/call_in_flight.h"
 #include "clients/cpp/client.h"
 #include "gtest/gtest.h"
 #include "tests/harness.h"
@@ -41,29 +42,10 @@ constexpr absl::Duration kLongTimeout = absl::Seconds(20);
 // (the client's I/O thread sends it within microseconds).
 constexpr absl::Duration kToSend = absl::Milliseconds(500);
 
-// What a call made on a thread of its own returned, and how long it took.
-struct Outcome {
-  absl::Status status;
-  absl::Duration took;
-};
-
-// Runs `call` (returning a Status or StatusOr) on a new thread.
-template <typename Call>
-std::future<Outcome> InFlight(Call call) {
-  return std::async(std::launch::async, [call = std::move(call)] {
-    const absl::Time start = absl::Now();
-    absl::Status status = AsStatus(call());
-    return Outcome{std::move(status), absl::Now() - start};
-  });
-}
-
-// The outcome of a call InFlight, waiting for it at most 2 * kLongTimeout.
+// The outcome of a call InFlight (call_in_flight.h), waiting for it at most
+// 2 * kLongTimeout.
 Outcome Result(std::future<Outcome>& call) {
-  if (call.wait_for(absl::ToChronoNanoseconds(2 * kLongTimeout)) !=
-      std::future_status::ready) {
-    return {absl::InternalError("the call did not return"), 2 * kLongTimeout};
-  }
-  return call.get();
+  return ResultWithin(call, 2 * kLongTimeout);
 }
 
 // A call that siftd's death ended: Unavailable, saying so, well before its

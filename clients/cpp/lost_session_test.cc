@@ -21,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "broker/protocol/codec.h"
+#include "clients/cpp/call_in_flight.h"
 #include "clients/cpp/client.h"
 #include "clients/cpp/fake_broker.h"
 #include "gtest/gtest.h"
@@ -30,6 +31,9 @@ namespace sift {
 namespace {
 
 using test::Answer;
+using test::InFlight;
+using test::Outcome;
+using test::ResultWithin;
 using test::ConnectTo;
 using test::DeliverOf;
 using test::ErrorFor;
@@ -40,33 +44,10 @@ using test::Out;
 // Long, so that a call ending in less than half of it cannot have timed out.
 constexpr absl::Duration kLongTimeout = absl::Seconds(20);
 
-struct Outcome {
-  absl::Status status;
-  absl::Duration took;
-};
-
-const absl::Status& AsStatus(const absl::Status& s) { return s; }
-template <typename T>
-const absl::Status& AsStatus(const absl::StatusOr<T>& s) {
-  return s.status();
-}
-
-// Runs `call` (returning a Status or StatusOr) on a thread of its own.
-template <typename Call>
-std::future<Outcome> InFlight(Call call) {
-  return std::async(std::launch::async, [call = std::move(call)] {
-    const absl::Time start = absl::Now();
-    absl::Status status = AsStatus(call());
-    return Outcome{std::move(status), absl::Now() - start};
-  });
-}
-
+// The outcome of a call InFlight (call_in_flight.h), waiting for it at most
+// 2 * kLongTimeout.
 Outcome Result(std::future<Outcome>& call) {
-  if (call.wait_for(absl::ToChronoNanoseconds(2 * kLongTimeout)) !=
-      std::future_status::ready) {
-    return {absl::InternalError("the call did not return"), 2 * kLongTimeout};
-  }
-  return call.get();
+  return ResultWithin(call, 2 * kLongTimeout);
 }
 
 // The `done` calls of PublishConfirmedAsync, by topic.

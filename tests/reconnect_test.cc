@@ -3,9 +3,11 @@
 // again on the same port. And what becomes of calls waiting for an answer
 // when siftd dies (SIGKILL) with their requests sent: they fail at once with
 // Unavailable, not at their timeout; those not sent yet go out on the next
-// session.
+// session. A client with reconnect off does not come back: it ends, and
+// every call fails with Unavailable.
 #include <signal.h>
 
+#include <atomic>
 #include <cstdint>
 #include <future>
 #include <iostream>
@@ -72,11 +74,13 @@ class ReconnectTest : public ::testing::Test {
     }
   }
 
-  absl::StatusOr<std::unique_ptr<Client>> NewClient(const std::string& name) {
+  absl::StatusOr<std::unique_ptr<Client>> NewClient(const std::string& name,
+                                                    bool reconnect = true) {
     ClientOptions options;
     options.endpoint = siftd_->endpoint();
     options.name = name;
     options.connect_timeout = absl::Seconds(10);
+    options.reconnect = reconnect;
     return Client::Connect(options);
   }
 
@@ -427,6 +431,134 @@ TEST_F(ReconnectTest, CallsMadeWhileTheBrokerIsDownGoOutOnTheNextSession) {
   EXPECT_EQ(made.payload(), "made");
   SIFT_ASSERT_OK_AND_ASSIGN(BrokerStats stats_now, client->Stats());
   EXPECT_EQ(stats_now.subscriptions(), 2u) << stats_now.DebugString();
+}
+
+// ClientOptions::reconnect false: when siftd is killed the client ends for
+// good. It does not connect to the siftd started next on the same port (no
+// connection, no session, no subscription there), while a client with
+// reconnect on does. A call waiting for an answer fails at once with
+// Unavailable naming the cause; so do later calls that need the broker; a
+// subscription's Next() returns what was queued, then that error.
+TEST_F(ReconnectTest, WithoutReconnectTheClientEndsWhenTheBrokerIsKilled) {
+  // Declared before the client: its callback may run until the client is
+  // gone.
+  std::atomic<int> pushed_count{0};
+  SIFT_ASSERT_OK_AND_ASSIGN(auto once, NewClient("once", /*reconnect=*/false));
+  SIFT_ASSERT_OK_AND_ASSIGN(auto control, NewClient("control"));
+  SIFT_ASSERT_OK_AND_ASSIGN(auto sub, once->Subscribe("news.>"));
+  SubscribeOptions with_callback;
+  with_callback.callback = [&pushed_count](const Message&) { ++pushed_count; };
+  SIFT_ASSERT_OK_AND_ASSIGN(auto pushed,
+                            once->Subscribe("pushed.>", with_callback));
+  SIFT_ASSERT_OK_AND_ASSIGN(auto control_sub, control->Subscribe("control.>"));
+  // Queued in `sub`, not taken yet: Next() still returns it after the end.
+  // It is there once the callback has seen what was published after it (in
+  // order, from one publisher).
+  SIFT_ASSERT_OK(control->PublishConfirmed("news.before", "before"));
+  SIFT_ASSERT_OK(control->PublishConfirmed("pushed.after", "after"));
+  for (int i = 0; i < kMaxAttempts && pushed_count.load() == 0; ++i) {
+    absl::SleepFor(kAttemptWait / 4);
+  }
+  ASSERT_EQ(pushed_count.load(), 1);
+
+  Freeze();
+  std::future<Outcome> stats =
+      InFlight([&] { return once->Stats(kLongTimeout); });
+  absl::SleepFor(kToSend);
+  const uint64_t control_reconnects = control->reconnects();
+  Kill();
+  const Outcome in_flight = Result(stats);
+  EXPECT_TRUE(absl::IsUnavailable(in_flight.status)) << in_flight.status;
+  EXPECT_NE(in_flight.status.message().find(
+                "lost the connection to the broker (ClientOptions::reconnect "
+                "is false)"),
+            absl::string_view::npos)
+      << in_flight.status;
+  EXPECT_NE(in_flight.status.message().find("may or may not have been"),
+            absl::string_view::npos)
+      << in_flight.status;
+  EXPECT_LT(in_flight.took, kLongTimeout / 2);
+
+  SIFT_ASSERT_OK(siftd_->Restart());
+  for (int i = 0; i < kMaxAttempts && control->reconnects() == control_reconnects;
+       ++i) {
+    absl::SleepFor(kAttemptWait / 4);
+  }
+  ASSERT_GT(control->reconnects(), control_reconnects);
+  EXPECT_FALSE(
+      PublishUntilReceived(*control, *control_sub, "control.x", "c-").empty());
+  // Longer than ZeroMQ's longest reconnect interval (1 s) plus a HELLO: a
+  // client that reconnects has done so by now.
+  absl::SleepFor(absl::Seconds(2));
+  SIFT_ASSERT_OK_AND_ASSIGN(BrokerStats on_new, control->Stats(kLongTimeout));
+  EXPECT_EQ(on_new.clients(), 1u) << on_new.DebugString();
+  EXPECT_EQ(on_new.connections(), 1u) << on_new.DebugString();
+  EXPECT_EQ(on_new.subscriptions(), 1u) << on_new.DebugString();
+  EXPECT_EQ(once->reconnects(), 0u);
+
+  auto expect_ended = [](const absl::Status& status, const std::string& what,
+                         absl::Duration took) {
+    SCOPED_TRACE(what);
+    EXPECT_TRUE(absl::IsUnavailable(status)) << status;
+    EXPECT_NE(status.message().find("(ClientOptions::reconnect is false)"),
+              absl::string_view::npos)
+        << status;
+    EXPECT_LT(took, absl::Seconds(1));
+  };
+  auto timed = [](auto call) {
+    const absl::Time start = absl::Now();
+    absl::Status status = AsStatus(call());
+    return std::make_pair(std::move(status), absl::Now() - start);
+  };
+  {
+    auto [status, took] = timed([&] { return once->Stats(kLongTimeout); });
+    expect_ended(status, "Stats", took);
+  }
+  {
+    auto [status, took] = timed([&] { return once->Publish("news.x", "x"); });
+    expect_ended(status, "Publish", took);
+  }
+  {
+    auto [status, took] = timed([&] {
+      return once->PublishConfirmed("news.x", "x", kLongTimeout);
+    });
+    expect_ended(status, "PublishConfirmed", took);
+  }
+  {
+    auto [status, took] = timed([&] {
+      SubscribeOptions options;
+      options.timeout = kLongTimeout;
+      return once->Subscribe("late.>", options);
+    });
+    expect_ended(status, "Subscribe", took);
+  }
+  {
+    auto [status, took] = timed([&] {
+      return once->Request("svc.price", "sku", kLongTimeout);
+    });
+    expect_ended(status, "Request", took);
+  }
+  SIFT_ASSERT_OK_AND_ASSIGN(Message before, sub->Next(absl::Seconds(10)));
+  EXPECT_EQ(before.payload(), "before");
+  for (int i = 0; i < 2; ++i) {
+    auto [status, took] = timed([&] { return sub->Next(kLongTimeout); });
+    expect_ended(status, "Next", took);
+    EXPECT_NE(status.message().find("subscription ended"),
+              absl::string_view::npos)
+        << status;
+  }
+  // Nothing reaches the callback subscription any more.
+  SIFT_ASSERT_OK(control->PublishConfirmed("pushed.later", "later"));
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(pushed_count.load(), 1);
+  // The subscriptions are gone already: unsubscribing is done.
+  SIFT_EXPECT_OK(sub->Unsubscribe());
+  SIFT_EXPECT_OK(pushed->Unsubscribe());
+
+  const absl::Time close_start = absl::Now();
+  once->Close();
+  EXPECT_LT(absl::Now() - close_start, absl::Seconds(1));
+  EXPECT_TRUE(absl::IsFailedPrecondition(once->Publish("news.x", "x")));
 }
 
 }  // namespace

@@ -176,6 +176,12 @@ constexpr char kMayHaveRun[] =
 constexpr char kMayHaveStored[] =
     "the message may or may not have been routed or stored";
 
+// ClientOptions::reconnect false: the cause of the client's end when its
+// connection drops (ClientCore::Die), with which every Unavailable it gives
+// from then on starts.
+constexpr char kLostConnectionNoReconnect[] =
+    "lost the connection to the broker (ClientOptions::reconnect is false)";
+
 // The ZeroMQ context of the Clients given none (ClientOptions::zmq_context):
 // one per process, as the ZeroMQ guide advises, so they share its one I/O
 // thread (each Client still has its own socket and thread). Made on first
@@ -731,7 +737,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     target->inbox = inbox;
     {
       internal::FastMutexLock lock(&mu_);
-      if (closing_) return absl::FailedPreconditionError("client closed");
+      if (absl::Status s = CheckLiveLocked(); !s.ok()) return s;
       subs_[sid] = target;
       subs_generation_.fetch_add(1, std::memory_order_release);
     }
@@ -780,7 +786,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     waiter.asked = Asked::kUnsubscribe;
     std::future<Reply> reply = waiter.promise.get_future();
     if (!EnqueueHeader(UnsubHeader(id, sid), 0, &waiter).ok()) {
-      return absl::OkStatus();  // closed: the session ends, and it with it
+      // Closed, or the session ended for good (Die): the subscription is
+      // gone with it.
+      return absl::OkStatus();
     }
     absl::Status s = WaitFor(std::move(reply), id, options_.connect_timeout)
                          .status();
@@ -972,7 +980,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     if (options.ack.has_value()) FillAckPolicy(*options.ack, fetch->mutable_ack());
     {
       internal::FastMutexLock lock(&mu_);
-      if (closing_) return absl::FailedPreconditionError("client closed");
+      if (absl::Status s = CheckLiveLocked(); !s.ok()) return s;
       subs_[sid] = target;
       subs_generation_.fetch_add(1, std::memory_order_release);
     }
@@ -1088,7 +1096,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   }
 
   absl::Status CheckQueueLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (closing_) return absl::FailedPreconditionError("client closed");
+    if (absl::Status s = CheckLiveLocked(); !s.ok()) return s;
     if (queued_ >= options_.max_pending) {
       return absl::ResourceExhaustedError(absl::StrCat(
           queued_,
@@ -1096,6 +1104,13 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
           "too slow); not queued, try again later"));
     }
     return absl::OkStatus();
+  }
+
+  // FailedPrecondition once Close() was called; dead_ (Unavailable) once
+  // the client lost its session for good (Die); OK otherwise.
+  absl::Status CheckLiveLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (closing_) return absl::FailedPreconditionError("client closed");
+    return dead_;
   }
 
   // For the I/O thread's own PING at Close(), sent at once (SendNow).
@@ -1111,9 +1126,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     waiters_.erase(id);
   }
 
-  static void CloseQueue(internal::SubscriptionQueue* queue,
-                         std::string why = "") {
-    if (queue != nullptr) queue->Close(std::move(why));
+  static void CloseQueue(
+      internal::SubscriptionQueue* queue, std::string why = "",
+      absl::StatusCode code = absl::StatusCode::kCancelled) {
+    if (queue != nullptr) queue->Close(std::move(why), code);
   }
 
   // `why`: the broker's reason when it ended the subscription (Next() says
@@ -1246,7 +1262,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     bool wake;
     {
       internal::FastMutexLock lock(&mu_);
-      if (closing_) return absl::FailedPreconditionError("client closed");
+      if (absl::Status s = CheckLiveLocked(); !s.ok()) return s;
       if (session != session_.load(std::memory_order_relaxed)) {
         return StaleDelivery(id);
       }
@@ -1278,7 +1294,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     bool wake;
     {
       internal::FastMutexLock lock(&mu_);
-      if (closing_) return absl::FailedPreconditionError("client closed");
+      if (absl::Status s = CheckLiveLocked(); !s.ok()) return s;
       if (session != 0 && session != session_.load(std::memory_order_relaxed)) {
         const uint64_t id = h.has_nack() ? h.nack().delivery_id()
                             : h.has_ack() ? h.ack().delivery_ids(0)
@@ -1418,7 +1434,13 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       }
       // After reading, so that answers which came before the connection
       // dropped still reach their callers.
-      if (end_session_) EndSession();
+      if (end_session_) {
+        if (options_.reconnect) {
+          EndSession();
+        } else {
+          Die(kLostConnectionNoReconnect);
+        }
+      }
       if (ready_ && SendQueued() > 0) check_events_ = true;
 
       const int64_t now = NowMs();
@@ -1543,7 +1565,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         event = std::move(rest);
       }
       if (id == ZMQ_EVENT_DISCONNECTED) {
-        if (had_session_) lost_connection_ = true;
+        // Without reconnect no HELLO follows: the session's end makes the
+        // client end for good (IoLoop, Die).
+        if (had_session_ && options_.reconnect) lost_connection_ = true;
         ready_ = false;
         // siftd ends a session whose connection closes (docs/protocol.md
         // §1): what it did not answer, it never will.
@@ -1761,9 +1785,16 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         // before the WELCOME to our new HELLO, while ready_ is false. Those
         // it took before it lost the session are never answered: the
         // WELCOME ends them (OnWelcome).
+        // Without reconnect, no new session: the client ends here.
         if (lost_session && had_session_ && ready_ &&
             h.request_id() != hello_id_) {
-          Rehello();
+          if (options_.reconnect) {
+            Rehello();
+          } else {
+            Die(absl::StrCat("the broker lost this client's session "
+                             "(ClientOptions::reconnect is false): ",
+                             h.error().message()));
+          }
         }
         // The broker refused our new HELLO: no session follows the old one
         // for now, and what it did not answer it never will.
@@ -1848,12 +1879,15 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   }
 
   // The calls a session that ended leaves to finish once mu_ is released
-  // (TakeEndedLocked, FinishEnded).
+  // (TakeEndedLocked or Die, then FinishEnded).
   struct Ended {
     std::vector<std::pair<std::promise<Reply>, Reply>> answers;
-    std::vector<PublishDone> confirms;
+    std::vector<std::pair<PublishDone, absl::Status>> confirms;
     std::vector<std::shared_ptr<RequestPromise>> requests;
     std::vector<std::shared_ptr<SubTarget>> subs;  // dropped subscriptions
+    // Die's cause: the client ends for good. Empty: a new session may
+    // follow.
+    std::string cause;
   };
 
   // The session ended (its connection dropped, or the broker refused a new
@@ -1916,7 +1950,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         continue;
       }
       // Its deadline entry stays, stale (ExpireConfirms skips it).
-      ended->confirms.push_back(std::move(it->second.done));
+      ended->confirms.emplace_back(std::move(it->second.done),
+                                   LostAnswer(kMayHaveStored));
       async_confirms_.erase(it++);
     }
     TakeRequestsLocked(ended);
@@ -1976,20 +2011,108 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     return ids;
   }
 
-  // Completes what TakeEndedLocked took. Without mu_: `done` may publish.
+  // Completes what TakeEndedLocked or Die took. Without mu_: `done` may
+  // publish.
   void FinishEnded(Ended& ended) {
     for (auto& [promise, reply] : ended.answers) {
       promise.set_value(std::move(reply));
     }
-    for (PublishDone& done : ended.confirms) {
-      done(LostAnswer(kMayHaveStored), PublishAck{});
-    }
+    for (auto& [done, status] : ended.confirms) done(status, PublishAck{});
+    constexpr char kNoReply[] =
+        "a reply to the request (which may or may not have reached a "
+        "responder) would go to that session's inbox, which is gone";
     for (auto& request : ended.requests) {
-      request->set_value(LostAnswer(
-          "a reply to the request (which may or may not have reached a "
-          "responder) would go to that session's inbox, which is gone"));
+      request->set_value(ended.cause.empty()
+                             ? LostAnswer(kNoReply)
+                             : absl::UnavailableError(absl::StrCat(
+                                   ended.cause, "; ", kNoReply)));
     }
-    for (auto& sub : ended.subs) CloseQueue(sub->queue.get());
+    for (auto& sub : ended.subs) {
+      if (ended.cause.empty()) {
+        CloseQueue(sub->queue.get());
+      } else {
+        CloseQueue(sub->queue.get(), ended.cause,
+                   absl::StatusCode::kUnavailable);
+      }
+    }
+  }
+
+  // The session ended and ClientOptions::reconnect is false: the client
+  // ends for good, for `cause` (as the Python client's die()). No HELLO
+  // follows, and ZeroMQ stops reconnecting: zmq_disconnect, at once, so
+  // that it does not connect to a broker that comes back (its first retry
+  // is 100 ms or more away). Not ZMQ_RECONNECT_IVL -1 at zmq_connect: that
+  // would also stop it retrying the first connection, which Connect()
+  // relies on while the broker is not up yet. Every call waiting for an
+  // answer fails with Unavailable: its request was handed to ZeroMQ (it
+  // may or may not have been carried out; what ZeroMQ had not written yet
+  // is dropped with its pipe) or is still queued (not sent: the outbox is
+  // dropped). An Unsubscribe() is done. Every
+  // subscription ends: Next() returns Unavailable once its queue is empty,
+  // callbacks get nothing more. Later calls that need the broker fail
+  // with dead_. I/O thread.
+  void Die(std::string cause) {
+    Ended ended;
+    {
+      internal::FastMutexLock lock(&mu_);
+      if (!dead_.ok()) return;
+      dead_ = absl::UnavailableError(absl::StrCat(
+          cause, "; this client has no session any more: connect a new "
+                 "Client"));
+      ready_ = false;
+      session_open_ = false;
+      end_session_ = false;
+      lost_connection_ = false;
+      const absl::flat_hash_set<uint64_t> queued = QueuedRequestIdsLocked();
+      auto lost = [&](uint64_t id, std::string_view outcome) {
+        return absl::UnavailableError(absl::StrCat(
+            cause, "; ",
+            queued.contains(id)
+                ? "it was not sent"
+                : absl::StrCat("it was sent, and no answer can come: ",
+                               AbslView(outcome))));
+      };
+      for (auto& [id, waiter] : waiters_) {
+        Reply reply = lost(id, kMayHaveRun);
+        switch (waiter.asked) {
+          case Asked::kAnswer:
+            break;
+          case Asked::kPublish:
+            reply = lost(id, kMayHaveStored);
+            break;
+          case Asked::kSubscribe:
+            reply = lost(id, "not subscribed");
+            break;
+          case Asked::kUnsubscribe:
+            reply = wire::Header();  // no session holds it any more
+            break;
+        }
+        ended.answers.emplace_back(std::move(waiter.promise),
+                                   std::move(reply));
+      }
+      waiters_.clear();
+      for (auto& [id, confirm] : async_confirms_) {
+        ended.confirms.emplace_back(std::move(confirm.done),
+                                    lost(id, kMayHaveStored));
+      }
+      async_confirms_.clear();
+      confirm_deadlines_.clear();
+      next_confirm_deadline_ms_.store(kNoDeadline);
+      TakeRequestsLocked(&ended);
+      for (auto& [sid, sub] : subs_) ended.subs.push_back(std::move(sub));
+      subs_.clear();
+      subs_generation_.fetch_add(1, std::memory_order_release);
+      outbox_.clear();
+      sending_.clear();
+      queued_ = 0;
+    }
+    {
+      internal::FastMutexLock lock(&sock_mu_);
+      zmq_disconnect(socket_, options_.endpoint.c_str());
+      check_events_ = true;
+    }
+    ended.cause = std::move(cause);
+    FinishEnded(ended);
   }
 
   // A new session: drops the ACKs, NACKs and PROGRESSes queued for an
@@ -2269,6 +2392,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::string inbox_prefix_ ABSL_GUARDED_BY(mu_);
   uint64_t hello_id_ ABSL_GUARDED_BY(mu_) = 0;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  // Unavailable once the session ended for good (ClientOptions::reconnect
+  // false: Die), naming why: what later calls that need the broker return.
+  // OK until then.
+  absl::Status dead_ ABSL_GUARDED_BY(mu_);
   // Close() was called on the I/O thread, which then finishes it itself.
   bool closed_in_callback_ ABSL_GUARDED_BY(mu_) = false;
 

@@ -34,7 +34,9 @@
 // next session, within the call's timeout. Except an AckSync (its delivery
 // id was the ended session's: NotFound, not sent) and a Request (a reply
 // would go to the ended session's inbox: Unavailable). docs/protocol.md
-// §3.3.
+// §3.3. With ClientOptions::reconnect false there is no next session: the
+// client ends with its first, and every call fails with Unavailable (see
+// there).
 #ifndef SIFT_CLIENTS_CPP_CLIENT_H_
 #define SIFT_CLIENTS_CPP_CLIENT_H_
 
@@ -64,7 +66,24 @@ struct ClientOptions {
   std::string name;
   // How long Connect() waits for the broker's WELCOME.
   absl::Duration connect_timeout = absl::Seconds(5);
-  // After losing the broker (restart, network), reconnect and resubscribe.
+  // True: after losing the broker (its restart, the network, or the broker
+  // losing the session: HELLO_REQUIRED), start a new session, subscribe
+  // again and send what was queued meanwhile (reconnects() counts these).
+  // False: the client ends with its first session. When its connection
+  // drops (at once when it closes, after ZeroMQ's 3 s heartbeat timeout
+  // when the broker goes silent) or the broker answers HELLO_REQUIRED, the
+  // client says no HELLO again and disconnects, so ZeroMQ does not connect
+  // to a broker that comes back. Then every call waiting for the broker's
+  // answer fails at once with Unavailable (its request sent: it may or may
+  // not have been carried out; still queued: not sent, and dropped), and so
+  // does every later call that needs the broker, Publish included (nothing
+  // is queued), with a message naming the cause: "lost the connection to
+  // the broker (ClientOptions::reconnect is false)", or "the broker lost
+  // this client's session (...)". Every subscription ends: Next() returns
+  // what was queued, then that Unavailable; callbacks get nothing more;
+  // Unsubscribe() is OK. Close() is still to be called (or the Client
+  // destroyed), and returns at once. Connect() is the same either way:
+  // until the first WELCOME, ZeroMQ retries the connection.
   bool reconnect = true;
   // Interval of client PINGs; the broker drops clients silent for longer
   // than its client_timeout_ms.
@@ -231,7 +250,8 @@ enum class SlowPolicy {
   // The broker closes the client's connection (after an ERROR
   // SLOW_CONSUMER, if it fits): its session ends, and with
   // ClientOptions::reconnect the client starts a new one and subscribes
-  // again (what was published meanwhile is lost).
+  // again (what was published meanwhile is lost); without it, the client
+  // ends (see there).
   kDisconnect = 2,
 };
 
@@ -339,6 +359,8 @@ class Subscription {
   //     after it, after them. Not an end: call Next() again.
   //   - DeadlineExceeded: nothing came within `timeout`.
   //   - Cancelled: after Unsubscribe() or Close(), once the queue is empty.
+  //   - Unavailable: the client lost the broker for good
+  //     (ClientOptions::reconnect false), once the queue is empty.
   //   - FailedPrecondition: the subscription has a callback.
   absl::StatusOr<Message> Next(absl::Duration timeout);
   // How many messages this subscription has dropped because its Next()
@@ -389,6 +411,8 @@ class Client {
   // (InvalidArgument, ResourceExhausted; PermissionDenied for topics under
   // "$sift.", which are the broker's). Returns once the message is queued
   // for sending; the broker reports later errors to the log and its stats.
+  // FailedPrecondition for a closed client; Unavailable once the client
+  // has lost the broker for good (ClientOptions::reconnect false).
   absl::Status Publish(std::string_view topic, std::string_view payload,
                        std::string_view reply_to = {});
   // The same with headers, checked locally against the broker's WELCOME
@@ -424,8 +448,8 @@ class Client {
   // answers all that arrived during one fsync together). Returns at once:
   // OK once the message is queued, or a local refusal, after which `done`
   // is never called: InvalidArgument, ResourceExhausted, PermissionDenied,
-  // FailedPrecondition as for Publish, ResourceExhausted also when
-  // ClientOptions::max_async_confirms answers are already awaited, and
+  // FailedPrecondition, Unavailable as for Publish, ResourceExhausted also
+  // when ClientOptions::max_async_confirms answers are already awaited, and
   // FailedPrecondition for a closed client or an empty `done`.
   // After OK, `done` runs exactly once, with what PublishConfirmedWith
   // would have returned: the broker's OK (and its PublishAck) or ERROR

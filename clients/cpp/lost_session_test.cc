@@ -6,7 +6,8 @@
 // and a Subscribe() among them is not made again in the new session; what
 // was still queued goes out in the new session and is answered there. A
 // connection that drops (siftd killed) is exercised by
-// tests/reconnect_test.cc.
+// tests/reconnect_test.cc. With ClientOptions::reconnect false there is no
+// new session: the client ends, and every call fails with Unavailable.
 #include <atomic>
 #include <cstddef>
 #include <future>
@@ -298,6 +299,113 @@ TEST(LostSessionTest, RequestsQueuedWhenTheSessionEndsGoOutInTheNext) {
   for (const Outcomes::Call& call : calls) {
     EXPECT_TRUE(call.status.ok()) << call.topic << ": " << call.status;
   }
+}
+
+// ClientOptions::reconnect false: HELLO_REQUIRED on a live connection ends
+// the client. It says no HELLO again; what waits for an answer fails at once
+// with Unavailable naming the cause, as do later calls; a subscription's
+// Next() returns what was queued, then that error; a callback subscription
+// gets nothing more; Close() is prompt.
+TEST(LostSessionTest, WithoutReconnectALostSessionEndsTheClient) {
+  std::atomic<bool> lose_session{false};
+  FakeBroker broker(Script(lose_session));
+  std::promise<Outcome> async_done;
+  std::future<Outcome> async_outcome = async_done.get_future();
+  std::atomic<int> callbacks{0};
+  ClientOptions options = broker.Options();
+  options.reconnect = false;
+  absl::StatusOr<std::unique_ptr<Client>> connected = Client::Connect(options);
+  ASSERT_TRUE(connected.ok()) << connected.status();
+  std::unique_ptr<Client> client = *std::move(connected);
+
+  auto sub = client->Subscribe("work.>");
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  SubscribeOptions with_callback;
+  with_callback.callback = [&callbacks](const Message&) { ++callbacks; };
+  auto pushed = client->Subscribe("pushed.>", with_callback);
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  broker.Push(DeliverOf((*sub)->sid(), "work.x", "queued", 0, 0));
+  broker.Push(DeliverOf((*pushed)->sid(), "pushed.x", "p", 0, 0));
+  const absl::Time delivered_by = absl::Now() + absl::Seconds(5);
+  while (callbacks.load() == 0 && absl::Now() < delivered_by) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  ASSERT_EQ(callbacks.load(), 1);
+
+  // Sent, never answered by the script.
+  std::future<Outcome> confirmed = InFlight([&] {
+    return client->PublishConfirmed("orders.a", "x", kLongTimeout);
+  });
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(client
+                  ->PublishConfirmedAsync(
+                      "orders.b", "y", PublishOptions{},
+                      [&async_done, start](absl::Status s, const PublishAck&) {
+                        async_done.set_value(
+                            Outcome{std::move(s), absl::Now() - start});
+                      },
+                      kLongTimeout)
+                  .ok());
+  for (const char* topic : {"orders.a", "orders.b"}) {
+    ASSERT_TRUE(broker
+                    .WaitFor([topic](const wire::Header& h) {
+                      return h.has_pub() && h.pub().topic() == topic;
+                    })
+                    .has_value())
+        << topic;
+  }
+
+  lose_session = true;
+  const absl::Status refused = client->Stats(kLongTimeout).status();
+  EXPECT_EQ(protocol::WireCodeOf(refused), wire::HELLO_REQUIRED) << refused;
+
+  auto expect_ended = [](const absl::Status& status, const std::string& what) {
+    SCOPED_TRACE(what);
+    EXPECT_TRUE(absl::IsUnavailable(status)) << status;
+    EXPECT_NE(status.message().find("the broker lost this client's session "
+                                    "(ClientOptions::reconnect is false)"),
+              absl::string_view::npos)
+        << status;
+  };
+  const Outcome sync = Result(confirmed);
+  expect_ended(sync.status, "PublishConfirmed");
+  EXPECT_LT(sync.took, kLongTimeout / 2);
+  const Outcome async = Result(async_outcome);
+  expect_ended(async.status, "PublishConfirmedAsync");
+  EXPECT_NE(async.status.message().find("may or may not have been"),
+            absl::string_view::npos)
+      << async.status;
+  EXPECT_LT(async.took, kLongTimeout / 2);
+
+  // Later calls fail at once, without reaching the broker.
+  const size_t received = broker.received().size();
+  expect_ended(client->Stats(kLongTimeout).status(), "Stats");
+  expect_ended(client->Publish("orders.c", "z"), "Publish");
+  expect_ended(client->Flush(kLongTimeout), "Flush");
+  SubscribeOptions late;
+  late.timeout = kLongTimeout;
+  expect_ended(client->Subscribe("late.>", late).status(), "Subscribe");
+  expect_ended(client->PublishConfirmedAsync("orders.d", "w", PublishOptions{},
+                                             [](absl::Status,
+                                                const PublishAck&) {}),
+               "PublishConfirmedAsync");
+  absl::StatusOr<Message> queued = (*sub)->Next(absl::Seconds(5));
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  EXPECT_EQ(queued->payload(), "queued");
+  expect_ended((*sub)->Next(kLongTimeout).status(), "Next");
+
+  // No new session (one HELLO in all), nothing more sent; the broker can no
+  // longer reach the client's callbacks.
+  broker.Push(DeliverOf((*pushed)->sid(), "pushed.y", "p", 0, 0));
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(broker.hellos(), 1);
+  EXPECT_EQ(broker.received().size(), received);
+  EXPECT_EQ(callbacks.load(), 1);
+  EXPECT_EQ(client->reconnects(), 0u);
+
+  const absl::Time close_start = absl::Now();
+  client->Close();
+  EXPECT_LT(absl::Now() - close_start, absl::Seconds(1));
 }
 
 }  // namespace

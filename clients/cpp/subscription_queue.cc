@@ -53,17 +53,21 @@ absl::StatusOr<Message> SubscriptionQueue::Pop(absl::Duration timeout) {
     return m;
   }
   if (closed_) {
-    return absl::CancelledError(why_closed_.empty()
-                                    ? "subscription ended"
-                                    : "subscription ended: " + why_closed_);
+    return absl::Status(closed_code_,
+                        why_closed_.empty()
+                            ? "subscription ended"
+                            : "subscription ended: " + why_closed_);
   }
   return absl::DeadlineExceededError(
       absl::StrCat("no message within ", absl::FormatDuration(timeout)));
 }
 
-void SubscriptionQueue::Close(std::string why) {
+void SubscriptionQueue::Close(std::string why, absl::StatusCode code) {
   absl::MutexLock lock(&mu_);
-  if (!closed_) why_closed_ = std::move(why);
+  if (!closed_) {
+    why_closed_ = std::move(why);
+    closed_code_ = code;
+  }
   closed_ = true;
 }
 

@@ -24,6 +24,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -52,14 +53,18 @@ class SubscriptionQueue {
   //   - ResourceExhausted, once, where messages were dropped: every message
   //     returned before it arrived before the drops, every one after it,
   //     after them (the message says how many were dropped there);
-  //   - Cancelled once the queue is closed and nothing is left;
+  //   - once the queue is closed and nothing is left, Cancelled (or the
+  //     code Close() was given);
   //   - DeadlineExceeded if nothing came in time.
   absl::StatusOr<Message> Pop(absl::Duration timeout);
 
   // Ends the queue: Pop() returns what is left, then Cancelled ("subscription
   // ended", and `why` after a colon when given: e.g. the broker's notice
-  // that the stream was deleted).
-  void Close(std::string why = "");
+  // that the stream was deleted), or `code` instead of Cancelled (e.g.
+  // Unavailable: the client lost the broker for good). The first Close()
+  // decides.
+  void Close(std::string why = "",
+             absl::StatusCode code = absl::StatusCode::kCancelled);
 
   // Messages dropped since the queue was made. Never decreases.
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
@@ -100,6 +105,8 @@ class SubscriptionQueue {
   std::deque<Gap> gaps_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   std::string why_closed_ ABSL_GUARDED_BY(mu_);  // Close()'s reason
+  absl::StatusCode closed_code_ ABSL_GUARDED_BY(mu_) =
+      absl::StatusCode::kCancelled;
 };
 
 }  // namespace sift::internal

@@ -157,6 +157,21 @@ TEST(SubscriptionQueueTest, CloseGivesItsReason) {
             "subscription ended: stream \"s\" was deleted");
 }
 
+// The client lost the broker for good (ClientOptions::reconnect false):
+// what is queued comes first, then Close()'s code and reason, every time.
+TEST(SubscriptionQueueTest, CloseWithACodeReturnsItAfterWhatIsQueued) {
+  SubscriptionQueue q(10, 0);
+  q.Push(M("kept"));
+  q.Close("lost the broker", absl::StatusCode::kUnavailable);
+  q.Close("later: ignored");
+  EXPECT_EQ(PopNow(q), "kept");
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<Message> m = q.Pop(absl::ZeroDuration());
+    EXPECT_TRUE(absl::IsUnavailable(m.status())) << m.status();
+    EXPECT_EQ(m.status().message(), "subscription ended: lost the broker");
+  }
+}
+
 TEST(SubscriptionQueueTest, WaitingPopWakesOnPushDropAndClose) {
   SubscriptionQueue q(1, 4);
   const absl::Duration kLong = absl::Seconds(30);  // only reached on failure

@@ -12,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "bench/payload.h"
+#include "broker/base/number_text.h"
 #include "clients/cpp/client.h"
 
 namespace sift::bench {
@@ -140,7 +141,7 @@ template <typename T>
 absl::Status ParseInt(const std::string& flag, const std::string& value,
                       T min, T max, T* out) {
   int64_t v = 0;
-  if (!absl::SimpleAtoi(value, &v) || v < static_cast<int64_t>(min) ||
+  if (!ParseInteger(value, &v) || v < static_cast<int64_t>(min) ||
       v > static_cast<int64_t>(max)) {
     return Bad(flag, value,
                absl::StrCat("want an integer from ", min, " to ", max));
@@ -183,7 +184,7 @@ absl::Status ParseFsync(const std::string& flag, const std::string& value) {
 absl::Status ParseSeconds(const std::string& flag, const std::string& value,
                           double* out) {
   double v = 0;
-  if (!absl::SimpleAtod(value, &v) || !(v >= 0)) {
+  if (!ParseDouble(value, &v) || !(v >= 0)) {
     return Bad(flag, value, "want a number of seconds >= 0");
   }
   *out = v;

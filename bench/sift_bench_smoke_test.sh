@@ -189,6 +189,18 @@ for policy in 5s ' 10ms' '10ms ' +10ms; do
     failures=$((failures + 1))
   fi
 done
+# Numbers are taken as written: whitespace around one, or a '+' sign, is a
+# bad flag (absl's parsers would take ' 100' and '+100' as 100).
+for value in ' 100' '100 ' +100; do
+  for flag in --count --size --drain; do
+    rc=0
+    "$bench" "$flag" "$value" >/dev/null 2>&1 || rc=$?
+    if [[ $rc -ne 2 ]]; then
+      echo "FAIL $flag '$value': exit $rc, want 2"
+      failures=$((failures + 1))
+    fi
+  done
+done
 err="$("$bench" --stream 5s 2>&1 >/dev/null)" || true
 if [[ "$err" != *"<N>ms"*"5s is 5000ms"* ]]; then
   echo "FAIL --stream 5s: the error does not say what to write: $err"

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "broker/base/absl_view.h"
+#include "broker/base/number_text.h"
 #include "broker/base/toml_text.h"
 #include "broker/topic/topic.h"
 #include "toml++/toml.h"
@@ -137,7 +138,7 @@ absl::Status ParseFsync(std::string_view text, StreamSettings* settings) {
   }
   uint64_t ms = 0;
   if (text.size() > 2 && text.substr(text.size() - 2) == "ms" &&
-      absl::SimpleAtoi(AV(text.substr(0, text.size() - 2)), &ms) && ms >= 1 &&
+      ParseInteger(text.substr(0, text.size() - 2), &ms) && ms >= 1 &&
       ms <= 60000) {
     settings->fsync = store::FsyncPolicy::kEveryMs;
     settings->fsync_every_ms = ms;

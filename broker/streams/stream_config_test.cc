@@ -50,6 +50,15 @@ TEST(StreamConfigTest, ErrorsNameTheFileLineAndField) {
   auto fsync = ParseStreamSections(
       "[[streams]]\nname = \"x\"\nsubjects = [\"a\"]\nfsync = \"0ms\"\n", "s.toml");
   EXPECT_FALSE(fsync.ok());
+  // The interval is digits only: whitespace or a sign are a mistake, not
+  // 10ms (absl's SimpleAtoi would take " 10" and "+10").
+  for (const char* bad : {" 10ms", "+10ms", "10 ms", "-10ms"}) {
+    StreamSettings settings;
+    EXPECT_FALSE(ParseFsync(bad, &settings).ok()) << "'" << bad << "'";
+  }
+  StreamSettings settings;
+  EXPECT_TRUE(ParseFsync("10ms", &settings).ok());
+  EXPECT_EQ(settings.fsync_every_ms, 10u);
 }
 
 TEST(StreamConfigTest, ASmallMaxBytesChoosesItsSegmentSize) {

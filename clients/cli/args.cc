@@ -10,6 +10,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "broker/base/number_text.h"
 
 namespace sift::cli {
 namespace {
@@ -203,28 +204,22 @@ absl::StatusOr<Tokens> Tokenize(const std::vector<std::string>& argv) {
 // Flag values are taken as written. absl's SimpleAtoi, SimpleAtod and
 // ParseTime skip ASCII whitespace around a value (" 300" and "300 " are
 // 300; absl::ParseDuration does not), so every number, size, duration and
-// time flag parses through these wrappers, which refuse such a value as
-// they do any other malformed one.
-bool Padded(absl::string_view v) {
-  return !v.empty() &&
-         (absl::ascii_isspace(static_cast<unsigned char>(v.front())) ||
-          absl::ascii_isspace(static_cast<unsigned char>(v.back())));
-}
-template <typename Int>
-bool ParseInteger(absl::string_view v, Int* n) {
-  return !Padded(v) && absl::SimpleAtoi(v, n);
-}
-bool ParseDouble(absl::string_view v, double* x) {
-  return !Padded(v) && absl::SimpleAtod(v, x);
-}
+// time flag parses through ParseInteger and ParseDouble
+// (broker/base/number_text.h: no whitespace around, no '+') or this
+// wrapper, which refuse such a value as they do any other malformed one.
 bool ParseRfc3339(absl::string_view v, absl::Time* t) {
   std::string err;
-  return !Padded(v) && absl::ParseTime(absl::RFC3339_full, v, t, &err);
+  return !IsPadded(v) && absl::ParseTime(absl::RFC3339_full, v, t, &err);
+}
+
+// absl::ParseDuration, without the '+' sign it takes.
+bool ParseDurationText(absl::string_view v, absl::Duration* d) {
+  return !(!v.empty() && v.front() == '+') && absl::ParseDuration(v, d);
 }
 
 absl::StatusOr<absl::Duration> ParseDurationFlag(const FlagUse& flag) {
   absl::Duration d;
-  if (!absl::ParseDuration(*flag.value, &d) || d <= absl::ZeroDuration()) {
+  if (!ParseDurationText(*flag.value, &d) || d <= absl::ZeroDuration()) {
     return UsageError(
         absl::StrCat("invalid duration '", *flag.value, "' for ", flag.written,
                      " (use e.g. 500ms, 2s, 1m30s; must be > 0)"));
@@ -301,7 +296,7 @@ absl::StatusOr<absl::Duration> ParseMillisFlag(const FlagUse& flag,
   if (!v.empty() && v[0] != '-' && v[0] != '+' && ParseInteger(v, &ms)) {
     d = absl::Milliseconds(ms);
     ok = true;
-  } else if (absl::ParseDuration(v, &d) && d >= absl::ZeroDuration() &&
+  } else if (ParseDurationText(v, &d) && d >= absl::ZeroDuration() &&
              d != absl::InfiniteDuration()) {
     ok = d % absl::Milliseconds(1) == absl::ZeroDuration();
     ms = absl::ToInt64Milliseconds(d);
@@ -485,7 +480,7 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     absl::Duration ago;
     if (ParseRfc3339(*flag.value, &t)) {
       args.since_time = t;
-    } else if (absl::ParseDuration(*flag.value, &ago) &&
+    } else if (ParseDurationText(*flag.value, &ago) &&
                ago > absl::ZeroDuration()) {
       args.since_time.reset();
       args.since_ago = ago;

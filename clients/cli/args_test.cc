@@ -199,6 +199,7 @@ TEST(ParseArgsTest, BadFlagValues) {
 // like any other malformed value, by every flag that takes one (absl's
 // SimpleAtoi/SimpleAtod and ParseTime skip it: `fetch --wait ' 300'` was
 // taken as 300ms).
+// ... and so is a '+' sign (absl takes "+5" as 5).
 TEST(ParseArgsTest, ValuesWithSurroundingWhitespaceAreRefused) {
   struct Case {
     std::vector<std::string> argv;  // the command and its other arguments
@@ -247,8 +248,9 @@ TEST(ParseArgsTest, ValuesWithSurroundingWhitespaceAreRefused) {
     good.insert(good.end(), {c.flag, c.value});
     absl::StatusOr<Args> ok = Parse(good);
     EXPECT_TRUE(ok.ok()) << c.flag << " " << c.value << ": " << ok.status();
-    for (const std::string& padded :
-         {" " + c.value, c.value + " ", "\t" + c.value, c.value + "\n"}) {
+    for (const std::string& padded : {" " + c.value, c.value + " ",
+                                      "\t" + c.value, c.value + "\n",
+                                      "+" + c.value}) {
       std::vector<std::string> bad = c.argv;
       bad.insert(bad.end(), {c.flag, padded});
       EXPECT_THAT(ErrorOf(bad),

@@ -119,8 +119,11 @@ MessageRef StoredMessage::MakeQueued(std::string_view topic,
       topic.size() + reply_to.size() + headers.size() + payload.size();
   const bool arena = extra + kBlockOverhead <= MessageArena::kMaxBlockBytes &&
                      MessageArena::ShouldUse();
+  if (!arena) queued_on_heap_.fetch_add(1, std::memory_order_relaxed);
   return MakeIn(arena, topic, reply_to, headers, payload, topic_slot);
 }
+
+std::atomic<uint64_t> StoredMessage::queued_on_heap_{0};
 
 StoredMessage::StoredMessage(Passkey, std::string_view topic_in,
                              std::string_view reply_to_in,

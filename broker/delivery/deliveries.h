@@ -72,6 +72,7 @@
 #define SIFT_BROKER_DELIVERY_DELIVERIES_H_
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -139,6 +140,11 @@ struct StoredMessage {
                                std::string_view headers,
                                std::string_view payload,
                                uint32_t topic_slot = 0);
+  // How many MakeQueued messages were kept on the heap instead (large, or
+  // the arena declined), since the process started. Any thread.
+  static uint64_t QueuedOnHeap() {
+    return queued_on_heap_.load(std::memory_order_relaxed);
+  }
 
   // For Make only (std::allocate_shared needs it public).
   StoredMessage(Passkey, std::string_view topic, std::string_view reply_to,
@@ -156,6 +162,7 @@ struct StoredMessage {
   uint32_t topic_slot = 0;
 
  private:
+  static std::atomic<uint64_t> queued_on_heap_;
   static MessageRef MakeIn(bool arena, std::string_view topic,
                            std::string_view reply_to, std::string_view headers,
                            std::string_view payload, uint32_t topic_slot);

@@ -1,6 +1,7 @@
 #include "broker/server/server.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -2771,6 +2772,29 @@ class Server::Loop {
     }
   }
 
+  // Messages held for explicit-ack consumers live in MessageArena chunks,
+  // which go back to the system as they empty; those kept on the heap
+  // (large ones, or while sparse survivors pin chunks) do not: the heap
+  // keeps freed memory for reuse (main.cc's M_TRIM_THRESHOLD), and a
+  // drained backlog leaves it in pieces no trim at its top returns. So once
+  // kTrimAfterHeapKept messages were kept on the heap since the last trim
+  // and consumers now hold fewer than kTrimWhenHeld, malloc_trim gives the
+  // free pages back (madvise; tens of ms for a heap of hundreds of MB).
+  // Housekeeping calls it once a second.
+  static constexpr uint64_t kTrimAfterHeapKept = 1000;
+  static constexpr size_t kTrimWhenHeld = 64;
+  void TrimHeapAfterDrain() {
+    const uint64_t on_heap = delivery::StoredMessage::QueuedOnHeap();
+    if (on_heap - heap_kept_at_trim_ < kTrimAfterHeapKept) return;
+    const size_t held =
+        deliveries_.in_flight() + deliveries_.queued() + deliveries_.delayed();
+    if (held >= kTrimWhenHeld) return;
+    malloc_trim(0);
+    Log(LogLevel::kInfo, "gave freed heap memory back after a drain",
+        {{"kept_on_heap", on_heap - heap_kept_at_trim_}, {"held_now", held}});
+    heap_kept_at_trim_ = on_heap;
+  }
+
   void Housekeeping() {
     if (log_limiter_.suppressed() > 0 &&
         log_limiter_.Allow(now_ms_, /*count_if_denied=*/false)) {
@@ -2783,6 +2807,7 @@ class Server::Loop {
           {{"suppressed", session_log_limiter_.TakeSuppressed()}});
     }
     NotifySlowConsumers();
+    TrimHeapAfterDrain();
     if (!closing_.empty()) FinishClosing(/*only_old=*/true);
     // Admitted connections that closed before sending anything no longer
     // count.
@@ -2798,6 +2823,9 @@ class Server::Loop {
       }
     }
   }
+
+  // TrimHeapAfterDrain's: StoredMessage::QueuedOnHeap() at the last trim.
+  uint64_t heap_kept_at_trim_ = 0;
 
   const Config config_;
   void* const context_;

@@ -243,6 +243,58 @@ TEST(AcksCliTest, PubConfirmNamesTheFirstRefusedMessage) {
   }
 }
 
+// Waits (bounded) until stream `name` holds at least `n` messages.
+bool WaitForStreamMessages(Client& client, const std::string& name,
+                           uint64_t n) {
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (absl::Now() < deadline) {
+    absl::StatusOr<StreamInfo> info = client.GetStreamInfo(name, kTimeout);
+    if (info.ok() && info->messages >= n) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return false;
+}
+
+// A broker that stops answering in the middle of a long `sift pub
+// --confirm`: the client's heartbeat declares the connection lost and every
+// confirm awaited fails with Unavailable (or, queued and never sent, with
+// DeadlineExceeded). The broker did not refuse those messages; it may have
+// stored them. sift used to count them as refused ("0 published, 255
+// refused"); it counts them apart, as messages with no answer.
+TEST(AcksCliTest, PubConfirmDoesNotCountUnansweredMessagesAsRefused) {
+  auto siftd = StartWithJobsStream();
+  ASSERT_NE(siftd, nullptr);
+  Running pub = StartSift(
+      *siftd, {"pub", "jobs.bulk", "m{n}", "--count", "2000000", "--confirm",
+               "--window", "256", "--msg-id", "bulk-{n}"});
+  ASSERT_GT(pub.pid, 0);
+  {
+    auto client = Connect(siftd->endpoint());
+    ASSERT_NE(client, nullptr);
+    ASSERT_TRUE(WaitForStreamMessages(*client, "jobs", 2000))
+        << ReadFile(pub.out);
+  }
+  ASSERT_EQ(kill(siftd->pid(), SIGSTOP), 0);
+  const int rc = Reap(pub.pid, kTimeout);
+  ASSERT_EQ(kill(siftd->pid(), SIGKILL), 0);
+  const std::string out = ReadFile(pub.out);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_TRUE(absl::StartsWith(out, "sift: publish to jobs.bulk failed after "))
+      << out;
+  EXPECT_TRUE(absl::StrContains(
+      out, "the message may or may not have been routed or stored; of the "))
+      << out;
+  EXPECT_TRUE(
+      absl::StrContains(out, " with no answer (the connection was lost"))
+      << out;
+  EXPECT_TRUE(absl::StrContains(
+      out,
+      "they may or may not have been routed or stored; republish with "
+      "the same --msg-id to a stream to be sure)\n"))
+      << out;
+  EXPECT_FALSE(absl::StrContains(out, "refused")) << out;
+}
+
 // The flags reach the broker: a queue group's retry policy is its first
 // member's, and a `sift sub` asking for another --max-deliver is refused
 // (exit 1, the broker's reason); one asking for the same joins.

@@ -1,5 +1,6 @@
 #include "clients/cli/confirm_window.h"
 
+#include <iterator>
 #include <utility>
 
 namespace sift::cli {
@@ -59,8 +60,22 @@ std::optional<ConfirmWindow::Refusal> ConfirmWindow::FirstRefusal() const {
   absl::MutexLock lock(&mu_);
   if (refused_.empty()) return std::nullopt;
   const auto& [n, status] = *refused_.begin();
-  const int64_t later_failed = static_cast<int64_t>(refused_.size()) - 1;
-  return Refusal{n, status, sent_ - n - later_failed, later_failed};
+  Refusal refusal{n, status, 0, 0, 0, 0};
+  for (auto it = std::next(refused_.begin()); it != refused_.end(); ++it) {
+    switch (it->second.code()) {
+      case absl::StatusCode::kUnavailable:
+        ++refusal.later_lost;
+        break;
+      case absl::StatusCode::kDeadlineExceeded:
+        ++refusal.later_timed_out;
+        break;
+      default:
+        ++refusal.later_refused;
+        break;
+    }
+  }
+  refusal.later_ok = sent_ - n - static_cast<int64_t>(refused_.size() - 1);
+  return refusal;
 }
 
 }  // namespace sift::cli

@@ -48,12 +48,18 @@ class ConfirmWindow {
   // The acks of messages 1..sent(), in that order (zero for one refused).
   std::vector<PublishAck> acks() const;
   // The lowest-numbered message refused, if any, and what became of those
-  // sent after it (before its answer came back).
+  // sent after it (before its answer came back). A message whose answer
+  // did not come (Unavailable: the session ended; DeadlineExceeded: a
+  // timeout) is not refused: its outcome is unknown, the broker may have
+  // routed or stored it.
   struct Refusal {
     int64_t n;             // 1-based
     absl::Status status;   // the broker's ERROR, a timeout, or local
-    int64_t later_ok;      // messages after n that were published
-    int64_t later_failed;  // messages after n refused too
+    int64_t later_ok;       // messages after n that were published
+    int64_t later_refused;  // messages after n the broker refused (ERROR)
+    int64_t later_lost;     // messages after n answered Unavailable
+    int64_t later_timed_out;  // messages after n answered DeadlineExceeded
+    int64_t later_unknown() const { return later_lost + later_timed_out; }
   };
   std::optional<Refusal> FirstRefusal() const;
 

@@ -72,8 +72,9 @@ TEST(ConfirmWindowTest, TheLowestRefusedMessageIsReportedWithThoseAfterIt) {
   ASSERT_TRUE(refusal.has_value());
   EXPECT_EQ(refusal->n, 2);
   EXPECT_EQ(refusal->status.message(), "two");
-  EXPECT_EQ(refusal->later_ok, 2);      // 3 and 5
-  EXPECT_EQ(refusal->later_failed, 1);  // 4
+  EXPECT_EQ(refusal->later_ok, 2);       // 3 and 5
+  EXPECT_EQ(refusal->later_refused, 1);  // 4
+  EXPECT_EQ(refusal->later_unknown(), 0);
 }
 
 TEST(ConfirmWindowTest, ALocalRefusalEndsTheWindow) {
@@ -87,7 +88,35 @@ TEST(ConfirmWindowTest, ALocalRefusalEndsTheWindow) {
   std::optional<ConfirmWindow::Refusal> refusal = window.FirstRefusal();
   ASSERT_TRUE(refusal.has_value());
   EXPECT_EQ(refusal->n, 2);
-  EXPECT_EQ(refusal->later_ok + refusal->later_failed, 0);
+  EXPECT_EQ(refusal->later_ok + refusal->later_refused +
+                refusal->later_unknown(),
+            0);
+}
+
+// A lost connection fails every confirm awaited with Unavailable, and a
+// timeout with DeadlineExceeded: those messages were not refused, their
+// outcome is unknown (the broker may have stored them), and they are
+// counted apart from the broker's refusals.
+TEST(ConfirmWindowTest, UnansweredMessagesAreNotCountedAsRefused) {
+  ConfirmWindow window(8);
+  std::vector<PublishDone> done;
+  for (int i = 0; i < 6; ++i) done.push_back(window.Sending());
+  done[0](absl::OkStatus(), Seq(1));
+  done[1](absl::UnavailableError("lost"), PublishAck{});
+  done[2](absl::OkStatus(), Seq(3));
+  done[3](absl::UnavailableError("lost"), PublishAck{});
+  done[4](absl::DeadlineExceededError("late"), PublishAck{});
+  done[5](absl::ResourceExhaustedError("full"), PublishAck{});
+  window.WaitForAll();
+  std::optional<ConfirmWindow::Refusal> refusal = window.FirstRefusal();
+  ASSERT_TRUE(refusal.has_value());
+  EXPECT_EQ(refusal->n, 2);
+  EXPECT_EQ(refusal->status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(refusal->later_ok, 1);         // 3
+  EXPECT_EQ(refusal->later_refused, 1);    // 6
+  EXPECT_EQ(refusal->later_lost, 1);       // 4
+  EXPECT_EQ(refusal->later_timed_out, 1);  // 5
+  EXPECT_EQ(refusal->later_unknown(), 2);
 }
 
 }  // namespace

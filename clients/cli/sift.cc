@@ -116,6 +116,52 @@ std::string PublishFailed(const Args& args, int64_t n, absl::string_view why) {
       ": ", why);
 }
 
+// Why a confirmed publish failed, as PublishConfirmedWith words a timeout.
+std::string ConfirmFailure(const Args& args, const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kDeadlineExceeded) {
+    return absl::StrCat("no answer from the broker within ",
+                        absl::FormatDuration(args.connect_timeout),
+                        "; the message may or may not have been routed or "
+                        "stored");
+  }
+  return std::string(status.message());
+}
+
+// "; of the 5 messages sent after it before its answer came, 1 published,
+// 2 refused, 2 with no answer (...)": what became of the messages sent
+// after the first one that failed. A message without an answer (the
+// connection lost, a timeout) is not refused: the broker may have routed or
+// stored it. Refused and unanswered are said only when there are some.
+std::string LaterOutcomes(const Args& args,
+                          const ConfirmWindow::Refusal& refused) {
+  const int64_t unknown = refused.later_unknown();
+  const int64_t later = refused.later_ok + refused.later_refused + unknown;
+  if (later == 0) return "";
+  std::string text = absl::StrCat("; of the ", Messages(later),
+                                  " sent after it before its answer came, ",
+                                  refused.later_ok, " published");
+  if (refused.later_refused > 0) {
+    absl::StrAppend(&text, ", ", refused.later_refused, " refused");
+  }
+  if (unknown > 0) {
+    const std::string timed_out = absl::StrCat(
+        "no answer within ", absl::FormatDuration(args.connect_timeout));
+    absl::StrAppend(
+        &text, ", ", unknown, " with no answer (",
+        refused.later_timed_out == 0 ? "the connection was lost"
+        : refused.later_lost == 0
+            ? timed_out
+            : absl::StrCat("the connection was lost, or ", timed_out),
+        ": ", unknown == 1 ? "it" : "they",
+        " may or may not have been routed or stored",
+        args.msg_id.empty()
+            ? ""
+            : "; republish with the same --msg-id to a stream to be sure",
+        ")");
+  }
+  return text;
+}
+
 int RunPub(const Args& args) {
   std::string message = args.message;
   if (!args.payload_file.empty()) {
@@ -181,20 +227,10 @@ int RunPub(const Args& args) {
   if (confirm) {
     window.WaitForAll();
     if (std::optional<ConfirmWindow::Refusal> refused = window.FirstRefusal()) {
-      // As PublishConfirmedWith words a timeout.
-      const std::string why =
-          refused->status.code() == absl::StatusCode::kDeadlineExceeded
-              ? absl::StrCat("no answer from the broker within ",
-                             absl::FormatDuration(args.connect_timeout))
-              : std::string(refused->status.message());
-      const int64_t later = refused->later_ok + refused->later_failed;
-      return Fail(absl::StrCat(
-          PublishFailed(args, refused->n, why),
-          later == 0 ? ""
-                     : absl::StrCat("; of the ", Messages(later),
-                                    " sent after it before its answer came, ",
-                                    refused->later_ok, " published, ",
-                                    refused->later_failed, " refused")));
+      return Fail(
+          absl::StrCat(PublishFailed(args, refused->n,
+                                     ConfirmFailure(args, refused->status)),
+                       LaterOutcomes(args, *refused)));
     }
   } else {
     // Fire-and-forget: say "published" only once the broker has read them,

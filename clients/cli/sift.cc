@@ -343,16 +343,74 @@ bool Settle(const Args& args, Client& client, const Message& message,
   return false;
 }
 
-// Settle, where a reconnect may have come between the message and its ack:
-// a message of the ended session (Client::FromEarlierSession), or one whose
-// ack the broker answered HELLO_REQUIRED (it had lost the session), cannot
-// be acknowledged any more. Not an error: counted in *unsettled (said once
-// they stop); it does not count toward --count, which counts messages
-// printed and acknowledged. kFailed: the ack failed otherwise, *failed
-// says why (the caller explains it).
+// Messages of an explicit-ack subscription printed and not known to be
+// acknowledged, which are not errors: said on stderr once they stop coming
+// (or at the end). They do not count toward --count, which counts messages
+// printed and acknowledged.
+class Unsettled {
+ public:
+  explicit Unsettled(absl::Duration ack_timeout) : ack_timeout_(ack_timeout) {}
+  Unsettled(const Unsettled&) = delete;
+  Unsettled& operator=(const Unsettled&) = delete;
+  ~Unsettled() { Report(); }
+
+  // Its session ended (a reconnect) before its ack was sent: its delivery
+  // id is gone, the ack cannot be sent any more.
+  void NotAcknowledged() { ++gone_; }
+  // Its ack was sent and got no answer: the session ended meanwhile
+  // (`timed_out` false: Unavailable), or none came within the ack's
+  // timeout (DeadlineExceeded). The broker may have applied it.
+  void Unanswered(bool timed_out) { ++(timed_out ? timed_out_ : lost_); }
+
+  // Says what was counted since the last report, if anything.
+  void Report() {
+    if (gone_ > 0) {
+      std::fprintf(stderr,
+                   "sift: %s printed %s not acknowledged: the session they "
+                   "came in ended (reconnect). A named stream consumer, or a "
+                   "queue group whose broker kept running, gets them again; "
+                   "other deliveries are gone\n",
+                   Messages(gone_).c_str(), gone_ == 1 ? "was" : "were");
+    }
+    if (const uint64_t unknown = lost_ + timed_out_; unknown > 0) {
+      const std::string timeout =
+          absl::StrCat("no answer within ", absl::FormatDuration(ack_timeout_));
+      const std::string why =
+          timed_out_ == 0 ? "the connection to the broker was lost"
+          : lost_ == 0
+              ? timeout
+              : absl::StrCat("the connection to the broker was lost, or ",
+                             timeout);
+      std::fprintf(stderr,
+                   "sift: %s printed may or may not be acknowledged: the "
+                   "acknowledgement got no answer (%s). One the broker did "
+                   "not apply comes again as any unacknowledged delivery "
+                   "does (after a reconnect, to a named stream consumer or a "
+                   "queue group whose broker kept running)\n",
+                   Messages(unknown).c_str(), why.c_str());
+    }
+    gone_ = lost_ = timed_out_ = 0;
+  }
+
+ private:
+  const absl::Duration ack_timeout_;
+  uint64_t gone_ = 0;
+  uint64_t lost_ = 0;
+  uint64_t timed_out_ = 0;
+};
+
+// Settle, where the session may end between the message and its ack's
+// answer. A message of the ended session (Client::FromEarlierSession), or
+// one whose ack the broker answered HELLO_REQUIRED (it had lost the
+// session), cannot be acknowledged any more; an ack that got no answer
+// (Unavailable: its session ended after it was sent; DeadlineExceeded:
+// none within --connect_timeout) may or may not have been applied. Neither
+// is an error: each is counted in *unsettled. kFailed: the ack failed
+// otherwise (the broker refused it, e.g. UNKNOWN_DELIVERY after its ack
+// wait ran out), *failed says why (the caller explains it).
 enum class Settled { kDone, kUnsettled, kFailed };
 Settled SettleOrExplain(const Args& args, Client& client,
-                        const Message& message, uint64_t* unsettled,
+                        const Message& message, Unsettled* unsettled,
                         absl::Status* failed) {
   if (!args.ack || args.nack) {
     Settle(args, client, message, /*wait=*/true);
@@ -362,9 +420,14 @@ Settled SettleOrExplain(const Args& args, Client& client,
   const absl::Status acked =
       old ? absl::OkStatus() : client.AckSync(message, args.connect_timeout);
   if (acked.ok() && !old) return Settled::kDone;
+  if (acked.code() == absl::StatusCode::kUnavailable ||
+      acked.code() == absl::StatusCode::kDeadlineExceeded) {
+    unsettled->Unanswered(acked.code() == absl::StatusCode::kDeadlineExceeded);
+    return Settled::kUnsettled;
+  }
   if (old || client.FromEarlierSession(message) ||
       protocol::WireCodeOf(acked) == wire::HELLO_REQUIRED) {
-    ++*unsettled;
+    unsettled->NotAcknowledged();
     return Settled::kUnsettled;
   }
   *failed = acked;
@@ -434,23 +497,9 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
   int64_t handled = 0;
   uint64_t broker_dropped = 0;
   uint64_t reconnects = client.reconnects();
-  // Messages of an explicit-ack subscription printed but not acknowledged
-  // because their session ended (a reconnect): said once they stop coming
-  // (or at the end).
-  struct Unsettled {
-    uint64_t count = 0;
-    void Report() {
-      if (count == 0) return;
-      std::fprintf(stderr,
-                   "sift: %llu messages printed were not acknowledged: the "
-                   "session they came in ended (reconnect). A named stream "
-                   "consumer, or a queue group whose broker kept running, "
-                   "gets them again; other deliveries are gone\n",
-                   static_cast<unsigned long long>(count));
-      count = 0;
-    }
-    ~Unsettled() { Report(); }
-  } unsettled;
+  // Messages of an explicit-ack subscription printed and not known to be
+  // acknowledged (a reconnect, an ack without an answer).
+  Unsettled unsettled(args.connect_timeout);
   while (args.count == 0 || handled < args.count) {
     if (stop.Requested()) return 0;
     // A new session: the broker restarted, or closed the connection (e.g.
@@ -505,7 +554,7 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
     const bool counts = handle(*message);
     // Each ack waits for the broker: the next message may never come.
     absl::Status ack_failed;
-    switch (SettleOrExplain(args, client, *message, &unsettled.count,
+    switch (SettleOrExplain(args, client, *message, &unsettled,
                             &ack_failed)) {
       case Settled::kDone:
         if (counts) ++handled;

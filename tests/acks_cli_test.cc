@@ -528,6 +528,25 @@ TEST(AcksCliTest, SubAckSaysItsStreamWasDeleted) {
              "stream \"jobs\" was deleted"))
         << err;
     EXPECT_FALSE(absl::StrContains(err, "acknowledging")) << err;
+    // With --ack it says how many of the lines printed were not
+    // acknowledged (those after the ones acknowledged before the stream
+    // went); without, there are no acks.
+    const std::string note = " printed were not acknowledged: the broker "
+                             "ended the subscription\n";
+    const size_t at = err.find(note);
+    ASSERT_EQ(at != std::string::npos, ack) << err;
+    if (!ack) continue;
+    const size_t line = err.rfind("sift: ", at);
+    ASSERT_NE(line, std::string::npos) << err;
+    int unacked = -1;
+    // "sift: N messages printed ...": N is more than one, as the pipe
+    // holds about 32 lines.
+    const size_t words = err.find(" messages", line);
+    ASSERT_LT(words, at) << err;
+    ASSERT_TRUE(
+        absl::SimpleAtoi(err.substr(line + 6, words - line - 6), &unacked))
+        << err;
+    EXPECT_TRUE(unacked >= 1 && unacked <= 200) << err;
   }
 }
 

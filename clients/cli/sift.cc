@@ -392,6 +392,16 @@ class Unsettled {
     gone_ = lost_ = timed_out_ = 0;
   }
 
+  // A message whose ack failed otherwise, and those printed after it
+  // (the broker ended the subscription): not acknowledged. Says so at once.
+  void ReportEnded(uint64_t count) {
+    Report();
+    std::fprintf(stderr,
+                 "sift: %s printed %s not acknowledged: the broker ended "
+                 "the subscription\n",
+                 Messages(count).c_str(), count == 1 ? "was" : "were");
+  }
+
  private:
   const absl::Duration ack_timeout_;
   uint64_t gone_ = 0;
@@ -571,6 +581,8 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
         if (std::optional<absl::Status> ended =
                 EndOfSubscription(**sub, &left)) {
           for (const Message& m : left) handle(m);
+          // This message and those left: none acknowledged.
+          unsettled.ReportEnded(1 + left.size());
           return Fail(absl::StrCat("subscription to ", args.topic,
                                    " failed: ", ended->message()));
         }

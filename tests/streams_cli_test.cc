@@ -204,6 +204,106 @@ TEST(StreamsCliTest, PubMsgIdTwiceStoresOneRecord) {
             "[orders.x #4] m3\n");
 }
 
+// A stream remembers at most --dedup-max-ids message ids: past it the
+// oldest are forgotten even inside the dedup window, and a republish of one
+// is stored again. That is counted (stream info), warned of in siftd's log,
+// and a cap above the ids of the window dedups them all. The setting is
+// compared on re-add and survives a restart. (A user republished 268,200
+// ids within 11 s to a stream capped at 100,000 and got every one twice.)
+TEST(StreamsCliTest, DedupMaxIdsCapsTheIdsRememberedAndSaysWhenItBites) {
+  auto siftd = StartSiftdWithStreams();
+  ASSERT_NE(siftd, nullptr);
+  Result r = Sift(*siftd, {"stream", "add", "cap50", "--subjects", "cap50.>",
+                           "--fsync", "never", "--dedup-max-ids", "50"});
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "dedup max ids   50\n")) << r.out;
+  r = Sift(*siftd, {"stream", "add", "cap100", "--subjects", "cap100.>",
+                    "--fsync", "never", "--dedup-max-ids", "100"});
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = Sift(*siftd, {"stream", "add", "plain", "--subjects", "plain.>"});
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "dedup max ids   100000\n")) << r.out;
+  EXPECT_TRUE(absl::StrContains(
+      r.out, "ids forgotten   0 inside the dedup window since start\n"))
+      << r.out;
+
+  for (const std::string stream : {"cap50", "cap100"}) {
+    r = Sift(*siftd, {"pub", stream + ".z", "m", "--count", "60", "--msg-id",
+                      "f-{n}", "--confirm"});
+    ASSERT_EQ(r.code, 0) << r.out;
+    r = Sift(*siftd,
+             {"pub", stream + ".z", "x", "--msg-id", "f-1", "--confirm"});
+    ASSERT_EQ(r.code, 0) << r.out;
+  }
+  // cap50: f-1 was forgotten 10 ids in, well inside the 2-minute window,
+  // and is stored again (which pushes f-11 out too).
+  r = Sift(*siftd, {"stream", "info", "cap50"});
+  EXPECT_TRUE(absl::StrContains(r.out, "messages        61 (seq 1..61)\n"))
+      << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out,
+                                "ids forgotten   11 inside the dedup window "
+                                "since start: a republish of them is stored "
+                                "again; raise dedup max ids\n"))
+      << r.out;
+  // cap100: every id is remembered; the republish is a duplicate.
+  r = Sift(*siftd, {"stream", "info", "cap100"});
+  EXPECT_TRUE(absl::StrContains(r.out, "messages        60 (seq 1..60)\n"))
+      << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "ids forgotten   0 inside")) << r.out;
+  EXPECT_TRUE(siftd->WaitForLog("ids_forgotten_early=", kTimeout))
+      << siftd->LogTail();
+  const std::string log = siftd->ReadLog();
+  EXPECT_TRUE(absl::StrContains(log, "stream=cap50 ids_forgotten_early="))
+      << log;
+  EXPECT_FALSE(absl::StrContains(log, "stream=cap100 ids_forgotten_early="))
+      << log;
+
+  // The client's view of the same.
+  {
+    auto client = Connect(siftd->endpoint());
+    ASSERT_NE(client, nullptr);
+    absl::StatusOr<StreamInfo> info = client->GetStreamInfo("cap50", kTimeout);
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->config.dedup_max_ids, 50u);
+    EXPECT_EQ(info->dedup_ids_forgotten_early, 11u);
+  }
+
+  // A re-add compares it: the same is fine, another cap (or the default)
+  // is other settings.
+  r = Sift(*siftd, {"stream", "add", "cap50", "--subjects", "cap50.>",
+                    "--fsync", "never", "--dedup-max-ids", "50"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{
+           {"stream", "add", "cap50", "--subjects", "cap50.>", "--fsync",
+            "never", "--dedup-max-ids", "100"},
+           {"stream", "add", "cap50", "--subjects", "cap50.>", "--fsync",
+            "never"},
+       }) {
+    r = Sift(*siftd, args);
+    EXPECT_EQ(r.code, 1) << r.out;
+  }
+  r = Sift(*siftd, {"stream", "add", "s", "--subjects", "s.>",
+                    "--dedup-max-ids", "0"});
+  EXPECT_EQ(r.code, 2) << r.out;
+
+  // After a restart: the settings are the same, and the ids of the window
+  // are reloaded up to the cap (cap50 could not reload 11 of them).
+  ASSERT_TRUE(siftd->Restart().ok()) << siftd->LogTail();
+  r = Sift(*siftd, {"stream", "info", "cap50"});
+  EXPECT_TRUE(absl::StrContains(r.out, "dedup max ids   50\n")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "ids forgotten   11 inside")) << r.out;
+  r = Sift(*siftd, {"stream", "info", "cap100"});
+  EXPECT_TRUE(absl::StrContains(r.out, "dedup max ids   100\n")) << r.out;
+  r = Sift(*siftd, {"pub", "cap100.z", "y", "--msg-id", "f-2", "--confirm"});
+  EXPECT_TRUE(absl::StrContains(r.out, "1 duplicate")) << r.out;
+  r = Sift(*siftd, {"pub", "cap50.z", "y", "--msg-id", "f-60", "--confirm"});
+  EXPECT_TRUE(absl::StrContains(r.out, "1 duplicate")) << r.out;
+  r = Sift(*siftd, {"stream", "info", "cap100"});
+  EXPECT_TRUE(absl::StrContains(r.out, "messages        60 (seq 1..60)\n"))
+      << r.out;
+}
+
 // The message id, as --msg-id or as a header Msg-Id (any case), is sent
 // as the header sift-msg-id where it was given among the headers; it used
 // to be moved after them all.

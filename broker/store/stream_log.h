@@ -70,9 +70,13 @@
 //   cheapest pollable wake-up, and a zmq_poll item takes a raw fd.
 // - Dedup (JetStream's Msg-Id): Append with a non-empty msg_id that was
 //   appended less than dedup_window_ms ago (by the records' timestamps)
-//   returns AlreadyExists with the original seq and queues nothing. Ids live
-//   in memory (at most dedup_max_ids, oldest forgotten first) and are
-//   reloaded on Open from the records within the window of the newest one.
+//   AND is among the last dedup_max_ids ids appended returns AlreadyExists
+//   with the original seq and queues nothing. Ids live in memory (at most
+//   dedup_max_ids, oldest forgotten first: a burst of more ids than that
+//   within the window makes the oldest of them forgettable before the
+//   window ends; stats().dedup_ids_forgotten_early counts those) and are
+//   reloaded on Open from the last dedup_max_ids records with an id within
+//   the window of the newest record.
 // - Recovery (Open): the last segment is scanned and a torn or corrupt tail
 //   (short record, bad length, bad checksum, a seq out of order, a torn
 //   segment header) is cut off at the last valid record; Open reports what
@@ -163,6 +167,8 @@ struct StreamLogOptions {
   uint64_t max_queued_bytes = 64 << 20;
 
   int64_t dedup_window_ms = 2 * 60 * 1000;
+  // The ids remembered for dedup, at most (the oldest forgotten first, even
+  // inside the window: see "Dedup" above). 0: none (no dedup).
   size_t dedup_max_ids = 100000;
 
   // Unix time in ms for age retention; the system clock if empty. Called on
@@ -197,6 +203,11 @@ struct StreamLogStats {
   std::atomic<uint64_t> segments_deleted{0};
   std::atomic<uint64_t> records_expired{0};  // dropped below FirstSeq
                                              // by retention
+  // Message ids forgotten because dedup_max_ids were newer while they were
+  // still inside dedup_window_ms: a republish of one of them would have
+  // been stored again. Counted by Append (owner thread) and by Open for the
+  // ids it could not reload.
+  std::atomic<uint64_t> dedup_ids_forgotten_early{0};
 };
 
 // One record as Read returns it.

@@ -730,6 +730,73 @@ TEST(StreamLogTest, DedupKeepsABoundedNumberOfIds) {
   EXPECT_TRUE(log->Append(Msg("t", "x"), 1, "id0", &seq).ok());  // forgotten
 }
 
+// The cap bites inside the window: the ids it forgets there are counted
+// (a republish of them is stored again), those the window already let go
+// are not; Open counts the ids of the window it cannot reload.
+TEST(StreamLogTest, DedupCountsIdsForgottenInsideTheWindow) {
+  const std::string dir = TestDir("dedup_early");
+  StreamLogOptions o = Opts(dir);
+  o.dedup_window_ms = 1000;
+  o.dedup_max_ids = 10;
+  {
+    auto log = MustOpen(o);
+    for (int i = 0; i < 15; ++i) {
+      MustAppend(log.get(), Msg("t", "x"), 1000 + i, absl::StrCat("id", i));
+    }
+    EXPECT_EQ(log->stats().dedup_ids_forgotten_early.load(), 5u);
+    // id0 is 14 ms old, well inside the window, and stored again.
+    EXPECT_EQ(MustAppend(log.get(), Msg("t", "x"), 1015, "id0"), 16u);
+    EXPECT_EQ(log->stats().duplicates.load(), 0u);
+    EXPECT_EQ(log->stats().dedup_ids_forgotten_early.load(), 6u);
+    uint64_t seq = 0;
+    EXPECT_EQ(log->Append(Msg("t", "x"), 1015, "id14", &seq).code(),
+              absl::StatusCode::kAlreadyExists);
+    // Out of the window, ids go by age: none counted.
+    for (int i = 0; i < 10; ++i) {
+      MustAppend(log.get(), Msg("t", "x"), 5000 + i, absl::StrCat("late", i));
+    }
+    EXPECT_EQ(log->stats().dedup_ids_forgotten_early.load(), 6u);
+    ASSERT_TRUE(log->Close().ok());
+  }
+  {
+    // The 10 ids within the window of the newest record fit: none counted.
+    auto log = MustOpen(o);
+    EXPECT_EQ(log->stats().dedup_ids_forgotten_early.load(), 0u);
+    uint64_t seq = 0;
+    EXPECT_EQ(log->Append(Msg("t", "x"), 5010, "late0", &seq).code(),
+              absl::StatusCode::kAlreadyExists);
+    EXPECT_EQ(seq, 17u);
+  }
+  // A smaller cap: 4 of them cannot be reloaded.
+  o.dedup_max_ids = 6;
+  auto log = MustOpen(o);
+  EXPECT_EQ(log->stats().dedup_ids_forgotten_early.load(), 4u);
+  uint64_t seq = 0;
+  EXPECT_EQ(log->Append(Msg("t", "x"), 5010, "late4", &seq).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(log->Append(Msg("t", "x"), 5010, "late3", &seq).ok());
+}
+
+// A cap above the burst: the whole burst is deduplicated within the window.
+TEST(StreamLogTest, DedupMaxIdsAboveTheBurstKeepsEveryId) {
+  const std::string dir = TestDir("dedup_cap_ok");
+  StreamLogOptions o = Opts(dir);
+  o.dedup_max_ids = 200;
+  auto log = MustOpen(o);
+  for (int i = 0; i < 150; ++i) {
+    MustAppend(log.get(), Msg("t", "x"), 1000, absl::StrCat("id", i));
+  }
+  for (int i = 0; i < 150; ++i) {
+    uint64_t seq = 0;
+    EXPECT_EQ(log->Append(Msg("t", "x"), 1001, absl::StrCat("id", i), &seq)
+                  .code(),
+              absl::StatusCode::kAlreadyExists)
+        << i;
+    EXPECT_EQ(seq, static_cast<uint64_t>(i + 1));
+  }
+  EXPECT_EQ(log->stats().dedup_ids_forgotten_early.load(), 0u);
+}
+
 // Writes 20 records and closes; returns the last segment's path.
 std::string WriteTwenty(const StreamLogOptions& o) {
   auto log = MustOpen(o);

@@ -47,8 +47,9 @@ absl::StatusOr<StreamSettings> FromTable(const toml::table& table,
   StreamSettings s;
   for (auto&& [key, node] : table) {
     static constexpr std::string_view kKnown[] = {
-        "name",    "subjects",        "max_age_ms",       "max_bytes",
-        "max_msgs", "fsync",          "dedup_window_ms",  "segment_max_bytes"};
+        "name",     "subjects",        "max_age_ms",    "max_bytes",
+        "max_msgs", "fsync",           "dedup_window_ms", "dedup_max_ids",
+        "segment_max_bytes"};
     bool known = false;
     for (std::string_view k : kKnown) known = known || key.str() == k;
     if (!known) {
@@ -81,6 +82,7 @@ absl::StatusOr<StreamSettings> FromTable(const toml::table& table,
   ReadU64(table, "max_bytes", &s.max_bytes, source, &problems);
   ReadU64(table, "max_msgs", &s.max_msgs, source, &problems);
   ReadU64(table, "dedup_window_ms", &s.dedup_window_ms, source, &problems);
+  ReadU64(table, "dedup_max_ids", &s.dedup_max_ids, source, &problems);
   if (table.contains("segment_max_bytes")) {
     ReadU64(table, "segment_max_bytes", &s.segment_max_bytes, source,
             &problems);
@@ -124,6 +126,7 @@ bool StreamSettings::operator==(const StreamSettings& o) const {
          (fsync != store::FsyncPolicy::kEveryMs ||
           fsync_every_ms == o.fsync_every_ms) &&
          dedup_window_ms == o.dedup_window_ms &&
+         dedup_max_ids == o.dedup_max_ids &&
          segment_max_bytes == o.segment_max_bytes;
 }
 
@@ -214,6 +217,13 @@ absl::Status ValidateStreamSettings(const StreamSettings& s) {
     return absl::InvalidArgumentError(absl::StrCat(
         "stream \"", s.name, "\" dedup_window_ms must be at most 7 days"));
   }
+  if (s.dedup_max_ids == 0 || s.dedup_max_ids > kMaxDedupMaxIds) {
+    // 0 is refused rather than read as "unlimited" (as the retention limits
+    // are) or "no ids": dedup_window_ms = 0 is the one way to turn it off.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stream \"", s.name, "\" dedup_max_ids must be between 1 and ",
+        kMaxDedupMaxIds, " (got ", s.dedup_max_ids, ")"));
+  }
   if (s.max_age_ms > (uint64_t{1} << 53)) {
     return absl::InvalidArgumentError(
         absl::StrCat("stream \"", s.name, "\" max_age_ms is too large"));
@@ -295,6 +305,7 @@ std::string StreamSettingsToToml(const StreamSettings& s) {
       {"max_msgs", static_cast<int64_t>(s.max_msgs)},
       {"fsync", FsyncText(s)},
       {"dedup_window_ms", static_cast<int64_t>(s.dedup_window_ms)},
+      {"dedup_max_ids", static_cast<int64_t>(s.dedup_max_ids)},
       {"segment_max_bytes", static_cast<int64_t>(s.segment_max_bytes)},
   };
   std::ostringstream out;
@@ -319,6 +330,7 @@ std::string StreamSectionsToToml(const std::vector<StreamSettings>& streams) {
     line(TomlKeyValue("fsync", FsyncText(s)));
     line(TomlKeyValue("dedup_window_ms",
                       static_cast<int64_t>(s.dedup_window_ms)));
+    line(TomlKeyValue("dedup_max_ids", static_cast<int64_t>(s.dedup_max_ids)));
     line(TomlKeyValue("segment_max_bytes",
                       static_cast<int64_t>(s.segment_max_bytes)));
   }
@@ -350,6 +362,7 @@ store::StreamLogOptions LogOptionsFor(const StreamSettings& s,
   o.fsync_policy = s.fsync;
   o.fsync_every_ms = static_cast<int64_t>(s.fsync_every_ms);
   o.dedup_window_ms = static_cast<int64_t>(s.dedup_window_ms);
+  o.dedup_max_ids = static_cast<size_t>(s.dedup_max_ids);
   // Records waiting for the writer: a burst of small publishes is bounded
   // by bytes (64 MiB) before it is by count.
   o.max_queued_records = 1 << 20;

@@ -29,11 +29,17 @@ struct StreamSettings {
   store::FsyncPolicy fsync = store::FsyncPolicy::kAlways;
   uint64_t fsync_every_ms = 10;  // kEveryMs only
   uint64_t dedup_window_ms = 120000;
+  // The message ids remembered for dedup, at most (oldest forgotten first,
+  // even inside the window): 1 to kMaxDedupMaxIds. Each costs memory while
+  // remembered (docs/delivery.md §3).
+  uint64_t dedup_max_ids = 100000;
   uint64_t segment_max_bytes = 64 << 20;
 
   bool operator==(const StreamSettings& o) const;
   bool operator!=(const StreamSettings& o) const { return !(*this == o); }
 };
+
+inline constexpr uint64_t kMaxDedupMaxIds = 100000000;
 
 // The segment size when a stream's settings leave it out: 64 MiB, or a
 // quarter of max_bytes (at least 4 KiB) when that is smaller, so a small
@@ -49,7 +55,9 @@ std::string FsyncText(const StreamSettings& settings);
 // InvalidArgument naming the field: a bad name, no subjects, a subject that
 // is not a valid pattern under topic::Limits{} defaults or that is under
 // "$sift.", a segment_max_bytes under 4 KiB or over 1 GiB, a max_bytes
-// below segment_max_bytes (retention works a segment at a time).
+// below segment_max_bytes (retention works a segment at a time), a
+// dedup_max_ids of 0 (dedup_window_ms = 0 turns dedup off) or over
+// kMaxDedupMaxIds.
 absl::Status ValidateStreamSettings(const StreamSettings& settings);
 
 // The [[streams]] tables of a siftd config file (other keys are ignored):
@@ -57,7 +65,7 @@ absl::Status ValidateStreamSettings(const StreamSettings& settings);
 //   name = "orders"
 //   subjects = ["orders.>"]
 //   max_age_ms = 86400000     # also max_bytes, max_msgs, dedup_window_ms,
-//   fsync = "always"          # segment_max_bytes
+//   fsync = "always"          # dedup_max_ids, segment_max_bytes
 // Errors are InvalidArgument naming `source_name`, the line and the key;
 // duplicate names are refused. Each stream passes ValidateStreamSettings.
 absl::StatusOr<std::vector<StreamSettings>> ParseStreamSections(

@@ -1,5 +1,6 @@
 #include "broker/streams/stream_config.h"
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace sift::streams {
@@ -70,6 +71,51 @@ TEST(StreamConfigTest, ASmallMaxBytesChoosesItsSegmentSize) {
   EXPECT_EQ((*parsed)[0].segment_max_bytes, 10485760u / 4);
   EXPECT_EQ(DefaultSegmentBytes(0), 64u << 20);
   EXPECT_EQ(DefaultSegmentBytes(1000), 4096u);
+}
+
+TEST(StreamConfigTest, DedupMaxIdsIsASettingWithBounds) {
+  auto parsed = ParseStreamSections(
+      "[[streams]]\nname = \"a\"\nsubjects = [\"a\"]\n"
+      "[[streams]]\nname = \"b\"\nsubjects = [\"b\"]\n"
+      "dedup_max_ids = 200000\n",
+      "s.toml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ((*parsed)[0].dedup_max_ids, 100000u);  // the default
+  const StreamSettings& b = (*parsed)[1];
+  EXPECT_EQ(b.dedup_max_ids, 200000u);
+  EXPECT_EQ(LogOptionsFor(b, "/tmp/x").dedup_max_ids, 200000u);
+  // Kept in stream.toml and in --print-config's tables.
+  auto back = StreamSettingsFromToml(StreamSettingsToToml(b), "stream.toml");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->dedup_max_ids, 200000u);
+  auto sections = ParseStreamSections(StreamSectionsToToml({b}), "printed");
+  ASSERT_TRUE(sections.ok()) << sections.status();
+  EXPECT_EQ((*sections)[0].dedup_max_ids, 200000u);
+  // A stream.toml written before the setting existed: the default.
+  auto old = StreamSettingsFromToml(
+      "name = \"o\"\nsubjects = [\"o\"]\ndedup_window_ms = 120000\n",
+      "stream.toml");
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->dedup_max_ids, 100000u);
+  // Part of the settings a re-add compares.
+  StreamSettings other = b;
+  other.dedup_max_ids = 100000;
+  EXPECT_NE(other, b);
+
+  for (const char* bad : {"0", "100000001", "-1", "\"5\""}) {
+    auto r = ParseStreamSections(
+        absl::StrCat("[[streams]]\nname = \"x\"\nsubjects = [\"a\"]\n"
+                     "dedup_max_ids = ", bad, "\n"),
+        "s.toml");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("dedup_max_ids"), std::string::npos)
+        << r.status();
+  }
+  auto max = ParseStreamSections(
+      "[[streams]]\nname = \"x\"\nsubjects = [\"a\"]\n"
+      "dedup_max_ids = 100000000\n",
+      "s.toml");
+  EXPECT_TRUE(max.ok()) << max.status();
 }
 
 TEST(StreamConfigTest, Validation) {

@@ -172,6 +172,10 @@ struct StreamManager::Stream {
   uint64_t durable_seen = 0;
   bool failed_logged = false;
   bool store_failed_logged = false;
+  // The log's dedup_ids_forgotten_early as last warned of, and when the
+  // next warning may go (one a minute at most).
+  uint64_t forgotten_warned = 0;
+  int64_t forgotten_warn_at = INT64_MIN;
   struct Confirm {
     uint64_t seq;
     bool duplicate;
@@ -502,6 +506,8 @@ StreamView StreamManager::ViewOf(const Stream& s) const {
   v.bytes = s.log->TotalBytes();
   v.appended = s.log->stats().appended.load(std::memory_order_relaxed);
   v.fsyncs = s.log->stats().fsyncs.load(std::memory_order_relaxed);
+  v.dedup_ids_forgotten_early =
+      s.log->stats().dedup_ids_forgotten_early.load(std::memory_order_relaxed);
   for (const auto& [name, id] : s.durable) {
     const Slot& slot = *slots_.at(id);
     ConsumerView c;
@@ -1139,6 +1145,7 @@ void StreamManager::Process(int64_t now,
             {"error", std::string(failed.message())}});
     }
     s->durable_seen = durable;
+    WarnForgottenIds(*s, now);
   }
   std::vector<uint64_t> doomed;
   for (auto& [id, slot] : slots_) {
@@ -1188,9 +1195,33 @@ void StreamManager::Process(int64_t now,
   }
 }
 
+void StreamManager::WarnForgottenIds(Stream& s, int64_t now) {
+  const uint64_t forgotten =
+      s.log->stats().dedup_ids_forgotten_early.load(std::memory_order_relaxed);
+  if (forgotten <= s.forgotten_warned || now < s.forgotten_warn_at) return;
+  log_(true,
+       "stream dedup forgot message ids inside the dedup window "
+       "(dedup_max_ids newer ids came first): a republish of them is stored "
+       "again; raise the stream's dedup_max_ids",
+       {{"stream", s.settings.name},
+        {"ids_forgotten_early", absl::StrCat(forgotten)},
+        {"since_last_warning", absl::StrCat(forgotten - s.forgotten_warned)},
+        {"dedup_max_ids", absl::StrCat(s.settings.dedup_max_ids)},
+        {"dedup_window_ms", absl::StrCat(s.settings.dedup_window_ms)}});
+  s.forgotten_warned = forgotten;
+  s.forgotten_warn_at = now + kForgottenWarnEveryMs;
+}
+
 int64_t StreamManager::NextDeadline(int64_t now) const {
   if (work_left_) return now;
   int64_t next = retry_at_;
+  // Ids forgotten since the last warning: warned of when the minute is up.
+  for (const auto& s : streams_) {
+    if (s->log->stats().dedup_ids_forgotten_early.load(
+            std::memory_order_relaxed) > s->forgotten_warned) {
+      next = std::min(next, std::max(now, s->forgotten_warn_at));
+    }
+  }
   for (const auto& [id, slot] : slots_) {
     if (!slot->pulls.empty()) next = std::min(next, slot->pulls.front().deadline);
     if (slot->consumer->options().explicit_ack || slot->consumer->waiting()) {

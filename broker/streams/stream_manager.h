@@ -93,6 +93,9 @@ struct StreamView {
   uint64_t first_seq = 0, last_seq = 0, durable_seq = 0;
   uint64_t messages = 0, bytes = 0;
   uint64_t appended = 0, fsyncs = 0;  // since siftd started
+  // Since siftd started: ids the dedup_max_ids cap forgot inside the dedup
+  // window (StreamLogStats::dedup_ids_forgotten_early).
+  uint64_t dedup_ids_forgotten_early = 0;
   std::vector<ConsumerView> consumers;
 };
 
@@ -302,6 +305,10 @@ class StreamManager {
   // Puts every changed durable position to its store; the tickets, if
   // asked for.
   void SaveDirty(std::vector<std::pair<std::string, uint64_t>>* tickets);
+  // Logs a warning when `s`'s log forgot message ids inside the dedup
+  // window (dedup_max_ids) since the last one, at most once a minute.
+  void WarnForgottenIds(Stream& s, int64_t now);
+  static constexpr int64_t kForgottenWarnEveryMs = 60000;
   struct Found {
     Slot* slot;
     uint64_t seq;

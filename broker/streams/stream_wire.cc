@@ -15,6 +15,7 @@ absl::Status SettingsFromWire(const wire::StreamConfig& w,
   out->max_bytes = w.max_bytes();
   out->max_msgs = w.max_msgs();
   if (w.dedup_window_ms() != 0) out->dedup_window_ms = w.dedup_window_ms();
+  if (w.dedup_max_ids() != 0) out->dedup_max_ids = w.dedup_max_ids();
   out->segment_max_bytes = w.segment_max_bytes() != 0
                                ? w.segment_max_bytes()
                                : DefaultSegmentBytes(w.max_bytes());
@@ -34,6 +35,7 @@ void FillStreamInfo(const StreamView& v, wire::StreamInfo* out) {
   c->set_max_msgs(v.settings.max_msgs);
   c->set_fsync(FsyncText(v.settings));
   c->set_dedup_window_ms(v.settings.dedup_window_ms);
+  c->set_dedup_max_ids(v.settings.dedup_max_ids);
   c->set_segment_max_bytes(v.settings.segment_max_bytes);
   out->set_first_seq(v.first_seq);
   out->set_last_seq(v.last_seq);
@@ -42,6 +44,7 @@ void FillStreamInfo(const StreamView& v, wire::StreamInfo* out) {
   out->set_bytes(v.bytes);
   out->set_appended(v.appended);
   out->set_fsyncs(v.fsyncs);
+  out->set_dedup_ids_forgotten_early(v.dedup_ids_forgotten_early);
   out->set_from_config(v.from_config);
   for (const ConsumerView& cv : v.consumers) {
     wire::ConsumerInfo* ci = out->add_consumers();

@@ -12,9 +12,9 @@
 
 namespace sift::streams {
 
-// STREAM_ADD's settings; unset dedup_window_ms and segment_max_bytes keep
-// their defaults. INVALID_STREAM (a WireError) for a bad fsync text; the
-// rest is checked by StreamManager::Add.
+// STREAM_ADD's settings; unset dedup_window_ms, dedup_max_ids and
+// segment_max_bytes keep their defaults. INVALID_STREAM (a WireError) for a
+// bad fsync text; the rest is checked by StreamManager::Add.
 absl::Status SettingsFromWire(const wire::StreamConfig& w,
                               StreamSettings* out);
 

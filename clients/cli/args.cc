@@ -86,6 +86,7 @@ constexpr FlagSpec kFlags[] = {
     {"max_msgs", true, Bit(Command::kStreamAdd)},
     {"fsync", true, Bit(Command::kStreamAdd)},
     {"dedup_window", true, Bit(Command::kStreamAdd)},
+    {"dedup_max_ids", true, Bit(Command::kStreamAdd)},
     {"segment_bytes", true, Bit(Command::kStreamAdd)},
 };
 
@@ -557,6 +558,14 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     absl::StatusOr<int64_t> n = ParseCountFlag(flag);
     if (!n.ok()) return n.status();
     args.max_msgs = static_cast<uint64_t>(*n);
+  } else if (name == "dedup_max_ids") {
+    // The broker's bounds (stream_config.h's kMaxDedupMaxIds); no 0.
+    int64_t n;
+    if (!ParseInteger(*flag.value, &n) || n < 1 || n > 100000000) {
+      return UsageError(absl::StrCat("invalid count '", *flag.value, "' for ",
+                                     flag.written, " (1 to 100000000)"));
+    }
+    args.dedup_max_ids = static_cast<uint64_t>(n);
   } else if (name == "fsync") {
     absl::StatusOr<std::string> fsync = ParseFsync(flag);
     if (!fsync.ok()) return fsync.status();
@@ -1315,7 +1324,7 @@ std::string CommandUsage(Command command) {
           "                       [--max-bytes N] [--max-msgs N]\n"
           "                       [--fsync always|never|INTERVAL] "
           "[--dedup-window D]\n"
-          "                       [--segment-bytes N]\n"
+          "                       [--dedup-max-ids N] [--segment-bytes N]\n"
           "\n"
           "Creates stream NAME (1-64 characters: A-Z a-z 0-9 _ -), which\n"
           "stores every message published on a topic matching one of\n"
@@ -1335,6 +1344,12 @@ std::string CommandUsage(Command command) {
           "                  interval of 1ms to 60s such as 10ms\n"
           "  --dedup-window D  publishes with the same message id (pub\n"
           "                  --msg-id) within D are stored once (default 2m)\n"
+          "  --dedup-max-ids N  message ids the stream remembers, at most\n"
+          "                  (default 100000; 1 to 100000000): the oldest is\n"
+          "                  forgotten first, even within the window, so set\n"
+          "                  N above the ids you may publish (or republish)\n"
+          "                  within one window. Each id costs the broker\n"
+          "                  memory (docs/delivery.md)\n"
           "  --segment-bytes N  size of a segment file before the next one\n"
           "                  is started (default 64MiB). Retention removes\n"
           "                  whole segments: the broker wants --max-bytes\n"

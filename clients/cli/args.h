@@ -148,13 +148,15 @@ struct Args {
   std::string consumer;
   // stream add: --subjects (comma-separated, repeatable), limits (0:
   // unlimited), --fsync normalized to "always", "never" or "<N>ms" (""
-  // when not given: the broker's default), --dedup-window (0: default).
+  // when not given: the broker's default), --dedup-window (0: default),
+  // --dedup-max-ids (0: default; given, 1 to 100000000).
   std::vector<std::string> subjects;
   absl::Duration max_age = absl::ZeroDuration();
   uint64_t max_bytes = 0;
   uint64_t max_msgs = 0;
   std::string fsync;
   absl::Duration dedup_window = absl::ZeroDuration();
+  uint64_t dedup_max_ids = 0;
   uint64_t segment_bytes = 0;  // --segment-bytes (0: the broker's default)
   // fetch: --batch N (1..10000), --wait D (0: answer at once),
   // --filter-topic PATTERN.

@@ -241,6 +241,7 @@ TEST(ParseArgsTest, ValuesWithSurroundingWhitespaceAreRefused) {
       {add, "--fsync", "10ms"},
       {add, "--fsync", "10"},
       {add, "--dedup-window", "2m"},
+      {add, "--dedup-max-ids", "200000"},
       {add, "--segment-bytes", "1MiB"},
   };
   for (const Case& c : cases) {
@@ -710,7 +711,8 @@ TEST(StreamArgsTest, StreamAddWithEveryFlag) {
       Parse({"stream", "add", "orders", "--subjects", "orders.>, billing.*",
              "--subjects=audit.>", "--max-age", "24h", "--max-bytes",
              "512MiB", "--max-msgs", "1000", "--fsync", "1s",
-             "--dedup-window", "5m", "--segment-bytes", "1MiB"});
+             "--dedup-window", "5m", "--segment-bytes", "1MiB",
+             "--dedup-max-ids", "200000"});
   ASSERT_TRUE(args.ok()) << args.status();
   EXPECT_EQ(args->command, Command::kStreamAdd);
   EXPECT_EQ(args->stream, "orders");
@@ -722,6 +724,19 @@ TEST(StreamArgsTest, StreamAddWithEveryFlag) {
   EXPECT_EQ(args->fsync, "1000ms");
   EXPECT_EQ(args->dedup_window, absl::Minutes(5));
   EXPECT_EQ(args->segment_bytes, uint64_t{1} << 20);
+  EXPECT_EQ(args->dedup_max_ids, 200000u);
+  // Its bounds are the broker's, and 0 is not "unlimited".
+  for (const char* bad : {"0", "100000001", "1e5", "100k"}) {
+    absl::StatusOr<Args> refused =
+        Parse({"stream", "add", "s", "--subjects", "a", "--dedup-max-ids",
+               bad});
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_THAT(std::string(refused.status().message()),
+                HasSubstr("1 to 100000000"));
+  }
+  ASSERT_TRUE(Parse({"stream", "add", "s", "--subjects", "a",
+                     "--dedup-max-ids", "100000000"})
+                  .ok());
 
   args = Parse({"stream", "add", "s", "--subjects", "a", "--fsync", "never",
                 "--max-bytes", "4096"});
@@ -981,7 +996,7 @@ TEST(StreamUsageTest, EveryStreamCommandDocumentsItsFlagsIn80Columns) {
       {Command::kStreamAdd,
        {"Usage: sift stream add NAME --subjects", "--max-age D",
         "--max-bytes N", "--max-msgs N", "--fsync", "--dedup-window D",
-        "--segment-bytes N"}},
+        "--dedup-max-ids N", "--segment-bytes N"}},
       {Command::kStreamInfo, {"Usage: sift stream info NAME"}},
       {Command::kStreamLs, {"Usage: sift stream ls"}},
       {Command::kStreamRm, {"Usage: sift stream rm NAME"}},

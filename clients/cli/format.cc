@@ -287,6 +287,16 @@ std::string FormatStreamInfo(const StreamInfo& info) {
   row("max msgs", Limit(c.max_msgs));
   row("fsync", c.fsync.empty() ? "(broker default)" : Escape(c.fsync));
   row("dedup window", DurationLimit(c.dedup_window, "(broker default)"));
+  row("dedup max ids", c.dedup_max_ids == 0 ? "(broker default)"
+                                            : absl::StrCat(c.dedup_max_ids));
+  // Ids the cap pushed out while still inside the window: dedup could
+  // have failed for them (docs/delivery.md §3).
+  row("ids forgotten",
+      info.dedup_ids_forgotten_early == 0
+          ? std::string("0 inside the dedup window since start")
+          : absl::StrCat(info.dedup_ids_forgotten_early,
+                         " inside the dedup window since start: a republish "
+                         "of them is stored again; raise dedup max ids"));
   row("segment bytes", c.segment_max_bytes == 0
                            ? "(broker default)"
                            : absl::StrCat(c.segment_max_bytes));

@@ -164,6 +164,7 @@ StreamInfo SampleStream() {
   info.config.max_msgs = 1000;
   info.config.fsync = "always";
   info.config.dedup_window = absl::Minutes(2);
+  info.config.dedup_max_ids = 100000;
   info.config.segment_max_bytes = 64 << 20;
   info.first_seq = 3;
   info.last_seq = 12;
@@ -186,11 +187,27 @@ TEST(StreamFormatTest, StreamInfo) {
   EXPECT_THAT(text, HasSubstr("max msgs        1000\n"));
   EXPECT_THAT(text, HasSubstr("fsync           always\n"));
   EXPECT_THAT(text, HasSubstr("dedup window    2m\n"));
+  EXPECT_THAT(text, HasSubstr("dedup max ids   100000\n"));
+  EXPECT_THAT(text,
+              HasSubstr("ids forgotten   0 inside the dedup window since "
+                        "start\n"));
   EXPECT_THAT(text, HasSubstr("segment bytes   67108864\n"));
   EXPECT_THAT(text, HasSubstr("consumers       1\n"));
   EXPECT_THAT(text, HasSubstr(
                         "  billing             4             6          2        1"
                         "  yes\n"));
+}
+
+TEST(StreamFormatTest, StreamInfoSaysWhenDedupForgotIdsEarly) {
+  StreamInfo info = SampleStream();
+  info.dedup_ids_forgotten_early = 168200;
+  EXPECT_THAT(FormatStreamInfo(info),
+              HasSubstr("ids forgotten   168200 inside the dedup window "
+                        "since start: a republish of them is stored again; "
+                        "raise dedup max ids\n"));
+  info.config.dedup_max_ids = 0;  // a broker that does not say
+  EXPECT_THAT(FormatStreamInfo(info),
+              HasSubstr("dedup max ids   (broker default)\n"));
 }
 
 TEST(StreamFormatTest, StreamList) {

@@ -653,6 +653,7 @@ int RunStream(const Args& args) {
       config.max_msgs = args.max_msgs;
       config.fsync = args.fsync;
       config.dedup_window = args.dedup_window;
+      config.dedup_max_ids = args.dedup_max_ids;
       config.segment_max_bytes = args.segment_bytes;
       absl::StatusOr<StreamInfo> info = c.AddStream(config, timeout);
       if (!info.ok()) {

@@ -41,6 +41,8 @@ wire::StreamInfo SampleInfo(const std::string& name) {
   info.set_bytes(4096);
   info.set_appended(12);
   info.set_fsyncs(3);
+  info.mutable_config()->set_dedup_max_ids(100000);
+  info.set_dedup_ids_forgotten_early(7);
   wire::ConsumerInfo* c = info.add_consumers();
   c->set_name("billing");
   c->set_ack_floor(4);
@@ -60,11 +62,13 @@ TEST(StreamWireTest, ConfigRoundTrip) {
   config.max_msgs = 1000;
   config.fsync = "10ms";
   config.dedup_window = absl::Minutes(5);
+  config.dedup_max_ids = 200000;
   config.segment_max_bytes = 1 << 20;
   wire::StreamConfig w;
   internal::ToWire(config, &w);
   EXPECT_EQ(w.max_age_ms(), 86400000u);
   EXPECT_EQ(w.dedup_window_ms(), 300000u);
+  EXPECT_EQ(w.dedup_max_ids(), 200000u);
   EXPECT_EQ(w.subjects_size(), 2);
   const StreamConfig back = internal::FromWire(w);
   EXPECT_EQ(back.name, "orders");
@@ -74,6 +78,7 @@ TEST(StreamWireTest, ConfigRoundTrip) {
   EXPECT_EQ(back.max_msgs, 1000u);
   EXPECT_EQ(back.fsync, "10ms");
   EXPECT_EQ(back.dedup_window, absl::Minutes(5));
+  EXPECT_EQ(back.dedup_max_ids, 200000u);
   EXPECT_EQ(back.segment_max_bytes, config.segment_max_bytes);
 
   // Under a millisecond is not "unlimited".
@@ -119,6 +124,8 @@ TEST(StreamWireTest, InfoFromWire) {
   EXPECT_EQ(info.bytes, 4096u);
   EXPECT_EQ(info.appended, 12u);
   EXPECT_EQ(info.fsyncs, 3u);
+  EXPECT_EQ(info.config.dedup_max_ids, 100000u);
+  EXPECT_EQ(info.dedup_ids_forgotten_early, 7u);
   ASSERT_EQ(info.consumers.size(), 1u);
   EXPECT_EQ(info.consumers[0].name, "billing");
   EXPECT_EQ(info.consumers[0].ack_floor, 4u);

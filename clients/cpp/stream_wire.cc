@@ -60,6 +60,7 @@ void ToWire(const StreamConfig& config, wire::StreamConfig* out) {
   out->set_max_msgs(config.max_msgs);
   out->set_fsync(config.fsync);
   out->set_dedup_window_ms(ToMs(config.dedup_window));
+  out->set_dedup_max_ids(config.dedup_max_ids);
   out->set_segment_max_bytes(config.segment_max_bytes);
 }
 
@@ -72,6 +73,7 @@ StreamConfig FromWire(const wire::StreamConfig& config) {
   out.max_msgs = config.max_msgs();
   out.fsync = config.fsync();
   out.dedup_window = absl::Milliseconds(config.dedup_window_ms());
+  out.dedup_max_ids = config.dedup_max_ids();
   out.segment_max_bytes = config.segment_max_bytes();
   return out;
 }
@@ -86,6 +88,7 @@ StreamInfo FromWire(const wire::StreamInfo& info) {
   out.bytes = info.bytes();
   out.appended = info.appended();
   out.fsyncs = info.fsyncs();
+  out.dedup_ids_forgotten_early = info.dedup_ids_forgotten_early();
   out.from_config = info.from_config();
   out.consumers.reserve(info.consumers_size());
   for (const wire::ConsumerInfo& c : info.consumers()) {

@@ -20,7 +20,8 @@ namespace sift {
 
 // The header a publish carries to be deduplicated by a stream (JetStream's
 // Nats-Msg-Id): a second publish with the same value within the stream's
-// dedup window is not stored again (PublishAck::duplicate).
+// dedup window, and among its last StreamConfig::dedup_max_ids ids, is not
+// stored again (PublishAck::duplicate).
 inline constexpr char kMsgIdHeader[] = "sift-msg-id";
 
 // Where a stream consumer starts reading (JetStream's deliver policy).
@@ -64,6 +65,12 @@ struct StreamConfig {
   // Publishes with the same kMsgIdHeader value within this window are
   // stored once. Zero: 2 minutes. Milliseconds precision.
   absl::Duration dedup_window = absl::ZeroDuration();
+  // The message ids the stream remembers, at most: the oldest is forgotten
+  // first even inside dedup_window, so a publish is deduplicated only if
+  // its id is among the last dedup_max_ids ids stored. Set it above the ids
+  // a publisher may send within one window (each costs the broker memory,
+  // docs/delivery.md §3). 1 to 100,000,000; 0: 100,000.
+  uint64_t dedup_max_ids = 0;
   // Size at which a segment file is rotated. 0: 64 MiB.
   uint64_t segment_max_bytes = 0;
 };
@@ -93,6 +100,11 @@ struct StreamInfo {
   // appended / fsyncs is the records one fsync made durable (group commit).
   uint64_t appended = 0;
   uint64_t fsyncs = 0;
+  // Since siftd started: message ids forgotten because
+  // config.dedup_max_ids newer ones came while they were still inside the
+  // dedup window (a republish of one is stored again). Not 0: raise
+  // dedup_max_ids.
+  uint64_t dedup_ids_forgotten_early = 0;
 };
 
 // What a confirmed publish was answered (Client::PublishConfirmedWith).

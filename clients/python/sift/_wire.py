@@ -143,7 +143,7 @@ def stream_request(rid: int, op: int, name: bytes = b"",
                    subjects: Sequence[bytes] = (), max_age_ms: int = 0,
                    max_bytes: int = 0, max_msgs: int = 0, fsync: str = "",
                    dedup_window_ms: int = 0, segment_max_bytes: int = 0,
-                   consumer: bytes = b"") -> bytes:
+                   consumer: bytes = b"", dedup_max_ids: int = 0) -> bytes:
     """STREAM (add, info, list, delete, delete a consumer)."""
     h = _header(rid)
     r = h.stream
@@ -166,6 +166,8 @@ def stream_request(rid: int, op: int, name: bytes = b"",
         c.dedup_window_ms = dedup_window_ms
     if segment_max_bytes:
         c.segment_max_bytes = segment_max_bytes
+    if dedup_max_ids:
+        c.dedup_max_ids = dedup_max_ids
     if consumer:
         r.consumer = consumer
     return h.SerializeToString()

@@ -495,13 +495,14 @@ class AsyncClient:
                          fsync: str = "always",
                          dedup_window: Optional[float] = None,
                          segment_max_bytes: Optional[int] = None,
+                         dedup_max_ids: Optional[int] = None,
                          timeout: float = 5.0) -> StreamInfo:
         """Creates a durable stream and returns its StreamInfo (see
         Client.add_stream(); same arguments and errors)."""
         self._check_started()
         fields = stream_config_fields(name, subjects, max_age, max_bytes,
                                       max_msgs, fsync, dedup_window,
-                                      segment_max_bytes)
+                                      segment_max_bytes, dedup_max_ids)
         rid = self._session.next_id()
         infos = await self._call(
             STREAM, [_wire.stream_request(rid, _wire.STREAM_ADD, **fields)],

@@ -811,6 +811,7 @@ class Client:
                    max_msgs: Optional[int] = None, fsync: str = "always",
                    dedup_window: Optional[float] = None,
                    segment_max_bytes: Optional[int] = None,
+                   dedup_max_ids: Optional[int] = None,
                    timeout: float = 5.0) -> StreamInfo:
         """Creates a durable stream (docs/delivery.md §3) and returns it as
         the broker holds it (defaults filled in). The same settings again
@@ -829,6 +830,12 @@ class Client:
           dedup_window: seconds within which a ``msg_id`` is stored once;
             None: the broker's default (2 minutes).
           segment_max_bytes: segment file rotation size; None: 64 MiB.
+          dedup_max_ids: the message ids the stream remembers, at most
+            (1 to 100,000,000; None: the broker's 100,000). The oldest is
+            forgotten first even within dedup_window, so a ``msg_id`` is
+            deduplicated only among the last dedup_max_ids: set it above the
+            ids you may publish (or republish) within one window. Each id
+            costs the broker memory (docs/delivery.md §3).
           timeout: seconds to wait for the broker's answer.
         Raises:
           InvalidStream: bad settings, the name taken with other settings,
@@ -840,7 +847,7 @@ class Client:
         """
         fields = stream_config_fields(name, subjects, max_age, max_bytes,
                                       max_msgs, fsync, dedup_window,
-                                      segment_max_bytes)
+                                      segment_max_bytes, dedup_max_ids)
         rid = self._session.next_id()
         infos = self._call(
             STREAM, [_wire.stream_request(rid, _wire.STREAM_ADD, **fields)],

@@ -439,6 +439,9 @@ class StreamConfig:
       fsync: ``"always"``, ``"never"`` or ``"<N>ms"``.
       dedup_window: seconds within which a ``msg_id`` is stored once.
       segment_max_bytes: size at which a segment file is rotated.
+      dedup_max_ids: the message ids the stream remembers, at most (the
+        oldest is forgotten first, even within dedup_window); None from a
+        broker that does not say.
     """
 
     name: str
@@ -449,6 +452,7 @@ class StreamConfig:
     fsync: str = "always"
     dedup_window: Optional[float] = None
     segment_max_bytes: Optional[int] = None
+    dedup_max_ids: Optional[int] = None
 
     @classmethod
     def from_wire(cls, c) -> "StreamConfig":
@@ -460,7 +464,8 @@ class StreamConfig:
                    max_msgs=c.max_msgs or None,
                    fsync=c.fsync or "always",
                    dedup_window=_seconds_or_none(c.dedup_window_ms),
-                   segment_max_bytes=c.segment_max_bytes or None)
+                   segment_max_bytes=c.segment_max_bytes or None,
+                   dedup_max_ids=c.dedup_max_ids or None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -511,6 +516,10 @@ class StreamInfo:
       consumers: its durable consumers (ConsumerInfo), in the broker's
         order.
       from_config: defined in siftd's config file (not by a client).
+      dedup_ids_forgotten_early: message ids forgotten since siftd started
+        because config.dedup_max_ids newer ones came while they were still
+        within the dedup window: a republish of one is stored again. Not 0:
+        raise dedup_max_ids.
     """
 
     config: StreamConfig
@@ -523,6 +532,7 @@ class StreamInfo:
     from_config: bool = False
     appended: int = 0
     fsyncs: int = 0
+    dedup_ids_forgotten_early: int = 0
 
     @property
     def name(self) -> str:
@@ -546,7 +556,8 @@ class StreamInfo:
                    consumers=tuple(ConsumerInfo.from_wire(c)
                                    for c in info.consumers),
                    from_config=info.from_config,
-                   appended=info.appended, fsyncs=info.fsyncs)
+                   appended=info.appended, fsyncs=info.fsyncs,
+                   dedup_ids_forgotten_early=info.dedup_ids_forgotten_early)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -613,10 +624,15 @@ def _u64(value: Optional[int], what: str) -> int:
     return _args.integer(value, what, 0, (1 << 64) - 1)
 
 
+#: The most message ids a stream may remember (its ``dedup_max_ids``).
+MAX_DEDUP_MAX_IDS = 100_000_000
+
+
 def stream_config_fields(name: str, subjects, max_age: Optional[float],
                          max_bytes: Optional[int], max_msgs: Optional[int],
                          fsync: Optional[str], dedup_window: Optional[float],
-                         segment_max_bytes: Optional[int]) -> dict:
+                         segment_max_bytes: Optional[int],
+                         dedup_max_ids: Optional[int] = None) -> dict:
     """add_stream()'s arguments as keyword arguments of
     _wire.stream_request (seconds to ms; None to 0, the broker's
     default/unlimited), or InvalidRequest for values that cannot be sent."""
@@ -638,4 +654,7 @@ def stream_config_fields(name: str, subjects, max_age: Optional[float],
                 fsync=fsync or "",
                 dedup_window_ms=_u64_ms(dedup_window, "dedup_window"),
                 segment_max_bytes=_u64(segment_max_bytes,
-                                       "segment_max_bytes"))
+                                       "segment_max_bytes"),
+                dedup_max_ids=(0 if dedup_max_ids is None else
+                               _args.integer(dedup_max_ids, "dedup_max_ids",
+                                             1, MAX_DEDUP_MAX_IDS)))

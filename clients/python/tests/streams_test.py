@@ -375,6 +375,33 @@ class StreamsTest(_DataDir, BrokerTestCase):
         with self.assertRaises(sift.InvalidRequest):
             c.publish(t, b"", msg_id="")
 
+    def test_dedup_max_ids_caps_the_ids_remembered(self):
+        c = self.client()
+        name, prefix = self.stream(c, fsync="never", dedup_max_ids=20)
+        info = c.stream_info(name)
+        self.assertEqual(info.config.dedup_max_ids, 20)
+        self.assertEqual(info.dedup_ids_forgotten_early, 0)
+        t = prefix + ".in"
+        for i in range(25):
+            c.publish_confirmed(t, b"m", msg_id=f"f-{i}")
+        # f-0 was forgotten inside the window: stored again, and counted.
+        again = c.publish_confirmed(t, b"m", msg_id="f-0")
+        self.assertEqual((again.stream_seq, again.duplicate), (26, False))
+        self.assertTrue(c.publish_confirmed(t, b"m", msg_id="f-24").duplicate)
+        info = c.stream_info(name)
+        self.assertEqual((info.messages, info.dedup_ids_forgotten_early),
+                         (26, 6))
+        # Compared on re-add; the default is 100,000; 0 is refused locally.
+        with self.assertRaises(sift.InvalidStream):
+            c.add_stream(name, prefix + ".>", fsync="never",
+                         dedup_max_ids=21)
+        other, _ = self.stream(c)
+        self.assertEqual(c.stream_info(other).config.dedup_max_ids, 100000)
+        for bad in (0, 100_000_001, -1):
+            with self.assertRaises(sift.InvalidRequest):
+                c.add_stream(stream_name(), self.topic() + ".>",
+                             dedup_max_ids=bad)
+
     # ---- Fetch ----
 
     def test_fetch_batch_wait_and_named_consumer_position(self):

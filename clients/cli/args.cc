@@ -1,9 +1,11 @@
 #include "clients/cli/args.h"
 
+#include <limits>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -218,22 +220,40 @@ bool ParseDurationText(absl::string_view v, absl::Duration* d) {
   return !(!v.empty() && v.front() == '+') && absl::ParseDuration(v, d);
 }
 
+// A refused value as an error message shows it: control characters and
+// other bytes that would not print as themselves escaped (C style), so that
+// '3\r' does not print as '3'.
+std::string Shown(absl::string_view value) {
+  return absl::StrCat("'", absl::CHexEscape(value), "'");
+}
+
 absl::StatusOr<absl::Duration> ParseDurationFlag(const FlagUse& flag) {
   absl::Duration d;
   if (!ParseDurationText(*flag.value, &d) || d <= absl::ZeroDuration()) {
     return UsageError(
-        absl::StrCat("invalid duration '", *flag.value, "' for ", flag.written,
-                     " (use e.g. 500ms, 2s, 1m30s; must be > 0)"));
+        absl::StrCat("invalid duration ", Shown(*flag.value), " for ",
+                     flag.written, " (use e.g. 500ms, 2s, 1m30s; must be > 0)"));
   }
   return d;
 }
 
-absl::StatusOr<int64_t> ParseCountFlag(const FlagUse& flag) {
+// No upper bound for ParseCountFlag.
+constexpr int64_t kNoMax = std::numeric_limits<int64_t>::max();
+
+// A whole number from `min` to `max`. The error names the value as `noun`
+// ("invalid count '0' for --count (1 or more)") and gives the range, with
+// what 0 means if `zero_means` is set.
+absl::StatusOr<int64_t> ParseCountFlag(const FlagUse& flag, int64_t min,
+                                       int64_t max = kNoMax,
+                                       absl::string_view noun = "count",
+                                       absl::string_view zero_means = "") {
   int64_t n;
-  if (!ParseInteger(*flag.value, &n) || n < 0) {
-    return UsageError(absl::StrCat("invalid count '", *flag.value, "' for ",
-                                   flag.written,
-                                   " (a whole number, 0 or more)"));
+  if (!ParseInteger(*flag.value, &n) || n < min || n > max) {
+    return UsageError(absl::StrCat(
+        "invalid ", noun, " ", Shown(*flag.value), " for ", flag.written, " (",
+        max == kNoMax ? absl::StrCat(min, " or more")
+                      : absl::StrCat(min, " to ", max),
+        zero_means.empty() ? "" : "; 0: ", zero_means, ")"));
   }
   return n;
 }
@@ -244,7 +264,7 @@ absl::StatusOr<bool> ParseBoolFlag(const FlagUse& flag) {
   if (v == "true" || v == "1") return true;
   if (v == "false" || v == "0") return false;
   return UsageError(
-      absl::StrCat("invalid value '", v, "' for ", flag.written,
+      absl::StrCat("invalid value ", Shown(v), " for ", flag.written,
                    " (a switch: give it alone, or =true/=false)"));
 }
 
@@ -268,7 +288,7 @@ absl::StatusOr<uint64_t> ParseBytes(const FlagUse& flag,
   if (v.empty() || v[0] == '-' || v[0] == '+' || !ParseInteger(v, &n) ||
       n > UINT64_MAX / unit) {
     return UsageError(absl::StrCat(
-        "invalid size '", *flag.value, "' for ", flag.written,
+        "invalid size ", Shown(*flag.value), " for ", flag.written,
         " (bytes, e.g. 1048576 or 512MiB; KiB, MiB, GiB, TiB; 0: ", zero, ")"));
   }
   return n * unit;
@@ -309,7 +329,7 @@ absl::StatusOr<absl::Duration> ParseMillisFlag(const FlagUse& flag,
             : absl::StrCat("whole milliseconds from ", min_ms, "ms to ",
                            max_ms, "ms");
     return UsageError(absl::StrCat(
-        "invalid duration '", v, "' for ", flag.written, " (", range,
+        "invalid duration ", Shown(v), " for ", flag.written, " (", range,
         ", e.g. 500ms, 30s, 2m; a bare number is milliseconds)"));
   }
   return d;
@@ -321,7 +341,7 @@ absl::StatusOr<uint32_t> ParseUint32Flag(const FlagUse& flag, uint32_t min,
   int64_t n;
   if (!ParseInteger(*flag.value, &n) || n < min || n > UINT32_MAX) {
     return UsageError(absl::StrCat(
-        "invalid count '", *flag.value, "' for ", flag.written, " (", min,
+        "invalid count ", Shown(*flag.value), " for ", flag.written, " (", min,
         " to 4294967295", zero_means.empty() ? "" : "; 0: ", zero_means, ")"));
   }
   return static_cast<uint32_t>(n);
@@ -332,8 +352,8 @@ absl::StatusOr<double> ParseNumberFlag(const FlagUse& flag, double min,
                                        double max, absl::string_view range) {
   double x;
   if (!ParseDouble(*flag.value, &x) || !(x >= min && x <= max)) {
-    return UsageError(absl::StrCat("invalid number '", *flag.value, "' for ",
-                                   flag.written, " (", range, ")"));
+    return UsageError(absl::StrCat("invalid number ", Shown(*flag.value),
+                                   " for ", flag.written, " (", range, ")"));
   }
   return x;
 }
@@ -344,7 +364,7 @@ absl::StatusOr<SlowFlag> ParseSlowFlag(const FlagUse& flag) {
   if (v == "drop-newest") return SlowFlag::kDropNewest;
   if (v == "drop-oldest") return SlowFlag::kDropOldest;
   if (v == "disconnect") return SlowFlag::kDisconnect;
-  return UsageError(absl::StrCat("invalid policy '", v, "' for ", flag.written,
+  return UsageError(absl::StrCat("invalid policy ", Shown(v), " for ", flag.written,
                                  " (drop-newest, drop-oldest or disconnect)"));
 }
 
@@ -358,7 +378,7 @@ absl::StatusOr<std::string> ParseFsync(const FlagUse& flag) {
     return absl::StrCat(absl::ToInt64Milliseconds(*d), "ms");
   }
   return UsageError(absl::StrCat(
-      "invalid fsync policy '", v, "' for ", flag.written,
+      "invalid fsync policy ", Shown(v), " for ", flag.written,
       " (always, never, or an interval in whole milliseconds from 1ms to "
       "60s, such as 10ms)"));
 }
@@ -399,17 +419,17 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     if (!d.ok()) return d.status();
     args.timeout = *d;
   } else if (name == "count") {
-    absl::StatusOr<int64_t> n = ParseCountFlag(flag);
+    absl::StatusOr<int64_t> n =
+        ParseCountFlag(flag, 1, kMaxConfirmWindow, "window");
     if (!n.ok()) return n.status();
     args.count = *n;
   } else if (name == "window") {
-    absl::StatusOr<int64_t> n = ParseCountFlag(flag);
+    // pub sends at least one; sub and reply take 0 as no limit.
+    absl::StatusOr<int64_t> n =
+        args.command == Command::kPub
+            ? ParseCountFlag(flag, 1)
+            : ParseCountFlag(flag, 0, kNoMax, "count", "no limit");
     if (!n.ok()) return n.status();
-    if (*n < 1 || *n > kMaxConfirmWindow) {
-      return UsageError(absl::StrCat("invalid window '", *flag.value,
-                                     "' for ", flag.written, " (1 to ",
-                                     kMaxConfirmWindow, ")"));
-    }
     args.window = *n;
   } else if (name == "queue") {
     args.queue_group = *flag.value;
@@ -467,13 +487,10 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     }
     args.consumer = *flag.value;
   } else if (name == "from_seq") {
-    absl::StatusOr<int64_t> n = ParseCountFlag(flag);
+    // Sequence numbers start at 1.
+    absl::StatusOr<int64_t> n =
+        ParseCountFlag(flag, 1, kNoMax, "sequence number");
     if (!n.ok()) return n.status();
-    if (*n < 1) {
-      return UsageError(absl::StrCat(flag.written,
-                                     " must be at least 1 (sequence "
-                                     "numbers start at 1)"));
-    }
     args.from = StreamFrom::kFromSeq;
     args.from_seq = static_cast<uint64_t>(*n);
   } else if (name == "since") {
@@ -487,19 +504,14 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
       args.since_ago = ago;
     } else {
       return UsageError(absl::StrCat(
-          "invalid time '", *flag.value, "' for ", flag.written,
+          "invalid time ", Shown(*flag.value), " for ", flag.written,
           " (an RFC 3339 time such as 2026-11-30T12:00:00Z, or how long "
           "ago, such as 90s or 2h)"));
     }
     args.from = StreamFrom::kSince;
   } else if (name == "batch") {
-    absl::StatusOr<int64_t> n = ParseCountFlag(flag);
+    absl::StatusOr<int64_t> n = ParseCountFlag(flag, 1, 10000, "batch");
     if (!n.ok()) return n.status();
-    if (*n < 1 || *n > 10000) {
-      return UsageError(absl::StrCat("invalid batch '", *flag.value,
-                                     "' for ", flag.written,
-                                     " (1 to 10000)"));
-    }
     args.batch = *n;
   } else if (name == "wait") {
     // FETCH.max_wait_ms: whole ms (0 answers at once), at most an hour, as
@@ -542,30 +554,23 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     if (!n.ok()) return n.status();
     args.max_pending = *n;
   } else if (name == "max_pending_msgs") {
-    absl::StatusOr<int64_t> n = ParseCountFlag(flag);
+    absl::StatusOr<int64_t> n =
+        ParseCountFlag(flag, 0, kNoMax, "count", "no limit");
     if (!n.ok()) return n.status();
-    if (*n < 1 || *n > UINT32_MAX) {
-      return UsageError(absl::StrCat("invalid count '", *flag.value,
-                                     "' for ", flag.written,
-                                     " (1 to 4294967295)"));
-    }
     args.max_pending_msgs = static_cast<uint32_t>(*n);
   } else if (name == "segment_bytes") {
     absl::StatusOr<uint64_t> n = ParseBytes(flag);
     if (!n.ok()) return n.status();
     args.segment_bytes = *n;
   } else if (name == "max_msgs") {
-    absl::StatusOr<int64_t> n = ParseCountFlag(flag);
+    absl::StatusOr<int64_t> n = ParseCountFlag(flag, 1, UINT32_MAX);
     if (!n.ok()) return n.status();
     args.max_msgs = static_cast<uint64_t>(*n);
   } else if (name == "dedup_max_ids") {
     // The broker's bounds (stream_config.h's kMaxDedupMaxIds); no 0.
-    int64_t n;
-    if (!ParseInteger(*flag.value, &n) || n < 1 || n > 100000000) {
-      return UsageError(absl::StrCat("invalid count '", *flag.value, "' for ",
-                                     flag.written, " (1 to 100000000)"));
-    }
-    args.dedup_max_ids = static_cast<uint64_t>(n);
+    absl::StatusOr<int64_t> n = ParseCountFlag(flag, 1, 100000000);
+    if (!n.ok()) return n.status();
+    args.dedup_max_ids = static_cast<uint64_t>(*n);
   } else if (name == "fsync") {
     absl::StatusOr<std::string> fsync = ParseFsync(flag);
     if (!fsync.ok()) return fsync.status();

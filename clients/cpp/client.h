@@ -214,7 +214,8 @@ struct PublishOptions {
   std::optional<absl::Time> deliver_at;
   // Non-empty: sent as header kMsgIdHeader ("sift-msg-id"), after
   // `headers`. A stream that captures the topic stores a message id once
-  // per dedup window (PublishAck::duplicate on later ones).
+  // per dedup window, among its last StreamConfig::dedup_max_ids ids
+  // (PublishAck::duplicate on later ones).
   std::string msg_id;
 };
 

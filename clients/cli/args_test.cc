@@ -1027,7 +1027,6 @@ TEST(StreamUsageTest, EveryStreamCommandDocumentsItsFlagsIn80Columns) {
   }
 }
 
-}  // namespace
 // Each count flag's error gives its own range: "(a whole number, 0 or
 // more)" was said for all, also where 0 is refused. A refused value is
 // shown escaped: '3\r' printed as '3'.
@@ -1067,4 +1066,5 @@ TEST(ParseArgsTest, CountErrorsGiveTheFlagsRange) {
               HasSubstr("invalid size '1\\tGiB'"));
 }
 
+}  // namespace
 }  // namespace sift::cli

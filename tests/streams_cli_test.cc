@@ -149,6 +149,41 @@ TEST(StreamsCliTest, BadSettingsAndStreamsDisabled) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
 }
 
+// The bounds sift checks on stream add are the broker's: at each bound the
+// broker takes the value, and one past it is a usage error (exit 2) before
+// anything is sent. `--dedup-window 169h` used to reach the broker and
+// exit 1.
+TEST(StreamsCliTest, StreamAddBoundsAreTheBrokers) {
+  auto siftd = StartSiftdWithStreams();
+  ASSERT_NE(siftd, nullptr);
+  Result r = Sift(*siftd, {"stream", "add", "edge", "--subjects", "edge.>",
+                           "--dedup-window", "168h", "--max-bytes", "4KiB",
+                           "--segment-bytes", "4096", "--max-age",
+                           "9007199254740992"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  r = Sift(*siftd, {"stream", "add", "big", "--subjects", "big.>",
+                    "--segment-bytes", "1GiB"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  for (const std::vector<std::string>& past :
+       std::vector<std::vector<std::string>>{
+           {"--dedup-window", "169h"},
+           {"--dedup-window", "604800001"},
+           {"--max-age", "9007199254740993"},
+           {"--max-bytes", "4095"},
+           {"--segment-bytes", "4095"},
+           {"--segment-bytes", "1073741825"},
+           {"--max-bytes", "8KiB", "--segment-bytes", "16KiB"},
+       }) {
+    std::vector<std::string> args = {"stream", "add", "past", "--subjects",
+                                     "past.>"};
+    args.insert(args.end(), past.begin(), past.end());
+    r = Sift(*siftd, args);
+    EXPECT_EQ(r.code, 2) << past[0] << " " << past[1] << ": " << r.out;
+    EXPECT_TRUE(absl::StartsWith(r.out, "sift: stream add: ")) << r.out;
+  }
+  EXPECT_EQ(Sift(*siftd, {"stream", "info", "past"}).code, 1);
+}
+
 // A delayed publish the broker refuses is reported, with or without
 // --confirm (it used to print "published 1 message" and exit 0).
 TEST(StreamsCliTest, PubDelayPastTheBrokersLimitIsRefused) {

@@ -303,13 +303,23 @@ constexpr int64_t kMaxWireMs = UINT32_MAX;  // AckPolicy's *_ms are uint32
 // No upper bound for ParseMillisFlag (a uint64 field of the wire).
 constexpr int64_t kUnboundedMs = std::numeric_limits<int64_t>::max() / 2;
 
+// The broker's bounds on a stream's settings (broker/streams/
+// stream_config.cc, ValidateStreamSettings), checked here so that a value
+// it would refuse is a usage error.
+constexpr int64_t kMaxStreamAgeMs = int64_t{1} << 53;
+constexpr int64_t kMaxDedupWindowMs = int64_t{7} * 24 * 3600 * 1000;
+constexpr uint64_t kMinStreamBytes = 4096;  // max_bytes (or 0), segments
+constexpr uint64_t kMaxSegmentBytes = uint64_t{1} << 30;
+
 // A duration in whole milliseconds, from `min_ms` to `max_ms` (by default
 // 2^32-1 ms, the wire's uint32 fields): a duration such as 500ms or 30s, or
 // a bare number of milliseconds. Sent to the broker in ms: a fraction of a
 // millisecond is refused, not cut.
+// `max_text`, if set, says max_ms in the error message (e.g. "168h").
 absl::StatusOr<absl::Duration> ParseMillisFlag(const FlagUse& flag,
                                                int64_t min_ms,
-                                               int64_t max_ms = kMaxWireMs) {
+                                               int64_t max_ms = kMaxWireMs,
+                                               absl::string_view max_text = "") {
   const std::string& v = *flag.value;
   absl::Duration d;
   int64_t ms = 0;
@@ -327,7 +337,8 @@ absl::StatusOr<absl::Duration> ParseMillisFlag(const FlagUse& flag,
         max_ms >= kUnboundedMs
             ? absl::StrCat("whole milliseconds, at least ", min_ms, "ms")
             : absl::StrCat("whole milliseconds from ", min_ms, "ms to ",
-                           max_ms, "ms");
+                           max_text.empty() ? absl::StrCat(max_ms, "ms")
+                                            : std::string(max_text));
     return UsageError(absl::StrCat(
         "invalid duration ", Shown(v), " for ", flag.written, " (", range,
         ", e.g. 500ms, 30s, 2m; a bare number is milliseconds)"));
@@ -419,16 +430,16 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     if (!d.ok()) return d.status();
     args.timeout = *d;
   } else if (name == "count") {
-    absl::StatusOr<int64_t> n =
-        ParseCountFlag(flag, 1, kMaxConfirmWindow, "window");
-    if (!n.ok()) return n.status();
-    args.count = *n;
-  } else if (name == "window") {
     // pub sends at least one; sub and reply take 0 as no limit.
     absl::StatusOr<int64_t> n =
         args.command == Command::kPub
             ? ParseCountFlag(flag, 1)
             : ParseCountFlag(flag, 0, kNoMax, "count", "no limit");
+    if (!n.ok()) return n.status();
+    args.count = *n;
+  } else if (name == "window") {
+    absl::StatusOr<int64_t> n =
+        ParseCountFlag(flag, 1, kMaxConfirmWindow, "window");
     if (!n.ok()) return n.status();
     args.window = *n;
   } else if (name == "queue") {
@@ -532,17 +543,27 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
       args.subjects.emplace_back(subject);
     }
   } else if (name == "max_age") {
-    // 0: unlimited, as in the config file and the API.
-    absl::StatusOr<absl::Duration> d = ParseMillisFlag(flag, 0, kUnboundedMs);
+    // 0: unlimited, as in the config file and the API; at most the
+    // broker's 2^53 ms.
+    absl::StatusOr<absl::Duration> d = ParseMillisFlag(
+        flag, 0, kMaxStreamAgeMs,
+        absl::StrCat(kMaxStreamAgeMs, "ms (about 285,000 years)"));
     if (!d.ok()) return d.status();
     args.max_age = *d;
   } else if (name == "dedup_window") {
-    absl::StatusOr<absl::Duration> d = ParseMillisFlag(flag, 1, kUnboundedMs);
+    // At most the broker's 7 days.
+    absl::StatusOr<absl::Duration> d =
+        ParseMillisFlag(flag, 1, kMaxDedupWindowMs, "168h (7 days)");
     if (!d.ok()) return d.status();
     args.dedup_window = *d;
   } else if (name == "max_bytes") {
     absl::StatusOr<uint64_t> n = ParseBytes(flag);
     if (!n.ok()) return n.status();
+    if (*n != 0 && *n < kMinStreamBytes) {
+      return UsageError(absl::StrCat(
+          "invalid size ", Shown(*flag.value), " for ", flag.written,
+          " (0: no limit, or at least 4096 bytes, 4KiB)"));
+    }
     args.max_bytes = *n;
   } else if (name == "slow") {
     absl::StatusOr<SlowFlag> policy = ParseSlowFlag(flag);
@@ -554,16 +575,25 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
     if (!n.ok()) return n.status();
     args.max_pending = *n;
   } else if (name == "max_pending_msgs") {
-    absl::StatusOr<int64_t> n =
-        ParseCountFlag(flag, 0, kNoMax, "count", "no limit");
+    absl::StatusOr<int64_t> n = ParseCountFlag(flag, 1, UINT32_MAX);
     if (!n.ok()) return n.status();
     args.max_pending_msgs = static_cast<uint32_t>(*n);
   } else if (name == "segment_bytes") {
-    absl::StatusOr<uint64_t> n = ParseBytes(flag);
+    constexpr char kDefaultSegment[] =
+        "the broker's default, 64MiB, or a quarter of --max-bytes if less "
+        "(at least 4KiB)";
+    absl::StatusOr<uint64_t> n = ParseBytes(flag, kDefaultSegment);
     if (!n.ok()) return n.status();
+    if (*n != 0 && (*n < kMinStreamBytes || *n > kMaxSegmentBytes)) {
+      return UsageError(absl::StrCat(
+          "invalid size ", Shown(*flag.value), " for ", flag.written,
+          " (4096 to 1073741824 bytes, 4KiB to 1GiB; 0: ", kDefaultSegment,
+          ")"));
+    }
     args.segment_bytes = *n;
   } else if (name == "max_msgs") {
-    absl::StatusOr<int64_t> n = ParseCountFlag(flag, 1, UINT32_MAX);
+    absl::StatusOr<int64_t> n =
+        ParseCountFlag(flag, 0, kNoMax, "count", "no limit");
     if (!n.ok()) return n.status();
     args.max_msgs = static_cast<uint64_t>(*n);
   } else if (name == "dedup_max_ids") {
@@ -967,6 +997,15 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
              "position to acknowledge)",
         SeeHelp(*info)));
   }
+  if (args.command == Command::kStreamAdd && args.max_bytes != 0 &&
+      args.max_bytes < args.segment_bytes) {
+    return UsageError(absl::StrCat(
+        cmd, ": --max-bytes (", args.max_bytes,
+        ") is below --segment-bytes (", args.segment_bytes,
+        "): retention removes whole segments (leave --segment-bytes out "
+        "and the broker picks it from --max-bytes)",
+        SeeHelp(*info)));
+  }
   if (args.command == Command::kStreamAdd && args.subjects.empty()) {
     return UsageError(absl::StrCat(
         cmd, ": give the topics to store with --subjects, e.g. "
@@ -1341,7 +1380,8 @@ std::string CommandUsage(Command command) {
           "  --subjects P,P  topic patterns, comma-separated (repeatable),\n"
           "                  e.g. 'orders.>,billing.*'\n"
           "  --max-age D     drop messages older than D (e.g. 24h)\n"
-          "  --max-bytes N   keep at most N bytes (e.g. 1073741824, 512MiB)\n"
+          "  --max-bytes N   keep at most N bytes (e.g. 1073741824, 512MiB;\n"
+          "                  at least 4KiB)\n"
           "  --max-msgs N    keep at most N messages\n"
           "                  (limits default to none; the oldest go first)\n"
           "  --fsync P       always (default: a confirmed publish waits for\n"
@@ -1356,9 +1396,10 @@ std::string CommandUsage(Command command) {
           "                  within one window. Each id costs the broker\n"
           "                  memory (docs/delivery.md)\n"
           "  --segment-bytes N  size of a segment file before the next one\n"
-          "                  is started (default 64MiB). Retention removes\n"
-          "                  whole segments: the broker wants --max-bytes\n"
-          "                  of at least one segment\n"
+          "                  is started, 4KiB to 1GiB (default, and 0:\n"
+          "                  64MiB, or a quarter of --max-bytes if less).\n"
+          "                  Retention removes whole segments: the broker\n"
+          "                  wants --max-bytes of at least one segment\n"
           "\n"
           "Example:\n"
           "  sift stream add orders --subjects 'orders.>' --max-age 168h "

@@ -798,7 +798,8 @@ TEST(StreamArgsTest, StreamErrors) {
               HasSubstr("invalid fsync policy '61s'"));
   EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a", "--max-age",
                        "1.5ms"}),
-              HasSubstr("whole milliseconds, at least 0ms"));
+              HasSubstr("whole milliseconds from 0ms to "
+                        "9007199254740992ms (about 285,000 years)"));
   // A bare number is milliseconds, for --fsync too; --max-age 0 is
   // unlimited, as in the config file.
   absl::StatusOr<Args> bare = Parse(
@@ -1064,6 +1065,61 @@ TEST(ParseArgsTest, CountErrorsGiveTheFlagsRange) {
   EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a",
                        "--max-bytes", "1\tGiB"}),
               HasSubstr("invalid size '1\\tGiB'"));
+}
+
+// stream add refuses, as usage errors (exit 2), the values the broker
+// would refuse (exit 1): a --dedup-window over 7 days, a --max-age over
+// 2^53 ms, sizes below a segment or over 1GiB a segment, --max-bytes below
+// --segment-bytes. --segment-bytes 0 is the broker's default, not "no
+// limit", and its error says so.
+TEST(StreamArgsTest, StreamAddRefusesWhatTheBrokerWould) {
+  const std::vector<std::string> add = {"stream", "add", "s", "--subjects",
+                                        "a"};
+  auto with = [&add](std::vector<std::string> more) {
+    std::vector<std::string> argv = add;
+    argv.insert(argv.end(), more.begin(), more.end());
+    return argv;
+  };
+  absl::StatusOr<Args> args = Parse(with({"--dedup-window", "168h"}));
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->dedup_window, absl::Hours(168));
+  EXPECT_EQ(ErrorOf(with({"--dedup-window", "169h"})),
+            "stream add: invalid duration '169h' for --dedup-window (whole "
+            "milliseconds from 1ms to 168h (7 days), e.g. 500ms, 30s, 2m; a "
+            "bare number is milliseconds)");
+  EXPECT_THAT(ErrorOf(with({"--dedup-window", "604800001"})),
+              HasSubstr("to 168h (7 days)"));
+  args = Parse(with({"--max-age", "9007199254740992"}));
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_THAT(ErrorOf(with({"--max-age", "9007199254740993"})),
+              HasSubstr("invalid duration '9007199254740993' for --max-age"));
+  EXPECT_THAT(ErrorOf(with({"--max-age", "3000000000h"})),
+              HasSubstr("invalid duration '3000000000h' for --max-age"));
+
+  args = Parse(with({"--segment-bytes", "0", "--max-bytes", "0"}));
+  ASSERT_TRUE(args.ok()) << args.status();
+  args = Parse(with({"--segment-bytes", "4KiB", "--max-bytes", "4096"}));
+  ASSERT_TRUE(args.ok()) << args.status();
+  args = Parse(with({"--segment-bytes", "1GiB"}));
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(ErrorOf(with({"--segment-bytes", "4095"})),
+            "stream add: invalid size '4095' for --segment-bytes (4096 to "
+            "1073741824 bytes, 4KiB to 1GiB; 0: the broker's default, "
+            "64MiB, or a quarter of --max-bytes if less (at least 4KiB))");
+  EXPECT_THAT(ErrorOf(with({"--segment-bytes", "1073741825"})),
+              HasSubstr("(4096 to 1073741824 bytes"));
+  EXPECT_THAT(ErrorOf(with({"--segment-bytes", "lots"})),
+              HasSubstr("0: the broker's default, 64MiB"));
+  EXPECT_THAT(ErrorOf(with({"--segment-bytes", "lots"})),
+              Not(HasSubstr("no limit")));
+  EXPECT_EQ(ErrorOf(with({"--max-bytes", "4095"})),
+            "stream add: invalid size '4095' for --max-bytes (0: no limit, or "
+            "at least 4096 bytes, 4KiB)");
+  EXPECT_EQ(ErrorOf(with({"--max-bytes", "1MiB", "--segment-bytes", "2MiB"})),
+            "stream add: --max-bytes (1048576) is below --segment-bytes "
+            "(2097152): retention removes whole segments (leave "
+            "--segment-bytes out and the broker picks it from --max-bytes) "
+            "(see sift stream add --help)");
 }
 
 }  // namespace

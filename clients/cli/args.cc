@@ -230,9 +230,9 @@ std::string Shown(absl::string_view value) {
 absl::StatusOr<absl::Duration> ParseDurationFlag(const FlagUse& flag) {
   absl::Duration d;
   if (!ParseDurationText(*flag.value, &d) || d <= absl::ZeroDuration()) {
-    return UsageError(
-        absl::StrCat("invalid duration ", Shown(*flag.value), " for ",
-                     flag.written, " (use e.g. 500ms, 2s, 1m30s; must be > 0)"));
+    return UsageError(absl::StrCat(
+        "invalid duration ", Shown(*flag.value), " for ", flag.written,
+        " (use e.g. 500ms, 2s, 1m30s; must be > 0)"));
   }
   return d;
 }
@@ -316,10 +316,9 @@ constexpr uint64_t kMaxSegmentBytes = uint64_t{1} << 30;
 // a bare number of milliseconds. Sent to the broker in ms: a fraction of a
 // millisecond is refused, not cut.
 // `max_text`, if set, says max_ms in the error message (e.g. "168h").
-absl::StatusOr<absl::Duration> ParseMillisFlag(const FlagUse& flag,
-                                               int64_t min_ms,
-                                               int64_t max_ms = kMaxWireMs,
-                                               absl::string_view max_text = "") {
+absl::StatusOr<absl::Duration> ParseMillisFlag(
+    const FlagUse& flag, int64_t min_ms, int64_t max_ms = kMaxWireMs,
+    absl::string_view max_text = "") {
   const std::string& v = *flag.value;
   absl::Duration d;
   int64_t ms = 0;
@@ -375,7 +374,8 @@ absl::StatusOr<SlowFlag> ParseSlowFlag(const FlagUse& flag) {
   if (v == "drop-newest") return SlowFlag::kDropNewest;
   if (v == "drop-oldest") return SlowFlag::kDropOldest;
   if (v == "disconnect") return SlowFlag::kDisconnect;
-  return UsageError(absl::StrCat("invalid policy ", Shown(v), " for ", flag.written,
+  return UsageError(absl::StrCat("invalid policy ", Shown(v), " for ",
+                                 flag.written,
                                  " (drop-newest, drop-oldest or disconnect)"));
 }
 

@@ -178,11 +178,8 @@ absl::Status StreamLog::Recover(RecoveryReport* report) {
   std::sort(bases.begin(), bases.end());
 
   std::vector<std::shared_ptr<Segment>> segments;
-  // Message ids seen, oldest first, trimmed to dedup_max_ids as we go; the
-  // stamps of those trimmed that may still be inside the window (run-length:
-  // stamp, ids), to count the ones forgotten early.
+  // Message ids seen, oldest first, trimmed to dedup_max_ids as we go.
   std::deque<std::pair<std::string, DedupEntry>> ids;
-  std::deque<std::pair<int64_t, uint64_t>> trimmed;
   uint64_t expected = 0;  // the seq the next record must have (0: any)
   int64_t newest_ms = 0;
   uint64_t record_bytes = 0;
@@ -297,20 +294,7 @@ absl::Status StreamLog::Recover(RecoveryReport* report) {
       if (!r.msg_id.empty() && options_.dedup_max_ids > 0) {
         ids.emplace_back(std::string(r.msg_id),
                          DedupEntry{r.seq, r.unix_ms});
-        if (ids.size() > options_.dedup_max_ids) {
-          const int64_t t = ids.front().second.unix_ms;
-          if (!trimmed.empty() && trimmed.back().first == t) {
-            ++trimmed.back().second;
-          } else {
-            trimmed.emplace_back(t, 1);
-          }
-          ids.pop_front();
-        }
-        // Stamps only grow: what is out of the window now stays out.
-        while (!trimmed.empty() &&
-               newest_ms - trimmed.front().first >= options_.dedup_window_ms) {
-          trimmed.pop_front();
-        }
+        if (ids.size() > options_.dedup_max_ids) ids.pop_front();
       }
     }
     record_bytes += seg->size - kSegmentHeaderBytes;
@@ -335,11 +319,9 @@ absl::Status StreamLog::Recover(RecoveryReport* report) {
       RememberId(id, entry.seq, entry.unix_ms);
     }
   }
-  uint64_t forgotten_early = 0;
-  for (const auto& [t, n] : trimmed) {
-    if (newest_ms - t < options_.dedup_window_ms) forgotten_early += n;
-  }
-  stats_.dedup_ids_forgotten_early.store(forgotten_early);
+  // Ids of the window beyond the cap are not reloaded, and not counted as
+  // forgotten early: with the cap unchanged they were forgotten (and
+  // counted) before the restart already; stats() counts since Open.
   const std::shared_ptr<Segment>& front = segments.front();
   head_ = Head{front, front->base_seq, kSegmentHeaderBytes,
                front->records > 0 ? front->first_ms : 0};

@@ -74,9 +74,10 @@
 //   with the original seq and queues nothing. Ids live in memory (at most
 //   dedup_max_ids, oldest forgotten first: a burst of more ids than that
 //   within the window makes the oldest of them forgettable before the
-//   window ends; stats().dedup_ids_forgotten_early counts those) and are
-//   reloaded on Open from the last dedup_max_ids records with an id within
-//   the window of the newest record.
+//   window ends; stats().dedup_ids_forgotten_early counts those, since
+//   Open) and are reloaded on Open from the last dedup_max_ids records with
+//   an id within the window of the newest record (those of the window
+//   beyond a cap lowered since are not reloaded, and not counted).
 // - Recovery (Open): the last segment is scanned and a torn or corrupt tail
 //   (short record, bad length, bad checksum, a seq out of order, a torn
 //   segment header) is cut off at the last valid record; Open reports what

@@ -512,14 +512,16 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
   Unsettled unsettled(args.connect_timeout);
   while (args.count == 0 || handled < args.count) {
     if (stop.Requested()) return 0;
-    // A new session: the broker restarted, or closed the connection (e.g.
+    // A new session: the broker restarted, the connection was lost (a
+    // broker stall past the heartbeat, too), or the broker closed it (e.g.
     // --slow disconnect). The client subscribed again; live messages
     // published in between were not delivered.
     if (const uint64_t now_reconnects = client.reconnects();
         now_reconnects != reconnects) {
       std::fprintf(stderr,
-                   "sift: the broker ended this session (restarted, or "
-                   "--slow disconnect); reconnected and subscribed again\n");
+                   "sift: the session with the broker ended (it restarted, "
+                   "the connection was lost, or --slow disconnect); "
+                   "reconnected and subscribed again\n");
       reconnects = now_reconnects;
     }
     // The broker tells a client that fell behind how much it dropped for it

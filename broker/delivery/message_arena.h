@@ -74,7 +74,7 @@ class MessageArena {
   // kMaxBlockBytes. Errors: std::bad_alloc if a chunk cannot be mapped.
   static void* Allocate(size_t bytes) {
     assert(bytes > 0 && bytes <= kMaxBlockBytes);
-    const size_t n = (bytes + 15) & ~size_t{15};
+    const size_t n = BlockBytes(bytes);
     message_arena_internal::Bump& b = message_arena_internal::bump;
     if (n > static_cast<size_t>(b.end - b.next)) return AllocateInNewChunk(n);
     void* block = b.next;
@@ -91,7 +91,7 @@ class MessageArena {
         message_arena_internal::pending_frees;
     void* chunk = reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(block) &
                                           ~(uintptr_t{kChunkBytes} - 1));
-    const int64_t n = static_cast<int64_t>((bytes + 15) & ~size_t{15});
+    const int64_t n = static_cast<int64_t>(BlockBytes(bytes));
     if (chunk == p.chunk && p.count < kFreeBatch) {
       p.bytes += n;
       ++p.count;
@@ -116,6 +116,10 @@ class MessageArena {
   static Stats stats();
 
  private:
+  // What a block of `bytes` takes: rounded up to 16 (the alignment).
+  static constexpr size_t BlockBytes(size_t bytes) {
+    return (bytes + 15) & ~size_t{15};
+  }
   static bool Recheck();
   static void* AllocateInNewChunk(size_t n);
   static void FreeInAnotherChunk(void* chunk, int64_t bytes);

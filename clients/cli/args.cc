@@ -285,7 +285,7 @@ absl::StatusOr<uint64_t> ParseBytes(const FlagUse& flag,
     }
   }
   uint64_t n;
-  if (v.empty() || v[0] == '-' || v[0] == '+' || !ParseInteger(v, &n) ||
+  if (v.empty() || v[0] == '-' || !ParseInteger(v, &n) ||
       n > UINT64_MAX / unit) {
     return UsageError(absl::StrCat(
         "invalid size ", Shown(*flag.value), " for ", flag.written,
@@ -323,7 +323,7 @@ absl::StatusOr<absl::Duration> ParseMillisFlag(
   absl::Duration d;
   int64_t ms = 0;
   bool ok = false;
-  if (!v.empty() && v[0] != '-' && v[0] != '+' && ParseInteger(v, &ms)) {
+  if (!v.empty() && v[0] != '-' && ParseInteger(v, &ms)) {
     d = absl::Milliseconds(ms);
     ok = true;
   } else if (ParseDurationText(v, &d) && d >= absl::ZeroDuration() &&

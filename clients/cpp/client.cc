@@ -1893,6 +1893,24 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   // The session ended (its connection dropped, or the broker refused a new
   // HELLO) with no new one yet: its unanswered calls end now, not at their
   // timeouts. I/O thread.
+  // What a call still waiting when its session ended may have had done, by
+  // what it asked (a Subscribe: `not_subscribed`); nullopt for an
+  // Unsubscribe, which is done then (no later session holds the sid).
+  static std::optional<std::string_view> LostOutcome(
+      Asked asked, std::string_view not_subscribed) {
+    switch (asked) {
+      case Asked::kAnswer:
+        return kMayHaveRun;
+      case Asked::kPublish:
+        return kMayHaveStored;
+      case Asked::kSubscribe:
+        return not_subscribed;
+      case Asked::kUnsubscribe:
+        return std::nullopt;
+    }
+    return kMayHaveRun;
+  }
+
   void EndSession() {
     Ended ended;
     {
@@ -1923,25 +1941,14 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         continue;
       }
       Waiter& waiter = it->second;
-      Reply reply = LostAnswer(kMayHaveRun);
-      switch (waiter.asked) {
-        case Asked::kAnswer:
-          break;
-        case Asked::kPublish:
-          reply = LostAnswer(kMayHaveStored);
-          break;
-        case Asked::kSubscribe:
-          reply = LostAnswer(
-              "not subscribed (the session that may have taken the "
-              "subscription is gone, and it is not made again): subscribe "
-              "again");
-          TakeSubLocked(waiter.sid, ended);
-          break;
-        case Asked::kUnsubscribe:
-          reply = wire::Header();  // the next session holds no such sid
-          break;
-      }
-      ended->answers.emplace_back(std::move(waiter.promise), std::move(reply));
+      if (waiter.asked == Asked::kSubscribe) TakeSubLocked(waiter.sid, ended);
+      const std::optional<std::string_view> outcome = LostOutcome(
+          waiter.asked,
+          "not subscribed (the session that may have taken the subscription "
+          "is gone, and it is not made again): subscribe again");
+      ended->answers.emplace_back(
+          std::move(waiter.promise),
+          outcome ? Reply(LostAnswer(*outcome)) : Reply(wire::Header()));
       waiters_.erase(it++);
     }
     for (auto it = async_confirms_.begin(); it != async_confirms_.end();) {
@@ -2073,22 +2080,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                                AbslView(outcome))));
       };
       for (auto& [id, waiter] : waiters_) {
-        Reply reply = lost(id, kMayHaveRun);
-        switch (waiter.asked) {
-          case Asked::kAnswer:
-            break;
-          case Asked::kPublish:
-            reply = lost(id, kMayHaveStored);
-            break;
-          case Asked::kSubscribe:
-            reply = lost(id, "not subscribed");
-            break;
-          case Asked::kUnsubscribe:
-            reply = wire::Header();  // no session holds it any more
-            break;
-        }
-        ended.answers.emplace_back(std::move(waiter.promise),
-                                   std::move(reply));
+        const std::optional<std::string_view> outcome =
+            LostOutcome(waiter.asked, "not subscribed");
+        ended.answers.emplace_back(
+            std::move(waiter.promise),
+            outcome ? Reply(lost(id, *outcome)) : Reply(wire::Header()));
       }
       waiters_.clear();
       for (auto& [id, confirm] : async_confirms_) {

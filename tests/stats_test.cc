@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "clients/cpp/client.h"
 #include "gtest/gtest.h"
+#include "tests/harness.h"
 #include "tests/siftd_process.h"
 #include "tests/test_util.h"
 
@@ -161,6 +162,29 @@ TEST_F(StatsTest, QueueGroupsCountEachDeliveryOnce) {
   ASSERT_NE(q, nullptr) << stats.DebugString();
   EXPECT_EQ(q->messages_out(), 10u);
   EXPECT_EQ(Drops(stats, "no_subscribers"), 0u) << stats.DebugString();
+}
+
+// A message a stream stores is kept, not dropped: with no live subscriber
+// on its topic it is not counted under no_subscribers. One no stream
+// captures still is.
+TEST(StatsNoSubscribersTest, MessagesAStreamKeepsAreNotDrops) {
+  auto siftd = StartSiftdWithStreams();
+  ASSERT_NE(siftd, nullptr);
+  auto client = Connect(siftd->endpoint());
+  ASSERT_NE(client, nullptr);
+  StreamConfig config;
+  config.name = "kept";
+  config.subjects = {"kept.>"};
+  SIFT_ASSERT_OK(client->AddStream(config).status());
+  for (int i = 0; i < 3; ++i) {
+    SIFT_ASSERT_OK(client->PublishConfirmed("kept.a", "stored"));
+  }
+  SIFT_ASSERT_OK(client->PublishConfirmed("lost.a", "nobody"));
+  SIFT_ASSERT_OK_AND_ASSIGN(BrokerStats stats, client->Stats());
+  EXPECT_EQ(stats.messages_in(), 4u) << stats.DebugString();
+  EXPECT_EQ(Drops(stats, "no_subscribers"), 1u) << stats.DebugString();
+  SIFT_ASSERT_OK_AND_ASSIGN(StreamInfo info, client->GetStreamInfo("kept"));
+  EXPECT_EQ(info.messages, 3u);
 }
 
 // One STATS reply is one snapshot: with every topic listed, the per-topic

@@ -365,6 +365,38 @@ TEST(StreamsTest, ConfiguredStreams) {
             wire::INVALID_STREAM);
 }
 
+// A re-add under a taken name with other settings is refused with each
+// setting that differs, the stream's value and the requested one: for a
+// stream from the config file and for one a client made.
+TEST(StreamsTest, ARefusedReAddNamesEachDifferingSetting) {
+  const std::string dir = NewDataDir("readd");
+  const std::string config = dir + "/siftd.toml";
+  {
+    std::ofstream out(config);
+    out << "[[streams]]\nname = \"orders\"\nsubjects = [\"orders.>\"]\n"
+           "fsync = \"10ms\"\nmax_msgs = 1000\n";
+  }
+  auto siftd =
+      StartSiftd({"--config=" + config, "--data_dir=" + dir + "/data"});
+  ASSERT_NE(siftd, nullptr);
+  Raw c(siftd->endpoint());
+  auto refused = c.Stream(wire::STREAM_ADD, "orders", {"orders.>"}, "10ms");
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  ASSERT_EQ(CodeOf(refused), wire::INVALID_STREAM) << refused->DebugString();
+  EXPECT_EQ(refused->error().message(),
+            "stream \"orders\" exists with other settings: max_msgs 1000 "
+            "(requested 0); delete it first, or change siftd's config");
+
+  ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "audit", {"audit.>"}).ok());
+  refused = c.Stream(wire::STREAM_ADD, "audit", {"audit.eu.>"}, "never");
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  ASSERT_EQ(CodeOf(refused), wire::INVALID_STREAM) << refused->DebugString();
+  EXPECT_EQ(refused->error().message(),
+            "stream \"audit\" exists with other settings: subjects "
+            "[\"audit.>\"] (requested [\"audit.eu.>\"]), fsync always "
+            "(requested never); delete it first, or change siftd's config");
+}
+
 TEST(StreamsTest, StreamsAreOffWithoutADataDir) {
   auto siftd = StartSiftd();
   ASSERT_NE(siftd, nullptr);

@@ -1015,6 +1015,7 @@ class Server::Loop {
     *error = router_.Publish(pub.topic, pub.reply_to, pub.headers,
                              payload.size(), &targets_);
     if (ABSL_PREDICT_FALSE(!error->ok())) return false;
+    if (ABSL_PREDICT_FALSE(targets_.empty())) UncountIfCaptured();
     if (ABSL_PREDICT_FALSE(retain_current_)) StoreRetained(pub, payload);
     for (const Router::Target& t : targets_) {
       Deliver(t, pub, payload, payload_msg);
@@ -1302,6 +1303,7 @@ class Server::Loop {
       } else {
         s = router_.Publish(view.topic, view.reply_to, view.headers,
                             m.payload.size(), &targets_);
+        if (s.ok() && targets_.empty()) UncountIfCaptured();
       }
       if (!s.ok()) {
         // A plugin made a message the broker refuses (a topic too long,
@@ -1552,6 +1554,17 @@ class Server::Loop {
       return false;
     }
     return true;
+  }
+
+  // After a publish that found no subscriber: the router counted it under
+  // no_subscribers, not knowing of streams; one a stream stored (capture_,
+  // from CaptureInStream just before) was kept, not dropped, so that count
+  // is taken back. The counter is unsigned: adding ~0 subtracts the one
+  // Router::Publish added, with nothing read in between (routing thread).
+  ABSL_ATTRIBUTE_NOINLINE void UncountIfCaptured() {
+    if (capture_.captured) {
+      router_.RecordDrop(DropReason::kNoSubscribers, ~uint64_t{0});
+    }
   }
 
   // A stream record's timestamp (Unix ms): one clock read per BATCH, whose

@@ -24,20 +24,69 @@ bool NameChar(char c) {
          (c >= '0' && c <= '9') || c == '_' || c == '-';
 }
 
-// Reads an integer key of `table` into *out; a problem is appended to
-// *problems as "<source>:<line>: ...".
-void ReadU64(const toml::table& table, std::string_view key, uint64_t* out,
-             std::string_view source, std::vector<std::string>* problems) {
-  const toml::node* node = table.get(key);
-  if (node == nullptr) return;
-  const std::optional<int64_t> v = node->value<int64_t>();
-  if (!v || *v < 0) {
-    problems->push_back(absl::StrCat(AV(source), ":", node->source().begin.line,
-                                     ": stream setting \"", AV(key),
-                                     "\" must be a non-negative integer"));
-    return;
+// The integer settings and their bounds, for the config file's reader and
+// ValidateStreamSettings alike, so a value out of range is worded the same
+// on either side of it and from either source.
+struct IntegerSetting {
+  std::string_view key;
+  uint64_t StreamSettings::*field;
+  uint64_t min;
+  uint64_t max;                    // kNoMax: none
+  bool zero_is_unlimited = false;  // 0 is allowed below min
+};
+constexpr uint64_t kNoMax = ~uint64_t{0};
+constexpr IntegerSetting kIntegerSettings[] = {
+    {"max_age_ms", &StreamSettings::max_age_ms, 0, uint64_t{1} << 53},
+    {"max_bytes", &StreamSettings::max_bytes, 4096, kNoMax, true},
+    {"max_msgs", &StreamSettings::max_msgs, 0, kNoMax},
+    {"dedup_window_ms", &StreamSettings::dedup_window_ms, 0,
+     7ull * 24 * 3600 * 1000},
+    // 0 is refused rather than read as "unlimited" (as the retention limits
+    // are) or "no ids": dedup_window_ms = 0 is the one way to turn it off.
+    {"dedup_max_ids", &StreamSettings::dedup_max_ids, 1, kMaxDedupMaxIds},
+    {"segment_max_bytes", &StreamSettings::segment_max_bytes, 4096,
+     uint64_t{1} << 30},
+};
+
+bool InRange(const IntegerSetting& setting, uint64_t v) {
+  return (v >= setting.min && v <= setting.max) ||
+         (v == 0 && setting.zero_is_unlimited);
+}
+
+// "must be between 1 and 100000000 (got -1)".
+std::string RangeProblem(const IntegerSetting& setting, std::string_view got) {
+  std::string range;
+  if (setting.max != kNoMax) {
+    range = absl::StrCat("between ", setting.min, " and ", setting.max);
+  } else {
+    range = absl::StrCat(setting.zero_is_unlimited ? "0 (unlimited) or " : "",
+                         "at least ", setting.min);
   }
-  *out = static_cast<uint64_t>(*v);
+  return absl::StrCat("must be ", range, " (got ", AV(got), ")");
+}
+
+// Reads `setting` from `table`, if there, into *s. Only a TOML integer is
+// one (toml++ would also convert a whole float, 5.0 or 1e3); a problem is
+// appended to *problems as "<source>:<line>: ...".
+void ReadInteger(const toml::table& table, const IntegerSetting& setting,
+                 StreamSettings* s, std::string_view source,
+                 std::vector<std::string>* problems) {
+  const toml::node* node = table.get(setting.key);
+  if (node == nullptr) return;
+  std::string problem;
+  if (const toml::value<int64_t>* v = node->as_integer()) {
+    if (v->get() >= 0 && InRange(setting, static_cast<uint64_t>(v->get()))) {
+      s->*setting.field = static_cast<uint64_t>(v->get());
+      return;
+    }
+    problem = RangeProblem(setting, absl::StrCat(v->get()));
+  } else {
+    problem =
+        absl::StrCat("must be an integer (got ", TomlValueText(*node), ")");
+  }
+  problems->push_back(absl::StrCat(AV(source), ":", node->source().begin.line,
+                                   ": stream setting \"", AV(setting.key),
+                                   "\" ", problem));
 }
 
 absl::StatusOr<StreamSettings> FromTable(const toml::table& table,
@@ -78,15 +127,10 @@ absl::StatusOr<StreamSettings> FromTable(const toml::table& table,
                                     ": stream \"subjects\" must be a list of "
                                     "topic patterns"));
   }
-  ReadU64(table, "max_age_ms", &s.max_age_ms, source, &problems);
-  ReadU64(table, "max_bytes", &s.max_bytes, source, &problems);
-  ReadU64(table, "max_msgs", &s.max_msgs, source, &problems);
-  ReadU64(table, "dedup_window_ms", &s.dedup_window_ms, source, &problems);
-  ReadU64(table, "dedup_max_ids", &s.dedup_max_ids, source, &problems);
-  if (table.contains("segment_max_bytes")) {
-    ReadU64(table, "segment_max_bytes", &s.segment_max_bytes, source,
-            &problems);
-  } else {
+  for (const IntegerSetting& setting : kIntegerSettings) {
+    ReadInteger(table, setting, &s, source, &problems);
+  }
+  if (!table.contains("segment_max_bytes")) {
     s.segment_max_bytes = DefaultSegmentBytes(s.max_bytes);
   }
   if (const toml::node* f = table.get("fsync")) {
@@ -119,15 +163,37 @@ uint64_t DefaultSegmentBytes(uint64_t max_bytes) {
   return std::clamp<uint64_t>(max_bytes / 4, 4096, kDefault);
 }
 
+std::vector<std::string> SettingsDifferences(const StreamSettings& existing,
+                                             const StreamSettings& requested) {
+  std::vector<std::string> out;
+  auto differ = [&out](std::string_view key, const auto& have,
+                       const auto& want) {
+    out.push_back(absl::StrCat(AV(key), " ", have, " (requested ", want, ")"));
+  };
+  auto list = [](const std::vector<std::string>& subjects) {
+    return absl::StrCat(  // ["a.>", "b.*"]
+        "[\"", absl::StrJoin(subjects, "\", \""), "\"]");
+  };
+  if (existing.name != requested.name) {
+    differ("name", existing.name, requested.name);
+  }
+  if (existing.subjects != requested.subjects) {
+    differ("subjects", list(existing.subjects), list(requested.subjects));
+  }
+  // fsync_every_ms is part of fsync ("10ms"): it means nothing otherwise.
+  if (FsyncText(existing) != FsyncText(requested)) {
+    differ("fsync", FsyncText(existing), FsyncText(requested));
+  }
+  for (const IntegerSetting& setting : kIntegerSettings) {
+    if (existing.*setting.field != requested.*setting.field) {
+      differ(setting.key, existing.*setting.field, requested.*setting.field);
+    }
+  }
+  return out;
+}
+
 bool StreamSettings::operator==(const StreamSettings& o) const {
-  return name == o.name && subjects == o.subjects &&
-         max_age_ms == o.max_age_ms && max_bytes == o.max_bytes &&
-         max_msgs == o.max_msgs && fsync == o.fsync &&
-         (fsync != store::FsyncPolicy::kEveryMs ||
-          fsync_every_ms == o.fsync_every_ms) &&
-         dedup_window_ms == o.dedup_window_ms &&
-         dedup_max_ids == o.dedup_max_ids &&
-         segment_max_bytes == o.segment_max_bytes;
+  return SettingsDifferences(*this, o).empty();
 }
 
 absl::Status ParseFsync(std::string_view text, StreamSettings* settings) {
@@ -195,15 +261,13 @@ absl::Status ValidateStreamSettings(const StreamSettings& s) {
           "\": topics under \"$sift.\" are the broker's"));
     }
   }
-  if (s.segment_max_bytes < 4096 || s.segment_max_bytes > (uint64_t{1} << 30)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "stream \"", s.name, "\" segment_max_bytes must be between 4096 and ",
-        uint64_t{1} << 30, " (got ", s.segment_max_bytes, ")"));
-  }
-  if (s.max_bytes != 0 && s.max_bytes < 4096) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "stream \"", s.name, "\" max_bytes must be 0 (unlimited) or at least "
-        "4096 (got ", s.max_bytes, ")"));
+  for (const IntegerSetting& setting : kIntegerSettings) {
+    const uint64_t v = s.*setting.field;
+    if (!InRange(setting, v)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stream \"", s.name, "\" ", AV(setting.key), " ",
+                       RangeProblem(setting, absl::StrCat(v))));
+    }
   }
   if (s.max_bytes != 0 && s.max_bytes < s.segment_max_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -212,21 +276,6 @@ absl::Status ValidateStreamSettings(const StreamSettings& s) {
         s.segment_max_bytes,
         "): files are removed a segment at a time (leave segment_max_bytes "
         "out and it is chosen from max_bytes)"));
-  }
-  if (s.dedup_window_ms > 7ull * 24 * 3600 * 1000) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "stream \"", s.name, "\" dedup_window_ms must be at most 7 days"));
-  }
-  if (s.dedup_max_ids == 0 || s.dedup_max_ids > kMaxDedupMaxIds) {
-    // 0 is refused rather than read as "unlimited" (as the retention limits
-    // are) or "no ids": dedup_window_ms = 0 is the one way to turn it off.
-    return absl::InvalidArgumentError(absl::StrCat(
-        "stream \"", s.name, "\" dedup_max_ids must be between 1 and ",
-        kMaxDedupMaxIds, " (got ", s.dedup_max_ids, ")"));
-  }
-  if (s.max_age_ms > (uint64_t{1} << 53)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("stream \"", s.name, "\" max_age_ms is too large"));
   }
   return absl::OkStatus();
 }

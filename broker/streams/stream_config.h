@@ -35,11 +35,22 @@ struct StreamSettings {
   uint64_t dedup_max_ids = 100000;
   uint64_t segment_max_bytes = 64 << 20;
 
+  // Equal when SettingsDifferences finds none (fsync_every_ms counts only
+  // with fsync "<N>ms").
   bool operator==(const StreamSettings& o) const;
   bool operator!=(const StreamSettings& o) const { return !(*this == o); }
 };
 
 inline constexpr uint64_t kMaxDedupMaxIds = 100000000;
+
+// Each setting in which `requested` differs from `existing`, as
+// "<key> <existing value> (requested <requested value>)", keys as the
+// config file names them ("max_msgs 100 (requested 0)", "fsync 10ms
+// (requested always)", "subjects [\"a.>\"] (requested [\"b.>\"])"): name,
+// subjects, fsync, then the numbers in the config file's order. Empty when
+// they are the same stream.
+std::vector<std::string> SettingsDifferences(const StreamSettings& existing,
+                                             const StreamSettings& requested);
 
 // The segment size when a stream's settings leave it out: 64 MiB, or a
 // quarter of max_bytes (at least 4 KiB) when that is smaller, so a small
@@ -54,10 +65,12 @@ std::string FsyncText(const StreamSettings& settings);
 
 // InvalidArgument naming the field: a bad name, no subjects, a subject that
 // is not a valid pattern under topic::Limits{} defaults or that is under
-// "$sift.", a segment_max_bytes under 4 KiB or over 1 GiB, a max_bytes
-// below segment_max_bytes (retention works a segment at a time), a
-// dedup_max_ids of 0 (dedup_window_ms = 0 turns dedup off) or over
-// kMaxDedupMaxIds.
+// "$sift.", an integer setting out of its range ("stream \"x\"
+// dedup_max_ids must be between 1 and 100000000 (got 0)"): max_age_ms up
+// to 2^53, max_bytes 0 or at least 4 KiB, dedup_window_ms up to 7 days,
+// dedup_max_ids 1 to kMaxDedupMaxIds (0 is refused: dedup_window_ms = 0
+// turns dedup off), segment_max_bytes 4 KiB to 1 GiB; a max_bytes below
+// segment_max_bytes (retention works a segment at a time).
 absl::Status ValidateStreamSettings(const StreamSettings& settings);
 
 // The [[streams]] tables of a siftd config file (other keys are ignored):
@@ -67,7 +80,11 @@ absl::Status ValidateStreamSettings(const StreamSettings& settings);
 //   max_age_ms = 86400000     # also max_bytes, max_msgs, dedup_window_ms,
 //   fsync = "always"          # dedup_max_ids, segment_max_bytes
 // Errors are InvalidArgument naming `source_name`, the line and the key;
-// duplicate names are refused. Each stream passes ValidateStreamSettings.
+// duplicate names are refused. An integer setting must be a TOML integer
+// in its range (a float such as 5.0 or 1e3 is refused, with its value:
+// "s.toml:4: stream setting \"dedup_max_ids\" must be an integer (got
+// 5.0)"; "... must be between 1 and 100000000 (got -1)"). Each stream
+// passes ValidateStreamSettings.
 absl::StatusOr<std::vector<StreamSettings>> ParseStreamSections(
     std::string_view toml_text, std::string_view source_name);
 

@@ -1,5 +1,8 @@
 #include "broker/streams/stream_config.h"
 
+#include <string>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
@@ -116,6 +119,136 @@ TEST(StreamConfigTest, DedupMaxIdsIsASettingWithBounds) {
       "dedup_max_ids = 100000000\n",
       "s.toml");
   EXPECT_TRUE(max.ok()) << max.status();
+}
+
+// Every integer setting is read as TOML writes an integer: a float, even a
+// whole one (5.0, 1e3), is a mistake named with its key and value, and a
+// value out of range is one error whatever side it is on (0 and -1 alike).
+TEST(StreamConfigTest, IntegerSettingsTakeIntegersInTheirRange) {
+  auto error = [](const std::string& line) -> std::string {
+    auto r = ParseStreamSections(
+        absl::StrCat("[[streams]]\nname = \"x\"\nsubjects = [\"a\"]\n", line,
+                     "\n"),
+        "s.toml");
+    return r.ok() ? "ok" : std::string(r.status().message());
+  };
+  for (const char* key :
+       {"max_age_ms", "max_bytes", "max_msgs", "dedup_window_ms",
+        "dedup_max_ids", "segment_max_bytes"}) {
+    SCOPED_TRACE(key);
+    EXPECT_EQ(error(absl::StrCat(key, " = 8192.0")),
+              absl::StrCat("s.toml:4: stream setting \"", key,
+                           "\" must be an integer (got 8192.0)"));
+    EXPECT_EQ(error(absl::StrCat(key, " = 1e4")),
+              absl::StrCat("s.toml:4: stream setting \"", key,
+                           "\" must be an integer (got 10000.0)"));
+    EXPECT_EQ(error(absl::StrCat(key, " = \"8192\"")),
+              absl::StrCat("s.toml:4: stream setting \"", key,
+                           "\" must be an integer (got \"8192\")"));
+  }
+  EXPECT_EQ(error("dedup_max_ids = 0"),
+            "s.toml:4: stream setting \"dedup_max_ids\" must be between 1 "
+            "and 100000000 (got 0)");
+  EXPECT_EQ(error("dedup_max_ids = -1"),
+            "s.toml:4: stream setting \"dedup_max_ids\" must be between 1 "
+            "and 100000000 (got -1)");
+  EXPECT_EQ(error("dedup_max_ids = 100000001"),
+            "s.toml:4: stream setting \"dedup_max_ids\" must be between 1 "
+            "and 100000000 (got 100000001)");
+  EXPECT_EQ(error("segment_max_bytes = 100"),
+            "s.toml:4: stream setting \"segment_max_bytes\" must be between "
+            "4096 and 1073741824 (got 100)");
+  EXPECT_EQ(error("segment_max_bytes = -1"),
+            "s.toml:4: stream setting \"segment_max_bytes\" must be between "
+            "4096 and 1073741824 (got -1)");
+  EXPECT_EQ(error("max_bytes = 1000"),
+            "s.toml:4: stream setting \"max_bytes\" must be 0 (unlimited) or "
+            "at least 4096 (got 1000)");
+  EXPECT_EQ(error("max_bytes = -1"),
+            "s.toml:4: stream setting \"max_bytes\" must be 0 (unlimited) or "
+            "at least 4096 (got -1)");
+  EXPECT_EQ(error("dedup_window_ms = 604800001"),
+            "s.toml:4: stream setting \"dedup_window_ms\" must be between 0 "
+            "and 604800000 (got 604800001)");
+  EXPECT_EQ(error("dedup_window_ms = -1"),
+            "s.toml:4: stream setting \"dedup_window_ms\" must be between 0 "
+            "and 604800000 (got -1)");
+  EXPECT_EQ(error("max_age_ms = -1"),
+            "s.toml:4: stream setting \"max_age_ms\" must be between 0 and "
+            "9007199254740992 (got -1)");
+  EXPECT_EQ(error("max_msgs = -1"),
+            "s.toml:4: stream setting \"max_msgs\" must be at least 0 "
+            "(got -1)");
+  // The bounds themselves are fine.
+  EXPECT_EQ(error("dedup_max_ids = 1"), "ok");
+  EXPECT_EQ(error("dedup_window_ms = 0"), "ok");
+  EXPECT_EQ(error("max_bytes = 0"), "ok");
+  EXPECT_EQ(error("segment_max_bytes = 1073741824"), "ok");
+
+  // Settings from a client (STREAM ADD) are checked against the same
+  // bounds, worded alike.
+  StreamSettings s;
+  s.name = "x";
+  s.subjects = {"a"};
+  s.dedup_max_ids = 0;
+  EXPECT_EQ(std::string(ValidateStreamSettings(s).message()),
+            "stream \"x\" dedup_max_ids must be between 1 and 100000000 "
+            "(got 0)");
+  s.dedup_max_ids = 1;
+  s.dedup_window_ms = 604800001;
+  EXPECT_EQ(std::string(ValidateStreamSettings(s).message()),
+            "stream \"x\" dedup_window_ms must be between 0 and 604800000 "
+            "(got 604800001)");
+}
+
+// A refused re-add says what differs: each setting, with the stream's value
+// and the requested one.
+TEST(StreamConfigTest, DifferencesNameEachSettingWithBothValues) {
+  StreamSettings have;
+  have.name = "orders";
+  have.subjects = {"orders.>", "billing.*"};
+  have.max_msgs = 100;
+  have.fsync = store::FsyncPolicy::kEveryMs;
+  have.fsync_every_ms = 10;
+  StreamSettings want = have;
+  EXPECT_TRUE(SettingsDifferences(have, want).empty());
+  EXPECT_EQ(have, want);
+  // fsync_every_ms means nothing unless fsync is "<N>ms".
+  have.fsync = want.fsync = store::FsyncPolicy::kNever;
+  want.fsync_every_ms = 20;
+  EXPECT_TRUE(SettingsDifferences(have, want).empty());
+  EXPECT_EQ(have, want);
+  have.fsync = want.fsync = store::FsyncPolicy::kEveryMs;
+  EXPECT_EQ(SettingsDifferences(have, want),
+            std::vector<std::string>{"fsync 10ms (requested 20ms)"});
+  EXPECT_NE(have, want);
+
+  want = have;
+  want.subjects = {"other.>"};
+  want.max_msgs = 0;
+  want.fsync = store::FsyncPolicy::kAlways;
+  want.dedup_max_ids = 50;
+  EXPECT_EQ(SettingsDifferences(have, want),
+            (std::vector<std::string>{
+                "subjects [\"orders.>\", \"billing.*\"] (requested "
+                "[\"other.>\"])",
+                "fsync 10ms (requested always)",
+                "max_msgs 100 (requested 0)",
+                "dedup_max_ids 100000 (requested 50)",
+            }));
+  EXPECT_NE(have, want);
+  for (auto change : std::vector<void (*)(StreamSettings*)>{
+           [](StreamSettings* s) { s->name = "other"; },
+           [](StreamSettings* s) { s->max_age_ms = 1; },
+           [](StreamSettings* s) { s->max_bytes = 1 << 20; },
+           [](StreamSettings* s) { s->dedup_window_ms = 1; },
+           [](StreamSettings* s) { s->segment_max_bytes = 8192; },
+       }) {
+    want = have;
+    change(&want);
+    EXPECT_EQ(SettingsDifferences(have, want).size(), 1u);
+    EXPECT_NE(have, want);
+  }
 }
 
 TEST(StreamConfigTest, Validation) {

@@ -15,6 +15,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "broker/base/absl_view.h"
 #include "broker/protocol/codec.h"
@@ -527,10 +528,13 @@ absl::StatusOr<StreamView> StreamManager::Add(const StreamSettings& settings) {
     return Invalid(s.message());
   }
   if (Stream* s = Find(settings.name)) {
-    if (s->settings == settings) return ViewOf(*s);
-    return Invalid(absl::StrCat("stream \"", settings.name,
-                                "\" exists with other settings (delete it "
-                                "first, or change siftd's config)"));
+    const std::vector<std::string> differences =
+        SettingsDifferences(s->settings, settings);
+    if (differences.empty()) return ViewOf(*s);
+    return Invalid(absl::StrCat(
+        "stream \"", settings.name,
+        "\" exists with other settings: ", absl::StrJoin(differences, ", "),
+        "; delete it first, or change siftd's config"));
   }
   // A topic is stored in one stream: subjects may not overlap.
   for (const auto& other : streams_) {

@@ -3,8 +3,9 @@
 // again on the same port. And what becomes of calls waiting for an answer
 // when siftd dies (SIGKILL) with their requests sent: they fail at once with
 // Unavailable, not at their timeout; those not sent yet go out on the next
-// session. A client with reconnect off does not come back: it ends, and
-// every call fails with Unavailable.
+// session. A client whose new HELLO a full broker refuses (TOO_MANY_CLIENTS)
+// says it again until there is room. A client with reconnect off does not
+// come back: it ends, and every call fails with Unavailable.
 #include <signal.h>
 
 #include <atomic>
@@ -24,7 +25,9 @@
 #include "clients/cpp/call_in_flight.h"
 #include "clients/cpp/client.h"
 #include "gtest/gtest.h"
+#include "proto/sift.pb.h"
 #include "tests/harness.h"
+#include "tests/raw_dealer.h"
 #include "tests/siftd_process.h"
 #include "tests/test_util.h"
 
@@ -88,6 +91,8 @@ class ReconnectTest : public ::testing::Test {
   // stays unanswered, while its connection stays open (the kernel takes the
   // bytes). Kill() ends it.
   void Freeze() { ASSERT_EQ(kill(siftd_->pid(), SIGSTOP), 0); }
+  // Lets a frozen siftd run again (SIGCONT).
+  void Thaw() { ASSERT_EQ(kill(siftd_->pid(), SIGCONT), 0); }
   // SIGKILLs siftd: its connections close, its sessions are gone.
   void Kill() { ASSERT_EQ(kill(siftd_->pid(), SIGKILL), 0); }
 
@@ -431,6 +436,49 @@ TEST_F(ReconnectTest, CallsMadeWhileTheBrokerIsDownGoOutOnTheNextSession) {
   EXPECT_EQ(made.payload(), "made");
   SIFT_ASSERT_OK_AND_ASSIGN(BrokerStats stats_now, client->Stats());
   EXPECT_EQ(stats_now.subscriptions(), 2u) << stats_now.DebugString();
+}
+
+// A broker that holds max_clients sessions refuses a new HELLO with
+// TOO_MANY_CLIENTS. A client whose HELLO after a lost connection is refused
+// so says HELLO again (with backoff) until there is room, then gets a
+// session and its subscriptions back; a call made meanwhile waits. Here
+// siftd holds two sessions with max_clients 2 while the client's new
+// connection still fits: another client's and the one that keeps a
+// declared work queue (DECLARE), which is not a connection.
+TEST_F(ReconnectTest, AHelloRefusedForLackOfRoomIsRetried) {
+  siftd_ = StartSiftd({"--max_clients=2"});
+  ASSERT_NE(siftd_, nullptr);
+  SIFT_ASSERT_OK_AND_ASSIGN(auto client, NewClient("refused"));
+  SIFT_ASSERT_OK_AND_ASSIGN(auto sub, client->Subscribe("news.>"));
+  RawDealer other(siftd_->endpoint());
+  absl::StatusOr<wire::Header> welcome = other.Hello();
+  ASSERT_TRUE(welcome.ok() && welcome->has_welcome());
+  SIFT_ASSERT_OK(client->Declare("jobs.>", "workers"));
+  const uint64_t reconnects_before = client->reconnects();
+
+  // The client loses its connection: siftd frozen past ZeroMQ's heartbeat
+  // timeout (3 s), which a pending call shows. (`other` sends no
+  // heartbeats: its connection and session stay.)
+  Freeze();
+  std::future<Outcome> stats =
+      InFlight([&] { return client->Stats(kLongTimeout); });
+  ExpectLost(Result(stats), "Stats");
+  Thaw();
+  // Its next connection is admitted once the old one's close is seen, and
+  // its HELLO refused: the broker holds two sessions.
+  ASSERT_TRUE(siftd_->WaitForLog("TOO_MANY_CLIENTS", kLongTimeout));
+  std::future<Outcome> confirmed = InFlight([&] {
+    return client->PublishConfirmed("news.back", "back", kLongTimeout);
+  });
+  absl::SleepFor(kToSend);
+  other.CloseNow();  // room for one session again
+
+  const Outcome back = Result(confirmed);
+  SIFT_ASSERT_OK(back.status);
+  EXPECT_LT(back.took, kLongTimeout / 2);
+  SIFT_ASSERT_OK_AND_ASSIGN(Message m, sub->Next(absl::Seconds(10)));
+  EXPECT_EQ(m.payload(), "back");
+  EXPECT_GT(client->reconnects(), reconnects_before);
 }
 
 // ClientOptions::reconnect false: when siftd is killed the client ends for

@@ -49,6 +49,11 @@ namespace {
 // lone message is never held back. Run bench/run_matrix.sh before changing.
 constexpr size_t kFlushBatchBytes = 64 * 1024;
 constexpr size_t kBatchPayloadLimit = 16 * 1024;
+// ZeroMQ's reconnect backoff (ZMQ_RECONNECT_IVL, _MAX): the wait before the
+// first retry, doubling up to the maximum. A HELLO that the broker refuses
+// for lack of room is retried with the same (ClientCore::RetryHelloLater).
+constexpr int kReconnectIvlMs = 100;
+constexpr int kReconnectIvlMaxMs = 1000;
 // A publish that finds nothing queued and follows the previous one by more
 // than this is sent by the calling thread itself, saving the hand-off to the
 // I/O thread (one thread wake-up of latency). Faster publishers go through
@@ -290,7 +295,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     const int hwm = 1000000;
     const int linger = 0;
     const int heartbeat_ivl = 1000, heartbeat_timeout = 3000;
-    const int reconnect_ivl = 100, reconnect_max = 1000;
+    const int reconnect_ivl = kReconnectIvlMs,
+              reconnect_max = kReconnectIvlMaxMs;
     zmq_setsockopt(socket_, ZMQ_SNDHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(socket_, ZMQ_RCVHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(socket_, ZMQ_LINGER, &linger, sizeof(linger));
@@ -803,6 +809,30 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                                   std::string_view headers,
                                   absl::Duration timeout) {
     if (absl::Status s = NotInCallback("Request"); !s.ok()) return s;
+    absl::Duration left = timeout;
+    if (!ready_.load(std::memory_order_acquire)) {
+      // No session (the client is reconnecting): a reply_to made now would
+      // name the ended session's inbox. Wait for the next session, whose
+      // WELCOME resubscribes the inbox under its new prefix before
+      // anything queued goes out.
+      const absl::Time start = absl::Now();
+      const absl::Status s = AwaitSession(timeout);
+      if (absl::IsDeadlineExceeded(s)) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "no reply to request on \"", AbslView(topic), "\" within ",
+            absl::FormatDuration(timeout),
+            ": the client had no session with the broker (reconnecting), "
+            "and did not send it"));
+      }
+      if (!s.ok()) {
+        return absl::Status(s.code(),
+                            absl::StrCat("request on \"", AbslView(topic),
+                                         "\" not sent (no session with the "
+                                         "broker): ",
+                                         s.message()));
+      }
+      left -= absl::Now() - start;
+    }
     if (absl::Status s = EnsureInbox(); !s.ok()) return s;
     const uint64_t token = NextId();
     auto promise = std::make_shared<RequestPromise>();
@@ -819,7 +849,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       requests_.erase(token);
       return s;
     }
-    if (reply.wait_for(absl::ToChronoNanoseconds(timeout)) !=
+    if (reply.wait_for(absl::ToChronoNanoseconds(left)) !=
         std::future_status::ready) {
       internal::FastMutexLock lock(&mu_);
       requests_.erase(token);
@@ -1242,6 +1272,15 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     return h;
   }
 
+  // Waits up to `timeout` until the client has a session: a PING queued
+  // while there is none goes out once the next one starts, after its
+  // resubscriptions, and is answered in it (Flush()'s errors).
+  absl::Status AwaitSession(absl::Duration timeout) {
+    wire::Header ping;
+    ping.mutable_ping();
+    return Call(std::move(ping), timeout).status();
+  }
+
   // Subscribes the client's inbox (once) so Request() can get replies.
   absl::Status EnsureInbox() {
     internal::FastMutexLock inbox_lock(&inbox_mu_);
@@ -1387,7 +1426,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       // in EAGAIN the next message is sure to signal it, but a send may
       // consume a signal, so after sending look at ZMQ_EVENTS (which costs
       // a system call, hence only then).
-      int64_t wait = std::min(next_ping_ms_, next_confirm_deadline_ms_.load()) -
+      int64_t wait = std::min({next_ping_ms_, next_confirm_deadline_ms_.load(),
+                               hello_retry_ms_}) -
                      NowMs();
       if (flushing) wait = std::min<int64_t>(wait, 10);
       if (woken_on_io_thread_) {
@@ -1454,6 +1494,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
           SendNow(h);
         }
       }
+      if (now >= hello_retry_ms_) Rehello();
       if (!flushing) {
         internal::FastMutexLock lock(&mu_);
         if (closing_) {
@@ -1567,7 +1608,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       if (id == ZMQ_EVENT_DISCONNECTED) {
         // Without reconnect no HELLO follows: the session's end makes the
         // client end for good (IoLoop, Die).
-        if (had_session_ && options_.reconnect) lost_connection_ = true;
+        if (had_session_ && options_.reconnect) {
+          lost_connection_ = true;
+          hello_retry_ms_ = kNoDeadline;  // the next CONNECTED says HELLO
+        }
         ready_ = false;
         // siftd ends a session whose connection closes (docs/protocol.md
         // §1): what it did not answer, it never will.
@@ -1580,6 +1624,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   }
 
   void Rehello() {
+    hello_retry_ms_ = kNoDeadline;
     uint64_t id;
     {
       internal::FastMutexLock lock(&mu_);
@@ -1797,8 +1842,15 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
           }
         }
         // The broker refused our new HELLO: no session follows the old one
-        // for now, and what it did not answer it never will.
-        if (h.request_id() == hello_id_ && session_open_) EndSession();
+        // for now, and what it did not answer it never will. Refused for
+        // lack of room (or a failure of its own): HELLO again later.
+        if (h.request_id() == hello_id_) {
+          if (session_open_) EndSession();
+          if (had_session_ && (h.error().code() == wire::TOO_MANY_CLIENTS ||
+                               h.error().code() == wire::INTERNAL)) {
+            RetryHelloLater();
+          }
+        }
         return;
       }
       case wire::Header::kPing: {
@@ -1817,6 +1869,17 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     }
   }
 
+  // A HELLO after the first session was refused for now (TOO_MANY_CLIENTS:
+  // the broker holds max_clients sessions; INTERNAL): says HELLO again
+  // after ZeroMQ's reconnect backoff, as the Python client does
+  // (docs/protocol.md §12); the next WELCOME resets it. Calls made
+  // meanwhile wait, within their timeouts. I/O thread.
+  void RetryHelloLater() {
+    hello_retry_ms_ = NowMs() + hello_backoff_ms_;
+    hello_backoff_ms_ =
+        std::min(2 * hello_backoff_ms_, int64_t{kReconnectIvlMaxMs});
+  }
+
   void OnWelcome(const wire::Header& h) {
     std::vector<wire::Header> resubscribe;
     std::vector<uint64_t> stale;  // AckSync waiters of dropped ACKs
@@ -1828,7 +1891,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       // so yet (the broker lost it: HELLO_REQUIRED). Before anything below
       // takes queued messages out or resubscribes.
       if (session_open_) TakeEndedLocked(&ended);
-      // Request()s since: their reply_to names the old session's inbox.
+      // Request()s since, made as it ended (before ready_ fell): their
+      // reply_to names the old session's inbox.
       TakeRequestsLocked(&ended);
       const wire::Welcome& w = h.welcome();
       client_id_ = w.client_id();
@@ -1873,6 +1937,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     if (had_session_) reconnects_.fetch_add(1);
     had_session_ = true;
     session_open_ = true;
+    hello_backoff_ms_ = kReconnectIvlMs;
     for (const wire::Header& s : resubscribe) SendNow(s);
     ready_ = true;
     Fulfil(h.request_id(), h);
@@ -2341,6 +2406,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   // read (IoLoop).
   bool end_session_ = false;
   int64_t next_ping_ms_ = 0;
+  // When to say HELLO again after a refusal (kNoDeadline: not due), and
+  // the wait before the next one's retry (RetryHelloLater).
+  int64_t hello_retry_ms_ = kNoDeadline;
+  int64_t hello_backoff_ms_ = kReconnectIvlMs;
   absl::flat_hash_map<uint64_t, std::shared_ptr<SubTarget>> local_subs_;
   uint64_t local_generation_ = 0;
 

@@ -33,10 +33,11 @@
 // was already gone when it was made) is not failed: it goes out in the
 // next session, within the call's timeout. Except an AckSync (its delivery
 // id was the ended session's: NotFound, not sent) and a Request (a reply
-// would go to the ended session's inbox: Unavailable). docs/protocol.md
-// §3.3. With ClientOptions::reconnect false there is no next session: the
-// client ends with its first, and every call fails with Unavailable (see
-// there).
+// would go to the ended session's inbox: Unavailable); a Request made once
+// the client knows it has no session waits for the next one and is sent
+// there. docs/protocol.md §3.3. With ClientOptions::reconnect false there
+// is no next session: the client ends with its first, and every call fails
+// with Unavailable (see there).
 #ifndef SIFT_CLIENTS_CPP_CLIENT_H_
 #define SIFT_CLIENTS_CPP_CLIENT_H_
 
@@ -69,6 +70,10 @@ struct ClientOptions {
   // True: after losing the broker (its restart, the network, or the broker
   // losing the session: HELLO_REQUIRED), start a new session, subscribe
   // again and send what was queued meanwhile (reconnects() counts these).
+  // A new HELLO the broker refuses for now (TOO_MANY_CLIENTS: it holds
+  // max_clients sessions; INTERNAL) is said again after a backoff (100 ms,
+  // doubling up to 1 s, as ZeroMQ retries a connection) until a WELCOME
+  // comes; calls made meanwhile wait, within their timeouts.
   // False: the client ends with its first session. When its connection
   // drops (at once when it closes, after ZeroMQ's 3 s heartbeat timeout
   // when the broker goes silent) or the broker answers HELLO_REQUIRED, the
@@ -403,7 +408,9 @@ class Client {
  public:
   // Connects and completes the HELLO/WELCOME handshake within
   // options.connect_timeout. Errors: DeadlineExceeded (no broker answered),
-  // InvalidArgument (bad endpoint), FailedPrecondition (protocol version).
+  // InvalidArgument (bad endpoint), FailedPrecondition (protocol version),
+  // ResourceExhausted (TOO_MANY_CLIENTS: the broker is full; this first
+  // HELLO is not retried, unlike those of later sessions).
   static absl::StatusOr<std::unique_ptr<Client>> Connect(
       ClientOptions options = {});
   ~Client();  // Close()s.
@@ -501,14 +508,16 @@ class Client {
       std::string_view pattern, SubscribeOptions options = {});
 
   // Publishes to `topic` with a reply_to in this client's inbox and waits up
-  // to `timeout` for the first reply. Errors: those of Publish;
-  // DeadlineExceeded if no reply came in time; Unavailable at once when the
-  // client's session ends first (connection lost, siftd killed or
-  // restarted), whether the request went out or was still queued (made
-  // while the broker was away: when the next session starts), since a
-  // reply would go to that session's inbox. The request may or may not
-  // have reached a responder (a queued one still goes out).
-  // FailedPrecondition for a closed client or from a callback.
+  // to `timeout` for the first reply. Made while the client has no session
+  // (it lost the broker and is reconnecting), it first waits for the next
+  // session, which subscribes the inbox again, and is sent there, all
+  // within `timeout`. Errors: those of Publish; DeadlineExceeded if no
+  // reply came in time (or no session: then not sent); Unavailable at once
+  // when the session it was sent or queued in ends first (connection lost,
+  // siftd killed or restarted), since a reply would go to that session's
+  // inbox. The request may or may not have reached a responder (a queued
+  // one still goes out). FailedPrecondition for a closed client or from a
+  // callback.
   absl::StatusOr<Message> Request(std::string_view topic,
                                   std::string_view payload,
                                   absl::Duration timeout = absl::Seconds(5));

@@ -4,8 +4,9 @@
 // every call whose request went to the ended session fails at once with
 // Unavailable instead of waiting out its timeout, an Unsubscribe() is done,
 // and a Subscribe() among them is not made again in the new session; what
-// was still queued goes out in the new session and is answered there. A
-// connection that drops (siftd killed) is exercised by
+// was still queued goes out in the new session and is answered there, and a
+// Request() made while there is no session waits for the next one, whose
+// inbox gets its reply. A connection that drops (siftd killed) is exercised by
 // tests/reconnect_test.cc. With ClientOptions::reconnect false there is no
 // new session: the client ends, and every call fails with Unavailable.
 #include <atomic>
@@ -18,6 +19,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -299,6 +302,73 @@ TEST(LostSessionTest, RequestsQueuedWhenTheSessionEndsGoOutInTheNext) {
   for (const Outcomes::Call& call : calls) {
     EXPECT_TRUE(call.status.ok()) << call.topic << ": " << call.status;
   }
+}
+
+// A Request() made while the client has no session (it lost it, and the
+// WELCOME to its new HELLO has not come yet) waits for the next session and
+// goes out there, with a reply_to in that session's inbox, after the inbox
+// is subscribed again: it gets its reply. A reply_to made at once would
+// name the ended session's inbox, which no reply reaches any more.
+TEST(LostSessionTest, ARequestMadeWithoutASessionGoesOutInTheNext) {
+  std::atomic<bool> lose_session{false};
+  std::atomic<int> session{1};
+  std::atomic<uint64_t> inbox_sid{0};
+  const FakeBroker::Handler script = Script(lose_session);
+  // Replies as siftd routes them: only to the inbox of the current session.
+  FakeBroker broker([&](const wire::Header& h) -> std::vector<Out> {
+    if (h.has_sub() && absl::StartsWith(h.sub().pattern(), "_INBOX.")) {
+      inbox_sid = h.sub().sid();
+    }
+    if (h.has_pub() &&
+        absl::StartsWith(h.pub().reply_to(),
+                         absl::StrCat("_INBOX.c", session.load(), "."))) {
+      return {DeliverOf(inbox_sid.load(), h.pub().reply_to(), "price", 0, 0)};
+    }
+    return script(h);
+  });
+  auto client = ConnectTo(broker);
+  ASSERT_NE(client, nullptr);
+  absl::StatusOr<Message> first =
+      client->Request("svc.price", "a", kLongTimeout);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->payload(), "price");
+
+  broker.set_answer_hellos(false);
+  lose_session = true;
+  EXPECT_EQ(protocol::WireCodeOf(client->Stats(kLongTimeout).status()),
+            wire::HELLO_REQUIRED);
+  const absl::Time hello_deadline = absl::Now() + absl::Seconds(5);
+  while (broker.hellos() < 2 && absl::Now() < hello_deadline) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  ASSERT_EQ(broker.hellos(), 2);
+
+  // No session now: the request waits for the next one.
+  std::future<Outcome> request =
+      InFlight([&] { return client->Request("svc.price", "b", kLongTimeout); });
+  absl::SleepFor(absl::Milliseconds(50));
+  lose_session = false;
+  session = 2;
+  broker.Push(Answer(broker.Welcome(broker.last_hello_id(), 2)));
+  const Outcome outcome = Result(request);
+  EXPECT_TRUE(outcome.status.ok()) << outcome.status;
+  EXPECT_LT(outcome.took, kLongTimeout / 2);
+
+  // One PUB per request, the second in the new session's inbox, sent after
+  // the inbox's resubscription.
+  std::vector<std::string> sent;  // "sub <pattern>" or "pub <reply_to>"
+  for (const wire::Header& h : broker.received()) {
+    if (h.has_sub() && absl::StartsWith(h.sub().pattern(), "_INBOX.")) {
+      sent.push_back(absl::StrCat("sub ", h.sub().pattern()));
+    }
+    if (h.has_pub() && h.pub().topic() == "svc.price") {
+      sent.push_back(absl::StrCat(
+          "pub ", h.pub().reply_to().substr(0, h.pub().reply_to().rfind('.'))));
+    }
+  }
+  EXPECT_EQ(sent,
+            (std::vector<std::string>{"sub _INBOX.c1.>", "pub _INBOX.c1",
+                                      "sub _INBOX.c2.>", "pub _INBOX.c2"}));
 }
 
 // ClientOptions::reconnect false: HELLO_REQUIRED on a live connection ends

@@ -299,7 +299,8 @@ absl::Status Router::CheckFieldsSlow(std::string_view reply_to,
 
 absl::Status Router::Publish(std::string_view topic, std::string_view reply_to,
                              std::string_view headers, size_t payload_size,
-                             std::vector<Target>* targets, bool broker_made) {
+                             std::vector<Target>* targets, bool broker_made,
+                             bool stored) {
   targets->clear();
   // A topic in the match cache was valid when it was matched (and the limits
   // do not change), so a hit skips validation.
@@ -351,7 +352,7 @@ absl::Status Router::Publish(std::string_view topic, std::string_view reply_to,
   }
 
   ++CountersAt(slot).in;
-  if (targets->empty()) RecordDrop(DropReason::kNoSubscribers);
+  if (targets->empty() && !stored) RecordDrop(DropReason::kNoSubscribers);
   return absl::OkStatus();
 }
 

@@ -115,10 +115,13 @@ class Router {
   // INVALID_TOPIC, PAYLOAD_TOO_LARGE, INVALID_HEADER, HEADERS_TOO_LARGE.
   // Each Target carries the topic's counter slot, for RecordDelivered.
   // `broker_made`: a message the broker itself publishes (a dead letter),
-  // whose headers the clients' header limits do not bound.
+  // whose headers the clients' header limits do not bound. `stored`: a
+  // stream has stored the message, so finding no subscriber is not a drop
+  // (no_subscribers counts only messages that went nowhere).
   absl::Status Publish(std::string_view topic, std::string_view reply_to,
                        std::string_view headers, size_t payload_size,
-                       std::vector<Target>* targets, bool broker_made = false);
+                       std::vector<Target>* targets, bool broker_made = false,
+                       bool stored = false);
   // The checks of Publish alone (counting a refusal as a drop), for a
   // message that plugins see before it is routed.
   absl::Status CheckPublish(std::string_view topic, std::string_view reply_to,

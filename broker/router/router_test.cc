@@ -39,6 +39,22 @@ TEST(RouterTest, RoutesToEveryMatchingSubscription) {
   EXPECT_EQ(router.drops(DropReason::kNoSubscribers), 1u);
 }
 
+TEST(RouterTest, AStoredMessageWithNoSubscriberIsNotADrop) {
+  Router router(RouterLimits{});
+  std::vector<Target> targets;
+  ASSERT_TRUE(router
+                  .Publish("audit.login", "", "", 10, &targets,
+                           /*broker_made=*/false, /*stored=*/true)
+                  .ok());
+  EXPECT_TRUE(targets.empty());
+  EXPECT_EQ(router.drops(DropReason::kNoSubscribers), 0u);
+  wire::StatsReply stats;
+  router.FillStats(10, &stats);
+  EXPECT_EQ(stats.messages_in(), 1u);  // still counted in
+  ASSERT_TRUE(router.Publish("audit.login", "", "", 10, &targets).ok());
+  EXPECT_EQ(router.drops(DropReason::kNoSubscribers), 1u);
+}
+
 TEST(RouterTest, QueueGroupGetsOneMemberPerMessageEvenly) {
   Router router(RouterLimits{});
   std::vector<Router::ClientHandle> members;

@@ -1013,9 +1013,10 @@ class Server::Loop {
       if (capture_.duplicate) return true;  // stored and routed before
     }
     *error = router_.Publish(pub.topic, pub.reply_to, pub.headers,
-                             payload.size(), &targets_);
+                             payload.size(), &targets_, /*broker_made=*/false,
+                             /*stored=*/streams_ != nullptr &&
+                                 capture_.captured);
     if (ABSL_PREDICT_FALSE(!error->ok())) return false;
-    if (ABSL_PREDICT_FALSE(targets_.empty())) UncountIfCaptured();
     if (ABSL_PREDICT_FALSE(retain_current_)) StoreRetained(pub, payload);
     for (const Router::Target& t : targets_) {
       Deliver(t, pub, payload, payload_msg);
@@ -1302,8 +1303,10 @@ class Server::Loop {
         continue;  // a repeated sift-msg-id: stored and routed before
       } else {
         s = router_.Publish(view.topic, view.reply_to, view.headers,
-                            m.payload.size(), &targets_);
-        if (s.ok() && targets_.empty()) UncountIfCaptured();
+                            m.payload.size(), &targets_,
+                            /*broker_made=*/false,
+                            /*stored=*/streams_ != nullptr &&
+                                capture_.captured);
       }
       if (!s.ok()) {
         // A plugin made a message the broker refuses (a topic too long,
@@ -1556,16 +1559,6 @@ class Server::Loop {
     return true;
   }
 
-  // After a publish that found no subscriber: the router counted it under
-  // no_subscribers, not knowing of streams; one a stream stored (capture_,
-  // from CaptureInStream just before) was kept, not dropped, so that count
-  // is taken back. The counter is unsigned: adding ~0 subtracts the one
-  // Router::Publish added, with nothing read in between (routing thread).
-  ABSL_ATTRIBUTE_NOINLINE void UncountIfCaptured() {
-    if (capture_.captured) {
-      router_.RecordDrop(DropReason::kNoSubscribers, ~uint64_t{0});
-    }
-  }
 
   // A stream record's timestamp (Unix ms): one clock read per BATCH, whose
   // PUBs arrived together, instead of one per record.

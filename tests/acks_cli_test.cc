@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -547,6 +548,149 @@ TEST(AcksCliTest, SubAckSaysItsStreamWasDeleted) {
         absl::SimpleAtoi(err.substr(line + 6, words - line - 6), &unacked))
         << err;
     EXPECT_TRUE(unacked >= 1 && unacked <= 200) << err;
+  }
+}
+
+// A stream deleted while `fetch --ack` prints what it fetched: sift prints
+// them all, says that (some of) them were not acknowledged and the
+// broker's reason, exit 1, as `sub --ack` does above. It used to say only
+// that its last acknowledgement failed ("delivery ... is not in flight
+// for this client (acknowledged already, its ack wait ran out ...)"),
+// which named neither the stream nor its deletion. As above, sift's
+// stdout is a pipe nobody reads until the stream is gone.
+TEST(AcksCliTest, FetchAckSaysItsStreamWasDeleted) {
+  auto siftd = StartSiftdWithStreams();
+  ASSERT_NE(siftd, nullptr);
+  auto client = Connect(siftd->endpoint());
+  ASSERT_NE(client, nullptr);
+  StreamConfig config;
+  config.name = "jobs";
+  config.subjects = {"jobs.>"};
+  config.fsync = "never";
+  ASSERT_TRUE(client->AddStream(config, kTimeout).ok());
+  const std::string payload(2000, 'x');  // 200 of them fill a pipe
+  for (int i = 1; i <= 200; ++i) {
+    ASSERT_TRUE(client->PublishConfirmed("jobs.j", payload, kTimeout).ok());
+  }
+  const std::string dir = NewTestDir("fetch-deleted-");
+  ASSERT_FALSE(dir.empty());
+  const std::string sift =
+      absl::StrCat("\"$0\" --server=", siftd->endpoint(),
+                   " fetch jobs --consumer c --ack --batch 200");
+  const pid_t pid =
+      Spawn({"/bin/sh", "-c",
+             absl::StrCat("(", sift, " 2>\"$1/err\"; echo $? >\"$1/rc\") | ",
+                          "(while [ ! -e \"$1/go\" ]; do sleep 0.02; done; ",
+                          "wc -l >\"$1/lines\")"),
+             SiftCliPath(), dir},
+            dir + "/sh.txt");
+  ASSERT_GT(pid, 0);
+  // The fetch answered: sift holds all 200, stuck printing them.
+  bool delivered = false;
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (!delivered && absl::Now() < deadline) {
+    absl::StatusOr<StreamInfo> info = client->GetStreamInfo("jobs", kTimeout);
+    ASSERT_TRUE(info.ok()) << info.status();
+    for (const ConsumerInfo& c : info->consumers) {
+      delivered |= c.name == "c" && c.delivered_seq == 200;
+    }
+    if (!delivered) absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(delivered);
+  absl::SleepFor(absl::Milliseconds(200));  // the answer on its way to sift
+  ASSERT_TRUE(client->DeleteStream("jobs", kTimeout).ok());
+  FILE* go = std::fopen((dir + "/go").c_str(), "w");
+  ASSERT_NE(go, nullptr);
+  std::fclose(go);
+  EXPECT_EQ(Reap(pid, kTimeout), 0) << ReadFile(dir + "/sh.txt");
+  const std::string err = ReadFile(dir + "/err");
+  EXPECT_EQ(ReadFile(dir + "/rc"), "1\n") << err;
+  EXPECT_EQ(ReadFile(dir + "/lines"), "200\n") << err;
+  EXPECT_TRUE(absl::StrContains(
+      err, "sift: fetch from stream jobs failed: no stream \"jobs\""))
+      << err;
+  EXPECT_TRUE(absl::StrContains(
+      err, " printed were not acknowledged: the stream was deleted\n"))
+      << err;
+  EXPECT_FALSE(absl::StrContains(err, "acknowledging")) << err;
+}
+
+// A `sub` whose stdout blocks while a burst comes: the client library's
+// queue (64 MiB) fills, and sift says how many messages were dropped there.
+// Without --ack they are lost (at most once). With --ack they were
+// delivered and never acknowledged, so the broker delivers them again
+// after their ack wait: sift used to word it as without --ack.
+TEST(AcksCliTest, SubAckSaysDroppedMessagesComeAgain) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto client = Connect(siftd->endpoint());
+  ASSERT_NE(client, nullptr);
+  const std::string payload(1000000, 'x');  // 67 fill the client's queue
+  constexpr int kBurst = 120;
+  for (const bool ack : {true, false}) {
+    SCOPED_TRACE(ack ? "--ack" : "no --ack");
+    const std::string topic = ack ? "burst.ack" : "burst.plain";
+    const std::string dir = NewTestDir("dropped-");
+    ASSERT_FALSE(dir.empty());
+    const std::string sift = absl::StrCat(
+        "\"$0\" --server=", siftd->endpoint(), " sub ", topic,
+        ack ? absl::StrCat(" --ack --max-in-flight ", kBurst) : "");
+    const pid_t pid =
+        Spawn({"/bin/sh", "-c",
+               absl::StrCat("(", sift, " 2>\"$1/err\" & echo $! >\"$1/pid\"; ",
+                            "wait $!) | ",
+                            "(while [ ! -e \"$1/go\" ]; do sleep 0.02; done; ",
+                            "cat >/dev/null)"),
+               SiftCliPath(), dir},
+              dir + "/sh.txt");
+    ASSERT_GT(pid, 0);
+    bool subscribed = false;
+    absl::Time deadline = absl::Now() + kTimeout;
+    while (!subscribed && absl::Now() < deadline) {
+      absl::StatusOr<BrokerStats> stats = client->Stats(kTimeout);
+      ASSERT_TRUE(stats.ok()) << stats.status();
+      subscribed = stats->subscriptions() == 1;
+      if (!subscribed) absl::SleepFor(absl::Milliseconds(20));
+    }
+    ASSERT_TRUE(subscribed) << ReadFile(dir + "/err");
+    for (int i = 1; i <= kBurst; ++i) {
+      ASSERT_TRUE(client->PublishConfirmed(topic, payload, kTimeout).ok());
+    }
+    // All written to sift's connection, and read by its client library
+    // while sift is stuck printing the first.
+    bool written = false;
+    while (!written && absl::Now() < deadline) {
+      absl::StatusOr<BrokerStats> stats = client->Stats(kTimeout);
+      ASSERT_TRUE(stats.ok()) << stats.status();
+      written = stats->pending_bytes() == 0;
+      if (!written) absl::SleepFor(absl::Milliseconds(20));
+    }
+    ASSERT_TRUE(written);
+    absl::SleepFor(absl::Seconds(1));
+    FILE* go = std::fopen((dir + "/go").c_str(), "w");
+    ASSERT_NE(go, nullptr);
+    std::fclose(go);
+    std::string err;
+    deadline = absl::Now() + kTimeout;
+    while (!absl::StrContains(err, "dropped here") && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+      err = ReadFile(dir + "/err");
+    }
+    int sift_pid = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(
+        absl::StripAsciiWhitespace(ReadFile(dir + "/pid")), &sift_pid));
+    ASSERT_EQ(kill(sift_pid, SIGTERM), 0);
+    EXPECT_EQ(Reap(pid, kTimeout), 0) << ReadFile(dir + "/sh.txt");
+    err = ReadFile(dir + "/err");
+    const std::string starts =
+        absl::StrCat("sift: subscription to ", topic, ": ");
+    ASSERT_TRUE(absl::StartsWith(err, starts)) << err;
+    const std::string line = err.substr(0, err.find('\n'));
+    EXPECT_TRUE(absl::StrContains(line, " dropped here: ")) << err;
+    const std::string again =
+        "; with --ack they are not lost: unacknowledged, they are delivered "
+        "again once their ack wait (30s) runs out";
+    EXPECT_EQ(absl::EndsWith(line, again), ack) << err;
   }
 }
 

@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -147,6 +148,60 @@ TEST(StreamsCliTest, BadSettingsAndStreamsDisabled) {
   ASSERT_NE(client, nullptr);
   absl::Status s = client->ListStreams(kTimeout).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+}
+
+// A name with control characters in it (a stream, a consumer, a topic or
+// pattern) is shown escaped in the one line of an error, where sift names
+// it and where the broker's reason quotes it. Both used to print it raw:
+// `sift stream info $'a\nb'` wrote three lines, and `$'\x1b[31m'` would
+// have coloured the terminal.
+TEST(StreamsCliTest, NamesInErrorsAreEscaped) {
+  auto siftd = StartSiftdWithStreams();
+  ASSERT_NE(siftd, nullptr);
+  ASSERT_EQ(
+      Sift(*siftd, {"stream", "add", "orders", "--subjects", "orders.>"}).code,
+      0);
+  const std::string topic = std::string("a\x01") + "b";  // not "\x01b"
+  struct Case {
+    std::vector<std::string> args;
+    std::string starts;  // how its error starts
+  };
+  const Case cases[] = {
+      {{"stream", "info", "a\nb"},
+       "sift: cannot get stream a\\nb: no stream \"a\\nb\""},
+      {{"stream", "rm", "a\x1b[31mb"},
+       "sift: cannot delete stream a\\x1b[31mb: no stream \"a\\x1b[31mb\""},
+      {{"stream", "add", "a\rb", "--subjects", "x.>"},
+       "sift: cannot add stream a\\rb: "},
+      {{"stream", "rm-consumer", "s\t1", "c\n2"},
+       "sift: cannot delete consumer c\\n2 of stream s\\t1: "},
+      {{"stream", "rm-consumer", "orders", "c\n2"},
+       "sift: cannot delete consumer c\\n2 of stream orders: "},
+      {{"fetch", "a\tb"},
+       "sift: cannot fetch from stream a\\tb: no stream \"a\\tb\""},
+      {{"sub", "orders.>", "--stream", "s\x01", "--timeout", "5s"},
+       "sift: cannot subscribe to orders.>: no stream \"s\\x01\""},
+      {{"sub", "orders.>", "--stream", "orders", "--consumer", "c\x7f",
+        "--timeout", "5s"},
+       "sift: cannot subscribe to orders.>: consumer name \"c\\x7f\""},
+      {{"sub", "a\nb", "--timeout", "5s"}, "sift: cannot subscribe to a\\nb: "},
+      {{"pub", topic, "x"}, "sift: publish to a\\x01b failed: "},
+      {{"pub", topic, "x", "--confirm"}, "sift: publish to a\\x01b failed: "},
+      {{"req", topic, "x", "--timeout", "5s"},
+       "sift: request on a\\x01b failed: "},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(absl::StrJoin(c.args, " "));
+    Result r = Sift(*siftd, c.args);
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_TRUE(absl::StartsWith(r.out, c.starts)) << r.out;
+    // One line, with no control character but its newline.
+    ASSERT_TRUE(absl::EndsWith(r.out, "\n")) << r.out;
+    const std::string line = r.out.substr(0, r.out.size() - 1);
+    EXPECT_TRUE(std::none_of(line.begin(), line.end(), [](char ch) {
+      return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f;
+    })) << r.out;
+  }
 }
 
 // The bounds sift checks on stream add are the broker's: at each bound the

@@ -47,15 +47,14 @@ size_t PrintableUtf8Length(std::string_view s) {
   return len;
 }
 
-}  // namespace
-
-std::string Escape(std::string_view bytes) {
+// Escape, and OneLine (`backslash` false: a backslash stays as it is).
+std::string EscapeBytes(std::string_view bytes, bool backslash) {
   std::string out;
   out.reserve(bytes.size());
   for (size_t i = 0; i < bytes.size();) {
     const unsigned char c = static_cast<unsigned char>(bytes[i]);
     if (c == '\\') {
-      out += "\\\\";
+      out += backslash ? "\\\\" : "\\";
     } else if (c == '\n') {
       out += "\\n";
     } else if (c == '\r') {
@@ -74,6 +73,16 @@ std::string Escape(std::string_view bytes) {
     ++i;
   }
   return out;
+}
+
+}  // namespace
+
+std::string Escape(std::string_view bytes) {
+  return EscapeBytes(bytes, /*backslash=*/true);
+}
+
+std::string OneLine(std::string_view text) {
+  return EscapeBytes(text, /*backslash=*/false);
 }
 
 std::string ExpandSequence(std::string_view message, int64_t n) {

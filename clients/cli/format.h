@@ -22,6 +22,12 @@ namespace sift::cli {
 // "\xHH" (lowercase hex).
 std::string Escape(std::string_view bytes);
 
+// Text from elsewhere (a broker's or the client library's reason) for one
+// line of sift's output: as Escape, but a backslash stays as it is, since
+// such text often holds escapes already (`invalid topic "a\x01b"`), which
+// Escape would double. Names sift shows itself go through Escape.
+std::string OneLine(std::string_view text);
+
 // `message` with every "{n}" replaced by the decimal `n`.
 std::string ExpandSequence(std::string_view message, int64_t n);
 

@@ -35,6 +35,17 @@ TEST(EscapeTest, MalformedUtf8IsEscapedByteByByte) {
   EXPECT_EQ(Escape("\xc3x"), "\\xc3x");                  // bad continuation
 }
 
+// A reason quoting a name raw (the broker's `no stream "a<LF>b"`) becomes
+// one line; one that escapes its name already keeps its escapes as they
+// are.
+TEST(OneLineTest, EscapesAllButBackslash) {
+  EXPECT_EQ(OneLine("no stream \"a\nb\""), "no stream \"a\\nb\"");
+  EXPECT_EQ(OneLine(std::string("\0\x01\x7f\r\t", 5)), "\\x00\\x01\\x7f\\r\\t");
+  EXPECT_EQ(OneLine("invalid topic \"a\\x01b\""), "invalid topic \"a\\x01b\"");
+  EXPECT_EQ(OneLine("h\xc3\xa9 \xff"), "h\xc3\xa9 \\xff");
+  EXPECT_EQ(OneLine(Escape("a\\\n")), Escape("a\\\n"));
+}
+
 TEST(ExpandSequenceTest, ReplacesEveryPlaceholder) {
   EXPECT_EQ(ExpandSequence("msg {n} of {n}", 7), "msg 7 of 7");
   EXPECT_EQ(ExpandSequence("plain", 3), "plain");

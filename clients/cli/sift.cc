@@ -38,9 +38,18 @@ namespace {
 // How often the receive loops look for SIGINT/SIGTERM and the deadline.
 constexpr absl::Duration kPollSlice = absl::Milliseconds(100);
 
+// Writes "sift: MESSAGE" to stderr as one line: control characters in it
+// escaped (OneLine), such as those of a name the broker's reason quotes
+// raw. Names sift quotes itself go through Escape first.
+void PrintError(absl::string_view message) {
+  const std::string line = absl::StrCat(
+      "sift: ", OneLine(std::string_view(message.data(), message.size())),
+      "\n");
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
 int Fail(absl::string_view message) {
-  std::fprintf(stderr, "sift: %.*s\n", static_cast<int>(message.size()),
-               message.data());
+  PrintError(message);
   return 1;
 }
 
@@ -108,12 +117,11 @@ absl::StatusOr<std::unique_ptr<Client>> ConnectOrExplain(const Args& args) {
 // "publish to TOPIC failed after 2 of 5 messages: WHY": message `n` of
 // args.count could not be published.
 std::string PublishFailed(const Args& args, int64_t n, absl::string_view why) {
-  return absl::StrCat(
-      "publish to ", args.topic, " failed",
-      args.count > 1
-          ? absl::StrCat(" after ", n - 1, " of ", Messages(args.count))
-          : "",
-      ": ", why);
+  return absl::StrCat("publish to ", Escape(args.topic), " failed",
+                      args.count > 1 ? absl::StrCat(" after ", n - 1, " of ",
+                                                    Messages(args.count))
+                                     : "",
+                      ": ", why);
 }
 
 // Why a confirmed publish failed, as PublishConfirmedWith words a timeout.
@@ -239,20 +247,21 @@ int RunPub(const Args& args) {
         !flushed.ok()) {
       return Fail(absl::StrCat(
           "the broker did not read all ", Messages(args.count), " to ",
-          args.topic, " within ", absl::FormatDuration(args.connect_timeout),
+          Escape(args.topic), " within ",
+          absl::FormatDuration(args.connect_timeout),
           " (--connect_timeout); some may be lost: ", flushed.message()));
     }
     if (const uint64_t refused = (*client)->async_errors(); refused > 0) {
-      return Fail(absl::StrCat(
-          "the broker refused ", refused, " of ", Messages(args.count),
-          " to ", args.topic, " (the last: ",
-          (*client)->last_async_error().message(),
-          "); use --confirm to see which"));
+      return Fail(
+          absl::StrCat("the broker refused ", refused, " of ",
+                       Messages(args.count), " to ", Escape(args.topic),
+                       " (the last: ", (*client)->last_async_error().message(),
+                       "); use --confirm to see which"));
     }
   }
   (*client)->Close();
   PrintLine(absl::StrCat("published ", Messages(args.count), " to ",
-                         args.topic, StreamSeqsNote(window.acks())));
+                         Escape(args.topic), StreamSeqsNote(window.acks())));
   return 0;
 }
 
@@ -297,8 +306,9 @@ sift::SlowPolicy SlowPolicyOf(SlowFlag slow) {
   }
 }
 
-// The broker's default prefetch (AckOptions::max_in_flight).
+// The broker's default prefetch (AckOptions::max_in_flight) and ack wait.
 constexpr int64_t kDefaultMaxInFlight = 1000;
+constexpr absl::Duration kDefaultAckWait = absl::Seconds(30);
 
 // The explicit-ack policy of sub and fetch (--ack and its flags); unset
 // without --ack. Fields not given keep the broker's defaults.
@@ -317,30 +327,18 @@ std::optional<AckOptions> AckOptionsOf(const Args& args) {
 }
 
 // After a message of an explicit-ack subscription or fetch was printed:
-// with --ack, acknowledges it (or refuses it, --nack: fire-and-forget, the
-// broker answers only an id it no longer holds). An ack with `wait` waits
-// for the broker's answer (Client::AckSync: for a durable
+// with --ack, acknowledges it (or refuses it, --nack), fire-and-forget: the
+// broker answers only an id it no longer holds (Client::async_errors). An
+// ack that waits for the broker's answer (Client::AckSync: for a durable
 // stream consumer, its position is then on disk), so that `sift` exits only
-// once what it printed is acknowledged; false (after a message on stderr)
-// if that failed.
-bool Settle(const Args& args, Client& client, const Message& message,
-            bool wait) {
-  if (!args.ack) return true;
-  if (args.nack) {
-    // FailedPrecondition only: the client is closing.
-    client.Nack(message, args.nack_delay).IgnoreError();
-    return true;
-  }
-  if (!wait) {
-    client.Ack(message).IgnoreError();  // as for Nack
-    return true;
-  }
-  const absl::Status acked = client.AckSync(message, args.connect_timeout);
-  if (acked.ok()) return true;
-  std::fprintf(stderr, "sift: acknowledging %s failed: %s\n",
-               std::string(message.topic()).c_str(),
-               std::string(acked.message()).c_str());
-  return false;
+// once what it printed is acknowledged, is the caller's: SettleOrExplain,
+// and RunFetch for its last message.
+void Settle(const Args& args, Client& client, const Message& message) {
+  if (!args.ack) return;
+  // FailedPrecondition (the client is closing) or NotFound (a message of
+  // an ended session): nothing comes of the ack either way.
+  (args.nack ? client.Nack(message, args.nack_delay) : client.Ack(message))
+      .IgnoreError();
 }
 
 // Messages of an explicit-ack subscription printed and not known to be
@@ -423,7 +421,7 @@ Settled SettleOrExplain(const Args& args, Client& client,
                         const Message& message, Unsettled* unsettled,
                         absl::Status* failed) {
   if (!args.ack || args.nack) {
-    Settle(args, client, message, /*wait=*/true);
+    Settle(args, client, message);
     return Settled::kDone;
   }
   const bool old = client.FromEarlierSession(message);
@@ -498,7 +496,7 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
   absl::StatusOr<std::unique_ptr<Subscription>> sub =
       client.Subscribe(args.topic, options);
   if (!sub.ok()) {
-    return Fail(absl::StrCat("cannot subscribe to ", args.topic, ": ",
+    return Fail(absl::StrCat("cannot subscribe to ", Escape(args.topic), ": ",
                              sub.status().message()));
   }
   const absl::Time deadline = timeout == absl::InfiniteDuration()
@@ -552,12 +550,22 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
       if (message.status().code() == absl::StatusCode::kResourceExhausted) {
         // Messages came faster than they were printed (stdout slow or
         // blocked) and the client's queue dropped some: say so, go on.
-        std::fprintf(stderr, "sift: subscription to %s: %s\n",
-                     args.topic.c_str(),
-                     std::string(message.status().message()).c_str());
+        // Without --ack they are lost (at most once). With it they were
+        // delivered and are never acknowledged: the broker delivers them
+        // again once their ack wait runs out.
+        PrintError(absl::StrCat(
+            "subscription to ", Escape(args.topic), ": ",
+            message.status().message(),
+            args.ack ? absl::StrCat("; with --ack they are not lost: "
+                                    "unacknowledged, they are delivered "
+                                    "again once their ack wait (",
+                                    absl::FormatDuration(args.ack_wait.value_or(
+                                        kDefaultAckWait)),
+                                    ") runs out")
+                     : ""));
         continue;
       }
-      return Fail(absl::StrCat("subscription to ", args.topic,
+      return Fail(absl::StrCat("subscription to ", Escape(args.topic),
                                " failed: ", message.status().message()));
     }
     // A message received before a reconnect is printed all the same: an
@@ -585,11 +593,10 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
           for (const Message& m : left) handle(m);
           // This message and those left: none acknowledged.
           unsettled.ReportEnded(1 + left.size());
-          return Fail(absl::StrCat("subscription to ", args.topic,
+          return Fail(absl::StrCat("subscription to ", Escape(args.topic),
                                    " failed: ", ended->message()));
         }
-        return Fail(absl::StrCat("acknowledging ",
-                                 std::string(message->topic()),
+        return Fail(absl::StrCat("acknowledging ", Escape(message->topic()),
                                  " failed: ", ack_failed.message()));
       }
     }
@@ -611,6 +618,28 @@ int RunSub(const Args& args) {
                      });
 }
 
+// After the last acknowledgement of a fetch failed (`acked`): the broker's
+// reason if the stream was deleted since the fetch was answered, else
+// nullopt. The broker drops the consumer's deliveries with the stream, so
+// that their acks are refused (UNKNOWN_DELIVERY), and tells a FETCH still
+// waiting why (Fetch fails), a subscription too (EndOfSubscription), but
+// not a fetch it answered already: sift asks for the stream.
+std::optional<absl::Status> DeletedStream(const Args& args, Client& client,
+                                          const Message& message,
+                                          const absl::Status& acked) {
+  if (protocol::WireCodeOf(acked) != wire::UNKNOWN_DELIVERY ||
+      client.FromEarlierSession(message)) {
+    return std::nullopt;
+  }
+  absl::StatusOr<StreamInfo> info =
+      client.GetStreamInfo(args.stream, args.connect_timeout);
+  if (info.ok() ||
+      protocol::WireCodeOf(info.status()) != wire::UNKNOWN_STREAM) {
+    return std::nullopt;
+  }
+  return info.status();
+}
+
 int RunFetch(const Args& args) {
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
   if (!client.ok()) return Fail(client.status().message());
@@ -623,21 +652,46 @@ int RunFetch(const Args& args) {
   absl::StatusOr<std::vector<Message>> messages =
       (*client)->Fetch(options, args.connect_timeout);
   if (!messages.ok()) {
-    return Fail(absl::StrCat("cannot fetch from stream ", args.stream, ": ",
-                             messages.status().message()));
+    return Fail(absl::StrCat("cannot fetch from stream ", Escape(args.stream),
+                             ": ", messages.status().message()));
   }
-  int code = 0;
+  Client& c = **client;
+  const uint64_t refused_before = c.async_errors();
   for (size_t i = 0; i < messages->size(); ++i) {
     const Message& message = (*messages)[i];
     PrintLine(
         MessageLine(message.topic(), message.stream_seq(), message.payload()));
     if (args.show_headers) PrintHeaders(message);
+    if (i + 1 < messages->size() || !args.ack || args.nack) {
+      Settle(args, c, message);
+      continue;
+    }
     // The last ack waits for the broker's answer, which comes once it and
     // every ack before it are processed (and saved, for a named consumer).
-    if (!Settle(args, **client, message, i + 1 == messages->size())) code = 1;
+    const absl::Status acked = c.AckSync(message, args.connect_timeout);
+    if (acked.ok()) break;
+    std::optional<absl::Status> gone = DeletedStream(args, c, message, acked);
+    if (!gone) {
+      return Fail(absl::StrCat("acknowledging ", Escape(message.topic()),
+                               " failed: ", acked.message()));
+    }
+    // The broker dropped the consumer's deliveries with the stream, as it
+    // does a subscription's (ReceiveLoop). Each ERROR that answered an
+    // earlier ack (fire-and-forget, in order before this answer) refused
+    // one or more of them, and the last one was refused.
+    const uint64_t refused = c.async_errors() - refused_before + 1;
+    const uint64_t printed = messages->size();
+    PrintError(absl::StrCat(
+        refused == 1        ? "1 message printed was"
+        : refused < printed ? absl::StrCat("at least ", refused, " of the ",
+                                           Messages(printed), " printed were")
+                            : absl::StrCat(Messages(printed), " printed were"),
+        " not acknowledged: the stream was deleted"));
+    return Fail(absl::StrCat("fetch from stream ", Escape(args.stream),
+                             " failed: ", gone->message()));
   }
-  (*client)->Close();  // flushes the NACKs
-  return code;
+  c.Close();  // flushes the NACKs
+  return 0;
 }
 
 int RunStream(const Args& args) {
@@ -659,8 +713,8 @@ int RunStream(const Args& args) {
       config.segment_max_bytes = args.segment_bytes;
       absl::StatusOr<StreamInfo> info = c.AddStream(config, timeout);
       if (!info.ok()) {
-        return Fail(absl::StrCat("cannot add stream ", args.stream, ": ",
-                                 info.status().message()));
+        return Fail(absl::StrCat("cannot add stream ", Escape(args.stream),
+                                 ": ", info.status().message()));
       }
       const std::string text = FormatStreamInfo(*info);
       std::fwrite(text.data(), 1, text.size(), stdout);
@@ -669,8 +723,8 @@ int RunStream(const Args& args) {
     case Command::kStreamInfo: {
       absl::StatusOr<StreamInfo> info = c.GetStreamInfo(args.stream, timeout);
       if (!info.ok()) {
-        return Fail(absl::StrCat("cannot get stream ", args.stream, ": ",
-                                 info.status().message()));
+        return Fail(absl::StrCat("cannot get stream ", Escape(args.stream),
+                                 ": ", info.status().message()));
       }
       const std::string text = FormatStreamInfo(*info);
       std::fwrite(text.data(), 1, text.size(), stdout);
@@ -688,20 +742,20 @@ int RunStream(const Args& args) {
     }
     case Command::kStreamRm:
       if (absl::Status s = c.DeleteStream(args.stream, timeout); !s.ok()) {
-        return Fail(absl::StrCat("cannot delete stream ", args.stream, ": ",
-                                 s.message()));
+        return Fail(absl::StrCat("cannot delete stream ", Escape(args.stream),
+                                 ": ", s.message()));
       }
-      PrintLine(absl::StrCat("deleted stream ", args.stream));
+      PrintLine(absl::StrCat("deleted stream ", Escape(args.stream)));
       return 0;
     case Command::kStreamRmConsumer:
       if (absl::Status s = c.DeleteConsumer(args.stream, args.consumer, timeout);
           !s.ok()) {
-        return Fail(absl::StrCat("cannot delete consumer ", args.consumer,
-                                 " of stream ", args.stream, ": ",
-                                 s.message()));
+        return Fail(absl::StrCat("cannot delete consumer ",
+                                 Escape(args.consumer), " of stream ",
+                                 Escape(args.stream), ": ", s.message()));
       }
-      PrintLine(absl::StrCat("deleted consumer ", args.consumer, " of stream ",
-                             args.stream));
+      PrintLine(absl::StrCat("deleted consumer ", Escape(args.consumer),
+                             " of stream ", Escape(args.stream)));
       return 0;
     default:
       return 2;
@@ -717,19 +771,18 @@ int RunReply(const Args& args) {
       args, stop, c, absl::InfiniteDuration(), "answered",
       [&args, &c](const Message& request) {
         if (request.reply_to().empty()) {
-          std::fprintf(stderr,
-                       "sift: not answering a message on %s: it has no "
-                       "reply_to\n",
-                       Escape(request.topic()).c_str());
+          PrintError(absl::StrCat("not answering a message on ",
+                                  Escape(request.topic()),
+                                  ": it has no reply_to"));
           return false;
         }
         const std::string_view response =
             args.echo ? request.payload() : std::string_view(*args.response);
         if (absl::Status status = c.Publish(request.reply_to(), response);
             !status.ok()) {
-          std::fprintf(stderr, "sift: cannot reply to %s: %s\n",
-                       Escape(request.reply_to()).c_str(),
-                       std::string(status.message()).c_str());
+          PrintError(absl::StrCat("cannot reply to ",
+                                  Escape(request.reply_to()), ": ",
+                                  status.message()));
           return false;
         }
         PrintLine(absl::StrCat("[", Escape(request.topic()), "] ",
@@ -746,10 +799,10 @@ int RunReq(const Args& args) {
       (*client)->Request(args.topic, args.message, args.headers, args.timeout);
   if (!reply.ok()) {
     if (reply.status().code() == absl::StatusCode::kDeadlineExceeded) {
-      return Fail(absl::StrCat("no reply on ", args.topic, " within ",
+      return Fail(absl::StrCat("no reply on ", Escape(args.topic), " within ",
                                absl::FormatDuration(args.timeout)));
     }
-    return Fail(absl::StrCat("request on ", args.topic,
+    return Fail(absl::StrCat("request on ", Escape(args.topic),
                              " failed: ", reply.status().message()));
   }
   PrintLine(Escape(reply->payload()));
@@ -798,8 +851,7 @@ int Main(int argc, char** argv) {
   absl::StatusOr<Args> args =
       ParseArgs(words, env_server == nullptr ? "" : env_server);
   if (!args.ok()) {
-    std::fprintf(stderr, "sift: %s\n",
-                 std::string(args.status().message()).c_str());
+    PrintError(args.status().message());  // a word given may be raw in it
     return 2;
   }
   switch (args->command) {

@@ -3,6 +3,7 @@
 #include <limits>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -27,6 +28,9 @@ struct FlagSpec {
   const char* name;  // without "--", words joined by '_'
   bool takes_value;
   unsigned commands;  // Bit()s of the commands that take it, or kGlobal
+  // May be given more than once, each adding to the others (--header).
+  // Another flag given twice is a usage error, not the last one winning.
+  bool repeatable = false;
 };
 
 // Every flag of every command. A flag has the same arity everywhere, which
@@ -48,12 +52,13 @@ constexpr FlagSpec kFlags[] = {
     {"echo", false, Bit(Command::kReply)},
     {"response", true, Bit(Command::kReply)},
     {"json", false, Bit(Command::kStats)},
-    {"header", true, Bit(Command::kPub) | Bit(Command::kReq)},
+    {"header", true, Bit(Command::kPub) | Bit(Command::kReq),
+     /*repeatable=*/true},
     {"headers", false,
      Bit(Command::kSub) | Bit(Command::kReq) | Bit(Command::kFetch)},
     {"filter", true, Bit(Command::kSub)},
-    {"plugin", true, Bit(Command::kSub)},
-    {"with", true, Bit(Command::kSub)},
+    {"plugin", true, Bit(Command::kSub), /*repeatable=*/true},
+    {"with", true, Bit(Command::kSub), /*repeatable=*/true},
     {"ack", false, Bit(Command::kSub) | Bit(Command::kFetch)},
     // The explicit-ack policy (AckOptions) and NACKs; they need --ack.
     {"ack_wait", true, kStreamReaders},
@@ -82,7 +87,7 @@ constexpr FlagSpec kFlags[] = {
     {"batch", true, Bit(Command::kFetch)},
     {"wait", true, Bit(Command::kFetch)},
     {"filter_topic", true, Bit(Command::kFetch)},
-    {"subjects", true, Bit(Command::kStreamAdd)},
+    {"subjects", true, Bit(Command::kStreamAdd), /*repeatable=*/true},
     {"max_age", true, Bit(Command::kStreamAdd)},
     {"max_bytes", true, Bit(Command::kStreamAdd)},
     {"max_msgs", true, Bit(Command::kStreamAdd)},
@@ -208,16 +213,19 @@ absl::StatusOr<Tokens> Tokenize(const std::vector<std::string>& argv) {
 // ParseTime skip ASCII whitespace around a value (" 300" and "300 " are
 // 300; absl::ParseDuration does not), so every number, size, duration and
 // time flag parses through ParseInteger and ParseDouble
-// (broker/base/number_text.h: no whitespace around, no '+') or this
-// wrapper, which refuse such a value as they do any other malformed one.
+// (broker/base/number_text.h: plain decimal, no whitespace around, no '+',
+// no hex, no "-0") or these wrappers, which refuse such a value as they do
+// any other malformed one.
 bool ParseRfc3339(absl::string_view v, absl::Time* t) {
   std::string err;
   return !IsPadded(v) && absl::ParseTime(absl::RFC3339_full, v, t, &err);
 }
 
-// absl::ParseDuration, without the '+' sign it takes.
+// absl::ParseDuration, without the '+' or '-' sign it takes: no flag takes
+// a negative duration, and "-0", "-0s" would pass a check of d >= 0.
 bool ParseDurationText(absl::string_view v, absl::Duration* d) {
-  return !(!v.empty() && v.front() == '+') && absl::ParseDuration(v, d);
+  return !(!v.empty() && (v.front() == '+' || v.front() == '-')) &&
+         absl::ParseDuration(v, d);
 }
 
 // A refused value as an error message shows it: control characters and
@@ -693,6 +701,25 @@ std::string SeeHelp(const CommandInfo& info) {
   return absl::StrCat(" (see sift ", info.name, " --help)");
 }
 
+// The usage error for a flag that is not repeatable, given as `first` and
+// then `again`: "--count given twice ('5', then '7')"; both uses in full
+// when they are spelled differently (--max-age, --max_age) or one has no
+// value (a switch).
+std::string GivenTwice(const FlagUse& first, const FlagUse& again) {
+  std::string uses;
+  if (first.written == again.written && first.value && again.value) {
+    uses = absl::StrCat(" (", Shown(*first.value), ", then ",
+                        Shown(*again.value), ")");
+  } else if (first.written != again.written || first.value || again.value) {
+    auto in_full = [](const FlagUse& use) {
+      return use.value ? absl::StrCat(use.written, "=", Shown(*use.value))
+                       : use.written;
+    };
+    uses = absl::StrCat(" (", in_full(first), ", then ", in_full(again), ")");
+  }
+  return absl::StrCat(again.written, " given twice", uses, "; give it once");
+}
+
 // sub's slow-consumer flags: the bounds need a policy they bound, and the
 // broker applies a policy to live subscriptions without acks only.
 absl::Status CheckSlowFlags(const Args& args, absl::string_view cmd,
@@ -875,11 +902,18 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
   int start_flags = 0;
   bool nack_given = false, nack_delay_given = false;
   std::string ack_flag;  // the first flag that needs --ack, as written
+  // The first use of each flag given so far.
+  absl::flat_hash_map<const FlagSpec*, const FlagUse*> given;
   for (const FlagUse& flag : tokens.flags) {
     if (flag.spec->commands != kGlobal &&
         (flag.spec->commands & Bit(info->command)) == 0) {
       return UsageError(
           absl::StrCat(cmd, " does not take ", flag.written, SeeHelp(*info)));
+    }
+    if (auto [it, first] = given.emplace(flag.spec, &flag);
+        !first && !flag.spec->repeatable) {
+      return UsageError(absl::StrCat(cmd, ": ", GivenTwice(*it->second, flag),
+                                     SeeHelp(*info)));
     }
     if (absl::Status s = ApplyFlag(flag, args); !s.ok()) {
       return UsageError(absl::StrCat(cmd, ": ", s.message()));
@@ -1058,7 +1092,8 @@ std::string Usage() {
       "  -h, --help            show help; sift COMMAND --help for a command\n"
       "  --version             print the version\n"
       "\n"
-      "Flags may appear anywhere, as --flag VALUE or --flag=VALUE; -- ends\n"
+      "Flags may appear anywhere, as --flag VALUE or --flag=VALUE, each once\n"
+      "unless repeatable (--header, --subjects, --plugin, --with); -- ends\n"
       "the flags. Durations look like 500ms, 2s, 1m30s.\n"
       "Topics are dot-separated (orders.eu.created); in patterns * matches\n"
       "one token and > one or more trailing tokens (orders.*, orders.>).\n"

@@ -5,8 +5,11 @@
 // appear anywhere (before or after the command, between its arguments), as
 // `--flag value` or `--flag=value`; `--` ends the flags, so a later argument
 // that starts with '-' is taken literally. Each command accepts the global
-// flags and its own; a flag of another command is a usage error. The parser
-// does no I/O and reads no environment, so it is fully unit-testable.
+// flags and its own; a flag of another command is a usage error, and so is
+// a flag given twice, except the repeatable --header, --subjects, --plugin
+// and --with. Numbers are plain decimal (broker/base/number_text.h). The
+// parser does no I/O and reads no environment, so it is fully
+// unit-testable.
 //
 // Thread-safety: free functions, no shared state.
 #ifndef SIFT_CLIENTS_CLI_ARGS_H_

@@ -71,11 +71,119 @@ TEST(ParseArgsTest, DoubleDashEndsFlags) {
   EXPECT_EQ(args->count, 1);
 }
 
-TEST(ParseArgsTest, LastFlagWins) {
+// A flag given twice is a usage error, named with both values (the last
+// one used to win, so `--count 5 --count 7` sent 7 without a word), except
+// the repeatable ones: --header, --subjects, --plugin and --with.
+TEST(ParseArgsTest, AFlagGivenTwiceIsAUsageError) {
+  EXPECT_EQ(ErrorOf({"pub", "t", "m", "--count", "5", "--count", "7"}),
+            "pub: --count given twice ('5', then '7'); give it once (see "
+            "sift pub --help)");
+  EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--ack"}),
+            "sub: --ack given twice; give it once (see sift sub --help)");
+  // Spelled two ways, or a switch with and without a value: both in full.
+  EXPECT_EQ(ErrorOf({"stream", "add", "s", "--subjects", "a", "--max-age",
+                     "1h", "--max_age=2h"}),
+            "stream add: --max_age given twice (--max-age='1h', then "
+            "--max_age='2h'); give it once (see sift stream add --help)");
+  EXPECT_EQ(ErrorOf({"pub", "t", "m", "--confirm", "--confirm=false"}),
+            "pub: --confirm given twice (--confirm, then --confirm='false'); "
+            "give it once (see sift pub --help)");
+  EXPECT_EQ(ErrorOf({"--server", "tcp://a:1", "stats", "--server",
+                     "tcp://b:1"}),
+            "stats: --server given twice ('tcp://a:1', then 'tcp://b:1'); "
+            "give it once (see sift stats --help)");
+
+  // Every flag that is not repeatable, given twice with a value it takes.
+  struct Case {
+    std::vector<std::string> argv;  // parses with `flag` once
+    std::vector<std::string> flag;  // the flag and its value, if any
+  };
+  const std::vector<std::string> pub = {"pub", "t", "m"};
+  const std::vector<std::string> sub = {"sub", "t"};
+  const std::vector<std::string> ack = {"sub", "t", "--ack"};
+  const std::vector<std::string> slow = {"sub", "t", "--slow", "drop-oldest"};
+  const std::vector<std::string> stream = {"sub", "t", "--stream", "s"};
+  const std::vector<std::string> reply = {"reply", "t", "--echo"};
+  const std::vector<std::string> add = {"stream", "add", "s", "--subjects",
+                                        "a.>"};
+  const std::vector<Case> cases = {
+      {{"stats"}, {"--server", "tcp://h:1"}},
+      {{"stats"}, {"--connect-timeout", "2s"}},
+      {{"stats"}, {"--json"}},
+      {pub, {"--count", "3"}},
+      {pub, {"--confirm"}},
+      {{"pub", "t", "m", "--confirm"}, {"--window", "8"}},
+      {pub, {"--retain"}},
+      {{"pub", "t"}, {"--file", "f"}},
+      {pub, {"--delay", "1s"}},
+      {pub, {"--msg-id", "a"}},
+      {sub, {"--count", "3"}},
+      {sub, {"--queue", "g"}},
+      {sub, {"--timeout", "1s"}},
+      {sub, {"--headers"}},
+      {sub, {"--filter", "a == 'b'"}},
+      {sub, {"--ack"}},
+      {ack, {"--ack-wait", "1s"}},
+      {ack, {"--max-deliver", "3"}},
+      {ack, {"--max-in-flight", "3"}},
+      {ack, {"--max-queued", "3"}},
+      {ack, {"--backoff-initial", "1s"}},
+      {ack, {"--backoff-multiplier", "2"}},
+      {ack, {"--backoff-max", "2s"}},
+      {ack, {"--backoff-jitter", "0.1"}},
+      {ack, {"--nack"}},
+      {ack, {"--nack-delay", "1s"}},
+      {sub, {"--slow", "drop-oldest"}},
+      {slow, {"--max-pending", "1MiB"}},
+      {slow, {"--max-pending-msgs", "5"}},
+      {sub, {"--stream", "s"}},
+      {stream, {"--consumer", "c"}},
+      {stream, {"--all"}},
+      {stream, {"--new"}},
+      {stream, {"--from-seq", "3"}},
+      {stream, {"--since", "90s"}},
+      {{"req", "t", "m"}, {"--timeout", "1s"}},
+      {{"req", "t", "m"}, {"--headers"}},
+      {{"reply", "t"}, {"--echo"}},
+      {{"reply", "t"}, {"--response", "r"}},
+      {reply, {"--count", "3"}},
+      {reply, {"--queue", "g"}},
+      {{"fetch", "s"}, {"--batch", "5"}},
+      {{"fetch", "s"}, {"--wait", "1s"}},
+      {{"fetch", "s"}, {"--filter-topic", "a.>"}},
+      {{"fetch", "s"}, {"--consumer", "c"}},
+      {add, {"--max-age", "24h"}},
+      {add, {"--max-bytes", "512MiB"}},
+      {add, {"--max-msgs", "100"}},
+      {add, {"--fsync", "10ms"}},
+      {add, {"--dedup-window", "2m"}},
+      {add, {"--dedup-max-ids", "200000"}},
+      {add, {"--segment-bytes", "1MiB"}},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> once = c.argv;
+    once.insert(once.end(), c.flag.begin(), c.flag.end());
+    absl::StatusOr<Args> ok = Parse(once);
+    EXPECT_TRUE(ok.ok()) << c.flag[0] << ": " << ok.status();
+    std::vector<std::string> twice = once;
+    twice.insert(twice.end(), c.flag.begin(), c.flag.end());
+    EXPECT_THAT(ErrorOf(twice), HasSubstr(c.flag[0] + " given twice"));
+  }
+
+  // The repeatable flags add up.
   absl::StatusOr<Args> args =
-      Parse({"pub", "t", "m", "--count", "2", "--count", "5"});
+      Parse({"stream", "add", "s", "--subjects", "a.>", "--subjects", "b.*"});
   ASSERT_TRUE(args.ok()) << args.status();
-  EXPECT_EQ(args->count, 5);
+  EXPECT_EQ(args->subjects, (std::vector<std::string>{"a.>", "b.*"}));
+  args = Parse({"sub", "t", "--plugin", "p", "--with", "a=1", "--with", "b=2",
+                "--plugin", "q", "--with", "c=3"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  ASSERT_EQ(args->plugins.size(), 2u);
+  EXPECT_EQ(args->plugins[0].settings.size(), 2u);
+  EXPECT_EQ(args->plugins[1].name, "q");
+  args = Parse({"req", "t", "m", "--header", "a=1", "--header", "a=2"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->headers.size(), 2u);
 }
 
 TEST(ParseArgsTest, ServerFromEnvironmentUnlessFlagGiven) {
@@ -270,6 +378,70 @@ TEST(ParseArgsTest, ValuesWithSurroundingWhitespaceAreRefused) {
             "fetch: invalid duration ' 300' for --wait (whole milliseconds "
             "from 0ms to 3600000ms, e.g. 500ms, 30s, 2m; a bare number is "
             "milliseconds)");
+}
+
+// Numbers are plain decimal: no hex (absl's SimpleAtod took
+// `--backoff-jitter 0x0.1p0` as 0.0625), no inf or nan; and no '-' where
+// the flag takes no negative, also before a zero (-0 passed as 0, and a
+// duration -0 or -0s as none).
+TEST(ParseArgsTest, NumbersArePlainDecimalWithoutNegativeZero) {
+  EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--backoff-jitter", "0x0.1p0"}),
+            "sub: invalid number '0x0.1p0' for --backoff-jitter (a share "
+            "from 0 to 1, e.g. 0.2; 0: none)");
+  EXPECT_EQ(ErrorOf({"sub", "a", "--count", "-0"}),
+            "sub: invalid count '-0' for --count (0 or more; 0: no limit)");
+  struct Case {
+    std::vector<std::string> argv;  // the command and its other arguments
+    std::string flag;
+    std::vector<std::string> bad;
+  };
+  const std::vector<std::string> ack = {"sub", "t", "--ack"};
+  const std::vector<std::string> add = {"stream", "add", "s", "--subjects",
+                                        "a.>"};
+  const std::vector<std::string> durations = {"-0", "-0s", "-0ms", "-0h"};
+  const std::vector<Case> cases = {
+      {ack, "--backoff-jitter",
+       {"0x0.1p0", "0x1p-2", "0X.8P0", "-0", "-0.0", "-0e3", "-1e-400", "inf",
+        "nan", "1e400"}},
+      {ack, "--backoff-multiplier",
+       {"0x2", "0x1p1", "inf", "infinity", "nan", "1e400", "-0"}},
+      {{"pub", "t", "m"}, "--count", {"-0", "0x10", "1e3"}},
+      {{"sub", "t"}, "--count", {"-0", "-00", "0x0"}},
+      {{"reply", "t", "--echo"}, "--count", {"-0"}},
+      {ack, "--max-deliver", {"-0", "0x3"}},
+      {ack, "--max-queued", {"-0"}},
+      {add, "--max-msgs", {"-0"}},
+      {add, "--max-bytes", {"-0", "0x1000", "-0KiB"}},
+      {{"sub", "t", "--slow", "drop-oldest"}, "--max-pending", {"-0"}},
+      {ack, "--backoff-initial", durations},
+      {ack, "--backoff-max", durations},
+      {ack, "--nack-delay", durations},
+      {{"fetch", "s"}, "--wait", durations},
+      {add, "--max-age", durations},
+  };
+  for (const Case& c : cases) {
+    for (const std::string& bad : c.bad) {
+      std::vector<std::string> argv = c.argv;
+      argv.insert(argv.end(), {c.flag, bad});
+      EXPECT_THAT(ErrorOf(argv),
+                  HasSubstr(absl::StrCat("'", bad, "' for ", c.flag)))
+          << c.flag << " '" << bad << "'";
+    }
+  }
+  // Decimal fractions and exponents are numbers.
+  for (const char* jitter : {"0", "0.25", ".5", "2.5e-1", "1E-1", "1"}) {
+    absl::StatusOr<Args> args =
+        Parse({"sub", "t", "--ack", "--backoff-jitter", jitter});
+    ASSERT_TRUE(args.ok()) << jitter << ": " << args.status();
+  }
+  absl::StatusOr<Args> args =
+      Parse({"sub", "t", "--ack", "--backoff-multiplier", "1e3"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->backoff_multiplier, 1000);
+  args = Parse({"sub", "t", "--ack", "--backoff-initial", "0",
+                "--nack-delay", "0s"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->backoff_initial, absl::ZeroDuration());
 }
 
 // pub --confirm keeps up to --window N confirms awaited (it used to wait

@@ -1,7 +1,8 @@
 // Explicit acks through the `sift` command against a real siftd: sub --ack
 // with the ack-policy flags (--max-deliver, --backoff-*, --max-in-flight,
 // ...), --nack and --nack-delay driving redeliveries and dead letters, a
-// queue group refusing a member whose policy differs, and fetch --nack.
+// queue group refusing a member whose policy differs, fetch --nack, and
+// what sub --ack says of acks that got no answer or were never sent.
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -344,6 +345,80 @@ TEST(AcksCliTest, SubAckGoesOnAcrossALostConnection) {
       out, "printed may or may not be acknowledged: the acknowledgement "
            "got no answer (the connection to the broker was lost"))
       << out;
+}
+
+// `sift sub --ack` that acknowledges a message only once its client has
+// lost the connection (siftd frozen past the client's 3 s heartbeat timeout
+// while sift was stuck printing the message, its stdout a full pipe): the
+// ACK waits in the client for a session until --connect_timeout runs out,
+// and is taken back, never sent. sift says the message was not
+// acknowledged (the broker delivers it again if it kept it); it used to say
+// it "may or may not be acknowledged" (no answer within 2s).
+TEST(AcksCliTest, SubAckSaysAnAckNeverSentWasNotApplied) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto client = Connect(siftd->endpoint());
+  ASSERT_NE(client, nullptr);
+  const std::string dir = NewTestDir("unsent-");
+  ASSERT_FALSE(dir.empty());
+  const std::string sift =
+      absl::StrCat("\"$0\" --server=", siftd->endpoint(),
+                   " --connect_timeout=2s sub jobs.slow --ack");
+  // Its stdout is read only once "go" exists: printing 1 MB blocks sift.
+  const pid_t pid =
+      Spawn({"/bin/sh", "-c",
+             absl::StrCat("(", sift, " 2>\"$1/err\" & echo $! >\"$1/pid\"; ",
+                          "wait $!) | ",
+                          "(while [ ! -e \"$1/go\" ]; do sleep 0.02; done; ",
+                          "cat >\"$1/out\")"),
+             SiftCliPath(), dir},
+            dir + "/sh.txt");
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(WaitForConsumers(*client, 1)) << ReadFile(dir + "/err");
+  const std::string payload(1000000, 'x');
+  ASSERT_TRUE(client->PublishConfirmed("jobs.slow", payload, kTimeout).ok());
+  // Written to sift's connection, and read by its client library.
+  bool written = false;
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (!written && absl::Now() < deadline) {
+    absl::StatusOr<BrokerStats> stats = client->Stats(kTimeout);
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    written = stats->pending_bytes() == 0;
+    if (!written) absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(written);
+  absl::SleepFor(absl::Seconds(1));
+
+  // `client` has the same heartbeat as sift's: once its call ends with the
+  // lost connection, sift's has gone too, give or take a second.
+  ASSERT_EQ(kill(siftd->pid(), SIGSTOP), 0);
+  const absl::Status lost = client->Stats(kTimeout).status();
+  EXPECT_TRUE(absl::IsUnavailable(lost)) << lost;
+  absl::SleepFor(absl::Seconds(2));
+  FILE* go = std::fopen((dir + "/go").c_str(), "w");
+  ASSERT_NE(go, nullptr);
+  std::fclose(go);
+  const std::string line = absl::StrCat("[jobs.slow] ", payload, "\n");
+  while (ReadFile(dir + "/out").size() < line.size() &&
+         absl::Now() < deadline + kTimeout) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(ReadFile(dir + "/out"), line);
+  // It stops once its AckSync returns.
+  int sift_pid = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(
+      absl::StripAsciiWhitespace(ReadFile(dir + "/pid")), &sift_pid));
+  ASSERT_EQ(kill(sift_pid, SIGTERM), 0);
+  EXPECT_EQ(Reap(pid, kTimeout), 0) << ReadFile(dir + "/sh.txt");
+  ASSERT_EQ(kill(siftd->pid(), SIGKILL), 0);
+  const std::string err = ReadFile(dir + "/err");
+  EXPECT_TRUE(absl::StartsWith(
+      err, "sift: 1 message printed was not acknowledged: the session "))
+      << err;
+  EXPECT_TRUE(
+      absl::StrContains(err, " ended before their acknowledgement was sent"))
+      << err;
+  EXPECT_FALSE(absl::StrContains(err, "may or may not")) << err;
 }
 
 // The flags reach the broker: a queue group's retry policy is its first

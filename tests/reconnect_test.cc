@@ -4,8 +4,9 @@
 // when siftd dies (SIGKILL) with their requests sent: they fail at once with
 // Unavailable, not at their timeout; those not sent yet go out on the next
 // session. A client whose new HELLO a full broker refuses (TOO_MANY_CLIENTS)
-// says it again until there is room. A client with reconnect off does not
-// come back: it ends, and every call fails with Unavailable.
+// says it again until there is room, and so does Connect(). A client with
+// reconnect off does not come back: it ends, and every call fails with
+// Unavailable.
 #include <signal.h>
 
 #include <atomic>
@@ -19,9 +20,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "broker/protocol/codec.h"
 #include "clients/cpp/call_in_flight.h"
 #include "clients/cpp/client.h"
 #include "gtest/gtest.h"
@@ -479,6 +482,70 @@ TEST_F(ReconnectTest, AHelloRefusedForLackOfRoomIsRetried) {
   SIFT_ASSERT_OK_AND_ASSIGN(Message m, sub->Next(absl::Seconds(10)));
   EXPECT_EQ(m.payload(), "back");
   EXPECT_GT(client->reconnects(), reconnects_before);
+}
+
+// Connect()'s HELLO is retried as well: refused for lack of room
+// (TOO_MANY_CLIENTS), it is said again with backoff until there is room,
+// within the connect timeout; a broker full for all of it fails Connect()
+// with ResourceExhausted saying so, and for how long. Here siftd
+// (max_clients 2) holds a client's session and the one that keeps that
+// client's declared work queue, while a new connection still fits.
+TEST_F(ReconnectTest, AFirstHelloRefusedForLackOfRoomIsRetried) {
+  siftd_ = StartSiftd({"--max_clients=2"});
+  ASSERT_NE(siftd_, nullptr);
+  SIFT_ASSERT_OK_AND_ASSIGN(auto holder, NewClient("holder"));
+  SIFT_ASSERT_OK(holder->Declare("jobs.>", "workers"));
+  ClientOptions options;
+  options.endpoint = siftd_->endpoint();
+  options.name = "late";
+
+  // Full for all of the connect timeout.
+  options.connect_timeout = absl::Seconds(2);
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::unique_ptr<Client>> full = Client::Connect(options);
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_FALSE(full.ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(full.status())) << full.status();
+  EXPECT_EQ(protocol::WireCodeOf(full.status()), wire::TOO_MANY_CLIENTS)
+      << full.status();
+  EXPECT_TRUE(absl::StrContains(full.status().message(), "lack of room"))
+      << full.status();
+  EXPECT_TRUE(absl::StrContains(full.status().message(),
+                                "throughout the connect timeout of 2s"))
+      << full.status();
+  EXPECT_GE(took, options.connect_timeout);
+  EXPECT_LT(took, options.connect_timeout + absl::Seconds(5));
+
+  // Room comes while it tries: it gets a session.
+  auto refusals = [&] {
+    const std::string log = siftd_->ReadLog();
+    size_t n = 0;
+    for (size_t at = log.find("TOO_MANY_CLIENTS"); at != std::string::npos;
+         at = log.find("TOO_MANY_CLIENTS", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  const size_t refused_before = refusals();
+  EXPECT_GT(refused_before, 1u) << "the first HELLO was not retried";
+  options.connect_timeout = kLongTimeout;
+  auto connecting = std::async(std::launch::async, [options] {
+    const absl::Time start = absl::Now();
+    absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(options);
+    return std::make_pair(std::move(client), absl::Now() - start);
+  });
+  const absl::Time deadline = absl::Now() + kLongTimeout;
+  while (refusals() == refused_before && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_GT(refusals(), refused_before);
+  holder->Close();  // room for one session again
+  ASSERT_EQ(connecting.wait_for(absl::ToChronoNanoseconds(2 * kLongTimeout)),
+            std::future_status::ready);
+  auto [late, connect_took] = connecting.get();
+  SIFT_ASSERT_OK(late.status());
+  EXPECT_LT(connect_took, kLongTimeout / 2);
+  SIFT_ASSERT_OK((*late)->PublishConfirmed("news.late", "in", kLongTimeout));
 }
 
 // ClientOptions::reconnect false: when siftd is killed the client ends for

@@ -352,8 +352,9 @@ class Unsettled {
   Unsettled& operator=(const Unsettled&) = delete;
   ~Unsettled() { Report(); }
 
-  // Its session ended (a reconnect) before its ack was sent: its delivery
-  // id is gone, the ack cannot be sent any more.
+  // Its session ended before its ack was sent (a reconnect; or the client
+  // had no session until the ack's timeout, and took it back): its
+  // delivery id is gone, the ack cannot be sent any more.
   void NotAcknowledged() { ++gone_; }
   // Its ack was sent and got no answer: the session ended meanwhile
   // (`timed_out` false: Unavailable), or none came within the ack's
@@ -365,9 +366,10 @@ class Unsettled {
     if (gone_ > 0) {
       std::fprintf(stderr,
                    "sift: %s printed %s not acknowledged: the session they "
-                   "came in ended (reconnect). A named stream consumer, or a "
-                   "queue group whose broker kept running, gets them again; "
-                   "other deliveries are gone\n",
+                   "came in ended before their acknowledgement was sent (the "
+                   "broker restarted, or the connection to it was lost). A "
+                   "named stream consumer, or a queue group whose broker kept "
+                   "running, gets them again; other deliveries are gone\n",
                    Messages(gone_).c_str(), gone_ == 1 ? "was" : "were");
     }
     if (const uint64_t unknown = lost_ + timed_out_; unknown > 0) {
@@ -409,13 +411,15 @@ class Unsettled {
 
 // Settle, where the session may end between the message and its ack's
 // answer. A message of the ended session (Client::FromEarlierSession), or
-// one whose ack the broker answered HELLO_REQUIRED (it had lost the
-// session), cannot be acknowledged any more; an ack that got no answer
-// (Unavailable: its session ended after it was sent; DeadlineExceeded:
-// none within --connect_timeout) may or may not have been applied. Neither
-// is an error: each is counted in *unsettled. kFailed: the ack failed
-// otherwise (the broker refused it, e.g. UNKNOWN_DELIVERY after its ack
-// wait ran out), *failed says why (the caller explains it).
+// one whose ack was not carried out for want of a session (HELLO_REQUIRED:
+// the broker had lost it, or the client had none until --connect_timeout
+// ran out and took the ack back, unsent), cannot be acknowledged any more;
+// an ack that got no answer (Unavailable: its session ended after it was
+// sent; DeadlineExceeded: none within --connect_timeout) may or may not
+// have been applied. Neither is an error: each is counted in *unsettled.
+// kFailed: the ack failed otherwise (the broker refused it, e.g.
+// UNKNOWN_DELIVERY after its ack wait ran out), *failed says why (the
+// caller explains it).
 enum class Settled { kDone, kUnsettled, kFailed };
 Settled SettleOrExplain(const Args& args, Client& client,
                         const Message& message, Unsettled* unsettled,
@@ -428,13 +432,17 @@ Settled SettleOrExplain(const Args& args, Client& client,
   const absl::Status acked =
       old ? absl::OkStatus() : client.AckSync(message, args.connect_timeout);
   if (acked.ok() && !old) return Settled::kDone;
+  // Before Unavailable, which HELLO_REQUIRED is too.
+  if (protocol::WireCodeOf(acked) == wire::HELLO_REQUIRED) {
+    unsettled->NotAcknowledged();
+    return Settled::kUnsettled;
+  }
   if (acked.code() == absl::StatusCode::kUnavailable ||
       acked.code() == absl::StatusCode::kDeadlineExceeded) {
     unsettled->Unanswered(acked.code() == absl::StatusCode::kDeadlineExceeded);
     return Settled::kUnsettled;
   }
-  if (old || client.FromEarlierSession(message) ||
-      protocol::WireCodeOf(acked) == wire::HELLO_REQUIRED) {
+  if (old || client.FromEarlierSession(message)) {
     unsettled->NotAcknowledged();
     return Settled::kUnsettled;
   }

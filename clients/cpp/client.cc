@@ -370,6 +370,22 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     if (!ready.ok()) {
       Close();
       if (absl::IsDeadlineExceeded(ready.status())) {
+        internal::FastMutexLock lock(&mu_);
+        if (!hello_refused_.ok()) {
+          // The HELLOs answered were all refused for now (RetryHelloLater).
+          const wire::ErrorCode code = protocol::WireCodeOf(hello_refused_);
+          return protocol::WireError(
+              code,
+              absl::StrCat("the broker refused a session ",
+                           code == wire::TOO_MANY_CLIENTS
+                               ? "for lack of room"
+                               : "after a failure of its own",
+                           " throughout the connect timeout of ",
+                           absl::FormatDuration(options_.connect_timeout),
+                           " (", hello_refusals_,
+                           " HELLOs, said again with backoff): ",
+                           hello_refused_.message()));
+        }
         return absl::DeadlineExceededError(absl::StrCat(
             "cannot connect to ", options_.endpoint, ": no answer within ",
             absl::FormatDuration(options_.connect_timeout),
@@ -817,7 +833,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       // anything queued goes out.
       const absl::Time start = absl::Now();
       const absl::Status s = AwaitSession(timeout);
-      if (absl::IsDeadlineExceeded(s)) {
+      // No session came in time: its PING was taken back (Call).
+      if (absl::IsDeadlineExceeded(s) ||
+          protocol::WireCodeOf(s) == wire::HELLO_REQUIRED) {
         return absl::DeadlineExceededError(absl::StrCat(
             "no reply to request on \"", AbslView(topic), "\" within ",
             absl::FormatDuration(timeout),
@@ -921,7 +939,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   }
 
   // Sends a request (its request_id is set here) and waits up to `timeout`
-  // for the answer: the reply header, or the ERROR as a Status.
+  // for the answer: the reply header, or the ERROR as a Status. A request
+  // still queued at the timeout, for want of a session, is taken back
+  // (Unqueue): Unavailable with wire code HELLO_REQUIRED, not sent.
   // `session`: for an ACK, the session of its delivery (EnqueueHeader).
   Reply Call(wire::Header h, absl::Duration timeout, uint64_t session = 0) {
     if (absl::Status s = NotInCallback("this call"); !s.ok()) return s;
@@ -932,7 +952,35 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     if (absl::Status s = EnqueueHeader(h, session, &waiter); !s.ok()) {
       return s;
     }
-    return WaitFor(std::move(reply), id, timeout);
+    Reply answer = WaitFor(std::move(reply), id, timeout);
+    if (absl::IsDeadlineExceeded(answer.status()) && Unqueue(id)) {
+      return protocol::WireError(
+          wire::HELLO_REQUIRED,
+          absl::StrCat("not sent: the client has no session with the "
+                       "broker (it lost the connection or the session, and "
+                       "is reconnecting), and none came within ",
+                       absl::FormatDuration(timeout),
+                       "; taken out of the queue, the request will not be "
+                       "sent"));
+    }
+    return answer;
+  }
+
+  // Takes the request with id `id` out of the outbox if it is still there
+  // while the client has no session (nothing is sent before the next
+  // WELCOME), so that it never goes out. True if it did. Rare (a call
+  // that timed out): walks the outbox.
+  bool Unqueue(uint64_t id) {
+    internal::FastMutexLock lock(&mu_);
+    if (ready_.load(std::memory_order_acquire)) return false;
+    for (auto it = outbox_.begin(); it != outbox_.end(); ++it) {
+      if (it->request_id == id) {
+        outbox_.erase(it);
+        --queued_;
+        return true;
+      }
+    }
+    return false;
   }
 
   absl::Status Declare(std::string_view pattern, std::string_view group,
@@ -1631,7 +1679,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       // Under mu_: a direct publish (SendDirect) either went out before
       // the HELLO, in the old session, or sees ready_ false and is queued.
       ready_ = false;
-      id = hello_id_ = NextId();
+      // The first HELLO's retries keep its request id, whose WELCOME
+      // Connect() waits for.
+      if (had_session_) hello_id_ = NextId();
+      id = hello_id_;
     }
     SendHello(id);
   }
@@ -1823,6 +1874,25 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
               protocol::WireError(h.error().code(), h.error().message());
           return;
         }
+        // A HELLO refused for now, for lack of room (TOO_MANY_CLIENTS: the
+        // broker holds max_clients sessions) or a failure of its own
+        // (INTERNAL), is said again later (RetryHelloLater). The first one
+        // too: Connect() waits on, within its timeout, and says why at its
+        // end.
+        const bool refused_for_now =
+            h.request_id() == hello_id_ &&
+            (h.error().code() == wire::TOO_MANY_CLIENTS ||
+             h.error().code() == wire::INTERNAL);
+        if (refused_for_now && !had_session_) {
+          {
+            internal::FastMutexLock lock(&mu_);
+            hello_refused_ =
+                protocol::WireError(h.error().code(), h.error().message());
+            ++hello_refusals_;
+          }
+          RetryHelloLater();
+          return;
+        }
         Fulfil(h.request_id(),
                protocol::WireError(h.error().code(), h.error().message()));
         // The broker lost our session (restart): start a new one, once.
@@ -1842,14 +1912,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
           }
         }
         // The broker refused our new HELLO: no session follows the old one
-        // for now, and what it did not answer it never will. Refused for
-        // lack of room (or a failure of its own): HELLO again later.
+        // for now, and what it did not answer it never will.
         if (h.request_id() == hello_id_) {
           if (session_open_) EndSession();
-          if (had_session_ && (h.error().code() == wire::TOO_MANY_CLIENTS ||
-                               h.error().code() == wire::INTERNAL)) {
-            RetryHelloLater();
-          }
+          if (refused_for_now) RetryHelloLater();
         }
         return;
       }
@@ -1869,11 +1935,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     }
   }
 
-  // A HELLO after the first session was refused for now (TOO_MANY_CLIENTS:
-  // the broker holds max_clients sessions; INTERNAL): says HELLO again
-  // after ZeroMQ's reconnect backoff, as the Python client does
-  // (docs/protocol.md §12); the next WELCOME resets it. Calls made
-  // meanwhile wait, within their timeouts. I/O thread.
+  // A HELLO was refused for now (TOO_MANY_CLIENTS: the broker holds
+  // max_clients sessions; INTERNAL): says HELLO again after ZeroMQ's
+  // reconnect backoff, as the Python client does (docs/protocol.md §12);
+  // the next WELCOME resets it. Calls made meanwhile wait, within their
+  // timeouts; so does Connect(), for the first. I/O thread.
   void RetryHelloLater() {
     hello_retry_ms_ = NowMs() + hello_backoff_ms_;
     hello_backoff_ms_ =
@@ -2456,6 +2522,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::string client_id_ ABSL_GUARDED_BY(mu_);
   std::string inbox_prefix_ ABSL_GUARDED_BY(mu_);
   uint64_t hello_id_ ABSL_GUARDED_BY(mu_) = 0;
+  // The last refusal of the first HELLO (RetryHelloLater), and how many
+  // there were: what Connect() says if its timeout runs out.
+  absl::Status hello_refused_ ABSL_GUARDED_BY(mu_);
+  int hello_refusals_ ABSL_GUARDED_BY(mu_) = 0;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   // Unavailable once the session ended for good (ClientOptions::reconnect
   // false: Die), naming why: what later calls that need the broker return.

@@ -35,9 +35,13 @@
 // id was the ended session's: NotFound, not sent) and a Request (a reply
 // would go to the ended session's inbox: Unavailable); a Request made once
 // the client knows it has no session waits for the next one and is sent
-// there. docs/protocol.md §3.3. With ClientOptions::reconnect false there
-// is no next session: the client ends with its first, and every call fails
-// with Unavailable (see there).
+// there. A call whose timeout runs out with its request still so queued,
+// no session having come (Stats, Flush, Reload, Declare, the stream calls,
+// Fetch, AckSync), fails with Unavailable (wire code HELLO_REQUIRED), not
+// DeadlineExceeded: its request is taken out of the queue, not sent, and
+// never will be. docs/protocol.md §3.3. With ClientOptions::reconnect
+// false there is no next session: the client ends with its first, and
+// every call fails with Unavailable (see there).
 #ifndef SIFT_CLIENTS_CPP_CLIENT_H_
 #define SIFT_CLIENTS_CPP_CLIENT_H_
 
@@ -88,7 +92,8 @@ struct ClientOptions {
   // what was queued, then that Unavailable; callbacks get nothing more;
   // Unsubscribe() is OK. Close() is still to be called (or the Client
   // destroyed), and returns at once. Connect() is the same either way:
-  // until the first WELCOME, ZeroMQ retries the connection.
+  // until the first WELCOME, ZeroMQ retries the connection (and the client
+  // a refused HELLO, see Connect()).
   bool reconnect = true;
   // Interval of client PINGs; the broker drops clients silent for longer
   // than its client_timeout_ms.
@@ -407,10 +412,15 @@ using BrokerStats = wire::StatsReply;
 class Client {
  public:
   // Connects and completes the HELLO/WELCOME handshake within
-  // options.connect_timeout. Errors: DeadlineExceeded (no broker answered),
-  // InvalidArgument (bad endpoint), FailedPrecondition (protocol version),
-  // ResourceExhausted (TOO_MANY_CLIENTS: the broker is full; this first
-  // HELLO is not retried, unlike those of later sessions).
+  // options.connect_timeout. A HELLO the broker refuses for now
+  // (TOO_MANY_CLIENTS: it holds max_clients sessions; INTERNAL) is said
+  // again with backoff, as in later sessions (ClientOptions::reconnect),
+  // until a WELCOME comes or the timeout runs out. Errors: DeadlineExceeded
+  // (no broker answered), InvalidArgument (bad endpoint),
+  // FailedPrecondition (protocol version), ResourceExhausted (wire code
+  // TOO_MANY_CLIENTS: the broker refused a session for lack of room
+  // throughout the timeout, as the message says, with how long that was;
+  // Internal if its last refusal was INTERNAL).
   static absl::StatusOr<std::unique_ptr<Client>> Connect(
       ClientOptions options = {});
   ~Client();  // Close()s.
@@ -625,9 +635,13 @@ class Client {
   // processed first, in order. Errors: NotFound (UNKNOWN_DELIVERY) if the
   // broker no longer holds it in flight (acknowledged already, or its ack
   // wait ran out), or if its session ended before the ACK was sent (not
-  // sent); DeadlineExceeded; Unavailable at once if the session ended after
-  // it was sent, before the answer (processed or not: if not, the delivery
-  // is handled as any of an ended session, see FromEarlierSession);
+  // sent); DeadlineExceeded if no answer came in time (processed or not);
+  // Unavailable with wire code HELLO_REQUIRED if the timeout ran out with
+  // the ACK still queued, the client having no session with the broker
+  // (lost, reconnecting): not sent, and taken out of the queue so that it
+  // never is; Unavailable at once if the session ended after it was sent,
+  // before the answer (processed or not). A delivery not acknowledged is
+  // handled as any of an ended session (see FromEarlierSession).
   // FailedPrecondition as for Ack.
   // Thread-safe; not from a subscription callback (the answer is read on
   // the thread that runs callbacks).

@@ -4,7 +4,8 @@
 // every call whose request went to the ended session fails at once with
 // Unavailable instead of waiting out its timeout, an Unsubscribe() is done,
 // and a Subscribe() among them is not made again in the new session; what
-// was still queued goes out in the new session and is answered there, and a
+// was still queued goes out in the new session and is answered there (a call
+// whose timeout comes first takes its request back: not sent), and a
 // Request() made while there is no session waits for the next one, whose
 // inbox gets its reply. A connection that drops (siftd killed) is exercised by
 // tests/reconnect_test.cc. With ClientOptions::reconnect false there is no
@@ -369,6 +370,58 @@ TEST(LostSessionTest, ARequestMadeWithoutASessionGoesOutInTheNext) {
   EXPECT_EQ(sent,
             (std::vector<std::string>{"sub _INBOX.c1.>", "pub _INBOX.c1",
                                       "sub _INBOX.c2.>", "pub _INBOX.c2"}));
+}
+
+// A call whose timeout runs out while its request is still queued, because
+// the client has had no session to send it in, says so: Unavailable (wire
+// code HELLO_REQUIRED) "not sent", not DeadlineExceeded (which leaves open
+// whether the broker did it). Its request is taken out of the queue: the
+// next session does not get it. An AckSync's ACK so, and a Stats.
+TEST(LostSessionTest, ACallStillQueuedAtItsTimeoutWasNotSent) {
+  std::atomic<bool> lose_session{false};
+  FakeBroker broker(Script(lose_session));
+  auto client = ConnectTo(broker);
+  ASSERT_NE(client, nullptr);
+  SubscribeOptions acked;
+  acked.ack = AckOptions{};
+  auto work = client->Subscribe("work.>", acked);
+  ASSERT_TRUE(work.ok()) << work.status();
+  broker.Push(DeliverOf((*work)->sid(), "work.x", "w", 0, 0,
+                        /*delivery_id=*/7));
+  absl::StatusOr<Message> delivery = (*work)->Next(absl::Seconds(5));
+  ASSERT_TRUE(delivery.ok()) << delivery.status();
+
+  broker.set_answer_hellos(false);
+  lose_session = true;
+  EXPECT_EQ(protocol::WireCodeOf(client->Stats(kLongTimeout).status()),
+            wire::HELLO_REQUIRED);
+  const absl::Time hello_deadline = absl::Now() + absl::Seconds(5);
+  while (broker.hellos() < 2 && absl::Now() < hello_deadline) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  ASSERT_EQ(broker.hellos(), 2);
+
+  // No session: both stay queued until their timeouts.
+  constexpr absl::Duration kShort = absl::Milliseconds(300);
+  const absl::Status acked_status = client->AckSync(*delivery, kShort);
+  const absl::Status stats_status = client->Stats(kShort).status();
+  for (const absl::Status& s : {acked_status, stats_status}) {
+    EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+    EXPECT_EQ(protocol::WireCodeOf(s), wire::HELLO_REQUIRED) << s;
+    EXPECT_TRUE(absl::StartsWith(s.message(), "not sent")) << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), "will not be sent")) << s;
+  }
+
+  // The next session gets neither: one STATS in all (the one refused).
+  lose_session = false;
+  broker.Push(Answer(broker.Welcome(broker.last_hello_id(), 2)));
+  ASSERT_TRUE(client->Flush(kLongTimeout).ok());
+  int stats = 0;
+  for (const wire::Header& h : broker.received()) {
+    EXPECT_FALSE(h.has_ack()) << h.DebugString();
+    if (h.has_stats()) ++stats;
+  }
+  EXPECT_EQ(stats, 1);
 }
 
 // ClientOptions::reconnect false: HELLO_REQUIRED on a live connection ends

@@ -186,6 +186,32 @@ TEST(AcksCliTest, PubWithoutConfirmReportsRefusedMessages) {
       << pub2->last_async_error();
 }
 
+// `sift pub --file` of something it cannot read through (a directory
+// opens, then reads fail with EISDIR) is an error, exit 1, not an empty
+// message published.
+TEST(AcksCliTest, PubFileThatCannotBeReadPublishesNothing) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto watcher = Connect(siftd->endpoint());
+  ASSERT_NE(watcher, nullptr);
+  auto sub = watcher->Subscribe("fx");
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  const std::string dir = NewTestDir("pubdir-");
+  ASSERT_FALSE(dir.empty());
+  Running pub = StartSift(*siftd, {"pub", "fx", "--file", dir});
+  ASSERT_GT(pub.pid, 0);
+  EXPECT_EQ(Reap(pub.pid, kTimeout), 1) << ReadFile(pub.out);
+  const std::string out = ReadFile(pub.out);
+  EXPECT_TRUE(absl::StrContains(out, "sift: cannot read ")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "Is a directory")) << out;
+  EXPECT_FALSE(absl::StrContains(out, "published")) << out;
+  ASSERT_TRUE(watcher->Flush(kTimeout).ok());
+  auto got = (*sub)->Next(absl::Milliseconds(300));
+  EXPECT_FALSE(got.ok()) << "a message was published: \""
+                         << (got.ok() ? std::string(got->payload()) : "")
+                         << "\"";
+}
+
 // `sift pub --confirm` keeps up to --window confirms awaited and still
 // names the first message refused (here by a full work queue: QUEUE_FULL),
 // exit 1; with a window it also says what became of those sent after it.
@@ -685,7 +711,7 @@ TEST(AcksCliTest, FetchAckSaysItsStreamWasDeleted) {
       err, "sift: fetch from stream jobs failed: no stream \"jobs\""))
       << err;
   EXPECT_TRUE(absl::StrContains(
-      err, " printed were not acknowledged: the stream was deleted\n"))
+      err, " not acknowledged: the stream was deleted (with its records)\n"))
       << err;
   EXPECT_FALSE(absl::StrContains(err, "acknowledging")) << err;
 }

@@ -273,7 +273,7 @@ absl::StatusOr<bool> ParseBoolFlag(const FlagUse& flag) {
   if (v == "false" || v == "0") return false;
   return UsageError(
       absl::StrCat("invalid value ", Shown(v), " for ", flag.written,
-                   " (a switch: give it alone, or =true/=false)"));
+                   " (a switch: give it alone, or =true/=false, =1/=0)"));
 }
 
 // A byte count: digits, optionally followed by KiB, MiB, GiB or TiB.

@@ -186,7 +186,14 @@ int RunPub(const Args& args) {
     while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) {
       message.append(buffer, n);
     }
+    // A read that failed part way (a directory opens, then reads EISDIR)
+    // is not an empty or short message.
+    const int read_error = std::ferror(f) ? errno : 0;
     if (f != stdin) std::fclose(f);
+    if (read_error != 0) {
+      return Fail(absl::StrCat("cannot read ", args.payload_file, ": ",
+                               std::strerror(read_error)));
+    }
   }
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
   if (!client.ok()) return Fail(client.status().message());
@@ -474,6 +481,21 @@ std::optional<absl::Status> EndOfSubscription(Subscription& sub,
   }
 }
 
+// The client library's notice of messages its subscription queue dropped
+// ("N messages were dropped here: ... (Next() did not keep up; bounds:
+// ClientOptions::...)"), in the CLI's terms: its count, and which queue.
+std::string DroppedInQueue(absl::string_view notice) {
+  constexpr absl::string_view kHere = " dropped here";
+  const size_t at = notice.find(kHere);
+  if (at == absl::string_view::npos) return std::string(notice);
+  const ClientOptions defaults;  // sift keeps the library's queue bounds
+  return absl::StrCat(notice.substr(0, at + kHere.size()),
+                      ": sift's own queue (",
+                      defaults.subscription_queue_max_bytes >> 20, " MiB or ",
+                      defaults.subscription_queue_max_messages,
+                      " messages) was full, its output did not keep up");
+}
+
 // Shared by sub and reply: subscribes to args.topic and hands each message to
 // `handle` until args.count messages were handled (0: no limit), the
 // deadline passed, or a stop signal came. `handle` returns whether the
@@ -563,7 +585,7 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
         // again once their ack wait runs out.
         PrintError(absl::StrCat(
             "subscription to ", Escape(args.topic), ": ",
-            message.status().message(),
+            DroppedInQueue(message.status().message()),
             args.ack ? absl::StrCat("; with --ack they are not lost: "
                                     "unacknowledged, they are delivered "
                                     "again once their ack wait (",
@@ -684,17 +706,20 @@ int RunFetch(const Args& args) {
                                " failed: ", acked.message()));
     }
     // The broker dropped the consumer's deliveries with the stream, as it
-    // does a subscription's (ReceiveLoop). Each ERROR that answered an
-    // earlier ack (fire-and-forget, in order before this answer) refused
-    // one or more of them, and the last one was refused.
-    const uint64_t refused = c.async_errors() - refused_before + 1;
-    const uint64_t printed = messages->size();
+    // does a subscription's (ReceiveLoop), and refused the last ack. The
+    // earlier acks went out fire-and-forget, packed many to an ACK, and an
+    // ERROR answers a whole ACK ("and N more"): with none, every earlier
+    // one was applied; with any, how many were is not known here.
+    const bool earlier_refused = c.async_errors() > refused_before;
+    const int64_t printed = static_cast<int64_t>(messages->size());
     PrintError(absl::StrCat(
-        refused == 1        ? "1 message printed was"
-        : refused < printed ? absl::StrCat("at least ", refused, " of the ",
-                                           Messages(printed), " printed were")
-                            : absl::StrCat(Messages(printed), " printed were"),
-        " not acknowledged: the stream was deleted"));
+        printed == 1        ? "the message printed was"
+        : !earlier_refused ? absl::StrCat("the last of the ",
+                                          Messages(printed), " printed was")
+                            : absl::StrCat("of the ", Messages(printed),
+                                           " printed, the last and some "
+                                           "before it were"),
+        " not acknowledged: the stream was deleted (with its records)"));
     return Fail(absl::StrCat("fetch from stream ", Escape(args.stream),
                              " failed: ", gone->message()));
   }

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "broker/base/utf8_text.h"
 
 namespace sift {
 namespace log_internal {
@@ -31,36 +32,6 @@ ABSL_CONST_INIT absl::Mutex output_mutex(absl::kConstInit);
 // SetLogSinkForTesting; never freed at exit, so logging from other static
 // destructors stays safe.
 LogSink* sink ABSL_GUARDED_BY(output_mutex) = nullptr;
-
-// Length of the valid UTF-8 sequence at the start of `s` (2 to 4 bytes), or 0
-// if it is not one. Rejects overlong forms, surrogates and code points above
-// U+10FFFF. REQUIRES: s is non-empty and s[0] >= 0x80.
-size_t Utf8SequenceLength(std::string_view s) {
-  const auto b0 = static_cast<unsigned char>(s[0]);
-  size_t len;
-  uint32_t cp;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    len = 2;
-    cp = b0 & 0x1F;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    len = 3;
-    cp = b0 & 0x0F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    len = 4;
-    cp = b0 & 0x07;
-  } else {
-    return 0;  // Continuation byte, overlong 2-byte lead, or beyond U+10FFFF.
-  }
-  if (s.size() < len) return 0;
-  for (size_t i = 1; i < len; ++i) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    if ((b & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) return 0;
-  if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) return 0;
-  return len;
-}
 
 // True for the ASCII bytes that force a value into quotes.
 bool NeedsQuotingAscii(unsigned char c) {

@@ -26,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "broker/base/absl_view.h"
+#include "broker/base/utf8_text.h"
 #include "broker/delivery/deliveries.h"
 #include "broker/delivery/message_arena.h"
 #include "broker/delivery/scheduled.h"
@@ -1736,7 +1737,9 @@ class Server::Loop {
       if (a.ended_sid != 0) {  // a notice that ends a subscription
         wire::Header notice;
         notice.mutable_error()->set_code(protocol::WireCodeOf(a.status));
-        notice.mutable_error()->set_message(std::string(a.status.message()));
+        const absl::string_view text = a.status.message();
+        notice.mutable_error()->set_message(
+            ToValidUtf8(std::string_view(text.data(), text.size())));
         notice.mutable_error()->set_sid(a.ended_sid);
         router_.RecordErrorSent();
         SendReply(a.client, notice);
@@ -2506,7 +2509,9 @@ class Server::Loop {
     wire::Header reply;
     reply.set_request_id(rid);
     reply.mutable_error()->set_code(code);
-    reply.mutable_error()->set_message(message.data(), message.size());
+    // A proto3 string: text quoting a client's bytes (a stream name of
+    // Latin-1) must still be UTF-8, or the client cannot parse the answer.
+    reply.mutable_error()->set_message(ToValidUtf8(message));
     router_.RecordErrorSent();
     SendHeader(routing_id, reply);
   }

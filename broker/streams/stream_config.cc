@@ -177,7 +177,15 @@ std::vector<std::string> SettingsDifferences(const StreamSettings& existing,
   if (existing.name != requested.name) {
     differ("name", existing.name, requested.name);
   }
-  if (existing.subjects != requested.subjects) {
+  // Subjects are a set: a topic matching any of them is captured, so
+  // their order and repeats do not make another stream.
+  auto as_set = [](std::vector<std::string> subjects) {
+    std::sort(subjects.begin(), subjects.end());
+    subjects.erase(std::unique(subjects.begin(), subjects.end()),
+                   subjects.end());
+    return subjects;
+  };
+  if (as_set(existing.subjects) != as_set(requested.subjects)) {
     differ("subjects", list(existing.subjects), list(requested.subjects));
   }
   // fsync_every_ms is part of fsync ("10ms"): it means nothing otherwise.

@@ -203,6 +203,21 @@ TEST(StreamConfigTest, IntegerSettingsTakeIntegersInTheirRange) {
 
 // A refused re-add says what differs: each setting, with the stream's value
 // and the requested one.
+// Re-adding a stream with its subjects in another order, or one repeated,
+// asks for the same stream (sift stream add --subjects 'b.>,a.>' used to be
+// refused against 'a.>,b.>').
+TEST(StreamConfigTest, SubjectsAreASet) {
+  StreamSettings have;
+  have.name = "orders";
+  have.subjects = {"a.>", "b.>"};
+  StreamSettings want = have;
+  want.subjects = {"b.>", "a.>", "b.>"};
+  EXPECT_TRUE(SettingsDifferences(have, want).empty());
+  EXPECT_EQ(have, want);
+  want.subjects = {"b.>"};
+  EXPECT_NE(have, want);
+}
+
 TEST(StreamConfigTest, DifferencesNameEachSettingWithBothValues) {
   StreamSettings have;
   have.name = "orders";

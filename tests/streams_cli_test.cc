@@ -231,6 +231,17 @@ TEST(StreamsCliTest, NamesThatAreNotUtf8AreAnsweredAtOnce) {
       {{"stream", "add", "caf\xE9", "--subjects", "x.>",
         "--connect_timeout", "5s"},
        "caf\\xE9"},
+      {{"stream", "add", "latin", "--subjects", "caf\xE9.>",
+        "--connect_timeout", "5s"},
+       "subject \"caf\\xE9.>\""},
+      {{"fetch", "orders", "--consumer", "\xFF", "--connect_timeout", "5s"},
+       "consumer name \"\\xFF\""},
+      {{"sub", "orders.>", "--stream", "\xFF", "--timeout", "5s",
+        "--connect_timeout", "5s"},
+       "no stream \"\\xFF\""},
+      {{"sub", "orders.>", "--stream", "orders", "--consumer", "\xFF",
+        "--timeout", "5s", "--connect_timeout", "5s"},
+       "consumer name \"\\xFF\""},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(absl::CHexEscape(absl::StrJoin(c.args, " ")));

@@ -23,6 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -315,6 +317,100 @@ TEST(StreamsTest, AddInfoListDeleteAndTheirErrors) {
   EXPECT_EQ(CodeOf(c2.Stream(wire::STREAM_INFO, "audit")),
             wire::UNKNOWN_STREAM);
   EXPECT_FALSE(std::filesystem::exists(dir + "/streams/audit"));
+}
+
+// Names that are not UTF-8 (Latin-1 "caf\xE9", a lone 0xFF) in each request
+// that names a stream, a consumer or a subject: each gets its ERROR at once,
+// and the ERROR parses. Its message quotes the name, and Error.message is a
+// proto3 string, so the broker must write those bytes as \xHH: sent raw, the
+// answer did not parse and the client waited out its timeout for it.
+TEST(StreamsTest, NamesThatAreNotUtf8GetAParsableErrorAtOnce) {
+  auto siftd = StartSiftd({"--data_dir=" + NewDataDir("utf8")});
+  ASSERT_NE(siftd, nullptr);
+  Raw c(siftd->endpoint());
+  ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "orders", {"orders.>"}).ok());
+
+  auto stream = [](wire::StreamOp op, const std::string& name,
+                   const std::string& subject = "",
+                   const std::string& consumer = "") {
+    wire::Header h;
+    h.mutable_stream()->set_op(op);
+    h.mutable_stream()->mutable_config()->set_name(name);
+    if (!subject.empty()) {
+      h.mutable_stream()->mutable_config()->add_subjects(subject);
+    }
+    h.mutable_stream()->set_consumer(consumer);
+    return h;
+  };
+  auto fetch = [](const std::string& name, const std::string& consumer,
+                  const std::string& pattern = "") {
+    wire::Header h;
+    h.mutable_fetch()->set_sid(100);
+    h.mutable_fetch()->mutable_start()->set_stream(name);
+    h.mutable_fetch()->mutable_start()->set_consumer(consumer);
+    h.mutable_fetch()->set_batch(1);
+    h.mutable_fetch()->set_pattern(pattern);
+    return h;
+  };
+  auto sub = [](const std::string& pattern, const std::string& name,
+                const std::string& consumer) {
+    wire::Header h;
+    h.mutable_sub()->set_sid(7);
+    h.mutable_sub()->set_pattern(pattern);
+    h.mutable_sub()->mutable_stream()->set_stream(name);
+    h.mutable_sub()->mutable_stream()->set_consumer(consumer);
+    return h;
+  };
+  struct Case {
+    wire::Header request;
+    wire::ErrorCode code;
+    std::string quoted;  // in the message
+  };
+  const Case cases[] = {
+      {stream(wire::STREAM_INFO, "caf\xE9"), wire::UNKNOWN_STREAM,
+       "\"caf\\xE9\""},
+      {stream(wire::STREAM_DELETE, "\xFF"), wire::UNKNOWN_STREAM, "\"\\xFF\""},
+      {stream(wire::CONSUMER_DELETE, "orders", "", "\xFF"),
+       wire::UNKNOWN_STREAM, "\"\\xFF\""},
+      {stream(wire::CONSUMER_DELETE, "caf\xE9", "", "c1"),
+       wire::UNKNOWN_STREAM, "\"caf\\xE9\""},
+      {stream(wire::STREAM_ADD, "caf\xE9", "x.>"), wire::INVALID_STREAM,
+       "\"caf\\xE9\""},
+      {stream(wire::STREAM_ADD, "latin", "caf\xE9.>"), wire::INVALID_STREAM,
+       "\"caf\\xE9.>\""},
+      {fetch("\xFF", ""), wire::UNKNOWN_STREAM, "\"\\xFF\""},
+      {fetch("orders", "\xFF"), wire::INVALID_REQUEST, "\"\\xFF\""},
+      {fetch("orders", "", "orders.\xFF"), wire::INVALID_PATTERN,
+       "\"orders.\\xFF\""},
+      {sub("orders.>", "\xFF", ""), wire::UNKNOWN_STREAM, "\"\\xFF\""},
+      {sub("orders.>", "orders", "\xFF"), wire::INVALID_REQUEST, "\"\\xFF\""},
+      {sub("orders.\xE9", "orders", ""), wire::INVALID_PATTERN,
+       "\"orders.\\xE9\""},
+  };
+  uint64_t rid = 1000;
+  for (const Case& k : cases) {
+    wire::Header h = k.request;
+    h.set_request_id(++rid);
+    SCOPED_TRACE(absl::CHexEscape(h.ShortDebugString()));
+    const absl::Time start = absl::Now();
+    auto reply = c.dealer().Call(h, std::nullopt, absl::Seconds(3));
+    EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+    if (!reply.ok() || !reply->has_error()) {
+      ADD_FAILURE() << "no parsable ERROR: "
+                    << (reply.ok() ? reply->DebugString()
+                                   : reply.status().ToString());
+      continue;
+    }
+    EXPECT_EQ(reply->error().code(), k.code) << reply->error().message();
+    EXPECT_TRUE(absl::StrContains(reply->error().message(), k.quoted))
+        << reply->error().message();
+  }
+  // Nothing was made under those names, and the session still works.
+  auto list = c.Stream(wire::STREAM_LIST, "");
+  ASSERT_TRUE(list.ok() && list->has_stream_reply()) << list.status();
+  ASSERT_EQ(list->stream_reply().streams_size(), 1);
+  EXPECT_EQ(list->stream_reply().streams(0).config().name(), "orders");
+  EXPECT_EQ(list->stream_reply().streams(0).consumers_size(), 0);
 }
 
 // A stream on ">" stores every topic but reply inboxes ("_INBOX."): those

@@ -24,6 +24,10 @@ bool NameChar(char c) {
          (c >= '0' && c <= '9') || c == '_' || c == '-';
 }
 
+// What fsync may be, for its errors.
+constexpr char kFsyncChoices[] =
+    "\"always\", \"never\" or \"<N>ms\" (1 <= N <= 60000)";
+
 // The integer settings and their bounds, for the config file's reader and
 // ValidateStreamSettings alike, so a value out of range is worded the same
 // on either side of it and from either source.
@@ -36,9 +40,9 @@ struct IntegerSetting {
 };
 constexpr uint64_t kNoMax = ~uint64_t{0};
 constexpr IntegerSetting kIntegerSettings[] = {
-    {"max_age_ms", &StreamSettings::max_age_ms, 0, uint64_t{1} << 53},
+    {"max_age_ms", &StreamSettings::max_age_ms, 1, uint64_t{1} << 53, true},
     {"max_bytes", &StreamSettings::max_bytes, 4096, kNoMax, true},
-    {"max_msgs", &StreamSettings::max_msgs, 0, kNoMax},
+    {"max_msgs", &StreamSettings::max_msgs, 1, kNoMax, true},
     {"dedup_window_ms", &StreamSettings::dedup_window_ms, 0,
      7ull * 24 * 3600 * 1000},
     // 0 is refused rather than read as "unlimited" (as the retention limits
@@ -53,16 +57,16 @@ bool InRange(const IntegerSetting& setting, uint64_t v) {
          (v == 0 && setting.zero_is_unlimited);
 }
 
-// "must be between 1 and 100000000 (got -1)".
+// "must be between 1 and 100000000 (got -1)", "must be 0 (unlimited) or at
+// least 4096 (got 1000)".
 std::string RangeProblem(const IntegerSetting& setting, std::string_view got) {
-  std::string range;
-  if (setting.max != kNoMax) {
-    range = absl::StrCat("between ", setting.min, " and ", setting.max);
-  } else {
-    range = absl::StrCat(setting.zero_is_unlimited ? "0 (unlimited) or " : "",
-                         "at least ", setting.min);
-  }
-  return absl::StrCat("must be ", range, " (got ", AV(got), ")");
+  const std::string range =
+      setting.max != kNoMax
+          ? absl::StrCat("between ", setting.min, " and ", setting.max)
+          : absl::StrCat("at least ", setting.min);
+  return absl::StrCat("must be ",
+                      setting.zero_is_unlimited ? "0 (unlimited) or " : "",
+                      range, " (got ", AV(got), ")");
 }
 
 // Reads `setting` from `table`, if there, into *s. Only a TOML integer is
@@ -135,9 +139,11 @@ absl::StatusOr<StreamSettings> FromTable(const toml::table& table,
   }
   if (const toml::node* f = table.get("fsync")) {
     auto text = f->value<std::string>();
-    absl::Status st = text ? ParseFsync(*text, &s)
-                           : absl::InvalidArgumentError(
-                                 "fsync must be a string");
+    absl::Status st =
+        text ? ParseFsync(*text, &s)
+             : absl::InvalidArgumentError(absl::StrCat(
+                   "fsync must be a string: ", kFsyncChoices, " (got ",
+                   TomlValueText(*f), ")"));
     if (!st.ok()) {
       problems.push_back(absl::StrCat(AV(source), ":", f->source().begin.line,
                                       ": ", st.message()));
@@ -222,9 +228,7 @@ absl::Status ParseFsync(std::string_view text, StreamSettings* settings) {
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("fsync \"", AV(text),
-                   "\" is not \"always\", \"never\" or \"<N>ms\" "
-                   "(1 <= N <= 60000)"));
+      absl::StrCat("fsync \"", AV(text), "\" is not ", kFsyncChoices));
 }
 
 std::string FsyncText(const StreamSettings& s) {

@@ -173,16 +173,26 @@ TEST(StreamConfigTest, IntegerSettingsTakeIntegersInTheirRange) {
   EXPECT_EQ(error("dedup_window_ms = -1"),
             "s.toml:4: stream setting \"dedup_window_ms\" must be between 0 "
             "and 604800000 (got -1)");
+  // Where 0 means no limit, the range says so: -1 is what JetStream takes
+  // for "unlimited", and "at least 0" would not tell that 0 is the way here.
   EXPECT_EQ(error("max_age_ms = -1"),
-            "s.toml:4: stream setting \"max_age_ms\" must be between 0 and "
-            "9007199254740992 (got -1)");
+            "s.toml:4: stream setting \"max_age_ms\" must be 0 (unlimited) "
+            "or between 1 and 9007199254740992 (got -1)");
   EXPECT_EQ(error("max_msgs = -1"),
-            "s.toml:4: stream setting \"max_msgs\" must be at least 0 "
-            "(got -1)");
+            "s.toml:4: stream setting \"max_msgs\" must be 0 (unlimited) or "
+            "at least 1 (got -1)");
+  // fsync that is not a string says what it may be.
+  EXPECT_EQ(error("fsync = 5.0"),
+            "s.toml:4: fsync must be a string: \"always\", \"never\" or "
+            "\"<N>ms\" (1 <= N <= 60000) (got 5.0)");
   // The bounds themselves are fine.
   EXPECT_EQ(error("dedup_max_ids = 1"), "ok");
   EXPECT_EQ(error("dedup_window_ms = 0"), "ok");
   EXPECT_EQ(error("max_bytes = 0"), "ok");
+  EXPECT_EQ(error("max_msgs = 0"), "ok");
+  EXPECT_EQ(error("max_age_ms = 0"), "ok");
+  EXPECT_EQ(error("max_msgs = 1"), "ok");
+  EXPECT_EQ(error("max_age_ms = 1"), "ok");
   EXPECT_EQ(error("segment_max_bytes = 1073741824"), "ok");
 
   // Settings from a client (STREAM ADD) are checked against the same

@@ -154,8 +154,21 @@ struct Tokens {
   bool version = false;
 };
 
-absl::StatusOr<Tokens> Tokenize(const std::vector<std::string>& argv) {
+// A flag the tokenizer refused, with the positionals read before it (which
+// name the command, when it came before the flag).
+struct TokenError {
+  std::string message;  // "unknown flag --x", "flag --x needs a value"
+  bool unknown_flag;    // the message wants a pointer to the usage
+  std::vector<std::string> positionals;
+};
+
+absl::StatusOr<Tokens> Tokenize(const std::vector<std::string>& argv,
+                                TokenError* error) {
   Tokens tokens;
+  auto fail = [&](std::string message, bool unknown_flag) {
+    *error = {std::move(message), unknown_flag, tokens.positionals};
+    return UsageError(error->message);
+  };
   bool flags_ended = false;
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& arg = argv[i];
@@ -172,10 +185,10 @@ absl::StatusOr<Tokens> Tokenize(const std::vector<std::string>& argv) {
       continue;
     }
     if (arg.rfind("--", 0) != 0) {
-      return UsageError(absl::StrCat(
-          "unknown flag ", arg,
-          " (flags start with --; put -- before arguments that start "
-          "with '-')"));
+      return fail(absl::StrCat("unknown flag ", arg,
+                               " (flags start with --; put -- before "
+                               "arguments that start with '-')"),
+                  /*unknown_flag=*/false);
     }
     std::string_view body = std::string_view(arg).substr(2);
     std::optional<std::string> value;
@@ -188,18 +201,20 @@ absl::StatusOr<Tokens> Tokenize(const std::vector<std::string>& argv) {
     const FlagSpec* spec = FindFlag(name);
     std::string written = "--" + std::string(body);
     if (spec == nullptr) {
-      return UsageError(
-          absl::StrCat("unknown flag ", written, " (see sift --help)"));
+      return fail(absl::StrCat("unknown flag ", written),
+                  /*unknown_flag=*/true);
     }
     if (spec->takes_value && !value.has_value()) {
       if (i + 1 >= argv.size()) {
-        return UsageError(absl::StrCat("flag ", written, " needs a value"));
+        return fail(absl::StrCat("flag ", written, " needs a value"),
+                    /*unknown_flag=*/false);
       }
       value = argv[++i];
     }
     if (name == "help" || name == "version") {
       if (value.has_value()) {
-        return UsageError(absl::StrCat("flag ", written, " takes no value"));
+        return fail(absl::StrCat("flag ", written, " takes no value"),
+                    /*unknown_flag=*/false);
       }
       (name == "help" ? tokens.help : tokens.version) = true;
       continue;
@@ -853,10 +868,31 @@ std::string_view CommandName(Command command) {
   return "?";
 }
 
+// The usage error for a flag Tokenize refused: prefixed with the command
+// when one was named before it, as the errors found later are ("pub: flag
+// --header needs a value"), and an unknown flag points to that command's
+// usage ("unknown flag --bogus (see sift pub --help)").
+absl::Status RefusedFlag(const TokenError& error) {
+  const std::vector<std::string>& pos = error.positionals;
+  const CommandInfo* info = nullptr;
+  if (!pos.empty() && pos[0] != "help") {
+    absl::StatusOr<Named> named = NameCommand(pos, 0, /*for_help=*/false);
+    if (named.ok()) info = named->info;
+  }
+  if (info == nullptr) {
+    return UsageError(error.unknown_flag
+                          ? absl::StrCat(error.message, " (see sift --help)")
+                          : error.message);
+  }
+  return UsageError(absl::StrCat(info->name, ": ", error.message,
+                                 error.unknown_flag ? SeeHelp(*info) : ""));
+}
+
 absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
                                std::string_view env_server) {
-  absl::StatusOr<Tokens> tokens_or = Tokenize(argv);
-  if (!tokens_or.ok()) return tokens_or.status();
+  TokenError token_error;
+  absl::StatusOr<Tokens> tokens_or = Tokenize(argv, &token_error);
+  if (!tokens_or.ok()) return RefusedFlag(token_error);
   Tokens& tokens = *tokens_or;
 
   Args args;

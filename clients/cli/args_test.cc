@@ -273,9 +273,20 @@ TEST(ParseArgsTest, MissingCommand) {
 }
 
 TEST(ParseArgsTest, UnknownFlags) {
+  // Named after the command it follows, with that command's usage.
   EXPECT_EQ(ErrorOf({"pub", "t", "m", "--bogus"}),
+            "pub: unknown flag --bogus (see sift pub --help)");
+  EXPECT_EQ(ErrorOf({"stream", "add", "s", "--max-mesgs=3"}),
+            "stream add: unknown flag --max-mesgs (see sift stream add "
+            "--help)");
+  // Before any command, or after one that is not: the overview.
+  EXPECT_EQ(ErrorOf({"--bogus", "pub", "t", "m"}),
             "unknown flag --bogus (see sift --help)");
-  EXPECT_THAT(ErrorOf({"pub", "t", "-x"}), HasSubstr("unknown flag -x"));
+  EXPECT_EQ(ErrorOf({"pbu", "--bogus"}),
+            "unknown flag --bogus (see sift --help)");
+  EXPECT_EQ(ErrorOf({"stream", "--bogus"}),
+            "unknown flag --bogus (see sift --help)");
+  EXPECT_THAT(ErrorOf({"pub", "t", "-x"}), HasSubstr("pub: unknown flag -x"));
   // A flag of another command.
   EXPECT_EQ(ErrorOf({"pub", "t", "m", "--queue", "q"}),
             "pub does not take --queue (see sift pub --help)");
@@ -284,7 +295,9 @@ TEST(ParseArgsTest, UnknownFlags) {
 }
 
 TEST(ParseArgsTest, BadFlagValues) {
-  EXPECT_EQ(ErrorOf({"sub", "a", "--count"}), "flag --count needs a value");
+  EXPECT_EQ(ErrorOf({"sub", "a", "--count"}),
+            "sub: flag --count needs a value");
+  EXPECT_EQ(ErrorOf({"--server"}), "flag --server needs a value");
   EXPECT_THAT(ErrorOf({"sub", "a", "--count", "many"}),
               HasSubstr("invalid count 'many' for --count"));
   EXPECT_THAT(ErrorOf({"sub", "a", "--count=-1"}),
@@ -301,7 +314,8 @@ TEST(ParseArgsTest, BadFlagValues) {
               HasSubstr("invalid value 'maybe' for --json"));
   EXPECT_THAT(ErrorOf({"stats", "--server="}),
               HasSubstr("--server needs an endpoint"));
-  EXPECT_EQ(ErrorOf({"stats", "--version=2"}), "flag --version takes no value");
+  EXPECT_EQ(ErrorOf({"stats", "--version=2"}),
+            "stats: flag --version takes no value");
 }
 
 // A number, duration, size or time with whitespace around it is refused

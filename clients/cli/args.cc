@@ -3,6 +3,7 @@
 #include <limits>
 #include <utility>
 
+#include "absl/algorithm/container.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -272,9 +273,13 @@ absl::StatusOr<int64_t> ParseCountFlag(const FlagUse& flag, int64_t min,
                                        absl::string_view zero_means = "") {
   int64_t n;
   if (!ParseInteger(*flag.value, &n) || n < min || n > max) {
+    // Past int64's range, "1 or more" would read as no reason at all.
+    const bool huge = !flag.value->empty() &&
+                      absl::c_all_of(*flag.value, absl::ascii_isdigit);
     return UsageError(absl::StrCat(
         "invalid ", noun, " ", Shown(*flag.value), " for ", flag.written, " (",
-        max == kNoMax ? absl::StrCat(min, " or more")
+        max == kNoMax ? absl::StrCat(min, huge ? " to " : " or more",
+                                     huge ? absl::StrCat(kNoMax) : "")
                       : absl::StrCat(min, " to ", max),
         zero_means.empty() ? "" : "; 0: ", zero_means, ")"));
   }

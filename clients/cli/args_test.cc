@@ -304,6 +304,9 @@ TEST(ParseArgsTest, BadFlagValues) {
               HasSubstr("invalid count '-1'"));
   EXPECT_EQ(ErrorOf({"pub", "t", "m", "--count", "0"}),
             "pub: invalid count '0' for --count (1 or more)");
+  EXPECT_EQ(ErrorOf({"pub", "t", "m", "--count", "99999999999999999999"}),
+            "pub: invalid count '99999999999999999999' for --count (1 to "
+            "9223372036854775807)");
   EXPECT_THAT(ErrorOf({"sub", "a", "--timeout", "5"}),
               HasSubstr("invalid duration '5' for --timeout"));
   EXPECT_THAT(ErrorOf({"sub", "a", "--timeout", "0s"}),

@@ -272,9 +272,10 @@ absl::StatusOr<int64_t> ParseCountFlag(const FlagUse& flag, int64_t min,
                                        absl::string_view noun = "count",
                                        absl::string_view zero_means = "") {
   int64_t n;
-  if (!ParseInteger(*flag.value, &n) || n < min || n > max) {
-    // Past int64's range, "1 or more" would read as no reason at all.
-    const bool huge = !flag.value->empty() &&
+  const bool parsed = ParseInteger(*flag.value, &n);
+  if (!parsed || n < min || n > max) {
+    // Digits past int64's range: "1 or more" would read as no reason at all.
+    const bool huge = !parsed && !flag.value->empty() &&
                       absl::c_all_of(*flag.value, absl::ascii_isdigit);
     return UsageError(absl::StrCat(
         "invalid ", noun, " ", Shown(*flag.value), " for ", flag.written, " (",

@@ -4,7 +4,10 @@
 #include <cassert>
 #include <cstring>
 #include <limits>
+#include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "broker/base/absl_view.h"
@@ -21,6 +24,49 @@ namespace {
 bool SameGroupPolicy(const AckPolicy& a, const AckPolicy& b) {
   return a.max_deliver == b.max_deliver && a.max_queued == b.max_queued &&
          a.backoff == b.backoff;
+}
+
+// The refusal of a member whose policy `asked` is not its group's `held`
+// (SameGroupPolicy is false): each differing field under its wire name with
+// both values, e.g. "queue group 'g' has max_deliver 3 (this subscription:
+// 5, the default); every member ...". Delivery never sees the request, so
+// "the default" means the value is AckPolicy's default, whether the request
+// left the field out (the usual case) or gave that value.
+std::string GroupPolicyMismatch(std::string_view group, const AckPolicy& held,
+                                const AckPolicy& asked, bool placeholder) {
+  const AckPolicy defaults;
+  const std::string_view who =
+      placeholder ? "this declaration" : "this subscription";
+  std::vector<std::string> differences;
+  auto compare = [&](std::string_view name, auto group_value, auto asked_value,
+                     auto default_value) {
+    if (group_value == asked_value) return;
+    differences.push_back(absl::StrCat(
+        AV(name), " ", group_value, " (", AV(who), ": ", asked_value,
+        asked_value == default_value ? ", the default" : "", ")"));
+  };
+  compare("max_deliver", held.max_deliver, asked.max_deliver,
+          defaults.max_deliver);
+  compare("max_queued", held.max_queued, asked.max_queued, defaults.max_queued);
+  compare("backoff_initial_ms", held.backoff.initial_ms,
+          asked.backoff.initial_ms, defaults.backoff.initial_ms);
+  compare("backoff_multiplier", held.backoff.multiplier,
+          asked.backoff.multiplier, defaults.backoff.multiplier);
+  compare("backoff_max_ms", held.backoff.max_ms, asked.backoff.max_ms,
+          defaults.backoff.max_ms);
+  compare("backoff_jitter", held.backoff.jitter, asked.backoff.jitter,
+          defaults.backoff.jitter);
+  std::string out = absl::StrCat("queue group '", AV(group), "' has ");
+  for (size_t i = 0; i < differences.size(); ++i) {
+    if (i > 0) {
+      absl::StrAppend(&out, i + 1 == differences.size() ? " and " : ", ");
+    }
+    absl::StrAppend(&out, differences[i]);
+  }
+  absl::StrAppend(&out,
+                  "; every member of a group must ask for the same "
+                  "max_deliver, max_queued and backoff");
+  return out;
 }
 
 // Waiting messages can sit in memory long enough to leave the caches (a
@@ -207,9 +253,8 @@ absl::Status Deliveries::AddConsumer(uint32_t client, uint64_t sid,
       if (existing.members.empty()) {
         existing.policy = policy;  // an orphaned backlog takes the newcomer's
       } else if (!SameGroupPolicy(existing.policy, policy)) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "queue group '", AV(group),
-            "' has members with another max_deliver, max_queued or backoff"));
+        return absl::FailedPreconditionError(
+            GroupPolicyMismatch(group, existing.policy, policy, placeholder));
       }
     } else {
       if (free_groups_.empty()) {

@@ -174,6 +174,50 @@ TEST_F(DeliveriesTest, GroupMembersMustAgreeOnTheGroupsPolicy) {
   EXPECT_EQ(d_.consumer_count(), 2u);
 }
 
+// The refusal names each group setting that differs, with both values (a
+// user trial got one message for every case, naming fields it had not set).
+TEST_F(DeliveriesTest, GroupPolicyRefusalNamesWhatDiffers) {
+  AckPolicy first;  // the CLI's `--ack --max-deliver 3`
+  first.max_deliver = 3;
+  Add(1, 1, "wq2.x", "g2", first);
+  AckPolicy later;  // `--ack --ack-wait 5s`: ack_wait is each member's own
+  later.ack_wait_ms = 5000;
+  absl::Status s = d_.AddConsumer(2, 1, "wq2.x", "g2", later, now_, &sends_);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.message(),
+            "queue group 'g2' has max_deliver 3 (this subscription: 5, the "
+            "default); every member of a group must ask for the same "
+            "max_deliver, max_queued and backoff");
+
+  later = first;
+  later.max_queued = 10;
+  later.backoff.jitter = 0;
+  s = d_.AddConsumer(2, 1, "wq2.x", "g2", later, now_, &sends_);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.message(),
+            "queue group 'g2' has max_queued 100000 (this subscription: 10) "
+            "and backoff_jitter 0.2 (this subscription: 0); every member of a "
+            "group must ask for the same max_deliver, max_queued and backoff");
+
+  later = AckPolicy();
+  later.backoff.initial_ms = 250;
+  later.backoff.multiplier = 1.5;
+  s = d_.AddConsumer(2, 1, "wq2.x", "g2", later, now_, &sends_);
+  EXPECT_EQ(s.message(),
+            "queue group 'g2' has max_deliver 3 (this subscription: 5, the "
+            "default), backoff_initial_ms 1000 (this subscription: 250) and "
+            "backoff_multiplier 2 (this subscription: 1.5); every member of a "
+            "group must ask for the same max_deliver, max_queued and backoff");
+
+  // A declared queue's placeholder is refused the same way, as a declaration.
+  later = AckPolicy();
+  EXPECT_EQ(d_.AddPlaceholder(9, 1, "wq2.x", "g2", later, now_).message(),
+            "queue group 'g2' has max_deliver 3 (this declaration: 5, the "
+            "default); every member of a group must ask for the same "
+            "max_deliver, max_queued and backoff");
+  EXPECT_EQ(d_.consumer_count(), 1u);
+}
+
 // --- Offer, ack, prefetch ---
 
 TEST_F(DeliveriesTest, OfferSendsFirstAttemptWithUniqueIds) {

@@ -18,6 +18,9 @@ namespace sift::streams {
 namespace {
 
 constexpr std::string_view kReserved = "$sift.";
+// Reply inboxes (docs/protocol.md §7): the stream manager never stores a
+// topic under it, so a subject under it could store nothing.
+constexpr std::string_view kInbox = "_INBOX.";
 
 bool NameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -93,9 +96,72 @@ void ReadInteger(const toml::table& table, const IntegerSetting& setting,
                                    "\" ", problem));
 }
 
+// ValidateStreamSettings's checks. `inbox_subjects_ok` lets subjects under
+// "_INBOX." through, for a stream.toml siftd wrote before they were refused.
+absl::Status Validate(const StreamSettings& s, bool inbox_subjects_ok) {
+  if (s.name.empty() || s.name.size() > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stream name must be 1 to 64 bytes (got ", s.name.size(),
+                     ")"));
+  }
+  for (char c : s.name) {
+    if (!NameChar(c)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "stream name \"", s.name,
+          "\" may only hold letters, digits, '_' and '-'"));
+    }
+  }
+  if (s.subjects.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stream \"", s.name, "\" needs at least one subject (topic pattern)"));
+  }
+  if (s.subjects.size() > 256) {
+    return absl::InvalidArgumentError("a stream has at most 256 subjects");
+  }
+  const topic::Limits limits{65535, topic::kHardMaxTokens};
+  for (const std::string& subject : s.subjects) {
+    if (absl::Status st = topic::ValidatePattern(subject, limits); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "stream \"", s.name, "\" subject \"", subject,
+          "\" is not a topic pattern: ", st.message()));
+    }
+    if (subject.substr(0, kReserved.size()) == kReserved) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "stream \"", s.name, "\" subject \"", subject,
+          "\": topics under \"$sift.\" are the broker's"));
+    }
+    // Its first token is "_INBOX" and it has another, so every topic it
+    // matches is an inbox. ">" and "*.x" match other topics too: valid.
+    if (!inbox_subjects_ok && subject.substr(0, kInbox.size()) == kInbox) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "stream \"", s.name, "\" subject \"", subject,
+          "\": topics under \"_INBOX.\" are reply inboxes, never stored"));
+    }
+  }
+  for (const IntegerSetting& setting : kIntegerSettings) {
+    const uint64_t v = s.*setting.field;
+    if (!InRange(setting, v)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stream \"", s.name, "\" ", AV(setting.key), " ",
+                       RangeProblem(setting, absl::StrCat(v))));
+    }
+  }
+  if (s.max_bytes != 0 && s.max_bytes < s.segment_max_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stream \"", s.name, "\" max_bytes (", s.max_bytes,
+        ") must be 0 (unlimited) or at least segment_max_bytes (",
+        s.segment_max_bytes,
+        "): files are removed a segment at a time (leave segment_max_bytes "
+        "out and it is chosen from max_bytes)"));
+  }
+  return absl::OkStatus();
+}
+
+// `stored`: the table is a stream.toml siftd wrote (StreamSettingsFromToml),
+// not the config file.
 absl::StatusOr<StreamSettings> FromTable(const toml::table& table,
-                                         std::string_view source,
-                                         uint32_t line) {
+                                         std::string_view source, uint32_t line,
+                                         bool stored) {
   std::vector<std::string> problems;
   StreamSettings s;
   for (auto&& [key, node] : table) {
@@ -150,7 +216,10 @@ absl::StatusOr<StreamSettings> FromTable(const toml::table& table,
     }
   }
   if (problems.empty()) {
-    if (absl::Status st = ValidateStreamSettings(s); !st.ok()) {
+    // A stream made before subjects under "_INBOX." were refused still
+    // opens: it never stored those topics, and siftd must start.
+    if (absl::Status st = Validate(s, /*inbox_subjects_ok=*/stored);
+        !st.ok()) {
       problems.push_back(
           absl::StrCat(AV(source), ":", line, ": ", st.message()));
     }
@@ -241,55 +310,7 @@ std::string FsyncText(const StreamSettings& s) {
 }
 
 absl::Status ValidateStreamSettings(const StreamSettings& s) {
-  if (s.name.empty() || s.name.size() > 64) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("stream name must be 1 to 64 bytes (got ", s.name.size(),
-                     ")"));
-  }
-  for (char c : s.name) {
-    if (!NameChar(c)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "stream name \"", s.name,
-          "\" may only hold letters, digits, '_' and '-'"));
-    }
-  }
-  if (s.subjects.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "stream \"", s.name, "\" needs at least one subject (topic pattern)"));
-  }
-  if (s.subjects.size() > 256) {
-    return absl::InvalidArgumentError("a stream has at most 256 subjects");
-  }
-  const topic::Limits limits{65535, topic::kHardMaxTokens};
-  for (const std::string& subject : s.subjects) {
-    if (absl::Status st = topic::ValidatePattern(subject, limits); !st.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "stream \"", s.name, "\" subject \"", subject,
-          "\" is not a topic pattern: ", st.message()));
-    }
-    if (subject.substr(0, kReserved.size()) == kReserved) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "stream \"", s.name, "\" subject \"", subject,
-          "\": topics under \"$sift.\" are the broker's"));
-    }
-  }
-  for (const IntegerSetting& setting : kIntegerSettings) {
-    const uint64_t v = s.*setting.field;
-    if (!InRange(setting, v)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("stream \"", s.name, "\" ", AV(setting.key), " ",
-                       RangeProblem(setting, absl::StrCat(v))));
-    }
-  }
-  if (s.max_bytes != 0 && s.max_bytes < s.segment_max_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "stream \"", s.name, "\" max_bytes (", s.max_bytes,
-        ") must be 0 (unlimited) or at least segment_max_bytes (",
-        s.segment_max_bytes,
-        "): files are removed a segment at a time (leave segment_max_bytes "
-        "out and it is chosen from max_bytes)"));
-  }
-  return absl::OkStatus();
+  return Validate(s, /*inbox_subjects_ok=*/false);
 }
 
 absl::StatusOr<std::vector<StreamSettings>> ParseStreamSections(
@@ -322,7 +343,7 @@ absl::StatusOr<std::vector<StreamSettings>> ParseStreamSections(
       continue;
     }
     absl::StatusOr<StreamSettings> s =
-        FromTable(*t, source, entry.source().begin.line);
+        FromTable(*t, source, entry.source().begin.line, /*stored=*/false);
     if (!s.ok()) {
       problems.emplace_back(s.status().message());
       continue;
@@ -408,7 +429,7 @@ absl::StatusOr<StreamSettings> StreamSettingsFromToml(
         absl::StrCat(AV(source), ":", error.source().begin.line,
                      ": syntax error: ", AV(error.description())));
   }
-  return FromTable(table, source, 1);
+  return FromTable(table, source, 1, /*stored=*/true);
 }
 
 store::StreamLogOptions LogOptionsFor(const StreamSettings& s,

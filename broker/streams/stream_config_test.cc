@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
@@ -296,6 +297,44 @@ TEST(StreamConfigTest, Validation) {
   s.max_bytes = 0;
   s.segment_max_bytes = 100;
   EXPECT_FALSE(ValidateStreamSettings(s).ok());
+}
+
+// Reply inboxes are never stored (docs/protocol.md §8.3), so a subject
+// that can only match one could store nothing: refused, from STREAM_ADD and
+// from the config file alike (a user trial had `sift stream add s9
+// --subjects '_INBOX.>'` answered OK).
+TEST(StreamConfigTest, SubjectsUnderInboxAreRefused) {
+  StreamSettings s;
+  s.name = "s9";
+  for (const char* subject : {"_INBOX.>", "_INBOX.abc.*", "_INBOX.*"}) {
+    s.subjects = {"a.>", subject};
+    absl::Status st = ValidateStreamSettings(s);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << subject;
+    EXPECT_EQ(st.message(),
+              absl::StrCat("stream \"s9\" subject \"", subject,
+                           "\": topics under \"_INBOX.\" are reply inboxes, "
+                           "never stored"));
+  }
+  // These match other topics too; "_INBOX" alone is not an inbox.
+  for (const char* subject : {">", "*.x", "*.>", "_INBOX", "_INBOXES.>"}) {
+    s.subjects = {subject};
+    EXPECT_TRUE(ValidateStreamSettings(s).ok()) << subject;
+  }
+
+  auto parsed = ParseStreamSections(
+      "[[streams]]\nname = \"ok\"\nsubjects = [\"a.>\"]\n\n"
+      "[[streams]]\nname = \"s9\"\nsubjects = [\"_INBOX.>\"]\n",
+      "siftd.toml");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().message(),
+            "siftd.toml:5: stream \"s9\" subject \"_INBOX.>\": topics under "
+            "\"_INBOX.\" are reply inboxes, never stored");
+
+  // A stream.toml written before the refusal still loads, so siftd starts.
+  s.subjects = {"_INBOX.>"};
+  auto stored = StreamSettingsFromToml(StreamSettingsToToml(s), "stream.toml");
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->subjects, s.subjects);
 }
 
 }  // namespace

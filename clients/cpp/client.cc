@@ -43,6 +43,17 @@ class ClientCore;
 
 namespace {
 
+// A timeout as std::future::wait_for takes it. That adds it to
+// steady_clock::now() in int64 nanoseconds, so a timeout near that range
+// (absl::InfiniteDuration(), or 2562048h: ToChronoNanoseconds saturates)
+// overflowed and the wait ended at once, as if timed out. Capped at 100
+// years, which is as good as forever; a negative one is 0.
+std::chrono::nanoseconds WaitSpan(absl::Duration timeout) {
+  constexpr absl::Duration kForever = absl::Hours(24 * 365 * 100);
+  return absl::ToChronoNanoseconds(
+      std::clamp(timeout, absl::ZeroDuration(), kForever));
+}
+
 // Client-side batching (see Batch in proto/sift.proto): Publish appends to
 // the open batch at the back of the outbox, and the I/O thread sends what has
 // accumulated as soon as it can, so batches form only while it is busy and a
@@ -867,7 +878,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       requests_.erase(token);
       return s;
     }
-    if (reply.wait_for(absl::ToChronoNanoseconds(left)) !=
+    if (reply.wait_for(WaitSpan(left)) !=
         std::future_status::ready) {
       internal::FastMutexLock lock(&mu_);
       requests_.erase(token);
@@ -1227,7 +1238,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   Reply WaitFor(std::future<Reply> reply, uint64_t id,
                 absl::Duration timeout) {
-    if (reply.wait_for(absl::ToChronoNanoseconds(timeout)) !=
+    if (reply.wait_for(WaitSpan(timeout)) !=
         std::future_status::ready) {
       DropWaiter(id);
       return absl::DeadlineExceededError(absl::StrCat(

@@ -69,7 +69,9 @@ struct ClientOptions {
   std::string endpoint = kDefaultEndpoint;
   // Free text the broker shows in logs.
   std::string name;
-  // How long Connect() waits for the broker's WELCOME.
+  // How long Connect() waits for the broker's WELCOME. This and every
+  // call's timeout may be absl::InfiniteDuration() (waits for ever; any
+  // timeout is capped at 100 years).
   absl::Duration connect_timeout = absl::Seconds(5);
   // True: after losing the broker (its restart, the network, or the broker
   // losing the session: HELLO_REQUIRED), start a new session, subscribe

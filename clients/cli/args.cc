@@ -205,6 +205,13 @@ absl::StatusOr<Tokens> Tokenize(const std::vector<std::string>& argv,
       return fail(absl::StrCat("unknown flag ", written),
                   /*unknown_flag=*/true);
     }
+    // --ack also takes the ack mode by name as a separate argument (`sift
+    // sub PATTERN --ack explicit`); only those two words, so that a PATTERN
+    // after a bare --ack is still read as one.
+    if (!value.has_value() && name == "ack" && i + 1 < argv.size() &&
+        (argv[i + 1] == "explicit" || argv[i + 1] == "none")) {
+      value = argv[++i];
+    }
     if (spec->takes_value && !value.has_value()) {
       if (i + 1 >= argv.size()) {
         return fail(absl::StrCat("flag ", written, " needs a value"),
@@ -295,6 +302,17 @@ absl::StatusOr<bool> ParseBoolFlag(const FlagUse& flag) {
   return UsageError(
       absl::StrCat("invalid value ", Shown(v), " for ", flag.written,
                    " (a switch: give it alone, or =true/=false, =1/=0)"));
+}
+
+// --ack: a switch, which also takes the ack mode by the protocol's names
+// (SUB.ack: none, explicit): --ack, --ack explicit, --ack=none.
+absl::StatusOr<bool> ParseAckFlag(const FlagUse& flag) {
+  if (flag.value == "explicit") return true;
+  if (flag.value == "none") return false;
+  if (absl::StatusOr<bool> b = ParseBoolFlag(flag); b.ok()) return b;
+  return UsageError(absl::StrCat(
+      "invalid value ", Shown(*flag.value), " for ", flag.written,
+      " (the ack mode: explicit or none; --ack alone is explicit)"));
 }
 
 // A byte count: digits, optionally followed by KiB, MiB, GiB or TiB.
@@ -695,7 +713,8 @@ absl::Status ApplyFlag(const FlagUse& flag, Args& args) {
       args.headers.emplace_back(key, value);
     }
   } else {
-    absl::StatusOr<bool> b = ParseBoolFlag(flag);
+    absl::StatusOr<bool> b =
+        name == "ack" ? ParseAckFlag(flag) : ParseBoolFlag(flag);
     if (!b.ok()) return b.status();
     if (name == "confirm") {
       args.confirm = *b;
@@ -1233,7 +1252,8 @@ std::string CommandUsage(Command command) {
           "                 message is acknowledged once printed. With --queue,\n"
           "                 messages a killed sift held go to another member;\n"
           "                 without a group they are lost with it\n"
-          "                 (protocol.md §6.2)\n"
+          "                 (protocol.md §6.2). Also --ack explicit; --ack\n"
+          "                 none is at-most-once, the default\n"
           "  --with K=V     a setting of the --plugin before it, e.g.\n"
           "                 --plugin payload_filter --with format=json\n"
           "                 --with 'expr=amount > 100'\n"

@@ -638,6 +638,43 @@ TEST(ParseArgsTest, SubSlowConsumerErrors) {
               HasSubstr("--slow"));
 }
 
+// --ack also takes the ack mode by name, as the protocol names it: the
+// issue's `sift sub --ack explicit` said "unexpected argument 'explicit'".
+TEST(AckArgsTest, TakesTheModeByName) {
+  for (const std::vector<std::string>& argv :
+       std::vector<std::vector<std::string>>{
+           {"sub", "jobs.>", "--ack", "explicit"},
+           {"sub", "--ack", "explicit", "jobs.>"},
+           {"sub", "jobs.>", "--ack=explicit"},
+           {"sub", "--ack", "jobs.>"},  // a bare --ack before the PATTERN
+           {"sub", "jobs.>", "--ack", "explicit", "--max-deliver", "3"}}) {
+    absl::StatusOr<Args> args = Parse(argv);
+    ASSERT_TRUE(args.ok()) << args.status();
+    EXPECT_TRUE(args->ack);
+    EXPECT_EQ(args->topic, "jobs.>");
+  }
+  for (const std::vector<std::string>& argv :
+       std::vector<std::vector<std::string>>{{"sub", "jobs.>", "--ack", "none"},
+                                             {"sub", "jobs.>", "--ack=none"}}) {
+    absl::StatusOr<Args> args = Parse(argv);
+    ASSERT_TRUE(args.ok()) << args.status();
+    EXPECT_FALSE(args->ack);
+  }
+  absl::StatusOr<Args> fetch =
+      Parse({"fetch", "orders", "--consumer", "c", "--ack", "explicit"});
+  ASSERT_TRUE(fetch.ok()) << fetch.status();
+  EXPECT_TRUE(fetch->ack);
+  EXPECT_EQ(ErrorOf({"sub", "jobs.>", "--ack", "none", "--max-deliver", "3"}),
+            "sub: --max-deliver is for explicit acks: add --ack "
+            "(at-least-once delivery) (see sift sub --help)");
+  EXPECT_EQ(ErrorOf({"sub", "jobs.>", "--ack=maybe"}),
+            "sub: invalid value 'maybe' for --ack (the ack mode: explicit or "
+            "none; --ack alone is explicit)");
+  // Another word after --ack is the command's next argument, as before.
+  EXPECT_EQ(ErrorOf({"sub", "jobs.>", "--ack", "late"}),
+            "sub: unexpected argument 'late' (see sift sub --help)");
+}
+
 TEST(AckArgsTest, DefaultsLeaveThePolicyToTheBroker) {
   absl::StatusOr<Args> args = Parse({"sub", "jobs.>", "--ack"});
   ASSERT_TRUE(args.ok()) << args.status();

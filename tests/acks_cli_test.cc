@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -442,9 +443,90 @@ TEST(AcksCliTest, SubAckSaysAnAckNeverSentWasNotApplied) {
       err, "sift: 1 message printed was not acknowledged: the session "))
       << err;
   EXPECT_TRUE(
-      absl::StrContains(err, " ended before their acknowledgement was sent"))
+      absl::StrContains(err, "the session it came in ended before its "
+                             "acknowledgement was sent"))
       << err;
   EXPECT_FALSE(absl::StrContains(err, "may or may not")) << err;
+}
+
+// With the broker gone for good, what sift held when its session ended is
+// printed at once and reported in one line. Each ack waited out
+// --connect_timeout before (no session to send it in), so the messages
+// came out one per timeout with a line each: 1,000 held (the default
+// prefetch) would have taken 83 minutes at 5 s.
+TEST(AcksCliTest, SubAckPrintsWhatItHeldAtOnceWhenTheBrokerIsGone) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto client = Connect(siftd->endpoint());
+  ASSERT_NE(client, nullptr);
+  const std::string dir = NewTestDir("held-");
+  ASSERT_FALSE(dir.empty());
+  const std::string sift =
+      absl::StrCat("\"$0\" --server=", siftd->endpoint(),
+                   " --connect_timeout=2s sub jobs.held --ack explicit");
+  // Its stdout is read only once "go" exists: printing 1 MB blocks sift,
+  // and the small messages after it wait in its client library's queue.
+  const pid_t pid =
+      Spawn({"/bin/sh", "-c",
+             absl::StrCat("(", sift, " 2>\"$1/err\" & echo $! >\"$1/pid\"; ",
+                          "wait $!) | ",
+                          "(while [ ! -e \"$1/go\" ]; do sleep 0.02; done; ",
+                          "cat >\"$1/out\")"),
+             SiftCliPath(), dir},
+            dir + "/sh.txt");
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(WaitForConsumers(*client, 1)) << ReadFile(dir + "/err");
+  const std::string big(1000000, 'x');
+  constexpr int kSmall = 6;
+  ASSERT_TRUE(client->PublishConfirmed("jobs.held", big, kTimeout).ok());
+  for (int i = 0; i < kSmall; ++i) {
+    ASSERT_TRUE(client
+                    ->PublishConfirmed("jobs.held", absl::StrCat("m", i),
+                                       kTimeout)
+                    .ok());
+  }
+  bool written = false;
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (!written && absl::Now() < deadline) {
+    absl::StatusOr<BrokerStats> stats = client->Stats(kTimeout);
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    written = stats->pending_bytes() == 0;
+    if (!written) absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(written);
+  absl::SleepFor(absl::Seconds(1));
+
+  // The broker goes silent (as a SIGKILLed one whose host is gone) and
+  // sift's session ends with the heartbeat; then it may print.
+  ASSERT_EQ(kill(siftd->pid(), SIGSTOP), 0);
+  const absl::Status lost = client->Stats(kTimeout).status();
+  EXPECT_TRUE(absl::IsUnavailable(lost)) << lost;
+  absl::SleepFor(absl::Seconds(2));
+  FILE* go = std::fopen((dir + "/go").c_str(), "w");
+  ASSERT_NE(go, nullptr);
+  std::fclose(go);
+  std::string want = absl::StrCat("[jobs.held] ", big, "\n");
+  for (int i = 0; i < kSmall; ++i) absl::StrAppend(&want, "[jobs.held] m", i, "\n");
+  const std::string said = absl::StrCat(
+      "sift: ", 1 + kSmall, " messages printed were not acknowledged: the "
+      "session they came in ended before their acknowledgement was sent");
+  while ((ReadFile(dir + "/out").size() < want.size() ||
+          !absl::StrContains(ReadFile(dir + "/err"), said)) &&
+         absl::Now() < deadline + kTimeout) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(ReadFile(dir + "/out"), want);
+  int sift_pid = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(
+      absl::StripAsciiWhitespace(ReadFile(dir + "/pid")), &sift_pid));
+  ASSERT_EQ(kill(sift_pid, SIGTERM), 0);
+  EXPECT_EQ(Reap(pid, kTimeout), 0) << ReadFile(dir + "/sh.txt");
+  ASSERT_EQ(kill(siftd->pid(), SIGKILL), 0);
+  // One line for them all (the first ack waited out the 2 s, the others
+  // were not tried), and nothing else.
+  const std::string err = ReadFile(dir + "/err");
+  EXPECT_TRUE(absl::StartsWith(err, said)) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
 }
 
 // The flags reach the broker: a queue group's retry policy is its first

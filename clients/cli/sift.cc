@@ -363,6 +363,22 @@ class Unsettled {
   // had no session until the ack's timeout, and took it back): its
   // delivery id is gone, the ack cannot be sent any more.
   void NotAcknowledged() { ++gone_; }
+
+  // An ack showed that the session ended (it was not sent for want of a
+  // session, or the session ended before its answer) while the client had
+  // reconnected `reconnects` times. Until the client has a new session, the
+  // messages still queued are that session's: FromEndedSession.
+  void SessionEnded(uint64_t reconnects) { ended_at_ = reconnects; }
+  // Whether `message` came in a session that has ended: one the client
+  // replaced (Client::FromEarlierSession), or the one SessionEnded saw end
+  // when the client has not reconnected since. Its ack cannot be sent, so
+  // it is not tried: with the broker gone for good, each try would wait
+  // out --connect_timeout, and what was queued would come out one message
+  // per timeout.
+  bool FromEndedSession(const Client& client, const Message& message) const {
+    return client.FromEarlierSession(message) ||
+           (ended_at_.has_value() && *ended_at_ == client.reconnects());
+  }
   // Its ack was sent and got no answer: the session ended meanwhile
   // (`timed_out` false: Unavailable), or none came within the ack's
   // timeout (DeadlineExceeded). The broker may have applied it.
@@ -372,12 +388,14 @@ class Unsettled {
   void Report() {
     if (gone_ > 0) {
       std::fprintf(stderr,
-                   "sift: %s printed %s not acknowledged: the session they "
-                   "came in ended before their acknowledgement was sent (the "
+                   "sift: %s printed %s not acknowledged: the session %s "
+                   "came in ended before %s acknowledgement was sent (the "
                    "broker restarted, or the connection to it was lost). A "
                    "named stream consumer, or a queue group whose broker kept "
-                   "running, gets them again; other deliveries are gone\n",
-                   Messages(gone_).c_str(), gone_ == 1 ? "was" : "were");
+                   "running, gets %s again; other deliveries are gone\n",
+                   Messages(gone_).c_str(), gone_ == 1 ? "was" : "were",
+                   gone_ == 1 ? "it" : "they", gone_ == 1 ? "its" : "their",
+                   gone_ == 1 ? "it" : "them");
     }
     if (const uint64_t unknown = lost_ + timed_out_; unknown > 0) {
       const std::string timeout =
@@ -414,6 +432,7 @@ class Unsettled {
   uint64_t gone_ = 0;
   uint64_t lost_ = 0;
   uint64_t timed_out_ = 0;
+  std::optional<uint64_t> ended_at_;  // see SessionEnded
 };
 
 // Settle, where the session may end between the message and its ack's
@@ -435,18 +454,23 @@ Settled SettleOrExplain(const Args& args, Client& client,
     Settle(args, client, message);
     return Settled::kDone;
   }
-  const bool old = client.FromEarlierSession(message);
+  const uint64_t reconnects = client.reconnects();
+  const bool old = unsettled->FromEndedSession(client, message);
   const absl::Status acked =
       old ? absl::OkStatus() : client.AckSync(message, args.connect_timeout);
   if (acked.ok() && !old) return Settled::kDone;
   // Before Unavailable, which HELLO_REQUIRED is too.
   if (protocol::WireCodeOf(acked) == wire::HELLO_REQUIRED) {
+    unsettled->SessionEnded(reconnects);
     unsettled->NotAcknowledged();
     return Settled::kUnsettled;
   }
   if (acked.code() == absl::StatusCode::kUnavailable ||
       acked.code() == absl::StatusCode::kDeadlineExceeded) {
-    unsettled->Unanswered(acked.code() == absl::StatusCode::kDeadlineExceeded);
+    const bool timed_out =
+        acked.code() == absl::StatusCode::kDeadlineExceeded;
+    if (!timed_out) unsettled->SessionEnded(reconnects);
+    unsettled->Unanswered(timed_out);
     return Settled::kUnsettled;
   }
   if (old || client.FromEarlierSession(message)) {
@@ -575,6 +599,7 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
         (*sub)->Next(std::min(kPollSlice, deadline - now));
     if (!message.ok()) {
       if (message.status().code() == absl::StatusCode::kDeadlineExceeded) {
+        unsettled.Report();  // they stopped coming
         continue;
       }
       if (message.status().code() == absl::StatusCode::kResourceExhausted) {
@@ -600,7 +625,7 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
     }
     // A message received before a reconnect is printed all the same: an
     // ephemeral or in-memory consumer would never get it again.
-    if (!client.FromEarlierSession(*message)) unsettled.Report();
+    if (!unsettled.FromEndedSession(client, *message)) unsettled.Report();
     const bool counts = handle(*message);
     // Each ack waits for the broker: the next message may never come.
     absl::Status ack_failed;

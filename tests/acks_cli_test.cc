@@ -213,6 +213,48 @@ TEST(AcksCliTest, PubFileThatCannotBeReadPublishesNothing) {
                          << "\"";
 }
 
+// pub --file reads at most the broker's max_payload_bytes (+1 to know it is
+// more): /dev/zero is refused with the limit, not read until memory runs
+// out (under a 2 GB address-space limit it aborted with std::bad_alloc,
+// exit 134, before); a file of exactly the limit is published.
+TEST(AcksCliTest, PubFileReadsNoMoreThanTheBrokerTakes) {
+  auto siftd = StartSiftd({"--max_payload_bytes=4096"});
+  ASSERT_NE(siftd, nullptr);
+  auto watcher = Connect(siftd->endpoint());
+  ASSERT_NE(watcher, nullptr);
+  auto sub = watcher->Subscribe("fz");
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  const std::string dir = NewTestDir("pubzero-");
+  ASSERT_FALSE(dir.empty());
+  const pid_t zero = Spawn(
+      {"/bin/sh", "-c",
+       absl::StrCat("ulimit -v 2000000; exec \"$0\" --server=",
+                    siftd->endpoint(), " pub fz --file /dev/zero"),
+       SiftCliPath()},
+      dir + "/zero.txt");
+  ASSERT_GT(zero, 0);
+  EXPECT_EQ(Reap(zero, kTimeout), 1) << ReadFile(dir + "/zero.txt");
+  EXPECT_EQ(ReadFile(dir + "/zero.txt"),
+            "sift: cannot publish /dev/zero: more than the broker's "
+            "max_payload_bytes (4096 bytes); nothing was published\n");
+
+  const std::string exact = dir + "/exact";
+  FILE* f = std::fopen(exact.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  const std::string payload(4096, 'z');
+  ASSERT_EQ(std::fwrite(payload.data(), 1, payload.size(), f),
+            payload.size());
+  ASSERT_EQ(std::fclose(f), 0);
+  Running pub = StartSift(*siftd, {"pub", "fz", "--file", exact});
+  ASSERT_GT(pub.pid, 0);
+  EXPECT_EQ(Reap(pub.pid, kTimeout), 0) << ReadFile(pub.out);
+  auto got = (*sub)->Next(kTimeout);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->payload(), payload);
+  EXPECT_FALSE((*sub)->Next(absl::Milliseconds(300)).ok())
+      << "/dev/zero published something";
+}
+
 // `sift pub --confirm` keeps up to --window confirms awaited and still
 // names the first message refused (here by a full work queue: QUEUE_FULL),
 // exit 1; with a window it also says what became of those sent after it.

@@ -170,33 +170,60 @@ std::string LaterOutcomes(const Args& args,
   return text;
 }
 
+// pub --file's payload: the whole of `f`, read up to `max_bytes` (the
+// broker's max_payload_bytes). Errors: the read's, or "more than" once one
+// byte past max_bytes came (so /dev/zero or an endless pipe is refused
+// without being read into memory). Closes `f` unless it is stdin.
+absl::StatusOr<std::string> ReadPayload(const std::string& name, FILE* f,
+                                        uint64_t max_bytes) {
+  std::string payload;
+  char buffer[64 * 1024];
+  size_t n;
+  while (payload.size() <= max_bytes &&
+         (n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) {
+    payload.append(buffer, n);
+  }
+  // A read that failed part way (a directory opens, then reads EISDIR)
+  // is not an empty or short message.
+  const int read_error = std::ferror(f) ? errno : 0;
+  if (f != stdin) std::fclose(f);
+  if (read_error != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot read ", name, ": ", std::strerror(read_error)));
+  }
+  if (payload.size() > max_bytes) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot publish ", name, ": more than the broker's max_payload_bytes ",
+        "(", max_bytes, " bytes); nothing was published"));
+  }
+  return payload;
+}
+
 int RunPub(const Args& args) {
   std::string message = args.message;
+  // Opened first, so that a file that is not there fails before any
+  // connection; read once connected, up to the broker's limit.
+  FILE* file = nullptr;
   if (!args.payload_file.empty()) {
-    FILE* f = args.payload_file == "-" ? stdin
-                                       : std::fopen(args.payload_file.c_str(),
-                                                    "rb");
-    if (f == nullptr) {
+    file = args.payload_file == "-"
+               ? stdin
+               : std::fopen(args.payload_file.c_str(), "rb");
+    if (file == nullptr) {
       return Fail(absl::StrCat("cannot read ", args.payload_file, ": ",
                                std::strerror(errno)));
     }
-    message.clear();
-    char buffer[64 * 1024];
-    size_t n;
-    while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) {
-      message.append(buffer, n);
-    }
-    // A read that failed part way (a directory opens, then reads EISDIR)
-    // is not an empty or short message.
-    const int read_error = std::ferror(f) ? errno : 0;
-    if (f != stdin) std::fclose(f);
-    if (read_error != 0) {
-      return Fail(absl::StrCat("cannot read ", args.payload_file, ": ",
-                               std::strerror(read_error)));
-    }
   }
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
-  if (!client.ok()) return Fail(client.status().message());
+  if (!client.ok()) {
+    if (file != nullptr && file != stdin) std::fclose(file);
+    return Fail(client.status().message());
+  }
+  if (file != nullptr) {
+    absl::StatusOr<std::string> payload = ReadPayload(
+        args.payload_file, file, (*client)->max_payload_bytes());
+    if (!payload.ok()) return Fail(payload.status().message());
+    message = *std::move(payload);
+  }
   // A retained or delayed message is always confirmed: the broker may
   // refuse it (a delay past its max_delay_ms, its store full), and a
   // fire-and-forget publish would report success anyway.

@@ -1099,6 +1099,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   }
   uint64_t reconnects() const { return reconnects_.load(); }
   uint64_t broker_dropped() const { return broker_dropped_.load(); }
+  uint64_t max_payload_bytes() const { return max_payload_.load(); }
   uint64_t async_errors() const {
     internal::FastMutexLock lock(&mu_);
     return async_errors_;
@@ -2826,5 +2827,8 @@ bool Client::FromEarlierSession(const Message& message) const {
   return core_->FromEarlierSession(message);
 }
 uint64_t Client::broker_dropped() const { return core_->broker_dropped(); }
+uint64_t Client::max_payload_bytes() const {
+  return core_->max_payload_bytes();
+}
 
 }  // namespace sift

@@ -699,6 +699,11 @@ class Client {
   // Distinct from Subscription::dropped(), which counts this library's own
   // queue. See docs/protocol.md §10.
   uint64_t broker_dropped() const;
+  // The largest payload the broker takes, in bytes: its max_payload_bytes,
+  // from its WELCOME (it may change across a reconnect). A publish with a
+  // larger payload fails at once with InvalidArgument (wire code
+  // PAYLOAD_TOO_LARGE). Thread-safe.
+  uint64_t max_payload_bytes() const;
 
  private:
   explicit Client(std::shared_ptr<ClientCore> core);

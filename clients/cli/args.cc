@@ -334,9 +334,12 @@ absl::StatusOr<uint64_t> ParseBytes(const FlagUse& flag,
   uint64_t n;
   if (v.empty() || v[0] == '-' || !ParseInteger(v, &n) ||
       n > UINT64_MAX / unit) {
+    // Digits past 2^64 - 1 bytes: the format was right, the size is not.
+    const bool huge = !v.empty() && absl::c_all_of(v, absl::ascii_isdigit);
     return UsageError(absl::StrCat(
         "invalid size ", Shown(*flag.value), " for ", flag.written,
-        " (bytes, e.g. 1048576 or 512MiB; KiB, MiB, GiB, TiB; 0: ", zero, ")"));
+        " (bytes, e.g. 1048576 or 512MiB; KiB, MiB, GiB, TiB; 0: ", zero,
+        huge ? absl::StrCat("; at most ", UINT64_MAX, " bytes") : "", ")"));
   }
   return n * unit;
 }

@@ -304,6 +304,14 @@ TEST(ParseArgsTest, BadFlagValues) {
               HasSubstr("invalid count '-1'"));
   EXPECT_EQ(ErrorOf({"pub", "t", "m", "--count", "0"}),
             "pub: invalid count '0' for --count (1 or more)");
+  EXPECT_EQ(ErrorOf({"stream", "add", "s", "--subjects", "a", "--max-bytes",
+                     "16777216TiB"}),
+            "stream add: invalid size '16777216TiB' for --max-bytes (bytes, "
+            "e.g. 1048576 or 512MiB; KiB, MiB, GiB, TiB; 0: no limit; at "
+            "most 18446744073709551615 bytes)");
+  EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a", "--max-bytes",
+                       "12XB"}),
+              Not(HasSubstr("at most")));
   EXPECT_EQ(ErrorOf({"pub", "t", "m", "--count", "99999999999999999999"}),
             "pub: invalid count '99999999999999999999' for --count (1 to "
             "9223372036854775807)");

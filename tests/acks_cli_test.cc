@@ -213,6 +213,26 @@ TEST(AcksCliTest, PubFileThatCannotBeReadPublishesNothing) {
                          << "\"";
 }
 
+// With no broker at --server, sift says so after --connect_timeout (exit 1)
+// and names the likely causes: ZeroMQ retries a refused connection quietly,
+// so that is all it can tell.
+TEST(AcksCliTest, NoBrokerAtTheEndpointIsSaid) {
+  absl::StatusOr<int> port = PickFreePort();
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::string endpoint = absl::StrCat("tcp://127.0.0.1:", *port);
+  const std::string out = absl::StrCat(NewTestDir("nobroker-"), "/out.txt");
+  const pid_t pid = Spawn({SiftCliPath(), "--server=" + endpoint,
+                           "--connect_timeout=300ms", "stream", "ls"},
+                          out);
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(Reap(pid, kTimeout), 1) << ReadFile(out);
+  EXPECT_EQ(ReadFile(out),
+            absl::StrCat("sift: cannot connect to ", endpoint,
+                         ": no answer within 300ms (is siftd running there? "
+                         "check --server, or give it longer with "
+                         "--connect_timeout)\n"));
+}
+
 // pub --file reads at most the broker's max_payload_bytes (+1 to know it is
 // more): /dev/zero is refused with the limit, not read until memory runs
 // out (under a 2 GB address-space limit it aborted with std::bad_alloc,

@@ -1007,6 +1007,11 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
     return UsageError(absl::StrCat(cmd, ": missing ", info->positionals[got],
                                    SeeHelp(*info)));
   }
+  if (got > want && message_from_file) {
+    return UsageError(absl::StrCat(
+        cmd, ": give MESSAGE or --file, not both ('", pos[want],
+        "' and --file ", args.payload_file, ")", SeeHelp(*info)));
+  }
   if (got > want) {
     const bool has_message =
         want >= 2 && std::string_view(info->positionals[1]) == "MESSAGE";

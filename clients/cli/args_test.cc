@@ -304,6 +304,9 @@ TEST(ParseArgsTest, BadFlagValues) {
               HasSubstr("invalid count '-1'"));
   EXPECT_EQ(ErrorOf({"pub", "t", "m", "--count", "0"}),
             "pub: invalid count '0' for --count (1 or more)");
+  EXPECT_EQ(ErrorOf({"pub", "f.x", "hello", "--file", "F"}),
+            "pub: give MESSAGE or --file, not both ('hello' and --file F) "
+            "(see sift pub --help)");
   EXPECT_EQ(ErrorOf({"stream", "add", "s", "--subjects", "a", "--max-bytes",
                      "16777216TiB"}),
             "stream add: invalid size '16777216TiB' for --max-bytes (bytes, "

@@ -104,10 +104,15 @@ absl::StatusOr<std::unique_ptr<Client>> ConnectOrExplain(const Args& args) {
   options.connect_timeout = args.connect_timeout;
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(options);
   if (client.ok()) return client;
+  // ZeroMQ retries a refused or unresolvable endpoint quietly, so "nothing
+  // listens there" cannot be told from "the broker is too busy": both
+  // are no answer, and the hint names the likely ones.
   const std::string reason =
       client.status().code() == absl::StatusCode::kDeadlineExceeded
           ? absl::StrCat("no answer within ",
-                         absl::FormatDuration(args.connect_timeout))
+                         absl::FormatDuration(args.connect_timeout),
+                         " (is siftd running there? check --server, or "
+                         "give it longer with --connect_timeout)")
           : std::string(client.status().message());
   return absl::Status(
       client.status().code(),

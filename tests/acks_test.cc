@@ -486,11 +486,26 @@ TEST(AcksTest, DeclaredQueuesHoldMessagesUntilAWorkerComes) {
   AckOptions ack = Fast(absl::Seconds(30));
   ASSERT_TRUE(pub->Declare("jobs.>", "pool", ack).ok());
   ASSERT_TRUE(pub->Declare("jobs.>", "pool", ack).ok());  // idempotent
-  {  // other group settings for the same queue: refused, the first stands
+  {  // other group settings for the same queue: refused, the first stands,
+     // naming each setting that differs with both values
     AckOptions other = ack;
     other.max_queued = ack.max_queued.value_or(100000) + 1;
     absl::Status s = pub->Declare("jobs.>", "pool", other);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_EQ(s.message(),
+              "queue group \"pool\" on \"jobs.>\" was declared with "
+              "max_queued 100000 (this declaration: 100001): the first "
+              "declaration stands");
+    other = ack;
+    other.max_deliver = 3;
+    other.backoff_jitter.reset();  // the default, 0.2
+    s = pub->Declare("jobs.>", "pool", other);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_EQ(s.message(),
+              "queue group \"pool\" on \"jobs.>\" was declared with "
+              "max_deliver 5 (this declaration: 3) and backoff_jitter 0 "
+              "(this declaration: 0.2, the default): the first declaration "
+              "stands");
   }
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(pub->PublishConfirmed("jobs.x", absl::StrCat(i), kTimeout).ok());

@@ -27,46 +27,16 @@ bool SameGroupPolicy(const AckPolicy& a, const AckPolicy& b) {
 }
 
 // The refusal of a member whose policy `asked` is not its group's `held`
-// (SameGroupPolicy is false): each differing field under its wire name with
-// both values, e.g. "queue group 'g' has max_deliver 3 (this subscription:
-// 5, the default); every member ...". Delivery never sees the request, so
-// "the default" means the value is AckPolicy's default, whether the request
-// left the field out (the usual case) or gave that value.
+// (SameGroupPolicy is false): "queue group 'g' has max_deliver 3 (this
+// subscription: 5, the default); every member ...".
 std::string GroupPolicyMismatch(std::string_view group, const AckPolicy& held,
                                 const AckPolicy& asked, bool placeholder) {
-  const AckPolicy defaults;
-  const std::string_view who =
-      placeholder ? "this declaration" : "this subscription";
-  std::vector<std::string> differences;
-  auto compare = [&](std::string_view name, auto group_value, auto asked_value,
-                     auto default_value) {
-    if (group_value == asked_value) return;
-    differences.push_back(absl::StrCat(
-        AV(name), " ", group_value, " (", AV(who), ": ", asked_value,
-        asked_value == default_value ? ", the default" : "", ")"));
-  };
-  compare("max_deliver", held.max_deliver, asked.max_deliver,
-          defaults.max_deliver);
-  compare("max_queued", held.max_queued, asked.max_queued, defaults.max_queued);
-  compare("backoff_initial_ms", held.backoff.initial_ms,
-          asked.backoff.initial_ms, defaults.backoff.initial_ms);
-  compare("backoff_multiplier", held.backoff.multiplier,
-          asked.backoff.multiplier, defaults.backoff.multiplier);
-  compare("backoff_max_ms", held.backoff.max_ms, asked.backoff.max_ms,
-          defaults.backoff.max_ms);
-  compare("backoff_jitter", held.backoff.jitter, asked.backoff.jitter,
-          defaults.backoff.jitter);
-  std::string out = absl::StrCat("queue group '", AV(group), "' has ");
-  for (size_t i = 0; i < differences.size(); ++i) {
-    if (i > 0) {
-      absl::StrAppend(&out, i + 1 == differences.size() ? " and " : ", ");
-    }
-    absl::StrAppend(&out, differences[i]);
-  }
-  absl::StrAppend(&out,
-                  "; every member of a group must ask for the same "
-                  "max_deliver, max_queued and backoff");
-  return out;
+  return absl::StrCat(
+      "queue group '", AV(group), "' has ",
+      GroupPolicyDifferences(
+          held, asked, placeholder ? "this declaration" : "this subscription"),
+      "; every member of a group must ask for the same max_deliver, "
+      "max_queued and backoff");
 }
 
 // Waiting messages can sit in memory long enough to leave the caches (a
@@ -191,6 +161,41 @@ StoredMessage::StoredMessage(Passkey, std::string_view topic_in,
   reply_to = keep(reply_to_in);
   headers = keep(headers_in);
   payload = keep(payload_in);
+}
+
+// Each differing field as "<name> <held> (<who>: <asked>[, the default])",
+// in AckPolicy's order; SameGroupPolicy compares the same fields.
+std::string GroupPolicyDifferences(const AckPolicy& held,
+                                   const AckPolicy& asked,
+                                   std::string_view who) {
+  const AckPolicy defaults;
+  std::vector<std::string> differences;
+  auto compare = [&](std::string_view name, auto group_value, auto asked_value,
+                     auto default_value) {
+    if (group_value == asked_value) return;
+    differences.push_back(absl::StrCat(
+        AV(name), " ", group_value, " (", AV(who), ": ", asked_value,
+        asked_value == default_value ? ", the default" : "", ")"));
+  };
+  compare("max_deliver", held.max_deliver, asked.max_deliver,
+          defaults.max_deliver);
+  compare("max_queued", held.max_queued, asked.max_queued, defaults.max_queued);
+  compare("backoff_initial_ms", held.backoff.initial_ms,
+          asked.backoff.initial_ms, defaults.backoff.initial_ms);
+  compare("backoff_multiplier", held.backoff.multiplier,
+          asked.backoff.multiplier, defaults.backoff.multiplier);
+  compare("backoff_max_ms", held.backoff.max_ms, asked.backoff.max_ms,
+          defaults.backoff.max_ms);
+  compare("backoff_jitter", held.backoff.jitter, asked.backoff.jitter,
+          defaults.backoff.jitter);
+  std::string out;
+  for (size_t i = 0; i < differences.size(); ++i) {
+    if (i > 0) {
+      absl::StrAppend(&out, i + 1 == differences.size() ? " and " : ", ");
+    }
+    absl::StrAppend(&out, differences[i]);
+  }
+  return out;
 }
 
 absl::Status ValidateAckPolicy(const AckPolicy& policy) {

@@ -112,6 +112,18 @@ struct AckPolicy {
 // InvalidArgument naming the field for a policy AddConsumer would refuse.
 absl::Status ValidateAckPolicy(const AckPolicy& policy);
 
+// The settings a queue group shares (max_deliver, max_queued, the backoff)
+// in which `asked` differs from the group's `held`, each under its wire
+// name with both values, `who` naming the asker: "max_deliver 3 (this
+// subscription: 5, the default) and backoff_jitter 0.2 (this subscription:
+// 0)". "the default" means the asked value is AckPolicy's default (the
+// request's fields are not seen here). Empty when the group would take
+// `asked`. For refusals (AddConsumer's, a repeated DECLARE's): not for a
+// hot path.
+std::string GroupPolicyDifferences(const AckPolicy& held,
+                                   const AckPolicy& asked,
+                                   std::string_view who);
+
 struct StoredMessage;
 using MessageRef = std::shared_ptr<const StoredMessage>;
 

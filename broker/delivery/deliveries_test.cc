@@ -218,6 +218,27 @@ TEST_F(DeliveriesTest, GroupPolicyRefusalNamesWhatDiffers) {
   EXPECT_EQ(d_.consumer_count(), 1u);
 }
 
+// The differences alone, as a repeated DECLARE's refusal words them: empty
+// when the group would take the policy (ack_wait and max_in_flight are each
+// member's own).
+TEST(GroupPolicyDifferencesTest, NamesTheGroupSettingsThatDiffer) {
+  AckPolicy held;
+  held.max_deliver = 3;
+  AckPolicy asked = held;
+  asked.ack_wait_ms = 5000;
+  asked.max_in_flight = 1;
+  EXPECT_EQ(GroupPolicyDifferences(held, asked, "this declaration"), "");
+  asked.backoff.max_ms = 1000;
+  EXPECT_EQ(GroupPolicyDifferences(held, asked, "this declaration"),
+            "backoff_max_ms 60000 (this declaration: 1000)");
+  asked.max_deliver = 5;
+  asked.max_queued = 7;
+  EXPECT_EQ(GroupPolicyDifferences(held, asked, "this declaration"),
+            "max_deliver 3 (this declaration: 5, the default), max_queued "
+            "100000 (this declaration: 7) and backoff_max_ms 60000 (this "
+            "declaration: 1000)");
+}
+
 // --- Offer, ack, prefetch ---
 
 TEST_F(DeliveriesTest, OfferSendsFirstAttemptWithUniqueIds) {

@@ -1911,20 +1911,15 @@ class Server::Loop {
     const std::string key = absl::StrCat(d.queue_group(), "\n", d.pattern());
     if (auto it = declared_.find(key); it != declared_.end()) {
       // Idempotent for the same group settings; others are refused, as a
-      // member that disagrees with its group is.
-      const delivery::AckPolicy again = AckPolicyOf(d.ack());
-      const delivery::AckPolicy& first = it->second;
-      if (again.max_deliver != first.max_deliver ||
-          again.max_queued != first.max_queued ||
-          again.backoff != first.backoff) {
+      // member that disagrees with its group is, naming each that differs.
+      const std::string differences = delivery::GroupPolicyDifferences(
+          it->second, AckPolicyOf(d.ack()), "this declaration");
+      if (!differences.empty()) {
         return SendClientError(
             routing_id, true, client, h.request_id(), wire::INVALID_REQUEST,
             absl::StrCat("queue group \"", d.queue_group(), "\" on \"",
-                         d.pattern(),
-                         "\" was declared with other max_deliver, "
-                         "max_queued or backoff (",
-                         first.max_deliver, ", ", first.max_queued,
-                         "): the first declaration stands"));
+                         d.pattern(), "\" was declared with ", differences,
+                         ": the first declaration stands"));
       }
       return Answer(routing_id, client, h.request_id(), absl::OkStatus());
     }

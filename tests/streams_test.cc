@@ -462,8 +462,9 @@ TEST(StreamsTest, ConfiguredStreams) {
 }
 
 // A re-add under a taken name with other settings is refused with each
-// setting that differs, the stream's value and the requested one: for a
-// stream from the config file and for one a client made.
+// setting that differs, the stream's value and the requested one, and what
+// to do, which depends on where the stream was defined: a stream from the
+// config file is changed there, one a client made is deleted first.
 TEST(StreamsTest, ARefusedReAddNamesEachDifferingSetting) {
   const std::string dir = NewDataDir("readd");
   const std::string config = dir + "/siftd.toml";
@@ -481,7 +482,8 @@ TEST(StreamsTest, ARefusedReAddNamesEachDifferingSetting) {
   ASSERT_EQ(CodeOf(refused), wire::INVALID_STREAM) << refused->DebugString();
   EXPECT_EQ(refused->error().message(),
             "stream \"orders\" exists with other settings: max_msgs 1000 "
-            "(requested 0); delete it first, or change siftd's config");
+            "(requested 0); it is defined in siftd's config ([[streams]]): "
+            "change it there");
 
   ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "audit", {"audit.>"}).ok());
   refused = c.Stream(wire::STREAM_ADD, "audit", {"audit.eu.>"}, "never");
@@ -490,7 +492,7 @@ TEST(StreamsTest, ARefusedReAddNamesEachDifferingSetting) {
   EXPECT_EQ(refused->error().message(),
             "stream \"audit\" exists with other settings: subjects "
             "[\"audit.>\"] (requested [\"audit.eu.>\"]), fsync always "
-            "(requested never); delete it first, or change siftd's config");
+            "(requested never); delete it first (sift stream rm audit)");
 }
 
 TEST(StreamsTest, StreamsAreOffWithoutADataDir) {

@@ -531,10 +531,15 @@ absl::StatusOr<StreamView> StreamManager::Add(const StreamSettings& settings) {
     const std::vector<std::string> differences =
         SettingsDifferences(s->settings, settings);
     if (differences.empty()) return ViewOf(*s);
+    // What to do depends on where it was defined: a configured stream
+    // cannot be deleted through the protocol (Delete refuses it).
     return Invalid(absl::StrCat(
         "stream \"", settings.name,
         "\" exists with other settings: ", absl::StrJoin(differences, ", "),
-        "; delete it first, or change siftd's config"));
+        s->from_config ? "; it is defined in siftd's config ([[streams]]): "
+                         "change it there"
+                       : absl::StrCat("; delete it first (sift stream rm ",
+                                      settings.name, ")")));
   }
   // A topic is stored in one stream: subjects may not overlap.
   for (const auto& other : streams_) {

@@ -193,6 +193,11 @@ class StreamManager {
 
   // ---- STREAM commands. Errors carry wire codes (UNKNOWN_STREAM,
   // INVALID_STREAM, INTERNAL).
+  // Add makes the stream, or gives the existing one's view for the same
+  // settings; other settings under its name are INVALID_STREAM naming each
+  // difference (SettingsDifferences) and what to do, by where the stream was
+  // defined: "...; delete it first (sift stream rm two)", or "...; it is
+  // defined in siftd's config ([[streams]]): change it there".
   absl::StatusOr<StreamView> Add(const StreamSettings& settings);
   // Deletes a stream made through the protocol (config ones: INVALID_STREAM)
   // with its records and consumers. Its subscriptions get ERROR

@@ -217,6 +217,16 @@ absl::StatusOr<Tokens> Tokenize(const std::vector<std::string>& argv,
         return fail(absl::StrCat("flag ", written, " needs a value"),
                     /*unknown_flag=*/false);
       }
+      // `--queue --ack` left a value out: taken as the value, "--ack"
+      // would name the group and leave the subscription without acks.
+      // A value that starts with "--" is written --flag=--value.
+      if (absl::StartsWith(argv[i + 1], "--")) {
+        return fail(absl::StrCat("flag ", written, " needs a value (",
+                                 argv[i + 1], " after it is a flag; a value "
+                                 "that starts with -- is written ", written,
+                                 "=", argv[i + 1], ")"),
+                    /*unknown_flag=*/false);
+      }
       value = argv[++i];
     }
     if (name == "help" || name == "version") {
@@ -913,7 +923,7 @@ absl::Status RefusedFlag(const TokenError& error) {
                           : error.message);
   }
   return UsageError(absl::StrCat(info->name, ": ", error.message,
-                                 error.unknown_flag ? SeeHelp(*info) : ""));
+                                 SeeHelp(*info)));
 }
 
 absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
@@ -980,7 +990,7 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
                                      SeeHelp(*info)));
     }
     if (absl::Status s = ApplyFlag(flag, args); !s.ok()) {
-      return UsageError(absl::StrCat(cmd, ": ", s.message()));
+      return UsageError(absl::StrCat(cmd, ": ", s.message(), SeeHelp(*info)));
     }
     const std::string_view flag_name = flag.spec->name;
     timeout_given |= flag_name == "timeout";

@@ -296,14 +296,37 @@ TEST(ParseArgsTest, UnknownFlags) {
 
 TEST(ParseArgsTest, BadFlagValues) {
   EXPECT_EQ(ErrorOf({"sub", "a", "--count"}),
-            "sub: flag --count needs a value");
+            "sub: flag --count needs a value"
+            " (see sift sub --help)");
   EXPECT_EQ(ErrorOf({"--server"}), "flag --server needs a value");
+  // A flag where the value should be is not taken as the value: `--queue
+  // --ack` joined a group named "--ack" without acks (fresh trial), and
+  // `--consumer --ack` made a durable consumer "--ack".
+  EXPECT_EQ(ErrorOf({"sub", "qa", "--queue", "--ack"}),
+            "sub: flag --queue needs a value (--ack after it is a flag; a "
+            "value that starts with -- is written --queue=--ack)"
+            " (see sift sub --help)");
+  EXPECT_THAT(ErrorOf({"sub", "s.>", "--stream", "s", "--consumer", "--ack"}),
+              HasSubstr("sub: flag --consumer needs a value (--ack after it "
+                        "is a flag"));
+  EXPECT_THAT(ErrorOf({"fetch", "s", "--consumer", "--batch", "1"}),
+              HasSubstr("fetch: flag --consumer needs a value"));
+  EXPECT_THAT(ErrorOf({"sub", "a", "--max-deliver", "--timeout", "1s"}),
+              HasSubstr("sub: flag --max-deliver needs a value"));
+  // Written with '=', such a value is taken; a single '-' is not a flag.
+  absl::StatusOr<Args> eq = Parse({"sub", "qa", "--queue=--ack"});
+  ASSERT_TRUE(eq.ok()) << eq.status();
+  EXPECT_EQ(eq->queue_group, "--ack");
+  EXPECT_FALSE(eq->ack);
+  EXPECT_THAT(ErrorOf({"sub", "a", "--count", "-1"}),
+              HasSubstr("invalid count '-1'"));
   EXPECT_THAT(ErrorOf({"sub", "a", "--count", "many"}),
               HasSubstr("invalid count 'many' for --count"));
   EXPECT_THAT(ErrorOf({"sub", "a", "--count=-1"}),
               HasSubstr("invalid count '-1'"));
   EXPECT_EQ(ErrorOf({"pub", "t", "m", "--count", "0"}),
-            "pub: invalid count '0' for --count (1 or more)");
+            "pub: invalid count '0' for --count (1 or more)"
+            " (see sift pub --help)");
   EXPECT_EQ(ErrorOf({"pub", "f.x", "hello", "--file", "F"}),
             "pub: give MESSAGE or --file, not both ('hello' and --file F) "
             "(see sift pub --help)");
@@ -311,13 +334,15 @@ TEST(ParseArgsTest, BadFlagValues) {
                      "16777216TiB"}),
             "stream add: invalid size '16777216TiB' for --max-bytes (bytes, "
             "e.g. 1048576 or 512MiB; KiB, MiB, GiB, TiB; 0: no limit; at "
-            "most 18446744073709551615 bytes)");
+            "most 18446744073709551615 bytes)"
+            " (see sift stream add --help)");
   EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a", "--max-bytes",
                        "12XB"}),
               Not(HasSubstr("at most")));
   EXPECT_EQ(ErrorOf({"pub", "t", "m", "--count", "99999999999999999999"}),
             "pub: invalid count '99999999999999999999' for --count (1 to "
-            "9223372036854775807)");
+            "9223372036854775807)"
+            " (see sift pub --help)");
   EXPECT_THAT(ErrorOf({"sub", "a", "--timeout", "5"}),
               HasSubstr("invalid duration '5' for --timeout"));
   EXPECT_THAT(ErrorOf({"sub", "a", "--timeout", "0s"}),
@@ -329,7 +354,8 @@ TEST(ParseArgsTest, BadFlagValues) {
   EXPECT_THAT(ErrorOf({"stats", "--server="}),
               HasSubstr("--server needs an endpoint"));
   EXPECT_EQ(ErrorOf({"stats", "--version=2"}),
-            "stats: flag --version takes no value");
+            "stats: flag --version takes no value"
+            " (see sift stats --help)");
 }
 
 // A number, duration, size or time with whitespace around it is refused
@@ -405,7 +431,8 @@ TEST(ParseArgsTest, ValuesWithSurroundingWhitespaceAreRefused) {
   EXPECT_EQ(ErrorOf({"fetch", "s", "--wait", " 300"}),
             "fetch: invalid duration ' 300' for --wait (whole milliseconds "
             "from 0ms to 3600000ms, e.g. 500ms, 30s, 2m; a bare number is "
-            "milliseconds)");
+            "milliseconds)"
+            " (see sift fetch --help)");
 }
 
 // Numbers are plain decimal: no hex (absl's SimpleAtod took
@@ -415,9 +442,11 @@ TEST(ParseArgsTest, ValuesWithSurroundingWhitespaceAreRefused) {
 TEST(ParseArgsTest, NumbersArePlainDecimalWithoutNegativeZero) {
   EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--backoff-jitter", "0x0.1p0"}),
             "sub: invalid number '0x0.1p0' for --backoff-jitter (a share "
-            "from 0 to 1, e.g. 0.2; 0: none)");
+            "from 0 to 1, e.g. 0.2; 0: none)"
+            " (see sift sub --help)");
   EXPECT_EQ(ErrorOf({"sub", "a", "--count", "-0"}),
-            "sub: invalid count '-0' for --count (0 or more; 0: no limit)");
+            "sub: invalid count '-0' for --count (0 or more; 0: no limit)"
+            " (see sift sub --help)");
   struct Case {
     std::vector<std::string> argv;  // the command and its other arguments
     std::string flag;
@@ -489,7 +518,8 @@ TEST(ParseArgsTest, PubConfirmWindow) {
   ASSERT_TRUE(args.ok()) << args.status();
   EXPECT_EQ(args->window, 8);
   EXPECT_EQ(ErrorOf({"pub", "t", "m", "--confirm", "--window", "0"}),
-            "pub: invalid window '0' for --window (1 to 65536)");
+            "pub: invalid window '0' for --window (1 to 65536)"
+            " (see sift pub --help)");
   EXPECT_THAT(ErrorOf({"pub", "t", "m", "--confirm", "--window", "65537"}),
               HasSubstr("invalid window '65537'"));
   EXPECT_THAT(ErrorOf({"pub", "t", "m", "--confirm", "--window", " 8"}),
@@ -680,7 +710,8 @@ TEST(AckArgsTest, TakesTheModeByName) {
             "(at-least-once delivery) (see sift sub --help)");
   EXPECT_EQ(ErrorOf({"sub", "jobs.>", "--ack=maybe"}),
             "sub: invalid value 'maybe' for --ack (the ack mode: explicit or "
-            "none; --ack alone is explicit)");
+            "none; --ack alone is explicit)"
+            " (see sift sub --help)");
   // Another word after --ack is the command's next argument, as before.
   EXPECT_EQ(ErrorOf({"sub", "jobs.>", "--ack", "late"}),
             "sub: unexpected argument 'late' (see sift sub --help)");
@@ -770,7 +801,8 @@ TEST(AckArgsTest, BadValuesAreUsageErrors) {
   EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--ack-wait", "0"}),
             "sub: invalid duration '0' for --ack-wait (whole milliseconds from "
             "1ms to 4294967295ms, e.g. 500ms, 30s, 2m; a bare number is "
-            "milliseconds)");
+            "milliseconds)"
+            " (see sift sub --help)");
   for (const char* bad : {"-5", "1.5ms", "100us", "soon", "4294967296", "inf",
                           "50d", ""}) {
     EXPECT_THAT(ErrorOf({"sub", "j", "--ack", "--ack-wait", bad}),
@@ -779,21 +811,25 @@ TEST(AckArgsTest, BadValuesAreUsageErrors) {
   }
   EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--max-deliver", "-1"}),
             "sub: invalid count '-1' for --max-deliver (0 to 4294967295; 0: "
-            "no limit)");
+            "no limit)"
+            " (see sift sub --help)");
   EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--max-in-flight", "0"}),
-            "sub: invalid count '0' for --max-in-flight (1 to 4294967295)");
+            "sub: invalid count '0' for --max-in-flight (1 to 4294967295)"
+            " (see sift sub --help)");
   EXPECT_THAT(ErrorOf({"sub", "j", "--ack", "--max-queued", "4294967296"}),
               HasSubstr("invalid count '4294967296' for --max-queued"));
   EXPECT_THAT(ErrorOf({"sub", "j", "--ack", "--max-deliver", "many"}),
               HasSubstr("invalid count 'many'"));
   EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--backoff-multiplier", "0.5"}),
             "sub: invalid number '0.5' for --backoff-multiplier (a number "
-            "from 1 to 1e9, e.g. 2 or 1.5)");
+            "from 1 to 1e9, e.g. 2 or 1.5)"
+            " (see sift sub --help)");
   EXPECT_THAT(ErrorOf({"sub", "j", "--ack", "--backoff-multiplier", "nan"}),
               HasSubstr("invalid number 'nan'"));
   EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--backoff-jitter", "1.5"}),
             "sub: invalid number '1.5' for --backoff-jitter (a share from 0 "
-            "to 1, e.g. 0.2; 0: none)");
+            "to 1, e.g. 0.2; 0: none)"
+            " (see sift sub --help)");
   EXPECT_THAT(ErrorOf({"sub", "j", "--ack", "--nack-delay", "-1s"}),
               HasSubstr("invalid duration '-1s' for --nack-delay"));
   EXPECT_THAT(ErrorOf({"sub", "j", "--ack", "--nack=maybe"}),
@@ -1126,7 +1162,8 @@ TEST(StreamArgsTest, FetchErrors) {
   EXPECT_THAT(ErrorOf({"fetch", "s", "--all", "--from-seq", "3"}),
               HasSubstr("at most one of --all, --new, --from-seq and --since"));
   EXPECT_EQ(ErrorOf({"fetch", "s", "--from-seq", "0"}),
-            "fetch: invalid sequence number '0' for --from-seq (1 or more)");
+            "fetch: invalid sequence number '0' for --from-seq (1 or more)"
+            " (see sift fetch --help)");
   EXPECT_THAT(ErrorOf({"fetch", "s", "--since", "yesterday"}),
               HasSubstr("invalid time 'yesterday'"));
   EXPECT_THAT(ErrorOf({"fetch", "s", "--ack"}),
@@ -1270,33 +1307,43 @@ TEST(StreamUsageTest, EveryStreamCommandDocumentsItsFlagsIn80Columns) {
 // shown escaped: '3\r' printed as '3'.
 TEST(ParseArgsTest, CountErrorsGiveTheFlagsRange) {
   EXPECT_EQ(ErrorOf({"pub", "t", "m", "--confirm", "--window", "-1"}),
-            "pub: invalid window '-1' for --window (1 to 65536)");
+            "pub: invalid window '-1' for --window (1 to 65536)"
+            " (see sift pub --help)");
   EXPECT_EQ(ErrorOf({"pub", "t", "m", "--confirm", "--window",
                      "99999999999999999999"}),
             "pub: invalid window '99999999999999999999' for --window (1 to "
-            "65536)");
+            "65536)"
+            " (see sift pub --help)");
   EXPECT_EQ(ErrorOf({"fetch", "s", "--batch", " 2"}),
-            "fetch: invalid batch ' 2' for --batch (1 to 10000)");
+            "fetch: invalid batch ' 2' for --batch (1 to 10000)"
+            " (see sift fetch --help)");
   EXPECT_EQ(ErrorOf({"pub", "t", "m", "--count", ""}),
-            "pub: invalid count '' for --count (1 or more)");
+            "pub: invalid count '' for --count (1 or more)"
+            " (see sift pub --help)");
   EXPECT_EQ(ErrorOf({"sub", "a", "--count", "x"}),
-            "sub: invalid count 'x' for --count (0 or more; 0: no limit)");
+            "sub: invalid count 'x' for --count (0 or more; 0: no limit)"
+            " (see sift sub --help)");
   EXPECT_EQ(ErrorOf({"reply", "a", "--echo", "--count", "-1"}),
-            "reply: invalid count '-1' for --count (0 or more; 0: no limit)");
+            "reply: invalid count '-1' for --count (0 or more; 0: no limit)"
+            " (see sift reply --help)");
   EXPECT_EQ(ErrorOf({"sub", "a", "--slow", "drop-oldest",
                      "--max-pending-msgs", "0"}),
             "sub: invalid count '0' for --max-pending-msgs (1 to "
-            "4294967295)");
+            "4294967295)"
+            " (see sift sub --help)");
   EXPECT_EQ(ErrorOf({"stream", "add", "s", "--subjects", "a", "--max-msgs",
                      "-1"}),
             "stream add: invalid count '-1' for --max-msgs (0 or more; 0: no "
-            "limit)");
+            "limit)"
+            " (see sift stream add --help)");
   // Control characters, quotes and backslashes escaped.
   EXPECT_EQ(ErrorOf({"pub", "t", "m", "--count", "3\r"}),
-            "pub: invalid count '3\\r' for --count (1 or more)");
+            "pub: invalid count '3\\r' for --count (1 or more)"
+            " (see sift pub --help)");
   EXPECT_EQ(ErrorOf({"sub", "a", "--timeout", "1s\n"}),
             "sub: invalid duration '1s\\n' for --timeout (use e.g. 500ms, "
-            "2s, 1m30s; must be > 0)");
+            "2s, 1m30s; must be > 0)"
+            " (see sift sub --help)");
   EXPECT_THAT(ErrorOf({"sub", "a", "--ack", "--max-deliver", "\x01"}),
               HasSubstr("invalid count '\\x01' for --max-deliver"));
   EXPECT_THAT(ErrorOf({"stream", "add", "s", "--subjects", "a",
@@ -1323,7 +1370,8 @@ TEST(StreamArgsTest, StreamAddRefusesWhatTheBrokerWould) {
   EXPECT_EQ(ErrorOf(with({"--dedup-window", "169h"})),
             "stream add: invalid duration '169h' for --dedup-window (whole "
             "milliseconds from 1ms to 168h (7 days), e.g. 500ms, 30s, 2m; a "
-            "bare number is milliseconds)");
+            "bare number is milliseconds)"
+            " (see sift stream add --help)");
   EXPECT_THAT(ErrorOf(with({"--dedup-window", "604800001"})),
               HasSubstr("to 168h (7 days)"));
   args = Parse(with({"--max-age", "9007199254740992"}));
@@ -1342,7 +1390,8 @@ TEST(StreamArgsTest, StreamAddRefusesWhatTheBrokerWould) {
   EXPECT_EQ(ErrorOf(with({"--segment-bytes", "4095"})),
             "stream add: invalid size '4095' for --segment-bytes (4096 to "
             "1073741824 bytes, 4KiB to 1GiB; 0: the broker's default, "
-            "64MiB, or a quarter of --max-bytes if less (at least 4KiB))");
+            "64MiB, or a quarter of --max-bytes if less (at least 4KiB))"
+            " (see sift stream add --help)");
   EXPECT_THAT(ErrorOf(with({"--segment-bytes", "1073741825"})),
               HasSubstr("(4096 to 1073741824 bytes"));
   EXPECT_THAT(ErrorOf(with({"--segment-bytes", "lots"})),
@@ -1351,7 +1400,8 @@ TEST(StreamArgsTest, StreamAddRefusesWhatTheBrokerWould) {
               Not(HasSubstr("no limit")));
   EXPECT_EQ(ErrorOf(with({"--max-bytes", "4095"})),
             "stream add: invalid size '4095' for --max-bytes (0: no limit, or "
-            "at least 4096 bytes, 4KiB)");
+            "at least 4096 bytes, 4KiB)"
+            " (see sift stream add --help)");
   EXPECT_EQ(ErrorOf(with({"--max-bytes", "1MiB", "--segment-bytes", "2MiB"})),
             "stream add: --max-bytes (1048576) is below --segment-bytes "
             "(2097152): retention removes whole segments (leave "

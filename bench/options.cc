@@ -259,6 +259,13 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
         return absl::InvalidArgumentError(
             absl::StrCat("--", name, " needs a value (see --help)"));
       }
+      // The next flag is not taken as the value (`--queue --ack explicit`).
+      if (std::string_view(argv[i + 1]).substr(0, 2) == "--") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--", name, " needs a value (", argv[i + 1],
+            " after it is a flag; a value that starts with -- is written --",
+            name, "=", argv[i + 1], ")"));
+      }
       value = argv[++i];
     }
     absl::Status s;

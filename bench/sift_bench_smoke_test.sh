@@ -164,6 +164,14 @@ if [[ $rc -ne 2 ]]; then
   echo "FAIL --size 3: exit $rc, want 2"
   failures=$((failures + 1))
 fi
+# A flag missing its value does not take the next flag as it (--queue
+# --ack would have named a queue group "--ack").
+rc=0
+err="$("$bench" --queue --ack explicit 2>&1 >/dev/null)" || rc=$?
+if [[ $rc -ne 2 || "$err" != *"--queue needs a value (--ack after it is a flag"* ]]; then
+  echo "FAIL --queue --ack: exit $rc, want 2 and the flag named: $err"
+  failures=$((failures + 1))
+fi
 rc=0
 "$bench" --mode proxy --stream always >/dev/null 2>&1 || rc=$?
 if [[ $rc -ne 2 ]]; then

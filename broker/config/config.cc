@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -829,6 +830,14 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, char** argv,
     if (!value.has_value()) {
       if (i + 1 >= argc) {
         fail(absl::StrCat("flag ", shown, " needs a value"));
+        continue;
+      }
+      // `--config --log_level=debug` left the path out: the next flag is
+      // not taken as it. Such a value is written --flag=--value.
+      if (absl::StartsWith(argv[i + 1], "--")) {
+        fail(absl::StrCat("flag ", shown, " needs a value (", argv[i + 1],
+                          " after it is a flag; a value that starts with -- "
+                          "is written ", shown, "=", argv[i + 1], ")"));
         continue;
       }
       value = argv[++i];

@@ -312,6 +312,12 @@ TEST(CommandLineTest, BadFlagsAreErrors) {
             "flag --log_level must be debug, info, warn or error (got "
             "\"loud\")");
   EXPECT_EQ(ArgsError({"--send_hwm"}), "flag --send_hwm needs a value");
+  // The next flag is not the value: `--config --log_level=debug` would
+  // have read a config file named "--log_level=debug".
+  EXPECT_EQ(ArgsError({"--config", "--log_level=debug"}),
+            "flag --config needs a value (--log_level=debug after it is a "
+            "flag; a value that starts with -- is written "
+            "--config=--log_level=debug)");
   EXPECT_EQ(ArgsError({"--version=2"}), "flag --version takes no value");
   EXPECT_EQ(ArgsError({"run"}),
             "unexpected argument \"run\" (siftd takes only flags; see --help)");

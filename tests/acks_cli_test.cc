@@ -233,6 +233,64 @@ TEST(AcksCliTest, NoBrokerAtTheEndpointIsSaid) {
                          "--connect_timeout)\n"));
 }
 
+// SIGINT stops `sift sub` even while it is blocked writing to a stdout
+// nobody reads: after a 1 s grace (plus --connect_timeout with --ack) it
+// exits 130 with a line on stderr. Before, it stayed until the reader went
+// away (then died of SIGPIPE, 141), SIGTERM too.
+TEST(AcksCliTest, ASignalStopsSubEvenWithItsOutputBlocked) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto client = Connect(siftd->endpoint());
+  ASSERT_NE(client, nullptr);
+  const std::string dir = NewTestDir("blocked-");
+  ASSERT_FALSE(dir.empty());
+  const std::string sift =
+      absl::StrCat("\"$0\" --server=", siftd->endpoint(), " sub 'h.>'");
+  // sift's exit status goes to "rc"; its stdout is read once "go" exists.
+  const pid_t pid = Spawn(
+      {"/bin/sh", "-c",
+       absl::StrCat("(", sift, " 2>\"$1/err\" & echo $! >\"$1/pid\"; ",
+                    "wait $!; echo $? >\"$1/rc\") | ",
+                    "(while [ ! -e \"$1/go\" ]; do sleep 0.02; done; ",
+                    "cat >/dev/null)"),
+       SiftCliPath(), dir},
+      dir + "/sh.txt");
+  ASSERT_GT(pid, 0);
+  // Once sift has subscribed (the test's client holds none).
+  bool subscribed = false;
+  for (const absl::Time until = absl::Now() + kTimeout;
+       !subscribed && absl::Now() < until;) {
+    absl::StatusOr<BrokerStats> stats = client->Stats(kTimeout);
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    subscribed = stats->subscriptions() == 1;
+    if (!subscribed) absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(subscribed) << ReadFile(dir + "/err");
+  const std::string payload(300, 'x');
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_TRUE(client->Publish("h.x", payload).ok());
+  }
+  ASSERT_TRUE(client->Flush(kTimeout).ok());
+  absl::SleepFor(absl::Seconds(1));  // sift fills the pipe and blocks
+  int sift_pid = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(
+      absl::StripAsciiWhitespace(ReadFile(dir + "/pid")), &sift_pid));
+  ASSERT_EQ(kill(sift_pid, SIGINT), 0);
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (ReadFile(dir + "/rc").empty() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  const std::string rc(absl::StripAsciiWhitespace(ReadFile(dir + "/rc")));
+  FILE* go = std::fopen((dir + "/go").c_str(), "w");
+  ASSERT_NE(go, nullptr);
+  std::fclose(go);
+  EXPECT_EQ(Reap(pid, kTimeout), 0) << ReadFile(dir + "/sh.txt");
+  EXPECT_EQ(rc, "130");
+  EXPECT_EQ(ReadFile(dir + "/err"),
+            "sift: stopped at once (still stopping after 1s: its output was "
+            "not being read)\n");
+}
+
 // pub --file reads at most the broker's max_payload_bytes (+1 to know it is
 // more): /dev/zero is refused with the limit, not read until memory runs
 // out (under a 2 GB address-space limit it aborted with std::bad_alloc,

@@ -6,10 +6,13 @@
 // Exit status: 0 success, 1 runtime error (no broker, timeout, refused by the
 // broker), 2 usage error. Errors go to stderr as one line starting "sift: ".
 
+#include <pthread.h>
 #include <signal.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -67,35 +71,104 @@ void PrintHeaders(const Message& message) {
 }
 
 // Turns SIGINT and SIGTERM into a flag the receive loops poll, so that they
-// end with exit status 0 and close the client cleanly (BYE).
+// end with exit status 0 and close the client cleanly (BYE), and says what
+// was not acknowledged.
 //
-// The constructor blocks both signals in the calling thread; it must run
-// before the client (and ZeroMQ) start their threads, which inherit the
-// mask. A blocked signal stays pending for the process until Requested()
-// takes it with a zero-timeout sigtimedwait. Used from one thread.
+// A loop may be unable to look: blocked writing to a stdout nobody reads,
+// or in an acknowledgement that waits for a broker that has gone (up to
+// --connect_timeout). So a watcher thread takes the signals; a second
+// signal, or a stop still not done after `grace`, ends the process at once
+// with 128 + the signal's number (130 for SIGINT) and a line on stderr.
+//
+// The constructor blocks both signals (and SIGUSR2, which wakes the watcher
+// to end) in the calling thread; it must run before the client (and
+// ZeroMQ) start their threads, which inherit the mask, so that only the
+// watcher takes them. Requested() may be called from any thread.
+// Once the loop has seen the stop, only a second signal forces it.
 class StopSignals {
  public:
-  StopSignals() {
+  // `acks`: the loop acknowledges what it prints (sub --ack), for the line
+  // a forced stop writes.
+  StopSignals(absl::Duration grace, bool acks) : grace_(grace), acks_(acks) {
     sigemptyset(&set_);
     sigaddset(&set_, SIGINT);
     sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    watcher_ = std::thread([this] { Watch(); });
   }
   StopSignals(const StopSignals&) = delete;
   StopSignals& operator=(const StopSignals&) = delete;
+  ~StopSignals() {
+    done_.store(true);
+    pthread_kill(watcher_.native_handle(), SIGUSR2);
+    watcher_.join();
+  }
 
+  // Whether a signal asked to stop. Once it returned true, the stop is
+  // under way (the loop was not stuck) and no longer timed: closing the
+  // client after it is bounded on its own (Client::Close, 2 s).
   bool Requested() {
-    if (!requested_) {
-      const timespec zero = {0, 0};
-      requested_ = sigtimedwait(&set_, nullptr, &zero) > 0;
-    }
-    return requested_;
+    if (!requested_.load()) return false;
+    seen_.store(true);
+    return true;
   }
 
  private:
+  void Watch() {
+    int first = 0;
+    absl::Time force_at = absl::InfiniteFuture();
+    while (!done_.load()) {
+      const absl::Duration wait =
+          std::min(absl::Seconds(1), force_at - absl::Now());
+      const timespec ts = absl::ToTimespec(std::max(wait, absl::ZeroDuration()));
+      const int sig = sigtimedwait(&set_, nullptr, &ts);
+      if (done_.load()) return;
+      if (sig == SIGINT || sig == SIGTERM) {
+        if (first != 0) Force(sig, "a second signal");
+        first = sig;
+        force_at = absl::Now() + grace_;
+        requested_.store(true);
+      }
+      if (first != 0 && !seen_.load() && absl::Now() >= force_at) {
+        Force(first, absl::StrCat(
+                         "still stopping after ", absl::FormatDuration(grace_),
+                         ": its output was not being read",
+                         acks_ ? ", or an acknowledgement waited for the broker"
+                               : ""));
+      }
+    }
+  }
+
+  // Ends the process now, from the watcher: what the loop holds is not
+  // acknowledged (it comes again where the broker keeps it, as any
+  // unacknowledged delivery does).
+  [[noreturn]] void Force(int sig, absl::string_view why) {
+    const std::string line = absl::StrCat(
+        "sift: stopped at once (", why, ")",
+        acks_ ? "; the messages it held are not acknowledged: where the "
+                "broker keeps them, they come again"
+              : "",
+        "\n");
+    (void)!write(STDERR_FILENO, line.data(), line.size());
+    _exit(128 + sig);
+  }
+
+  const absl::Duration grace_;
+  const bool acks_;
   sigset_t set_;
-  bool requested_ = false;
+  std::atomic<bool> requested_{false};
+  std::atomic<bool> seen_{false};  // Requested() said true
+  std::atomic<bool> done_{false};
+  std::thread watcher_;
 };
+
+// How long a stop may take before StopSignals ends the process itself: an
+// acknowledgement in progress waits up to --connect_timeout.
+absl::Duration StopGrace(const Args& args) {
+  return absl::Seconds(1) +
+         (args.ack ? args.connect_timeout : absl::ZeroDuration());
+}
 
 absl::StatusOr<std::unique_ptr<Client>> ConnectOrExplain(const Args& args) {
   ClientOptions options;
@@ -692,7 +765,8 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
 }
 
 int RunSub(const Args& args) {
-  StopSignals stop;  // before Connect: see StopSignals
+  // Before Connect: see StopSignals.
+  StopSignals stop(StopGrace(args), args.ack);
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
   if (!client.ok()) return Fail(client.status().message());
   return ReceiveLoop(args, stop, **client, args.timeout, "received",
@@ -853,7 +927,7 @@ int RunStream(const Args& args) {
 }
 
 int RunReply(const Args& args) {
-  StopSignals stop;
+  StopSignals stop(StopGrace(args), args.ack);
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
   if (!client.ok()) return Fail(client.status().message());
   Client& c = **client;

@@ -291,6 +291,41 @@ TEST(AcksCliTest, ASignalStopsSubEvenWithItsOutputBlocked) {
             "not being read)\n");
 }
 
+// An endpoint the client refuses outright is said once ("cannot connect
+// to" was doubled), and `pub --file -` with stdin closed reads nothing
+// (descriptor 0 was then one of ZeroMQ's: "Resource temporarily
+// unavailable").
+TEST(AcksCliTest, BadEndpointAndClosedStdinAreSaidPlainly) {
+  const std::string dir = NewTestDir("plain-");
+  ASSERT_FALSE(dir.empty());
+  const pid_t bogus = Spawn({SiftCliPath(), "--server=bogus", "stats"},
+                            dir + "/bogus.txt");
+  ASSERT_GT(bogus, 0);
+  EXPECT_EQ(Reap(bogus, kTimeout), 1);
+  EXPECT_EQ(ReadFile(dir + "/bogus.txt"),
+            "sift: cannot connect to \"bogus\": Invalid argument (endpoints "
+            "look like tcp://127.0.0.1:7440, ipc:///path or inproc://name)\n");
+
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto watcher = Connect(siftd->endpoint());
+  ASSERT_NE(watcher, nullptr);
+  auto sub = watcher->Subscribe("fc");
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  const pid_t closed = Spawn(
+      {"/bin/sh", "-c",
+       absl::StrCat("exec \"$0\" --server=", siftd->endpoint(),
+                    " pub fc --file - <&-"),
+       SiftCliPath()},
+      dir + "/closed.txt");
+  ASSERT_GT(closed, 0);
+  EXPECT_EQ(Reap(closed, kTimeout), 1);
+  EXPECT_EQ(ReadFile(dir + "/closed.txt"),
+            "sift: cannot read stdin (--file -): it is closed\n");
+  ASSERT_TRUE(watcher->Flush(kTimeout).ok());
+  EXPECT_FALSE((*sub)->Next(absl::Milliseconds(300)).ok());
+}
+
 // pub --file reads at most the broker's max_payload_bytes (+1 to know it is
 // more): /dev/zero is refused with the limit, not read until memory runs
 // out (under a 2 GB address-space limit it aborted with std::bad_alloc,

@@ -270,10 +270,14 @@ std::string Shown(absl::string_view value) {
 
 absl::StatusOr<absl::Duration> ParseDurationFlag(const FlagUse& flag) {
   absl::Duration d;
-  if (!ParseDurationText(*flag.value, &d) || d <= absl::ZeroDuration()) {
+  const absl::string_view v = *flag.value;
+  if (!ParseDurationText(v, &d) || d <= absl::ZeroDuration()) {
+    // A bare number ("1") is a missing unit, not a value out of range.
+    const bool bare = !v.empty() && absl::c_all_of(v, absl::ascii_isdigit);
     return UsageError(absl::StrCat(
         "invalid duration ", Shown(*flag.value), " for ", flag.written,
-        " (use e.g. 500ms, 2s, 1m30s; must be > 0)"));
+        bare ? " (give its unit, e.g. 500ms, 2s, 1m30s; more than 0)"
+             : " (use e.g. 500ms, 2s, 1m30s; more than 0)"));
   }
   return d;
 }
@@ -811,7 +815,8 @@ absl::Status CheckAckFlags(const Args& args, const std::string& given,
   if (!args.ack) {
     return UsageError(absl::StrCat(
         cmd, ": ", given,
-        " is for explicit acks: add --ack (at-least-once delivery)",
+        " is for explicit acks: give --ack (at-least-once delivery; "
+        "without it, or with --ack none, delivery is at-most-once)",
         SeeHelp(info)));
   }
   const absl::Duration initial =

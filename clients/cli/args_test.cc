@@ -706,8 +706,9 @@ TEST(AckArgsTest, TakesTheModeByName) {
   ASSERT_TRUE(fetch.ok()) << fetch.status();
   EXPECT_TRUE(fetch->ack);
   EXPECT_EQ(ErrorOf({"sub", "jobs.>", "--ack", "none", "--max-deliver", "3"}),
-            "sub: --max-deliver is for explicit acks: add --ack "
-            "(at-least-once delivery) (see sift sub --help)");
+            "sub: --max-deliver is for explicit acks: give --ack "
+            "(at-least-once delivery; without it, or with --ack none, "
+            "delivery is at-most-once) (see sift sub --help)");
   EXPECT_EQ(ErrorOf({"sub", "jobs.>", "--ack=maybe"}),
             "sub: invalid value 'maybe' for --ack (the ack mode: explicit or "
             "none; --ack alone is explicit)"
@@ -839,8 +840,9 @@ TEST(AckArgsTest, BadValuesAreUsageErrors) {
 TEST(AckArgsTest, FlagsThatDoNotFitAreUsageErrors) {
   // Every policy flag, and --nack, needs --ack; the first one is named.
   EXPECT_EQ(ErrorOf({"sub", "j", "--max-deliver", "3", "--ack-wait", "1s"}),
-            "sub: --max-deliver is for explicit acks: add --ack "
-            "(at-least-once delivery) (see sift sub --help)");
+            "sub: --max-deliver is for explicit acks: give --ack "
+            "(at-least-once delivery; without it, or with --ack none, "
+            "delivery is at-most-once) (see sift sub --help)");
   for (std::vector<std::string> flag :
        {std::vector<std::string>{"--ack-wait", "1s"},
         {"--max-in-flight", "1"},
@@ -854,10 +856,10 @@ TEST(AckArgsTest, FlagsThatDoNotFitAreUsageErrors) {
     std::vector<std::string> argv = {"sub", "j"};
     argv.insert(argv.end(), flag.begin(), flag.end());
     EXPECT_THAT(ErrorOf(argv), HasSubstr(flag[0] + " is for explicit acks: "
-                                         "add --ack"));
+                                         "give --ack"));
   }
   EXPECT_THAT(ErrorOf({"fetch", "o", "--consumer", "c", "--nack"}),
-              HasSubstr("--nack is for explicit acks: add --ack"));
+              HasSubstr("--nack is for explicit acks: give --ack"));
   // The backoff's maximum may not be below its start, the broker's defaults
   // (1s, 60s) standing in for the one left out.
   EXPECT_EQ(ErrorOf({"sub", "j", "--ack", "--backoff-initial", "2s",
@@ -1340,9 +1342,14 @@ TEST(ParseArgsTest, CountErrorsGiveTheFlagsRange) {
   EXPECT_EQ(ErrorOf({"pub", "t", "m", "--count", "3\r"}),
             "pub: invalid count '3\\r' for --count (1 or more)"
             " (see sift pub --help)");
+  // A bare number is a missing unit (the ack flags' bare numbers are ms).
+  EXPECT_EQ(ErrorOf({"stats", "--connect_timeout", "1"}),
+            "stats: invalid duration '1' for --connect_timeout (give its "
+            "unit, e.g. 500ms, 2s, 1m30s; more than 0) (see sift stats "
+            "--help)");
   EXPECT_EQ(ErrorOf({"sub", "a", "--timeout", "1s\n"}),
             "sub: invalid duration '1s\\n' for --timeout (use e.g. 500ms, "
-            "2s, 1m30s; must be > 0)"
+            "2s, 1m30s; more than 0)"
             " (see sift sub --help)");
   EXPECT_THAT(ErrorOf({"sub", "a", "--ack", "--max-deliver", "\x01"}),
               HasSubstr("invalid count '\\x01' for --max-deliver"));

@@ -6,6 +6,7 @@
 // Exit status: 0 success, 1 runtime error (no broker, timeout, refused by the
 // broker), 2 usage error. Errors go to stderr as one line starting "sift: ".
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <time.h>
@@ -26,6 +27,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -187,9 +189,12 @@ absl::StatusOr<std::unique_ptr<Client>> ConnectOrExplain(const Args& args) {
                          " (is siftd running there? check --server, or "
                          "give it longer with --connect_timeout)")
           : std::string(client.status().message());
+  // The client's own refusal of the endpoint says "cannot connect to" too.
   return absl::Status(
       client.status().code(),
-      absl::StrCat("cannot connect to ", args.server, ": ", reason));
+      absl::StartsWith(reason, "cannot connect to ")
+          ? reason
+          : absl::StrCat("cannot connect to ", args.server, ": ", reason));
 }
 
 // "publish to TOPIC failed after 2 of 5 messages: WHY": message `n` of
@@ -282,12 +287,19 @@ int RunPub(const Args& args) {
   // Opened first, so that a file that is not there fails before any
   // connection; read once connected, up to the broker's limit.
   FILE* file = nullptr;
+  const std::string file_name =
+      args.payload_file == "-" ? "stdin" : args.payload_file;
   if (!args.payload_file.empty()) {
+    // A closed stdin's descriptor 0 would be the next one opened (one of
+    // ZeroMQ's), read as the payload.
+    if (args.payload_file == "-" && fcntl(STDIN_FILENO, F_GETFD) == -1) {
+      return Fail("cannot read stdin (--file -): it is closed");
+    }
     file = args.payload_file == "-"
                ? stdin
                : std::fopen(args.payload_file.c_str(), "rb");
     if (file == nullptr) {
-      return Fail(absl::StrCat("cannot read ", args.payload_file, ": ",
+      return Fail(absl::StrCat("cannot read ", file_name, ": ",
                                std::strerror(errno)));
     }
   }
@@ -297,8 +309,8 @@ int RunPub(const Args& args) {
     return Fail(client.status().message());
   }
   if (file != nullptr) {
-    absl::StatusOr<std::string> payload = ReadPayload(
-        args.payload_file, file, (*client)->max_payload_bytes());
+    absl::StatusOr<std::string> payload =
+        ReadPayload(file_name, file, (*client)->max_payload_bytes());
     if (!payload.ok()) return Fail(payload.status().message());
     message = *std::move(payload);
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <charconv>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -163,6 +164,19 @@ StoredMessage::StoredMessage(Passkey, std::string_view topic_in,
   payload = keep(payload_in);
 }
 
+namespace {
+// A setting's value as text: a double in the fewest digits that read back
+// as it (to_chars), so that two that differ never print alike (StrCat's six
+// digits showed 0.2 for 0.20000000001).
+std::string ValueText(uint32_t v) { return absl::StrCat(v); }
+std::string ValueText(double v) {
+  char buffer[32];
+  const std::to_chars_result r =
+      std::to_chars(buffer, buffer + sizeof(buffer), v);
+  return std::string(buffer, r.ptr);
+}
+}  // namespace
+
 // Each differing field as "<name> <held> (<who>: <asked>[, the default])",
 // in AckPolicy's order; SameGroupPolicy compares the same fields.
 std::string GroupPolicyDifferences(const AckPolicy& held,
@@ -174,7 +188,8 @@ std::string GroupPolicyDifferences(const AckPolicy& held,
                      auto default_value) {
     if (group_value == asked_value) return;
     differences.push_back(absl::StrCat(
-        AV(name), " ", group_value, " (", AV(who), ": ", asked_value,
+        AV(name), " ", ValueText(group_value), " (", AV(who), ": ",
+        ValueText(asked_value),
         asked_value == default_value ? ", the default" : "", ")"));
   };
   compare("max_deliver", held.max_deliver, asked.max_deliver,

@@ -231,6 +231,11 @@ TEST(GroupPolicyDifferencesTest, NamesTheGroupSettingsThatDiffer) {
   asked.backoff.max_ms = 1000;
   EXPECT_EQ(GroupPolicyDifferences(held, asked, "this declaration"),
             "backoff_max_ms 60000 (this declaration: 1000)");
+  // Doubles in the digits that tell them apart (six showed 0.2 for both).
+  AckPolicy close = held;
+  close.backoff.jitter = 0.20000000001;
+  EXPECT_EQ(GroupPolicyDifferences(held, close, "this declaration"),
+            "backoff_jitter 0.2 (this declaration: 0.20000000001)");
   asked.max_deliver = 5;
   asked.max_queued = 7;
   EXPECT_EQ(GroupPolicyDifferences(held, asked, "this declaration"),

@@ -441,6 +441,40 @@ TEST_F(ReconnectTest, CallsMadeWhileTheBrokerIsDownGoOutOnTheNextSession) {
   EXPECT_EQ(stats_now.subscriptions(), 2u) << stats_now.DebugString();
 }
 
+// Acks of deliveries whose session ended with the connection (siftd
+// killed, not back) are refused at once, not after their timeout: AckSync
+// says "not sent" (HELLO_REQUIRED), Ack NotFound (UNKNOWN_DELIVERY). No
+// later session could apply them (a delivery id is its session's). Before,
+// AckSync waited out its timeout for a session, and `sift sub --ack`
+// printed what it held one message per --connect_timeout.
+TEST_F(ReconnectTest, AcksAfterTheConnectionDroppedAreRefusedAtOnce) {
+  SIFT_ASSERT_OK_AND_ASSIGN(auto client, NewClient("acker"));
+  SubscribeOptions acked;
+  acked.ack = AckOptions{};
+  SIFT_ASSERT_OK_AND_ASSIGN(auto work, client->Subscribe("work.>", acked));
+  SIFT_ASSERT_OK(client->PublishConfirmed("work.a", "a"));
+  SIFT_ASSERT_OK(client->PublishConfirmed("work.b", "b"));
+  SIFT_ASSERT_OK_AND_ASSIGN(Message a, work->Next(absl::Seconds(10)));
+  SIFT_ASSERT_OK_AND_ASSIGN(Message b, work->Next(absl::Seconds(10)));
+  Kill();
+  // The client sees the connection close at once; give it a moment.
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE(client->FromEarlierSession(a));  // no new session yet
+  std::future<Outcome> sync =
+      InFlight([&] { return client->AckSync(a, kLongTimeout); });
+  const Outcome synced = Result(sync);
+  EXPECT_LT(synced.took, kLongTimeout / 2) << synced.status;
+  EXPECT_EQ(protocol::WireCodeOf(synced.status), wire::HELLO_REQUIRED)
+      << synced.status;
+  EXPECT_TRUE(absl::StartsWith(synced.status.message(),
+                               "not sent: the session its delivery came in "
+                               "has ended"))
+      << synced.status;
+  const absl::Status fire = client->Ack(b);
+  EXPECT_TRUE(absl::IsNotFound(fire)) << fire;
+  EXPECT_EQ(protocol::WireCodeOf(fire), wire::UNKNOWN_DELIVERY) << fire;
+}
+
 // A broker that holds max_clients sessions refuses a new HELLO with
 // TOO_MANY_CLIENTS. A client whose HELLO after a lost connection is refused
 // so says HELLO again (with backoff) until there is room, then gets a

@@ -1352,6 +1352,29 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     return absl::OkStatus();
   }
 
+  // Whether a delivery of `session` may still be acknowledged: it is the
+  // current session and has not ended. Once it has (the connection or the
+  // session was lost), no ACK of it can ever be applied: the broker ended
+  // it, and a new session drops what was queued for it (TakeAcksLocked).
+  // mu_ held.
+  bool OfOpenSessionLocked(uint64_t session) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return session == session_.load(std::memory_order_relaxed) &&
+           session_open_.load();
+  }
+
+  // AckSync's answer for an ACK its session could not carry: Unavailable
+  // with HELLO_REQUIRED, as any call that found no session (Call).
+  static absl::Status AckNotSent() {
+    return protocol::WireError(
+        wire::HELLO_REQUIRED,
+        "not sent: the session its delivery came in has ended (the client "
+        "lost the connection or the session, and is reconnecting); the "
+        "acknowledgement will not be sent: a delivery id is its session's. "
+        "A named stream consumer gets the message again, and so does a "
+        "queue group whose broker kept running");
+  }
+
   // Queues an ACK of `id`, joining the ACK at the tail of the outbox if
   // there is one (acks stay in order with everything else the client
   // sends, and the broker parses one ACK per batch of them, not per id).
@@ -1362,9 +1385,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     {
       internal::FastMutexLock lock(&mu_);
       if (absl::Status s = CheckLiveLocked(); !s.ok()) return s;
-      if (session != session_.load(std::memory_order_relaxed)) {
-        return StaleDelivery(id);
-      }
+      if (!OfOpenSessionLocked(session)) return StaleDelivery(id);
       wake = outbox_.empty();
       if (!outbox_.empty() && !outbox_.back().ack_ids.empty() &&
           outbox_.back().session == session &&
@@ -1394,10 +1415,14 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     {
       internal::FastMutexLock lock(&mu_);
       if (absl::Status s = CheckLiveLocked(); !s.ok()) return s;
-      if (session != 0 && session != session_.load(std::memory_order_relaxed)) {
+      if (session != 0 && !OfOpenSessionLocked(session)) {
         const uint64_t id = h.has_nack() ? h.nack().delivery_id()
                             : h.has_ack() ? h.ack().delivery_ids(0)
                                           : h.progress().delivery_ids(0);
+        // AckSync: as one queued when its session ended (AckNotSent).
+        if (waiter != nullptr && session == session_.load()) {
+          return AckNotSent();
+        }
         return StaleDelivery(id);
       }
       if (waiter != nullptr) {
@@ -1983,7 +2008,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       max_topic_length_.store(w.max_topic_length());
       max_topic_tokens_.store(w.max_topic_tokens());
       session_.fetch_add(1, std::memory_order_relaxed);
-      stale = TakeStaleAcksLocked();
+      stale = TakeAcksLocked(session_.load(std::memory_order_relaxed));
       if (had_session_) {
         // A new session after losing the broker: subscribe again, the inbox
         // under its new prefix.
@@ -2076,6 +2101,16 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   void TakeEndedLocked(Ended* ended) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     session_open_ = false;
     end_session_ = false;
+    // ACKs, NACKs and PROGRESSes still queued name this session's
+    // deliveries: never to be applied, they are taken out now, and an
+    // AckSync waiting for one ends now instead of at its timeout.
+    for (uint64_t id : TakeAcksLocked(/*keep_session=*/0)) {
+      auto it = waiters_.find(id);
+      if (it == waiters_.end()) continue;
+      ended->answers.emplace_back(std::move(it->second.promise),
+                                  Reply(AckNotSent()));
+      waiters_.erase(it);
+    }
     const absl::flat_hash_set<uint64_t> queued = QueuedRequestIdsLocked();
     for (auto it = waiters_.begin(); it != waiters_.end();) {
       const uint64_t id = it->first;
@@ -2254,16 +2289,16 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     FinishEnded(ended);
   }
 
-  // A new session: drops the ACKs, NACKs and PROGRESSes queued for an
-  // earlier one (their delivery ids mean nothing now, or another delivery
-  // of a restarted broker). Returns the request ids of those a caller
-  // waits for. I/O thread, mu_ held (sending_ is the I/O thread's).
-  std::vector<uint64_t> TakeStaleAcksLocked()
+  // Drops the ACKs, NACKs and PROGRESSes queued for a session other than
+  // `keep_session` (0: every one): as a session ends (TakeEndedLocked), and
+  // as a new one starts (their delivery ids mean nothing now, or another
+  // delivery of a restarted broker). Returns the request ids of those a
+  // caller waits for. I/O thread, mu_ held (sending_ is the I/O thread's).
+  std::vector<uint64_t> TakeAcksLocked(uint64_t keep_session)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const uint64_t now = session_.load(std::memory_order_relaxed);
     std::vector<uint64_t> waiting;
     auto stale = [&](const Outgoing& o) {
-      if (o.session == 0 || o.session == now) return false;
+      if (o.session == 0 || o.session == keep_session) return false;
       queued_ -= o.messages();
       if (o.request_id != 0) waiting.push_back(o.request_id);
       return true;
@@ -2478,8 +2513,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   bool had_session_ = false;      // a WELCOME was ever received
   bool lost_connection_ = false;  // disconnected; HELLO again on connect
   // A WELCOME started the current session, and it has not been ended yet
-  // (TakeEndedLocked: its unanswered calls failed).
-  bool session_open_ = false;
+  // (TakeEndedLocked: its unanswered calls failed). Written by the I/O
+  // thread; read under mu_ by callers acknowledging (EnqueueAck).
+  std::atomic<bool> session_open_{false};
   // The connection dropped: end the session once what arrived before is
   // read (IoLoop).
   bool end_session_ = false;

@@ -628,7 +628,9 @@ class Client {
   // ERROR UNKNOWN_DELIVERY, counted in async_errors(). Errors here:
   // FailedPrecondition for a message without a delivery id, or a closed
   // client; NotFound (UNKNOWN_DELIVERY) for a message of an earlier session
-  // (FromEarlierSession). Thread-safe; also from callbacks.
+  // (FromEarlierSession), or of the current one once it has ended (the
+  // connection or the session lost, no new session yet): no session could
+  // apply it. Thread-safe; also from callbacks.
   absl::Status Ack(const Message& message);
   // Acknowledges and waits up to `timeout` for the broker's answer
   // (JetStream's AckSync): OK once the broker has processed it, and for a
@@ -636,13 +638,17 @@ class Client {
   // so it survives a broker restart. Acks queued before it (Ack) are
   // processed first, in order. Errors: NotFound (UNKNOWN_DELIVERY) if the
   // broker no longer holds it in flight (acknowledged already, or its ack
-  // wait ran out), or if its session ended before the ACK was sent (not
-  // sent); DeadlineExceeded if no answer came in time (processed or not);
-  // Unavailable with wire code HELLO_REQUIRED if the timeout ran out with
-  // the ACK still queued, the client having no session with the broker
-  // (lost, reconnecting): not sent, and taken out of the queue so that it
-  // never is; Unavailable at once if the session ended after it was sent,
-  // before the answer (processed or not). A delivery not acknowledged is
+  // wait ran out), or for a message of an earlier session
+  // (FromEarlierSession; not sent); DeadlineExceeded if no answer came in
+  // time (processed or not); Unavailable with wire code HELLO_REQUIRED,
+  // not sent, at once, if the session it came in has ended and no new one
+  // has started (the client lost the connection and is reconnecting), or
+  // as that session ends if the ACK was still queued: no session could
+  // apply it, so it is not waited for (a session the broker lost while the
+  // connection stayed ends at the next WELCOME, which comes within
+  // `timeout` or the call ends then, not sent, the same way); Unavailable
+  // at once if the session ended after it was sent, before the answer
+  // (processed or not). A delivery not acknowledged is
   // handled as any of an ended session (see FromEarlierSession).
   // FailedPrecondition as for Ack.
   // Thread-safe; not from a subscription callback (the answer is read on

@@ -30,14 +30,19 @@ from .options import (AckOptions, Limits, PluginSpec, SlowConsumerOptions,
 log = logging.getLogger("sift")
 
 
-def stale_delivery() -> UnknownDelivery:
+def stale_delivery(ended: bool = False) -> UnknownDelivery:
     """The error for an ACK, NACK or PROGRESS of a delivery made in an
-    earlier session: its id means nothing to the current one."""
+    earlier session: its id means nothing to the current one. ``ended``:
+    the session it came in is the last one, and has ended (the connection
+    was lost) with no new one yet; no session could apply it either."""
+    where = ("a session with the broker that has ended (the connection was "
+             "lost; the client is reconnecting)" if ended else
+             "an earlier session with the broker (it restarted, or the "
+             "connection was lost since)")
     return UnknownDelivery(
-        "this delivery came in an earlier session with the broker (it "
-        "restarted, or the connection was lost since): it can no longer be "
-        "acknowledged; a named stream consumer gets it again, and so does a "
-        "queue group whose broker kept running; other deliveries are gone")
+        f"this delivery came in {where}: it can no longer be acknowledged; "
+        "a named stream consumer gets it again, and so does a queue group "
+        "whose broker kept running; other deliveries are gone")
 
 # Client-side batching of fire-and-forget PUBs (docs/protocol.md §9), as the
 # C++ client does it: PUBs that queue up while the sender is busy go out in
@@ -148,6 +153,9 @@ class Session:
         self.closed = False
         self.dead: Optional[SiftError] = None  # lost for good
         self.epoch = 0          # counts WELCOMEs
+        # The session `epoch` counts has ended (its connection was lost) and
+        # no WELCOME came since: no ACK of its deliveries can be applied.
+        self.session_ended = False
         self.hello_rid = 0
         self.hello_error: Optional[SiftError] = None
         self.hello_retry_at: Optional[float] = None
@@ -213,9 +221,12 @@ class Session:
         """Queues user traffic, sent once a session is established.
         PendingLimit beyond max_pending messages. ``epoch``: the session an
         ACK, NACK or PROGRESS belongs to (stale_delivery() if that session
-        ended), 0 for traffic of any session."""
+        ended, as soon as it is known to have: not only once a new one
+        starts), 0 for traffic of any session."""
         if epoch and epoch != self.epoch:
             raise stale_delivery()
+        if epoch and self.session_ended:
+            raise stale_delivery(ended=True)
         self.check_open()
         if len(self.outbox) >= self.max_pending:
             state = ("the broker is unreachable, reconnecting" if not
@@ -340,6 +351,10 @@ class Session:
     def on_disconnected(self) -> None:
         self.lost_connection = True
         if self.ready:
+            # The broker ends a session whose connection closes: acks of its
+            # deliveries fail now, not at their timeouts or the next WELCOME.
+            self.session_ended = True
+            self._drop_stale_acks(ended=True)
             self.ready = False
             if not self.reconnect:
                 self.die(NotConnected(
@@ -463,6 +478,7 @@ class Session:
         w = h.welcome
         self.limits = Limits.from_welcome(w)
         self.epoch += 1
+        self.session_ended = False
         self.hello_error = None
         self.hello_retry_at = None
         self.hello_backoff = 0.5
@@ -481,22 +497,23 @@ class Session:
             self._resolve(self.connect_waiter, self.limits)
             self.connect_waiter = None
 
-    def _drop_stale_acks(self) -> None:
+    def _drop_stale_acks(self, ended: bool = False) -> None:
         """After a new WELCOME: ACKs, NACKs and PROGRESSes queued for an
         earlier session are not sent; their delivery ids were that
         session's (a restarted broker numbers its deliveries from 1 again,
-        and would take them for others). Their waiters get
-        stale_delivery()."""
+        and would take them for others). ``ended``: the current session has
+        just ended (on_disconnected), so its own are not sent either. Their
+        waiters get stale_delivery()."""
         kept: Deque[Tuple[List[bytes], Optional[Pending], bool, int]] = (
             collections.deque())
         for item in self.outbox:
             _, pending, _, epoch = item
-            if not epoch or epoch == self.epoch:
+            if not epoch or (epoch == self.epoch and not ended):
                 kept.append(item)
                 continue
             if pending is not None:
                 self.pending.pop(pending.rid, None)
-                self._fail(pending.waiter, stale_delivery())
+                self._fail(pending.waiter, stale_delivery(ended))
         self.outbox = kept
 
     def _resume(self) -> None:

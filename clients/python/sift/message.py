@@ -113,7 +113,9 @@ class Message:
             any more (acknowledged already, or redelivered since); at once,
             whatever the timeout, if it came in an earlier session (the
             broker restarted or the connection was lost since: its id
-            belongs to that session).
+            belongs to that session), or in the last one once that has
+            ended (the connection was lost, no new session yet); an ack
+            still queued then fails then too, not at its timeout.
           Timeout, ClientClosed, PendingLimit.
         """
         self._ackable().ack(self, timeout=timeout)

@@ -174,6 +174,49 @@ class ReconnectTest(unittest.TestCase):
                 await c.close()
         asyncio.run(run())
 
+    def test_acks_after_the_connection_dropped_are_refused_at_once(self):
+        # The broker ends a session whose connection closes, so no later
+        # session could apply these acks: they fail as soon as the client
+        # knows, not at their timeout (with the broker gone for good, each
+        # ack(timeout=...) waited all of it).
+        c = self.client()
+        sub = c.subscribe("jobs.>", ack=True)
+        pub = self.client()
+        pub.publish_confirmed("jobs.x", b"a")
+        pub.publish_confirmed("jobs.x", b"b")
+        a, b = sub.next(5), sub.next(5)
+        self.siftd.kill()
+        self.assertTrue(wait_until(lambda: not c.is_connected, 10))
+        start = time.monotonic()
+        with self.assertRaisesRegex(sift.UnknownDelivery, "has ended"):
+            a.ack(timeout=20)
+        self.assertLess(time.monotonic() - start, 10)
+        with self.assertRaisesRegex(sift.UnknownDelivery, "has ended"):
+            b.ack()
+        c.close(0.2)
+        pub.close(0.2)
+
+    def test_async_acks_after_the_connection_dropped_are_refused(self):
+        async def run():
+            c = await sift.AsyncClient.connect(self.siftd.endpoint)
+            try:
+                sub = await c.subscribe("jobs.>", ack=True)
+                await c.publish_confirmed("jobs.x", b"a")
+                a = await sub.next(5)
+                self.siftd.kill()
+                deadline = time.monotonic() + 10
+                while c.is_connected and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                self.assertFalse(c.is_connected)
+                start = time.monotonic()
+                with self.assertRaisesRegex(sift.UnknownDelivery,
+                                            "has ended"):
+                    await a.ack(timeout=20)
+                self.assertLess(time.monotonic() - start, 10)
+            finally:
+                await c.close(0.2)
+        asyncio.run(run())
+
 
 if __name__ == "__main__":
     unittest.main()

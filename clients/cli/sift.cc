@@ -123,7 +123,8 @@ class StopSignals {
     while (!done_.load()) {
       const absl::Duration wait =
           std::min(absl::Seconds(1), force_at - absl::Now());
-      const timespec ts = absl::ToTimespec(std::max(wait, absl::ZeroDuration()));
+      const timespec ts =
+          absl::ToTimespec(std::max(wait, absl::ZeroDuration()));
       const int sig = sigtimedwait(&set_, nullptr, &ts);
       if (done_.load()) return;
       if (sig == SIGINT || sig == SIGTERM) {

@@ -73,6 +73,103 @@ bool WaitForConsumers(Client& client, uint64_t n) {
   return false;
 }
 
+// `sift --server=<siftd> --connect_timeout=2s ARGS` started with its stdout
+// read only once Release() is called: printing more than the pipe holds
+// (64 KiB) blocks it, and what comes after waits in its client library's
+// queue. Its stdout, stderr, pid and exit status go to files in a new test
+// directory. For the tests of what sift does while it cannot print.
+class HeldSift {
+ public:
+  HeldSift(const SiftdProcess& siftd, const std::string& args)
+      : dir_(NewTestDir("held-")) {
+    const std::string sift =
+        absl::StrCat("\"$0\" --server=", siftd.endpoint(),
+                     " --connect_timeout=2s ", args);
+    shell_ = Spawn(
+        {"/bin/sh", "-c",
+         absl::StrCat("(", sift, " 2>\"$1/err\" & echo $! >\"$1/pid\"; ",
+                      "wait $!; echo $? >\"$1/rc\") | ",
+                      "(while [ ! -e \"$1/go\" ]; do sleep 0.02; done; ",
+                      "cat >\"$1/out\")"),
+         SiftCliPath(), dir_},
+        dir_ + "/sh.txt");
+    EXPECT_FALSE(dir_.empty());
+    EXPECT_GT(shell_, 0);
+  }
+
+  // sift's own pid (0 until the shell wrote it).
+  pid_t pid() const {
+    int pid = 0;
+    return absl::SimpleAtoi(
+               absl::StripAsciiWhitespace(ReadFile(dir_ + "/pid")), &pid)
+               ? pid
+               : 0;
+  }
+  // Lets its stdout be read from now on.
+  void Release() const {
+    FILE* go = std::fopen((dir_ + "/go").c_str(), "w");
+    ASSERT_NE(go, nullptr);
+    std::fclose(go);
+  }
+  std::string out() const { return ReadFile(dir_ + "/out"); }
+  std::string err() const { return ReadFile(dir_ + "/err"); }
+  // Its exit status as the shell wrote it, "" while it runs.
+  std::string rc() const {
+    return std::string(absl::StripAsciiWhitespace(ReadFile(dir_ + "/rc")));
+  }
+  // Waits (bounded) for the shell, once sift has exited and been released;
+  // its exit code, or -1 (killed) on timeout.
+  int Reap() {
+    const int code = ::sift::test::Reap(shell_, kTimeout);
+    shell_ = -1;
+    return code;
+  }
+  ~HeldSift() {
+    if (shell_ > 0) {  // a test that failed early: end it all
+      if (const pid_t p = pid(); p > 0) kill(p, SIGKILL);
+      Release();
+      Reap();
+    }
+  }
+
+ private:
+  const std::string dir_;
+  pid_t shell_ = -1;
+};
+
+// Waits (bounded) until the broker has written everything it queued for
+// its clients to their connections (STATS pending_bytes 0).
+bool WaitUntilWritten(Client& client) {
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (absl::Now() < deadline) {
+    absl::StatusOr<BrokerStats> stats = client.Stats(kTimeout);
+    if (!stats.ok()) return false;
+    if (stats->pending_bytes() == 0) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return false;
+}
+
+// Freezes siftd (SIGSTOP), as a broker whose host has gone: `client` has
+// the same heartbeat as sift's, so once its call fails with the lost
+// connection, and 2 s more, sift's session has ended too.
+void SilenceBroker(const SiftdProcess& siftd, Client& client) {
+  ASSERT_EQ(kill(siftd.pid(), SIGSTOP), 0);
+  const absl::Status lost = client.Stats(kTimeout).status();
+  EXPECT_TRUE(absl::IsUnavailable(lost)) << lost;
+  absl::SleepFor(absl::Seconds(2));
+}
+
+// Waits (bounded) until `done` holds.
+template <typename Done>
+bool WaitFor(Done done) {
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (!done() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return done();
+}
+
 // --nack refuses every delivery: the message comes again after the backoff
 // the flags set (20 ms, no jitter), --max-deliver times, then goes to the
 // dead-letter topic with the attempts the flag allowed.
@@ -242,54 +339,30 @@ TEST(AcksCliTest, ASignalStopsSubEvenWithItsOutputBlocked) {
   ASSERT_NE(siftd, nullptr);
   auto client = Connect(siftd->endpoint());
   ASSERT_NE(client, nullptr);
-  const std::string dir = NewTestDir("blocked-");
-  ASSERT_FALSE(dir.empty());
-  const std::string sift =
-      absl::StrCat("\"$0\" --server=", siftd->endpoint(), " sub 'h.>'");
-  // sift's exit status goes to "rc"; its stdout is read once "go" exists.
-  const pid_t pid = Spawn(
-      {"/bin/sh", "-c",
-       absl::StrCat("(", sift, " 2>\"$1/err\" & echo $! >\"$1/pid\"; ",
-                    "wait $!; echo $? >\"$1/rc\") | ",
-                    "(while [ ! -e \"$1/go\" ]; do sleep 0.02; done; ",
-                    "cat >/dev/null)"),
-       SiftCliPath(), dir},
-      dir + "/sh.txt");
-  ASSERT_GT(pid, 0);
+  HeldSift sift(*siftd, "sub 'h.>'");
   // Once sift has subscribed (the test's client holds none).
-  bool subscribed = false;
-  for (const absl::Time until = absl::Now() + kTimeout;
-       !subscribed && absl::Now() < until;) {
+  ASSERT_TRUE(WaitFor([&] {
     absl::StatusOr<BrokerStats> stats = client->Stats(kTimeout);
-    ASSERT_TRUE(stats.ok()) << stats.status();
-    subscribed = stats->subscriptions() == 1;
-    if (!subscribed) absl::SleepFor(absl::Milliseconds(20));
-  }
-  ASSERT_TRUE(subscribed) << ReadFile(dir + "/err");
+    return stats.ok() && stats->subscriptions() == 1;
+  })) << sift.err();
   const std::string payload(300, 'x');
   for (int i = 0; i < 2000; ++i) {
     ASSERT_TRUE(client->Publish("h.x", payload).ok());
   }
   ASSERT_TRUE(client->Flush(kTimeout).ok());
   absl::SleepFor(absl::Seconds(1));  // sift fills the pipe and blocks
-  int sift_pid = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(
-      absl::StripAsciiWhitespace(ReadFile(dir + "/pid")), &sift_pid));
-  ASSERT_EQ(kill(sift_pid, SIGINT), 0);
-  const absl::Time deadline = absl::Now() + kTimeout;
-  while (ReadFile(dir + "/rc").empty() && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  const std::string rc(absl::StripAsciiWhitespace(ReadFile(dir + "/rc")));
-  FILE* go = std::fopen((dir + "/go").c_str(), "w");
-  ASSERT_NE(go, nullptr);
-  std::fclose(go);
-  EXPECT_EQ(Reap(pid, kTimeout), 0) << ReadFile(dir + "/sh.txt");
+  ASSERT_GT(sift.pid(), 0);
+  ASSERT_EQ(kill(sift.pid(), SIGINT), 0);
+  WaitFor([&] { return !sift.rc().empty(); });
+  const std::string rc = sift.rc();
+  sift.Release();
+  EXPECT_EQ(sift.Reap(), 0);
   EXPECT_EQ(rc, "130");
-  EXPECT_EQ(ReadFile(dir + "/err"),
+  EXPECT_EQ(sift.err(),
             "sift: stopped at once (still stopping after 1s: its output was "
             "not being read)\n");
 }
+
 
 // An endpoint the client refuses outright is said once ("cannot connect
 // to" was doubled), and `pub --file -` with stdin closed reads nothing
@@ -529,71 +602,33 @@ TEST(AcksCliTest, SubAckGoesOnAcrossALostConnection) {
       << out;
 }
 
-// `sift sub --ack` that acknowledges a message only once its client has
-// lost the connection (siftd frozen past the client's 3 s heartbeat timeout
-// while sift was stuck printing the message, its stdout a full pipe): the
-// ACK waits in the client for a session until --connect_timeout runs out,
-// and is taken back, never sent. sift says the message was not
-// acknowledged (the broker delivers it again if it kept it); it used to say
-// it "may or may not be acknowledged" (no answer within 2s).
+// An ack the client took back unsent (no session until its timeout) was
+// not applied: sift says the message was not acknowledged, not that it
+// "may or may not be acknowledged" (no answer within 2s).
 TEST(AcksCliTest, SubAckSaysAnAckNeverSentWasNotApplied) {
   auto siftd = StartSiftd();
   ASSERT_NE(siftd, nullptr);
   auto client = Connect(siftd->endpoint());
   ASSERT_NE(client, nullptr);
-  const std::string dir = NewTestDir("unsent-");
-  ASSERT_FALSE(dir.empty());
-  const std::string sift =
-      absl::StrCat("\"$0\" --server=", siftd->endpoint(),
-                   " --connect_timeout=2s sub jobs.slow --ack");
-  // Its stdout is read only once "go" exists: printing 1 MB blocks sift.
-  const pid_t pid =
-      Spawn({"/bin/sh", "-c",
-             absl::StrCat("(", sift, " 2>\"$1/err\" & echo $! >\"$1/pid\"; ",
-                          "wait $!) | ",
-                          "(while [ ! -e \"$1/go\" ]; do sleep 0.02; done; ",
-                          "cat >\"$1/out\")"),
-             SiftCliPath(), dir},
-            dir + "/sh.txt");
-  ASSERT_GT(pid, 0);
-  ASSERT_TRUE(WaitForConsumers(*client, 1)) << ReadFile(dir + "/err");
+  HeldSift sift(*siftd, "sub jobs.slow --ack");
+  ASSERT_TRUE(WaitForConsumers(*client, 1)) << sift.err();
   const std::string payload(1000000, 'x');
   ASSERT_TRUE(client->PublishConfirmed("jobs.slow", payload, kTimeout).ok());
   // Written to sift's connection, and read by its client library.
-  bool written = false;
-  const absl::Time deadline = absl::Now() + kTimeout;
-  while (!written && absl::Now() < deadline) {
-    absl::StatusOr<BrokerStats> stats = client->Stats(kTimeout);
-    ASSERT_TRUE(stats.ok()) << stats.status();
-    written = stats->pending_bytes() == 0;
-    if (!written) absl::SleepFor(absl::Milliseconds(20));
-  }
-  ASSERT_TRUE(written);
+  ASSERT_TRUE(WaitUntilWritten(*client));
   absl::SleepFor(absl::Seconds(1));
 
-  // `client` has the same heartbeat as sift's: once its call ends with the
-  // lost connection, sift's has gone too, give or take a second.
-  ASSERT_EQ(kill(siftd->pid(), SIGSTOP), 0);
-  const absl::Status lost = client->Stats(kTimeout).status();
-  EXPECT_TRUE(absl::IsUnavailable(lost)) << lost;
-  absl::SleepFor(absl::Seconds(2));
-  FILE* go = std::fopen((dir + "/go").c_str(), "w");
-  ASSERT_NE(go, nullptr);
-  std::fclose(go);
+  SilenceBroker(*siftd, *client);
+  sift.Release();
   const std::string line = absl::StrCat("[jobs.slow] ", payload, "\n");
-  while (ReadFile(dir + "/out").size() < line.size() &&
-         absl::Now() < deadline + kTimeout) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  EXPECT_EQ(ReadFile(dir + "/out"), line);
+  WaitFor([&] { return sift.out().size() >= line.size(); });
+  EXPECT_EQ(sift.out(), line);
   // It stops once its AckSync returns.
-  int sift_pid = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(
-      absl::StripAsciiWhitespace(ReadFile(dir + "/pid")), &sift_pid));
-  ASSERT_EQ(kill(sift_pid, SIGTERM), 0);
-  EXPECT_EQ(Reap(pid, kTimeout), 0) << ReadFile(dir + "/sh.txt");
+  ASSERT_GT(sift.pid(), 0);
+  ASSERT_EQ(kill(sift.pid(), SIGTERM), 0);
+  EXPECT_EQ(sift.Reap(), 0);
   ASSERT_EQ(kill(siftd->pid(), SIGKILL), 0);
-  const std::string err = ReadFile(dir + "/err");
+  const std::string err = sift.err();
   EXPECT_TRUE(absl::StartsWith(
       err, "sift: 1 message printed was not acknowledged: the session "))
       << err;
@@ -603,6 +638,7 @@ TEST(AcksCliTest, SubAckSaysAnAckNeverSentWasNotApplied) {
       << err;
   EXPECT_FALSE(absl::StrContains(err, "may or may not")) << err;
 }
+
 
 // With the broker gone for good, what sift held when its session ended is
 // printed at once and reported in one line. Each ack waited out
@@ -614,23 +650,10 @@ TEST(AcksCliTest, SubAckPrintsWhatItHeldAtOnceWhenTheBrokerIsGone) {
   ASSERT_NE(siftd, nullptr);
   auto client = Connect(siftd->endpoint());
   ASSERT_NE(client, nullptr);
-  const std::string dir = NewTestDir("held-");
-  ASSERT_FALSE(dir.empty());
-  const std::string sift =
-      absl::StrCat("\"$0\" --server=", siftd->endpoint(),
-                   " --connect_timeout=2s sub jobs.held --ack explicit");
-  // Its stdout is read only once "go" exists: printing 1 MB blocks sift,
-  // and the small messages after it wait in its client library's queue.
-  const pid_t pid =
-      Spawn({"/bin/sh", "-c",
-             absl::StrCat("(", sift, " 2>\"$1/err\" & echo $! >\"$1/pid\"; ",
-                          "wait $!) | ",
-                          "(while [ ! -e \"$1/go\" ]; do sleep 0.02; done; ",
-                          "cat >\"$1/out\")"),
-             SiftCliPath(), dir},
-            dir + "/sh.txt");
-  ASSERT_GT(pid, 0);
-  ASSERT_TRUE(WaitForConsumers(*client, 1)) << ReadFile(dir + "/err");
+  // Printing the 1 MB message blocks sift; the small ones after it wait in
+  // its client library's queue.
+  HeldSift sift(*siftd, "sub jobs.held --ack explicit");
+  ASSERT_TRUE(WaitForConsumers(*client, 1)) << sift.err();
   const std::string big(1000000, 'x');
   constexpr int kSmall = 6;
   ASSERT_TRUE(client->PublishConfirmed("jobs.held", big, kTimeout).ok());
@@ -640,49 +663,34 @@ TEST(AcksCliTest, SubAckPrintsWhatItHeldAtOnceWhenTheBrokerIsGone) {
                                        kTimeout)
                     .ok());
   }
-  bool written = false;
-  const absl::Time deadline = absl::Now() + kTimeout;
-  while (!written && absl::Now() < deadline) {
-    absl::StatusOr<BrokerStats> stats = client->Stats(kTimeout);
-    ASSERT_TRUE(stats.ok()) << stats.status();
-    written = stats->pending_bytes() == 0;
-    if (!written) absl::SleepFor(absl::Milliseconds(20));
-  }
-  ASSERT_TRUE(written);
+  ASSERT_TRUE(WaitUntilWritten(*client));
   absl::SleepFor(absl::Seconds(1));
 
-  // The broker goes silent (as a SIGKILLed one whose host is gone) and
-  // sift's session ends with the heartbeat; then it may print.
-  ASSERT_EQ(kill(siftd->pid(), SIGSTOP), 0);
-  const absl::Status lost = client->Stats(kTimeout).status();
-  EXPECT_TRUE(absl::IsUnavailable(lost)) << lost;
-  absl::SleepFor(absl::Seconds(2));
-  FILE* go = std::fopen((dir + "/go").c_str(), "w");
-  ASSERT_NE(go, nullptr);
-  std::fclose(go);
+  SilenceBroker(*siftd, *client);
+  sift.Release();
   std::string want = absl::StrCat("[jobs.held] ", big, "\n");
-  for (int i = 0; i < kSmall; ++i) absl::StrAppend(&want, "[jobs.held] m", i, "\n");
+  for (int i = 0; i < kSmall; ++i) {
+    absl::StrAppend(&want, "[jobs.held] m", i, "\n");
+  }
   const std::string said = absl::StrCat(
       "sift: ", 1 + kSmall, " messages printed were not acknowledged: the "
       "session they came in ended before their acknowledgement was sent");
-  while ((ReadFile(dir + "/out").size() < want.size() ||
-          !absl::StrContains(ReadFile(dir + "/err"), said)) &&
-         absl::Now() < deadline + kTimeout) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  EXPECT_EQ(ReadFile(dir + "/out"), want);
-  int sift_pid = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(
-      absl::StripAsciiWhitespace(ReadFile(dir + "/pid")), &sift_pid));
-  ASSERT_EQ(kill(sift_pid, SIGTERM), 0);
-  EXPECT_EQ(Reap(pid, kTimeout), 0) << ReadFile(dir + "/sh.txt");
+  WaitFor([&] {
+    return sift.out().size() >= want.size() &&
+           absl::StrContains(sift.err(), said);
+  });
+  EXPECT_EQ(sift.out(), want);
+  ASSERT_GT(sift.pid(), 0);
+  ASSERT_EQ(kill(sift.pid(), SIGTERM), 0);
+  EXPECT_EQ(sift.Reap(), 0);
   ASSERT_EQ(kill(siftd->pid(), SIGKILL), 0);
-  // One line for them all (the first ack waited out the 2 s, the others
-  // were not tried), and nothing else.
-  const std::string err = ReadFile(dir + "/err");
+  // One line for them all (the first ack refused, the others not tried),
+  // and nothing else.
+  const std::string err = sift.err();
   EXPECT_TRUE(absl::StartsWith(err, said)) << err;
   EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
 }
+
 
 // The flags reach the broker: a queue group's retry policy is its first
 // member's, and a `sift sub` asking for another --max-deliver is refused

@@ -12,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "bench/payload.h"
+#include "broker/base/flag_text.h"
 #include "broker/base/number_text.h"
 #include "clients/cpp/client.h"
 
@@ -260,11 +261,11 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
             absl::StrCat("--", name, " needs a value (see --help)"));
       }
       // The next flag is not taken as the value (`--queue --ack explicit`).
-      if (std::string_view(argv[i + 1]).substr(0, 2) == "--") {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--", name, " needs a value (", argv[i + 1],
-            " after it is a flag; a value that starts with -- is written --",
-            name, "=", argv[i + 1], ")"));
+      if (std::string why = FlagInValuesPlace(absl::StrCat("--", name),
+                                              argv[i + 1]);
+          !why.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", name, " needs a value", why));
       }
       value = argv[++i];
     }

@@ -61,6 +61,13 @@ inline bool PlainDecimal(absl::string_view text) {
 }
 }  // namespace number_text_internal
 
+// Whether `text` is ASCII digits only, one at least: a number in the form a
+// caller takes, which it may have refused for its size alone.
+inline bool IsDigits(absl::string_view text) {
+  absl::string_view rest = text;
+  return number_text_internal::ConsumeDigits(&rest) > 0 && rest.empty();
+}
+
 // Whether `text` begins or ends with whitespace.
 inline bool IsPadded(absl::string_view text) {
   return number_text_internal::Padded(text);

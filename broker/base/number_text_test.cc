@@ -72,3 +72,19 @@ TEST(NumberTextTest, NegativeZeroIsRefused) {
 
 }  // namespace
 }  // namespace sift
+
+namespace sift {
+namespace {
+
+TEST(IsDigitsTest, OnlyAsciiDigitsAndAtLeastOne) {
+  EXPECT_TRUE(IsDigits("0"));
+  EXPECT_TRUE(IsDigits("99999999999999999999"));
+  EXPECT_FALSE(IsDigits(""));
+  EXPECT_FALSE(IsDigits("-1"));
+  EXPECT_FALSE(IsDigits("1s"));
+  EXPECT_FALSE(IsDigits(" 1"));
+  EXPECT_FALSE(IsDigits("1.5"));
+}
+
+}  // namespace
+}  // namespace sift

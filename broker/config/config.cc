@@ -21,13 +21,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "broker/base/flag_text.h"
 #include "broker/log/log.h"
 
 namespace sift {
@@ -832,12 +832,10 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, char** argv,
         fail(absl::StrCat("flag ", shown, " needs a value"));
         continue;
       }
-      // `--config --log_level=debug` left the path out: the next flag is
-      // not taken as it. Such a value is written --flag=--value.
-      if (absl::StartsWith(argv[i + 1], "--")) {
-        fail(absl::StrCat("flag ", shown, " needs a value (", argv[i + 1],
-                          " after it is a flag; a value that starts with -- "
-                          "is written ", shown, "=", argv[i + 1], ")"));
+      // `--config --log_level=debug` left the path out.
+      if (std::string why = FlagInValuesPlace(shown, argv[i + 1]);
+          !why.empty()) {
+        fail(absl::StrCat("flag ", shown, " needs a value", why));
         continue;
       }
       value = argv[++i];

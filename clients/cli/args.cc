@@ -3,7 +3,6 @@
 #include <limits>
 #include <utility>
 
-#include "absl/algorithm/container.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -14,6 +13,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "broker/base/flag_text.h"
 #include "broker/base/number_text.h"
 
 namespace sift::cli {
@@ -217,14 +217,9 @@ absl::StatusOr<Tokens> Tokenize(const std::vector<std::string>& argv,
         return fail(absl::StrCat("flag ", written, " needs a value"),
                     /*unknown_flag=*/false);
       }
-      // `--queue --ack` left a value out: taken as the value, "--ack"
-      // would name the group and leave the subscription without acks.
-      // A value that starts with "--" is written --flag=--value.
-      if (absl::StartsWith(argv[i + 1], "--")) {
-        return fail(absl::StrCat("flag ", written, " needs a value (",
-                                 argv[i + 1], " after it is a flag; a value "
-                                 "that starts with -- is written ", written,
-                                 "=", argv[i + 1], ")"),
+      if (std::string why = FlagInValuesPlace(written, argv[i + 1]);
+          !why.empty()) {
+        return fail(absl::StrCat("flag ", written, " needs a value", why),
                     /*unknown_flag=*/false);
       }
       value = argv[++i];
@@ -273,10 +268,9 @@ absl::StatusOr<absl::Duration> ParseDurationFlag(const FlagUse& flag) {
   const absl::string_view v = *flag.value;
   if (!ParseDurationText(v, &d) || d <= absl::ZeroDuration()) {
     // A bare number ("1") is a missing unit, not a value out of range.
-    const bool bare = !v.empty() && absl::c_all_of(v, absl::ascii_isdigit);
     return UsageError(absl::StrCat(
         "invalid duration ", Shown(*flag.value), " for ", flag.written,
-        bare ? " (give its unit, e.g. 500ms, 2s, 1m30s; more than 0)"
+        IsDigits(v) ? " (give its unit, e.g. 500ms, 2s, 1m30s; more than 0)"
              : " (use e.g. 500ms, 2s, 1m30s; more than 0)"));
   }
   return d;
@@ -296,8 +290,7 @@ absl::StatusOr<int64_t> ParseCountFlag(const FlagUse& flag, int64_t min,
   const bool parsed = ParseInteger(*flag.value, &n);
   if (!parsed || n < min || n > max) {
     // Digits past int64's range: "1 or more" would read as no reason at all.
-    const bool huge = !parsed && !flag.value->empty() &&
-                      absl::c_all_of(*flag.value, absl::ascii_isdigit);
+    const bool huge = !parsed && IsDigits(*flag.value);
     return UsageError(absl::StrCat(
         "invalid ", noun, " ", Shown(*flag.value), " for ", flag.written, " (",
         max == kNoMax ? absl::StrCat(min, huge ? " to " : " or more",
@@ -349,11 +342,10 @@ absl::StatusOr<uint64_t> ParseBytes(const FlagUse& flag,
   if (v.empty() || v[0] == '-' || !ParseInteger(v, &n) ||
       n > UINT64_MAX / unit) {
     // Digits past 2^64 - 1 bytes: the format was right, the size is not.
-    const bool huge = !v.empty() && absl::c_all_of(v, absl::ascii_isdigit);
     return UsageError(absl::StrCat(
         "invalid size ", Shown(*flag.value), " for ", flag.written,
         " (bytes, e.g. 1048576 or 512MiB; KiB, MiB, GiB, TiB; 0: ", zero,
-        huge ? absl::StrCat("; at most ", UINT64_MAX, " bytes") : "", ")"));
+        IsDigits(v) ? absl::StrCat("; at most ", UINT64_MAX, " bytes") : "", ")"));
   }
   return n * unit;
 }

@@ -8,7 +8,8 @@ Each repetition runs every row once with A, then once with B (so drift in
 the machine's load hits both alike), sift mode only. Prints, per row, the
 medians of A and B and B/A: the figure to quote when a change must not cost
 the no-plugin path more than a few percent. Rows and counts are those of the
-standard matrix (bench/matrix.py), at 1/--scale.
+standard matrix (bench/matrix.py), and ack1to1/ackqueue4 those of
+delivery_bench.py's at-least-once rows, at 1/--scale.
 """
 
 import argparse
@@ -25,6 +26,10 @@ ROWS = {
     "4to1": (["--size", "128", "--pubs", "4"], "msgs_per_s"),
     "queue4": (["--size", "128", "--subs", "4", "--queue", "workers"],
                "msgs_per_s"),
+    # At-least-once (delivery_bench.py's rows): every message ACKed.
+    "ack1to1": (["--size", "128", "--ack", "explicit"], "msgs_per_s"),
+    "ackqueue4": (["--size", "128", "--subs", "4", "--queue", "workers",
+                   "--ack", "explicit"], "msgs_per_s"),
 }
 
 

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cassert>
 #include <cstdint>
+#include <condition_variable>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -33,6 +34,8 @@ struct Shared {
   std::mutex mu;
   std::vector<ChunkHeader*> in_use;
   std::vector<ChunkHeader*> spares;
+  uint64_t chunks_taken = 0;  // by Refill, spares or new
+  std::condition_variable chunk_taken;  // Warmers wait on it
 };
 Shared& TheShared() {
   static Shared* const shared = new Shared;
@@ -51,7 +54,17 @@ void* MapChunk() {
   if (start + 2 * kChunk > tail) {
     munmap(reinterpret_cast<void*>(tail), start + 2 * kChunk - tail);
   }
+  // A hint: without transparent huge pages (or with none free) the chunk
+  // is faulted in a page at a time, as before.
+  madvise(reinterpret_cast<void*>(aligned), kChunk, MADV_HUGEPAGE);
   return reinterpret_cast<void*>(aligned);
+}
+
+// Writes a byte in every page of `chunk`, so that its faults are taken
+// now, on the calling thread.
+void FaultIn(void* chunk) {
+  volatile char* p = static_cast<char*>(chunk);
+  for (size_t at = 0; at < kChunk; at += 4096) p[at] = 0;
 }
 
 // Chunk `c` holds no live block and no thread bumps in it.
@@ -127,7 +140,9 @@ void Refill(Bump& b) {
     c->live.store(kBias, std::memory_order_relaxed);
     c->index = s.in_use.size();
     s.in_use.push_back(c);
+    ++s.chunks_taken;
   }
+  s.chunk_taken.notify_all();
   b.chunk = c;
   b.next = reinterpret_cast<char*>(c) + sizeof(ChunkHeader);
   b.end = reinterpret_cast<char*>(c) + kChunk;
@@ -135,6 +150,43 @@ void Refill(Bump& b) {
 }
 
 }  // namespace
+
+MessageArena::Warmer::Warmer(size_t chunks)
+    : chunks_(chunks < kMaxSpareChunks ? chunks : kMaxSpareChunks),
+      thread_([this] { Run(); }) {}
+
+MessageArena::Warmer::~Warmer() {
+  Shared& s = TheShared();
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    stop_ = true;
+  }
+  s.chunk_taken.notify_all();
+  thread_.join();
+}
+
+void MessageArena::Warmer::Run() {
+  Shared& s = TheShared();
+  std::unique_lock<std::mutex> lock(s.mu);
+  uint64_t failed_at = 0;  // chunks_taken when mapping last failed
+  for (;;) {
+    s.chunk_taken.wait(lock, [&] {
+      return stop_ || (s.chunks_taken > failed_at && s.spares.size() < chunks_);
+    });
+    if (stop_) return;
+    lock.unlock();
+    void* m = MapChunk();
+    if (m != nullptr) FaultIn(m);
+    lock.lock();
+    if (m == nullptr) {
+      failed_at = s.chunks_taken;
+    } else if (s.spares.size() < kMaxSpareChunks) {
+      s.spares.push_back(new (m) ChunkHeader);
+    } else {
+      munmap(m, kChunk);  // other Warmers filled them meanwhile
+    }
+  }
+}
 
 bool MessageArena::Recheck() {
   Bump& b = message_arena_internal::bump;

@@ -17,6 +17,13 @@
 // than kWasteFloorBytes are in chunks and under a quarter of those bytes are
 // live; it looks again every kRecheckEvery calls.
 //
+// Fresh pages: the first write to a page the process has not used costs a
+// fault and the kernel's zeroing, and a burst held for slow consumers is
+// all fresh pages. Chunks are asked for as transparent huge pages
+// (MADV_HUGEPAGE: one fault per chunk where the kernel allows them), and a
+// Warmer faults spare chunks in on a thread of its own, so that the thread
+// that allocates finds them ready.
+//
 // Thread-safety: Allocate and Free may be called from any thread. Each
 // thread bumps in a chunk of its own (given back when the thread exits); a
 // block may be freed on any thread.
@@ -26,6 +33,7 @@
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
+#include <thread>
 
 namespace sift::delivery {
 
@@ -114,6 +122,34 @@ class MessageArena {
     size_t live_bytes = 0;  // in chunks no thread bumps in any more
   };
   static Stats stats();
+
+  // While it lives, a thread of its own keeps up to `chunks` spare chunks
+  // (at most kMaxSpareChunks) mapped, with their pages faulted in: it makes
+  // one whenever a thread takes a spare or maps a chunk and fewer are
+  // left. It starts only once some thread has taken a chunk, so a process
+  // that never holds a message here keeps no spares for it; after that,
+  // the spares stay mapped (chunks * kChunkBytes of resident memory) until
+  // a burst takes them. Without it, siftd's routing thread spent a third
+  // of its time faulting chunks in while a burst came in (BENCHMARKS.md,
+  // Notes, twelfth session); the pages now cost another core's time.
+  //
+  // Several may live at once (embedded brokers): the largest `chunks`
+  // holds. Constructed and destroyed on any thread; the destructor stops
+  // the thread and joins it (its spares stay). If a chunk cannot be
+  // mapped, it tries again after the next chunk a thread takes.
+  class Warmer {
+   public:
+    explicit Warmer(size_t chunks);
+    ~Warmer();
+    Warmer(const Warmer&) = delete;
+    Warmer& operator=(const Warmer&) = delete;
+
+   private:
+    void Run();
+    const size_t chunks_;
+    bool stop_ = false;  // guarded by the arena's lock
+    std::thread thread_;
+  };
 
  private:
   // What a block of `bytes` takes: rounded up to 16 (the alignment).

@@ -1,5 +1,9 @@
 #include "broker/delivery/message_arena.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <thread>
@@ -141,6 +145,66 @@ TEST(MessageArenaTest, DeclinesWhileFewLiveBlocksPinManyChunks) {
     }
     EXPECT_TRUE(used);
   });
+}
+
+// Spare chunks, waiting up to 10 s for them to reach `n`.
+size_t SparesOnceAtLeast(size_t n) {
+  for (int i = 0; i < 1000 && MessageArena::stats().spare_chunks < n; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return MessageArena::stats().spare_chunks;
+}
+
+// Whether the page holding `p` is in memory (mincore).
+bool Resident(const void* p) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  unsigned char in = 0;
+  EXPECT_EQ(mincore(reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(p) &
+                                            ~(page - 1)),
+                    1, &in),
+            0);
+  return (in & 1) != 0;
+}
+
+char* ChunkOf(void* block) {
+  return reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(block) &
+                                 ~(uintptr_t{MessageArena::kChunkBytes} - 1));
+}
+
+TEST(MessageArenaTest, AWarmerKeepsSpareChunksFaultedIn) {
+  InThread([] {
+    constexpr size_t kBig = 60 << 10;
+    const size_t per_chunk = MessageArena::kChunkBytes / kBig;
+    // Take every spare there is, and hold the blocks.
+    std::vector<void*> held;
+    for (size_t i = 0; i < (MessageArena::kMaxSpareChunks + 2) * per_chunk;
+         ++i) {
+      held.push_back(MessageArena::Allocate(kBig));
+    }
+    ASSERT_EQ(MessageArena::stats().spare_chunks, 0u);
+    {
+      MessageArena::Warmer warmer(3);
+      ASSERT_GE(SparesOnceAtLeast(3), 3u)
+          << "the arena has been used: the warmer makes spares at once";
+      // Blocks in the next chunk, far from where the arena writes its
+      // header, are in memory before anything writes them.
+      char* const last_chunk = ChunkOf(held.back());
+      void* b = nullptr;
+      do {
+        b = MessageArena::Allocate(kBig);
+        held.push_back(b);
+      } while (ChunkOf(b) == last_chunk ||
+               static_cast<char*>(b) - ChunkOf(b) < (1 << 20));
+      EXPECT_TRUE(Resident(b));
+      // It took a spare: the warmer makes another.
+      EXPECT_GE(SparesOnceAtLeast(3), 3u);
+      EXPECT_LE(MessageArena::stats().spare_chunks, 3u)
+          << "no more than it was asked for";
+    }
+    for (void* b : held) MessageArena::Free(b, kBig);
+  });
+  // Its spares stay for later bursts, no more than the arena keeps.
+  EXPECT_LE(MessageArena::stats().spare_chunks, MessageArena::kMaxSpareChunks);
 }
 
 }  // namespace

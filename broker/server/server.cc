@@ -2892,11 +2892,6 @@ class Server::Loop {
   // At-least-once delivery (broker/delivery): explicit-ack subscriptions,
   // what they hold in flight, and the Sends and dead letters to make.
   delivery::Deliveries deliveries_;
-  // Spare chunks for the messages Deliveries holds, faulted in off this
-  // thread (MessageArena::Warmer): as many as the arena keeps anyway once
-  // a burst has drained (16 MiB).
-  delivery::MessageArena::Warmer arena_warmer_{
-      delivery::MessageArena::kMaxSpareChunks};
   // Slow-consumer policies of subscriptions that set one (SUB.slow), the
   // deliveries held for DROP_OLDEST subscriptions, in order, and clients to
   // disconnect (DISCONNECT) once the current message is handled.
@@ -2958,6 +2953,11 @@ class Server::Loop {
   // read for them (0: not yet).
   bool in_batch_ = false;
   int64_t batch_unix_ms_ = 0;
+  // Spare chunks for the messages Deliveries holds, faulted in off this
+  // thread (MessageArena::Warmer): as many as the arena keeps anyway once
+  // a burst has drained (16 MiB).
+  delivery::MessageArena::Warmer arena_warmer_{
+      delivery::MessageArena::kMaxSpareChunks};
 };
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(

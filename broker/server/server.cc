@@ -2954,10 +2954,10 @@ class Server::Loop {
   bool in_batch_ = false;
   int64_t batch_unix_ms_ = 0;
   // Spare chunks for the messages Deliveries holds, faulted in off this
-  // thread (MessageArena::Warmer): as many as the arena keeps anyway once
-  // a burst has drained (16 MiB).
+  // thread (MessageArena::Warmer): half of what the arena keeps (8 MiB),
+  // the other half left for chunks that empty during a burst.
   delivery::MessageArena::Warmer arena_warmer_{
-      delivery::MessageArena::kMaxSpareChunks};
+      delivery::MessageArena::kMaxSpareChunks / 2};
 };
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(

@@ -147,21 +147,21 @@ StoredMessage::StoredMessage(Passkey, std::string_view topic_in,
                              std::string_view headers_in,
                              std::string_view payload_in,
                              uint32_t topic_slot_in)
-    : topic_slot(topic_slot_in) {
+    : topic_slot(topic_slot_in),
+      topic_size_(static_cast<uint32_t>(topic_in.size())),
+      reply_to_size_(static_cast<uint32_t>(reply_to_in.size())),
+      headers_size_(static_cast<uint32_t>(headers_in.size())),
+      payload_size_(static_cast<uint32_t>(payload_in.size())) {
   // The block that holds this object ends no earlier than this object does,
   // and Make asked for the fields' bytes beyond that block's end.
+  assert(topic_in.size() <= UINT32_MAX && reply_to_in.size() <= UINT32_MAX &&
+         headers_in.size() <= UINT32_MAX && payload_in.size() <= UINT32_MAX);
   char* at = reinterpret_cast<char*>(this + 1);
-  auto keep = [&at](std::string_view in) {
-    if (in.empty()) return std::string_view();
+  for (std::string_view in : {topic_in, reply_to_in, headers_in, payload_in}) {
+    if (in.empty()) continue;
     std::memcpy(at, in.data(), in.size());
-    const std::string_view kept(at, in.size());
     at += in.size();
-    return kept;
-  };
-  topic = keep(topic_in);
-  reply_to = keep(reply_to_in);
-  headers = keep(headers_in);
-  payload = keep(payload_in);
+  }
 }
 
 namespace {
@@ -420,7 +420,7 @@ size_t Deliveries::RemoveConsumerAt(uint32_t c, int64_t now,
       continue;
     }
     Unlink(slot);
-    const uint32_t m = PickMember(g, kNone, e.message->topic);
+    const uint32_t m = PickMember(g, kNone, e.message->topic());
     if (m != kNone) {
       Deliver(m, slot, now, sends);
     } else {
@@ -691,7 +691,7 @@ void Deliveries::Refill(uint32_t c, int64_t now, std::vector<Send>* sends) {
       PrefetchMessage(backlog[i + kPrefetchAhead].message);
     }
     if (!MatchesAllMembers(gr, backlog[i]) &&
-        !topic::PatternMatches(co.pattern, backlog[i].message->topic)) {
+        !topic::PatternMatches(co.pattern, backlog[i].message->topic())) {
       ++i;
       continue;
     }
@@ -745,7 +745,7 @@ absl::Status Deliveries::Offer(uint32_t client, uint64_t sid,
   Group& gr = groups_[co.group];
   const uint32_t target =
       HasCapacity(co) ? c
-                      : PickMember(co.group, c, message->topic, gr.uniform);
+                      : PickMember(co.group, c, message->topic(), gr.uniform);
   if (target != kNone) {
     Deliver(target, NewEntry(std::move(message), seq, 0, co.group), now,
             sends);
@@ -893,7 +893,7 @@ void Deliveries::Redeliver(uint32_t slot, int64_t now,
   // Prefer a member other than the one it failed at; that one (if still
   // there) is the fallback.
   const uint32_t avoid = e.consumer;
-  uint32_t m = PickMember(g, avoid, e.message->topic);
+  uint32_t m = PickMember(g, avoid, e.message->topic());
   if (m == kNone && avoid != kNone && !consumers_[avoid].leaving &&
       HasCapacity(consumers_[avoid])) {
     m = avoid;

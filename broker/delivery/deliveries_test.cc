@@ -88,7 +88,7 @@ class DeliveriesTest : public ::testing::Test {
   }
   static std::vector<std::string> Payloads(const std::vector<Send>& sends) {
     std::vector<std::string> out;
-    for (const Send& s : sends) out.emplace_back(s.message->payload);
+    for (const Send& s : sends) out.emplace_back(s.message->payload());
     return out;
   }
 
@@ -109,17 +109,17 @@ TEST(StoredMessageTest, MakeQueuedKeepsTheFieldsInTheArena) {
   std::thread([] {
     MessageRef m = StoredMessage::MakeQueued("orders.eu", "_INBOX.1",
                                              "\x01h", "payload", 7);
-    EXPECT_EQ(m->topic, "orders.eu");
-    EXPECT_EQ(m->reply_to, "_INBOX.1");
-    EXPECT_EQ(m->headers, "\x01h");
-    EXPECT_EQ(m->payload, "payload");
+    EXPECT_EQ(m->topic(), "orders.eu");
+    EXPECT_EQ(m->reply_to(), "_INBOX.1");
+    EXPECT_EQ(m->headers(), "\x01h");
+    EXPECT_EQ(m->payload(), "payload");
     EXPECT_EQ(m->topic_slot, 7u);
     const std::string big(MessageArena::kMaxBlockBytes, 'x');
     MessageRef large = StoredMessage::MakeQueued("t", "", "", big);
-    EXPECT_EQ(large->payload, big);
+    EXPECT_EQ(large->payload(), big);
     MessageRef copy = m;
     m.reset();
-    EXPECT_EQ(copy->payload, "payload");
+    EXPECT_EQ(copy->payload(), "payload");
   }).join();
   const MessageArena::Stats after = MessageArena::stats();
   EXPECT_EQ(after.chunks_in_use, before.chunks_in_use);
@@ -258,7 +258,7 @@ TEST_F(DeliveriesTest, OfferSendsFirstAttemptWithUniqueIds) {
   EXPECT_EQ(s[1].attempt, 1u);
   EXPECT_NE(s[0].delivery_id, s[1].delivery_id);
   EXPECT_NE(s[0].delivery_id, 0u);
-  EXPECT_EQ(s[0].message->payload, "m1");
+  EXPECT_EQ(s[0].message->payload(), "m1");
   EXPECT_EQ(d_.in_flight(), 2u);
   EXPECT_EQ(d_.NextDeadline(), now_ + 1000);
   EXPECT_EQ(d_.counters().delivered, 2u);
@@ -282,10 +282,10 @@ TEST_F(DeliveriesTest, PrefetchBoundsInFlightAndAckPullsTheQueueInOrder) {
 
   ASSERT_TRUE(Ack(1, s[1].delivery_id).ok());
   Send next = TakeOne();
-  EXPECT_EQ(next.message->payload, "m2");
+  EXPECT_EQ(next.message->payload(), "m2");
   EXPECT_EQ(next.attempt, 1u);
   ASSERT_TRUE(Ack(1, s[0].delivery_id).ok());
-  EXPECT_EQ(TakeOne().message->payload, "m3");
+  EXPECT_EQ(TakeOne().message->payload(), "m3");
   EXPECT_EQ(d_.in_flight(), 2u);
   EXPECT_EQ(d_.queued(), 1u);
   EXPECT_EQ(d_.counters().acks, 2u);
@@ -322,8 +322,8 @@ TEST_F(DeliveriesTest, FullQueueDeadLettersAsQueueFull) {
   EXPECT_EQ(d_.queued(), 2u);
   std::vector<DeadLetter> dead = TakeDead();
   ASSERT_EQ(dead.size(), 2u);
-  EXPECT_EQ(dead[0].message->payload, "m3");
-  EXPECT_EQ(dead[1].message->payload, "m4");
+  EXPECT_EQ(dead[0].message->payload(), "m3");
+  EXPECT_EQ(dead[1].message->payload(), "m4");
   EXPECT_EQ(dead[0].reason, kReasonQueueFull);
   EXPECT_EQ(dead[0].attempts, 0u);
   EXPECT_EQ(dead[0].client, 1u);
@@ -429,16 +429,16 @@ TEST_F(DeliveriesTest, ExpiryFreesCapacityForTheNextQueuedMessage) {
   Add(1, 1, "t", "", TestPolicy(/*max_in_flight=*/1));
   Offer(1, 1, Msg("t", "a"));
   Offer(1, 1, Msg("t", "b"));
-  EXPECT_EQ(TakeOne().message->payload, "a");
+  EXPECT_EQ(TakeOne().message->payload(), "a");
   Advance(1000);  // a expires; b takes the slot
   const Send b = TakeOne();
-  EXPECT_EQ(b.message->payload, "b");
+  EXPECT_EQ(b.message->payload(), "b");
   Advance(100);  // a is due but there is no capacity: head of the queue
   EXPECT_TRUE(TakeSends().empty());
   EXPECT_EQ(d_.queued(), 1u);
   ASSERT_TRUE(Ack(1, b.delivery_id).ok());
   const Send a2 = TakeOne();
-  EXPECT_EQ(a2.message->payload, "a");
+  EXPECT_EQ(a2.message->payload(), "a");
   EXPECT_EQ(a2.attempt, 2u);
 }
 
@@ -457,7 +457,7 @@ TEST_F(DeliveriesTest, RedeliveriesWithoutCapacityKeepTheirOrderAtTheHead) {
   EXPECT_EQ(Payloads(s), (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_EQ(s[0].attempt, 2u);
   ASSERT_TRUE(Ack(1, s[0].delivery_id).ok());
-  EXPECT_EQ(TakeOne().message->payload, "g");
+  EXPECT_EQ(TakeOne().message->payload(), "g");
 }
 
 TEST_F(DeliveriesTest, ProgressRestartsTheAckWait) {
@@ -521,7 +521,7 @@ TEST_F(DeliveriesTest, NackWithZeroDelayRedeliversAtOnceAheadOfTheQueue) {
   const Send a = TakeOne();
   ASSERT_TRUE(Nack(1, a.delivery_id, 0).ok());
   const Send again = TakeOne();
-  EXPECT_EQ(again.message->payload, "a");
+  EXPECT_EQ(again.message->payload(), "a");
   EXPECT_EQ(again.attempt, 2u);
   EXPECT_EQ(d_.queued(), 1u);
 }
@@ -533,11 +533,11 @@ TEST_F(DeliveriesTest, NackFreesCapacityForTheQueueWhileTheMessageWaits) {
   const Send a = TakeOne();
   ASSERT_TRUE(Nack(1, a.delivery_id).ok());
   const Send b = TakeOne();
-  EXPECT_EQ(b.message->payload, "b");
+  EXPECT_EQ(b.message->payload(), "b");
   Advance(100);  // a due, no capacity
   EXPECT_TRUE(TakeSends().empty());
   ASSERT_TRUE(Ack(1, b.delivery_id).ok());
-  EXPECT_EQ(TakeOne().message->payload, "a");
+  EXPECT_EQ(TakeOne().message->payload(), "a");
 }
 
 // --- max_deliver ---
@@ -560,7 +560,7 @@ TEST_F(DeliveriesTest, MaxDeliverAfterAckWaitDeadLetters) {
   EXPECT_EQ(dead[0].attempts, 3u);
   EXPECT_EQ(dead[0].client, 1u);
   EXPECT_EQ(dead[0].sid, 1u);
-  EXPECT_EQ(dead[0].message->payload, "x");
+  EXPECT_EQ(dead[0].message->payload(), "x");
   EXPECT_EQ(d_.in_flight() + d_.queued() + d_.delayed(), 0u);
   EXPECT_EQ(d_.NextDeadline(), kNever);
   EXPECT_EQ(d_.counters().expired, 3u);
@@ -648,7 +648,7 @@ TEST_F(DeliveriesTest, GroupBacklogWhenAllAreFullDrainsFifoOnAck) {
     const Send n = TakeOne();
     EXPECT_EQ(n.client, c);
     held[c] = n.delivery_id;
-    order.emplace_back(n.message->payload);
+    order.emplace_back(n.message->payload());
   }
   EXPECT_EQ(order, (std::vector<std::string>{"m2", "m3", "m4", "m5"}));
   EXPECT_EQ(d_.backlog("w"), 0u);
@@ -662,7 +662,7 @@ TEST_F(DeliveriesTest, GroupBacklogFullDeadLetters) {
   EXPECT_EQ(TakeSends().size(), 1u);
   std::vector<DeadLetter> dead = TakeDead();
   ASSERT_EQ(dead.size(), 1u);
-  EXPECT_EQ(dead[0].message->payload, "c");
+  EXPECT_EQ(dead[0].message->payload(), "c");
   EXPECT_EQ(dead[0].reason, kReasonQueueFull);
 }
 
@@ -677,9 +677,9 @@ TEST_F(DeliveriesTest, MemberPullsOnlyBacklogMessagesItMatches) {
   ASSERT_EQ(s.size(), 2u);
   EXPECT_EQ(d_.backlog("w"), 2u);
   ASSERT_TRUE(Ack(2, s[1].delivery_id).ok());  // 2 cannot take u0: takes e2
-  EXPECT_EQ(TakeOne().message->payload, "e2");
+  EXPECT_EQ(TakeOne().message->payload(), "e2");
   ASSERT_TRUE(Ack(1, s[0].delivery_id).ok());
-  EXPECT_EQ(TakeOne().message->payload, "u0");
+  EXPECT_EQ(TakeOne().message->payload(), "u0");
 }
 
 TEST_F(DeliveriesTest, NackInAGroupGoesToAnotherMember) {
@@ -745,7 +745,7 @@ TEST_F(DeliveriesTest, GroupRedeliveryWithNoCapacityGoesToTheBacklogHead) {
   EXPECT_EQ(d_.backlog("w"), 2u);
   ASSERT_TRUE(Ack(2, s[1].delivery_id).ok());
   const Send a = TakeOne();
-  EXPECT_EQ(a.message->payload, "a");
+  EXPECT_EQ(a.message->payload(), "a");
   EXPECT_EQ(a.attempt, 2u);
 }
 
@@ -787,7 +787,8 @@ TEST_F(DeliveriesTest, RemovedMemberWithOthersFullFillsTheBacklogHead) {
     ASSERT_TRUE(Ack(2, held).ok());
     const Send n = TakeOne();
     held = n.delivery_id;
-    order.push_back(std::string(n.message->payload) + std::to_string(n.attempt));
+    order.push_back(std::string(n.message->payload()) +
+                    std::to_string(n.attempt));
   }
   EXPECT_EQ(order, (std::vector<std::string>{"a2", "b2", "d1"}));
 }
@@ -858,7 +859,7 @@ TEST_F(DeliveriesTest, RemoveClientNeverSendsToItsOwnOtherMembers) {
   std::vector<Send> s = TakeSends();
   ASSERT_EQ(s.size(), 1u);  // a to 2; b into the backlog
   EXPECT_EQ(s[0].client, 2u);
-  EXPECT_EQ(s[0].message->payload, "a");
+  EXPECT_EQ(s[0].message->payload(), "a");
   EXPECT_EQ(d_.backlog("w"), 1u);
   EXPECT_EQ(d_.consumer_count(), 1u);
   EXPECT_EQ(d_.RemoveClient(1, now_, &sends_, &dead_), 0u);
@@ -1053,10 +1054,11 @@ TEST_P(DeliveriesRandomTest, EveryMessageIsAckedOnceOrDeadLettered) {
       const Consumer* c = find(s.client, s.sid);
       ASSERT_NE(c, nullptr) << "send to a consumer that left";
       ASSERT_TRUE(d.IsConsumer(s.client, s.sid));
-      ASSERT_TRUE(topic::PatternMatches(c->pattern, s.message->topic));
+      ASSERT_TRUE(topic::PatternMatches(c->pattern, s.message->topic()));
       ASSERT_TRUE(ids_seen.insert(s.delivery_id).second) << "id reused";
-      message_of_id[s.delivery_id] = std::stoul(std::string(s.message->payload));
-      Message& m = messages[std::stoul(std::string(s.message->payload))];
+      message_of_id[s.delivery_id] =
+          std::stoul(std::string(s.message->payload()));
+      Message& m = messages[std::stoul(std::string(s.message->payload()))];
       ASSERT_EQ(m.acked, 0);
       ASSERT_EQ(m.dead, 0);
       ASSERT_EQ(s.attempt, m.deliveries + 1);
@@ -1067,7 +1069,7 @@ TEST_P(DeliveriesRandomTest, EveryMessageIsAckedOnceOrDeadLettered) {
     }
     sends.clear();
     for (const DeadLetter& x : dead) {
-      Message& m = messages[std::stoul(std::string(x.message->payload))];
+      Message& m = messages[std::stoul(std::string(x.message->payload()))];
       ASSERT_EQ(m.acked, 0);
       ASSERT_EQ(m.dead, 0);
       m.dead = 1;

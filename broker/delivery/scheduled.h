@@ -40,8 +40,8 @@ class ScheduledMessages {
 
  private:
   static uint64_t Cost(const StoredMessage& m) {
-    return m.topic.size() + m.reply_to.size() + m.headers.size() +
-           m.payload.size();
+    return m.topic().size() + m.reply_to().size() + m.headers().size() +
+           m.payload().size();
   }
 
   const size_t max_messages_;

@@ -17,7 +17,7 @@ std::vector<std::string> Take(ScheduledMessages& s, int64_t now) {
   std::vector<MessageRef> out;
   s.TakeDue(now, &out);
   std::vector<std::string> payloads;
-  for (const MessageRef& m : out) payloads.emplace_back(m->payload);
+  for (const MessageRef& m : out) payloads.emplace_back(m->payload());
   return payloads;
 }
 

@@ -1119,7 +1119,7 @@ class Server::Loop {
     for (const delivery::MessageRef& m : due) {
       const protocol::PubView view = ViewOf(*m);
       absl::Status ignored;  // checked when it was kept
-      Route(view, m->payload, nullptr, &ignored);
+      Route(view, m->payload(), nullptr, &ignored);
       capture_.captured = false;  // no publisher waits for this one
       if (!gone_.empty()) FlushGoneClients();
       if (!held_delayed_.empty()) {
@@ -1141,9 +1141,9 @@ class Server::Loop {
     delivering_retained_ = true;
     for (const delivery::MessageRef& m : values) {
       const protocol::PubView view = ViewOf(*m);
-      Deliver(Router::Target{client, sub.sid(),
-                             router_.SlotForTopic(m->topic)},
-              view, m->payload, nullptr);
+      Deliver(
+          Router::Target{client, sub.sid(), router_.SlotForTopic(m->topic())},
+          view, m->payload(), nullptr);
     }
     delivering_retained_ = false;
   }
@@ -1445,7 +1445,8 @@ class Server::Loop {
              (q.bytes > static_cast<uint64_t>(policy.max_pending_bytes) &&
               q.messages.size() > 1)) {
         const delivery::StoredMessage& old = *q.messages.front();
-        q.bytes -= old.payload.size() + old.topic.size() + old.headers.size();
+        q.bytes -=
+            old.payload().size() + old.topic().size() + old.headers().size();
         q.messages.pop_front();
         CountSlowDrops(session, t.client, 1, policy.max_pending_bytes);
       }
@@ -1496,15 +1497,15 @@ class Server::Loop {
     while (!q.messages.empty()) {
       const delivery::MessageRef m = q.messages.front();
       const size_t need =
-          m->payload.size() + m->topic.size() + m->headers.size();
+          m->payload().size() + m->topic().size() + m->headers().size();
       const int64_t queued =
           session.account->pending_bytes() + static_cast<int64_t>(need);
       if (queued > policy.max_pending_bytes || !Fits(session, need)) break;
       q.messages.pop_front();
       q.bytes -= need;
-      DeliverFrame(
-          Router::Target{key.first, key.second, router_.SlotForTopic(m->topic)},
-          ViewOf(*m), m->payload, nullptr, 0, 0);
+      DeliverFrame(Router::Target{key.first, key.second,
+                                  router_.SlotForTopic(m->topic())},
+                   ViewOf(*m), m->payload(), nullptr, 0, 0);
     }
     flushing_held_ = was_flushing;
   }
@@ -1763,15 +1764,15 @@ class Server::Loop {
     wire::Header h;
     wire::Deliver* d = h.mutable_deliver();
     d->set_sid(send.sid);
-    d->set_topic(std::string(m.topic));
-    if (!m.reply_to.empty()) d->set_reply_to(std::string(m.reply_to));
+    d->set_topic(std::string(m.topic()));
+    if (!m.reply_to().empty()) d->set_reply_to(std::string(m.reply_to()));
     if (send.delivery_id != 0) {
       d->set_delivery_id(send.delivery_id);
       d->set_attempt(send.attempt);
     }
     d->set_stream_seq(send.seq);
     d->set_timestamp_ms(static_cast<uint64_t>(send.unix_ms));
-    protocol::HeaderReader headers(m.headers);
+    protocol::HeaderReader headers(m.headers());
     std::string_view key, value;
     while (headers.Next(&key, &value)) {
       wire::HeaderField* field = d->add_headers();
@@ -1781,16 +1782,17 @@ class Server::Loop {
     const std::string bytes = protocol::EncodeHeader(h);
     FlushSession(send.client);  // after what is batched for it already
     Session& session = sessions_[send.client];
-    if (!HasRoom(session, send.client, bytes.size() + m.payload.size())) {
+    if (!HasRoom(session, send.client, bytes.size() + m.payload().size())) {
       return;
     }
     if (!SendRoutingFrame(session, send.client, 1)) return;
     zmq_msg_t part;
     InitAccountedCopy(&part, bytes, session.account);
     zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    InitAccountedCopy(&part, m.payload, session.account);
+    InitAccountedCopy(&part, m.payload(), session.account);
     zmq_msg_send(&part, socket_, ZMQ_DONTWAIT);
-    router_.RecordDelivered(router_.SlotForTopic(m.topic), m.payload.size());
+    router_.RecordDelivered(router_.SlotForTopic(m.topic()),
+                            m.payload().size());
   }
 
   // ---- At-least-once delivery (broker/delivery).
@@ -1860,8 +1862,8 @@ class Server::Loop {
     const delivery::StoredMessage& m = *s.message;
     const protocol::PubView view = ViewOf(m);
     const Router::TopicSlot slot =
-        m.topic_slot != 0 ? m.topic_slot : router_.SlotForTopic(m.topic);
-    DeliverFrame(Router::Target{s.client, s.sid, slot}, view, m.payload,
+        m.topic_slot != 0 ? m.topic_slot : router_.SlotForTopic(m.topic());
+    DeliverFrame(Router::Target{s.client, s.sid, slot}, view, m.payload(),
                  nullptr, s.delivery_id, s.attempt);
   }
   template <typename T>
@@ -1881,23 +1883,24 @@ class Server::Loop {
     const std::string attempts = absl::StrCat(d.attempts);
     const std::string headers =
         d.stream_seq == 0
-            ? plugin::DeadLetterHeaders(m.headers,
-                                        {{"sift-original-topic", m.topic},
+            ? plugin::DeadLetterHeaders(m.headers(),
+                                        {{"sift-original-topic", m.topic()},
                                          {"sift-reason", d.reason},
                                          {"sift-attempts", attempts}})
             : plugin::DeadLetterHeaders(
-                  m.headers, {{"sift-original-topic", m.topic},
-                              {"sift-reason", d.reason},
-                              {"sift-attempts", attempts},
-                              {"sift-stream", d.stream},
-                              {"sift-stream-seq", absl::StrCat(d.stream_seq)}});
+                  m.headers(),
+                  {{"sift-original-topic", m.topic()},
+                   {"sift-reason", d.reason},
+                   {"sift-attempts", attempts},
+                   {"sift-stream", d.stream},
+                   {"sift-stream-seq", absl::StrCat(d.stream_seq)}});
     const std::string topic =
-        absl::StrCat(AV(plugin::kDeadLetterPrefix), AV(m.topic));
+        absl::StrCat(AV(plugin::kDeadLetterPrefix), AV(m.topic()));
     protocol::PubView view = ViewOf(m);
     view.topic = topic;
     view.headers = headers;
     // A dead-letter subscriber with explicit acks tracks them too.
-    RouteDeadLetter(view, m.payload, nullptr, /*through_chains=*/false);
+    RouteDeadLetter(view, m.payload(), nullptr, /*through_chains=*/false);
   }
 
 
@@ -2114,14 +2117,19 @@ class Server::Loop {
     }
   }
 
-  // The PubView of anything with topic, reply_to and (raw) headers: a
-  // chain's OutMessage, a stored message.
-  template <typename M>
-  static protocol::PubView ViewOf(const M& m) {
+  // The PubView of a chain's OutMessage, or of a stored message.
+  static protocol::PubView ViewOf(const plugin::OutMessage& m) {
     protocol::PubView view;
     view.topic = m.topic;
     view.reply_to = m.reply_to;
     view.headers = m.headers;
+    return view;
+  }
+  static protocol::PubView ViewOf(const delivery::StoredMessage& m) {
+    protocol::PubView view;
+    view.topic = m.topic();
+    view.reply_to = m.reply_to();
+    view.headers = m.headers();
     return view;
   }
   static constexpr std::string_view kDeadLetterTooLong =

@@ -8,9 +8,9 @@
 namespace sift::store {
 
 absl::Status RetainedStore::Set(MessageRef message) {
-  auto it = values_.find(message->topic);
+  auto it = values_.find(message->topic());
   const uint64_t old_cost = it == values_.end() ? 0 : Cost(*it->second);
-  if (message->payload.empty()) {
+  if (message->payload().empty()) {
     if (it != values_.end()) {
       bytes_ -= old_cost;
       values_.erase(it);
@@ -31,7 +31,7 @@ absl::Status RetainedStore::Set(MessageRef message) {
   }
   bytes_ = bytes_ - old_cost + cost;
   if (it == values_.end()) {
-    values_.emplace(message->topic, std::move(message));
+    values_.emplace(message->topic(), std::move(message));
   } else {
     it->second = std::move(message);
   }

@@ -44,8 +44,8 @@ class RetainedStore {
 
  private:
   static uint64_t Cost(const delivery::StoredMessage& m) {
-    return m.topic.size() + m.reply_to.size() + m.headers.size() +
-           m.payload.size();
+    return m.topic().size() + m.reply_to().size() + m.headers().size() +
+           m.payload().size();
   }
 
   const size_t max_topics_;

@@ -17,7 +17,8 @@ std::vector<std::string> Topics(const RetainedStore& s, std::string_view p) {
   std::vector<MessageRef> out;
   s.Match(p, &out);
   std::vector<std::string> topics;
-  for (const MessageRef& m : out) topics.push_back(std::string(m->topic) + "=" + std::string(m->payload));
+  for (const MessageRef& m : out)
+    topics.push_back(std::string(m->topic()) + "=" + std::string(m->payload()));
   return topics;
 }
 

@@ -416,10 +416,10 @@ absl::Status StreamLog::Append(delivery::MessageRef message, int64_t unix_ms,
   const RecordView view{0,
                         ms,
                         msg_id,
-                        message->topic,
-                        message->reply_to,
-                        message->headers,
-                        message->payload};
+                        message->topic(),
+                        message->reply_to(),
+                        message->headers(),
+                        message->payload()};
   const uint64_t bytes = EncodedSize(view);
   if (bytes - kFrameHeaderBytes > options_.max_record_bytes) {
     return absl::InvalidArgumentError(
@@ -714,9 +714,9 @@ absl::Status StreamLog::WriteBatch(const std::vector<Pending>& batch) {
       if (absl::Status s = Rotate(); !s.ok()) return s;
     }
     const uint64_t offset = active_->size + write_buf_.size();
-    EncodeRecord(RecordView{p.seq, p.unix_ms, p.msg_id, p.message->topic,
-                            p.message->reply_to, p.message->headers,
-                            p.message->payload},
+    EncodeRecord(RecordView{p.seq, p.unix_ms, p.msg_id, p.message->topic(),
+                            p.message->reply_to(), p.message->headers(),
+                            p.message->payload()},
                  &write_buf_);
     write_recs_.push_back(IndexEntry{p.seq, p.unix_ms, offset});
   }

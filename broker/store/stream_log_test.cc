@@ -116,10 +116,10 @@ TEST(StreamLogTest, AppendReadRoundTrip) {
     EXPECT_EQ(r.seq, static_cast<uint64_t>(i + 1));
     EXPECT_EQ(r.unix_ms, 1000 + i);
     EXPECT_EQ(r.msg_id, i % 3 ? absl::StrCat("id", i) : "");
-    EXPECT_EQ(r.message->topic, absl::StrCat("orders.", i));
-    EXPECT_EQ(r.message->payload, std::string(i, 'x'));
-    EXPECT_EQ(r.message->headers, std::string("h\0v", 3));
-    EXPECT_EQ(r.message->reply_to, i % 2 ? "reply.1" : "");
+    EXPECT_EQ(r.message->topic(), absl::StrCat("orders.", i));
+    EXPECT_EQ(r.message->payload(), std::string(i, 'x'));
+    EXPECT_EQ(r.message->headers(), std::string("h\0v", 3));
+    EXPECT_EQ(r.message->reply_to(), i % 2 ? "reply.1" : "");
   }
   // Limits: max_records, max_bytes (at least one record), from a seq.
   std::vector<StreamRecord> some;
@@ -151,7 +151,7 @@ TEST(StreamLogTest, ReopenContinuesSequence) {
   ASSERT_TRUE(log->Flush().ok());
   auto recs = ReadAll(*log);
   ASSERT_EQ(recs.size(), 11u);
-  EXPECT_EQ(recs.back().message->payload, "q");
+  EXPECT_EQ(recs.back().message->payload(), "q");
 }
 
 TEST(StreamLogTest, RotatesSegmentsAndReadsAcrossThem) {
@@ -195,7 +195,7 @@ TEST(StreamLogTest, BigRecordGetsASegmentOfItsOwn) {
   ASSERT_TRUE(log->Flush().ok());
   auto recs = ReadAll(*log);
   ASSERT_EQ(recs.size(), 3u);
-  EXPECT_EQ(recs[1].message->payload.size(), 5000u);
+  EXPECT_EQ(recs[1].message->payload().size(), 5000u);
   uint64_t seq;
   EXPECT_EQ(log->Append(Msg("t", std::string(17 << 20, 'x')), 4, "", &seq)
                 .code(),
@@ -699,7 +699,7 @@ TEST(StreamLogTest, DedupWithinWindowAfterWindowAndAfterReopen) {
     ASSERT_TRUE(log->Flush().ok());
     auto recs = ReadAll(*log);
     ASSERT_EQ(recs.size(), 3u);  // nothing written for the duplicates
-    EXPECT_EQ(recs[2].message->payload, "a3");
+    EXPECT_EQ(recs[2].message->payload(), "a3");
   }
   auto log = MustOpen(o);
   uint64_t seq = 0;
@@ -839,7 +839,7 @@ TEST(StreamLogRecoveryTest, TruncatedMidRecord) {
   EXPECT_EQ(fs::file_size(file), kSegmentHeaderBytes + 19 * kFrame20);
   EXPECT_EQ(MustAppend(log.get(), Msg("t", "after"), 100), 20u);
   ASSERT_TRUE(log->Flush().ok());
-  EXPECT_EQ(ReadAll(*log, 20)[0].message->payload, "after");
+  EXPECT_EQ(ReadAll(*log, 20)[0].message->payload(), "after");
 }
 
 TEST(StreamLogRecoveryTest, FlippedByteInLastRecord) {
@@ -858,7 +858,7 @@ TEST(StreamLogRecoveryTest, FlippedByteInLastRecord) {
   EXPECT_EQ(log->LastSeq(), 19u);
   auto recs = ReadAll(*log);
   ASSERT_EQ(recs.size(), 19u);
-  EXPECT_EQ(recs.back().message->payload, std::string(100, 'a' + 18));
+  EXPECT_EQ(recs.back().message->payload(), std::string(100, 'a' + 18));
 }
 
 // Damage with valid records after it is not a torn tail: those records
@@ -977,7 +977,7 @@ TEST(StreamLogTest, ReadsConcurrentWithAppendsAndRetention) {
       ASSERT_TRUE(s.ok()) << s;
       for (size_t i = 0; i < out.size(); ++i) {
         ASSERT_EQ(out[i].seq, out[0].seq + i);
-        ASSERT_EQ(out[i].message->payload, absl::StrCat("p", out[i].seq));
+        ASSERT_EQ(out[i].message->payload(), absl::StrCat("p", out[i].seq));
       }
       reads.fetch_add(1);
     }
@@ -1044,8 +1044,8 @@ TEST(StreamLogRandomTest, AppendsReopensAndTornTails) {
       const Model& m = model.at(r.seq);
       ASSERT_EQ(r.unix_ms, m.ms);
       ASSERT_EQ(r.msg_id, m.id);
-      ASSERT_EQ(r.message->topic, m.topic);
-      ASSERT_EQ(r.message->payload, m.payload);
+      ASSERT_EQ(r.message->topic(), m.topic);
+      ASSERT_EQ(r.message->payload(), m.payload);
     }
     const int appends = static_cast<int>(rng() % 200);
     for (int i = 0; i < appends; ++i) {

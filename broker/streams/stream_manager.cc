@@ -82,7 +82,8 @@ absl::Status BadRequest(absl::string_view what) {
 // length-prefixed fields (topic, reply_to, raw headers, payload).
 std::string EncodeHeld(int64_t due_unix_ms, const delivery::StoredMessage& m) {
   std::string out = absl::StrCat("sift-held 1\n", due_unix_ms, "\n");
-  for (std::string_view f : {m.topic, m.reply_to, m.headers, m.payload}) {
+  for (std::string_view f :
+       {m.topic(), m.reply_to(), m.headers(), m.payload()}) {
     absl::StrAppend(&out, f.size(), "\n");
     out.append(f);
   }
@@ -455,10 +456,10 @@ void StreamManager::ConfirmWhenDurable(std::string_view stream, uint64_t seq,
 
 std::optional<std::pair<std::string, uint64_t>> StreamManager::SaveRetained(
     const delivery::MessageRef& message) {
-  Stream* s = Capturing(message->topic);
+  Stream* s = Capturing(message->topic());
   if (s == nullptr) return std::nullopt;
-  const std::string key = TopicKey(message->topic);
-  const uint64_t ticket = message->payload.empty()
+  const std::string key = TopicKey(message->topic());
+  const uint64_t ticket = message->payload().empty()
                               ? s->held->Remove(key)
                               : s->held->Put(key, EncodeHeld(0, *message));
   return std::make_pair(s->settings.name, ticket);
@@ -466,7 +467,7 @@ std::optional<std::pair<std::string, uint64_t>> StreamManager::SaveRetained(
 
 std::optional<StreamManager::Saved> StreamManager::SaveDelayed(
     const delivery::MessageRef& message, int64_t due_unix_ms) {
-  Stream* s = Capturing(message->topic);
+  Stream* s = Capturing(message->topic());
   if (s == nullptr) return std::nullopt;
   // Unique across restarts: the time it was made and a counter.
   const std::string key = absl::StrCat("d-", absl::ToUnixMillis(absl::Now()),
@@ -1034,7 +1035,7 @@ bool StreamManager::Pump(Slot& slot, int64_t now,
       }
       const std::string& filter = c.options().pattern;
       if (!filter.empty() &&
-          !topic::PatternMatches(filter, records[0].message->topic)) {
+          !topic::PatternMatches(filter, records[0].message->topic())) {
         // The consumer's pattern changed since it was delivered: skipped,
         // and so acknowledged, as a new record on that topic would be.
         c.GiveUp(seq);
@@ -1081,7 +1082,7 @@ bool StreamManager::Pump(Slot& slot, int64_t now,
       }
       if (r.seq > c.next_seq()) break;  // a gap: read again
       if (!pattern.empty() &&
-          !topic::PatternMatches(pattern, r.message->topic)) {
+          !topic::PatternMatches(pattern, r.message->topic())) {
         c.Skip(r.seq);
       } else {
         send(r, client, sid, pull);

@@ -67,24 +67,28 @@ namespace {
 // The allocator of StoredMessage::Make: std::allocate_shared asks it for
 // one block holding the reference count and the object; it adds `extra`
 // bytes behind them, where the object keeps its fields' bytes. Blocks come
-// from MessageArena (`arena`) or BlockCache.
+// from MessageArena (`arena`) or BlockCache. One word (the control block
+// keeps a copy): the extra bytes, and whether they came from the arena in
+// the top bit.
 template <typename T>
 struct TrailingBytes {
   using value_type = T;
+  static constexpr uint64_t kArenaBit = uint64_t{1} << 63;
   TrailingBytes(size_t extra_bytes, bool from_arena)
-      : extra(extra_bytes), arena(from_arena) {}
+      : packed(extra_bytes | (from_arena ? kArenaBit : 0)) {}
   template <typename U>
-  TrailingBytes(const TrailingBytes<U>& other)
-      : extra(other.extra), arena(other.arena) {}
+  TrailingBytes(const TrailingBytes<U>& other) : packed(other.packed) {}
+  size_t extra() const { return packed & ~kArenaBit; }
+  bool arena() const { return (packed & kArenaBit) != 0; }
   T* allocate(size_t n) {
     assert(n == 1);
-    const size_t bytes = n * sizeof(T) + extra;
-    return static_cast<T*>(arena ? MessageArena::Allocate(bytes)
-                                 : BlockCache::Allocate(bytes));
+    const size_t bytes = n * sizeof(T) + extra();
+    return static_cast<T*>(arena() ? MessageArena::Allocate(bytes)
+                                   : BlockCache::Allocate(bytes));
   }
   void deallocate(T* p, size_t n) {
-    const size_t bytes = n * sizeof(T) + extra;
-    if (arena) {
+    const size_t bytes = n * sizeof(T) + extra();
+    if (arena()) {
       MessageArena::Free(p, bytes);
     } else {
       BlockCache::Free(p, bytes);
@@ -92,14 +96,13 @@ struct TrailingBytes {
   }
   template <typename U>
   bool operator==(const TrailingBytes<U>& other) const {
-    return extra == other.extra && arena == other.arena;
+    return packed == other.packed;
   }
   template <typename U>
   bool operator!=(const TrailingBytes<U>& other) const {
     return !(*this == other);
   }
-  size_t extra;
-  bool arena;
+  uint64_t packed;
 };
 
 // Room for std::allocate_shared's reference counts and the object, beyond

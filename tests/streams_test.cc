@@ -35,6 +35,7 @@
 #include "tests/harness.h"
 #include "tests/raw_dealer.h"
 #include "tests/siftd_process.h"
+#include "tests/test_util.h"
 
 namespace sift::test {
 namespace {
@@ -55,6 +56,13 @@ class Raw {
   explicit Raw(const std::string& endpoint) : d_(endpoint) {
     auto w = d_.Hello(1, next_++);
     EXPECT_TRUE(w.ok() && w->has_welcome()) << w.status();
+  }
+
+  absl::StatusOr<wire::Header> Stats() {
+    wire::Header h;
+    h.set_request_id(next_++);
+    h.mutable_stats();
+    return d_.Call(h, std::nullopt, kTimeout);
   }
 
   absl::StatusOr<wire::Header> Stream(wire::StreamOp op,
@@ -535,6 +543,10 @@ TEST(StreamsTest, ConfirmsCarryTheSeqAndMsgIdsAreStoredOnce) {
   EXPECT_EQ(f.messages[0].first.headers(0).key(), "sift-msg-id");
   EXPECT_GT(f.messages[0].first.timestamp_ms(), 0u);
   EXPECT_EQ(f.messages[1].second, "2");
+  // The repeat is counted where an operator looks for what was not routed.
+  auto stats = c.Stats();
+  ASSERT_TRUE(stats.ok() && stats->has_stats_reply()) << stats.status();
+  EXPECT_EQ(Drops(stats->stats_reply(), "duplicate"), 1u);
 }
 
 TEST(StreamsTest, FetchWaitsForRecordsUpToItsTimeout) {

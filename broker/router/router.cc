@@ -65,6 +65,7 @@ std::string_view DropReasonName(DropReason reason) {
     case DropReason::kPluginError: return "plugin_error";
     case DropReason::kDeadLettered: return "dead_lettered";
     case DropReason::kStoreFull: return "store_full";
+    case DropReason::kDuplicate: return "duplicate";
     case DropReason::kCount: break;
   }
   return "unknown";

@@ -44,6 +44,7 @@ enum class DropReason : int {
   kPluginError,        // a plugin failed it (it was dead-lettered)
   kDeadLettered,       // delivery gave up (max_deliver, queue full): dead-lettered
   kStoreFull,          // a retained or delayed publish over its bounds
+  kDuplicate,          // a repeated sift-msg-id its stream stored before
   kCount,
 };
 std::string_view DropReasonName(DropReason reason);

@@ -1011,7 +1011,10 @@ class Server::Loop {
     }
     if (ABSL_PREDICT_FALSE(streams_ != nullptr)) {
       if (!CaptureInStream(pub, payload, error)) return false;
-      if (capture_.duplicate) return true;  // stored and routed before
+      if (capture_.duplicate) {  // stored and routed before
+        router_.RecordDrop(DropReason::kDuplicate);
+        return true;
+      }
     }
     *error = router_.Publish(pub.topic, pub.reply_to, pub.headers,
                              payload.size(), &targets_, /*broker_made=*/false,
@@ -1301,7 +1304,9 @@ class Server::Loop {
                  !CaptureInStream(view, m.payload, &s)) {
         // Refused by its stream: dead-lettered below.
       } else if (streams_ != nullptr && capture_.duplicate) {
-        continue;  // a repeated sift-msg-id: stored and routed before
+        // A repeated sift-msg-id: stored and routed before.
+        router_.RecordDrop(DropReason::kDuplicate);
+        continue;
       } else {
         s = router_.Publish(view.topic, view.reply_to, view.headers,
                             m.payload.size(), &targets_,

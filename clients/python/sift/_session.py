@@ -68,6 +68,12 @@ FETCH = "fetch"    # FETCH: DELIVERs with its sid, then OK (the messages)
 # never came (doing them twice is harmless).
 _IDEMPOTENT = (STATS, RELOAD)
 
+# Why a request sent to a session that ended fails.
+_UNANSWERED = (
+    "the connection to the broker was lost before it answered; the request "
+    "may or may not have taken effect (a message may have been published; "
+    "an ack may have been lost, and then the delivery comes again)")
+
 
 class SubState:
     """A subscription as the session remembers it (to resubscribe after a
@@ -355,6 +361,7 @@ class Session:
             # deliveries fail now, not at their timeouts or the next WELCOME.
             self.session_ended = True
             self._drop_stale_acks(ended=True)
+            self._fail_sent_acks()
             self.ready = False
             if not self.reconnect:
                 self.die(NotConnected(
@@ -516,6 +523,18 @@ class Session:
                 self._fail(pending.waiter, stale_delivery(ended))
         self.outbox = kept
 
+    def _fail_sent_acks(self) -> None:
+        """On losing the connection: ACKs, NACKs and PROGRESSes with a
+        timeout that were sent in the session that just ended and not
+        answered. No answer can come (the broker ended that session with its
+        connection), so their waiters fail now with NotConnected, as
+        _resume would fail them at the next WELCOME (or their timeout,
+        with the broker gone for good)."""
+        for p in list(self.pending.values()):
+            if p.kind == ACK and p.epoch == self.epoch:
+                del self.pending[p.rid]
+                self._fail(p.waiter, NotConnected(_UNANSWERED))
+
     def _resume(self) -> None:
         """After a new WELCOME: subscribe again, resend what the broker
         refused with HELLO_REQUIRED (never executed), and settle requests the
@@ -553,11 +572,7 @@ class Session:
                 del self.pending[p.rid]
                 if p.kind == FETCH:
                     self.fetches.pop(p.sid, None)
-                self._fail(p.waiter, NotConnected(
-                    "the connection to the broker was lost before it "
-                    "answered; the request may or may not have taken effect "
-                    "(a message may have been published; an ack may have "
-                    "been lost, and then the delivery comes again)"))
+                self._fail(p.waiter, NotConnected(_UNANSWERED))
 
     def _on_error(self, h) -> None:
         e = h.error

@@ -116,6 +116,10 @@ class Message:
             belongs to that session), or in the last one once that has
             ended (the connection was lost, no new session yet); an ack
             still queued then fails then too, not at its timeout.
+          NotConnected: (with a timeout) the ack was sent but the
+            connection was lost before the broker answered, raised as soon
+            as the client sees it drop: it may or may not have been applied
+            (if not, the delivery comes again).
           Timeout, ClientClosed, PendingLimit.
         """
         self._ackable().ack(self, timeout=timeout)

@@ -196,6 +196,40 @@ class ReconnectTest(unittest.TestCase):
         c.close(0.2)
         pub.close(0.2)
 
+    def test_an_ack_sent_before_the_connection_dropped_fails_at_once(self):
+        # Sent, not yet answered (the broker is stopped), when the
+        # connection drops: no answer can come, so ack(timeout=...) raises
+        # NotConnected as soon as the client knows, not after 20 s.
+        c = self.client()
+        sub = c.subscribe("jobs.>", ack=True)
+        pub = self.client()
+        pub.publish_confirmed("jobs.x", b"a")
+        a = sub.next(5)
+        self.siftd.pause()
+        outcome = []
+
+        def ack():
+            start = time.monotonic()
+            try:
+                a.ack(timeout=20)
+                outcome.append(("ok", time.monotonic() - start))
+            except sift.SiftError as e:
+                outcome.append((e, time.monotonic() - start))
+
+        t = threading.Thread(target=ack)
+        t.start()
+        time.sleep(0.5)  # sent: the kernel takes it while siftd is stopped
+        self.assertEqual(outcome, [])
+        self.siftd.kill()
+        t.join(25)
+        self.assertFalse(t.is_alive())
+        err, seconds = outcome[0]
+        self.assertIsInstance(err, sift.NotConnected)
+        self.assertIn("may or may not have taken effect", str(err))
+        self.assertLess(seconds, 10)
+        c.close(0.2)
+        pub.close(0.2)
+
     def test_async_acks_after_the_connection_dropped_are_refused(self):
         async def run():
             c = await sift.AsyncClient.connect(self.siftd.endpoint)

@@ -95,12 +95,20 @@ class Siftd:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
+        os.kill(proc.pid, signal.SIGCONT)  # in case pause() stopped it
         os.kill(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(5)
+
+    def pause(self) -> None:
+        """SIGSTOP by pid: the broker stops answering, its connections
+        stay open (kill() or stop() ends it; SIGKILL works on a stopped
+        process, and stop() sends SIGCONT first)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGSTOP)
 
     def kill(self) -> None:
         """SIGKILL by pid: a crash, no goodbyes."""

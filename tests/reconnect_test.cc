@@ -169,6 +169,58 @@ TEST_F(ReconnectTest, SubscriptionSurvivesBrokerRestart) {
   EXPECT_EQ(back.payload(), "hello");
 }
 
+// A broker that comes back with a lower limit refuses one of the SUBs the
+// client sends again after the reconnect: that subscription ends, saying
+// why (before, it stayed open and silent, the refusal counted nowhere but
+// async_errors()), and the other goes on.
+TEST_F(ReconnectTest, ASubscriptionTheNewBrokerRefusesEndsSayingWhy) {
+  SIFT_ASSERT_OK_AND_ASSIGN(auto subscriber, NewClient("subscriber"));
+  SIFT_ASSERT_OK_AND_ASSIGN(auto a, subscriber->Subscribe("a.>"));
+  SIFT_ASSERT_OK_AND_ASSIGN(auto b, subscriber->Subscribe("b.>"));
+  const uint64_t reconnects_before = subscriber->reconnects();
+  const int port = siftd_->port();
+  SIFT_ASSERT_OK(siftd_->Stop());
+  SiftdOptions options;
+  options.port = port;
+  options.extra_flags = {"--max_subscriptions_per_client=1"};
+  auto restarted = SiftdProcess::Start(options);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  siftd_ = *std::move(restarted);
+  for (int i = 0; i < kMaxAttempts && subscriber->reconnects() ==
+                                          reconnects_before;
+       ++i) {
+    absl::SleepFor(kAttemptWait);
+  }
+  ASSERT_GT(subscriber->reconnects(), reconnects_before);
+  // One of the two ends (the order the client resubscribes in is its own).
+  absl::Status ended;
+  Subscription* kept = nullptr;
+  for (int i = 0; i < kMaxAttempts && ended.ok(); ++i) {
+    for (Subscription* s : {a.get(), b.get()}) {
+      absl::StatusOr<Message> m = s->Next(absl::Milliseconds(50));
+      if (!m.ok() && !absl::IsDeadlineExceeded(m.status())) {
+        ended = m.status();
+        kept = s == a.get() ? b.get() : a.get();
+        break;
+      }
+    }
+  }
+  ASSERT_TRUE(absl::IsCancelled(ended)) << ended;
+  EXPECT_TRUE(absl::StrContains(ended.message(),
+                                "subscribed again after a reconnect"))
+      << ended;
+  EXPECT_EQ(subscriber->async_errors(), 1u);
+  EXPECT_TRUE(absl::EndsWith(ended.message(),
+                             subscriber->last_async_error().message()))
+      << ended << " / " << subscriber->last_async_error();
+  // The other still receives.
+  SIFT_ASSERT_OK_AND_ASSIGN(auto publisher, NewClient("publisher"));
+  const std::string topic = kept == a.get() ? "a.x" : "b.x";
+  SIFT_ASSERT_OK(publisher->PublishConfirmed(topic, "still here"));
+  SIFT_ASSERT_OK_AND_ASSIGN(Message m, kept->Next(absl::Seconds(10)));
+  EXPECT_EQ(m.payload(), "still here");
+}
+
 // A restarted broker numbers its deliveries from 1 again: an ack of a
 // message received before the restart would acknowledge another one. The
 // client refuses it (UNKNOWN_DELIVERY) instead of sending it.

@@ -1902,6 +1902,30 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
           return;
         }
         const bool lost_session = h.error().code() == wire::HELLO_REQUIRED;
+        if (auto resub = resubscriptions_.find(h.request_id());
+            resub != resubscriptions_.end()) {
+          const uint64_t sid = resub->second;
+          resubscriptions_.erase(resub);
+          // DUPLICATE_SID: in place already. HELLO_REQUIRED: the session
+          // was lost again; the next WELCOME subscribes again (below).
+          if (!lost_session && h.error().code() != wire::DUPLICATE_SID) {
+            // The new broker refused it (a lower limit, a stream that is
+            // gone): the subscription ends, as at a notice, and the error
+            // is counted for callback subscriptions, which have no Next().
+            const std::string why = absl::StrCat(
+                "the broker refused this subscription when the client "
+                "subscribed again after a reconnect: ",
+                h.error().message());
+            {
+              internal::FastMutexLock lock(&mu_);
+              ++async_errors_;
+              last_async_error_ = protocol::WireError(h.error().code(), why);
+            }
+            ForgetSub(sid, why);
+            return;
+          }
+          if (!lost_session) return;
+        }
         if (h.request_id() == 0 && !lost_session) {
           // The answer to a fire-and-forget command (a refused PUB, an ACK
           // of an unknown delivery): nobody waits for it; counted.
@@ -2009,13 +2033,16 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       max_topic_tokens_.store(w.max_topic_tokens());
       session_.fetch_add(1, std::memory_order_relaxed);
       stale = TakeAcksLocked(session_.load(std::memory_order_relaxed));
+      resubscriptions_.clear();  // the old session's answers are moot
       if (had_session_) {
         // A new session after losing the broker: subscribe again, the inbox
         // under its new prefix.
         for (auto& [sid, sub] : subs_) {
           if (sub->fetch) continue;  // a FETCH, not a subscription
           if (sub->inbox) sub->pattern = absl::StrCat(inbox_prefix_, ".>");
-          resubscribe.push_back(SubHeader(0, sid, *sub));
+          const uint64_t id = NextId();
+          resubscriptions_[id] = sid;
+          resubscribe.push_back(SubHeader(id, sid, *sub));
         }
       }
     }
@@ -2554,6 +2581,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   // I/O thread: the OKs of a BATCH being read, and their callbacks
   // (AnswerOks).
   std::vector<protocol::OkView> oks_;
+  // I/O thread: the request ids of the SUBs the last WELCOME sent again,
+  // and their sids, so that one the new session refuses ends its
+  // subscription (Dispatch) instead of leaving it silently without
+  // messages. Cleared at each WELCOME; an OK leaves its entry until then.
+  absl::flat_hash_map<uint64_t, uint64_t> resubscriptions_;
   bool woken_on_io_thread_ = false;  // Wake() on the I/O thread; only it
   // Counts WELCOMEs: the session a Message's delivery id belongs to
   // (Message::session_). Written by the I/O thread with mu_ held.

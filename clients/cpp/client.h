@@ -371,7 +371,11 @@ class Subscription {
   //     messages returned before it arrived before the dropped ones, those
   //     after it, after them. Not an end: call Next() again.
   //   - DeadlineExceeded: nothing came within `timeout`.
-  //   - Cancelled: after Unsubscribe() or Close(), once the queue is empty.
+  //   - Cancelled: after Unsubscribe() or Close(), once the queue is empty;
+  //     also when the broker ended the subscription (its stream was
+  //     deleted, or it refused the SUB the client sent again after a
+  //     reconnect, e.g. under a lower max_subscriptions_per_client): the
+  //     message gives the broker's reason.
   //   - Unavailable: the client lost the broker for good
   //     (ClientOptions::reconnect false), once the queue is empty.
   //   - FailedPrecondition: the subscription has a callback.
@@ -680,7 +684,9 @@ class Client {
   // ERRORs the broker sent for fire-and-forget commands, which nobody
   // waits for: a PUB it refused (STORE_FULL when a stream's writer queue
   // is full, QUEUE_FULL, PAYLOAD_TOO_LARGE, ...), an ACK, NACK or PROGRESS
-  // of a delivery it no longer holds (UNKNOWN_DELIVERY). Counted since the
+  // of a delivery it no longer holds (UNKNOWN_DELIVERY), a subscription it
+  // refused when the client subscribed again after a reconnect (which
+  // ends that subscription: see Subscription::Next). Counted since the
   // client was made; last_async_error() is the latest, as a Status with its
   // wire code (OK if none). They arrive in order with everything else, so
   // after Flush() every ERROR for what was sent before it is counted.

@@ -152,6 +152,26 @@ class FakeBroker {
     }
     return std::nullopt;
   }
+  // The `n`th (from 0) received header for which `pred` holds, waiting up
+  // to 5 s: a resubscription is the second SUB for its pattern.
+  std::optional<wire::Header> WaitForNth(
+      size_t n, std::function<bool(const wire::Header&)> pred) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (absl::Now() < deadline) {
+      size_t seen = 0;
+      for (const wire::Header& h : received()) {
+        if (pred(h) && seen++ == n) return h;
+      }
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return std::nullopt;
+  }
+  // How many received headers `pred` holds for, now.
+  size_t Count(std::function<bool(const wire::Header&)> pred) {
+    size_t n = 0;
+    for (const wire::Header& h : received()) n += pred(h) ? 1 : 0;
+    return n;
+  }
   int hellos() const { return hellos_.load(); }
   uint64_t last_hello_id() const { return last_hello_id_.load(); }
 

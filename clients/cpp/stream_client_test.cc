@@ -3,6 +3,7 @@
 // The real broker is exercised by tests/streams_cli_test.cc.
 #include <atomic>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -506,10 +507,11 @@ TEST(StreamClientTest, ConfirmedPublishReturnsStreamSeqAndDuplicate) {
 // durable consumer as first asked, an ephemeral one after its last record.
 TEST(StreamClientTest, StreamSubscriptionsResubscribeWhereTheyWere) {
   std::atomic<bool> lose_session{false};
+  std::set<uint64_t> sids;  // the broker's thread's
   FakeBroker broker([&](const wire::Header& h) -> std::vector<Out> {
     if (h.has_sub()) {
-      if (h.request_id() == 0) return {};  // a resubscription
       std::vector<Out> out = {Answer(OkFor(h.request_id()))};
+      if (!sids.insert(h.sub().sid()).second) return out;  // resubscribed
       for (uint64_t seq = 4; seq <= 5; ++seq) {
         out.push_back(DeliverOf(h.sub().sid(), "orders.x",
                                 absl::StrCat("m", seq), seq, 77));
@@ -543,9 +545,8 @@ TEST(StreamClientTest, StreamSubscriptionsResubscribeWhereTheyWere) {
     EXPECT_EQ(m->timestamp_ms(), 77u);
     EXPECT_EQ(m->payload(), absl::StrCat("m", seq));
   }
-  auto first = broker.WaitFor([](const wire::Header& h) {
-    return h.has_sub() && h.request_id() != 0 &&
-           h.sub().stream().consumer().empty();
+  auto first = broker.WaitForNth(0, [](const wire::Header& h) {
+    return h.has_sub() && h.sub().stream().consumer().empty();
   });
   ASSERT_TRUE(first.has_value());
   EXPECT_EQ(first->sub().pattern(), "orders.>");
@@ -554,16 +555,14 @@ TEST(StreamClientTest, StreamSubscriptionsResubscribeWhereTheyWere) {
 
   lose_session = true;
   client->Stats(absl::Seconds(1)).status().IgnoreError();
-  auto again = broker.WaitFor([](const wire::Header& h) {
-    return h.has_sub() && h.request_id() == 0 &&
-           h.sub().stream().consumer().empty();
+  auto again = broker.WaitForNth(1, [](const wire::Header& h) {
+    return h.has_sub() && h.sub().stream().consumer().empty();
   });
   ASSERT_TRUE(again.has_value());
   EXPECT_EQ(again->sub().stream().deliver(), wire::DELIVER_FROM_SEQ);
   EXPECT_EQ(again->sub().stream().start_seq(), 6u);
-  auto durable_again = broker.WaitFor([](const wire::Header& h) {
-    return h.has_sub() && h.request_id() == 0 &&
-           h.sub().stream().consumer() == "audit";
+  auto durable_again = broker.WaitForNth(1, [](const wire::Header& h) {
+    return h.has_sub() && h.sub().stream().consumer() == "audit";
   });
   ASSERT_TRUE(durable_again.has_value());
   EXPECT_EQ(durable_again->sub().stream().deliver(), wire::DELIVER_ALL);

@@ -36,13 +36,13 @@ FakeBroker::Handler AcceptSubs(const std::atomic<bool>& lose_session) {
   };
 }
 
-// The first SUB for `pattern` that is (request_id 0) or is not a
-// resubscription.
+// The SUB for `pattern` (the first), or its resubscription (the second;
+// it has a request id of its own since the client ends a subscription
+// the new session refuses).
 std::optional<wire::Header> SubFor(FakeBroker& broker, const char* pattern,
                                    bool resubscription) {
-  return broker.WaitFor([&](const wire::Header& h) {
-    return h.has_sub() && h.sub().pattern() == pattern &&
-           (h.request_id() == 0) == resubscription;
+  return broker.WaitForNth(resubscription ? 1 : 0, [&](const wire::Header& h) {
+    return h.has_sub() && h.sub().pattern() == pattern;
   });
 }
 

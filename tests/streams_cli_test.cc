@@ -134,6 +134,21 @@ TEST(StreamsCliTest, BadSettingsAndStreamsDisabled) {
     EXPECT_EQ(r.code, 1) << r.out;
     EXPECT_TRUE(absl::StrContains(r.out, "sift: cannot add stream")) << r.out;
   }
+  // A name far over the limit is echoed in part, with its size (it was
+  // echoed whole: 6 KB of \xHH here).
+  std::string huge;
+  for (int i = 0; i < 1000; ++i) huge += "ab\xe9";
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{
+           {"stream", "add", huge, "--subjects", "a.>"},
+           {"stream", "info", huge},
+           {"fetch", huge},
+       }) {
+    Result r = Sift(*siftd, args);
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_TRUE(absl::StrContains(r.out, "... (3000 bytes)")) << r.out;
+    EXPECT_LT(r.out.size(), 600u) << r.out;
+  }
   // The broker is fine after them.
   EXPECT_EQ(Sift(*siftd, {"stream", "ls"}).out, "no streams\n");
 

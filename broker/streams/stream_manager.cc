@@ -68,6 +68,22 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return out.str();
 }
 
+// A stream or consumer name a client gave, double-quoted for an error: a
+// name that names nothing may be of any length, so at most
+// kMaxQuotedName bytes of it (cut before a UTF-8 character), then "..."
+// and its size, as topic::Quote bounds topics. (Bytes that are not UTF-8
+// become \xHH when the error is sent: ToValidUtf8.)
+constexpr size_t kMaxQuotedName = 80;
+std::string QuotedName(std::string_view name) {
+  if (name.size() <= kMaxQuotedName) return absl::StrCat("\"", AV(name), "\"");
+  size_t cut = kMaxQuotedName;
+  while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) {
+    --cut;
+  }
+  return absl::StrCat("\"", AV(name.substr(0, cut)), "\"... (", name.size(),
+                      " bytes)");
+}
+
 absl::Status Unknown(absl::string_view what) {
   return protocol::WireError(wire::UNKNOWN_STREAM, what);
 }
@@ -561,7 +577,7 @@ absl::Status StreamManager::Delete(const std::string& name) {
   auto it = std::find_if(streams_.begin(), streams_.end(),
                          [&](const auto& s) { return s->settings.name == name; });
   if (it == streams_.end()) {
-    return Unknown(absl::StrCat("no stream \"", name, "\""));
+    return Unknown(absl::StrCat("no stream ", QuotedName(name)));
   }
   if ((*it)->from_config) {
     return Invalid(absl::StrCat("stream \"", name,
@@ -609,11 +625,13 @@ absl::Status StreamManager::Delete(const std::string& name) {
 absl::Status StreamManager::DeleteConsumer(const std::string& stream,
                                            const std::string& consumer) {
   Stream* s = Find(stream);
-  if (s == nullptr) return Unknown(absl::StrCat("no stream \"", stream, "\""));
+  if (s == nullptr) {
+    return Unknown(absl::StrCat("no stream ", QuotedName(stream)));
+  }
   auto it = s->durable.find(consumer);
   if (it == s->durable.end()) {
-    return Unknown(absl::StrCat("stream \"", stream, "\" has no consumer \"",
-                                consumer, "\""));
+    return Unknown(absl::StrCat("stream ", QuotedName(stream),
+                                " has no consumer ", QuotedName(consumer)));
   }
   DestroySlot(it->second);
   return absl::OkStatus();
@@ -621,7 +639,9 @@ absl::Status StreamManager::DeleteConsumer(const std::string& stream,
 
 absl::StatusOr<StreamView> StreamManager::Info(const std::string& name) const {
   Stream* s = Find(name);
-  if (s == nullptr) return Unknown(absl::StrCat("no stream \"", name, "\""));
+  if (s == nullptr) {
+    return Unknown(absl::StrCat("no stream ", QuotedName(name)));
+  }
   return ViewOf(*s);
 }
 
@@ -672,9 +692,9 @@ absl::StatusOr<StreamManager::Slot*> StreamManager::SlotFor(
     bool temporary) {
   if (!spec.consumer.empty()) {
     if (!ValidConsumerName(spec.consumer)) {
-      return BadRequest(absl::StrCat(
-          "consumer name \"", spec.consumer,
-          "\" must be 1 to 64 letters, digits, '_' or '-'"));
+      return BadRequest(
+          absl::StrCat("consumer name ", QuotedName(spec.consumer),
+                       " must be 1 to 64 letters, digits, '_' or '-'"));
     }
     auto it = s->durable.find(spec.consumer);
     if (it != s->durable.end()) {
@@ -726,7 +746,7 @@ absl::Status StreamManager::Subscribe(uint32_t client, uint64_t sid,
                                       int64_t now) {
   Stream* s = Find(start.stream);
   if (s == nullptr) {
-    return Unknown(absl::StrCat("no stream \"", start.stream, "\""));
+    return Unknown(absl::StrCat("no stream ", QuotedName(start.stream)));
   }
   if (push_.count({client, sid}) > 0) {
     return protocol::WireError(wire::DUPLICATE_SID,
@@ -821,8 +841,8 @@ absl::Status StreamManager::Fetch(uint32_t client, uint64_t request_id,
   }
   Stream* s = Find(start.stream);
   if (s == nullptr) {
-    return Unknown(absl::StrCat("no stream \"", start.stream,
-                                "\" (FETCH reads streams only)"));
+    return Unknown(absl::StrCat("no stream ", QuotedName(start.stream),
+                                " (FETCH reads streams only)"));
   }
   if (!start.consumer.empty()) {
     auto it = s->durable.find(start.consumer);

@@ -81,6 +81,16 @@ std::string Escape(std::string_view bytes) {
   return EscapeBytes(bytes, /*backslash=*/true);
 }
 
+std::string NameInError(std::string_view bytes) {
+  if (bytes.size() <= kMaxNameInError) return Escape(bytes);
+  size_t cut = kMaxNameInError;
+  while (cut > 0 && (static_cast<unsigned char>(bytes[cut]) & 0xC0) == 0x80) {
+    --cut;  // not inside a UTF-8 sequence
+  }
+  return absl::StrCat(Escape(bytes.substr(0, cut)), "... (", bytes.size(),
+                      " bytes)");
+}
+
 std::string OneLine(std::string_view text) {
   return EscapeBytes(text, /*backslash=*/false);
 }

@@ -21,6 +21,18 @@ TEST(EscapeTest, ControlBytesAndBackslashAreEscaped) {
   EXPECT_EQ(Escape(std::string("\0\x01\x7f", 3)), "\\x00\\x01\\x7f");
 }
 
+TEST(NameInErrorTest, LongNamesAreCutWithTheirSize) {
+  EXPECT_EQ(NameInError("orders"), "orders");
+  EXPECT_EQ(NameInError(std::string(80, 'a')), std::string(80, 'a'));
+  EXPECT_EQ(NameInError(std::string(3000, 'a')),
+            std::string(80, 'a') + "... (3000 bytes)");
+  // Cut before a UTF-8 character, not inside it; bytes that are not
+  // UTF-8 are escaped as in Escape.
+  const std::string accented = std::string(79, 'a') + "\xc3\xa9" + "zz";
+  EXPECT_EQ(NameInError(accented), std::string(79, 'a') + "... (83 bytes)");
+  EXPECT_EQ(NameInError(std::string(81, '\xff')).substr(0, 8), "\\xff\\xff");
+}
+
 TEST(EscapeTest, WellFormedUtf8PassesThrough) {
   EXPECT_EQ(Escape("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80"),
             "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80");

@@ -201,7 +201,7 @@ absl::StatusOr<std::unique_ptr<Client>> ConnectOrExplain(const Args& args) {
 // "publish to TOPIC failed after 2 of 5 messages: WHY": message `n` of
 // args.count could not be published.
 std::string PublishFailed(const Args& args, int64_t n, absl::string_view why) {
-  return absl::StrCat("publish to ", Escape(args.topic), " failed",
+  return absl::StrCat("publish to ", NameInError(args.topic), " failed",
                       args.count > 1 ? absl::StrCat(" after ", n - 1, " of ",
                                                     Messages(args.count))
                                      : "",
@@ -372,14 +372,14 @@ int RunPub(const Args& args) {
         !flushed.ok()) {
       return Fail(absl::StrCat(
           "the broker did not read all ", Messages(args.count), " to ",
-          Escape(args.topic), " within ",
+          NameInError(args.topic), " within ",
           absl::FormatDuration(args.connect_timeout),
           " (--connect_timeout); some may be lost: ", flushed.message()));
     }
     if (const uint64_t refused = (*client)->async_errors(); refused > 0) {
       return Fail(
           absl::StrCat("the broker refused ", refused, " of ",
-                       Messages(args.count), " to ", Escape(args.topic),
+                       Messages(args.count), " to ", NameInError(args.topic),
                        " (the last: ", (*client)->last_async_error().message(),
                        "); use --confirm to see which"));
     }
@@ -668,8 +668,8 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
   absl::StatusOr<std::unique_ptr<Subscription>> sub =
       client.Subscribe(args.topic, options);
   if (!sub.ok()) {
-    return Fail(absl::StrCat("cannot subscribe to ", Escape(args.topic), ": ",
-                             sub.status().message()));
+    return Fail(absl::StrCat("cannot subscribe to ", NameInError(args.topic),
+                             ": ", sub.status().message()));
   }
   const absl::Time deadline = timeout == absl::InfiniteDuration()
                                   ? absl::InfiniteFuture()
@@ -727,7 +727,7 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
         // delivered and are never acknowledged: the broker delivers them
         // again once their ack wait runs out.
         PrintError(absl::StrCat(
-            "subscription to ", Escape(args.topic), ": ",
+            "subscription to ", NameInError(args.topic), ": ",
             DroppedInQueue(message.status().message()),
             args.ack ? absl::StrCat("; with --ack they are not lost: "
                                     "unacknowledged, they are delivered "
@@ -738,7 +738,7 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
                      : ""));
         continue;
       }
-      return Fail(absl::StrCat("subscription to ", Escape(args.topic),
+      return Fail(absl::StrCat("subscription to ", NameInError(args.topic),
                                " failed: ", message.status().message()));
     }
     // A message received before a reconnect is printed all the same: an
@@ -766,7 +766,7 @@ int ReceiveLoop(const Args& args, StopSignals& stop, Client& client,
           for (const Message& m : left) handle(m);
           // This message and those left: none acknowledged.
           unsettled.ReportEnded(1 + left.size());
-          return Fail(absl::StrCat("subscription to ", Escape(args.topic),
+          return Fail(absl::StrCat("subscription to ", NameInError(args.topic),
                                    " failed: ", ended->message()));
         }
         return Fail(absl::StrCat("acknowledging ", Escape(message->topic()),
@@ -826,8 +826,9 @@ int RunFetch(const Args& args) {
   absl::StatusOr<std::vector<Message>> messages =
       (*client)->Fetch(options, args.connect_timeout);
   if (!messages.ok()) {
-    return Fail(absl::StrCat("cannot fetch from stream ", Escape(args.stream),
-                             ": ", messages.status().message()));
+    return Fail(absl::StrCat("cannot fetch from stream ",
+                             NameInError(args.stream), ": ",
+                             messages.status().message()));
   }
   Client& c = **client;
   const uint64_t refused_before = c.async_errors();
@@ -864,7 +865,7 @@ int RunFetch(const Args& args) {
                                            " printed, the last and some "
                                            "before it were"),
         " not acknowledged: the stream was deleted (with its records)"));
-    return Fail(absl::StrCat("fetch from stream ", Escape(args.stream),
+    return Fail(absl::StrCat("fetch from stream ", NameInError(args.stream),
                              " failed: ", gone->message()));
   }
   c.Close();  // flushes the NACKs
@@ -890,7 +891,7 @@ int RunStream(const Args& args) {
       config.segment_max_bytes = args.segment_bytes;
       absl::StatusOr<StreamInfo> info = c.AddStream(config, timeout);
       if (!info.ok()) {
-        return Fail(absl::StrCat("cannot add stream ", Escape(args.stream),
+        return Fail(absl::StrCat("cannot add stream ", NameInError(args.stream),
                                  ": ", info.status().message()));
       }
       const std::string text = FormatStreamInfo(*info);
@@ -900,7 +901,7 @@ int RunStream(const Args& args) {
     case Command::kStreamInfo: {
       absl::StatusOr<StreamInfo> info = c.GetStreamInfo(args.stream, timeout);
       if (!info.ok()) {
-        return Fail(absl::StrCat("cannot get stream ", Escape(args.stream),
+        return Fail(absl::StrCat("cannot get stream ", NameInError(args.stream),
                                  ": ", info.status().message()));
       }
       const std::string text = FormatStreamInfo(*info);
@@ -919,8 +920,8 @@ int RunStream(const Args& args) {
     }
     case Command::kStreamRm:
       if (absl::Status s = c.DeleteStream(args.stream, timeout); !s.ok()) {
-        return Fail(absl::StrCat("cannot delete stream ", Escape(args.stream),
-                                 ": ", s.message()));
+        return Fail(absl::StrCat("cannot delete stream ",
+                                 NameInError(args.stream), ": ", s.message()));
       }
       PrintLine(absl::StrCat("deleted stream ", Escape(args.stream)));
       return 0;
@@ -928,8 +929,8 @@ int RunStream(const Args& args) {
       if (absl::Status s = c.DeleteConsumer(args.stream, args.consumer, timeout);
           !s.ok()) {
         return Fail(absl::StrCat("cannot delete consumer ",
-                                 Escape(args.consumer), " of stream ",
-                                 Escape(args.stream), ": ", s.message()));
+                                 NameInError(args.consumer), " of stream ",
+                                 NameInError(args.stream), ": ", s.message()));
       }
       PrintLine(absl::StrCat("deleted consumer ", Escape(args.consumer),
                              " of stream ", Escape(args.stream)));
@@ -976,10 +977,10 @@ int RunReq(const Args& args) {
       (*client)->Request(args.topic, args.message, args.headers, args.timeout);
   if (!reply.ok()) {
     if (reply.status().code() == absl::StatusCode::kDeadlineExceeded) {
-      return Fail(absl::StrCat("no reply on ", Escape(args.topic), " within ",
-                               absl::FormatDuration(args.timeout)));
+      return Fail(absl::StrCat("no reply on ", NameInError(args.topic),
+                               " within ", absl::FormatDuration(args.timeout)));
     }
-    return Fail(absl::StrCat("request on ", Escape(args.topic),
+    return Fail(absl::StrCat("request on ", NameInError(args.topic),
                              " failed: ", reply.status().message()));
   }
   PrintLine(Escape(reply->payload()));

@@ -374,10 +374,33 @@ TEST(AcksCliTest, BadEndpointAndClosedStdinAreSaidPlainly) {
   const pid_t bogus = Spawn({SiftCliPath(), "--server=bogus", "stats"},
                             dir + "/bogus.txt");
   ASSERT_GT(bogus, 0);
-  EXPECT_EQ(Reap(bogus, kTimeout), 1);
+  EXPECT_EQ(Reap(bogus, kTimeout), 2);  // a usage error, as --server=''
   EXPECT_EQ(ReadFile(dir + "/bogus.txt"),
             "sift: cannot connect to \"bogus\": Invalid argument (endpoints "
             "look like tcp://127.0.0.1:7440, ipc:///path or inproc://name)\n");
+  // A tcp:// port ZeroMQ would take and retry until --connect_timeout
+  // (here 20 s) is refused at once.
+  for (const auto& [server, problem] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"tcp://127.0.0.1:99999", "port 99999 is out of range (1 to 65535)"},
+           {"tcp://127.0.0.1:0", "port 0 is out of range (1 to 65535)"},
+           {"tcp://127.0.0.1:74x0", "port \"74x0\" is not a number from 1 "
+                                    "to 65535"},
+           {"tcp://127.0.0.1", "no port (tcp://HOST:PORT)"},
+       }) {
+    const absl::Time start = absl::Now();
+    const pid_t p = Spawn({SiftCliPath(), "--server=" + server,
+                           "--connect_timeout=20s", "stats"},
+                          dir + "/port.txt");
+    ASSERT_GT(p, 0);
+    EXPECT_EQ(Reap(p, kTimeout), 2) << server;
+    EXPECT_LT(absl::Now() - start, absl::Seconds(10)) << server;
+    EXPECT_EQ(ReadFile(dir + "/port.txt"),
+              absl::StrCat("sift: cannot connect to \"", server, "\": ",
+                           problem,
+                           " (endpoints look like tcp://127.0.0.1:7440, "
+                           "ipc:///path or inproc://name)\n"));
+  }
 
   auto siftd = StartSiftd();
   ASSERT_NE(siftd, nullptr);

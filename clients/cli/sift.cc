@@ -198,6 +198,13 @@ absl::StatusOr<std::unique_ptr<Client>> ConnectOrExplain(const Args& args) {
           : absl::StrCat("cannot connect to ", args.server, ": ", reason));
 }
 
+// ConnectOrExplain's error: exit 2 if the client refused --server itself
+// (InvalidArgument: a usage error, as an empty --server is), else 1.
+int FailToConnect(const absl::Status& status) {
+  PrintError(status.message());
+  return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
 // "publish to TOPIC failed after 2 of 5 messages: WHY": message `n` of
 // args.count could not be published.
 std::string PublishFailed(const Args& args, int64_t n, absl::string_view why) {
@@ -307,7 +314,7 @@ int RunPub(const Args& args) {
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
   if (!client.ok()) {
     if (file != nullptr && file != stdin) std::fclose(file);
-    return Fail(client.status().message());
+    return FailToConnect(client.status());
   }
   if (file != nullptr) {
     absl::StatusOr<std::string> payload =
@@ -781,7 +788,7 @@ int RunSub(const Args& args) {
   // Before Connect: see StopSignals.
   StopSignals stop(StopGrace(args), args.ack);
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
-  if (!client.ok()) return Fail(client.status().message());
+  if (!client.ok()) return FailToConnect(client.status());
   return ReceiveLoop(args, stop, **client, args.timeout, "received",
                      [&args](const Message& message) {
                        PrintLine(MessageLine(message.topic(),
@@ -816,7 +823,7 @@ std::optional<absl::Status> DeletedStream(const Args& args, Client& client,
 
 int RunFetch(const Args& args) {
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
-  if (!client.ok()) return Fail(client.status().message());
+  if (!client.ok()) return FailToConnect(client.status());
   FetchOptions options;
   options.start = StartOf(args, DeliverPolicy::kAll);
   options.batch = static_cast<uint32_t>(args.batch);
@@ -874,7 +881,7 @@ int RunFetch(const Args& args) {
 
 int RunStream(const Args& args) {
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
-  if (!client.ok()) return Fail(client.status().message());
+  if (!client.ok()) return FailToConnect(client.status());
   Client& c = **client;
   const absl::Duration timeout = args.connect_timeout;
   switch (args.command) {
@@ -943,7 +950,7 @@ int RunStream(const Args& args) {
 int RunReply(const Args& args) {
   StopSignals stop(StopGrace(args), args.ack);
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
-  if (!client.ok()) return Fail(client.status().message());
+  if (!client.ok()) return FailToConnect(client.status());
   Client& c = **client;
   return ReceiveLoop(
       args, stop, c, absl::InfiniteDuration(), "answered",
@@ -972,7 +979,7 @@ int RunReply(const Args& args) {
 
 int RunReq(const Args& args) {
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
-  if (!client.ok()) return Fail(client.status().message());
+  if (!client.ok()) return FailToConnect(client.status());
   absl::StatusOr<Message> reply =
       (*client)->Request(args.topic, args.message, args.headers, args.timeout);
   if (!reply.ok()) {
@@ -990,7 +997,7 @@ int RunReq(const Args& args) {
 
 int RunStats(const Args& args) {
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
-  if (!client.ok()) return Fail(client.status().message());
+  if (!client.ok()) return FailToConnect(client.status());
   absl::StatusOr<BrokerStats> stats = (*client)->Stats(args.connect_timeout);
   if (!stats.ok()) {
     return Fail(absl::StrCat("cannot get stats from ", args.server, ": ",
@@ -1009,7 +1016,7 @@ int RunStats(const Args& args) {
 
 int RunReload(const Args& args) {
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectOrExplain(args);
-  if (!client.ok()) return Fail(client.status().message());
+  if (!client.ok()) return FailToConnect(client.status());
   absl::Status s = (*client)->Reload(absl::Seconds(30));
   if (!s.ok()) {
     return Fail(absl::StrCat("reload refused by ", args.server, ": ",

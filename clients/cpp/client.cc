@@ -178,6 +178,32 @@ struct Outgoing {
 
 using Reply = absl::StatusOr<wire::Header>;
 
+// What is wrong with a tcp:// endpoint's port, or "" (other transports,
+// and host names, are left to ZeroMQ). ZeroMQ takes tcp://host:99999 and
+// then retries it forever, so a typo waited out the whole connect timeout.
+std::string TcpPortProblem(std::string_view endpoint) {
+  constexpr std::string_view kTcp = "tcp://";
+  if (endpoint.substr(0, kTcp.size()) != kTcp) return "";
+  const size_t colon = endpoint.rfind(':');
+  if (colon < kTcp.size() || colon == std::string_view::npos) {
+    return "no port (tcp://HOST:PORT)";
+  }
+  const std::string_view port = endpoint.substr(colon + 1);
+  uint32_t value = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9' || port.size() > 5) {
+      return absl::StrCat("port \"", AbslView(port),
+                          "\" is not a number from 1 to 65535");
+    }
+    value = value * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (port.empty()) return "no port (tcp://HOST:PORT)";
+  if (value < 1 || value > 65535) {
+    return absl::StrCat("port ", value, " is out of range (1 to 65535)");
+  }
+  return "";
+}
+
 // Unavailable, for a call whose request went to a session that ended before
 // the broker answered (the connection dropped, or the broker lost the
 // session): the answer cannot come, since a restarted broker knows nothing
@@ -335,12 +361,16 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         monitor_ = nullptr;
       }
     }
-    if (zmq_connect(socket_, options_.endpoint.c_str()) != 0) {
-      const int err = zmq_errno();
+    std::string problem = TcpPortProblem(options_.endpoint);
+    if (problem.empty() &&
+        zmq_connect(socket_, options_.endpoint.c_str()) != 0) {
+      problem = zmq_strerror(zmq_errno());
+    }
+    if (!problem.empty()) {
       CloseSockets();
       return absl::InvalidArgumentError(
-          absl::StrCat("cannot connect to \"", options_.endpoint,
-                       "\": ", zmq_strerror(err),
+          absl::StrCat("cannot connect to \"", options_.endpoint, "\": ",
+                       problem,
                        " (endpoints look like tcp://127.0.0.1:7440, "
                        "ipc:///path or inproc://name)"));
     }

@@ -422,7 +422,8 @@ class Client {
   // (TOO_MANY_CLIENTS: it holds max_clients sessions; INTERNAL) is said
   // again with backoff, as in later sessions (ClientOptions::reconnect),
   // until a WELCOME comes or the timeout runs out. Errors: DeadlineExceeded
-  // (no broker answered), InvalidArgument (bad endpoint),
+  // (no broker answered), InvalidArgument (bad endpoint: one ZeroMQ
+  // refuses, or a tcp:// one whose port is not 1 to 65535, at once),
   // FailedPrecondition (protocol version), ResourceExhausted (wire code
   // TOO_MANY_CLIENTS: the broker refused a session for lack of room
   // throughout the timeout, as the message says, with how long that was;

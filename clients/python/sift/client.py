@@ -76,6 +76,21 @@ def check_endpoint(endpoint: str) -> None:
         raise SiftError(
             f"invalid endpoint {endpoint!r} (endpoints look like "
             "tcp://127.0.0.1:7440 or ipc:///path)")
+    if endpoint.startswith("tcp://"):
+        # ZeroMQ takes tcp://host:99999 and retries it until the connect
+        # timeout; the C++ client refuses it the same way.
+        _, colon, port = endpoint[len("tcp://"):].rpartition(":")
+        problem = ""
+        if not colon or not port:
+            problem = "no port (tcp://HOST:PORT)"
+        elif not port.isdigit() or not port.isascii() or len(port) > 5:
+            problem = f"port {port!r} is not a number from 1 to 65535"
+        elif not 1 <= int(port) <= 65535:
+            problem = f"port {int(port)} is out of range (1 to 65535)"
+        if problem:
+            raise SiftError(
+                f"cannot connect to {endpoint!r}: {problem} (endpoints look "
+                "like tcp://127.0.0.1:7440 or ipc:///path)")
 
 
 def check_options(name: str, connect_timeout: float, reconnect: bool,

@@ -36,6 +36,17 @@ class ConnectTest(BrokerTestCase):
             sift.Client("bogus://x", connect_timeout=0.2)
         with self.assertRaises(sift.SiftError):
             sift.Client(self.siftd.endpoint, name="n" * 257)
+        # A tcp:// port ZeroMQ would take and retry until the timeout is
+        # refused at once, as the C++ client does.
+        for endpoint, problem in (
+                ("tcp://127.0.0.1:99999", "port 99999 is out of range"),
+                ("tcp://127.0.0.1:0", "port 0 is out of range"),
+                ("tcp://127.0.0.1:74x0", "is not a number from 1 to 65535"),
+                ("tcp://127.0.0.1", "no port")):
+            start = time.monotonic()
+            with self.assertRaisesRegex(sift.SiftError, problem):
+                sift.Client(endpoint, connect_timeout=20)
+            self.assertLess(time.monotonic() - start, 10)
 
     def test_close_is_idempotent_and_ends_everything(self):
         c = sift.Client(self.siftd.endpoint)

@@ -376,8 +376,9 @@ TEST(AcksCliTest, BadEndpointAndClosedStdinAreSaidPlainly) {
   ASSERT_GT(bogus, 0);
   EXPECT_EQ(Reap(bogus, kTimeout), 2);  // a usage error, as --server=''
   EXPECT_EQ(ReadFile(dir + "/bogus.txt"),
-            "sift: cannot connect to \"bogus\": Invalid argument (endpoints "
-            "look like tcp://127.0.0.1:7440, ipc:///path or inproc://name)\n");
+            "sift: cannot connect to \"bogus\": not an endpoint (no "
+            "transport://) (endpoints look like tcp://127.0.0.1:7440, "
+            "ipc:///path or inproc://name)\n");
   // A tcp:// port ZeroMQ would take and retry until --connect_timeout
   // (here 20 s) is refused at once.
   for (const auto& [server, problem] :

@@ -149,6 +149,28 @@ TEST(StreamsCliTest, BadSettingsAndStreamsDisabled) {
     EXPECT_TRUE(absl::StrContains(r.out, "... (3000 bytes)")) << r.out;
     EXPECT_LT(r.out.size(), 600u) << r.out;
   }
+  // A name past frame 0's bound (68,352 bytes here) is refused by the
+  // client at once: the broker's BAD_FRAME answer (request id 0) matched
+  // no request, which waited out its 5 s. An unknown plugin's name is
+  // echoed in part (it was echoed whole, 60 KB).
+  const std::string past_frame(100000, 'c');
+  const std::string plugin(60000, 'f');
+  for (const auto& [args, says] :
+       std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"stream", "info", past_frame}, "over the broker's bound"},
+           {{"stream", "rm", past_frame}, "over the broker's bound"},
+           {{"fetch", past_frame}, "over the broker's bound"},
+           {{"sub", "q.>", "--plugin", plugin},
+            "no plugin named \"" + std::string(80, 'f') +
+                "\"... (60000 bytes)"},
+       }) {
+    const absl::Time start = absl::Now();
+    Result r = Sift(*siftd, args);
+    EXPECT_EQ(r.code, 1) << r.out.substr(0, 300);
+    EXPECT_LT(absl::Now() - start, absl::Seconds(3)) << args[0];
+    EXPECT_TRUE(absl::StrContains(r.out, says)) << r.out.substr(0, 300);
+    EXPECT_LT(r.out.size(), 800u) << r.out.substr(0, 300);
+  }
   // The broker is fine after them.
   EXPECT_EQ(Sift(*siftd, {"stream", "ls"}).out, "no streams\n");
 

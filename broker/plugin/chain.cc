@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "broker/base/absl_view.h"
+#include "broker/base/quoted_text.h"
 
 namespace sift::plugin {
 namespace {
@@ -26,8 +27,8 @@ absl::StatusOr<std::unique_ptr<Chain>> Chain::Build(
   for (size_t i = 0; i < specs.size(); ++i) {
     const StageSpec& spec = specs[i];
     auto prefix = [&] {
-      return absl::StrCat(AV(where), " plugin ", i + 1, " (", spec.plugin,
-                          "): ");
+      return absl::StrCat(AV(where), " plugin ", i + 1, " (",
+                          Bounded(spec.plugin), "): ");
     };
     absl::StatusOr<Registry::Entry> entry = registry.Find(spec.plugin);
     if (!entry.ok()) {

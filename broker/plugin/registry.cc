@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "broker/base/absl_view.h"
+#include "broker/base/quoted_text.h"
 
 namespace sift::plugin {
 
@@ -57,8 +58,8 @@ absl::StatusOr<Registry::Entry> Registry::Find(std::string_view name) const {
   auto it = plugins_.find(name);
   if (it == plugins_.end()) {
     return absl::NotFoundError(
-        absl::StrCat("no plugin named \"", AV(name),
-                     "\" (known: ", KnownNames(true, true), ")"));
+        absl::StrCat("no plugin named ", Quoted(name),
+                     " (known: ", KnownNames(true, true), ")"));
   }
   return Entry{it->second.filter.get(), it->second.transform.get()};
 }
@@ -68,7 +69,7 @@ absl::StatusOr<const FilterFactory*> Registry::FindFilter(
   auto it = plugins_.find(name);
   if (it == plugins_.end() || it->second.filter == nullptr) {
     return absl::NotFoundError(
-        absl::StrCat("no filter named \"", AV(name), "\"",
+        absl::StrCat("no filter named ", Quoted(name),
                      it == plugins_.end() ? "" : ": it is a transform",
                      " (known filters: ", KnownNames(true, false), ")"));
   }
@@ -80,7 +81,7 @@ absl::StatusOr<const TransformFactory*> Registry::FindTransform(
   auto it = plugins_.find(name);
   if (it == plugins_.end() || it->second.transform == nullptr) {
     return absl::NotFoundError(
-        absl::StrCat("no transform named \"", AV(name), "\"",
+        absl::StrCat("no transform named ", Quoted(name),
                      it == plugins_.end() ? "" : ": it is a filter",
                      " (known transforms: ", KnownNames(false, true), ")"));
   }

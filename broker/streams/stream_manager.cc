@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "broker/base/absl_view.h"
+#include "broker/base/quoted_text.h"
 #include "broker/protocol/codec.h"
 #include "broker/topic/topic.h"
 #include "proto/sift.pb.h"
@@ -66,22 +67,6 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ostringstream out;
   out << in.rdbuf();
   return out.str();
-}
-
-// A stream or consumer name a client gave, double-quoted for an error: a
-// name that names nothing may be of any length, so at most
-// kMaxQuotedName bytes of it (cut before a UTF-8 character), then "..."
-// and its size, as topic::Quote bounds topics. (Bytes that are not UTF-8
-// become \xHH when the error is sent: ToValidUtf8.)
-constexpr size_t kMaxQuotedName = 80;
-std::string QuotedName(std::string_view name) {
-  if (name.size() <= kMaxQuotedName) return absl::StrCat("\"", AV(name), "\"");
-  size_t cut = kMaxQuotedName;
-  while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) {
-    --cut;
-  }
-  return absl::StrCat("\"", AV(name.substr(0, cut)), "\"... (", name.size(),
-                      " bytes)");
 }
 
 absl::Status Unknown(absl::string_view what) {
@@ -577,7 +562,7 @@ absl::Status StreamManager::Delete(const std::string& name) {
   auto it = std::find_if(streams_.begin(), streams_.end(),
                          [&](const auto& s) { return s->settings.name == name; });
   if (it == streams_.end()) {
-    return Unknown(absl::StrCat("no stream ", QuotedName(name)));
+    return Unknown(absl::StrCat("no stream ", Quoted(name)));
   }
   if ((*it)->from_config) {
     return Invalid(absl::StrCat("stream \"", name,
@@ -626,12 +611,12 @@ absl::Status StreamManager::DeleteConsumer(const std::string& stream,
                                            const std::string& consumer) {
   Stream* s = Find(stream);
   if (s == nullptr) {
-    return Unknown(absl::StrCat("no stream ", QuotedName(stream)));
+    return Unknown(absl::StrCat("no stream ", Quoted(stream)));
   }
   auto it = s->durable.find(consumer);
   if (it == s->durable.end()) {
-    return Unknown(absl::StrCat("stream ", QuotedName(stream),
-                                " has no consumer ", QuotedName(consumer)));
+    return Unknown(absl::StrCat("stream ", Quoted(stream),
+                                " has no consumer ", Quoted(consumer)));
   }
   DestroySlot(it->second);
   return absl::OkStatus();
@@ -640,7 +625,7 @@ absl::Status StreamManager::DeleteConsumer(const std::string& stream,
 absl::StatusOr<StreamView> StreamManager::Info(const std::string& name) const {
   Stream* s = Find(name);
   if (s == nullptr) {
-    return Unknown(absl::StrCat("no stream ", QuotedName(name)));
+    return Unknown(absl::StrCat("no stream ", Quoted(name)));
   }
   return ViewOf(*s);
 }
@@ -693,7 +678,7 @@ absl::StatusOr<StreamManager::Slot*> StreamManager::SlotFor(
   if (!spec.consumer.empty()) {
     if (!ValidConsumerName(spec.consumer)) {
       return BadRequest(
-          absl::StrCat("consumer name ", QuotedName(spec.consumer),
+          absl::StrCat("consumer name ", Quoted(spec.consumer),
                        " must be 1 to 64 letters, digits, '_' or '-'"));
     }
     auto it = s->durable.find(spec.consumer);
@@ -746,7 +731,7 @@ absl::Status StreamManager::Subscribe(uint32_t client, uint64_t sid,
                                       int64_t now) {
   Stream* s = Find(start.stream);
   if (s == nullptr) {
-    return Unknown(absl::StrCat("no stream ", QuotedName(start.stream)));
+    return Unknown(absl::StrCat("no stream ", Quoted(start.stream)));
   }
   if (push_.count({client, sid}) > 0) {
     return protocol::WireError(wire::DUPLICATE_SID,
@@ -841,7 +826,7 @@ absl::Status StreamManager::Fetch(uint32_t client, uint64_t request_id,
   }
   Stream* s = Find(start.stream);
   if (s == nullptr) {
-    return Unknown(absl::StrCat("no stream ", QuotedName(start.stream),
+    return Unknown(absl::StrCat("no stream ", Quoted(start.stream),
                                 " (FETCH reads streams only)"));
   }
   if (!start.consumer.empty()) {

@@ -178,10 +178,14 @@ struct Outgoing {
 
 using Reply = absl::StatusOr<wire::Header>;
 
-// What is wrong with a tcp:// endpoint's port, or "" (other transports,
-// and host names, are left to ZeroMQ). ZeroMQ takes tcp://host:99999 and
-// then retries it forever, so a typo waited out the whole connect timeout.
-std::string TcpPortProblem(std::string_view endpoint) {
+// What is wrong with an endpoint that ZeroMQ would refuse with a bare
+// "Invalid argument" (no transport) or would take and then retry forever
+// (a tcp:// port out of range: a typo waited out the whole connect
+// timeout), or "" (the rest, host names included, is left to ZeroMQ).
+std::string EndpointProblem(std::string_view endpoint) {
+  if (endpoint.find("://") == std::string_view::npos) {
+    return "not an endpoint (no transport://)";
+  }
   constexpr std::string_view kTcp = "tcp://";
   if (endpoint.substr(0, kTcp.size()) != kTcp) return "";
   const size_t colon = endpoint.rfind(':');
@@ -361,7 +365,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         monitor_ = nullptr;
       }
     }
-    std::string problem = TcpPortProblem(options_.endpoint);
+    std::string problem = EndpointProblem(options_.endpoint);
     if (problem.empty() &&
         zmq_connect(socket_, options_.endpoint.c_str()) != 0) {
       problem = zmq_strerror(zmq_errno());
@@ -1441,6 +1445,21 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   absl::Status EnqueueHeader(const wire::Header& h, uint64_t session = 0,
                              Waiter* waiter = nullptr) {
     const std::string bytes = protocol::EncodeHeader(h);
+    // The broker answers a frame 0 over its bound with BAD_FRAME and
+    // request id 0 (it does not parse it), which no caller could be matched
+    // to: it would wait out its timeout. Its bound (protocol.md §2) from
+    // the session's limits.
+    const size_t bound = 2 * size_t{max_topic_length_.load()} + 1280 +
+                         max_headers_bytes_.load() +
+                         protocol::kHeaderOverheadBytes * max_headers_.load();
+    if (bytes.size() > bound) {
+      return protocol::WireError(
+          wire::BAD_FRAME,
+          absl::StrCat("the request would be ", bytes.size(),
+                       " bytes, over the broker's bound of ", bound,
+                       " bytes for frame 0: a name, filter or plugin "
+                       "setting in it is too long"));
+    }
     bool wake;
     {
       internal::FastMutexLock lock(&mu_);

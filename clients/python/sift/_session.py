@@ -244,8 +244,20 @@ class Session:
             self.pending[pending.rid] = pending
         self.outbox.append((frames, pending, batchable, epoch))
 
+    def check_frame0(self, frames: List[bytes]) -> None:
+        """BadFrame if frame 0 exceeds the broker's bound: it would answer
+        BAD_FRAME with request_id 0, which no waiter is matched to (the
+        caller would wait out its timeout)."""
+        bound = self.limits.max_frame0_bytes
+        if len(frames[0]) > bound:
+            raise BadFrame(
+                f"the request would be {len(frames[0])} bytes, over the "
+                f"broker's bound of {bound} bytes for frame 0: a name, "
+                "filter or plugin setting in it is too long")
+
     def request(self, kind: str, frames: List[bytes], waiter: Any, rid: int,
                 sid: int = 0, resend: bool = True, epoch: int = 0) -> None:
+        self.check_frame0(frames)
         self.enqueue(frames, Pending(rid, kind, frames, waiter, sid, resend),
                      epoch=epoch)
 
@@ -259,6 +271,7 @@ class Session:
               sid: int) -> None:
         """Queues a FETCH whose DELIVERs carry ``sid``; ``waiter`` completes
         with the list of its messages when the broker's OK comes."""
+        self.check_frame0(frames)
         self.enqueue(frames, Pending(rid, FETCH, frames, waiter, sid))
         self.fetches[sid] = []
 
@@ -630,6 +643,14 @@ class Session:
             if code != ErrorCode.DUPLICATE_SID:
                 sub = self.subs.pop(p.sid, None)
                 if sub is not None:
+                    # Say which subscription, and when (the C++ client's
+                    # words): the caller made it long before.
+                    exc = error_for_code(code, (
+                        "subscription to "
+                        f"{sub.pattern.decode('utf-8', 'backslashreplace')} "
+                        "ended: the broker refused it when the client "
+                        "subscribed again after a reconnect: "
+                        f"{e.message}"))
                     self._close_sink(sub, exc)
                     if p.sid == self.inbox_sid:
                         self.inbox_sid = 0

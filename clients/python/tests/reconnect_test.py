@@ -196,6 +196,31 @@ class ReconnectTest(unittest.TestCase):
         c.close(0.2)
         pub.close(0.2)
 
+    def test_a_subscription_the_new_broker_refuses_ends_saying_which(self):
+        # A broker back with a lower limit refuses one of the SUBs sent
+        # again after the reconnect: that subscription ends with an error
+        # naming it and the reconnect; the other goes on.
+        errors = []
+        c = self.client(error_callback=errors.append)
+        a = c.subscribe("a.>")
+        b = c.subscribe("b.>")
+        self.siftd.stop()
+        self.siftd.flags.append("--max_subscriptions_per_client=1")
+        self.siftd.start()
+        self.assertTrue(wait_until(lambda: len(errors) > 0, 15), errors)
+        refused = errors[0]
+        self.assertIsInstance(refused, sift.TooManySubscriptions)
+        self.assertRegex(str(refused), r"subscription to [ab]\.> ended: the "
+                         "broker refused it when the client subscribed "
+                         "again after a reconnect")
+        ended, kept = (a, b) if "a.>" in str(refused) else (b, a)
+        with self.assertRaises(sift.TooManySubscriptions):
+            ended.next(5)
+        pub = self.client()
+        topic = "a.x" if kept is a else "b.x"
+        pub.publish_confirmed(topic, b"still here")
+        self.assertEqual(kept.next(10).payload, b"still here")
+
     def test_an_ack_sent_before_the_connection_dropped_fails_at_once(self):
         # Sent, not yet answered (the broker is stopped), when the
         # connection drops: no answer can come, so ack(timeout=...) raises

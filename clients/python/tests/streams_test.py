@@ -221,6 +221,26 @@ class StreamsTest(_DataDir, BrokerTestCase):
 
     # ---- Admin ----
 
+    def test_names_past_the_frame_bound_and_unknown_plugins_say_so(self):
+        # Past frame 0's bound the broker answers BAD_FRAME with request id
+        # 0, which no request can be matched to: the client refuses such a
+        # request at once instead of waiting out its timeout.
+        c = self.client()
+        huge = "c" * 100000
+        for call in (lambda: c.stream_info(huge, timeout=20),
+                     lambda: c.delete_stream(huge, timeout=20),
+                     lambda: c.fetch(huge, 1, timeout=20)):
+            start = time.monotonic()
+            with self.assertRaisesRegex(sift.BadFrame,
+                                        "over the broker's bound"):
+                call()
+            self.assertLess(time.monotonic() - start, 3)
+        # An unknown plugin's name comes back in part, not 60 KB of it.
+        with self.assertRaises(sift.SiftError) as cm:
+            c.subscribe("q.>", plugins=[sift.PluginSpec("p" * 60000)])
+        self.assertIn("(60000 bytes)", str(cm.exception))
+        self.assertLess(len(str(cm.exception)), 800)
+
     def test_admin_round_trip(self):
         c = self.client()
         name = stream_name("orders")

@@ -19,6 +19,14 @@
 // (ClientOptions::subscription_queue_max_messages), and what a slow Next()
 // loop misses is counted and reported, not held without limit.
 //
+// Oversized requests: a call whose request would exceed the broker's bound
+// on frame 0 (protocol.md §2: from the session's max_topic_length,
+// max_headers and max_headers_bytes; 68,352 bytes with the defaults),
+// e.g. for a name, filter or plugin settings tens of KB long, fails at once
+// with InvalidArgument (wire code BAD_FRAME) and is not sent: the broker
+// would refuse it with no request id to match, and the call would wait
+// out its timeout.
+//
 // Lost sessions: a call that waits for the broker's answer (Subscribe,
 // PublishConfirmed*, Request, Stats, Flush, Reload, Declare, the stream
 // calls, Fetch, AckSync) fails at once with Unavailable when the session

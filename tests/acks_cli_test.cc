@@ -388,6 +388,7 @@ TEST(AcksCliTest, BadEndpointAndClosedStdinAreSaidPlainly) {
            {"tcp://127.0.0.1:74x0", "port \"74x0\" is not a number from 1 "
                                     "to 65535"},
            {"tcp://127.0.0.1", "no port (tcp://HOST:PORT)"},
+           {"tcp://:7440", "no host (tcp://HOST:PORT)"},
        }) {
     const absl::Time start = absl::Now();
     const pid_t p = Spawn({SiftCliPath(), "--server=" + server,
@@ -402,6 +403,16 @@ TEST(AcksCliTest, BadEndpointAndClosedStdinAreSaidPlainly) {
                            " (endpoints look like tcp://127.0.0.1:7440, "
                            "ipc:///path or inproc://name)\n"));
   }
+  // inproc:// cannot reach siftd from sift's own process.
+  const pid_t in = Spawn({SiftCliPath(), "--server=inproc://siftd",
+                          "--connect_timeout=20s", "stats"},
+                         dir + "/inproc.txt");
+  ASSERT_GT(in, 0);
+  EXPECT_EQ(Reap(in, absl::Seconds(10)), 2);
+  EXPECT_EQ(ReadFile(dir + "/inproc.txt"),
+            "sift: cannot connect to \"inproc://siftd\": inproc:// reaches "
+            "only a broker embedded in the same process, and sift runs in "
+            "its own (use tcp:// or ipc://)\n");
 
   auto siftd = StartSiftd();
   ASSERT_NE(siftd, nullptr);

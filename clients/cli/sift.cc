@@ -174,6 +174,15 @@ absl::Duration StopGrace(const Args& args) {
 }
 
 absl::StatusOr<std::unique_ptr<Client>> ConnectOrExplain(const Args& args) {
+  // The client library takes inproc:// (a broker embedded in the same
+  // process); sift is a process of its own, so it would only wait out
+  // --connect_timeout.
+  if (absl::StartsWith(args.server, "inproc://")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot connect to \"", NameInError(args.server),
+        "\": inproc:// reaches only a broker embedded in the same process, "
+        "and sift runs in its own (use tcp:// or ipc://)"));
+  }
   ClientOptions options;
   options.endpoint = args.server;
   options.name = absl::StrCat("sift ", std::string(CommandName(args.command)));

@@ -192,6 +192,7 @@ std::string EndpointProblem(std::string_view endpoint) {
   if (colon < kTcp.size() || colon == std::string_view::npos) {
     return "no port (tcp://HOST:PORT)";
   }
+  if (colon == kTcp.size()) return "no host (tcp://HOST:PORT)";
   const std::string_view port = endpoint.substr(colon + 1);
   uint32_t value = 0;
   for (char c : port) {

@@ -79,10 +79,12 @@ def check_endpoint(endpoint: str) -> None:
     if endpoint.startswith("tcp://"):
         # ZeroMQ takes tcp://host:99999 and retries it until the connect
         # timeout; the C++ client refuses it the same way.
-        _, colon, port = endpoint[len("tcp://"):].rpartition(":")
+        host, colon, port = endpoint[len("tcp://"):].rpartition(":")
         problem = ""
         if not colon or not port:
             problem = "no port (tcp://HOST:PORT)"
+        elif not host:
+            problem = "no host (tcp://HOST:PORT)"
         elif not port.isdigit() or not port.isascii() or len(port) > 5:
             problem = f"port {port!r} is not a number from 1 to 65535"
         elif not 1 <= int(port) <= 65535:

@@ -42,7 +42,8 @@ class ConnectTest(BrokerTestCase):
                 ("tcp://127.0.0.1:99999", "port 99999 is out of range"),
                 ("tcp://127.0.0.1:0", "port 0 is out of range"),
                 ("tcp://127.0.0.1:74x0", "is not a number from 1 to 65535"),
-                ("tcp://127.0.0.1", "no port")):
+                ("tcp://127.0.0.1", "no port"),
+                ("tcp://:7440", "no host")):
             start = time.monotonic()
             with self.assertRaisesRegex(sift.SiftError, problem):
                 sift.Client(endpoint, connect_timeout=20)

@@ -64,13 +64,10 @@ std::unique_ptr<SiftdProcess> StartWithJobsStream() {
 
 // Waits (bounded) until the broker has `n` explicit-ack subscriptions.
 bool WaitForConsumers(Client& client, uint64_t n) {
-  const absl::Time deadline = absl::Now() + kTimeout;
-  while (absl::Now() < deadline) {
+  return PollUntil(kTimeout, [&] {
     absl::StatusOr<BrokerStats> stats = client.Stats(kTimeout);
-    if (stats.ok() && stats->deliveries().consumers() == n) return true;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return false;
+    return stats.ok() && stats->deliveries().consumers() == n;
+  });
 }
 
 // `sift --server=<siftd> --connect_timeout=2s ARGS` started with its stdout
@@ -163,11 +160,7 @@ void SilenceBroker(const SiftdProcess& siftd, Client& client) {
 // Waits (bounded) until `done` holds.
 template <typename Done>
 bool WaitFor(Done done) {
-  const absl::Time deadline = absl::Now() + kTimeout;
-  while (!done() && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return done();
+  return PollUntil(kTimeout, done);
 }
 
 // --nack refuses every delivery: the message comes again after the backoff
@@ -538,13 +531,10 @@ TEST(AcksCliTest, PubConfirmNamesTheFirstRefusedMessage) {
 // Waits (bounded) until stream `name` holds at least `n` messages.
 bool WaitForStreamMessages(Client& client, const std::string& name,
                            uint64_t n) {
-  const absl::Time deadline = absl::Now() + kTimeout;
-  while (absl::Now() < deadline) {
+  return PollUntil(kTimeout, [&] {
     absl::StatusOr<StreamInfo> info = client.GetStreamInfo(name, kTimeout);
-    if (info.ok() && info->messages >= n) return true;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return false;
+    return info.ok() && info->messages >= n;
+  });
 }
 
 // A broker that stops answering in the middle of a long `sift pub

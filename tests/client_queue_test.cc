@@ -49,11 +49,7 @@ class ClientQueueTest : public ::testing::Test {
 // Polls until `done()` or kDeliveryTimeout; returns done().
 template <typename Done>
 bool WaitUntil(Done done) {
-  const absl::Time deadline = absl::Now() + kDeliveryTimeout;
-  while (!done() && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return done();
+  return PollUntil(kDeliveryTimeout, done, absl::Milliseconds(5));
 }
 
 TEST_F(ClientQueueTest, SlowNextSubscriberKeepsTheBoundAndCountsTheRest) {

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "proto/sift.pb.h"
@@ -55,6 +56,16 @@ const absl::Status& AsStatus(const absl::StatusOr<T>& status_or) {
   lhs = std::move(tmp).value()
 
 namespace sift::test {
+
+// Polls `done()` every `every` until it holds or `timeout` passes; returns
+// done(). For waits on another process or thread, bounded in time.
+template <typename Done>
+bool PollUntil(absl::Duration timeout, Done done,
+               absl::Duration every = absl::Milliseconds(20)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done() && absl::Now() < deadline) absl::SleepFor(every);
+  return done();
+}
 
 // The NATS matching rule, written plainly as the reference the broker is
 // checked against: tokens split on '.', `*` matches exactly one token, `>`

@@ -18,26 +18,37 @@ namespace sift {
 
 inline constexpr size_t kMaxQuotedBytes = 80;
 
-// `text` if it is at most kMaxQuotedBytes long, else its first bytes (cut
-// before a UTF-8 character, not inside one) then "... (N bytes)". Bytes
-// that are not UTF-8 are left to the caller (ToValidUtf8 when sent).
-inline std::string Bounded(std::string_view text) {
-  if (text.size() <= kMaxQuotedBytes) return std::string(text);
+// How many of `text`'s bytes an error shows: all of them up to
+// kMaxQuotedBytes, else kMaxQuotedBytes cut back to the start of a UTF-8
+// character, never inside one.
+inline size_t ShownBytes(std::string_view text) {
+  if (text.size() <= kMaxQuotedBytes) return text.size();
   size_t cut = kMaxQuotedBytes;
   while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) {
     --cut;
   }
-  return absl::StrCat(AV(text.substr(0, cut)), "... (", text.size(),
-                      " bytes)");
+  return cut;
 }
 
-// Bounded(text) in double quotes: "orders", or "aaaa"... (3000 bytes).
+// What follows the shown bytes: "" for the whole text, else
+// "... (N bytes)".
+inline std::string CutNote(std::string_view text) {
+  return ShownBytes(text) == text.size()
+             ? std::string()
+             : absl::StrCat("... (", text.size(), " bytes)");
+}
+
+// `text`, or its first bytes then "... (N bytes)". Bytes that are not
+// UTF-8 are left to the caller (ToValidUtf8 when sent).
+inline std::string Bounded(std::string_view text) {
+  return absl::StrCat(AV(text.substr(0, ShownBytes(text))), CutNote(text));
+}
+
+// Bounded(text) with the shown bytes in double quotes: "orders", or
+// "aaaa"... (3000 bytes).
 inline std::string Quoted(std::string_view text) {
-  if (text.size() <= kMaxQuotedBytes) return absl::StrCat("\"", AV(text), "\"");
-  const std::string cut = Bounded(text);
-  const size_t dots = cut.rfind("... (");
-  return absl::StrCat("\"", AV(std::string_view(cut).substr(0, dots)), "\"",
-                      AV(std::string_view(cut).substr(dots)));
+  return absl::StrCat("\"", AV(text.substr(0, ShownBytes(text))), "\"",
+                      CutNote(text));
 }
 
 }  // namespace sift

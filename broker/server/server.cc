@@ -36,6 +36,7 @@
 #include "broker/plugin/plugin_set.h"
 #include "broker/protocol/batch.h"
 #include "broker/protocol/codec.h"
+#include "broker/protocol/frame_limits.h"
 #include "broker/protocol/headers.h"
 #include "broker/router/router.h"
 #include "broker/server/log_limiter.h"
@@ -69,9 +70,8 @@ constexpr size_t kBatchPayloadLimit = 16 * 1024;
 // A batch body up to this size is copied into its frame and the session's
 // buffer reused; a larger one is handed to ZeroMQ without a copy.
 constexpr size_t kCopyBatchBytes = 4096;
-// Longest HELLO client_name, in bytes (checked before it is stored or
-// logged; docs/protocol.md §3.1).
-constexpr size_t kMaxClientNameBytes = 256;
+// Longest HELLO client_name (checked before it is stored or logged).
+using protocol::kMaxClientNameBytes;
 
 // DROP_OLDEST subscriptions: messages held per subscription unless the SUB
 // says, and how often held messages are offered again while any wait.
@@ -139,15 +139,12 @@ RouterLimits LimitsFrom(const Config& config) {
   return limits;
 }
 
-// Largest frame 0 accepted: room for the longest topic and reply_to, a
-// client name and the other fields. Every string a client sends is bounded
-// by this before anything is parsed, stored or logged.
-// Frame 0's bound: the longest topic and reply_to, a client name, the
-// largest headers allowed, and room for the other fields.
+// Largest frame 0 accepted (protocol::MaxFrame0Bytes). Every string a
+// client sends is bounded by this before anything is parsed, stored or
+// logged.
 size_t MaxFrame0Bytes(const Config& config) {
-  return 2 * static_cast<size_t>(config.max_topic_length) +
-         kMaxClientNameBytes + 1024 + config.max_headers_bytes +
-         protocol::kHeaderOverheadBytes * config.max_headers;
+  return protocol::MaxFrame0Bytes(config.max_topic_length, config.max_headers,
+                                  config.max_headers_bytes);
 }
 
 // Connections the process can hold: its soft file-descriptor limit, less a

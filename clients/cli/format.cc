@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
+#include "broker/base/quoted_text.h"
 
 namespace sift::cli {
 namespace {
@@ -82,13 +83,8 @@ std::string Escape(std::string_view bytes) {
 }
 
 std::string NameInError(std::string_view bytes) {
-  if (bytes.size() <= kMaxNameInError) return Escape(bytes);
-  size_t cut = kMaxNameInError;
-  while (cut > 0 && (static_cast<unsigned char>(bytes[cut]) & 0xC0) == 0x80) {
-    --cut;  // not inside a UTF-8 sequence
-  }
-  return absl::StrCat(Escape(bytes.substr(0, cut)), "... (", bytes.size(),
-                      " bytes)");
+  return absl::StrCat(Escape(bytes.substr(0, ShownBytes(bytes))),
+                      CutNote(bytes));
 }
 
 std::string OneLine(std::string_view text) {

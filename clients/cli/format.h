@@ -21,11 +21,10 @@ namespace sift::cli {
 // carriage return and tab become "\n", "\r", "\t", and every other byte
 // "\xHH" (lowercase hex).
 std::string Escape(std::string_view bytes);
-// A name the user gave, for an error message: Escape of at most its first
-// kMaxNameInError bytes (cut at a UTF-8 character's start), then "..." and
-// its size if it was longer, as the broker and the Python client bound
-// what they echo ("aaaa... (3000 bytes)").
-inline constexpr size_t kMaxNameInError = 80;
+// A name the user gave, for an error message: Escape of the bytes the
+// broker would show of it (sift::ShownBytes, broker/base/quoted_text.h:
+// at most 80, cut at a UTF-8 character's start), then "... (N bytes)" if
+// it was longer, as the broker and the Python client bound what they echo.
 std::string NameInError(std::string_view bytes);
 
 // Text from elsewhere (a broker's or the client library's reason) for one

@@ -31,6 +31,7 @@
 #include "absl/strings/string_view.h"
 #include "broker/protocol/batch.h"
 #include "broker/protocol/codec.h"
+#include "broker/protocol/frame_limits.h"
 #include "broker/protocol/headers.h"
 #include "broker/topic/topic.h"
 #include "clients/cpp/fast_mutex.h"
@@ -1448,11 +1449,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     const std::string bytes = protocol::EncodeHeader(h);
     // The broker answers a frame 0 over its bound with BAD_FRAME and
     // request id 0 (it does not parse it), which no caller could be matched
-    // to: it would wait out its timeout. Its bound (protocol.md §2) from
-    // the session's limits.
-    const size_t bound = 2 * size_t{max_topic_length_.load()} + 1280 +
-                         max_headers_bytes_.load() +
-                         protocol::kHeaderOverheadBytes * max_headers_.load();
+    // to: it would wait out its timeout.
+    const size_t bound = protocol::MaxFrame0Bytes(
+        max_topic_length_.load(), max_headers_.load(),
+        max_headers_bytes_.load());
     if (bytes.size() > bound) {
       return protocol::WireError(
           wire::BAD_FRAME,

@@ -323,6 +323,30 @@ TEST(AcksCliTest, NoBrokerAtTheEndpointIsSaid) {
                          "--connect_timeout)\n"));
 }
 
+// An ipc:// path with no socket file is named: that much can be told.
+TEST(AcksCliTest, NoSocketFileAtAnIpcEndpointIsSaid) {
+  const std::string dir = NewTestDir("noipc-");
+  const std::string out = absl::StrCat(dir, "/out.txt");
+  // Under /tmp: an ipc:// path is at most 107 bytes (sun_path), and the
+  // test's own directory may be longer ("File name too long").
+  char short_dir[] = "/tmp/sift-noipc-XXXXXX";
+  ASSERT_NE(mkdtemp(short_dir), nullptr);
+  const std::string path = absl::StrCat(short_dir, "/nobody.sock");
+  const pid_t pid = Spawn({SiftCliPath(), "--server=ipc://" + path,
+                           "--connect_timeout=300ms", "stats"},
+                          out);
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(Reap(pid, kTimeout), 1) << ReadFile(out);
+  EXPECT_EQ(
+      ReadFile(out),
+      absl::StrCat("sift: cannot connect to ipc://", path,
+                   ": no answer within 300ms: there is no socket file ", path,
+                   " (No such file or directory); is siftd running "
+                   "there? check --server, or give it longer with "
+                   "--connect_timeout\n"));
+  rmdir(short_dir);
+}
+
 // SIGINT stops `sift sub` even while it is blocked writing to a stdout
 // nobody reads: after a 1 s grace (plus --connect_timeout with --ack) it
 // exits 130 with a line on stderr. Before, it stayed until the reader went
@@ -370,8 +394,8 @@ TEST(AcksCliTest, BadEndpointAndClosedStdinAreSaidPlainly) {
   EXPECT_EQ(Reap(bogus, kTimeout), 2);  // a usage error, as --server=''
   EXPECT_EQ(ReadFile(dir + "/bogus.txt"),
             "sift: cannot connect to \"bogus\": not an endpoint (no "
-            "transport://) (endpoints look like tcp://127.0.0.1:7440, "
-            "ipc:///path or inproc://name)\n");
+            "transport://) (endpoints look like tcp://127.0.0.1:7440 or "
+            "ipc:///path)\n");
   // A tcp:// port ZeroMQ would take and retry until --connect_timeout
   // (here 20 s) is refused at once.
   for (const auto& [server, problem] :
@@ -390,11 +414,11 @@ TEST(AcksCliTest, BadEndpointAndClosedStdinAreSaidPlainly) {
     ASSERT_GT(p, 0);
     EXPECT_EQ(Reap(p, kTimeout), 2) << server;
     EXPECT_LT(absl::Now() - start, absl::Seconds(10)) << server;
-    EXPECT_EQ(ReadFile(dir + "/port.txt"),
-              absl::StrCat("sift: cannot connect to \"", server, "\": ",
-                           problem,
-                           " (endpoints look like tcp://127.0.0.1:7440, "
-                           "ipc:///path or inproc://name)\n"));
+    EXPECT_EQ(
+        ReadFile(dir + "/port.txt"),
+        absl::StrCat("sift: cannot connect to \"", server, "\": ", problem,
+                     " (endpoints look like tcp://127.0.0.1:7440 or "
+                     "ipc:///path)\n"));
   }
   // inproc:// cannot reach siftd from sift's own process.
   const pid_t in = Spawn({SiftCliPath(), "--server=inproc://siftd",

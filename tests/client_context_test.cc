@@ -4,6 +4,7 @@
 // fork() by a parent that already had one.
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include <memory>
 #include <string>
@@ -85,6 +86,45 @@ TEST(ClientContextTest, InprocWithoutTheBrokersContextSaysWhatToSet) {
   EXPECT_TRUE(absl::StrContains(client.status().message(),
                                 "EmbeddedBroker::zmq_context()"))
       << client.status();
+}
+
+// An ipc:// path with no socket file is named; an endpoint refused at once
+// lists inproc:// only to a client given a context, the one way it works.
+TEST(ClientContextTest, MissingIpcSocketFileAndEndpointShapesAreSaid) {
+  char dir[] = "/tmp/sift-ctx-XXXXXX";  // short: sun_path holds 107 bytes
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string path = absl::StrCat(dir, "/nobody.sock");
+  ClientOptions options;
+  options.endpoint = "ipc://" + path;
+  options.connect_timeout = absl::Milliseconds(200);
+  auto client = Client::Connect(options);
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(client.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(
+      client.status().message(),
+      absl::StrCat("cannot connect to ipc://", path,
+                   ": no answer within 200ms: there is no socket file ", path,
+                   " (No such file or directory); is siftd running "
+                   "there?"));
+  rmdir(dir);
+
+  options.endpoint = "127.0.0.1:7440";
+  client = Client::Connect(options);
+  ASSERT_FALSE(client.ok());
+  EXPECT_TRUE(absl::EndsWith(client.status().message(),
+                             "(endpoints look like tcp://127.0.0.1:7440 or "
+                             "ipc:///path)"))
+      << client.status();
+  void* context = zmq_ctx_new();
+  ASSERT_NE(context, nullptr);
+  options.zmq_context = context;
+  client = Client::Connect(options);
+  ASSERT_FALSE(client.ok());
+  EXPECT_TRUE(absl::EndsWith(client.status().message(),
+                             "(endpoints look like tcp://127.0.0.1:7440, "
+                             "ipc:///path or inproc://name)"))
+      << client.status();
+  zmq_ctx_term(context);
 }
 
 TEST(ClientContextTest, AChildAfterForkMakesItsOwnContext) {

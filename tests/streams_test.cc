@@ -278,10 +278,27 @@ TEST(StreamsTest, AddInfoListDeleteAndTheirErrors) {
             wire::UNKNOWN_STREAM);
   EXPECT_EQ(CodeOf(c.Stream(wire::STREAM_DELETE, "missing")),
             wire::UNKNOWN_STREAM);
+  // A name that could be a stream's is only missing; one that could not be
+  // says why (over 64 bytes, or a topic's dot).
+  {
+    auto missing = c.Stream(wire::STREAM_INFO, "missing");
+    ASSERT_TRUE(missing.ok() && missing->has_error()) << missing.status();
+    EXPECT_EQ(missing->error().message(), "no stream \"missing\"");
+    auto long_name = c.Stream(wire::STREAM_INFO, std::string(65, 'a'));
+    ASSERT_TRUE(long_name.ok() && long_name->has_error());
+    EXPECT_EQ(long_name->error().code(), wire::UNKNOWN_STREAM);
+    EXPECT_TRUE(absl::EndsWith(long_name->error().message(),
+                               "\" (a stream name is 1 to 64 bytes of "
+                               "letters, digits, '_' and '-')"))
+        << long_name->error().message();
+  }
   // FETCH on a topic that is no stream.
   Raw::Fetched f = c.Fetch("orders.eu", 1, 0);
   ASSERT_TRUE(f.answer.has_value());
   EXPECT_EQ(f.answer->error().code(), wire::UNKNOWN_STREAM);
+  EXPECT_EQ(f.answer->error().message(),
+            "no stream \"orders.eu\" (FETCH reads streams only; a stream "
+            "name is 1 to 64 bytes of letters, digits, '_' and '-')");
   // Bad FETCH fields.
   f = c.Fetch("orders", 0, 0);
   ASSERT_TRUE(f.answer.has_value());

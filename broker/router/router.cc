@@ -6,16 +6,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "broker/base/absl_view.h"
 #include "broker/protocol/codec.h"
 
 namespace sift {
 namespace {
 
 constexpr std::string_view kInboxRoot = "_INBOX";
-
-absl::string_view AbslView(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
 
 // Re-labels a validation error with the wire code the client should see.
 absl::Status WithWireCode(const absl::Status& status, wire::ErrorCode code) {
@@ -86,7 +83,7 @@ Router::ClientHandle Router::AddClient(std::string_view name) {
   Client& c = clients_[handle];
   c.live = true;
   c.id = absl::StrCat("c", next_client_number_++, "-", boot_id_);
-  c.inbox_prefix = absl::StrCat(AbslView(kInboxRoot), ".", c.id);
+  c.inbox_prefix = absl::StrCat(AV(kInboxRoot), ".", c.id);
   c.name = std::string(name);
   c.subs.clear();
   client_by_id_[c.id] = handle;
@@ -150,7 +147,7 @@ absl::Status Router::Subscribe(ClientHandle client, uint64_t sid,
       inbox != std::string_view(c.id)) {
     return protocol::WireError(
         wire::FORBIDDEN,
-        absl::StrCat("pattern \"", AbslView(pattern),
+        absl::StrCat("pattern \"", AV(pattern),
                      "\" names the inbox of another client; subscribe under "
                      "your own inbox prefix \"",
                      c.inbox_prefix, "\""));
@@ -225,7 +222,7 @@ void Router::RemoveSubscription(SubHandle handle) {
 bool Router::InboxOwner(std::string_view topic, ClientHandle* owner) const {
   std::string_view inbox = InboxToken(topic);
   if (inbox.empty()) return false;
-  auto it = client_by_id_.find(AbslView(inbox));
+  auto it = client_by_id_.find(AV(inbox));
   *owner = it == client_by_id_.end() ? ~ClientHandle{0} : it->second;
   return true;
 }
@@ -234,14 +231,14 @@ uint32_t Router::CountersNote(std::string_view topic) {
   // Reply topics are many and short-lived, and belong to one client each:
   // one row for all of them, so they neither fill the table nor show.
   if (!InboxToken(topic).empty()) return kInboxTopicsNote;
-  auto it = topic_slots_.find(AbslView(topic));
+  auto it = topic_slots_.find(AV(topic));
   if (it != topic_slots_.end()) return it->second + 1;
   if (topic_slots_.size() >= limits_.max_tracked_topics) {
     return kOtherTopicsNote;
   }
   const auto slot = static_cast<uint32_t>(topic_counters_.size());
   topic_counters_.emplace_back();
-  topic_slots_.emplace(AbslView(topic), slot);
+  topic_slots_.emplace(AV(topic), slot);
   return slot + 1;
 }
 

@@ -96,6 +96,15 @@ void ReadInteger(const toml::table& table, const IntegerSetting& setting,
                                    "\" ", problem));
 }
 
+}  // namespace
+
+bool ValidStreamName(std::string_view name) {
+  return !name.empty() && name.size() <= 64 &&
+         std::all_of(name.begin(), name.end(), NameChar);
+}
+
+namespace {
+
 // ValidateStreamSettings's checks. `inbox_subjects_ok` lets subjects under
 // "_INBOX." through, for a stream.toml siftd wrote before they were refused.
 absl::Status Validate(const StreamSettings& s, bool inbox_subjects_ok) {

@@ -63,6 +63,11 @@ absl::Status ParseFsync(std::string_view text, StreamSettings* settings);
 // The inverse: "always", "never", "10ms".
 std::string FsyncText(const StreamSettings& settings);
 
+// What a stream's name may be: kStreamNameRule says it in words.
+bool ValidStreamName(std::string_view name);
+inline constexpr char kStreamNameRule[] =
+    "a stream name is 1 to 64 bytes of letters, digits, '_' and '-'";
+
 // InvalidArgument naming the field: a bad name, no subjects, a subject that
 // is not a valid pattern under topic::Limits{} defaults or that is under
 // "$sift.", an integer setting out of its range ("stream \"x\"

@@ -72,6 +72,16 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 absl::Status Unknown(absl::string_view what) {
   return protocol::WireError(wire::UNKNOWN_STREAM, what);
 }
+// UNKNOWN_STREAM for `name`, with `note` and, when `name` could not name a
+// stream at all, the rule it breaks, in parentheses.
+absl::Status NoStream(std::string_view name, std::string_view note = "") {
+  std::string why(note);
+  if (!ValidStreamName(name)) {
+    absl::StrAppend(&why, why.empty() ? "" : "; ", kStreamNameRule);
+  }
+  return Unknown(absl::StrCat("no stream ", Quoted(name),
+                              why.empty() ? "" : absl::StrCat(" (", why, ")")));
+}
 absl::Status Invalid(absl::string_view what) {
   return protocol::WireError(wire::INVALID_STREAM, what);
 }
@@ -562,7 +572,7 @@ absl::Status StreamManager::Delete(const std::string& name) {
   auto it = std::find_if(streams_.begin(), streams_.end(),
                          [&](const auto& s) { return s->settings.name == name; });
   if (it == streams_.end()) {
-    return Unknown(absl::StrCat("no stream ", Quoted(name)));
+    return NoStream(name);
   }
   if ((*it)->from_config) {
     return Invalid(absl::StrCat("stream \"", name,
@@ -611,7 +621,7 @@ absl::Status StreamManager::DeleteConsumer(const std::string& stream,
                                            const std::string& consumer) {
   Stream* s = Find(stream);
   if (s == nullptr) {
-    return Unknown(absl::StrCat("no stream ", Quoted(stream)));
+    return NoStream(stream);
   }
   auto it = s->durable.find(consumer);
   if (it == s->durable.end()) {
@@ -625,7 +635,7 @@ absl::Status StreamManager::DeleteConsumer(const std::string& stream,
 absl::StatusOr<StreamView> StreamManager::Info(const std::string& name) const {
   Stream* s = Find(name);
   if (s == nullptr) {
-    return Unknown(absl::StrCat("no stream ", Quoted(name)));
+    return NoStream(name);
   }
   return ViewOf(*s);
 }
@@ -731,7 +741,7 @@ absl::Status StreamManager::Subscribe(uint32_t client, uint64_t sid,
                                       int64_t now) {
   Stream* s = Find(start.stream);
   if (s == nullptr) {
-    return Unknown(absl::StrCat("no stream ", Quoted(start.stream)));
+    return NoStream(start.stream);
   }
   if (push_.count({client, sid}) > 0) {
     return protocol::WireError(wire::DUPLICATE_SID,
@@ -826,8 +836,7 @@ absl::Status StreamManager::Fetch(uint32_t client, uint64_t request_id,
   }
   Stream* s = Find(start.stream);
   if (s == nullptr) {
-    return Unknown(absl::StrCat("no stream ", Quoted(start.stream),
-                                " (FETCH reads streams only)"));
+    return NoStream(start.stream, "FETCH reads streams only");
   }
   if (!start.consumer.empty()) {
     auto it = s->durable.find(start.consumer);

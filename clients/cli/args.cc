@@ -1,5 +1,6 @@
 #include "clients/cli/args.h"
 
+#include <algorithm>
 #include <limits>
 #include <utility>
 
@@ -258,9 +259,21 @@ bool ParseDurationText(absl::string_view v, absl::Duration* d) {
 
 // A refused value as an error message shows it: control characters and
 // other bytes that would not print as themselves escaped (C style), so that
-// '3\r' does not print as '3'.
+// '3\r' does not print as '3'; hex digits in uppercase ('\xE9'), as sift's
+// other escapes and the broker's are.
 std::string Shown(absl::string_view value) {
-  return absl::StrCat("'", absl::CHexEscape(value), "'");
+  std::string escaped = absl::CHexEscape(value);
+  for (size_t i = 0; i + 1 < escaped.size(); ++i) {
+    if (escaped[i] != '\\') continue;
+    if (escaped[i + 1] == 'x') {
+      for (size_t j = i + 2; j < std::min(i + 4, escaped.size()); ++j) {
+        escaped[j] =
+            absl::ascii_toupper(static_cast<unsigned char>(escaped[j]));
+      }
+    }
+    ++i;  // past the escaped character
+  }
+  return absl::StrCat("'", escaped, "'");
 }
 
 absl::StatusOr<absl::Duration> ParseDurationFlag(const FlagUse& flag) {

@@ -1342,6 +1342,11 @@ TEST(ParseArgsTest, CountErrorsGiveTheFlagsRange) {
   EXPECT_EQ(ErrorOf({"pub", "t", "m", "--count", "3\r"}),
             "pub: invalid count '3\\r' for --count (1 or more)"
             " (see sift pub --help)");
+  // Other bytes as \xHH, hex in uppercase as everywhere else in sift; an
+  // escaped backslash followed by 'x' stays as it was.
+  EXPECT_EQ(ErrorOf({"pub", "t", "m", "--count", "3\xe9\x1b\\xab"}),
+            "pub: invalid count '3\\xE9\\x1B\\\\xab' for --count (1 or more)"
+            " (see sift pub --help)");
   // A bare number is a missing unit (the ack flags' bare numbers are ms).
   EXPECT_EQ(ErrorOf({"stats", "--connect_timeout", "1"}),
             "stats: invalid duration '1' for --connect_timeout (give its "

@@ -69,7 +69,7 @@ std::string EscapeBytes(std::string_view bytes, bool backslash) {
       i += len;
       continue;
     } else {
-      absl::StrAppendFormat(&out, "\\x%02x", c);
+      absl::StrAppendFormat(&out, "\\x%02X", c);  // as the broker writes
     }
     ++i;
   }

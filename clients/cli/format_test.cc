@@ -18,7 +18,7 @@ TEST(EscapeTest, PrintableAsciiPassesThrough) {
 
 TEST(EscapeTest, ControlBytesAndBackslashAreEscaped) {
   EXPECT_EQ(Escape("a\nb\tc\rd\\e"), "a\\nb\\tc\\rd\\\\e");
-  EXPECT_EQ(Escape(std::string("\0\x01\x7f", 3)), "\\x00\\x01\\x7f");
+  EXPECT_EQ(Escape(std::string("\0\x01\x7f", 3)), "\\x00\\x01\\x7F");
 }
 
 TEST(NameInErrorTest, LongNamesAreCutWithTheirSize) {
@@ -30,7 +30,7 @@ TEST(NameInErrorTest, LongNamesAreCutWithTheirSize) {
   // UTF-8 are escaped as in Escape.
   const std::string accented = std::string(79, 'a') + "\xc3\xa9" + "zz";
   EXPECT_EQ(NameInError(accented), std::string(79, 'a') + "... (83 bytes)");
-  EXPECT_EQ(NameInError(std::string(81, '\xff')).substr(0, 8), "\\xff\\xff");
+  EXPECT_EQ(NameInError(std::string(81, '\xff')).substr(0, 8), "\\xFF\\xFF");
 }
 
 TEST(EscapeTest, WellFormedUtf8PassesThrough) {
@@ -39,12 +39,12 @@ TEST(EscapeTest, WellFormedUtf8PassesThrough) {
 }
 
 TEST(EscapeTest, MalformedUtf8IsEscapedByteByByte) {
-  EXPECT_EQ(Escape("\xff\xfe"), "\\xff\\xfe");
-  EXPECT_EQ(Escape("\xc3"), "\\xc3");                    // truncated
-  EXPECT_EQ(Escape("\xc0\xaf"), "\\xc0\\xaf");           // overlong '/'
-  EXPECT_EQ(Escape("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // surrogate
-  EXPECT_EQ(Escape("\xc2\x85"), "\\xc2\\x85");           // C1 control NEL
-  EXPECT_EQ(Escape("\xc3x"), "\\xc3x");                  // bad continuation
+  EXPECT_EQ(Escape("\xff\xfe"), "\\xFF\\xFE");
+  EXPECT_EQ(Escape("\xc3"), "\\xC3");                    // truncated
+  EXPECT_EQ(Escape("\xc0\xaf"), "\\xC0\\xAF");           // overlong '/'
+  EXPECT_EQ(Escape("\xed\xa0\x80"), "\\xED\\xA0\\x80");  // surrogate
+  EXPECT_EQ(Escape("\xc2\x85"), "\\xC2\\x85");           // C1 control NEL
+  EXPECT_EQ(Escape("\xc3x"), "\\xC3x");                  // bad continuation
 }
 
 // A reason quoting a name raw (the broker's `no stream "a<LF>b"`) becomes
@@ -52,9 +52,9 @@ TEST(EscapeTest, MalformedUtf8IsEscapedByteByByte) {
 // are.
 TEST(OneLineTest, EscapesAllButBackslash) {
   EXPECT_EQ(OneLine("no stream \"a\nb\""), "no stream \"a\\nb\"");
-  EXPECT_EQ(OneLine(std::string("\0\x01\x7f\r\t", 5)), "\\x00\\x01\\x7f\\r\\t");
+  EXPECT_EQ(OneLine(std::string("\0\x01\x7f\r\t", 5)), "\\x00\\x01\\x7F\\r\\t");
   EXPECT_EQ(OneLine("invalid topic \"a\\x01b\""), "invalid topic \"a\\x01b\"");
-  EXPECT_EQ(OneLine("h\xc3\xa9 \xff"), "h\xc3\xa9 \\xff");
+  EXPECT_EQ(OneLine("h\xc3\xa9 \xff"), "h\xc3\xa9 \\xFF");
   EXPECT_EQ(OneLine(Escape("a\\\n")), Escape("a\\\n"));
 }
 

@@ -36,6 +36,7 @@
 #include "clients/cli/confirm_window.h"
 #include "clients/cli/format.h"
 #include "clients/cpp/client.h"
+#include "clients/cpp/endpoint.h"
 #include "proto/sift.pb.h"
 
 namespace sift::cli {
@@ -191,14 +192,19 @@ absl::StatusOr<std::unique_ptr<Client>> ConnectOrExplain(const Args& args) {
   if (client.ok()) return client;
   // ZeroMQ retries a refused or unresolvable endpoint quietly, so "nothing
   // listens there" cannot be told from "the broker is too busy": both
-  // are no answer, and the hint names the likely ones.
-  const std::string reason =
-      client.status().code() == absl::StatusCode::kDeadlineExceeded
-          ? absl::StrCat("no answer within ",
-                         absl::FormatDuration(args.connect_timeout),
-                         " (is siftd running there? check --server, or "
-                         "give it longer with --connect_timeout)")
-          : std::string(client.status().message());
+  // are no answer, and the hint names the likely ones (an ipc:// path
+  // with no socket file is told).
+  std::string reason(client.status().message());
+  if (client.status().code() == absl::StatusCode::kDeadlineExceeded) {
+    const std::string silence = internal::SilenceHint(args.server);
+    reason = absl::StrCat(
+        "no answer within ", absl::FormatDuration(args.connect_timeout),
+        silence.empty() ? "" : absl::StrCat(": ", silence, ";"),
+        silence.empty() ? " (" : " ",
+        "is siftd running there? check --server, or give it longer with "
+        "--connect_timeout",
+        silence.empty() ? ")" : "");
+  }
   // The client's own refusal of the endpoint says "cannot connect to" too.
   return absl::Status(
       client.status().code(),

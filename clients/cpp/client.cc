@@ -1,10 +1,10 @@
 #include "clients/cpp/client.h"
 
 #include <errno.h>
-#include <sys/eventfd.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -29,11 +29,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "broker/base/absl_view.h"
 #include "broker/protocol/batch.h"
 #include "broker/protocol/codec.h"
 #include "broker/protocol/frame_limits.h"
 #include "broker/protocol/headers.h"
 #include "broker/topic/topic.h"
+#include "clients/cpp/endpoint.h"
 #include "clients/cpp/fast_mutex.h"
 #include "clients/cpp/stream_wire.h"
 #include "clients/cpp/subscription_queue.h"
@@ -71,10 +73,6 @@ constexpr int kReconnectIvlMaxMs = 1000;
 // I/O thread (one thread wake-up of latency). Faster publishers go through
 // the I/O thread, where their messages batch. See BENCHMARKS.md, latency.
 constexpr int64_t kDirectSendGapNs = 20000;
-
-absl::string_view AbslView(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
 
 // For the I/O loop's timers (pings, the close budget), where a few
 // milliseconds of granularity are fine: the coarse clock costs a fraction of
@@ -179,45 +177,14 @@ struct Outgoing {
 
 using Reply = absl::StatusOr<wire::Header>;
 
-// What is wrong with an endpoint that ZeroMQ would refuse with a bare
-// "Invalid argument" (no transport) or would take and then retry forever
-// (a tcp:// port out of range: a typo waited out the whole connect
-// timeout), or "" (the rest, host names included, is left to ZeroMQ).
-std::string EndpointProblem(std::string_view endpoint) {
-  if (endpoint.find("://") == std::string_view::npos) {
-    return "not an endpoint (no transport://)";
-  }
-  constexpr std::string_view kTcp = "tcp://";
-  if (endpoint.substr(0, kTcp.size()) != kTcp) return "";
-  const size_t colon = endpoint.rfind(':');
-  if (colon < kTcp.size() || colon == std::string_view::npos) {
-    return "no port (tcp://HOST:PORT)";
-  }
-  if (colon == kTcp.size()) return "no host (tcp://HOST:PORT)";
-  const std::string_view port = endpoint.substr(colon + 1);
-  uint32_t value = 0;
-  for (char c : port) {
-    if (c < '0' || c > '9' || port.size() > 5) {
-      return absl::StrCat("port \"", AbslView(port),
-                          "\" is not a number from 1 to 65535");
-    }
-    value = value * 10 + static_cast<uint32_t>(c - '0');
-  }
-  if (port.empty()) return "no port (tcp://HOST:PORT)";
-  if (value < 1 || value > 65535) {
-    return absl::StrCat("port ", value, " is out of range (1 to 65535)");
-  }
-  return "";
-}
-
 // Unavailable, for a call whose request went to a session that ended before
 // the broker answered (the connection dropped, or the broker lost the
 // session): the answer cannot come, since a restarted broker knows nothing
 // of the request. `outcome` says what became of the request.
 absl::Status LostAnswer(std::string_view outcome) {
-  return absl::UnavailableError(absl::StrCat(
-      "the connection to the broker was lost before it answered; ",
-      AbslView(outcome)));
+  return absl::UnavailableError(
+      absl::StrCat("the connection to the broker was lost before it answered; ",
+                   AV(outcome)));
 }
 constexpr char kMayHaveRun[] =
     "the request may or may not have been carried out";
@@ -367,18 +334,18 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         monitor_ = nullptr;
       }
     }
-    std::string problem = EndpointProblem(options_.endpoint);
+    std::string problem = internal::EndpointProblem(options_.endpoint);
     if (problem.empty() &&
         zmq_connect(socket_, options_.endpoint.c_str()) != 0) {
       problem = zmq_strerror(zmq_errno());
     }
     if (!problem.empty()) {
       CloseSockets();
-      return absl::InvalidArgumentError(
-          absl::StrCat("cannot connect to \"", options_.endpoint, "\": ",
-                       problem,
-                       " (endpoints look like tcp://127.0.0.1:7440, "
-                       "ipc:///path or inproc://name)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cannot connect to \"", options_.endpoint, "\": ", problem,
+          " (endpoints look like tcp://127.0.0.1:7440",
+          options_.zmq_context != nullptr ? ", ipc:///path or inproc://name)"
+                                          : " or ipc:///path)"));
     }
     if (monitor_ != nullptr) {
       size_t monitor_fd_size = sizeof(monitor_fd_);
@@ -433,15 +400,21 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                            " HELLOs, said again with backoff): ",
                            hello_refused_.message()));
         }
+        std::string hint = " (is siftd running there?)";
+        if (absl::StartsWith(options_.endpoint, "inproc://") &&
+            options_.zmq_context == nullptr) {
+          hint =
+              " (an inproc:// endpoint is reached only through the embedded "
+              "broker's context: set ClientOptions::zmq_context to "
+              "EmbeddedBroker::zmq_context())";
+        } else if (std::string silence =
+                       internal::SilenceHint(options_.endpoint);
+                   !silence.empty()) {
+          hint = absl::StrCat(": ", silence, "; is siftd running there?");
+        }
         return absl::DeadlineExceededError(absl::StrCat(
             "cannot connect to ", options_.endpoint, ": no answer within ",
-            absl::FormatDuration(options_.connect_timeout),
-            absl::StartsWith(options_.endpoint, "inproc://") &&
-                    options_.zmq_context == nullptr
-                ? " (an inproc:// endpoint is reached only through the "
-                  "embedded broker's context: set ClientOptions::zmq_context "
-                  "to EmbeddedBroker::zmq_context())"
-                : " (is siftd running there?)"));
+            absl::FormatDuration(options_.connect_timeout), hint));
       }
       return ready.status();
     }
@@ -476,10 +449,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                              std::string_view instead = "") const {
     if (!OnIoThread()) return absl::OkStatus();
     return absl::FailedPreconditionError(absl::StrCat(
-        AbslView(call),
+        AV(call),
         " waits for the broker's answer, which this client's I/O thread "
         "reads, and a callback runs on that thread: call it from another "
-        "thread", AbslView(instead)));
+        "thread",
+        AV(instead)));
   }
 
   // After the I/O thread stopped: closes the sockets and fails what still
@@ -884,14 +858,14 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       if (absl::IsDeadlineExceeded(s) ||
           protocol::WireCodeOf(s) == wire::HELLO_REQUIRED) {
         return absl::DeadlineExceededError(absl::StrCat(
-            "no reply to request on \"", AbslView(topic), "\" within ",
+            "no reply to request on \"", AV(topic), "\" within ",
             absl::FormatDuration(timeout),
             ": the client had no session with the broker (reconnecting), "
             "and did not send it"));
       }
       if (!s.ok()) {
         return absl::Status(s.code(),
-                            absl::StrCat("request on \"", AbslView(topic),
+                            absl::StrCat("request on \"", AV(topic),
                                          "\" not sent (no session with the "
                                          "broker): ",
                                          s.message()));
@@ -919,8 +893,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       internal::FastMutexLock lock(&mu_);
       requests_.erase(token);
       return absl::DeadlineExceededError(
-          absl::StrCat("no reply to request on \"", AbslView(topic),
-                       "\" within ", absl::FormatDuration(timeout)));
+          absl::StrCat("no reply to request on \"", AV(topic), "\" within ",
+                       absl::FormatDuration(timeout)));
     }
     return reply.get();
   }
@@ -1381,7 +1355,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   absl::Status EnsureInbox() {
     internal::FastMutexLock inbox_lock(&inbox_mu_);
     if (inbox_sid_ != 0) return absl::OkStatus();
-    auto sid = Subscribe(absl::StrCat(AbslView(inbox_prefix()), ".>"),
+    auto sid = Subscribe(absl::StrCat(AV(inbox_prefix()), ".>"),
                          SubscribeOptions{}, nullptr, /*inbox=*/true);
     if (!sid.ok()) return sid.status();
     inbox_sid_ = *sid;
@@ -2332,7 +2306,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
             queued.contains(id)
                 ? "it was not sent"
                 : absl::StrCat("it was sent, and no answer can come: ",
-                               AbslView(outcome))));
+                               AV(outcome))));
       };
       for (auto& [id, waiter] : waiters_) {
         const std::optional<std::string_view> outcome =
@@ -2543,7 +2517,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     uint64_t token = 0;
     const size_t dot = topic.rfind('.');
     if (dot == std::string_view::npos ||
-        !absl::SimpleAtoi(AbslView(topic.substr(dot + 1)), &token)) {
+        !absl::SimpleAtoi(AV(topic.substr(dot + 1)), &token)) {
       return;
     }
     std::shared_ptr<RequestPromise> request;
@@ -2897,8 +2871,7 @@ absl::StatusOr<StreamInfo> Client::GetStreamInfo(std::string_view name,
   if (streams->empty()) {
     return protocol::WireError(
         wire::UNKNOWN_STREAM,
-        absl::StrCat("the broker answered no stream for \"", AbslView(name),
-                     "\""));
+        absl::StrCat("the broker answered no stream for \"", AV(name), "\""));
   }
   return std::move(streams->front());
 }

@@ -32,7 +32,7 @@ from ._publish import When
 from ._validate import HeadersArg, Name
 from .client import (DEFAULT_ENDPOINT, _SubscriptionBase, _fetch_args,
                      _publish_ack, check_endpoint, check_message, check_options,
-                     configure_socket, declare_frame,
+                     configure_socket, declare_frame, no_answer,
                      request_timeout_message, sub_args)
 from .errors import (ClientClosed, MessagesDropped, NotConnected, PendingLimit,
                      SiftError, SubscriptionClosed, Timeout, UnknownStream)
@@ -246,10 +246,8 @@ class AsyncClient:
                 welcome.exception()  # retrieved: no "never retrieved" log
             if hello_error is not None:
                 raise hello_error from None
-            raise Timeout(
-                f"cannot connect to {self.endpoint}: no answer within "
-                f"{self._connect_timeout} s (is siftd running there?)"
-            ) from None
+            raise Timeout(no_answer(self.endpoint,
+                                    self._connect_timeout)) from None
         except SiftError:
             await self.close(0)
             raise

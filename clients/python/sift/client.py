@@ -95,6 +95,22 @@ def check_endpoint(endpoint: str) -> None:
                 "like tcp://127.0.0.1:7440 or ipc:///path)")
 
 
+def no_answer(endpoint: str, connect_timeout: float) -> str:
+    """The text of the Timeout raised when nobody answered at `endpoint`
+    within `connect_timeout` seconds: an ipc:// path with no socket file is
+    named (a tcp:// port with nothing listening cannot be told from a busy
+    broker: ZeroMQ retries both quietly)."""
+    text = f"cannot connect to {endpoint}: no answer within {connect_timeout} s"
+    if endpoint.startswith("ipc://"):
+        path = endpoint[len("ipc://"):]
+        try:
+            os.stat(path)
+        except OSError as e:
+            return (f"{text}: there is no socket file {path} ({e.strerror}); "
+                    "is siftd running there?")
+    return f"{text} (is siftd running there?)"
+
+
 def check_options(name: str, connect_timeout: float, reconnect: bool,
                   ping_interval: float, max_pending: int,
                   queue_max_messages: int, queue_max_bytes: int,
@@ -493,9 +509,7 @@ class Client:
             self.close(0)
             if hello_error is not None:
                 raise hello_error from None
-            raise Timeout(
-                f"cannot connect to {endpoint}: no answer within "
-                f"{connect_timeout} s (is siftd running there?)") from None
+            raise Timeout(no_answer(endpoint, connect_timeout)) from None
         except SiftError:
             self.close(0)
             raise

@@ -1,5 +1,8 @@
 """sift.Client (blocking) against a real siftd."""
 
+import asyncio
+import os
+import tempfile
 import threading
 import time
 
@@ -28,6 +31,24 @@ class ConnectTest(BrokerTestCase):
                         connect_timeout=0.3)
         self.assertLess(time.monotonic() - start, 3.0)
         self.assertIn("is siftd running there?", str(cm.exception))
+
+    def test_connect_names_a_missing_ipc_socket_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "nobody.sock")
+            with self.assertRaises(sift.Timeout) as cm:
+                sift.Client(f"ipc://{path}", connect_timeout=0.3)
+            self.assertEqual(
+                str(cm.exception),
+                f"cannot connect to ipc://{path}: no answer within 0.3 s: "
+                f"there is no socket file {path} (No such file or "
+                "directory); is siftd running there?")
+
+            async def connect():
+                await sift.AsyncClient.connect(f"ipc://{path}",
+                                               connect_timeout=0.3)
+            with self.assertRaises(sift.Timeout) as cm:
+                asyncio.run(connect())
+            self.assertIn(f"there is no socket file {path}", str(cm.exception))
 
     def test_bad_endpoint_and_name(self):
         with self.assertRaises(sift.SiftError):

@@ -196,14 +196,17 @@ absl::StatusOr<std::unique_ptr<Client>> ConnectOrExplain(const Args& args) {
   // with no socket file is told).
   std::string reason(client.status().message());
   if (client.status().code() == absl::StatusCode::kDeadlineExceeded) {
-    const std::string silence = internal::SilenceHint(args.server);
-    reason = absl::StrCat(
-        "no answer within ", absl::FormatDuration(args.connect_timeout),
-        silence.empty() ? "" : absl::StrCat(": ", silence, ";"),
-        silence.empty() ? " (" : " ",
+    constexpr char kHint[] =
         "is siftd running there? check --server, or give it longer with "
-        "--connect_timeout",
-        silence.empty() ? ")" : "");
+        "--connect_timeout";
+    reason = absl::StrCat("no answer within ",
+                          absl::FormatDuration(args.connect_timeout));
+    const std::string silence = internal::SilenceHint(args.server);
+    if (silence.empty()) {
+      absl::StrAppend(&reason, " (", kHint, ")");
+    } else {
+      absl::StrAppend(&reason, ": ", silence, "; ", kHint);
+    }
   }
   // The client's own refusal of the endpoint says "cannot connect to" too.
   return absl::Status(

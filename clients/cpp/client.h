@@ -430,8 +430,9 @@ class Client {
   // (TOO_MANY_CLIENTS: it holds max_clients sessions; INTERNAL) is said
   // again with backoff, as in later sessions (ClientOptions::reconnect),
   // until a WELCOME comes or the timeout runs out. Errors: DeadlineExceeded
-  // (no broker answered), InvalidArgument (bad endpoint: one ZeroMQ
-  // refuses, or a tcp:// one whose port is not 1 to 65535, at once),
+  // (no broker answered; the message names an ipc:// path with no socket
+  // file), InvalidArgument (bad endpoint: one ZeroMQ refuses, or a tcp://
+  // one with no host or whose port is not 1 to 65535, at once),
   // FailedPrecondition (protocol version), ResourceExhausted (wire code
   // TOO_MANY_CLIENTS: the broker refused a session for lack of room
   // throughout the timeout, as the message says, with how long that was;

@@ -433,7 +433,8 @@ class Client:
       context: a zmq.Context to use (default: zmq.Context.instance()).
 
     Raises:
-      Timeout: no WELCOME within connect_timeout (no broker there).
+      Timeout: no WELCOME within connect_timeout (no broker there; the
+        message names an ipc:// path with no socket file).
       VersionMismatch: the broker speaks another protocol version.
       TooManyClients: the broker stayed full for connect_timeout.
       SiftError: a malformed endpoint.

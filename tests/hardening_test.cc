@@ -5,12 +5,14 @@
 // the item it covers.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -21,10 +23,10 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/synchronization/notification.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "broker/protocol/batch.h"
@@ -121,6 +123,58 @@ int64_t RssBytes(pid_t pid) {
 // Item 1: a session belongs to one connection. A second connection that
 // takes a closed one's routing id gets HELLO_REQUIRED, never its session,
 // its deliveries or its inbox replies, even when it connects at once.
+// ZeroMQ unlinks what is at an ipc:// path and binds afresh: a second
+// siftd on a running one's path took it over, and the first could no
+// longer be reached there. Now the second is refused, as on a tcp:// port
+// in use; the first goes on, and removes its socket file when it stops.
+TEST(HardeningTest, ASecondBrokerOnAnIpcPathInUseIsRefused) {
+  char dir[] = "/tmp/sift-ipc-XXXXXX";  // short: sun_path holds 107 bytes
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string path = absl::StrCat(dir, "/siftd.sock");
+  const std::string endpoint = "ipc://" + path;
+  absl::StatusOr<std::string> siftd = SiftdPath();
+  ASSERT_TRUE(siftd.ok()) << siftd.status();
+  const std::string log = TestTmpDir() + "/ipc-first.txt";
+  const pid_t first = Spawn({*siftd, "--endpoints=" + endpoint}, log);
+  ASSERT_GT(first, 0);
+  std::unique_ptr<Client> client;
+  ASSERT_TRUE(PollUntil(absl::Seconds(10), [&] {
+    ClientOptions options;
+    options.endpoint = endpoint;
+    options.connect_timeout = absl::Milliseconds(500);
+    auto c = Client::Connect(options);
+    if (c.ok()) client = std::move(*c);
+    return client != nullptr;
+  })) << ReadFile(log);
+
+  const std::string second_log = TestTmpDir() + "/ipc-second.txt";
+  const pid_t second = Spawn({*siftd, "--endpoints=" + endpoint}, second_log);
+  ASSERT_GT(second, 0);
+  EXPECT_EQ(Reap(second, absl::Seconds(20)), 1) << ReadFile(second_log);
+  EXPECT_TRUE(absl::StrContains(
+      ReadFile(second_log),
+      absl::StrCat("cannot listen on ", endpoint,
+                   ": in use: another process listens on it")))
+      << ReadFile(second_log);
+
+  // The first still answers there, to a new client too.
+  EXPECT_TRUE(client->Stats(absl::Seconds(5)).ok());
+  {
+    ClientOptions options;
+    options.endpoint = endpoint;
+    options.connect_timeout = absl::Seconds(5);
+    auto again = Client::Connect(options);
+    EXPECT_TRUE(again.ok()) << again.status();
+  }
+  client.reset();
+
+  ASSERT_EQ(kill(first, SIGTERM), 0);
+  EXPECT_EQ(Reap(first, absl::Seconds(20)), 0) << ReadFile(log);
+  EXPECT_NE(access(path.c_str(), F_OK), 0) << path << " is still there";
+  unlink(path.c_str());
+  rmdir(dir);
+}
+
 TEST(HardeningTest, ANewConnectionNeverInheritsASession) {
   auto siftd = StartSiftd({"--client_timeout_ms=0"});
   ASSERT_NE(siftd, nullptr);

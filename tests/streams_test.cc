@@ -524,13 +524,51 @@ TEST(StreamsTest, StreamsAreOffWithoutADataDir) {
   auto siftd = StartSiftd();
   ASSERT_NE(siftd, nullptr);
   Raw c(siftd->endpoint());
-  EXPECT_EQ(CodeOf(c.Stream(wire::STREAM_ADD, "s", {"x"})),
-            wire::INVALID_STREAM);
+  auto off = c.Stream(wire::STREAM_ADD, "s", {"x"});
+  ASSERT_TRUE(off.ok() && off->has_error()) << off.status();
+  EXPECT_EQ(off->error().code(), wire::INVALID_STREAM);
+  EXPECT_EQ(off->error().message(),
+            "STREAM: streams are off on this broker: it was started without "
+            "a data directory (siftd --data_dir=DIR, or data_dir in its "
+            "config file, turns them on)");
   Raw::Fetched f = c.Fetch("s", 1, 0);
   ASSERT_TRUE(f.answer.has_value());
   EXPECT_EQ(f.answer->error().code(), wire::INVALID_STREAM);
   // Other traffic goes on.
   auto ok = c.Publish("x", "y");
+  EXPECT_TRUE(ok.ok() && ok->has_ok());
+}
+
+// Two brokers on one data_dir would append to the same logs and confirm
+// the same sequence numbers to different publishers: the second is refused
+// at start, naming the first, which goes on.
+TEST(StreamsTest, ASecondBrokerOnTheSameDataDirIsRefused) {
+  const std::string dir = NewDataDir("lock");
+  auto siftd = StartSiftd({"--data_dir=" + dir});
+  ASSERT_NE(siftd, nullptr);
+  Raw c(siftd->endpoint());
+  ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "orders", {"orders.>"}).ok());
+  absl::StatusOr<std::string> path = SiftdPath();
+  ASSERT_TRUE(path.ok()) << path.status();
+  absl::StatusOr<int> port = PickFreePort();
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::string out = dir + "-second.txt";
+  const pid_t second =
+      Spawn({*path, absl::StrCat("--endpoints=tcp://127.0.0.1:", *port),
+             "--data_dir=" + dir},
+            out);
+  ASSERT_GT(second, 0);
+  EXPECT_EQ(Reap(second, absl::Seconds(20)), 1) << ReadFile(out);
+  EXPECT_TRUE(absl::StrContains(
+      ReadFile(out),
+      absl::StrCat("data_dir ", dir, ": in use by another broker (pid ",
+                   siftd->pid(), "), which holds ", dir,
+                   "/LOCK: each siftd needs a data_dir of its own")))
+      << ReadFile(out);
+  // The first goes on, its stream as it was.
+  auto info = c.Stream(wire::STREAM_INFO, "orders");
+  ASSERT_TRUE(info.ok() && info->has_stream_reply()) << info.status();
+  auto ok = c.Publish("orders.1", "x");
   EXPECT_TRUE(ok.ok() && ok->has_ok());
 }
 

@@ -4,9 +4,10 @@
 #include <malloc.h>
 #include <poll.h>
 #include <sched.h>
-#include <sys/resource.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -30,7 +31,6 @@
 #include "broker/delivery/deliveries.h"
 #include "broker/delivery/message_arena.h"
 #include "broker/delivery/scheduled.h"
-#include "broker/store/retained.h"
 #include "broker/log/log.h"
 #include "broker/plugin/chain_io.h"
 #include "broker/plugin/plugin_set.h"
@@ -39,9 +39,11 @@
 #include "broker/protocol/frame_limits.h"
 #include "broker/protocol/headers.h"
 #include "broker/router/router.h"
+#include "broker/server/ipc_path.h"
 #include "broker/server/log_limiter.h"
 #include "broker/server/output_account.h"
 #include "broker/server/peer_guard.h"
+#include "broker/store/retained.h"
 #include "broker/streams/stream_manager.h"
 #include "broker/streams/stream_wire.h"
 
@@ -259,11 +261,13 @@ class Server::Loop {
     if (!guard.ok()) return guard.status();
     guard_ = *std::move(guard);
     for (const std::string& endpoint : config_.endpoints) {
+      if (absl::Status s = CheckIpcPathFree(endpoint); !s.ok()) return s;
       if (zmq_bind(socket_, endpoint.c_str()) != 0) {
         return absl::UnavailableError(
             absl::StrCat("cannot listen on ", endpoint, ": ",
                          zmq_strerror(zmq_errno())));
       }
+      RememberIpcFile(endpoint);
       char last[1024];
       size_t len = sizeof(last);
       if (zmq_getsockopt(socket_, ZMQ_LAST_ENDPOINT, last, &len) == 0 &&
@@ -277,6 +281,31 @@ class Server::Loop {
   }
 
   const std::vector<std::string>& endpoints() const { return endpoints_; }
+
+  // The socket files of the ipc:// endpoints bound, removed at a clean stop
+  // (ZeroMQ leaves them): a client's "there is no socket file" then says
+  // the broker is gone. Each is removed only if it is still the file this
+  // broker bound (its inode), not one a broker started since has made.
+  void RememberIpcFile(const std::string& endpoint) {
+    constexpr std::string_view kIpc = "ipc://";
+    if (endpoint.compare(0, kIpc.size(), kIpc) != 0) return;
+    std::string path = endpoint.substr(kIpc.size());
+    struct stat st;
+    if (path.empty() || path[0] == '@' || lstat(path.c_str(), &st) != 0 ||
+        !S_ISSOCK(st.st_mode)) {
+      return;
+    }
+    ipc_files_.emplace_back(std::move(path), st.st_ino);
+  }
+  void RemoveIpcFiles() {
+    for (const auto& [path, inode] : ipc_files_) {
+      struct stat st;
+      if (lstat(path.c_str(), &st) == 0 && st.st_ino == inode) {
+        unlink(path.c_str());
+      }
+    }
+    ipc_files_.clear();
+  }
 
   // Durable streams (broker/streams) when data_dir is set. [[streams]]
   // without a data_dir is a configuration error.
@@ -503,6 +532,7 @@ class Server::Loop {
     zmq_close(socket_);
     socket_ = nullptr;
     guard_.reset();  // its sockets too, or zmq_ctx_term would wait for them
+    RemoveIpcFiles();
   }
 
  private:
@@ -1659,8 +1689,10 @@ class Server::Loop {
     SendClientError(routing_id, true, client, h.request_id(),
                     wire::INVALID_STREAM,
                     absl::StrCat(protocol::CommandName(h),
-                                 ": streams are off on this broker (siftd "
-                                 "has no data_dir)"));
+                                 ": streams are off on this broker: it was "
+                                 "started without a data directory (siftd "
+                                 "--data_dir=DIR, or data_dir in its config "
+                                 "file, turns them on)"));
   }
 
   // STREAM: add, info, list, delete a stream; delete a durable consumer.
@@ -2969,6 +3001,7 @@ class Server::Loop {
   bool in_batch_ = false;
   int64_t batch_unix_ms_ = 0;
   uint32_t batch_entries_ = 0;  // of the BATCH HandleMessage just routed
+  std::vector<std::pair<std::string, ino_t>> ipc_files_;  // RememberIpcFile
   // Spare chunks for the messages Deliveries holds, faulted in off this
   // thread (MessageArena::Warmer): half of what the arena keeps (8 MiB),
   // the other half left for chunks that empty during a burst.

@@ -243,6 +243,9 @@ absl::StatusOr<std::unique_ptr<StreamManager>> StreamManager::Open(
   std::unique_ptr<StreamManager> m(
       new StreamManager(std::move(data_dir), std::move(log)));
   if (absl::Status s = MakeDir(m->data_dir_); !s.ok()) return s;
+  absl::StatusOr<store::DirLock> lock = store::DirLock::Acquire(m->data_dir_);
+  if (!lock.ok()) return lock.status();
+  m->lock_ = *std::move(lock);
   const std::string root = absl::StrCat(m->data_dir_, "/streams");
   if (absl::Status s = MakeDir(root); !s.ok()) return s;
   std::vector<std::string> names;

@@ -37,6 +37,7 @@
 #include "absl/status/statusor.h"
 #include "broker/delivery/backoff.h"
 #include "broker/delivery/deliveries.h"
+#include "broker/store/dir_lock.h"
 #include "broker/store/stream_log.h"
 #include "broker/streams/consumer.h"
 #include "broker/streams/consumer_store.h"
@@ -129,8 +130,10 @@ class StreamManager {
   // Opens every stream under <data_dir>/streams and creates those of
   // `configured` that are missing (a configured stream whose settings
   // changed takes the new ones; its records stay). Recovery cuts a torn
-  // tail and says so through `log`. Errors: a stream that cannot be opened
-  // (DataLoss naming the file, permissions, ...).
+  // tail and says so through `log`. Errors: FailedPrecondition if another
+  // process holds `data_dir` (store::DirLock, held until this manager is
+  // destroyed); a stream that cannot be opened (DataLoss naming the file,
+  // permissions, ...).
   static absl::StatusOr<std::unique_ptr<StreamManager>> Open(
       std::string data_dir, const std::vector<StreamSettings>& configured,
       Logger log);
@@ -321,6 +324,7 @@ class StreamManager {
   Found FindDelivery(uint64_t id);
 
   const std::string data_dir_;
+  store::DirLock lock_;  // of data_dir_: one broker per data directory
   Logger log_;
   std::vector<std::unique_ptr<Stream>> streams_;  // creation order
   // Capturing's answers by topic (null: no stream), so that a publish does

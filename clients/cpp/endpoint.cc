@@ -15,6 +15,15 @@ std::string EndpointProblem(std::string_view endpoint) {
   if (endpoint.find("://") == std::string_view::npos) {
     return "not an endpoint (no transport://)";
   }
+  constexpr std::string_view kIpc = "ipc://";
+  if (endpoint.substr(0, kIpc.size()) == kIpc) {
+    const size_t bytes = endpoint.size() - kIpc.size();
+    if (bytes > kMaxIpcPathBytes) {
+      return absl::StrCat("its path is ", bytes, " bytes, over the ",
+                          kMaxIpcPathBytes, " a Unix socket's path may have");
+    }
+    return "";
+  }
   constexpr std::string_view kTcp = "tcp://";
   if (endpoint.substr(0, kTcp.size()) != kTcp) return "";
   const size_t colon = endpoint.rfind(':');

@@ -71,11 +71,24 @@ def configure_socket(sock: "zmq.Socket") -> None:
     sock.setsockopt(zmq.HANDSHAKE_IVL, 3000)
 
 
+# The longest path a Unix domain socket takes (sun_path less its NUL).
+MAX_IPC_PATH_BYTES = 107
+
+
 def check_endpoint(endpoint: str) -> None:
     if not isinstance(endpoint, str) or "://" not in endpoint:
         raise SiftError(
             f"invalid endpoint {endpoint!r} (endpoints look like "
             "tcp://127.0.0.1:7440 or ipc:///path)")
+    if endpoint.startswith("ipc://"):
+        # sockaddr_un's sun_path: ZeroMQ's own error says only "File name
+        # too long".
+        size = len(endpoint[len("ipc://"):].encode())
+        if size > MAX_IPC_PATH_BYTES:
+            raise SiftError(
+                f"cannot connect to {endpoint!r}: its path is {size} bytes, "
+                f"over the {MAX_IPC_PATH_BYTES} a Unix socket's path may "
+                "have")
     if endpoint.startswith("tcp://"):
         # ZeroMQ takes tcp://host:99999 and retries it until the connect
         # timeout; the C++ client refuses it the same way.
@@ -101,6 +114,10 @@ def no_answer(endpoint: str, connect_timeout: float) -> str:
     named (a tcp:// port with nothing listening cannot be told from a busy
     broker: ZeroMQ retries both quietly)."""
     text = f"cannot connect to {endpoint}: no answer within {connect_timeout} s"
+    if endpoint.startswith("inproc://"):
+        return (f"{text} (an inproc:// endpoint is reached only inside this "
+                "process's ZeroMQ context, and siftd runs in its own: use "
+                "tcp:// or ipc://)")
     if endpoint.startswith("ipc://"):
         path = endpoint[len("ipc://"):]
         try:
@@ -860,7 +877,9 @@ class Client:
             with group commit), ``"never"`` (left to the OS) or ``"<N>ms"``
             (at most N ms after the write).
           dedup_window: seconds within which a ``msg_id`` is stored once;
-            None: the broker's default (2 minutes).
+            None: the broker's default (2 minutes); 0 is refused
+            (InvalidRequest: the protocol's 0 is that default, and a stream
+            without dedup is made in siftd's config).
           segment_max_bytes: segment file rotation size; None: 64 MiB.
           dedup_max_ids: the message ids the stream remembers, at most
             (1 to 100,000,000; None: the broker's 100,000). The oldest is

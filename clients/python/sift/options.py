@@ -635,7 +635,16 @@ def stream_config_fields(name: str, subjects, max_age: Optional[float],
                          dedup_max_ids: Optional[int] = None) -> dict:
     """add_stream()'s arguments as keyword arguments of
     _wire.stream_request (seconds to ms; None to 0, the broker's
-    default/unlimited), or InvalidRequest for values that cannot be sent."""
+    default/unlimited), or InvalidRequest for values that cannot be sent:
+    among them dedup_window=0, since over the protocol 0 means the broker's
+    default (a stream without dedup is made in siftd's config)."""
+    if (isinstance(dedup_window, (int, float))
+            and not isinstance(dedup_window, bool) and dedup_window == 0):
+        raise InvalidRequest(
+            "dedup_window = 0: the protocol's 0 is the broker's default (2 "
+            "minutes), so it cannot turn dedup off; a stream without dedup "
+            "is made in siftd's config ([[streams]] dedup_window_ms = 0). "
+            "None: the default")
     _args.name(name, "name")
     if isinstance(subjects, (str, bytes)):
         subjects = [subjects]

@@ -50,6 +50,18 @@ class ConnectTest(BrokerTestCase):
                 asyncio.run(connect())
             self.assertIn(f"there is no socket file {path}", str(cm.exception))
 
+    def test_connect_explains_inproc_and_long_ipc_paths(self):
+        with self.assertRaises(sift.Timeout) as cm:
+            sift.Client("inproc://nobody", connect_timeout=0.2)
+        self.assertIn("siftd runs in its own: use tcp:// or ipc://",
+                      str(cm.exception))
+        start = time.monotonic()
+        with self.assertRaises(sift.SiftError) as cm:
+            sift.Client("ipc:///" + "a" * 107, connect_timeout=5)
+        self.assertLess(time.monotonic() - start, 1.0)
+        self.assertIn("its path is 108 bytes, over the 107 a Unix socket's "
+                      "path may have", str(cm.exception))
+
     def test_bad_endpoint_and_name(self):
         with self.assertRaises(sift.SiftError):
             sift.Client("localhost:7440")

@@ -322,6 +322,11 @@ class StreamsTest(_DataDir, BrokerTestCase):
         # Found locally, before sending.
         with self.assertRaises(sift.InvalidRequest):
             c.add_stream(stream_name(), "z.>", max_age=-1)
+        # 0 would be sent as the broker's default, not as "no dedup".
+        for zero in (0, 0.0):
+            with self.assertRaises(sift.InvalidRequest, msg=zero) as cm:
+                c.add_stream(stream_name(), "z.>", dedup_window=zero)
+            self.assertIn("cannot turn dedup off", str(cm.exception))
         for batch in (0, 10001, True):
             with self.assertRaises(sift.InvalidRequest, msg=batch):
                 c.fetch(name, batch)

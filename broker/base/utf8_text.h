@@ -44,16 +44,29 @@ inline size_t Utf8SequenceLength(std::string_view s) {
 }
 
 // `text` with every byte that is not part of valid UTF-8 written as \xHH
-// (uppercase hex, as the broker escapes topics); valid UTF-8, ASCII
-// included, is kept as it is.
-inline std::string ToValidUtf8(std::string_view text) {
+// (uppercase hex, as the broker escapes topics), and with `controls` also
+// the C0 control characters and DEL (\n, \r and \t as such, as sift
+// writes them); the rest of valid UTF-8, ASCII included, is kept as it is.
+inline std::string EscapeForUtf8(std::string_view text, bool controls) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size();) {
     const auto c = static_cast<unsigned char>(text[i]);
     if (c < 0x80) {
-      out.push_back(static_cast<char>(c));
+      if (controls && (c < 0x20 || c == 0x7F)) {
+        if (c == '\n') {
+          out.append("\\n");
+        } else if (c == '\r') {
+          out.append("\\r");
+        } else if (c == '\t') {
+          out.append("\\t");
+        } else {
+          out.append({'\\', 'x', kHex[c >> 4], kHex[c & 0xF]});
+        }
+      } else {
+        out.push_back(static_cast<char>(c));
+      }
       ++i;
       continue;
     }
@@ -66,6 +79,19 @@ inline std::string ToValidUtf8(std::string_view text) {
     ++i;
   }
   return out;
+}
+
+// Valid UTF-8 for a proto3 string: bytes that are not UTF-8 as \xHH.
+inline std::string ToValidUtf8(std::string_view text) {
+  return EscapeForUtf8(text, /*controls=*/false);
+}
+
+// An ERROR's message: valid UTF-8 and one line, since it may quote a
+// client's names as given ("no stream \"a\nb\"", with a backslash and an
+// n): control characters escaped too, so no client prints a newline or a
+// terminal escape from it.
+inline std::string ToOneLineUtf8(std::string_view text) {
+  return EscapeForUtf8(text, /*controls=*/true);
 }
 
 }  // namespace sift

@@ -7,6 +7,13 @@
 namespace sift {
 namespace {
 
+TEST(Utf8TextTest, OneLineEscapesControlCharactersToo) {
+  EXPECT_EQ(ToOneLineUtf8("a\nb\r\tc\x1B[31m\x7F caf\xC3\xA9 \xE9"),
+            "a\\nb\\r\\tc\\x1B[31m\\x7F caf\xC3\xA9 \\xE9");
+  EXPECT_EQ(ToValidUtf8("a\nb\x1B"), "a\nb\x1B");  // kept by ToValidUtf8
+  EXPECT_EQ(ToOneLineUtf8("plain \\ text"), "plain \\ text");
+}
+
 TEST(Utf8TextTest, KeepsValidUtf8AndEscapesTheRest) {
   EXPECT_EQ(ToValidUtf8("orders"), "orders");
   EXPECT_EQ(ToValidUtf8("a\xC3\xB1o \xE2\x82\xAC \xF0\x9F\x98\x80"),

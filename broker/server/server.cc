@@ -1779,7 +1779,7 @@ class Server::Loop {
         notice.mutable_error()->set_code(protocol::WireCodeOf(a.status));
         const absl::string_view text = a.status.message();
         notice.mutable_error()->set_message(
-            ToValidUtf8(std::string_view(text.data(), text.size())));
+            ToOneLineUtf8(std::string_view(text.data(), text.size())));
         notice.mutable_error()->set_sid(a.ended_sid);
         router_.RecordErrorSent();
         SendReply(a.client, notice);
@@ -2553,7 +2553,7 @@ class Server::Loop {
     reply.mutable_error()->set_code(code);
     // A proto3 string: text quoting a client's bytes (a stream name of
     // Latin-1) must still be UTF-8, or the client cannot parse the answer.
-    reply.mutable_error()->set_message(ToValidUtf8(message));
+    reply.mutable_error()->set_message(ToOneLineUtf8(message));
     router_.RecordErrorSent();
     SendHeader(routing_id, reply);
   }

@@ -928,9 +928,7 @@ absl::Status RefusedFlag(const TokenError& error) {
     if (named.ok()) info = named->info;
   }
   if (info == nullptr) {
-    return UsageError(error.unknown_flag
-                          ? absl::StrCat(error.message, " (see sift --help)")
-                          : error.message);
+    return UsageError(absl::StrCat(error.message, " (see sift --help)"));
   }
   return UsageError(absl::StrCat(info->name, ": ", error.message,
                                  SeeHelp(*info)));

@@ -298,7 +298,8 @@ TEST(ParseArgsTest, BadFlagValues) {
   EXPECT_EQ(ErrorOf({"sub", "a", "--count"}),
             "sub: flag --count needs a value"
             " (see sift sub --help)");
-  EXPECT_EQ(ErrorOf({"--server"}), "flag --server needs a value");
+  EXPECT_EQ(ErrorOf({"--server"}),
+            "flag --server needs a value (see sift --help)");
   // A flag where the value should be is not taken as the value: `--queue
   // --ack` joined a group named "--ack" without acks (fresh trial), and
   // `--consumer --ack` made a durable consumer "--ack".

@@ -83,6 +83,7 @@ std::string Escape(std::string_view bytes) {
 }
 
 std::string NameInError(std::string_view bytes) {
+  if (bytes.empty()) return "\"\"";  // not "cannot add stream : ..."
   return absl::StrCat(Escape(bytes.substr(0, ShownBytes(bytes))),
                       CutNote(bytes));
 }

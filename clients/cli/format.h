@@ -19,12 +19,13 @@ namespace sift::cli {
 // `bytes` as one printable line: printable ASCII and well-formed UTF-8 (other
 // than control characters) pass through; backslash becomes "\\", newline,
 // carriage return and tab become "\n", "\r", "\t", and every other byte
-// "\xHH" (lowercase hex).
+// "\xHH" (uppercase hex, as the broker writes it).
 std::string Escape(std::string_view bytes);
 // A name the user gave, for an error message: Escape of the bytes the
 // broker would show of it (sift::ShownBytes, broker/base/quoted_text.h:
 // at most 80, cut at a UTF-8 character's start), then "... (N bytes)" if
 // it was longer, as the broker and the Python client bound what they echo.
+// An empty name is shown as "" (two double quotes).
 std::string NameInError(std::string_view bytes);
 
 // Text from elsewhere (a broker's or the client library's reason) for one

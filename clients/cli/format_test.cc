@@ -23,6 +23,7 @@ TEST(EscapeTest, ControlBytesAndBackslashAreEscaped) {
 
 TEST(NameInErrorTest, LongNamesAreCutWithTheirSize) {
   EXPECT_EQ(NameInError("orders"), "orders");
+  EXPECT_EQ(NameInError(""), "\"\"");  // seen, not a double space
   EXPECT_EQ(NameInError(std::string(80, 'a')), std::string(80, 'a'));
   EXPECT_EQ(NameInError(std::string(3000, 'a')),
             std::string(80, 'a') + "... (3000 bytes)");

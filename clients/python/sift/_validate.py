@@ -51,8 +51,18 @@ def to_bytes(value: Union[str, bytes, bytearray, memoryview],
 
 
 def _quote(b: bytes) -> str:
-    text = b[:80].decode("ascii", "backslashreplace")
-    return '"' + text + '"' + ("..." if len(b) > 80 else "")
+    """As the broker quotes a topic in its errors (broker/topic/topic.cc):
+    at most 80 bytes, '"' and '\\' backslash-escaped, other bytes outside
+    printable ASCII as \\xHH (uppercase), "..." after a cut."""
+    out = []
+    for c in b[:80]:
+        if c in (0x22, 0x5C):
+            out.append("\\" + chr(c))
+        elif 0x20 <= c <= 0x7E:
+            out.append(chr(c))
+        else:
+            out.append(f"\\x{c:02X}")
+    return '"' + "".join(out) + '"' + ("..." if len(b) > 80 else "")
 
 
 def _describe_byte(c: int) -> str:

@@ -354,6 +354,14 @@ class ErrorsTest(BrokerTestCase):
             c.subscribe("a.>.b")
         with self.assertRaises(sift.InvalidQueueGroup):
             c.subscribe("a", queue_group="no spaces")
+        # Quoted as the broker quotes them: \xHH in uppercase, control
+        # characters escaped too, the same text either side refuses.
+        with self.assertRaises(sift.InvalidTopic) as local:
+            c.publish("caf\u00e9.x\n", b"")
+        with self.assertRaises(sift.InvalidTopic) as broker:
+            self.raw_confirmed_pub(c, "caf\u00e9.x\n".encode(), b"")
+        self.assertEqual(local.exception.message, broker.exception.message)
+        self.assertIn('"caf\\xC3\\xA9.x\\x0A"', local.exception.message)
 
     def test_broker_refusals_carry_their_codes(self):
         c = self.client()

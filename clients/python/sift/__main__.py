@@ -5,6 +5,9 @@ command line, like the C++ ``sift`` command (a small subset).
     python3 -m sift sub 'demo.>' --count 10
     python3 -m sift req svc.time '' --timeout 2
     python3 -m sift stats
+
+Exit status: 0 success, 1 a failure (no broker, refused by it), 2 a usage
+error (argparse's, or an --endpoint the client refuses at once).
 """
 
 import argparse
@@ -52,6 +55,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         import sift
     except ImportError as e:
+        print(f"python3 -m sift: {e}", file=sys.stderr)
+        return 2
+    try:
+        # A malformed --endpoint is a usage error (exit 2), as in sift.
+        sift.client.check_endpoint(args.endpoint)
+    except sift.SiftError as e:
         print(f"python3 -m sift: {e}", file=sys.stderr)
         return 2
     try:

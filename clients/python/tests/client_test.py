@@ -2,6 +2,8 @@
 
 import asyncio
 import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -61,6 +63,16 @@ class ConnectTest(BrokerTestCase):
         self.assertLess(time.monotonic() - start, 1.0)
         self.assertIn("its path is 108 bytes, over the 107 a Unix socket's "
                       "path may have", str(cm.exception))
+
+    def test_module_main_exits_2_for_a_bad_endpoint(self):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in sys.path if p)  # this sift and its generated module
+        run = subprocess.run(
+            ["/usr/bin/python3", "-m", "sift", "--endpoint", "bogus", "stats"],
+            capture_output=True, text=True, timeout=30, env=env)
+        self.assertEqual(run.returncode, 2, run.stderr)
+        self.assertIn("invalid endpoint 'bogus'", run.stderr)
 
     def test_bad_endpoint_and_name(self):
         with self.assertRaises(sift.SiftError):

@@ -157,6 +157,15 @@ TEST(HardeningTest, ASecondBrokerOnAnIpcPathInUseIsRefused) {
                    ": in use: another process listens on it")))
       << ReadFile(second_log);
 
+  // Refused with another ipc:// endpoint before it: that one's socket file
+  // is not left behind either.
+  const std::string other = absl::StrCat(dir, "/other.sock");
+  const pid_t third = Spawn(
+      {*siftd, "--endpoints=ipc://" + other + "," + endpoint}, second_log);
+  ASSERT_GT(third, 0);
+  EXPECT_EQ(Reap(third, absl::Seconds(20)), 1) << ReadFile(second_log);
+  EXPECT_NE(access(other.c_str(), F_OK), 0) << other << " was left behind";
+
   // The first still answers there, to a new client too.
   EXPECT_TRUE(client->Stats(absl::Seconds(5)).ok());
   {

@@ -288,6 +288,13 @@ std::string CheckEndpoint(std::string_view endpoint) {
   }
   if (endpoint.substr(0, kIpc.size()) == kIpc) {
     if (endpoint.size() == kIpc.size()) return "needs a path after ipc://";
+    // sockaddr_un's sun_path, less its NUL (ZeroMQ: "File name too long").
+    constexpr size_t kMaxIpcPathBytes = 107;
+    if (endpoint.size() - kIpc.size() > kMaxIpcPathBytes) {
+      return absl::StrCat("has a path of ", endpoint.size() - kIpc.size(),
+                          " bytes, over the ", kMaxIpcPathBytes,
+                          " a Unix socket's path may have");
+    }
     return "";
   }
   if (endpoint.substr(0, kInproc.size()) == kInproc) {

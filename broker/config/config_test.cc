@@ -194,6 +194,12 @@ TEST(ParseConfigTomlTest, BadEndpointsNameTheEntry) {
             "siftd.toml:3: setting \"endpoints\" entry "
             "\"http://127.0.0.1:80\" must start with tcp://, ipc:// or "
             "inproc://");
+  // sockaddr_un's sun_path holds 107 bytes of path.
+  const std::string path = "/" + std::string(107, 'a');
+  EXPECT_EQ(TomlError("endpoints = [\"ipc://" + path + "\"]"),
+            "siftd.toml:1: setting \"endpoints\" entry \"ipc://" + path +
+                "\" has a path of 108 bytes, over the 107 a Unix socket's "
+                "path may have");
   EXPECT_EQ(TomlError("endpoints = [\"tcp://127.0.0.1\"]"),
             "siftd.toml:1: setting \"endpoints\" entry \"tcp://127.0.0.1\" "
             "must be tcp://HOST:PORT");

@@ -83,7 +83,7 @@ static std::string KeyForHumans(std::string_view key) {
     if (u >= 0x20 && u < 0x7f && c != '"' && c != '\\') {
       out.push_back(c);
     } else {
-      static constexpr char kHex[] = "0123456789abcdef";
+      static constexpr char kHex[] = "0123456789ABCDEF";
       out += "\\x";
       out.push_back(kHex[u >> 4]);
       out.push_back(kHex[u & 15]);

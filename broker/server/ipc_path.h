@@ -8,23 +8,19 @@
 #ifndef SIFT_BROKER_SERVER_IPC_PATH_H_
 #define SIFT_BROKER_SERVER_IPC_PATH_H_
 
-#include <cstddef>
 #include <string_view>
 
 #include "absl/status/status.h"
 
 namespace sift {
 
-// The longest path a Unix domain socket takes (sockaddr_un's sun_path, less
-// its terminating NUL), in bytes.
-inline constexpr size_t kMaxIpcPathBytes = 107;
-
 // OK for an endpoint that is not ipc://, an abstract one (ipc://@name), or
 // an ipc:// path that is free or holds a socket nobody listens on (left by
-// a broker that was killed). Otherwise: InvalidArgument for a path over
-// kMaxIpcPathBytes, Unavailable ("... in use: another process listens on
-// it") for a live socket, FailedPrecondition for a file that is not a
-// socket (it would be deleted).
+// a broker that was killed). Otherwise: Unavailable ("... in use: another
+// process listens on it") for a live socket, FailedPrecondition for a file
+// that is not a socket (it would be deleted: a symbolic link too) or a
+// directory that does not exist. (A path too long for a socket is refused
+// with the config, broker/config.)
 absl::Status CheckIpcPathFree(std::string_view endpoint);
 
 }  // namespace sift

@@ -261,11 +261,16 @@ class Server::Loop {
     if (!guard.ok()) return guard.status();
     guard_ = *std::move(guard);
     for (const std::string& endpoint : config_.endpoints) {
-      if (absl::Status s = CheckIpcPathFree(endpoint); !s.ok()) return s;
+      // A refused endpoint leaves no socket file of an earlier one behind.
+      if (absl::Status s = CheckIpcPathFree(endpoint); !s.ok()) {
+        RemoveIpcFiles();
+        return s;
+      }
       if (zmq_bind(socket_, endpoint.c_str()) != 0) {
-        return absl::UnavailableError(
-            absl::StrCat("cannot listen on ", endpoint, ": ",
-                         zmq_strerror(zmq_errno())));
+        const int err = zmq_errno();
+        RemoveIpcFiles();
+        return absl::UnavailableError(absl::StrCat(
+            "cannot listen on ", endpoint, ": ", zmq_strerror(err)));
       }
       RememberIpcFile(endpoint);
       char last[1024];

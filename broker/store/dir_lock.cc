@@ -31,7 +31,9 @@ std::string HolderPid(int fd) {
 }  // namespace
 
 absl::StatusOr<DirLock> DirLock::Acquire(const std::string& dir) {
-  const std::string path = dir + "/LOCK";
+  std::string path = dir;  // "dd/" gives "dd/LOCK", not "dd//LOCK"
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  path += "/LOCK";
   const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
     const int err = errno;

@@ -50,6 +50,12 @@ TEST(DirLockTest, OneHolderAtATime) {
   DirLock moved = *std::move(first);
   EXPECT_TRUE(moved.held());
   EXPECT_FALSE(DirLock::Acquire(dir).ok());
+  // The same directory written with a trailing slash: the same lock.
+  absl::StatusOr<DirLock> slash = DirLock::Acquire(dir + "/");
+  ASSERT_FALSE(slash.ok());
+  EXPECT_TRUE(absl::StrContains(slash.status().message(),
+                                absl::StrCat("which holds ", dir, "/LOCK:")))
+      << slash.status();
   moved = DirLock();
   EXPECT_TRUE(DirLock::Acquire(dir).ok());
 }

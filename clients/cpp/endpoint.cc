@@ -18,6 +18,7 @@ std::string EndpointProblem(std::string_view endpoint) {
   constexpr std::string_view kIpc = "ipc://";
   if (endpoint.substr(0, kIpc.size()) == kIpc) {
     const size_t bytes = endpoint.size() - kIpc.size();
+    if (bytes == 0) return "no path (ipc://PATH)";
     if (bytes > kMaxIpcPathBytes) {
       return absl::StrCat("its path is ", bytes, " bytes, over the ",
                           kMaxIpcPathBytes, " a Unix socket's path may have");

@@ -15,11 +15,11 @@ namespace sift::internal {
 inline constexpr size_t kMaxIpcPathBytes = 107;
 
 // What is wrong with an endpoint that ZeroMQ would refuse with a bare
-// "Invalid argument" (no transport://) or "File name too long" (an ipc://
-// path over kMaxIpcPathBytes), or would take and then retry forever (a
-// tcp:// port missing, out of 1 to 65535 or not a number; no host): a typo
-// used to wait out the whole connect timeout. "" for the rest: host names
-// and paths are left to ZeroMQ.
+// "Invalid argument" (no transport://, an empty ipc:// path) or "File name
+// too long" (an ipc:// path over kMaxIpcPathBytes), or would take and then
+// retry forever (a tcp:// port missing, out of 1 to 65535 or not a number; no
+// host): a typo used to wait out the whole connect timeout. "" for the rest:
+// host names and paths are left to ZeroMQ.
 std::string EndpointProblem(std::string_view endpoint);
 
 // Why nobody answered at `endpoint`, when that can be told from here: an

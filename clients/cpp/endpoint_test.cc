@@ -28,6 +28,7 @@ TEST(EndpointTest, ProblemsAreNamed) {
             "port \"74x\" is not a number from 1 to 65535");
   EXPECT_EQ(EndpointProblem("tcp://h:123456"),
             "port \"123456\" is not a number from 1 to 65535");
+  EXPECT_EQ(EndpointProblem("ipc://"), "no path (ipc://PATH)");
   EXPECT_EQ(EndpointProblem("ipc:///" + std::string(106, 'a')), "");
   EXPECT_EQ(EndpointProblem("ipc:///" + std::string(107, 'a')),
             "its path is 108 bytes, over the 107 a Unix socket's path may "

@@ -58,8 +58,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"python3 -m sift: {e}", file=sys.stderr)
         return 2
     try:
-        # A malformed --endpoint is a usage error (exit 2), as in sift.
+        # A malformed --endpoint is a usage error (exit 2), as in sift; so
+        # is inproc://, which reaches only a broker in this process.
         sift.client.check_endpoint(args.endpoint)
+        if args.endpoint.startswith("inproc://"):
+            raise sift.SiftError(
+                f"cannot connect to {args.endpoint!r}: inproc:// reaches "
+                "only a broker in the same process (use tcp:// or ipc://)")
     except sift.SiftError as e:
         print(f"python3 -m sift: {e}", file=sys.stderr)
         return 2

@@ -11,7 +11,8 @@ from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 from ._args import show
 from .errors import (Forbidden, HeadersTooLarge, InvalidArgumentType,
                      InvalidHeader, InvalidPattern, InvalidQueueGroup,
-                     InvalidTopic, PayloadTooLarge, Unsupported)
+                     InvalidRequest, InvalidTopic, PayloadTooLarge,
+                     Unsupported)
 
 #: Tokens per topic or pattern the broker accepts whatever its settings.
 HARD_MAX_TOKENS = 64
@@ -38,9 +39,19 @@ HeadersArg = Optional[Union[Mapping[Name, HeaderValue],
 def to_bytes(value: Union[str, bytes, bytearray, memoryview],
              what: str = "") -> bytes:
     """str as UTF-8; bytes-like as is. Anything else: InvalidArgumentType
-    (a TypeError) naming ``what``, the argument."""
+    (a TypeError) naming ``what``, the argument. A str holding bytes that
+    were not UTF-8, as Python decodes them from the command line or file
+    names (surrogateescape: b"caf\\xe9" is "caf\\udce9"), is sent as those
+    bytes, for the broker to judge; any other lone surrogate cannot be sent:
+    InvalidRequest."""
     if isinstance(value, str):
-        return value.encode("utf-8")
+        try:
+            return value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError as e:
+            where = f"{what}={show(value)}: " if what else ""
+            raise InvalidRequest(
+                f"{where}not encodable as UTF-8 (a lone surrogate at "
+                f"position {e.start}); pass bytes") from None
     if isinstance(value, bytes):
         return value
     if isinstance(value, (bytearray, memoryview)):

@@ -76,10 +76,24 @@ MAX_IPC_PATH_BYTES = 107
 
 
 def check_endpoint(endpoint: str) -> None:
+    """SiftError, at once, for an endpoint ZeroMQ would refuse with a bare
+    errno text or take and retry until the connect timeout: no or an
+    unknown transport (ZeroMQ's are lowercase), an ipc:// path that is
+    empty or over MAX_IPC_PATH_BYTES, a tcp:// one without a host or a port
+    from 1 to 65535."""
     if not isinstance(endpoint, str) or "://" not in endpoint:
         raise SiftError(
             f"invalid endpoint {endpoint!r} (endpoints look like "
             "tcp://127.0.0.1:7440 or ipc:///path)")
+    transport = endpoint.split("://", 1)[0]
+    if transport not in ("tcp", "ipc", "inproc"):
+        raise SiftError(
+            f"cannot connect to {endpoint!r}: unknown transport "
+            f"{transport + '://'!r} (endpoints look like tcp://127.0.0.1:7440 "
+            "or ipc:///path)")
+    if endpoint == "ipc://":
+        raise SiftError(f"cannot connect to {endpoint!r}: no path "
+                        "(ipc://PATH)")
     if endpoint.startswith("ipc://"):
         # sockaddr_un's sun_path: ZeroMQ's own error says only "File name
         # too long".

@@ -11,7 +11,7 @@ import datetime
 import math
 from typing import Iterable, Mapping, Optional, Sequence, Tuple, Union
 
-from . import _args
+from . import _args, _validate
 from .errors import InvalidArgumentType, InvalidRequest
 
 
@@ -413,13 +413,8 @@ class StreamStart:
 
 
 def _to_bytes(value: Union[str, bytes], what: str = "name") -> bytes:
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    # bytes(42) would be 42 zero bytes on the wire.
-    raise InvalidArgumentType(f"{what}={_args.show(value)}: expected str or "
-                              f"bytes, got {type(value).__name__}")
+    # Not bytes(value): bytes(42) would be 42 zero bytes on the wire.
+    return _validate.to_bytes(value, what)
 
 
 def _seconds_or_none(ms: int) -> Optional[float]:

@@ -73,6 +73,28 @@ class ConnectTest(BrokerTestCase):
             capture_output=True, text=True, timeout=30, env=env)
         self.assertEqual(run.returncode, 2, run.stderr)
         self.assertIn("invalid endpoint 'bogus'", run.stderr)
+        for endpoint, said in (("inproc://x", "reaches only a broker"),
+                               ("ipc://", "no path (ipc://PATH)"),
+                               ("http://x:1", "unknown transport 'http://'"),
+                               ("TCP://127.0.0.1:1",
+                                "unknown transport 'TCP://'")):
+            run = subprocess.run(
+                ["/usr/bin/python3", "-m", "sift", "--endpoint", endpoint,
+                 "stats"], capture_output=True, text=True, timeout=30,
+                env=env)
+            self.assertEqual(run.returncode, 2, endpoint + run.stderr)
+            self.assertIn(said, run.stderr)
+        # Arguments that are not UTF-8 (surrogateescape in sys.argv) are
+        # sent as their bytes, for the broker to judge: one line, exit 1.
+        run = subprocess.run(
+            [b"/usr/bin/python3", b"-m", b"sift", b"--endpoint",
+             self.siftd.endpoint.encode(), b"pub", b"t.\xe9", b"hi"],
+            capture_output=True, timeout=30, env=env)
+        self.assertEqual(run.returncode, 1, run.stderr)
+        self.assertEqual(
+            run.stderr,
+            b'python3 -m sift: INVALID_TOPIC: invalid topic "t.\\xE9": byte '
+            b'0xE9 at offset 2 is not allowed\n')
 
     def test_bad_endpoint_and_name(self):
         with self.assertRaises(sift.SiftError):
@@ -374,6 +396,17 @@ class ErrorsTest(BrokerTestCase):
             self.raw_confirmed_pub(c, "caf\u00e9.x\n".encode(), b"")
         self.assertEqual(local.exception.message, broker.exception.message)
         self.assertIn('"caf\\xC3\\xA9.x\\x0A"', local.exception.message)
+        # A str from the command line or a file name holding bytes that are
+        # not UTF-8 (surrogateescape) is those bytes; another lone
+        # surrogate cannot be encoded: a SiftError, not UnicodeEncodeError.
+        with self.assertRaises(sift.InvalidTopic) as cm:
+            c.publish("t.\udce9", b"")
+        self.assertIn('"t.\\xE9"', cm.exception.message)
+        with self.assertRaises(sift.InvalidRequest) as cm:
+            c.publish("t.\ud800", b"")
+        self.assertIn("not encodable as UTF-8", cm.exception.message)
+        with self.assertRaises(sift.InvalidRequest):
+            c.stream_info("s\ud800")
 
     def test_broker_refusals_carry_their_codes(self):
         c = self.client()

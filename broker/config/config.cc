@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/un.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
@@ -289,7 +290,7 @@ std::string CheckEndpoint(std::string_view endpoint) {
   if (endpoint.substr(0, kIpc.size()) == kIpc) {
     if (endpoint.size() == kIpc.size()) return "needs a path after ipc://";
     // sockaddr_un's sun_path, less its NUL (ZeroMQ: "File name too long").
-    constexpr size_t kMaxIpcPathBytes = 107;
+    constexpr size_t kMaxIpcPathBytes = sizeof(sockaddr_un::sun_path) - 1;
     if (endpoint.size() - kIpc.size() > kMaxIpcPathBytes) {
       return absl::StrCat("has a path of ", endpoint.size() - kIpc.size(),
                           " bytes, over the ", kMaxIpcPathBytes,

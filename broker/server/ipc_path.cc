@@ -9,21 +9,27 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "broker/base/absl_view.h"
 
 namespace sift {
 
-absl::Status CheckIpcPathFree(std::string_view endpoint) {
+std::string IpcSocketFile(std::string_view endpoint) {
   constexpr std::string_view kIpc = "ipc://";
-  if (endpoint.substr(0, kIpc.size()) != kIpc) return absl::OkStatus();
-  const std::string path(endpoint.substr(kIpc.size()));
+  if (endpoint.substr(0, kIpc.size()) != kIpc) return "";
+  const std::string_view path = endpoint.substr(kIpc.size());
+  if (path.empty() || path[0] == '@' || path == "*") return "";
+  return std::string(path);
+}
+
+absl::Status CheckIpcPathFree(std::string_view endpoint) {
+  const std::string path = IpcSocketFile(endpoint);
   sockaddr_un addr = {};
   // Abstract sockets (Linux) have no file; ZeroMQ's bind reports one in
   // use. A path too long for a socket is the config's to refuse.
-  if (path.empty() || path[0] == '@' || path == "*" ||
-      path.size() >= sizeof(addr.sun_path)) {
+  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
     return absl::OkStatus();
   }
   struct stat st;
@@ -62,6 +68,25 @@ absl::Status CheckIpcPathFree(std::string_view endpoint) {
         ": in use: another process listens on it (another siftd?)"));
   }
   return absl::OkStatus();  // a socket left behind: ZeroMQ replaces it
+}
+
+void IpcSocketFiles::Remember(std::string_view endpoint) {
+  std::string path = IpcSocketFile(endpoint);
+  struct stat st;
+  if (path.empty() || lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+    return;
+  }
+  files_.emplace_back(std::move(path), st.st_ino);
+}
+
+void IpcSocketFiles::RemoveAll() {
+  for (const auto& [path, inode] : files_) {
+    struct stat st;
+    if (lstat(path.c_str(), &st) == 0 && st.st_ino == inode) {
+      unlink(path.c_str());
+    }
+  }
+  files_.clear();
 }
 
 }  // namespace sift

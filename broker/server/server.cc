@@ -7,7 +7,6 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -263,16 +262,16 @@ class Server::Loop {
     for (const std::string& endpoint : config_.endpoints) {
       // A refused endpoint leaves no socket file of an earlier one behind.
       if (absl::Status s = CheckIpcPathFree(endpoint); !s.ok()) {
-        RemoveIpcFiles();
+        ipc_files_.RemoveAll();
         return s;
       }
       if (zmq_bind(socket_, endpoint.c_str()) != 0) {
         const int err = zmq_errno();
-        RemoveIpcFiles();
+        ipc_files_.RemoveAll();
         return absl::UnavailableError(absl::StrCat(
             "cannot listen on ", endpoint, ": ", zmq_strerror(err)));
       }
-      RememberIpcFile(endpoint);
+      ipc_files_.Remember(endpoint);
       char last[1024];
       size_t len = sizeof(last);
       if (zmq_getsockopt(socket_, ZMQ_LAST_ENDPOINT, last, &len) == 0 &&
@@ -286,31 +285,6 @@ class Server::Loop {
   }
 
   const std::vector<std::string>& endpoints() const { return endpoints_; }
-
-  // The socket files of the ipc:// endpoints bound, removed at a clean stop
-  // (ZeroMQ leaves them): a client's "there is no socket file" then says
-  // the broker is gone. Each is removed only if it is still the file this
-  // broker bound (its inode), not one a broker started since has made.
-  void RememberIpcFile(const std::string& endpoint) {
-    constexpr std::string_view kIpc = "ipc://";
-    if (endpoint.compare(0, kIpc.size(), kIpc) != 0) return;
-    std::string path = endpoint.substr(kIpc.size());
-    struct stat st;
-    if (path.empty() || path[0] == '@' || lstat(path.c_str(), &st) != 0 ||
-        !S_ISSOCK(st.st_mode)) {
-      return;
-    }
-    ipc_files_.emplace_back(std::move(path), st.st_ino);
-  }
-  void RemoveIpcFiles() {
-    for (const auto& [path, inode] : ipc_files_) {
-      struct stat st;
-      if (lstat(path.c_str(), &st) == 0 && st.st_ino == inode) {
-        unlink(path.c_str());
-      }
-    }
-    ipc_files_.clear();
-  }
 
   // Durable streams (broker/streams) when data_dir is set. [[streams]]
   // without a data_dir is a configuration error.
@@ -537,7 +511,7 @@ class Server::Loop {
     zmq_close(socket_);
     socket_ = nullptr;
     guard_.reset();  // its sockets too, or zmq_ctx_term would wait for them
-    RemoveIpcFiles();
+    ipc_files_.RemoveAll();
   }
 
  private:
@@ -3006,7 +2980,7 @@ class Server::Loop {
   bool in_batch_ = false;
   int64_t batch_unix_ms_ = 0;
   uint32_t batch_entries_ = 0;  // of the BATCH HandleMessage just routed
-  std::vector<std::pair<std::string, ino_t>> ipc_files_;  // RememberIpcFile
+  IpcSocketFiles ipc_files_;    // of the ipc:// endpoints bound
   // Spare chunks for the messages Deliveries holds, faulted in off this
   // thread (MessageArena::Warmer): half of what the arena keeps (8 MiB),
   // the other half left for chunks that empty during a burst.

@@ -113,12 +113,10 @@ absl::Status Validate(const StreamSettings& s, bool inbox_subjects_ok) {
         absl::StrCat("stream name must be 1 to 64 bytes (got ", s.name.size(),
                      ")"));
   }
-  for (char c : s.name) {
-    if (!NameChar(c)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "stream name \"", s.name,
-          "\" may only hold letters, digits, '_' and '-'"));
-    }
+  if (!ValidStreamName(s.name)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stream name \"", s.name,
+                     "\" may only hold letters, digits, '_' and '-'"));
   }
   if (s.subjects.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(

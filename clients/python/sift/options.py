@@ -392,7 +392,9 @@ class StreamStart:
                        "a consumer name (str; \"\": ephemeral)")
         deliver_fields(self.deliver)
         if not self.stream:
-            raise InvalidRequest("a StreamStart needs a stream name")
+            raise InvalidRequest(
+                "stream=\"\": a stream name is 1 to 64 bytes of letters, "
+                "digits, '_' and '-'")
 
     def fill(self, start, resume_after: int = 0) -> None:
         """Writes this into a wire StreamStart. ``resume_after`` > 0 (an

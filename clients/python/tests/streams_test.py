@@ -334,6 +334,14 @@ class StreamsTest(_DataDir, BrokerTestCase):
             c.fetch(name, deliver="oldest")
         with self.assertRaises(sift.InvalidRequest):
             c.fetch(sift.StreamStart(name), consumer="x")
+        # An empty name is named as the argument given, not as a
+        # StreamStart the caller never made.
+        for call in (lambda: c.fetch(""), lambda: c.subscribe(">", stream="")):
+            with self.assertRaises(sift.InvalidRequest) as cm:
+                call()
+            self.assertIn('stream="": a stream name is 1 to 64',
+                          str(cm.exception))
+            self.assertNotIn("StreamStart", str(cm.exception))
         with self.assertRaises(sift.InvalidPattern):
             c.fetch(name, pattern="a..b")
         with self.assertRaises(sift.InvalidRequest):

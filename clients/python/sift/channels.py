@@ -39,13 +39,18 @@ Design (docs/python.md, "Django Channels", says the same for users):
 - **Normal channels** (no ``!``: worker channels) are shared by every
   process: the topic ``<topic prefix>.n.<channel>`` with an explicit-ack
   queue group (protocol.md §6.2) per channel. A process joins the group the
-  first time it sends to or receives from the channel (so the broker keeps
-  messages in the group's backlog even while nobody waits). Each member
-  takes at most one message at a time; a message that no local
-  ``receive()`` takes within ``hold`` seconds is NACKed back to the broker,
-  which offers it to another member; ``receive()`` confirms its ack before
-  returning the message and skips a message whose ack fails (it was
-  redelivered elsewhere), so each message is received once.
+  first time it receives from the channel; before its first send to it in
+  a session it DECLAREs the group's work queue (so the broker keeps
+  messages in the group's backlog even while nobody receives, and a
+  sender that never receives takes none). Each member takes at most one
+  message at a time; a message that no local ``receive()`` takes within
+  ``hold`` seconds is NACKed back to the broker, which offers it to
+  another member; ``receive()`` confirms its ack before returning the
+  message and skips a message whose ack fails (it was redelivered
+  elsewhere), so each message is received once. A ``receive()`` cancelled
+  during its ack keeps the acknowledged message (``_Taken``) for the next
+  ``receive()`` here, or sends it to the channel again after ``hold``
+  seconds or at close.
 - **Encoding**: the message dict as msgpack (Debian's python3-msgpack, as
   channels_redis), the channel name and expiry time in sift headers.
 - **Expiry**: every message carries its expiry time (``exp`` header, Unix
@@ -118,7 +123,22 @@ def _encode(message: Dict[str, Any]) -> bytes:
 
 
 def _decode(data: bytes) -> Dict[str, Any]:
-    return msgpack.unpackb(data, raw=False)
+    # strict_map_key=False: a message whose dicts have int (or other
+    # non-str) keys reads back as it was sent, as in channels'
+    # InMemoryChannelLayer, instead of failing at the receiver.
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+class _Taken:
+    """A normal-channel message this process acknowledged for a receive()
+    that was cancelled before it could return it: the next receive() of
+    the channel here returns it without acking again (channels_redis keeps
+    such messages in a receive buffer the same way)."""
+
+    __slots__ = ("msg",)
+
+    def __init__(self, msg: Message) -> None:
+        self.msg = msg
 
 
 class _Buffer:
@@ -346,6 +366,9 @@ class _LoopLayer:
         self.group_subs: Dict[str, AsyncSubscription] = {}
         self.normal_subs: Dict[str, AsyncSubscription] = {}
         self.normal_pending: Dict[str, _Buffer] = {}
+        # normal channel -> the client_id of the session that DECLAREd its
+        # work queue (a broker restart forgets declarations).
+        self.normal_declared: Dict[str, str] = {}
         self._subs = []
         self._closed = False
         self._next_sweep = 0.0
@@ -392,6 +415,13 @@ class _LoopLayer:
             self.client = client
 
     async def close(self) -> None:
+        if self.client is not None and not self._closed:
+            # Messages acknowledged for cancelled receive()s go back to
+            # their channels for other processes.
+            for channel, buf in list(self.normal_pending.items()):
+                for _, item in list(buf.items):
+                    if isinstance(item, _Taken) and buf.remove(item):
+                        await self._resend_now(channel, item)
         self._closed = True
         client, self.client = self.client, None
         if client is not None:
@@ -569,7 +599,18 @@ class _LoopLayer:
 
     # ---- normal channels ----
 
+    def _normal_ack(self, channel: str) -> AckOptions:
+        """The work-queue policy of a normal channel's group, the same in
+        every process of this configuration (the broker refuses a member
+        whose max_deliver, max_queued or backoff differ)."""
+        return AckOptions(ack_wait=max(30.0, self.parent.hold * 10),
+                          max_deliver=0, max_in_flight=1,
+                          max_queued=self.parent.get_capacity(channel),
+                          backoff_initial=0.01, backoff_max=0.5,
+                          backoff_jitter=0.0)
+
     async def _join_normal(self, channel: str) -> None:
+        """Makes this process a receiving member of the channel's group."""
         if channel in self.normal_subs:
             return
         async with self._sub_lock:
@@ -579,17 +620,28 @@ class _LoopLayer:
             self.normal_subs[channel] = await self.client.subscribe(
                 self.normal_topic(channel),
                 queue_group=self.normal_group(channel),
-                ack=AckOptions(ack_wait=max(30.0, self.parent.hold * 10),
-                               max_deliver=0, max_in_flight=1,
-                               max_queued=self.parent.get_capacity(channel),
-                               backoff_initial=0.01, backoff_max=0.5,
-                               backoff_jitter=0.0),
-                callback=self._on_normal,
+                ack=self._normal_ack(channel), callback=self._on_normal,
                 timeout=self.parent.send_timeout)
+
+    async def _declare_normal(self, channel: str) -> None:
+        """Makes the broker keep the channel's work queue (DECLARE,
+        protocol.md §6.2) before this process's first send to it in this
+        session, so that what is sent waits there while no process
+        receives. A sender does not join the group: a member takes a
+        message, and one that never receives would only hold it for
+        ``hold`` seconds and count against ``capacity``."""
+        session = self.client.client_id
+        if self.normal_declared.get(channel) == session:
+            return
+        await self.client.declare(self.normal_topic(channel),
+                                  self.normal_group(channel),
+                                  self._normal_ack(channel),
+                                  timeout=self.parent.send_timeout)
+        self.normal_declared[channel] = session
 
     async def _send_normal(self, channel: str, data: bytes,
                            expires_at: float) -> None:
-        await self._join_normal(channel)
+        await self._declare_normal(channel)
         try:
             await self.client.publish_confirmed(
                 self.normal_topic(channel), data,
@@ -637,15 +689,60 @@ class _LoopLayer:
         await self._join_normal(channel)
         buf = self.normal_pending[channel]
         while True:
-            msg = await buf.get()
-            try:
-                await self.client.ack(msg, timeout=self.parent.send_timeout)
-            except (UnknownDelivery, Timeout, SiftError):
-                continue  # redelivered elsewhere: not ours any more
+            item = await buf.get()
+            if isinstance(item, _Taken):
+                msg = item.msg  # acknowledged by a cancelled receive()
+            else:
+                msg = item
+                # Shielded: a cancelled receive() cannot take back an ACK
+                # already sent, so the message it confirms is kept for
+                # the next receive() (_keep_taken) instead of being lost.
+                ack = self.loop.create_task(
+                    self.client.ack(msg, timeout=self.parent.send_timeout))
+                try:
+                    await asyncio.shield(ack)
+                except asyncio.CancelledError:
+                    ack.add_done_callback(
+                        lambda done: self._keep_taken(channel, msg, done))
+                    raise
+                except (UnknownDelivery, Timeout, SiftError):
+                    continue  # redelivered elsewhere: not ours any more
             expires_at = float(msg.header("exp") or 0)
             if expires_at < time.time():
                 continue
             return _decode(msg.payload)
+
+    def _keep_taken(self, channel: str, msg: Message,
+                    ack: "asyncio.Task") -> None:
+        """After a receive() was cancelled during its ACK: if the ACK
+        succeeded, the message is this process's; the next receive() of
+        the channel gets it, and if none comes within ``hold`` seconds it
+        is sent to the channel again (a new message, for any process)."""
+        if ack.cancelled() or ack.exception() is not None:
+            return  # not acknowledged: redelivered elsewhere
+        buf = self.normal_pending.get(channel)
+        if buf is None or self._closed:
+            return
+        taken = _Taken(msg)
+        buf.put(float("inf"), taken)
+        self.loop.call_later(self.parent.hold, self._resend_taken, channel,
+                             buf, taken)
+
+    def _resend_taken(self, channel: str, buf: _Buffer,
+                      taken: _Taken) -> None:
+        if buf.remove(taken) and self.client is not None and \
+                not self._closed:
+            self.loop.create_task(self._resend_now(channel, taken))
+
+    async def _resend_now(self, channel: str, taken: _Taken) -> None:
+        expires_at = float(taken.msg.header("exp") or 0)
+        if expires_at < time.time():
+            return
+        try:
+            await self._send_normal(channel, taken.msg.payload, expires_at)
+        except Exception as exc:  # noqa: BLE001  (logged: it is lost)
+            log.warning("channel %s: a message kept after a cancelled "
+                        "receive() could not be sent again: %r", channel, exc)
 
     # ---- flush ----
 
@@ -667,7 +764,8 @@ class _LoopLayer:
             self.groups.clear()
             group_subs, self.group_subs = self.group_subs, {}
             for buf in self.normal_pending.values():
-                held = [msg for _, msg in buf.items]
+                held = [msg for _, msg in buf.items
+                        if not isinstance(msg, _Taken)]
                 buf.items.clear()
                 for msg in held:
                     await self._ack_quietly(msg)

@@ -102,13 +102,66 @@ class SendReceiveTest(LayerTestCase):
         await layer.send(channel, {"type": "after"})
         self.assertEqual((await self.recv(layer, channel))["type"], "after")
 
+    async def test_cancelled_receives_of_a_normal_channel_lose_nothing(self):
+        # A receive() cancelled while its ACK is on the way (wait_for
+        # running out, a consumer stopping) must not lose the message it
+        # confirmed. Cancels after 0-4 ms, as a trial did (it lost 5 of 30
+        # before the fix); whether one lands during an ACK depends on
+        # timing, and the next test makes sure one does.
+        receiver, sender = self.layer(), self.layer()
+        channel = "cancelled-%d" % id(self)
+        got = []
+        for i in range(30):
+            task = asyncio.ensure_future(receiver.receive(channel))
+            await asyncio.sleep(0.02)
+            await sender.send(channel, {"type": "m", "i": i})
+            await asyncio.sleep((i % 5) / 1000)
+            task.cancel()
+            try:
+                got.append((await task)["i"])
+            except asyncio.CancelledError:
+                pass
+        while len(got) < 30:
+            got.append((await self.recv(receiver, channel, timeout=10))["i"])
+        self.assertEqual(sorted(got), list(range(30)))
+        await self.assertNothing(receiver, channel)
+
+    async def test_a_kept_message_goes_back_when_no_receive_comes(self):
+        # The message a cancelled receive() confirmed is sent to the
+        # channel again after `hold` when this process receives no more.
+        # The ACK is made slow here so that the cancel lands during it.
+        first = self.layer(hold=0.1)
+        channel = "kept-%d" % id(self)
+        await first.send(channel, {"type": "m", "n": 1})
+        loop_layer = first._layers[asyncio.get_running_loop()]
+        real_ack = loop_layer.client.ack
+
+        async def slow_ack(msg, **kwargs):
+            await asyncio.sleep(0.2)
+            return await real_ack(msg, **kwargs)
+
+        loop_layer.client.ack = slow_ack
+        task = asyncio.ensure_future(first.receive(channel))
+        deadline = time.monotonic() + 5
+        while not loop_layer.normal_subs and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # delivered, its ACK on the way
+        task.cancel()
+        with self.assertRaises(asyncio.CancelledError):
+            await task
+        loop_layer.client.ack = real_ack
+        other = self.layer()
+        self.assertEqual(await self.recv(other, channel),
+                         {"type": "m", "n": 1})
+        await self.assertNothing(first, channel)
+
     async def test_message_values_round_trip(self):
         layer = self.layer()
         channel = await layer.new_channel()
         message = {"type": "x", "bytes": b"\x00\xff", "int": -7,
                    "big": 2 ** 40, "float": 1.5, "none": None,
                    "list": [1, "two", [3]], "nested": {"a": {"b": True}},
-                   "text": "h\u00e9llo"}
+                   "text": "h\u00e9llo", "int_keys": {1: "a", 2: [3]}}
         await layer.send(channel, message)
         self.assertEqual(await self.recv(layer, channel), message)
 
@@ -253,16 +306,44 @@ class CapacityTest(LayerTestCase):
 
     async def test_normal_channel_full_raises_channel_full(self):
         # A normal channel's bound is its work queue's max_queued in the
-        # broker (capacity), plus the one message a receiving process
-        # holds; beyond, the broker answers QUEUE_FULL -> ChannelFull.
+        # broker (capacity), plus the one message each receiving process
+        # holds; beyond, the broker answers QUEUE_FULL -> ChannelFull. A
+        # process that has only sent holds none (it declares the queue,
+        # it does not join it): the bound is exactly `capacity`.
         layer = self.layer(capacity=2)
         channel = "normal-full-%d" % id(self)
-        for i in range(3):
+        for i in range(2):
             await layer.send(channel, {"type": "m", "i": i})
         with self.assertRaises(ChannelFull):
-            await layer.send(channel, {"type": "m", "i": 3})
+            await layer.send(channel, {"type": "m", "i": 2})
+        got = [(await self.recv(layer, channel))["i"] for _ in range(2)]
+        self.assertEqual(sorted(got), [0, 1])
+        # Now a receiving member, this process holds one more.
+        for i in range(3, 6):
+            await layer.send(channel, {"type": "m", "i": i})
+        with self.assertRaises(ChannelFull):
+            await layer.send(channel, {"type": "m", "i": 6})
         got = [(await self.recv(layer, channel))["i"] for _ in range(3)]
-        self.assertEqual(sorted(got), [0, 1, 2])
+        self.assertEqual(sorted(got), [3, 4, 5])
+
+    async def test_a_process_that_only_sends_takes_no_message(self):
+        # Before the fix, a sender joined the channel's group: it took
+        # every other message and held it `hold` seconds before handing
+        # it back, so a waiting receiver got it that late.
+        sender, receiver = self.layer(hold=5.0), self.layer(hold=5.0)
+        channel = "sender-only-%d" % id(self)
+        self.assertEqual(
+            (await asyncio.gather(
+                receiver.receive(channel),
+                sender.send(channel, {"type": "m", "i": -1})))[0]["i"], -1)
+        for i in range(6):
+            await sender.send(channel, {"type": "m", "i": i})
+            # Well within `hold`: a sender holding it would make this wait
+            # the 5 s.
+            self.assertEqual(
+                (await self.recv(receiver, channel, timeout=2.5))["i"], i)
+        loop_layer = sender._layers[asyncio.get_running_loop()]
+        self.assertEqual(loop_layer.normal_subs, {})
 
     async def test_group_send_to_a_full_channel_does_not_raise(self):
         layer = self.layer(capacity=1)

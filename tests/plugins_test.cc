@@ -1714,7 +1714,92 @@ plugin = "header_set"
   EXPECT_EQ(d->header("sift-plugin"), "router");
   const std::string reason(d->header("sift-reason").value_or(""));
   EXPECT_TRUE(absl::StrContains(reason, "at most 2")) << reason;
-  EXPECT_EQ(d->header("added"), "1");
+  // The headers were what the broker refused: the dead letter leaves them
+  // out, so that it stays within what a client may receive.
+  EXPECT_EQ(d->header("added"), std::nullopt);
+  EXPECT_EQ(d->header("a"), std::nullopt);
+  EXPECT_EQ(d->payload(), "p");
+}
+
+// Every output the broker refuses is counted once, under its reason, and
+// dead-lettered once, carrying the output less the field refused, so that
+// the dead letter is itself routable and within a client's limits: an
+// oversized payload or a bad reply_to made the dead letter refused too
+// (counted twice, and nothing dead-lettered), and too many headers went
+// out with the dead letter (103 of a 64-header limit). Route chains and
+// subscription chains alike.
+TEST(PluginsTest, EveryRefusedOutputIsCountedOnceAndDeadLetteredOnce) {
+  constexpr char kScript[] = R"lua(
+function transform(m)
+  if m.payload == "big" then return {payload = string.rep("x", 3000)} end
+  if m.payload == "replyto" then return {reply_to = "bad..x"} end
+  if m.payload == "headers" then
+    local h = {}
+    for i = 1, 5 do h[#h + 1] = {"h" .. i, "v"} end
+    return {headers = h}
+  end
+  if m.payload == "reserved" then return {topic = "$sift.x"} end
+  return m
+end
+)lua";
+  auto siftd = StartWithConfig(
+      "refused_kinds",
+      absl::StrCat("max_payload_bytes = 1000\nmax_headers = 4\n"
+                   "[subscriptions]\nplugins = [\"lua_transform\"]\n"
+                   "[[routes]]\npattern = \"r.>\"\n[[routes.chain]]\n"
+                   "plugin = \"lua_transform\"\nsource = '''",
+                   kScript, "'''\n"));
+  ASSERT_NE(siftd, nullptr);
+  auto c = Connect(siftd->endpoint());
+  ASSERT_NE(c, nullptr);
+  auto dead = c->Subscribe("$sift.deadletter.>");
+  ASSERT_TRUE(dead.ok()) << dead.status();
+  SubscribeOptions o;
+  o.plugins.push_back({"lua_transform", {{"source", kScript}}});
+  auto transformed = c->Subscribe("s.>", o);
+  ASSERT_TRUE(transformed.ok()) << transformed.status();
+
+  struct Case {
+    std::string payload;
+    std::string reason;  // the drop reason counted
+  };
+  const std::vector<Case> cases = {{"big", "payload_too_large"},
+                                   {"replyto", "invalid_topic"},
+                                   {"headers", "headers_too_large"},
+                                   {"reserved", "plugin_error"}};
+  for (const char* prefix : {"r", "s"}) {
+    for (const Case& k : cases) {
+      SCOPED_TRACE(absl::StrCat(prefix, " ", k.payload));
+      auto before = c->Stats();
+      ASSERT_TRUE(before.ok()) << before.status();
+      const std::string topic = absl::StrCat(prefix, ".x");
+      SIFT_ASSERT_OK(c->PublishConfirmed(topic, k.payload, kTimeout));
+      auto d = (*dead)->Next(kTimeout);
+      ASSERT_TRUE(d.ok()) << d.status();
+      EXPECT_EQ(d->topic(), absl::StrCat("$sift.deadletter.", topic));
+      EXPECT_EQ(d->header("sift-plugin"), "router");
+      EXPECT_EQ(d->header("sift-original-topic"), topic);
+      EXPECT_LE(d->headers().size(), 4u + 3u);
+      EXPECT_LE(d->payload().size(), 1000u);
+      EXPECT_EQ(d->reply_to(), "");
+      if (k.payload == "big") {
+        EXPECT_EQ(d->payload(), "");
+        const std::string reason(d->header("sift-reason").value_or(""));
+        EXPECT_TRUE(absl::StrContains(reason, "3000 bytes")) << reason;
+      }
+      if (k.payload == "headers") {
+        EXPECT_EQ(d->header("h1"), std::nullopt);
+      }
+      // Nothing more: one dead letter per refused output.
+      EXPECT_EQ((*dead)->Next(absl::Milliseconds(200)).status().code(),
+                absl::StatusCode::kDeadlineExceeded);
+      auto after = c->Stats();
+      ASSERT_TRUE(after.ok()) << after.status();
+      EXPECT_EQ(Drops(*after, k.reason) - Drops(*before, k.reason), 1u);
+    }
+  }
+  EXPECT_EQ((*transformed)->Next(absl::Milliseconds(200)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
 }
 
 // [[message_types]] gives protobuf plugins the type of the topics a pattern

@@ -1334,10 +1334,7 @@ class Server::Loop {
               {{"topic", std::string(m.topic)},
                {"error", std::string(s.message())}});
         }
-        const plugin::OutMessage d = plugin::MakeDeadLetter(
-            pub.topic, m.headers, m.reply_to, m.payload, "router",
-            std::string(s.message()));
-        RouteDeadLetter(ViewOf(d), d.payload, nullptr, /*through_chains=*/true);
+        DeadLetterRefusedOutput(pub.topic, m, s, /*through_chains=*/true);
         continue;
       }
       if (retain_current_) StoreRetained(view, m.payload);
@@ -2135,6 +2132,39 @@ class Server::Loop {
     }
   }
 
+  // Dead-letters output `m` of a chain run on a message published on
+  // `original_topic`, which the broker refused with `refusal` (already
+  // counted and logged): sift-plugin "router", sift-reason the refusal. The
+  // dead letter carries the output less each field the broker would not
+  // route (a reply_to that is not a valid topic, a payload over
+  // max_payload_bytes, headers past the header limits: left out, the
+  // reason says why), so that it is itself routed, once, and within the
+  // limits a client receives (its own three sift-* headers aside).
+  void DeadLetterRefusedOutput(std::string_view original_topic,
+                               const plugin::OutMessage& m,
+                               const absl::Status& refusal,
+                               bool through_chains) {
+    const RouterLimits& limits = router_.limits();
+    const std::string_view reply_to =
+        m.reply_to.empty() ||
+                topic::ValidateTopic(m.reply_to, limits.topic).ok()
+            ? std::string_view(m.reply_to)
+            : std::string_view();
+    const std::string_view payload =
+        m.payload.size() <= limits.max_payload_bytes
+            ? std::string_view(m.payload)
+            : std::string_view();
+    const std::string_view headers =
+        m.headers.empty() ||
+                protocol::ValidateHeaders(m.headers, limits.headers).ok()
+            ? std::string_view(m.headers)
+            : std::string_view();
+    const plugin::OutMessage d =
+        plugin::MakeDeadLetter(original_topic, headers, reply_to, payload,
+                               "router", std::string(refusal.message()));
+    RouteDeadLetter(ViewOf(d), d.payload, nullptr, through_chains);
+  }
+
   // The PubView of a chain's OutMessage, or of a stored message.
   static protocol::PubView ViewOf(const plugin::OutMessage& m) {
     protocol::PubView view;
@@ -2191,6 +2221,8 @@ class Server::Loop {
                  {"client", router_.client_id(t.client)},
                  {"error", std::string(s.message())}});
           }
+          // Not through subscription chains (see below).
+          DeadLetterRefusedOutput(pub.topic, m, s, /*through_chains=*/false);
           continue;
         }
         DeliverOne(t, view, m.payload, share);

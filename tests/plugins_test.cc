@@ -1500,6 +1500,12 @@ descriptor_sets = [")toml",
     std::string says;
   };
   const std::vector<Case> cases = {
+      // One setting given twice (sift sub --with k=1 --with k=2): refused
+      // as the config refuses it; the plugin saw only the first value,
+      // the second unchecked (window_ms 0 is out of range).
+      {{"dedup", {{"window_ms", "1000"}, {"window_ms", "0"}}},
+       wire::INVALID_PLUGIN,
+       "plugin 1 (\"dedup\"): setting \"window_ms\" is given twice"},
       {{"proto_to_json", {{"descriptor_set", garbage}, {"type", "shop.Order"}}},
        wire::INVALID_PLUGIN,
        "descriptor_set"},

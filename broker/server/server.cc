@@ -26,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "broker/base/absl_view.h"
+#include "broker/base/quoted_text.h"
 #include "broker/base/utf8_text.h"
 #include "broker/delivery/deliveries.h"
 #include "broker/delivery/message_arena.h"
@@ -1173,8 +1174,19 @@ class Server::Loop {
       for (const wire::PluginSpec& p : sub.plugins()) {
         plugin::StageSpec spec;
         spec.plugin = p.name();
-        for (const wire::HeaderField& kv : p.settings()) {
-          spec.config.Add(kv.key(), kv.value());
+        for (int i = 0; i < p.settings_size(); ++i) {
+          const std::string& key = p.settings(i).key();
+          for (int j = 0; j < i; ++j) {
+            if (p.settings(j).key() != key) continue;
+            // As in the config: one setting cannot have two values (the
+            // plugin would see only one of them, silently).
+            return SendClientError(
+                routing_id, true, client, h.request_id(), wire::INVALID_PLUGIN,
+                absl::StrCat("plugin ", stages.size() + 1, " (",
+                             Quoted(p.name()), "): setting ", Quoted(key),
+                             " is given twice"));
+          }
+          spec.config.Add(key, p.settings(i).value());
         }
         stages.push_back(std::move(spec));
       }

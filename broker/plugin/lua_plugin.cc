@@ -87,6 +87,8 @@ class LuaVm {
   static int CallTransform(lua_State* L);
   static void PushMessage(lua_State* L, const Message& m);
   static void ReadMessage(lua_State* L, int index);
+  static void CheckKeys(lua_State* L, int index, bool message,
+                        lua_Integer length);
   static void ReadField(lua_State* L, int index, const char* name,
                         std::string_view original,
                         std::optional<std::string>* out);
@@ -417,9 +419,46 @@ void LuaVm::ReadHeaders(lua_State* L, int index, const Message& input,
   if (h == input.headers()) out->reset();
 }
 
+// Refuses a key the table at `index` may not have: a message table
+// (`message`) has only the four message fields; an array of messages only
+// [1] to [length]. Without this a typo ({paylod = "x"}) was ignored: the
+// input's payload went out, or a top-level table of no known field was an
+// empty array and the message was dropped, both silently.
+void LuaVm::CheckKeys(lua_State* L, int index, bool message,
+                      lua_Integer length) {
+  LuaVm* vm = From(L);
+  lua_pushnil(L);
+  while (lua_next(L, index) != 0) {
+    lua_pop(L, 1);  // the value; the key stays for lua_next
+    if (message && lua_type(L, -1) == LUA_TSTRING) {
+      size_t n;
+      const char* k = lua_tolstring(L, -1, &n);  // a string: no conversion
+      const std::string_view key(k, n);
+      if (key == "topic" || key == "reply_to" || key == "payload" ||
+          key == "headers") {
+        continue;
+      }
+    }
+    if (!message && lua_isinteger(L, -1)) {
+      const lua_Integer i = lua_tointeger(L, -1);
+      if (i >= 1 && i <= length) continue;
+    }
+    // luaL_tolstring pushes a copy: the key itself is not converted.
+    const char* shown = luaL_tolstring(L, -1, nullptr);
+    luaL_error(L,
+               message ? "%s returned a message table with key %s: a message "
+                         "has only topic, reply_to, payload and headers"
+                       : "%s returned a table with key %s: want a message "
+                         "(topic, reply_to, payload, headers) or an array of "
+                         "messages",
+               vm->function_name_.c_str(), shown);
+  }
+}
+
 void LuaVm::ReadMessage(lua_State* L, int index) {
   LuaVm* vm = From(L);
   const Message& in = *vm->input_;
+  CheckKeys(L, index, /*message=*/true, 0);
   EmittedMessage& e = vm->emitted_.emplace_back();
   ReadField(L, index, "topic", in.topic(), &e.topic);
   ReadField(L, index, "reply_to", in.reply_to(), &e.reply_to);
@@ -451,6 +490,7 @@ int LuaVm::CallTransform(lua_State* L) {
     return 0;
   }
   const lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, 1));
+  CheckKeys(L, 1, /*message=*/false, n);
   for (lua_Integer i = 1; i <= n; ++i) {
     if (lua_rawgeti(L, 1, i) != LUA_TTABLE) {
       return luaL_error(L, "%s returned an array whose [%d] is a %s",

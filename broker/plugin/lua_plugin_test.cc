@@ -431,6 +431,12 @@ TEST(LuaPluginTest, TransformBadResultsFailTheMessage) {
       if m.payload == "headers" then return {headers = {"k", "v"}} end
       if m.payload == "key" then return {headers = {{"bad key", "v"}}} end
       if m.payload == "array" then return {m, 7} end
+      -- A typo and a nesting too many were silently the input unchanged
+      -- (or, at the top level, an empty array: a drop).
+      if m.payload == "typo" then return {topic = "a", paylod = "x"} end
+      if m.payload == "toptypo" then return {paylod = "x"} end
+      if m.payload == "nested" then return {{{payload = "a"}}} end
+      if m.payload == "holes" then return {m, n = 2} end
       return m
     end)");
   ASSERT_NE(t, nullptr);
@@ -440,6 +446,12 @@ TEST(LuaPluginTest, TransformBadResultsFailTheMessage) {
       {"headers", "headers[1] is a string"},
       {"key", "\"bad key\" is not a header key"},
       {"array", "[2] is a number"},
+      {"typo",
+       "returned a message table with key paylod: a message has "
+       "only topic, reply_to, payload and headers"},
+      {"toptypo", "returned a table with key paylod: want a message"},
+      {"nested", "returned a message table with key 1"},
+      {"holes", "returned a table with key n"},
   };
   for (const auto& [payload, text] : cases) {
     std::vector<Message> out;

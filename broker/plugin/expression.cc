@@ -32,8 +32,10 @@ bool IsIdent(std::string_view s) {
 }
 
 // Text read as a number: optional sign, digits with an optional fraction
-// (".5" and "5." as strtod reads them), optional exponent, nothing else. The
-// check keeps out what SimpleAtod would also take (spaces, "nan", "inf").
+// (".5" and "5." as strtod reads them), optional exponent, nothing else, and
+// finite. The check keeps out what SimpleAtod would also take (spaces,
+// "nan", "inf"); text past a double's range ("1e400") is not a number, as
+// such a literal is refused ("out of range"), not infinity.
 bool TextAsNumber(std::string_view s, double* out) {
   size_t i = 0;
   const size_t n = s.size();
@@ -61,7 +63,7 @@ bool TextAsNumber(std::string_view s, double* out) {
     *out = s[0] == '-' ? -static_cast<double>(v) : static_cast<double>(v);
     return true;
   }
-  return absl::SimpleAtod(AV(s), out);
+  return absl::SimpleAtod(AV(s), out) && std::isfinite(*out);
 }
 
 enum class Order { kLess, kEqual, kGreater, kUnordered };

@@ -131,8 +131,10 @@ TEST(ExpressionTest, TextAgainstNumbers) {
 }
 
 TEST(ExpressionTest, TextThatIsNotANumberIsUnequalToEveryNumber) {
+  // "1e400" and "-1e999": past a double's range, as a literal of that
+  // spelling is refused; they compared as infinity before.
   for (const char* text : {"abc", "", " 5", "5 ", "nan", "inf", "-inf", "0x10",
-                           "5e", "+-5", "."}) {
+                           "5e", "+-5", ".", "1e400", "-1e999"}) {
     MapSource src{{"p", T(text)}};
     EXPECT_FALSE(Eval("p == 5", src)) << text;
     EXPECT_TRUE(Eval("p != 5", src)) << text;
@@ -576,11 +578,11 @@ const char* const kStrings[] = {"",     "eu",   "e",     "5",    "10",
                                 "abc",  "it's", "q\"uo", "b\\s", "t\tn\n",
                                 "true", "\xff", "-5",    "5.0"};
 const double kNumbers[] = {0, 5, -5, 10, 2.5, -0.0, 1000, 1e-7, 0.1, 1e21};
-const char* const kTexts[] = {"",     "eu",   "e",   "5",    "5.0",   "10",
-                              "-5",   "abc",  "+5",  ".5",   "5.",    "1e3",
-                              " 5",   "nan",  "inf", "true", "false", "it's",
-                              "\xff", "0x10", "2.5", "-0",   "1e-7",  "0.1",
-                              "5 ",   "1e",   "+-5", "e5",   "--5",   "1.5e+2"};
+const char* const kTexts[] = {
+    "",      "eu",   "e",    "5",    "5.0", "10",     "-5",    "abc",
+    "+5",    ".5",   "5.",   "1e3",  " 5",  "nan",    "inf",   "true",
+    "false", "it's", "\xff", "0x10", "2.5", "-0",     "1e-7",  "0.1",
+    "5 ",    "1e",   "+-5",  "e5",   "--5", "1.5e+2", "1e400", "-1e999"};
 
 // Reads text as a number the way FieldValue's comment says, independently of
 // the implementation: a regular expression, then strtod.
@@ -589,7 +591,7 @@ bool RefTextNumber(const std::string& s, double* out) {
       R"([+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?)");
   if (!std::regex_match(s, kNumber)) return false;
   *out = std::strtod(s.c_str(), nullptr);
-  return true;
+  return std::isfinite(*out);  // past a double's range: not a number
 }
 
 // -1, 0, 1, or 2 for "not comparable".

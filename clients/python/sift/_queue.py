@@ -192,6 +192,13 @@ class AsyncQueue:
                     except asyncio.TimeoutError:
                         raise Timeout(
                             f"no message within {timeout} s") from None
+            except asyncio.CancelledError:
+                if w.done() and not w.cancelled() and self._b.items:
+                    # Woken for a message, then cancelled before taking
+                    # it: another waiter takes it, or it would wait for
+                    # the next push.
+                    self._wake_one()
+                raise
             finally:
                 if not w.done():
                     w.cancel()

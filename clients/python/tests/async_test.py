@@ -2,12 +2,31 @@
 
 import asyncio
 import time
+import unittest
 
 import sift
 from sift import _wire
+from sift._queue import AsyncQueue
 from sift._session import OK
 from siftd import free_port
 from support import AsyncBrokerTestCase
+
+
+class AsyncQueueTest(unittest.IsolatedAsyncioTestCase):
+    async def test_a_cancelled_waiter_passes_its_wake_up_on(self):
+        # Two next() calls wait; a message wakes the first, which is
+        # cancelled before it runs (a wait_for running out): the second
+        # must get the message, not wait for another one.
+        q = AsyncQueue(100, 1 << 20)
+        first = asyncio.ensure_future(q.pop(None))
+        second = asyncio.ensure_future(q.pop(None))
+        await asyncio.sleep(0)  # both waiting
+        q.push(sift.Message("t", b"only"))
+        first.cancel()
+        got = await asyncio.wait_for(second, 5)
+        self.assertEqual(got.payload, b"only")
+        with self.assertRaises(asyncio.CancelledError):
+            await first
 
 
 class AsyncClientTest(AsyncBrokerTestCase):

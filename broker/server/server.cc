@@ -1446,11 +1446,7 @@ class Server::Loop {
     if (it == slow_.end()) return HasRoom(session, t.client, need);
     const SlowSettings& policy = it->second;
     const auto key = it->first;
-    const int64_t queued =
-        session.account->pending_bytes() +
-        static_cast<int64_t>(need + (session.out ? session.out->bytes.size()
-                                                 : 0));
-    const bool full = queued > policy.max_pending_bytes || !Fits(session, need);
+    const bool full = !SlowRoom(session, policy, need);
     if (policy.policy == wire::DROP_OLDEST) {
       auto held = held_.find(key);
       if (held != held_.end() && !flushing_held_ && !full) {
@@ -1464,6 +1460,13 @@ class Server::Loop {
       const bool behind = held != held_.end() && !flushing_held_;
       if (!full && !behind) return true;
       HeldQueue& q = held_[key];
+      if (flushing_held_) {
+        // FlushHeldOf's message, just taken from the front: back there
+        // (FlushHeldOf then stops).
+        q.messages.push_front(Stored(pub, payload));
+        q.bytes += need;
+        return false;
+      }
       q.messages.push_back(Stored(pub, payload));
       q.bytes += need;
       while (q.messages.size() > policy.max_pending_msgs ||
@@ -1488,6 +1491,21 @@ class Server::Loop {
     }
     CountSlowDrops(session, t.client, 1, policy.max_pending_bytes);
     return false;  // DROP_NEWEST
+  }
+
+  // Whether a client's queue has room for `need` more bytes under a
+  // subscription's slow-consumer bound: what its connection holds, plus the
+  // batch being built for it, plus `need`. The one test of SlowPolicyAllows
+  // and FlushHeldOf: when they differed (FlushHeldOf left out the batch),
+  // FlushHeldOf sent a held message that SlowPolicyAllows put back at the
+  // end of the line, for ever, with the routing thread stuck in the loop.
+  bool SlowRoom(const Session& session, const SlowSettings& policy,
+                size_t need) const {
+    const int64_t queued =
+        session.account->pending_bytes() +
+        static_cast<int64_t>(need +
+                             (session.out ? session.out->bytes.size() : 0));
+    return queued <= policy.max_pending_bytes && Fits(session, need);
   }
 
   // Offers the held deliveries of DROP_OLDEST subscriptions again, oldest
@@ -1523,14 +1541,16 @@ class Server::Loop {
       const delivery::MessageRef m = q.messages.front();
       const size_t need =
           m->payload().size() + m->topic().size() + m->headers().size();
-      const int64_t queued =
-          session.account->pending_bytes() + static_cast<int64_t>(need);
-      if (queued > policy.max_pending_bytes || !Fits(session, need)) break;
+      if (!SlowRoom(session, policy, need)) break;
       q.messages.pop_front();
       q.bytes -= need;
+      const size_t left = q.messages.size();
       DeliverFrame(Router::Target{key.first, key.second,
                                   router_.SlotForTopic(m->topic())},
                    ViewOf(*m), m->payload(), nullptr, 0, 0);
+      // Put back (it found no room after all): stop, rather than take it
+      // again from the end of the line.
+      if (q.messages.size() > left) break;
     }
     flushing_held_ = was_flushing;
   }

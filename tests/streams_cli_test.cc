@@ -343,6 +343,25 @@ TEST(StreamsCliTest, PubDelayPastTheBrokersLimitIsRefused) {
   EXPECT_EQ(ok.code, 0) << ok.out;
 }
 
+// A retained publish past max_retained is delivered all the same, its value
+// not kept (STORE_FULL "routed, but not retained"): sift exits 1 but does
+// not call it a failed publish, since publishing it again would deliver it
+// twice (a trial's reading of "publish to ret.x failed").
+TEST(StreamsCliTest, PubRetainPastTheBoundSaysTheMessageWasDelivered) {
+  auto siftd = StartSiftd({"--max_retained=1"});
+  ASSERT_NE(siftd, nullptr);
+  ASSERT_EQ(Sift(*siftd, {"pub", "ret.a", "x", "--retain"}).code, 0);
+  Result r = Sift(*siftd, {"pub", "ret.b", "y", "--retain"});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_TRUE(absl::StrContains(
+      r.out,
+      "sift: the message to ret.b was delivered but not kept as its retained "
+      "value: "))
+      << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "max_retained (1)")) << r.out;
+  EXPECT_FALSE(absl::StrContains(r.out, "failed")) << r.out;
+}
+
 TEST(StreamsCliTest, PubMsgIdTwiceStoresOneRecord) {
   auto siftd = StartSiftdWithStreams();
   ASSERT_NE(siftd, nullptr);

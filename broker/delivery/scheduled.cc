@@ -6,14 +6,17 @@
 
 namespace sift::delivery {
 
-absl::Status ScheduledMessages::Add(int64_t due, MessageRef message) {
+absl::Status ScheduledMessages::Add(int64_t due, MessageRef message,
+                                    bool restored) {
   const uint64_t cost = Cost(*message);
-  if (size_ >= max_messages_) {
+  if (restored) {
+    // Past the bounds if need be (see the header).
+  } else if (size_ >= max_messages_) {
     return absl::ResourceExhaustedError(
         absl::StrCat("the broker holds max_delayed (", max_messages_,
                      ") delayed messages"));
   }
-  if (bytes_ + cost > max_bytes_) {
+  if (!restored && bytes_ + cost > max_bytes_) {
     return absl::ResourceExhaustedError(
         absl::StrCat("delayed messages would take ", bytes_ + cost,
                      " bytes, over max_delayed_bytes (", max_bytes_, ")"));

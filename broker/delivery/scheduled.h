@@ -25,9 +25,16 @@ class ScheduledMessages {
   ScheduledMessages(size_t max_messages, uint64_t max_bytes)
       : max_messages_(max_messages), max_bytes_(max_bytes) {}
 
-  // Holds `message` until `due`. Errors: ResourceExhausted (not held) past
-  // max_messages or max_bytes.
-  absl::Status Add(int64_t due, MessageRef message);
+  // Holds `message` until `due`; messages due at the same time come out in
+  // the order they were added. Errors: ResourceExhausted (not held) past
+  // max_messages or max_bytes, unless `restored` (a message kept on disk
+  // before a restart: its publish was confirmed, so it is held past the
+  // bounds, which then refuse new ones until fewer are held).
+  absl::Status Add(int64_t due, MessageRef message, bool restored = false);
+  // Whether more than the bounds are held (after restored messages).
+  bool over_bounds() const {
+    return size_ > max_messages_ || bytes_ > max_bytes_;
+  }
   // Appends every message due at `now` to *out, earliest first.
   void TakeDue(int64_t now, std::vector<MessageRef>* out);
   // When the next message is due, or INT64_MAX.

@@ -48,5 +48,19 @@ TEST(ScheduledMessagesTest, BoundsRefuse) {
   ASSERT_TRUE(s.Add(1, M("123456789")).ok());        // exactly 10
 }
 
+TEST(ScheduledMessagesTest, RestoredMessagesPassTheBoundsWhichThenRefuse) {
+  ScheduledMessages s(1, 100);
+  ASSERT_TRUE(s.Add(1, M("a")).ok());
+  EXPECT_FALSE(s.over_bounds());
+  ASSERT_TRUE(s.Add(2, M("b"), /*restored=*/true).ok());
+  ASSERT_TRUE(s.Add(3, M(std::string(200, 'c')), /*restored=*/true).ok());
+  EXPECT_TRUE(s.over_bounds());
+  EXPECT_EQ(s.size(), 3u);
+  EXPECT_EQ(s.Add(4, M("d")).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Take(s, 3).size(), 3u);
+  EXPECT_FALSE(s.over_bounds());
+  EXPECT_TRUE(s.Add(4, M("d")).ok());
+}
+
 }  // namespace
 }  // namespace sift::delivery

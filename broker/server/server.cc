@@ -319,24 +319,35 @@ class Server::Loop {
     // Retained values and delayed messages of stream topics come back.
     const int64_t now = NowMs();
     const int64_t unix_now = absl::ToUnixMillis(absl::Now());
+    // All of them, past max_retained and max_delayed if those were lowered
+    // meanwhile: each was confirmed to its publisher (a delayed one was
+    // deleted from disk here, for good). Delayed ones come in due order,
+    // those due together (all the overdue ones: now) in publish order.
     size_t retained = 0, delayed = 0;
     for (streams::HeldMessage& h : streams_->TakeLoadedHeld()) {
       if (h.due_unix_ms == 0) {
-        if (retained_.Set(h.message).ok()) ++retained;
+        if (retained_.Set(h.message, /*restored=*/true).ok()) ++retained;
         continue;
       }
       const int64_t due = now + std::max<int64_t>(0, h.due_unix_ms - unix_now);
-      if (scheduled_.Add(due, h.message).ok()) {
+      if (scheduled_.Add(due, h.message, /*restored=*/true).ok()) {
         held_delayed_[h.message.get()] = {h.stream, h.key};
         ++delayed;
-      } else {
-        streams_->ForgetDelayed(h.stream, h.key);
       }
     }
     if (retained + delayed > 0) {
       Log(LogLevel::kInfo, "kept messages restored from streams",
           {{"retained", static_cast<uint64_t>(retained)},
            {"delayed", static_cast<uint64_t>(delayed)}});
+    }
+    if (retained_.over_bounds() || scheduled_.over_bounds()) {
+      Log(LogLevel::kWarn,
+          "kept messages restored past their limits: new retained or "
+          "delayed publishes get STORE_FULL until fewer are held",
+          {{"retained", static_cast<uint64_t>(retained_.size())},
+           {"max_retained", static_cast<uint64_t>(config_.max_retained)},
+           {"delayed", static_cast<uint64_t>(scheduled_.size())},
+           {"max_delayed", static_cast<uint64_t>(config_.max_delayed)}});
     }
     return absl::OkStatus();
   }

@@ -7,7 +7,7 @@
 
 namespace sift::store {
 
-absl::Status RetainedStore::Set(MessageRef message) {
+absl::Status RetainedStore::Set(MessageRef message, bool restored) {
   auto it = values_.find(message->topic());
   const uint64_t old_cost = it == values_.end() ? 0 : Cost(*it->second);
   if (message->payload().empty()) {
@@ -18,13 +18,13 @@ absl::Status RetainedStore::Set(MessageRef message) {
     return absl::OkStatus();
   }
   const uint64_t cost = Cost(*message);
-  if (it == values_.end() && values_.size() >= max_topics_) {
+  if (!restored && it == values_.end() && values_.size() >= max_topics_) {
     return absl::ResourceExhaustedError(
         absl::StrCat("the broker holds max_retained (", max_topics_,
                      ") retained values; clear some (an empty retained "
                      "publish) or raise the setting"));
   }
-  if (bytes_ - old_cost + cost > max_bytes_) {
+  if (!restored && bytes_ - old_cost + cost > max_bytes_) {
     return absl::ResourceExhaustedError(
         absl::StrCat("retained values would take ", bytes_ - old_cost + cost,
                      " bytes, over max_retained_bytes (", max_bytes_, ")"));

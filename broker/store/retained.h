@@ -32,8 +32,15 @@ class RetainedStore {
 
   // Sets message->topic's value to `message`, or clears it if the payload
   // is empty. Errors: ResourceExhausted (nothing changed) if a new or larger
-  // value would take the store past max_topics or max_bytes.
-  absl::Status Set(MessageRef message);
+  // value would take the store past max_topics or max_bytes, unless
+  // `restored` (a value kept on disk before a restart: it was accepted
+  // once, so it is taken past the bounds, which then refuse new values
+  // until the store is back under them).
+  absl::Status Set(MessageRef message, bool restored = false);
+  // Whether the store holds more than its bounds (after restored values).
+  bool over_bounds() const {
+    return values_.size() > max_topics_ || bytes_ > max_bytes_;
+  }
 
   // Appends the values of every topic `pattern` matches (sift's wildcards),
   // in topic order (bytewise).

@@ -59,5 +59,16 @@ TEST(RetainedStoreTest, BoundsRefuseWithoutChangingAnything) {
   EXPECT_EQ(s.bytes(), 8u);
 }
 
+TEST(RetainedStoreTest, RestoredValuesPassTheBoundsWhichThenRefuse) {
+  RetainedStore s(1, 100);
+  ASSERT_TRUE(s.Set(M("a", "1")).ok());
+  ASSERT_TRUE(s.Set(M("b", "1"), /*restored=*/true).ok());
+  EXPECT_TRUE(s.over_bounds());
+  EXPECT_EQ(Topics(s, ">").size(), 2u);
+  EXPECT_EQ(s.Set(M("c", "1")).code(), absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(s.Set(M("b", "")).ok());  // clearing is always fine
+  EXPECT_FALSE(s.over_bounds());
+}
+
 }  // namespace
 }  // namespace sift::store

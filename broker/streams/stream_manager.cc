@@ -495,9 +495,35 @@ void StreamManager::ForgetDelayed(const std::string& stream,
   if (Stream* s = Find(stream)) s->held->Remove(key);
 }
 
+namespace {
+
+// The (time made, counter) of a delayed message's key "d-<ms>-<n>"
+// (SaveDelayed): the order it was published in. {0, 0} for another key.
+std::pair<int64_t, uint64_t> PublishOrder(std::string_view key) {
+  std::pair<int64_t, uint64_t> order{0, 0};
+  if (key.substr(0, 2) != "d-") return order;
+  key.remove_prefix(2);
+  const size_t dash = key.find('-');
+  if (dash == std::string_view::npos ||
+      !absl::SimpleAtoi(AV(key.substr(0, dash)), &order.first) ||
+      !absl::SimpleAtoi(AV(key.substr(dash + 1)), &order.second)) {
+    return {0, 0};
+  }
+  return order;
+}
+
+}  // namespace
+
 std::vector<HeldMessage> StreamManager::TakeLoadedHeld() {
   std::vector<HeldMessage> out;
   out.swap(loaded_held_);
+  std::stable_sort(out.begin(), out.end(),
+                   [](const HeldMessage& a, const HeldMessage& b) {
+                     if (a.due_unix_ms != b.due_unix_ms) {
+                       return a.due_unix_ms < b.due_unix_ms;
+                     }
+                     return PublishOrder(a.key) < PublishOrder(b.key);
+                   });
   return out;
 }
 

@@ -188,6 +188,10 @@ class StreamManager {
   // The delayed message was routed (or dropped): its file goes.
   void ForgetDelayed(const std::string& stream, const std::string& key);
   // What the streams' held/ directories held when they were opened; once.
+  // Retained values first, then delayed messages by due time, those due at
+  // the same time in the order they were published (their keys say it:
+  // the directory's order is the keys' text order, "d-1-10" before
+  // "d-1-2").
   std::vector<HeldMessage> TakeLoadedHeld();
   // An answer (OK, or `status` if not OK) once every (stream, ticket) of
   // `tickets` is on disk.

@@ -224,8 +224,17 @@ int FailToConnect(const absl::Status& status) {
 }
 
 // "publish to TOPIC failed after 2 of 5 messages: WHY": message `n` of
-// args.count could not be published.
+// args.count could not be published. A retained publish past the broker's
+// retained bounds was delivered all the same (STORE_FULL "routed, but not
+// retained"): said so, since publishing it again would deliver it twice.
 std::string PublishFailed(const Args& args, int64_t n, absl::string_view why) {
+  if (args.retain && absl::EndsWith(why, "routed, but not retained")) {
+    return absl::StrCat(
+        args.count > 1 ? absl::StrCat("message ", n, " of ", args.count, " to ")
+                       : "the message to ",
+        NameInError(args.topic),
+        " was delivered but not kept as its retained value: ", why);
+  }
   return absl::StrCat("publish to ", NameInError(args.topic), " failed",
                       args.count > 1 ? absl::StrCat(" after ", n - 1, " of ",
                                                     Messages(args.count))

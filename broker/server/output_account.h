@@ -6,7 +6,10 @@
 // functions below, which charge the frame's bytes (plus ZeroMQ's per-frame
 // overhead) to the account; ZeroMQ's free callback, run when the frame has
 // been written or discarded, gives them back. A parent account (the whole
-// broker's) is charged alongside.
+// broker's) is charged alongside. A client's account also counts the
+// deliveries (DELIVERs, alone or in a BATCH) in those frames, so that the
+// ones its connection still held when its session ended are counted as
+// lost.
 //
 // Thread-safety: the counters are atomics: the loop thread charges and
 // reads them, ZeroMQ's I/O threads give bytes back. An account lives until
@@ -43,15 +46,21 @@ class OutputAccount {
   int64_t pending_bytes() const {
     return pending_.load(std::memory_order_relaxed);
   }
+  // Deliveries in the frames charged and not yet given back (this
+  // account's own; not passed to the parent).
+  int64_t pending_deliveries() const {
+    return deliveries_.load(std::memory_order_relaxed);
+  }
 
-  void Charge(int64_t bytes);
-  void Credit(int64_t bytes);
+  void Charge(int64_t bytes, int64_t deliveries = 0);
+  void Credit(int64_t bytes, int64_t deliveries = 0);
 
  private:
   explicit OutputAccount(OutputAccount* parent) : parent_(parent) {}
   ~OutputAccount();
   std::atomic<int64_t> refs_{1};
   std::atomic<int64_t> pending_{0};
+  std::atomic<int64_t> deliveries_{0};
   OutputAccount* const parent_;
 };
 
@@ -62,18 +71,22 @@ struct OutBuffer {
   std::string bytes;
 };
 
+// Each Init* below: `deliveries` is how many deliveries the frame carries
+// (the payload frame of a DELIVER: 1; a BATCH body: its DELIVERs; a reply:
+// 0), charged and given back with the bytes.
+//
 // Initializes *m as a frame holding a copy of `bytes`, charged to `account`.
 void InitAccountedCopy(zmq_msg_t* m, std::string_view bytes,
-                       OutputAccount* account);
+                       OutputAccount* account, int64_t deliveries = 0);
 // Initializes *m as a frame that takes over `buffer` (no copy), charged to
 // `account`; the buffer is deleted once ZeroMQ is done with it.
 void InitAccountedBuffer(zmq_msg_t* m, OutBuffer* buffer,
-                         OutputAccount* account);
+                         OutputAccount* account, int64_t deliveries = 0);
 // Initializes *m as a frame sharing `payload`'s bytes (no copy: the content
 // stays referenced until ZeroMQ is done), charged to `account` together
 // with `extra_bytes` sent alongside (the DELIVER header frame).
-void InitAccountedShare(zmq_msg_t* m, zmq_msg_t* payload,
-                        int64_t extra_bytes, OutputAccount* account);
+void InitAccountedShare(zmq_msg_t* m, zmq_msg_t* payload, int64_t extra_bytes,
+                        OutputAccount* account, int64_t deliveries = 0);
 
 }  // namespace sift
 

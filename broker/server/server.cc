@@ -539,6 +539,10 @@ class Server::Loop {
     // DELIVERs waiting to go out as one BATCH, and each one's topic slot.
     std::unique_ptr<OutBuffer> out;
     std::vector<Router::TopicSlot> out_slots;
+    // Of those, the at-most-once ones (no delivery_id: an explicit-ack
+    // delivery lost with the connection is redelivered or counted by
+    // Deliveries).
+    uint32_t out_at_most_once = 0;
     uint32_t out_replies = 0;  // replies in `out`, after or among them
     uint64_t out_payload_bytes = 0;
     size_t last_batch_bytes = 0;  // size of the previous batch sent
@@ -1582,7 +1586,8 @@ class Server::Loop {
                       "a subscription with the DISCONNECT slow-consumer "
                       "policy found this client's queue full: the broker "
                       "closes the connection");
-      EndSession(c, "slow consumer (DISCONNECT policy)");
+      EndSession(c, "slow consumer (DISCONNECT policy)",
+                 DropReason::kSlowConsumer);
       if (fd >= 0) ::shutdown(fd, SHUT_RDWR);  // ZeroMQ sees it close
     }
   }
@@ -1847,7 +1852,8 @@ class Server::Loop {
     zmq_msg_t part;
     InitAccountedCopy(&part, bytes, session.account);
     zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    InitAccountedCopy(&part, m.payload(), session.account);
+    InitAccountedCopy(&part, m.payload(), session.account,
+                      send.delivery_id == 0 ? 1 : 0);
     zmq_msg_send(&part, socket_, ZMQ_DONTWAIT);
     router_.RecordDelivered(router_.SlotForTopic(m.topic()),
                             m.payload().size());
@@ -2382,6 +2388,7 @@ class Server::Loop {
           .AppendDeliver(t.sid, pub.topic, pub.reply_to, pub.headers,
                          payload, delivery_id, attempt, delivering_retained_);
       session.out_slots.push_back(t.slot);
+      if (delivery_id == 0) ++session.out_at_most_once;
       session.out_payload_bytes += payload.size();
       if (!session.dirty) {
         session.dirty = true;
@@ -2405,10 +2412,12 @@ class Server::Loop {
                             delivery_id, attempt, delivering_retained_,
                             static_cast<char*>(zmq_msg_data(&part)));
     zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    const int64_t lost_if_closed = delivery_id == 0 ? 1 : 0;
     if (payload_msg != nullptr) {
-      InitAccountedShare(&part, payload_msg, header_size, session.account);
+      InitAccountedShare(&part, payload_msg, header_size, session.account,
+                         lost_if_closed);
     } else {
-      InitAccountedCopy(&part, payload, session.account);
+      InitAccountedCopy(&part, payload, session.account, lost_if_closed);
     }
     zmq_msg_send(&part, socket_, ZMQ_DONTWAIT);
     router_.RecordDelivered(t.slot, payload.size());
@@ -2456,6 +2465,8 @@ class Server::Loop {
     session.out_replies = 0;
     const uint64_t bytes = session.out_payload_bytes;
     session.out_payload_bytes = 0;
+    const int64_t at_most_once = session.out_at_most_once;
+    session.out_at_most_once = 0;
     session.last_batch_bytes = session.out->bytes.size();
 
     if (!SendRoutingFrame(session, client, count)) {
@@ -2468,10 +2479,12 @@ class Server::Loop {
     protocol::EncodeBatchHeader(count, static_cast<char*>(zmq_msg_data(&part)));
     zmq_msg_send(&part, socket_, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     if (session.out->bytes.size() <= kCopyBatchBytes) {
-      InitAccountedCopy(&part, session.out->bytes, session.account);
+      InitAccountedCopy(&part, session.out->bytes, session.account,
+                        at_most_once);
       session.out->bytes.clear();  // keeps its capacity for the next batch
     } else {
-      InitAccountedBuffer(&part, session.out.release(), session.account);
+      InitAccountedBuffer(&part, session.out.release(), session.account,
+                          at_most_once);
     }
     zmq_msg_send(&part, socket_, ZMQ_DONTWAIT);
     for (Router::TopicSlot slot : session.out_slots) {
@@ -2695,7 +2708,13 @@ class Server::Loop {
     if (session.out->bytes.size() >= kFlushBatchBytes) FlushSession(client);
   }
 
-  void EndSession(Router::ClientHandle client, std::string_view reason) {
+  // Ends `client`'s session. The at-most-once deliveries its connection
+  // had not yet written (in the BATCH being built, or handed to ZeroMQ and
+  // still queued) are lost with it: counted under `lost_as` (client_gone;
+  // slow_consumer when the DISCONNECT policy closes it). What the kernel
+  // had already taken is not counted: it may or may not have arrived.
+  void EndSession(Router::ClientHandle client, std::string_view reason,
+                  DropReason lost_as = DropReason::kClientGone) {
     // The handle may be reused by the next HELLO: it must not stay in gone_.
     gone_.erase(std::remove(gone_.begin(), gone_.end(), client), gone_.end());
     if (session_log_limiter_.Allow(now_ms_)) {
@@ -2703,10 +2722,16 @@ class Server::Loop {
           {{"client", router_.client_id(client)}, {"reason", reason}});
     }
     Session& s = sessions_[client];
-    router_.RecordDrop(DropReason::kClientGone,
-                       s.out_slots.size() + s.out_replies);
+    router_.RecordDrop(DropReason::kClientGone, s.out_replies);
+    router_.RecordDrop(
+        lost_as,
+        s.out_at_most_once + (s.account != nullptr
+                                  ? static_cast<uint64_t>(std::max<int64_t>(
+                                        0, s.account->pending_deliveries()))
+                                  : 0));
     s.out.reset();
     s.out_slots.clear();
+    s.out_at_most_once = 0;
     s.out_replies = 0;
     s.batched_replies = false;
     s.out_payload_bytes = 0;

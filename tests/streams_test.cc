@@ -956,6 +956,46 @@ TEST(StreamsTest, RetainedAndDelayedOnStreamTopicsSurviveAKill) {
   EXPECT_EQ(got.size(), 2u);
 }
 
+// A stream added (or added again after `rm`) keeps the retained values of
+// the topics it captures that were held in memory only: they were shown to
+// subscribers, then lost at the next restart (a trial found it).
+TEST(StreamsTest, AStreamAddedLaterKeepsTheRetainedValuesItCaptures) {
+  auto siftd = StartSiftd({"--data_dir=" + NewDataDir("readd")});
+  ASSERT_NE(siftd, nullptr);
+  {
+    Raw c(siftd->endpoint());
+    auto retain = [&](const std::string& topic, const std::string& value) {
+      wire::Header h;
+      h.set_request_id(77);
+      h.mutable_pub()->set_topic(topic);
+      h.mutable_pub()->set_confirm(true);
+      h.mutable_pub()->set_retain(true);
+      auto r = c.dealer().Call(h, value, kTimeout);
+      return r.ok() && r->has_ok();
+    };
+    ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "rs", {"rs.>"}).ok());
+    ASSERT_TRUE(retain("rs.a", "A"));
+    ASSERT_TRUE(c.Stream(wire::STREAM_DELETE, "rs").ok());
+    ASSERT_TRUE(retain("rs.b", "B"));  // no stream: memory only, for now
+    ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "rs", {"rs.>"}).ok());
+  }
+  ASSERT_TRUE(siftd->Restart().ok());
+  Raw sub(siftd->endpoint());
+  wire::Header h;
+  h.set_request_id(5);
+  h.mutable_sub()->set_sid(1);
+  h.mutable_sub()->set_pattern("rs.>");
+  ASSERT_TRUE(sub.dealer().Call(h).ok());
+  std::map<std::string, std::string> got;
+  for (int i = 0; i < 2; ++i) {
+    auto m = sub.Next(absl::Seconds(5));
+    if (!m) break;
+    got[m->first.topic()] = m->second;
+  }
+  EXPECT_EQ(got,
+            (std::map<std::string, std::string>{{"rs.a", "A"}, {"rs.b", "B"}}));
+}
+
 // Kept messages come back whole and in order after a restart: past
 // max_delayed and max_retained when those were lowered meanwhile (each was
 // confirmed; the delayed ones past the limit were deleted from disk, for

@@ -1745,6 +1745,16 @@ class Server::Loop {
           Log(LogLevel::kInfo, "stream added",
               {{"stream", settings.name},
                {"client", router_.client_id(client)}});
+          // Retained values of the topics it captures, held in memory only
+          // until now, go on disk with it (else a stream re-created after
+          // `rm` showed them and lost them at the next restart).
+          std::vector<delivery::MessageRef> values;
+          for (const std::string& subject : settings.subjects) {
+            retained_.Match(subject, &values);
+          }
+          for (const delivery::MessageRef& m : values) {
+            streams_->SaveRetained(m);
+          }
         }
         break;
       }

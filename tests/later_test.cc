@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "broker/protocol/codec.h"
@@ -117,6 +119,40 @@ TEST(LaterTest, DelayedPublishesArriveWhenDue) {
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(second->payload(), "late");
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(580));
+}
+
+// Publishes with one deliver_at come out in the order they were published
+// (protocol.md §8.2). Their due time was the loop's cached clock plus
+// deliver_at minus a fresh read of the wall clock, which moved between
+// them: a trial saw N-2 N-7 N-12 ... for 30 of them.
+TEST(LaterTest, PublishesWithOneDeliverAtComeOutInPublishOrder) {
+  auto siftd = StartSiftd();
+  ASSERT_NE(siftd, nullptr);
+  auto pub = Connect(siftd->endpoint());
+  auto sub = Connect(siftd->endpoint());
+  ASSERT_NE(pub, nullptr);
+  ASSERT_NE(sub, nullptr);
+  auto s = sub->Subscribe("at.once");
+  ASSERT_TRUE(s.ok());
+  constexpr int kCount = 300;
+  PublishOptions at;
+  at.deliver_at = absl::Now() + absl::Milliseconds(1500);
+  for (int i = 0; i < kCount; ++i) {
+    ASSERT_TRUE(pub->PublishWith("at.once", absl::StrCat(i), at).ok());
+    if (i % 50 == 0) absl::SleepFor(absl::Milliseconds(3));  // span ms
+  }
+  ASSERT_TRUE(pub->Flush(kTimeout).ok());
+  std::vector<int> got;
+  for (int i = 0; i < kCount; ++i) {
+    auto m = (*s)->Next(kTimeout);
+    ASSERT_TRUE(m.ok()) << m.status();
+    int n = -1;
+    ASSERT_TRUE(absl::SimpleAtoi(std::string(m->payload()), &n));
+    got.push_back(n);
+  }
+  std::vector<int> want(kCount);
+  for (int i = 0; i < kCount; ++i) want[i] = i;
+  EXPECT_EQ(got, want);
 }
 
 TEST(LaterTest, BadDelaysAreRefused) {

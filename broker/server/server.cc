@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <string_view>
 #include <utility>
@@ -318,7 +319,6 @@ class Server::Loop {
     streams_ = *std::move(opened);
     // Retained values and delayed messages of stream topics come back.
     const int64_t now = NowMs();
-    const int64_t unix_now = absl::ToUnixMillis(absl::Now());
     // All of them, past max_retained and max_delayed if those were lowered
     // meanwhile: each was confirmed to its publisher (a delayed one was
     // deleted from disk here, for good). Delayed ones come in due order,
@@ -329,7 +329,7 @@ class Server::Loop {
         if (retained_.Set(h.message, /*restored=*/true).ok()) ++retained;
         continue;
       }
-      const int64_t due = now + std::max<int64_t>(0, h.due_unix_ms - unix_now);
+      const int64_t due = std::max<int64_t>(now, LoopTimeOf(h.due_unix_ms));
       if (scheduled_.Add(due, h.message, /*restored=*/true).ok()) {
         held_delayed_[h.message.get()] = {h.stream, h.key};
         ++delayed;
@@ -1086,9 +1086,11 @@ class Server::Loop {
     int64_t delay = static_cast<int64_t>(std::min<uint64_t>(
         pub.delay_ms, uint64_t{1} << 62));
     if (pub.deliver_at_ms != 0) {
-      delay = static_cast<int64_t>(std::min<uint64_t>(pub.deliver_at_ms,
-                                                      uint64_t{1} << 62)) -
-              absl::ToUnixMillis(absl::Now());
+      // Through LoopTimeOf, so that publishes with one deliver_at_ms get
+      // one due time and come out in publish order.
+      delay = LoopTimeOf(static_cast<int64_t>(
+                  std::min<uint64_t>(pub.deliver_at_ms, uint64_t{1} << 62))) -
+              now_ms_;
       if (delay < 0) delay = 0;  // due already: routed at the next tick
     }
     if (delayed && delay > static_cast<int64_t>(config_.max_delay_ms)) {
@@ -1119,13 +1121,33 @@ class Server::Loop {
     if (streams_ != nullptr) {
       // On a stream's topic it is also kept on disk until it is due.
       if (auto saved = streams_->SaveDelayed(
-              message, absl::ToUnixMillis(absl::Now()) + delay)) {
+              message, now_ms_ + delay + WallOffsetMs())) {
         held_delayed_[message.get()] = {saved->stream, saved->key};
         held_ticket_ = {saved->stream, saved->ticket};
       }
     }
     return absl::OkStatus();
   }
+
+  // Unix time minus the loop's clock (CLOCK_MONOTONIC), in ms. Read from
+  // fine clocks back to back, and taken up only when it moves by more than
+  // 2 ms (a wall-clock step), so that its rounding jitter does not give
+  // publishes with one deliver_at_ms different due times.
+  int64_t WallOffsetMs() {
+    timespec real, mono;
+    clock_gettime(CLOCK_REALTIME, &real);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    const int64_t offset =
+        (static_cast<int64_t>(real.tv_sec) - mono.tv_sec) * 1000 +
+        (static_cast<int64_t>(real.tv_nsec) - mono.tv_nsec) / 1000000;
+    if (!wall_offset_set_ || std::abs(offset - wall_offset_ms_) > 2) {
+      wall_offset_ms_ = offset;
+      wall_offset_set_ = true;
+    }
+    return wall_offset_ms_;
+  }
+  // The loop clock's time (now_ms_'s) at Unix time `unix_ms`.
+  int64_t LoopTimeOf(int64_t unix_ms) { return unix_ms - WallOffsetMs(); }
 
   // Keeps a routed message (what a route chain made of it, if one ran) as
   // its topic's retained value; a refusal is reported to the publisher.
@@ -3084,6 +3106,9 @@ class Server::Loop {
 
   int64_t started_ms_ = 0;
   int64_t now_ms_ = 0;
+  // Unix ms minus loop ms (LoopTimeOf); changed only by a wall-clock step.
+  int64_t wall_offset_ms_ = 0;
+  bool wall_offset_set_ = false;
   std::vector<uint64_t> ack_ids_;  // HandleAckFast's, reused
   // RecordUnixMs: while HandleBatch routes a BATCH's entries, the clock
   // read for them (0: not yet).

@@ -130,15 +130,17 @@ def _decode(data: bytes) -> Dict[str, Any]:
 
 
 class _Taken:
-    """A normal-channel message this process acknowledged for a receive()
-    that was cancelled before it could return it: the next receive() of
-    the channel here returns it without acking again (channels_redis keeps
-    such messages in a receive buffer the same way)."""
+    """A normal-channel message whose ACK a cancelled receive() had sent:
+    it goes back first in line at once, and the next receive() of the
+    channel here returns it once ``ack`` succeeds, without acking again
+    (channels_redis keeps such messages in a receive buffer the same way);
+    if the ACK fails, the broker gave the message to another member."""
 
-    __slots__ = ("msg",)
+    __slots__ = ("msg", "ack")
 
-    def __init__(self, msg: Message) -> None:
+    def __init__(self, msg: Message, ack: "asyncio.Task") -> None:
         self.msg = msg
+        self.ack = ack
 
 
 class _Buffer:
@@ -155,6 +157,11 @@ class _Buffer:
 
     def put(self, expires_at: float, value: Any) -> None:
         self.items.append((expires_at, value))
+        self._wake()
+
+    def put_front(self, expires_at: float, value: Any) -> None:
+        """As put(), but first in line (a message taken and given back)."""
+        self.items.appendleft((expires_at, value))
         self._wake()
 
     def _wake(self) -> None:
@@ -369,6 +376,8 @@ class _LoopLayer:
         # normal channel -> the client_id of the session that DECLAREd its
         # work queue (a broker restart forgets declarations).
         self.normal_declared: Dict[str, str] = {}
+        # normal channel -> the task subscribing this process to it.
+        self.normal_joining: Dict[str, "asyncio.Task"] = {}
         self._subs = []
         self._closed = False
         self._next_sweep = 0.0
@@ -610,9 +619,22 @@ class _LoopLayer:
                           backoff_jitter=0.0)
 
     async def _join_normal(self, channel: str) -> None:
-        """Makes this process a receiving member of the channel's group."""
+        """Makes this process a receiving member of the channel's group.
+        The subscribe runs in a task of its own that a cancelled receive()
+        does not cancel: cancelled half way, the broker would have a member
+        here that this layer does not know, holding a message no receive()
+        gets until its ack wait runs out (then out of order)."""
         if channel in self.normal_subs:
             return
+        joining = self.normal_joining.get(channel)
+        if joining is None:
+            joining = self.loop.create_task(self._subscribe_normal(channel))
+            self.normal_joining[channel] = joining
+            joining.add_done_callback(
+                lambda _: self.normal_joining.pop(channel, None))
+        await asyncio.shield(joining)
+
+    async def _subscribe_normal(self, channel: str) -> None:
         async with self._sub_lock:
             if channel in self.normal_subs:
                 return
@@ -691,50 +713,58 @@ class _LoopLayer:
         while True:
             item = await buf.get()
             if isinstance(item, _Taken):
-                msg = item.msg  # acknowledged by a cancelled receive()
+                msg, ack = item.msg, item.ack  # a cancelled receive()'s
             else:
                 msg = item
-                # Shielded: a cancelled receive() cannot take back an ACK
-                # already sent, so the message it confirms is kept for
-                # the next receive() (_keep_taken) instead of being lost.
                 ack = self.loop.create_task(
                     self.client.ack(msg, timeout=self.parent.send_timeout))
-                try:
-                    await asyncio.shield(ack)
-                except asyncio.CancelledError:
-                    ack.add_done_callback(
-                        lambda done: self._keep_taken(channel, msg, done))
-                    raise
-                except (UnknownDelivery, Timeout, SiftError):
-                    continue  # redelivered elsewhere: not ours any more
+            # Shielded: a cancelled receive() cannot take back an ACK
+            # already sent, so the message goes back first in line
+            # (_keep_taken) instead of being lost.
+            try:
+                await asyncio.shield(ack)
+            except asyncio.CancelledError:
+                if not ack.cancelled():  # else: the layer is closing
+                    self._keep_taken(channel, buf, _Taken(msg, ack))
+                raise
+            except (UnknownDelivery, Timeout, SiftError):
+                continue  # redelivered elsewhere: not ours any more
             expires_at = float(msg.header("exp") or 0)
             if expires_at < time.time():
                 continue
             return _decode(msg.payload)
 
-    def _keep_taken(self, channel: str, msg: Message,
-                    ack: "asyncio.Task") -> None:
-        """After a receive() was cancelled during its ACK: if the ACK
-        succeeded, the message is this process's; the next receive() of
-        the channel gets it, and if none comes within ``hold`` seconds it
-        is sent to the channel again (a new message, for any process)."""
-        if ack.cancelled() or ack.exception() is not None:
-            return  # not acknowledged: redelivered elsewhere
-        buf = self.normal_pending.get(channel)
-        if buf is None or self._closed:
-            return
-        taken = _Taken(msg)
-        buf.put(float("inf"), taken)
+    def _keep_taken(self, channel: str, buf: _Buffer,
+                    taken: _Taken) -> None:
+        """After a receive() was cancelled during its ACK: the message goes
+        back first in line (it came before what waits); if no receive()
+        takes it within ``hold`` seconds and its ACK succeeded, it is sent
+        to the channel again (a new message, for any process)."""
+        buf.put_front(float("inf"), taken)
         self.loop.call_later(self.parent.hold, self._resend_taken, channel,
                              buf, taken)
 
     def _resend_taken(self, channel: str, buf: _Buffer,
                       taken: _Taken) -> None:
+        if taken not in (v for _, v in buf.items):
+            return  # a receive() took it
+        if not taken.ack.done():
+            self.loop.call_later(self.parent.hold, self._resend_taken,
+                                 channel, buf, taken)
+            return
         if buf.remove(taken) and self.client is not None and \
                 not self._closed:
             self.loop.create_task(self._resend_now(channel, taken))
 
     async def _resend_now(self, channel: str, taken: _Taken) -> None:
+        """Sends a kept message to its channel again, if its ACK made it
+        this process's (else the broker redelivers it)."""
+        if taken.ack.cancelled():
+            return
+        try:
+            await asyncio.shield(taken.ack)
+        except Exception:  # noqa: BLE001  (not ours: redelivered)
+            return
         expires_at = float(taken.msg.header("exp") or 0)
         if expires_at < time.time():
             return

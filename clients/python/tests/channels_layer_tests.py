@@ -126,6 +126,49 @@ class SendReceiveTest(LayerTestCase):
         self.assertEqual(sorted(got), list(range(30)))
         await self.assertNothing(receiver, channel)
 
+    async def test_a_receive_cancelled_while_joining_loses_no_order(self):
+        # The first receive() of a normal channel subscribes this process
+        # to it; cancelled during that (a trial: wait_for(receive(), 0.5 ms))
+        # the broker had a member here the layer did not know, which took
+        # the next message and held it for its 30 s ack wait.
+        layer = self.layer()
+        channel = "joining-%d" % id(self)
+        for i in range(5):
+            await layer.send(channel, {"type": "m", "i": i})
+        with self.assertRaises(asyncio.TimeoutError):
+            await asyncio.wait_for(layer.receive(channel), 0.0005)
+        got = [(await self.recv(layer, channel, timeout=3))["i"]
+               for _ in range(5)]
+        self.assertEqual(got, [0, 1, 2, 3, 4])
+
+    async def test_a_message_acked_for_a_cancelled_receive_stays_first(self):
+        # Its ACK freed the process's slot, so the broker sent the next
+        # message while the ACK's answer was on its way: that one must not
+        # overtake it (a trial got [1, 0, 2, 3, 4]). `hold` is longer than
+        # the late answer, so that nothing is handed back meanwhile.
+        layer = self.layer(hold=2.0)
+        channel = "first-%d" % id(self)
+        for i in range(3):
+            await layer.send(channel, {"type": "m", "i": i})
+        await self.assertNothing(layer, "warm-%d" % id(self), timeout=0.05)
+        loop_layer = layer._layers[asyncio.get_running_loop()]
+        real_ack = loop_layer.client.ack
+
+        async def slow_ack(msg, **kwargs):
+            result = await real_ack(msg, **kwargs)
+            await asyncio.sleep(0.2)  # the answer is late
+            return result
+
+        loop_layer.client.ack = slow_ack
+        task = asyncio.ensure_future(layer.receive(channel))
+        await asyncio.sleep(0.1)  # message 0 taken, its ACK sent
+        task.cancel()
+        with self.assertRaises(asyncio.CancelledError):
+            await task
+        loop_layer.client.ack = real_ack
+        got = [(await self.recv(layer, channel))["i"] for _ in range(3)]
+        self.assertEqual(got, [0, 1, 2])
+
     async def test_a_kept_message_goes_back_when_no_receive_comes(self):
         # The message a cancelled receive() confirmed is sent to the
         # channel again after `hold` when this process receives no more.

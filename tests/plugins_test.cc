@@ -1745,6 +1745,12 @@ function transform(m)
     return {headers = h}
   end
   if m.payload == "reserved" then return {topic = "$sift.x"} end
+  if m.payload == "all" then
+    local h = {}
+    for i = 1, 5 do h[#h + 1] = {"h" .. i, "v"} end
+    return {topic = "bad..t", reply_to = "bad..r",
+            payload = string.rep("q", 1500), headers = h}
+  end
   return m
 end
 )lua";
@@ -1772,7 +1778,8 @@ end
   const std::vector<Case> cases = {{"big", "payload_too_large"},
                                    {"replyto", "invalid_topic"},
                                    {"headers", "headers_too_large"},
-                                   {"reserved", "plugin_error"}};
+                                   {"reserved", "plugin_error"},
+                                   {"all", "invalid_topic"}};
   for (const char* prefix : {"r", "s"}) {
     for (const Case& k : cases) {
       SCOPED_TRACE(absl::StrCat(prefix, " ", k.payload));
@@ -1794,6 +1801,23 @@ end
         EXPECT_TRUE(absl::StrContains(reason, "3000 bytes")) << reason;
       }
       if (k.payload == "headers") {
+        EXPECT_EQ(d->header("h1"), std::nullopt);
+      }
+      // The reason names every field left out, not only the one refused
+      // first (a second trial).
+      const std::string reason(d->header("sift-reason").value_or(""));
+      if (k.payload == "replyto" || k.payload == "all") {
+        EXPECT_TRUE(absl::StrContains(
+            reason, "left out of this dead letter: reply_to ("))
+            << reason;
+      }
+      if (k.payload == "all") {
+        EXPECT_TRUE(absl::StrContains(reason, "invalid topic")) << reason;
+        EXPECT_TRUE(absl::StrContains(
+            reason, "the payload (1500 bytes, over max_payload_bytes)"))
+            << reason;
+        EXPECT_TRUE(absl::StrContains(reason, "the headers (")) << reason;
+        EXPECT_EQ(d->payload(), "");
         EXPECT_EQ(d->header("h1"), std::nullopt);
       }
       // Nothing more: one dead letter per refused output.

@@ -23,6 +23,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
@@ -2226,23 +2227,36 @@ class Server::Loop {
                                const absl::Status& refusal,
                                bool through_chains) {
     const RouterLimits& limits = router_.limits();
-    const std::string_view reply_to =
-        m.reply_to.empty() ||
-                topic::ValidateTopic(m.reply_to, limits.topic).ok()
-            ? std::string_view(m.reply_to)
-            : std::string_view();
-    const std::string_view payload =
-        m.payload.size() <= limits.max_payload_bytes
-            ? std::string_view(m.payload)
-            : std::string_view();
-    const std::string_view headers =
-        m.headers.empty() ||
-                protocol::ValidateHeaders(m.headers, limits.headers).ok()
-            ? std::string_view(m.headers)
-            : std::string_view();
-    const plugin::OutMessage d =
-        plugin::MakeDeadLetter(original_topic, headers, reply_to, payload,
-                               "router", std::string(refusal.message()));
+    std::string reason(refusal.message());
+    std::vector<std::string> left_out;
+    std::string_view reply_to = m.reply_to;
+    if (!reply_to.empty()) {
+      absl::Status s = topic::ValidateTopic(reply_to, limits.topic);
+      if (!s.ok()) {
+        reply_to = {};
+        left_out.push_back(absl::StrCat("reply_to (", s.message(), ")"));
+      }
+    }
+    std::string_view payload = m.payload;
+    if (payload.size() > limits.max_payload_bytes) {
+      left_out.push_back(absl::StrCat("the payload (", payload.size(),
+                                      " bytes, over max_payload_bytes)"));
+      payload = {};
+    }
+    std::string_view headers = m.headers;
+    if (!headers.empty()) {
+      absl::Status s = protocol::ValidateHeaders(headers, limits.headers);
+      if (!s.ok()) {
+        headers = {};
+        left_out.push_back(absl::StrCat("the headers (", s.message(), ")"));
+      }
+    }
+    if (!left_out.empty()) {
+      absl::StrAppend(&reason, "; left out of this dead letter: ",
+                      absl::StrJoin(left_out, ", "));
+    }
+    const plugin::OutMessage d = plugin::MakeDeadLetter(
+        original_topic, headers, reply_to, payload, "router", reason);
     RouteDeadLetter(ViewOf(d), d.payload, nullptr, through_chains);
   }
 
@@ -2754,7 +2768,8 @@ class Server::Loop {
           {{"client", router_.client_id(client)}, {"reason", reason}});
     }
     Session& s = sessions_[client];
-    router_.RecordDrop(DropReason::kClientGone, s.out_replies);
+    // Replies are not messages: an unsent one (the DISCONNECT policy's
+    // ERROR SLOW_CONSUMER, say) is no drop.
     router_.RecordDrop(
         lost_as,
         s.out_at_most_once + (s.account != nullptr

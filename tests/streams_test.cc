@@ -209,13 +209,18 @@ class Raw {
 
   RawDealer& dealer() { return d_; }
 
-  // Subscribes (sid 1) to every dead letter: $sift.deadletter.>.
-  absl::StatusOr<wire::Header> WatchDeadLetters() {
+  // A plain subscription (sid 1) to `pattern`.
+  absl::StatusOr<wire::Header> Watch(const std::string& pattern) {
     wire::Header h;
     h.set_request_id(next_++);
     h.mutable_sub()->set_sid(1);
-    h.mutable_sub()->set_pattern("$sift.deadletter.>");
+    h.mutable_sub()->set_pattern(pattern);
     return d_.Call(h, std::nullopt, kTimeout);
+  }
+
+  // Subscribes (sid 1) to every dead letter: $sift.deadletter.>.
+  absl::StatusOr<wire::Header> WatchDeadLetters() {
+    return Watch("$sift.deadletter.>");
   }
 
  private:
@@ -933,11 +938,7 @@ TEST(StreamsTest, RetainedAndDelayedOnStreamTopicsSurviveAKill) {
   ASSERT_TRUE(siftd->Restart().ok());
   EXPECT_TRUE(siftd->WaitForLog("kept messages restored from streams", kTimeout));
   Raw sub(siftd->endpoint());
-  wire::Header h;
-  h.set_request_id(5);
-  h.mutable_sub()->set_sid(1);
-  h.mutable_sub()->set_pattern("*.*");
-  ASSERT_TRUE(sub.dealer().Call(h).ok());
+  ASSERT_TRUE(sub.Watch("*.*").ok());
   std::map<std::string, std::string> got;
   for (int i = 0; i < 2; ++i) {
     auto m = sub.Next(absl::Seconds(5));
@@ -981,11 +982,7 @@ TEST(StreamsTest, AStreamAddedLaterKeepsTheRetainedValuesItCaptures) {
   }
   ASSERT_TRUE(siftd->Restart().ok());
   Raw sub(siftd->endpoint());
-  wire::Header h;
-  h.set_request_id(5);
-  h.mutable_sub()->set_sid(1);
-  h.mutable_sub()->set_pattern("rs.>");
-  ASSERT_TRUE(sub.dealer().Call(h).ok());
+  ASSERT_TRUE(sub.Watch("rs.>").ok());
   std::map<std::string, std::string> got;
   for (int i = 0; i < 2; ++i) {
     auto m = sub.Next(absl::Seconds(5));
@@ -1037,11 +1034,7 @@ TEST(StreamsTest, KeptMessagesComeBackPastLoweredLimitsAndInOrder) {
   EXPECT_TRUE(
       siftd->WaitForLog("kept messages restored past their limits", kTimeout));
   Raw sub(siftd->endpoint());
-  wire::Header h;
-  h.set_request_id(5);
-  h.mutable_sub()->set_sid(1);
-  h.mutable_sub()->set_pattern("later.>");
-  ASSERT_TRUE(sub.dealer().Call(h).ok());
+  ASSERT_TRUE(sub.Watch("later.>").ok());
   std::vector<std::string> retained, delayed;
   for (int i = 0; i < 3 + kDelayed; ++i) {
     auto m = sub.Next(absl::Seconds(10));

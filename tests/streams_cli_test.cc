@@ -358,7 +358,9 @@ TEST(StreamsCliTest, PubRetainPastTheBoundSaysTheMessageWasDelivered) {
       "sift: the message to ret.b was delivered but not kept as its retained "
       "value: "))
       << r.out;
-  EXPECT_TRUE(absl::StrContains(r.out, "max_retained (1)")) << r.out;
+  EXPECT_TRUE(
+      absl::StrContains(r.out, "holds 1 retained values (max_retained 1)"))
+      << r.out;
   EXPECT_FALSE(absl::StrContains(r.out, "failed")) << r.out;
 }
 

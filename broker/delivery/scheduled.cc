@@ -13,8 +13,8 @@ absl::Status ScheduledMessages::Add(int64_t due, MessageRef message,
     // Past the bounds if need be (see the header).
   } else if (size_ >= max_messages_) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("the broker holds max_delayed (", max_messages_,
-                     ") delayed messages"));
+        absl::StrCat("the broker holds ", size_,
+                     " delayed messages (max_delayed ", max_messages_, ")"));
   }
   if (!restored && bytes_ + cost > max_bytes_) {
     return absl::ResourceExhaustedError(

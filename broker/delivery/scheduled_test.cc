@@ -56,7 +56,12 @@ TEST(ScheduledMessagesTest, RestoredMessagesPassTheBoundsWhichThenRefuse) {
   ASSERT_TRUE(s.Add(3, M(std::string(200, 'c')), /*restored=*/true).ok());
   EXPECT_TRUE(s.over_bounds());
   EXPECT_EQ(s.size(), 3u);
-  EXPECT_EQ(s.Add(4, M("d")).code(), absl::StatusCode::kResourceExhausted);
+  const absl::Status full = s.Add(4, M("d"));
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  // What it holds, not only the bound (a trial read "holds max_delayed
+  // (100)" while 300 were held).
+  EXPECT_EQ(full.message(),
+            "the broker holds 3 delayed messages (max_delayed 1)");
   EXPECT_EQ(Take(s, 3).size(), 3u);
   EXPECT_FALSE(s.over_bounds());
   EXPECT_TRUE(s.Add(4, M("d")).ok());

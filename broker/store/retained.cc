@@ -20,9 +20,10 @@ absl::Status RetainedStore::Set(MessageRef message, bool restored) {
   const uint64_t cost = Cost(*message);
   if (!restored && it == values_.end() && values_.size() >= max_topics_) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("the broker holds max_retained (", max_topics_,
-                     ") retained values; clear some (an empty retained "
-                     "publish) or raise the setting"));
+        absl::StrCat("the broker holds ", values_.size(),
+                     " retained values (max_retained ", max_topics_,
+                     "); clear some (an empty retained publish) or raise "
+                     "the setting"));
   }
   if (!restored && bytes_ - old_cost + cost > max_bytes_) {
     return absl::ResourceExhaustedError(

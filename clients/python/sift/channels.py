@@ -92,7 +92,8 @@ from channels.layers import BaseChannelLayer
 
 from . import _args
 from .aio import AsyncClient, AsyncSubscription
-from .errors import QueueFull, SiftError, Timeout, UnknownDelivery
+from .errors import (InvalidRequest, QueueFull, SiftError, Timeout,
+                     UnknownDelivery)
 from .message import Message
 from .options import AckOptions
 
@@ -639,11 +640,14 @@ class _LoopLayer:
             if channel in self.normal_subs:
                 return
             self.normal_pending.setdefault(channel, _Buffer())
-            self.normal_subs[channel] = await self.client.subscribe(
-                self.normal_topic(channel),
-                queue_group=self.normal_group(channel),
-                ack=self._normal_ack(channel), callback=self._on_normal,
-                timeout=self.parent.send_timeout)
+            try:
+                self.normal_subs[channel] = await self.client.subscribe(
+                    self.normal_topic(channel),
+                    queue_group=self.normal_group(channel),
+                    ack=self._normal_ack(channel), callback=self._on_normal,
+                    timeout=self.parent.send_timeout)
+            except InvalidRequest as exc:
+                raise self._capacity_mismatch(channel, exc) from None
 
     async def _declare_normal(self, channel: str) -> None:
         """Makes the broker keep the channel's work queue (DECLARE,
@@ -655,11 +659,26 @@ class _LoopLayer:
         session = self.client.client_id
         if self.normal_declared.get(channel) == session:
             return
-        await self.client.declare(self.normal_topic(channel),
-                                  self.normal_group(channel),
-                                  self._normal_ack(channel),
-                                  timeout=self.parent.send_timeout)
+        try:
+            await self.client.declare(self.normal_topic(channel),
+                                      self.normal_group(channel),
+                                      self._normal_ack(channel),
+                                      timeout=self.parent.send_timeout)
+        except InvalidRequest as exc:
+            raise self._capacity_mismatch(channel, exc) from None
         self.normal_declared[channel] = session
+
+    def _capacity_mismatch(self, channel: str,
+                           exc: InvalidRequest) -> InvalidRequest:
+        """The broker refused this process's work-queue policy for the
+        channel: in practice, another capacity than the first process's
+        (the broker keeps the first for its life)."""
+        return InvalidRequest(
+            f"normal channel {channel!r}: the broker's work queue for it "
+            "was made by a process with another capacity than this one's "
+            f"({self.parent.get_capacity(channel)}); every process must give "
+            "a normal channel the same capacity (or restart siftd, or use "
+            f"another prefix): {exc}")
 
     async def _send_normal(self, channel: str, data: bytes,
                            expires_at: float) -> None:

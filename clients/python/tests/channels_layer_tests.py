@@ -369,6 +369,22 @@ class CapacityTest(LayerTestCase):
         got = [(await self.recv(layer, channel))["i"] for _ in range(3)]
         self.assertEqual(sorted(got), [3, 4, 5])
 
+    async def test_another_capacity_for_a_normal_channel_says_so(self):
+        # The broker keeps a normal channel's work-queue bound from the
+        # first process for its life; a process with another capacity got
+        # the broker's words about max_queued and a queue group (a trial).
+        first, other = self.layer(capacity=2), self.layer(capacity=10)
+        channel = "capacity-%d" % id(self)
+        await first.send(channel, {"type": "m"})
+        for call in (lambda: other.send(channel, {"type": "m"}),
+                     lambda: other.receive(channel)):
+            with self.assertRaises(sift.InvalidRequest) as cm:
+                await asyncio.wait_for(call(), 5)
+            self.assertIn(
+                "another capacity than this one's (10); every process must "
+                "give a normal channel the same capacity", str(cm.exception))
+        self.assertEqual((await self.recv(first, channel))["type"], "m")
+
     async def test_a_process_that_only_sends_takes_no_message(self):
         # Before the fix, a sender joined the channel's group: it took
         # every other message and held it `hold` seconds before handing

@@ -65,6 +65,10 @@ Limits: a normal channel's bound is the broker's ``max_queued`` of its queue
 group, set to ``capacity`` (messages waiting, not counting the one each
 receiving process holds); beyond it the broker answers QUEUE_FULL, raised as
 ``ChannelFull`` (the message is dead-lettered to ``$sift.deadletter.<topic>``).
+The broker keeps that bound from the first process for its life: a process
+with another capacity for the channel gets InvalidRequest saying so. A
+normal channel keeps one sender's order except for a message a process held
+past ``hold`` or a cancelled ``receive()`` took: those come back later.
 A process that
 dies loses the messages in its buffers, and its memberships (as a Redis
 layer's keys expire). Remote ``group_add`` to a process that does not answer
@@ -213,7 +217,8 @@ class SiftChannelLayer(BaseChannelLayer):
     prefix: first tokens of every topic the layer uses (default ``asgi``);
       layers with different prefixes do not see each other.
     capacity: messages a channel holds before ``send`` raises ChannelFull
-      (default 100).
+      (default 100). For a normal channel, every process must give the same
+      (the broker keeps the first; another raises InvalidRequest).
     channel_capacity: ``{glob or compiled regex: capacity}``, first match
       wins (default none).
     expiry: seconds a message waits for a receiver before it is dropped

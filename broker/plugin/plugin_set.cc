@@ -1,21 +1,21 @@
 #include "broker/plugin/plugin_set.h"
 
 #include <fcntl.h>
-#include <unistd.h>
 #include <toml++/toml.h>
-
-#include <cstdlib>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/str_join.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "broker/base/absl_view.h"
+#include "broker/base/quoted_text.h"
 #include "broker/base/toml_text.h"
 #include "broker/plugin/builtins.h"
 #include "broker/plugin/dynamic_plugin.h"
@@ -635,6 +635,19 @@ void PluginSet::FillMessageTypes(std::string_view pattern,
 absl::StatusOr<std::unique_ptr<Chain>> PluginSet::SubscriptionChain(
     std::string_view pattern, std::string_view filter,
     const std::vector<StageSpec>& stages) const {
+  // As in the config: one setting cannot have two values (the plugin would
+  // see only one of them, silently).
+  for (size_t n = 0; n < stages.size(); ++n) {
+    const auto& entries = stages[n].config.entries();
+    for (size_t i = 1; i < entries.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (entries[j].first != entries[i].first) continue;
+        return absl::InvalidArgumentError(absl::StrCat(
+            "plugin ", n + 1, " (", Quoted(stages[n].plugin), "): setting ",
+            Quoted(entries[i].first), " is given twice"));
+      }
+    }
+  }
   std::vector<StageSpec> all;
   if (!filter.empty()) {
     // The expression's own error, with its position, is what the

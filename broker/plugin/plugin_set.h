@@ -137,7 +137,9 @@ class PluginSet {
   Chain* RouteFor(std::string_view topic);
 
   // A chain for one subscription: a header_filter on `filter` (if not
-  // empty), then `stages`. Errors: InvalidArgument with the expression's
+  // empty), then `stages`. Errors: InvalidArgument for a setting given
+  // twice in one stage ("plugin N (\"name\"): setting \"k\" is given
+  // twice", checked first), InvalidArgument with the expression's
   // position for a bad filter ("filter: at position N: ..."),
   // PermissionDenied for a plugin or descriptor set not allowed in
   // [subscriptions], else the factory's error.

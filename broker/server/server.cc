@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -28,7 +29,6 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "broker/base/absl_view.h"
-#include "broker/base/quoted_text.h"
 #include "broker/base/utf8_text.h"
 #include "broker/delivery/deliveries.h"
 #include "broker/delivery/message_arena.h"
@@ -1130,10 +1130,11 @@ class Server::Loop {
     return absl::OkStatus();
   }
 
-  // Unix time minus the loop's clock (CLOCK_MONOTONIC), in ms. Read from
-  // fine clocks back to back, and taken up only when it moves by more than
-  // 2 ms (a wall-clock step), so that its rounding jitter does not give
-  // publishes with one deliver_at_ms different due times.
+  // Unix time minus the loop's clock, in ms: CLOCK_MONOTONIC, which
+  // NowMs's coarse clock follows within a tick. Read from fine clocks back
+  // to back, and taken up only when it moves by more than 2 ms (a
+  // wall-clock step), so that its rounding jitter does not give publishes
+  // with one deliver_at_ms different due times.
   int64_t WallOffsetMs() {
     timespec real, mono;
     clock_gettime(CLOCK_REALTIME, &real);
@@ -1141,11 +1142,10 @@ class Server::Loop {
     const int64_t offset =
         (static_cast<int64_t>(real.tv_sec) - mono.tv_sec) * 1000 +
         (static_cast<int64_t>(real.tv_nsec) - mono.tv_nsec) / 1000000;
-    if (!wall_offset_set_ || std::abs(offset - wall_offset_ms_) > 2) {
+    if (!wall_offset_ms_ || std::abs(offset - *wall_offset_ms_) > 2) {
       wall_offset_ms_ = offset;
-      wall_offset_set_ = true;
     }
-    return wall_offset_ms_;
+    return *wall_offset_ms_;
   }
   // The loop clock's time (now_ms_'s) at Unix time `unix_ms`.
   int64_t LoopTimeOf(int64_t unix_ms) { return unix_ms - WallOffsetMs(); }
@@ -1212,19 +1212,8 @@ class Server::Loop {
       for (const wire::PluginSpec& p : sub.plugins()) {
         plugin::StageSpec spec;
         spec.plugin = p.name();
-        for (int i = 0; i < p.settings_size(); ++i) {
-          const std::string& key = p.settings(i).key();
-          for (int j = 0; j < i; ++j) {
-            if (p.settings(j).key() != key) continue;
-            // As in the config: one setting cannot have two values (the
-            // plugin would see only one of them, silently).
-            return SendClientError(
-                routing_id, true, client, h.request_id(), wire::INVALID_PLUGIN,
-                absl::StrCat("plugin ", stages.size() + 1, " (",
-                             Quoted(p.name()), "): setting ", Quoted(key),
-                             " is given twice"));
-          }
-          spec.config.Add(key, p.settings(i).value());
+        for (const wire::HeaderField& kv : p.settings()) {
+          spec.config.Add(kv.key(), kv.value());
         }
         stages.push_back(std::move(spec));
       }
@@ -3121,9 +3110,9 @@ class Server::Loop {
 
   int64_t started_ms_ = 0;
   int64_t now_ms_ = 0;
-  // Unix ms minus loop ms (LoopTimeOf); changed only by a wall-clock step.
-  int64_t wall_offset_ms_ = 0;
-  bool wall_offset_set_ = false;
+  // Unix ms minus loop ms (WallOffsetMs); changed only by a wall-clock
+  // step; unset until first needed.
+  std::optional<int64_t> wall_offset_ms_;
   std::vector<uint64_t> ack_ids_;  // HandleAckFast's, reused
   // RecordUnixMs: while HandleBatch routes a BATCH's entries, the clock
   // read for them (0: not yet).

@@ -206,6 +206,11 @@ class SiftTransport : public Transport {
   }
 
   void CollectServerCounters(std::map<std::string, uint64_t>* out) override {
+    if (options_.ack_explicit) {
+      // The ACKs the subscribers queued reach the broker before their
+      // PINGs' PONGs come back: the counts then hold every one of them.
+      for (auto& c : sub_clients_) (void)c->Flush(absl::Seconds(5));
+    }
     std::map<std::string, uint64_t> now = Counters();
     for (const auto& [name, value] : now) {
       auto it = baseline_.find(name);
@@ -295,11 +300,13 @@ class SiftTransport : public Transport {
       so.stream = StreamStart{kStreamName, "", DeliverPolicy::kAll};
     }
     if (!options_.use_next) {
+      // Acked before it is recorded, so that the run's end (its last
+      // message recorded) comes after the last Ack() is queued.
       so.callback = [this, receiver, client, ack](const Message& m) {
-        receiver->Record(m.payload());
         if (ack && !client->Ack(m).ok()) {
           ack_errors_.fetch_add(1, std::memory_order_relaxed);
         }
+        receiver->Record(m.payload());
       };
     }
     // --topics: every topic but the last gets its own subscription here, on
@@ -344,10 +351,10 @@ class SiftTransport : public Transport {
         while (!stop_.load(std::memory_order_relaxed)) {
           auto m = s->Next(absl::Milliseconds(100));
           if (m.ok()) {
-            receiver->Record(m->payload());
-            if (ack && !client->Ack(*m).ok()) {
+            if (ack && !client->Ack(*m).ok()) {  // before, as above
               ack_errors_.fetch_add(1, std::memory_order_relaxed);
             }
+            receiver->Record(m->payload());
           } else if (absl::IsCancelled(m.status())) {
             return;
           }

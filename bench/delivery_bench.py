@@ -388,8 +388,9 @@ def section(results, args, seconds, date=None):
         "1,000, the broker's default; `max_queued` raised to the run's size "
         "so the broker may hold the whole burst). Throughput at the "
         "subscribers (the group's total for the queue); broker acks: its "
-        "ACK count when the last message arrived (a few ACKs may still be "
-        "on their way)." % fmt_rate(scaled(ACK_COUNT, args.quick)))
+        "ACK count once the subscribers' clients were flushed after the "
+        "last message (sift-bench acks each message before it counts it, "
+        "and a PING behind the ACKs makes sure the broker read them)." % fmt_rate(scaled(ACK_COUNT, args.quick)))
     L.append("")
     L.append("| workload | at-most-once msgs/s | at-least-once msgs/s | "
              "ratio | siftd CPU per msg, at-most / at-least-once | "

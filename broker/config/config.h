@@ -60,7 +60,10 @@ struct Config {
   uint32_t handshake_timeout_ms = 5000;
   // ZeroMQ high-water marks (messages) on the broker socket; 0 = no limit.
   uint32_t send_hwm = 1000000;
-  uint32_t recv_hwm = 1000000;
+  // Per connection: what siftd has not read yet (ZeroMQ's own default).
+  // Past it ZeroMQ stops reading the connection, so a client that sends
+  // faster than siftd routes waits in TCP, not in siftd's memory.
+  uint32_t recv_hwm = 1000;
   // Subject-tree match cache entries (0 disables the cache).
   uint32_t match_cache_size = 4096;
   // Topics listed in a STATS reply.

@@ -408,7 +408,7 @@ size_t Deliveries::RemoveConsumerAt(uint32_t c, int64_t now,
   if (g == kNone) {
     dropped += co.queue.size();
     queued_ -= co.queue.size();
-    std::deque<Waiting>().swap(co.queue);
+    WaitingLine().swap(co.queue);
   }
 
   // A group member's in-flight messages go to the others now: leaving is a
@@ -449,7 +449,7 @@ void Deliveries::MaybeForgetGroup(uint32_t g) {
   if (!gr.members.empty() || !gr.backlog.empty() || gr.delayed != 0) return;
   groups_by_name_.erase(gr.name);
   std::string().swap(gr.name);
-  std::deque<Waiting>().swap(gr.backlog);
+  WaitingLine().swap(gr.backlog);
   gr.cursor = 0;
   gr.uniform = false;
   std::string().swap(gr.pattern);
@@ -659,7 +659,7 @@ void Deliveries::DeliverWaiting(uint32_t c, Waiting waiting, int64_t now,
   Deliver(c, slot, now, sends);
 }
 
-void Deliveries::ReturnToLine(uint32_t slot, std::deque<Waiting>* line) {
+void Deliveries::ReturnToLine(uint32_t slot, WaitingLine* line) {
   Entry& e = entries_[slot];
   // Messages that came back sit at the head in Offer order; the scan stops
   // at the first message offered later, which is at once in the usual case.
@@ -687,7 +687,7 @@ void Deliveries::Refill(uint32_t c, int64_t now, std::vector<Send>* sends) {
   // The backlog in FIFO order, skipping what this member's pattern does not
   // match (another member's work).
   const Group& gr = groups_[co.group];
-  std::deque<Waiting>& backlog = groups_[co.group].backlog;
+  WaitingLine& backlog = groups_[co.group].backlog;
   size_t i = 0;
   while (HasCapacity(co) && i < backlog.size()) {
     if (backlog.size() > i + kPrefetchAhead) {

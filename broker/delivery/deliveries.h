@@ -86,6 +86,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "broker/delivery/arena_allocator.h"
 #include "broker/delivery/backoff.h"
 #include "broker/delivery/in_flight_index.h"
 #include "broker/delivery/timer_queue.h"
@@ -414,6 +415,10 @@ class Deliveries {
     uint32_t attempts;
     uint32_t pattern_gen = 0;
   };
+  // A line of messages waiting for capacity, in the order they are handed
+  // out. Its nodes come from MessageArena (arena_allocator.h: a burst held
+  // here faulted in fresh heap pages, and fragmented the heap, before).
+  using WaitingLine = std::deque<Waiting, ArenaAllocator<Waiting>>;
 
   // A message in flight (delivered, not yet acked), or waiting out a
   // backoff before its next delivery. Slots are reused through free_entries_.
@@ -462,7 +467,7 @@ class Deliveries {
     // While in_flight_list is not empty: seq of a live timer at or before
     // its head's deadline (0: none).
     uint64_t timer = 0;
-    std::deque<Waiting> queue;  // not in a group only
+    WaitingLine queue;  // not in a group only
     uint64_t delivered = 0;
     uint64_t acks = 0;
   };
@@ -472,7 +477,7 @@ class Deliveries {
     AckPolicy policy;               // max_deliver, max_queued, backoff apply
     std::vector<uint32_t> members;  // in joining order
     size_t cursor = 0;              // round robin: next member to try
-    std::deque<Waiting> backlog;
+    WaitingLine backlog;
     uint32_t delayed = 0;  // entries waiting to be redelivered to the group
     // While `uniform`, every member's pattern is `pattern` (the usual work
     // queue: workers alike). pattern_gen changes whenever that stops being
@@ -562,7 +567,7 @@ class Deliveries {
   void Redeliver(uint32_t slot, int64_t now, std::vector<Send>* sends);
   // Puts entry `slot`'s message back at the head of `line` (freeing the
   // slot), after the messages there that were offered before it.
-  void ReturnToLine(uint32_t slot, std::deque<Waiting>* line);
+  void ReturnToLine(uint32_t slot, WaitingLine* line);
   // Fills `consumer`'s free capacity from its queue or its group's backlog.
   void Refill(uint32_t consumer, int64_t now, std::vector<Send>* sends);
   // A member of `group` other than `avoid`, not leaving, with capacity,

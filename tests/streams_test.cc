@@ -993,6 +993,47 @@ TEST(StreamsTest, AStreamAddedLaterKeepsTheRetainedValuesItCaptures) {
             (std::map<std::string, std::string>{{"rs.a", "A"}, {"rs.b", "B"}}));
 }
 
+// The same for delayed messages: those waiting in memory when a stream that
+// captures their topic is added (published before it, or while it was
+// deleted) go on disk with it, in the order they were to come out, and
+// survive a restart (they were lost: the notes of the fourteenth session).
+TEST(StreamsTest, AStreamAddedLaterKeepsTheDelayedMessagesItCaptures) {
+  auto siftd = StartSiftd({"--data_dir=" + NewDataDir("readd_delayed")});
+  ASSERT_NE(siftd, nullptr);
+  {
+    Raw c(siftd->endpoint());
+    int next_id = 500;
+    auto delay = [&](const std::string& topic, const std::string& body) {
+      wire::Header h;
+      h.set_request_id(++next_id);
+      h.mutable_pub()->set_topic(topic);
+      h.mutable_pub()->set_confirm(true);
+      h.mutable_pub()->set_delay_ms(3000);
+      auto r = c.dealer().Call(h, body, kTimeout);
+      return r.ok() && r->has_ok();
+    };
+    ASSERT_TRUE(delay("ds.a", "A1"));  // no stream yet: memory only
+    ASSERT_TRUE(delay("ds.a", "A2"));
+    ASSERT_TRUE(delay("other.x", "X"));  // never captured
+    ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "ds", {"ds.>"}).ok());
+    ASSERT_TRUE(delay("ds.b", "B"));  // kept by the stream at once
+    ASSERT_TRUE(c.Stream(wire::STREAM_DELETE, "ds").ok());
+    ASSERT_TRUE(delay("ds.c", "C"));  // deleted: memory only again
+    ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "ds", {"ds.>"}).ok());
+  }
+  ASSERT_TRUE(siftd->Restart().ok());
+  Raw sub(siftd->endpoint());
+  ASSERT_TRUE(sub.Watch(">").ok());
+  std::vector<std::string> got;
+  for (int i = 0; i < 5; ++i) {
+    auto m = sub.Next(absl::Seconds(8));
+    if (!m) break;
+    got.push_back(m->first.topic() + "=" + m->second);
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{"ds.a=A1", "ds.a=A2", "ds.b=B",
+                                           "ds.c=C"}));
+}
+
 // Kept messages come back whole and in order after a restart: past
 // max_delayed and max_retained when those were lowered meanwhile (each was
 // confirmed; the delayed ones past the limit were deleted from disk, for

@@ -37,6 +37,15 @@ class ScheduledMessages {
   }
   // Appends every message due at `now` to *out, earliest first.
   void TakeDue(int64_t now, std::vector<MessageRef>* out);
+  // Calls f(due, message) for every message held, in the order TakeDue
+  // would hand them out. O(n log n): for rare walks (a stream added while
+  // messages wait), not per publish. `f` must not add or take messages.
+  template <typename F>
+  void ForEach(F f) const {
+    for (const TimerQueue::Timer& t : timers_.Sorted()) {
+      f(t.when, slots_[t.slot]);
+    }
+  }
   // When the next message is due, or INT64_MAX.
   int64_t NextDue() const {
     return timers_.empty() ? INT64_MAX : timers_.top().when;

@@ -57,6 +57,15 @@ class TimerQueue {
     heap_.pop_back();
   }
 
+  // Every timer, stale ones included, earliest first (equal `when` in push
+  // order). O(n log n) and a copy: for rare walks, not the hot path.
+  std::vector<Timer> Sorted() const {
+    std::vector<Timer> out = heap_;
+    std::sort(out.begin(), out.end(),
+              [](const Timer& a, const Timer& b) { return Later(b, a); });
+    return out;
+  }
+
   // Drops every timer t with !is_live(t), in O(size()).
   template <typename IsLive>
   void Compact(IsLive is_live) {

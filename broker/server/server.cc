@@ -1767,6 +1767,15 @@ class Server::Loop {
           for (const delivery::MessageRef& m : values) {
             streams_->SaveRetained(m);
           }
+          // So do the delayed messages of its topics that wait in memory
+          // only (published before it, or while it was deleted): a stream
+          // keeps its topics' delayed messages across a restart.
+          scheduled_.ForEach([&](int64_t due, const delivery::MessageRef& m) {
+            if (held_delayed_.contains(m.get())) return;  // on disk
+            if (auto saved = streams_->SaveDelayed(m, due + WallOffsetMs())) {
+              held_delayed_[m.get()] = {saved->stream, saved->key};
+            }
+          });
         }
         break;
       }
@@ -1784,6 +1793,11 @@ class Server::Loop {
       case wire::STREAM_DELETE:
         s = streams_->Delete(r.config().name());
         if (s.ok()) {
+          // Its delayed messages still wait in memory, now in memory only
+          // (its files went with it); a stream added later saves them again.
+          absl::erase_if(held_delayed_, [&](const auto& entry) {
+            return entry.second.first == r.config().name();
+          });
           Log(LogLevel::kInfo, "stream deleted",
               {{"stream", r.config().name()},
                {"client", router_.client_id(client)}});

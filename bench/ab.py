@@ -4,8 +4,10 @@
     bench/ab.py --a-bench A/sift-bench --a-siftd A/siftd \\
                 --b-bench B/sift-bench --b-siftd B/siftd [--reps 5] [--rows ...]
 
-Each repetition runs every row once with A, then once with B (so drift in
-the machine's load hits both alike), sift mode only. Prints, per row, the
+Each repetition runs every row once with A and once with B, A first in odd
+repetitions and B first in even ones (so drift in the machine's load, and
+the head start a run gets from the one before it, hit both alike; use an
+even --reps), sift mode only. Prints, per row, the
 medians of A and B and B/A: the figure to quote when a change must not cost
 the no-plugin path more than a few percent. Rows and counts are those of the
 standard matrix (bench/matrix.py), and ack1to1/ackqueue4 those of
@@ -59,7 +61,11 @@ def main():
     got = {(r, s): [] for r in rows for s in "ab"}
     for rep in range(o.reps):
         for r in rows:
-            for s in "ab":
+            # A then B in odd repetitions, B then A in even ones: a run goes
+            # faster on pages the run before it has just freed (at-least-once
+            # rows hold a burst: up to a quarter faster here, BENCHMARKS.md,
+            # Notes, fifteenth session), which a fixed order hands to B.
+            for s in ("ab" if rep % 2 == 0 else "ba"):
                 v = run(getattr(o, "%s_bench" % s), getattr(o, "%s_siftd" % s),
                         r, 1000000 // o.scale)
                 if v is not None:

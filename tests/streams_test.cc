@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -1032,6 +1033,59 @@ TEST(StreamsTest, AStreamAddedLaterKeepsTheDelayedMessagesItCaptures) {
   }
   EXPECT_EQ(got, (std::vector<std::string>{"ds.a=A1", "ds.a=A2", "ds.b=B",
                                            "ds.c=C"}));
+}
+
+// A STREAM_ADD that takes retained values and delayed messages on disk
+// answers once they are written: a SIGKILL right after its OK loses none
+// (a trial kept 83 of 400 delayed and 77 of 500 retained, with holes, when
+// the answer went out at once).
+TEST(StreamsTest, AStreamAddAnswersOnceWhatItTookIsOnDisk) {
+  const std::string dir = NewDataDir("add_then_kill");
+  constexpr int kEach = 400;
+  {
+    auto siftd = StartSiftd({"--data_dir=" + dir});
+    ASSERT_NE(siftd, nullptr);
+    Raw c(siftd->endpoint());
+    for (int i = 0; i < 2 * kEach; ++i) {
+      wire::Header h;
+      h.set_request_id(2000 + i);
+      h.mutable_pub()->set_confirm(true);
+      if (i < kEach) {
+        h.mutable_pub()->set_topic(absl::StrCat("ak.r", i));
+        h.mutable_pub()->set_retain(true);
+      } else {
+        h.mutable_pub()->set_topic("ak.d");
+        h.mutable_pub()->set_delay_ms(3000);
+      }
+      c.dealer().Send(h, absl::StrCat("m", i));
+    }
+    for (int i = 0; i < 2 * kEach; ++i) {
+      auto r = c.dealer().AwaitReply(2000 + i, kTimeout);
+      ASSERT_TRUE(r.ok() && r->has_ok()) << i;
+    }
+    ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "ak", {"ak.>"}).ok());
+    ASSERT_EQ(kill(siftd->pid(), SIGKILL), 0);
+    ASSERT_TRUE(siftd->Stop().ok());  // reaps it
+  }
+  auto siftd = StartSiftd({"--data_dir=" + dir});
+  ASSERT_NE(siftd, nullptr);
+  Raw sub(siftd->endpoint());
+  ASSERT_TRUE(sub.Watch("ak.>").ok());
+  std::set<std::string> retained;
+  std::vector<std::string> delayed;
+  for (int i = 0; i < 2 * kEach; ++i) {
+    auto m = sub.Next(absl::Seconds(10));
+    if (!m) break;
+    if (m->first.retained()) {
+      retained.insert(m->second);
+    } else {
+      delayed.push_back(m->second);
+    }
+  }
+  EXPECT_EQ(retained.size(), static_cast<size_t>(kEach));
+  std::vector<std::string> want;
+  for (int i = kEach; i < 2 * kEach; ++i) want.push_back(absl::StrCat("m", i));
+  EXPECT_EQ(delayed, want);
 }
 
 // Kept messages come back whole and in order after a restart: past

@@ -341,14 +341,26 @@ class Server::Loop {
           {{"retained", static_cast<uint64_t>(retained)},
            {"delayed", static_cast<uint64_t>(delayed)}});
     }
-    if (retained_.over_bounds() || scheduled_.over_bounds()) {
+    // Each store over its limits says so on its own line, naming only
+    // itself (a trial read "retained or delayed" of a broker whose retained
+    // values were well within theirs).
+    if (retained_.over_bounds()) {
       Log(LogLevel::kWarn,
-          "kept messages restored past their limits: new retained or "
-          "delayed publishes get STORE_FULL until fewer are held",
+          "kept messages restored past their limits: new retained values "
+          "get STORE_FULL until fewer are held",
           {{"retained", static_cast<uint64_t>(retained_.size())},
            {"max_retained", static_cast<uint64_t>(config_.max_retained)},
-           {"delayed", static_cast<uint64_t>(scheduled_.size())},
-           {"max_delayed", static_cast<uint64_t>(config_.max_delayed)}});
+           {"retained_bytes", retained_.bytes()},
+           {"max_retained_bytes", config_.max_retained_bytes}});
+    }
+    if (scheduled_.over_bounds()) {
+      Log(LogLevel::kWarn,
+          "kept messages restored past their limits: new delayed publishes "
+          "get STORE_FULL until fewer are held",
+          {{"delayed", static_cast<uint64_t>(scheduled_.size())},
+           {"max_delayed", static_cast<uint64_t>(config_.max_delayed)},
+           {"delayed_bytes", scheduled_.bytes()},
+           {"max_delayed_bytes", config_.max_delayed_bytes}});
     }
     return absl::OkStatus();
   }
@@ -1745,6 +1757,9 @@ class Server::Loop {
     reply.set_request_id(h.request_id());
     wire::StreamReply* out = reply.mutable_stream_reply();
     absl::Status s;
+    // STREAM_ADD: the writes of the retained values and delayed messages it
+    // took on disk, (stream, ticket); its answer waits for them.
+    std::vector<std::pair<std::string, uint64_t>> held_writes;
     switch (r.op()) {
       case wire::STREAM_ADD: {
         streams::StreamSettings settings;
@@ -1765,7 +1780,9 @@ class Server::Loop {
             retained_.Match(subject, &values);
           }
           for (const delivery::MessageRef& m : values) {
-            streams_->SaveRetained(m);
+            if (auto saved = streams_->SaveRetained(m)) {
+              held_writes.push_back(std::move(*saved));
+            }
           }
           // So do the delayed messages of its topics that wait in memory
           // only (published before it, or while it was deleted): a stream
@@ -1774,6 +1791,7 @@ class Server::Loop {
             if (held_delayed_.contains(m.get())) return;  // on disk
             if (auto saved = streams_->SaveDelayed(m, due + WallOffsetMs())) {
               held_delayed_[m.get()] = {saved->stream, saved->key};
+              held_writes.emplace_back(saved->stream, saved->ticket);
             }
           });
         }
@@ -1811,6 +1829,13 @@ class Server::Loop {
                                 absl::StrCat("unknown STREAM op ", r.op()));
     }
     if (!s.ok()) return Answer(routing_id, client, h.request_id(), s);
+    if (!held_writes.empty()) {
+      // Answered once they are on disk (ProcessStreams), so that a crash
+      // after the answer loses none of them.
+      deferred_stream_replies_[{client, h.request_id()}] = std::move(reply);
+      streams_->AnswerWhenSaved(client, h.request_id(), std::move(held_writes));
+      return;
+    }
     SendHeader(routing_id, reply);
   }
 
@@ -1833,7 +1858,19 @@ class Server::Loop {
     }
     stream_sends_.clear();
     for (const streams::StreamAnswer& a : stream_answers_) {
+      std::optional<wire::Header> deferred;
+      if (!deferred_stream_replies_.empty()) {
+        auto it = deferred_stream_replies_.find({a.client, a.request_id});
+        if (it != deferred_stream_replies_.end()) {
+          deferred = std::move(it->second);
+          deferred_stream_replies_.erase(it);
+        }
+      }
       if (!router_.IsLive(a.client)) continue;
+      if (deferred.has_value() && a.status.ok()) {
+        SendReply(a.client, *deferred);
+        continue;
+      }
       if (a.ended_sid != 0) {  // a notice that ends a subscription
         wire::Header notice;
         notice.mutable_error()->set_code(protocol::WireCodeOf(a.status));
@@ -3095,6 +3132,10 @@ class Server::Loop {
   std::vector<pollfd> pollfds_;
   std::vector<streams::StreamSend> stream_sends_;
   std::vector<streams::StreamAnswer> stream_answers_;
+  // STREAM_ADD replies waiting for the held writes the command started
+  // (AnswerWhenSaved), by (client, request id).
+  absl::flat_hash_map<std::pair<Router::ClientHandle, uint64_t>, wire::Header>
+      deferred_stream_replies_;
   std::vector<delivery::Send> ack_sends_;
   std::vector<delivery::DeadLetter> ack_dead_;
   // Emptied vectors of SendAckDeliveries, kept for their storage.

@@ -44,7 +44,19 @@ absl::Status MakeDir(const std::string& dir) {
   return absl::OkStatus();
 }
 
-// Writes `text` to `path` atomically (temporary file, fsync, rename).
+// Makes the entries of directory `dir` (a file created or renamed in it)
+// survive a power loss, as its files' own fsync does not.
+absl::Status SyncDir(const std::string& dir) {
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Errno(absl::StrCat("open ", dir));
+  const bool ok = fsync(fd) == 0;
+  close(fd);
+  if (!ok) return Errno(absl::StrCat("fsync ", dir));
+  return absl::OkStatus();
+}
+
+// Writes `text` to `path` atomically (temporary file, fsync, rename, fsync
+// of the directory).
 absl::Status WriteFileAtomic(const std::string& path, const std::string& text) {
   const std::string temp = path + ".tmp";
   const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
@@ -58,7 +70,7 @@ absl::Status WriteFileAtomic(const std::string& path, const std::string& text) {
     unlink(temp.c_str());
     return s;
   }
-  return absl::OkStatus();
+  return SyncDir(std::filesystem::path(path).parent_path().string());
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
@@ -301,6 +313,11 @@ absl::Status StreamManager::OpenStream(StreamSettings settings,
     absl::StatusOr<std::string> old = ReadFile(file);
     if (!old.ok() || *old != text) {
       if (absl::Status st = WriteFileAtomic(file, text); !st.ok()) return st;
+      // And the stream's directory in streams/, for a new stream.
+      if (absl::Status st = SyncDir(absl::StrCat(data_dir_, "/streams"));
+          !st.ok()) {
+        return st;
+      }
     }
   }
   store::RecoveryReport report;
@@ -639,6 +656,8 @@ absl::Status StreamManager::Delete(const std::string& name) {
   std::error_code ec;
   std::filesystem::remove_all(gone, ec);
   if (rename(s->dir.c_str(), gone.c_str()) == 0) {
+    // Gone for good once answered, power loss included.
+    SyncDir(absl::StrCat(data_dir_, "/streams")).IgnoreError();
     std::filesystem::remove_all(gone, ec);
   }
   streams_.erase(it);

@@ -1,5 +1,6 @@
 #include "broker/delivery/scheduled.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +36,24 @@ TEST(ScheduledMessagesTest, DueInOrderEqualTimesInArrivalOrder) {
   EXPECT_EQ(Take(s, 1000), std::vector<std::string>{"c"});
   EXPECT_EQ(s.NextDue(), INT64_MAX);
   EXPECT_EQ(s.bytes(), 0u);
+}
+
+TEST(ScheduledMessagesTest, ForEachWalksInTheOrderTakeDueWould) {
+  ScheduledMessages s(100, 1000);
+  ASSERT_TRUE(s.Add(300, M("c")).ok());
+  ASSERT_TRUE(s.Add(100, M("a")).ok());
+  for (int i = 0; i < 20; ++i) {  // enough ties to scramble a heap's order
+    ASSERT_TRUE(s.Add(200, M("b" + std::to_string(i))).ok());
+  }
+  std::vector<std::string> walked;
+  std::vector<int64_t> dues;
+  s.ForEach([&](int64_t due, const MessageRef& m) {
+    dues.push_back(due);
+    walked.emplace_back(m->payload());
+  });
+  EXPECT_EQ(walked, Take(s, 1000));  // nothing taken by the walk
+  EXPECT_TRUE(std::is_sorted(dues.begin(), dues.end()));
+  EXPECT_EQ(dues.size(), 22u);
 }
 
 TEST(ScheduledMessagesTest, BoundsRefuse) {

@@ -364,6 +364,35 @@ TEST(StreamsCliTest, PubRetainPastTheBoundSaysTheMessageWasDelivered) {
   EXPECT_FALSE(absl::StrContains(r.out, "failed")) << r.out;
 }
 
+// With retained values turned off (max_retained 0) a retained publish is
+// routed all the same, as configuration.md says, and not kept: it was
+// refused whole ("not published", a trial).
+TEST(StreamsCliTest, PubRetainWithRetainedValuesOffIsDeliveredNotKept) {
+  auto siftd = StartSiftd({"--max_retained=0"});
+  ASSERT_NE(siftd, nullptr);
+  auto client = Connect(siftd->endpoint());
+  ASSERT_NE(client, nullptr);
+  auto live = client->Subscribe("off.>", {});
+  ASSERT_TRUE(live.ok()) << live.status();
+  Result r = Sift(*siftd, {"pub", "off.a", "v", "--retain"});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_TRUE(absl::StrContains(
+      r.out,
+      "sift: the message to off.a was delivered but not kept as its retained "
+      "value: "))
+      << r.out;
+  EXPECT_TRUE(absl::StrContains(
+      r.out, "retained values are off on this broker (max_retained is 0)"))
+      << r.out;
+  auto got = (*live)->Next(kTimeout);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->payload(), "v");
+  // Nothing kept: a later subscriber gets no retained value.
+  auto later = client->Subscribe("off.>", {});
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_FALSE((*later)->Next(absl::Milliseconds(300)).ok());
+}
+
 TEST(StreamsCliTest, PubMsgIdTwiceStoresOneRecord) {
   auto siftd = StartSiftdWithStreams();
   ASSERT_NE(siftd, nullptr);

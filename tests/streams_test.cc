@@ -1088,6 +1088,39 @@ TEST(StreamsTest, AStreamAddAnswersOnceWhatItTookIsOnDisk) {
   EXPECT_EQ(delayed, want);
 }
 
+// Adding a stream again with the same settings changes nothing, on disk
+// too: it rewrote every kept value of its topics (a trial: 8,000 files,
+// 3.7 s; with 20,000 the repeated add timed out).
+TEST(StreamsTest, AddingTheSameStreamAgainWritesNothing) {
+  const std::string dir = NewDataDir("readd_same");
+  auto siftd = StartSiftd({"--data_dir=" + dir});
+  ASSERT_NE(siftd, nullptr);
+  Raw c(siftd->endpoint());
+  for (int i = 0; i < 50; ++i) {
+    wire::Header h;
+    h.set_request_id(3000 + i);
+    h.mutable_pub()->set_topic(absl::StrCat("same.r", i));
+    h.mutable_pub()->set_confirm(true);
+    h.mutable_pub()->set_retain(true);
+    auto r = c.dealer().Call(h, "v", kTimeout);
+    ASSERT_TRUE(r.ok() && r->has_ok()) << i;
+  }
+  ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "same", {"same.>"}).ok());
+  const std::string held = dir + "/streams/same/held";
+  auto times = [&] {
+    std::map<std::string, std::filesystem::file_time_type> out;
+    for (const auto& e : std::filesystem::directory_iterator(held)) {
+      out[e.path().filename().string()] = e.last_write_time();
+    }
+    return out;
+  };
+  const auto before = times();
+  ASSERT_EQ(before.size(), 50u);
+  absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_TRUE(c.Stream(wire::STREAM_ADD, "same", {"same.>"}).ok());
+  EXPECT_EQ(times(), before);
+}
+
 // Kept messages come back whole and in order after a restart: past
 // max_delayed and max_retained when those were lowered meanwhile (each was
 // confirmed; the delayed ones past the limit were deleted from disk, for

@@ -1118,12 +1118,9 @@ class Server::Loop {
       return s;
     }
     if (!delayed) {
-      if (config_.max_retained == 0) {
-        return refuse(wire::STORE_FULL,
-                      "retained values are off on this broker (max_retained "
-                      "is 0); not published");
-      }
-      return absl::OkStatus();  // kept once routed (StoreRetained)
+      // Kept once routed (StoreRetained); a store that cannot keep it, even
+      // one turned off (max_retained 0), still routes it, as documented.
+      return absl::OkStatus();
     }
     const delivery::MessageRef message = Stored(pub, payload);
     absl::Status s = scheduled_.Add(now_ms_ + delay, message);
@@ -1765,9 +1762,18 @@ class Server::Loop {
         streams::StreamSettings settings;
         s = streams::SettingsFromWire(r.config(), &settings);
         if (!s.ok()) break;
+        const bool existed = streams_->Info(settings.name).ok();
         auto view = streams_->Add(settings);
         s = view.status();
-        if (s.ok()) {
+        if (s.ok() && existed) {
+          // The same settings again: nothing changes and nothing is
+          // written, but the answer waits for the stream's kept values
+          // still being written (an add that timed out, asked again).
+          streams::FillStreamInfo(*view, out->add_streams());
+          if (auto pending = streams_->PendingHeldWrite(settings.name)) {
+            held_writes.push_back(std::move(*pending));
+          }
+        } else if (s.ok()) {
           streams::FillStreamInfo(*view, out->add_streams());
           Log(LogLevel::kInfo, "stream added",
               {{"stream", settings.name},

@@ -18,6 +18,10 @@ absl::Status RetainedStore::Set(MessageRef message, bool restored) {
     return absl::OkStatus();
   }
   const uint64_t cost = Cost(*message);
+  if (!restored && max_topics_ == 0) {
+    return absl::ResourceExhaustedError(
+        "retained values are off on this broker (max_retained is 0)");
+  }
   if (!restored && it == values_.end() && values_.size() >= max_topics_) {
     return absl::ResourceExhaustedError(
         absl::StrCat("the broker holds ", values_.size(),

@@ -70,5 +70,21 @@ TEST(RetainedStoreTest, RestoredValuesPassTheBoundsWhichThenRefuse) {
   EXPECT_FALSE(s.over_bounds());
 }
 
+// max_retained 0 turns retained values off: nothing new is kept, not even
+// a replacement of a value restored from a stream, which an empty value
+// still clears.
+TEST(RetainedStoreTest, NoneAreKeptWhenTurnedOff) {
+  RetainedStore s(0, 100);
+  const absl::Status off = s.Set(M("a", "1"));
+  EXPECT_EQ(off.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(off.message(),
+            "retained values are off on this broker (max_retained is 0)");
+  ASSERT_TRUE(s.Set(M("b", "1"), /*restored=*/true).ok());
+  EXPECT_EQ(s.Set(M("b", "2")).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Topics(s, ">"), std::vector<std::string>{"b=1"});
+  ASSERT_TRUE(s.Set(M("b", "")).ok());
+  EXPECT_EQ(s.size(), 0u);
+}
+
 }  // namespace
 }  // namespace sift::store

@@ -44,6 +44,8 @@ class ConsumerStore {
   uint64_t Put(const std::string& name, std::string state);
   uint64_t Remove(const std::string& name);
 
+  // The ticket of the newest Put or Remove (0: none yet). Owner thread.
+  uint64_t LastTicket() const { return next_ticket_; }
   uint64_t DurableTicket() const {
     return durable_.load(std::memory_order_acquire);
   }

@@ -512,6 +512,16 @@ void StreamManager::ForgetDelayed(const std::string& stream,
   if (Stream* s = Find(stream)) s->held->Remove(key);
 }
 
+std::optional<std::pair<std::string, uint64_t>> StreamManager::PendingHeldWrite(
+    const std::string& name) {
+  Stream* s = Find(name);
+  if (s == nullptr || s->held == nullptr ||
+      s->held->DurableTicket() >= s->held->LastTicket()) {
+    return std::nullopt;
+  }
+  return std::make_pair(s->settings.name, s->held->LastTicket());
+}
+
 namespace {
 
 // The (time made, counter) of a delayed message's key "d-<ms>-<n>"

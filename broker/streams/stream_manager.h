@@ -187,6 +187,11 @@ class StreamManager {
                                    int64_t due_unix_ms);
   // The delayed message was routed (or dropped): its file goes.
   void ForgetDelayed(const std::string& stream, const std::string& key);
+  // The newest write of stream `name`'s held/ store not yet on disk, as
+  // (stream, ticket) for AnswerWhenSaved; nullopt if every write is (or
+  // there is no such stream).
+  std::optional<std::pair<std::string, uint64_t>> PendingHeldWrite(
+      const std::string& name);
   // What the streams' held/ directories held when they were opened; once.
   // Retained values first, then delayed messages by due time, those due at
   // the same time in the order they were published (their keys say it:

@@ -924,6 +924,19 @@ int RunStream(const Args& args) {
       config.dedup_max_ids = args.dedup_max_ids;
       config.segment_max_bytes = args.segment_bytes;
       absl::StatusOr<StreamInfo> info = c.AddStream(config, timeout);
+      if (absl::IsDeadlineExceeded(info.status())) {
+        // The broker answers once the retained values and delayed messages
+        // it already held for the stream's topics are on disk: many take
+        // longer than the timeout, and the stream exists meanwhile.
+        return Fail(absl::StrCat(
+            "no answer to stream add ", NameInError(args.stream), ": ",
+            info.status().message(),
+            ". The stream may have been added, with the retained values and "
+            "delayed messages held for its topics still being written to "
+            "disk (not yet safe from a crash); `sift stream add` again with "
+            "the same settings and a longer --connect_timeout waits for "
+            "them"));
+      }
       if (!info.ok()) {
         return Fail(absl::StrCat("cannot add stream ", NameInError(args.stream),
                                  ": ", info.status().message()));

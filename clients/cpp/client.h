@@ -597,8 +597,12 @@ class Client {
   // Thread-safe; not from a subscription callback.
 
   // Creates a stream (STREAM ADD) and returns it as the broker holds it
-  // (defaults filled in). Adding the same config again is OK and changes
-  // nothing. InvalidArgument (INVALID_STREAM): a bad name, subject pattern
+  // (defaults filled in). The broker answers once the retained values and
+  // delayed messages it already held for the stream's topics are on disk
+  // (docs/delivery.md §5, §6): many of them can outlast `timeout`, and then
+  // DeadlineExceeded means the stream may exist with those still being
+  // written; the same config again (OK, changes nothing) is answered once
+  // they are. InvalidArgument (INVALID_STREAM): a bad name, subject pattern
   // or setting (a negative max_age or dedup_window among them, refused
   // before sending), or the name is taken with other settings.
   absl::StatusOr<StreamInfo> AddStream(

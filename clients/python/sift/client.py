@@ -878,7 +878,11 @@ class Client:
                    timeout: float = 5.0) -> StreamInfo:
         """Creates a durable stream (docs/delivery.md §3) and returns it as
         the broker holds it (defaults filled in). The same settings again
-        are OK and change nothing.
+        are OK and change nothing. The broker answers once the retained
+        values and delayed messages it already held for the stream's topics
+        are on disk (docs/delivery.md §5, §6); many of them can outlast
+        ``timeout``, and then the stream may exist with those still being
+        written: the same call again is answered once they are.
 
         Args:
           name: 1 to 64 characters of ``[A-Za-z0-9_-]``.

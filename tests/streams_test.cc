@@ -1121,6 +1121,42 @@ TEST(StreamsTest, AddingTheSameStreamAgainWritesNothing) {
   EXPECT_EQ(times(), before);
 }
 
+// Answers a session is still owed when it ends go with it: its handle goes
+// to the next client, which took them for answers to its own request ids
+// (a trial: a confirmed publish answered with another session's stream_seq
+// 0). Here a STREAM_ADD waits for 8,000 kept values to be written while its
+// client leaves; the next client, asking nothing with that id, must get
+// nothing with it.
+TEST(StreamsTest, AnswersOwedToASessionThatEndedGoNowhere) {
+  auto siftd = StartSiftd({"--data_dir=" + NewDataDir("owed")});
+  ASSERT_NE(siftd, nullptr);
+  constexpr uint64_t kAddId = 4242;
+  {
+    Raw a(siftd->endpoint());
+    for (int i = 0; i < 8000; ++i) {
+      wire::Header h;
+      h.mutable_pub()->set_topic(absl::StrCat("owed.r", i));
+      h.mutable_pub()->set_retain(true);
+      a.dealer().Send(h, "v");
+    }
+    ASSERT_TRUE(a.Stats().ok());  // read after every publish
+    wire::Header add;
+    add.set_request_id(kAddId);
+    wire::StreamRequest* r = add.mutable_stream();
+    r->set_op(wire::STREAM_ADD);
+    r->mutable_config()->set_name("owed");
+    r->mutable_config()->add_subjects("owed.>");
+    a.dealer().Send(add);
+    ASSERT_TRUE(a.Stats().ok());  // the STREAM_ADD was read
+  }                               // gone, its answer still owed
+  // Its session ends once siftd sees the connection close.
+  absl::SleepFor(absl::Milliseconds(300));
+  Raw b(siftd->endpoint());
+  EXPECT_FALSE(b.dealer().AwaitReply(kAddId, absl::Seconds(6)).ok());
+  auto info = b.Stream(wire::STREAM_INFO, "owed");
+  ASSERT_TRUE(info.ok()) << info.status();
+}
+
 // Kept messages come back whole and in order after a restart: past
 // max_delayed and max_retained when those were lowered meanwhile (each was
 // confirmed; the delayed ones past the limit were deleted from disk, for

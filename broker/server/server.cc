@@ -2225,6 +2225,13 @@ class Server::Loop {
   // other members of their groups (or is dropped, counted).
   void ReleaseConsumers(Router::ClientHandle client) {
     if (streams_ != nullptr) streams_->RemoveClient(client, now_ms_);
+    // Its STREAM_ADD replies still waiting are not for the next client
+    // that gets its handle (StreamManager::RemoveClient drops their turn).
+    if (!deferred_stream_replies_.empty()) {
+      absl::erase_if(deferred_stream_replies_, [&](const auto& entry) {
+        return entry.first.first == client;
+      });
+    }
     if (deliveries_.empty()) return;
     const size_t dropped =
         deliveries_.RemoveClient(client, now_ms_, &ack_sends_, &ack_dead_);

@@ -847,6 +847,25 @@ bool StreamManager::Unsubscribe(uint32_t client, uint64_t sid, int64_t now) {
 }
 
 void StreamManager::RemoveClient(uint32_t client, int64_t now) {
+  // Answers still owed to this session go with it: its handle is given to
+  // the next client, which would take them for answers to its own request
+  // ids (a trial saw a confirm answered with another session's stream_seq).
+  ack_answers_.erase(
+      std::remove_if(ack_answers_.begin(), ack_answers_.end(),
+                     [&](const AckAnswer& a) { return a.client == client; }),
+      ack_answers_.end());
+  notices_.erase(
+      std::remove_if(notices_.begin(), notices_.end(),
+                     [&](const StreamAnswer& a) { return a.client == client; }),
+      notices_.end());
+  for (auto& stream : streams_) {
+    auto& confirms = stream->confirms;
+    confirms.erase(std::remove_if(confirms.begin(), confirms.end(),
+                                  [&](const Stream::Confirm& c) {
+                                    return c.client == client;
+                                  }),
+                   confirms.end());
+  }
   std::vector<uint64_t> doomed;
   for (auto& [id, slot] : slots_) {
     if (slot->push && slot->client == client) {

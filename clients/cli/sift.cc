@@ -233,7 +233,9 @@ std::string PublishFailed(const Args& args, int64_t n, absl::string_view why) {
         args.count > 1 ? absl::StrCat("message ", n, " of ", args.count, " to ")
                        : "the message to ",
         NameInError(args.topic),
-        " was delivered but not kept as its retained value: ", why);
+        " was routed (to its subscribers, if any) but not kept as its "
+        "retained value: ",
+        why);
   }
   return absl::StrCat("publish to ", NameInError(args.topic), " failed",
                       args.count > 1 ? absl::StrCat(" after ", n - 1, " of ",
@@ -267,7 +269,11 @@ std::string LaterOutcomes(const Args& args,
                                   " sent after it before its answer came, ",
                                   refused.later_ok, " published");
   if (refused.later_refused > 0) {
-    absl::StrAppend(&text, ", ", refused.later_refused, " refused");
+    // A retained publish the broker refuses is one it could not keep
+    // (STORE_FULL "routed, but not retained"): routed all the same.
+    absl::StrAppend(&text, ", ", refused.later_refused,
+                    args.retain ? " routed but not kept as the retained value"
+                                : " refused");
   }
   if (unknown > 0) {
     const std::string timed_out = absl::StrCat(

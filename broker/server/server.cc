@@ -1740,6 +1740,31 @@ class Server::Loop {
                                  "file, turns them on)"));
   }
 
+  // A stream just added takes on disk what siftd holds in memory only for
+  // the topics it captures: their retained values (else a stream re-created
+  // after `rm` showed them and lost them at the next restart) and the
+  // delayed messages waiting for them (published before it, or while it
+  // was deleted). Appends each write's (stream, ticket) to *writes.
+  void SaveKeptValuesOf(const streams::StreamSettings& settings,
+                        std::vector<std::pair<std::string, uint64_t>>* writes) {
+    std::vector<delivery::MessageRef> values;
+    for (const std::string& subject : settings.subjects) {
+      retained_.Match(subject, &values);
+    }
+    for (const delivery::MessageRef& m : values) {
+      if (auto saved = streams_->SaveRetained(m)) {
+        writes->push_back(std::move(*saved));
+      }
+    }
+    scheduled_.ForEach([&](int64_t due, const delivery::MessageRef& m) {
+      if (held_delayed_.contains(m.get())) return;  // on disk already
+      if (auto saved = streams_->SaveDelayed(m, due + WallOffsetMs())) {
+        held_delayed_[m.get()] = {saved->stream, saved->key};
+        writes->emplace_back(saved->stream, saved->ticket);
+      }
+    });
+  }
+
   // STREAM: add, info, list, delete a stream; delete a durable consumer.
   void HandleStreamRequest(std::string_view routing_id,
                            Router::ClientHandle client, const wire::Header& h) {
@@ -1765,41 +1790,20 @@ class Server::Loop {
         const bool existed = streams_->Info(settings.name).ok();
         auto view = streams_->Add(settings);
         s = view.status();
-        if (s.ok() && existed) {
+        if (!s.ok()) break;
+        streams::FillStreamInfo(*view, out->add_streams());
+        if (existed) {
           // The same settings again: nothing changes and nothing is
           // written, but the answer waits for the stream's kept values
           // still being written (an add that timed out, asked again).
-          streams::FillStreamInfo(*view, out->add_streams());
           if (auto pending = streams_->PendingHeldWrite(settings.name)) {
             held_writes.push_back(std::move(*pending));
           }
-        } else if (s.ok()) {
-          streams::FillStreamInfo(*view, out->add_streams());
+        } else {
           Log(LogLevel::kInfo, "stream added",
               {{"stream", settings.name},
                {"client", router_.client_id(client)}});
-          // Retained values of the topics it captures, held in memory only
-          // until now, go on disk with it (else a stream re-created after
-          // `rm` showed them and lost them at the next restart).
-          std::vector<delivery::MessageRef> values;
-          for (const std::string& subject : settings.subjects) {
-            retained_.Match(subject, &values);
-          }
-          for (const delivery::MessageRef& m : values) {
-            if (auto saved = streams_->SaveRetained(m)) {
-              held_writes.push_back(std::move(*saved));
-            }
-          }
-          // So do the delayed messages of its topics that wait in memory
-          // only (published before it, or while it was deleted): a stream
-          // keeps its topics' delayed messages across a restart.
-          scheduled_.ForEach([&](int64_t due, const delivery::MessageRef& m) {
-            if (held_delayed_.contains(m.get())) return;  // on disk
-            if (auto saved = streams_->SaveDelayed(m, due + WallOffsetMs())) {
-              held_delayed_[m.get()] = {saved->stream, saved->key};
-              held_writes.emplace_back(saved->stream, saved->ticket);
-            }
-          });
+          SaveKeptValuesOf(settings, &held_writes);
         }
         break;
       }
@@ -1873,7 +1877,7 @@ class Server::Loop {
         }
       }
       if (!router_.IsLive(a.client)) continue;
-      if (deferred.has_value() && a.status.ok()) {
+      if (deferred.has_value()) {  // AnswerWhenSaved's answers are OK
         SendReply(a.client, *deferred);
         continue;
       }
